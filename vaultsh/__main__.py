@@ -1,0 +1,5 @@
+"""Allows `python -m vaultsh`."""
+
+from vaultsh.cli import main
+
+raise SystemExit(main())
