@@ -1,0 +1,1 @@
+"""Cryptographic primitives for the gocryptfs format; the only package that imports crypto libraries."""

@@ -1,0 +1,460 @@
+"""gocryptfs.conf: parse and validate as gocryptfs does, wrap/unwrap the master key, write atomically (§3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vaultsh import __version__
+from vaultsh.crypto.aead import AesGcm, AuthenticationError
+from vaultsh.crypto.kdf import hkdf_sha256, scrypt
+from vaultsh.vault.errors import (
+    ConfigError,
+    ConfigMissingError,
+    FIDO2UnsupportedError,
+    InitError,
+    PasswordIncorrectError,
+    ReadPasswordError,
+    ScryptParamsError,
+    WriteConfError,
+)
+from vaultsh.vault.keys import INFO_GCM, LONGNAME_MAX_DEFAULT, MASTER_KEY_LEN, FormatOptions
+
+CONF_NAME = "gocryptfs.conf"
+REVERSE_CONF_NAME = ".gocryptfs.reverse.conf"
+CURRENT_VERSION = 2
+DEFAULT_SCRYPT_LOGN = 16
+MIN_SCRYPT_LOGN = 10
+MAX_PASSWORD_LEN = 2048
+
+# Feature flag strings, spec §3.3.
+FLAG_PLAINTEXT_NAMES = "PlaintextNames"
+FLAG_DIRIV = "DirIV"
+FLAG_EME_NAMES = "EMENames"
+FLAG_GCMIV128 = "GCMIV128"
+FLAG_LONG_NAMES = "LongNames"
+FLAG_LONG_NAME_MAX = "LongNameMax"
+FLAG_AESSIV = "AESSIV"
+FLAG_RAW64 = "Raw64"
+FLAG_HKDF = "HKDF"
+FLAG_FIDO2 = "FIDO2"
+FLAG_XCHACHA = "XChaCha20Poly1305"
+KNOWN_FLAGS = frozenset(
+    {
+        FLAG_PLAINTEXT_NAMES,
+        FLAG_DIRIV,
+        FLAG_EME_NAMES,
+        FLAG_GCMIV128,
+        FLAG_LONG_NAMES,
+        FLAG_LONG_NAME_MAX,
+        FLAG_AESSIV,
+        FLAG_RAW64,
+        FLAG_HKDF,
+        FLAG_FIDO2,
+        FLAG_XCHACHA,
+    }
+)
+_NAME_FLAGS = (FLAG_EME_NAMES, FLAG_DIRIV, FLAG_LONG_NAMES, FLAG_RAW64, FLAG_LONG_NAME_MAX)
+_ZERO_AD = struct.pack(">Q", 0)  # block 0, no file ID (§3.5)
+
+
+@dataclass(frozen=True)
+class ScryptParams:
+    salt: bytes
+    n: int
+    r: int
+    p: int
+    key_len: int
+
+    @property
+    def logn(self) -> int:
+        return round(math.log2(self.n)) if self.n > 0 else 0
+
+    def problem(self) -> str | None:
+        """Why gocryptfs would refuse these parameters, or None (§3.2)."""
+        if self.n < 1 << MIN_SCRYPT_LOGN:
+            return f"scrypt N={self.n} is below the minimum 1024"
+        if self.n & (self.n - 1):
+            return f"scrypt N={self.n} is not a power of two"
+        if self.r < 8:
+            return f"scrypt R={self.r} is below the minimum 8"
+        if self.p < 1:
+            return f"scrypt P={self.p} is below the minimum 1"
+        if len(self.salt) < 32:
+            return f"scrypt salt has {len(self.salt)} bytes, want at least 32"
+        if self.key_len != 32:
+            return f"scrypt KeyLen={self.key_len}, want 32"
+        return None
+
+    @classmethod
+    def new(cls, logn: int = DEFAULT_SCRYPT_LOGN) -> ScryptParams:
+        if not MIN_SCRYPT_LOGN <= logn <= 28:
+            raise ScryptParamsError(f"scryptn {logn} is outside 10..28")
+        return cls(salt=os.urandom(32), n=1 << logn, r=8, p=1, key_len=32)
+
+
+@dataclass(frozen=True)
+class ConfFile:
+    """The content of a gocryptfs.conf (§3.2); `path` is where it was read from or goes to."""
+
+    creator: str
+    encrypted_key: bytes
+    scrypt: ScryptParams
+    version: int
+    feature_flags: tuple[str, ...]
+    long_name_max: int = 0
+    fido2: dict[str, Any] | None = None
+    path: Path | None = field(default=None, compare=False)
+
+    def has(self, flag: str) -> bool:
+        return flag in self.feature_flags
+
+    @property
+    def options(self) -> FormatOptions:
+        plaintext = self.has(FLAG_PLAINTEXT_NAMES)
+        return FormatOptions(
+            plaintext_names=plaintext,
+            deterministic_names=not plaintext and not self.has(FLAG_DIRIV),
+            raw64=self.has(FLAG_RAW64),
+            hkdf=self.has(FLAG_HKDF),
+            aessiv=self.has(FLAG_AESSIV),
+            xchacha=self.has(FLAG_XCHACHA),
+            longname_max=self.long_name_max or LONGNAME_MAX_DEFAULT,
+        )
+
+    # -- master key -------------------------------------------------------------------------
+
+    def _kek(self, password: bytes) -> AesGcm:
+        check_password(password)
+        problem = self.scrypt.problem()
+        if problem:
+            raise ScryptParamsError(f"{self._where()}: {problem}")
+        s = self.scrypt
+        raw = scrypt(password, s.salt, s.n, s.r, s.p, s.key_len)
+        # Always AES-GCM, even in SIV and XChaCha vaults (§3.5, pitfall 2).
+        if self.has(FLAG_HKDF):
+            return AesGcm(hkdf_sha256(raw, INFO_GCM, 32), nonce_size=16)
+        return AesGcm(raw, nonce_size=12)
+
+    def decrypt_master_key(self, password: bytes) -> bytes:
+        if self.fido2 is not None or self.has(FLAG_FIDO2):
+            raise FIDO2UnsupportedError(f"{self._where()}: FIDO2 vaults are not supported")
+        kek = self._kek(password)
+        try:
+            key = kek.open(self.encrypted_key, _ZERO_AD)
+        except AuthenticationError:
+            raise PasswordIncorrectError("Password incorrect.") from None
+        if len(key) != MASTER_KEY_LEN:
+            raise ConfigError(f"{self._where()}: master key has {len(key)} bytes, want 32")
+        return key
+
+    def with_password(self, master_key: bytes, password: bytes, logn: int | None = None) -> ConfFile:
+        """A copy with the master key re-wrapped under `password`, new salt and nonce (§3.6)."""
+        params = ScryptParams.new(self.scrypt.logn if logn is None else logn)
+        tmp = replace(self, scrypt=params)
+        kek = tmp._kek(password)
+        return replace(tmp, encrypted_key=kek.seal(master_key, _ZERO_AD))
+
+    def _where(self) -> str:
+        return str(self.path) if self.path else CONF_NAME
+
+    # -- serialisation ----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """JSON exactly as Go's MarshalIndent(cf, "", "\\t") writes it, plus a newline (§3.1)."""
+        obj: dict[str, Any] = {
+            "Creator": self.creator,
+            "EncryptedKey": _b64std(self.encrypted_key),
+            "ScryptObject": {
+                "Salt": _b64std(self.scrypt.salt),
+                "N": self.scrypt.n,
+                "R": self.scrypt.r,
+                "P": self.scrypt.p,
+                "KeyLen": self.scrypt.key_len,
+            },
+            "Version": self.version,
+            "FeatureFlags": list(self.feature_flags),
+        }
+        if self.fido2:
+            obj["FIDO2"] = self.fido2
+        if self.long_name_max:
+            obj["LongNameMax"] = self.long_name_max
+        text = json.dumps(obj, indent="\t", ensure_ascii=False)
+        # Go escapes these three for HTML safety; match it byte for byte.
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return text + "\n"
+
+    def info_lines(self) -> list[str]:
+        """The five lines of `gocryptfs -info` (§3.8)."""
+        s = self.scrypt
+        rows = [
+            ("Creator:", self.creator),
+            ("FeatureFlags:", " ".join(self.feature_flags)),
+            ("EncryptedKey:", f"{len(self.encrypted_key)}B"),
+            (
+                "ScryptObject:",
+                f"Salt={len(s.salt)}B N={s.n} R={s.r} P={s.p} KeyLen={s.key_len}",
+            ),
+            ("contentEncryption:", self.options.content_encryption),
+        ]
+        return [f"{label:<19}{value}" for label, value in rows]
+
+    def write(self, path: Path) -> None:
+        """Write atomically: `<path>.tmp` with O_EXCL and mode 0400, fsync, rename (§3.1)."""
+        tmp = path.with_name(path.name + ".tmp")
+        data = self.to_json().encode()
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        except FileExistsError:
+            raise WriteConfError(f"{tmp}: a stale temporary config exists; remove it") from None
+        except OSError as e:
+            raise WriteConfError(f"{tmp}: cannot create: {e.strerror}") from None
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise WriteConfError(f"{path}: cannot write config: {e.strerror}") from None
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_password(password: bytes) -> None:
+    if not password:
+        raise ReadPasswordError("Password is empty")
+    if len(password) > MAX_PASSWORD_LEN:
+        raise ReadPasswordError(f"Password is longer than {MAX_PASSWORD_LEN} bytes")
+
+
+def _b64std(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# -- loading --------------------------------------------------------------------------------
+
+_FIELDS = {
+    "creator": "Creator",
+    "encryptedkey": "EncryptedKey",
+    "scryptobject": "ScryptObject",
+    "version": "Version",
+    "featureflags": "FeatureFlags",
+    "fido2": "FIDO2",
+    "longnamemax": "LongNameMax",
+}
+_SCRYPT_FIELDS = {"salt": "Salt", "n": "N", "r": "R", "p": "P", "keylen": "KeyLen"}
+
+
+def _fold(pairs: list[tuple[str, Any]], known: dict[str, str]) -> dict[str, Any]:
+    """Match keys like Go's encoding/json: case-insensitive, unknown ignored, last one wins."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        name = known.get(key.lower())
+        if name is not None:
+            out[name] = value
+    return out
+
+
+def _int(where: str, name: str, value: Any, bits: int = 64) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigMissingError(f"{where}: field {name} is not an integer")
+    if not -(1 << (bits - 1)) <= value < (1 << bits):
+        raise ConfigMissingError(f"{where}: field {name} is out of range")
+    return value
+
+
+def _bytes(where: str, name: str, value: Any) -> bytes:
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise ConfigMissingError(f"{where}: field {name} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigMissingError(f"{where}: field {name} is not valid base64") from None
+
+
+def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
+    """Parse and validate config bytes; raises ConfigMissingError or ConfigError (§3)."""
+    where = str(path) if path else CONF_NAME
+    try:
+        top = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: p)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigMissingError(f"{where}: not a valid JSON config ({e.__class__.__name__})") from None
+    if not isinstance(top, list):
+        raise ConfigMissingError(f"{where}: not a JSON object")
+    fields = _fold(top, _FIELDS)
+    creator = fields.get("Creator", "")
+    if not isinstance(creator, str):
+        raise ConfigMissingError(f"{where}: field Creator is not a string")
+    so_pairs = fields.get("ScryptObject") or []
+    if not isinstance(so_pairs, list):
+        raise ConfigMissingError(f"{where}: field ScryptObject is not an object")
+    so = _fold(so_pairs, _SCRYPT_FIELDS)
+    params = ScryptParams(
+        salt=_bytes(where, "Salt", so.get("Salt")),
+        n=_int(where, "N", so.get("N", 0)),
+        r=_int(where, "R", so.get("R", 0)),
+        p=_int(where, "P", so.get("P", 0)),
+        key_len=_int(where, "KeyLen", so.get("KeyLen", 0)),
+    )
+    flags_raw = fields.get("FeatureFlags")
+    if flags_raw is None:
+        flags: tuple[str, ...] = ()
+    elif isinstance(flags_raw, list) and all(isinstance(f, str) for f in flags_raw):
+        flags = tuple(flags_raw)
+    else:
+        raise ConfigMissingError(f"{where}: field FeatureFlags is not a list of strings")
+    fido2_raw = fields.get("FIDO2")
+    fido2 = dict(fido2_raw) if isinstance(fido2_raw, list) and fido2_raw else None
+    lnm = fields.get("LongNameMax", 0)
+    long_name_max = 0 if lnm is None else _int(where, "LongNameMax", lnm)
+    if not 0 <= long_name_max <= 255:  # a uint8 in Go: larger values fail to unmarshal
+        raise ConfigMissingError(f"{where}: field LongNameMax is out of range")
+    conf = ConfFile(
+        creator=creator,
+        encrypted_key=_bytes(where, "EncryptedKey", fields.get("EncryptedKey")),
+        scrypt=params,
+        version=_int(where, "Version", fields.get("Version", 0), bits=16),
+        feature_flags=flags,
+        long_name_max=long_name_max,
+        fido2=fido2,
+        path=path,
+    )
+    validate(conf)
+    return conf
+
+
+def validate(conf: ConfFile) -> None:
+    """The refusals of gocryptfs's configfile.Load/Validate, each with exit code 27 (§3.3)."""
+    where = str(conf.path) if conf.path else CONF_NAME
+    if conf.version != CURRENT_VERSION:
+        raise ConfigError(f"{where}: unsupported on-disk format version {conf.version}, want 2")
+    for flag in conf.feature_flags:
+        if flag not in KNOWN_FLAGS:
+            raise ConfigError(f"{where}: unsupported feature flag {flag!r}")
+    has = conf.has
+    if has(FLAG_XCHACHA) and has(FLAG_AESSIV):
+        raise ConfigError(f"{where}: XChaCha20Poly1305 and AESSIV cannot both be set")
+    if has(FLAG_AESSIV) and not has(FLAG_GCMIV128):
+        raise ConfigError(f"{where}: AESSIV requires GCMIV128")
+    if has(FLAG_XCHACHA):
+        if not has(FLAG_HKDF):
+            raise ConfigError(f"{where}: XChaCha20Poly1305 requires HKDF")
+        if has(FLAG_GCMIV128):
+            raise ConfigError(f"{where}: XChaCha20Poly1305 conflicts with GCMIV128")
+    elif not has(FLAG_GCMIV128):
+        raise ConfigError(
+            f"{where}: deprecated filesystem without GCMIV128 (96-bit nonces) is not supported"
+        )
+    if has(FLAG_PLAINTEXT_NAMES):
+        for f in _NAME_FLAGS:
+            if has(f):
+                raise ConfigError(f"{where}: PlaintextNames conflicts with {f}")
+    if has(FLAG_LONG_NAME_MAX) != (conf.long_name_max != 0):
+        raise ConfigError(f"{where}: LongNameMax flag and field disagree")
+    if conf.long_name_max and conf.long_name_max < 62:
+        raise ConfigError(f"{where}: LongNameMax {conf.long_name_max} is below 62")
+    problem = conf.scrypt.problem()
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+    want = 64 if has(FLAG_HKDF) else 60
+    if len(conf.encrypted_key) != want:
+        raise ConfigError(f"{where}: EncryptedKey has {len(conf.encrypted_key)} bytes, want {want}")
+
+
+def load_config(path: Path) -> ConfFile:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigMissingError(f"{path}: config file not found (is this a gocryptfs vault?)") from None
+    except IsADirectoryError:
+        raise ConfigMissingError(f"{path}: is a directory, not a config file") from None
+    except OSError as e:
+        raise ConfigMissingError(f"{path}: cannot read config: {e.strerror}") from None
+    return parse_config(raw, path)
+
+
+def init_flags(
+    *,
+    plaintext_names: bool = False,
+    deterministic_names: bool = False,
+    aessiv: bool = False,
+    xchacha: bool = False,
+    longname_max: int = 0,
+) -> tuple[str, ...]:
+    """The feature flags `gocryptfs -init` writes, in its order (§3.3)."""
+    flags = [FLAG_HKDF, FLAG_XCHACHA if xchacha else FLAG_GCMIV128]
+    if plaintext_names:
+        flags.append(FLAG_PLAINTEXT_NAMES)
+    else:
+        if not deterministic_names:
+            flags.append(FLAG_DIRIV)
+        if longname_max not in (0, 255):
+            flags.append(FLAG_LONG_NAME_MAX)
+        flags += [FLAG_EME_NAMES, FLAG_LONG_NAMES, FLAG_RAW64]
+    if aessiv:
+        flags.append(FLAG_AESSIV)
+    return tuple(flags)
+
+
+def new_config(
+    master_key: bytes,
+    password: bytes,
+    *,
+    logn: int = DEFAULT_SCRYPT_LOGN,
+    plaintext_names: bool = False,
+    deterministic_names: bool = False,
+    aessiv: bool = False,
+    xchacha: bool = False,
+    longname_max: int = 0,
+) -> ConfFile:
+    """A fresh config wrapping `master_key`, with the flags `gocryptfs -init` would write."""
+    if xchacha and aessiv:
+        raise InitError("--xchacha and --aessiv (or --reverse) cannot be combined")
+    if longname_max and not 62 <= longname_max <= 255:
+        raise InitError(f"--longnamemax {longname_max} is outside 62..255")
+    if plaintext_names and longname_max not in (0, 255):
+        raise InitError("--longnamemax has no effect with --plaintextnames")
+    lnm = 0 if longname_max in (0, 255) or plaintext_names else longname_max
+    skeleton = ConfFile(
+        creator=f"vaultsh {__version__}",
+        encrypted_key=b"",
+        scrypt=ScryptParams.new(logn),
+        version=CURRENT_VERSION,
+        feature_flags=init_flags(
+            plaintext_names=plaintext_names,
+            deterministic_names=deterministic_names,
+            aessiv=aessiv,
+            xchacha=xchacha,
+            longname_max=lnm,
+        ),
+        long_name_max=lnm,
+    )
+    conf = skeleton.with_password(master_key, password, logn)
+    validate(conf)
+    return conf

@@ -1,0 +1,115 @@
+"""Typed vault errors, each carrying the exit code gocryptfs uses for the same situation (§11.7)."""
+
+from __future__ import annotations
+
+import errno as _errno
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """gocryptfs's exit codes (internal/exitcodes), spec §11.7."""
+
+    OK = 0
+    USAGE = 1
+    CIPHER_DIR = 6
+    INIT = 7
+    LOAD_CONF = 8
+    READ_PASSWORD = 9
+    MOUNT_POINT = 10
+    OTHER = 11
+    PASSWORD_INCORRECT = 12
+    SCRYPT_PARAMS = 13
+    MASTER_KEY = 14
+    SIGINT = 15
+    FUSE_NEW_SERVER = 19
+    CTL_SOCK = 20
+    OPEN_CONF = 23
+    WRITE_CONF = 24
+    FSCK_ERRORS = 26
+    DEPRECATED_FS = 27
+    EXCLUDE_ERROR = 29
+    FIDO2_ERROR = 31
+
+
+class VaultError(Exception):
+    """Base of every error the format core raises; `str()` is one line saying what and where.
+
+    `errno` is what a filesystem would report for it (used by the FUSE layer and by shells).
+    """
+
+    exit_code: ExitCode = ExitCode.OTHER
+    errno: int = _errno.EIO
+
+
+class UsageError(VaultError):
+    exit_code = ExitCode.USAGE
+    errno = _errno.EINVAL
+
+
+class ConfigError(VaultError):
+    """gocryptfs.conf fails validation: unknown flag, wrong version, bad combination."""
+
+    exit_code = ExitCode.DEPRECATED_FS
+
+
+class ConfigMissingError(VaultError):
+    """gocryptfs.conf cannot be read or parsed (gocryptfs v2.3 exits 11 here on mount)."""
+
+    exit_code = ExitCode.OTHER
+    errno = _errno.ENOENT
+
+
+class FIDO2UnsupportedError(VaultError):
+    exit_code = ExitCode.FIDO2_ERROR
+    errno = _errno.EOPNOTSUPP
+
+
+class PasswordIncorrectError(VaultError):
+    exit_code = ExitCode.PASSWORD_INCORRECT
+    errno = _errno.EACCES
+
+
+class ReadPasswordError(VaultError):
+    exit_code = ExitCode.READ_PASSWORD
+    errno = _errno.EINVAL
+
+
+class ScryptParamsError(VaultError):
+    exit_code = ExitCode.SCRYPT_PARAMS
+
+
+class MasterKeyError(VaultError):
+    exit_code = ExitCode.MASTER_KEY
+    errno = _errno.EINVAL
+
+
+class CipherDirError(VaultError):
+    exit_code = ExitCode.CIPHER_DIR
+    errno = _errno.ENOTDIR
+
+
+class InitError(VaultError):
+    exit_code = ExitCode.INIT
+    errno = _errno.EEXIST
+
+
+class WriteConfError(VaultError):
+    exit_code = ExitCode.WRITE_CONF
+
+
+class CorruptionError(VaultError):
+    """Authentication or structure failure in data read from the vault (EIO on a mount).
+
+    The exit code is fsck's "corruption found", the closest gocryptfs has for a CLI read.
+    """
+
+    exit_code = ExitCode.FSCK_ERRORS
+    errno = _errno.EIO
+
+
+class FsError(VaultError):
+    """A POSIX error on a vault path (ENOENT, EEXIST, ENOTEMPTY, ...)."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
