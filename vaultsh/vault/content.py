@@ -1,0 +1,173 @@
+"""File content: header, block/offset arithmetic, block encryption and decryption (spec §5)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from vaultsh.crypto.aead import AesGcm, AuthenticationError, BlockAEAD
+from vaultsh.vault.errors import CorruptionError
+
+HEADER_LEN = 18  # BE16(version) || 16-byte file ID (§5.1)
+HEADER_VERSION = 2
+FILE_ID_LEN = 16
+BLOCK_SIZE = 4096  # plaintext bytes per block
+_VERSION_BYTES = struct.pack(">H", HEADER_VERSION)
+_ZERO_FILE_ID = bytes(FILE_ID_LEN)
+_BE64 = struct.Struct(">Q")
+
+
+def block_ad(block_no: int, file_id: bytes) -> bytes:
+    """Associated data of a content block: BE64(blockNo) || fileID (§5.1)."""
+    return _BE64.pack(block_no) + file_id
+
+
+def new_file_id() -> bytes:
+    return os.urandom(FILE_ID_LEN)
+
+
+def make_header(file_id: bytes) -> bytes:
+    return _VERSION_BYTES + file_id
+
+
+def parse_header(raw: bytes, where: str) -> bytes:
+    """Return the file ID from an 18-byte header; refuses what gocryptfs refuses (§5.1)."""
+    if len(raw) < HEADER_LEN:
+        raise CorruptionError(f"{where}: incomplete file header ({len(raw)} bytes, want 18)")
+    if raw[:2] != _VERSION_BYTES:
+        if raw[:HEADER_LEN] == bytes(HEADER_LEN):
+            raise CorruptionError(f"{where}: all-zero file header")
+        version = struct.unpack(">H", raw[:2])[0]
+        raise CorruptionError(f"{where}: unsupported file header version {version}")
+    file_id = bytes(raw[2:HEADER_LEN])
+    if file_id == _ZERO_FILE_ID:
+        raise CorruptionError(f"{where}: all-zero file ID in header")
+    return file_id
+
+
+class ContentCodec:
+    """Encrypts and decrypts block runs of one vault's content cipher, and maps sizes (§5.2)."""
+
+    def __init__(self, aead: BlockAEAD) -> None:
+        self.aead = aead
+        self.overhead = aead.overhead
+        self.cipher_block = BLOCK_SIZE + aead.overhead
+        self._zero_nonce = bytes(aead.nonce_size)
+        self._hole = bytes(self.cipher_block)
+        self._into = aead.open_into if isinstance(aead, AesGcm) else None
+
+    # -- size arithmetic (§5.2) -----------------------------------------------------------
+
+    def plain_to_cipher_size(self, plain: int) -> int:
+        if plain <= 0:
+            return 0
+        full, rest = divmod(plain, BLOCK_SIZE)
+        return HEADER_LEN + full * self.cipher_block + (rest + self.overhead if rest else 0)
+
+    def cipher_to_plain_size(self, cipher: int) -> int:
+        if cipher <= HEADER_LEN:
+            return 0
+        body = cipher - HEADER_LEN
+        rest = body % self.cipher_block
+        if 0 < rest <= self.overhead:
+            # A last block too short to hold a byte: size it as one byte, reading it fails.
+            body = body - rest + self.overhead + 1
+        blocks = -(-body // self.cipher_block)
+        return body - blocks * self.overhead
+
+    def cipher_offset(self, block_no: int) -> int:
+        return HEADER_LEN + block_no * self.cipher_block
+
+    # -- blocks -------------------------------------------------------------------------
+
+    def encrypt_block(
+        self, plaintext: bytes, block_no: int, file_id: bytes, nonce: bytes | None = None
+    ) -> bytes:
+        return self.aead.seal(plaintext, block_ad(block_no, file_id), nonce)
+
+    def encrypt_blocks(
+        self, plaintext: bytes | memoryview, first_block: int, file_id: bytes
+    ) -> bytes:
+        """Encrypt consecutive blocks; only the last may be shorter than BLOCK_SIZE."""
+        mv = memoryview(plaintext)
+        seal = self.aead.seal
+        return b"".join(
+            seal(bytes(mv[off : off + BLOCK_SIZE]), block_ad(first_block + i, file_id))
+            for i, off in enumerate(range(0, len(mv), BLOCK_SIZE))
+        )
+
+    def decrypt_block(
+        self, block: bytes | memoryview, block_no: int, file_id: bytes, where: str = "file"
+    ) -> bytes:
+        mv = memoryview(block)
+        self._check_block(mv, block_no, where)
+        if mv[: len(self._zero_nonce)] == self._zero_nonce and mv == self._hole:
+            return bytes(BLOCK_SIZE)
+        try:
+            return self.aead.open(mv, block_ad(block_no, file_id))
+        except AuthenticationError:
+            raise CorruptionError(
+                f"{where}: block {block_no} failed authentication (tampered or corrupt)"
+            ) from None
+
+    def _check_block(self, mv: memoryview, block_no: int, where: str) -> None:
+        if len(mv) <= self.overhead:
+            raise CorruptionError(f"{where}: block {block_no} is truncated ({len(mv)} bytes)")
+        if mv[: len(self._zero_nonce)] == self._zero_nonce and not (
+            len(mv) == self.cipher_block and mv == self._hole
+        ):
+            raise CorruptionError(f"{where}: block {block_no} has an all-zero nonce")
+
+    def decrypt_blocks(
+        self, data: bytes | memoryview, first_block: int, file_id: bytes, where: str = "file"
+    ) -> bytes:
+        """Decrypt a run of whole cipher blocks (the last may be short) into one buffer."""
+        mv = memoryview(data)
+        out = bytearray(-(-len(mv) // self.cipher_block) * BLOCK_SIZE)
+        n = self.decrypt_into(mv, first_block, file_id, out, where)
+        del out[n:]
+        return bytes(out)
+
+    def decrypt_into(
+        self,
+        data: memoryview,
+        first_block: int,
+        file_id: bytes,
+        out: bytearray,
+        where: str = "file",
+    ) -> int:
+        """Decrypt blocks from `data` into `out`; returns the plaintext length written.
+
+        This is the hot loop of export and reads: AES-GCM decrypts in place into `out`, and
+        the hole check only runs when a nonce is all zero.
+        """
+        cb = self.cipher_block
+        ov = self.overhead
+        ns = len(self._zero_nonce)
+        zero_nonce = self._zero_nonce
+        into = self._into
+        outmv = memoryview(out)
+        pos = 0
+        block_no = first_block
+        for off in range(0, len(data), cb):
+            blk = data[off : off + cb]
+            plen = len(blk) - ov
+            if plen <= 0 or blk[:ns] == zero_nonce:
+                self._check_block(blk, block_no, where)
+                outmv[pos : pos + BLOCK_SIZE] = bytes(BLOCK_SIZE)  # a hole (§5.3)
+                pos += BLOCK_SIZE
+                block_no += 1
+                continue
+            ad = _BE64.pack(block_no) + file_id
+            try:
+                if into is not None:
+                    into(blk, ad, outmv[pos : pos + plen])
+                else:
+                    outmv[pos : pos + plen] = self.aead.open(blk, ad)
+            except AuthenticationError:
+                raise CorruptionError(
+                    f"{where}: block {block_no} failed authentication (tampered or corrupt)"
+                ) from None
+            pos += plen
+            block_no += 1
+        return pos

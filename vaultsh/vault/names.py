@@ -1,0 +1,235 @@
+"""File names: base64 variants, PKCS#7, EME names, long-name hashing, diriv files (spec §6)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from vaultsh.crypto.eme import EME
+from vaultsh.vault.errors import CorruptionError, FsError
+from vaultsh.vault.keys import FormatOptions
+
+DIRIV_NAME = "gocryptfs.diriv"
+DIRIV_LEN = 16
+LONGNAME_PREFIX = "gocryptfs.longname."
+LONGNAME_SUFFIX = ".name"
+NAME_MAX = 255
+MAX_NAME_FILE = 344  # the longest encoded name: 255 bytes padded, base64 with padding (§6.7)
+ZERO_IV = bytes(DIRIV_LEN)
+XATTR_NAME_IV = b"xattr_name_iv_xx"  # tweak for xattr names (§7.2)
+
+_RAW64_RE = re.compile(r"[A-Za-z0-9_-]*")
+_PAD64_RE = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+class NameError_(CorruptionError):
+    """A cipher name that does not decrypt to a valid plain name (gocryptfs: EBADMSG, hidden)."""
+
+    errno = errno.EBADMSG
+
+
+def pad16(data: bytes) -> bytes:
+    """PKCS#7 padding to 16 bytes; a full block of 0x10 when already aligned (§6.2)."""
+    if not data:
+        raise ValueError("cannot pad an empty name")
+    k = 16 - len(data) % 16
+    return data + bytes([k]) * k
+
+
+def unpad16(data: bytes) -> bytes:
+    """Undo PKCS#7 with every check gocryptfs makes; a valid result is never empty (§6.2)."""
+    n = len(data)
+    if n == 0 or n % 16:
+        raise ValueError("padded length is not a positive multiple of 16")
+    k = data[-1]
+    if k == 0 or k > 16 or k >= n:
+        raise ValueError("invalid padding length")
+    if data[-k:] != bytes([k]) * k:
+        raise ValueError("padding bytes differ")
+    return data[:-k]
+
+
+def b64_encode(data: bytes, raw: bool) -> str:
+    text = base64.urlsafe_b64encode(data).decode("ascii")
+    return text.rstrip("=") if raw else text
+
+
+def b64_decode(text: str, raw: bool) -> bytes:
+    """Strict URL-safe base64 as gocryptfs v2.5+ reads names: canonical only, no CR/LF (§6.4)."""
+    if not (_RAW64_RE if raw else _PAD64_RE).fullmatch(text):
+        raise ValueError("characters outside the base64url alphabet")
+    if raw:
+        if len(text) % 4 == 1:
+            raise ValueError("impossible base64 length")
+        padded = text + "=" * (-len(text) % 4)
+    else:
+        if len(text) % 4:
+            raise ValueError("padded base64 has a wrong length")
+        padded = text
+    try:
+        data = base64.urlsafe_b64decode(padded)
+    except binascii.Error:
+        raise ValueError("invalid base64") from None
+    # Python ignores non-zero trailing bits; re-encoding exposes a non-canonical (malleable) form.
+    if b64_encode(data, raw) != text:
+        raise ValueError("non-canonical base64")
+    return data
+
+
+def check_plain_name(name: bytes) -> None:
+    """Refuse names no filesystem entry can have (§6.8); ENAMETOOLONG above 255 bytes."""
+    if not name or name in (b".", b".."):
+        raise FsError(errno.EINVAL, f"invalid file name {os.fsdecode(name)!r}")
+    if b"/" in name or b"\0" in name:
+        raise FsError(errno.EINVAL, f"file name {os.fsdecode(name)!r} contains '/' or NUL")
+    if len(name) > NAME_MAX:
+        raise FsError(errno.ENAMETOOLONG, f"file name is {len(name)} bytes, the limit is 255")
+
+
+def is_long_name(cipher_name: str) -> bool:
+    """A hashed long-name object (not its `.name` sidecar)."""
+    return cipher_name.startswith(LONGNAME_PREFIX) and not cipher_name.endswith(LONGNAME_SUFFIX)
+
+
+def is_name_file(cipher_name: str) -> bool:
+    return cipher_name.startswith(LONGNAME_PREFIX) and cipher_name.endswith(LONGNAME_SUFFIX)
+
+
+class NameCodec:
+    """Encrypts and decrypts single path components under one vault's options (§6)."""
+
+    def __init__(self, eme: EME | None, options: FormatOptions) -> None:
+        self._eme = eme
+        self.options = options
+        self.raw64 = options.raw64
+        # Names longer than this (encoded) are hashed; unlimited when long names are off.
+        self.longname_max = options.longname_max if options.longnames else 1 << 30
+
+    @property
+    def eme(self) -> EME:
+        if self._eme is None:
+            raise RuntimeError("no EME key")
+        return self._eme
+
+    def encrypt(self, name: bytes, iv: bytes) -> str:
+        """The full (unhashed) encrypted base64 name of a plain component."""
+        check_plain_name(name)
+        return b64_encode(self.eme.encrypt(iv, pad16(name)), self.raw64)
+
+    def decrypt(self, cipher_name: str, iv: bytes) -> bytes:
+        """Decrypt a full base64 name; raises NameError_ saying why it is not a valid name."""
+        try:
+            raw = b64_decode(cipher_name, self.raw64)
+        except ValueError as e:
+            raise NameError_(f"{cipher_name!r}: {e}") from None
+        if not raw or len(raw) % 16 or len(raw) > 16 * 128:
+            raise NameError_(f"{cipher_name!r}: decoded length {len(raw)} is not a block multiple")
+        try:
+            plain = unpad16(self.eme.decrypt(iv, raw))
+        except ValueError as e:
+            raise NameError_(
+                f"{cipher_name!r}: does not decrypt ({e}; wrong diriv or key?)"
+            ) from None
+        if len(plain) > NAME_MAX or b"/" in plain or b"\0" in plain or plain in (b".", b".."):
+            raise NameError_(f"{cipher_name!r}: decrypts to an invalid name")
+        return plain
+
+    def hash_long(self, full_name: str) -> str:
+        """`gocryptfs.longname.` + B64(SHA-256(encrypted name)) (§6.7)."""
+        digest = hashlib.sha256(full_name.encode("ascii")).digest()
+        return LONGNAME_PREFIX + b64_encode(digest, self.raw64)
+
+    def disk_name(self, full_name: str) -> str:
+        """What goes on disk for an encrypted name: itself, or its hash when too long."""
+        return self.hash_long(full_name) if len(full_name) > self.longname_max else full_name
+
+    # -- xattr names (§7.2) -------------------------------------------------------------
+
+    def encrypt_xattr_name(self, name: bytes) -> str:
+        if not name or b"\0" in name:
+            raise FsError(errno.EINVAL, "invalid xattr name")
+        return "user.gocryptfs." + b64_encode(
+            self.eme.encrypt(XATTR_NAME_IV, pad16(name)), self.raw64
+        )
+
+    def decrypt_xattr_name(self, stored: str) -> bytes:
+        prefix = "user.gocryptfs."
+        if not stored.startswith(prefix):
+            raise NameError_(f"xattr {stored!r} lacks the user.gocryptfs. prefix")
+        try:
+            raw = b64_decode(stored[len(prefix) :], self.raw64)
+            return unpad16(self.eme.decrypt(XATTR_NAME_IV, raw))
+        except ValueError as e:
+            raise NameError_(f"xattr {stored!r}: {e}") from None
+
+
+def read_diriv(cipher_dir: Path) -> bytes:
+    """Read and check a directory's IV: exactly 16 bytes, not all zero (§6.5)."""
+    path = cipher_dir / DIRIV_NAME
+    try:
+        with open(path, "rb") as f:
+            iv = f.read(DIRIV_LEN + 1)
+    except FileNotFoundError:
+        raise CorruptionError(
+            f"{path}: gocryptfs.diriv is missing; names here cannot be decrypted"
+        ) from None
+    except OSError as e:
+        raise CorruptionError(f"{path}: cannot read gocryptfs.diriv: {e.strerror}") from None
+    if len(iv) != DIRIV_LEN:
+        raise CorruptionError(
+            f"{path}: gocryptfs.diriv has {len(iv)}{'+' if len(iv) > 16 else ''} bytes, want 16"
+        )
+    if iv == ZERO_IV:
+        raise CorruptionError(f"{path}: gocryptfs.diriv is all zeros")
+    return iv
+
+
+def write_diriv(cipher_dir: Path) -> bytes:
+    """Create a new random gocryptfs.diriv (O_EXCL, mode 0444), fsynced (§6.5)."""
+    iv = os.urandom(DIRIV_LEN)
+    fd = os.open(cipher_dir / DIRIV_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+    try:
+        os.write(fd, iv)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return iv
+
+
+def read_name_file(cipher_dir: Path, hashed: str) -> str:
+    """The full encrypted name stored in `<hashed>.name` (no newline, 1..344 bytes)."""
+    path = cipher_dir / (hashed + LONGNAME_SUFFIX)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_NAME_FILE + 1)
+    except FileNotFoundError:
+        raise NameError_(f"{path}: long-name sidecar is missing") from None
+    except OSError as e:
+        raise NameError_(f"{path}: cannot read long-name sidecar: {e.strerror}") from None
+    if not data or len(data) > MAX_NAME_FILE:
+        raise NameError_(f"{path}: long-name sidecar has a bad size ({len(data)} bytes)")
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise NameError_(f"{path}: long-name sidecar is not ASCII") from None
+
+
+def write_name_file(cipher_dir: Path, hashed: str, full_name: str) -> bool:
+    """Create `<hashed>.name` (mode 0444); False if it already exists (EEXIST is fine, §6.7)."""
+    try:
+        fd = os.open(
+            cipher_dir / (hashed + LONGNAME_SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444
+        )
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, full_name.encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True

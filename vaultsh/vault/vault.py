@@ -1,0 +1,834 @@
+"""The Vault API: plain-path operations over a gocryptfs cipher directory (spec §5–§8)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat as stat_mod
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultsh.crypto.aead import AuthenticationError
+from vaultsh.vault.config import (
+    CONF_NAME,
+    DEFAULT_SCRYPT_LOGN,
+    REVERSE_CONF_NAME,
+    ConfFile,
+    load_config,
+    new_config,
+)
+from vaultsh.vault.content import (
+    BLOCK_SIZE,
+    HEADER_LEN,
+    ContentCodec,
+    make_header,
+    new_file_id,
+    parse_header,
+)
+from vaultsh.vault.errors import (
+    CipherDirError,
+    ConfigMissingError,
+    CorruptionError,
+    FsError,
+    InitError,
+    UsageError,
+    VaultError,
+)
+from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions, Keys
+from vaultsh.vault.names import (
+    DIRIV_NAME,
+    LONGNAME_SUFFIX,
+    ZERO_IV,
+    NameCodec,
+    NameError_,
+    b64_decode,
+    b64_encode,
+    check_plain_name,
+    is_long_name,
+    is_name_file,
+    read_diriv,
+    read_name_file,
+    write_diriv,
+    write_name_file,
+)
+
+CHUNK_BLOCKS = 256  # 1 MiB of plaintext per I/O call in streaming reads and writes
+_SYMLINK_AD = struct.pack(">Q", 0)  # symlink targets: block 0, no file ID (§7.1)
+_RMDIR_PREFIX = DIRIV_NAME + ".rmdir."
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    """One entry of a cipher directory as the vault sees it.
+
+    `name` is the plain name (for entries that cannot be decrypted: the cipher name), `error`
+    says why an entry is not a valid vault object, and `cipher_name` is the name on disk.
+    """
+
+    name: str
+    cipher_name: str
+    kind: str  # "file", "dir", "symlink" or "other"
+    error: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.kind == "dir"
+
+    @property
+    def long_name(self) -> bool:
+        return is_long_name(self.cipher_name)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainStat:
+    """`lstat` of a vault object with plain sizes."""
+
+    mode: int
+    size: int
+    mtime_ns: int
+    atime_ns: int
+    ctime_ns: int
+    nlink: int
+    uid: int
+    gid: int
+    ino: int
+    cipher_size: int
+
+    @property
+    def kind(self) -> str:
+        return _kind(self.mode)
+
+
+def _kind(mode: int) -> str:
+    if stat_mod.S_ISREG(mode):
+        return "file"
+    if stat_mod.S_ISDIR(mode):
+        return "dir"
+    if stat_mod.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+def _dirent_kind(entry: os.DirEntry[str]) -> str:
+    try:
+        if entry.is_symlink():
+            return "symlink"
+        if entry.is_dir(follow_symlinks=False):
+            return "dir"
+        if entry.is_file(follow_symlinks=False):
+            return "file"
+    except OSError:
+        pass
+    return "other"
+
+
+def split_path(path: str) -> list[str]:
+    """Split a plain vault path into components; '' and '/' are the root, '..' is refused."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise FsError(errno.EINVAL, f"{path!r}: '..' is not allowed in vault paths")
+    return parts
+
+
+def _fs_error(e: OSError, what: str) -> FsError:
+    return FsError(e.errno or errno.EIO, f"{what}: {e.strerror or e}")
+
+
+class Vault:
+    """An unlocked gocryptfs vault in forward mode.
+
+    Paths are plain, relative to the vault root, '/'-separated. Every method keeps the tree
+    invariants of spec §8 so that gocryptfs and `gocryptfs -fsck` accept the result.
+    """
+
+    def __init__(
+        self, cipherdir: Path, master_key: bytes, options: FormatOptions, conf: ConfFile | None
+    ) -> None:
+        self.cipherdir = cipherdir
+        self.conf = conf
+        self.options = options
+        self.keys = Keys(master_key, options)
+        self.names = NameCodec(None if options.plaintext_names else self.keys.eme, options)
+        self.content = ContentCodec(self.keys.content)
+        self._iv_cache: dict[str, bytes] = {}
+
+    # -- opening and creating ---------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        cipherdir: str | os.PathLike[str],
+        *,
+        password: bytes | None = None,
+        master_key: bytes | None = None,
+        options: FormatOptions | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+    ) -> Vault:
+        """Unlock with a password (reads the config) or a master key.
+
+        With a master key and no `options`, the config's flags are used when a config is
+        readable, else gocryptfs's defaults; pass `options` to recover a vault whose config
+        is lost (as `gocryptfs -masterkey` takes its settings from flags, §3.7).
+        """
+        root = Path(cipherdir)
+        if not root.is_dir():
+            raise CipherDirError(f"{root}: not a directory (no such vault)")
+        conf_path = Path(config_path) if config_path else root / CONF_NAME
+        conf: ConfFile | None = None
+        if master_key is None:
+            if password is None:
+                raise UsageError("a password or a master key is needed")
+            conf = load_config(conf_path)
+            master_key = conf.decrypt_master_key(password)
+        elif options is None:
+            try:
+                conf = load_config(conf_path)
+            except ConfigMissingError:
+                conf = None
+        if len(master_key) != MASTER_KEY_LEN:
+            raise UsageError("master key must be 32 bytes")
+        if options is None:
+            options = conf.options if conf else FormatOptions()
+        return cls(root, master_key, options, conf)
+
+    @classmethod
+    def init(
+        cls,
+        cipherdir: str | os.PathLike[str],
+        password: bytes,
+        *,
+        master_key: bytes | None = None,
+        logn: int = DEFAULT_SCRYPT_LOGN,
+        plaintext_names: bool = False,
+        deterministic_names: bool = False,
+        aessiv: bool = False,
+        xchacha: bool = False,
+        longname_max: int = 0,
+        reverse: bool = False,
+    ) -> tuple[ConfFile, bytes]:
+        """Create a new vault like `gocryptfs -init` (§8.1, §9.1); returns (config, master key).
+
+        Forward vaults need an empty directory; a reverse vault is a config beside the user's
+        plain files and implies AES-SIV.
+        """
+        root = Path(cipherdir)
+        if not root.is_dir():
+            raise CipherDirError(f"{root}: not a directory")
+        if reverse:
+            if xchacha:
+                raise InitError("--reverse implies AES-SIV and cannot use --xchacha")
+            aessiv = True
+            conf_path = root / REVERSE_CONF_NAME
+            if conf_path.exists():
+                raise InitError(f"{conf_path}: a reverse config already exists")
+        else:
+            if any(os.scandir(root)):
+                raise CipherDirError(f"{root}: directory is not empty; init needs an empty one")
+            conf_path = root / CONF_NAME
+        key = master_key if master_key is not None else os.urandom(MASTER_KEY_LEN)
+        conf = new_config(
+            key,
+            password,
+            logn=logn,
+            plaintext_names=plaintext_names,
+            deterministic_names=deterministic_names,
+            aessiv=aessiv,
+            xchacha=xchacha,
+            longname_max=longname_max,
+        )
+        conf.write(conf_path)
+        if not reverse and conf.options.diriv:
+            try:
+                write_diriv(root)
+            except OSError as e:
+                conf_path.unlink(missing_ok=True)
+                raise InitError(f"{root}: cannot create gocryptfs.diriv: {e.strerror}") from None
+        return conf, key
+
+    # -- path resolution --------------------------------------------------------------------
+
+    def dir_iv(self, cipher_dir: Path) -> bytes:
+        """The name IV of a cipher directory: its diriv file, or zeros (§6.5, §6.6)."""
+        if not self.options.diriv:
+            return ZERO_IV
+        key = str(cipher_dir)
+        iv = self._iv_cache.get(key)
+        if iv is None:
+            iv = read_diriv(cipher_dir)
+            self._iv_cache[key] = iv
+        return iv
+
+    def _forget_ivs(self, cipher_dir: Path) -> None:
+        """Drop cached IVs at and below a directory that is removed or moved."""
+        prefix = str(cipher_dir)
+        for key in [k for k in self._iv_cache if k == prefix or k.startswith(prefix + "/")]:
+            del self._iv_cache[key]
+
+    def encrypt_component(self, cipher_parent: Path, name: str) -> tuple[str, str]:
+        """(disk name, full encrypted name) of a plain name in a cipher directory."""
+        raw = os.fsencode(name)
+        if self.options.plaintext_names:
+            check_plain_name(raw)
+            if cipher_parent == self.cipherdir and name == CONF_NAME:
+                raise FsError(errno.EPERM, f"{name}: reserved name in a plaintextnames vault")
+            return name, name
+        full = self.names.encrypt(raw, self.dir_iv(cipher_parent))
+        return self.names.disk_name(full), full
+
+    def cipher_path(self, path: str) -> Path:
+        """The cipher path of a plain path (it need not exist)."""
+        cur = self.cipherdir
+        for part in split_path(path):
+            cur = cur / self.encrypt_component(cur, part)[0]
+        return cur
+
+    def decrypt_entry(self, cipher_dir: Path, cipher_name: str) -> str:
+        """Plain name of one cipher entry; raises NameError_ if it is not a vault object."""
+        if self.options.plaintext_names:
+            return cipher_name
+        full = cipher_name
+        if is_long_name(cipher_name):
+            full = read_name_file(cipher_dir, cipher_name)
+            if self.names.hash_long(full) != cipher_name:
+                raise NameError_(f"{cipher_name}: .name sidecar does not match the hash")
+        return os.fsdecode(self.names.decrypt(full, self.dir_iv(cipher_dir)))
+
+    def _hidden(self, cipher_dir: Path, name: str) -> bool:
+        """Names gocryptfs never shows as vault entries (§6.8)."""
+        if cipher_dir == self.cipherdir and name == CONF_NAME:
+            return True
+        if self.options.plaintext_names:
+            return False
+        return (name == DIRIV_NAME and self.options.diriv) or is_name_file(name)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def listdir(self, path: str = "", *, include_bad: bool = False) -> list[DirEntry]:
+        """Entries of a plain directory; undecryptable ones only with `include_bad`."""
+        cdir = self.cipher_path(path)
+        return self.list_cipher_dir(cdir, include_bad=include_bad, where=path or "/")
+
+    def list_cipher_dir(
+        self, cdir: Path, *, include_bad: bool = False, where: str | None = None
+    ) -> list[DirEntry]:
+        where = where or str(cdir)
+        try:
+            it = os.scandir(cdir)
+        except OSError as e:
+            raise _fs_error(e, where) from None
+        out: list[DirEntry] = []
+        plaintext = self.options.plaintext_names
+        is_root = cdir == self.cipherdir
+        iv = None if plaintext else self.dir_iv(cdir)  # a bad diriv makes the dir unlistable
+        decrypt = self.names.decrypt
+        with it:
+            for entry in it:
+                cname = entry.name
+                if (
+                    self._hidden(cdir, cname)
+                    if (is_root or cname.startswith("gocryptfs."))
+                    else False
+                ):
+                    continue
+                if plaintext:
+                    out.append(DirEntry(cname, cname, _dirent_kind(entry)))
+                    continue
+                try:
+                    if cname.startswith("gocryptfs."):
+                        plain = self.decrypt_entry(cdir, cname)
+                    else:
+                        assert iv is not None
+                        plain = os.fsdecode(decrypt(cname, iv))
+                except NameError_ as e:
+                    if include_bad:
+                        out.append(DirEntry(cname, cname, _dirent_kind(entry), str(e)))
+                    continue
+                out.append(DirEntry(plain, cname, _dirent_kind(entry)))
+        return out
+
+    def stat(self, path: str) -> PlainStat:
+        cpath = self.cipher_path(path)
+        try:
+            st = os.lstat(cpath)
+        except OSError as e:
+            raise _fs_error(e, path or "/") from None
+        return self._plain_stat(cpath, st)
+
+    def _plain_stat(self, cpath: Path, st: os.stat_result) -> PlainStat:
+        size = st.st_size
+        if stat_mod.S_ISREG(st.st_mode):
+            size = self.content.cipher_to_plain_size(size)
+        elif stat_mod.S_ISLNK(st.st_mode) and not self.options.plaintext_names:
+            try:
+                size = len(self._decrypt_link(os.readlink(cpath), str(cpath)))
+            except (VaultError, OSError):
+                size = 0
+        return PlainStat(
+            mode=st.st_mode,
+            size=size,
+            mtime_ns=st.st_mtime_ns,
+            atime_ns=st.st_atime_ns,
+            ctime_ns=st.st_ctime_ns,
+            nlink=st.st_nlink,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            ino=st.st_ino,
+            cipher_size=st.st_size,
+        )
+
+    def exists(self, path: str) -> bool:
+        try:
+            os.lstat(self.cipher_path(path))
+        except (OSError, VaultError):
+            return False
+        return True
+
+    def readlink(self, path: str) -> str:
+        cpath = self.cipher_path(path)
+        try:
+            target = os.readlink(cpath)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+        if self.options.plaintext_names:
+            return target
+        return os.fsdecode(self._decrypt_link(target, path))
+
+    def _decrypt_link(self, stored: str, where: str) -> bytes:
+        if not stored:
+            return b""
+        try:
+            blob = b64_decode(stored, self.options.raw64)
+            return self.content.aead.open(blob, _SYMLINK_AD)
+        except (ValueError, AuthenticationError):
+            raise CorruptionError(f"{where}: symlink target does not decrypt (corrupt)") from None
+
+    def encrypt_link_target(self, target: str) -> str:
+        if self.options.plaintext_names:
+            return target
+        raw = os.fsencode(target)
+        if not raw:
+            return ""
+        return b64_encode(self.content.aead.seal(raw, _SYMLINK_AD), self.options.raw64)
+
+    def open_file(self, path: str, *, writable: bool = False) -> VaultFile:
+        cpath = self.cipher_path(path)
+        try:
+            fd = os.open(cpath, (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+        return VaultFile(self, fd, path)
+
+    def read_file(self, path: str, offset: int = 0, size: int = -1) -> bytes:
+        with self.open_file(path) as f:
+            return f.read(offset, size)
+
+    def iter_file(self, path: str) -> Iterator[bytes]:
+        """Stream the plaintext of a file in chunks of up to 1 MiB."""
+        with self.open_file(path) as f:
+            yield from f.iter_chunks()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def _prepare_new(self, path: str) -> tuple[Path, Path, str, str]:
+        """Parent cipher dir, cipher path, disk name and full name of a new entry."""
+        parts = split_path(path)
+        if not parts:
+            raise FsError(errno.EEXIST, "/: the root already exists")
+        parent = self.cipher_path("/".join(parts[:-1]))
+        if not parent.is_dir():
+            raise FsError(errno.ENOENT, f"{path}: parent directory does not exist")
+        disk, full = self.encrypt_component(parent, parts[-1])
+        cpath = parent / disk
+        if os.path.lexists(cpath):
+            raise FsError(errno.EEXIST, f"{path}: already exists")
+        return parent, cpath, disk, full
+
+    def _with_name_file(self, parent: Path, disk: str, full: str) -> bool:
+        """Write the `.name` sidecar of a long name first (§6.7); True if this call made it."""
+        if disk == full or self.options.plaintext_names:
+            return False
+        return write_name_file(parent, disk, full)
+
+    def _drop_name_file(self, parent: Path, disk: str) -> None:
+        if is_long_name(disk) and not self.options.plaintext_names:
+            try:
+                os.unlink(parent / (disk + LONGNAME_SUFFIX))
+            except FileNotFoundError:
+                pass
+
+    def create(self, path: str, mode: int = 0o644) -> VaultFile:
+        """Create an empty file (0 bytes on disk until the first write, §5.4) and open it."""
+        parent, cpath, disk, full = self._prepare_new(path)
+        made = self._with_name_file(parent, disk, full)
+        try:
+            fd = os.open(cpath, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        except OSError as e:
+            if made:
+                self._drop_name_file(parent, disk)
+            raise _fs_error(e, path) from None
+        return VaultFile(self, fd, path)
+
+    def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
+        with self.create(path, mode) as f:
+            f.write(0, data)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        """mkdir with a new diriv inside, then chmod to the requested mode (§8.2)."""
+        parent, cpath, disk, full = self._prepare_new(path)
+        made = self._with_name_file(parent, disk, full)
+        try:
+            os.mkdir(cpath, mode | 0o700 if self.options.diriv else mode)
+        except OSError as e:
+            if made:
+                self._drop_name_file(parent, disk)
+            raise _fs_error(e, path) from None
+        if self.options.diriv:
+            try:
+                write_diriv(cpath)
+                os.chmod(cpath, mode | (os.stat(cpath).st_mode & stat_mod.S_ISGID))
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.unlink(cpath / DIRIV_NAME)
+                os.rmdir(cpath)
+                if made:
+                    self._drop_name_file(parent, disk)
+                raise _fs_error(e, path) from None
+
+    def symlink(self, target: str, path: str) -> None:
+        parent, cpath, disk, full = self._prepare_new(path)
+        stored = self.encrypt_link_target(target)
+        made = self._with_name_file(parent, disk, full)
+        try:
+            os.symlink(stored, cpath)
+        except OSError as e:
+            if made:
+                self._drop_name_file(parent, disk)
+            raise _fs_error(e, path) from None
+
+    def link(self, existing: str, new: str) -> None:
+        src = self.cipher_path(existing)
+        parent, cpath, disk, full = self._prepare_new(new)
+        made = self._with_name_file(parent, disk, full)
+        try:
+            os.link(src, cpath, follow_symlinks=False)
+        except OSError as e:
+            if made:
+                self._drop_name_file(parent, disk)
+            raise _fs_error(e, new) from None
+
+    def unlink(self, path: str) -> None:
+        cpath = self.cipher_path(path)
+        if cpath == self.cipherdir:
+            raise FsError(errno.EISDIR, "/: cannot unlink the root")
+        try:
+            if stat_mod.S_ISDIR(os.lstat(cpath).st_mode):
+                raise FsError(errno.EISDIR, f"{path}: is a directory")
+            os.unlink(cpath)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+        self._drop_name_file(cpath.parent, cpath.name)
+
+    def rmdir(self, path: str) -> None:
+        cpath = self.cipher_path(path)
+        if cpath == self.cipherdir:
+            raise FsError(errno.EBUSY, "/: cannot remove the vault root")
+        self._rmdir_cipher(cpath, path)
+        self._drop_name_file(cpath.parent, cpath.name)
+
+    def _rmdir_cipher(self, cpath: Path, where: str) -> None:
+        """Remove a cipher dir that holds at most its diriv, moving the diriv out first (§8.3)."""
+        try:
+            names = os.listdir(cpath)
+        except OSError as e:
+            raise _fs_error(e, where) from None
+        if not self.options.diriv or DIRIV_NAME not in names:
+            if names:
+                raise FsError(errno.ENOTEMPTY, f"{where}: directory not empty")
+            try:
+                os.rmdir(cpath)
+            except OSError as e:
+                raise _fs_error(e, where) from None
+            self._forget_ivs(cpath)
+            return
+        if len(names) > 1:
+            raise FsError(errno.ENOTEMPTY, f"{where}: directory not empty")
+        # Moving the diriv out first keeps a crash from leaving a dir without IV but with names.
+        parked = cpath.parent / f"{_RMDIR_PREFIX}{secrets.randbits(64)}"
+        mode = os.stat(cpath).st_mode
+        try:
+            if not mode & 0o200:
+                os.chmod(cpath, mode | 0o700)
+            os.rename(cpath / DIRIV_NAME, parked)
+        except OSError as e:
+            raise _fs_error(e, where) from None
+        try:
+            os.rmdir(cpath)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.rename(parked, cpath / DIRIV_NAME)
+            raise _fs_error(e, where) from None
+        os.unlink(parked)
+        self._forget_ivs(cpath)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename, replacing an existing file or empty directory at `dst` (§6.7, §8.4)."""
+        csrc = self.cipher_path(src)
+        if csrc == self.cipherdir:
+            raise FsError(errno.EBUSY, "/: cannot rename the root")
+        try:
+            src_st = os.lstat(csrc)
+        except OSError as e:
+            raise _fs_error(e, src) from None
+        dparts = split_path(dst)
+        if not dparts:
+            raise FsError(errno.EBUSY, "/: cannot replace the root")
+        dparent = self.cipher_path("/".join(dparts[:-1]))
+        if not dparent.is_dir():
+            raise FsError(errno.ENOENT, f"{dst}: parent directory does not exist")
+        disk, full = self.encrypt_component(dparent, dparts[-1])
+        cdst = dparent / disk
+        if cdst == csrc:
+            return
+        if stat_mod.S_ISDIR(src_st.st_mode) and str(cdst).startswith(str(csrc) + "/"):
+            raise FsError(errno.EINVAL, f"{dst}: cannot move a directory into itself")
+        try:
+            dst_st: os.stat_result | None = os.lstat(cdst)
+        except FileNotFoundError:
+            dst_st = None
+        if dst_st is not None:
+            src_dir = stat_mod.S_ISDIR(src_st.st_mode)
+            if stat_mod.S_ISDIR(dst_st.st_mode):
+                if not src_dir:
+                    raise FsError(errno.EISDIR, f"{dst}: is a directory")
+                # The target still holds its diriv, so the kernel would say ENOTEMPTY.
+                self._rmdir_cipher(cdst, dst)
+            elif src_dir:
+                raise FsError(errno.ENOTDIR, f"{dst}: not a directory")
+        self._with_name_file(dparent, disk, full)
+        try:
+            os.rename(csrc, cdst)
+        except OSError as e:
+            raise _fs_error(e, f"{src} -> {dst}") from None
+        if stat_mod.S_ISDIR(src_st.st_mode):
+            self._forget_ivs(csrc)
+        self._drop_name_file(csrc.parent, csrc.name)
+
+    def chmod(self, path: str, mode: int) -> None:
+        try:
+            os.chmod(self.cipher_path(path), mode)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+
+    def utime(self, path: str, atime_ns: int, mtime_ns: int) -> None:
+        try:
+            os.utime(self.cipher_path(path), ns=(atime_ns, mtime_ns), follow_symlinks=False)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+
+    # -- tree helpers -----------------------------------------------------------------------
+
+    def walk(self, path: str = "") -> Iterator[tuple[str, list[DirEntry]]]:
+        """Depth-first (plain dir path, entries sorted by plain name), like os.walk."""
+        entries = sorted(self.listdir(path), key=lambda e: e.name)
+        yield path, entries
+        for e in entries:
+            if e.is_dir:
+                yield from self.walk(f"{path}/{e.name}" if path else e.name)
+
+    def decrypt_cipher_path(self, cipher_rel: str) -> str:
+        """Plain path of a cipher path relative to the vault root (like the ctlsock's DecryptPath)."""
+        cur = self.cipherdir
+        out: list[str] = []
+        for part in split_path(cipher_rel):
+            if part.endswith(LONGNAME_SUFFIX) and is_name_file(part):
+                raise FsError(errno.EINVAL, f"{part}: is a long-name sidecar, not an object")
+            try:
+                out.append(self.decrypt_entry(cur, part))
+            except NameError_ as e:
+                raise FsError(errno.EBADMSG, str(e)) from None
+            cur = cur / part
+        return "/".join(out)
+
+
+class VaultFile:
+    """An open vault file: random-access read, write and truncate with gocryptfs's rules (§5.3).
+
+    Not thread-safe; the FUSE layer serialises access per inode.
+    """
+
+    def __init__(self, vault: Vault, fd: int, where: str) -> None:
+        self.vault = vault
+        self.codec = vault.content
+        self.fd = fd
+        self.where = where
+        self._file_id: bytes | None = None
+
+    def __enter__(self) -> VaultFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def cipher_size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def size(self) -> int:
+        return self.codec.cipher_to_plain_size(self.cipher_size())
+
+    def _read_file_id(self) -> bytes | None:
+        if self._file_id is None:
+            raw = os.pread(self.fd, HEADER_LEN + 1, 0)
+            if len(raw) <= HEADER_LEN:
+                return None  # empty or header-only: treated as empty (§5.4)
+            self._file_id = parse_header(raw, self.where)
+        return self._file_id
+
+    # -- read ---------------------------------------------------------------------------
+
+    def read(self, offset: int = 0, size: int = -1) -> bytes:
+        plain_size = self.size()
+        if size < 0:
+            size = plain_size - offset
+        end = min(offset + size, plain_size)
+        if offset >= end:
+            return b""
+        file_id = self._read_file_id()
+        if file_id is None:
+            return b""
+        first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        data = self._pread_blocks(first, last - first + 1)
+        plain = self.codec.decrypt_blocks(data, first, file_id, self.where)
+        skip = offset - first * BLOCK_SIZE
+        return plain[skip : skip + end - offset]
+
+    def _pread_blocks(self, first: int, count: int) -> bytes:
+        start = self.codec.cipher_offset(first)
+        return os.pread(self.fd, count * self.codec.cipher_block, start)
+
+    def iter_chunks(self) -> Iterator[bytes]:
+        """Stream the whole plaintext, 1 MiB at a time, with one reusable output buffer."""
+        file_id = self._read_file_id()
+        if file_id is None:
+            return
+        codec = self.codec
+        out = bytearray(CHUNK_BLOCKS * BLOCK_SIZE)
+        block = 0
+        while True:
+            data = self._pread_blocks(block, CHUNK_BLOCKS)
+            if not data:
+                return
+            n = codec.decrypt_into(memoryview(data), block, file_id, out, self.where)
+            yield bytes(out[:n]) if n < len(out) else bytes(out)
+            if len(data) < CHUNK_BLOCKS * codec.cipher_block:
+                return
+            block += CHUNK_BLOCKS
+
+    # -- write --------------------------------------------------------------------------
+
+    def _ensure_header(self) -> bytes:
+        file_id = self._read_file_id()
+        if file_id is None:
+            file_id = new_file_id()
+            # A header-only leftover (c <= 18) is replaced: it had no content (§5.2).
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, make_header(file_id), 0)
+            self._file_id = file_id
+        return file_id
+
+    def write(self, offset: int, data: bytes | memoryview) -> int:
+        """Write plaintext at `offset`, padding the old last block when writing past EOF."""
+        if not data:
+            return 0
+        plain_size = self.size()
+        first_target = offset // BLOCK_SIZE
+        next_block = plain_size // BLOCK_SIZE  # where an append would go
+        if first_target > next_block and plain_size % BLOCK_SIZE:
+            # Block positions are fixed, so a short last block must become full first (§5.3).
+            self._write_range(plain_size, bytes(BLOCK_SIZE - plain_size % BLOCK_SIZE), plain_size)
+            plain_size += BLOCK_SIZE - plain_size % BLOCK_SIZE
+        self._write_range(offset, memoryview(data), plain_size)
+        return len(data)
+
+    def _write_range(self, offset: int, data: bytes | memoryview, plain_size: int) -> None:
+        file_id = self._ensure_header()
+        codec = self.codec
+        mv = memoryview(data)
+        end = offset + len(mv)
+        first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
+        head = offset - first * BLOCK_SIZE
+        # Old plaintext is only needed for partially covered blocks holding data.
+        existing_blocks = -(-plain_size // BLOCK_SIZE)
+        pieces: list[bytes] = []
+        pos = 0
+        for block in range(first, last + 1):
+            start = head if block == first else 0
+            take = min(BLOCK_SIZE - start, len(mv) - pos)
+            chunk = mv[pos : pos + take]
+            pos += take
+            if start == 0 and (take == BLOCK_SIZE or block * BLOCK_SIZE + take >= plain_size):
+                plain = bytes(chunk)
+            else:
+                old = b""
+                if block < existing_blocks:
+                    raw = self._pread_blocks(block, 1)
+                    old = codec.decrypt_block(raw, block, file_id, self.where)
+                buf = bytearray(old)
+                if len(buf) < start:
+                    buf.extend(bytes(start - len(buf)))
+                buf[start : start + take] = chunk
+                plain = bytes(buf)
+            pieces.append(codec.encrypt_block(plain, block, file_id))
+        blob = b"".join(pieces)
+        written = os.pwrite(self.fd, blob, codec.cipher_offset(first))
+        if written != len(blob):
+            raise FsError(errno.EIO, f"{self.where}: short write ({written} of {len(blob)} bytes)")
+
+    def truncate(self, new_size: int) -> None:
+        """Grow or shrink to `new_size` plain bytes with gocryptfs's hole rules (§5.3)."""
+        old = self.size()
+        if new_size == old:
+            return
+        codec = self.codec
+        if new_size == 0:
+            os.ftruncate(self.fd, 0)
+            self._file_id = None  # the next write creates a new file ID
+            return
+        if new_size < old:
+            file_id = self._read_file_id()
+            assert file_id is not None
+            block, keep = divmod(new_size, BLOCK_SIZE)
+            if keep == 0:
+                os.ftruncate(self.fd, codec.cipher_offset(block))
+                return
+            raw = self._pread_blocks(block, 1)
+            plain = codec.decrypt_block(raw, block, file_id, self.where)[:keep]
+            os.ftruncate(self.fd, codec.cipher_offset(block))
+            os.pwrite(
+                self.fd, codec.encrypt_block(plain, block, file_id), codec.cipher_offset(block)
+            )
+            return
+        if old > 0 and (old - 1) // BLOCK_SIZE == (new_size - 1) // BLOCK_SIZE:
+            self._write_range(old, bytes(new_size - old), old)
+            return
+        if old % BLOCK_SIZE:
+            self._write_range(old, bytes(BLOCK_SIZE - old % BLOCK_SIZE), old)
+        if new_size % BLOCK_SIZE == 0:
+            self._ensure_header()
+            os.ftruncate(self.fd, codec.plain_to_cipher_size(new_size))
+        else:
+            self.write(new_size - 1, b"\0")
+
+    def fsync(self) -> None:
+        os.fsync(self.fd)
