@@ -455,10 +455,8 @@ class Vault:
 
     def _drop_name_file(self, parent: Path, disk: str) -> None:
         if is_long_name(disk) and not self.options.plaintext_names:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(parent / (disk + LONGNAME_SUFFIX))
-            except FileNotFoundError:
-                pass
 
     def create(self, path: str, mode: int = 0o644) -> VaultFile:
         """Create an empty file (0 bytes on disk until the first write, §5.4) and open it."""
