@@ -155,9 +155,7 @@ class ConfFile:
             raise ConfigError(f"{self._where()}: master key has {len(key)} bytes, want 32")
         return key
 
-    def with_password(
-        self, master_key: bytes, password: bytes, logn: int | None = None
-    ) -> ConfFile:
+    def with_password(self, master_key: bytes, password: bytes, logn: int | None = None) -> ConfFile:
         """A copy with the master key re-wrapped under `password`, new salt and nonce (§3.6)."""
         params = ScryptParams.new(self.scrypt.logn if logn is None else logn)
         tmp = replace(self, scrypt=params)
@@ -306,9 +304,7 @@ def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
     try:
         top = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: p)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigMissingError(
-            f"{where}: not a valid JSON config ({e.__class__.__name__})"
-        ) from None
+        raise ConfigMissingError(f"{where}: not a valid JSON config ({e.__class__.__name__})") from None
     if not isinstance(top, list):
         raise ConfigMissingError(f"{where}: not a JSON object")
     fields = _fold(top, _FIELDS)
@@ -372,9 +368,7 @@ def validate(conf: ConfFile) -> None:
         if has(FLAG_GCMIV128):
             raise ConfigError(f"{where}: XChaCha20Poly1305 conflicts with GCMIV128")
     elif not has(FLAG_GCMIV128):
-        raise ConfigError(
-            f"{where}: deprecated filesystem without GCMIV128 (96-bit nonces) is not supported"
-        )
+        raise ConfigError(f"{where}: deprecated filesystem without GCMIV128 (96-bit nonces) is not supported")
     if has(FLAG_PLAINTEXT_NAMES):
         for f in _NAME_FLAGS:
             if has(f):
@@ -395,9 +389,7 @@ def load_config(path: Path) -> ConfFile:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigMissingError(
-            f"{path}: config file not found (is this a gocryptfs vault?)"
-        ) from None
+        raise ConfigMissingError(f"{path}: config file not found (is this a gocryptfs vault?)") from None
     except IsADirectoryError:
         raise ConfigMissingError(f"{path}: is a directory, not a config file") from None
     except OSError as e:

@@ -85,9 +85,7 @@ class ContentCodec:
     ) -> bytes:
         return self.aead.seal(plaintext, block_ad(block_no, file_id), nonce)
 
-    def encrypt_blocks(
-        self, plaintext: bytes | memoryview, first_block: int, file_id: bytes
-    ) -> bytes:
+    def encrypt_blocks(self, plaintext: bytes | memoryview, first_block: int, file_id: bytes) -> bytes:
         """Encrypt consecutive blocks; only the last may be shorter than BLOCK_SIZE."""
         mv = memoryview(plaintext)
         seal = self.aead.seal

@@ -132,9 +132,7 @@ class NameCodec:
         try:
             plain = unpad16(self.eme.decrypt(iv, raw))
         except ValueError as e:
-            raise NameError_(
-                f"{cipher_name!r}: does not decrypt ({e}; wrong diriv or key?)"
-            ) from None
+            raise NameError_(f"{cipher_name!r}: does not decrypt ({e}; wrong diriv or key?)") from None
         if len(plain) > NAME_MAX or b"/" in plain or b"\0" in plain or plain in (b".", b".."):
             raise NameError_(f"{cipher_name!r}: decrypts to an invalid name")
         return plain
@@ -153,9 +151,7 @@ class NameCodec:
     def encrypt_xattr_name(self, name: bytes) -> str:
         if not name or b"\0" in name:
             raise FsError(errno.EINVAL, "invalid xattr name")
-        return "user.gocryptfs." + b64_encode(
-            self.eme.encrypt(XATTR_NAME_IV, pad16(name)), self.raw64
-        )
+        return "user.gocryptfs." + b64_encode(self.eme.encrypt(XATTR_NAME_IV, pad16(name)), self.raw64)
 
     def decrypt_xattr_name(self, stored: str) -> bytes:
         prefix = "user.gocryptfs."
@@ -175,9 +171,7 @@ def read_diriv(cipher_dir: Path) -> bytes:
         with open(path, "rb") as f:
             iv = f.read(DIRIV_LEN + 1)
     except FileNotFoundError:
-        raise CorruptionError(
-            f"{path}: gocryptfs.diriv is missing; names here cannot be decrypted"
-        ) from None
+        raise CorruptionError(f"{path}: gocryptfs.diriv is missing; names here cannot be decrypted") from None
     except OSError as e:
         raise CorruptionError(f"{path}: cannot read gocryptfs.diriv: {e.strerror}") from None
     if len(iv) != DIRIV_LEN:
@@ -222,9 +216,7 @@ def read_name_file(cipher_dir: Path, hashed: str) -> str:
 def write_name_file(cipher_dir: Path, hashed: str, full_name: str) -> bool:
     """Create `<hashed>.name` (mode 0444); False if it already exists (EEXIST is fine, §6.7)."""
     try:
-        fd = os.open(
-            cipher_dir / (hashed + LONGNAME_SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444
-        )
+        fd = os.open(cipher_dir / (hashed + LONGNAME_SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     except FileExistsError:
         return False
     try:

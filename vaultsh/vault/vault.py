@@ -328,11 +328,7 @@ class Vault:
         with it:
             for entry in it:
                 cname = entry.name
-                if (
-                    self._hidden(cdir, cname)
-                    if (is_root or cname.startswith("gocryptfs."))
-                    else False
-                ):
+                if self._hidden(cdir, cname) if (is_root or cname.startswith("gocryptfs.")) else False:
                     continue
                 if plaintext:
                     out.append(DirEntry(cname, cname, _dirent_kind(entry)))
@@ -813,9 +809,7 @@ class VaultFile:
             raw = self._pread_blocks(block, 1)
             plain = codec.decrypt_block(raw, block, file_id, self.where)[:keep]
             os.ftruncate(self.fd, codec.cipher_offset(block))
-            os.pwrite(
-                self.fd, codec.encrypt_block(plain, block, file_id), codec.cipher_offset(block)
-            )
+            os.pwrite(self.fd, codec.encrypt_block(plain, block, file_id), codec.cipher_offset(block))
             return
         if old > 0 and (old - 1) // BLOCK_SIZE == (new_size - 1) // BLOCK_SIZE:
             self._write_range(old, bytes(new_size - old), old)
