@@ -1,0 +1,295 @@
+"""Streaming export (decrypt to a plain tree) and import (encrypt a plain tree) with progress."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat as stat_mod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vaultsh.vault.errors import FsError, VaultError
+from vaultsh.vault.vault import PlainStat, Vault, split_path
+
+CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough to keep memory flat
+
+Progress = Callable[[int], None]
+"""Called with the number of plaintext bytes just processed."""
+
+
+class Cancelled(Exception):
+    """The caller asked to stop; what was finished stays, nothing half-written does."""
+
+
+@dataclass
+class TransferReport:
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    progress: Progress | None
+    cancelled: Callable[[], bool] | None
+    report: TransferReport = field(default_factory=TransferReport)
+
+    def step(self, n: int) -> None:
+        self.report.bytes += n
+        if self.progress is not None:
+            self.progress(n)
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled()
+
+
+def _tmp_name(final: str) -> str:
+    return f".{final[:200]}.vaultsh-{secrets.token_hex(4)}.part"
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+# -- export ---------------------------------------------------------------------------------
+
+
+def plain_tree_size(vault: Vault, path: str) -> int:
+    """Total plain bytes below a vault path (for progress bars); unreadable dirs count 0."""
+    st = vault.stat(path)
+    if not stat_mod.S_ISDIR(st.mode):
+        return st.size if stat_mod.S_ISREG(st.mode) else 0
+    total = 0
+    try:
+        for dpath, entries in vault.walk(path):
+            for e in entries:
+                if e.kind == "file":
+                    with contextlib.suppress(VaultError):
+                        total += vault.stat(_join(dpath, e.name)).size
+    except VaultError:
+        pass
+    return total
+
+
+def export(
+    vault: Vault,
+    path: str,
+    dest: str | os.PathLike[str],
+    *,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> TransferReport:
+    """Decrypt a vault file or tree to `dest`, keeping modes, mtimes and symlinks.
+
+    Like `cp -r`: an existing directory `dest` receives the entry under its own name. Each file
+    is written to a temporary name and renamed when complete, so a tampered file (reported in
+    `failed`) or a cancel never leaves a half-written file behind.
+    """
+    job = _Job(progress, cancelled)
+    st = vault.stat(path)
+    target = Path(dest)
+    parts = split_path(path)
+    if target.is_dir():
+        if parts:
+            target = target / parts[-1]
+        elif any(target.iterdir()):
+            raise FsError(errno.ENOTEMPTY, f"{target}: destination directory is not empty")
+    if parts and os.path.lexists(target):
+        raise FsError(errno.EEXIST, f"{target}: already exists")
+    if not target.parent.is_dir():
+        raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
+    _export_entry(vault, "/".join(parts), st, target, job)
+    return job.report
+
+
+def _export_entry(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
+    mode = st.mode
+    if stat_mod.S_ISDIR(mode):
+        _export_dir(vault, path, st, target, job)
+    elif stat_mod.S_ISREG(mode):
+        _export_file(vault, path, st, target, job)
+    elif stat_mod.S_ISLNK(mode):
+        try:
+            link = vault.readlink(path)
+        except VaultError as e:
+            job.report.failed.append((path, str(e)))
+            return
+        os.symlink(link, target)
+        os.utime(target, ns=(st.atime_ns, st.mtime_ns), follow_symlinks=False)
+        job.report.symlinks += 1
+    else:
+        job.report.skipped.append((path, "not a regular file, directory or symlink"))
+
+
+def _export_dir(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
+    if not target.exists():
+        os.mkdir(target, 0o700)
+    job.report.dirs += 1
+    try:
+        entries = sorted(vault.listdir(path, include_bad=True), key=lambda e: e.name)
+    except VaultError as e:
+        job.report.failed.append((path or "/", str(e)))
+        entries = []
+    for e in entries:
+        child = _join(path, e.name)
+        if e.error is not None:
+            job.report.failed.append((_join(path, e.cipher_name), f"undecryptable name: {e.error}"))
+            continue
+        try:
+            cst = vault.stat(child)
+        except VaultError as err:
+            job.report.failed.append((child, str(err)))
+            continue
+        _export_entry(vault, child, cst, target / e.name, job)
+    # Mode and times last: children would change the mtime, and a 0500 dir refuses writes.
+    os.chmod(target, stat_mod.S_IMODE(st.mode))
+    os.utime(target, ns=(st.atime_ns, st.mtime_ns))
+
+
+def _export_file(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
+    tmp = target.with_name(_tmp_name(target.name))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    done = False
+    try:
+        with vault.open_file(path) as f:
+            for chunk in f.iter_chunks():
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+                job.step(len(chunk))
+        os.fchmod(fd, stat_mod.S_IMODE(st.mode))
+        os.utime(fd, ns=(st.atime_ns, st.mtime_ns))
+        os.close(fd)
+        fd = -1
+        os.rename(tmp, target)
+        done = True
+        job.report.files += 1
+    except VaultError as e:
+        job.report.failed.append((path, str(e)))
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if not done:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def source_size(src: Path) -> int:
+    st = os.lstat(src)
+    if not stat_mod.S_ISDIR(st.st_mode):
+        return st.st_size if stat_mod.S_ISREG(st.st_mode) else 0
+    total = 0
+    for root, _dirs, files in os.walk(src):
+        for name in files:
+            with contextlib.suppress(OSError):
+                s = os.lstat(os.path.join(root, name))
+                if stat_mod.S_ISREG(s.st_mode):
+                    total += s.st_size
+    return total
+
+
+def import_(
+    vault: Vault,
+    src: str | os.PathLike[str],
+    path: str,
+    *,
+    progress: Progress | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> TransferReport:
+    """Encrypt a plain file or tree into the vault at `path`, keeping modes, mtimes, symlinks.
+
+    Like `cp -r`: an existing vault directory receives the source under its own name, except
+    that a source directory written with a trailing slash ("tree/") has its contents copied
+    into it, as rsync does. Files are written under a temporary name and renamed when complete.
+    """
+    job = _Job(progress, cancelled)
+    source = Path(src)
+    try:
+        sst = os.lstat(source)
+    except OSError as e:
+        raise FsError(e.errno or errno.ENOENT, f"{source}: {e.strerror}") from None
+    parts = split_path(path)
+    if vault.exists(path):
+        if not stat_mod.S_ISDIR(vault.stat(path).mode):
+            raise FsError(errno.EEXIST, f"{path}: already exists in the vault")
+        if stat_mod.S_ISDIR(sst.st_mode) and os.fspath(src).endswith("/"):
+            # rsync's convention: "SRC/" means the contents of SRC go into PATH.
+            _import_dir_contents(vault, source, "/".join(parts), job)
+            return job.report
+        parts = [*parts, source.name]
+    dest = "/".join(parts)
+    if vault.exists(dest):
+        raise FsError(errno.EEXIST, f"{dest}: already exists in the vault")
+    _import_entry(vault, source, sst, dest, job)
+    return job.report
+
+
+def _import_entry(vault: Vault, src: Path, st: os.stat_result, dest: str, job: _Job) -> None:
+    mode = st.st_mode
+    if stat_mod.S_ISDIR(mode):
+        vault.mkdir(dest, 0o700)
+        job.report.dirs += 1
+        _import_dir_contents(vault, src, dest, job)
+        vault.chmod(dest, stat_mod.S_IMODE(mode))
+        vault.utime(dest, st.st_atime_ns, st.st_mtime_ns)
+    elif stat_mod.S_ISREG(mode):
+        _import_file(vault, src, st, dest, job)
+    elif stat_mod.S_ISLNK(mode):
+        vault.symlink(os.readlink(src), dest)
+        vault.utime(dest, st.st_atime_ns, st.st_mtime_ns)
+        job.report.symlinks += 1
+    else:
+        job.report.skipped.append((str(src), "not a regular file, directory or symlink"))
+
+
+def _import_dir_contents(vault: Vault, src: Path, dest: str, job: _Job) -> None:
+    with os.scandir(src) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError as err:
+            job.report.failed.append((e.path, err.strerror or str(err)))
+            continue
+        child = _join(dest, e.name)
+        if vault.exists(child):
+            job.report.failed.append((e.path, f"{child} already exists in the vault"))
+            continue
+        _import_entry(vault, Path(e.path), st, child, job)
+
+
+def _import_file(vault: Vault, src: Path, st: os.stat_result, dest: str, job: _Job) -> None:
+    parts = split_path(dest)
+    tmp = "/".join([*parts[:-1], _tmp_name(parts[-1])])
+    try:
+        fin = open(src, "rb")  # noqa: SIM115 - closed in finally, after the vault file
+    except OSError as e:
+        job.report.failed.append((str(src), e.strerror or str(e)))
+        return
+    done = False
+    try:
+        with fin, vault.create(tmp, 0o600) as out:
+            offset = 0
+            while chunk := fin.read(CHUNK):
+                out.write(offset, chunk)
+                offset += len(chunk)
+                job.step(len(chunk))
+        vault.chmod(tmp, stat_mod.S_IMODE(st.st_mode))
+        vault.utime(tmp, st.st_atime_ns, st.st_mtime_ns)
+        vault.rename(tmp, dest)
+        done = True
+        job.report.files += 1
+    except OSError as e:
+        raise FsError(e.errno or errno.EIO, f"{src}: {e.strerror or e}") from None
+    finally:
+        if not done:
+            with contextlib.suppress(VaultError):
+                vault.unlink(tmp)
