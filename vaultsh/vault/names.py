@@ -59,26 +59,27 @@ def b64_encode(data: bytes, raw: bool) -> str:
     return text.rstrip("=") if raw else text
 
 
+_B64_VALUE = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+
+
 def b64_decode(text: str, raw: bool) -> bytes:
     """Strict URL-safe base64 as gocryptfs v2.5+ reads names: canonical only, no CR/LF (§6.4)."""
     if not (_RAW64_RE if raw else _PAD64_RE).fullmatch(text):
         raise ValueError("characters outside the base64url alphabet")
-    if raw:
-        if len(text) % 4 == 1:
-            raise ValueError("impossible base64 length")
-        padded = text + "=" * (-len(text) % 4)
-    else:
-        if len(text) % 4:
-            raise ValueError("padded base64 has a wrong length")
-        padded = text
+    body = text.rstrip("=")
+    pad = len(text) - len(body)
+    rem = len(body) % 4
+    if rem == 1 or (not raw and (len(text) % 4 or pad != (4 - rem) % 4)):
+        raise ValueError("impossible base64 length or padding")
+    # Non-zero bits below the last full byte make a second spelling of the same bytes
+    # (malleable base64); Python's decoder ignores them, so check the last character.
+    if rem and _B64_VALUE[body[-1]] & (0x0F if rem == 2 else 0x03):
+        raise ValueError("non-canonical base64")
     try:
-        data = base64.urlsafe_b64decode(padded)
+        return binascii.a2b_base64((body + "=" * (-rem % 4)).encode("ascii").translate(_URL_TO_STD))
     except binascii.Error:
         raise ValueError("invalid base64") from None
-    # Python ignores non-zero trailing bits; re-encoding exposes a non-canonical (malleable) form.
-    if b64_encode(data, raw) != text:
-        raise ValueError("non-canonical base64")
-    return data
 
 
 def check_plain_name(name: bytes) -> None:
@@ -123,19 +124,44 @@ class NameCodec:
 
     def decrypt(self, cipher_name: str, iv: bytes) -> bytes:
         """Decrypt a full base64 name; raises NameError_ saying why it is not a valid name."""
+        result = self.decrypt_many([cipher_name], iv)[0]
+        if isinstance(result, NameError_):
+            raise result
+        return result
+
+    def _decode(self, cipher_name: str) -> bytes:
         try:
             raw = b64_decode(cipher_name, self.raw64)
         except ValueError as e:
             raise NameError_(f"{cipher_name!r}: {e}") from None
         if not raw or len(raw) % 16 or len(raw) > 16 * 128:
             raise NameError_(f"{cipher_name!r}: decoded length {len(raw)} is not a block multiple")
-        try:
-            plain = unpad16(self.eme.decrypt(iv, raw))
-        except ValueError as e:
-            raise NameError_(f"{cipher_name!r}: does not decrypt ({e}; wrong diriv or key?)") from None
-        if len(plain) > NAME_MAX or b"/" in plain or b"\0" in plain or plain in (b".", b".."):
-            raise NameError_(f"{cipher_name!r}: decrypts to an invalid name")
-        return plain
+        return raw
+
+    def decrypt_many(self, cipher_names: list[str], iv: bytes) -> list[bytes | NameError_]:
+        """Decrypt the names of one directory in a batch; each result is a name or the error."""
+        results: list[bytes | NameError_] = []
+        todo: list[int] = []
+        raws: list[bytes] = []
+        for i, name in enumerate(cipher_names):
+            try:
+                raws.append(self._decode(name))
+                todo.append(i)
+                results.append(b"")
+            except NameError_ as e:
+                results.append(e)
+        for i, padded in zip(todo, self.eme.decrypt_many(iv, raws), strict=True):
+            name = cipher_names[i]
+            try:
+                plain = unpad16(padded)
+            except ValueError as e:
+                results[i] = NameError_(f"{name!r}: does not decrypt ({e}; wrong diriv or key?)")
+                continue
+            if len(plain) > NAME_MAX or b"/" in plain or b"\0" in plain or plain in (b".", b".."):
+                results[i] = NameError_(f"{name!r}: decrypts to an invalid name")
+                continue
+            results[i] = plain
+        return results
 
     def hash_long(self, full_name: str) -> str:
         """`gocryptfs.longname.` + B64(SHA-256(encrypted name)) (§6.7)."""
