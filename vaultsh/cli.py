@@ -404,8 +404,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
         d = todo.pop(0)
         try:
             entries = sorted(vault.listdir(d, include_bad=args.all), key=lambda e: e.name)
-        except VaultError as e:
-            print(f"{PROG}: {d or '/'}: {e}", file=sys.stderr)
+        except VaultError as err:
+            print(f"{PROG}: {d or '/'}: {err}", file=sys.stderr)
             status = ExitCode.FSCK_ERRORS
             continue
         if args.recursive:

@@ -132,8 +132,8 @@ def _export_dir(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job)
     job.report.dirs += 1
     try:
         entries = sorted(vault.listdir(path, include_bad=True), key=lambda e: e.name)
-    except VaultError as e:
-        job.report.failed.append((path or "/", str(e)))
+    except VaultError as err:
+        job.report.failed.append((path or "/", str(err)))
         entries = []
     for e in entries:
         child = _join(path, e.name)
