@@ -1,0 +1,125 @@
+"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, upstream vector copies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+# Test modules import the harness as the top-level module `gocryptfs_harness`, whether or not
+# tests/ is a package, so put this directory on sys.path explicitly.
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from gocryptfs_harness import REPO_ROOT, require_gocryptfs, skip_or_fail  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run tests marked `slow`",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-slow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def need_gocryptfs() -> None:
+    """Skip unless gocryptfs, fusermount3 and /dev/fuse exist; under CI=true, fail instead."""
+    require_gocryptfs()
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream test vectors (shared/vectors/gocryptfs-upstream, see its INDEX.md)
+# ---------------------------------------------------------------------------------------------
+
+
+def vectors_source() -> Path:
+    """Where the read-only upstream vectors live: $VAULTSH_VECTORS, else beside the checkout.
+
+    The checkout may be a fresh clone anywhere (CI), with `shared/` next to it, so the path is
+    always resolved from the repository root's parent, never from the current directory.
+    """
+    override = os.environ.get("VAULTSH_VECTORS")
+    if override:
+        return Path(override).resolve()
+    return REPO_ROOT.parent / "shared" / "vectors" / "gocryptfs-upstream"
+
+
+def _make_writable(root: Path) -> None:
+    # shared/ is laid out without write bits in CI; give the copy owner-write so tests can
+    # modify it and pytest can clean it up (symlinks are left alone).
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            if not stat.S_ISLNK(st.st_mode):
+                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
+    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) | stat.S_IWUSR)
+
+
+def _restore_symlinks(copy: Path, relpath: str) -> None:
+    # The vectors as laid out here store symlinks as regular files holding the target;
+    # tests/vectors.py knows which ones they are (from INDEX.md). Restore every such symlink
+    # in the copied subtree (a no-op where real symlinks survived).
+    from vectors import SYMLINKS_BY_DIR, restore_symlinks
+
+    prefix = relpath.strip("/")
+    for dir_rel in SYMLINKS_BY_DIR:
+        if prefix == "":
+            restore_symlinks(copy / dir_rel, dir_rel)
+        elif dir_rel == prefix or dir_rel.startswith(prefix + "/"):
+            restore_symlinks(copy / dir_rel[len(prefix) :].lstrip("/"), dir_rel)
+
+
+def copy_vectors(relpath: str, dest: Path) -> Path:
+    """Copy `relpath` (below the vectors root; "" = everything) to `dest`, symlinks restored."""
+    src = vectors_source()
+    if not src.is_dir():
+        skip_or_fail(f"upstream test vectors not found at {src} (set VAULTSH_VECTORS)")
+    item = src / relpath
+    if not item.exists() and not item.is_symlink():
+        raise FileNotFoundError(f"no such vector path: {item}")
+    if item.is_dir():
+        shutil.copytree(item, dest, symlinks=True)
+        _make_writable(dest)
+        _restore_symlinks(dest, relpath)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item, dest, follow_symlinks=False)
+        if not dest.is_symlink():
+            os.chmod(dest, stat.S_IMODE(os.stat(dest).st_mode) | stat.S_IWUSR)
+    return dest
+
+
+@pytest.fixture
+def vector_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Factory: `vector_copy("tests/example_filesystems/v1.3")` -> a fresh writable copy."""
+
+    def factory(relpath: str) -> Path:
+        base = tmp_path_factory.mktemp("vectors")
+        name = Path(relpath).name or "gocryptfs-upstream"
+        return copy_vectors(relpath, base / name)
+
+    return factory
+
+
+@pytest.fixture
+def upstream_vectors(vector_copy: Callable[[str], Path]) -> Path:
+    """A fresh, writable copy of the whole gocryptfs-upstream vector directory."""
+    return vector_copy("")

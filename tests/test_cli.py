@@ -1,0 +1,279 @@
+"""The offline CLI end to end: commands, secrets handling and gocryptfs exit codes (spec §11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+KEY_RE = re.compile(r"^[0-9a-f]{8}(-[0-9a-f]{8}){7}$")
+
+
+def run(*args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "vaultsh", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vaultsh {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture
+def pw(tmp_path: Path) -> Path:
+    p = tmp_path / "pw"
+    p.write_text("correct horse\n")
+    return p
+
+
+@pytest.fixture
+def vault(tmp_path: Path, pw: Path) -> tuple[Path, str]:
+    """A fresh vault with two files, a dir and a symlink; returns (cipherdir, master key)."""
+    cdir = tmp_path / "cipher"
+    cdir.mkdir()
+    out = run("init", "--scryptn", "10", "--passfile", str(pw), str(cdir), check=True)
+    key = out.stdout.strip()
+    src = tmp_path / "src"
+    (src / "docs").mkdir(parents=True)
+    (src / "docs" / "notes.txt").write_text("hello vault\n")
+    (src / "empty").write_bytes(b"")
+    os.symlink("docs/notes.txt", src / "link")
+    run("import", "--passfile", str(pw), f"{src}/", str(cdir), "/", check=True)
+    return cdir, key
+
+
+def test_init_prints_key_even_without_a_terminal(vault: tuple[Path, str]) -> None:
+    cdir, key = vault
+    assert KEY_RE.match(key), key
+    conf = cdir / "gocryptfs.conf"
+    assert oct(conf.stat().st_mode & 0o777) == "0o400"
+    assert oct((cdir / "gocryptfs.diriv").stat().st_mode & 0o777) == "0o444"
+
+
+def test_init_refuses_non_empty_dir_with_exit_6(tmp_path: Path, pw: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x").write_text("x")
+    p = run("init", "--scryptn", "10", "--passfile", str(pw), str(tmp_path / "d"))
+    assert p.returncode == 6
+    assert "not empty" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_info_and_missing_config(vault: tuple[Path, str], tmp_path: Path) -> None:
+    cdir, _ = vault
+    out = run("info", str(cdir), check=True).stdout.splitlines()
+    assert out[0].startswith("Creator:           vaultsh ")
+    assert out[1] == "FeatureFlags:      HKDF GCMIV128 DirIV EMENames LongNames Raw64"
+    assert out[4] == "contentEncryption: AES-GCM-256"
+    (tmp_path / "empty").mkdir()
+    p = run("info", str(tmp_path / "empty"))
+    assert p.returncode == 8
+
+
+def test_ls_cat_and_paths(vault: tuple[Path, str], pw: Path) -> None:
+    cdir, _ = vault
+    ls = run("ls", "-R", "--passfile", str(pw), str(cdir), check=True).stdout
+    assert "docs" in ls and "notes.txt" in ls and "link" in ls
+    long = run("ls", "-l", "--passfile", str(pw), str(cdir), "docs", check=True).stdout
+    assert re.search(r"-rw\S+\s+1\s+12 .* notes\.txt", long), long
+    cat = run("cat", "--passfile", str(pw), str(cdir), "docs/notes.txt", check=True).stdout
+    assert cat == "hello vault\n"
+    enc = run("encrypt-paths", "--passfile", str(pw), str(cdir), "docs/notes.txt", check=True).stdout.strip()
+    assert (cdir / enc).is_file()
+    dec = run("decrypt-paths", "--passfile", str(pw), str(cdir), enc, check=True).stdout.strip()
+    assert dec == "docs/notes.txt"
+
+
+def test_wrong_password_exit_12(vault: tuple[Path, str], tmp_path: Path) -> None:
+    cdir, _ = vault
+    bad = tmp_path / "bad"
+    bad.write_text("nope\n")
+    p = run("ls", "--passfile", str(bad), str(cdir))
+    assert p.returncode == 12
+    assert p.stderr.strip() == "vaultsh: Password incorrect."
+
+
+def test_password_from_stdin_and_extpass(vault: tuple[Path, str], tmp_path: Path) -> None:
+    cdir, _ = vault
+    p = run("cat", str(cdir), "docs/notes.txt", stdin="correct horse\n")
+    assert p.returncode == 0 and p.stdout == "hello vault\n"
+    script = tmp_path / "askpass.sh"
+    script.write_text("#!/bin/sh\necho 'correct horse'\n")
+    script.chmod(0o700)
+    p = run("cat", "--extpass", str(script), str(cdir), "docs/notes.txt")
+    assert p.returncode == 0 and p.stdout == "hello vault\n"
+
+
+def test_empty_password_exit_9(vault: tuple[Path, str], tmp_path: Path) -> None:
+    cdir, _ = vault
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    assert run("ls", "--passfile", str(empty), str(cdir)).returncode == 9
+    assert run("ls", str(cdir), stdin="\n").returncode == 9
+
+
+def test_passfile_and_extpass_together_is_usage_error(vault: tuple[Path, str], pw: Path) -> None:
+    cdir, _ = vault
+    assert run("ls", "--passfile", str(pw), "--extpass", "true", str(cdir)).returncode == 1
+
+
+def test_masterkey_unlock_and_bad_key_exit_14(vault: tuple[Path, str], tmp_path: Path) -> None:
+    cdir, key = vault
+    p = run("cat", "--masterkey", "-", str(cdir), "docs/notes.txt", stdin=key + "\n")
+    assert p.returncode == 0 and p.stdout == "hello vault\n"
+    kf = tmp_path / "key"
+    kf.write_text(key)
+    p = run("cat", "--masterkey-file", str(kf), str(cdir), "docs/notes.txt")
+    assert p.stdout == "hello vault\n"
+    assert run("ls", "--masterkey", "-", str(cdir), stdin="abcd\n").returncode == 14
+    shown = run("masterkey", "--passfile", str(tmp_path / "pw"), str(cdir), check=True).stdout.strip()
+    assert shown == key
+
+
+def test_masterkey_without_config_uses_flags(vault: tuple[Path, str], tmp_path: Path) -> None:
+    """Recovery: with gocryptfs.conf gone, the master key and format flags still open it."""
+    cdir, key = vault
+    os.chmod(cdir / "gocryptfs.conf", 0o600)
+    (cdir / "gocryptfs.conf").unlink()
+    p = run("cat", "--masterkey", "-", str(cdir), "docs/notes.txt", stdin=key)
+    assert p.returncode == 0 and p.stdout == "hello vault\n"
+
+
+def test_passwd_keeps_backup_and_changes_password(vault: tuple[Path, str], tmp_path: Path, pw: Path) -> None:
+    cdir, key = vault
+    new = tmp_path / "new"
+    new.write_text("new secret\n")
+    old_conf = json.loads((cdir / "gocryptfs.conf").read_text())
+    run("passwd", "--passfile", str(pw), "--new-passfile", str(new), str(cdir), check=True)
+    conf = json.loads((cdir / "gocryptfs.conf").read_text())
+    assert conf["FeatureFlags"] == old_conf["FeatureFlags"]
+    assert conf["ScryptObject"]["Salt"] != old_conf["ScryptObject"]["Salt"]
+    assert (cdir / "gocryptfs.conf.bak").exists()
+    assert run("ls", "--passfile", str(pw), str(cdir)).returncode == 12
+    assert run("ls", "--passfile", str(new), str(cdir)).returncode == 0
+    # passwd --masterkey refuses to overwrite an existing .bak (gocryptfs: exit 7).
+    kf = tmp_path / "key"
+    kf.write_text(key)
+    p = run("passwd", "--masterkey-file", str(kf), "--new-passfile", str(pw), str(cdir))
+    assert p.returncode == 7
+    (cdir / "gocryptfs.conf.bak").unlink()
+    run("passwd", "--masterkey-file", str(kf), "--new-passfile", str(pw), str(cdir), check=True)
+    assert run("ls", "--passfile", str(pw), str(cdir)).returncode == 0
+
+
+def test_passwd_with_a_foreign_master_key_is_refused(
+    vault: tuple[Path, str], tmp_path: Path, pw: Path
+) -> None:
+    cdir, _ = vault
+    before = (cdir / "gocryptfs.conf").read_bytes()
+    kf = tmp_path / "key"
+    kf.write_text("-".join(["00112233"] * 8))
+    p = run("passwd", "--masterkey-file", str(kf), "--new-passfile", str(pw), str(cdir))
+    assert p.returncode == 14
+    assert (cdir / "gocryptfs.conf").read_bytes() == before
+
+
+def test_export_import_round_trip_keeps_metadata(vault: tuple[Path, str], tmp_path: Path, pw: Path) -> None:
+    cdir, _ = vault
+    out = tmp_path / "out"
+    run("export", "--passfile", str(pw), str(cdir), "/", str(out), check=True)
+    src = tmp_path / "src"
+    for rel in ("docs/notes.txt", "empty"):
+        assert (out / rel).read_bytes() == (src / rel).read_bytes()
+        assert (out / rel).stat().st_mtime_ns == (src / rel).stat().st_mtime_ns
+        assert (out / rel).stat().st_mode == (src / rel).stat().st_mode
+    assert os.readlink(out / "link") == "docs/notes.txt"
+    # Exporting into an existing directory puts the entry under its own name, like cp.
+    into = tmp_path / "into"
+    into.mkdir()
+    run("export", "--passfile", str(pw), str(cdir), "docs", str(into), check=True)
+    assert (into / "docs" / "notes.txt").read_text() == "hello vault\n"
+    p = run("export", "--passfile", str(pw), str(cdir), "docs", str(into))
+    assert p.returncode == 11 and "already exists" in p.stderr
+    # Importing over an existing name is refused.
+    p = run("import", "--passfile", str(pw), str(src / "empty"), str(cdir), "empty")
+    assert p.returncode != 0 and "already exists" in p.stderr
+
+
+def test_tampered_file_is_reported_and_not_left_half_written(
+    vault: tuple[Path, str], tmp_path: Path, pw: Path
+) -> None:
+    cdir, _ = vault
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024))
+    run("import", "--passfile", str(pw), str(big), str(cdir), "big.bin", check=True)
+    enc = run("encrypt-paths", "--passfile", str(pw), str(cdir), "big.bin", check=True).stdout.strip()
+    cfile = cdir / enc
+    data = bytearray(cfile.read_bytes())
+    data[2 * 1024 * 1024] ^= 0x01  # a byte in the middle of the third MiB
+    cfile.write_bytes(data)
+    dest = tmp_path / "exp"
+    dest.mkdir()
+    p = run("export", "--passfile", str(pw), str(cdir), "big.bin", str(dest))
+    assert p.returncode == 26
+    assert "big.bin" in p.stderr and "failed authentication" in p.stderr
+    assert list(dest.iterdir()) == []  # no partial file, no temporary left behind
+    whole = tmp_path / "whole"
+    p = run("export", "--passfile", str(pw), str(cdir), "/", str(whole))
+    assert p.returncode == 26
+    assert (whole / "docs" / "notes.txt").read_text() == "hello vault\n"  # the rest is exported
+    assert sorted(x.name for x in whole.iterdir()) == ["docs", "empty", "link"]
+
+
+def test_corrupt_config_exit_codes(tmp_path: Path, pw: Path) -> None:
+    cdir = tmp_path / "c"
+    cdir.mkdir()
+    run("init", "--scryptn", "10", "--passfile", str(pw), str(cdir), check=True)
+    conf = cdir / "gocryptfs.conf"
+    obj = json.loads(conf.read_text())
+    os.chmod(conf, 0o600)
+    obj["FeatureFlags"].append("StrangeFeatureFlag")
+    conf.write_text(json.dumps(obj))
+    assert run("ls", "--passfile", str(pw), str(cdir)).returncode == 27
+    conf.write_text("{not json")
+    assert run("ls", "--passfile", str(pw), str(cdir)).returncode == 11
+    conf.unlink()
+    p = run("ls", "--passfile", str(pw), str(cdir))
+    assert p.returncode == 11 and "gocryptfs.conf" in p.stderr
+
+
+def test_fido2_vault_is_refused_clearly(tmp_path: Path, pw: Path) -> None:
+    cdir = tmp_path / "c"
+    cdir.mkdir()
+    run("init", "--scryptn", "10", "--passfile", str(pw), str(cdir), check=True)
+    conf = cdir / "gocryptfs.conf"
+    obj = json.loads(conf.read_text())
+    obj["FeatureFlags"].append("FIDO2")
+    obj["FIDO2"] = {"CredentialID": "AAAA", "HMACSalt": "AAAA"}
+    os.chmod(conf, 0o600)
+    conf.write_text(json.dumps(obj))
+    p = run("ls", "--passfile", str(pw), str(cdir))
+    assert p.returncode == 31
+    assert "FIDO2" in p.stderr and "not supported" in p.stderr
+
+
+def test_usage_errors_exit_1(tmp_path: Path) -> None:
+    assert run("ls").returncode == 1
+    assert run("frobnicate").returncode == 1
+    assert run().returncode == 1
+
+
+def test_missing_cipherdir_exit_6(tmp_path: Path, pw: Path) -> None:
+    p = run("ls", "--passfile", str(pw), str(tmp_path / "nope"))
+    assert p.returncode == 6
+
+
+def test_no_secret_in_tracebacks_or_argv_of_children(vault: tuple[Path, str], tmp_path: Path) -> None:
+    """A failing command prints one line, never a traceback that could carry a secret."""
+    cdir, _ = vault
+    p = run("cat", str(cdir), "does-not-exist", stdin="correct horse\n")
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr and "correct horse" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -1,0 +1,1 @@
+"""What commands do, shared by the CLI, the shell and the TUI: transfers, password input."""
