@@ -229,12 +229,7 @@ def _make_writable(root: Path) -> None:
 def restore_symlinks(copy: Path, relpath: str) -> None:
     """Turn the regular files that stand for symlinks back into symlinks (target = content)."""
     for cipher_name in SYMLINKS_BY_DIR.get(relpath.rstrip("/"), ()):
-        p = copy / cipher_name
-        if p.is_symlink():
-            continue
-        target = p.read_bytes()
-        p.unlink()
-        os.symlink(target, p)
+        file_to_symlink(copy / cipher_name)
 
 
 def copy_vector(relpath: str, tmp_path: Path) -> Path:
@@ -258,3 +253,12 @@ def copy_vector_file(relpath: str, tmp_path: Path) -> Path:
     shutil.copyfile(src, dest)
     os.chmod(dest, 0o644)
     return dest
+
+
+def file_to_symlink(path: Path) -> None:
+    """Replace a regular file that stands for a symlink by the symlink (target = content)."""
+    if path.is_symlink():
+        return
+    target = path.read_bytes()
+    path.unlink()
+    os.symlink(target, path)
