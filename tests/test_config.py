@@ -10,6 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vectors import (
+    BROKEN_FS,
+    CLI_LEGACY_CONF,
+    CONFIG_TEST_DIR,
+    OTHER_KEYS,
+    PASSWORD,
+    SUPPORTED_VAULTS,
+    UNSUPPORTED_VAULTS,
+    copy_vector_file,
+    vector_path,
+)
 
 from vaultsh.crypto.aead import AesGcm
 from vaultsh.crypto.kdf import hkdf_sha256, scrypt
@@ -31,18 +42,6 @@ from vaultsh.vault.errors import (
 )
 from vaultsh.vault.keys import INFO_GCM, FormatOptions, format_master_key, parse_master_key
 from vaultsh.vault.vault import Vault
-
-from vectors import (
-    BROKEN_FS,
-    CLI_LEGACY_CONF,
-    CONFIG_TEST_DIR,
-    OTHER_KEYS,
-    PASSWORD,
-    SUPPORTED_VAULTS,
-    UNSUPPORTED_VAULTS,
-    copy_vector_file,
-    vector_path,
-)
 
 LOGN = 10
 

@@ -552,6 +552,7 @@ def test_passwd_then_gocryptfs_mounts(
     vaultsh_ok("import", "--passfile", pw, hello, cipher, "hello.txt")
     conf_path = cipher / "gocryptfs.conf"
     before = load_conf(conf_path)
+    before_bytes = conf_path.read_bytes()
 
     new_pw = "new pässword 2"
     new_file = write_passfile(tmp_path / "new.txt", new_pw)
@@ -566,7 +567,8 @@ def test_passwd_then_gocryptfs_mounts(
     assert new_s["N"] == old_s["N"] == 1024
     assert new_s["Salt"] != old_s["Salt"]
     assert after["EncryptedKey"] != before["EncryptedKey"]
-    assert not (cipher / "gocryptfs.conf.bak").exists(), "only -masterkey passwd keeps a .bak"
+    # vaultsh keeps the previous config (old password) as .bak on every passwd.
+    assert (cipher / "gocryptfs.conf.bak").read_bytes() == before_bytes
     assert xray_masterkey(conf_path, new_pw) == key
 
     with gocryptfs_mount(cipher, tmp_path / "mnt", new_pw) as mnt:
@@ -582,6 +584,12 @@ def test_passwd_then_gocryptfs_mounts(
     newer_pw = "newer password 3"
     newer_file = write_passfile(tmp_path / "newer.txt", newer_pw)
     conf_before = conf_path.read_bytes()
+    # As gocryptfs, a master-key passwd never overwrites an existing .bak (exit 7) ...
+    res = run_vaultsh("passwd", "--masterkey-file", keyfile, "--new-passfile", newer_file, cipher)
+    assert res.returncode == 7, res.describe()
+    assert conf_path.read_bytes() == conf_before
+    # ... so the user moves it away first, as the message says.
+    (cipher / "gocryptfs.conf.bak").unlink()
     vaultsh_ok("passwd", "--masterkey-file", keyfile, "--new-passfile", newer_file, cipher)
     bak = cipher / "gocryptfs.conf.bak"
     assert bak.is_file(), "passwd with a master key keeps gocryptfs.conf.bak (§3.6)"

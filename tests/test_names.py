@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vectors import MALLEABLE, MALLEABLE_GOOD, MALLEABLE_TWIN, OTHER_KEYS, copy_vector
 
 from vaultsh.vault.errors import FsError
 from vaultsh.vault.keys import FormatOptions, Keys, parse_master_key
@@ -26,8 +27,6 @@ from vaultsh.vault.names import (
     unpad16,
 )
 from vaultsh.vault.vault import Vault
-
-from vectors import MALLEABLE, MALLEABLE_GOOD, MALLEABLE_TWIN, OTHER_KEYS, copy_vector
 
 ZERO_KEY = bytes(32)
 
@@ -82,9 +81,7 @@ def test_zerokey_vectors_on_disk(tmp_path: Path) -> None:
     v.mkdir("status.txt")
     v.write_file("x" * 200, b"2")
     on_disk = sorted(os.listdir(root))
-    assert on_disk == sorted(
-        [FOO, STATUS, X200_HASHED, X200_HASHED + ".name", "gocryptfs.conf"]
-    )
+    assert on_disk == sorted([FOO, STATUS, X200_HASHED, X200_HASHED + ".name", "gocryptfs.conf"])
     name_file = root / (X200_HASHED + ".name")
     assert name_file.read_bytes() == X200_FULL.encode()
     assert oct(os.stat(name_file).st_mode & 0o777) == oct(0o444)
@@ -164,9 +161,7 @@ def test_malleable_base64_twin_is_rejected(tmp_path: Path) -> None:
     # both decode to the same bytes with a lax decoder: that is exactly the malleability
     import base64
 
-    assert base64.urlsafe_b64decode(MALLEABLE_TWIN + "==") == base64.urlsafe_b64decode(
-        MALLEABLE_GOOD + "=="
-    )
+    assert base64.urlsafe_b64decode(MALLEABLE_TWIN + "==") == base64.urlsafe_b64decode(MALLEABLE_GOOD + "==")
     entries = {e.cipher_name: e for e in v.listdir(include_bad=True)}
     assert entries[MALLEABLE_GOOD].error is None
     assert entries[MALLEABLE_GOOD].name == os.fsdecode(good)

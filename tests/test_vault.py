@@ -545,9 +545,7 @@ def test_rename_long_names(vault: Vault, src: str, dst: str, kind: str) -> None:
         assert vault.read_file(f"{full}/child") == b"c"
     else:
         assert vault.readlink(full) == "somewhere"
-    leftovers = [
-        n for n in os.listdir(vault.cipherdir) if n not in ("gocryptfs.conf", DIRIV_NAME)
-    ]
+    leftovers = [n for n in os.listdir(vault.cipherdir) if n not in ("gocryptfs.conf", DIRIV_NAME)]
     assert leftovers == [vault.cipher_path("into").name]
 
 
@@ -679,9 +677,7 @@ def test_listdir_hides_internal_files(vault: Vault) -> None:
     kinds = {e.name: e.kind for e in entries}
     assert kinds == {LONG: "file", "d": "dir", "s": "symlink"}
     assert all(e.error is None for e in entries)
-    assert {e.cipher_name for e in entries} == {
-        vault.cipher_path(n).name for n in (LONG, "d", "s")
-    }
+    assert {e.cipher_name for e in entries} == {vault.cipher_path(n).name for n in (LONG, "d", "s")}
     assert {e.name for e in vault.listdir(include_bad=True)} == {LONG, "d", "s"}
     assert vault.listdir("d") == []
 

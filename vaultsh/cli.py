@@ -133,7 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_secret_options(p)
         _add_format_flags(p)
         p.add_argument("cipherdir")
-        p.add_argument("paths", nargs="+", metavar="PATH")
+        p.add_argument(
+            "paths",
+            nargs="*",
+            metavar="PATH",
+            help="paths (none: read them from stdin, one per line); put -- before names starting with -",
+        )
     return parser
 
 
@@ -462,10 +467,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return _report(report, "import")
 
 
+def _paths_arg(args: argparse.Namespace) -> list[str]:
+    """Paths from argv, or one per line from stdin (so cipher names starting with '-' work)."""
+    if args.paths:
+        return list(args.paths)
+    # A password or key read from stdin took the first line; the paths are the rest.
+    return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+
+
 def cmd_decrypt_paths(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
     status = 0
-    for p in args.paths:
+    for p in _paths_arg(args):
         try:
             print(vault.decrypt_cipher_path(p))
         except VaultError as e:
@@ -477,7 +490,7 @@ def cmd_decrypt_paths(args: argparse.Namespace) -> int:
 def cmd_encrypt_paths(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
     status = 0
-    for p in args.paths:
+    for p in _paths_arg(args):
         try:
             print(vault.cipher_path(p).relative_to(vault.cipherdir).as_posix())
         except VaultError as e:
