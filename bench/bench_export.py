@@ -980,6 +980,7 @@ def markdown(rows: list[Row], gls: list[dict[str, Any]], meta: dict[str, Any]) -
         f"Large file {meta['size_mib']} MiB; {meta['files']} small files "
         f"({meta['tree_bytes'] / MB:.1f} MB); {meta['names']} names in one dir. "
         f"Page cache dropped before each timed run: {meta['caches_dropped']}. "
+        f"Best of {meta['repeat']} run(s) per contender. "
         "MB = 10^6 bytes of plaintext. Ratio = contender rate / vaultsh rate "
         "(vaultsh CLI, else vaultsh API; files/s for small files).",
         "",
@@ -1061,6 +1062,37 @@ CONTENDERS: dict[str, list[Contender]] = {
 WORKLOAD_OF = {"large": "large-file", "small": "small-files", "names": "names"}
 
 
+def run_contender(fn: Contender, part: str, ws: Workspace, ds: Dataset, args: argparse.Namespace) -> Row:
+    """Run one contender --repeat times; keep the fastest good run (stop at the first bad one)."""
+    best: Row | None = None
+    runs: list[float] = []
+    for i in range(args.repeat):
+        log(f"{part}: {fn.__name__} ({i + 1}/{args.repeat}) ...")
+        try:
+            row = fn(ws, ds)
+        except Exception as e:
+            row = Row(WORKLOAD_OF[part], fn.__name__, "?", status="error",
+                      note=f"{type(e).__name__}: {e}")  # fmt: skip
+            ws.unmount_all()
+        if row.status in ("ok", "WRONG-OUTPUT"):
+            log(f"  -> {row.status} {fmt_float(row.seconds, '.3f')} s  {row.rate_text()}  "
+                f"{row.verified} {row.note}")  # fmt: skip
+        else:
+            log(f"  -> {row.status}: {row.note}")
+        if not args.keep:
+            rm_rf(ws.out)
+            ws.out.mkdir()
+        if row.status != "ok":
+            return row
+        runs.append(row.primary() or 0.0)
+        if best is None or (row.primary() or 0.0) > (best.primary() or 0.0):
+            best = row
+    assert best is not None
+    if len(runs) > 1:
+        best.extra["all_runs_rate"] = [round(r, 3) for r in runs]
+    return best
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--size-mib", type=int, default=1024, help="large file size (default 1024)")
@@ -1069,6 +1101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=Path("/work/benchtmp"), help="scratch space")
     p.add_argument("--keep", action="store_true", help="keep the vault and outputs afterwards")
     p.add_argument("--parts", default="large,small,names", help="subset of large,small,names")
+    p.add_argument("--repeat", type=int, default=1, help="runs per contender, best kept (1)")
     p.add_argument("--seed", type=int, default=20240501, help="seed for names and sizes")
     p.add_argument("--results", type=Path, default=RESULTS, help="JSON output path")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -1094,6 +1127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main()
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be ≥ 1")
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if bad := parts - CONTENDERS.keys():
         raise SystemExit(f"unknown --parts {sorted(bad)}; choose from large,small,names")
@@ -1122,22 +1157,7 @@ def main(argv: list[str] | None = None) -> int:
             if part not in parts:
                 continue
             for fn in CONTENDERS[part]:
-                log(f"{part}: {fn.__name__} ...")
-                try:
-                    row = fn(ws, ds)
-                except Exception as e:
-                    row = Row(WORKLOAD_OF[part], fn.__name__, "?", status="error",
-                              note=f"{type(e).__name__}: {e}")  # fmt: skip
-                    ws.unmount_all()
-                if row.status in ("ok", "WRONG-OUTPUT"):
-                    log(f"  -> {row.status} {fmt_float(row.seconds, '.3f')} s  {row.rate_text()}  "
-                        f"{row.verified} {row.note}")  # fmt: skip
-                else:
-                    log(f"  -> {row.status}: {row.note}")
-                rows.append(row)
-                if not args.keep:
-                    rm_rf(ws.out)
-                    ws.out.mkdir()
+                rows.append(run_contender(fn, part, ws, ds, args))
     finally:
         ws.unmount_all()
         if args.keep:
@@ -1157,6 +1177,7 @@ def main(argv: list[str] | None = None) -> int:
         "names": len(ds.list_names),
         "long_names": ds.long_names,
         "parts": sorted(parts),
+        "repeat": args.repeat,
         "caches_dropped": caches,
         "workdir": str(args.workdir),
         "vault": "gocryptfs -init -scryptn 10 (defaults: AES-GCM, EME names, DirIV, Raw64)",

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,18 @@ def test_wrong_password_legacy() -> None:
     with pytest.raises(PasswordIncorrectError) as exc:
         conf.decrypt_master_key(b"test\n")
     assert exc.value.exit_code == 12
+
+
+def test_empty_and_oversized_password(tmp_path: Path) -> None:
+    conf = load_config(_conf_path("v1.3"))
+    for pw in (b"", b"p" * 2049):
+        with pytest.raises(VaultError) as exc:
+            conf.decrypt_master_key(pw)
+        assert exc.value.exit_code == 9
+    with pytest.raises(VaultError) as exc2:
+        Vault.init(tmp_path, b"", logn=LOGN)
+    assert exc2.value.exit_code == 9
+    assert os.listdir(tmp_path) == []
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -492,6 +505,22 @@ def test_new_config_json_layout() -> None:
     # standard base64 with padding for byte fields
     ek = dict(pairs)["EncryptedKey"]
     assert len(ek) == 88 and base64.b64decode(ek, validate=True) == conf.encrypted_key
+
+
+def test_to_json_escapes_html_like_go() -> None:
+    """Go's encoding/json escapes <, > and & inside strings (HTML-safe by default)."""
+    conf = replace(new_config(os.urandom(32), b"pw", logn=LOGN), creator="a<b>&cé")
+    text = conf.to_json()
+    assert '\t"Creator": "a\\u003cb\\u003e\\u0026cé",\n' in text
+    assert parse_config(text.encode()).creator == conf.creator
+
+
+def test_to_json_escapes_line_separators_like_go() -> None:
+    """Go's encoding/json always writes U+2028 and U+2029 as \\u2028 and \\u2029."""
+    conf = replace(new_config(os.urandom(32), b"pw", logn=LOGN), creator="x\u2028y\u2029z")
+    text = conf.to_json()
+    assert '\t"Creator": "x\\u2028y\\u2029z",\n' in text
+    assert parse_config(text.encode()).creator == conf.creator
 
 
 def test_new_config_default_has_no_longnamemax_field() -> None:

@@ -146,6 +146,26 @@ def test_b64_strict_rejections(text: str, raw: bool) -> None:
         _codec(raw64=raw).decrypt(text, ZERO_IV)
 
 
+_B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=_B64_ALPHABET + "=", max_size=40), raw=st.booleans())
+def test_b64_decode_accepts_only_canonical_property(text: str, raw: bool) -> None:
+    """Whatever b64_decode accepts re-encodes to exactly the same text (no malleability)."""
+    try:
+        data = b64_decode(text, raw)
+    except ValueError:
+        return
+    assert b64_encode(data, raw) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=64), raw=st.booleans())
+def test_b64_round_trip_property(data: bytes, raw: bool) -> None:
+    assert b64_decode(b64_encode(data, raw), raw) == data
+
+
 def _malleable_vault(tmp_path: Path) -> Vault:
     root = copy_vector(MALLEABLE, tmp_path)
     return Vault.open(root, master_key=parse_master_key(OTHER_KEYS[MALLEABLE]))

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from vaultsh.vault.config import load_config
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN
 from vaultsh.vault.errors import FsError, VaultError
-from vaultsh.vault.names import DIRIV_NAME, is_long_name, is_name_file
+from vaultsh.vault.names import DIRIV_NAME, b64_decode, is_long_name, is_name_file
 from vaultsh.vault.vault import Vault
 
 PW = b"pw"
@@ -402,9 +402,10 @@ def test_rmdir_readonly_dir(vault: Vault) -> None:
     check_tree(vault)
 
 
-def test_diriv_differs_per_dir(vault: Vault) -> None:
-    if not vault.options.diriv:
-        pytest.skip("no diriv files in this mode")
+@pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha", "longnamemax62"])
+def test_diriv_differs_per_dir(tmp_path: Path, opt: str) -> None:
+    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
+    assert vault.options.diriv
     vault.mkdir("a")
     vault.mkdir("b")
     ia = (vault.cipher_path("a") / DIRIV_NAME).read_bytes()
@@ -622,6 +623,20 @@ def test_hard_link(vault: Vault) -> None:
     assert vault.read_file("orig") == b"shared"
 
 
+def test_rename_between_hard_links_of_one_file(vault: Vault) -> None:
+    """rename(2) between two links of the same inode does nothing; both names stay valid."""
+    vault.write_file("orig", b"shared")
+    vault.link("orig", LONG)
+    vault.rename(LONG, "orig")
+    check_tree(vault)
+    assert _names(vault) == {"orig", LONG}
+    assert vault.read_file(LONG) == b"shared"
+    vault.link("orig", LONG2)
+    vault.rename(LONG2, LONG)
+    check_tree(vault)
+    assert _names(vault) == {"orig", LONG, LONG2}
+
+
 @pytest.mark.parametrize(
     "target",
     ["x", " ", ".", "..", "status.txt", "/a/b/c/d", "dir/" * 60 + "end", "t" * 255, "é/ünï", "y" * 2000],
@@ -657,12 +672,56 @@ def test_symlink_existing(vault: Vault) -> None:
     assert exc.value.errno == errno.EEXIST
 
 
-def test_symlink_target_encryption_is_randomised(vault: Vault) -> None:
-    if vault.options.plaintext_names:
-        pytest.skip("targets are verbatim")
+@pytest.mark.parametrize("opt", ["default", "deterministic", "aessiv", "xchacha"])
+def test_symlink_target_encryption_is_randomised(tmp_path: Path, opt: str) -> None:
+    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
     vault.symlink("same", "a")
     vault.symlink("same", "b")
     assert os.readlink(vault.cipher_path("a")) != os.readlink(vault.cipher_path("b"))
+
+
+@pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha"])
+def test_symlink_target_format(tmp_path: Path, opt: str) -> None:
+    """§7.1: target = B64(nonce || AEAD(target, AD = BE64(0))), Raw64 in new vaults."""
+    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
+    vault.symlink("status.txt", "ln")
+    stored = os.readlink(vault.cipher_path("ln"))
+    assert "=" not in stored and "/" not in stored and "+" not in stored
+    blob = b64_decode(stored, raw=True)
+    aead = vault.content.aead
+    assert len(blob) == aead.overhead + len("status.txt")
+    assert aead.open(blob, bytes(8)) == b"status.txt"
+
+
+# -- two handles on one file ----------------------------------------------------------------------
+
+
+def test_two_handles_truncate_zero_then_write(tmp_path: Path) -> None:
+    """A handle that read the file ID must not reuse it after another handle truncated to 0.
+
+    gocryptfs keeps the file ID per inode (shared by all open handles), and truncate(0) drops
+    it there, so the next write by any handle creates a fresh header (§5.3).
+    """
+    vault = _new_vault(tmp_path / "c")
+    vault.write_file("f", b"hello world")
+    with vault.open_file("f", writable=True) as a, vault.open_file("f", writable=True) as b:
+        assert b.read() == b"hello world"  # b now knows the file ID
+        a.truncate(0)
+        b.write(0, b"new")
+    assert vault.cipher_path("f").read_bytes()[:2] == b"\x00\x02"
+    assert vault.read_file("f") == b"new"
+
+
+def test_two_handles_interleaved_writes(tmp_path: Path) -> None:
+    vault = _new_vault(tmp_path / "c")
+    vault.write_file("g", b"0123456789")
+    with vault.open_file("g", writable=True) as a, vault.open_file("g", writable=True) as b:
+        a.write(0, b"AA")
+        b.write(5, b"BB")
+        a.write(9000, b"CC")  # past EOF: pads the last block, holes in between
+        assert b.read(0, 10) == b"AA234BB789"
+        b.truncate(20)
+    assert vault.read_file("g") == b"AA234BB789" + bytes(10)
 
 
 # -- listing -------------------------------------------------------------------------------------
@@ -773,6 +832,47 @@ def test_name_length_limit(vault: Vault, kind: str) -> None:
     assert exc2.value.errno == errno.ENAMETOOLONG
     assert _names(vault) == {ok, "é" * 127 + "a"}
     check_tree(vault)
+
+
+def test_odd_but_valid_names(vault: Vault) -> None:
+    """Non-UTF-8 bytes (surrogate-escaped) and newlines are legal in names (§6.8)."""
+    odd = "bad\udcff\udcfe-name"
+    vault.write_file(odd, b"x")
+    vault.mkdir("nl\nname")
+    deep = "nl\nname/" + "\udcff" * 255
+    vault.write_file(deep, b"y")
+    assert _names(vault) == {odd, "nl\nname"}
+    assert _names(vault, "nl\nname") == {"\udcff" * 255}
+    assert vault.read_file(odd) == b"x"
+    assert vault.read_file(deep) == b"y"
+    rel = vault.cipher_path(deep).relative_to(vault.cipherdir).as_posix()
+    assert vault.decrypt_cipher_path(rel) == deep
+    check_tree(vault)
+
+
+def test_missing_parent_is_enoent_not_corruption(vault: Vault) -> None:
+    """A path through a directory that does not exist is ENOENT, through a file ENOTDIR.
+
+    Neither is damage to the vault, so neither may surface as CorruptionError (EIO).
+    """
+    vault.write_file("file", b"x")
+    for op in (
+        lambda: vault.stat("nope/f"),
+        lambda: vault.read_file("nope/f"),
+        lambda: vault.listdir("nope/sub"),
+        lambda: vault.mkdir("nope/a/b"),
+        lambda: vault.write_file("nope/a/b", b""),
+        lambda: vault.unlink("nope/f"),
+        lambda: vault.rename("nope/f", "g"),
+    ):
+        with pytest.raises(FsError) as exc:
+            op()
+        assert exc.value.errno == errno.ENOENT, exc.value
+    for op in (lambda: vault.stat("file/x"), lambda: vault.listdir("file/x")):
+        with pytest.raises(FsError) as exc2:
+            op()
+        assert exc2.value.errno in (errno.ENOTDIR, errno.ENOENT), exc2.value
+    assert not vault.exists("nope/f")
 
 
 def test_invalid_paths(vault: Vault) -> None:

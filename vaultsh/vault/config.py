@@ -189,6 +189,7 @@ class ConfFile:
         text = json.dumps(obj, indent="\t", ensure_ascii=False)
         # Go escapes these three for HTML safety; match it byte for byte.
         text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
         return text + "\n"
 
     def info_lines(self) -> list[str]:
@@ -269,6 +270,18 @@ _FIELDS = {
 _SCRYPT_FIELDS = {"salt": "Salt", "n": "N", "r": "R", "p": "P", "keylen": "KeyLen"}
 
 
+class _JsonObject(list):  # type: ignore[type-arg]
+    """A JSON object kept as its (key, value) pairs, distinct from a JSON array."""
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, _JsonObject):
+        return {k: _to_python(v) for k, v in value}
+    if isinstance(value, list):
+        return [_to_python(v) for v in value]
+    return value
+
+
 def _fold(pairs: list[tuple[str, Any]], known: dict[str, str]) -> dict[str, Any]:
     """Match keys like Go's encoding/json: case-insensitive, unknown ignored, last one wins."""
     out: dict[str, Any] = {}
@@ -302,17 +315,19 @@ def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
     """Parse and validate config bytes; raises ConfigMissingError or ConfigError (§3)."""
     where = str(path) if path else CONF_NAME
     try:
-        top = json.loads(raw.decode("utf-8"), object_pairs_hook=lambda p: p)
+        top = json.loads(raw.decode("utf-8"), object_pairs_hook=_JsonObject)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigMissingError(f"{where}: not a valid JSON config ({e.__class__.__name__})") from None
-    if not isinstance(top, list):
+    if not isinstance(top, _JsonObject):
         raise ConfigMissingError(f"{where}: not a JSON object")
     fields = _fold(top, _FIELDS)
     creator = fields.get("Creator", "")
     if not isinstance(creator, str):
         raise ConfigMissingError(f"{where}: field Creator is not a string")
-    so_pairs = fields.get("ScryptObject") or []
-    if not isinstance(so_pairs, list):
+    so_pairs = fields.get("ScryptObject")
+    if so_pairs is None:
+        so_pairs = _JsonObject()
+    if not isinstance(so_pairs, _JsonObject):
         raise ConfigMissingError(f"{where}: field ScryptObject is not an object")
     so = _fold(so_pairs, _SCRYPT_FIELDS)
     params = ScryptParams(
@@ -325,12 +340,18 @@ def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
     flags_raw = fields.get("FeatureFlags")
     if flags_raw is None:
         flags: tuple[str, ...] = ()
-    elif isinstance(flags_raw, list) and all(isinstance(f, str) for f in flags_raw):
+    elif (
+        isinstance(flags_raw, list)
+        and not isinstance(flags_raw, _JsonObject)
+        and all(isinstance(f, str) for f in flags_raw)
+    ):
         flags = tuple(flags_raw)
     else:
         raise ConfigMissingError(f"{where}: field FeatureFlags is not a list of strings")
     fido2_raw = fields.get("FIDO2")
-    fido2 = dict(fido2_raw) if isinstance(fido2_raw, list) and fido2_raw else None
+    if fido2_raw is not None and not isinstance(fido2_raw, _JsonObject):
+        raise ConfigMissingError(f"{where}: field FIDO2 is not an object")
+    fido2 = _to_python(fido2_raw) if fido2_raw else None
     lnm = fields.get("LongNameMax", 0)
     long_name_max = 0 if lnm is None else _int(where, "LongNameMax", lnm)
     if not 0 <= long_name_max <= 255:  # a uint8 in Go: larger values fail to unmarshal

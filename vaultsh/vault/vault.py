@@ -155,6 +155,9 @@ class Vault:
         self.names = NameCodec(None if options.plaintext_names else self.keys.eme, options)
         self.content = ContentCodec(self.keys.content)
         self._iv_cache: dict[str, bytes] = {}
+        # File IDs of open files, shared by every handle of one inode: a truncate to 0 through
+        # one handle must not let another keep writing with the dropped ID (§5.3).
+        self._inodes: dict[tuple[int, int], _InodeState] = {}
 
     # -- opening and creating ---------------------------------------------------------------
 
@@ -258,7 +261,16 @@ class Vault:
         key = str(cipher_dir)
         iv = self._iv_cache.get(key)
         if iv is None:
-            iv = read_diriv(cipher_dir)
+            try:
+                iv = read_diriv(cipher_dir)
+            except CorruptionError:
+                # A path through a missing or non-directory parent is the caller's ENOENT or
+                # ENOTDIR, not a damaged vault; only an existing dir without IV is corrupt.
+                if not os.path.lexists(cipher_dir):
+                    raise FsError(errno.ENOENT, f"{cipher_dir}: no such directory") from None
+                if not os.path.isdir(cipher_dir) or os.path.islink(cipher_dir):
+                    raise FsError(errno.ENOTDIR, f"{cipher_dir}: not a directory") from None
+                raise
             self._iv_cache[key] = iv
         return iv
 
@@ -604,6 +616,8 @@ class Vault:
             dst_st: os.stat_result | None = os.lstat(cdst)
         except FileNotFoundError:
             dst_st = None
+        if dst_st is not None and os.path.samestat(src_st, dst_st):
+            return  # two links of one file: POSIX rename does nothing, so neither do we
         if dst_st is not None:
             src_dir = stat_mod.S_ISDIR(src_st.st_mode)
             if stat_mod.S_ISDIR(dst_st.st_mode):
@@ -670,7 +684,13 @@ class VaultFile:
         self.codec = vault.content
         self.fd = fd
         self.where = where
-        self._file_id: bytes | None = None
+        st = os.fstat(fd)
+        self._key = (st.st_dev, st.st_ino)
+        state = vault._inodes.get(self._key)
+        if state is None:
+            state = vault._inodes[self._key] = _InodeState()
+        state.refs += 1
+        self._state = state
 
     def __enter__(self) -> VaultFile:
         return self
@@ -682,6 +702,9 @@ class VaultFile:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+            self._state.refs -= 1
+            if self._state.refs == 0:
+                self.vault._inodes.pop(self._key, None)
 
     def fileno(self) -> int:
         return self.fd
@@ -693,12 +716,13 @@ class VaultFile:
         return self.codec.cipher_to_plain_size(self.cipher_size())
 
     def _read_file_id(self) -> bytes | None:
-        if self._file_id is None:
+        state = self._state
+        if state.file_id is None:
             raw = os.pread(self.fd, HEADER_LEN + 1, 0)
             if len(raw) <= HEADER_LEN:
                 return None  # empty or header-only: treated as empty (§5.4)
-            self._file_id = parse_header(raw, self.where)
-        return self._file_id
+            state.file_id = parse_header(raw, self.where)
+        return state.file_id
 
     # -- read ---------------------------------------------------------------------------
 
@@ -754,7 +778,7 @@ class VaultFile:
             # A header-only leftover (c <= 18) is replaced: it had no content (§5.2).
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, make_header(file_id), 0)
-            self._file_id = file_id
+            self._state.file_id = file_id
         return file_id
 
     def write(self, offset: int, data: bytes | memoryview) -> int:
@@ -813,7 +837,7 @@ class VaultFile:
         codec = self.codec
         if new_size == 0:
             os.ftruncate(self.fd, 0)
-            self._file_id = None  # the next write creates a new file ID
+            self._state.file_id = None  # the next write creates a new file ID
             return
         if new_size < old:
             file_id = self._read_file_id()
@@ -840,3 +864,13 @@ class VaultFile:
 
     def fsync(self) -> None:
         os.fsync(self.fd)
+
+
+class _InodeState:
+    """What all open handles of one cipher inode share."""
+
+    __slots__ = ("file_id", "refs")
+
+    def __init__(self) -> None:
+        self.file_id: bytes | None = None
+        self.refs = 0
