@@ -277,3 +277,48 @@ def test_no_secret_in_tracebacks_or_argv_of_children(vault: tuple[Path, str], tm
     assert p.returncode != 0
     assert "Traceback" not in p.stderr and "correct horse" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_progress_bar_only_on_a_terminal(vault: tuple[Path, str], tmp_path: Path, pw: Path) -> None:
+    """Long exports draw a progress bar on an interactive stderr, and stay quiet otherwise."""
+    import pty
+
+    cdir, _ = vault
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    run("import", "--passfile", str(pw), str(big), str(cdir), "big.bin", check=True)
+    quiet = run("export", "--passfile", str(pw), str(cdir), "big.bin", str(tmp_path / "q.bin"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaultsh",
+            "export",
+            "--passfile",
+            str(pw),
+            str(cdir),
+            "big.bin",
+            str(tmp_path / "t.bin"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(master)
+    drawn = b"".join(chunks).decode(errors="replace")
+    assert "export" in drawn and "MB" in drawn
+    assert (tmp_path / "t.bin").read_bytes() == big.read_bytes()

@@ -207,6 +207,7 @@ def _progress(total: int, label: str, enabled: bool) -> Iterator[Callable[[int],
     if not enabled or not sys.stderr.isatty() or total < 8 << 20:
         yield None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -221,6 +222,7 @@ def _progress(total: int, label: str, enabled: bool) -> Iterator[Callable[[int],
         DownloadColumn(),
         TransferSpeedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)
