@@ -322,3 +322,16 @@ def test_progress_bar_only_on_a_terminal(vault: tuple[Path, str], tmp_path: Path
     drawn = b"".join(chunks).decode(errors="replace")
     assert "export" in drawn and "MB" in drawn
     assert (tmp_path / "t.bin").read_bytes() == big.read_bytes()
+
+
+def test_export_and_import_of_255_byte_names(vault: tuple[Path, str], tmp_path: Path, pw: Path) -> None:
+    """Temporary names must not grow the final name past the 255-byte limit."""
+    cdir, _ = vault
+    src = tmp_path / "longsrc"
+    src.mkdir()
+    name = "é" * 127 + "x"  # 255 bytes in UTF-8
+    (src / name).write_text("long\n")
+    run("import", "--passfile", str(pw), str(src), str(cdir), "/", check=True)
+    out = tmp_path / "longout"
+    run("export", "--passfile", str(pw), str(cdir), "longsrc", str(out), check=True)
+    assert (out / name).read_text() == "long\n"

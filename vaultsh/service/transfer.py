@@ -48,8 +48,9 @@ class _Job:
             raise Cancelled()
 
 
-def _tmp_name(final: str) -> str:
-    return f".{final[:200]}.vaultsh-{secrets.token_hex(4)}.part"
+def _tmp_name() -> str:
+    """A short temporary name: the final name may already be at the 255-byte limit."""
+    return f".vaultsh-{secrets.token_hex(8)}.part"
 
 
 def _join(parent: str, name: str) -> str:
@@ -152,7 +153,7 @@ def _export_dir(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job)
 
 
 def _export_file(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
-    tmp = target.with_name(_tmp_name(target.name))
+    tmp = target.with_name(_tmp_name())
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     done = False
     try:
@@ -268,7 +269,7 @@ def _import_dir_contents(vault: Vault, src: Path, dest: str, job: _Job) -> None:
 
 def _import_file(vault: Vault, src: Path, st: os.stat_result, dest: str, job: _Job) -> None:
     parts = split_path(dest)
-    tmp = "/".join([*parts[:-1], _tmp_name(parts[-1])])
+    tmp = "/".join([*parts[:-1], _tmp_name()])
     try:
         fin = open(src, "rb")  # noqa: SIM115 - closed in finally, after the vault file
     except OSError as e:
