@@ -158,11 +158,7 @@ def _export_file(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job
     done = False
     try:
         with vault.open_file(path) as f:
-            for chunk in f.iter_chunks():
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view) :]
-                job.step(len(chunk))
+            f.decrypt_to(fd, job.step)
         os.fchmod(fd, stat_mod.S_IMODE(st.mode))
         os.utime(fd, ns=(st.atime_ns, st.mtime_ns))
         os.close(fd)
