@@ -335,3 +335,26 @@ def test_export_and_import_of_255_byte_names(vault: tuple[Path, str], tmp_path: 
     out = tmp_path / "longout"
     run("export", "--passfile", str(pw), str(cdir), "longsrc", str(out), check=True)
     assert (out / name).read_text() == "long\n"
+
+
+def test_reverse_init_info_and_passwd(tmp_path: Path, pw: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "a.txt").write_text("plain data\n")
+    key = run("init", "--reverse", "--scryptn", "10", "--passfile", str(pw), str(plain), check=True)
+    conf = plain / ".gocryptfs.reverse.conf"
+    assert conf.is_file() and not (plain / "gocryptfs.conf").exists()
+    info = run("info", str(plain), check=True).stdout
+    assert "AESSIV" in info and "AES-SIV-512" in info
+    # A second init --reverse refuses (gocryptfs: exit 7).
+    assert run("init", "--reverse", "--scryptn", "10", "--passfile", str(pw), str(plain)).returncode == 7
+    # ls of a reverse dir explains itself instead of failing on every name.
+    p = run("ls", "--passfile", str(pw), str(plain))
+    assert p.returncode == 1 and "reverse" in p.stderr
+    new = tmp_path / "new"
+    new.write_text("new pw\n")
+    kf = tmp_path / "key"
+    kf.write_text(key.stdout)
+    run("passwd", "--masterkey-file", str(kf), "--new-passfile", str(new), str(plain), check=True)
+    shown = run("masterkey", "--passfile", str(new), str(plain), check=True).stdout
+    assert shown.strip() == key.stdout.strip()

@@ -329,7 +329,8 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         key = src.read_master_key()
         # Prove the key belongs to this vault before re-wrapping it: a wrong key would
         # otherwise replace a working config with one that opens nothing.
-        _check_key_fits(conf, key, Path(args.cipherdir))
+        if conf_path.name != REVERSE_CONF_NAME:  # a reverse dir holds no ciphertext to try
+            _check_key_fits(conf, key, Path(args.cipherdir))
     else:
         key = conf.decrypt_master_key(src.read_password("Old password: "))
     if args.new_passfile:
