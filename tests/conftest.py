@@ -18,6 +18,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from gocryptfs_harness import REPO_ROOT, require_gocryptfs, skip_or_fail  # noqa: E402
+from vectors import SYMLINKS_BY_DIR, make_writable, restore_symlinks  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,23 +62,10 @@ def vectors_source() -> Path:
     return REPO_ROOT.parent / "shared" / "vectors" / "gocryptfs-upstream"
 
 
-def _make_writable(root: Path) -> None:
-    # shared/ is laid out without write bits in CI; give the copy owner-write so tests can
-    # modify it and pytest can clean it up (symlinks are left alone).
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            p = Path(dirpath) / name
-            st = os.lstat(p)
-            if not stat.S_ISLNK(st.st_mode):
-                os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IWUSR)
-    os.chmod(root, stat.S_IMODE(os.stat(root).st_mode) | stat.S_IWUSR)
-
-
 def _restore_symlinks(copy: Path, relpath: str) -> None:
     # The vectors as laid out here store symlinks as regular files holding the target;
     # tests/vectors.py knows which ones they are (from INDEX.md). Restore every such symlink
     # in the copied subtree (a no-op where real symlinks survived).
-    from vectors import SYMLINKS_BY_DIR, restore_symlinks
 
     prefix = relpath.strip("/")
     for dir_rel in SYMLINKS_BY_DIR:
@@ -97,7 +85,7 @@ def copy_vectors(relpath: str, dest: Path) -> Path:
         raise FileNotFoundError(f"no such vector path: {item}")
     if item.is_dir():
         shutil.copytree(item, dest, symlinks=True)
-        _make_writable(dest)
+        make_writable(dest)
         _restore_symlinks(dest, relpath)
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -216,7 +216,8 @@ def vector_path(relpath: str) -> Path:
     return require_vectors() / relpath
 
 
-def _make_writable(root: Path) -> None:
+def make_writable(root: Path) -> None:
+    """Give a copy of the (read-only) vectors owner-write, leaving symlinks alone."""
     for dirpath, dirnames, filenames in os.walk(root):
         for name in [*dirnames, *filenames]:
             p = Path(dirpath) / name
@@ -240,7 +241,7 @@ def copy_vector(relpath: str, tmp_path: Path) -> Path:
     dest = tmp_path / "vectors" / relpath
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, dest, symlinks=True)
-    _make_writable(dest)
+    make_writable(dest)
     restore_symlinks(dest, relpath)
     return dest
 

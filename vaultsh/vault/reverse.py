@@ -24,6 +24,7 @@ from vaultsh.vault.names import (
     b64_encode,
     is_long_name,
 )
+from vaultsh.vault.vault import kind_of_mode
 
 _SYMLINK_AD = struct.pack(">Q", 0)
 _MASK64 = (1 << 64) - 1
@@ -207,7 +208,7 @@ class ReverseView:
             st = os.lstat(self.plaindir / plain)
         except OSError as e:
             raise FsError(e.errno or errno.EIO, f"{plain}: {e.strerror}") from None
-        return ReverseEntry(os.path.basename(cipher_path), cipher_path, _kind_of_mode(st.st_mode), plain)
+        return ReverseEntry(os.path.basename(cipher_path), cipher_path, kind_of_mode(st.st_mode), plain)
 
     # -- content ------------------------------------------------------------------------
 
@@ -318,18 +319,8 @@ def _copy_times(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def _kind_of_mode(mode: int) -> str:
-    if stat_mod.S_ISREG(mode):
-        return "file"
-    if stat_mod.S_ISDIR(mode):
-        return "dir"
-    if stat_mod.S_ISLNK(mode):
-        return "symlink"
-    return "other"
-
-
 def _kind_of(entry: os.DirEntry[str]) -> str:
     try:
-        return _kind_of_mode(entry.stat(follow_symlinks=False).st_mode)
+        return kind_of_mode(entry.stat(follow_symlinks=False).st_mode)
     except OSError:
         return "other"

@@ -105,10 +105,11 @@ class PlainStat:
 
     @property
     def kind(self) -> str:
-        return _kind(self.mode)
+        return kind_of_mode(self.mode)
 
 
-def _kind(mode: int) -> str:
+def kind_of_mode(mode: int) -> str:
+    """'file', 'dir', 'symlink' or 'other' for an st_mode."""
     if stat_mod.S_ISREG(mode):
         return "file"
     if stat_mod.S_ISDIR(mode):
