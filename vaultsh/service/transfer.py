@@ -36,6 +36,8 @@ class TransferReport:
 
 @dataclass
 class _Job:
+    """The running state of one transfer."""
+
     progress: Progress | None
     cancelled: Callable[[], bool] | None
     report: TransferReport = field(default_factory=TransferReport)
@@ -46,6 +48,12 @@ class _Job:
             self.progress(n)
         if self.cancelled is not None and self.cancelled():
             raise Cancelled()
+
+    def fail(self, path: str, why: str) -> None:
+        self.report.failed.append((path, why))
+
+    def count_file(self) -> None:
+        self.report.files += 1
 
 
 def _tmp_name() -> str:
@@ -104,21 +112,22 @@ def export(
         raise FsError(errno.EEXIST, f"{target}: already exists")
     if not target.parent.is_dir():
         raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
-    _export_entry(vault, "/".join(parts), st, target, job)
+    _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, target, job)
     return job.report
 
 
-def _export_entry(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
+def _export_entry(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Path, job: _Job) -> None:
+    """Export one object; the walk goes by cipher paths so no path is encrypted twice."""
     mode = st.mode
     if stat_mod.S_ISDIR(mode):
-        _export_dir(vault, path, st, target, job)
+        _export_dir(vault, path, cpath, st, target, job)
     elif stat_mod.S_ISREG(mode):
-        _export_file(vault, path, st, target, job)
+        _export_file(vault, path, cpath, st, target, job)
     elif stat_mod.S_ISLNK(mode):
         try:
-            link = vault.readlink(path)
+            link = vault.readlink_cipher(cpath, path)
         except VaultError as e:
-            job.report.failed.append((path, str(e)))
+            job.fail(path, str(e))
             return
         os.symlink(link, target)
         os.utime(target, ns=(st.atime_ns, st.mtime_ns), follow_symlinks=False)
@@ -127,53 +136,92 @@ def _export_entry(vault: Vault, path: str, st: PlainStat, target: Path, job: _Jo
         job.report.skipped.append((path, "not a regular file, directory or symlink"))
 
 
-def _export_dir(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
+def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, target: Path, job: _Job) -> None:
     if not target.exists():
         os.mkdir(target, 0o700)
     job.report.dirs += 1
     try:
-        entries = sorted(vault.listdir(path, include_bad=True), key=lambda e: e.name)
+        entries = sorted(
+            vault.list_cipher_dir(cdir, include_bad=True, where=path or "/"), key=lambda e: e.name
+        )
     except VaultError as err:
-        job.report.failed.append((path or "/", str(err)))
+        job.fail(path or "/", str(err))
         entries = []
     for e in entries:
         child = _join(path, e.name)
         if e.error is not None:
-            job.report.failed.append((_join(path, e.cipher_name), f"undecryptable name: {e.error}"))
+            job.fail(_join(path, e.cipher_name), f"undecryptable name: {e.error}")
             continue
+        ccpath = cdir / e.cipher_name
         try:
-            cst = vault.stat(child)
+            cst = vault.stat_cipher(ccpath, child)
         except VaultError as err:
-            job.report.failed.append((child, str(err)))
+            job.fail(child, str(err))
             continue
-        _export_entry(vault, child, cst, target / e.name, job)
+        _export_entry(vault, child, ccpath, cst, target / e.name, job)
     # Mode and times last: children would change the mtime, and a 0500 dir refuses writes.
     os.chmod(target, stat_mod.S_IMODE(st.mode))
     os.utime(target, ns=(st.atime_ns, st.mtime_ns))
 
 
-def _export_file(vault: Vault, path: str, st: PlainStat, target: Path, job: _Job) -> None:
-    tmp = target.with_name(_tmp_name())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    done = False
-    try:
-        with vault.open_file(path) as f:
-            f.decrypt_to(fd, job.step)
-        os.fchmod(fd, stat_mod.S_IMODE(st.mode))
-        os.utime(fd, ns=(st.atime_ns, st.mtime_ns))
-        os.close(fd)
-        fd = -1
-        os.rename(tmp, target)
-        done = True
-        job.report.files += 1
-    except VaultError as e:
-        job.report.failed.append((path, str(e)))
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if not done:
+class _AtomicFile:
+    """A destination file that appears under its name only once complete.
+
+    O_TMPFILE + linkat makes an unnamed file and names it at the end, so a failure leaves
+    nothing and costs no unlink; where the filesystem lacks O_TMPFILE, a hidden temporary
+    name and a rename do the same.
+    """
+
+    _proc_fd: int | None = None
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        self.tmp: Path | None = None
+        try:
+            self.fd = os.open(target.parent, os.O_WRONLY | os.O_TMPFILE, 0o600)
+        except (OSError, AttributeError):
+            self.tmp = target.with_name(_tmp_name())
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    @classmethod
+    def _proc(cls) -> int:
+        if cls._proc_fd is None:
+            cls._proc_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+        return cls._proc_fd
+
+    def commit(self) -> None:
+        if self.tmp is None:
+            # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N names the open unnamed file.
+            os.link(str(self.fd), self.target, src_dir_fd=self._proc(), follow_symlinks=True)
+            os.close(self.fd)
+        else:
+            os.close(self.fd)
+            os.rename(self.tmp, self.target)
+            self.tmp = None
+        self.fd = -1
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.tmp is not None:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(self.tmp)
+
+
+def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Path, job: _Job) -> None:
+    out = _AtomicFile(target)
+    try:
+        with vault.open_cipher_file(cpath, path) as f:
+            f.decrypt_to(out.fd, job.step)
+        os.fchmod(out.fd, stat_mod.S_IMODE(st.mode))
+        os.utime(out.fd, ns=(st.atime_ns, st.mtime_ns))
+        out.commit()
+        job.count_file()
+    except VaultError as e:
+        job.fail(path, str(e))
+    finally:
+        out.discard()
 
 
 # -- import ---------------------------------------------------------------------------------

@@ -376,11 +376,14 @@ class Vault:
         return out
 
     def stat(self, path: str) -> PlainStat:
-        cpath = self.cipher_path(path)
+        return self.stat_cipher(self.cipher_path(path), path or "/")
+
+    def stat_cipher(self, cpath: Path, where: str) -> PlainStat:
+        """Plain stat of an object known by its cipher path (saves re-encrypting the path)."""
         try:
             st = os.lstat(cpath)
         except OSError as e:
-            raise _fs_error(e, path or "/") from None
+            raise _fs_error(e, where) from None
         return self._plain_stat(cpath, st)
 
     def _plain_stat(self, cpath: Path, st: os.stat_result) -> PlainStat:
@@ -413,7 +416,9 @@ class Vault:
         return True
 
     def readlink(self, path: str) -> str:
-        cpath = self.cipher_path(path)
+        return self.readlink_cipher(self.cipher_path(path), path)
+
+    def readlink_cipher(self, cpath: Path, path: str) -> str:
         try:
             target = os.readlink(cpath)
         except OSError as e:
@@ -440,7 +445,9 @@ class Vault:
         return b64_encode(self.content.aead.seal(raw, _SYMLINK_AD), self.options.raw64)
 
     def open_file(self, path: str, *, writable: bool = False) -> VaultFile:
-        cpath = self.cipher_path(path)
+        return self.open_cipher_file(self.cipher_path(path), path, writable=writable)
+
+    def open_cipher_file(self, cpath: Path, path: str, *, writable: bool = False) -> VaultFile:
         try:
             fd = os.open(cpath, (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW)
         except OSError as e:
