@@ -358,3 +358,30 @@ def test_reverse_init_info_and_passwd(tmp_path: Path, pw: Path) -> None:
     run("passwd", "--masterkey-file", str(kf), "--new-passfile", str(new), str(plain), check=True)
     shown = run("masterkey", "--passfile", str(new), str(plain), check=True).stdout
     assert shown.strip() == key.stdout.strip()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A 1 MiB tmpfs: a full disk on demand (needs root, as in CI)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs: {proc.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a tmpfs (not root?): {proc.stderr.decode().strip()}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_gives_one_line_and_leaves_nothing(
+    vault: tuple[Path, str], tmp_path: Path, pw: Path, tiny_disk: Path
+) -> None:
+    cdir, _ = vault
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    run("import", "--passfile", str(pw), str(big), str(cdir), "big.bin", check=True)
+    p = run("export", "--passfile", str(pw), str(cdir), "big.bin", str(tiny_disk))
+    assert p.returncode == 11
+    assert "No space left on device" in p.stderr and "Traceback" not in p.stderr
+    assert list(tiny_disk.iterdir()) == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import stat as stat_mod
 import sys
@@ -380,65 +379,63 @@ def _check_key_fits(conf: ConfFile, key: bytes, root: Path) -> None:
         raise MasterKeyError("the master key does not decrypt this vault's names or files")
 
 
-def _mode_string(mode: int) -> str:
-    return stat_mod.filemode(mode)
-
-
-def _ls_line(vault: Vault, path: str, name: str, st: PlainStat, cipher: str | None, long: bool) -> str:
+def _ls_line(vault: Vault, cpath: Path, name: str, st: PlainStat | None, cipher: str | None) -> str:
+    """One `ls` line; with a stat it is the long format."""
     suffix = f"  [{cipher}]" if cipher else ""
-    if not long:
+    if st is None:
         return f"{name}{suffix}"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
     shown = name
     if stat_mod.S_ISLNK(st.mode):
         try:
-            shown = f"{name} -> {vault.readlink(path)}"
+            shown = f"{name} -> {vault.readlink_cipher(cpath, name)}"
         except VaultError as e:
             shown = f"{name} -> ?({e})"
-    return f"{_mode_string(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
+    return f"{stat_mod.filemode(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
     path = args.path.strip("/")
-    st = vault.stat(path)
-    status = 0
+    cpath = vault.cipher_path(path)
+    st = vault.stat_cipher(cpath, path or "/")
     if not stat_mod.S_ISDIR(st.mode):
-        print(_ls_line(vault, path, path, st, None, args.long))
+        print(_ls_line(vault, cpath, path, st if args.long else None, None))
         return 0
-    todo = [path]
+    status = 0
+    todo = [(path, cpath)]
     first = True
     while todo:
-        d = todo.pop(0)
+        d, cdir = todo.pop(0)
         try:
-            entries = sorted(vault.listdir(d, include_bad=args.all), key=lambda e: e.name)
+            listing = vault.list_cipher_dir(cdir, include_bad=args.all, where=d or "/")
         except VaultError as err:
             print(f"{PROG}: {d or '/'}: {err}", file=sys.stderr)
             status = ExitCode.FSCK_ERRORS
             continue
+        lines = []
         if args.recursive:
-            if not first:
-                print()
-            print(f"{d or '/'}:")
+            lines.append(f"{'' if first else chr(10)}{d or '/'}:")
         first = False
         subdirs = []
-        for e in entries:
+        for e in sorted(listing, key=lambda e: e.name):
             child = f"{d}/{e.name}" if d else e.name
-            cipher = e.cipher_name if args.cipher else None
+            ccpath = cdir / e.cipher_name
             if e.error:
-                print(f"?{e.cipher_name}  (undecryptable: {e.error})")
+                lines.append(f"?{e.cipher_name}  (undecryptable: {e.error})")
                 continue
+            est = None
             if args.long:
                 try:
-                    est = vault.stat(child)
+                    est = vault.stat_cipher(ccpath, child)
                 except VaultError as err:
                     print(f"{PROG}: {child}: {err}", file=sys.stderr)
                     continue
-                print(_ls_line(vault, child, e.name, est, cipher, True))
-            else:
-                print(_ls_line(vault, child, e.name, st, cipher, False))
+            lines.append(_ls_line(vault, ccpath, e.name, est, e.cipher_name if args.cipher else None))
             if e.is_dir:
-                subdirs.append(child)
+                subdirs.append((child, ccpath))
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")  # one write: listings can be 100,000 lines
         if args.recursive:
             todo[0:0] = subdirs
     return status
@@ -539,8 +536,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        code = ExitCode.OTHER
         print(f"{PROG}: {where}{e.strerror or e}", file=sys.stderr)
-        if e.errno == errno.ENOSPC:
-            print(f"{PROG}: the disk is full; nothing half-written was kept", file=sys.stderr)
-        return code
+        return ExitCode.OTHER

@@ -220,6 +220,9 @@ def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Pa
         job.count_file()
     except VaultError as e:
         job.fail(path, str(e))
+    except OSError as e:
+        # A full or failing destination ends the whole export: every later file would fail too.
+        raise FsError(e.errno or errno.EIO, f"{target}: {e.strerror or e}") from None
     finally:
         out.discard()
 
