@@ -538,3 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{e.filename}: " if e.filename else ""
         print(f"{PROG}: {where}{e.strerror or e}", file=sys.stderr)
         return ExitCode.OTHER
+    except Exception as e:
+        # A bug, not bad input: still one line, since a traceback could carry file contents
+        # or key material from local state; VAULTSH_DEBUG=1 shows it for a bug report.
+        if os.environ.get("VAULTSH_DEBUG"):
+            raise
+        hint = "VAULTSH_DEBUG=1 shows details"
+        print(f"{PROG}: internal error ({type(e).__name__}: {e}); {hint}", file=sys.stderr)
+        return ExitCode.OTHER
