@@ -1,4 +1,4 @@
-"""The pipelined whole-file decrypt (read-ahead, decrypt, write-behind) used by export."""
+"""Whole-file decryption for export: the thread pipeline and the two-process variant."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from vaultsh.vault.bulk import MIN_FORK_CHUNKS, PIPE_BLOCKS
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.errors import CorruptionError
-from vaultsh.vault.vault import PIPE_BLOCKS, Vault
+from vaultsh.vault.vault import Vault
 
-SIZE = 5 * PIPE_BLOCKS * BLOCK_SIZE + 12345  # big enough to take the pipelined path
+SIZE = (MIN_FORK_CHUNKS + 1) * PIPE_BLOCKS * BLOCK_SIZE + 12345  # big enough for both paths
+PROCESSES = pytest.mark.parametrize("processes", [1, 2], ids=["pipeline", "two-processes"])
 
 
 @pytest.fixture
@@ -23,43 +25,62 @@ def vault(tmp_path: Path) -> Vault:
     return Vault.open(cdir, password=b"pw")
 
 
-def test_pipeline_output_equals_plaintext_with_holes(vault: Vault, tmp_path: Path) -> None:
+@PROCESSES
+def test_output_equals_plaintext_with_holes(vault: Vault, tmp_path: Path, processes: int) -> None:
     data = bytearray(os.urandom(SIZE))
     with vault.create("big") as f:
         f.write(0, bytes(data[: 3 * BLOCK_SIZE]))
-        f.write(9 * PIPE_BLOCKS * BLOCK_SIZE // 2, b"tail")  # past EOF: leaves holes
+        f.write(SIZE - 4, b"tail")  # past EOF: leaves holes
         data = bytearray(data[: 3 * BLOCK_SIZE])
-        data += bytes(9 * PIPE_BLOCKS * BLOCK_SIZE // 2 - len(data)) + b"tail"
+        data += bytes(SIZE - 4 - len(data)) + b"tail"
     out = tmp_path / "out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
     steps: list[int] = []
     with vault.open_file("big") as f:
-        n = f.decrypt_to(fd, steps.append)
+        n = f.decrypt_to(fd, steps.append, processes=processes)
     os.close(fd)
     assert n == len(data) == sum(steps)
     assert out.read_bytes() == bytes(data)
 
 
-def test_pipeline_stops_cleanly_on_a_tampered_block(vault: Vault, tmp_path: Path) -> None:
+@PROCESSES
+@pytest.mark.parametrize("chunk", [2, 3])  # even chunks are the parent's, odd the child's
+def test_stops_cleanly_on_a_tampered_block(vault: Vault, tmp_path: Path, processes: int, chunk: int) -> None:
     vault.write_file("big", os.urandom(SIZE))
     cfile = vault.cipher_path("big")
     raw = bytearray(cfile.read_bytes())
-    raw[len(raw) * 3 // 4] ^= 0x80
+    block = chunk * PIPE_BLOCKS + 5
+    raw[vault.content.cipher_offset(block) + 100] ^= 0x80
     cfile.write_bytes(raw)
     before = threading.active_count()
     fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
-    with vault.open_file("big") as f, pytest.raises(CorruptionError, match="failed authentication"):
-        f.decrypt_to(fd)
+    with vault.open_file("big") as f, pytest.raises(CorruptionError, match=f"block {block} failed"):
+        f.decrypt_to(fd, processes=processes)
     os.close(fd)
     assert threading.active_count() == before  # reader and writer threads are gone
+    with pytest.raises(ChildProcessError):
+        os.wait()  # and no forked worker is left behind
 
 
-def test_pipeline_reports_a_write_error(vault: Vault) -> None:
+@PROCESSES
+def test_reports_a_write_error(vault: Vault, processes: int) -> None:
     vault.write_file("big", os.urandom(SIZE))
     fd = os.open("/dev/full", os.O_WRONLY)  # every write fails with ENOSPC
     try:
         with vault.open_file("big") as f, pytest.raises(OSError) as err:
-            f.decrypt_to(fd)
+            f.decrypt_to(fd, processes=processes)
         assert err.value.errno == 28
     finally:
         os.close(fd)
+
+
+def test_write_error_never_hangs(vault: Vault) -> None:
+    """The writer failing first used to leave the decrypting thread waiting for the reader."""
+    vault.write_file("big", os.urandom(SIZE))
+    for _ in range(20):
+        fd = os.open("/dev/full", os.O_WRONLY)
+        try:
+            with vault.open_file("big") as f, pytest.raises(OSError):
+                f.decrypt_to(fd)
+        finally:
+            os.close(fd)

@@ -455,7 +455,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     path = args.path.strip("/")
     total = transfer.plain_tree_size(vault, path)
     with _progress(total, "export", not args.no_progress) as progress:
-        report = transfer.export(vault, path, args.dest, progress=progress)
+        # A second process doubles AES throughput on big files; the CLI has nothing to fear
+        # from fork (the progress bar's thread is not touched by the child).
+        processes = min(2, os.cpu_count() or 1)
+        report = transfer.export(vault, path, args.dest, progress=progress, processes=processes)
     return _report(report, "export")
 
 

@@ -40,6 +40,7 @@ class _Job:
 
     progress: Progress | None
     cancelled: Callable[[], bool] | None
+    processes: int = 1
     report: TransferReport = field(default_factory=TransferReport)
 
     def step(self, n: int) -> None:
@@ -92,14 +93,17 @@ def export(
     *,
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
+    processes: int = 1,
 ) -> TransferReport:
     """Decrypt a vault file or tree to `dest`, keeping modes, mtimes and symlinks.
 
     Like `cp -r`: an existing directory `dest` receives the entry under its own name. Each file
     is written to a temporary name and renamed when complete, so a tampered file (reported in
-    `failed`) or a cancel never leaves a half-written file behind.
+    `failed`) or a cancel never leaves a half-written file behind. `processes=2` lets big
+    files use a forked second decrypting process (see vault/bulk.py); keep the default 1 in
+    programs whose other threads must not be forked, such as a running TUI.
     """
-    job = _Job(progress, cancelled)
+    job = _Job(progress, cancelled, processes)
     st = vault.stat(path)
     target = Path(dest)
     parts = split_path(path)
@@ -213,7 +217,7 @@ def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Pa
     out = _AtomicFile(target)
     try:
         with vault.open_cipher_file(cpath, path) as f:
-            f.decrypt_to(out.fd, job.step)
+            f.decrypt_to(out.fd, job.step, processes=job.processes)
         os.fchmod(out.fd, stat_mod.S_IMODE(st.mode))
         os.utime(out.fd, ns=(st.atime_ns, st.mtime_ns))
         out.commit()

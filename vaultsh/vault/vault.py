@@ -5,15 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import queue
 import secrets
 import stat as stat_mod
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vaultsh.crypto.aead import AuthenticationError
 from vaultsh.vault.config import (
@@ -60,8 +57,6 @@ from vaultsh.vault.names import (
 )
 
 CHUNK_BLOCKS = 256  # 1 MiB of plaintext per I/O call in streaming reads and writes
-PIPE_BLOCKS = 1024  # 4 MiB per stage hand-off in the export pipeline
-PIPE_DEPTH = 3  # chunks in flight per stage
 _SYMLINK_AD = struct.pack(">Q", 0)  # symlink targets: block 0, no file ID (§7.1)
 _RMDIR_PREFIX = DIRIV_NAME + ".rmdir."
 
@@ -782,22 +777,18 @@ class VaultFile:
                 return
             block += CHUNK_BLOCKS
 
-    def decrypt_to(self, out_fd: int, step: Callable[[int], None] | None = None) -> int:
+    def decrypt_to(
+        self, out_fd: int, step: Callable[[int], None] | None = None, *, processes: int = 1
+    ) -> int:
         """Decrypt the whole file into `out_fd`; returns the plaintext bytes written.
 
-        Big files run as a three-stage pipeline: a thread reads cipher chunks ahead, this
-        thread decrypts, another writes. pread and write release the GIL, so disk time hides
-        behind AES time instead of adding to it; memory stays at a few chunks.
+        Big files go through vault/bulk.py: a read-ahead/write-behind pipeline, or with
+        `processes=2` two forked workers on alternate chunks (AES holds the GIL, so threads
+        cannot use a second core). `step` is called with plaintext byte counts.
         """
-        if self.cipher_size() < 4 * PIPE_BLOCKS * self.codec.cipher_block:
-            total = 0
-            for chunk in self.iter_chunks():
-                _write_all(out_fd, chunk)
-                total += len(chunk)
-                if step is not None:
-                    step(len(chunk))
-            return total
-        return _Pipeline(self, out_fd, step).run()
+        from vaultsh.vault import bulk
+
+        return bulk.decrypt_to(self, out_fd, step, processes=processes)
 
     # -- write --------------------------------------------------------------------------
 
@@ -904,98 +895,3 @@ class _InodeState:
     def __init__(self) -> None:
         self.file_id: bytes | None = None
         self.refs = 0
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-class _Pipeline:
-    """Read-ahead, decrypt and write-behind for one file (see VaultFile.decrypt_to)."""
-
-    def __init__(self, f: VaultFile, out_fd: int, step: Callable[[int], None] | None) -> None:
-        self.f = f
-        self.out_fd = out_fd
-        self.step = step
-        self.stop = threading.Event()
-        self.read_q: queue.Queue[tuple[int, bytes] | None] = queue.Queue(PIPE_DEPTH)
-        self.write_q: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(PIPE_DEPTH)
-        self.free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(PIPE_DEPTH + 1):
-            self.free.put(bytearray(PIPE_BLOCKS * BLOCK_SIZE))
-        self.errors: list[BaseException] = []
-
-    def _put(self, q: queue.Queue[Any], item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _reader(self) -> None:
-        f = self.f
-        span = PIPE_BLOCKS * f.codec.cipher_block
-        with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(f.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        try:
-            block = 0
-            while not self.stop.is_set():
-                data = f._pread_blocks(block, PIPE_BLOCKS)
-                if not data or not self._put(self.read_q, (block, data)):
-                    break
-                if len(data) < span:
-                    break
-                block += PIPE_BLOCKS
-        except BaseException as e:  # handed to the decrypting thread, which re-raises
-            self.errors.append(e)
-        finally:
-            self._put(self.read_q, None)
-
-    def _writer(self) -> None:
-        try:
-            while (item := self.write_q.get()) is not None:
-                buf, n = item
-                if not self.errors:
-                    _write_all(self.out_fd, memoryview(buf)[:n])
-                self.free.put(buf)
-        except BaseException as e:
-            self.errors.append(e)
-            self.stop.set()
-            # Keep draining and recycling so the decrypting thread never blocks on us.
-            while (rest := self.write_q.get()) is not None:
-                self.free.put(rest[0])
-
-    def run(self) -> int:
-        f = self.f
-        file_id = f._read_file_id()
-        if file_id is None:
-            return 0
-        reader = threading.Thread(target=self._reader, name="vaultsh-read", daemon=True)
-        writer = threading.Thread(target=self._writer, name="vaultsh-write", daemon=True)
-        reader.start()
-        writer.start()
-        total = 0
-        try:
-            while (item := self.read_q.get()) is not None and not self.errors:
-                block, data = item
-                buf = self.free.get()
-                n = f.codec.decrypt_into(data, block, file_id, buf, f.where)
-                self.write_q.put((buf, n))
-                total += n
-                if self.step is not None:
-                    self.step(n)
-        finally:
-            self.stop.set()
-            self.write_q.put(None)
-            writer.join()
-            while reader.is_alive():
-                with contextlib.suppress(queue.Empty):
-                    self.read_q.get(timeout=0.1)
-            reader.join()
-        if self.errors:
-            raise self.errors[0]
-        return total
