@@ -153,8 +153,10 @@ class _TwoProcesses:
     """Decrypt even chunks here and odd chunks in a forked child, both pwrite-ing in place.
 
     The chunks are independent (block numbers give their positions), so the two processes
-    share nothing but the output fd. The child reports progress and errors over a pipe and
-    leaves with os._exit; it never touches Python-level state the parent's threads may lock.
+    share nothing but the output fd. Alternate chunks keep the output growing from the front
+    (halves measured 2-3x slower: the filesystem then fills a hole behind a far write). The
+    child reports progress and errors over a pipe and leaves with os._exit; it never touches
+    Python-level state the parent's threads may lock.
     """
 
     def __init__(self, f: VaultFile, out_fd: int, step: Step | None) -> None:
@@ -165,18 +167,21 @@ class _TwoProcesses:
         span = PIPE_BLOCKS * f.codec.cipher_block
         self.chunks = -(-f.cipher_size() // span)
 
-    def _work(self, first: int, report: Callable[[int], None]) -> int:
-        f = self.f
+    def _work(self, chunks: range, in_fd: int, report: Callable[[int], None]) -> int:
+        codec = self.f.codec
         assert self.file_id is not None
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(in_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         out = bytearray(PIPE_BLOCKS * BLOCK_SIZE)
         view = memoryview(out)
+        span = PIPE_BLOCKS * codec.cipher_block
         total = 0
-        for k in range(first, self.chunks, 2):
+        for k in chunks:
             block = k * PIPE_BLOCKS
-            data = f._pread_blocks(block, PIPE_BLOCKS)
+            data = os.pread(in_fd, span, codec.cipher_offset(block))
             if not data:
                 break
-            n = f.codec.decrypt_into(data, block, self.file_id, out, f.where)
+            n = codec.decrypt_into(data, block, self.file_id, out, self.f.where)
             pos = block * BLOCK_SIZE
             done = 0
             while done < n:
@@ -189,7 +194,9 @@ class _TwoProcesses:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         code = 0
         try:
-            self._work(1, lambda n: write_all(wfd, _PROGRESS + _BE64.pack(n)))
+            # Our own open file description: separate read-ahead state from the parent's.
+            in_fd = os.open(f"/proc/self/fd/{self.f.fd}", os.O_RDONLY)
+            self._work(range(1, self.chunks, 2), in_fd, lambda n: write_all(wfd, _PROGRESS + _BE64.pack(n)))
         except BaseException as e:
             code = 1
             err = e.errno if isinstance(e, OSError) and e.errno else 0
@@ -211,7 +218,7 @@ class _TwoProcesses:
         os.close(wfd)
         reader = _ChildReports(rfd, self.step)
         try:
-            total = self._work(0, reader.own_progress)
+            total = self._work(range(0, self.chunks, 2), self.f.fd, reader.own_progress)
             _, status = os.waitpid(pid, 0)
             pid = 0
             reader.read_to_end()
