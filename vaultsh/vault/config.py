@@ -23,6 +23,7 @@ from vaultsh.vault.errors import (
     PasswordIncorrectError,
     ReadPasswordError,
     ScryptParamsError,
+    UsageError,
     WriteConfError,
 )
 from vaultsh.vault.keys import INFO_GCM, LONGNAME_MAX_DEFAULT, MASTER_KEY_LEN, FormatOptions
@@ -477,3 +478,35 @@ def new_config(
     conf = skeleton.with_password(master_key, password, logn)
     validate(conf)
     return conf
+
+
+def unlock(
+    conf_path: Path,
+    *,
+    password: bytes | None,
+    master_key: bytes | None,
+    options: FormatOptions | None,
+    missing_ok: bool,
+) -> tuple[bytes, FormatOptions, ConfFile | None]:
+    """(master key, format options, config) from a password or a master key.
+
+    With a master key and no options, the config's flags are used; with `missing_ok`, a
+    missing config then means gocryptfs's defaults (as `gocryptfs -masterkey` mounts, §3.7).
+    """
+    conf: ConfFile | None = None
+    if master_key is None:
+        if password is None:
+            raise UsageError("a password or a master key is needed")
+        conf = load_config(conf_path)
+        master_key = conf.decrypt_master_key(password)
+    elif options is None:
+        try:
+            conf = load_config(conf_path)
+        except ConfigMissingError:
+            if not missing_ok:
+                raise
+    if len(master_key) != MASTER_KEY_LEN:
+        raise UsageError("master key must be 32 bytes")
+    if options is None:
+        options = conf.options if conf else FormatOptions()
+    return master_key, options, conf

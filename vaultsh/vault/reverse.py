@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
-from vaultsh.vault.errors import ConfigError, FsError, UsageError
-from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions, Keys
+from vaultsh.vault.errors import ConfigError, FsError
+from vaultsh.vault.keys import FormatOptions, Keys
 from vaultsh.vault.names import (
     DIRIV_NAME,
     LONGNAME_SUFFIX,
@@ -88,20 +88,10 @@ class ReverseView:
     ) -> ReverseView:
         root = Path(plaindir)
         conf_path = root / REVERSE_CONF_NAME
-        conf: ConfFile | None = None
-        if master_key is None:
-            if password is None:
-                raise UsageError("a password or a master key is needed")
-            conf = load_config(conf_path)
-            master_key = conf.decrypt_master_key(password)
-        elif options is None:
-            conf = load_config(conf_path)
-        if len(master_key) != MASTER_KEY_LEN:
-            raise UsageError("master key must be 32 bytes")
-        if options is None:
-            assert conf is not None
-            options = conf.options
-        return cls(root, master_key, options, conf_path if conf_path.exists() else None)
+        key, opts, _conf = unlock(
+            conf_path, password=password, master_key=master_key, options=options, missing_ok=False
+        )
+        return cls(root, key, opts, conf_path if conf_path.exists() else None)
 
     # -- derivations --------------------------------------------------------------------
 

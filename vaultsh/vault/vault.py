@@ -18,8 +18,8 @@ from vaultsh.vault.config import (
     DEFAULT_SCRYPT_LOGN,
     REVERSE_CONF_NAME,
     ConfFile,
-    load_config,
     new_config,
+    unlock,
 )
 from vaultsh.vault.content import (
     BLOCK_SIZE,
@@ -31,11 +31,9 @@ from vaultsh.vault.content import (
 )
 from vaultsh.vault.errors import (
     CipherDirError,
-    ConfigMissingError,
     CorruptionError,
     FsError,
     InitError,
-    UsageError,
     VaultError,
 )
 from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions, Keys
@@ -182,22 +180,10 @@ class Vault:
         if not root.is_dir():
             raise CipherDirError(f"{root}: not a directory (no such vault)")
         conf_path = Path(config_path) if config_path else root / CONF_NAME
-        conf: ConfFile | None = None
-        if master_key is None:
-            if password is None:
-                raise UsageError("a password or a master key is needed")
-            conf = load_config(conf_path)
-            master_key = conf.decrypt_master_key(password)
-        elif options is None:
-            try:
-                conf = load_config(conf_path)
-            except ConfigMissingError:
-                conf = None
-        if len(master_key) != MASTER_KEY_LEN:
-            raise UsageError("master key must be 32 bytes")
-        if options is None:
-            options = conf.options if conf else FormatOptions()
-        return cls(root, master_key, options, conf)
+        key, opts, conf = unlock(
+            conf_path, password=password, master_key=master_key, options=options, missing_ok=True
+        )
+        return cls(root, key, opts, conf)
 
     @classmethod
     def init(
