@@ -143,22 +143,27 @@ class NameCodec:
         results: list[bytes | NameError_] = []
         todo: list[int] = []
         raws: list[bytes] = []
+        decode = self._decode
         for i, name in enumerate(cipher_names):
             try:
-                raws.append(self._decode(name))
-                todo.append(i)
-                results.append(b"")
+                raws.append(decode(name))
             except NameError_ as e:
                 results.append(e)
-        for i, padded in zip(todo, self.eme.decrypt_many(iv, raws), strict=True):
-            name = cipher_names[i]
-            try:
-                plain = unpad16(padded)
-            except ValueError as e:
-                results[i] = NameError_(f"{name!r}: does not decrypt ({e}; wrong diriv or key?)")
                 continue
+            todo.append(i)
+            results.append(b"")
+        for i, padded in zip(todo, self.eme.decrypt_many(iv, raws), strict=True):
+            # Inline PKCS#7 check (see unpad16): this loop runs once per directory entry.
+            k = padded[-1]
+            n = len(padded)
+            if k == 0 or k > 16 or k >= n or padded.count(k, n - k) != k:
+                results[i] = NameError_(
+                    f"{cipher_names[i]!r}: does not decrypt (bad padding; wrong diriv or key?)"
+                )
+                continue
+            plain = padded[: n - k]
             if len(plain) > NAME_MAX or b"/" in plain or b"\0" in plain or plain in (b".", b".."):
-                results[i] = NameError_(f"{name!r}: decrypts to an invalid name")
+                results[i] = NameError_(f"{cipher_names[i]!r}: decrypts to an invalid name")
                 continue
             results[i] = plain
         return results
