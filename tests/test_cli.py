@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,51 @@ def test_full_disk_gives_one_line_and_leaves_nothing(
     assert p.returncode == 11
     assert "No space left on device" in p.stderr and "Traceback" not in p.stderr
     assert list(tiny_disk.iterdir()) == []
+
+
+def _run_on_tty(args: list[str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
+    """Run vaultsh with a pseudo-terminal as its controlling tty, typing `answers` at prompts."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes vaultsh
+        os.execv(sys.executable, [sys.executable, "-m", "vaultsh", *args])
+    import select
+
+    out = b""
+    answered = 0  # only answer a prompt that appeared after the last answer
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 1.0)[0]:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        out += data
+        if pending and out[answered:].rstrip().endswith(b":"):
+            os.write(fd, pending.pop(0).encode() + b"\n")
+            answered = len(out)
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+def test_init_asks_the_password_twice_on_a_terminal(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    code, out = _run_on_tty(["init", "--scryptn", "10", str(bad)], ["one secret", "another"])
+    assert code == 9 and "do not match" in out
+    assert list(bad.iterdir()) == []  # nothing written
+    assert "one secret" not in out  # no echo
+    good = tmp_path / "good"
+    good.mkdir()
+    code, out = _run_on_tty(["init", "--scryptn", "10", str(good)], ["same secret", "same secret"])
+    assert code == 0 and "Your master key is:" in out
+    code, out = _run_on_tty(["ls", str(good)], ["same secret"])
+    assert code == 0

@@ -65,3 +65,13 @@ def test_report_counts_and_progress_sum(vault: Vault, tmp_path: Path) -> None:
     rep = export(vault, "", tmp_path / "out", progress=steps.append)
     assert (rep.files, rep.symlinks, rep.failed) == (6, 1, [])
     assert sum(steps) == rep.bytes
+
+
+def test_progress_total_from_cipher_sizes_is_exact_for_a_clean_vault(vault: Vault, tmp_path: Path) -> None:
+    from vaultsh.service.transfer import plain_tree_size, source_size
+
+    src = _tree(tmp_path / "src")
+    (src / ("long-" + "n" * 200)).write_bytes(os.urandom(5000))  # a long name and its sidecar
+    import_(vault, src, "")
+    assert plain_tree_size(vault, "src") == source_size(src) == 5 * (3 << 20) + 1 + 5000
+    assert plain_tree_size(vault, "src/f0") == 3 << 20

@@ -201,9 +201,18 @@ def _open_vault(args: argparse.Namespace) -> Vault:
 
 
 @contextmanager
-def _progress(total: int, label: str, enabled: bool) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on an interactive stderr for work above 8 MiB, else nothing."""
-    if not enabled or not sys.stderr.isatty() or total < 8 << 20:
+def _progress(
+    measure: Callable[[], int], label: str, enabled: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on an interactive stderr for work above 8 MiB, else nothing.
+
+    `measure` sizes the work; it only runs when a bar could be shown, since it walks the tree.
+    """
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    total = measure()
+    if total < 8 << 20:
         yield None
         return
     from rich.console import Console
@@ -453,8 +462,8 @@ def cmd_cat(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
     path = args.path.strip("/")
-    total = transfer.plain_tree_size(vault, path)
-    with _progress(total, "export", not args.no_progress) as progress:
+    measure = lambda: transfer.plain_tree_size(vault, path)  # noqa: E731
+    with _progress(measure, "export", not args.no_progress) as progress:
         # A second process doubles AES throughput on big files; the CLI has nothing to fear
         # from fork (the progress bar's thread is not touched by the child).
         processes = min(2, os.cpu_count() or 1)
@@ -464,8 +473,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
-    total = transfer.source_size(Path(args.src))
-    with _progress(total, "import", not args.no_progress) as progress:
+    measure = lambda: transfer.source_size(Path(args.src))  # noqa: E731
+    with _progress(measure, "import", not args.no_progress) as progress:
         report = transfer.import_(vault, args.src, args.path.strip("/"), progress=progress)
     return _report(report, "import")
 

@@ -59,13 +59,6 @@ class AesGcm:
         except InvalidTag:
             raise AuthenticationError("AES-GCM authentication failed") from None
 
-    def open_into(self, block: memoryview, ad: bytes, out: memoryview) -> None:
-        """Decrypt straight into `out` (exactly the plaintext length) to avoid a copy."""
-        try:
-            self._aead.decrypt_into(block[: self.nonce_size], block[self.nonce_size :], ad, out)
-        except InvalidTag:
-            raise AuthenticationError("AES-GCM authentication failed") from None
-
 
 class AesSiv:
     """AES-SIV-512 (RFC 5297); block = nonce(16) || tag(16) || ciphertext, nonce as last AD."""

@@ -9,7 +9,7 @@ MAX_BLOCKS = 128
 _MASK128 = (1 << 128) - 1
 
 
-def _dbl(x: int) -> int:  # inlined in _transform's loop
+def _dbl(x: int) -> int:  # inlined in _transform_many's loop
     """Multiply by 2 in GF(2^128) with EME-32's byte order: the block is a little-endian integer."""
     carry = x >> 127
     return ((x << 1) & _MASK128) ^ (0x87 if carry else 0)
@@ -39,10 +39,10 @@ class EME:
             self._masks.append(int.from_bytes(lbytes, "little"))
 
     def encrypt(self, tweak: bytes, data: bytes) -> bytes:
-        return self._transform(tweak, data, encrypt=True)
+        return self._transform_many(tweak, [data], encrypt=True)[0]
 
     def decrypt(self, tweak: bytes, data: bytes) -> bytes:
-        return self._transform(tweak, data, encrypt=False)
+        return self._transform_many(tweak, [data], encrypt=False)[0]
 
     def decrypt_many(self, tweak: bytes, items: list[bytes]) -> list[bytes]:
         """Decrypt many names of one directory with three AES calls in total.
@@ -92,12 +92,16 @@ class EME:
             m = len(d) >> 4
             mp = mps[i]
             mc = frm(mc_all[i * BLOCK : (i + 1) * BLOCK], "little")
+            # Step 6: CCC_j = PPP_j xor 2^j*M for j >= 1 (block j sits at bits 128*j of a
+            # little-endian integer); mx collects the xor of those masks.
             mval = mp ^ mc
             mcat = mx = 0
             for j in range(1, m):
                 mval = ((mval << 1) & _MASK128) ^ (0x87 if mval >> 127 else 0)
                 mcat |= mval << (128 * j)
                 mx ^= mval
+            # Step 7: CCC_0 = MC xor T xor CCC_1..CCC_{m-1} = PPP_0 xor (MC xor MP xor mx),
+            # since the xor of PPP_1..PPP_{m-1} is MP xor T xor PPP_0.
             cccs.append((ppps[i] ^ mcat ^ (mc ^ mp ^ mx)).to_bytes(len(d), "little"))
         # Pass 3 (step 8) for all names at once.
         out_all = update(b"".join(cccs))
@@ -108,45 +112,3 @@ class EME:
             out.append((frm(out_all[off : off + size], "little") ^ masks[size >> 4]).to_bytes(size, "little"))
             off += size
         return out
-
-    def _transform(self, tweak: bytes, data: bytes, *, encrypt: bool) -> bytes:
-        """EME steps 1-9 of spec §6.3 with all m blocks handled as one big integer.
-
-        Names are listed by the hundred thousand, so the per-block Python work is cut to a
-        few integer operations: block j of a little-endian integer sits at bits 128*j.
-        """
-        if len(tweak) != BLOCK:
-            raise ValueError("EME tweak must be 16 bytes")
-        size = len(data)
-        m = size // BLOCK
-        if size % BLOCK or not 1 <= m <= MAX_BLOCKS:
-            raise ValueError("EME data must be 1..128 whole 16-byte blocks")
-        update = self._enc.update if encrypt else self._dec.update
-        lmask = self._masks[m]
-        # Step 2: PPP_j = F(P_j xor L_j), all blocks in one AES call.
-        ppp = int.from_bytes(
-            update((int.from_bytes(data, "little") ^ lmask).to_bytes(size, "little")), "little"
-        )
-        # Step 3: MP = T xor PPP_0 xor ... xor PPP_{m-1}.
-        t = int.from_bytes(tweak, "little")
-        mp = t
-        rest = ppp
-        while rest:
-            mp ^= rest & _MASK128
-            rest >>= 128
-        # Steps 4-5.
-        mc = int.from_bytes(update(mp.to_bytes(BLOCK, "little")), "little")
-        mval = mp ^ mc
-        # Step 6: CCC_j = PPP_j xor 2^j*M for j >= 1; mx collects the xor of those masks.
-        mcat = 0
-        mx = 0
-        for j in range(1, m):
-            mval = ((mval << 1) & _MASK128) ^ (0x87 if mval >> 127 else 0)
-            mcat |= mval << (128 * j)
-            mx ^= mval
-        # Step 7: CCC_0 = MC xor T xor CCC_1..CCC_{m-1} = PPP_0 xor (MC xor MP xor mx), since
-        # the xor of PPP_1..PPP_{m-1} is MP xor T xor PPP_0.
-        ccc = ppp ^ mcat ^ (mc ^ mp ^ mx)
-        # Step 8: C_j = F(CCC_j) xor L_j.
-        out = update(ccc.to_bytes(size, "little"))
-        return (int.from_bytes(out, "little") ^ lmask).to_bytes(size, "little")

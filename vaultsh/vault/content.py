@@ -54,7 +54,6 @@ class ContentCodec:
         self.cipher_block = BLOCK_SIZE + aead.overhead
         self._zero_nonce = bytes(aead.nonce_size)
         self._hole = bytes(self.cipher_block)
-        self._into = aead.open_into if isinstance(aead, AesGcm) else None
 
     # -- size arithmetic (§5.2) -----------------------------------------------------------
 
@@ -84,15 +83,6 @@ class ContentCodec:
         self, plaintext: bytes, block_no: int, file_id: bytes, nonce: bytes | None = None
     ) -> bytes:
         return self.aead.seal(plaintext, block_ad(block_no, file_id), nonce)
-
-    def encrypt_blocks(self, plaintext: bytes | memoryview, first_block: int, file_id: bytes) -> bytes:
-        """Encrypt consecutive blocks; only the last may be shorter than BLOCK_SIZE."""
-        mv = memoryview(plaintext)
-        seal = self.aead.seal
-        return b"".join(
-            seal(bytes(mv[off : off + BLOCK_SIZE]), block_ad(first_block + i, file_id))
-            for i, off in enumerate(range(0, len(mv), BLOCK_SIZE))
-        )
 
     def decrypt_block(
         self, block: bytes | memoryview, block_no: int, file_id: bytes, where: str = "file"

@@ -24,7 +24,7 @@ from vaultsh.vault.names import (
     b64_encode,
     is_long_name,
 )
-from vaultsh.vault.vault import kind_of_mode
+from vaultsh.vault.vault import dirent_kind, kind_of_mode
 
 _SYMLINK_AD = struct.pack(">Q", 0)
 _MASK64 = (1 << 64) - 1
@@ -133,7 +133,7 @@ class ReverseView:
                     continue  # would collide with the view's config (§9.3)
                 disk, full = self.encrypt_name(cipher_dir, name)
                 cpath = _join(cipher_dir, disk)
-                out.append(ReverseEntry(disk, cpath, _kind_of(entry), _join(plain_dir, name)))
+                out.append(ReverseEntry(disk, cpath, dirent_kind(entry), _join(plain_dir, name)))
                 if disk != full:
                     out.append(
                         ReverseEntry(
@@ -307,10 +307,3 @@ class ReverseView:
 def _copy_times(src: Path, dst: Path) -> None:
     st = os.lstat(src)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-
-def _kind_of(entry: os.DirEntry[str]) -> str:
-    try:
-        return kind_of_mode(entry.stat(follow_symlinks=False).st_mode)
-    except OSError:
-        return "other"

@@ -113,7 +113,8 @@ def kind_of_mode(mode: int) -> str:
     return "other"
 
 
-def _dirent_kind(entry: os.DirEntry[str]) -> str:
+def dirent_kind(entry: os.DirEntry[str]) -> str:
+    """'file', 'dir', 'symlink' or 'other' from a scandir entry (no extra stat on Linux)."""
     # Files first: they are most entries, and is_file(follow_symlinks=False) is one d_type test.
     try:
         if entry.is_file(follow_symlinks=False):
@@ -331,7 +332,7 @@ class Vault:
         with it:
             for entry in it:
                 cname = entry.name
-                kind = _dirent_kind(entry)
+                kind = dirent_kind(entry)
                 if plaintext:
                     if not (is_root and cname == CONF_NAME):
                         out.append(DirEntry(cname, cname, kind))
