@@ -24,6 +24,7 @@ missing=()
 command -v gocryptfs >/dev/null 2>&1 || missing+=("gocryptfs")
 command -v gocryptfs-xray >/dev/null 2>&1 || missing+=("gocryptfs-xray")
 command -v fusermount3 >/dev/null 2>&1 || missing+=("fusermount3")
+command -v tmux >/dev/null 2>&1 || missing+=("tmux")
 if ! command -v pkg-config >/dev/null 2>&1; then
     missing+=("pkg-config" "libfuse3-dev")
 elif ! pkg-config --exists fuse3; then
@@ -31,13 +32,13 @@ elif ! pkg-config --exists fuse3; then
 fi
 
 if ((${#missing[@]} == 0)); then
-    log "system packages present: gocryptfs, fusermount3, pkg-config, libfuse3-dev"
+    log "system packages present: gocryptfs, fusermount3, pkg-config, libfuse3-dev, tmux"
 elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "missing: ${missing[*]} -> installing with apt-get"
     log "+ apt-get update"
     apt-get -q update
-    log "+ apt-get install -y gocryptfs fuse3 libfuse3-dev pkg-config"
-    DEBIAN_FRONTEND=noninteractive apt-get -q install -y gocryptfs fuse3 libfuse3-dev pkg-config
+    log "+ apt-get install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux"
+    DEBIAN_FRONTEND=noninteractive apt-get -q install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux
 else
     warn "missing: ${missing[*]} (not root or no apt-get: not installing; the gocryptfs interop tests will skip)"
 fi
