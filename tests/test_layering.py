@@ -52,3 +52,25 @@ def test_every_module_opens_with_a_one_line_docstring() -> None:
         doc = ast.get_docstring(ast.parse(p.read_text()))
         assert doc, f"{p} has no module docstring"
         assert "\n" not in doc.strip(), f"{p}: module docstring should be one line"
+
+
+def _package_files(sub: str) -> list[Path]:
+    return sorted((PKG / sub).rglob("*.py")) if (PKG / sub).is_dir() else []
+
+
+def test_front_ends_import_no_fuse_or_crypto_library() -> None:
+    # The TUI and the shell reach mounts through the service layer's worker protocol only.
+    for sub in ("tui", "shell"):
+        for p in _package_files(sub):
+            assert not imported_roots(p) & {"pyfuse3", "trio", *CRYPTO_LIBS}, p
+
+
+def test_fuse_package_imports_no_front_end() -> None:
+    for p in _package_files("fs"):
+        assert not imported_roots(p) & {"textual", "prompt_toolkit"}, p
+        vaultsh_deps = {
+            node.module.split(".")[1]
+            for node in ast.walk(ast.parse(p.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vaultsh.")
+        }
+        assert vaultsh_deps <= {"vault", "fs", "service"}, (p, vaultsh_deps)
