@@ -113,3 +113,23 @@ class FsError(VaultError):
     def __init__(self, err: int, message: str) -> None:
         super().__init__(message)
         self.errno = err
+
+
+class MountPointError(VaultError):
+    """The mountpoint is missing, not a directory, not empty, already mounted, or not ours."""
+
+    exit_code = ExitCode.MOUNT_POINT
+    errno = _errno.EINVAL
+
+
+class FuseError(VaultError):
+    """FUSE is unavailable (no /dev/fuse, no fusermount3) or the kernel refused the mount."""
+
+    exit_code = ExitCode.FUSE_NEW_SERVER
+    errno = _errno.ENODEV
+
+
+class ExcludeError(VaultError):
+    """An -exclude pattern or -exclude-from file of reverse mode cannot be used."""
+
+    exit_code = ExitCode.EXCLUDE_ERROR

@@ -5,15 +5,17 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat as stat_mod
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
-from vaultsh.vault.errors import ConfigError, FsError
+from vaultsh.vault.errors import ConfigError, ExcludeError, FsError
 from vaultsh.vault.keys import FormatOptions, Keys
 from vaultsh.vault.names import (
     DIRIV_NAME,
@@ -28,6 +30,15 @@ from vaultsh.vault.vault import dirent_kind, kind_of_mode
 
 _SYMLINK_AD = struct.pack(">Q", 0)
 _MASK64 = (1 << 64) - 1
+PATH_MAX = 4096  # longest symlink target the kernel accepts (§7.1)
+VIRTUAL_MODE = stat_mod.S_IFREG | 0o444  # gocryptfs.diriv and .name files (§9.3)
+
+# ViewStat.tag: which object of the view a stat describes, so that virtual files, which borrow
+# the (dev, ino) of a real object, can be given inode numbers of their own.
+TAG_REAL = 0
+TAG_DIRIV = 1
+TAG_NAME_FILE = 2
+TAG_CONF = 3
 
 
 def derive(cipher_path: str, purpose: str) -> bytes:
@@ -45,12 +56,134 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+# -- exclusion (§9.3) ---------------------------------------------------------------------------
+#
+# gocryptfs 2.3 matches -exclude-wildcard / -exclude-from lines with the go-gitignore library,
+# which turns each line into a regular expression. Its rules differ from git's in ways that
+# decide what the view shows, so they are reproduced here rather than git's (checked against
+# the gocryptfs 2.3 binary): `?` is a literal question mark; a pattern with a slash is anchored
+# only when it also has `*.` after the slash (`a/b` also hides `x/a/b`); `dir/**` hides `dir`
+# itself; `dir/` hides what is below `dir` but leaves `dir` listed (empty); characters such as
+# `+`, `(` or `[...]` keep their regular-expression meaning. A line whose expression does not
+# compile is silently dropped by gocryptfs; here it is an error (exit code 29).
+
+_STAR_MARK = "#$~"  # stands in for a `*` that must survive the single-star rewrite
+_ANCHOR_HINT = re.compile(r"([^/+])/.*\*\.")
+
+
+def exclude_regex(line: str) -> tuple[str, bool] | None:
+    """(regular expression, negated) for one gitignore line, or None for blanks and comments."""
+    translated = _translate_line(line)
+    if translated is None:
+        return None
+    core, negated = translated
+    # A match also covers everything below the matched path: "(|/.*)" at the end.
+    expr = core + ("(|.*)" if core.endswith("/") else "(|/.*)") + r"\Z"
+    expr = "^(|/)" + expr[1:] if expr.startswith("/") else "^(|.*/)" + expr
+    return expr, negated
+
+
+def _translate_line(line: str) -> tuple[str, bool] | None:
+    """The line rewritten into a regular expression, before anchoring; and whether negated."""
+    line = line.rstrip("\r")
+    if line.startswith("#"):
+        return None
+    line = line.strip(" ")
+    if not line:
+        return None
+    negated = line.startswith("!")
+    if negated:
+        line = line[1:]
+    if line[:1] in ("#", "!"):  # one more # or ! (after "!" or leading blanks) is dropped
+        line = line[1:]
+    if _ANCHOR_HINT.search(line) and not line.startswith("/"):
+        line = "/" + line
+    line = line.replace(".", "\\.")
+    if line.startswith("/**/"):
+        line = line[1:]
+    line = line.replace("/**/", "(/|/.+/)")
+    line = line.replace("**/", f"(|.{_STAR_MARK}/)")
+    line = line.replace("/**", f"(|/.{_STAR_MARK})")
+    line = line.replace("\\*", "\\" + _STAR_MARK)
+    line = line.replace("*", "([^/]*)")
+    line = line.replace("?", "\\?")
+    return line.replace(_STAR_MARK, "*"), negated
+
+
+def _why_invalid(pattern: str, error: re.error) -> str:
+    # The pattern's own text says it better than the anchored expression built around it
+    # (an open "[" would otherwise be reported as swallowing the closing anchor).
+    translated = _translate_line(pattern)
+    if translated is not None:
+        try:
+            re.compile(translated[0])
+        except re.error as own:
+            return own.msg
+    return error.msg
+
+
+class ExcludeMatcher:
+    """gitignore-style exclusion of plain relative paths, as `gocryptfs -reverse -exclude*`."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._rules: list[tuple[re.Pattern[str], bool]] = []
+        for pattern in self.patterns:
+            compiled = exclude_regex(pattern)
+            if compiled is None:
+                continue
+            try:
+                self._rules.append((re.compile(compiled[0]), compiled[1]))
+            except re.error as e:
+                raise ExcludeError(f"exclude pattern {pattern!r}: {_why_invalid(pattern, e)}") from None
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def matches(self, plain_path: str) -> bool:
+        """True if `plain_path` ("a/b", no leading slash) is hidden; the root never is."""
+        if not plain_path:
+            return False
+        hidden = False
+        for rx, negated in self._rules:
+            if (hidden if not negated else not hidden) or rx.search(plain_path) is None:
+                continue
+            hidden = not negated
+        return hidden
+
+
+class ViewStat(NamedTuple):
+    """What stat(2) shows for one entry of the view, plus the identity of the object behind it.
+
+    (dev, ino, tag) names the plain object the attributes come from; tag is TAG_REAL for real
+    entries and tells the virtual files (which borrow their directory's or named object's
+    inode) apart.
+    """
+
+    mode: int
+    size: int
+    nlink: int
+    uid: int
+    gid: int
+    rdev: int
+    blocks: int
+    blksize: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    dev: int
+    ino: int
+    tag: int
+
+
 @dataclass(frozen=True, slots=True)
 class ReverseEntry:
     """One entry of the encrypted view.
 
     `plain` is the plain path (relative) of a real object; virtual entries (diriv, `.name`
-    files, the config) carry their content in `data` instead.
+    files, the config) carry their content in `data` instead, and `stat_from` names the plain
+    object whose owner and times they show (the directory for a diriv, the named object for
+    a `.name` file).
     """
 
     cipher_name: str
@@ -58,6 +191,7 @@ class ReverseEntry:
     kind: str  # "file", "dir", "symlink", "other"
     plain: str | None = None
     data: bytes | None = None
+    stat_from: str | None = None
 
 
 class ReverseView:
@@ -76,6 +210,21 @@ class ReverseView:
         self.content = ContentCodec(keys.content)
         # Reverse mode hashes above 255 *or* longNameMax (§6.7); no -longnames=false here.
         self._long_max = min(255, options.longname_max)
+        self.excludes = ExcludeMatcher(())
+        # With a config outside the plain dir (gocryptfs -config), the view shows no
+        # gocryptfs.conf and a plain .gocryptfs.reverse.conf is an ordinary file.
+        self.config_custom = False
+
+    def set_excludes(self, patterns: Sequence[str]) -> None:
+        """Hide plain paths matching these gitignore lines (-exclude-wildcard / -exclude-from).
+
+        gocryptfs's anchored `-exclude PATH` is the line "/PATH". Raises ExcludeError for a
+        pattern that cannot be compiled.
+        """
+        self.excludes = ExcludeMatcher(patterns)
+
+    def is_excluded(self, plain_path: str) -> bool:
+        return bool(self.excludes) and self.excludes.matches(plain_path)
 
     @classmethod
     def open(
@@ -85,13 +234,22 @@ class ReverseView:
         password: bytes | None = None,
         master_key: bytes | None = None,
         options: FormatOptions | None = None,
+        excludes: Sequence[str] = (),
+        config_path: str | os.PathLike[str] | None = None,
     ) -> ReverseView:
+        """Unlock the plain dir's reverse config; `excludes` are gitignore lines to hide."""
         root = Path(plaindir)
-        conf_path = root / REVERSE_CONF_NAME
+        conf_path = Path(config_path) if config_path is not None else root / REVERSE_CONF_NAME
         key, opts, _conf = unlock(
             conf_path, password=password, master_key=master_key, options=options, missing_ok=False
         )
-        return cls(root, key, opts, conf_path if conf_path.exists() else None)
+        if config_path is not None:
+            view = cls(root, key, opts, None)
+            view.config_custom = True
+        else:
+            view = cls(root, key, opts, conf_path if conf_path.exists() else None)
+        view.set_excludes(excludes)
+        return view
 
     # -- derivations --------------------------------------------------------------------
 
@@ -124,25 +282,40 @@ class ReverseView:
         pdir = self.plaindir / plain_dir if plain_dir else self.plaindir
         out: list[ReverseEntry] = []
         is_root = not cipher_dir
+        hide_conf = is_root and not self.config_custom
+        excluding = bool(self.excludes)
         with os.scandir(pdir) as it:
             for entry in it:
                 name = entry.name
-                if is_root and name == REVERSE_CONF_NAME:
+                if hide_conf and name == REVERSE_CONF_NAME:
                     continue
-                if is_root and self.options.plaintext_names and name == CONF_NAME:
+                if hide_conf and self.options.plaintext_names and name == CONF_NAME:
                     continue  # would collide with the view's config (§9.3)
+                plain = _join(plain_dir, name)
+                if excluding and self.excludes.matches(plain):
+                    continue
                 disk, full = self.encrypt_name(cipher_dir, name)
                 cpath = _join(cipher_dir, disk)
-                out.append(ReverseEntry(disk, cpath, dirent_kind(entry), _join(plain_dir, name)))
+                out.append(ReverseEntry(disk, cpath, dirent_kind(entry), plain))
                 if disk != full:
                     out.append(
                         ReverseEntry(
-                            disk + LONGNAME_SUFFIX, cpath + LONGNAME_SUFFIX, "file", data=full.encode()
+                            disk + LONGNAME_SUFFIX,
+                            cpath + LONGNAME_SUFFIX,
+                            "file",
+                            data=full.encode(),
+                            stat_from=plain,
                         )
                     )
         if self.options.diriv:
             out.append(
-                ReverseEntry(DIRIV_NAME, _join(cipher_dir, DIRIV_NAME), "file", data=self.dir_iv(cipher_dir))
+                ReverseEntry(
+                    DIRIV_NAME,
+                    _join(cipher_dir, DIRIV_NAME),
+                    "file",
+                    data=self.dir_iv(cipher_dir),
+                    stat_from=plain_dir,
+                )
             )
         if is_root and self.conf_path is not None:
             out.append(ReverseEntry(CONF_NAME, CONF_NAME, "file", data=self.conf_path.read_bytes()))
@@ -163,11 +336,28 @@ class ReverseView:
         assert entry is not None
         return entry
 
+    def lookup(self, directory: ReverseEntry, name: str) -> ReverseEntry:
+        """The entry called `name` (a cipher name) in the view's directory `directory`.
+
+        Raises FsError: ENOENT when there is none, EPERM when it is excluded (as gocryptfs).
+        """
+        if directory.kind != "dir" or directory.plain is None:
+            raise FsError(errno.ENOTDIR, f"{directory.cipher_path}: not a directory")
+        if not name or "/" in name or name in (".", ".."):
+            raise FsError(errno.ENOENT, f"{name!r}: no such entry in the view")
+        return self._lookup(directory.cipher_path, directory.plain, name)
+
+    def _hashable_length(self, plain_name: str) -> bool:
+        """Whether a plain name is long enough for its encrypted name to be hashed (§6.7)."""
+        padded = (len(os.fsencode(plain_name)) // 16 + 1) * 16
+        encoded = (padded * 4 + 2) // 3 if self.options.raw64 else -(-padded // 3) * 4
+        return encoded > self._long_max
+
     def _lookup(self, cipher_dir: str, plain_dir: str, name: str) -> ReverseEntry:
         pdir = self.plaindir / plain_dir if plain_dir else self.plaindir
         cpath = _join(cipher_dir, name)
         if name == DIRIV_NAME and self.options.diriv:
-            return ReverseEntry(name, cpath, "file", data=self.dir_iv(cipher_dir))
+            return ReverseEntry(name, cpath, "file", data=self.dir_iv(cipher_dir), stat_from=plain_dir)
         if not cipher_dir and name == CONF_NAME and self.conf_path is not None:
             return ReverseEntry(name, cpath, "file", data=self.conf_path.read_bytes())
         if self.options.plaintext_names:
@@ -176,22 +366,32 @@ class ReverseView:
             # Long names cannot be decrypted, only found: encrypt candidates until one matches.
             base = name[: -len(LONGNAME_SUFFIX)] if name.endswith(LONGNAME_SUFFIX) else name
             for cand in os.listdir(pdir):
+                if not self._hashable_length(cand):
+                    continue
                 disk, full = self.encrypt_name(cipher_dir, cand)
                 if disk == base:
+                    plain = _join(plain_dir, cand)
+                    if self.is_excluded(plain):
+                        raise FsError(errno.EPERM, f"{cpath}: excluded from the view")
                     if base != name:
-                        return ReverseEntry(name, cpath, "file", data=full.encode())
-                    return self._real(cpath, _join(plain_dir, cand))
+                        return ReverseEntry(name, cpath, "file", data=full.encode(), stat_from=plain)
+                    return self._real(cpath, plain)
             raise FsError(errno.ENOENT, f"{cpath}: no such entry in the view")
         else:
             try:
                 plain_name = os.fsdecode(self.names.decrypt(name, self.dir_iv(cipher_dir)))
             except NameError_:
                 raise FsError(errno.ENOENT, f"{cpath}: no such entry in the view") from None
-            if self.encrypt_name(cipher_dir, plain_name)[0] != name:
+            # The strict base64 decoder takes canonical names only and EME is a permutation,
+            # so `name` is this plain name's full encrypted name; it is only valid unhashed.
+            if len(name) > self._long_max:
                 raise FsError(errno.ENOENT, f"{cpath}: no such entry in the view")
-        if not cipher_dir and plain_name == REVERSE_CONF_NAME:
+        if not cipher_dir and plain_name == REVERSE_CONF_NAME and not self.config_custom:
             raise FsError(errno.ENOENT, f"{cpath}: no such entry in the view")
-        return self._real(cpath, _join(plain_dir, plain_name))
+        plain = _join(plain_dir, plain_name)
+        if self.is_excluded(plain):
+            raise FsError(errno.EPERM, f"{cpath}: excluded from the view")
+        return self._real(cpath, plain)
 
     def _real(self, cipher_path: str, plain: str) -> ReverseEntry:
         try:
@@ -208,7 +408,7 @@ class ReverseView:
         assert entry.plain is not None
         p = self.plaindir / entry.plain
         if entry.kind == "symlink":
-            return len(self.encrypt_link(entry.cipher_path, os.fsencode(os.readlink(p))))
+            return len(os.fsencode(self.encrypt_link(entry.cipher_path, os.fsencode(os.readlink(p)))))
         st = os.lstat(p)
         if entry.kind == "file":
             return self.content.plain_to_cipher_size(st.st_size)
@@ -217,6 +417,50 @@ class ReverseView:
     def readlink(self, entry: ReverseEntry) -> str:
         assert entry.plain is not None
         return self.encrypt_link(entry.cipher_path, os.fsencode(os.readlink(self.plaindir / entry.plain)))
+
+    def stat(self, entry: ReverseEntry) -> ViewStat:
+        """stat(2) of an entry as a reverse mount shows it (§9.3).
+
+        Real objects pass mode, owner, times and link count through with the size translated
+        (§5.2; a symlink's size is the length of its encrypted target). Virtual files are
+        read-only regular files holding `data`, with the owner and times of `stat_from`; the
+        config passes its own stat through. Regular files report the blocks of their full
+        cipher size: the view has no holes (§5.3), and tools that copy sparse files by their
+        block count must not think otherwise.
+        """
+        try:
+            if entry.data is not None:
+                return self._virtual_stat(entry, entry.data)
+            assert entry.plain is not None
+            st = os.lstat(self.plaindir / entry.plain if entry.plain else self.plaindir)
+        except OSError as e:
+            raise FsError(e.errno or errno.EIO, f"{entry.cipher_path or '/'}: {e.strerror}") from None
+        size, blocks = st.st_size, st.st_blocks
+        if stat_mod.S_ISREG(st.st_mode):
+            size = self.content.plain_to_cipher_size(st.st_size)
+            blocks = (size + 511) // 512
+        elif stat_mod.S_ISLNK(st.st_mode):
+            size = len(os.fsencode(self.readlink(entry)))  # bytes: plaintextnames keep UTF-8
+        return ViewStat(
+            st.st_mode, size, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev, blocks, st.st_blksize,
+            st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino, TAG_REAL,
+        )  # fmt: skip
+
+    def _virtual_stat(self, entry: ReverseEntry, data: bytes) -> ViewStat:
+        if entry.stat_from is None:  # the config: its own stat, followed like gocryptfs does
+            assert self.conf_path is not None
+            st = os.stat(self.conf_path)
+            return ViewStat(
+                st.st_mode, st.st_size, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev, st.st_blocks,
+                st.st_blksize, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino,
+                TAG_CONF,
+            )  # fmt: skip
+        st = os.lstat(self.plaindir / entry.stat_from if entry.stat_from else self.plaindir)
+        tag = TAG_DIRIV if entry.cipher_name == DIRIV_NAME else TAG_NAME_FILE
+        return ViewStat(
+            VIRTUAL_MODE, len(data), 1, st.st_uid, st.st_gid, 0, (len(data) + 511) // 512,
+            st.st_blksize, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino, tag,
+        )  # fmt: skip
 
     def read(self, entry: ReverseEntry, offset: int, size: int) -> bytes:
         """Bytes [offset, offset+size) of the encrypted file; computed from the plain file."""
@@ -295,8 +539,10 @@ class ReverseView:
                 if e.plain is not None:
                     _copy_times(self.plaindir / e.plain, target)
                     os.chmod(target, stat_mod.S_IMODE(os.lstat(self.plaindir / e.plain).st_mode))
-                else:
-                    os.chmod(target, 0o444)
+                else:  # virtual: mode and times as a mount shows them, so both copies agree
+                    st = self.stat(e)
+                    os.chmod(target, stat_mod.S_IMODE(st.mode))
+                    os.utime(target, ns=(st.atime_ns, st.mtime_ns))
         for e, target in dirs:
             self._materialize_dir(e.cipher_path, e.plain or "", target)
             assert e.plain is not None
