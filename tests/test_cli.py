@@ -434,3 +434,168 @@ def test_init_asks_the_password_twice_on_a_terminal(tmp_path: Path) -> None:
     assert code == 0 and "Your master key is:" in out
     code, out = _run_on_tty(["ls", str(good)], ["same secret"])
     assert code == 0
+
+
+# -- the registry-backed subcommands, the shell and the front-end entry points -------------------
+
+
+def test_mkdir_mv_rm_subcommands(vault: tuple[Path, str], pw: Path) -> None:
+    cdir, _ = vault
+    base = ["--passfile", str(pw), str(cdir)]
+    run("mkdir", "-p", *base, "a/b c", check=True)
+    run("mv", *base, "docs/notes.txt", "a/b c", check=True)
+    assert run("cat", *base, "a/b c/notes.txt", check=True).stdout == "hello vault\n"
+    p = run("rm", *base, "a")
+    assert p.returncode == 11 and "rm -r" in p.stderr and len(p.stderr.splitlines()) == 1
+    run("rm", "-r", *base, "a", check=True)
+    assert run("ls", *base, check=True).stdout.split() == ["docs", "empty", "link"]
+
+
+def test_shell_reads_piped_commands(vault: tuple[Path, str], pw: Path) -> None:
+    cdir, _ = vault
+    p = run("shell", "--passfile", str(pw), str(cdir), stdin="cd docs\npwd\ncat notes.txt\ncat nope\n")
+    assert p.stdout.splitlines() == ["/docs", "hello vault"]
+    assert p.returncode == 11 and p.stderr.count("\n") == 1 and "nope" in p.stderr
+
+
+def test_interactive_shell_on_a_terminal(vault: tuple[Path, str], tmp_path: Path) -> None:
+    """The real prompt_toolkit shell on a pseudo-terminal: password, prompt, Tab, exit."""
+    import pty
+    import select
+
+    cdir, _ = vault
+    # No cursor-position requests: a bare pty never answers them, and the wait would show.
+    env = {
+        **os.environ,
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "TERM": "xterm",
+        "NO_COLOR": "1",
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+    }
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child becomes vaultsh
+        os.execve(sys.executable, [sys.executable, "-m", "vaultsh", "shell", str(cdir)], env)
+    out = b""
+
+    def wait_for(needle: bytes) -> None:
+        nonlocal out
+        deadline = time.monotonic() + 60
+        while needle not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 1.0)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert needle in out, out.decode(errors="replace")
+
+    try:
+        wait_for(b"Password:")
+        os.write(fd, b"correct horse\n")
+        wait_for(b"vaultsh:/>")  # the prompt's trailing space is drawn as a cursor move
+        os.write(fd, b"cd do\t\r")
+        wait_for(b"vaultsh:/docs>")
+        os.write(fd, b"cat notes.txt\r")
+        wait_for(b"hello vault")
+        os.write(fd, b"exit\r")
+    except BaseException:
+        os.kill(pid, 9)
+        raise
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
+    assert b"hello vault" in out and b"correct horse" not in out
+    history = (tmp_path / "data" / "vaultsh" / "history").read_text()
+    assert "+cd docs/" in history and "+cat notes.txt" in history
+
+
+def test_mounts_with_nothing_mounted(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}
+    p = subprocess.run(
+        [sys.executable, "-m", "vaultsh", "mounts"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (p.returncode, p.stdout, p.stderr) == (0, "no mounts\n", "")
+    for verb in ("unmount", "umount"):
+        p = subprocess.run(
+            [sys.executable, "-m", "vaultsh", verb, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert p.returncode == 10 and p.stderr == f"vaultsh: {tmp_path}: not mounted\n"
+
+
+def test_mount_argument_errors_exit_1(vault: tuple[Path, str], tmp_path: Path, pw: Path) -> None:
+    cdir, _ = vault
+    assert run("mount", str(cdir)).returncode == 1  # no mountpoint
+    assert run("unmount").returncode == 1
+    p = run("mount", "--idle", "soon", "--passfile", str(pw), str(cdir), str(tmp_path))
+    assert p.returncode == 1 and "duration" in p.stderr and len(p.stderr.splitlines()) == 1
+    p = run("mount", "--passfile", str(pw), str(tmp_path / "nope"), str(tmp_path))
+    assert p.returncode == 6
+
+
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> None:
+    import types
+
+    module = types.ModuleType(name)
+    for key, value in attrs.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_a_directory_instead_of_a_subcommand_opens_the_tui(
+    vault: tuple[Path, str], pw: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultsh import cli
+    from vaultsh.service.passwords import SecretSource
+
+    cdir, _ = vault
+    calls: list[tuple[Path, SecretSource, str | None]] = []
+
+    def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None) -> int:
+        calls.append((cipherdir, secrets, theme))
+        return 0
+
+    _fake_module(monkeypatch, "vaultsh.tui.app", run_tui=run_tui)
+    assert cli.main([str(cdir), "--theme", "dusk", "--passfile", str(pw)]) == 0
+    assert cli.main(["--passfile", str(pw), str(cdir)]) == 0
+    (first, secrets, theme), (second, _, no_theme) = calls
+    assert first == second == cdir and (theme, no_theme) == ("dusk", None)
+    assert secrets.read_password() == b"correct horse"
+    assert len(calls) == 2
+    assert cli.main([str(cdir / "no-such-dir")]) == 6  # a path that is not there: gocryptfs's code
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["no-such-command-or-dir"])
+    assert raised.value.code == 1
+
+
+def test_new_and_demo_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    from vaultsh import cli
+    from vaultsh.service.passwords import SecretSource
+    from vaultsh.vault.vault import Vault
+
+    news: list[tuple[Path, str | None]] = []
+    tuis: list[tuple[Path, bytes]] = []
+
+    def run_new(directory: Path, theme: str | None) -> int:
+        news.append((directory, theme))
+        return 15
+
+    def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None) -> int:
+        tuis.append((cipherdir, secrets.read_password()))
+        return 0
+
+    _fake_module(monkeypatch, "vaultsh.tui.wizard", run_new=run_new)
+    _fake_module(monkeypatch, "vaultsh.tui.app", run_tui=run_tui)
+    assert cli.main(["new", str(tmp_path / "fresh"), "--theme", "paper"]) == 15
+    assert news == [(tmp_path / "fresh", "paper")]
+    assert cli.main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    shown = capsys.readouterr().out
+    password = re.search(r"Password:\s+(\S+)", shown)
+    assert password is not None and str(tmp_path / "demo") in shown
+    assert tuis == [(tmp_path / "demo", password.group(1).encode())]
+    assert Vault.open(tmp_path / "demo", password=tuis[0][1]).listdir()

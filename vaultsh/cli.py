@@ -1,32 +1,25 @@
-"""The `vaultsh` command line: offline subcommands over the vault core, gocryptfs exit codes."""
+"""The `vaultsh` command line: subcommands, the shell and the TUI entry, gocryptfs exit codes."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import stat as stat_mod
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from vaultsh import __version__
-from vaultsh.service import transfer
-from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile, warn
-from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, ConfFile, load_config
-from vaultsh.vault.errors import (
-    CipherDirError,
-    ExitCode,
-    InitError,
-    MasterKeyError,
-    UsageError,
-    VaultError,
-    WriteConfError,
-)
+from vaultsh.service import commands, transfer
+from vaultsh.service.commands import Session
+from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
+from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
+from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
-from vaultsh.vault.vault import PlainStat, Vault
+from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.vault import Vault
 
 PROG = "vaultsh"
 
@@ -68,7 +61,8 @@ def _add_format_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="A terminal shell for gocryptfs vaults (offline commands; no FUSE needed).",
+        description="A terminal shell for gocryptfs vaults. `vaultsh CIPHERDIR` opens the full-screen "
+        "interface; the subcommands below work without it.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -127,6 +121,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cipherdir")
     p.add_argument("path", help="plain destination path in the vault")
 
+    p = sub.add_parser("mkdir", help="make directories in the vault")
+    p.add_argument("-p", "--parents", action="store_true", help="make parents too; no error if present")
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
+    p = sub.add_parser("mv", help="move or rename inside the vault")
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+    p.add_argument("src")
+    p.add_argument("dst")
+
+    p = sub.add_parser("rm", help="remove files (-r: directories with their contents)")
+    p.add_argument("-r", "--recursive", action="store_true", help="remove directories and their contents")
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+
     for name, what in (("decrypt-paths", "cipher path -> plain path"), ("encrypt-paths", "plain -> cipher")):
         p = sub.add_parser(name, help=what)
         _add_secret_options(p)
@@ -138,6 +153,39 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="PATH",
             help="paths (none: read them from stdin, one per line); put -- before names starting with -",
         )
+
+    p = sub.add_parser("mount", help="mount a vault (--reverse: an encrypted view of a plain dir)")
+    p.add_argument("--reverse", action="store_true", help="CIPHERDIR is a plain dir; show it encrypted")
+    p.add_argument("--ro", action="store_true", help="mount read-only")
+    p.add_argument("--idle", metavar="DURATION", help="unmount after DURATION without use (30s, 10m, 1h)")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="hide PATTERN (reverse)")
+    p.add_argument(
+        "--exclude-from", action="append", default=[], metavar="FILE", help="hide the patterns in FILE"
+    )
+    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    p.add_argument("--fg", action="store_true", help="stay in the foreground until unmounted")
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+    p.add_argument("mountpoint")
+
+    p = sub.add_parser("unmount", aliases=["umount"], help="unmount a vaultsh mount")
+    p.add_argument("mountpoint")
+
+    sub.add_parser("mounts", help="list running mounts with their counters")
+
+    p = sub.add_parser("shell", help="an interactive shell over the decrypted vault")
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+
+    p = sub.add_parser("new", help="create a vault with the full-screen wizard")
+    p.add_argument("--theme", metavar="NAME", help="colour theme")
+    p.add_argument("directory")
+
+    p = sub.add_parser("demo", help="open a freshly made demo vault in the full-screen interface")
+    p.add_argument("--theme", metavar="NAME", help="colour theme")
+    p.add_argument("--dir", metavar="DIR", help="make the demo vault in DIR (default: a new temp dir)")
     return parser
 
 
@@ -200,57 +248,6 @@ def _open_vault(args: argparse.Namespace) -> Vault:
     return Vault(root, conf.decrypt_master_key(password), conf.options, conf)
 
 
-@contextmanager
-def _progress(
-    measure: Callable[[], int], label: str, enabled: bool
-) -> Iterator[Callable[[int], None] | None]:
-    """A rich progress bar on an interactive stderr for work above 8 MiB, else nothing.
-
-    `measure` sizes the work; it only runs when a bar could be shown, since it walks the tree.
-    """
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    total = measure()
-    if total < 8 << 20:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
-
-
-def _report(report: transfer.TransferReport, verb: str) -> int:
-    for path, why in report.skipped:
-        warn(f"skipped {path}: {why}")
-    for path, why in report.failed:
-        print(f"{PROG}: {verb} failed for {path}: {why}", file=sys.stderr)
-    if report.failed:
-        print(
-            f"{PROG}: {len(report.failed)} entries failed, {report.files} files {verb}ed",
-            file=sys.stderr,
-        )
-        return ExitCode.FSCK_ERRORS
-    return 0
-
-
 # -- commands -------------------------------------------------------------------------------
 
 
@@ -308,175 +305,166 @@ def _print_master_key(key: bytes, quiet: bool) -> None:
     )
 
 
+class _StdIO:
+    """The terminal as a SessionIO: stdout for output, stderr for errors and the progress bar."""
+
+    def __init__(self, show_bar: bool, label: str) -> None:
+        self._show_bar = show_bar
+        self.label = label
+        self._bar: Any = None
+        self._task: Any = None
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.write("\n")
+
+    def write_bytes(self, data: bytes | memoryview) -> None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+
+    def error(self, text: str) -> None:
+        print(f"{PROG}: {text}", file=sys.stderr)
+
+    def ask_secret(self, prompt: str) -> bytes:
+        return read_interactive(prompt)
+
+    def confirm(self, question: str) -> bool:
+        if not sys.stdin.isatty():
+            return False
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+    def progress(self, done: int, total: int) -> None:
+        """A rich progress bar on an interactive stderr, for work above 8 MiB only."""
+        if self._bar is None:
+            if not self._show_bar or total < 8 << 20:
+                return
+            self._start_bar(total)
+        self._bar.update(self._task, completed=done)
+
+    def _start_bar(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total)
+
+    def cancelled(self) -> bool:
+        return False  # Ctrl-C raises KeyboardInterrupt, which main turns into exit 15
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+        sys.stdout.flush()
+
+
+@contextmanager
+def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterator[Session]:
+    """A command session on the terminal; the progress total is measured only when a bar can show."""
+    show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
+    io = _StdIO(show_bar, label)
+    session = Session(
+        vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
+    )
+    try:
+        yield session
+    finally:
+        io.close()
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     try:
-        conf = load_config(_config_path(args))
+        lines = commands.config_info(_config_path(args))
     except VaultError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return ExitCode.LOAD_CONF
-    for line in conf.info_lines():
+    for line in lines:
         print(line)
     return 0
 
 
 def cmd_masterkey(args: argparse.Namespace) -> int:
     src = _secrets(args)
-    conf = load_config(_config_path(args))
-    key = conf.decrypt_master_key(src.read_password())
-    print(format_master_key(key))
+    conf = load_config(_config_path(args))  # fail on a bad config before asking for a password
+    print(commands.reveal_master_key(conf, src.read_password()))
     return 0
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     src = _secrets(args)
-    conf_path = _config_path(args)
-    conf = load_config(conf_path)
-    if conf.fido2 is not None:
-        raise UsageError(f"{conf_path}: passwd is not supported on FIDO2 vaults")
-    if src.has_masterkey:
-        key = src.read_master_key()
-        # Prove the key belongs to this vault before re-wrapping it: a wrong key would
-        # otherwise replace a working config with one that opens nothing.
-        if conf_path.name != REVERSE_CONF_NAME:  # a reverse dir holds no ciphertext to try
-            _check_key_fits(conf, key, Path(args.cipherdir))
-    else:
-        key = conf.decrypt_master_key(src.read_password("Old password: "))
-    if args.new_passfile:
-        new_password = read_passfile(args.new_passfile)
-    else:
-        new_password = read_interactive("New password: ", twice=True)
-    new_conf = conf.with_password(key, new_password, args.scryptn)
-    bak = conf_path.with_name(conf_path.name + ".bak")
-    if src.has_masterkey:
-        # Like gocryptfs: hard-link the old config to .bak first, never overwrite a .bak (§3.6).
-        try:
-            os.link(conf_path, bak)
-        except FileExistsError:
-            raise InitError(f"{bak}: already exists; move it away first") from None
-        except OSError as e:
-            raise WriteConfError(f"{bak}: cannot create backup: {e.strerror}") from None
-    else:
-        tmp_bak = bak.with_name(bak.name + ".tmp")
-        try:
-            tmp_bak.unlink(missing_ok=True)
-            os.link(conf_path, tmp_bak)
-            os.replace(tmp_bak, bak)
-        except OSError as e:
-            raise WriteConfError(f"{bak}: cannot create backup: {e.strerror}") from None
-    new_conf.write(conf_path)
+
+    def new_password() -> bytes:
+        if args.new_passfile:
+            return read_passfile(args.new_passfile)
+        return read_interactive("New password: ", twice=True)
+
+    bak, _conf = commands.change_password(
+        _config_path(args),
+        Path(args.cipherdir),
+        new_password,
+        old_password=None if src.has_masterkey else lambda: src.read_password("Old password: "),
+        master_key=src.read_master_key if src.has_masterkey else None,
+        logn=args.scryptn,
+    )
     print(f"Password changed. The previous config is kept as {bak}.", file=sys.stderr)
     return 0
 
 
-def _check_key_fits(conf: ConfFile, key: bytes, root: Path) -> None:
-    """Refuse a master key that decrypts nothing in the vault (when there is something to try)."""
-    vault = Vault(root, key, conf.options, conf)
-    if conf.options.plaintext_names:
-        candidates = [p for p in root.iterdir() if p.is_file() and not p.name.startswith("gocryptfs.")]
-        for p in candidates[:8]:
-            rel = p.name
-            try:
-                vault.read_file(rel, 0, 1)
-                return
-            except VaultError:
-                continue
-        if candidates:
-            raise MasterKeyError("the master key does not decrypt this vault's names or files")
-        return
-    entries = vault.listdir("", include_bad=True)
-    if entries and all(e.error for e in entries):
-        raise MasterKeyError("the master key does not decrypt this vault's names or files")
-
-
-def _ls_line(vault: Vault, cpath: Path, name: str, st: PlainStat | None, cipher: str | None) -> str:
-    """One `ls` line; with a stat it is the long format."""
-    suffix = f"  [{cipher}]" if cipher else ""
-    if st is None:
-        return f"{name}{suffix}"
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
-    shown = name
-    if stat_mod.S_ISLNK(st.mode):
-        try:
-            shown = f"{name} -> {vault.readlink_cipher(cpath, name)}"
-        except VaultError as e:
-            shown = f"{name} -> ?({e})"
-    return f"{stat_mod.filemode(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
-
-
 def cmd_ls(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
-    path = args.path.strip("/")
-    cpath = vault.cipher_path(path)
-    st = vault.stat_cipher(cpath, path or "/")
-    if not stat_mod.S_ISDIR(st.mode):
-        print(_ls_line(vault, cpath, path, st if args.long else None, None))
-        return 0
-    status = 0
-    todo = [(path, cpath)]
-    first = True
-    while todo:
-        d, cdir = todo.pop(0)
-        try:
-            listing = vault.list_cipher_dir(cdir, include_bad=args.all, where=d or "/")
-        except VaultError as err:
-            print(f"{PROG}: {d or '/'}: {err}", file=sys.stderr)
-            status = ExitCode.FSCK_ERRORS
-            continue
-        lines = []
-        if args.recursive:
-            lines.append(f"{'' if first else chr(10)}{d or '/'}:")
-        first = False
-        subdirs = []
-        for e in sorted(listing, key=lambda e: e.name):
-            child = f"{d}/{e.name}" if d else e.name
-            ccpath = cdir / e.cipher_name
-            if e.error:
-                lines.append(f"?{e.cipher_name}  (undecryptable: {e.error})")
-                continue
-            est = None
-            if args.long:
-                try:
-                    est = vault.stat_cipher(ccpath, child)
-                except VaultError as err:
-                    print(f"{PROG}: {child}: {err}", file=sys.stderr)
-                    continue
-            lines.append(_ls_line(vault, ccpath, e.name, est, e.cipher_name if args.cipher else None))
-            if e.is_dir:
-                subdirs.append((child, ccpath))
-        if lines:
-            sys.stdout.write("\n".join(lines) + "\n")  # one write: listings can be 100,000 lines
-        if args.recursive:
-            todo[0:0] = subdirs
-    return status
+    with _session(args, _open_vault(args)) as s:
+        return commands.list_path(
+            s, args.path, long=args.long, show_all=args.all, recursive=args.recursive, cipher=args.cipher
+        )
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
-    out = sys.stdout.buffer
-    for chunk in vault.iter_file(args.path.strip("/")):
-        out.write(chunk)
-    out.flush()
-    return 0
+    with _session(args, _open_vault(args)) as s:
+        return commands.cat_file(s, args.path)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
-    path = args.path.strip("/")
-    measure = lambda: transfer.plain_tree_size(vault, path)  # noqa: E731
-    with _progress(measure, "export", not args.no_progress) as progress:
+    with _session(args, _open_vault(args), "export") as s:
         # A second process doubles AES throughput on big files; the CLI has nothing to fear
         # from fork (the progress bar's thread is not touched by the child).
-        processes = min(2, os.cpu_count() or 1)
-        report = transfer.export(vault, path, args.dest, progress=progress, processes=processes)
-    return _report(report, "export")
+        s.processes = min(2, os.cpu_count() or 1)
+        return commands.export_path(s, args.path, args.dest)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
-    measure = lambda: transfer.source_size(Path(args.src))  # noqa: E731
-    with _progress(measure, "import", not args.no_progress) as progress:
-        report = transfer.import_(vault, args.src, args.path.strip("/"), progress=progress)
-    return _report(report, "import")
+    with _session(args, _open_vault(args), "import") as s:
+        return commands.import_path(s, args.src, args.path)
+
+
+def cmd_mkdir(args: argparse.Namespace) -> int:
+    with _session(args, _open_vault(args)) as s:
+        return commands.make_dirs(s, args.paths, parents=args.parents)
+
+
+def cmd_mv(args: argparse.Namespace) -> int:
+    with _session(args, _open_vault(args)) as s:
+        return commands.move_path(s, args.src, args.dst)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    with _session(args, _open_vault(args)) as s:
+        for p in args.paths:
+            commands.remove_path(s, p, recursive=args.recursive)
+        return 0
 
 
 def _paths_arg(args: argparse.Namespace) -> list[str]:
@@ -488,27 +476,125 @@ def _paths_arg(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_decrypt_paths(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
-    status = 0
-    for p in _paths_arg(args):
-        try:
-            print(vault.decrypt_cipher_path(p))
-        except VaultError as e:
-            print(f"{PROG}: {p}: {e}", file=sys.stderr)
-            status = ExitCode.USAGE
-    return status
+    with _session(args, _open_vault(args)) as s:
+        return commands.decrypt_paths(s, _paths_arg(args))
 
 
 def cmd_encrypt_paths(args: argparse.Namespace) -> int:
+    with _session(args, _open_vault(args)) as s:
+        return commands.encrypt_paths(s, _paths_arg(args))
+
+
+def _read_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
+    """The master key from the master-key options or the password (config checked first)."""
+    if src.has_masterkey:
+        key, _opts, _conf = unlock(
+            conf_path,
+            password=None,
+            master_key=src.read_master_key(),
+            options=_format_options(args),
+            missing_ok=missing_ok,
+        )
+        return key
+    conf = load_config(conf_path)
+    return conf.decrypt_master_key(src.read_password())
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from vaultsh.service import mounts
+
+    idle = mounts.parse_duration(args.idle) if args.idle is not None else None  # before any prompt
+    src = _secrets(args)
+    root = Path(args.cipherdir)
+    if not root.is_dir():
+        raise CipherDirError(f"{root}: no such directory")
+    if args.reverse:
+        # The plain dir holds the reverse config (§9.1); prove it can build the view first.
+        conf_path = Path(args.config) if args.config else root / REVERSE_CONF_NAME
+        key = _read_key(src, conf_path, args, missing_ok=False)
+        conf = load_config(conf_path) if conf_path.exists() else None
+        options = _format_options(args) or (conf.options if conf else None)
+        if options is not None:
+            ReverseView(root, key, options, conf_path)
+    else:
+        conf_path = _config_path(args)
+        if conf_path.name == REVERSE_CONF_NAME:
+            raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
+        key = _read_key(src, conf_path, args, missing_ok=True)
+    request = mounts.MountRequest(
+        source=root.absolute(),
+        mountpoint=Path(args.mountpoint).absolute(),
+        reverse=args.reverse,
+        read_only=args.ro,
+        idle=idle,
+        excludes=tuple(args.exclude),
+        exclude_from=tuple(Path(f) for f in args.exclude_from),
+        allow_other=args.allow_other,
+        config=Path(args.config) if args.config else None,
+        options=_format_options(args) if src.has_masterkey else None,
+    )
+    mounts.mount(request, key, foreground=args.fg)
+    if not args.fg:
+        print("Filesystem mounted and ready.")
+    return 0
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    from vaultsh.service import mounts
+
+    mounts.unmount(Path(args.mountpoint).absolute())
+    return 0
+
+
+def cmd_mounts(args: argparse.Namespace) -> int:
+    for line in commands.mounts_lines():
+        print(line)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
     vault = _open_vault(args)
-    status = 0
-    for p in _paths_arg(args):
-        try:
-            print(vault.cipher_path(p).relative_to(vault.cipherdir).as_posix())
-        except VaultError as e:
-            print(f"{PROG}: {p}: {e}", file=sys.stderr)
-            status = ExitCode.USAGE
-    return status
+    from vaultsh.shell.repl import run_shell
+
+    root = Path(args.cipherdir)
+    conf_path = Path(args.config) if args.config else None  # else the vault's own config
+    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path))
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from vaultsh.tui.wizard import run_new
+
+    return int(run_new(Path(args.directory), args.theme))
+
+
+@dataclass
+class _GivenPassword(SecretSource):
+    """A password already known (the demo vault's), offered like one typed in."""
+
+    password: bytes = field(default=b"", repr=False)
+
+    def read_password(self, prompt: str = "Password: ", twice: bool = False) -> bytes:
+        return self.password
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vaultsh.service.demo import make_demo_vault
+    from vaultsh.tui.app import run_tui
+
+    path, password = make_demo_vault(Path(args.dir) if args.dir else None)
+    # A demo password guards nothing; showing it lets people try unlocking by hand.
+    print(f"Demo vault: {path}")
+    print(f"Password:   {password}")
+    return int(run_tui(path, _GivenPassword(password=password.encode()), args.theme))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    root = Path(args.cipherdir)
+    if not root.is_dir():
+        raise CipherDirError(f"{root}: no such directory")
+    from vaultsh.tui.app import run_tui
+
+    return int(run_tui(Path(args.cipherdir), _secrets(args), args.theme))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -520,19 +606,61 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "cat": cmd_cat,
     "export": cmd_export,
     "import": cmd_import,
+    "mkdir": cmd_mkdir,
+    "mv": cmd_mv,
+    "rm": cmd_rm,
     "decrypt-paths": cmd_decrypt_paths,
     "encrypt-paths": cmd_encrypt_paths,
+    "mount": cmd_mount,
+    "unmount": cmd_unmount,
+    "umount": cmd_unmount,
+    "mounts": cmd_mounts,
+    "shell": cmd_shell,
+    "new": cmd_new,
+    "demo": cmd_demo,
 }
 
+# Options of the top level and the TUI form that take a value: skipped when looking for the
+# first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.
+_VALUE_OPTIONS = frozenset(
+    {"--passfile", "--extpass", "--config", "--masterkey", "--masterkey-file", "--theme"}
+)
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return ExitCode.USAGE
+
+def _first_positional(argv: Sequence[str]) -> str | None:
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            return next(it, None)
+        if arg in _VALUE_OPTIONS:
+            next(it, None)
+        elif not arg.startswith("-") or arg == "-":
+            return arg
+    return None
+
+
+def _wants_tui(argv: Sequence[str]) -> bool:
+    """`vaultsh DIR ...`: a directory (or a path, to report it missing) where a subcommand would be."""
+    first = _first_positional(argv)
+    return first is not None and first not in COMMANDS and (os.path.isdir(first) or "/" in first)
+
+
+def build_tui_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        usage=f"{PROG} [--theme NAME] [password options] CIPHERDIR",
+        description="Open the vault in CIPHERDIR in the full-screen interface.",
+    )
+    p.add_argument("--theme", metavar="NAME", help="colour theme")
+    _add_secret_options(p)
+    p.add_argument("cipherdir")
+    return p
+
+
+def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command; every failure becomes one line on stderr and a gocryptfs exit code."""
     try:
-        return COMMANDS[args.command](args)
+        return command(args)
     except VaultError as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return int(e.exit_code)
@@ -558,3 +686,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "VAULTSH_DEBUG=1 shows details"
         print(f"{PROG}: internal error ({type(e).__name__}: {e}); {hint}", file=sys.stderr)
         return ExitCode.OTHER
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    if _wants_tui(arglist):
+        return _run_guarded(cmd_tui, build_tui_parser().parse_args(arglist))
+    parser = build_parser()
+    args = parser.parse_args(arglist)
+    if args.command is None:
+        parser.print_help()
+        return ExitCode.USAGE
+    return _run_guarded(COMMANDS[args.command], args)

@@ -1,0 +1,484 @@
+"""The command registry over a real vault: every command, errors, cwd handling and completion."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vaultsh.service import commands
+from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
+from vaultsh.service.mounts import MountInfo
+from vaultsh.vault.errors import PasswordIncorrectError
+from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.vault import Vault
+
+PASSWORD = b"pw"
+
+
+class RecordingIO:
+    """A SessionIO that records everything and answers from prepared lists."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.errors: list[str] = []
+        self.secrets: list[bytes] = []
+        self.prompts: list[str] = []
+        self.answers: list[bool] = []
+        self.progress_calls: list[tuple[int, int]] = []
+        self.cancel_when: Callable[[], bool] = lambda: False
+
+    def write(self, text: str) -> None:
+        self.out.append(text)
+
+    def error(self, text: str) -> None:
+        self.errors.append(text)
+
+    def ask_secret(self, prompt: str) -> bytes:
+        self.prompts.append(prompt)
+        return self.secrets.pop(0)
+
+    def confirm(self, question: str) -> bool:
+        self.prompts.append(question)
+        return self.answers.pop(0)
+
+    def progress(self, done: int, total: int) -> None:
+        self.progress_calls.append((done, total))
+
+    def cancelled(self) -> bool:
+        return self.cancel_when()
+
+    def take(self) -> list[str]:
+        out, self.out = self.out, []
+        return out
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> tuple[Path, bytes]:
+    """A vault with text, binary, spaced names, a symlink and nested dirs; (cipherdir, key)."""
+    cdir = tmp_path / "cipher"
+    cdir.mkdir()
+    _conf, key = Vault.init(cdir, PASSWORD, logn=10)
+    v = Vault.open(cdir, password=PASSWORD)
+    v.mkdir("docs")
+    v.write_file("docs/notes.txt", b"hello vault\nsecond line\n")
+    v.mkdir("my docs")
+    v.write_file("my docs/a file.txt", b"spaced\n")
+    v.mkdir("my docs/inner dir")
+    v.write_file("binary.bin", b"\x00\x01\x02" * 100)
+    v.write_file(".hidden", b"h")
+    v.symlink("docs/notes.txt", "link")
+    return cdir, key
+
+
+@pytest.fixture
+def sess(made: tuple[Path, bytes]) -> Session:
+    cdir, _ = made
+    return Session(Vault.open(cdir, password=PASSWORD), cdir, RecordingIO())
+
+
+def rio(s: Session) -> RecordingIO:
+    assert isinstance(s.io, RecordingIO)
+    return s.io
+
+
+def run(s: Session, line: str) -> tuple[int, list[str], list[str]]:
+    io = rio(s)
+    io.out, io.errors = [], []
+    code = run_line(s, line)
+    return code, io.out, io.errors
+
+
+# -- listing and navigation -------------------------------------------------------------------
+
+
+def test_ls_root_short_and_long(sess: Session) -> None:
+    code, out, err = run(sess, "ls")
+    assert (code, err) == (0, [])
+    assert out == [".hidden", "binary.bin", "docs", "link", "my docs"]
+    code, out, _ = run(sess, "ls -l docs")
+    assert code == 0
+    assert re.fullmatch(r"-rw-r--r--\s+1\s+24 \d{4}-\d\d-\d\d \d\d:\d\d notes\.txt", out[0]), out
+    _, out, _ = run(sess, "ls -l")
+    assert [line for line in out if line.endswith("link -> docs/notes.txt")], out
+
+
+def test_ls_recursive_and_file_and_missing(sess: Session) -> None:
+    _, out, _ = run(sess, "ls -R 'my docs'")
+    assert out == ["/my docs:", "a file.txt", "inner dir", "", "/my docs/inner dir:"]
+    assert run(sess, "ls docs/notes.txt")[1] == ["docs/notes.txt"]
+    code, out, err = run(sess, "ls nope")
+    assert code == 11 and out == [] and len(err) == 1 and "nope" in err[0]
+
+
+def test_ls_all_shows_undecryptable_entries(sess: Session) -> None:
+    (sess.cipherdir / "not-a-vault-name").write_text("junk")
+    assert "not-a-vault-name" not in " ".join(run(sess, "ls")[1])
+    _, out, _ = run(sess, "ls -a")
+    assert any(line.startswith("?not-a-vault-name") and "undecryptable" in line for line in out), out
+
+
+def test_ls_cipher_names_match_encrypt_path(sess: Session) -> None:
+    _, out, _ = run(sess, "ls --cipher docs")
+    cipher_name = out[0].split("[")[1].rstrip("]")
+    _, enc, _ = run(sess, "encrypt-path docs/notes.txt")
+    assert enc[0].endswith("/" + cipher_name)
+
+
+def test_cd_pwd_and_relative_paths(sess: Session) -> None:
+    assert run(sess, "pwd")[1] == ["/"]
+    assert run(sess, "cd 'my docs'")[0] == 0
+    assert run(sess, "pwd")[1] == ["/my docs"]
+    assert run(sess, "ls")[1] == ["a file.txt", "inner dir"]
+    assert run(sess, "cat ../docs/notes.txt")[1] == ["hello vault", "second line"]
+    assert run(sess, "cat /docs/notes.txt")[1] == ["hello vault", "second line"]
+    run(sess, "cd 'inner dir'")
+    run(sess, "cd ../..")
+    assert sess.cwd == ""
+    run(sess, "cd ../../..")  # above the root stays at the root, as in a shell
+    assert sess.cwd == ""
+    run(sess, "cd docs")
+    run(sess, "cd")
+    assert sess.cwd == ""
+
+
+def test_cd_errors_leave_cwd_unchanged(sess: Session) -> None:
+    run(sess, "cd docs")
+    code, _, err = run(sess, "cd notes.txt")
+    assert code == 11 and err == ["/docs/notes.txt: not a directory"]
+    code, _, err = run(sess, "cd /nowhere")
+    assert code == 11 and len(err) == 1
+    assert sess.cwd == "docs"
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def test_cat_text_binary_dir_and_missing(sess: Session) -> None:
+    assert run(sess, "cat docs/notes.txt") == (0, ["hello vault", "second line"], [])
+    code, out, err = run(sess, "cat binary.bin")
+    assert code == 1 and out == [] and "binary" in err[0] and "export" in err[0]
+    code, _, err = run(sess, "cat docs")
+    assert code == 11 and err == ["/docs: is a directory"]
+    code, _, err = run(sess, "cat missing.txt")
+    assert code == 11 and len(err) == 1
+
+
+def test_cat_streams_bytes_to_a_byte_sink(sess: Session) -> None:
+    class Sink(RecordingIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.data = b""
+
+        def write_bytes(self, data: bytes | memoryview) -> None:
+            self.data += bytes(data)
+
+    sink = Sink()
+    sess.io = sink
+    assert run_line(sess, "cat binary.bin") == 0
+    assert sink.data == b"\x00\x01\x02" * 100
+
+
+def test_info_shows_the_config(sess: Session) -> None:
+    code, out, _ = run(sess, "info")
+    assert code == 0
+    assert any(line.startswith("FeatureFlags:") and "DirIV" in line for line in out)
+    assert any(line.startswith("contentEncryption:") and "AES-GCM-256" in line for line in out)
+    assert any(str(sess.cipherdir) in line for line in out)
+
+
+def test_decrypt_and_encrypt_path(sess: Session) -> None:
+    run(sess, "cd 'my docs'")
+    code, out, _ = run(sess, "encrypt-path 'a file.txt'")
+    assert code == 0 and (sess.cipherdir / out[0]).is_file()
+    cipher_rel = out[0]
+    assert run(sess, f"decrypt-path {shlex.quote(cipher_rel)}")[1] == ["my docs/a file.txt"]
+    # A full path into the cipher dir works too (as pasted from `find`).
+    full = str(sess.cipherdir / cipher_rel)
+    assert run(sess, f"decrypt-paths {shlex.quote(full)}")[1] == ["my docs/a file.txt"]
+    code, out, err = run(sess, "decrypt-path gocryptfs.diriv bogus")
+    assert code == 1 and out == [] and len(err) == 2
+
+
+# -- transfers -------------------------------------------------------------------------------------
+
+
+def test_export_and_import_round_trip_with_progress(sess: Session, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    code, out, err = run(sess, f"export docs {dest}")
+    assert (code, err) == (0, [])
+    assert (dest / "notes.txt").read_bytes() == b"hello vault\nsecond line\n"
+    assert out and out[0].startswith("exported 1 files")
+    calls = rio(sess).progress_calls
+    assert calls and calls[-1] == (24, 24)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "new file.txt").write_bytes(b"x" * 5000)
+    run(sess, "cd docs")
+    code, _, err = run(sess, f"import {shlex.quote(str(src))}")  # default target: the cwd
+    assert (code, err) == (0, [])
+    assert sess.vault.read_file("docs/src/new file.txt") == b"x" * 5000
+    code, _, err = run(sess, f"import {shlex.quote(str(src / 'new file.txt'))} /renamed.txt")
+    assert code == 0 and sess.vault.read_file("renamed.txt") == b"x" * 5000
+
+
+def test_transfer_errors_are_one_line(sess: Session, tmp_path: Path) -> None:
+    dest = tmp_path / "o"
+    dest.mkdir()
+    assert run(sess, f"export docs {dest}")[0] == 0
+    code, _, err = run(sess, f"export docs {dest}")
+    assert code == 11 and len(err) == 1 and "already exists" in err[0]
+    code, _, err = run(sess, f"import {tmp_path / 'missing'} /x")
+    assert code == 11 and len(err) == 1
+    code, _, err = run(sess, "export docs")
+    assert code == 1 and err == ["usage: export PATH DEST"]
+
+
+def test_cancelled_export_leaves_no_partial_file(sess: Session, tmp_path: Path) -> None:
+    sess.vault.write_file("big.bin", os.urandom(3 << 20))
+    io = rio(sess)
+    io.cancel_when = lambda: len(io.progress_calls) >= 1
+    dest = tmp_path / "big.bin"
+    code, _, err = run(sess, f"export big.bin {dest}")
+    assert code == 15 and err == ["cancelled"]
+    assert not dest.exists() and list(tmp_path.iterdir()) == [tmp_path / "cipher"]
+
+
+# -- changing the tree ----------------------------------------------------------------------------
+
+
+def test_mkdir_mv_rm(sess: Session) -> None:
+    assert run(sess, "mkdir new")[0] == 0
+    code, _, err = run(sess, "mkdir new")
+    assert code == 11 and "already exists" in err[0]
+    assert run(sess, "mkdir -p a/b/c 'a/sp ace'")[0] == 0
+    assert sorted(e.name for e in sess.vault.listdir("a")) == ["b", "sp ace"]
+    assert run(sess, "mv docs/notes.txt new")[0] == 0  # into an existing directory
+    assert sess.vault.read_file("new/notes.txt").startswith(b"hello")
+    assert run(sess, "mv new/notes.txt 'new/re named.txt'")[0] == 0
+    assert [e.name for e in sess.vault.listdir("new")] == ["re named.txt"]
+    code, _, err = run(sess, "rm a")
+    assert code == 11 and "rm -r" in err[0]
+    assert run(sess, "rm -r a")[0] == 0
+    assert not sess.vault.exists("a")
+    assert run(sess, "rm 'new/re named.txt' link")[0] == 0
+    assert not sess.vault.exists("link")
+    assert run(sess, "rm -f gone")[0] == 0
+    assert run(sess, "rm gone")[0] == 11
+    code, _, err = run(sess, "rm -r /")
+    assert code == 11 and "root" in err[0]
+    assert sess.vault.exists("docs")
+
+
+def test_mv_and_rm_relative_to_cwd(sess: Session) -> None:
+    run(sess, "cd 'my docs'")
+    assert run(sess, "mv 'a file.txt' ../moved.txt")[0] == 0
+    assert sess.vault.read_file("moved.txt") == b"spaced\n"
+    assert run(sess, "rm -r 'inner dir'")[0] == 0
+    assert sess.vault.listdir("my docs") == []
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+
+def test_passwd_then_reopen_with_the_new_password(sess: Session) -> None:
+    io = rio(sess)
+    io.secrets = [PASSWORD, b"new secret", b"new secret"]
+    code, out, err = run(sess, "passwd")
+    assert (code, err) == (0, [])
+    assert io.prompts == ["Old password: ", "New password: ", "Repeat: "]
+    assert "gocryptfs.conf.bak" in out[0]
+    reopened = Vault.open(sess.cipherdir, password=b"new secret")
+    assert reopened.read_file("docs/notes.txt").startswith(b"hello")
+    with pytest.raises(PasswordIncorrectError):
+        Vault.open(sess.cipherdir, password=PASSWORD)
+    # The session's own config is the new one: masterkey now wants the new password.
+    io.secrets = [b"new secret"]
+    assert run(sess, "masterkey")[0] == 0
+
+
+def test_passwd_refusals_keep_the_config(sess: Session) -> None:
+    conf = sess.cipherdir / "gocryptfs.conf"
+    before = conf.read_bytes()
+    io = rio(sess)
+    io.secrets = [b"wrong"]
+    code, _, err = run(sess, "passwd")
+    assert code == 12 and err == ["Password incorrect."]
+    io.secrets = [PASSWORD, b"one", b"two"]
+    code, _, err = run(sess, "passwd")
+    assert code == 9 and err == ["Passwords do not match"]
+    assert conf.read_bytes() == before
+
+
+def test_masterkey_asks_the_password_again(sess: Session, made: tuple[Path, bytes]) -> None:
+    io = rio(sess)
+    io.secrets = [b"wrong"]
+    code, out, err = run(sess, "masterkey")
+    assert code == 12 and out == [] and err == ["Password incorrect."]
+    io.secrets = [PASSWORD]
+    code, out, _ = run(sess, "masterkey")
+    assert code == 0 and out == [format_master_key(made[1])]
+    assert io.prompts == ["Password: ", "Password: "]
+
+
+# -- the registry itself ----------------------------------------------------------------------------
+
+
+def test_help_lists_every_command_and_explains_one(sess: Session) -> None:
+    _, out, _ = run(sess, "help")
+    for name in COMMANDS:
+        assert any(line.strip().startswith(name) for line in out), name
+    _, out, _ = run(sess, "help rm")
+    assert out[0] == "usage: rm [-r] PATH..."
+    _, out, _ = run(sess, "help quit")
+    assert out[0] == "usage: exit"
+    assert run(sess, "help frob")[0] == 1
+
+
+def test_exit_and_quit_finish_the_session_and_call_the_hook(sess: Session) -> None:
+    called: list[bool] = []
+    sess.hooks["exit"] = lambda: called.append(True)
+    assert run(sess, "quit")[0] == 0
+    assert sess.finished and called == [True]
+
+
+def test_theme_goes_to_the_front_end_hook(sess: Session) -> None:
+    code, _, err = run(sess, "theme dark")
+    assert code == 1 and "full-screen" in err[0]
+    seen: list[str | None] = []
+    sess.hooks["theme"] = seen.append
+    run(sess, "theme dark")
+    run(sess, "theme")
+    assert seen == ["dark", None]
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "needle"),
+    [
+        ("frobnicate", 1, "unknown command"),
+        ("cat 'unclosed", 1, "cannot parse"),
+        ("ls -z", 1, "unknown option -z"),
+        ("ls --long", 1, "unknown option --long"),
+        ("mv one", 1, "usage: mv SRC DST"),
+        ("pwd extra", 1, "usage: pwd"),
+    ],
+)
+def test_bad_lines_give_one_error_line(sess: Session, line: str, code: int, needle: str) -> None:
+    got, out, err = run(sess, line)
+    assert got == code and out == [] and len(err) == 1 and needle in err[0], err
+
+
+def test_blank_line_does_nothing(sess: Session) -> None:
+    assert run(sess, "   ") == (0, [], [])
+
+
+def test_resolve_paths() -> None:
+    s = Session.__new__(Session)
+    s.cwd = "a/b"
+    assert s.resolve("c") == "a/b/c"
+    assert s.resolve("../c/./d/") == "a/c/d"
+    assert s.resolve("/x/../y") == "y"
+    assert s.resolve("../../../..") == ""
+    assert s.resolve("") == "a/b"
+
+
+def test_history_filter_drops_secret_commands() -> None:
+    assert commands.keeps_history("ls -l")
+    assert not commands.keeps_history("passwd")
+    assert not commands.keeps_history("  masterkey extra")
+    assert not commands.keeps_history("")
+
+
+# -- mounts (no FUSE needed) ------------------------------------------------------------------------
+
+
+def test_mount_argument_errors(sess: Session, tmp_path: Path) -> None:
+    assert run(sess, "mount")[0] == 1
+    code, _, err = run(sess, f"mount {tmp_path} --idle soon")
+    assert code == 1 and "duration" in err[0]
+    code, _, err = run(sess, f"mount {tmp_path} --bogus")
+    assert code == 1 and "--bogus" in err[0]
+
+
+def test_mounts_and_unmount_with_nothing_mounted(
+    sess: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir(mode=0o700)
+    assert run(sess, "mounts") == (0, ["no mounts"], [])
+    code, _, err = run(sess, "unmount")
+    assert code == 1 and "not mounted" in err[0]
+
+
+def test_mount_table_marks_stale_mounts() -> None:
+    live = MountInfo(
+        source="/v", mountpoint="/m", mode="forward", read_only=True, pid=42, started=1000.0,
+        stats={"open_files": 3, "bytes_read": 5 << 20, "bytes_written": 0, "errors": 1},
+    )  # fmt: skip
+    stale = MountInfo(
+        source="/plain", mountpoint="/m2", mode="reverse", read_only=False, pid=7, started=0.0, alive=False
+    )
+    header, row1, row2 = commands.mount_table([live, stale], now=1000.0 + 3725)
+    assert header.split() == [
+        "SOURCE", "MOUNTPOINT", "MODE", "RO/RW", "PID", "UPTIME", "OPEN", "READ", "WRITTEN", "ERR", "STATE"
+    ]  # fmt: skip
+    want = ["/v", "/m", "forward", "ro", "42", "1h02m", "3", "5.0", "MiB", "0", "B", "1", "live"]
+    assert row1.split() == want
+    assert row2.split()[:5] == ["/plain", "/m2", "reverse", "rw", "7"]
+    assert row2.split()[5] == "-" and row2.endswith("stale")
+
+
+# -- completion --------------------------------------------------------------------------------------
+
+
+def test_complete_command_names(sess: Session) -> None:
+    assert complete(sess, "ex") == ["exit", "export"]
+    assert complete(sess, "") == [n for n in commands.command_names() if n != "?"]
+    assert complete(sess, "help un") == ["unmount"]
+    assert complete(sess, "nosuch arg") == []
+
+
+def test_complete_decrypted_names_with_spaces(sess: Session) -> None:
+    assert complete(sess, "cat ") == ["binary.bin", "docs/", "link", "'my docs/'"]
+    assert complete(sess, "cat m") == ["'my docs/'"]
+    assert complete(sess, "cat 'my docs/'") == ["'my docs/a file.txt'", "'my docs/inner dir/'"]
+    assert complete(sess, "cat 'my docs/a") == ["'my docs/a file.txt'"]
+    assert complete(sess, "cat my\\ docs/a") == ["'my docs/a file.txt'"]
+    assert complete(sess, "cat .") == [".hidden"]
+    # The completed line runs as is.
+    line = "cat 'my docs/a"
+    done = line[: len(line) - len(current_word(line))] + complete(sess, line)[0]
+    assert run(sess, done)[1] == ["spaced"]
+
+
+def test_complete_relative_to_cwd_and_dirs_only(sess: Session) -> None:
+    run(sess, "cd 'my docs'")
+    assert complete(sess, "cat ") == ["'a file.txt'", "'inner dir/'"]
+    assert complete(sess, "cd ") == ["'inner dir/'"]
+    assert complete(sess, "cat ../d") == ["../docs/"]
+    assert complete(sess, "cat /d") == ["/docs/"]
+    assert complete(sess, "cat nothing-here/x") == []
+
+
+def test_complete_argument_kinds_by_position(sess: Session, tmp_path: Path) -> None:
+    (tmp_path / "local one.txt").write_text("x")
+    prefix = str(tmp_path) + "/loc"
+    # export PATH DEST: the first argument is in the vault, the second is local.
+    assert complete(sess, "export do") == ["docs/"]
+    assert complete(sess, f"export docs {prefix}") == [shlex.quote(str(tmp_path / "local one.txt"))]
+    # import SRC PATH: the other way round.
+    assert complete(sess, f"import {prefix}") == [shlex.quote(str(tmp_path / "local one.txt"))]
+    assert complete(sess, "import x do") == ["docs/"]
+    assert complete(sess, "pwd ") == []
+    assert complete(sess, "ls -") == []
+
+
+def test_current_word_handles_quotes() -> None:
+    assert current_word("cat 'my do") == "'my do"
+    assert current_word("cat my\\ do") == "my\\ do"
+    assert current_word("cat ") == ""
+    assert current_word("ca") == "ca"

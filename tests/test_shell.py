@@ -1,0 +1,159 @@
+"""The prompt_toolkit shell driven through a pipe: commands, Tab completion, history, Ctrl-C/D."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import stat
+from pathlib import Path
+
+import pytest
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from vaultsh.service.commands import Session, SessionIO
+from vaultsh.shell.repl import ShellIO, history_path, prompt_text, run_script, run_shell
+from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.vault import Vault
+
+PASSWORD = b"pw"
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> tuple[Vault, bytes]:
+    cdir = tmp_path / "cipher"
+    cdir.mkdir()
+    _conf, key = Vault.init(cdir, PASSWORD, logn=10)
+    v = Vault.open(cdir, password=PASSWORD)
+    v.mkdir("docs")
+    v.write_file("docs/notes.txt", b"hello vault\n")
+    v.mkdir("my docs")
+    v.write_file("my docs/a file.txt", b"spaced\n")
+    v.write_file("alpha.txt", b"a\n")
+    return v, key
+
+
+class Shell:
+    """Runs the shell on typed input; keeps what it printed and the session it made."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.out = io.StringIO()
+        self.err = io.StringIO()
+        self.session: Session | None = None
+
+    def factory(self, sio: SessionIO) -> Session:
+        self.session = Session(self.vault, self.vault.cipherdir, sio)
+        return self.session
+
+    def type(self, keys: str, history: InMemoryHistory | None = None) -> int:
+        with create_pipe_input() as pipe:
+            pipe.send_text(keys)
+            return run_shell(
+                self.factory,
+                history=history or InMemoryHistory(),
+                input=pipe,
+                output=DummyOutput(),
+                stdout=self.out,
+                stderr=self.err,
+            )
+
+    def lines(self) -> list[str]:
+        return self.out.getvalue().splitlines()[1:]  # after the greeting
+
+
+def test_typed_commands_show_their_output(vault: tuple[Vault, bytes]) -> None:
+    sh = Shell(vault[0])
+    assert sh.type("ls\ncd docs\npwd\ncat notes.txt\n\x04") == 0
+    assert sh.lines() == ["alpha.txt", "docs", "my docs", "/docs", "hello vault"]
+    assert sh.err.getvalue() == ""
+    assert sh.session is not None and prompt_text(sh.session) == "vaultsh:/docs> "
+
+
+def test_errors_are_one_line_and_the_shell_goes_on(vault: tuple[Vault, bytes]) -> None:
+    sh = Shell(vault[0])
+    sh.type("cat nope\nfrobnicate\npwd\n\x04")
+    errors = sh.err.getvalue().splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith("vaultsh: ") and "nope" in errors[0]
+    assert "unknown command" in errors[1]
+    assert sh.lines() == ["/"]
+
+
+def test_tab_completes_decrypted_names_with_spaces(vault: tuple[Vault, bytes]) -> None:
+    sh = Shell(vault[0])
+    sh.type("cd my\t\npwd\ncat a\t\ncd /\ncat do\tno\t\n\x04")
+    assert sh.lines() == ["/my docs", "spaced", "hello vault"]
+
+
+def test_tab_with_several_candidates_inserts_their_common_part(vault: tuple[Vault, bytes]) -> None:
+    v = vault[0]
+    v.write_file("report-2023.txt", b"old\n")
+    v.write_file("report-2024.txt", b"new\n")
+    sh = Shell(v)
+    sh.type("cat rep\t4.txt\n\x04")  # "rep" -> "report-202", then the rest typed by hand
+    assert sh.lines() == ["new"]
+
+
+def test_ctrl_c_drops_the_line_and_ctrl_d_exits(vault: tuple[Vault, bytes]) -> None:
+    sh = Shell(vault[0])
+    assert sh.type("cat docs/notes.txt\x03pwd\n\x04ls\n") == 0
+    assert sh.lines() == ["/"]  # the dropped cat printed nothing; nothing ran after Ctrl-D
+
+
+def test_exit_command_leaves(vault: tuple[Vault, bytes]) -> None:
+    sh = Shell(vault[0])
+    assert sh.type("exit\nls\n") == 0
+    assert sh.lines() == []
+
+
+def test_history_file_never_holds_secrets(
+    vault: tuple[Vault, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    v, key = vault
+    sh = Shell(v)
+    with create_pipe_input() as pipe:
+        pipe.send_text("ls\nmasterkey\npw\npasswd\npw\nnew-secret\nnew-secret\ncd docs\n\x04")
+        run_shell(sh.factory, input=pipe, output=DummyOutput(), stdout=sh.out, stderr=sh.err)
+    assert sh.err.getvalue() == ""
+    assert format_master_key(key) in sh.lines()
+    path = history_path()
+    assert path == tmp_path / "data" / "vaultsh" / "history"
+    text = path.read_text()
+    assert "+ls" in text and "+cd docs" in text
+    for secret in ("masterkey", "passwd", "new-secret", "+pw", format_master_key(key)):
+        assert secret not in text, secret
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Vault.open(v.cipherdir, password=b"new-secret").read_file("alpha.txt") == b"a\n"
+
+
+def test_ctrl_c_during_a_command_asks_it_to_stop(vault: tuple[Vault, bytes]) -> None:
+    sio = ShellIO(io.StringIO(), io.StringIO())
+    with sio.running():
+        assert not sio.cancelled()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert sio.cancelled()  # the first Ctrl-C is a request the command honours
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)  # the second one interrupts at once
+    assert not sio.cancelled()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_script_mode_reads_commands_and_secrets_from_lines(vault: tuple[Vault, bytes]) -> None:
+    v, key = vault
+    out, err = io.StringIO(), io.StringIO()
+    made: list[Session] = []
+
+    def factory(sio: SessionIO) -> Session:
+        made.append(Session(v, v.cipherdir, sio))
+        return made[0]
+
+    script = ["cd docs\n", "masterkey\n", "pw\n", "cat notes.txt\n"]
+    status = run_script(factory, script, stdout=out, stderr=err)
+    assert status == 0
+    assert out.getvalue().splitlines() == [format_master_key(key), "hello vault"]
+    status = run_script(factory, ["cat nope\n"], stdout=out, stderr=err)
+    assert status == 11 and "nope" in err.getvalue()

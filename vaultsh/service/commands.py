@@ -1,0 +1,984 @@
+"""The command registry shared by the CLI, the shell and the TUI: parsing, dispatch, completion."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import errno
+import os
+import shlex
+import stat as stat_mod
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from vaultsh.service import transfer
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.errors import (
+    ExitCode,
+    FsError,
+    InitError,
+    MasterKeyError,
+    ReadPasswordError,
+    UsageError,
+    VaultError,
+    WriteConfError,
+)
+from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.vault import PlainStat, Vault
+
+if TYPE_CHECKING:
+    from vaultsh.service.mounts import MountInfo
+
+# -- the contract with front-ends -----------------------------------------------------------
+
+
+class SessionIO(Protocol):
+    """What a front-end (shell, TUI, CLI, tests) offers the commands."""
+
+    def write(self, text: str) -> None:
+        """Show one line of normal output."""
+
+    def error(self, text: str) -> None:
+        """Show a one-line error."""
+
+    def ask_secret(self, prompt: str) -> bytes:
+        """Ask for a password without echo."""
+        ...
+
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question; no is the safe default."""
+        ...
+
+    def progress(self, done: int, total: int) -> None:
+        """Bytes done out of total (total may be 0 when unknown)."""
+
+    def cancelled(self) -> bool:
+        """Whether the person asked to stop the running command."""
+        ...
+
+
+@runtime_checkable
+class ByteSink(Protocol):
+    """An IO that can take raw bytes (the CLI's stdout): `cat` then passes file content as is."""
+
+    def write_bytes(self, data: bytes | memoryview) -> None: ...
+
+
+@dataclass
+class Session:
+    """One unlocked vault as a front-end holds it: where the person is, how to talk to them."""
+
+    vault: Vault
+    cipherdir: Path
+    io: SessionIO
+    cwd: str = ""  # plain path below the vault root, "" is the root
+    # An alternative config (--config); None: the one the vault was opened with, if any,
+    # else CIPHERDIR/gocryptfs.conf.
+    config_path: Path | None = None
+    # Front-end callbacks for commands only some front-ends have: "exit" (leave the session),
+    # "theme" (switch the TUI theme, called with a name or None to list).
+    hooks: dict[str, Callable[..., object]] = field(default_factory=dict)
+    show_progress: bool = True  # measure the work first so that io.progress knows the total
+    processes: int = 1  # 2 lets exports fork a second decrypting process (only safe in the CLI)
+    quiet: bool = False  # no summary line after a transfer (the CLI stays silent on success)
+    finished: bool = False  # set by `exit`
+
+    @property
+    def conf_path(self) -> Path:
+        if self.config_path is not None:
+            return self.config_path
+        if self.vault.conf is not None and self.vault.conf.path is not None:
+            return self.vault.conf.path
+        return self.cipherdir / CONF_NAME
+
+    def resolve(self, path: str) -> str:
+        """A plain vault path from an argument relative to `cwd` ('..' stops at the root)."""
+        parts = [] if path.startswith("/") else [p for p in self.cwd.split("/") if p]
+        for part in path.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            parts.append(part)
+        return "/".join(parts)
+
+
+def show(plain: str) -> str:
+    """How a plain vault path is shown to people: absolute within the vault."""
+    return "/" + plain
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command; `completes` names what its arguments complete to.
+
+    `completes` is one of "plain-path", "plain-dir", "local-path", "command" or "none"; a
+    command whose positional arguments differ lists one kind per position separated by
+    spaces, the last kind applying to any further arguments ("plain-path local-path").
+    """
+
+    name: str
+    summary: str
+    usage: str
+    aliases: tuple[str, ...]
+    run: Callable[[Session, list[str]], int]
+    completes: str = "none"
+
+    def completion_kind(self, position: int) -> str:
+        kinds = self.completes.split()
+        return kinds[min(position, len(kinds) - 1)] if kinds else "none"
+
+
+# -- argument parsing for commands typed in a shell ---------------------------------------
+
+
+@dataclass
+class _Args:
+    flags: set[str]
+    values: dict[str, str]
+    positional: list[str]
+
+
+def _parse(
+    usage: str,
+    args: list[str],
+    *,
+    flags: Iterable[str] = (),
+    valued: Iterable[str] = (),
+    least: int = 0,
+    most: int | None = None,
+) -> _Args:
+    """getopt-like parsing: short flags may be combined (-la), '--' ends the options.
+
+    Flags are given by name without dashes: one letter for short ones, words for long ones.
+    """
+    known, takes_value = set(flags), set(valued)
+    out = _Args(set(), {}, [])
+    it = iter(args)
+    for arg in it:
+        if arg == "--":
+            out.positional.extend(it)
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg[2:].partition("=")
+            if name in takes_value:
+                if not eq:
+                    value = next(it, "")
+                    if not value:
+                        raise UsageError(f"--{name} needs a value; usage: {usage}")
+                out.values[name] = value
+            elif name in known and not eq:
+                out.flags.add(name)
+            else:
+                raise UsageError(f"unknown option --{name}; usage: {usage}")
+        elif arg.startswith("-") and len(arg) > 1:
+            for letter in arg[1:]:
+                if letter not in known:
+                    raise UsageError(f"unknown option -{letter}; usage: {usage}")
+                out.flags.add(letter)
+        else:
+            out.positional.append(arg)
+    count = len(out.positional)
+    if count < least or (most is not None and count > most):
+        raise UsageError(f"usage: {usage}")
+    return out
+
+
+# -- shared service functions (the CLI calls these too) -------------------------------------
+
+
+def _ls_line(vault: Vault, cpath: Path, name: str, st: PlainStat | None, cipher: str | None) -> str:
+    """One `ls` line; with a stat it is the long format."""
+    suffix = f"  [{cipher}]" if cipher else ""
+    if st is None:
+        return f"{name}{suffix}"
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
+    shown = name
+    if stat_mod.S_ISLNK(st.mode):
+        try:
+            shown = f"{name} -> {vault.readlink_cipher(cpath, name)}"
+        except VaultError as e:
+            shown = f"{name} -> ?({e})"
+    return f"{stat_mod.filemode(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
+
+
+def list_path(
+    session: Session,
+    path: str,
+    *,
+    long: bool = False,
+    show_all: bool = False,
+    recursive: bool = False,
+    cipher: bool = False,
+) -> int:
+    """`ls`: plain names (and with `long` modes, sizes, times) of a vault directory or file."""
+    vault, io = session.vault, session.io
+    plain = session.resolve(path)
+    cpath = vault.cipher_path(plain)
+    st = vault.stat_cipher(cpath, show(plain))
+    if not stat_mod.S_ISDIR(st.mode):
+        io.write(_ls_line(vault, cpath, path, st if long else None, None))
+        return 0
+    status = 0
+    todo = [(plain, cpath)]
+    first = True
+    while todo:
+        d, cdir = todo.pop(0)
+        try:
+            listing = vault.list_cipher_dir(cdir, include_bad=show_all, where=show(d))
+        except VaultError as err:
+            io.error(f"{show(d)}: {err}")
+            status = ExitCode.FSCK_ERRORS
+            continue
+        if recursive:
+            if not first:
+                io.write("")
+            io.write(f"{show(d)}:")
+        first = False
+        subdirs = []
+        for e in sorted(listing, key=lambda e: e.name):
+            if session.io.cancelled():
+                raise transfer.Cancelled()
+            child = f"{d}/{e.name}" if d else e.name
+            ccpath = cdir / e.cipher_name
+            if e.error:
+                io.write(f"?{e.cipher_name}  (undecryptable: {e.error})")
+                continue
+            est = None
+            if long:
+                try:
+                    est = vault.stat_cipher(ccpath, show(child))
+                except VaultError as err:
+                    io.error(f"{show(child)}: {err}")
+                    continue
+            io.write(_ls_line(vault, ccpath, e.name, est, e.cipher_name if cipher else None))
+            if e.is_dir:
+                subdirs.append((child, ccpath))
+        if recursive:
+            todo[0:0] = subdirs
+    return status
+
+
+def cat_file(session: Session, path: str) -> int:
+    """`cat`: raw bytes to an IO that takes them, else text lines (binary files are refused)."""
+    vault, io = session.vault, session.io
+    plain = session.resolve(path)
+    if stat_mod.S_ISDIR(vault.stat(plain).mode):
+        raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
+    if isinstance(io, ByteSink):
+        for chunk in vault.iter_file(plain):
+            io.write_bytes(chunk)
+        return 0
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pending = ""
+    first = True
+    for chunk in vault.iter_file(plain):
+        if io.cancelled():
+            raise transfer.Cancelled()
+        if first and b"\0" in bytes(chunk[:8192]):
+            raise UsageError(f"{show(plain)}: binary file; use export to copy it out")
+        first = False
+        lines = (pending + decoder.decode(chunk)).split("\n")
+        pending = lines.pop()
+        for line in lines:
+            io.write(line)
+    pending += decoder.decode(b"", final=True)
+    if pending:
+        io.write(pending)
+    return 0
+
+
+def _finish_transfer(session: Session, report: transfer.TransferReport, verb: str) -> int:
+    io = session.io
+    for path, why in report.skipped:
+        io.error(f"warning: skipped {path}: {why}")
+    for path, why in report.failed:
+        io.error(f"{verb} failed for {path}: {why}")
+    if report.failed:
+        io.error(f"{len(report.failed)} entries failed, {report.files} files {verb}ed")
+        return ExitCode.FSCK_ERRORS
+    if not session.quiet:
+        io.write(f"{verb}ed {report.files} files, {report.dirs} dirs, {human_bytes(report.bytes)}")
+    return 0
+
+
+class _ProgressCounter:
+    """Turns transfer's per-step byte counts into io.progress(done, total) calls."""
+
+    def __init__(self, io: SessionIO, total: int) -> None:
+        self.io = io
+        self.total = total
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.io.progress(self.done, self.total)
+
+
+def export_path(session: Session, path: str, dest: str) -> int:
+    """`export`: decrypt a vault file or tree to a local path (see transfer.export)."""
+    vault = session.vault
+    plain = session.resolve(path)
+    progress = None
+    if session.show_progress:
+        progress = _ProgressCounter(session.io, transfer.plain_tree_size(vault, plain))
+    report = transfer.export(
+        vault,
+        plain,
+        os.path.expanduser(dest),
+        progress=progress,
+        cancelled=session.io.cancelled,
+        processes=session.processes,
+    )
+    return _finish_transfer(session, report, "export")
+
+
+def import_path(session: Session, src: str, path: str | None = None) -> int:
+    """`import`: encrypt a local file or tree into the vault (default: the current directory)."""
+    source = os.path.expanduser(src)
+    plain = session.resolve(path if path is not None else "")
+    progress = None
+    if session.show_progress:
+        progress = _ProgressCounter(session.io, transfer.source_size(Path(source)))
+    report = transfer.import_(
+        session.vault, source, plain, progress=progress, cancelled=session.io.cancelled
+    )
+    return _finish_transfer(session, report, "import")
+
+
+def remove_path(session: Session, path: str, *, recursive: bool = False) -> int:
+    """`rm`: a file or symlink, or with `recursive` a whole directory tree."""
+    vault = session.vault
+    plain = session.resolve(path)
+    if not plain:
+        raise FsError(errno.EBUSY, "/: cannot remove the vault root")
+    st = vault.stat(plain)
+    if not stat_mod.S_ISDIR(st.mode):
+        vault.unlink(plain)
+        return 0
+    if not recursive:
+        raise FsError(errno.EISDIR, f"{show(plain)}: is a directory (rm -r removes it)")
+    # Children first; the walk's listing is taken before anything below it goes.
+    for d, entries in reversed(list(vault.walk(plain))):
+        for e in entries:
+            if session.io.cancelled():
+                raise transfer.Cancelled()
+            if not e.is_dir:
+                vault.unlink(f"{d}/{e.name}")
+        vault.rmdir(d)
+    return 0
+
+
+def move_path(session: Session, src: str, dst: str) -> int:
+    """`mv`: rename; an existing directory as target receives the source under its own name."""
+    vault = session.vault
+    psrc, pdst = session.resolve(src), session.resolve(dst)
+    if not psrc:
+        raise FsError(errno.EBUSY, "/: cannot move the vault root")
+    if vault.exists(pdst) and stat_mod.S_ISDIR(vault.stat(pdst).mode) and pdst != psrc:
+        pdst = f"{pdst}/{psrc.rsplit('/', 1)[-1]}" if pdst else psrc.rsplit("/", 1)[-1]
+    vault.rename(psrc, pdst)
+    return 0
+
+
+def decrypt_paths(session: Session, paths: Iterable[str]) -> int:
+    """Plain path of each cipher path (relative to the cipher dir, or absolute inside it)."""
+    status = 0
+    root = session.cipherdir.resolve()
+    for p in paths:
+        rel = p
+        if os.path.isabs(p):
+            # A full path into the cipher dir (pasted from `find`, say) is taken as such.
+            with contextlib.suppress(ValueError, OSError):
+                rel = Path(p).resolve().relative_to(root).as_posix()
+        try:
+            session.io.write(session.vault.decrypt_cipher_path(rel))
+        except VaultError as e:
+            session.io.error(f"{p}: {e}")
+            status = ExitCode.USAGE
+    return status
+
+
+def encrypt_paths(session: Session, paths: Iterable[str]) -> int:
+    """Cipher path (relative to the cipher dir) of each plain path."""
+    status = 0
+    for p in paths:
+        try:
+            cpath = session.vault.cipher_path(session.resolve(p))
+            session.io.write(cpath.relative_to(session.vault.cipherdir).as_posix())
+        except VaultError as e:
+            session.io.error(f"{p}: {e}")
+            status = ExitCode.USAGE
+    return status
+
+
+def config_info(conf_path: Path) -> list[str]:
+    """The lines of `gocryptfs -info` for a config file (no password needed, §3.8)."""
+    return load_config(conf_path).info_lines()
+
+
+def reveal_master_key(conf: ConfFile, password: bytes) -> str:
+    """The master key in gocryptfs's grouped hex form, after checking the password (§3.7)."""
+    return format_master_key(conf.decrypt_master_key(password))
+
+
+def check_key_fits(conf: ConfFile, key: bytes, root: Path) -> None:
+    """Refuse a master key that decrypts nothing in the vault (when there is something to try)."""
+    vault = Vault(root, key, conf.options, conf)
+    if conf.options.plaintext_names:
+        candidates = [p for p in root.iterdir() if p.is_file() and not p.name.startswith("gocryptfs.")]
+        for p in candidates[:8]:
+            try:
+                vault.read_file(p.name, 0, 1)
+                return
+            except VaultError:
+                continue
+        if candidates:
+            raise MasterKeyError("the master key does not decrypt this vault's names or files")
+        return
+    entries = vault.listdir("", include_bad=True)
+    if entries and all(e.error for e in entries):
+        raise MasterKeyError("the master key does not decrypt this vault's names or files")
+
+
+def change_password(
+    conf_path: Path,
+    cipherdir: Path,
+    new_password: Callable[[], bytes],
+    *,
+    old_password: Callable[[], bytes] | None = None,
+    master_key: Callable[[], bytes] | None = None,
+    logn: int | None = None,
+) -> tuple[Path, ConfFile]:
+    """Re-wrap the master key under a new password; returns (backup path, new config) (§3.6).
+
+    The secrets are asked for in order, each only once the previous step succeeded: the config
+    is read, then the old password (or the master key) checked, then the new password asked.
+    The previous config is kept as `<config>.bak`: replaced when unlocked by password; with a
+    master key, gocryptfs's stricter rule applies and an existing .bak is never overwritten.
+    """
+    conf = load_config(conf_path)
+    if conf.fido2 is not None:
+        raise UsageError(f"{conf_path}: passwd is not supported on FIDO2 vaults")
+    if master_key is not None:
+        key = master_key()
+        # Prove the key belongs to this vault before re-wrapping it: a wrong key would
+        # otherwise replace a working config with one that opens nothing.
+        if conf_path.name != REVERSE_CONF_NAME:  # a reverse dir holds no ciphertext to try
+            check_key_fits(conf, key, cipherdir)
+    elif old_password is not None:
+        key = conf.decrypt_master_key(old_password())
+    else:
+        raise UsageError("passwd needs the old password or the master key")
+    new_conf = conf.with_password(key, new_password(), logn)
+    bak = conf_path.with_name(conf_path.name + ".bak")
+    if master_key is not None:
+        try:
+            os.link(conf_path, bak)
+        except FileExistsError:
+            raise InitError(f"{bak}: already exists; move it away first") from None
+        except OSError as e:
+            raise WriteConfError(f"{bak}: cannot create backup: {e.strerror}") from None
+    else:
+        tmp_bak = bak.with_name(bak.name + ".tmp")
+        try:
+            tmp_bak.unlink(missing_ok=True)
+            os.link(conf_path, tmp_bak)
+            os.replace(tmp_bak, bak)
+        except OSError as e:
+            raise WriteConfError(f"{bak}: cannot create backup: {e.strerror}") from None
+    new_conf.write(conf_path)
+    return bak, load_config(conf_path)
+
+
+def make_dirs(session: Session, paths: Iterable[str], *, parents: bool = False) -> int:
+    """`mkdir`: new directories (with `parents`, missing parents too and no error if present)."""
+    vault = session.vault
+    for p in paths:
+        plain = session.resolve(p)
+        if not parents:
+            vault.mkdir(plain)
+            continue
+        parts = plain.split("/") if plain else []
+        for i in range(1, len(parts) + 1):
+            sub = "/".join(parts[:i])
+            if not vault.exists(sub):
+                vault.mkdir(sub)
+            elif not stat_mod.S_ISDIR(vault.stat(sub).mode):
+                raise FsError(errno.ENOTDIR, f"{show(sub)}: not a directory")
+    return 0
+
+
+def mounts_lines() -> list[str]:
+    """What `mounts` prints: the table, or a line saying there is none."""
+    from vaultsh.service import mounts  # loaded only when mounts are asked about
+
+    infos = mounts.list_mounts()
+    return mount_table(infos) if infos else ["no mounts"]
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    s = max(0, int(seconds))
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{s:02d}s" if minutes else f"{s}s"
+
+
+def mount_table(infos: Iterable[MountInfo], now: float | None = None) -> list[str]:
+    """The `mounts` table: one line per mount, stale ones (worker gone) marked."""
+    now = time.time() if now is None else now
+    header = (
+        "SOURCE", "MOUNTPOINT", "MODE", "RO/RW", "PID", "UPTIME", "OPEN", "READ", "WRITTEN", "ERR", "STATE"
+    )  # fmt: skip
+    rows: list[tuple[str, ...]] = [header]
+    for info in infos:
+        stats = info.stats
+        alive = info.alive
+        rows.append(
+            (
+                info.source,
+                info.mountpoint,
+                info.mode,
+                "ro" if info.read_only else "rw",
+                str(info.pid or "-"),
+                human_duration(now - info.started) if alive else "-",
+                str(stats.get("open_files", 0)),
+                human_bytes(stats.get("bytes_read", 0)),
+                human_bytes(stats.get("bytes_written", 0)),
+                str(stats.get("errors", 0)),
+                "live" if alive else "stale",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def _cmd_ls(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["ls"].usage, args, flags=("l", "a", "R", "cipher"), most=1)
+    return list_path(
+        session,
+        a.positional[0] if a.positional else "",
+        long="l" in a.flags,
+        show_all="a" in a.flags,
+        recursive="R" in a.flags,
+        cipher="cipher" in a.flags,
+    )
+
+
+def _cmd_cd(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["cd"].usage, args, most=1)
+    target = session.resolve(a.positional[0] if a.positional else "/")
+    st = session.vault.stat(target)
+    if not stat_mod.S_ISDIR(st.mode):
+        raise FsError(errno.ENOTDIR, f"{show(target)}: not a directory")
+    session.cwd = target
+    return 0
+
+
+def _cmd_pwd(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["pwd"].usage, args, most=0)
+    session.io.write(show(session.cwd))
+    return 0
+
+
+def _cmd_cat(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["cat"].usage, args, least=1)
+    for p in a.positional:
+        cat_file(session, p)
+    return 0
+
+
+def _cmd_export(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["export"].usage, args, least=2, most=2)
+    return export_path(session, a.positional[0], a.positional[1])
+
+
+def _cmd_import(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["import"].usage, args, least=1, most=2)
+    return import_path(session, a.positional[0], a.positional[1] if len(a.positional) > 1 else None)
+
+
+def _cmd_mkdir(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["mkdir"].usage, args, flags="p", least=1)
+    return make_dirs(session, a.positional, parents="p" in a.flags)
+
+
+def _cmd_mv(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["mv"].usage, args, least=2, most=2)
+    return move_path(session, a.positional[0], a.positional[1])
+
+
+def _cmd_rm(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["rm"].usage, args, flags="rf", least=1)
+    for p in a.positional:
+        if "f" in a.flags and not session.vault.exists(session.resolve(p)):
+            continue  # -f: a missing path is not an error
+        remove_path(session, p, recursive="r" in a.flags)
+    return 0
+
+
+def _cmd_decrypt_path(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["decrypt-path"].usage, args, least=1)
+    return decrypt_paths(session, a.positional)
+
+
+def _cmd_encrypt_path(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["encrypt-path"].usage, args, least=1)
+    return encrypt_paths(session, a.positional)
+
+
+def _cmd_info(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["info"].usage, args, most=0)
+    io = session.io
+    io.write(f"{'Vault:':<19}{session.cipherdir}")
+    conf = session.vault.conf
+    if conf is None:
+        io.write(f"{'Config:':<19}none (unlocked with the master key)")
+        io.write(f"{'contentEncryption:':<19}{session.vault.options.content_encryption}")
+        return 0
+    io.write(f"{'Config:':<19}{session.conf_path}")
+    for line in conf.info_lines():
+        io.write(line)
+    return 0
+
+
+def _cmd_passwd(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["passwd"].usage, args, most=0)
+    io = session.io
+
+    def ask_new() -> bytes:
+        new = io.ask_secret("New password: ")
+        if io.ask_secret("Repeat: ") != new:
+            raise ReadPasswordError("Passwords do not match")
+        return new
+
+    bak, conf = change_password(
+        session.conf_path, session.cipherdir, ask_new, old_password=lambda: io.ask_secret("Old password: ")
+    )
+    session.vault.conf = conf
+    io.write(f"Password changed. The previous config is kept as {bak}.")
+    return 0
+
+
+def _cmd_masterkey(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["masterkey"].usage, args, most=0)
+    conf = session.vault.conf
+    if conf is None:
+        raise UsageError("this vault was unlocked with its master key and has no config to check")
+    # Asked again although the vault is open: the key is the one thing that must not leak
+    # from a terminal left unattended.
+    session.io.write(reveal_master_key(conf, session.io.ask_secret("Password: ")))
+    return 0
+
+
+def _cmd_mount(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["mount"].usage, args, flags=("ro",), valued=("idle",), least=1, most=1)
+    from vaultsh.service import mounts  # loaded only when mounts are asked about
+
+    idle = mounts.parse_duration(a.values["idle"]) if "idle" in a.values else None
+    request = mounts.MountRequest(
+        source=session.cipherdir,
+        mountpoint=Path(os.path.expanduser(a.positional[0])).absolute(),
+        read_only="ro" in a.flags,
+        idle=idle,
+        config=session.config_path,
+        # A vault unlocked by master key without a config: the worker needs its format flags.
+        options=session.vault.options if session.vault.conf is None else None,
+    )
+    info = mounts.mount(request, session.vault.keys.master_key)
+    session.io.write(f"mounted {info.source} at {info.mountpoint} (pid {info.pid})")
+    return 0
+
+
+def _cmd_unmount(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["unmount"].usage, args, most=1)
+    from vaultsh.service import mounts  # loaded only when mounts are asked about
+
+    if a.positional:
+        target = Path(os.path.expanduser(a.positional[0])).absolute()
+    else:
+        mine = mounts.find_mount(session.cipherdir)
+        if mine is None:
+            raise UsageError(f"{session.cipherdir} is not mounted; name the mountpoint")
+        target = Path(mine.mountpoint)
+    mounts.unmount(target)
+    session.io.write(f"unmounted {target}")
+    return 0
+
+
+def _cmd_mounts(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["mounts"].usage, args, most=0)
+    for line in mounts_lines():
+        session.io.write(line)
+    return 0
+
+
+def _cmd_theme(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["theme"].usage, args, most=1)
+    hook = session.hooks.get("theme")
+    if hook is None:
+        raise UsageError("themes exist only in the full-screen interface")
+    hook(a.positional[0] if a.positional else None)
+    return 0
+
+
+def _cmd_help(session: Session, args: list[str]) -> int:
+    a = _parse(COMMANDS["help"].usage, args, most=1)
+    io = session.io
+    if a.positional:
+        cmd = lookup(a.positional[0])
+        if cmd is None:
+            raise UsageError(f"{a.positional[0]}: unknown command")
+        io.write(f"usage: {cmd.usage}")
+        io.write(f"  {cmd.summary}")
+        if cmd.aliases:
+            io.write(f"  also: {', '.join(cmd.aliases)}")
+        return 0
+    width = max(len(c.usage) for c in COMMANDS.values())
+    for cmd in COMMANDS.values():
+        io.write(f"  {cmd.usage:<{width}}  {cmd.summary}")
+    return 0
+
+
+def _cmd_exit(session: Session, args: list[str]) -> int:
+    _parse(COMMANDS["exit"].usage, args, most=0)
+    session.finished = True
+    hook = session.hooks.get("exit")
+    if hook is not None:
+        hook()
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("ls", "list a directory (-l long, -a undecryptable too, -R recursive)",
+                "ls [-l] [-a] [-R] [--cipher] [PATH]", ("dir",), _cmd_ls, "plain-path"),
+        Command("cd", "change the current vault directory", "cd [PATH]", (), _cmd_cd, "plain-dir"),
+        Command("pwd", "show the current vault directory", "pwd", (), _cmd_pwd),
+        Command("cat", "show a file's decrypted text", "cat PATH...", (), _cmd_cat, "plain-path"),
+        Command("export", "decrypt a file or tree to a local path", "export PATH DEST", ("get",),
+                _cmd_export, "plain-path local-path"),
+        Command("import", "encrypt a local file or tree into the vault", "import SRC [PATH]", ("put",),
+                _cmd_import, "local-path plain-path"),
+        Command("mkdir", "make directories (-p: with parents)", "mkdir [-p] PATH...", (), _cmd_mkdir,
+                "plain-dir"),
+        Command("mv", "move or rename", "mv SRC DST", ("rename",), _cmd_mv, "plain-path"),
+        Command("rm", "remove files (-r: directories with their contents)", "rm [-r] PATH...", (),
+                _cmd_rm, "plain-path"),
+        Command("decrypt-path", "plain path of a cipher path", "decrypt-path CIPHERPATH...",
+                ("decrypt-paths",), _cmd_decrypt_path, "none"),
+        Command("encrypt-path", "cipher path of a plain path", "encrypt-path PLAINPATH...",
+                ("encrypt-paths",), _cmd_encrypt_path, "plain-path"),
+        Command("info", "show the vault's config summary", "info", (), _cmd_info),
+        Command("mount", "mount the vault with FUSE", "mount MOUNTPOINT [--ro] [--idle DURATION]", (),
+                _cmd_mount, "local-path"),
+        Command("unmount", "unmount a mount (default: this vault's)", "unmount [MOUNTPOINT]", ("umount",),
+                _cmd_unmount, "local-path"),
+        Command("mounts", "list running mounts", "mounts", (), _cmd_mounts),
+        Command("passwd", "change the vault password", "passwd", (), _cmd_passwd),
+        Command("masterkey", "show the master key (asks the password again)", "masterkey", (),
+                _cmd_masterkey),
+        Command("theme", "switch the colour theme (no name: list them)", "theme [NAME]", (), _cmd_theme),
+        Command("help", "list commands, or explain one", "help [COMMAND]", ("?",), _cmd_help, "command"),
+        Command("exit", "leave the session", "exit", ("quit",), _cmd_exit),
+    )
+}  # fmt: skip
+
+_ALIASES = {alias: c for c in COMMANDS.values() for alias in c.aliases}
+
+# Commands whose lines are never written to a shell history (they deal in secrets).
+SECRET_COMMANDS = frozenset({"passwd", "masterkey"})
+
+
+def lookup(name: str) -> Command | None:
+    return COMMANDS.get(name) or _ALIASES.get(name)
+
+
+def command_names() -> list[str]:
+    return sorted([*COMMANDS, *_ALIASES])
+
+
+def run_line(session: Session, line: str) -> int:
+    """Run one typed line; every failure is one line through io.error and its exit code."""
+    io = session.io
+    try:
+        argv = shlex.split(line)
+    except ValueError as e:
+        io.error(f"cannot parse the line: {e}")
+        return ExitCode.USAGE
+    if not argv:
+        return 0
+    cmd = lookup(argv[0])
+    if cmd is None:
+        io.error(f"{argv[0]}: unknown command (help lists them)")
+        return ExitCode.USAGE
+    try:
+        return cmd.run(session, argv[1:])
+    except VaultError as e:
+        io.error(str(e))
+        return int(e.exit_code)
+    except transfer.Cancelled:
+        io.error("cancelled")
+        return ExitCode.SIGINT
+    except KeyboardInterrupt:
+        io.error("interrupted")
+        return ExitCode.SIGINT
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        io.error(f"{where}{e.strerror or e}")
+        return ExitCode.OTHER
+
+
+def keeps_history(line: str) -> bool:
+    """Whether a typed line may be stored in a shell history (no secret-handling commands)."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    if not words:
+        return False
+    cmd = lookup(words[0])
+    return cmd is None or cmd.name not in SECRET_COMMANDS
+
+
+# -- completion ------------------------------------------------------------------------------
+
+
+def _scan(text: str) -> tuple[list[str], str, str]:
+    """(finished words, raw text of the word being typed, its unquoted value).
+
+    Like shlex in POSIX mode, but an open quote at the end is allowed: that is the word
+    someone is typing.
+    """
+    words: list[str] = []
+    value: list[str] = []
+    start = 0
+    in_word = False
+    quote = ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = ""
+            elif ch == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in '"\\$`':
+                i += 1
+                value.append(text[i])
+            else:
+                value.append(ch)
+        elif ch.isspace():
+            if in_word:
+                words.append("".join(value))
+                value, in_word = [], False
+        else:
+            if not in_word:
+                in_word, start = True, i
+            if ch in "'\"":
+                quote = ch
+            elif ch == "\\":
+                if i + 1 < len(text):
+                    i += 1
+                    value.append(text[i])
+            else:
+                value.append(ch)
+        i += 1
+    if not in_word:
+        return words, "", ""
+    return words, text[start:], "".join(value)
+
+
+def current_word(text_before_cursor: str) -> str:
+    """The raw (possibly quoted) word under the cursor that `complete` candidates replace."""
+    return _scan(text_before_cursor)[1]
+
+
+def _quote(path: str) -> str:
+    return shlex.quote(path) if path else path
+
+
+def _complete_plain(session: Session, prefix: str, dirs_only: bool) -> list[str]:
+    head = prefix[: prefix.rfind("/") + 1]
+    stem = prefix[len(head) :]
+    try:
+        entries = session.vault.listdir(session.resolve(head))
+    except VaultError:
+        return []
+    out = []
+    for e in sorted(entries, key=lambda e: e.name):
+        if not e.name.startswith(stem) or (dirs_only and not e.is_dir):
+            continue
+        if e.name.startswith(".") and not stem.startswith("."):
+            continue
+        out.append(head + e.name + ("/" if e.is_dir else ""))
+    return out
+
+
+def _complete_local(prefix: str, dirs_only: bool = False) -> list[str]:
+    head = prefix[: prefix.rfind("/") + 1]
+    stem = prefix[len(head) :]
+    where = os.path.expanduser(head) if head else "."
+    try:
+        with os.scandir(where) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return []
+    out = []
+    for e in entries:
+        if not e.name.startswith(stem) or (e.name.startswith(".") and not stem.startswith(".")):
+            continue
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if dirs_only and not is_dir:
+            continue
+        out.append(head + e.name + ("/" if is_dir else ""))
+    return out
+
+
+def complete(session: Session, text_before_cursor: str) -> list[str]:
+    """Candidates for the word under the cursor: command names, or decrypted / local paths.
+
+    Each candidate is quoted as `run_line` would read it and replaces `current_word(text)`:
+    the completed line is `text[: len(text) - len(current_word(text))] + candidate`.
+    Directories end in '/', so completing again descends into them.
+    """
+    words, _raw, prefix = _scan(text_before_cursor)
+    if not words:
+        return [n for n in command_names() if n.startswith(prefix) and n != "?"]
+    cmd = lookup(words[0])
+    if cmd is None or prefix.startswith("-"):
+        return []
+    position = sum(1 for w in words[1:] if not w.startswith("-"))
+    kind = cmd.completion_kind(position)
+    if kind == "command":
+        return [n for n in sorted(COMMANDS) if n.startswith(prefix)]
+    if kind in ("plain-path", "plain-dir"):
+        found = _complete_plain(session, prefix, dirs_only=kind == "plain-dir")
+    elif kind == "local-path":
+        found = _complete_local(prefix)
+    else:
+        return []
+    return [_quote(p) for p in found]

@@ -1,0 +1,1 @@
+"""The interactive vault shell (`vaultsh shell CIPHERDIR`)."""
