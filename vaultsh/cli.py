@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from vaultsh import __version__
-from vaultsh.service import commands, transfer
+from vaultsh.service import commands, transfer, vaults
 from vaultsh.service.commands import Session
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
@@ -261,18 +261,21 @@ def cmd_init(args: argparse.Namespace) -> int:
         password = src.read_password()
     else:
         password = read_interactive("Choose a password for protecting your files.\nPassword: ", twice=True)
-    conf, key = Vault.init(
+    created = vaults.create_vault(
         root,
         password,
+        vaults.InitOptions(
+            plaintext_names=args.plaintextnames,
+            deterministic_names=args.deterministic_names,
+            aessiv=args.aessiv,
+            xchacha=args.xchacha,
+            longname_max=args.longnamemax,
+            reverse=args.reverse,
+            logn=args.scryptn,
+        ),
         master_key=key,
-        logn=args.scryptn,
-        plaintext_names=args.plaintextnames,
-        deterministic_names=args.deterministic_names,
-        aessiv=args.aessiv,
-        xchacha=args.xchacha,
-        longname_max=args.longnamemax,
-        reverse=args.reverse,
     )
+    conf, key = created.conf, created.master_key
     _print_master_key(key, quiet=args.quiet)
     if not args.quiet:
         where = "reverse-mode config" if args.reverse else "vault"
