@@ -536,9 +536,13 @@ def cmd_mount(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
     )
-    mounts.mount(request, key, foreground=args.fg)
-    if not args.fg:
-        print("Filesystem mounted and ready.")
+    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode.
+    mounts.mount(
+        request,
+        key,
+        foreground=args.fg,
+        on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
+    )
     return 0
 
 

@@ -1,0 +1,614 @@
+"""Mount, watch and unmount vaults through a background FUSE worker process per mount."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaultsh.service import mount_protocol as proto
+from vaultsh.service.mount_protocol import MountFiles, ProtocolError, RegistryEntry
+from vaultsh.vault import errors as vault_errors
+from vaultsh.vault.errors import (
+    CipherDirError,
+    ExcludeError,
+    ExitCode,
+    FuseError,
+    MountPointError,
+    UsageError,
+    VaultError,
+)
+from vaultsh.vault.keys import FormatOptions
+
+FUSE_DEVICE = "/dev/fuse"
+FUSERMOUNT = "fusermount3"
+# A worker opens the vault with the key it is handed (no scrypt), so start-up is quick; the
+# bound only keeps a wedged kernel or worker from hanging the caller for ever.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 15.0
+STATUS_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class MountRequest:
+    """What to mount where, as `vaultsh mount` or the TUI asks for it."""
+
+    source: Path  # cipher dir (forward) or plain dir (reverse)
+    mountpoint: Path
+    reverse: bool = False
+    read_only: bool = False
+    idle: float | None = None  # seconds; unmount after that long without use
+    excludes: tuple[str, ...] = ()  # reverse only (gitignore-style, as gocryptfs -exclude)
+    exclude_from: tuple[Path, ...] = ()
+    allow_other: bool = False
+    config: Path | None = None  # alternative config file
+    # Format settings for a master-key mount of a vault whose config is lost (gocryptfs
+    # -masterkey with -plaintextnames, -aessiv, ...); None: take them from the config.
+    options: FormatOptions | None = None
+
+
+@dataclass
+class MountInfo:
+    """One mount as `vaultsh mounts` and the TUI show it."""
+
+    source: str
+    mountpoint: str
+    mode: str  # "forward" | "reverse"
+    read_only: bool
+    pid: int
+    started: float  # unix time
+    stats: dict[str, float | int] = field(default_factory=dict)  # MountStats.as_dict(), {} if unknown
+    alive: bool = True  # False: the worker is gone (stale), listed so it can be cleared
+
+    @classmethod
+    def from_entry(
+        cls, entry: RegistryEntry, *, stats: dict[str, float | int] | None = None, alive: bool = True
+    ) -> MountInfo:
+        return cls(
+            source=entry.source,
+            mountpoint=entry.mountpoint,
+            mode=entry.mode,
+            read_only=entry.ro,
+            pid=entry.pid,
+            started=entry.started,
+            stats=dict(stats or {}),
+            alive=alive,
+        )
+
+
+# -- durations ----------------------------------------------------------------------------
+
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_PLAIN_SECONDS = re.compile(rf"{_NUMBER}")
+_DURATION = re.compile(rf"(?:{_NUMBER}(?:ms|s|m|h|d))+")
+_DURATION_PART = re.compile(rf"({_NUMBER})(ms|s|m|h|d)")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "5m", "1h", "2h30m", "1.5h", "250ms" or plain seconds ("30")."""
+    s = text.strip().lower()
+    if _PLAIN_SECONDS.fullmatch(s):
+        return float(s)
+    if not _DURATION.fullmatch(s):
+        raise UsageError(f"invalid duration {text!r}: use e.g. 90s, 5m, 1h, 2h30m or plain seconds")
+    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(s))
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+mount_table = proto.mount_table
+
+
+def mounted_at(path: str | os.PathLike[str]) -> bool:
+    """True if something is mounted at `path` (also when its FUSE worker died)."""
+    return str(proto.canonical_path(path)) in mount_table()
+
+
+def check_fuse() -> None:
+    """Raise FuseError unless /dev/fuse and fusermount3 are there."""
+    if not os.path.exists(FUSE_DEVICE):
+        raise FuseError(f"{FUSE_DEVICE} is missing: FUSE is not available (load the fuse module)")
+    if shutil.which(FUSERMOUNT) is None:
+        raise FuseError(f"{FUSERMOUNT} is missing: install the fuse3 package")
+
+
+def _is_inside(path: Path, outer: Path) -> bool:
+    return path == outer or outer in path.parents
+
+
+def check_mountpoint(mountpoint: Path) -> Path:
+    """The canonical mountpoint, or MountPointError (exit code 10) saying why it cannot be used."""
+    mp = proto.canonical_path(mountpoint)
+    if str(mp) in mount_table():
+        raise MountPointError(f"{mountpoint}: already a mount point")
+    try:
+        os.stat(mp)
+    except FileNotFoundError:
+        raise MountPointError(f"{mountpoint}: mountpoint does not exist") from None
+    except OSError as e:
+        raise MountPointError(f"{mountpoint}: mountpoint unusable: {e.strerror}") from None
+    if not os.path.isdir(mp):
+        raise MountPointError(f"{mountpoint}: mountpoint is not a directory")
+    try:
+        with os.scandir(mp) as it:
+            if any(True for _ in it):
+                raise MountPointError(f"{mountpoint}: mountpoint is not empty")
+    except OSError as e:
+        raise MountPointError(f"{mountpoint}: cannot read mountpoint: {e.strerror}") from None
+    return mp
+
+
+def check_source(source: Path, mountpoint: Path, reverse: bool) -> Path:
+    what = "plain dir" if reverse else "cipher dir"
+    src = proto.canonical_path(source)
+    if not src.exists():
+        raise CipherDirError(f"{source}: {what} does not exist")
+    if not src.is_dir():
+        raise CipherDirError(f"{source}: {what} is not a directory")
+    # The mount would show itself inside itself (gocryptfs refuses this too).
+    if _is_inside(mountpoint, src):
+        raise MountPointError(f"{mountpoint}: mountpoint would be inside the {what} {source}")
+    return src
+
+
+def read_exclude_files(paths: tuple[Path, ...]) -> list[str]:
+    """The lines of -exclude-from files, as gocryptfs hands them on (blanks and # comments too:
+    the reverse view's gitignore matcher decides what a line means, §9.3)."""
+    lines: list[str] = []
+    for p in paths:
+        try:
+            text = Path(p).read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError as e:
+            raise ExcludeError(f"{p}: cannot read exclude file: {e.strerror}") from None
+        lines.extend(text.split("\n"))
+    return lines
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+# Workers started by this process, kept so they are reaped (not left as zombies) after exit.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap_children() -> None:
+    for pid, proc in list(_children.items()):
+        if proc.poll() is not None:
+            del _children[pid]
+
+
+def _worker_gone(pid: int, timeout: float) -> bool:
+    """Wait up to `timeout` for a worker to exit; True once it is gone."""
+    proc = _children.get(pid)
+    if proc is not None:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        _children.pop(pid, None)
+        return True
+    deadline = time.monotonic() + timeout
+    while proto.process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def worker_argv(
+    req: MountRequest,
+    *,
+    source: Path,
+    mountpoint: Path,
+    excludes: list[str],
+    key_fd: int,
+    status_fd: int,
+    rundir: Path,
+    foreground: bool,
+) -> list[str]:
+    """The worker's command line: paths and options only, never the key."""
+    argv = [
+        sys.executable,
+        "-m",
+        proto.WORKER_MODULE,
+        "--key-fd",
+        str(key_fd),
+        "--status-fd",
+        str(status_fd),
+        "--runtime-dir",
+        str(rundir),
+        "--source",
+        str(source),
+        "--mountpoint",
+        str(mountpoint),
+    ]
+    if req.reverse:
+        argv.append("--reverse")
+    if req.read_only:
+        argv.append("--read-only")
+    if req.idle:
+        argv += ["--idle", repr(float(req.idle))]
+    for pattern in excludes:
+        argv.append(f"--exclude={pattern}")  # "=" keeps a pattern starting with "-" an argument
+    if req.allow_other:
+        argv.append("--allow-other")
+    if req.config is not None:
+        argv += ["--config", str(proto.canonical_path(req.config))]
+    if req.options is not None:
+        argv += ["--format-options", json.dumps(dataclasses.asdict(req.options), sort_keys=True)]
+    if foreground:
+        argv.append("--foreground")
+    return argv
+
+
+def _error_from_reply(reply: dict[str, Any], where: str) -> VaultError:
+    """The VaultError a worker reported, as its own class when that is one of ours."""
+    message = str(reply.get("error") or f"{where}: mount worker failed")
+    kind = str(reply.get("kind", ""))
+    cls = getattr(vault_errors, kind, None) or getattr(proto, kind, None)
+    if isinstance(cls, type) and issubclass(cls, VaultError) and cls is not vault_errors.FsError:
+        err: VaultError = cls(message)
+    else:
+        err = VaultError(message)
+    with contextlib.suppress(ValueError, TypeError):
+        err.exit_code = ExitCode(int(reply.get("exit_code", err.exit_code)))
+    return err
+
+
+def _read_start_reply(proc: subprocess.Popen[bytes], status_fd: int, timeout: float) -> dict[str, Any] | None:
+    """The worker's one-line start report, or None if it exited (or closed the pipe) without one."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise FuseError(f"mount worker gave no answer within {timeout:g}s")
+        ready, _, _ = select.select([status_fd], [], [], min(left, 0.5))
+        if not ready:
+            if proc.poll() is not None:
+                return None
+            continue
+        chunk = os.read(status_fd, 4096)
+        if not chunk:
+            break
+        buf += chunk
+        if len(buf) > proto.MAX_LINE:
+            raise ProtocolError("mount worker sent an oversized start report")
+    return proto.decode_message(buf) if buf.strip() else None
+
+
+def _kill_worker(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
+    """Stop a worker that failed to start and leave no mount behind."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if mounted_at(mountpoint):
+        _fusermount_unmount(mountpoint, lazy=True)
+    _children.pop(proc.pid, None)
+
+
+def _fusermount_unmount(mountpoint: Path, *, lazy: bool) -> subprocess.CompletedProcess[str]:
+    args = [FUSERMOUNT, "-u"] + (["-z"] if lazy else []) + [str(mountpoint)]
+    return subprocess.run(args, capture_output=True, text=True, check=False)
+
+
+def _clear_stale_entry(files: MountFiles, mountpoint: Path) -> None:
+    """Before mounting: drop a dead worker's leftovers, refuse while its mount still stands."""
+    if not files.registry.exists():
+        files.remove()
+        return
+    try:
+        entry = RegistryEntry.read(files.registry)
+    except ProtocolError:
+        files.remove()
+        return
+    if proto.process_alive(entry.pid):
+        raise MountPointError(f"{mountpoint}: already mounted by vaultsh (worker pid {entry.pid})")
+    files.remove()
+
+
+def mount(
+    req: MountRequest,
+    master_key: bytes,
+    *,
+    foreground: bool = False,
+    on_ready: Callable[[MountInfo], None] | None = None,
+) -> MountInfo:
+    """Start a worker that mounts `req`; return once the filesystem answers.
+
+    The caller has checked the password; the master key goes to the worker over a pipe, never
+    through argv or the environment. With `foreground`, block until the filesystem is
+    unmounted (Ctrl-C unmounts cleanly, as `gocryptfs -fg` does on SIGINT) and return the
+    mount as it was, with `alive=False`; `on_ready` is called once the filesystem answers
+    (in the foreground case, before the wait: the place to say "mounted and ready").
+    """
+    if req.idle is not None and req.idle < 0:
+        raise UsageError(f"idle time must not be negative (got {req.idle:g}s)")
+    if (req.excludes or req.exclude_from) and not req.reverse:
+        raise UsageError("exclude patterns only work in reverse mode")
+    mountpoint = proto.canonical_path(req.mountpoint)
+    source = check_source(req.source, mountpoint, req.reverse)
+    check_fuse()
+    rundir = proto.runtime_dir()
+    files = MountFiles.for_mountpoint(mountpoint, rundir)
+    files.check_socket_path()
+    _clear_stale_entry(files, mountpoint)
+    mountpoint = check_mountpoint(req.mountpoint)
+    excludes = list(req.excludes) + read_exclude_files(req.exclude_from)
+    _reap_children()
+
+    key_r, key_w = os.pipe()
+    status_r, status_w = os.pipe()
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        argv = worker_argv(
+            req,
+            source=source,
+            mountpoint=mountpoint,
+            excludes=excludes,
+            key_fd=key_r,
+            status_fd=status_w,
+            rundir=rundir,
+            foreground=foreground,
+        )
+        if foreground:
+            log_target: Any = None  # inherit: messages go to the terminal, as with gocryptfs -fg
+        else:
+            # One log per mount, restarted with it, so it stays small and tells about this mount.
+            log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            log_target = os.fdopen(log_fd, "wb")
+        try:
+            proc = subprocess.Popen(
+                argv,
+                pass_fds=(key_r, status_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_target,
+                start_new_session=True,
+            )
+        finally:
+            if log_target is not None:
+                log_target.close()
+        _children[proc.pid] = proc
+        os.close(key_r)
+        os.close(status_w)
+        key_r = status_w = -1
+        with contextlib.suppress(BrokenPipeError):
+            os.write(key_w, master_key)
+        os.close(key_w)
+        key_w = -1
+        reply = _read_start_reply(proc, status_r, START_TIMEOUT)
+        if reply is None:
+            code = proc.wait(STOP_TIMEOUT)
+            where = "" if foreground else f"; see {files.log}"
+            raise VaultError(
+                f"{req.mountpoint}: mount worker exited with status {code} before mounting{where}"
+            )
+        if not reply.get("ok"):
+            raise _error_from_reply(reply, str(req.mountpoint))
+        _wait_mounted(proc, mountpoint)
+    except BaseException:
+        if proc is not None:
+            _kill_worker(proc, mountpoint)
+        raise
+    finally:
+        for fd in (key_r, key_w, status_w, status_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    info = _info_for(files, fallback=_entry_for(req, source, mountpoint, proc.pid))
+    if on_ready is not None:
+        on_ready(info)
+    if not foreground:
+        return info
+    _run_foreground(proc, files, mountpoint)
+    info.alive = False
+    return info
+
+
+def _entry_for(req: MountRequest, source: Path, mountpoint: Path, pid: int) -> RegistryEntry:
+    return RegistryEntry(
+        source=str(source),
+        mountpoint=str(mountpoint),
+        mode=proto.MODE_REVERSE if req.reverse else proto.MODE_FORWARD,
+        ro=req.read_only or req.reverse,
+        pid=pid,
+        started=time.time(),
+    )
+
+
+def _wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not os.path.ismount(mountpoint):
+        if proc.poll() is not None:
+            raise FuseError(f"{mountpoint}: mount worker exited right after mounting")
+        if time.monotonic() > deadline:
+            raise FuseError(f"{mountpoint}: reported ready but is not a mount point")
+        time.sleep(0.01)
+
+
+def _run_foreground(proc: subprocess.Popen[bytes], files: MountFiles, mountpoint: Path) -> None:
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        try:
+            _stop_worker(proc.pid, files, mountpoint)
+        except KeyboardInterrupt:  # impatient second Ctrl-C: detach now
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+        code = proc.wait()
+    _children.pop(proc.pid, None)
+    if code > 0:
+        err = VaultError(f"{mountpoint}: mount worker failed with status {code}")
+        with contextlib.suppress(ValueError):
+            err.exit_code = ExitCode(code)
+        raise err
+    if code < 0:
+        if mounted_at(mountpoint):  # keep the registry entry: `unmount` clears the stale mount
+            raise VaultError(
+                f"{mountpoint}: mount worker killed by signal {-code}; "
+                f"the mount is stale, run `vaultsh unmount {mountpoint}`"
+            )
+        files.remove()
+        raise VaultError(f"{mountpoint}: mount worker killed by signal {-code}")
+
+
+def _stop_worker(pid: int, files: MountFiles, mountpoint: Path) -> None:
+    """Unmount through the worker; if it refuses (busy) or is unreachable, SIGTERM it.
+
+    On SIGTERM the worker detaches the mount lazily, as gocryptfs falls back to
+    `fusermount -u -z` when an unmount on SIGINT finds the mount busy.
+    """
+    try:
+        reply = proto.send_request(files.socket, proto.OP_UNMOUNT, timeout=STOP_TIMEOUT)
+        stopped = bool(reply.get("ok"))
+    except ProtocolError:
+        stopped = False
+    if not stopped or not _worker_gone(pid, STOP_TIMEOUT):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+
+# -- watching and unmounting --------------------------------------------------------------
+
+
+def _query_stats(files: MountFiles) -> dict[str, float | int]:
+    try:
+        reply = proto.send_request(files.socket, proto.OP_STATUS, timeout=STATUS_TIMEOUT)
+    except ProtocolError:
+        return {}
+    stats = reply.get("stats") if reply.get("ok") else None
+    if not isinstance(stats, dict):
+        return {}
+    return {str(k): v for k, v in stats.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+
+
+def _info_for(files: MountFiles, fallback: RegistryEntry | None = None) -> MountInfo:
+    try:
+        entry = RegistryEntry.read(files.registry)
+    except ProtocolError:
+        if fallback is None:
+            raise
+        entry = fallback
+    alive = proto.process_alive(entry.pid)
+    return MountInfo.from_entry(entry, stats=_query_stats(files) if alive else {}, alive=alive)
+
+
+def list_mounts() -> list[MountInfo]:
+    """Every mount this user's workers registered, stale ones (worker gone) included."""
+    _reap_children()
+    rundir = proto.runtime_dir()
+    out: list[MountInfo] = []
+    for path in proto.registry_paths(rundir):
+        files = MountFiles.for_base(path.with_suffix(""))
+        with contextlib.suppress(ProtocolError):
+            out.append(_info_for(files))
+    return sorted(out, key=lambda i: (i.started, i.mountpoint))
+
+
+def _files_of(mountpoint: Path) -> MountFiles:
+    return MountFiles.for_mountpoint(mountpoint, proto.runtime_dir())
+
+
+def status(mountpoint: Path) -> MountInfo:
+    """The mount at `mountpoint` with its worker's live counters; MountPointError if none."""
+    _reap_children()
+    files = _files_of(mountpoint)
+    if not files.registry.exists():
+        raise MountPointError(f"{mountpoint}: not a vaultsh mount")
+    return _info_for(files)
+
+
+def find_mount(source_or_mountpoint: Path) -> MountInfo | None:
+    """The registered mount whose mountpoint or source is this path, if any."""
+    wanted = str(proto.canonical_path(source_or_mountpoint))
+    mounts = list_mounts()
+    for info in mounts:
+        if info.mountpoint == wanted:
+            return info
+    for info in mounts:
+        if info.source == wanted:
+            return info
+    return None
+
+
+def unmount(mountpoint: Path) -> None:
+    """Unmount a vaultsh mount: through its worker if alive, else clear the stale mount.
+
+    A busy mount stays mounted and raises MountPointError (exit code 10), as fusermount -u
+    refuses; a stale one (worker killed) is unmounted with fusermount3, lazily if need be.
+    """
+    _reap_children()
+    mp = proto.canonical_path(mountpoint)
+    files = _files_of(mp)
+    try:
+        entry: RegistryEntry | None = RegistryEntry.read(files.registry)
+    except ProtocolError:
+        entry = None
+    if entry is None:
+        if mounted_at(mp):
+            raise MountPointError(f"{mountpoint}: not a vaultsh mount")
+        raise MountPointError(f"{mountpoint}: not mounted")
+    if proto.process_alive(entry.pid):
+        _unmount_live(entry, files, mountpoint)
+    else:
+        _unmount_stale(mp, mountpoint)
+    files.remove()
+
+
+def _unmount_live(entry: RegistryEntry, files: MountFiles, mountpoint: Path) -> None:
+    try:
+        reply = proto.send_request(files.socket, proto.OP_UNMOUNT, timeout=STOP_TIMEOUT)
+    except ProtocolError:
+        # The worker lives but does not answer: let its signal handler unmount.
+        reply = None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(entry.pid, signal.SIGTERM)
+    if reply is not None and not reply.get("ok"):
+        raise _error_from_reply(reply, str(mountpoint))
+    if not _worker_gone(entry.pid, STOP_TIMEOUT):
+        raise VaultError(f"{mountpoint}: mount worker (pid {entry.pid}) did not exit after unmounting")
+
+
+def _unmount_stale(mp: Path, mountpoint: Path) -> None:
+    if not mounted_at(mp):
+        return  # already gone: only the registry entry is left
+    result = _fusermount_unmount(mp, lazy=False)
+    if result.returncode == 0 or not mounted_at(mp):
+        return
+    # Busy but dead: nothing can be served any more, so detach it.
+    result = _fusermount_unmount(mp, lazy=True)
+    if result.returncode != 0 and mounted_at(mp):
+        detail = (result.stderr.strip().splitlines() or ["fusermount3 failed"])[-1]
+        raise MountPointError(f"{mountpoint}: cannot unmount stale mount: {detail}")
+
+
+__all__ = [
+    "MountInfo",
+    "MountRequest",
+    "check_fuse",
+    "find_mount",
+    "list_mounts",
+    "mount",
+    "mounted_at",
+    "parse_duration",
+    "status",
+    "unmount",
+]
