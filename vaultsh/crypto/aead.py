@@ -38,12 +38,14 @@ class AesGcm:
     name = "AES-GCM-256"
 
     # For hot loops that cannot afford a wrapper call per block: pyca's own decrypt_into
-    # (nonce, ciphertext||tag, ad, out) and the exception it raises on a bad tag.
+    # (nonce, ciphertext||tag, ad, out), encrypt_into (nonce, plaintext, ad, out) and the
+    # exception it raises on a bad tag.
     raw_error = InvalidTag
 
     def __init__(self, key: bytes, nonce_size: int = 16) -> None:
         self._aead = AESGCM(key)
         self.raw_decrypt_into = self._aead.decrypt_into
+        self.raw_encrypt_into = self._aead.encrypt_into
         self.nonce_size = nonce_size
         self.overhead = nonce_size + TAG_SIZE
 

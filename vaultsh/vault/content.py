@@ -84,6 +84,51 @@ class ContentCodec:
     ) -> bytes:
         return self.aead.seal(plaintext, block_ad(block_no, file_id), nonce)
 
+    def cipher_run_size(self, plain_len: int) -> int:
+        """Bytes of the cipher blocks holding `plain_len` plaintext bytes (no header)."""
+        return plain_len + -(-plain_len // BLOCK_SIZE) * self.overhead
+
+    def encrypt_blocks(
+        self,
+        plain: bytes | bytearray | memoryview,
+        first_block: int,
+        file_id: bytes,
+        out: bytearray | None = None,
+    ) -> memoryview:
+        """Encrypt a run of plaintext (whole blocks, the last may be short) into its cipher blocks.
+
+        The write path's counterpart of `decrypt_into`: one random read for all nonces, and
+        AES-GCM seals each block straight into the output buffer (no per-block joins). A
+        caller that writes often passes a reused `out` (at least `cipher_run_size` bytes):
+        a fresh megabyte per write costs more in page faults than the copy it saves.
+        """
+        mv = memoryview(plain)
+        size = len(mv)
+        count = -(-size // BLOCK_SIZE)
+        aead = self.aead
+        ns = aead.nonce_size
+        ov = self.overhead
+        total = size + count * ov
+        if out is None or len(out) < total:
+            out = bytearray(total)
+        nonces = os.urandom(ns * count)
+        pack = _BE64.pack
+        into = aead.raw_encrypt_into if isinstance(aead, AesGcm) else None
+        outmv = memoryview(out)
+        opos = 0
+        for i, pos in enumerate(range(0, size, BLOCK_SIZE)):
+            chunk = mv[pos : pos + BLOCK_SIZE]
+            nonce = nonces[i * ns : i * ns + ns]
+            ad = pack(first_block + i) + file_id
+            end = opos + len(chunk) + ov
+            if into is not None:
+                outmv[opos : opos + ns] = nonce
+                into(nonce, chunk, ad, outmv[opos + ns : end])
+            else:
+                outmv[opos:end] = aead.seal(bytes(chunk), ad, nonce)
+            opos = end
+        return outmv[:total]
+
     def decrypt_block(
         self, block: bytes | memoryview, block_no: int, file_id: bytes, where: str = "file"
     ) -> bytes:

@@ -22,6 +22,9 @@ NAME_MAX = 255
 MAX_NAME_FILE = 344  # the longest encoded name: 255 bytes padded, base64 with padding (§6.7)
 ZERO_IV = bytes(DIRIV_LEN)
 XATTR_NAME_IV = b"xattr_name_iv_xx"  # tweak for xattr names (§7.2)
+XATTR_PREFIX = "user.gocryptfs."  # every encrypted xattr name is stored under it (§7.2)
+# POSIX ACLs are passed through unencrypted so that the backing filesystem enforces them.
+XATTR_PASSTHROUGH = frozenset({"system.posix_acl_access", "system.posix_acl_default"})
 
 _RAW64_RE = re.compile(r"[A-Za-z0-9_-]*")
 _PAD64_RE = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -182,10 +185,10 @@ class NameCodec:
     def encrypt_xattr_name(self, name: bytes) -> str:
         if not name or b"\0" in name:
             raise FsError(errno.EINVAL, "invalid xattr name")
-        return "user.gocryptfs." + b64_encode(self.eme.encrypt(XATTR_NAME_IV, pad16(name)), self.raw64)
+        return XATTR_PREFIX + b64_encode(self.eme.encrypt(XATTR_NAME_IV, pad16(name)), self.raw64)
 
     def decrypt_xattr_name(self, stored: str) -> bytes:
-        prefix = "user.gocryptfs."
+        prefix = XATTR_PREFIX
         if not stored.startswith(prefix):
             raise NameError_(f"xattr {stored!r} lacks the user.gocryptfs. prefix")
         try:
@@ -214,13 +217,14 @@ def read_diriv(cipher_dir: Path) -> bytes:
     return iv
 
 
-def write_diriv(cipher_dir: Path) -> bytes:
-    """Create a new random gocryptfs.diriv (O_EXCL, mode 0444), fsynced (§6.5)."""
+def write_diriv(cipher_dir: Path, *, sync: bool = True) -> bytes:
+    """Create a new random gocryptfs.diriv (O_EXCL, mode 0444), fsynced unless `sync` is off (§6.5)."""
     iv = os.urandom(DIRIV_LEN)
     fd = os.open(cipher_dir / DIRIV_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
     try:
         os.write(fd, iv)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return iv
@@ -244,7 +248,7 @@ def read_name_file(cipher_dir: Path, hashed: str) -> str:
         raise NameError_(f"{path}: long-name sidecar is not ASCII") from None
 
 
-def write_name_file(cipher_dir: Path, hashed: str, full_name: str) -> bool:
+def write_name_file(cipher_dir: Path, hashed: str, full_name: str, *, sync: bool = True) -> bool:
     """Create `<hashed>.name` (mode 0444); False if it already exists (EEXIST is fine, §6.7)."""
     try:
         fd = os.open(cipher_dir / (hashed + LONGNAME_SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
@@ -252,7 +256,8 @@ def write_name_file(cipher_dir: Path, hashed: str, full_name: str) -> bool:
         return False
     try:
         os.write(fd, full_name.encode("ascii"))
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return True

@@ -1,0 +1,357 @@
+"""Forward-mode FUSE through the kernel: POSIX behaviour, random I/O, concurrency, gocryptfs interop."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fuse_harness import mounted_ops, require_fuse
+from gocryptfs_harness import (
+    Manifest,
+    assert_same_tree,
+    gocryptfs_fsck,
+    gocryptfs_init,
+    gocryptfs_mount,
+    make_interop_tree,
+    tree_manifest,
+)
+from test_fs_forward_ops import POSIX_CASES, OsApi, PosixCase, run_posix_case
+
+from vaultsh.vault.vault import Vault
+
+pytest.importorskip("pyfuse3")
+from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, raise_readahead
+
+PASSWORD = "mount pässword"
+
+
+def mount_vault(cipherdir: Path, mountpoint: Path, *, read_only: bool = False) -> object:
+    """Serve our forward filesystem for `cipherdir` at `mountpoint` (a context manager)."""
+    return mounted_ops(
+        lambda: ForwardOperations(Vault.open(cipherdir, password=PASSWORD.encode()), read_only=read_only),
+        mountpoint,
+        set(FORWARD_MOUNT_OPTIONS),
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """One mounted default vault for the tests that each work in their own subdirectory."""
+    require_fuse()
+    base = tmp_path_factory.mktemp("shared-mount")
+    cipher = base / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    with mount_vault(cipher, base / "mnt") as mnt:  # type: ignore[attr-defined]
+        yield cipher, mnt
+
+
+def fresh_dir(root: Path, name: str) -> Path:
+    d = root / name
+    d.mkdir()
+    return d
+
+
+# -- the POSIX table through the kernel --------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", POSIX_CASES, ids=[c.id for c in POSIX_CASES])
+def test_posix_table_on_plain_dir(tmp_path: Path, case: PosixCase) -> None:
+    """The table's expectations are what a local filesystem does."""
+    run_posix_case(OsApi(tmp_path), case)
+
+
+@pytest.mark.parametrize("case", POSIX_CASES, ids=[c.id for c in POSIX_CASES])
+def test_posix_table_through_mount(shared_mount: tuple[Path, Path], case: PosixCase) -> None:
+    _cipher, mnt = shared_mount
+    run_posix_case(OsApi(fresh_dir(mnt, "case-" + case.id)), case)
+
+
+def test_rm_rf_leaves_only_the_vault_files(shared_mount: tuple[Path, Path]) -> None:
+    cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "rmrf")
+    make_interop_tree(work)
+    listing = subprocess.run(["ls", "-lR", str(work)], capture_output=True, text=True, check=True).stdout
+    assert "big-3MiB.bin" in listing and "ファイル.txt" in listing
+    cipher_work = Vault.open(cipher, password=PASSWORD.encode()).cipher_path("rmrf")
+    assert len(os.listdir(cipher_work)) > 10
+    shutil.rmtree(work)
+    assert not work.exists()
+    # no leftover long-name sidecars or parked dirivs (§6.7, §8.3)
+    assert not any(
+        n.startswith("gocryptfs.")
+        for n in os.listdir(cipher)
+        if n not in ("gocryptfs.conf", "gocryptfs.diriv")
+    )
+
+
+def test_large_sequential_file_with_readahead(shared_mount: tuple[Path, Path]) -> None:
+    """Megabyte writes and reads (the kernel's largest requests), with read-ahead raised."""
+    cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "large")
+    data = random.Random(11).randbytes(9 * 1024 * 1024 + 123)
+    with open(work / "big", "wb") as f:
+        for off in range(0, len(data), 1 << 20):
+            f.write(data[off : off + (1 << 20)])
+    dev = os.stat(mnt).st_dev
+    bdi = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    if os.geteuid() == 0:  # sysfs is root's to change
+        assert raise_readahead(mnt, 2048)
+        assert bdi.read_text().strip() == "2048"
+    else:
+        assert not raise_readahead(mnt, 2048)
+    fd = os.open(work / "big", os.O_RDONLY)
+    try:
+        _drop_cache(fd)
+        got = b"".join(iter(lambda: os.read(fd, 1 << 20), b""))
+    finally:
+        os.close(fd)
+    assert got == data
+    vault = Vault.open(cipher, password=PASSWORD.encode())
+    assert vault.cipher_path("large/big").stat().st_size == vault.content.plain_to_cipher_size(len(data))
+    sv = os.statvfs(mnt)
+    assert sv.f_namemax == 255 and sv.f_blocks == os.statvfs(cipher).f_blocks
+
+
+# -- random I/O against a plain directory ------------------------------------------------------
+
+
+def _drop_cache(fd: int) -> None:
+    # Forget the kernel's cached pages so the next read reaches the filesystem.
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def test_random_io_matches_plain_files(need_gocryptfs: None, tmp_path: Path) -> None:
+    require_fuse()
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    plain = fresh_dir(tmp_path, "plain")
+    rng = random.Random(20240611)
+    names = ["a", "b", "c"]
+    with mount_vault(cipher, tmp_path / "mnt") as mnt:  # type: ignore[attr-defined]
+        fds = {}
+        for n in names:
+            fds[n] = (
+                os.open(mnt / n, os.O_RDWR | os.O_CREAT, 0o644),
+                os.open(plain / n, os.O_RDWR | os.O_CREAT, 0o644),
+            )
+        for step in range(3000):
+            n = rng.choice(names)
+            ours, ref = fds[n]
+            roll = rng.random()
+            size = os.fstat(ref).st_size
+            if roll < 0.5:
+                off = rng.randrange(0, 70_000)
+                data = rng.randbytes(rng.choice([1, 17, 4095, 4096, 4097, rng.randrange(1, 20_000)]))
+                assert os.pwrite(ours, data, off) == os.pwrite(ref, data, off)
+            elif roll < 0.65:
+                new = rng.choice(
+                    [0, rng.randrange(0, 80_000), size + rng.randrange(1, 9000), 4096 * rng.randrange(0, 20)]
+                )
+                os.ftruncate(ours, new)
+                os.ftruncate(ref, new)
+            elif roll < 0.95:
+                _drop_cache(ours)
+                off = rng.randrange(0, size + 100)
+                length = rng.randrange(1, 30_000)
+                assert os.pread(ours, length, off) == os.pread(ref, length, off), (step, n, off, length)
+            else:  # reopen through a new handle
+                os.close(ours)
+                ours = os.open(mnt / n, os.O_RDWR)
+                fds[n] = (ours, ref)
+            assert os.fstat(ours).st_size == os.fstat(ref).st_size, step
+        for ours, ref in fds.values():
+            os.close(ours)
+            os.close(ref)
+        for n in names:
+            assert (mnt / n).read_bytes() == (plain / n).read_bytes()
+    vault = Vault.open(cipher, password=PASSWORD.encode())
+    for n in names:
+        assert vault.read_file(n) == (plain / n).read_bytes()
+    rc, out = gocryptfs_fsck(cipher, PASSWORD)
+    assert rc == 0, out
+
+
+# -- concurrency --------------------------------------------------------------------------------
+
+
+def test_concurrent_writers(shared_mount: tuple[Path, Path]) -> None:
+    """Threads writing disjoint, block-unaligned ranges of one file, and two other files."""
+    _cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "concurrent")
+    chunk, chunks, threads = 10_007, 48, 4  # chunks share 4 KiB blocks with their neighbours
+    rng = random.Random(7)
+    pieces = [rng.randbytes(chunk) for _ in range(chunks)]
+    other = {name: rng.randbytes(700_000) for name in ("x", "y")}
+    shared = work / "shared"
+    shared.touch()
+    errors: list[BaseException] = []
+
+    def write_share(t: int) -> None:
+        try:
+            fd = os.open(shared, os.O_WRONLY)
+            try:
+                for i in range(t, chunks, threads):
+                    os.pwrite(fd, pieces[i], i * chunk)
+            finally:
+                os.close(fd)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    def write_other(name: str) -> None:
+        try:
+            with open(work / name, "wb") as f:
+                data = other[name]
+                for off in range(0, len(data), 65_536):
+                    f.write(data[off : off + 65_536])
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    workers = [threading.Thread(target=write_share, args=(t,)) for t in range(threads)]
+    workers += [threading.Thread(target=write_other, args=(n,)) for n in other]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors, errors
+    for p in (shared, *(work / n for n in other)):
+        fd = os.open(p, os.O_RDONLY)
+        _drop_cache(fd)
+        os.close(fd)
+    assert shared.read_bytes() == b"".join(pieces)
+    for name, data in other.items():
+        assert (work / name).read_bytes() == data
+
+
+def test_concurrent_readers_and_a_writer(shared_mount: tuple[Path, Path]) -> None:
+    _cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "readers")
+    data = random.Random(3).randbytes(1_000_000)
+    (work / "r").write_bytes(data)
+    results: list[bool] = []
+
+    def reader() -> None:
+        fd = os.open(work / "r", os.O_RDONLY)
+        try:
+            for _ in range(5):
+                _drop_cache(fd)
+                results.append(os.pread(fd, len(data), 0) == data)
+        finally:
+            os.close(fd)
+
+    def writer() -> None:
+        with open(work / "w", "wb") as f:
+            for _ in range(20):
+                f.write(data[:50_000])
+
+    ts = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results == [True] * 15
+    assert (work / "w").stat().st_size == 20 * 50_000
+
+
+def test_read_only_mount_refuses_writes(tmp_path: Path) -> None:
+    require_fuse()
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    Vault.open(cipher, password=PASSWORD.encode()).write_file("f", b"content")
+    with mount_vault(cipher, tmp_path / "mnt", read_only=True) as mnt:  # type: ignore[attr-defined]
+        assert (mnt / "f").read_bytes() == b"content"
+        for action in (
+            lambda: (mnt / "d").mkdir(),
+            lambda: (mnt / "f").write_bytes(b"x"),
+            lambda: (mnt / "f").unlink(),
+            lambda: os.chmod(mnt / "f", 0o600),
+        ):
+            with pytest.raises(OSError) as info:
+                action()
+            assert info.value.errno == errno.EROFS
+
+
+# -- interop with the real gocryptfs ------------------------------------------------------------
+
+INTEROP_FLAGS = {
+    "default": (),
+    "plaintextnames": ("-plaintextnames",),
+    "aessiv": ("-aessiv",),
+    "xchacha": ("-xchacha",),
+    "deterministic-names": ("-deterministic-names",),
+    "longnamemax62": ("-longnamemax", "62"),
+}
+interop = pytest.mark.parametrize("flags", list(INTEROP_FLAGS.values()), ids=list(INTEROP_FLAGS))
+
+
+@pytest.fixture(scope="module")
+def expected_tree(tmp_path_factory: pytest.TempPathFactory) -> Manifest:
+    return tree_manifest(make_interop_tree(tmp_path_factory.mktemp("reference") / "tree"))
+
+
+@interop
+def test_tree_written_by_us_reads_in_gocryptfs(
+    need_gocryptfs: None, tmp_path: Path, expected_tree: Manifest, flags: tuple[str, ...]
+) -> None:
+    cipher = tmp_path / "cipher"
+    gocryptfs_init(cipher, PASSWORD, *flags)
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        make_interop_tree(mnt)
+        assert_same_tree(tree_manifest(mnt), expected_tree, "our mount (written)")
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        assert_same_tree(tree_manifest(mnt), expected_tree, "gocryptfs mount of our tree")
+    rc, out = gocryptfs_fsck(cipher, PASSWORD)
+    assert rc == 0, out
+
+
+@interop
+def test_tree_written_by_gocryptfs_reads_in_ours(
+    need_gocryptfs: None, tmp_path: Path, expected_tree: Manifest, flags: tuple[str, ...]
+) -> None:
+    cipher = tmp_path / "cipher"
+    gocryptfs_init(cipher, PASSWORD, *flags)
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        make_interop_tree(mnt)
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        assert_same_tree(tree_manifest(mnt), expected_tree, "our mount of gocryptfs's tree")
+        # Edit the gocryptfs tree in place: rename a long-named dir, replace a file, prune.
+        (mnt / "sizes" / "size-4097").write_bytes(b"rewritten")
+        os.rename(mnt / "a", mnt / "links" / "a-moved")
+        shutil.rmtree(mnt / "modes")
+    rc, out = gocryptfs_fsck(cipher, PASSWORD)
+    assert rc == 0, out
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        assert (mnt / "sizes" / "size-4097").read_bytes() == b"rewritten"
+        assert (
+            mnt / "links" / "a-moved" / "b" / "c" / "d" / "deep.txt"
+        ).read_bytes() == b"four levels down\n"
+        assert not (mnt / "modes").exists()
+
+
+@pytest.mark.parametrize("flags", [(), ("-plaintextnames",)], ids=["default", "plaintextnames"])
+def test_xattrs_interop_with_gocryptfs(need_gocryptfs: None, tmp_path: Path, flags: tuple[str, ...]) -> None:
+    cipher = tmp_path / "cipher"
+    gocryptfs_init(cipher, PASSWORD, *flags)
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        (mnt / "f").write_bytes(b"x")
+        (mnt / "d").mkdir()
+        os.setxattr(mnt / "f", "user.ours", b"written by us \x00\xff")
+        os.setxattr(mnt / "d", "user.empty", b"")
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        assert os.getxattr(mnt / "f", "user.ours") == b"written by us \x00\xff"
+        assert os.getxattr(mnt / "d", "user.empty") == b""
+        os.setxattr(mnt / "f", "user.theirs", b"written by gocryptfs")
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        assert sorted(os.listxattr(mnt / "f")) == ["user.ours", "user.theirs"]
+        assert os.getxattr(mnt / "f", "user.theirs") == b"written by gocryptfs"
+        os.removexattr(mnt / "f", "user.ours")
+        assert os.listxattr(mnt / "f") == ["user.theirs"]

@@ -1,0 +1,1044 @@
+"""Forward-mode FUSE operations called directly, without the kernel (fast; spec §5–§8)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pyfuse3 = pytest.importorskip("pyfuse3")
+trio = pytest.importorskip("trio")
+
+from vaultsh.fs.forward import (  # noqa: E402
+    FORWARD_MOUNT_OPTIONS,
+    ForwardOperations,
+    forward_fsname,
+)
+from vaultsh.fs.stats import MountStats  # noqa: E402
+from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
+from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX  # noqa: E402
+from vaultsh.vault.vault import Vault  # noqa: E402
+
+PASSWORD = b"forward ops"
+ROOT = 1
+
+# -- the shared POSIX table ------------------------------------------------------------------
+# The same table runs against these direct calls, a real mount (test_fs_forward_mount.py)
+# and a plain directory (which checks the expectations themselves).
+
+
+class PosixApi:
+    """Path-based file operations; every failure is an OSError carrying the errno."""
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        raise NotImplementedError
+
+    def rmdir(self, path: str) -> None:
+        raise NotImplementedError
+
+    def write(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
+        """Create or replace a file's whole content."""
+        raise NotImplementedError
+
+    def pwrite(self, path: str, offset: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, path: str) -> bytes:
+        raise NotImplementedError
+
+    def unlink(self, path: str) -> None:
+        raise NotImplementedError
+
+    def rename(self, src: str, dst: str, *, noreplace: bool = False) -> None:
+        raise NotImplementedError
+
+    def link(self, src: str, dst: str) -> None:
+        raise NotImplementedError
+
+    def symlink(self, target: str, path: str) -> None:
+        raise NotImplementedError
+
+    def readlink(self, path: str) -> str:
+        raise NotImplementedError
+
+    def truncate(self, path: str, size: int) -> None:
+        raise NotImplementedError
+
+    def chmod(self, path: str, mode: int) -> None:
+        raise NotImplementedError
+
+    def listdir(self, path: str) -> list[str]:
+        raise NotImplementedError
+
+    def lstat(self, path: str) -> tuple[str, int, int, int]:
+        """(kind, size, permission bits, link count)."""
+        raise NotImplementedError
+
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        raise NotImplementedError
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        raise NotImplementedError
+
+    def listxattr(self, path: str) -> list[str]:
+        raise NotImplementedError
+
+    def removexattr(self, path: str, name: str) -> None:
+        raise NotImplementedError
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    return "other"
+
+
+LONG = "L" * 200  # hashed with the default longnamemax (§6.7)
+Step = Callable[[PosixApi], object]
+
+
+@dataclass(frozen=True)
+class PosixCase:
+    """Set up with `setup`, run `action`; expect errno `error` or, on success, `check` to pass."""
+
+    id: str
+    setup: tuple[Step, ...]
+    action: Step
+    error: int | None = None
+    check: Callable[[PosixApi], None] | None = None
+
+
+def _w(path: str, data: bytes = b"x") -> Step:
+    return lambda fs: fs.write(path, data)
+
+
+def _d(path: str) -> Step:
+    return lambda fs: fs.mkdir(path)
+
+
+def _eq(expected: object, got: Callable[[PosixApi], object]) -> Callable[[PosixApi], None]:
+    def check(fs: PosixApi) -> None:
+        assert got(fs) == expected
+
+    return check
+
+
+def _seq(*steps: Step) -> Step:
+    """Several steps as one action, run in order."""
+
+    def run(fs: PosixApi) -> None:
+        for step in steps:
+            step(fs)
+
+    return run
+
+
+def _all(*checks: Callable[[PosixApi], None]) -> Callable[[PosixApi], None]:
+    def check(fs: PosixApi) -> None:
+        for c in checks:
+            c(fs)
+
+    return check
+
+
+POSIX_CASES = [
+    # errors
+    PosixCase("mkdir-existing-dir", (_d("d"),), lambda fs: fs.mkdir("d"), errno.EEXIST),
+    PosixCase("mkdir-over-file", (_w("f"),), lambda fs: fs.mkdir("f"), errno.EEXIST),
+    PosixCase("mkdir-missing-parent", (), lambda fs: fs.mkdir("a/b"), errno.ENOENT),
+    PosixCase("mkdir-under-file", (_w("f"),), lambda fs: fs.mkdir("f/x"), errno.ENOTDIR),
+    PosixCase("rmdir-not-empty", (_d("d"), _w("d/f")), lambda fs: fs.rmdir("d"), errno.ENOTEMPTY),
+    PosixCase("rmdir-missing", (), lambda fs: fs.rmdir("d"), errno.ENOENT),
+    PosixCase("rmdir-file", (_w("f"),), lambda fs: fs.rmdir("f"), errno.ENOTDIR),
+    PosixCase("unlink-dir", (_d("d"),), lambda fs: fs.unlink("d"), errno.EISDIR),
+    PosixCase("unlink-missing", (), lambda fs: fs.unlink("f"), errno.ENOENT),
+    PosixCase(
+        "create-exclusive-existing", (_w("f"),), lambda fs: fs.write("f", b"y", exclusive=True), errno.EEXIST
+    ),
+    PosixCase("read-missing", (), lambda fs: fs.read("nope"), errno.ENOENT),
+    PosixCase("read-through-file", (_w("f"),), lambda fs: fs.read("f/x"), errno.ENOTDIR),
+    PosixCase("name-too-long", (), lambda fs: fs.write("n" * 256, b"x"), errno.ENAMETOOLONG),
+    PosixCase("rename-missing", (), lambda fs: fs.rename("a", "b"), errno.ENOENT),
+    PosixCase("rename-file-over-dir", (_w("f"), _d("d")), lambda fs: fs.rename("f", "d"), errno.EISDIR),
+    PosixCase("rename-dir-over-file", (_d("d"), _w("f")), lambda fs: fs.rename("d", "f"), errno.ENOTDIR),
+    PosixCase(
+        "rename-dir-over-full-dir",
+        (_d("a"), _d("b"), _w("b/x")),
+        lambda fs: fs.rename("a", "b"),
+        errno.ENOTEMPTY,
+    ),
+    PosixCase("rename-into-itself", (_d("a"), _d("a/b")), lambda fs: fs.rename("a", "a/b/c"), errno.EINVAL),
+    PosixCase(
+        "rename-noreplace-existing",
+        (_w("a"), _w("b")),
+        lambda fs: fs.rename("a", "b", noreplace=True),
+        errno.EEXIST,
+    ),
+    PosixCase("link-existing", (_w("a"), _w("b")), lambda fs: fs.link("a", "b"), errno.EEXIST),
+    PosixCase("link-missing", (), lambda fs: fs.link("a", "b"), errno.ENOENT),
+    PosixCase("symlink-existing", (_w("a"),), lambda fs: fs.symlink("t", "a"), errno.EEXIST),
+    PosixCase("readlink-file", (_w("a"),), lambda fs: fs.readlink("a"), errno.EINVAL),
+    PosixCase("getxattr-missing", (_w("f"),), lambda fs: fs.getxattr("f", "user.none"), errno.ENODATA),
+    PosixCase("removexattr-missing", (_w("f"),), lambda fs: fs.removexattr("f", "user.none"), errno.ENODATA),
+    # successes
+    PosixCase(
+        "rename-over-file",
+        (_w("a", b"AAA"), _w("b", b"B")),
+        lambda fs: fs.rename("a", "b"),
+        check=_all(_eq(["b"], lambda fs: fs.listdir("")), _eq(b"AAA", lambda fs: fs.read("b"))),
+    ),
+    PosixCase(
+        "rename-over-empty-dir",
+        (_d("a"), _w("a/x", b"in a"), _d("b")),
+        lambda fs: fs.rename("a", "b"),
+        check=_all(_eq(["b"], lambda fs: fs.listdir("")), _eq(b"in a", lambda fs: fs.read("b/x"))),
+    ),
+    PosixCase(
+        "rename-across-dirs",
+        (_d("a"), _d("b"), _d("a/sub"), _w("a/sub/f", b"deep")),
+        lambda fs: fs.rename("a/sub", "b/moved"),
+        check=_all(
+            _eq([], lambda fs: fs.listdir("a")),
+            _eq(["moved"], lambda fs: fs.listdir("b")),
+            _eq(b"deep", lambda fs: fs.read("b/moved/f")),
+        ),
+    ),
+    PosixCase(
+        "rename-long-names",
+        (_w(LONG, b"long"), _d("d")),
+        lambda fs: fs.rename(LONG, "d/" + LONG + "2"),
+        check=_all(
+            _eq(["d"], lambda fs: fs.listdir("")),
+            _eq([LONG + "2"], lambda fs: fs.listdir("d")),
+            _eq(b"long", lambda fs: fs.read("d/" + LONG + "2")),
+        ),
+    ),
+    PosixCase(
+        "rename-noreplace-free",
+        (_w("a", b"A"),),
+        lambda fs: fs.rename("a", "b", noreplace=True),
+        check=_eq(["b"], lambda fs: fs.listdir("")),
+    ),
+    PosixCase(
+        "rename-hardlink-onto-itself",
+        (_w("a", b"A"), lambda fs: fs.link("a", "b")),
+        lambda fs: fs.rename("a", "b"),
+        check=_eq(["a", "b"], lambda fs: fs.listdir("")),
+    ),
+    PosixCase(
+        "hard-link-shares-content",
+        (_w("a", b"first"),),
+        _seq(lambda fs: fs.link("a", "b"), lambda fs: fs.pwrite("a", 0, b"FIRST")),
+        check=_all(
+            _eq(b"FIRST", lambda fs: fs.read("b")),
+            _eq(("file", 5, 0o644, 2), lambda fs: fs.lstat("b")),
+        ),
+    ),
+    PosixCase(
+        "unlink-one-hard-link",
+        (_w("a", b"kept"), lambda fs: fs.link("a", "b")),
+        lambda fs: fs.unlink("a"),
+        check=_all(
+            _eq(b"kept", lambda fs: fs.read("b")), _eq(("file", 4, 0o644, 1), lambda fs: fs.lstat("b"))
+        ),
+    ),
+    PosixCase(
+        "symlink-roundtrip",
+        (),
+        lambda fs: fs.symlink("../some/where ü", "ln"),
+        check=_all(
+            _eq("../some/where ü", lambda fs: fs.readlink("ln")),
+            _eq(len("../some/where ü".encode()), lambda fs: fs.lstat("ln")[1]),
+        ),
+    ),
+    PosixCase(
+        "long-dir-name",
+        (),
+        _seq(_d(LONG), _w(LONG + "/f"), lambda fs: fs.rmdir(LONG)),
+        errno.ENOTEMPTY,
+    ),
+    PosixCase(
+        "rmdir-long-name",
+        (_d(LONG),),
+        lambda fs: fs.rmdir(LONG),
+        check=_eq([], lambda fs: fs.listdir("")),
+    ),
+    PosixCase(
+        "truncate-grow-shrink",
+        (_w("f", b"0123456789"),),
+        _seq(lambda fs: fs.truncate("f", 3 * BLOCK_SIZE + 7), lambda fs: fs.truncate("f", 5)),
+        check=_all(
+            _eq(b"01234", lambda fs: fs.read("f")), _eq(("file", 5, 0o644, 1), lambda fs: fs.lstat("f"))
+        ),
+    ),
+    PosixCase(
+        "truncate-makes-holes",
+        (_w("f", b"ab"),),
+        _seq(lambda fs: fs.truncate("f", 20000), lambda fs: fs.pwrite("f", 9000, b"mid")),
+        check=_eq(b"ab" + bytes(8998) + b"mid" + bytes(20000 - 9003), lambda fs: fs.read("f")),
+    ),
+    PosixCase(
+        "write-past-eof",
+        (_w("f", b"a"),),
+        lambda fs: fs.pwrite("f", 12298, b"z"),
+        check=_eq(b"a" + bytes(12297) + b"z", lambda fs: fs.read("f")),
+    ),
+    PosixCase(
+        "chmod",
+        (_w("f"),),
+        lambda fs: fs.chmod("f", 0o600),
+        check=_eq(("file", 1, 0o600, 1), lambda fs: fs.lstat("f")),
+    ),
+    PosixCase(
+        "xattr-roundtrip",
+        (_w("f"), _d("d")),
+        _seq(
+            lambda fs: fs.setxattr("f", "user.one", b"value 1"),
+            lambda fs: fs.setxattr("f", "user.empty", b""),
+            lambda fs: fs.setxattr("d", "user.dir", b"\x00\xffbinary"),
+            lambda fs: fs.setxattr("f", "user.one", b"replaced"),
+            lambda fs: fs.setxattr("f", "user.gone", b"x"),
+            lambda fs: fs.removexattr("f", "user.gone"),
+        ),
+        check=_all(
+            _eq(b"replaced", lambda fs: fs.getxattr("f", "user.one")),
+            _eq(b"", lambda fs: fs.getxattr("f", "user.empty")),
+            _eq(b"\x00\xffbinary", lambda fs: fs.getxattr("d", "user.dir")),
+            _eq(["user.empty", "user.one"], lambda fs: sorted(fs.listxattr("f"))),
+        ),
+    ),
+    PosixCase(
+        "reserved-looking-names",
+        (),
+        _seq(_w("gocryptfs.diriv"), _d("gocryptfs.longname.x"), _w("x.name")),
+        check=_eq(["gocryptfs.diriv", "gocryptfs.longname.x", "x.name"], lambda fs: fs.listdir("")),
+    ),
+]
+
+
+def run_posix_case(fs: PosixApi, case: PosixCase) -> None:
+    for step in case.setup:
+        step(fs)
+    if case.error is not None:
+        with pytest.raises(OSError) as info:
+            case.action(fs)
+        assert info.value.errno == case.error, (
+            f"{case.id}: got {errno.errorcode.get(info.value.errno or 0)}, want {errno.errorcode[case.error]}"
+        )
+        return
+    case.action(fs)
+    if case.check is not None:
+        case.check(fs)
+
+
+class OsApi(PosixApi):
+    """PosixApi over ordinary syscalls below `root` (a plain directory or a mountpoint)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def p(self, path: str) -> str:
+        return os.path.join(self.root, path) if path else str(self.root)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        os.mkdir(self.p(path), mode)
+
+    def rmdir(self, path: str) -> None:
+        os.rmdir(self.p(path))
+
+    def write(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        fd = os.open(self.p(path), flags, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def pwrite(self, path: str, offset: int, data: bytes) -> None:
+        fd = os.open(self.p(path), os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, offset)
+        finally:
+            os.close(fd)
+
+    def read(self, path: str) -> bytes:
+        with open(self.p(path), "rb") as f:
+            return f.read()
+
+    def unlink(self, path: str) -> None:
+        os.unlink(self.p(path))
+
+    def rename(self, src: str, dst: str, *, noreplace: bool = False) -> None:
+        if noreplace:
+            renameat2_noreplace(self.p(src), self.p(dst))
+        else:
+            os.rename(self.p(src), self.p(dst))
+
+    def link(self, src: str, dst: str) -> None:
+        os.link(self.p(src), self.p(dst))
+
+    def symlink(self, target: str, path: str) -> None:
+        os.symlink(target, self.p(path))
+
+    def readlink(self, path: str) -> str:
+        return os.readlink(self.p(path))
+
+    def truncate(self, path: str, size: int) -> None:
+        os.truncate(self.p(path), size)
+
+    def chmod(self, path: str, mode: int) -> None:
+        os.chmod(self.p(path), mode)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(os.listdir(self.p(path)))
+
+    def lstat(self, path: str) -> tuple[str, int, int, int]:
+        st = os.lstat(self.p(path))
+        return kind_of(st.st_mode), st.st_size, stat.S_IMODE(st.st_mode), st.st_nlink
+
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        os.setxattr(self.p(path), name, value)
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        return os.getxattr(self.p(path), name)
+
+    def listxattr(self, path: str) -> list[str]:
+        return os.listxattr(self.p(path))
+
+    def removexattr(self, path: str, name: str) -> None:
+        os.removexattr(self.p(path), name)
+
+
+def renameat2_noreplace(src: str, dst: str) -> None:
+    """renameat2(RENAME_NOREPLACE): the os module has no binding for it."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_noreplace = -100, 1
+    if libc.renameat2(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), rename_noreplace) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), src)
+
+
+# -- calling the operations directly -----------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """Stands in for pyfuse3.RequestContext (which only the kernel can fill in)."""
+
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    pid: int = os.getpid()
+    umask: int = 0o022
+
+
+def fields(**set_: bool) -> Any:
+    """A SetattrFields stand-in (the real one is read-only outside pyfuse3)."""
+    names = ("atime", "mtime", "ctime", "mode", "uid", "gid", "size")
+    return types.SimpleNamespace(**{f"update_{n}": set_.get(n, False) for n in names})
+
+
+class DirectApi(PosixApi):
+    """PosixApi that walks paths with `lookup` and calls the handlers through trio.run."""
+
+    def __init__(self, ops: ForwardOperations) -> None:
+        self.ops = ops
+        self.ctx: Any = Ctx()
+
+    def call(self, name: str, *args: Any) -> Any:
+        try:
+            return trio.run(getattr(self.ops, name), *args)
+        except pyfuse3.FUSEError as e:
+            raise OSError(e.errno, os.strerror(e.errno)) from None
+
+    def lookup(self, parent: int, name: str) -> Any:
+        attr = self.call("lookup", parent, os.fsencode(name), self.ctx)
+        if attr.st_ino == 0:
+            raise OSError(errno.ENOENT, f"{name}: no such entry")
+        return attr
+
+    def ino(self, path: str) -> int:
+        ino = ROOT
+        for part in [p for p in path.split("/") if p]:
+            ino = self.lookup(ino, part).st_ino
+        return ino
+
+    def split(self, path: str) -> tuple[int, bytes]:
+        parent, _, name = path.rpartition("/")
+        return self.ino(parent), os.fsencode(name)
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        self.call("mkdir", *self.split(path), mode, self.ctx)
+
+    def rmdir(self, path: str) -> None:
+        self.call("rmdir", *self.split(path), self.ctx)
+
+    def open(self, path: str, flags: int) -> int:
+        return int(self.call("open", self.ino(path), flags, self.ctx).fh)
+
+    def write(self, path: str, data: bytes, *, exclusive: bool = False) -> None:
+        parent, name = self.split(path)
+        try:
+            if exclusive:
+                raise FileNotFoundError
+            fh = self.open(path, os.O_WRONLY | os.O_TRUNC)
+        except FileNotFoundError:
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0)
+            fi, _attr = self.call("create", parent, name, stat.S_IFREG | 0o644, flags, self.ctx)
+            fh = fi.fh
+        try:
+            if data:
+                assert self.call("write", fh, 0, data) == len(data)
+        finally:
+            self.call("release", fh)
+
+    def pwrite(self, path: str, offset: int, data: bytes) -> None:
+        fh = self.open(path, os.O_WRONLY)
+        try:
+            self.call("write", fh, offset, data)
+        finally:
+            self.call("release", fh)
+
+    def read(self, path: str) -> bytes:
+        fh = self.open(path, os.O_RDONLY)
+        try:
+            return bytes(self.call("read", fh, 0, 1 << 24))
+        finally:
+            self.call("release", fh)
+
+    def unlink(self, path: str) -> None:
+        self.call("unlink", *self.split(path), self.ctx)
+
+    def rename(self, src: str, dst: str, *, noreplace: bool = False) -> None:
+        flags = pyfuse3.RENAME_NOREPLACE if noreplace else 0
+        self.call("rename", *self.split(src), *self.split(dst), flags, self.ctx)
+
+    def link(self, src: str, dst: str) -> None:
+        self.call("link", self.ino(src), *self.split(dst), self.ctx)
+
+    def symlink(self, target: str, path: str) -> None:
+        self.call("symlink", *self.split(path), os.fsencode(target), self.ctx)
+
+    def readlink(self, path: str) -> str:
+        ino = self.ino(path)
+        if not stat.S_ISLNK(self.call("getattr", ino, self.ctx).st_mode):
+            raise OSError(errno.EINVAL, "not a symlink")  # the kernel answers this itself
+        return os.fsdecode(self.call("readlink", ino, self.ctx))
+
+    def setattr(self, path: str, attr: Any, **set_: bool) -> Any:
+        return self.call("setattr", self.ino(path), attr, fields(**set_), None, self.ctx)
+
+    def truncate(self, path: str, size: int) -> None:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_size = size
+        self.setattr(path, attr, size=True)
+
+    def chmod(self, path: str, mode: int) -> None:
+        attr = pyfuse3.EntryAttributes()
+        attr.st_mode = mode
+        self.setattr(path, attr, mode=True)
+
+    def readdir(self, path: str, page: int = 1000) -> list[tuple[str, Any]]:
+        """All entries, asking `page` at a time like the kernel's fixed-size buffer."""
+        fh = self.call("opendir", self.ino(path), self.ctx)
+        out: list[tuple[str, Any]] = []
+        try:
+            start = 0
+            while True:
+                batch: list[tuple[str, Any, int]] = []
+
+                def reply(
+                    token: object, name: bytes, attr: Any, next_id: int, batch: list[Any] = batch
+                ) -> bool:
+                    if len(batch) >= page:
+                        return False
+                    batch.append((os.fsdecode(name), attr, next_id))
+                    return True
+
+                real = pyfuse3.readdir_reply
+                pyfuse3.readdir_reply = reply
+                try:
+                    self.call("readdir", fh, start, None)
+                finally:
+                    pyfuse3.readdir_reply = real
+                if not batch:
+                    return out
+                out.extend((n, a) for n, a, _ in batch)
+                start = batch[-1][2]
+        finally:
+            self.call("releasedir", fh)
+
+    def listdir(self, path: str) -> list[str]:
+        return sorted(name for name, _ in self.readdir(path))
+
+    def lstat(self, path: str) -> tuple[str, int, int, int]:
+        attr = self.call("getattr", self.ino(path), self.ctx)
+        return kind_of(attr.st_mode), attr.st_size, stat.S_IMODE(attr.st_mode), attr.st_nlink
+
+    def setxattr(self, path: str, name: str, value: bytes) -> None:
+        self.call("setxattr", self.ino(path), name.encode(), value, self.ctx)
+
+    def getxattr(self, path: str, name: str) -> bytes:
+        return bytes(self.call("getxattr", self.ino(path), name.encode(), self.ctx))
+
+    def listxattr(self, path: str) -> list[str]:
+        return [n.decode() for n in self.call("listxattr", self.ino(path), self.ctx)]
+
+    def removexattr(self, path: str, name: str) -> None:
+        self.call("removexattr", self.ino(path), name.encode(), self.ctx)
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+FLAG_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "plaintextnames": {"plaintext_names": True},
+    "deterministic": {"deterministic_names": True},
+    "aessiv": {"aessiv": True},
+    "xchacha": {"xchacha": True},
+    "longnamemax62": {"longname_max": 62},
+}
+
+
+@pytest.fixture(scope="module")
+def empty_vaults(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One freshly initialised cipherdir per flag set, copied by each test that uses it."""
+    base = tmp_path_factory.mktemp("empty-vaults")
+    out = {}
+    for name, flags in FLAG_SETS.items():
+        (base / name).mkdir()
+        Vault.init(base / name, PASSWORD, logn=10, **flags)
+        out[name] = base / name
+    return out
+
+
+@dataclass
+class Mounted:
+    cipherdir: Path
+    ops: ForwardOperations
+    fs: DirectApi
+    stats: MountStats
+
+    def vault(self) -> Vault:
+        return Vault.open(self.cipherdir, password=PASSWORD)
+
+
+@pytest.fixture
+def make_fs(empty_vaults: dict[str, Path], tmp_path: Path) -> Iterator[Callable[..., Mounted]]:
+    made: list[ForwardOperations] = []
+
+    def factory(flags: str = "default", *, read_only: bool = False) -> Mounted:
+        cipher = tmp_path / f"cipher-{flags}-{len(made)}"
+        shutil.copytree(empty_vaults[flags], cipher)
+        stats = MountStats()
+        ops = ForwardOperations(Vault.open(cipher, password=PASSWORD), read_only=read_only, stats=stats)
+        made.append(ops)
+        return Mounted(cipher, ops, DirectApi(ops), stats)
+
+    yield factory
+    for ops in made:
+        ops.close()
+
+
+@pytest.fixture
+def fs(make_fs: Callable[..., Mounted]) -> Mounted:
+    return make_fs()
+
+
+# -- the table, directly ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", ["default", "plaintextnames", "deterministic"])
+@pytest.mark.parametrize("case", POSIX_CASES, ids=[c.id for c in POSIX_CASES])
+def test_posix_table(make_fs: Callable[..., Mounted], case: PosixCase, flags: str) -> None:
+    m = make_fs(flags)
+    run_posix_case(m.fs, case)
+    assert m.ops.stats.errors == 0
+
+
+# -- names and listing ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", list(FLAG_SETS))
+def test_tree_is_readable_by_the_vault_api(make_fs: Callable[..., Mounted], flags: str) -> None:
+    """What the handlers write is what the format core reads (and vice versa)."""
+    m = make_fs(flags)
+    m.fs.mkdir("dir")
+    m.fs.write("dir/" + LONG, b"long name content")
+    m.fs.write("dir/short", b"short")
+    m.fs.symlink("dir/short", "link")
+    v = m.vault()
+    assert sorted(e.name for e in v.listdir("dir")) == sorted([LONG, "short"])
+    assert v.read_file("dir/" + LONG) == b"long name content"
+    assert v.readlink("link") == "dir/short"
+    v.write_file("from-api", b"api")
+    assert m.fs.read("from-api") == b"api"
+    assert m.fs.listdir("") == ["dir", "from-api", "link"]
+
+
+def test_hidden_names_never_listed(fs: Mounted) -> None:
+    fs.fs.mkdir("d")
+    fs.fs.write("d/" + LONG, b"x")
+    raw_root = set(os.listdir(fs.cipherdir))
+    assert {"gocryptfs.conf", DIRIV_NAME} <= raw_root
+    raw_d = os.listdir(next(p for p in fs.cipherdir.iterdir() if p.is_dir()))
+    assert any(n.endswith(".name") for n in raw_d) and DIRIV_NAME in raw_d
+    assert fs.fs.listdir("") == ["d"]
+    assert fs.fs.listdir("d") == [LONG]
+    for hidden in ("gocryptfs.conf", DIRIV_NAME):
+        with pytest.raises(FileNotFoundError):
+            fs.fs.lstat(hidden)  # plain names are encrypted: no way to reach the raw files
+
+
+def test_plaintextnames_reserves_root_config(make_fs: Callable[..., Mounted]) -> None:
+    m = make_fs("plaintextnames")
+    assert m.fs.listdir("") == []
+    for action in (lambda: m.fs.lstat("gocryptfs.conf"), lambda: m.fs.write("gocryptfs.conf", b"x")):
+        with pytest.raises(PermissionError):
+            action()
+    m.fs.mkdir("sub")
+    m.fs.write("sub/gocryptfs.conf", b"allowed below the root")
+    assert m.fs.listdir("sub") == ["gocryptfs.conf"]
+
+
+def test_undecryptable_entries_are_skipped_and_counted(fs: Mounted) -> None:
+    fs.fs.write("good", b"g")
+    (fs.cipherdir / "not-base64!").write_bytes(b"junk")
+    (fs.cipherdir / "gocryptfs.longname.AAAA").write_bytes(b"no sidecar")
+    before = fs.stats.errors
+    assert fs.fs.listdir("") == ["good"]
+    assert fs.stats.errors - before == 2
+
+
+def test_readdir_pages_without_skipping_or_repeating(fs: Mounted) -> None:
+    names = [f"file-{i:03}" for i in range(57)]
+    for n in names:
+        fs.fs.write(n, n.encode())
+    entries = fs.fs.readdir("", page=5)
+    assert sorted(n for n, _ in entries) == names
+    for name, attr in entries:
+        assert attr.st_size == len(name)
+        assert stat.S_ISREG(attr.st_mode)
+
+
+def test_inode_numbers_are_cipher_inodes(fs: Mounted) -> None:
+    fs.fs.write("f", b"x")
+    fs.fs.mkdir("d")
+    v = fs.vault()
+    for path in ("f", "d"):
+        assert fs.fs.ino(path) == os.lstat(v.cipher_path(path)).st_ino
+    assert fs.fs.ino("") == ROOT
+    # readdir reports the same inode numbers lookup does
+    assert {n: a.st_ino for n, a in fs.fs.readdir("")} == {"f": fs.fs.ino("f"), "d": fs.fs.ino("d")}
+
+
+def test_forget_drops_inodes_after_their_lookups(fs: Mounted) -> None:
+    fs.fs.write("f", b"x")
+    ino = fs.fs.ino("f")
+    n = fs.ops._nodes[ino].lookups
+    assert n >= 1
+    trio.run(fs.ops.forget, [(ino, n - 1)])
+    assert ino in fs.ops._nodes
+    trio.run(fs.ops.forget, [(ino, 1)])
+    assert ino not in fs.ops._nodes
+    with pytest.raises(pyfuse3.FUSEError):
+        trio.run(fs.ops.getattr, ino, Ctx())
+    trio.run(fs.ops.forget, [(ROOT, 100)])  # the root is never forgotten
+    assert fs.fs.listdir("") == ["f"]
+
+
+def test_known_inodes_follow_a_directory_rename(fs: Mounted) -> None:
+    fs.fs.mkdir("a")
+    fs.fs.mkdir("a/b")
+    fs.fs.write("a/b/f", b"payload")
+    f_ino, b_ino = fs.fs.ino("a/b/f"), fs.fs.ino("a/b")
+    fs.fs.rename("a", "z")
+    # the kernel keeps using the inode numbers it has: they must reach the moved objects
+    assert trio.run(fs.ops.getattr, f_ino, Ctx()).st_size == 7
+    fi = trio.run(fs.ops.open, f_ino, os.O_RDONLY, Ctx())
+    assert bytes(trio.run(fs.ops.read, fi.fh, 0, 100)) == b"payload"
+    trio.run(fs.ops.release, fi.fh)
+    attr = trio.run(fs.ops.create, b_ino, b"new", stat.S_IFREG | 0o644, os.O_WRONLY, Ctx())[0]
+    trio.run(fs.ops.release, attr.fh)
+    assert fs.fs.listdir("z/b") == ["f", "new"]
+
+
+def test_unlinked_open_file_stays_usable(fs: Mounted) -> None:
+    fs.fs.write("tmp", b"before")
+    ino = fs.fs.ino("tmp")
+    fh = fs.fs.open("tmp", os.O_RDWR)
+    fs.fs.unlink("tmp")
+    assert fs.fs.listdir("") == []
+    trio.run(fs.ops.write, fh, 6, b" and after")
+    assert bytes(trio.run(fs.ops.read, fh, 0, 100)) == b"before and after"
+    attr = trio.run(fs.ops.getattr, ino, Ctx())
+    assert (attr.st_size, attr.st_nlink) == (16, 0)
+    trio.run(fs.ops.release, fh)
+    assert fs.stats.open_files == 0
+
+
+def test_mknod_fifo(fs: Mounted) -> None:
+    attr = trio.run(fs.ops.mknod, ROOT, b"fifo", stat.S_IFIFO | 0o640, 0, Ctx())
+    assert stat.S_ISFIFO(attr.st_mode) and stat.S_IMODE(attr.st_mode) == 0o640
+    assert stat.S_ISFIFO(os.lstat(fs.vault().cipher_path("fifo")).st_mode)
+
+
+def test_create_applies_the_callers_umask(fs: Mounted) -> None:
+    ctx: Any = Ctx(umask=0o027)
+    fi, attr = trio.run(fs.ops.create, ROOT, b"f", stat.S_IFREG | 0o666, os.O_WRONLY, ctx)
+    trio.run(fs.ops.release, fi.fh)
+    assert stat.S_IMODE(attr.st_mode) == 0o640
+    attr = trio.run(fs.ops.mkdir, ROOT, b"d", stat.S_IFDIR | 0o777, Ctx(umask=0))
+    assert stat.S_IMODE(attr.st_mode) == 0o777
+    assert stat.S_IMODE(os.stat(fs.vault().cipher_path("d") / DIRIV_NAME).st_mode) == 0o444
+
+
+def test_utimens_and_partial_times(fs: Mounted) -> None:
+    fs.fs.write("f", b"x")
+    attr = pyfuse3.EntryAttributes()
+    attr.st_atime_ns, attr.st_mtime_ns = 1_000_000_000_123, 2_000_000_000_456
+    out = fs.fs.setattr("f", attr, atime=True, mtime=True)
+    assert (out.st_atime_ns, out.st_mtime_ns) == (1_000_000_000_123, 2_000_000_000_456)
+    attr.st_mtime_ns = 3_000_000_000_000
+    out = fs.fs.setattr("f", attr, mtime=True)
+    assert (out.st_atime_ns, out.st_mtime_ns) == (1_000_000_000_123, 3_000_000_000_000)
+
+
+def test_statfs_comes_from_the_cipher_dir(fs: Mounted) -> None:
+    out = trio.run(fs.ops.statfs, Ctx())
+    sv = os.statvfs(fs.cipherdir)
+    assert (out.f_blocks, out.f_bsize, out.f_namemax) == (sv.f_blocks, sv.f_bsize, 255)
+
+
+# -- content ----------------------------------------------------------------------------------
+
+
+def test_holes_are_left_unwritten(fs: Mounted) -> None:
+    """1 byte at 0 then 1 byte at 12298 gives [full block, hole, hole, short block] (§5.3)."""
+    fs.fs.write("f", b"a")
+    fs.fs.pwrite("f", 12298, b"b")
+    raw = fs.vault().cipher_path("f").read_bytes()
+    cb = BLOCK_SIZE + 32
+    assert len(raw) == HEADER_LEN + 3 * cb + 11 + 32  # 12298 = 3 * 4096 + 10
+    assert raw[HEADER_LEN + cb : HEADER_LEN + 3 * cb] == bytes(2 * cb)
+    assert fs.fs.read("f") == b"a" + bytes(12297) + b"b"
+
+
+def test_two_handles_share_the_file_id(fs: Mounted) -> None:
+    """Truncating to 0 through one handle drops the file ID for the other as well (§5.3)."""
+    fs.fs.write("f", b"old content")
+    a = fs.fs.open("f", os.O_RDWR)
+    b = fs.fs.open("f", os.O_RDWR)
+    attr = pyfuse3.EntryAttributes()
+    attr.st_size = 0
+    trio.run(fs.ops.setattr, fs.fs.ino("f"), attr, fields(size=True), a, Ctx())
+    trio.run(fs.ops.write, b, 0, b"new")
+    trio.run(fs.ops.write, a, 3, b" content")
+    for fh in (a, b):
+        trio.run(fs.ops.release, fh)
+    assert fs.vault().read_file("f") == b"new content"
+
+
+def test_open_with_o_trunc(fs: Mounted) -> None:
+    fs.fs.write("f", b"something long")
+    fh = fs.fs.open("f", os.O_WRONLY | os.O_TRUNC)
+    trio.run(fs.ops.write, fh, 0, b"short")
+    trio.run(fs.ops.release, fh)
+    assert fs.fs.read("f") == b"short"
+
+
+def test_read_across_blocks_and_past_eof(fs: Mounted) -> None:
+    data = bytes(range(256)) * 50  # 12800 bytes, four blocks
+    fs.fs.write("f", data)
+    fh = fs.fs.open("f", os.O_RDONLY)
+    try:
+        for off, size in ((0, 1), (4090, 20), (8191, 4098), (12000, 5000), (12800, 10), (99999, 1)):
+            assert bytes(trio.run(fs.ops.read, fh, off, size)) == data[off : off + size]
+    finally:
+        trio.run(fs.ops.release, fh)
+    assert fs.stats.bytes_read == 1 + 20 + 4098 + 800
+    assert fs.stats.bytes_written == len(data)
+
+
+def test_tampered_block_gives_eio_and_counts(fs: Mounted) -> None:
+    fs.fs.write("f", b"x" * 5000)
+    cpath = fs.vault().cipher_path("f")
+    raw = bytearray(cpath.read_bytes())
+    raw[HEADER_LEN + 40] ^= 1
+    cpath.write_bytes(raw)
+    with pytest.raises(OSError) as info:
+        fs.fs.read("f")
+    assert info.value.errno == errno.EIO
+    assert fs.stats.errors == 1
+
+
+def test_xattrs_are_stored_encrypted(make_fs: Callable[..., Mounted]) -> None:
+    for flags in ("default", "plaintextnames"):
+        m = make_fs(flags)
+        m.fs.write("f", b"x")
+        m.fs.setxattr("f", "user.secret-name", b"secret value")
+        cpath = m.vault().cipher_path("f")
+        names = os.listxattr(cpath)
+        assert len(names) == 1 and names[0].startswith(XATTR_PREFIX)
+        assert "secret" not in names[0]
+        stored = os.getxattr(cpath, names[0])
+        assert b"secret" not in stored and len(stored) == len(b"secret value") + 32
+        v = m.vault()
+        assert v.xattr_names.decrypt_xattr_name(names[0]) == b"user.secret-name"
+        assert v.decrypt_xattr_value(stored, "f") == b"secret value"
+        if flags == "plaintextnames":
+            assert names[0].endswith("=")  # padded base64 without Raw64 (§6.10)
+    with pytest.raises(OSError) as info:
+        m.fs.getxattr("f", "security.capability")
+    assert info.value.errno == errno.EOPNOTSUPP
+
+
+# -- read-only --------------------------------------------------------------------------------
+
+WRITE_ACTIONS: dict[str, Callable[[DirectApi], object]] = {
+    "create": lambda fs: fs.write("new", b"x"),
+    "open-write": lambda fs: fs.open("f", os.O_WRONLY),
+    "open-trunc": lambda fs: fs.open("f", os.O_RDONLY | os.O_TRUNC),
+    "mkdir": lambda fs: fs.mkdir("new"),
+    "rmdir": lambda fs: fs.rmdir("d"),
+    "unlink": lambda fs: fs.unlink("f"),
+    "rename": lambda fs: fs.rename("f", "g"),
+    "link": lambda fs: fs.link("f", "g"),
+    "symlink": lambda fs: fs.symlink("f", "g"),
+    "truncate": lambda fs: fs.truncate("f", 0),
+    "chmod": lambda fs: fs.chmod("f", 0o600),
+    "setxattr": lambda fs: fs.setxattr("f", "user.a", b"1"),
+    "removexattr": lambda fs: fs.removexattr("f", "user.a"),
+    "mknod": lambda fs: fs.call("mknod", ROOT, b"p", stat.S_IFIFO | 0o600, 0, fs.ctx),
+}
+
+
+@pytest.mark.parametrize("action", list(WRITE_ACTIONS))
+def test_read_only_refuses_writes(make_fs: Callable[..., Mounted], action: str) -> None:
+    rw = make_fs()
+    rw.fs.write("f", b"content")
+    rw.fs.mkdir("d")
+    rw.fs.setxattr("f", "user.a", b"1")
+    ro = ForwardOperations(Vault.open(rw.cipherdir, password=PASSWORD), read_only=True)
+    fs = DirectApi(ro)
+    before = {p.name: p.stat().st_mtime_ns for p in rw.cipherdir.iterdir()}
+    with pytest.raises(OSError) as info:
+        WRITE_ACTIONS[action](fs)
+    assert info.value.errno == errno.EROFS
+    assert {p.name: p.stat().st_mtime_ns for p in rw.cipherdir.iterdir()} == before
+    assert fs.read("f") == b"content"  # reading still works
+    assert fs.listdir("") == ["d", "f"]
+
+
+def test_write_handle_refused_when_read_only(make_fs: Callable[..., Mounted]) -> None:
+    rw = make_fs()
+    rw.fs.write("f", b"content")
+    ro = ForwardOperations(Vault.open(rw.cipherdir, password=PASSWORD), read_only=True)
+    fh = DirectApi(ro).open("f", os.O_RDONLY)
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        trio.run(ro.write, fh, 0, b"x")
+    assert info.value.errno == errno.EROFS
+
+
+# -- gocryptfs vectors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["v1.3", "v2.2-xchacha", "v2.2-deterministic-names", "v0.7-plaintextnames"])
+def test_reads_upstream_example_vaults(vector_copy: Callable[[str], Path], name: str) -> None:
+    cipher = vector_copy(f"tests/example_filesystems/{name}")
+    fs = DirectApi(ForwardOperations(Vault.open(cipher, password=b"test")))
+    assert fs.read("status.txt") == b"It works!\n"
+    assert fs.readlink("rel") == "status.txt"
+    assert fs.readlink("abs") == "/a/b/c/d"
+    assert fs.lstat("abs")[1] == len("/a/b/c/d")
+    if name != "v0.7-plaintextnames":
+        long_name = "longname_255_" + "x" * 242
+        assert fs.read(long_name) == b"It works!\n"
+    assert {"status.txt", "rel", "abs"} <= set(fs.listdir(""))
+
+
+def test_mount_options_and_fsname() -> None:
+    assert "default_permissions" in FORWARD_MOUNT_OPTIONS
+    assert not {o for o in FORWARD_MOUNT_OPTIONS if o.startswith(("fsname=", "subtype="))}
+    assert forward_fsname("/a,b\\c") == "/a\\,b\\\\c"
+    assert forward_fsname("rel").startswith("/")
+
+
+def test_hard_link_inode_survives_losing_either_name(fs: Mounted) -> None:
+    fs.fs.write("a", b"shared")
+    ino = fs.fs.ino("a")
+    fs.fs.link("a", "b")  # the table now knows the inode by both names
+    fs.fs.unlink("b")
+    assert trio.run(fs.ops.getattr, ino, Ctx()).st_nlink == 1
+    fs.fs.link("a", "c")
+    fs.fs.unlink("a")
+    attr = trio.run(fs.ops.getattr, ino, Ctx())
+    assert (attr.st_nlink, attr.st_size) == (1, 6)
+    fi = trio.run(fs.ops.open, ino, os.O_RDONLY, Ctx())
+    assert bytes(trio.run(fs.ops.read, fi.fh, 0, 10)) == b"shared"
+    trio.run(fs.ops.release, fi.fh)
+
+
+def test_replaced_open_file_keeps_its_content(fs: Mounted) -> None:
+    fs.fs.write("old", b"old content")
+    fs.fs.write("new", b"new")
+    old_ino = fs.fs.ino("old")
+    fh = fs.fs.open("old", os.O_RDONLY)
+    fs.fs.rename("new", "old")
+    assert fs.fs.read("old") == b"new"
+    assert bytes(trio.run(fs.ops.read, fh, 0, 100)) == b"old content"
+    assert trio.run(fs.ops.getattr, old_ino, Ctx()).st_size == len(b"old content")
+    trio.run(fs.ops.release, fh)
+
+
+def test_create_without_o_excl_opens_a_racing_file(fs: Mounted) -> None:
+    """The kernel sends create after a failed lookup; someone may have made the file since."""
+    Vault.open(fs.cipherdir, password=PASSWORD).write_file("raced", b"already here")
+    fi, attr = trio.run(fs.ops.create, ROOT, b"raced", stat.S_IFREG | 0o644, os.O_RDWR, Ctx())
+    assert attr.st_size == len(b"already here")
+    assert bytes(trio.run(fs.ops.read, fi.fh, 0, 100)) == b"already here"
+    trio.run(fs.ops.release, fi.fh)
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        trio.run(fs.ops.create, ROOT, b"raced", stat.S_IFREG | 0o644, os.O_RDWR | os.O_EXCL, Ctx())
+    assert info.value.errno == errno.EEXIST
+
+
+def test_chmod_of_a_symlink_is_refused(fs: Mounted) -> None:
+    fs.fs.write("target", b"x")
+    fs.fs.symlink("target", "ln")
+    with pytest.raises(OSError) as info:
+        fs.fs.chmod("ln", 0o600)
+    assert info.value.errno == errno.EOPNOTSUPP
+    assert fs.fs.lstat("target")[2] == 0o644
+
+
+def test_flush_is_declined_once_for_all(fs: Mounted) -> None:
+    """Writes are on disk when acknowledged; ENOSYS stops the kernel's flush per close."""
+    fs.fs.write("f", b"x")
+    fh = fs.fs.open("f", os.O_RDWR)
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        trio.run(fs.ops.flush, fh)
+    assert info.value.errno == errno.ENOSYS
+    trio.run(fs.ops.release, fh)
+
+
+def test_rename_exchange_is_refused(fs: Mounted) -> None:
+    fs.fs.write("a", b"A")
+    fs.fs.write("b", b"B")
+    with pytest.raises(OSError) as info:
+        fs.fs.call("rename", ROOT, b"a", ROOT, b"b", pyfuse3.RENAME_EXCHANGE, fs.fs.ctx)
+    assert info.value.errno == errno.EINVAL
+    assert (fs.fs.read("a"), fs.fs.read("b")) == (b"A", b"B")

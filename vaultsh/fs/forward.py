@@ -1,0 +1,781 @@
+"""Forward mode over FUSE: the read-write plaintext view of a gocryptfs vault (spec §5–§8)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat as stat_mod
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import pyfuse3
+from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
+
+from vaultsh.fs.stats import MountStats
+from vaultsh.vault.errors import CorruptionError, FsError, VaultError
+from vaultsh.vault.names import NAME_MAX
+from vaultsh.vault.vault import DirEntry, Vault, VaultFile
+
+log = logging.getLogger(__name__)
+
+# Every change to the tree goes through this mount, and the kernel drops what its own
+# operations make stale, so cached names and attributes only miss edits made to the cipher
+# directory behind our back. Longer timeouts save a Python round trip per `stat`.
+ENTRY_TIMEOUT = 10.0
+ATTR_TIMEOUT = 10.0
+# Remembered "no such name" answers: untar and compilers look up many names before creating them.
+NEGATIVE_TIMEOUT = 2.0
+
+# Mount options this filesystem wants besides fsname/subtype (which the caller adds): the
+# kernel checks permissions from the attributes we return (no `access` round trips), and, as
+# gocryptfs does, set-uid bits and device nodes have no effect through the mount.
+FORWARD_MOUNT_OPTIONS: frozenset[str] = frozenset({"default_permissions", "nosuid", "nodev"})
+
+# Kernel read-ahead for the mount. FUSE starts at 128 KiB, so a sequential reader costs one
+# request per 128 KiB; with 1 MiB the fixed cost per request is spread over 8 times the data.
+READAHEAD_KIB = 1024
+
+# Errors worth a count in MountStats: damage, not the everyday ENOENT/EEXIST of a shell.
+_COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG})
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def forward_fsname(cipherdir: str | os.PathLike[str]) -> str:
+    """The `fsname=` value for a mount of `cipherdir`: its absolute path, like gocryptfs.
+
+    libfuse splits `-o` options at commas and reads backslash escapes, so both are escaped.
+    """
+    path = os.path.abspath(os.fspath(cipherdir))
+    return path.replace("\\", "\\\\").replace(",", "\\,")
+
+
+def raise_readahead(mountpoint: str | os.PathLike[str], kib: int = READAHEAD_KIB) -> bool:
+    """Set the kernel read-ahead of a mounted filesystem; False if not allowed (needs root).
+
+    Call it once the mount is up: the setting lives in the mount's backing-device entry in
+    sysfs and goes away with the mount.
+    """
+    try:
+        dev = os.stat(mountpoint).st_dev
+        with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb", "w") as f:
+            f.write(str(kib))
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(eq=False)
+class _Node:
+    """One inode the kernel knows: where its object lives in the cipher tree.
+
+    `path` is None once the last name is gone (the object may still be open). Hard-linked
+    files carry their other known names in `others`.
+    """
+
+    path: Path | None
+    plain: str  # plain path, only for messages
+    lookups: int = 0
+    others: list[tuple[Path, str]] | None = None
+    files: list[_OpenFile] = field(default_factory=list)  # open handles of this inode
+
+
+@dataclass(eq=False)
+class _OpenFile:
+    file: VaultFile
+    ino: int
+    node: _Node
+    writable: bool
+
+
+@dataclass(eq=False)
+class _OpenDir:
+    ino: int
+    entries: list[DirEntry] | None = None
+
+
+def _request(
+    fn: Callable[Concatenate[ForwardOperations, _P], _R],
+) -> Callable[Concatenate[ForwardOperations, _P], Coroutine[Any, Any, _R]]:
+    """Turn a synchronous handler into a pyfuse3 request handler.
+
+    Handlers never await, so each request runs to completion before trio starts the next:
+    that serialises access to the inode table and to every VaultFile without locks. Every
+    failure leaves as FUSEError with a proper errno; anything else would stop the mount.
+    """
+
+    @functools.wraps(fn)
+    async def handler(self: ForwardOperations, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        self.stats.touch()
+        try:
+            return fn(self, *args, **kwargs)
+        except FUSEError:
+            raise
+        except CorruptionError as e:
+            self.stats.errors += 1
+            log.warning("%s", e)
+            raise FUSEError(e.errno) from None
+        except VaultError as e:
+            if e.errno in _COUNTED_ERRNOS:
+                self.stats.errors += 1
+                log.warning("%s", e)
+            raise FUSEError(e.errno) from None
+        except OSError as e:
+            code = e.errno or errno.EIO
+            if code in _COUNTED_ERRNOS:
+                self.stats.errors += 1
+                log.warning("%s: %s", fn.__name__, e)
+            raise FUSEError(code) from None
+        except Exception:
+            self.stats.errors += 1
+            log.exception("internal error in %s", fn.__name__)
+            raise FUSEError(errno.EIO) from None
+
+    return handler
+
+
+class ForwardOperations(pyfuse3.Operations):
+    """pyfuse3 request handlers over a `Vault`, keeping gocryptfs's tree invariants (§8).
+
+    Inode numbers are those of the cipher objects (as gocryptfs does), so they are stable
+    across lookups and hard links share one; the table maps each to a cipher path.
+    """
+
+    supports_dot_lookup = False  # no NFS export: the kernel then never looks up "." or ".."
+    enable_writeback_cache = False  # write-through keeps one writer's view exact for all
+    enable_acl = False
+
+    def __init__(self, vault: Vault, *, read_only: bool = False, stats: MountStats | None = None) -> None:
+        super().__init__()
+        self.vault = vault
+        vault.sync_metadata = False  # gocryptfs does not fsync dirivs either (see Vault)
+        self.read_only = read_only
+        self.stats = stats if stats is not None else MountStats()
+        self._root_path = vault.cipherdir
+        self._root_ino = os.lstat(self._root_path).st_ino
+        root = _Node(self._root_path, "", lookups=1)
+        self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: root}
+        self._files: dict[int, _OpenFile] = {}
+        self._dirs: dict[int, _OpenDir] = {}
+        self._next_fh = 1
+        self._plain_size = vault.content.cipher_to_plain_size
+        self._encrypt_name = vault.encrypt_component
+        self._links_encrypted = not vault.options.plaintext_names
+        self._is_root = os.geteuid() == 0
+
+    # -- inode table ----------------------------------------------------------------------
+
+    def _ino(self, st: os.stat_result) -> int:
+        """FUSE inode of a cipher object: its st_ino, with the root swapped onto inode 1."""
+        ino = st.st_ino
+        if ino == self._root_ino:
+            return pyfuse3.ROOT_INODE
+        if ino == pyfuse3.ROOT_INODE:
+            return self._root_ino
+        return ino
+
+    def _node(self, ino: int) -> _Node:
+        node = self._nodes.get(ino)
+        if node is None:
+            raise FUSEError(errno.ESTALE)
+        return node
+
+    def _dir_path(self, ino: int) -> tuple[Path, str]:
+        node = self._node(ino)
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: directory was removed")
+        return node.path, node.plain
+
+    def _remember(self, st: os.stat_result, cpath: Path, plain: str) -> int:
+        """Count one kernel lookup of the object at `cpath`; returns its inode."""
+        ino = self._ino(st)
+        node = self._nodes.get(ino)
+        if node is None:
+            self._nodes[ino] = _Node(cpath, plain, lookups=1)
+            return ino
+        node.lookups += 1
+        if node.path != cpath:
+            if node.path is not None and not stat_mod.S_ISDIR(st.st_mode):
+                # Another name of a hard-linked file: keep both, either may go first.
+                others = node.others if node.others is not None else []
+                if (node.path, node.plain) not in others:
+                    others.append((node.path, node.plain))
+                others[:] = [o for o in others if o[0] != cpath]
+                node.others = others
+            node.path = cpath
+            node.plain = plain
+        return ino
+
+    def _drop_name(self, ino: int, cpath: Path) -> None:
+        """A name of `ino` is gone from the cipher tree (unlink, or replaced by a rename)."""
+        node = self._nodes.get(ino)
+        if node is None:
+            return
+        if node.others:
+            node.others = [o for o in node.others if o[0] != cpath]
+        if node.path == cpath:
+            if node.others:
+                node.path, node.plain = node.others.pop()
+            else:
+                node.path = None
+        if not node.others:
+            node.others = None
+
+    def _moved(self, ino: int, old: Path, new: Path, new_plain: str, is_dir: bool) -> None:
+        """Follow a rename in the table, including everything below a moved directory."""
+        node = self._nodes.get(ino)
+        old_plain = None
+        if node is not None:
+            if node.path == old:
+                old_plain = node.plain
+                node.path, node.plain = new, new_plain
+            elif node.others:
+                node.others = [(new, new_plain) if o[0] == old else o for o in node.others]
+        if not is_dir:
+            return
+        prefix = str(old) + "/"
+        cut = len(prefix) - 1
+        plain_prefix = (old_plain + "/") if old_plain else None
+        for other in self._nodes.values():
+            p = other.path
+            if p is not None and str(p).startswith(prefix):
+                other.path = Path(str(new) + str(p)[cut:])
+                if plain_prefix is not None and other.plain.startswith(plain_prefix):
+                    other.plain = new_plain + other.plain[len(plain_prefix) - 1 :]
+
+    def _stat(self, ino: int, node: _Node) -> os.stat_result:
+        """Current stat of an inode: by its path, or by an open handle once unlinked."""
+        if node.path is not None:
+            try:
+                st = os.lstat(node.path)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            else:
+                if self._ino(st) == ino:
+                    return st
+        for f in node.files:
+            return os.fstat(f.file.fd)
+        raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
+
+    # -- attributes -----------------------------------------------------------------------
+
+    def _attr(self, ino: int, st: os.stat_result, cpath: Path | None) -> EntryAttributes:
+        attr = EntryAttributes()
+        attr.st_ino = ino
+        attr.entry_timeout = ENTRY_TIMEOUT
+        attr.attr_timeout = ATTR_TIMEOUT
+        mode = st.st_mode
+        attr.st_mode = mode
+        attr.st_nlink = st.st_nlink
+        attr.st_uid = st.st_uid
+        attr.st_gid = st.st_gid
+        attr.st_rdev = st.st_rdev
+        if stat_mod.S_ISREG(mode):
+            attr.st_size = self._plain_size(st.st_size)
+        elif stat_mod.S_ISLNK(mode) and self._links_encrypted and cpath is not None:
+            attr.st_size = self._link_size(cpath)  # the decrypted target's length (§7.1)
+        else:
+            attr.st_size = st.st_size
+        attr.st_blksize = st.st_blksize
+        attr.st_blocks = st.st_blocks
+        attr.st_atime_ns = st.st_atime_ns
+        attr.st_mtime_ns = st.st_mtime_ns
+        attr.st_ctime_ns = st.st_ctime_ns
+        return attr
+
+    def _link_size(self, cpath: Path) -> int:
+        try:
+            return len(os.fsencode(self.vault.readlink_cipher(cpath, str(cpath))))
+        except VaultError:
+            return 0
+
+    def _entry(self, st: os.stat_result, cpath: Path, plain: str) -> EntryAttributes:
+        return self._attr(self._remember(st, cpath, plain), st, cpath)
+
+    def _settle_new(self, cpath: Path, st: os.stat_result, mode: int, ctx: RequestContext) -> os.stat_result:
+        """Give a new object exactly the requested mode (our umask may have cut it) and,
+        when we run as root for other users, the caller as owner."""
+        changed = False
+        # An inherited set-gid bit on directories stays, as on a local filesystem.
+        have, want = stat_mod.S_IMODE(st.st_mode), stat_mod.S_IMODE(mode)
+        if have & ~stat_mod.S_ISGID != want & ~stat_mod.S_ISGID and not stat_mod.S_ISLNK(st.st_mode):
+            os.chmod(cpath, want | (have & stat_mod.S_ISGID))
+            changed = True
+        if self._is_root and (st.st_uid != ctx.uid or st.st_gid != ctx.gid):
+            # A set-gid parent decides the group, as the kernel does for local files.
+            parent_sgid = os.lstat(cpath.parent).st_mode & stat_mod.S_ISGID
+            os.lchown(cpath, ctx.uid, -1 if parent_sgid else ctx.gid)
+            changed = True
+        return os.lstat(cpath) if changed else st
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise FUSEError(errno.EROFS)
+
+    @staticmethod
+    def _join(parent_plain: str, name: str) -> str:
+        return f"{parent_plain}/{name}" if parent_plain else name
+
+    # -- lookups and attributes -----------------------------------------------------------
+
+    @_request
+    def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
+        ppath, pplain = self._dir_path(parent_inode)
+        if name == b".":
+            st = os.lstat(ppath)
+            return self._entry(st, ppath, pplain)
+        if name == b"..":
+            up = ppath if ppath == self._root_path else ppath.parent
+            st = os.lstat(up)
+            return self._entry(st, up, pplain.rpartition("/")[0])
+        sname = os.fsdecode(name)
+        cpath = ppath / self._encrypt_name(ppath, sname)[0]
+        try:
+            st = os.lstat(cpath)
+        except FileNotFoundError:
+            miss = EntryAttributes()
+            miss.st_ino = 0  # a negative entry the kernel may cache
+            miss.entry_timeout = NEGATIVE_TIMEOUT
+            return miss
+        return self._entry(st, cpath, self._join(pplain, sname))
+
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # Not a request of any user (the kernel evicts inodes), so it neither counts as use
+        # nor may it raise: pyfuse3 has nobody to send an error to.
+        for ino, count in inode_list:
+            node = self._nodes.get(ino)
+            if node is None or ino == pyfuse3.ROOT_INODE:
+                continue
+            node.lookups -= count
+            if node.lookups <= 0 and not node.files:
+                del self._nodes[ino]
+
+    @_request
+    def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
+        node = self._node(inode)
+        return self._attr(inode, self._stat(inode, node), node.path)
+
+    @_request
+    def setattr(
+        self,
+        inode: int,
+        attr: EntryAttributes,
+        fields: SetattrFields,
+        fh: int | None,
+        ctx: RequestContext,
+    ) -> EntryAttributes:
+        self._check_writable()
+        node = self._node(inode)
+        handle = self._files.get(fh) if fh is not None else None
+        # Unlinked but open files are reached through their descriptor.
+        target: Path | int = node.path if node.path is not None else self._any_fd(node)
+        if fields.update_size:
+            self._truncate(node, handle, attr.st_size)
+        if fields.update_mode:
+            if isinstance(target, Path) and stat_mod.S_ISLNK(os.lstat(target).st_mode):
+                # chmod would follow the cipher symlink; Linux has no mode on links anyway.
+                raise FUSEError(errno.EOPNOTSUPP)
+            os.chmod(target, stat_mod.S_IMODE(attr.st_mode))
+        if fields.update_uid or fields.update_gid:
+            uid = attr.st_uid if fields.update_uid else -1
+            gid = attr.st_gid if fields.update_gid else -1
+            if isinstance(target, int):
+                os.fchown(target, uid, gid)
+            else:
+                os.lchown(target, uid, gid)
+        if fields.update_atime or fields.update_mtime:
+            if fields.update_atime and fields.update_mtime:
+                times = (attr.st_atime_ns, attr.st_mtime_ns)
+            else:
+                cur = self._stat(inode, node)
+                times = (
+                    attr.st_atime_ns if fields.update_atime else cur.st_atime_ns,
+                    attr.st_mtime_ns if fields.update_mtime else cur.st_mtime_ns,
+                )
+            if isinstance(target, int):
+                os.utime(target, ns=times)
+            else:
+                os.utime(target, ns=times, follow_symlinks=False)
+        return self._attr(inode, self._stat(inode, node), node.path)
+
+    @staticmethod
+    def _any_fd(node: _Node) -> int:
+        for f in node.files:
+            return f.file.fd
+        raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
+
+    def _truncate(self, node: _Node, handle: _OpenFile | None, size: int) -> None:
+        if handle is None or not handle.writable:
+            # Any writable handle of the inode will do: they share its file ID state.
+            handle = next((f for f in node.files if f.writable), None)
+        if handle is not None:
+            handle.file.truncate(size)
+            return
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
+        with self._open_cipher(node.path, node.plain, writable=True) as f:
+            f.truncate(size)
+
+    @_request
+    def readlink(self, inode: int, ctx: RequestContext) -> bytes:
+        node = self._node(inode)
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
+        return os.fsencode(self.vault.readlink_cipher(node.path, node.plain))
+
+    @_request
+    def statfs(self, ctx: RequestContext) -> StatvfsData:
+        sv = os.statvfs(self._root_path)
+        out = StatvfsData()
+        out.f_bsize = sv.f_bsize
+        out.f_frsize = sv.f_frsize
+        out.f_blocks = sv.f_blocks
+        out.f_bfree = sv.f_bfree
+        out.f_bavail = sv.f_bavail
+        out.f_files = sv.f_files
+        out.f_ffree = sv.f_ffree
+        out.f_favail = sv.f_favail
+        out.f_namemax = NAME_MAX
+        return out
+
+    # -- directories ----------------------------------------------------------------------
+
+    @_request
+    def opendir(self, inode: int, ctx: RequestContext) -> int:
+        self._dir_path(inode)
+        fh = self._new_fh()
+        self._dirs[fh] = _OpenDir(inode)
+        return fh
+
+    @_request
+    def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        handle = self._dirs.get(fh)
+        if handle is None:
+            raise FUSEError(errno.EBADF)
+        dpath, dplain = self._dir_path(handle.ino)
+        entries = handle.entries
+        if entries is None or start_id == 0:
+            # One decryption of the whole directory per opendir/rewinddir; later calls page
+            # through the snapshot, so entries are neither skipped nor repeated (§6.8).
+            listing = self.vault.list_cipher_dir(dpath, include_bad=True, where=dplain or "/")
+            entries = []
+            for entry in listing:
+                if entry.error is None:
+                    entries.append(entry)
+                else:
+                    self.stats.errors += 1
+                    log.warning("%s: skipping undecryptable entry: %s", dplain or "/", entry.error)
+            handle.entries = entries
+        for index in range(start_id, len(entries)):
+            entry = entries[index]
+            cpath = dpath / entry.cipher_name
+            try:
+                st = os.lstat(cpath)
+            except OSError:
+                continue  # removed since the listing
+            ino = self._ino(st)
+            if not pyfuse3.readdir_reply(
+                token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1
+            ):
+                return
+            self._remember(st, cpath, self._join(dplain, entry.name))
+
+    @_request
+    def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    @_request
+    def fsyncdir(self, fh: int, datasync: bool) -> None:
+        handle = self._dirs.get(fh)
+        if handle is None:
+            raise FUSEError(errno.EBADF)
+        dpath, _ = self._dir_path(handle.ino)
+        fd = os.open(dpath, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @_request
+    def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        plain = self._join(pplain, sname)
+        want = mode & ~ctx.umask & 0o7777
+        cpath = self.vault.mkdir_at(ppath, sname, want, plain)
+        st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
+        return self._entry(st, cpath, plain)
+
+    @_request
+    def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        cpath, st = self.vault.rmdir_at(ppath, sname, self._join(pplain, sname))
+        self._drop_name(self._ino(st), cpath)
+
+    # -- names ----------------------------------------------------------------------------
+
+    @_request
+    def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
+    ) -> EntryAttributes:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        plain = self._join(pplain, sname)
+        want = mode & ~ctx.umask
+        cpath = self.vault.mknod_at(ppath, sname, want, rdev, plain)
+        st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
+        return self._entry(st, cpath, plain)
+
+    @_request
+    def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        plain = self._join(pplain, sname)
+        cpath = self.vault.symlink_at(ppath, sname, os.fsdecode(target), plain)
+        st = os.lstat(cpath)
+        st = self._settle_new(cpath, st, stat_mod.S_IMODE(st.st_mode), ctx)
+        return self._entry(st, cpath, plain)
+
+    @_request
+    def link(
+        self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
+    ) -> EntryAttributes:
+        self._check_writable()
+        node = self._node(inode)
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
+        ppath, pplain = self._dir_path(new_parent_inode)
+        sname = os.fsdecode(new_name)
+        plain = self._join(pplain, sname)
+        cpath = self.vault.link_at(node.path, ppath, sname, plain)
+        return self._entry(os.lstat(cpath), cpath, plain)
+
+    @_request
+    def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        cpath, st = self.vault.unlink_at(ppath, sname, self._join(pplain, sname))
+        self._drop_name(self._ino(st), cpath)
+
+    @_request
+    def rename(
+        self,
+        parent_inode_old: int,
+        name_old: bytes,
+        parent_inode_new: int,
+        name_new: bytes,
+        flags: int,
+        ctx: RequestContext,
+    ) -> None:
+        self._check_writable()
+        if flags & ~pyfuse3.RENAME_NOREPLACE:
+            # RENAME_EXCHANGE would have to swap long-name sidecars atomically as well.
+            raise FUSEError(errno.EINVAL)
+        old_path, old_plain = self._dir_path(parent_inode_old)
+        new_path, new_plain = self._dir_path(parent_inode_new)
+        src_name, dst_name = os.fsdecode(name_old), os.fsdecode(name_new)
+        dst_plain = self._join(new_plain, dst_name)
+        res = self.vault.rename_at(
+            old_path,
+            src_name,
+            new_path,
+            dst_name,
+            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE),
+            where=(self._join(old_plain, src_name), dst_plain),
+        )
+        if res.src == res.dst:
+            return
+        if res.replaced is not None:
+            self._drop_name(self._ino(res.replaced), res.dst)
+        is_dir = stat_mod.S_ISDIR(res.src_stat.st_mode)
+        self._moved(self._ino(res.src_stat), res.src, res.dst, dst_plain, is_dir)
+
+    # -- files ----------------------------------------------------------------------------
+
+    def _new_fh(self) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        return fh
+
+    def _open_cipher(self, cpath: Path, plain: str, *, writable: bool) -> VaultFile:
+        try:
+            return self.vault.open_cipher_file(cpath, plain, writable=writable)
+        except FsError as e:
+            if e.errno != errno.EACCES or not writable:
+                raise
+        # Writing needs read access for read-modify-write (§5.4): lend the owner read
+        # permission for the open, as gocryptfs does for mode-0200 files.
+        mode = os.lstat(cpath).st_mode
+        os.chmod(cpath, stat_mod.S_IMODE(mode) | stat_mod.S_IRUSR)
+        try:
+            return self.vault.open_cipher_file(cpath, plain, writable=True)
+        finally:
+            os.chmod(cpath, stat_mod.S_IMODE(mode))
+
+    def _add_handle(self, f: VaultFile, ino: int, writable: bool) -> FileInfo:
+        node = self._nodes[ino]
+        handle = _OpenFile(f, ino, node, writable)
+        node.files.append(handle)
+        fh = self._new_fh()
+        self._files[fh] = handle
+        self.stats.open_files += 1
+        # The page cache stays valid across opens: every write passes through it.
+        return FileInfo(fh=fh, keep_cache=True)
+
+    @_request
+    def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
+        node = self._node(inode)
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if writable or flags & os.O_TRUNC:
+            self._check_writable()
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
+        writable = writable or bool(flags & os.O_TRUNC)
+        f = self._open_cipher(node.path, node.plain, writable=writable)
+        try:
+            if flags & os.O_TRUNC:
+                f.truncate(0)
+        except BaseException:
+            f.close()
+            raise
+        return self._add_handle(f, inode, writable)
+
+    @_request
+    def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
+    ) -> tuple[FileInfo, EntryAttributes]:
+        self._check_writable()
+        ppath, pplain = self._dir_path(parent_inode)
+        sname = os.fsdecode(name)
+        plain = self._join(pplain, sname)
+        want = mode & ~ctx.umask & 0o7777
+        try:
+            f, cpath = self.vault.create_at(ppath, sname, want, plain)
+        except FsError as e:
+            if e.errno != errno.EEXIST or flags & os.O_EXCL:
+                raise
+            # Created by someone else since the kernel's lookup: open what is there.
+            cpath = ppath / self._encrypt_name(ppath, sname)[0]
+            st = os.lstat(cpath)
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise
+            attr = self._entry(st, cpath, plain)
+            return self._finish_open(attr.st_ino, cpath, plain, flags), attr
+        try:
+            st = self._settle_new(cpath, os.fstat(f.fd), want, ctx)
+        except BaseException:
+            f.close()
+            raise
+        attr = self._entry(st, cpath, plain)
+        return self._add_handle(f, attr.st_ino, True), attr
+
+    def _finish_open(self, ino: int, cpath: Path, plain: str, flags: int) -> FileInfo:
+        f = self._open_cipher(cpath, plain, writable=True)
+        try:
+            if flags & os.O_TRUNC:
+                f.truncate(0)
+        except BaseException:
+            f.close()
+            raise
+        return self._add_handle(f, ino, True)
+
+    def _handle(self, fh: int) -> _OpenFile:
+        handle = self._files.get(fh)
+        if handle is None:
+            raise FUSEError(errno.EBADF)
+        return handle
+
+    @_request
+    def read(self, fh: int, off: int, size: int) -> memoryview:  # type: ignore[override]
+        # pyfuse3 replies with any contiguous buffer (its stub says bytes), and it copies the
+        # view into the reply before any other request runs: the handle's buffer is safe.
+        data = self._handle(fh).file.read_view(off, size)
+        self.stats.bytes_read += len(data)
+        return data
+
+    @_request
+    def write(self, fh: int, off: int, buf: bytes) -> int:
+        if self.read_only:
+            raise FUSEError(errno.EROFS)
+        written = self._handle(fh).file.write(off, buf)
+        self.stats.bytes_written += written
+        return written
+
+    async def flush(self, fh: int) -> None:
+        # Writes reach the cipher file before they are acknowledged, so a flush has nothing
+        # to do. ENOSYS tells the kernel so once, and it stops sending one on every close.
+        raise FUSEError(errno.ENOSYS)
+
+    @_request
+    def fsync(self, fh: int, datasync: bool) -> None:
+        fd = self._handle(fh).file.fd
+        if datasync:
+            os.fdatasync(fd)
+        else:
+            os.fsync(fd)
+
+    @_request
+    def release(self, fh: int) -> None:
+        handle = self._files.pop(fh, None)
+        if handle is None:
+            return
+        self.stats.open_files -= 1
+        node = handle.node
+        node.files.remove(handle)
+        handle.file.close()
+        if node.lookups <= 0 and not node.files and self._nodes.get(handle.ino) is node:
+            del self._nodes[handle.ino]
+
+    # -- extended attributes (§7.2) -------------------------------------------------------
+
+    def _xattr_target(self, inode: int) -> tuple[Path, str]:
+        node = self._node(inode)
+        if node.path is None:
+            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
+        return node.path, node.plain or "/"
+
+    @_request
+    def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
+        if name == b"security.capability":
+            # The kernel asks before every write; gocryptfs answers without a disk access.
+            raise FUSEError(errno.EOPNOTSUPP)
+        cpath, plain = self._xattr_target(inode)
+        return self.vault.get_xattr(cpath, name, plain)
+
+    @_request
+    def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
+        self._check_writable()
+        cpath, plain = self._xattr_target(inode)
+        self.vault.set_xattr(cpath, name, value, plain)
+
+    @_request
+    def listxattr(self, inode: int, ctx: RequestContext) -> Sequence[bytes]:
+        cpath, plain = self._xattr_target(inode)
+        return self.vault.list_xattrs(cpath, plain)
+
+    @_request
+    def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
+        self._check_writable()
+        cpath, plain = self._xattr_target(inode)
+        self.vault.remove_xattr(cpath, name, plain)
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every cipher file still open (after pyfuse3.main has returned)."""
+        for handle in self._files.values():
+            handle.file.close()
+        self.stats.open_files -= len(self._files)
+        self._files.clear()
+        self._dirs.clear()
