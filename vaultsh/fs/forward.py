@@ -16,6 +16,7 @@ import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
 from vaultsh.fs.stats import MountStats
+from vaultsh.service.mount_protocol import mount_device
 from vaultsh.vault.errors import CorruptionError, FsError, VaultError
 from vaultsh.vault.names import NAME_MAX
 from vaultsh.vault.vault import DirEntry, Vault, VaultFile
@@ -59,11 +60,14 @@ def raise_readahead(mountpoint: str | os.PathLike[str], kib: int = READAHEAD_KIB
     """Set the kernel read-ahead of a mounted filesystem; False if not allowed (needs root).
 
     Call it once the mount is up: the setting lives in the mount's backing-device entry in
-    sysfs and goes away with the mount.
+    sysfs and goes away with the mount. The device comes from mountinfo, not from a stat of
+    the mountpoint, which the serving process itself must never do (it would wait on itself).
     """
+    dev = mount_device(mountpoint)
+    if dev is None:
+        return False
     try:
-        dev = os.stat(mountpoint).st_dev
-        with open(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb", "w") as f:
+        with open(f"/sys/class/bdi/{dev}/read_ahead_kb", "w") as f:
             f.write(str(kib))
     except OSError:
         return False

@@ -432,6 +432,11 @@ def run(cfg: WorkerConfig) -> int:
         except RuntimeError as e:
             raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
         mounted = True
+        # A bigger kernel read-ahead turns sequential reads into fewer, larger requests, each
+        # a round trip through Python; it needs root and is harmless when refused.
+        from vaultsh.fs.forward import raise_readahead
+
+        raise_readahead(cfg.mountpoint)
         entry = RegistryEntry(
             source=str(cfg.source),
             mountpoint=str(cfg.mountpoint),

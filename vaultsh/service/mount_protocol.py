@@ -106,6 +106,22 @@ def mount_table() -> set[str]:
     return points
 
 
+def mount_device(mountpoint: str | os.PathLike[str]) -> str | None:
+    """The "major:minor" of the mount at `mountpoint` from mountinfo (no stat of the mount)."""
+    want = os.fsencode(os.path.abspath(mountpoint))
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:
+        parts = line.split(b" ")
+        if len(parts) > 4 and os.fsencode(_unescape_mountinfo(parts[4])) == want:
+            found = parts[2].decode()  # the last match is the one on top
+    return found
+
+
 def canonical_path(path: str | os.PathLike[str]) -> Path:
     """Absolute path with symlinks resolved, without ever stat-ing a mount point itself.
 
