@@ -64,13 +64,13 @@ def mounted_ops(
             import trio
 
             ops = make_ops()
-            opts = set(pyfuse3.default_options) | {"fsname=vaultsh-test"} | (options or set())
+            opts = {"fsname=vaultsh-test"} | (options or set())  # as the worker: no default_permissions
             pyfuse3.init(ops, str(mountpoint), opts)
             try:
                 trio.run(pyfuse3.main)
             finally:
                 pyfuse3.close(unmount=True)
-        except BaseException:  # noqa: BLE001 - report anything, then leave the child
+        except BaseException:  # report anything, then leave the child
             import traceback
 
             traceback.print_exc()

@@ -971,7 +971,8 @@ def test_reads_upstream_example_vaults(vector_copy: Callable[[str], Path], name:
 
 
 def test_mount_options_and_fsname() -> None:
-    assert "default_permissions" in FORWARD_MOUNT_OPTIONS
+    assert {"nosuid", "nodev"} <= FORWARD_MOUNT_OPTIONS
+    assert "default_permissions" not in FORWARD_MOUNT_OPTIONS  # only with allow_other (worker)
     assert not {o for o in FORWARD_MOUNT_OPTIONS if o.startswith(("fsname=", "subtype="))}
     assert forward_fsname("/a,b\\c") == "/a\\,b\\\\c"
     assert forward_fsname("rel").startswith("/")

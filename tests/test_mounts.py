@@ -515,7 +515,7 @@ def test_read_only_mount_refuses_writes(vault: tuple[Path, bytes], mnt: Path) ->
     info = mounts.mount(MountRequest(cipher, mnt, read_only=True, allow_other=True), key)
     assert info.read_only
     options = _mount_options(mnt)
-    assert "ro" in options and "allow_other" in options
+    assert "ro" in options and "allow_other" in options and "default_permissions" in options
     assert (mnt / "r.txt").read_bytes() == b"data"
     with pytest.raises(OSError) as err:
         (mnt / "w.txt").write_bytes(b"x")

@@ -31,10 +31,12 @@ ATTR_TIMEOUT = 10.0
 # Remembered "no such name" answers: untar and compilers look up many names before creating them.
 NEGATIVE_TIMEOUT = 2.0
 
-# Mount options this filesystem wants besides fsname/subtype (which the caller adds): the
-# kernel checks permissions from the attributes we return (no `access` round trips), and, as
-# gocryptfs does, set-uid bits and device nodes have no effect through the mount.
-FORWARD_MOUNT_OPTIONS: frozenset[str] = frozenset({"default_permissions", "nosuid", "nodev"})
+# Mount options this filesystem wants besides fsname/subtype (which the caller adds): as
+# gocryptfs does, set-uid bits and device nodes have no effect through the mount. Like
+# gocryptfs, `default_permissions` is left to the worker, which adds it with allow_other only:
+# a private mount is reached by its owner alone, whose rights on the cipher files already
+# decide, and the kernel's own checks would cost an extra request per create and unlink.
+FORWARD_MOUNT_OPTIONS: frozenset[str] = frozenset({"nosuid", "nodev"})
 
 # Kernel read-ahead for the mount. FUSE starts at 128 KiB, so a sequential reader costs one
 # request per 128 KiB; with 1 MiB the fixed cost per request is spread over 8 times the data.

@@ -223,9 +223,10 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
         options = set(FORWARD_MOUNT_OPTIONS) | {f"fsname={forward_fsname(cfg.source)}"}
         if cfg.read_only:
             options.add("ro")
-    options |= set(pyfuse3.default_options)
     if cfg.allow_other:
-        options.add("allow_other")
+        # Others reach the mount: the kernel must check permissions on their behalf (as
+        # gocryptfs -allow_other does). A private mount leaves that to the cipher files.
+        options |= {"allow_other", "default_permissions"}
     return ops, options
 
 
