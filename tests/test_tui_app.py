@@ -1,0 +1,701 @@
+"""The two-pane TUI driven with real keys through Textual's Pilot: unlock, browse, link, change, mount."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from vaultsh.service.transfer import Cancelled
+from vaultsh.tui import app as app_module
+from vaultsh.tui import panes
+from vaultsh.tui.app import MainScreen, VaultApp
+from vaultsh.tui.inspect import InfoPanel
+from vaultsh.tui.panes import ROLE_BAD, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry, EntryList
+from vaultsh.tui.screens import ConfirmScreen, HelpScreen, PasswordScreen, PromptScreen, SecretScreen
+from vaultsh.vault.config import CONF_NAME
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
+from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.names import b64_encode, pad16
+from vaultsh.vault.vault import Vault
+
+PASSWORD = "correct horse"
+MASTER_KEY = bytes(range(32))
+FIXED_MTIME_NS = 1_700_000_000 * 10**9
+LONG_NAME = "a-rather-long-report-name-" + "x" * 180 + ".txt"  # > 255 chars encrypted: hashed (§6.7)
+SIZE = (140, 40)
+
+
+def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
+    """A small vault with a dir, text, binary and long-name files, plus sync debris beside them."""
+    root.mkdir(parents=True, exist_ok=True)
+    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10, deterministic_names=deterministic)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault.mkdir("docs")
+    vault.write_file("docs/report.txt", b"quarterly numbers\n")
+    vault.write_file("notes.txt", b"hello from the vault\nsecond line\n")
+    vault.write_file("binary.bin", bytes(range(256)))
+    vault.write_file(LONG_NAME, b"long name content\n")
+    # A sync tool's conflict copy of notes.txt, and a file dropped in by hand.
+    notes_cipher = vault.cipher_path("notes.txt")
+    conflict = notes_cipher.with_name(notes_cipher.name + " (conflicted copy 2024-05-01)")
+    conflict.write_bytes(notes_cipher.read_bytes())
+    (root / "stray file.txt").write_bytes(b"not encrypted")
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+    return vault
+
+
+@pytest.fixture
+def vault_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "vault"
+    make_vault(root)
+    return root
+
+
+async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], steps: int = 1200) -> None:
+    """Let the app run until `condition` holds (workers finish in their own time)."""
+    for _ in range(steps):
+        if condition():
+            return
+        await pilot.pause(0.025)
+    raise AssertionError("condition not reached")
+
+
+def main_of(app: VaultApp) -> MainScreen:
+    return app.main
+
+
+def loaded(app: VaultApp) -> Callable[[], bool]:
+    return lambda: app.vault is not None and not app.main.loading and bool(app.main.cipher.all_entries)
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*[{" ": "space", "/": "slash", ".": "full_stop"}.get(c, c) for c in text])
+
+
+async def unlocked_app(pilot: Pilot[Any], app: VaultApp) -> None:
+    await wait_for(pilot, loaded(app))
+    await pilot.pause()
+
+
+def select_plain(screen: MainScreen, name: str) -> Entry:
+    for row, e in enumerate(screen.plain.rows):
+        if e.plain_name == name:
+            screen.plain.move_to(row)
+            return e
+    raise AssertionError(f"{name} not in the plain pane")
+
+
+def row_text(lst: EntryList, entry: Entry) -> str:
+    row = lst.row_of(entry)
+    assert row is not None
+    lst.scroll_to(y=row, animate=False, immediate=True)
+    return lst.render_line(row - round(lst.scroll_y)).text
+
+
+def log_text(app: VaultApp) -> str:
+    return "\n".join(app.log_lines)
+
+
+def info_text(app: VaultApp) -> str:
+    return app.main.query_one("#info", InfoPanel).plain_text()
+
+
+# -- unlocking -------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_unlock_dialog_wrong_then_right_password(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        await type_text(pilot, "wrong")
+        await pilot.press("enter")
+        dialog = app.screen
+        assert isinstance(dialog, PasswordScreen)
+        await wait_for(pilot, lambda: not dialog.busy)
+        error = str(dialog.query_one("#dialog-error").render())
+        assert "Password incorrect" in error
+        assert app.vault is None
+        assert dialog.query_one("#password", Input).value == ""
+        await type_text(pilot, PASSWORD)
+        await pilot.press("enter")
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        assert isinstance(app.screen, MainScreen)
+        names = {e.plain_name for e in screen.plain.rows}
+        assert names == {"docs", "notes.txt", "binary.bin", LONG_NAME}
+        assert screen.plain.rows[0].plain_name == "docs"  # directories first
+        assert app.focused is screen.plain
+
+
+@pytest.mark.asyncio
+async def test_escape_in_password_dialog_exits_with_code_12(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == int(ExitCode.PASSWORD_INCORRECT) == 12
+
+
+@pytest.mark.asyncio
+async def test_given_wrong_password_exits_with_its_code(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, password=b"nope")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == PasswordIncorrectError.exit_code
+
+
+# -- browsing ----------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.loading)
+        assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
+        cipher_roles = sorted(e.role for e in screen.cipher.rows)
+        assert cipher_roles == [ROLE_DIRIV, ROLE_OBJECT]
+        assert screen.cdir == Vault.open(vault_dir, master_key=MASTER_KEY).cipher_path("docs")
+        await pilot.press("backspace")
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
+        await pilot.press("j", "j")
+        assert screen.plain.cursor == 2
+        await pilot.press("k")
+        assert screen.plain.cursor == 1
+        await pilot.press("l")  # a file: preview, not a directory change
+        await pilot.pause()
+        assert screen.cwd == ""
+
+
+@pytest.mark.asyncio
+async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        vault = app.vault
+        assert vault is not None
+        for name in ("notes.txt", LONG_NAME, "docs"):
+            entry = select_plain(screen, name)
+            await pilot.pause()
+            selected = screen.cipher.current
+            assert selected is entry
+            assert selected.cipher_name == vault.cipher_path(name).name
+            marked = {e.cipher_name for e in screen.cipher.all_entries if id(e) in screen.cipher.marked}
+            expected = {"gocryptfs.diriv"}
+            if name == LONG_NAME:
+                assert selected.cipher_name.startswith("gocryptfs.longname.")
+                expected.add(selected.cipher_name + ".name")
+            assert marked == expected
+            sidecar_row = row_text(screen.cipher, screen.cipher_by_name["gocryptfs.diriv"])
+            assert sidecar_row.startswith("◆")
+
+
+@pytest.mark.asyncio
+async def test_linked_cursors_cipher_to_plain(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        await pilot.press("tab")
+        assert app.focused is screen.cipher
+        seen: set[str] = set()
+        for row in range(len(screen.cipher.rows)):
+            screen.cipher.move_to(row)
+            await pilot.pause()
+            entry = screen.cipher.rows[row]
+            if entry.role == ROLE_OBJECT:
+                assert screen.plain.current is entry
+                seen.add(entry.plain_name or "")
+            elif entry.role == ROLE_SIDECAR:
+                # the .name file selects the object it names, which is marked beside it
+                owner = screen.cipher_by_name[entry.owner_name or ""]
+                assert screen.plain.current is owner
+                assert owner.plain_name == LONG_NAME
+                assert id(owner) in screen.cipher.marked
+                seen.add("sidecar")
+        assert seen == {"docs", "notes.txt", "binary.bin", LONG_NAME, "sidecar"}
+        # Moving with keys in the cipher pane moves the plain cursor too.
+        screen.cipher.move_to(len(screen.cipher.rows) - 1)
+        await pilot.press("up")
+        await pilot.pause()
+        current = screen.cipher.current
+        assert current is not None
+        if current.role == ROLE_OBJECT:
+            assert screen.plain.current is current
+
+
+@pytest.mark.asyncio
+async def test_conflict_copies_and_stray_files_are_flagged_and_explained(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        bad = {e.cipher_name: e for e in screen.cipher.all_entries if e.role == ROLE_BAD}
+        notes_cipher = screen.plain.rows[[e.plain_name for e in screen.plain.rows].index("notes.txt")]
+        conflict_name = notes_cipher.cipher_name + " (conflicted copy 2024-05-01)"
+        assert set(bad) == {conflict_name, "stray file.txt"}
+        # never hidden, never in the plain pane, flagged with a marker
+        assert all(e not in screen.plain.all_entries for e in bad.values())
+        for e in bad.values():
+            assert row_text(screen.cipher, e).startswith("!")
+        await pilot.press("tab")
+        screen.cipher.select(bad[conflict_name], notify=True)
+        await wait_for(pilot, lambda: "sync-conflict" in info_text(app))
+        text = info_text(app)
+        assert "Copy of" in text and "notes.txt" in text
+        screen.cipher.select(bad["stray file.txt"], notify=True)
+        await wait_for(pilot, lambda: "stray file" in info_text(app))
+        assert "hides this entry" in info_text(app)
+        assert "2 undecryptable" in str(screen.query_one("#cipher-pane").border_subtitle)
+
+
+@pytest.mark.asyncio
+async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        vault = app.vault
+        assert vault is not None
+        select_plain(screen, "notes.txt")
+        await wait_for(pilot, lambda: "hello from the vault" in info_text(app))
+        assert "second line" in info_text(app)
+        select_plain(screen, "binary.bin")
+        await wait_for(pilot, lambda: "00000000  00 01 02 03" in info_text(app))
+        # x-ray of the same file from the cipher side: header file ID as on disk
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: "X-ray" in str(screen.query_one("#info", InfoPanel).border_title))
+        header = vault.cipher_path("binary.bin").read_bytes()[:18]
+        text = info_text(app)
+        assert f"version 2, file ID {header[2:].hex()}" in text
+        assert "1 block of" in text and "AES-GCM-256" in text
+        assert f"{18 + 32} bytes = 18 header + 1 × 32" in text
+        diriv = (vault_dir / "gocryptfs.diriv").read_bytes().hex()
+        assert diriv in text
+        # long name: hash and sidecar explained
+        await pilot.press("tab")
+        long_entry = select_plain(screen, LONG_NAME)
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: "Long name" in info_text(app))
+        assert long_entry.cipher_name[len("gocryptfs.longname.") :] in info_text(app).replace("\n", "")
+
+
+@pytest.mark.asyncio
+async def test_filter_by_plain_name_is_incremental_and_escape_clears(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        await pilot.press("slash")
+        await type_text(pilot, "n")
+        assert {e.plain_name for e in screen.plain.rows} == {"notes.txt", "binary.bin", LONG_NAME}
+        await type_text(pilot, "ot")
+        assert [e.plain_name for e in screen.plain.rows] == ["notes.txt"]
+        objects = [e for e in screen.cipher.rows if e.role == ROLE_OBJECT]
+        assert objects == screen.plain.rows  # the cipher pane narrows to the same objects
+        await pilot.press("enter")  # keep the filter, back to the list
+        assert app.focused is screen.plain
+        assert len(screen.plain.rows) == 1
+        await pilot.press("escape")
+        assert len(screen.plain.rows) == 4
+
+
+# -- changing the vault through keys -----------------------------------------------------------
+
+
+async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
+    await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+    box = app.screen.query_one("#answer", Input)
+    box.value = text
+    await pilot.press("enter")
+
+
+async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
+    await wait_for(pilot, lambda: not app.busy)
+    await wait_for(pilot, lambda: not app.main.loading)
+
+
+@pytest.mark.asyncio
+async def test_export_with_progress_decrypts_files(vault_dir: Path, tmp_path: Path) -> None:
+    vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+    big = os.urandom(3 << 20)
+    vault.write_file("docs/big.bin", big)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    seen: list[tuple[int, int]] = []
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        io = app.io
+        real_progress = io.progress
+
+        def spy(done: int, total: int) -> None:
+            seen.append((done, total))
+            real_progress(done, total)
+
+        io.progress = spy  # type: ignore[method-assign]
+        select_plain(main_of(app), "docs")
+        await pilot.press("f5")
+        await answer_prompt(pilot, app, str(dest))
+        await command_done(pilot, app)
+        assert not app.main.query_one("#transfer").display
+    assert (dest / "docs" / "report.txt").read_bytes() == b"quarterly numbers\n"
+    assert (dest / "docs" / "big.bin").read_bytes() == big
+    assert seen and seen[-1] == (len(big) + 18, len(big) + 18)
+    assert "exported 2 files" in log_text(app)
+
+
+@pytest.mark.asyncio
+async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Path) -> None:
+    vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+    vault.write_file("docs/big.bin", os.urandom(4 << 20))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        gate = threading.Event()
+        io = app.io
+        real_progress = io.progress
+
+        def held_progress(done: int, total: int) -> None:
+            real_progress(done, total)
+            gate.wait(10)  # hold the export after its first chunk until Esc was pressed
+
+        io.progress = held_progress  # type: ignore[method-assign]
+        select_plain(main_of(app), "docs")
+        await pilot.press("e")
+        await answer_prompt(pilot, app, str(dest))
+        await wait_for(pilot, lambda: app.busy)
+        await pilot.pause()
+        bar = app.main.query_one("#transfer")
+        assert bar.display
+        await wait_for(pilot, lambda: bar.query_one("ProgressBar").progress > 0)  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        assert io.cancelled()
+        gate.set()
+        await command_done(pilot, app)
+    assert "cancelled" in log_text(app)
+    assert not (dest / "docs" / "big.bin").exists()
+
+
+@pytest.mark.asyncio
+async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        await pilot.press("f7")
+        await answer_prompt(pilot, app, "photos")
+        await command_done(pilot, app)
+        assert "photos" in {e.plain_name for e in screen.plain.rows}
+        assert screen.plain.current is not None and screen.plain.current.plain_name == "photos", app.focused
+        vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+        assert vault.stat("photos").kind == "dir"
+
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "pictures")
+        await command_done(pilot, app)
+        names = {e.plain_name for e in screen.plain.rows}
+        assert "pictures" in names and "photos" not in names
+        assert vault.exists("pictures") and not vault.exists("photos")
+
+        select_plain(screen, "docs")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # keep it
+        await command_done(pilot, app)
+        assert vault.exists("docs/report.txt")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not vault.exists("docs")
+        assert "docs" not in {e.plain_name for e in screen.plain.rows}
+
+
+@pytest.mark.asyncio
+async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.press("p")
+        for answer in (PASSWORD, "new secret", "new secret"):
+            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+            dialog = app.screen
+            await type_text(pilot, answer)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await command_done(pilot, app)
+        assert "Password changed" in log_text(app)
+        assert "new secret" not in log_text(app)
+    assert Vault.open(vault_dir, password=b"new secret").keys.master_key == MASTER_KEY
+    with pytest.raises(PasswordIncorrectError):
+        Vault.open(vault_dir, password=PASSWORD.encode())
+    assert (vault_dir / (CONF_NAME + ".bak")).exists()
+
+
+@pytest.mark.asyncio
+async def test_master_key_shown_after_password(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        await type_text(pilot, "bad")
+        await pilot.press("enter")
+        dialog = app.screen
+        assert isinstance(dialog, PasswordScreen)
+        await wait_for(pilot, lambda: not dialog.busy)
+        assert isinstance(app.screen, PasswordScreen)
+        await type_text(pilot, PASSWORD)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+        shown = app.screen
+        assert isinstance(shown, SecretScreen)
+        assert shown.secret == format_master_key(MASTER_KEY)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert format_master_key(MASTER_KEY) not in log_text(app)
+
+
+# -- themes, help, command line ------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_theme_cycles_and_theme_command(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        assert app.theme == "vaultsh-dark"
+        assert {"vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"} <= set(app.theme_names)
+        seen = {app.theme}
+        for _ in range(len(app.theme_names)):
+            await pilot.press("t")
+            seen.add(app.theme)
+        assert seen == set(app.theme_names)
+        assert app.theme == "vaultsh-dark"  # came round again
+        await pilot.press("colon")
+        await type_text(pilot, "theme vaultsh-light")
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert app.theme == "vaultsh-light"
+        await pilot.press("colon")
+        await type_text(pilot, "theme nosuch")
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert app.theme == "vaultsh-light"
+        assert "unknown theme" in log_text(app)
+
+
+@pytest.mark.asyncio
+async def test_theme_argument_is_applied(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY, theme="vaultsh-high-contrast")
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        assert app.theme == "vaultsh-high-contrast"
+
+
+@pytest.mark.asyncio
+async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        keys = dict(app.screen.keys)
+        for label in ("Tab", "F5 / e", "F6 / i", "F7 / n", "F8 / d", "r", "m", "u", "p", "K", "I",
+                      "Ctrl-R", "t", "F1 / ?", "F2 / :", "F10 / q", "/", "Backspace / h / ←"):  # fmt: skip
+            assert label in keys, label
+        assert any("k" in k and "j" in k for k in keys)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("q")  # closes the help, does not quit
+        assert isinstance(app.screen, MainScreen)
+        assert app.return_code is None
+
+
+@pytest.mark.asyncio
+async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        await pilot.press("f2")
+        assert screen.query_one("#cmdline", Input).has_focus
+        await type_text(pilot, "ls docs")
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert "> ls docs" in log_text(app)
+        assert "report.txt" in log_text(app)
+        assert not screen.query_one("#cmdline", Input).display
+        await pilot.press("colon")
+        await type_text(pilot, "cd docs")
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert screen.cwd == "docs"
+        assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
+        await pilot.press("colon")
+        await type_text(pilot, "frobnicate")
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert "unknown command" in log_text(app)
+
+
+@pytest.mark.asyncio
+async def test_quit_key_exits_when_not_mounted(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+
+
+def test_io_ask_secret_cancel_raises_cancelled() -> None:
+    io = app_module.TuiIO.__new__(app_module.TuiIO)
+    io.ask = lambda screen: None  # type: ignore[method-assign]
+    with pytest.raises(Cancelled):
+        io.ask_secret("Password: ")
+
+
+# -- a huge directory --------------------------------------------------------------------------
+
+
+def make_huge_dir(root: Path, count: int) -> Vault:
+    """`count` empty files with real encrypted names, written straight to the cipher dir."""
+    root.mkdir()
+    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    iv = vault.dir_iv(root)
+    plain = [f"file-{i:06d}.txt".encode() for i in range(count)]
+    for start in range(0, count, 10_000):
+        chunk = plain[start : start + 10_000]
+        for raw in vault.keys.eme.encrypt_many(iv, [pad16(p) for p in chunk]):
+            os.mknod(root / b64_encode(raw, vault.options.raw64))
+    return vault
+
+
+@pytest.mark.asyncio
+async def test_huge_directory_stays_responsive_while_names_stream_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = 100_000
+    make_huge_dir(tmp_path / "huge", count)
+    held = threading.Event()
+    release = threading.Event()
+    real_scan = panes.scan_cipher_dir
+
+    def gated_scan(*args: object, **kwargs: object) -> Iterator[list[Entry]]:
+        # Hold the loader after its first batch, so the test sees the half-loaded state for sure.
+        for n, batch in enumerate(real_scan(*args, **kwargs)):  # type: ignore[arg-type]
+            yield batch
+            if n == 0:
+                held.set()
+                release.wait(60)
+
+    monkeypatch.setattr(app_module, "scan_cipher_dir", gated_scan)
+    app = VaultApp(tmp_path / "huge", master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: held.is_set() and len(app.main.plain.rows) > 0)
+        screen = main_of(app)
+        assert screen.loading
+        first_rows = len(screen.plain.rows)
+        assert 0 < first_rows < count
+        assert str(screen.query_one("#plain-pane").border_subtitle).startswith("loading")
+        await pilot.press("j", "j", "j")
+        assert screen.plain.cursor == 3
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert screen.loading
+        cursor_entry = screen.plain.current
+        release.set()
+        await wait_for(pilot, lambda: not screen.loading, steps=2000)
+        assert len(screen.plain.rows) == count
+        names = [e.plain_name or "" for e in screen.plain.rows]
+        assert names[:3] == ["file-000000.txt", "file-000001.txt", "file-000002.txt"]
+        assert names == sorted(names)
+        assert screen.plain.current is cursor_entry  # the cursor kept its entry through the sort
+        await pilot.press("end")
+        assert screen.plain.current is not None
+        assert screen.plain.current.plain_name == f"file-{count - 1:06d}.txt"
+        await pilot.pause()
+        assert screen.cipher.current is screen.plain.current
+
+
+# -- mounting ----------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, tmp_path: Path) -> None:
+    from fuse_harness import force_unmount, require_fuse
+
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await unlocked_app(pilot, app)
+            await pilot.press("m")
+            await answer_prompt(pilot, app, str(mountpoint))
+            await command_done(pilot, app)
+            assert os.path.ismount(mountpoint), log_text(app)
+            assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
+            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+            app.update_status()
+            status = str(app.main.query_one("#status").render())
+            assert f"mounted forward rw at {mountpoint}" in status
+            await pilot.press("u")
+            await command_done(pilot, app)
+            assert not os.path.ismount(mountpoint)
+            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+            assert "not mounted" in str(app.main.query_one("#status").render())
+    finally:
+        force_unmount(mountpoint)
+
+
+@pytest.mark.asyncio
+async def test_quit_while_mounted_offers_to_unmount(vault_dir: Path, tmp_path: Path) -> None:
+    from fuse_harness import force_unmount, require_fuse
+
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await unlocked_app(pilot, app)
+            await pilot.press("colon")
+            await type_text(pilot, f"mount {mountpoint}")
+            await pilot.press("enter")
+            await command_done(pilot, app)
+            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.return_code is not None, steps=800)
+        assert not os.path.ismount(mountpoint)
+    finally:
+        force_unmount(mountpoint)

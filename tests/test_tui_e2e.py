@@ -1,0 +1,87 @@
+"""End to end in a real terminal: `python -m vaultsh CIPHERDIR` under tmux, password typed, q quits."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from gocryptfs_harness import skip_or_fail
+from test_tui_app import LONG_NAME, MASTER_KEY, PASSWORD, make_vault
+
+from vaultsh.vault.vault import Vault
+
+WIDTH, HEIGHT = 140, 40
+
+
+def tmux(*args: str) -> str:
+    out = subprocess.run(["tmux", *args], capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+@pytest.fixture
+def tmux_session() -> Iterator[str]:
+    if shutil.which("tmux") is None:
+        skip_or_fail("tmux is not installed (Debian package tmux)")
+    name = f"vaultsh-e2e-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
+
+
+def capture(session: str) -> str:
+    return tmux("capture-pane", "-p", "-t", session)
+
+
+def wait_screen(session: str, condition: Callable[[str], bool], timeout: float = 30.0) -> str:
+    """Poll the terminal until `condition` holds for its text (a bounded wait, not a timing test)."""
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = capture(session)
+        if condition(screen):
+            return screen
+        time.sleep(0.1)
+    raise AssertionError(f"terminal never showed what was expected; last screen:\n{screen}")
+
+
+def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> None:
+    root = tmp_path / "vault"
+    make_vault(root)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    notes_cipher = vault.cipher_path("notes.txt").name
+    status = tmp_path / "status"
+    repo = Path(__file__).resolve().parents[1]
+    command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
+    # A fixed window size whatever other tmux clients on this server use.
+    tmux("new-session", "-d", "-s", tmux_session, "-x", str(WIDTH), "-y", str(HEIGHT))
+    tmux("set-option", "-t", tmux_session, "window-size", "manual")
+    tmux("resize-window", "-t", tmux_session, "-x", str(WIDTH), "-y", str(HEIGHT))
+    tmux("send-keys", "-t", tmux_session, "-l", command)
+    tmux("send-keys", "-t", tmux_session, "Enter")
+
+    wait_screen(tmux_session, lambda s: "Unlock vault" in s)
+    tmux("send-keys", "-t", tmux_session, "-l", PASSWORD)
+    tmux("send-keys", "-t", tmux_session, "Enter")
+    screen = wait_screen(tmux_session, lambda s: "notes.txt" in s and notes_cipher in s)
+
+    # plain and cipher names on the same rows, plain on the left, cipher on the right
+    lines = screen.splitlines()
+    assert any("docs/" in line and "Plain" not in line for line in lines)
+    notes_line = next(line for line in lines if "notes.txt" in line)
+    left, _, right = notes_line.partition("││")
+    assert "notes.txt" in left
+    assert "conflicted copy" in screen and "!" in screen  # the sync-conflict copy is flagged
+    assert "unlocked" in screen and "not mounted" in screen
+    assert LONG_NAME[:20] in screen
+    assert right  # the right pane has content on the row as well
+
+    tmux("send-keys", "-t", tmux_session, "q")
+    deadline = time.monotonic() + 30
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.read_text().strip() == "exit=0"

@@ -1,0 +1,1056 @@
+"""The vaultsh TUI: a two-pane browser of a vault's plain and cipher trees with linked cursors."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, RichLog, Static
+from textual.worker import get_current_worker
+
+from vaultsh.service import commands
+from vaultsh.service.passwords import SecretSource
+from vaultsh.service.transfer import Cancelled
+from vaultsh.tui.inspect import InfoPanel, describe_cipher, describe_plain
+from vaultsh.tui.panes import (
+    ROLE_OBJECT,
+    ROLE_SIDECAR,
+    CipherList,
+    Entry,
+    EntryList,
+    PlainList,
+    cipher_sort_key,
+    link_targets,
+    plain_sort_key,
+    scan_cipher_dir,
+)
+from vaultsh.tui.screens import (
+    ConfirmScreen,
+    HelpScreen,
+    PasswordScreen,
+    PromptScreen,
+    SecretScreen,
+    TransferBar,
+    describe_bindings,
+)
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.errors import ExitCode, VaultError
+from vaultsh.vault.vault import Vault
+
+STATUS_INTERVAL = 1.0  # seconds between mount status refreshes
+STATUS_PATH_CELLS = 40  # the vault path in the status bar leaves room for the rest
+LOG_KEEP = 2000  # lines of output kept
+PROGRESS_INTERVAL = 0.1  # at most this often a progress update crosses to the UI thread
+
+HELP_INTRO = (
+    "Left: the plain tree (decrypted names). Right: the cipher tree (names on disk). Moving in "
+    "one pane selects the same object in the other; its long-name .name sidecar and the "
+    "directory's gocryptfs.diriv are marked ◆. Entries marked ! cannot be decrypted."
+)
+
+
+# -- messages from worker threads ------------------------------------------------------------
+
+
+class DirBatch(Message):
+    """A batch of entries of the directory being loaded."""
+
+    def __init__(self, generation: int, entries: list[Entry]) -> None:
+        super().__init__()
+        self.generation = generation
+        self.entries = entries
+
+
+class DirLoaded(Message):
+    """The whole directory, sorted for each pane."""
+
+    def __init__(self, generation: int, plain: list[Entry], cipher: list[Entry]) -> None:
+        super().__init__()
+        self.generation = generation
+        self.plain = plain
+        self.cipher = cipher
+
+
+class DirFailed(Message):
+    def __init__(self, generation: int, error: str) -> None:
+        super().__init__()
+        self.generation = generation
+        self.error = error
+
+
+class TransferProgress(Message):
+    """Bytes done of a running command's total (coalesced to a few per second)."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+
+# -- the command registry's IO, for commands running in a worker thread -----------------------
+
+
+class TuiIO:
+    """commands.SessionIO for the TUI: output to the log, questions as modal dialogs.
+
+    Commands run in a thread worker; every call here crosses to the UI thread, and questions
+    block the worker until the dialog is answered.
+    """
+
+    def __init__(self, app: VaultApp) -> None:
+        self.app = app
+        self.cancel = threading.Event()
+        self._last_progress = 0.0
+
+    def _on_ui(self, fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == self.app._thread_id:
+            fn(*args)
+        else:
+            self.app.call_from_thread(fn, *args)
+
+    def write(self, text: str) -> None:
+        self._on_ui(self.app.log_line, text, "")
+
+    def error(self, text: str) -> None:
+        self._on_ui(self.app.log_line, text, "error")
+
+    def ask(self, screen: Screen[Any]) -> Any:
+        """Show a modal screen from a worker thread and wait for its answer."""
+        answered = threading.Event()
+        box: list[Any] = []
+
+        def done(result: Any) -> None:
+            box.append(result)
+            answered.set()
+
+        self.app.call_from_thread(self.app.push_screen, screen, done)
+        while not answered.wait(0.2):
+            if not self.app.is_running:
+                raise Cancelled()
+        return box[0]
+
+    def ask_secret(self, prompt: str) -> bytes:
+        answer = self.ask(PasswordScreen[bytes]("vaultsh", prompt.rstrip(": ")))
+        if not isinstance(answer, bytes):
+            raise Cancelled()
+        return answer
+
+    def confirm(self, question: str) -> bool:
+        return bool(self.ask(ConfirmScreen("Please confirm", question)))
+
+    def progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL or (total and done >= total):
+            self._last_progress = now
+            self.app.post_message(TransferProgress(done, total))
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+
+# -- the main screen ---------------------------------------------------------------------------
+
+
+class MainScreen(Screen[None]):
+    """Plain pane, cipher pane, info panel, log, command line and status bar."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("tab", "switch_pane", "Pane", tooltip="switch between the plain and cipher pane"),
+        Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
+        Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
+        Binding("slash", "filter", "Filter", tooltip="filter by plain name as you type (Esc clears)"),
+        Binding("f5,e", "export", "Export", tooltip="export (decrypt) the selection to a local path"),
+        Binding("f6,i", "import", "Import", tooltip="import (encrypt) a local file or tree here"),
+        Binding("f7,n", "mkdir", "Mkdir", tooltip="make a directory"),
+        Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
+        Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
+        Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
+        Binding("u", "unmount", "Unmount", show=False, tooltip="unmount this vault"),
+        Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
+        Binding(
+            "K", "masterkey", "Master key", show=False, tooltip="show the master key (asks the password)"
+        ),
+        Binding("I", "vault_info", "Info", show=False, tooltip="show the vault's config summary"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="reload the directory"),
+        Binding("t", "cycle_theme", "Theme", show=False, tooltip="next colour theme"),
+        Binding("f1,question_mark", "help", "Help", tooltip="this help"),
+        Binding("f2,colon", "command_line", "Cmd", tooltip="command line (same commands as the shell)"),
+        Binding("escape", "escape", "Cancel", show=False, tooltip="cancel a transfer, clear the filter"),
+        Binding("f10,q", "quit_app", "Quit", tooltip="quit (asks to unmount if mounted)"),
+    ]
+
+    # keys handled by the list widgets, listed in the help too
+    LIST_KEYS: ClassVar[list[tuple[str, str]]] = [
+        ("↑ / k, ↓ / j", "move the cursor"),
+        ("PgUp / PgDn", "move a page"),
+        ("Home / g, End / G", "first / last entry"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cwd = ""  # plain path of the shown directory, "" is the root
+        self.cdir: Path | None = None  # its cipher path
+        self.generation = 0
+        self.loading = False  # True while a directory streams in
+        self.loaded_rows = 0
+        self.cipher_by_name: dict[str, Entry] = {}
+        self.filter_text = ""
+        self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
+        self._select_after_load: str | None = None
+        self._moved_while_loading = False  # the cursor was moved by hand during a load
+        self.active_side = "plain"
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="panes"):
+            with Vertical(id="plain-pane", classes="pane"):
+                yield Static("", id="plain-header", classes="pane-header")
+                yield PlainList(id="plain")
+            with Vertical(id="cipher-pane", classes="pane"):
+                yield Static("", id="cipher-header", classes="pane-header")
+                yield CipherList(id="cipher")
+        with Horizontal(id="lower"):
+            yield InfoPanel(id="info")
+            yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP)
+        yield TransferBar(id="transfer")
+        yield Input(id="cmdline", placeholder="command (help lists them)")
+        yield Static("", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#transfer", TransferBar).display = False
+        self.query_one("#cmdline", Input).display = False
+        self.query_one("#plain-pane").border_title = "Plain"
+        self.query_one("#cipher-pane").border_title = "Cipher"
+        self.query_one("#info", InfoPanel).border_title = "Info"
+        log = self.query_one("#log", RichLog)
+        log.border_title = "Log"
+        log.can_focus = False  # Tab moves between the panes only
+        self.query_one("#info", InfoPanel).can_focus = False
+        # Focus once laid out: a zero-size widget gets a Hide event, which moves the focus on.
+        self.call_after_refresh(self.focus_active)
+        self.vapp.start()
+
+    @property
+    def plain(self) -> PlainList:
+        return self.query_one("#plain", PlainList)
+
+    @property
+    def cipher(self) -> CipherList:
+        return self.query_one("#cipher", CipherList)
+
+    @property
+    def vapp(self) -> VaultApp:
+        app = self.app
+        assert isinstance(app, VaultApp)
+        return app
+
+    def active_list(self) -> EntryList:
+        """The pane the person works in: changed by Tab and by moving in a pane, not by relayouts."""
+        return self.cipher if self.active_side == "cipher" else self.plain
+
+    def focus_active(self) -> None:
+        self.active_list().focus()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.update_headers)
+
+    def update_headers(self) -> None:
+        for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
+            width = lst.scrollable_content_region.width
+            if width > 0:
+                self.query_one(header_id, Static).update(lst.header(width))
+
+    # -- loading directories ------------------------------------------------------------
+
+    def load_dir(self, path: str, select: str | None = None) -> None:
+        """Show the plain directory `path`; `select` is a plain name to put the cursor on."""
+        vault = self.vapp.vault
+        if vault is None:
+            return
+        try:
+            cdir = vault.cipher_path(path)
+        except VaultError as e:
+            self.vapp.log_line(str(e), "error")
+            return
+        self.generation += 1
+        self.cwd = path
+        self.cdir = cdir
+        self.loading = True
+        self.loaded_rows = 0
+        self.cipher_by_name = {}
+        self._select_after_load = select
+        self._moved_while_loading = False
+        self.plain.clear()
+        self.cipher.clear()
+        self.vapp.sync_session_cwd(path)
+        self._update_titles()
+        self._scan(self.generation, vault, cdir)
+
+    @work(thread=True, exclusive=True, group="listing")
+    def _scan(self, generation: int, vault: Vault, cdir: Path) -> None:
+        worker = get_current_worker()
+        everything: list[Entry] = []
+        try:
+            for batch in scan_cipher_dir(vault, cdir, cancelled=lambda: worker.is_cancelled):
+                everything.extend(batch)
+                self.post_message(DirBatch(generation, batch))
+        except VaultError as e:
+            self.post_message(DirFailed(generation, str(e)))
+            return
+        if worker.is_cancelled:
+            return
+        plain = sorted((e for e in everything if e.role == ROLE_OBJECT), key=plain_sort_key)
+        cipher = sorted(everything, key=cipher_sort_key)
+        self.post_message(DirLoaded(generation, plain, cipher))
+
+    def on_dir_batch(self, message: DirBatch) -> None:
+        if message.generation != self.generation:
+            return
+        first = self.loaded_rows == 0
+        self.loaded_rows += len(message.entries)
+        for e in message.entries:
+            self.cipher_by_name[e.cipher_name] = e
+        self.plain.append([e for e in message.entries if e.role == ROLE_OBJECT])
+        self.cipher.append(message.entries)
+        self._update_titles()
+        if first:
+            self.update_headers()
+            self._relink(self.active_list())
+
+    def on_dir_loaded(self, message: DirLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        self.loading = False
+        self.plain.replace(message.plain)
+        self.cipher.replace(message.cipher)
+        if self.filter_text:
+            self._apply_filter()
+        wanted = self._select_after_load
+        self._select_after_load = None
+        if not self._moved_while_loading:
+            # Batches arrive in disk order; once sorted, start at the top unless told otherwise.
+            self.plain.move_to(0, notify=False)
+            self.cipher.move_to(0, notify=False)
+        if wanted is not None:
+            for e in message.plain:
+                if e.plain_name == wanted:
+                    self.plain.select(e)
+                    break
+        self._update_titles()
+        self.update_headers()
+        self._relink(self.active_list())
+
+    def on_dir_failed(self, message: DirFailed) -> None:
+        if message.generation != self.generation:
+            return
+        self.loading = False
+        self.vapp.log_line(message.error, "error")
+        self.query_one("#info", InfoPanel).show("Error", Text(message.error, style="bold red"))
+        self._update_titles()
+
+    def _update_titles(self) -> None:
+        plain_pane = self.query_one("#plain-pane")
+        cipher_pane = self.query_one("#cipher-pane")
+        plain_pane.border_title = f"Plain  /{self.cwd}"
+        vault = self.vapp.vault
+        if vault is not None and self.cdir is not None:
+            rel = self.cdir.relative_to(vault.cipherdir).as_posix()
+            label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
+            cipher_pane.border_title = f"Cipher  {label}" + ("" if rel == "." else f"/{rel}")
+        shown_plain = len(self.plain.rows)
+        if self.loading:
+            plain_pane.border_subtitle = f"loading… {self.loaded_rows:,} names"
+            cipher_pane.border_subtitle = f"loading… {self.loaded_rows:,}"
+            return
+        bad = sum(1 for e in self.cipher.all_entries if e.role == "bad")
+        flt = f"  filter: {self.filter_text}" if self.filter_text else ""
+        plain_pane.border_subtitle = f"{shown_plain:,} entries{flt}"
+        cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} on disk" + (
+            f", {bad} undecryptable" if bad else ""
+        )
+
+    # -- linked cursors and the info panel -------------------------------------------------
+
+    def on_entry_list_highlighted(self, message: EntryList.Highlighted) -> None:
+        source = message.entry_list
+        if message.entry is not source.current:
+            return  # stale: the rows changed (a batch, a sort, a filter) since it was sent
+        if message.moved:
+            self.active_side = "cipher" if source is self.cipher else "plain"
+            if self.loading:
+                self._moved_while_loading = True
+        self._relink(source)
+
+    def _relink(self, source: EntryList) -> None:
+        """Move the other pane's cursor to the same object and mark what belongs with it."""
+        entry = source.current
+        if entry is None:
+            self.query_one("#info", InfoPanel).show("Info", Text("(empty directory)", style="dim"))
+            return
+        if source is self.plain:
+            self.cipher.select(entry)
+            self.cipher.set_marked(link_targets(entry, self.cipher_by_name))
+        else:
+            target = entry
+            if entry.role == ROLE_SIDECAR and entry.owner_name is not None:
+                target = self.cipher_by_name.get(entry.owner_name, entry)
+            if target.role == ROLE_OBJECT:
+                self.plain.select(target)
+            marks = link_targets(target, self.cipher_by_name) if target.role == ROLE_OBJECT else []
+            if target is not entry:
+                marks.append(target)
+            self.cipher.set_marked(marks)
+        self._inspect(source is self.plain, entry)
+
+    def _inspect(self, plain_side: bool, entry: Entry) -> None:
+        vault, cdir = self.vapp.vault, self.cdir
+        if vault is None or cdir is None:
+            return
+        self._describe(plain_side, vault, cdir, self._child(entry.plain_name or ""), entry)
+
+    def _child(self, name: str) -> str:
+        return f"{self.cwd}/{name}" if self.cwd else name
+
+    @work(thread=True, exclusive=True, group="info")
+    def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
+        if plain_side:
+            title, body = f"Preview  {entry.plain_name}", describe_plain(vault, path, cdir, entry)
+        else:
+            title, body = f"X-ray  {entry.cipher_name}", describe_cipher(vault, cdir, entry)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    # -- navigation ---------------------------------------------------------------------
+
+    def action_switch_pane(self) -> None:
+        self.active_side = "plain" if self.active_side == "cipher" else "cipher"
+        self.focus_active()
+
+    def on_entry_list_activated(self, message: EntryList.Activated) -> None:
+        self._open(message.entry_list, message.entry)
+
+    def action_open(self) -> None:
+        lst = self.active_list()
+        if lst.current is not None:
+            self._open(lst, lst.current)
+
+    def _open(self, lst: EntryList, entry: Entry) -> None:
+        if entry.is_dir and entry.role == ROLE_OBJECT and entry.plain_name is not None:
+            self.load_dir(self._child(entry.plain_name))
+        elif entry.is_dir:
+            self.vapp.log_line(
+                f"{entry.cipher_name}: the name does not decrypt, so it cannot be opened", "error"
+            )
+        else:
+            self._inspect(lst is self.plain, entry)
+            self.query_one("#info", InfoPanel).scroll_home(animate=False)
+
+    def action_up(self) -> None:
+        if not self.cwd:
+            return
+        parent, _, name = self.cwd.rpartition("/")
+        self.load_dir(parent, select=name)
+
+    def action_refresh(self) -> None:
+        current = self.plain.current
+        self.load_dir(self.cwd, select=current.plain_name if current else None)
+
+    # -- filter and command line ----------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self._open_input("filter", self.filter_text, "filter by plain name")
+
+    def action_command_line(self) -> None:
+        self._open_input("command", "", "command (help lists them; Esc closes)")
+
+    def _open_input(self, mode: str, value: str, placeholder: str) -> None:
+        box = self.query_one("#cmdline", Input)
+        self.input_mode = mode
+        box.placeholder = placeholder
+        box.value = value
+        box.border_title = "/" if mode == "filter" else ":"
+        box.display = True
+        box.focus()
+
+    def _close_input(self) -> None:
+        box = self.query_one("#cmdline", Input)
+        box.display = False
+        self.focus_active()
+
+    @on(Input.Changed, "#cmdline")
+    def _input_changed(self, event: Input.Changed) -> None:
+        if self.input_mode == "filter":
+            self.filter_text = event.value
+            self._apply_filter()
+
+    @on(Input.Submitted, "#cmdline")
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        line = event.value.strip()
+        self._close_input()
+        if self.input_mode == "command" and line:
+            self.vapp.run_command(line)
+
+    def _apply_filter(self) -> None:
+        needle = self.filter_text.casefold()
+        if not needle:
+            self.plain.set_filter(None)
+            self.cipher.set_filter(None)
+        else:
+            matches: Callable[[Entry], bool] = lambda e: (  # noqa: E731
+                e.plain_name is not None and needle in e.plain_name.casefold()
+            )
+            owners = self.cipher_by_name
+
+            def cipher_keep(e: Entry) -> bool:
+                if e.role == ROLE_SIDECAR and e.owner_name in owners:
+                    return matches(owners[e.owner_name])
+                return e.role != ROLE_OBJECT or matches(e)
+
+            self.plain.set_filter(matches)
+            self.cipher.set_filter(cipher_keep)
+        self._update_titles()
+        self._relink(self.plain)
+
+    def action_escape(self) -> None:
+        box = self.query_one("#cmdline", Input)
+        if box.display:
+            if self.input_mode == "filter":
+                self.filter_text = ""
+                self._apply_filter()
+            self._close_input()
+        elif self.vapp.busy:
+            self.vapp.io.cancel.set()
+            self.vapp.log_line("cancelling…", "")
+        elif self.filter_text:
+            self.filter_text = ""
+            self._apply_filter()
+
+    def on_key(self, event: Any) -> None:
+        # Esc inside the input is handled here: Input does not use it.
+        if event.key == "escape" and self.query_one("#cmdline", Input).has_focus:
+            event.stop()
+            self.action_escape()
+
+    # -- actions through the command registry ---------------------------------------------
+
+    def _selected_plain(self) -> str | None:
+        entry = self.active_list().current
+        if entry is None or entry.role != ROLE_OBJECT or entry.plain_name is None:
+            self.vapp.log_line(
+                "select a vault entry first (undecryptable entries have no plain path)", "error"
+            )
+            return None
+        return self._child(entry.plain_name)
+
+    def _ask(self, screen: Screen[Any], then: Callable[[Any], None]) -> None:
+        """Push a dialog; when it closes, the pane that was active gets the focus back first."""
+
+        def answered(result: Any) -> None:
+            self.focus_active()
+            then(result)
+
+        self.app.push_screen(screen, answered)
+
+    def action_export(self) -> None:
+        path = self._selected_plain()
+        if path is None:
+            return
+
+        def go(dest: str | None) -> None:
+            if dest:
+                self.vapp.run_command(f"export {_q('/' + path)} {_q(dest)}", transfer=f"Exporting /{path}")
+
+        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", str(Path.cwd()) + "/"), go)
+
+    def action_import(self) -> None:
+        def go(src: str | None) -> None:
+            if src:
+                self.vapp.run_command(f"import {_q(src)} {_q('/' + self.cwd)}", transfer=f"Importing {src}")
+
+        self._ask(PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):"), go)
+
+    def action_mkdir(self) -> None:
+        def go(name: str | None) -> None:
+            if name:
+                self.vapp.run_command(f"mkdir {_q(self._child(name))}", select=name.split("/")[0])
+
+        self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
+
+    def action_rename(self) -> None:
+        path = self._selected_plain()
+        if path is None:
+            return
+        old = path.rpartition("/")[2]
+
+        def go(new: str | None) -> None:
+            if new and new != old:
+                self.vapp.run_command(
+                    f"mv {_q('/' + path)} {_q(self._child(new))}", select=new.split("/")[-1]
+                )
+
+        self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
+
+    def action_delete(self) -> None:
+        path = self._selected_plain()
+        if path is None:
+            return
+        entry = self.active_list().current
+        what = "the directory and everything in it" if entry is not None and entry.is_dir else "the file"
+        question = f"Delete /{path}? This removes {what} from the vault; it cannot be undone."
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.vapp.run_command(f"rm -r {_q('/' + path)}")
+
+        self._ask(ConfirmScreen("Delete", question, yes="Delete", no="Keep"), go)
+
+    def action_mount(self) -> None:
+        def go(mountpoint: str | None) -> None:
+            if mountpoint:
+                self.vapp.run_command(f"mount {_q(mountpoint)}")
+
+        default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
+        self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
+
+    def action_unmount(self) -> None:
+        self.vapp.run_command("unmount")
+
+    def action_passwd(self) -> None:
+        self.vapp.run_command("passwd")
+
+    def action_vault_info(self) -> None:
+        self.vapp.run_command("info")
+
+    def action_masterkey(self) -> None:
+        conf = self.vapp.vault.conf if self.vapp.vault else None
+        if conf is None:
+            self.vapp.log_line(
+                "no config to check a password against (unlocked with the master key)", "error"
+            )
+            return
+
+        def show(key: str | None) -> None:
+            if key:
+                self.app.push_screen(
+                    SecretScreen(
+                        "Master key",
+                        key,
+                        "With this key the vault opens even if the password or gocryptfs.conf is lost. "
+                        "Write it on paper and keep it away from the vault.",
+                    )
+                )
+
+        self._ask(
+            PasswordScreen[str](
+                "Show the master key",
+                "Password",
+                verify=lambda pw: commands.reveal_master_key(conf, pw),
+                detail="Enter the password again to see the master key.",
+            ),
+            show,
+        )
+
+    def action_cycle_theme(self) -> None:
+        self.vapp.cycle_theme()
+
+    def action_help(self) -> None:
+        keys = describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
+        self.app.push_screen(HelpScreen(keys, HELP_INTRO))
+
+    def action_quit_app(self) -> None:
+        self.vapp.request_quit()
+
+
+def shorten_path(path: str, width: int) -> str:
+    """A path cut in the middle to `width` characters, keeping its start and its last part."""
+    home = str(Path.home())
+    if path.startswith(home + "/"):
+        path = "~" + path[len(home) :]
+    if len(path) <= width:
+        return path
+    keep_end = max(width // 2, width - 12)
+    return path[: width - keep_end - 1] + "…" + path[-keep_end:]
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+
+class VaultApp(App[int]):
+    """Opens one vault: unlock (dialog or given secret), then the two-pane main screen."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "vaultsh"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(
+        self,
+        cipherdir: Path,
+        *,
+        password: bytes | None = None,
+        master_key: bytes | None = None,
+        theme: str | None = None,
+        logn: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.cipherdir = cipherdir
+        self.cipherdir_label = str(cipherdir)
+        self._password = password
+        self._master_key = master_key
+        self._wanted_theme = theme
+        self._wizard_logn = logn
+        self.vault: Vault | None = None
+        self.session: commands.Session | None = None
+        self.io = TuiIO(self)
+        self.busy = False  # a command is running in the worker
+        self.log_lines: list[str] = []
+        self.mount_info: Any = None
+        self.theme_names: list[str] = []
+        self.main = MainScreen()
+
+    # -- themes ---------------------------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        try:
+            from vaultsh.tui.themes import theme_variable_defaults
+        except ImportError:
+            return {}
+        return theme_variable_defaults()
+
+    def _setup_themes(self) -> None:
+        try:
+            from vaultsh.tui.themes import DEFAULT_THEME, load_themes
+        except ImportError:
+            self.theme_names = ["textual-dark", "textual-light"]
+            return
+        for theme in load_themes().values():
+            self.register_theme(theme)
+            self.theme_names.append(theme.name)
+        wanted = self._wanted_theme or DEFAULT_THEME
+        if self.get_theme(wanted) is None:
+            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    def set_theme(self, name: str | None) -> None:
+        """The `theme` command: switch to NAME, or list the themes."""
+        if name is None:
+            for n in self.theme_names:
+                self.log_line(("* " if n == self.theme else "  ") + n, "")
+            return
+        if self.get_theme(name) is None:
+            self.log_line(f"{name}: unknown theme (theme lists them)", "error")
+            return
+        self.theme = name
+        self.log_line(f"theme {name}", "")
+
+    def cycle_theme(self) -> None:
+        names = self.theme_names or [self.theme]
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+        self.notify(f"theme {self.theme}", timeout=2)
+
+    # -- start-up and unlocking -------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self._setup_themes()
+        self.push_screen(self.main)
+
+    def start(self) -> None:
+        """Called by the main screen once it is mounted: create, unlock or open the vault."""
+        self.update_status()
+        root = self.cipherdir
+        if not (root / CONF_NAME).exists() and self._master_key is None:
+            if (root / REVERSE_CONF_NAME).exists():
+                self.quit_with(
+                    int(ExitCode.USAGE),
+                    f"vaultsh: {root}: is a reverse-mode plain directory; its files are already "
+                    "plain (mount it with `vaultsh mount --reverse`)",
+                )
+                return
+            if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+                self._new_vault()
+                return
+        if self._master_key is not None or self._password is not None:
+            self._unlock_given()
+            return
+        self._ask_password()
+
+    def _new_vault(self) -> None:
+        try:
+            from vaultsh.tui.wizard import NewVaultScreen
+        except ImportError:
+            self.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.cipherdir}: no vault here")
+            return
+
+        def created(path: Path | None) -> None:
+            if path is None:
+                self.quit_with(int(ExitCode.SIGINT))
+                return
+            self.cipherdir = path
+            self.cipherdir_label = str(path)
+            self._ask_password()
+
+        if self._wizard_logn is not None:
+            self.push_screen(NewVaultScreen(self.cipherdir, logn=self._wizard_logn), created)
+        else:
+            self.push_screen(NewVaultScreen(self.cipherdir), created)
+
+    def _ask_password(self) -> None:
+        try:
+            conf = load_config(self.cipherdir / CONF_NAME)
+        except VaultError as e:
+            self.quit_with(int(e.exit_code), f"vaultsh: {e}")
+            return
+
+        def unlocked(vault: Vault | None) -> None:
+            if vault is None:
+                self.quit_with(int(ExitCode.PASSWORD_INCORRECT))
+                return
+            self.opened(vault)
+
+        screen = PasswordScreen[Vault](
+            "Unlock vault",
+            "Password",
+            verify=lambda pw: Vault(self.cipherdir, conf.decrypt_master_key(pw), conf.options, conf),
+            detail=str(self.cipherdir),
+        )
+        self.push_screen(screen, unlocked)
+
+    @work(thread=True, exclusive=True, group="unlock")
+    def _unlock_given(self) -> None:
+        try:
+            if self._master_key is not None:
+                vault = Vault.open(self.cipherdir, master_key=self._master_key)
+            else:
+                vault = Vault.open(self.cipherdir, password=self._password)
+        except VaultError as e:
+            self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
+            return
+        finally:
+            self._password = self._master_key = None
+        self.call_from_thread(self.opened, vault)
+
+    def opened(self, vault: Vault) -> None:
+        """The vault is unlocked: make the session and show the root."""
+        self.vault = vault
+        self.session = commands.Session(
+            vault,
+            self.cipherdir,
+            self.io,
+            hooks={"theme": self.set_theme, "exit": self.request_quit},
+        )
+        self.update_status()
+        self.call_after_refresh(self.main.focus_active)
+        self.main.load_dir("")
+        self.set_interval(STATUS_INTERVAL, self._poll_mount)
+        self._poll_mount()
+
+    def sync_session_cwd(self, path: str) -> None:
+        if self.session is not None:
+            self.session.cwd = path
+
+    # -- the log, the status bar -----------------------------------------------------------------
+
+    def log_line(self, text: str, kind: str) -> None:
+        """Add a line to the log area; `kind` is "", "command" or "error" (also a notification)."""
+        self.log_lines.append(text)
+        del self.log_lines[:-LOG_KEEP]
+        style = "bold red" if kind == "error" else ("bold" if kind == "command" else "")
+        with contextlib.suppress(NoMatches):
+            self.main.query_one("#log", RichLog).write(Text(text, style=style))
+        if kind == "error":
+            self.notify(text, severity="error", timeout=4)
+
+    def update_status(self) -> None:
+        parts: list[Text | str] = [Text(shorten_path(self.cipherdir_label, STATUS_PATH_CELLS), style="bold")]
+        vault = self.vault
+        conf: ConfFile | None = vault.conf if vault else None
+        if vault is not None:
+            o = vault.options
+            names = (
+                "plaintext names"
+                if o.plaintext_names
+                else ("deterministic names" if o.deterministic_names else "EME names")
+            )
+            flags = [o.content_encryption, names]
+            if not o.plaintext_names:
+                flags.append("raw64" if o.raw64 else "base64")
+            if conf is not None:
+                flags.append(f"scrypt 2^{conf.scrypt.logn}")
+            parts.append(" · ".join(flags))
+            parts.append(
+                Text("unlocked", style="bold green" if self.theme and "light" not in self.theme else "bold")
+            )
+        else:
+            parts.append("locked")
+        info = self.mount_info
+        if info is None:
+            parts.append("not mounted")
+        else:
+            mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {info.mountpoint}"
+            if not info.alive:
+                mount += " (worker gone)"
+            stats = info.stats
+            if stats:
+                mount += (
+                    f" · {int(stats.get('open_files', 0))} open"
+                    f" · read {commands.human_bytes(float(stats.get('bytes_read', 0)))}"
+                    f" · written {commands.human_bytes(float(stats.get('bytes_written', 0)))}"
+                    f" · {int(stats.get('errors', 0))} errors"
+                )
+            parts.append(Text(mount, style="bold"))
+        if self.busy:
+            parts.append(Text("working…", style="italic"))
+        line = Text(" │ ").join(Text(p) if isinstance(p, str) else p for p in parts)
+        with contextlib.suppress(NoMatches):  # a late worker result after the screen closed
+            self.main.query_one("#status", Static).update(line)
+
+    def _poll_mount(self) -> None:
+        self._query_mount()
+
+    @work(thread=True, exclusive=True, group="mount-status")
+    def _query_mount(self) -> None:
+        try:
+            from vaultsh.service import mounts
+        except ImportError:
+            return
+        try:
+            info = mounts.find_mount(self.cipherdir)
+        except (VaultError, OSError):
+            info = None
+        self.call_from_thread(self._set_mount, info)
+
+    def _set_mount(self, info: Any) -> None:
+        self.mount_info = info
+        self.update_status()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def run_command(self, line: str, *, transfer: str | None = None, select: str | None = None) -> None:
+        """Run one command line of the registry in a worker; refresh the panes afterwards."""
+        if self.session is None:
+            return
+        if self.busy:
+            self.log_line("a command is still running (Esc cancels it)", "error")
+            return
+        self.busy = True
+        self.io.cancel.clear()
+        shown = "passwd" if line.split()[:1] == ["passwd"] else line
+        self.log_line(f"> {shown}", "command")
+        if transfer is not None:
+            self.main.query_one("#transfer", TransferBar).start(transfer, None)
+        self.update_status()
+        self._run_command(line, select)
+
+    @work(thread=True, group="command")
+    def _run_command(self, line: str, select: str | None) -> None:
+        assert self.session is not None
+        code = commands.run_line(self.session, line)
+        self.call_from_thread(self._command_done, code, select)
+
+    def _command_done(self, code: int, select: str | None) -> None:
+        self.busy = False
+        self.main.query_one("#transfer", TransferBar).finish()
+        if not self.main.query_one("#cmdline", Input).display:
+            self.main.focus_active()  # dialogs the command opened may have taken the focus
+        if self.session is not None and self.session.finished:
+            return
+        # `cd` moves the session; every other command may have changed the tree.
+        cwd = self.session.cwd if self.session else self.main.cwd
+        current = self.main.plain.current
+        keep = select if select is not None else (current.plain_name if current else None)
+        self.main.load_dir(cwd, select=keep)
+        self._poll_mount()
+        self.update_status()
+
+    def on_transfer_progress(self, message: TransferProgress) -> None:
+        bar = self.main.query_one("#transfer", TransferBar)
+        bar.query_one("ProgressBar").update(total=message.total or None, progress=message.done)  # type: ignore[attr-defined]
+
+    # -- quitting ---------------------------------------------------------------------------------
+
+    def request_quit(self) -> None:
+        info = self.mount_info
+        if info is None or not info.alive:
+            self.exit(0)
+            return
+
+        def answer(unmount: bool | None) -> None:
+            if unmount:
+                self._unmount_and_quit(Path(info.mountpoint))
+            else:
+                self.exit(0)
+
+        self.push_screen(
+            ConfirmScreen(
+                "Quit",
+                f"The vault is mounted at {info.mountpoint}. Unmount it before quitting? "
+                "(No leaves it mounted.)",
+                yes="Unmount",
+                no="Leave mounted",
+            ),
+            answer,
+        )
+
+    @work(thread=True, group="command")
+    def _unmount_and_quit(self, mountpoint: Path) -> None:
+        from vaultsh.service import mounts
+
+        try:
+            mounts.unmount(mountpoint)
+        except VaultError as e:
+            self.call_from_thread(self.log_line, str(e), "error")
+            return
+        self.call_from_thread(self.exit, 0)
+
+    def quit_with(self, code: int, message: str | None = None) -> None:
+        self.exit(code, return_code=code, message=message)
+
+
+def read_given_secret(secrets: SecretSource) -> tuple[bytes | None, bytes | None]:
+    """(password, master key) given on the command line, read before the screen takes over."""
+    secrets.validate()
+    if secrets.has_masterkey:
+        return None, secrets.read_master_key()
+    # A source with its own read_password (the demo's known password) answers without a prompt.
+    supplies_password = type(secrets).read_password is not SecretSource.read_password
+    if secrets.passfiles or secrets.extpass or supplies_password:
+        return secrets.read_password(), None
+    return None, None
+
+
+def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) -> int:
+    """Open the vault in CIPHERDIR full-screen; returns the exit code (12: password dialog left)."""
+    try:
+        password, master_key = read_given_secret(secrets)
+    except VaultError as e:
+        print(f"vaultsh: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    if cipherdir.exists() and not cipherdir.is_dir():
+        print(f"vaultsh: {cipherdir}: not a directory", file=sys.stderr)
+        return int(ExitCode.CIPHER_DIR)
+    app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme)
+    result = app.run()
+    return int(result) if result is not None else int(app.return_code or 0)
+
+
+__all__ = ["MainScreen", "TuiIO", "VaultApp", "run_tui"]

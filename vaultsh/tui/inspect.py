@@ -1,0 +1,335 @@
+"""The info panel: plain previews (text or hex), cipher x-rays (header, blocks, name parts), diagnoses."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat as stat_mod
+from pathlib import Path
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from vaultsh.tui.panes import (
+    ROLE_BAD,
+    ROLE_CONF,
+    ROLE_DIRIV,
+    ROLE_SIDECAR,
+    Entry,
+    human_size,
+    short_time,
+)
+from vaultsh.vault.config import load_config
+from vaultsh.vault.content import HEADER_LEN
+from vaultsh.vault.errors import VaultError
+from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
+from vaultsh.vault.vault import Vault
+
+PREVIEW_BYTES = 4096
+HEX_PREVIEW_BYTES = 512
+XRAY_BLOCKS = 4  # blocks listed one by one, as gocryptfs-xray prints them (§11.6)
+
+# Sync tools rename a file they could not merge; the cipher name then no longer decrypts.
+_CONFLICT_PATTERNS = (
+    re.compile(r"^(?P<base>.+?) \((?:[^()]*'s )?conflicted copy[^()]*\)(?P<ext>\.[^.]*)?$"),  # Dropbox
+    re.compile(r"^(?P<base>.+?)\.sync-conflict-\d{8}-\d{6}(?:-[A-Z0-9]{7})?(?P<ext>\..*)?$"),  # Syncthing
+    re.compile(r"^(?P<base>.+?) \(conflicted copy [^()]*\)(?P<ext>\..*)?$"),  # Nextcloud, ownCloud
+    re.compile(r"^(?P<base>.+?) \((?:Case )?Conflict(?: \d+)?\)(?P<ext>\..*)?$"),  # Drive, iCloud
+)
+_RMDIR_LEFTOVER = DIRIV_NAME + ".rmdir."
+
+
+def _kv(table: Table, key: str, value: str | Text) -> None:
+    table.add_row(Text(key, style="bold"), value)
+
+
+def _table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
+
+
+def _mode(mode: int) -> str:
+    return f"{stat_mod.filemode(mode)} ({stat_mod.S_IMODE(mode):04o})"
+
+
+def _hex_dump(data: bytes) -> Text:
+    lines = []
+    for off in range(0, len(data), 16):
+        chunk = data[off : off + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk)
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{off:08x}  {hexes:<47}  {text}")
+    return Text("\n".join(lines), style="dim" if not data else "")
+
+
+def looks_like_text(data: bytes) -> str | None:
+    """The data as text if it decodes as UTF-8 without control bytes (a cut last char is fine)."""
+    if b"\0" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(data) - 3:
+            return None
+        text = data[: e.start].decode("utf-8")
+    if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text):
+        return None
+    return text
+
+
+def conflict_original(cipher_name: str) -> str | None:
+    """The cipher name a sync-conflict copy was made from, if `cipher_name` looks like one."""
+    for pattern in _CONFLICT_PATTERNS:
+        m = pattern.match(cipher_name)
+        if m:
+            return m.group("base") + (m.group("ext") or "")
+    return None
+
+
+# -- plain side ------------------------------------------------------------------------------
+
+
+def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> RenderableType:
+    """What the plain pane's selection is: facts, then a preview of its first bytes."""
+    table = _table()
+    cpath = cdir / entry.cipher_name
+    _kv(table, "Path", "/" + plain_path)
+    try:
+        st = vault.stat_cipher(cpath, plain_path)
+    except VaultError as e:
+        _kv(table, "Error", Text(str(e), style="bold red"))
+        return table
+    kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(st.kind, "special file")
+    _kv(table, "Kind", kind)
+    if st.kind == "file":
+        human = f" ({human_size(st.size)})" if st.size >= 1000 else ""
+        _kv(table, "Size", f"{st.size:,} bytes{human}, {st.cipher_size:,} on disk")
+    _kv(table, "Modified", short_time(st.mtime_ns))
+    _kv(table, "Mode", _mode(st.mode))
+    _kv(table, "On disk", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    parts: list[RenderableType] = [table]
+    if st.kind == "symlink":
+        try:
+            _kv(table, "Target", vault.readlink_cipher(cpath, plain_path))
+        except VaultError as e:
+            _kv(table, "Target", Text(str(e), style="red"))
+    elif st.kind == "file":
+        parts.append(Text(""))
+        parts.append(_preview(vault, cpath, plain_path))
+    return Group(*parts)
+
+
+def _preview(vault: Vault, cpath: Path, plain_path: str) -> RenderableType:
+    try:
+        with vault.open_cipher_file(cpath, plain_path) as f:
+            data = f.read(0, PREVIEW_BYTES)
+    except VaultError as e:
+        return Text(f"Cannot decrypt: {e}", style="bold red")
+    if not data:
+        return Text("(empty file)", style="dim")
+    text = looks_like_text(data)
+    if text is not None:
+        return Text(text.expandtabs(4), no_wrap=False)
+    return Group(Text("binary, first bytes:", style="dim"), _hex_dump(data[:HEX_PREVIEW_BYTES]))
+
+
+# -- cipher side -----------------------------------------------------------------------------
+
+
+def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
+    """The x-ray of a name on disk: what gocryptfs stores there and how it is built."""
+    if entry.role == ROLE_BAD:
+        return diagnose_bad(vault, cdir, entry)
+    table = _table()
+    cpath = cdir / entry.cipher_name
+    _kv(table, "On disk", entry.cipher_name)
+    parts: list[RenderableType] = [table]
+    if entry.role == ROLE_DIRIV:
+        _kv(table, "Role", "directory IV: the EME tweak for every name in this directory (§6.5)")
+        _kv(table, "IV", _read_hex(cpath, DIRIV_LEN + 1))
+        return table
+    if entry.role == ROLE_SIDECAR:
+        _kv(table, "Role", "long-name sidecar: the full encrypted name of a hashed entry (§6.7)")
+        _kv(table, "Names", entry.owner_name or "")
+        try:
+            full = read_name_file(cdir, entry.owner_name or "")
+            _kv(table, "Content", f"{len(full)} base64 characters")
+        except VaultError as e:
+            _kv(table, "Content", Text(str(e), style="red"))
+        return table
+    if entry.role == ROLE_CONF:
+        _kv(table, "Role", "vault config: scrypt parameters, wrapped master key, feature flags (§3)")
+        try:
+            for line in load_config(cpath).info_lines():
+                key, _, value = line.partition(":")
+                _kv(table, key, value.strip())
+        except VaultError as e:
+            _kv(table, "Error", Text(str(e), style="red"))
+        return table
+    _name_parts(vault, cdir, entry, table)
+    if entry.kind == "file":
+        parts.append(Text(""))
+        parts.append(xray_file(vault, cpath))
+    elif entry.kind == "dir" and vault.options.diriv:
+        _kv(table, "Own IV", _read_hex(cpath / DIRIV_NAME, DIRIV_LEN + 1) + "  (its gocryptfs.diriv)")
+    elif entry.kind == "symlink":
+        try:
+            stored = os.readlink(cpath)
+            _kv(table, "Target", f"{len(stored)} chars: AEAD-sealed target, base64 (§7.1)")
+        except OSError as e:
+            _kv(table, "Target", Text(e.strerror or str(e), style="red"))
+    return Group(*parts)
+
+
+def _read_hex(path: Path, limit: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).hex() or "(empty)"
+    except OSError as e:
+        return f"unreadable: {e.strerror}"
+
+
+def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
+    options = vault.options
+    if options.plaintext_names:
+        _kv(table, "Name", "stored in the clear (plaintextnames vault)")
+        return
+    full = entry.cipher_name
+    if entry.long_name:
+        try:
+            full = read_name_file(cdir, entry.cipher_name)
+        except VaultError as e:
+            _kv(table, "Long name", Text(str(e), style="red"))
+            return
+        digest = entry.cipher_name[len(LONGNAME_PREFIX) :]
+        _kv(table, "Long name", f"hash {digest} = B64(SHA-256(full name)); full name in {entry.sidecar_name}")
+    encoding = "unpadded URL-safe base64" if options.raw64 else "padded URL-safe base64"
+    try:
+        raw_len = len(b64_decode(full, options.raw64))
+        _kv(table, "Name", f"{len(full)} chars of {encoding} → {raw_len} bytes ({raw_len // 16} EME blocks)")
+    except ValueError:
+        _kv(table, "Name", f"{len(full)} chars ({encoding})")
+    _kv(table, "Plain", entry.plain_name or "")
+    if options.diriv:
+        _kv(table, "Dir IV", _read_hex(cdir / DIRIV_NAME, DIRIV_LEN + 1))
+    else:
+        _kv(table, "Dir IV", "none: deterministic names use an all-zero IV (§6.6)")
+
+
+def xray_file(vault: Vault, cpath: Path) -> RenderableType:
+    """Header, block geometry and the first blocks of a cipher file, like gocryptfs-xray (§5.1, §11.6)."""
+    codec = vault.content
+    table = _table()
+    try:
+        size = os.lstat(cpath).st_size
+        with open(cpath, "rb") as f:
+            head = f.read(HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
+    except OSError as e:
+        return Text(f"unreadable: {e.strerror}", style="red")
+    cipher_name = vault.options.content_encryption
+    if size == 0:
+        _kv(table, "Content", "empty file: no header, no blocks (§5.1)")
+        return table
+    if size < HEADER_LEN:
+        _kv(table, "Header", Text(f"incomplete: {size} bytes, want {HEADER_LEN}", style="red"))
+        return table
+    version = int.from_bytes(head[:2], "big")
+    _kv(table, "Header", f"version {version}, file ID {head[2:HEADER_LEN].hex()}")
+    plain = codec.cipher_to_plain_size(size)
+    body = size - HEADER_LEN
+    blocks = -(-body // codec.cipher_block)
+    _kv(
+        table,
+        "Content",
+        f"{cipher_name}, {blocks} block{'s' * (blocks != 1)} of ≤ 4096 + {codec.overhead} bytes",
+    )
+    _kv(
+        table,
+        "Overhead",
+        f"{size - plain:,} bytes = {HEADER_LEN} header + {blocks} × {codec.overhead} (nonce + tag); "
+        f"{size:,} on disk for {plain:,} plain",
+    )
+    nonce_len = codec.aead.nonce_size
+    siv = vault.options.aessiv
+    for i in range(min(blocks, XRAY_BLOCKS)):
+        start = HEADER_LEN + i * codec.cipher_block
+        block = head[start : start + codec.cipher_block]
+        if not block:
+            break
+        nonce = block[:nonce_len]
+        tag = block[nonce_len : nonce_len + 16] if siv else block[-16:]
+        _kv(table, f"Block {i}", f"IV {nonce.hex()}  tag {tag.hex()}  @{start} len {len(block)}")
+    if blocks > XRAY_BLOCKS:
+        _kv(table, "…", f"{blocks - XRAY_BLOCKS} more blocks")
+    return table
+
+
+def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
+    """Why a name on disk is not a vault object, and what it probably is."""
+    table = _table()
+    _kv(table, "On disk", entry.cipher_name)
+    _kv(table, "Problem", Text(entry.error or "does not decrypt", style="bold red"))
+    name = entry.cipher_name
+    original = conflict_original(name)
+    if original is not None:
+        _kv(
+            table,
+            "Looks like",
+            "a sync-conflict copy: a sync tool renamed it, so the name no longer decrypts",
+        )
+        try:
+            plain = vault.decrypt_entry(cdir, original)
+            _kv(table, "Copy of", Text(f"{plain}  (cipher name {original})", style="bold"))
+            _kv(
+                table,
+                "Content",
+                "still encrypted with this vault's key; rename it on disk to a free cipher name, or "
+                "compare it with the original after export",
+            )
+        except VaultError:
+            _kv(table, "Copy of", f"{original} (which does not decrypt either)")
+    elif name.startswith(_RMDIR_LEFTOVER):
+        _kv(table, "Looks like", "a leftover of an interrupted rmdir (§8.3); safe to delete")
+    elif name.startswith(LONGNAME_PREFIX):
+        _kv(table, "Looks like", "a long-name entry whose .name sidecar is missing or damaged (§6.7)")
+    elif name.startswith("."):
+        _kv(table, "Looks like", "a hidden file placed here by another program, not by the vault")
+    else:
+        _kv(
+            table,
+            "Looks like",
+            "a stray file (not written through the vault), a name damaged on disk, or a name "
+            "from a different vault or directory",
+        )
+    _kv(table, "Hidden", "gocryptfs hides this entry from the mounted view (§6.8); vaultsh shows it")
+    if entry.kind == "file":
+        _kv(table, "Size", f"{entry.cipher_size:,} bytes on disk")
+    return table
+
+
+class InfoPanel(VerticalScroll):
+    """The scrolling panel under the panes showing the selection's preview or x-ray."""
+
+    body: RenderableType = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="info-body")
+
+    def show(self, title: str, body: RenderableType) -> None:
+        self.border_title = title
+        self.body = body
+        self.query_one("#info-body", Static).update(body)
+        self.scroll_home(animate=False)
+
+    def plain_text(self, width: int = 120) -> str:
+        """What the panel shows, as text (for tests and for copying)."""
+        console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+        console.print(self.body)
+        return console.export_text()

@@ -1,0 +1,294 @@
+"""Modal dialogs of the TUI (password, prompt, confirm, help, secret display) and the progress bar."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, ProgressBar, Static
+
+from vaultsh.vault.errors import VaultError
+
+T = TypeVar("T")
+
+
+class PasswordScreen(ModalScreen[T | None], Generic[T]):
+    """Ask for a password; with `verify`, check it in a thread and stay open on a wrong one.
+
+    `verify` gets the password bytes and returns what the dialog dismisses with (an unlocked
+    vault, a master key); a VaultError it raises is shown in the dialog for another try. It
+    runs in a thread worker because scrypt takes a noticeable time by design (§3.4). Esc
+    dismisses with None. With `repeat`, the password is asked twice and must match.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self,
+        title: str,
+        prompt: str = "Password",
+        *,
+        verify: Callable[[bytes], T] | None = None,
+        repeat: bool = False,
+        detail: str = "",
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.prompt = prompt
+        self.verify = verify
+        self.repeat = repeat
+        self.detail = detail
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.detail:
+                yield Label(self.detail, classes="dialog-detail")
+            yield Label(self.prompt, classes="dialog-label")
+            yield Input(password=True, id="password")
+            if self.repeat:
+                yield Label("Repeat", classes="dialog-label")
+                yield Input(password=True, id="repeat")
+            yield Label("", id="dialog-error", classes="dialog-error")
+            yield Label("Enter: OK   Esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#password", Input).focus()
+
+    def _error(self, message: str) -> None:
+        self.query_one("#dialog-error", Label).update(message)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self.busy:
+            return
+        if self.repeat and event.input.id == "password":
+            self.query_one("#repeat", Input).focus()
+            return
+        password = self.query_one("#password", Input).value
+        if not password:
+            self._error("The password is empty.")
+            return
+        if self.repeat and self.query_one("#repeat", Input).value != password:
+            self._error("The passwords do not match.")
+            self.query_one("#repeat", Input).value = ""
+            return
+        secret = password.encode()
+        if self.verify is None:
+            self.dismiss(secret)  # type: ignore[arg-type]
+            return
+        self.busy = True
+        self._error("")
+        self.query_one("#dialog-error", Label).update(Text("Checking…", style="italic"))
+        self._check(secret)
+
+    @work(thread=True, exclusive=True, group="password")
+    def _check(self, secret: bytes) -> None:
+        assert self.verify is not None
+        try:
+            result = self.verify(secret)
+        except VaultError as e:
+            self.app.call_from_thread(self._failed, str(e))
+            return
+        self.app.call_from_thread(self.dismiss, result)
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self._error(message)
+        box = self.query_one("#password", Input)
+        box.value = ""
+        box.focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """Ask for one line of text (a destination, a new name); Esc gives None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, prompt: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.prompt = prompt
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.prompt, classes="dialog-label")
+            yield Input(self.value, placeholder=self.placeholder, id="answer")
+            yield Label("Enter: OK   Esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#answer", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question; y/Enter on Yes confirm, n/Esc decline."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+        Binding("left,right,h,l", "switch", "Switch", show=False),
+    ]
+
+    def __init__(self, title: str, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__()
+        self.title_text = title
+        self.question = question
+        self.yes = yes
+        self.no = no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="error")
+                yield Button(f"{self.no} (n)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+    def action_switch(self) -> None:
+        self.focus_next(Button)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key of the main screen, from its bindings, so the list cannot fall out of date."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark,f1", "close", "Close"),
+    ]
+
+    def __init__(self, keys: list[tuple[str, str]], intro: str) -> None:
+        super().__init__()
+        self.keys = keys
+        self.intro = intro
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 3))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, description in self.keys:
+            table.add_row(key, description)
+        with Vertical(classes="dialog help-dialog"):
+            yield Label("vaultsh — keys", classes="dialog-title")
+            yield Static(self.intro, classes="dialog-detail")
+            with VerticalScroll(id="help-keys"):
+                yield Static(table)
+            yield Label("Esc, q or ? closes this help", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class SecretScreen(ModalScreen[None]):
+    """Show a secret (the master key) until dismissed; nothing of it is logged."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,enter,q", "close", "Close")]
+
+    def __init__(self, title: str, secret: str, advice: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.secret = secret
+        self.advice = advice
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(Text(self.secret, style="bold"), id="secret", classes="secret")
+            yield Static(self.advice, classes="dialog-detail")
+            yield Label("Enter or Esc closes", classes="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class TransferBar(Horizontal):
+    """A label and progress bar for the running export or import; Esc cancels it."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="transfer-label")
+        yield ProgressBar(id="transfer-progress", show_eta=True)
+        yield Label("Esc cancels", id="transfer-hint")
+
+    def start(self, label: str, total: int | None) -> None:
+        self.query_one("#transfer-label", Label).update(label)
+        self.query_one(ProgressBar).update(total=total, progress=0)
+        self.display = True
+
+    def advance(self, amount: float, total: int | None = None) -> None:
+        bar = self.query_one(ProgressBar)
+        if total is not None:
+            bar.update(total=total)
+        bar.advance(amount)
+
+    def finish(self) -> None:
+        self.display = False
+
+
+def key_label(keys: str) -> str:
+    """'f5,e' -> 'F5 / e' for the help screen."""
+    names = []
+    for key in keys.split(","):
+        key = key.strip()
+        special: dict[str, str] = {
+            "question_mark": "?",
+            "colon": ":",
+            "slash": "/",
+            "backspace": "Backspace",
+            "enter": "Enter",
+            "tab": "Tab",
+            "escape": "Esc",
+            "right": "→",
+            "left": "←",
+            "up": "↑",
+            "down": "↓",
+            "ctrl+r": "Ctrl-R",
+            "pageup": "PgUp",
+            "pagedown": "PgDn",
+            "home": "Home",
+            "end": "End",
+        }
+        if key in special:
+            names.append(special[key])
+        elif key.startswith("f") and key[1:].isdigit():
+            names.append(key.upper())
+        else:
+            names.append(key)
+    return " / ".join(names)
+
+
+def describe_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
+    """(keys, description) rows from Binding objects, in declaration order."""
+    rows = []
+    for b in bindings:
+        if isinstance(b, Binding) and b.description:
+            rows.append((key_label(b.key), b.tooltip or b.description))
+    return rows
