@@ -915,3 +915,27 @@ def test_walk(vault: Vault) -> None:
     vault.write_file("z", b"")
     walked = [(p, [e.name for e in es]) for p, es in vault.walk()]
     assert walked == [("", ["a", "z"]), ("a", ["b"]), ("a/b", ["c"])]
+
+
+@pytest.mark.parametrize("plaintext_names", [False, True])
+def test_key_fits_is_decided_by_authenticated_content(tmp_path: Path, plaintext_names: bool) -> None:
+    v = _new_vault(tmp_path / "c", plaintext_names=plaintext_names)
+    assert v.key_fits() is None  # an empty root cannot tell
+    v.mkdir("only-a-dir")
+    wrong = bytes(b ^ 0x5A for b in v.keys.master_key)
+    if plaintext_names:
+        assert Vault.open(v.cipherdir, master_key=wrong).key_fits() is None
+    v.write_file("note.txt", b"some content")
+    assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True
+    # Many wrong keys: a name may pass its padding check by chance, the content never does.
+    for i in range(40):
+        key = bytes((b + i + 1) % 256 for b in v.keys.master_key)
+        assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
+
+
+def test_key_fits_tolerates_a_stray_file(tmp_path: Path) -> None:
+    v = _new_vault(tmp_path / "c")
+    for name in ("a", "b", "c"):
+        v.mkdir(name)
+    (v.cipherdir / ("A" * 22)).write_text("copied in by hand")
+    assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True

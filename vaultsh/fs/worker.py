@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import signal
 import socket
 import struct
@@ -26,7 +25,6 @@ from vaultsh.fs.stats import MountStats
 from vaultsh.service import mount_protocol as proto
 from vaultsh.service.mount_protocol import MountFiles, RegistryEntry
 from vaultsh.vault.errors import (
-    CipherDirError,
     ExitCode,
     FuseError,
     MasterKeyError,
@@ -45,10 +43,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 REPLY_DEADLINE = 30.0
 # Longest plausible key input; anything longer is refused before it is parsed.
 MAX_KEY_INPUT = 4096
-# How many root names a mount tries to decrypt to tell a wrong master key.
-KEY_CHECK_SAMPLE = 16
-# An encrypted name is unpadded or padded base64 of at least one 16-byte block (§6.2).
-_CIPHER_NAME = re.compile(r"[A-Za-z0-9_=+/-]{22,}")
 
 
 @dataclass
@@ -167,35 +161,14 @@ def read_master_key(fd: int) -> bytes:
 # -- building the filesystem --------------------------------------------------------------
 
 
-def check_forward_key(vault: Vault, sample: int = KEY_CHECK_SAMPLE) -> None:
-    """Refuse a key under which most of the first encrypted names in the vault root fail.
+def check_forward_key(vault: Vault) -> None:
+    """Refuse a master key the vault's own content shows to be wrong (Vault.key_fits).
 
-    A wrong key passes the padding check of an EME-encrypted name (§6.2) with a chance of
-    about 1/256 per name, so a majority vote over a few names tells it with near certainty,
-    while a stray undecryptable file beside real ones does not lock the user out. An empty
-    root (or a plaintextnames vault) cannot tell, and is accepted as gocryptfs accepts any
-    -masterkey. Only a few names are tried, so a huge root costs nothing.
+    A vault that cannot tell (empty root, plaintext names without content) is accepted, as
+    gocryptfs accepts any -masterkey.
     """
-    if vault.options.plaintext_names:
-        return
-    good = bad = 0
-    try:
-        with os.scandir(vault.cipherdir) as it:
-            for entry in it:
-                if good + bad >= sample:
-                    break
-                if not _CIPHER_NAME.fullmatch(entry.name):
-                    continue  # config, diriv, long names, foreign files
-                try:
-                    vault.decrypt_entry(vault.cipherdir, entry.name)
-                except VaultError:
-                    bad += 1
-                else:
-                    good += 1
-    except OSError as e:
-        raise CipherDirError(f"{vault.cipherdir}: cannot list the cipher dir: {e.strerror}") from None
-    if bad >= good and bad:
-        raise MasterKeyError(f"{vault.cipherdir}: master key does not decrypt the file names (wrong key?)")
+    if vault.key_fits() is False:
+        raise MasterKeyError(f"{vault.cipherdir}: master key does not decrypt this vault (wrong key?)")
 
 
 def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[Any, set[str]]:

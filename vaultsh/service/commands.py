@@ -428,21 +428,8 @@ def reveal_master_key(conf: ConfFile, password: bytes) -> str:
 
 
 def check_key_fits(conf: ConfFile, key: bytes, root: Path) -> None:
-    """Refuse a master key that decrypts nothing in the vault (when there is something to try)."""
-    vault = Vault(root, key, conf.options, conf)
-    if conf.options.plaintext_names:
-        candidates = [p for p in root.iterdir() if p.is_file() and not p.name.startswith("gocryptfs.")]
-        for p in candidates[:8]:
-            try:
-                vault.read_file(p.name, 0, 1)
-                return
-            except VaultError:
-                continue
-        if candidates:
-            raise MasterKeyError("the master key does not decrypt this vault's names or files")
-        return
-    entries = vault.listdir("", include_bad=True)
-    if entries and all(e.error for e in entries):
+    """Refuse a master key that is shown not to be this vault's (see Vault.key_fits)."""
+    if Vault(root, key, conf.options, conf).key_fits() is False:
         raise MasterKeyError("the master key does not decrypt this vault's names or files")
 
 

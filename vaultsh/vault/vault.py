@@ -867,6 +867,45 @@ class Vault:
             if e.is_dir:
                 yield from self.walk(f"{path}/{e.name}" if path else e.name)
 
+    def key_fits(self, sample: int = 16) -> bool | None:
+        """Whether the master key is this vault's, judged from the root: None if it can't tell.
+
+        File content is authenticated (AES-GCM/SIV tags, §5.1), so one file of the root that
+        decrypts settles it either way. Names alone are weaker evidence: a wrong key passes
+        the padding check of an EME name (§6.2) about 1 time in 256, so they are put to a
+        majority vote, and a stray undecryptable file beside real ones does not lock anyone
+        out. An empty root (or plaintext names with no file content) cannot tell.
+        """
+        try:
+            entries = self.list_cipher_dir(self.cipherdir, include_bad=True)[:sample]
+        except VaultError:
+            return False  # the root's diriv itself is unreadable under this key
+        content_failed = False
+        for e in entries:
+            if e.error or e.kind != "file":
+                continue
+            cpath = self.cipherdir / e.cipher_name
+            try:
+                if cpath.stat().st_size <= HEADER_LEN:
+                    continue  # header only: nothing authenticated to try
+                with self.open_cipher_file(cpath, e.name) as f:
+                    f.read(0, 1)
+            except CorruptionError:
+                content_failed = True
+                continue
+            except (OSError, VaultError):
+                continue
+            return True
+        if content_failed:
+            return False
+        if self.options.plaintext_names:
+            return None
+        names = [e for e in entries if e.kind != "other" and not e.cipher_name.startswith("gocryptfs.")]
+        good = sum(1 for e in names if not e.error)
+        if not names:
+            return None
+        return good > len(names) - good
+
     def decrypt_cipher_path(self, cipher_rel: str) -> str:
         """Plain path of a cipher path relative to the vault root (like the ctlsock's DecryptPath)."""
         cur = self.cipherdir
