@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,7 +397,16 @@ def start_run_new(tmux: Tmux, tmp_path: Path, directory: Path) -> Path:
 
 
 def test_run_new_in_a_terminal_creates_the_vault(tmp_path: Path, tmux: Tmux) -> None:
-    target = tmp_path / "vault"
+    # A short path, so that all of it fits in the 80-column directory field (pytest's own
+    # temp paths under xdist are longer than that).
+    short = Path(tempfile.mkdtemp(prefix="vw-", dir="/tmp"))
+    try:
+        _run_new_in_a_terminal(tmp_path, tmux, short / "vault")
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def _run_new_in_a_terminal(tmp_path: Path, tmux: Tmux, target: Path) -> None:
     rc_file = start_run_new(tmux, tmp_path, target)
     shown = tmux.wait_for("Content encryption")
     assert "New vault" in shown and str(target) in shown  # the whole form fits in 80x24
