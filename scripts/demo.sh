@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# demo.sh — a short tour of the vaultsh CLI on a throw-away vault.
+# demo.sh — try vaultsh on a throw-away vault.
 #
-# Runs scripts/setup.sh, creates a vault in a fresh temporary directory (password
-# "demo-password" in a passfile there, scrypt N = 2^12 so it is quick), imports a small sample
-# tree written by this script, and shows info, a recursive long listing, a file's content and
-# the translation of one cipher path. The vault is left in place for you to play with.
-# Arguments are ignored for now.
+# Runs scripts/setup.sh, then `vaultsh demo`: a sample vault in a temporary directory, opened
+# in the TUI (its password is printed first). Extra arguments go to `vaultsh demo` (e.g.
+# --theme vaultsh-light).
+#
+# With --tour instead: a non-interactive tour of the one-shot CLI. It creates a vault in a
+# fresh temporary directory (password "demo-password" in a passfile there, scrypt N = 2^12 so
+# it is quick), imports a small sample tree written by this script, and shows info, a
+# recursive long listing, a file's content and the translation of one cipher path. The vault
+# is left in place for you to play with.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +17,10 @@ VENV="${VAULTSH_VENV:-$REPO/.venv}"
 PY="$VENV/bin/python"
 
 bash "$REPO/scripts/setup.sh"
+
+if [[ "${1:-}" != "--tour" ]]; then
+    exec "$PY" -m vaultsh demo "$@"
+fi
 
 DEMO="$(mktemp -d -t vaultsh-demo.XXXXXX)"
 VAULT="$DEMO/vault"

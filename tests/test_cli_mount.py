@@ -1,0 +1,126 @@
+"""`vaultsh mount / mounts / unmount` as a user types them: real worker, real kernel mount."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fuse_harness import force_unmount, require_fuse
+from gocryptfs_harness import gocryptfs_fsck
+
+from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.vault import Vault
+
+PASSWORD = "mount test pw"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    require_fuse()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    # A private runtime dir: parallel tests never see each other's mounts.
+    return {**os.environ, "XDG_RUNTIME_DIR": str(run_dir)}
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    p = tmp_path / "pw"
+    p.write_text(PASSWORD + "\n")
+    return p
+
+
+@pytest.fixture
+def mnt(tmp_path: Path) -> Iterator[Path]:
+    m = tmp_path / "mnt"
+    m.mkdir()
+    try:
+        yield m
+    finally:
+        force_unmount(m)
+
+
+def vaultsh(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vaultsh", *args],
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_mount_write_list_unmount_then_gocryptfs_fsck(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, need_gocryptfs: None
+) -> None:
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    p = vaultsh(env, "mount", "--passfile", str(passfile), str(cipher), str(mnt))
+    assert p.returncode == 0, p.stderr
+    assert "ready" in p.stdout and os.path.ismount(mnt)
+    (mnt / "docs").mkdir()
+    (mnt / "docs" / "a note.txt").write_text("written through the mount\n")
+    table = vaultsh(env, "mounts")
+    assert table.returncode == 0
+    assert str(mnt) in table.stdout and "forward" in table.stdout
+    # A second mount on the same mountpoint is refused with gocryptfs's mountpoint code.
+    again = vaultsh(env, "mount", "--passfile", str(passfile), str(cipher), str(mnt))
+    assert again.returncode == 10 and len(again.stderr.strip().splitlines()) == 1
+    p = vaultsh(env, "unmount", str(mnt))
+    assert p.returncode == 0, p.stderr
+    assert not os.path.ismount(mnt)
+    assert str(mnt) not in vaultsh(env, "mounts").stdout
+    v = Vault.open(cipher, password=PASSWORD.encode())
+    assert v.read_file("docs/a note.txt") == b"written through the mount\n"
+    code, output = gocryptfs_fsck(cipher, PASSWORD)
+    assert code == 0, output
+
+
+def test_wrong_password_and_busy_mountpoint_fail_with_gocryptfs_codes(
+    tmp_path: Path, env: dict[str, str], mnt: Path
+) -> None:
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it\n")
+    p = vaultsh(env, "mount", "--passfile", str(wrong), str(cipher), str(mnt))
+    assert p.returncode == 12 and len(p.stderr.strip().splitlines()) == 1
+    assert not os.path.ismount(mnt)
+    (mnt / "something").write_text("x")
+    right = tmp_path / "right"
+    right.write_text(PASSWORD + "\n")
+    p = vaultsh(env, "mount", "--passfile", str(right), str(cipher), str(mnt))
+    assert p.returncode == 10, p.stderr
+    assert "not empty" in p.stderr and str(mnt) in p.stderr
+    assert PASSWORD not in p.stderr
+
+
+def test_reverse_mount_shows_the_encrypted_view(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    p = vaultsh(env, "init", "--reverse", "--scryptn", "10", "--passfile", str(passfile), str(plain))
+    assert p.returncode == 0, p.stderr
+    (plain / "report.txt").write_text("quarterly numbers\n")
+    (plain / "photos").mkdir()
+    p = vaultsh(env, "mount", "--reverse", "--passfile", str(passfile), str(plain), str(mnt))
+    assert p.returncode == 0, p.stderr
+    try:
+        view = ReverseView.open(plain, password=PASSWORD.encode())
+        expected = {e.cipher_name for e in view.listdir("")}
+        assert set(os.listdir(mnt)) == expected
+        assert {"gocryptfs.conf", "gocryptfs.diriv"} <= expected
+        with pytest.raises(OSError):
+            (mnt / "new").write_text("read-only view")
+        assert "reverse" in vaultsh(env, "mounts").stdout
+    finally:
+        assert vaultsh(env, "unmount", str(mnt)).returncode == 0
+    assert not os.path.ismount(mnt)
