@@ -13,7 +13,7 @@ import pytest
 from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
 from vaultsh.service.mounts import MountInfo
-from vaultsh.vault.errors import PasswordIncorrectError
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
@@ -482,3 +482,110 @@ def test_current_word_handles_quotes() -> None:
     assert current_word("cat my\\ do") == "my\\ do"
     assert current_word("cat ") == ""
     assert current_word("ca") == "ca"
+
+
+# -- a reverse-mode folder (§9) ------------------------------------------------------------------
+
+
+@pytest.fixture
+def reverse_sess(tmp_path: Path) -> Session:
+    """A session on a reverse-mode folder: plain files beside .gocryptfs.reverse.conf."""
+    plain = tmp_path / "plain"
+    (plain / "docs").mkdir(parents=True)
+    (plain / "docs" / "notes.txt").write_bytes(b"hello plain\nsecond line\n")
+    (plain / "binary.bin").write_bytes(b"\x00\x01" * 3000)
+    os.symlink("docs/notes.txt", plain / "link")
+    Vault.init(plain, PASSWORD, logn=10, reverse=True)
+    return Session.open_reverse(plain, RecordingIO(), password=PASSWORD)
+
+
+def test_reverse_session_refuses_commands_that_write_into_a_vault(reverse_sess: Session) -> None:
+    before = sorted(os.listdir(reverse_sess.cipherdir))
+    for line in ("mkdir x", "rm binary.bin", "mv binary.bin b", "import /etc/hostname"):
+        code, out, err = run(reverse_sess, line)
+        assert code == 1 and out == [], line
+        assert len(err) == 1 and "read-only" in err[0] and str(reverse_sess.cipherdir) in err[0]
+    assert sorted(os.listdir(reverse_sess.cipherdir)) == before
+
+
+def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> None:
+    view = reverse_sess.reverse
+    assert view is not None
+    assert run(reverse_sess, "ls") == (0, ["binary.bin", "docs", "link"], [])
+    code, out, _ = run(reverse_sess, "ls --cipher docs")
+    assert out == [f"notes.txt  [{commands.view_path(view, 'docs/notes.txt').rpartition('/')[2]}]"]
+    _, out, _ = run(reverse_sess, "ls -l")
+    assert [line for line in out if line.endswith("link -> docs/notes.txt")], out
+    assert run(reverse_sess, "cd docs")[0] == 0 and reverse_sess.cwd == "docs"
+    assert run(reverse_sess, "cat notes.txt") == (0, ["hello plain", "second line"], [])
+    code, out, _ = run(reverse_sess, "encrypt-path notes.txt")
+    assert code == 0 and view.resolve(out[0]).plain == "docs/notes.txt"
+    assert run(reverse_sess, f"decrypt-path {out[0]}") == (0, ["docs/notes.txt"], [])
+    code, _, err = run(reverse_sess, "cd /binary.bin")
+    assert code != 0 and "not a directory" in err[0]
+    assert complete(reverse_sess, "cat /d") == ["/docs/"]
+
+
+def test_reverse_export_writes_a_view_that_opens_as_a_forward_vault(
+    reverse_sess: Session, tmp_path: Path
+) -> None:
+    dest = tmp_path / "backup"
+    code, out, err = run(reverse_sess, f"export / {dest}")
+    assert (code, err) == (0, [])
+    # gocryptfs.conf, two gocryptfs.diriv, notes.txt and binary.bin; the root and docs
+    assert out[0].startswith("exported 5 files, 2 dirs, "), out
+    vault = Vault.open(dest, password=PASSWORD)
+    assert vault.read_file("docs/notes.txt") == b"hello plain\nsecond line\n"
+    assert vault.readlink("link") == "docs/notes.txt"
+    # one file into an existing directory: under its name in the view
+    view = reverse_sess.reverse
+    assert view is not None
+    one = tmp_path / "one"
+    one.mkdir()
+    assert run(reverse_sess, f"export binary.bin {one}")[0] == 0
+    cipher = commands.view_path(view, "binary.bin")
+    assert (one / cipher).read_bytes() == b"".join(view.iter_file(view.resolve(cipher)))
+    code, _, err = run(reverse_sess, f"export binary.bin {one}")
+    assert code != 0 and "already exists" in err[0]
+
+
+def test_reverse_export_can_be_cancelled_and_leaves_no_partial_file(
+    reverse_sess: Session, tmp_path: Path
+) -> None:
+    io = rio(reverse_sess)
+    io.cancel_when = lambda: bool(io.progress_calls)  # Esc once the first bytes are written
+    dest = tmp_path / "one"
+    dest.mkdir()
+    code, _, err = run(reverse_sess, f"export binary.bin {dest}")
+    assert code == ExitCode.SIGINT
+    assert err == ["cancelled"] and io.progress_calls
+    assert os.listdir(dest) == []  # the file cut short was removed
+
+
+def test_reverse_mount_asks_the_worker_for_a_reverse_read_only_view(
+    reverse_sess: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultsh.service import mounts
+
+    asked: list[tuple[mounts.MountRequest, bytes]] = []
+
+    def fake_mount(req: mounts.MountRequest, key: bytes) -> MountInfo:
+        asked.append((req, key))
+        return MountInfo(str(req.source), str(req.mountpoint), "reverse", True, 4242, 0.0)
+
+    monkeypatch.setattr(mounts, "mount", fake_mount)
+    code, out, _ = run(reverse_sess, f"mount {tmp_path / 'mnt'}")
+    assert code == 0 and "pid 4242" in out[0]
+    ((req, key),) = asked
+    assert req.reverse and req.read_only and req.source == reverse_sess.cipherdir
+    assert key == reverse_sess.vault.keys.master_key
+    assert req.options is None and req.excludes == ()
+
+
+def test_masterkey_goes_to_the_hook_when_a_front_end_has_one(sess: Session) -> None:
+    shown: list[str] = []
+    rio(sess).secrets = [PASSWORD]
+    sess.hooks["masterkey"] = shown.append
+    code, out, _ = run(sess, "masterkey")
+    assert code == 0 and out == []
+    assert shown == [format_master_key(sess.vault.keys.master_key)]

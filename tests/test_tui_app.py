@@ -477,6 +477,29 @@ async def test_master_key_shown_after_password(vault_dir: Path) -> None:
         assert format_master_key(MASTER_KEY) not in log_text(app)
 
 
+@pytest.mark.asyncio
+async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vault_dir: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.press("colon")
+        await type_text(pilot, "masterkey")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        await type_text(pilot, PASSWORD)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+        shown = app.screen
+        assert isinstance(shown, SecretScreen)
+        assert shown.secret == format_master_key(MASTER_KEY)
+        await pilot.press("escape")
+        await command_done(pilot, app)
+        assert isinstance(app.screen, MainScreen)
+        assert "> masterkey" in log_text(app)
+        key_groups = format_master_key(MASTER_KEY).split("-")
+        assert not any(group in log_text(app) for group in key_groups)
+
+
 # -- themes, help, command line ------------------------------------------------------------------
 
 

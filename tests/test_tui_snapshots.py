@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from test_tui_app import MASTER_KEY, SIZE, make_vault, wait_for
+from test_tui_reverse import make_reverse_folder
 from textual.pilot import Pilot
 
 from vaultsh.tui.app import VaultApp
@@ -38,9 +39,26 @@ def snapshot_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     time.tzset()
 
 
+@pytest.fixture
+def snapshot_reverse_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A reverse-mode folder whose view is the same on every run (its IVs derive from paths, §9.2)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    old_umask = os.umask(0o022)
+    try:
+        make_reverse_folder(tmp_path / "plain")
+    finally:
+        os.umask(old_umask)
+    monkeypatch.chdir(tmp_path)
+    yield Path("plain")
+    time.tzset()
+
+
 def settled(app: VaultApp) -> Callable[[Pilot[Any]], Any]:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: app.vault is not None and not app.main.loading)
+        await wait_for(pilot, lambda: app.session is not None and not app.main.loading)
         await wait_for(pilot, lambda: "Preview" in str(app.main.query_one("#info").border_title))
         await pilot.pause()
 
@@ -82,3 +100,9 @@ def test_password_dialog(snap_compare: Any, snapshot_vault: Path, theme: str) ->
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_reverse_main_view(snap_compare: Any, snapshot_reverse_folder: Path) -> None:
+    """A reverse-mode folder: plain files left, the encrypted view a reverse mount shows right."""
+    app = VaultApp(snapshot_reverse_folder, master_key=MASTER_KEY)
+    assert snap_compare(app, terminal_size=SIZE, run_before=settled(app))

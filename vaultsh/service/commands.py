@@ -27,7 +27,8 @@ from vaultsh.vault.errors import (
     WriteConfError,
 )
 from vaultsh.vault.keys import format_master_key
-from vaultsh.vault.vault import PlainStat, Vault
+from vaultsh.vault.reverse import ReverseEntry, ReverseView
+from vaultsh.vault.vault import PlainStat, Vault, kind_of_mode
 
 if TYPE_CHECKING:
     from vaultsh.service.mounts import MountInfo
@@ -79,12 +80,39 @@ class Session:
     # else CIPHERDIR/gocryptfs.conf.
     config_path: Path | None = None
     # Front-end callbacks for commands only some front-ends have: "exit" (leave the session),
-    # "theme" (switch the TUI theme, called with a name or None to list).
+    # "theme" (switch the TUI theme, called with a name or None to list), "masterkey" (show the
+    # master key, called with its text, somewhere other than the output: a TUI dialog).
     hooks: dict[str, Callable[..., object]] = field(default_factory=dict)
     show_progress: bool = True  # measure the work first so that io.progress knows the total
     processes: int = 1  # 2 lets exports fork a second decrypting process (only safe in the CLI)
     quiet: bool = False  # no summary line after a transfer (the CLI stays silent on success)
     finished: bool = False  # set by `exit`
+    # A reverse-mode folder (§9): `cipherdir` is then the plain dir, `cwd` a plain path in it,
+    # and `reverse` its encrypted view. `vault` only carries the key, format flags and the
+    # reverse config there (for mount, passwd, masterkey, info); commands that would use its
+    # tree are refused by `run_line` (see REVERSE_COMMANDS).
+    reverse: ReverseView | None = None
+
+    @classmethod
+    def open_reverse(
+        cls,
+        plaindir: Path,
+        io: SessionIO,
+        *,
+        password: bytes | None = None,
+        master_key: bytes | None = None,
+        hooks: dict[str, Callable[..., object]] | None = None,
+    ) -> Session:
+        """Unlock a reverse-mode folder by password or master key (§9.1); VaultError if not."""
+        conf_path = plaindir / REVERSE_CONF_NAME
+        if master_key is None:
+            if password is None:
+                raise UsageError("a password or a master key is needed")
+            master_key = load_config(conf_path).decrypt_master_key(password)
+        view = ReverseView.open(plaindir, master_key=master_key)
+        conf = load_config(conf_path)
+        holder = Vault(plaindir, master_key, view.options, conf)
+        return cls(holder, plaindir, io, hooks=dict(hooks or {}), reverse=view)
 
     @property
     def conf_path(self) -> Path:
@@ -268,16 +296,23 @@ def cat_file(session: Session, path: str) -> int:
     """`cat`: raw bytes to an IO that takes them, else text lines (binary files are refused)."""
     vault, io = session.vault, session.io
     plain = session.resolve(path)
-    if stat_mod.S_ISDIR(vault.stat(plain).mode):
-        raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
+    chunks: Iterable[bytes | memoryview]
+    if session.reverse is not None:  # the plain files are the real ones
+        if view_entry(session.reverse, plain).kind == "dir":
+            raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
+        chunks = _read_plain_file(session.reverse.plaindir / plain)
+    else:
+        if stat_mod.S_ISDIR(vault.stat(plain).mode):
+            raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
+        chunks = vault.iter_file(plain)
     if isinstance(io, ByteSink):
-        for chunk in vault.iter_file(plain):
+        for chunk in chunks:
             io.write_bytes(chunk)
         return 0
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pending = ""
     first = True
-    for chunk in vault.iter_file(plain):
+    for chunk in chunks:
         if io.cancelled():
             raise transfer.Cancelled()
         if first and b"\0" in bytes(chunk[:8192]):
@@ -291,6 +326,12 @@ def cat_file(session: Session, path: str) -> int:
     if pending:
         io.write(pending)
     return 0
+
+
+def _read_plain_file(path: Path) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(transfer.CHUNK):
+            yield chunk
 
 
 def _finish_transfer(session: Session, report: transfer.TransferReport, verb: str) -> int:
@@ -397,7 +438,13 @@ def decrypt_paths(session: Session, paths: Iterable[str]) -> int:
             with contextlib.suppress(ValueError, OSError):
                 rel = Path(p).resolve().relative_to(root).as_posix()
         try:
-            session.io.write(session.vault.decrypt_cipher_path(rel))
+            if session.reverse is not None:
+                found = session.reverse.resolve(rel)
+                if found.plain is None:
+                    raise UsageError(f"{rel}: a file the view makes up, with no plain path")
+                session.io.write(found.plain)
+            else:
+                session.io.write(session.vault.decrypt_cipher_path(rel))
         except VaultError as e:
             session.io.error(f"{p}: {e}")
             status = ExitCode.USAGE
@@ -409,6 +456,9 @@ def encrypt_paths(session: Session, paths: Iterable[str]) -> int:
     status = 0
     for p in paths:
         try:
+            if session.reverse is not None:
+                session.io.write(view_entry(session.reverse, session.resolve(p)).cipher_path)
+                continue
             cpath = session.vault.cipher_path(session.resolve(p))
             session.io.write(cpath.relative_to(session.vault.cipherdir).as_posix())
         except VaultError as e:
@@ -481,6 +531,178 @@ def change_password(
             raise WriteConfError(f"{bak}: cannot create backup: {e.strerror}") from None
     new_conf.write(conf_path)
     return bak, load_config(conf_path)
+
+
+# -- reverse-mode folders (§9) -----------------------------------------------------------------
+
+
+def reverse_refusal(command: str, plaindir: Path) -> str:
+    """Why a command that writes into a vault has no meaning on a reverse-mode folder."""
+    return (
+        f"{command}: the encrypted view of a reverse-mode folder is read-only; "
+        f"change the plain files in {plaindir} instead"
+    )
+
+
+def _view(session: Session) -> ReverseView:
+    if session.reverse is None:
+        raise UsageError(f"{session.cipherdir}: not a reverse-mode folder")
+    return session.reverse
+
+
+def view_path(view: ReverseView, plain: str) -> str:
+    """The path in the encrypted view of a plain path: its names encrypted one by one (§9.3)."""
+    cipher = ""
+    for part in [p for p in plain.split("/") if p]:
+        disk, _full = view.encrypt_name(cipher, part)
+        cipher = f"{cipher}/{disk}" if cipher else disk
+    return cipher
+
+
+def view_entry(view: ReverseView, plain: str) -> ReverseEntry:
+    """The view's entry of an existing plain path ("" is the root); FsError if there is none."""
+    if not plain:
+        return ReverseEntry("", "", "dir", plain="")
+    if plain == REVERSE_CONF_NAME and not view.config_custom:
+        raise FsError(errno.ENOENT, f"{show(plain)}: the config is shown as {CONF_NAME} in the view")
+    try:
+        st = os.lstat(view.plaindir / plain)
+    except OSError as e:
+        raise FsError(e.errno or errno.EIO, f"{show(plain)}: {e.strerror or e}") from None
+    cipher = view_path(view, plain)
+    return ReverseEntry(cipher.rpartition("/")[2], cipher, kind_of_mode(st.st_mode), plain)
+
+
+def _view_tree_size(view: ReverseView, entry: ReverseEntry) -> int:
+    """Cipher bytes of the regular files below an entry of the view (for progress bars)."""
+    assert entry.plain is not None
+    top = view.plaindir / entry.plain if entry.plain else view.plaindir
+    if entry.kind != "dir":
+        return view.cipher_size(entry) if entry.kind == "file" else 0
+    total = 0
+    for dirpath, _dirs, files in os.walk(top):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat_mod.S_ISREG(st.st_mode):
+                    total += view.content.plain_to_cipher_size(st.st_size)
+    return total
+
+
+def export_view(session: Session, path: str, dest: str) -> int:
+    """`export` in a reverse-mode folder: write the encrypted view of PATH (a backup, §9.4).
+
+    Like `export`, an existing directory DEST receives the entry under its (encrypted) name;
+    the root goes into DEST itself, which must then be empty or new. Exporting the root gives
+    a complete vault (with its gocryptfs.conf) that gocryptfs or vaultsh open in forward mode.
+    Files are streamed through `ReverseView.iter_file` with progress and cancellation; a file
+    cut short by a cancel or an error is removed.
+    """
+    view = _view(session)
+    plain = session.resolve(path)
+    entry = view_entry(view, plain)
+    target = Path(os.path.expanduser(dest))
+    if target.is_dir():
+        if plain:
+            target = target / entry.cipher_name
+        elif any(target.iterdir()):
+            raise FsError(errno.ENOTEMPTY, f"{target}: destination directory is not empty")
+    if plain and os.path.lexists(target):
+        raise FsError(errno.EEXIST, f"{target}: already exists")
+    if not target.parent.is_dir():
+        raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
+    total = _view_tree_size(view, entry) if session.show_progress else 0
+    counter = _ProgressCounter(session.io, total)
+    report = transfer.TransferReport()
+    _export_view_entry(session, view, entry, target, counter, report)
+    return _finish_transfer(session, report, "export")
+
+
+def _export_view_entry(
+    session: Session,
+    view: ReverseView,
+    entry: ReverseEntry,
+    target: Path,
+    counter: _ProgressCounter,
+    report: transfer.TransferReport,
+) -> None:
+    where = show(entry.plain or "") if entry.plain is not None else entry.cipher_path
+    if session.io.cancelled():
+        raise transfer.Cancelled()
+    try:
+        if entry.kind == "dir":
+            target.mkdir(exist_ok=not entry.cipher_path)
+            for child in view.listdir(entry.cipher_path, entry.plain):
+                _export_view_entry(session, view, child, target / child.cipher_name, counter, report)
+            report.dirs += 1
+        elif entry.kind == "symlink":
+            os.symlink(view.readlink(entry), target)
+            report.symlinks += 1
+        elif entry.kind == "file":
+            try:
+                with open(target, "xb") as f:
+                    for chunk in view.iter_file(entry):
+                        f.write(chunk)
+                        report.bytes += len(chunk)
+                        counter(len(chunk))
+                        if session.io.cancelled():
+                            raise transfer.Cancelled()
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
+            report.files += 1
+        else:
+            report.skipped.append((where, "not a file, directory or symlink"))
+            return
+        st = view.stat(entry)
+        if entry.kind != "symlink":
+            os.chmod(target, stat_mod.S_IMODE(st.mode))
+        os.utime(target, ns=(st.atime_ns, st.mtime_ns), follow_symlinks=False)
+    except (OSError, VaultError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        report.failed.append((where, why))
+
+
+def _list_view(session: Session, path: str, *, long: bool, recursive: bool, cipher: bool) -> int:
+    """`ls` in a reverse-mode folder: the plain files, with their names in the view on request."""
+    view = _view(session)
+    io = session.io
+    todo = [view_entry(view, session.resolve(path))]
+    first = True
+    while todo:
+        d = todo.pop(0)
+        assert d.plain is not None
+        if d.kind != "dir":
+            todo_entries = [d]
+        else:
+            todo_entries = sorted(
+                (e for e in view.listdir(d.cipher_path, d.plain) if e.plain is not None),
+                key=lambda e: e.plain or "",
+            )
+            if recursive:
+                if not first:
+                    io.write("")
+                io.write(f"{show(d.plain)}:")
+        first = False
+        subdirs = []
+        for e in todo_entries:
+            if io.cancelled():
+                raise transfer.Cancelled()
+            assert e.plain is not None
+            name = e.plain.rpartition("/")[2] if d.kind == "dir" else path
+            suffix = f"  [{e.cipher_name}]" if cipher else ""
+            if long:
+                st = os.lstat(view.plaindir / e.plain)
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime_ns / 1e9))
+                if stat_mod.S_ISLNK(st.st_mode):
+                    name = f"{name} -> {os.readlink(view.plaindir / e.plain)}"
+                name = f"{stat_mod.filemode(st.st_mode)} {st.st_nlink:>3} {st.st_size:>12} {when} {name}"
+            io.write(name + suffix)
+            if e.kind == "dir" and d.kind == "dir":
+                subdirs.append(e)
+        if recursive:
+            todo[0:0] = subdirs
+    return 0
 
 
 def make_dirs(session: Session, paths: Iterable[str], *, parents: bool = False) -> int:
@@ -563,6 +785,14 @@ def mount_table(infos: Iterable[MountInfo], now: float | None = None) -> list[st
 
 def _cmd_ls(session: Session, args: list[str]) -> int:
     a = _parse(COMMANDS["ls"].usage, args, flags=("l", "a", "R", "cipher"), most=1)
+    if session.reverse is not None:
+        return _list_view(
+            session,
+            a.positional[0] if a.positional else "",
+            long="l" in a.flags,
+            recursive="R" in a.flags,
+            cipher="cipher" in a.flags,
+        )
     return list_path(
         session,
         a.positional[0] if a.positional else "",
@@ -576,8 +806,11 @@ def _cmd_ls(session: Session, args: list[str]) -> int:
 def _cmd_cd(session: Session, args: list[str]) -> int:
     a = _parse(COMMANDS["cd"].usage, args, most=1)
     target = session.resolve(a.positional[0] if a.positional else "/")
-    st = session.vault.stat(target)
-    if not stat_mod.S_ISDIR(st.mode):
+    if session.reverse is not None:
+        is_dir = view_entry(session.reverse, target).kind == "dir"
+    else:
+        is_dir = stat_mod.S_ISDIR(session.vault.stat(target).mode)
+    if not is_dir:
         raise FsError(errno.ENOTDIR, f"{show(target)}: not a directory")
     session.cwd = target
     return 0
@@ -598,6 +831,8 @@ def _cmd_cat(session: Session, args: list[str]) -> int:
 
 def _cmd_export(session: Session, args: list[str]) -> int:
     a = _parse(COMMANDS["export"].usage, args, least=2, most=2)
+    if session.reverse is not None:
+        return export_view(session, a.positional[0], a.positional[1])
     return export_path(session, a.positional[0], a.positional[1])
 
 
@@ -639,6 +874,8 @@ def _cmd_info(session: Session, args: list[str]) -> int:
     _parse(COMMANDS["info"].usage, args, most=0)
     io = session.io
     io.write(f"{'Vault:':<19}{session.cipherdir}")
+    if session.reverse is not None:
+        io.write(f"{'Mode:':<19}reverse (read-only encrypted view of the plain files)")
     conf = session.vault.conf
     if conf is None:
         io.write(f"{'Config:':<19}none (unlocked with the master key)")
@@ -675,7 +912,12 @@ def _cmd_masterkey(session: Session, args: list[str]) -> int:
         raise UsageError("this vault was unlocked with its master key and has no config to check")
     # Asked again although the vault is open: the key is the one thing that must not leak
     # from a terminal left unattended.
-    session.io.write(reveal_master_key(conf, session.io.ask_secret("Password: ")))
+    key = reveal_master_key(conf, session.io.ask_secret("Password: "))
+    show_secret = session.hooks.get("masterkey")
+    if show_secret is not None:
+        show_secret(key)  # a front-end that keeps it out of its output (the TUI's dialog)
+    else:
+        session.io.write(key)
     return 0
 
 
@@ -684,10 +926,12 @@ def _cmd_mount(session: Session, args: list[str]) -> int:
     from vaultsh.service import mounts  # loaded only when mounts are asked about
 
     idle = mounts.parse_duration(a.values["idle"]) if "idle" in a.values else None
+    reverse = session.reverse is not None
     request = mounts.MountRequest(
         source=session.cipherdir,
         mountpoint=Path(os.path.expanduser(a.positional[0])).absolute(),
-        read_only="ro" in a.flags,
+        reverse=reverse,
+        read_only="ro" in a.flags or reverse,  # the encrypted view is always read-only (§9.1)
         idle=idle,
         config=session.config_path,
         # A vault unlocked by master key without a config: the worker needs its format flags.
@@ -798,6 +1042,10 @@ _ALIASES = {alias: c for c in COMMANDS.values() for alias in c.aliases}
 # Commands whose lines are never written to a shell history (they deal in secrets).
 SECRET_COMMANDS = frozenset({"passwd", "masterkey"})
 
+# Commands that make sense on a reverse-mode folder; the others write into a vault, and the
+# encrypted view is read-only (its plain files are changed directly).
+REVERSE_COMMANDS = frozenset(COMMANDS) - {"import", "mkdir", "mv", "rm"}
+
 
 def lookup(name: str) -> Command | None:
     return COMMANDS.get(name) or _ALIASES.get(name)
@@ -820,6 +1068,9 @@ def run_line(session: Session, line: str) -> int:
     cmd = lookup(argv[0])
     if cmd is None:
         io.error(f"{argv[0]}: unknown command (help lists them)")
+        return ExitCode.USAGE
+    if session.reverse is not None and cmd.name not in REVERSE_COMMANDS:
+        io.error(reverse_refusal(cmd.name, session.cipherdir))
         return ExitCode.USAGE
     try:
         return cmd.run(session, argv[1:])
@@ -909,16 +1160,21 @@ def _complete_plain(session: Session, prefix: str, dirs_only: bool) -> list[str]
     head = prefix[: prefix.rfind("/") + 1]
     stem = prefix[len(head) :]
     try:
-        entries = session.vault.listdir(session.resolve(head))
-    except VaultError:
+        if session.reverse is not None:
+            d = view_entry(session.reverse, session.resolve(head))
+            found = session.reverse.listdir(d.cipher_path, d.plain) if d.kind == "dir" else []
+            entries = [(e.plain.rpartition("/")[2], e.kind == "dir") for e in found if e.plain is not None]
+        else:
+            entries = [(e.name, e.is_dir) for e in session.vault.listdir(session.resolve(head))]
+    except (VaultError, OSError):
         return []
     out = []
-    for e in sorted(entries, key=lambda e: e.name):
-        if not e.name.startswith(stem) or (dirs_only and not e.is_dir):
+    for name, is_dir in sorted(entries):
+        if not name.startswith(stem) or (dirs_only and not is_dir):
             continue
-        if e.name.startswith(".") and not stem.startswith("."):
+        if name.startswith(".") and not stem.startswith("."):
             continue
-        out.append(head + e.name + ("/" if e.is_dir else ""))
+        out.append(head + name + ("/" if is_dir else ""))
     return out
 
 

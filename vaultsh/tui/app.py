@@ -25,7 +25,13 @@ from textual.worker import get_current_worker
 from vaultsh.service import commands
 from vaultsh.service.passwords import SecretSource
 from vaultsh.service.transfer import Cancelled
-from vaultsh.tui.inspect import InfoPanel, describe_cipher, describe_plain
+from vaultsh.tui.inspect import (
+    InfoPanel,
+    describe_cipher,
+    describe_plain,
+    describe_view_cipher,
+    describe_view_plain,
+)
 from vaultsh.tui.panes import (
     ROLE_OBJECT,
     ROLE_SIDECAR,
@@ -37,6 +43,7 @@ from vaultsh.tui.panes import (
     link_targets,
     plain_sort_key,
     scan_cipher_dir,
+    scan_view_dir,
 )
 from vaultsh.tui.screens import (
     ConfirmScreen,
@@ -49,6 +56,7 @@ from vaultsh.tui.screens import (
 )
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.errors import ExitCode, VaultError
+from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 STATUS_INTERVAL = 1.0  # seconds between mount status refreshes
@@ -60,6 +68,17 @@ HELP_INTRO = (
     "Left: the plain tree (decrypted names). Right: the cipher tree (names on disk). Moving in "
     "one pane selects the same object in the other; its long-name .name sidecar and the "
     "directory's gocryptfs.diriv are marked ◆. Entries marked ! cannot be decrypted."
+)
+HELP_INTRO_REVERSE = (
+    "A reverse-mode folder. Left: its plain files, the real ones. Right: the encrypted view a "
+    "reverse mount shows (encrypted names, gocryptfs.conf, derived gocryptfs.diriv, long-name "
+    ".name files), computed on the fly. Moving in one pane selects the same object in the "
+    "other. The view is read-only: m mounts it, e writes it out (a backup); change the plain "
+    "files themselves."
+)
+KEY_ADVICE = (
+    "With this key the vault opens even if the password or gocryptfs.conf is lost. "
+    "Write it on paper and keep it away from the vault."
 )
 
 
@@ -204,6 +223,7 @@ class MainScreen(Screen[None]):
         super().__init__()
         self.cwd = ""  # plain path of the shown directory, "" is the root
         self.cdir: Path | None = None  # its cipher path
+        self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
         self.generation = 0
         self.loading = False  # True while a directory streams in
         self.loaded_rows = 0
@@ -278,6 +298,20 @@ class MainScreen(Screen[None]):
 
     def load_dir(self, path: str, select: str | None = None) -> None:
         """Show the plain directory `path`; `select` is a plain name to put the cursor on."""
+        view = self.vapp.reverse
+        if view is not None:
+            try:
+                found = commands.view_entry(view, path)
+                if found.kind != "dir":
+                    raise VaultError(f"/{path}: not a directory")
+            except VaultError as e:
+                self.vapp.log_line(str(e), "error")
+                return
+            self._start_load(path, select)
+            self.view_dir = found.cipher_path
+            self._update_titles()
+            self._scan_view(self.generation, view, found.cipher_path, path)
+            return
         vault = self.vapp.vault
         if vault is None:
             return
@@ -286,9 +320,14 @@ class MainScreen(Screen[None]):
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
             return
+        self._start_load(path, select)
+        self.cdir = cdir
+        self._update_titles()
+        self._scan(self.generation, vault, cdir)
+
+    def _start_load(self, path: str, select: str | None) -> None:
         self.generation += 1
         self.cwd = path
-        self.cdir = cdir
         self.loading = True
         self.loaded_rows = 0
         self.cipher_by_name = {}
@@ -297,8 +336,6 @@ class MainScreen(Screen[None]):
         self.plain.clear()
         self.cipher.clear()
         self.vapp.sync_session_cwd(path)
-        self._update_titles()
-        self._scan(self.generation, vault, cdir)
 
     @work(thread=True, exclusive=True, group="listing")
     def _scan(self, generation: int, vault: Vault, cdir: Path) -> None:
@@ -311,8 +348,24 @@ class MainScreen(Screen[None]):
         except VaultError as e:
             self.post_message(DirFailed(generation, str(e)))
             return
-        if worker.is_cancelled:
+        if not worker.is_cancelled:
+            self._post_loaded(generation, everything)
+
+    @work(thread=True, exclusive=True, group="listing")
+    def _scan_view(self, generation: int, view: ReverseView, cipher_dir: str, plain_dir: str) -> None:
+        worker = get_current_worker()
+        everything: list[Entry] = []
+        try:
+            for batch in scan_view_dir(view, cipher_dir, plain_dir, cancelled=lambda: worker.is_cancelled):
+                everything.extend(batch)
+                self.post_message(DirBatch(generation, batch))
+        except VaultError as e:
+            self.post_message(DirFailed(generation, str(e)))
             return
+        if not worker.is_cancelled:
+            self._post_loaded(generation, everything)
+
+    def _post_loaded(self, generation: int, everything: list[Entry]) -> None:
         plain = sorted((e for e in everything if e.role == ROLE_OBJECT), key=plain_sort_key)
         cipher = sorted(everything, key=cipher_sort_key)
         self.post_message(DirLoaded(generation, plain, cipher))
@@ -367,7 +420,9 @@ class MainScreen(Screen[None]):
         cipher_pane = self.query_one("#cipher-pane")
         plain_pane.border_title = f"Plain  /{self.cwd}"
         vault = self.vapp.vault
-        if vault is not None and self.cdir is not None:
+        if self.vapp.reverse is not None and self.view_dir is not None:
+            cipher_pane.border_title = f"Encrypted view  /{self.view_dir}"
+        elif vault is not None and self.cdir is not None:
             rel = self.cdir.relative_to(vault.cipherdir).as_posix()
             label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
             cipher_pane.border_title = f"Cipher  {label}" + ("" if rel == "." else f"/{rel}")
@@ -379,7 +434,8 @@ class MainScreen(Screen[None]):
         bad = sum(1 for e in self.cipher.all_entries if e.role == "bad")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
         plain_pane.border_subtitle = f"{shown_plain:,} entries{flt}"
-        cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} on disk" + (
+        where = "in the view" if self.vapp.reverse is not None else "on disk"
+        cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
             f", {bad} undecryptable" if bad else ""
         )
 
@@ -417,6 +473,11 @@ class MainScreen(Screen[None]):
         self._inspect(source is self.plain, entry)
 
     def _inspect(self, plain_side: bool, entry: Entry) -> None:
+        view, view_dir = self.vapp.reverse, self.view_dir
+        if view is not None:
+            if view_dir is not None:
+                self._describe_view(plain_side, view, view_dir, self._child(entry.plain_name or ""), entry)
+            return
         vault, cdir = self.vapp.vault, self.cdir
         if vault is None or cdir is None:
             return
@@ -431,6 +492,17 @@ class MainScreen(Screen[None]):
             title, body = f"Preview  {entry.plain_name}", describe_plain(vault, path, cdir, entry)
         else:
             title, body = f"X-ray  {entry.cipher_name}", describe_cipher(vault, cdir, entry)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    @work(thread=True, exclusive=True, group="info")
+    def _describe_view(
+        self, plain_side: bool, view: ReverseView, view_dir: str, path: str, entry: Entry
+    ) -> None:
+        if plain_side:
+            title, body = f"Preview  {entry.plain_name}", describe_view_plain(view, path, entry)
+        else:
+            title, body = f"X-ray  {entry.cipher_name}", describe_view_cipher(view, view_dir, entry)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
@@ -566,9 +638,19 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(screen, answered)
 
+    def _refused_in_reverse(self, command: str) -> bool:
+        """In a reverse-mode folder, say why a command that writes into the vault does nothing."""
+        if self.vapp.reverse is None:
+            return False
+        self.vapp.log_line(commands.reverse_refusal(command, self.vapp.cipherdir), "error")
+        return True
+
     def action_export(self) -> None:
         path = self._selected_plain()
         if path is None:
+            return
+        if self.vapp.reverse is not None:
+            self._export_view(path)
             return
 
         def go(dest: str | None) -> None:
@@ -577,7 +659,20 @@ class MainScreen(Screen[None]):
 
         self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", str(Path.cwd()) + "/"), go)
 
+    def _export_view(self, path: str) -> None:
+        def go(dest: str | None) -> None:
+            if dest:
+                self.vapp.run_command(
+                    f"export {_q('/' + path)} {_q(dest)}", transfer=f"Writing the encrypted /{path}"
+                )
+
+        prompt = f"Write the encrypted view of /{path} to (local path; :export / DEST for all):"
+        self._ask(PromptScreen("Export encrypted", prompt, str(Path.cwd()) + "/"), go)
+
     def action_import(self) -> None:
+        if self._refused_in_reverse("import"):
+            return
+
         def go(src: str | None) -> None:
             if src:
                 self.vapp.run_command(f"import {_q(src)} {_q('/' + self.cwd)}", transfer=f"Importing {src}")
@@ -585,6 +680,9 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):"), go)
 
     def action_mkdir(self) -> None:
+        if self._refused_in_reverse("mkdir"):
+            return
+
         def go(name: str | None) -> None:
             if name:
                 self.vapp.run_command(f"mkdir {_q(self._child(name))}", select=name.split("/")[0])
@@ -592,6 +690,8 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
 
     def action_rename(self) -> None:
+        if self._refused_in_reverse("mv"):
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -606,6 +706,8 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
 
     def action_delete(self) -> None:
+        if self._refused_in_reverse("rm"):
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -625,6 +727,10 @@ class MainScreen(Screen[None]):
                 self.vapp.run_command(f"mount {_q(mountpoint)}")
 
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
+        if self.vapp.reverse is not None:
+            prompt = "Mount the encrypted view (read-only) at (empty dir):"
+            self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted"), go)
+            return
         self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
 
     def action_unmount(self) -> None:
@@ -637,7 +743,8 @@ class MainScreen(Screen[None]):
         self.vapp.run_command("info")
 
     def action_masterkey(self) -> None:
-        conf = self.vapp.vault.conf if self.vapp.vault else None
+        session = self.vapp.session
+        conf = session.vault.conf if session else None
         if conf is None:
             self.vapp.log_line(
                 "no config to check a password against (unlocked with the master key)", "error"
@@ -646,14 +753,7 @@ class MainScreen(Screen[None]):
 
         def show(key: str | None) -> None:
             if key:
-                self.app.push_screen(
-                    SecretScreen(
-                        "Master key",
-                        key,
-                        "With this key the vault opens even if the password or gocryptfs.conf is lost. "
-                        "Write it on paper and keep it away from the vault.",
-                    )
-                )
+                self.vapp.show_master_key(key)
 
         self._ask(
             PasswordScreen[str](
@@ -670,7 +770,8 @@ class MainScreen(Screen[None]):
 
     def action_help(self) -> None:
         keys = describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
-        self.app.push_screen(HelpScreen(keys, HELP_INTRO))
+        intro = HELP_INTRO_REVERSE if self.vapp.reverse is not None else HELP_INTRO
+        self.app.push_screen(HelpScreen(keys, intro))
 
     def action_quit_app(self) -> None:
         self.vapp.request_quit()
@@ -717,7 +818,8 @@ class VaultApp(App[int]):
         self._master_key = master_key
         self._wanted_theme = theme
         self._wizard_logn = logn
-        self.vault: Vault | None = None
+        self.vault: Vault | None = None  # the unlocked vault (forward mode)
+        self.reverse: ReverseView | None = None  # the encrypted view (a reverse-mode folder)
         self.session: commands.Session | None = None
         self.io = TuiIO(self)
         self.busy = False  # a command is running in the worker
@@ -778,17 +880,17 @@ class VaultApp(App[int]):
         """Called by the main screen once it is mounted: create, unlock or open the vault."""
         self.update_status()
         root = self.cipherdir
-        if not (root / CONF_NAME).exists() and self._master_key is None:
-            if (root / REVERSE_CONF_NAME).exists():
-                self.quit_with(
-                    int(ExitCode.USAGE),
-                    f"vaultsh: {root}: is a reverse-mode plain directory; its files are already "
-                    "plain (mount it with `vaultsh mount --reverse`)",
-                )
-                return
-            if not root.exists() or (root.is_dir() and not any(root.iterdir())):
-                self._new_vault()
-                return
+        if not (root / CONF_NAME).exists() and (root / REVERSE_CONF_NAME).exists():
+            # A reverse-mode folder (§9.1): plain files beside the config of their encrypted view.
+            if self._master_key is not None or self._password is not None:
+                self._unlock_given_reverse()
+            else:
+                self._ask_password_reverse()
+            return
+        no_vault = not (root / CONF_NAME).exists() and self._master_key is None
+        if no_vault and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+            self._new_vault()
+            return
         if self._master_key is not None or self._password is not None:
             self._unlock_given()
             return
@@ -807,7 +909,10 @@ class VaultApp(App[int]):
                 return
             self.cipherdir = path
             self.cipherdir_label = str(path)
-            self._ask_password()
+            if not (path / CONF_NAME).exists() and (path / REVERSE_CONF_NAME).exists():
+                self._ask_password_reverse()  # the wizard made a reverse-mode folder
+            else:
+                self._ask_password()
 
         if self._wizard_logn is not None:
             self.push_screen(NewVaultScreen(self.cipherdir, logn=self._wizard_logn), created)
@@ -835,6 +940,40 @@ class VaultApp(App[int]):
         )
         self.push_screen(screen, unlocked)
 
+    def _ask_password_reverse(self) -> None:
+        try:
+            load_config(self.cipherdir / REVERSE_CONF_NAME)  # a broken config ends here, not in the dialog
+        except VaultError as e:
+            self.quit_with(int(e.exit_code), f"vaultsh: {e}")
+            return
+
+        def unlocked(session: commands.Session | None) -> None:
+            if session is None:
+                self.quit_with(int(ExitCode.PASSWORD_INCORRECT))
+                return
+            self.opened_session(session)
+
+        screen = PasswordScreen[commands.Session](
+            "Unlock reverse-mode folder",
+            "Password",
+            verify=lambda pw: commands.Session.open_reverse(self.cipherdir, self.io, password=pw),
+            detail=f"{self.cipherdir} (encrypted view)",
+        )
+        self.push_screen(screen, unlocked)
+
+    @work(thread=True, exclusive=True, group="unlock")
+    def _unlock_given_reverse(self) -> None:
+        try:
+            session = commands.Session.open_reverse(
+                self.cipherdir, self.io, password=self._password, master_key=self._master_key
+            )
+        except VaultError as e:
+            self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
+            return
+        finally:
+            self._password = self._master_key = None
+        self.call_from_thread(self.opened_session, session)
+
     @work(thread=True, exclusive=True, group="unlock")
     def _unlock_given(self) -> None:
         try:
@@ -852,17 +991,30 @@ class VaultApp(App[int]):
     def opened(self, vault: Vault) -> None:
         """The vault is unlocked: make the session and show the root."""
         self.vault = vault
-        self.session = commands.Session(
-            vault,
-            self.cipherdir,
-            self.io,
-            hooks={"theme": self.set_theme, "exit": self.request_quit},
+        self.opened_session(commands.Session(vault, self.cipherdir, self.io))
+
+    def opened_session(self, session: commands.Session) -> None:
+        """A session is open (a vault, or a reverse-mode folder's view): show its root."""
+        session.hooks.update(
+            {"theme": self.set_theme, "exit": self.request_quit, "masterkey": self.show_master_key}
         )
+        self.session = session
+        self.reverse = session.reverse
+        if self.reverse is not None:
+            self.main.cipher.name_heading = "Name in the encrypted view"
         self.update_status()
         self.call_after_refresh(self.main.focus_active)
         self.main.load_dir("")
         self.set_interval(STATUS_INTERVAL, self._poll_mount)
         self._poll_mount()
+
+    def show_master_key(self, key: str) -> None:
+        """Show the master key in a dialog, never in the log (also the `masterkey` command's hook)."""
+        screen = SecretScreen("Master key", key, KEY_ADVICE)
+        if threading.get_ident() == self._thread_id:
+            self.push_screen(screen)
+        else:
+            self.call_from_thread(self.push_screen, screen)
 
     def sync_session_cwd(self, path: str) -> None:
         if self.session is not None:
@@ -882,8 +1034,11 @@ class VaultApp(App[int]):
 
     def update_status(self) -> None:
         parts: list[Text | str] = [Text(shorten_path(self.cipherdir_label, STATUS_PATH_CELLS), style="bold")]
-        vault = self.vault
+        # In a reverse-mode folder the session's vault carries the format flags and the config.
+        vault = self.vault or (self.session.vault if self.session else None)
         conf: ConfFile | None = vault.conf if vault else None
+        if self.reverse is not None:
+            parts.append(Text("reverse (read-only view)", style="bold"))
         if vault is not None:
             o = vault.options
             names = (

@@ -6,6 +6,7 @@ import io
 import os
 import re
 import stat as stat_mod
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
@@ -24,10 +25,12 @@ from vaultsh.tui.panes import (
     human_size,
     short_time,
 )
-from vaultsh.vault.config import load_config
-from vaultsh.vault.content import HEADER_LEN
+from vaultsh.vault.config import load_config, parse_config
+from vaultsh.vault.content import HEADER_LEN, ContentCodec
 from vaultsh.vault.errors import VaultError
+from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
+from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 PREVIEW_BYTES = 4096
@@ -132,6 +135,10 @@ def _preview(vault: Vault, cpath: Path, plain_path: str) -> RenderableType:
             data = f.read(0, PREVIEW_BYTES)
     except VaultError as e:
         return Text(f"Cannot decrypt: {e}", style="bold red")
+    return _preview_data(data)
+
+
+def _preview_data(data: bytes) -> RenderableType:
     if not data:
         return Text("(empty file)", style="dim")
     text = looks_like_text(data)
@@ -197,28 +204,41 @@ def _read_hex(path: Path, limit: int) -> str:
 
 
 def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
-    options = vault.options
-    if options.plaintext_names:
-        _kv(table, "Name", "stored in the clear (plaintextnames vault)")
-        return
-    full = entry.cipher_name
-    if entry.long_name:
+    if vault.options.plaintext_names or not entry.long_name:
+        full = entry.cipher_name
+    else:
         try:
             full = read_name_file(cdir, entry.cipher_name)
         except VaultError as e:
             _kv(table, "Long name", Text(str(e), style="red"))
             return
+    _name_rows(vault.options, entry, full, lambda: _read_hex(cdir / DIRIV_NAME, DIRIV_LEN + 1), table)
+
+
+def _name_rows(
+    options: FormatOptions, entry: Entry, full: str, dir_iv: Callable[[], str], table: Table
+) -> None:
+    """How an encrypted name is built: long-name hash, base64, EME blocks, the dir IV (§6)."""
+    if options.plaintext_names:
+        _kv(table, "Name", "stored in the clear (plaintextnames vault)")
+        return
+    if entry.long_name:
         digest = entry.cipher_name[len(LONGNAME_PREFIX) :]
         _kv(table, "Long name", f"hash {digest} = B64(SHA-256(full name)); full name in {entry.sidecar_name}")
     encoding = "unpadded URL-safe base64" if options.raw64 else "padded URL-safe base64"
     try:
         raw_len = len(b64_decode(full, options.raw64))
-        _kv(table, "Name", f"{len(full)} chars of {encoding} → {raw_len} bytes ({raw_len // 16} EME blocks)")
+        blocks = raw_len // 16
+        _kv(
+            table,
+            "Name",
+            f"{len(full)} chars of {encoding} → {raw_len} bytes ({blocks} EME block{'s' * (blocks != 1)})",
+        )
     except ValueError:
         _kv(table, "Name", f"{len(full)} chars ({encoding})")
     _kv(table, "Plain", entry.plain_name or "")
     if options.diriv:
-        _kv(table, "Dir IV", _read_hex(cdir / DIRIV_NAME, DIRIV_LEN + 1))
+        _kv(table, "Dir IV", dir_iv())
     else:
         _kv(table, "Dir IV", "none: deterministic names use an all-zero IV (§6.6)")
 
@@ -226,14 +246,21 @@ def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
 def xray_file(vault: Vault, cpath: Path) -> RenderableType:
     """Header, block geometry and the first blocks of a cipher file, like gocryptfs-xray (§5.1, §11.6)."""
     codec = vault.content
-    table = _table()
     try:
         size = os.lstat(cpath).st_size
         with open(cpath, "rb") as f:
             head = f.read(HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
     except OSError as e:
         return Text(f"unreadable: {e.strerror}", style="red")
-    cipher_name = vault.options.content_encryption
+    return xray_content(codec, vault.options, size, head)
+
+
+def xray_content(
+    codec: ContentCodec, options: FormatOptions, size: int, head: bytes, where: str = "on disk"
+) -> Table:
+    """The x-ray table of a cipher file of `size` bytes whose first bytes are `head`."""
+    table = _table()
+    cipher_name = options.content_encryption
     if size == 0:
         _kv(table, "Content", "empty file: no header, no blocks (§5.1)")
         return table
@@ -254,10 +281,10 @@ def xray_file(vault: Vault, cpath: Path) -> RenderableType:
         table,
         "Overhead",
         f"{size - plain:,} bytes = {HEADER_LEN} header + {blocks} × {codec.overhead} (nonce + tag); "
-        f"{size:,} on disk for {plain:,} plain",
+        f"{size:,} {where} for {plain:,} plain",
     )
     nonce_len = codec.aead.nonce_size
-    siv = vault.options.aessiv
+    siv = options.aessiv
     for i in range(min(blocks, XRAY_BLOCKS)):
         start = HEADER_LEN + i * codec.cipher_block
         block = head[start : start + codec.cipher_block]
@@ -312,6 +339,89 @@ def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
     if entry.kind == "file":
         _kv(table, "Size", f"{entry.cipher_size:,} bytes on disk")
     return table
+
+
+# -- reverse mode: the plain files and their encrypted view (§9) -------------------------------
+
+
+def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> RenderableType:
+    """A plain file of a reverse-mode folder: facts, its name in the view, its first bytes."""
+    table = _table()
+    path = view.plaindir / plain_path
+    _kv(table, "Path", "/" + plain_path)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        _kv(table, "Error", Text(e.strerror or str(e), style="bold red"))
+        return table
+    kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(entry.kind, "special file")
+    _kv(table, "Kind", kind)
+    if stat_mod.S_ISREG(st.st_mode):
+        human = f" ({human_size(st.st_size)})" if st.st_size >= 1000 else ""
+        in_view = view.content.plain_to_cipher_size(st.st_size)
+        _kv(table, "Size", f"{st.st_size:,} bytes{human}, {in_view:,} in the encrypted view")
+    _kv(table, "Modified", short_time(st.st_mtime_ns))
+    _kv(table, "Mode", _mode(st.st_mode))
+    _kv(table, "In view", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    parts: list[RenderableType] = [table]
+    if stat_mod.S_ISLNK(st.st_mode):
+        try:
+            _kv(table, "Target", os.readlink(path))
+        except OSError as e:
+            _kv(table, "Target", Text(e.strerror or str(e), style="red"))
+    elif stat_mod.S_ISREG(st.st_mode):
+        parts.append(Text(""))
+        try:
+            with open(path, "rb") as f:
+                parts.append(_preview_data(f.read(PREVIEW_BYTES)))
+        except OSError as e:
+            parts.append(Text(f"Cannot read: {e.strerror or e}", style="bold red"))
+    return Group(*parts)
+
+
+def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> RenderableType:
+    """The x-ray of an entry of the encrypted view, computed from the plain file (§9.2, §9.3)."""
+    ve = entry.view_entry
+    table = _table()
+    _kv(table, "In view", entry.cipher_name)
+    if ve is None:
+        return table
+    if entry.role == ROLE_DIRIV:
+        _kv(table, "Role", 'directory IV, derived: SHA-256(path ‖ 0 ‖ "DIRIV")[0:16] (§9.2); virtual file')
+        _kv(table, "IV", (ve.data or b"").hex())
+        return table
+    if entry.role == ROLE_SIDECAR:
+        _kv(table, "Role", "virtual long-name sidecar: the full encrypted name of a hashed entry (§6.7)")
+        _kv(table, "Names", entry.owner_name or "")
+        _kv(table, "Content", f"{len(ve.data or b'')} base64 characters")
+        return table
+    if entry.role == ROLE_CONF:
+        _kv(table, "Role", "the folder's .gocryptfs.reverse.conf, shown as gocryptfs.conf (§9.3)")
+        try:
+            for line in parse_config(ve.data or b"").info_lines():
+                key, _, value = line.partition(":")
+                _kv(table, key, value.strip())
+        except VaultError as e:
+            _kv(table, "Error", Text(str(e), style="red"))
+        return table
+    _, full = view.encrypt_name(cipher_dir, entry.plain_name or "")
+    _name_rows(view.options, entry, full, lambda: view.dir_iv(cipher_dir).hex() + "  (derived, §9.2)", table)
+    parts: list[RenderableType] = [table]
+    try:
+        if entry.kind == "file":
+            size = view.cipher_size(ve)
+            head = view.read(ve, 0, HEADER_LEN + XRAY_BLOCKS * view.content.cipher_block)
+            _kv(table, "IVs", "file ID and block 0 nonce derived from the path: FILEID, BLOCK0IV (§9.2)")
+            parts.append(Text(""))
+            parts.append(xray_content(view.content, view.options, size, head, "in the view"))
+        elif entry.kind == "dir" and view.options.diriv:
+            _kv(table, "Own IV", view.dir_iv(ve.cipher_path).hex() + "  (its gocryptfs.diriv)")
+        elif entry.kind == "symlink":
+            stored = view.readlink(ve)
+            _kv(table, "Target", f"{len(stored)} chars: AES-SIV-sealed target, base64 (§7.1, §9.2)")
+    except OSError as e:
+        _kv(table, "Error", Text(e.strerror or str(e), style="red"))
+    return Group(*parts)
 
 
 class InfoPanel(VerticalScroll):

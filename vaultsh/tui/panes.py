@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from textual.strip import Strip
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX, is_long_name, is_name_file
+from vaultsh.vault.reverse import ReverseEntry, ReverseView
 from vaultsh.vault.vault import Vault, dirent_kind
 
 # What an entry on disk is, from the vault's point of view.
@@ -47,6 +49,7 @@ class Entry:
     cipher_size: int = 0
     plain_size: int = 0
     mtime_ns: int = 0
+    view_entry: ReverseEntry | None = None  # reverse mode: the encrypted view's entry shown here
 
     @property
     def is_dir(self) -> bool:
@@ -164,6 +167,64 @@ def scan_cipher_dir(
                 else:
                     entry.role, entry.error = ROLE_BAD, str(res)
         yield out
+
+
+def scan_view_dir(
+    view: ReverseView,
+    cipher_dir: str,
+    plain_dir: str,
+    *,
+    first_batch: int = FIRST_BATCH,
+    batch: int = BATCH,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[list[Entry]]:
+    """Every entry of one directory of a reverse-mode folder's encrypted view, in batches.
+
+    The names come from `ReverseView.listdir`, so the cipher pane shows exactly what a reverse
+    mount shows: encrypted names, the derived gocryptfs.diriv, the virtual `.name` files of
+    long names and, in the root, the config as gocryptfs.conf (§9.3). The plain pane shows the
+    real objects among them. Raises VaultError if the plain directory cannot be read.
+    """
+    try:
+        found = view.listdir(cipher_dir, plain_dir)
+    except OSError as e:
+        where = "/" + plain_dir
+        raise VaultError(f"{where}: cannot list: {e.strerror or e}") from None
+    found.sort(key=lambda e: e.cipher_name)
+    start = 0
+    size = first_batch
+    while start < len(found):
+        if cancelled():
+            return
+        chunk = found[start : start + size]
+        start += size
+        size = batch
+        yield [_view_row(view, e) for e in chunk]
+
+
+def _view_row(view: ReverseView, ve: ReverseEntry) -> Entry:
+    if ve.data is not None:
+        if ve.stat_from is None:
+            role = ROLE_CONF
+        elif ve.cipher_name == DIRIV_NAME:
+            role = ROLE_DIRIV
+        else:
+            role = ROLE_SIDECAR
+        entry = Entry(ve.cipher_name, "file", role, cipher_size=len(ve.data), view_entry=ve)
+        with contextlib.suppress(OSError, VaultError):
+            entry.mtime_ns = view.stat(ve).mtime_ns
+        return entry
+    assert ve.plain is not None
+    entry = Entry(ve.cipher_name, ve.kind, ROLE_OBJECT, plain_name=ve.plain.rpartition("/")[2], view_entry=ve)
+    with contextlib.suppress(OSError):  # gone since the listing: shown with what is known
+        st = os.lstat(view.plaindir / ve.plain)
+        entry.mtime_ns = st.st_mtime_ns
+        entry.plain_size = entry.cipher_size = st.st_size
+        if ve.kind == "file":
+            entry.cipher_size = view.content.plain_to_cipher_size(st.st_size)
+        elif ve.kind == "symlink":
+            entry.cipher_size = view.cipher_size(ve)
+    return entry
 
 
 # -- display helpers -------------------------------------------------------------------------
@@ -462,6 +523,8 @@ _ROLE_TAG = {ROLE_DIRIV: "iv", ROLE_SIDECAR: "name", ROLE_CONF: "conf", ROLE_BAD
 class CipherList(EntryList):
     """Names as stored on disk and cipher sizes; also the diriv, sidecars, config and bad names."""
 
+    name_heading = "Name on disk"  # a reverse-mode folder's view is computed, not stored
+
     def format_row(self, entry: Entry, width: int) -> str:
         name = entry.cipher_name + ("/" if entry.is_dir else "")
         tag = _ROLE_TAG.get(entry.role, "long" if entry.long_name else "")
@@ -471,7 +534,7 @@ class CipherList(EntryList):
 
     def header(self, width: int) -> str:
         tail = f" {'':>4} {'Size':>6}"
-        return " " + fit("Name on disk", width - 1 - len(tail)) + tail
+        return " " + fit(self.name_heading, width - 1 - len(tail)) + tail
 
 
 def link_targets(entry: Entry, cipher_by_name: dict[str, Entry]) -> list[Entry]:
