@@ -509,6 +509,28 @@ def test_busy_mount_stays_until_released(vault: tuple[Path, bytes], mnt: Path) -
 
 
 @pytest.mark.usefixtures("fuse")
+def test_worker_raises_the_kernel_readahead(vault: tuple[Path, bytes], mnt: Path) -> None:
+    """Sequential readers get 1 MiB requests: the worker raises read-ahead after FUSE INIT."""
+    from vaultsh.fs.forward import READAHEAD_KIB
+    from vaultsh.service.mount_protocol import mount_device
+
+    if os.geteuid() != 0:
+        pytest.skip("the bdi read-ahead in sysfs is root's to change")
+    cipher, key = vault
+    mounts.mount(MountRequest(cipher, mnt), key)
+    try:
+        bdi = Path(f"/sys/class/bdi/{mount_device(mnt)}/read_ahead_kb")
+        deadline = time.monotonic() + 10
+        while bdi.read_text().strip() != str(READAHEAD_KIB) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert bdi.read_text().strip() == str(READAHEAD_KIB)
+        time.sleep(2.5)  # the last re-application has run: it stays raised
+        assert bdi.read_text().strip() == str(READAHEAD_KIB)
+    finally:
+        mounts.unmount(mnt)
+
+
+@pytest.mark.usefixtures("fuse")
 def test_read_only_mount_refuses_writes(vault: tuple[Path, bytes], mnt: Path) -> None:
     cipher, key = vault
     Vault.open(cipher, password=PASSWORD).write_file("r.txt", b"data")

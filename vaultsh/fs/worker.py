@@ -237,10 +237,27 @@ class Worker:
                 if _stop_requested:
                     pyfuse3.terminate()
                 self.report.ready()
+                nursery.start_soon(self._raise_readahead)
+
+    async def _raise_readahead(self) -> None:
+        """Raise the mount's kernel read-ahead once the FUSE INIT exchange is through.
+
+        Larger read-ahead turns a sequential reader's 128 KiB requests, each a round trip
+        through Python, into 1 MiB ones. The kernel applies the INIT reply's (smaller) limit
+        when it receives it, undoing an earlier raise, and nothing tells us when that was; so
+        it is applied a few times in the first seconds (idempotent; needs root, else a no-op).
+        """
+        from vaultsh.fs.forward import raise_readahead
+
+        for delay in (0.05, 0.5, 2.0):
+            await trio.sleep(delay)
+            await trio.to_thread.run_sync(raise_readahead, self.cfg.mountpoint)
 
     async def _run_fuse(self, cancel_scope: trio.CancelScope) -> None:
         try:
-            await pyfuse3.main()
+            # One request task: the handlers never await (crypto and I/O run inline), so more
+            # tasks would only add trio task churn and pyfuse3's lock around every request.
+            await pyfuse3.main(min_tasks=1, max_tasks=1)
         finally:
             cancel_scope.cancel()  # the filesystem is gone: stop the socket and watchers
 
@@ -406,11 +423,6 @@ def run(cfg: WorkerConfig) -> int:
         except RuntimeError as e:
             raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
         mounted = True
-        # A bigger kernel read-ahead turns sequential reads into fewer, larger requests, each
-        # a round trip through Python; it needs root and is harmless when refused.
-        from vaultsh.fs.forward import raise_readahead
-
-        raise_readahead(cfg.mountpoint)
         entry = RegistryEntry(
             source=str(cfg.source),
             mountpoint=str(cfg.mountpoint),
