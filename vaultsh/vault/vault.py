@@ -179,6 +179,7 @@ class Vault:
         # File IDs of open files, shared by every handle of one inode: a truncate to 0 through
         # one handle must not let another keep writing with the dropped ID (§5.3).
         self._inodes: dict[tuple[int, int], _InodeState] = {}
+        self._xattr_disk_names: dict[bytes, str] = {}
 
     # -- opening and creating ---------------------------------------------------------------
 
@@ -783,10 +784,15 @@ class Vault:
 
     def xattr_disk_name(self, name: bytes) -> str:
         """The backing xattr name of a plain one: encrypted, except POSIX ACLs (§7.2)."""
-        text = os.fsdecode(name)
-        if text in XATTR_PASSTHROUGH:
-            return text
-        return self.xattr_names.encrypt_xattr_name(name)
+        # Cached: `ls -l` through a mount asks every entry for the same few names (SELinux
+        # label, ACLs), and the encryption is deterministic (a fixed IV).
+        disk = self._xattr_disk_names.get(name)
+        if disk is None:
+            text = os.fsdecode(name)
+            disk = text if text in XATTR_PASSTHROUGH else self.xattr_names.encrypt_xattr_name(name)
+            if len(self._xattr_disk_names) < 256:
+                self._xattr_disk_names[name] = disk
+        return disk
 
     def encrypt_xattr_value(self, value: bytes) -> bytes:
         """A content block with block number 0 and no file ID, stored as raw bytes (§7.2)."""
