@@ -516,12 +516,16 @@ class ForwardOperations(pyfuse3.Operations):
         finally:
             os.close(fd)
 
-    @_request
-    def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
+    def _new_name(self, parent_inode: int, name: bytes) -> tuple[Path, str, str]:
+        """For a request that changes a directory: (parent cipher dir, name, plain path)."""
         self._check_writable()
         ppath, pplain = self._dir_path(parent_inode)
         sname = os.fsdecode(name)
-        plain = self._join(pplain, sname)
+        return ppath, sname, self._join(pplain, sname)
+
+    @_request
+    def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
+        ppath, sname, plain = self._new_name(parent_inode, name)
         want = mode & ~ctx.umask & 0o7777
         cpath = self.vault.mkdir_at(ppath, sname, want, plain)
         st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
@@ -529,10 +533,8 @@ class ForwardOperations(pyfuse3.Operations):
 
     @_request
     def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        cpath, st = self.vault.rmdir_at(ppath, sname, self._join(pplain, sname))
+        ppath, sname, plain = self._new_name(parent_inode, name)
+        cpath, st = self.vault.rmdir_at(ppath, sname, plain)
         self._drop_name(self._ino(st), cpath)
 
     # -- names ----------------------------------------------------------------------------
@@ -541,10 +543,7 @@ class ForwardOperations(pyfuse3.Operations):
     def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
-        self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        plain = self._join(pplain, sname)
+        ppath, sname, plain = self._new_name(parent_inode, name)
         want = mode & ~ctx.umask
         cpath = self.vault.mknod_at(ppath, sname, want, rdev, plain)
         st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
@@ -552,10 +551,7 @@ class ForwardOperations(pyfuse3.Operations):
 
     @_request
     def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
-        self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        plain = self._join(pplain, sname)
+        ppath, sname, plain = self._new_name(parent_inode, name)
         cpath = self.vault.symlink_at(ppath, sname, os.fsdecode(target), plain)
         st = os.lstat(cpath)
         st = self._settle_new(cpath, st, stat_mod.S_IMODE(st.st_mode), ctx)
@@ -577,10 +573,8 @@ class ForwardOperations(pyfuse3.Operations):
 
     @_request
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        cpath, st = self.vault.unlink_at(ppath, sname, self._join(pplain, sname))
+        ppath, sname, plain = self._new_name(parent_inode, name)
+        cpath, st = self.vault.unlink_at(ppath, sname, plain)
         self._drop_name(self._ino(st), cpath)
 
     @_request
@@ -670,10 +664,7 @@ class ForwardOperations(pyfuse3.Operations):
     def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
-        self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        plain = self._join(pplain, sname)
+        ppath, sname, plain = self._new_name(parent_inode, name)
         want = mode & ~ctx.umask & 0o7777
         try:
             f, cpath = self.vault.create_at(ppath, sname, want, plain)
