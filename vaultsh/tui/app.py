@@ -7,7 +7,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -310,7 +310,11 @@ class MainScreen(Screen[None]):
             self._start_load(path, select)
             self.view_dir = found.cipher_path
             self._update_titles()
-            self._scan_view(self.generation, view, found.cipher_path, path)
+            cipher_dir = found.cipher_path
+            self._scan(
+                self.generation,
+                lambda cancelled: scan_view_dir(view, cipher_dir, path, cancelled=cancelled),
+            )
             return
         vault = self.vapp.vault
         if vault is None:
@@ -323,7 +327,7 @@ class MainScreen(Screen[None]):
         self._start_load(path, select)
         self.cdir = cdir
         self._update_titles()
-        self._scan(self.generation, vault, cdir)
+        self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
     def _start_load(self, path: str, select: str | None) -> None:
         self.generation += 1
@@ -338,25 +342,12 @@ class MainScreen(Screen[None]):
         self.vapp.sync_session_cwd(path)
 
     @work(thread=True, exclusive=True, group="listing")
-    def _scan(self, generation: int, vault: Vault, cdir: Path) -> None:
+    def _scan(self, generation: int, batches: Callable[[Callable[[], bool]], Iterator[list[Entry]]]) -> None:
+        """Stream a directory's entries to the panes; `batches(cancelled)` yields them."""
         worker = get_current_worker()
         everything: list[Entry] = []
         try:
-            for batch in scan_cipher_dir(vault, cdir, cancelled=lambda: worker.is_cancelled):
-                everything.extend(batch)
-                self.post_message(DirBatch(generation, batch))
-        except VaultError as e:
-            self.post_message(DirFailed(generation, str(e)))
-            return
-        if not worker.is_cancelled:
-            self._post_loaded(generation, everything)
-
-    @work(thread=True, exclusive=True, group="listing")
-    def _scan_view(self, generation: int, view: ReverseView, cipher_dir: str, plain_dir: str) -> None:
-        worker = get_current_worker()
-        everything: list[Entry] = []
-        try:
-            for batch in scan_view_dir(view, cipher_dir, plain_dir, cancelled=lambda: worker.is_cancelled):
+            for batch in batches(lambda: worker.is_cancelled):
                 everything.extend(batch)
                 self.post_message(DirBatch(generation, batch))
         except VaultError as e:
