@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -97,6 +97,20 @@ def _stat_entry(entry: Entry, dirent: os.DirEntry[str], vault: Vault) -> None:
         entry.plain_size = vault.content.cipher_to_plain_size(st.st_size)
 
 
+_T = TypeVar("_T")
+
+
+def _chunks(items: list[_T], first: int, batch: int, cancelled: Callable[[], bool]) -> Iterator[list[_T]]:
+    """A small first chunk (drawn at once), then bigger ones; stops when cancelled."""
+    start, size = 0, first
+    while start < len(items):
+        if cancelled():
+            return
+        yield items[start : start + size]
+        start += size
+        size = batch
+
+
 def scan_cipher_dir(
     vault: Vault,
     cdir: Path,
@@ -127,14 +141,7 @@ def scan_cipher_dir(
             iv = vault.dir_iv(cdir)
         except VaultError as e:
             iv_error = str(e)  # every name here is then undecryptable: say why on each
-    start = 0
-    size = first_batch
-    while start < len(dirents):
-        if cancelled():
-            return
-        chunk = dirents[start : start + size]
-        start += size
-        size = batch
+    for chunk in _chunks(dirents, first_batch, batch, cancelled):
         out: list[Entry] = []
         pending: list[tuple[Entry, str]] = []  # (entry, full encrypted name) for decrypt_many
         for d in chunk:
@@ -191,14 +198,7 @@ def scan_view_dir(
         where = "/" + plain_dir
         raise VaultError(f"{where}: cannot list: {e.strerror or e}") from None
     found.sort(key=lambda e: e.cipher_name)
-    start = 0
-    size = first_batch
-    while start < len(found):
-        if cancelled():
-            return
-        chunk = found[start : start + size]
-        start += size
-        size = batch
+    for chunk in _chunks(found, first_batch, batch, cancelled):
         yield [_view_row(view, e) for e in chunk]
 
 
