@@ -599,3 +599,19 @@ def test_new_and_demo_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert password is not None and str(tmp_path / "demo") in shown
     assert tuis == [(tmp_path / "demo", password.group(1).encode())]
     assert Vault.open(tmp_path / "demo", password=tuis[0][1]).listdir()
+
+
+def test_cipher_names_starting_with_a_dash_are_paths(vault: tuple[Path, str], pw: Path) -> None:
+    """'-' is in the base64 alphabet: such a cipher name on argv is a path, not an option."""
+    from vaultsh.vault.vault import Vault
+
+    cdir, _ = vault
+    v = Vault.open(cdir, password=pw.read_text().strip().encode())
+    name = next(f"n{i}" for i in range(10_000) if v.encrypt_component(cdir, f"n{i}")[1].startswith("-"))
+    v.write_file(name, b"dash")
+    cipher_name = v.encrypt_component(cdir, name)[1]
+    out = run("decrypt-paths", "--passfile", str(pw), str(cdir), cipher_name, "docs", check=False)
+    assert out.returncode == 1  # "docs" is no cipher name: reported, the dash name still decrypts
+    assert out.stdout.splitlines()[0] == name
+    out = run("decrypt-paths", "--passfile", str(pw), str(cdir), cipher_name, check=True)
+    assert out.stdout.strip() == name

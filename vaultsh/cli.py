@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
             "paths",
             nargs="*",
             metavar="PATH",
-            help="paths (none: read them from stdin, one per line); put -- before names starting with -",
+            help="paths (none: read them from stdin, one per line)",
         )
 
     p = sub.add_parser("mount", help="mount a vault (--reverse: an encrypted view of a plain dir)")
@@ -695,12 +695,24 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
         return ExitCode.OTHER
 
 
+_PATH_COMMANDS = ("decrypt-paths", "encrypt-paths")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arglist = list(sys.argv[1:] if argv is None else argv)
     if _wants_tui(arglist):
         return _run_guarded(cmd_tui, build_tui_parser().parse_args(arglist))
     parser = build_parser()
-    args = parser.parse_args(arglist)
+    if arglist and arglist[0] in _PATH_COMMANDS:
+        # Cipher names may start with '-' (it is in the base64 alphabet): what argparse does
+        # not know as an option of these commands is a path, in the order given.
+        args, extra = parser.parse_known_args(arglist)
+        if args.paths and extra:
+            args.paths = [*args.paths, *extra]
+        elif extra:
+            args.paths = extra
+    else:
+        args = parser.parse_args(arglist)
     if args.command is None:
         parser.print_help()
         return ExitCode.USAGE
