@@ -355,3 +355,36 @@ def test_xattrs_interop_with_gocryptfs(need_gocryptfs: None, tmp_path: Path, fla
         assert os.getxattr(mnt / "f", "user.theirs") == b"written by gocryptfs"
         os.removexattr(mnt / "f", "user.ours")
         assert os.listxattr(mnt / "f") == ["user.theirs"]
+
+
+def _ls_l_answers(mnt: Path) -> dict[tuple[str, str], bytes | str]:
+    """What `ls -l` learns about each test object's SELinux label and ACLs: a value or an errno."""
+    out: dict[tuple[str, str], bytes | str] = {}
+    for obj in ("f", "d"):
+        for name in ("security.selinux", "system.posix_acl_access", "system.posix_acl_default"):
+            try:
+                out[(obj, name)] = os.getxattr(mnt / obj, name, follow_symlinks=False)
+            except OSError as e:
+                out[(obj, name)] = errno.errorcode.get(e.errno or 0, str(e.errno))
+    return out
+
+
+def test_ls_l_attribute_answers_match_gocryptfs(need_gocryptfs: None, tmp_path: Path) -> None:
+    cipher = tmp_path / "cipher"
+    gocryptfs_init(cipher, PASSWORD)
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        (mnt / "f").write_bytes(b"x")
+        (mnt / "d").mkdir()
+        theirs = _ls_l_answers(mnt)
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        assert _ls_l_answers(mnt) == theirs
+        assert set(theirs.values()) == {"ENODATA"}
+        os.setxattr(mnt / "f", "security.selinux", b"label by us\0", follow_symlinks=False)
+        assert os.getxattr(mnt / "f", "security.selinux", follow_symlinks=False) == b"label by us\0"
+    with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
+        assert os.getxattr(mnt / "f", "security.selinux", follow_symlinks=False) == b"label by us\0"
+        os.setxattr(mnt / "d", "security.selinux", b"label by gocryptfs\0", follow_symlinks=False)
+        theirs = _ls_l_answers(mnt)
+    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+        assert _ls_l_answers(mnt) == theirs
+        assert theirs[("d", "security.selinux")] == b"label by gocryptfs\0"

@@ -993,6 +993,73 @@ def test_hard_link_inode_survives_losing_either_name(fs: Mounted) -> None:
     trio.run(fs.ops.release, fi.fh)
 
 
+def test_readdir_keeps_the_table_in_step_with_the_listing(fs: Mounted) -> None:
+    fs.fs.mkdir("d1")
+    fs.fs.mkdir("d2")
+    fs.fs.write("d1/a", b"shared")
+    fs.fs.link("d1/a", "d2/b")
+    ino = fs.fs.ino("d1/a")
+    v = fs.vault()
+    # A listing finds the inode under its other name: the table keeps both names.
+    assert dict(fs.fs.readdir("d2"))["b"].st_ino == ino
+    node = fs.ops._nodes[ino]
+    names = {node.path, *(p for p, _ in node.others or [])}
+    assert names == {v.cipher_path("d1/a"), v.cipher_path("d2/b")}
+    assert node.plain == "d2/b"
+    # Listing again counts one more kernel lookup per entry and keeps the path it has.
+    lookups, path = node.lookups, node.path
+    fs.fs.readdir("d2")
+    assert node.lookups == lookups + 1 and node.path is path
+    # Losing the listed name leaves the inode reachable through the other one.
+    fs.fs.unlink("d2/b")
+    attr = trio.run(fs.ops.getattr, ino, Ctx())
+    assert (attr.st_nlink, attr.st_size) == (1, 6)
+    assert fs.ops._nodes[ino].path == v.cipher_path("d1/a")
+
+
+def test_listing_after_a_rename_points_the_table_at_the_new_place(fs: Mounted) -> None:
+    fs.fs.mkdir("old")
+    fs.fs.write("old/f", b"payload")
+    fs.fs.readdir("old")
+    ino = fs.fs.ino("old/f")
+    fs.fs.rename("old", "new")
+    assert [(n, a.st_ino) for n, a in fs.fs.readdir("new")] == [("f", ino)]
+    assert fs.ops._nodes[ino].path == fs.vault().cipher_path("new/f")
+    assert fs.ops._nodes[ino].plain == "new/f"
+
+
+def test_ls_l_attribute_questions_are_answered_like_gocryptfs(fs: Mounted) -> None:
+    """`ls -l` asks every entry for its SELinux label and ACL: absent means ENODATA (§7.2)."""
+    fs.fs.write("f", b"x")
+    fs.fs.mkdir("d")
+    for path in ("f", "d", ""):
+        for name in ("security.selinux", "system.posix_acl_access", "user.none"):
+            with pytest.raises(OSError) as info:
+                fs.fs.getxattr(path, name)
+            assert info.value.errno == errno.ENODATA, (path, name)
+    label = b"system_u:object_r:user_home_t:s0\0"
+    fs.fs.setxattr("f", "security.selinux", label)
+    assert fs.fs.getxattr("f", "security.selinux") == label
+    # Stored encrypted like any name but the ACLs, which alone pass through in the clear.
+    [stored] = os.listxattr(fs.vault().cipher_path("f"))
+    assert stored.startswith(XATTR_PREFIX) and "selinux" not in stored
+    fs.fs.removexattr("f", "security.selinux")
+    with pytest.raises(OSError) as info:
+        fs.fs.getxattr("f", "security.selinux")
+    assert info.value.errno == errno.ENODATA
+    assert fs.stats.errors == 0
+
+
+def test_xattr_of_an_object_removed_behind_our_back(fs: Mounted) -> None:
+    fs.fs.write("f", b"x")
+    ino = fs.fs.ino("f")
+    os.unlink(fs.vault().cipher_path("f"))
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        trio.run(fs.ops.getxattr, ino, b"security.selinux", Ctx())
+    assert info.value.errno == errno.ENOENT
+    assert fs.stats.errors == 0  # an everyday error, not damage
+
+
 def test_replaced_open_file_keeps_its_content(fs: Mounted) -> None:
     fs.fs.write("old", b"old content")
     fs.fs.write("new", b"new")

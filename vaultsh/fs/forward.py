@@ -214,7 +214,7 @@ class ForwardOperations(pyfuse3.Operations):
             self._nodes[ino] = _Node(cpath, plain, lookups=1)
             return ino
         node.lookups += 1
-        if node.path != cpath:
+        if node.path is not cpath and node.path != cpath:
             if node.path is not None and not stat_mod.S_ISDIR(st.st_mode):
                 # Another name of a hard-linked file: keep both, either may go first.
                 others = node.others if node.others is not None else []
@@ -486,14 +486,21 @@ class ForwardOperations(pyfuse3.Operations):
                     self.stats.errors += 1
                     log.warning("%s: skipping undecryptable entry: %s", dplain or "/", entry.error)
             handle.entries = entries
+        # Per entry this is the hot loop of `ls -l` and `find`: stat by string path, and
+        # build a Path only for an object the table does not know under this name yet.
+        prefix = os.path.join(dpath, "")
+        nodes = self._nodes
         for index in range(start_id, len(entries)):
             entry = entries[index]
-            cpath = dpath / entry.cipher_name
+            spath = prefix + entry.cipher_name
             try:
-                st = os.lstat(cpath)
+                st = os.lstat(spath)
             except OSError:
                 continue  # removed since the listing
             ino = self._ino(st)
+            node = nodes.get(ino)
+            known = node.path if node is not None else None
+            cpath = known if known is not None and str(known) == spath else dpath / entry.cipher_name
             if not pyfuse3.readdir_reply(
                 token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1
             ):
@@ -773,7 +780,12 @@ class ForwardOperations(pyfuse3.Operations):
             # The kernel asks before every write; gocryptfs answers without a disk access.
             raise FUSEError(errno.EOPNOTSUPP)
         cpath, plain = self._xattr_target(inode)
-        return self.vault.get_xattr(cpath, name, plain)
+        value = self.vault.find_xattr(cpath, name, plain)
+        if value is None:
+            # The everyday answer: `ls -l` asks every entry for its SELinux label and ACL.
+            # Like gocryptfs, an absent name is ENODATA, whatever its namespace (§7.2).
+            raise FUSEError(errno.ENODATA)
+        return value
 
     @_request
     def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:

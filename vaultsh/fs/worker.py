@@ -21,6 +21,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from vaultsh.fs.request_wait import install_direct_wait
 from vaultsh.fs.stats import MountStats
 from vaultsh.service import mount_protocol as proto
 from vaultsh.service.mount_protocol import MountFiles, RegistryEntry
@@ -257,6 +258,8 @@ class Worker:
         try:
             # One request task: the handlers never await (crypto and I/O run inline), so more
             # tasks would only add trio task churn and pyfuse3's lock around every request.
+            # With one task, a request already queued is read without a pass through trio.
+            install_direct_wait()
             await pyfuse3.main(min_tasks=1, max_tasks=1)
         finally:
             cancel_scope.cancel()  # the filesystem is gone: stop the socket and watchers
