@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fuse_harness import require_fuse
+from gocryptfs_harness import skip_or_fail
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from vaultsh.service import mounts
 from vaultsh.service.transfer import Cancelled
 from vaultsh.tui import app as app_module
 from vaultsh.tui import panes
 from vaultsh.tui.app import MainScreen, VaultApp
 from vaultsh.tui.inspect import InfoPanel
 from vaultsh.tui.panes import ROLE_BAD, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry, EntryList
-from vaultsh.tui.screens import ConfirmScreen, HelpScreen, PasswordScreen, PromptScreen, SecretScreen
+from vaultsh.tui.screens import (
+    ChoiceScreen,
+    ConfirmScreen,
+    HelpScreen,
+    PasswordScreen,
+    PromptScreen,
+    SecretScreen,
+)
 from vaultsh.vault.config import CONF_NAME
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.names import b64_encode, pad16
 from vaultsh.vault.vault import Vault
@@ -586,6 +605,25 @@ async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_dir: Path) -> None:
+    """As a terminal delivers fast typing: every key queued before the first is handled."""
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        names = {":": "colon", " ": "space", "/": "slash"}
+        for ch in ":cd /docs":  # "d" alone would delete, "/" would filter
+            app.post_message(events.Key(names.get(ch, ch), ch))
+        app.post_message(events.Key("enter", "\r"))
+        await command_done(pilot, app)
+        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.loading)
+        assert "> cd /docs" in log_text(app)
+        assert isinstance(app.screen, MainScreen) and screen.input_mode == "command"
+        assert not screen.query_one("#cmdline", Input).display
+        assert app.focused is screen.plain
+
+
+@pytest.mark.asyncio
 async def test_quit_key_exits_when_not_mounted(vault_dir: Path) -> None:
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
@@ -593,6 +631,81 @@ async def test_quit_key_exits_when_not_mounted(vault_dir: Path) -> None:
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
+
+
+# -- rough edges: empty listings, long names, long lines -------------------------------------------
+
+
+def first_row(lst: EntryList) -> str:
+    return lst.render_line(0).text.strip()
+
+
+@pytest.mark.asyncio
+async def test_empty_directory_and_a_filter_without_match_say_so(vault_dir: Path) -> None:
+    Vault.open(vault_dir, master_key=MASTER_KEY).mkdir("empty")
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        assert first_row(screen.plain).startswith("▶")  # the first entry, not a hint
+        select_plain(screen, "empty")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.cwd == "empty" and not screen.loading)
+        assert screen.plain.rows == []
+        assert first_row(screen.plain) == "(empty directory)"
+        assert [e.cipher_name for e in screen.cipher.rows] == ["gocryptfs.diriv"]
+        await pilot.press("backspace")
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        await pilot.press("slash")
+        await type_text(pilot, "zzz")
+        assert screen.plain.rows == []
+        assert first_row(screen.plain) == "(no name contains “zzz”: Esc clears the filter)"
+        await pilot.press("escape")
+        assert len(screen.plain.rows) == 5
+        assert first_row(screen.plain).startswith("▶")
+
+
+@pytest.mark.asyncio
+async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir: Path) -> None:
+    vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+    parts = [f"directory-number-{i}-with-a-long-name" for i in range(4)]
+    for depth in range(1, len(parts) + 1):
+        vault.mkdir("/".join(parts[:depth]))
+    deep = "/".join(parts)
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        screen = main_of(app)
+        # The pane title keeps the deepest directory in view, cut in the middle to fit.
+        screen.load_dir(deep)
+        await wait_for(pilot, lambda: screen.cwd == deep and not screen.loading)
+        pane = screen.query_one("#plain-pane")
+        title = str(pane.border_title)
+        assert title.endswith(parts[-1]) and "…" in title
+        assert len(title) <= pane.size.width - 4
+        cipher_title = str(screen.query_one("#cipher-pane").border_title)
+        assert cipher_title.endswith(vault.cipher_path(deep).name[-30:]) and "…" in cipher_title
+        # A long name in a question wraps inside the dialog instead of being cut.
+        screen.load_dir("")
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        select_plain(screen, LONG_NAME)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.pause()
+        question = app.screen.query_one(".dialog-question")
+        dialog = app.screen.query_one(".dialog")
+        assert LONG_NAME in str(question.render())
+        assert question.size.height > 1 and question.size.width <= dialog.size.width
+        await pilot.press("n")
+        # A long log line wraps at the log's width: every word of it is on screen.
+        line = "mounted " + " ".join(parts) + " and all of it is readable"
+        app.log_line(line, "")
+        await pilot.pause()
+        log = screen.query_one("#log")
+        width = log.scrollable_content_region.width
+        shown = [log.render_line(y).text for y in range(log.scrollable_content_region.height)]
+        assert all(len(row) <= width for row in shown)
+        assert " ".join(" ".join(shown).split()).endswith(line)
 
 
 def test_io_ask_secret_cancel_raises_cancelled() -> None:
@@ -670,55 +783,249 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
 # -- mounting ----------------------------------------------------------------------------------
 
 
+def kernel_mounted(path: Path) -> bool:
+    """Whether the kernel lists `path` as a mount point, read from /proc/self/mountinfo.
+
+    Unlike os.path.ismount this never stats the path, which a dead FUSE mount answers with
+    ENOTCONN (ismount then says False although the mount is still there).
+    """
+    with open("/proc/self/mountinfo") as f:
+        return str(path) in {line.split(" ")[4] for line in f}
+
+
+@contextlib.contextmanager
+def cleaned_up(mountpoint: Path) -> Iterator[None]:
+    """Whatever a test leaves, unmount it (lazily, as a dead mount needs) and drop its record."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(VaultError, OSError):
+            mounts.unmount(mountpoint)
+        if kernel_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
+
+
+def status_text(app: VaultApp) -> str:
+    return str(app.main.query_one("#status").render())
+
+
+def footer_actions(app: VaultApp) -> set[str]:
+    """The actions whose keys the footer shows now."""
+    return {str(getattr(key, "action", "")) for key in app.main.query("FooterKey")}
+
+
+async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
+    """Open the command line and enter `line` (set at once: each typed key costs a frame)."""
+    await pilot.press("colon")
+    box = app.main.query_one("#cmdline", Input)
+    assert box.has_focus
+    box.value = line
+    await pilot.press("enter")
+
+
+async def mount_with_keys(pilot: Pilot[Any], app: VaultApp, mountpoint: Path) -> None:
+    await pilot.press("m")
+    await answer_prompt(pilot, app, str(mountpoint))
+    await command_done(pilot, app)
+    assert kernel_mounted(mountpoint), log_text(app)
+    await wait_for(pilot, lambda: app.mount_info is not None and app.mount_info.alive, steps=800)
+
+
+def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
+    """The status bar names the mount; a long mountpoint is cut in the middle to fit."""
+    _, found, where = status.partition(f"mounted {mode} at ")
+    where = where.split(" ")[0]
+    head, _, tail = where.partition("…")
+    return bool(found) and str(mountpoint).startswith(head) and str(mountpoint).endswith(tail)
+
+
 @pytest.mark.asyncio
 async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, tmp_path: Path) -> None:
-    from fuse_harness import force_unmount, require_fuse
-
     require_fuse()
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    try:
+    with cleaned_up(mountpoint):
         async with app.run_test(size=SIZE) as pilot:
             await unlocked_app(pilot, app)
-            await pilot.press("m")
-            await answer_prompt(pilot, app, str(mountpoint))
-            await command_done(pilot, app)
-            assert os.path.ismount(mountpoint), log_text(app)
+            await pilot.pause()
+            assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
+            await pilot.press("u")  # not mounted: says so, runs nothing
+            await pilot.pause()
+            assert "not mounted (m mounts it)" in log_text(app) and not app.busy
+            await mount_with_keys(pilot, app, mountpoint)
             assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
-            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
-            app.update_status()
-            status = str(app.main.query_one("#status").render())
-            assert f"mounted forward rw at {mountpoint}" in status
+            status = status_text(app)
+            assert shows_mount(status, "forward rw", mountpoint), status
+            assert len(status) <= SIZE[0] - 2  # fitted to the status bar
+            await wait_for(pilot, lambda: "unmount" in footer_actions(app))
             await pilot.press("u")
             await command_done(pilot, app)
-            assert not os.path.ismount(mountpoint)
+            assert not kernel_mounted(mountpoint)
             await wait_for(pilot, lambda: app.mount_info is None, steps=800)
-            assert "not mounted" in str(app.main.query_one("#status").render())
-    finally:
-        force_unmount(mountpoint)
+            assert "not mounted" in status_text(app)
+            await wait_for(pilot, lambda: "unmount" not in footer_actions(app))
 
 
 @pytest.mark.asyncio
-async def test_quit_while_mounted_offers_to_unmount(vault_dir: Path, tmp_path: Path) -> None:
-    from fuse_harness import force_unmount, require_fuse
-
+async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, tmp_path: Path) -> None:
     require_fuse()
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    try:
+    with cleaned_up(mountpoint):
         async with app.run_test(size=SIZE) as pilot:
             await unlocked_app(pilot, app)
-            await pilot.press("colon")
-            await type_text(pilot, f"mount {mountpoint}")
-            await pilot.press("enter")
+            await mount_with_keys(pilot, app, mountpoint)
+            info = mounts.find_mount(vault_dir)
+            assert info is not None and info.alive and info.mountpoint == str(mountpoint)
+            os.kill(info.pid, signal.SIGKILL)
+            await wait_for(pilot, lambda: "mount stale: worker gone — press u to clear" in status_text(app))
+            assert kernel_mounted(mountpoint)  # dead, not gone: the kernel still lists it
+            assert f"the mount at {mountpoint} is stale" in log_text(app)
+            # The screen still answers (nothing waits on the dead mount) ...
+            screen = main_of(app)
+            await pilot.press("j")
+            assert screen.plain.cursor == 1
+            # ... and m is refused: a new mount there would lose the stale one's record.
+            assert "mount" not in footer_actions(app) and "unmount" in footer_actions(app)
+            await pilot.press("m")
+            await pilot.pause()
+            assert isinstance(app.screen, MainScreen)
+            assert "press u to clear it first" in log_text(app)
+            # Quitting asks about the stale mount too.
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            assert "is stale" in app.screen.question  # type: ignore[attr-defined]
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+            await pilot.press("u")
+            await command_done(pilot, app)
+            assert not kernel_mounted(mountpoint), log_text(app)
+            assert not os.path.ismount(mountpoint)  # safe now: nothing is mounted there
+            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+            assert "not mounted" in status_text(app)
+            assert mounts.find_mount(vault_dir) is None  # the record is gone too
+
+
+@pytest.mark.asyncio
+async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, tmp_path: Path) -> None:
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    with cleaned_up(mountpoint):
+        async with app.run_test(size=SIZE) as pilot:
+            await unlocked_app(pilot, app)
+            await enter_line(pilot, app, f"mount {mountpoint}")
             await command_done(pilot, app)
             await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+            for key, cancel in (("q", "escape"), ("ctrl+q", "c")):
+                await pilot.press(key)
+                await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+                assert f"mounted at {mountpoint}" in app.screen.question  # type: ignore[attr-defined]
+                await pilot.press(cancel)
+                await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+                assert app.return_code is None and kernel_mounted(mountpoint)
+            assert app.focused is main_of(app).plain
+            # `exit` asks as q does; cancelled, the session goes on (commands refresh the panes).
+            await enter_line(pilot, app, "exit")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await pilot.press("c")
+            await command_done(pilot, app)
+            await enter_line(pilot, app, "mkdir newdir")
+            await command_done(pilot, app)
+            assert "newdir" in {e.plain_name for e in main_of(app).plain.rows}
+            # A busy mount (a file open in it) is not unmounted: the app says so and stays.
+            with open(mountpoint / "notes.txt", "rb"):
+                await pilot.press("q")
+                await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+                await pilot.press("u")
+                await wait_for(pilot, lambda: "not quitting" in log_text(app), steps=800)
+                assert app.return_code is None and kernel_mounted(mountpoint) and not app.busy
             await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await pilot.press("u")
             await wait_for(pilot, lambda: app.return_code is not None, steps=800)
-        assert not os.path.ismount(mountpoint)
-    finally:
-        force_unmount(mountpoint)
+        assert app.return_code == 0
+        assert not kernel_mounted(mountpoint)
+        assert app.exit_notice is None
+
+
+@pytest.mark.asyncio
+async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, tmp_path: Path) -> None:
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    with cleaned_up(mountpoint):
+        async with app.run_test(size=SIZE) as pilot:
+            await unlocked_app(pilot, app)
+            await mount_with_keys(pilot, app, mountpoint)
+            await enter_line(pilot, app, "exit")  # the command asks as q does
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await pilot.press("l")
+            await wait_for(pilot, lambda: app.return_code is not None, steps=800)
+        assert app.return_code == 0
+        assert os.path.ismount(mountpoint)  # still served by its worker
+        assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
+        notice = app.exit_notice
+        assert notice == (
+            f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
+            f"unmount it with `vaultsh unmount {mountpoint}`"
+        )
+        # The advice works as printed.
+        advice = shlex.split(notice.split("`")[1])
+        assert advice[0] == "vaultsh"
+        done = subprocess.run(
+            [sys.executable, "-m", "vaultsh", *advice[1:]], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert not kernel_mounted(mountpoint)
+
+
+def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: Path, tmp_path: Path) -> None:
+    """`vaultsh DIR` under tmux: mount, q, l; the shell then shows where the mount stays."""
+    require_fuse()
+    from test_tui_e2e import HEIGHT, WIDTH, tmux, wait_screen
+
+    if shutil.which("tmux") is None:
+        skip_or_fail("tmux is not installed (Debian package tmux)")
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    status = tmp_path / "status"
+    repo = Path(__file__).resolve().parents[1]
+    session = f"vaultsh-quit-{uuid.uuid4().hex[:8]}"
+    command = f"cd {repo} && {sys.executable} -m vaultsh {vault_dir}; echo exit=$? > {status}"
+    with cleaned_up(mountpoint):
+        try:
+            tmux("new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT))
+            tmux("send-keys", "-t", session, "-l", command)
+            tmux("send-keys", "-t", session, "Enter")
+            wait_screen(session, lambda s: "Unlock vault" in s)
+            tmux("send-keys", "-t", session, "-l", PASSWORD)
+            tmux("send-keys", "-t", session, "Enter")
+            # The rows show behind the unlock dialog while it closes: wait until it is gone.
+            wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
+            tmux("send-keys", "-t", session, ":")
+            wait_screen(session, lambda s: "command (help lists them" in s)
+            tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
+            tmux("send-keys", "-t", session, "Enter")
+            wait_screen(session, lambda s: "mounted forward rw at" in s)
+            tmux("send-keys", "-t", session, "q")
+            wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
+            tmux("send-keys", "-t", session, "l")
+            wait_screen(session, lambda s: "exit=" in s or status.exists())
+            for _ in range(100):
+                if status.exists() and status.read_text().strip():
+                    break
+                time.sleep(0.05)
+            assert status.read_text().strip() == "exit=0"
+            shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
+            assert (
+                f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
+                f"unmount it with `vaultsh unmount {mountpoint}`"
+            ) in shown
+            assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves
+        finally:
+            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)

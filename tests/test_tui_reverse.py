@@ -16,10 +16,13 @@ from test_tui_app import (
     SIZE,
     answer_prompt,
     command_done,
+    footer_actions,
     info_text,
     log_text,
+    make_vault,
     row_text,
     select_plain,
+    shows_mount,
     type_text,
     wait_for,
 )
@@ -258,6 +261,7 @@ async def test_write_commands_are_refused_and_read_commands_work(plain_dir: Path
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, MainScreen), key  # refused at once, no dialog
+            assert "reverse-mode folder is read-only" in app.log_lines[-1], key
         for line in ("rm notes.txt", "mkdir new", "mv notes.txt other.txt", "import /etc/hostname"):
             await command_line(pilot, app, line)
         assert log_text(app).count("encrypted view of a reverse-mode folder is read-only") == 8
@@ -272,9 +276,34 @@ async def test_write_commands_are_refused_and_read_commands_work(plain_dir: Path
         assert screen.cwd == "docs" and [e.plain_name for e in screen.plain.rows] == ["report.txt"]
         await command_line(pilot, app, "cat report.txt")
         assert app.log_lines[-1] == REPORT.decode().strip()
-        await pilot.press("question_mark")
-        assert isinstance(app.screen, HelpScreen)
-        assert "reverse-mode folder" in app.screen.intro
+
+
+@pytest.mark.asyncio
+async def test_footer_and_help_list_only_the_keys_that_apply(plain_dir: Path, tmp_path: Path) -> None:
+    forward = tmp_path / "vault"
+    make_vault(forward)
+    write_actions = {"import", "mkdir", "delete", "rename"}
+    write_keys = {"F6 / i", "F7 / n", "F8 / d", "r"}
+    for root, reverse in ((plain_dir, True), (forward, False)):
+        app = VaultApp(root, master_key=MASTER_KEY)
+        async with app.run_test(size=SIZE) as pilot:
+            await opened(pilot, app)
+            await pilot.pause()
+            shown = footer_actions(app)
+            assert {"export", "mount", "help", "quit_app", "open"} <= shown
+            assert "unmount" not in shown  # not mounted
+            assert (write_actions & shown) == (set() if reverse else write_actions)
+            await pilot.press("question_mark")
+            help_screen = app.screen
+            assert isinstance(help_screen, HelpScreen)
+            keys = dict(help_screen.keys)
+            assert "u" in keys and "m" in keys  # the help lists every key of the mode
+            assert (write_keys & set(keys)) == (set() if reverse else write_keys)
+            if reverse:
+                assert "reverse-mode folder" in help_screen.intro
+                assert "encrypted view" in keys["F5 / e"] and "encrypted view" in keys["m"]
+            else:
+                assert keys["F5 / e"].startswith("export (decrypt)")
 
 
 @pytest.mark.asyncio
@@ -375,8 +404,7 @@ async def test_mount_the_encrypted_view_through_a_real_worker(plain_dir: Path, t
             with pytest.raises(OSError):
                 (mountpoint / "new-file").write_bytes(b"x")  # the view is read-only
             await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
-            app.update_status()
-            assert f"mounted reverse ro at {mountpoint}" in status_text(app)
+            assert shows_mount(status_text(app), "reverse ro", mountpoint), status_text(app)
             await pilot.press("u")
             await command_done(pilot, app)
             assert not os.path.ismount(mountpoint)

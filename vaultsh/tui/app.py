@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -19,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
 from textual.worker import get_current_worker
 
@@ -46,6 +49,7 @@ from vaultsh.tui.panes import (
     scan_view_dir,
 )
 from vaultsh.tui.screens import (
+    ChoiceScreen,
     ConfirmScreen,
     HelpScreen,
     PasswordScreen,
@@ -62,6 +66,7 @@ from vaultsh.vault.vault import Vault
 STATUS_INTERVAL = 1.0  # seconds between mount status refreshes
 STATUS_PATH_CELLS = 40  # the vault path in the status bar leaves room for the rest
 LOG_KEEP = 2000  # lines of output kept
+LOG_MIN_WIDTH = 20  # log lines wrap at the panel's width, down to this many cells
 PROGRESS_INTERVAL = 0.1  # at most this often a progress update crosses to the UI thread
 
 HELP_INTRO = (
@@ -76,6 +81,13 @@ HELP_INTRO_REVERSE = (
     "other. The view is read-only: m mounts it, e writes it out (a backup); change the plain "
     "files themselves."
 )
+# Keys whose commands write into the vault: a reverse-mode folder's view is read-only, so there
+# they leave the footer and the help, and pressing one says why (action -> command refused).
+WRITE_ACTIONS = {"import": "import", "mkdir": "mkdir", "delete": "rm", "rename": "mv"}
+REVERSE_TOOLTIPS = {
+    "export": "write the encrypted view of the selection to a local path (a backup)",
+    "mount": "mount the encrypted view read-only (asks the mountpoint)",
+}
 KEY_ADVICE = (
     "With this key the vault opens even if the password or gocryptfs.conf is lost. "
     "Write it on paper and keep it away from the vault."
@@ -135,17 +147,11 @@ class TuiIO:
         self.cancel = threading.Event()
         self._last_progress = 0.0
 
-    def _on_ui(self, fn: Callable[..., Any], *args: Any) -> None:
-        if threading.get_ident() == self.app._thread_id:
-            fn(*args)
-        else:
-            self.app.call_from_thread(fn, *args)
-
     def write(self, text: str) -> None:
-        self._on_ui(self.app.log_line, text, "")
+        self.app.on_ui_thread(self.app.log_line, text, "")
 
     def error(self, text: str) -> None:
-        self._on_ui(self.app.log_line, text, "error")
+        self.app.on_ui_thread(self.app.log_line, text, "error")
 
     def ask(self, screen: Screen[Any]) -> Any:
         """Show a modal screen from a worker thread and wait for its answer."""
@@ -198,7 +204,7 @@ class MainScreen(Screen[None]):
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
         Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
-        Binding("u", "unmount", "Unmount", show=False, tooltip="unmount this vault"),
+        Binding("u", "unmount", "Unmount", tooltip="unmount this vault (also clears a stale mount)"),
         Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
         Binding(
             "K", "masterkey", "Master key", show=False, tooltip="show the master key (asks the password)"
@@ -226,6 +232,7 @@ class MainScreen(Screen[None]):
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
         self.generation = 0
         self.loading = False  # True while a directory streams in
+        self.load_failed = False  # the last listing failed (its error is in the log)
         self.loaded_rows = 0
         self.cipher_by_name: dict[str, Entry] = {}
         self.filter_text = ""
@@ -244,11 +251,12 @@ class MainScreen(Screen[None]):
                 yield CipherList(id="cipher")
         with Horizontal(id="lower"):
             yield InfoPanel(id="info")
-            yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP)
+            # min_width: RichLog renders at least 78 cells wide and crops, which cut long lines.
+            yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP, min_width=LOG_MIN_WIDTH)
         yield TransferBar(id="transfer")
         yield Input(id="cmdline", placeholder="command (help lists them)")
         yield Static("", id="status")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits on a 120-column terminal
 
     def on_mount(self) -> None:
         self.query_one("#transfer", TransferBar).display = False
@@ -283,10 +291,12 @@ class MainScreen(Screen[None]):
         return self.cipher if self.active_side == "cipher" else self.plain
 
     def focus_active(self) -> None:
-        self.active_list().focus()
+        self.set_focus(self.active_list())  # at once: the next queued key goes to the pane
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.update_headers)
+        self.call_after_refresh(self._update_titles)
+        self.call_after_refresh(self.vapp.update_status)
 
     def update_headers(self) -> None:
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
@@ -333,6 +343,7 @@ class MainScreen(Screen[None]):
         self.generation += 1
         self.cwd = path
         self.loading = True
+        self.load_failed = False
         self.loaded_rows = 0
         self.cipher_by_name = {}
         self._select_after_load = select
@@ -352,6 +363,9 @@ class MainScreen(Screen[None]):
                 self.post_message(DirBatch(generation, batch))
         except VaultError as e:
             self.post_message(DirFailed(generation, str(e)))
+            return
+        except OSError as e:  # the directory vanished or turned unreadable while listed
+            self.post_message(DirFailed(generation, f"/{self.cwd}: cannot list: {e.strerror or e}"))
             return
         if not worker.is_cancelled:
             self._post_loaded(generation, everything)
@@ -402,27 +416,44 @@ class MainScreen(Screen[None]):
         if message.generation != self.generation:
             return
         self.loading = False
+        self.load_failed = True
         self.vapp.log_line(message.error, "error")
         self.query_one("#info", InfoPanel).show("Error", Text(message.error, style="bold red"))
         self._update_titles()
 
     def _update_titles(self) -> None:
+        if self.vapp.session is None:
+            return  # still locked: nothing is listed yet, so nothing to say about it
         plain_pane = self.query_one("#plain-pane")
         cipher_pane = self.query_one("#cipher-pane")
-        plain_pane.border_title = f"Plain  /{self.cwd}"
+        plain_pane.border_title = _pane_title(plain_pane, "Plain", f"/{self.cwd}")
         vault = self.vapp.vault
         if self.vapp.reverse is not None and self.view_dir is not None:
-            cipher_pane.border_title = f"Encrypted view  /{self.view_dir}"
+            cipher_pane.border_title = _pane_title(cipher_pane, "Encrypted view", f"/{self.view_dir}")
         elif vault is not None and self.cdir is not None:
             rel = self.cdir.relative_to(vault.cipherdir).as_posix()
             label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
-            cipher_pane.border_title = f"Cipher  {label}" + ("" if rel == "." else f"/{rel}")
+            where = label + ("" if rel == "." else f"/{rel}")
+            cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
         shown_plain = len(self.plain.rows)
         if self.loading:
             plain_pane.border_subtitle = f"loading… {self.loaded_rows:,} names"
             cipher_pane.border_subtitle = f"loading… {self.loaded_rows:,}"
+            self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
+            self.cipher.set_placeholder("")
             return
         bad = sum(1 for e in self.cipher.all_entries if e.role == "bad")
+        if shown_plain:
+            self.plain.set_placeholder("")
+        elif self.load_failed:
+            self.plain.set_placeholder("(cannot list this directory: see the log)")
+        elif self.filter_text and self.plain.all_entries:
+            self.plain.set_placeholder(f"(no name contains “{self.filter_text}”: Esc clears the filter)")
+        elif bad:
+            self.plain.set_placeholder("(no name here decrypts: see the cipher pane)")
+        else:
+            self.plain.set_placeholder("(empty directory)")
+        self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
         plain_pane.border_subtitle = f"{shown_plain:,} entries{flt}"
         where = "in the view" if self.vapp.reverse is not None else "on disk"
@@ -480,9 +511,11 @@ class MainScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="info")
     def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
         if plain_side:
-            title, body = f"Preview  {entry.plain_name}", describe_plain(vault, path, cdir, entry)
+            title = f"Preview  {entry.plain_name}"
+            body = _described(lambda: describe_plain(vault, path, cdir, entry))
         else:
-            title, body = f"X-ray  {entry.cipher_name}", describe_cipher(vault, cdir, entry)
+            title = f"X-ray  {entry.cipher_name}"
+            body = _described(lambda: describe_cipher(vault, cdir, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
@@ -491,9 +524,11 @@ class MainScreen(Screen[None]):
         self, plain_side: bool, view: ReverseView, view_dir: str, path: str, entry: Entry
     ) -> None:
         if plain_side:
-            title, body = f"Preview  {entry.plain_name}", describe_view_plain(view, path, entry)
+            title = f"Preview  {entry.plain_name}"
+            body = _described(lambda: describe_view_plain(view, path, entry))
         else:
-            title, body = f"X-ray  {entry.cipher_name}", describe_view_cipher(view, view_dir, entry)
+            title = f"X-ray  {entry.cipher_name}"
+            body = _described(lambda: describe_view_cipher(view, view_dir, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
@@ -547,7 +582,9 @@ class MainScreen(Screen[None]):
         box.value = value
         box.border_title = "/" if mode == "filter" else ":"
         box.display = True
-        box.focus()
+        # At once, not later as Widget.focus does: keys typed right after ":" (a paste, a fast
+        # typist) are already queued and must go to the input, not run as pane keys.
+        self.set_focus(box)
 
     def _close_input(self) -> None:
         box = self.query_one("#cmdline", Input)
@@ -604,10 +641,61 @@ class MainScreen(Screen[None]):
             self._apply_filter()
 
     def on_key(self, event: Any) -> None:
-        # Esc inside the input is handled here: Input does not use it.
-        if event.key == "escape" and self.query_one("#cmdline", Input).has_focus:
-            event.stop()
+        if event.key == "escape" and self.focused is self.query_one("#cmdline", Input):
+            event.stop()  # Input does not use Esc: it closes the input here
             self.action_escape()
+
+    def intercept_key(self, event: Any) -> bool:
+        """Handle a key before the app looks up its binding; True if it is dealt with.
+
+        Called by the app, where a key arrives last: keys bubble up asynchronously, so by then
+        the focus is what the keys before it made it. Two cases:
+        - Keys typed right after ":" or "/" (a fast typist, a script) were on their way to the
+          pane when the input opened. The input stops the printable keys it gets itself, so a
+          printable one arriving here is such a key, and goes into the input (its binding would
+          run a pane action: "m" would mount). Enter and Backspace need nothing: bindings are
+          looked up from the focus, which is now the input.
+        - A key whose action does not apply now is left out of the footer and not run
+          (check_action); say why instead of doing nothing.
+        """
+        box = self.query_one("#cmdline", Input)
+        if self.focused is box:
+            if event.is_printable and event.character:
+                box.insert_text_at_cursor(event.character)
+                return True
+            return False
+        action = self._action_of_key(event.key)
+        reason = self.unavailable(action) if action is not None else None
+        if reason is None:
+            return False
+        self.vapp.log_line(reason, "error")
+        return True
+
+    # -- which keys apply --------------------------------------------------------------------
+
+    @classmethod
+    def _action_of_key(cls, key: str) -> str | None:
+        for b in cls.BINDINGS:
+            if isinstance(b, Binding) and key in (k.strip() for k in b.key.split(",")):
+                return b.action
+        return None
+
+    def unavailable(self, action: str) -> str | None:
+        """Why `action` does not apply now, or None if it does."""
+        vapp = self.vapp
+        if action in WRITE_ACTIONS and vapp.reverse is not None:
+            return commands.reverse_refusal(WRITE_ACTIONS[action], vapp.cipherdir)
+        info = vapp.mount_info
+        if action == "unmount" and info is None:
+            return "not mounted (m mounts it)"
+        if action == "mount" and info is not None and not info.alive:
+            # Mounting anew would drop the stale mount's record, and `u` could not clear it.
+            return f"the mount at {info.mountpoint} is stale (its worker is gone): press u to clear it first"
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys that do not apply now leave the footer (intercept_key says why if pressed)."""
+        return self.unavailable(action) is None
 
     # -- actions through the command registry ---------------------------------------------
 
@@ -629,13 +717,6 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(screen, answered)
 
-    def _refused_in_reverse(self, command: str) -> bool:
-        """In a reverse-mode folder, say why a command that writes into the vault does nothing."""
-        if self.vapp.reverse is None:
-            return False
-        self.vapp.log_line(commands.reverse_refusal(command, self.vapp.cipherdir), "error")
-        return True
-
     def action_export(self) -> None:
         path = self._selected_plain()
         if path is None:
@@ -648,7 +729,7 @@ class MainScreen(Screen[None]):
             if dest:
                 self.vapp.run_command(f"export {_q('/' + path)} {_q(dest)}", transfer=f"Exporting /{path}")
 
-        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", str(Path.cwd()) + "/"), go)
+        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir()), go)
 
     def _export_view(self, path: str) -> None:
         def go(dest: str | None) -> None:
@@ -658,12 +739,9 @@ class MainScreen(Screen[None]):
                 )
 
         prompt = f"Write the encrypted view of /{path} to (local path; :export / DEST for all):"
-        self._ask(PromptScreen("Export encrypted", prompt, str(Path.cwd()) + "/"), go)
+        self._ask(PromptScreen("Export encrypted", prompt, start_dir()), go)
 
     def action_import(self) -> None:
-        if self._refused_in_reverse("import"):
-            return
-
         def go(src: str | None) -> None:
             if src:
                 self.vapp.run_command(f"import {_q(src)} {_q('/' + self.cwd)}", transfer=f"Importing {src}")
@@ -671,9 +749,6 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):"), go)
 
     def action_mkdir(self) -> None:
-        if self._refused_in_reverse("mkdir"):
-            return
-
         def go(name: str | None) -> None:
             if name:
                 self.vapp.run_command(f"mkdir {_q(self._child(name))}", select=name.split("/")[0])
@@ -681,8 +756,6 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
 
     def action_rename(self) -> None:
-        if self._refused_in_reverse("mv"):
-            return
         path = self._selected_plain()
         if path is None:
             return
@@ -697,8 +770,6 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
 
     def action_delete(self) -> None:
-        if self._refused_in_reverse("rm"):
-            return
         path = self._selected_plain()
         if path is None:
             return
@@ -759,28 +830,77 @@ class MainScreen(Screen[None]):
     def action_cycle_theme(self) -> None:
         self.vapp.cycle_theme()
 
+    def help_keys(self) -> list[tuple[str, str]]:
+        """The help's key list for this mode: a reverse-mode folder has no write keys."""
+        if self.vapp.reverse is None:
+            return describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
+        bindings = [b for b in self.BINDINGS if not (isinstance(b, Binding) and b.action in WRITE_ACTIONS)]
+        return describe_bindings(bindings, REVERSE_TOOLTIPS) + self.LIST_KEYS
+
     def action_help(self) -> None:
-        keys = describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
         intro = HELP_INTRO_REVERSE if self.vapp.reverse is not None else HELP_INTRO
-        self.app.push_screen(HelpScreen(keys, intro))
+        self.app.push_screen(HelpScreen(self.help_keys(), intro))
 
     def action_quit_app(self) -> None:
         self.vapp.request_quit()
 
 
 def shorten_path(path: str, width: int) -> str:
-    """A path cut in the middle to `width` characters, keeping its start and its last part."""
+    """A local path (home as ~) cut in the middle to `width` cells, keeping its last part."""
     home = str(Path.home())
     if path.startswith(home + "/"):
         path = "~" + path[len(home) :]
-    if len(path) <= width:
-        return path
+    return cut_middle(path, width)
+
+
+def cut_middle(text: str, width: int) -> str:
+    """`text` cut in the middle to `width` cells, mostly keeping its end (the deepest name)."""
+    if cell_len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
     keep_end = max(width // 2, width - 12)
-    return path[: width - keep_end - 1] + "…" + path[-keep_end:]
+    head = ""
+    for ch in text:
+        if cell_len(head + ch) > width - keep_end - 1:
+            break
+        head += ch
+    tail = ""
+    for ch in reversed(text):
+        if cell_len(head) + 1 + cell_len(ch + tail) > width:
+            break
+        tail = ch + tail
+    return head + "…" + tail
 
 
 def _q(text: str) -> str:
     return shlex.quote(text)
+
+
+def _pane_title(pane: Widget, name: str, where: str) -> str:
+    """A pane's title with its directory, cut in the middle so the deepest name stays in view
+    (Textual cuts a long title at its end)."""
+    # The two panes share the width; during a relayout a pane can report a zero size.
+    width = pane.size.width or pane.screen.size.width // 2
+    room = width - len(name) - 8  # corners, the title's padding, the gap after the name
+    return f"{name}  {cut_middle(where, room) if width else where}"
+
+
+def _described(describe: Callable[[], RenderableType]) -> RenderableType:
+    """The info panel's body, or the error that kept it from being made (the entry changed
+    on disk since the listing, say): shown in the panel, never a traceback."""
+    try:
+        return describe()
+    except (VaultError, OSError) as e:
+        return Text(str(e), style="bold red")
+
+
+def start_dir() -> str:
+    """Where a local path prompt starts: the working directory, or home if that is gone."""
+    try:
+        return str(Path.cwd()) + "/"
+    except OSError:
+        return str(Path.home()) + "/"
 
 
 # -- the app -------------------------------------------------------------------------------------
@@ -815,7 +935,9 @@ class VaultApp(App[int]):
         self.io = TuiIO(self)
         self.busy = False  # a command is running in the worker
         self.log_lines: list[str] = []
-        self.mount_info: Any = None
+        self.mount_info: Any = None  # mounts.MountInfo of this vault's mount, if any
+        self._mount_query_running = False
+        self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
         self.main = MainScreen()
 
@@ -870,6 +992,12 @@ class VaultApp(App[int]):
     def start(self) -> None:
         """Called by the main screen once it is mounted: create, unlock or open the vault."""
         self.update_status()
+        try:
+            self._start()
+        except OSError as e:  # an unreadable directory: one line, not a traceback
+            self.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.cipherdir}: {e.strerror or e}")
+
+    def _start(self) -> None:
         root = self.cipherdir
         if not (root / CONF_NAME).exists() and (root / REVERSE_CONF_NAME).exists():
             # A reverse-mode folder (§9.1): plain files beside the config of their encrypted view.
@@ -961,6 +1089,10 @@ class VaultApp(App[int]):
         except VaultError as e:
             self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
             return
+        except OSError as e:
+            message = f"vaultsh: {self.cipherdir}: {e.strerror or e}"
+            self.call_from_thread(self.quit_with, int(ExitCode.CIPHER_DIR), message)
+            return
         finally:
             self._password = self._master_key = None
         self.call_from_thread(self.opened_session, session)
@@ -975,6 +1107,10 @@ class VaultApp(App[int]):
         except VaultError as e:
             self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
             return
+        except OSError as e:
+            message = f"vaultsh: {self.cipherdir}: {e.strerror or e}"
+            self.call_from_thread(self.quit_with, int(ExitCode.CIPHER_DIR), message)
+            return
         finally:
             self._password = self._master_key = None
         self.call_from_thread(self.opened, vault)
@@ -986,18 +1122,31 @@ class VaultApp(App[int]):
 
     def opened_session(self, session: commands.Session) -> None:
         """A session is open (a vault, or a reverse-mode folder's view): show its root."""
+        # Commands run in a worker thread; their hooks touch the screen, so they cross over.
         session.hooks.update(
-            {"theme": self.set_theme, "exit": self.request_quit, "masterkey": self.show_master_key}
+            {
+                "theme": lambda name: self.on_ui_thread(self.set_theme, name),
+                "exit": lambda: self.on_ui_thread(self.request_quit),
+                "masterkey": self.show_master_key,
+            }
         )
         self.session = session
         self.reverse = session.reverse
         if self.reverse is not None:
             self.main.cipher.name_heading = "Name in the encrypted view"
         self.update_status()
+        self.main.refresh_bindings()  # the footer's keys depend on the mode
         self.call_after_refresh(self.main.focus_active)
         self.main.load_dir("")
         self.set_interval(STATUS_INTERVAL, self._poll_mount)
         self._poll_mount()
+
+    def on_ui_thread(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn` on the UI thread: at once from there, else through call_from_thread (waits)."""
+        if threading.get_ident() == self._thread_id:
+            fn(*args)
+        else:
+            self.call_from_thread(fn, *args)
 
     def show_master_key(self, key: str) -> None:
         """Show the master key in a dialog, never in the log (also the `masterkey` command's hook)."""
@@ -1024,7 +1173,30 @@ class VaultApp(App[int]):
             self.notify(text, severity="error", timeout=4)
 
     def update_status(self) -> None:
-        parts: list[Text | str] = [Text(shorten_path(self.cipherdir_label, STATUS_PATH_CELLS), style="bold")]
+        """The status bar, fitted to its width: the mount's counters go first, then path lengths,
+        then the format flags (the info command shows them all)."""
+        try:
+            status = self.main.query_one("#status", Static)
+        except NoMatches:  # a late worker result after the screen closed
+            return
+        width = status.content_region.width or self.size.width
+        short = STATUS_PATH_CELLS // 2
+        fallbacks: list[tuple[int, int | None, bool, bool]] = [
+            # (vault path cells, mountpoint cells, mount counters, format flags)
+            (STATUS_PATH_CELLS, None, True, True),
+            (STATUS_PATH_CELLS, None, False, True),
+            (STATUS_PATH_CELLS, STATUS_PATH_CELLS, False, True),
+            (short, short, False, True),
+            (short, short, False, False),
+        ]
+        for vault_cells, mount_cells, counters, flags in fallbacks:
+            line = self._status_line(vault_cells, mount_cells, counters=counters, flags=flags)
+            if line.cell_len <= width:
+                break
+        status.update(line)
+
+    def _status_line(self, vault_cells: int, mount_cells: int | None, *, counters: bool, flags: bool) -> Text:
+        parts: list[Text | str] = [Text(shorten_path(self.cipherdir_label, vault_cells), style="bold")]
         # In a reverse-mode folder the session's vault carries the format flags and the config.
         vault = self.vault or (self.session.vault if self.session else None)
         conf: ConfFile | None = vault.conf if vault else None
@@ -1037,12 +1209,13 @@ class VaultApp(App[int]):
                 if o.plaintext_names
                 else ("deterministic names" if o.deterministic_names else "EME names")
             )
-            flags = [o.content_encryption, names]
+            shown = [o.content_encryption, names]
             if not o.plaintext_names:
-                flags.append("raw64" if o.raw64 else "base64")
+                shown.append("raw64" if o.raw64 else "base64")
             if conf is not None:
-                flags.append(f"scrypt 2^{conf.scrypt.logn}")
-            parts.append(" · ".join(flags))
+                shown.append(f"scrypt 2^{conf.scrypt.logn}")
+            if flags:
+                parts.append(" · ".join(shown))
             parts.append(
                 Text("unlocked", style="bold green" if self.theme and "light" not in self.theme else "bold")
             )
@@ -1051,12 +1224,13 @@ class VaultApp(App[int]):
         info = self.mount_info
         if info is None:
             parts.append("not mounted")
+        elif not info.alive:
+            parts.append(Text("mount stale: worker gone — press u to clear", style="bold red"))
         else:
-            mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {info.mountpoint}"
-            if not info.alive:
-                mount += " (worker gone)"
+            where = info.mountpoint if mount_cells is None else shorten_path(info.mountpoint, mount_cells)
+            mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {where}"
             stats = info.stats
-            if stats:
+            if stats and counters:
                 mount += (
                     f" · {int(stats.get('open_files', 0))} open"
                     f" · read {commands.human_bytes(float(stats.get('bytes_read', 0)))}"
@@ -1066,27 +1240,43 @@ class VaultApp(App[int]):
             parts.append(Text(mount, style="bold"))
         if self.busy:
             parts.append(Text("working…", style="italic"))
-        line = Text(" │ ").join(Text(p) if isinstance(p, str) else p for p in parts)
-        with contextlib.suppress(NoMatches):  # a late worker result after the screen closed
-            self.main.query_one("#status", Static).update(line)
+        return Text(" │ ").join(Text(p) if isinstance(p, str) else p for p in parts)
 
     def _poll_mount(self) -> None:
-        self._query_mount()
+        # One query at a time: a worker that does not answer holds one for STATUS_TIMEOUT.
+        if not self._mount_query_running:
+            self._mount_query_running = True
+            self._query_mount()
 
     @work(thread=True, exclusive=True, group="mount-status")
     def _query_mount(self) -> None:
+        # Off the UI thread, and never a stat of the mountpoint: the registry, /proc and the
+        # worker's socket tell everything (a dead FUSE mount answers ENOTCONN or hangs).
+        info = None
         try:
             from vaultsh.service import mounts
-        except ImportError:
-            return
-        try:
+
             info = mounts.find_mount(self.cipherdir)
-        except (VaultError, OSError):
-            info = None
-        self.call_from_thread(self._set_mount, info)
+        except (ImportError, VaultError, OSError):
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+                self.call_from_thread(self._set_mount, info)
 
     def _set_mount(self, info: Any) -> None:
+        self._mount_query_running = False
+        before = self.mount_info
         self.mount_info = info
+        if info is not None and not info.alive and (before is None or before.alive):
+            self.log_line(
+                f"the mount at {info.mountpoint} is stale: its worker is gone "
+                "(killed or crashed); press u to clear it",
+                "error",
+            )
+        was = None if before is None else before.alive
+        now = None if info is None else info.alive
+        if was != now:
+            self.main.refresh_bindings()  # Unmount and Mount come and go with the mount
         self.update_status()
 
     # -- commands -------------------------------------------------------------------------------
@@ -1134,42 +1324,91 @@ class VaultApp(App[int]):
 
     # -- quitting ---------------------------------------------------------------------------------
 
+    def on_key(self, event: Any) -> None:
+        # Runs before App's own key handler, which looks up the bindings.
+        if self.screen is self.main and self.main.intercept_key(event):
+            event.stop()
+            event.prevent_default()
+
+    async def action_quit(self) -> None:
+        """Ctrl-Q (Textual's quit key) asks about a mount too, as q does."""
+        self.request_quit()
+
     def request_quit(self) -> None:
+        """Quit; if this vault is mounted, ask first: unmount and quit, leave it mounted, cancel."""
+        if any(isinstance(s, ChoiceScreen) and s.id == "quit-dialog" for s in self.screen_stack):
+            return  # already asking
         info = self.mount_info
-        if info is None or not info.alive:
-            self.exit(0)
+        if info is None or self.session is None:
+            self._quit(0)
             return
+        where = info.mountpoint
+        if info.alive:
+            question = f"The vault is mounted at {where}. Unmount it before quitting?"
+            choices = [("unmount", "u", "Unmount and quit"), ("leave", "l", "Quit, leave mounted")]
+        else:
+            question = (
+                f"The mount at {where} is stale: its worker is gone, so it serves nothing. "
+                "Clear it before quitting?"
+            )
+            choices = [("unmount", "u", "Clear and quit"), ("leave", "l", "Quit, leave it")]
+        choices.append(("cancel", "c", "Cancel"))
 
-        def answer(unmount: bool | None) -> None:
-            if unmount:
-                self._unmount_and_quit(Path(info.mountpoint))
+        def answer(choice: str | None) -> None:
+            if choice == "unmount":
+                self._unmount_and_quit(Path(where))
+            elif choice == "leave":
+                self.exit_notice = leave_mounted_notice(self.cipherdir_label, where, info.alive)
+                self._quit(0)
             else:
-                self.exit(0)
+                if self.session is not None:
+                    self.session.finished = False  # an `exit` command asked; it is called off
+                self.main.focus_active()
 
-        self.push_screen(
-            ConfirmScreen(
-                "Quit",
-                f"The vault is mounted at {info.mountpoint}. Unmount it before quitting? "
-                "(No leaves it mounted.)",
-                yes="Unmount",
-                no="Leave mounted",
-            ),
-            answer,
-        )
+        dialog = ChoiceScreen("Quit", question, choices, default="unmount")
+        dialog.id = "quit-dialog"
+        self.push_screen(dialog, answer)
+
+    def _quit(self, code: int) -> None:
+        self.io.cancel.set()  # a running transfer stops instead of holding the exit
+        self.exit(code)
+
+    def _unmount_and_quit(self, mountpoint: Path) -> None:
+        self.busy = True
+        self.log_line(f"unmounting {mountpoint}…", "")
+        self.update_status()
+        self._unmount_then_quit(mountpoint)
 
     @work(thread=True, group="command")
-    def _unmount_and_quit(self, mountpoint: Path) -> None:
+    def _unmount_then_quit(self, mountpoint: Path) -> None:
         from vaultsh.service import mounts
 
         try:
             mounts.unmount(mountpoint)
-        except VaultError as e:
-            self.call_from_thread(self.log_line, str(e), "error")
+        except (VaultError, OSError) as e:
+            self.call_from_thread(self._unmount_failed, e)
             return
-        self.call_from_thread(self.exit, 0)
+        self.call_from_thread(self._quit, 0)
+
+    def _unmount_failed(self, error: Exception) -> None:
+        """The mount stays (busy, say): say so and keep running; q asks again."""
+        self.busy = False
+        text = str(error) if isinstance(error, VaultError) else f"unmount failed: {error}"
+        self.log_line(f"{text}; not quitting (close what uses the mount, then q again)", "error")
+        self._poll_mount()
+        self.update_status()
 
     def quit_with(self, code: int, message: str | None = None) -> None:
-        self.exit(code, return_code=code, message=message)
+        # As Text: a path with [brackets] is not Rich markup.
+        self.exit(code, return_code=code, message=Text(message) if message else None)
+
+
+def leave_mounted_notice(vault: str, mountpoint: str, alive: bool) -> str:
+    """The line printed on quitting while a mount stays: where it is and how to unmount it."""
+    command = f"vaultsh unmount {shlex.quote(mountpoint)}"
+    if alive:
+        return f"vaultsh: {vault} stays mounted at {mountpoint}; unmount it with `{command}`"
+    return f"vaultsh: the stale mount at {mountpoint} stays; clear it with `{command}`"
 
 
 def read_given_secret(secrets: SecretSource) -> tuple[bytes | None, bytes | None]:
@@ -1196,6 +1435,8 @@ def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) ->
         return int(ExitCode.CIPHER_DIR)
     app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme)
     result = app.run()
+    if app.exit_notice:
+        print(app.exit_notice)
     return int(result) if result is not None else int(app.return_code or 0)
 
 

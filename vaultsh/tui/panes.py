@@ -326,6 +326,7 @@ class EntryList(ScrollView, can_focus=True):
         self._keep: Callable[[Entry], bool] | None = None
         self.cursor = 0
         self.marked: set[int] = set()  # ids of entries shown as linked
+        self.placeholder = ""  # shown dimmed when there is no row ("(empty directory)")
 
     # -- content ----------------------------------------------------------------------
 
@@ -403,6 +404,11 @@ class EntryList(ScrollView, can_focus=True):
         self.move_to(row, notify=notify)
         return True
 
+    def set_placeholder(self, text: str) -> None:
+        if text != self.placeholder:
+            self.placeholder = text
+            self.refresh()
+
     def set_marked(self, entries: list[Entry]) -> None:
         self.marked = {id(e) for e in entries}
         self.refresh()
@@ -446,10 +452,10 @@ class EntryList(ScrollView, can_focus=True):
     def _on_hide(self, event: Hide) -> None:
         # A relayout can report a pane as hidden for a frame (zero size) while it stays on
         # screen; Widget's handler would then move the focus to the other pane. The panes are
-        # never hidden on purpose, so they keep the focus.
+        # never hidden on purpose, so they keep the focus. Textual calls the handler of every
+        # class in the MRO, so Widget's is skipped with prevent_default, not by not calling it.
         if self.has_focus and self.display:
-            return
-        super()._on_hide(event)
+            event.prevent_default()
 
     def on_resize(self) -> None:
         self._resized()
@@ -462,6 +468,9 @@ class EntryList(ScrollView, can_focus=True):
         row = y + round(self.scroll_y)
         base = self.rich_style
         if row >= len(self.rows):
+            if row == 0 and self.placeholder:
+                dim = base + self.get_component_rich_style("entry-list--dim")
+                return Strip([Segment(fit(" " + self.placeholder, width), dim)], width)
             return Strip.blank(width, base)
         entry = self.rows[row]
         style = base + self.row_style(entry)

@@ -179,6 +179,68 @@ class ConfirmScreen(ModalScreen[bool]):
         self.focus_next(Button)
 
 
+class ChoiceScreen(ModalScreen[str | None]):
+    """A question with a few answers, each a button with its own key; Esc cancels (None).
+
+    `choices` are (value, key, label) in button order; the dialog dismisses with the value.
+    `default` is the value whose button has the focus, so Enter picks it.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("left", "move(-1)", "Previous", show=False),  # letters are the answers' keys
+        Binding("right", "move(1)", "Next", show=False),
+    ]
+
+    def __init__(
+        self, title: str, question: str, choices: list[tuple[str, str, str]], default: str | None = None
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.question = question
+        self.choices = choices
+        self.default = default if default is not None else choices[0][0]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog choice-dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.question, classes="dialog-question")
+            with Horizontal(classes="dialog-buttons"):
+                for value, key, label in self.choices:
+                    yield Button(
+                        f"{label} ({key})",
+                        id=f"choice-{value}",
+                        variant="primary" if value == self.default else "default",
+                    )
+            yield Label("Esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(f"#choice-{self.default}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        for value, _key, _label in self.choices:
+            if event.button.id == f"choice-{value}":
+                self.dismiss(value)
+                return
+
+    def on_key(self, event: Any) -> None:
+        for value, key, _label in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+
+    def action_move(self, step: int) -> None:
+        if step < 0:
+            self.focus_previous(Button)
+        else:
+            self.focus_next(Button)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class HelpScreen(ModalScreen[None]):
     """Every key of the main screen, from its bindings, so the list cannot fall out of date."""
 
@@ -285,10 +347,14 @@ def key_label(keys: str) -> str:
     return " / ".join(names)
 
 
-def describe_bindings(bindings: list[Any]) -> list[tuple[str, str]]:
-    """(keys, description) rows from Binding objects, in declaration order."""
+def describe_bindings(bindings: list[Any], tooltips: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(keys, description) rows from Binding objects, in declaration order.
+
+    `tooltips` replaces the text of some actions (a mode in which a key does something else).
+    """
     rows = []
     for b in bindings:
         if isinstance(b, Binding) and b.description:
-            rows.append((key_label(b.key), b.tooltip or b.description))
+            text = (tooltips or {}).get(b.action) or b.tooltip or b.description
+            rows.append((key_label(b.key), text))
     return rows
