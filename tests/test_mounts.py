@@ -585,6 +585,10 @@ def test_killed_worker_leaves_stale_mount_that_unmount_clears(
         with pytest.raises(OSError) as err:
             os.listdir(mnt)  # (attributes may still come from the kernel cache)
         assert err.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)  # dead connection
+        # Mounting over the stale mount is refused and keeps its record, so it stays clearable.
+        with pytest.raises(MountPointError, match="stale"):
+            mounts.mount(MountRequest(cipher, mnt), key)
+        assert [m.pid for m in mounts.list_mounts()] == [info.pid]
         # busy and dead: a plain unmount is refused, so the stale mount is detached lazily
         mounts.unmount(mnt)
         assert lazy_flags == [False, True]

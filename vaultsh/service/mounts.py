@@ -321,6 +321,12 @@ def _clear_stale_entry(files: MountFiles, mountpoint: Path) -> None:
         return
     if proto.process_alive(entry.pid):
         raise MountPointError(f"{mountpoint}: already mounted by vaultsh (worker pid {entry.pid})")
+    if mounted_at(mountpoint):
+        # The worker died but its kernel mount stands: keep the record, which is what lets
+        # `vaultsh unmount` recognise and clear it.
+        raise MountPointError(
+            f"{mountpoint}: stale vaultsh mount (worker gone); run `vaultsh unmount {mountpoint}`"
+        )
     files.remove()
 
 
