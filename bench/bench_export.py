@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""Benchmark: vaultsh export/listing against pygocryptfs, gocryptfs (FUSE), openssl and cp.
+"""Benchmark: vaultsh export/import/listing against pygocryptfs, gocryptfs (FUSE), openssl, cp.
 
 Run from the repository root:
 
     .venv/bin/python bench/bench_export.py [--size-mib 1024] [--files 20000] [--names 20000]
-                                           [--workdir DIR] [--keep] [--parts large,small,names]
+                                           [--workdir DIR] [--keep]
+                                           [--parts large,small,names,import]
 
 One run builds a real gocryptfs 2.x vault (``gocryptfs -init -scryptn 10``, password in a
 passfile), fills it through a real gocryptfs mount, then times every contender on the same
 ciphertext, checks every contender's output against the original data (sha256), prints a
-Markdown table with ratios and writes it as JSON to ``bench/results/latest.json``.
+Markdown table with ratios and writes it as JSON to ``bench/results/latest.json``. The import
+part goes the other way: it encrypts one generated plain tree into a fresh gocryptfs vault per
+run (vaultsh import, gocryptfs mount + ``cp -r``) and checks the result through a real
+gocryptfs mount and ``gocryptfs -fsck``.
 
 Conventions: MB = 10^6 bytes (like ``openssl speed``); MB/s always counts *plaintext* bytes, also
 for the ``cp`` of the ciphertext; the page cache is dropped (``sync; echo 3 >
@@ -56,6 +60,8 @@ SUBPROCESS_TIMEOUT = 3600.0
 # argument order changes. Vault-relative paths have no leading slash.
 VAULTSH_EXPORT = ["export", "--passfile", "{passfile}", "{cipherdir}", "{src}", "{dest}"]
 VAULTSH_LS = ["ls", "--passfile", "{passfile}", "{cipherdir}", "{src}"]
+VAULTSH_IMPORT = ["import", "--passfile", "{passfile}", "--no-progress", "{src}", "{cipherdir}",
+                  "{dest}"]  # fmt: skip
 
 # Name alphabet for the small-file tree: mostly ASCII, plus 2-, 3- and 4-byte UTF-8 characters.
 NAME_CHARS = (
@@ -266,7 +272,7 @@ def rm_rf(path: Path) -> None:
 
 @dataclass
 class Row:
-    workload: str  # "large-file" | "small-files" | "names"
+    workload: str  # "large-file" | "small-files" | "names" | "import"
     contender: str
     kind: str  # "vaultsh-cli", "vaultsh-api", "pygocryptfs-api", ... (used for ratios)
     status: str = "ok"  # ok | unavailable | error | WRONG-OUTPUT
@@ -296,7 +302,7 @@ class Row:
     def primary(self) -> float | None:
         if self.status != "ok":
             return None
-        if self.workload == "small-files":
+        if self.workload in ("small-files", "import"):
             return self.files_s
         if self.workload == "names":
             return self.names_s
@@ -364,19 +370,29 @@ class Workspace:
             f.write(ws.password + "\n")
         return ws
 
-    def init_vault(self) -> None:
+    def init_vault(self, cipher: Path | None = None) -> None:
         cp = run(["gocryptfs", "-init", "-q", "-scryptn", "10", "-passfile", str(self.passfile),
-                  str(self.cipher)])  # fmt: skip
+                  str(cipher or self.cipher)])  # fmt: skip
         if cp.returncode != 0:
             raise RuntimeError(f"gocryptfs -init failed: {tail(cp.stderr)}")
 
-    def mount(self) -> float:
+    def fresh_vault(self, name: str) -> Path:
+        """A new empty gocryptfs vault (same password) beside the main one, for imports."""
+        cipher = self.root / name
+        rm_rf(cipher)
+        cipher.mkdir()
+        self.init_vault(cipher)
+        return cipher
+
+    def mount(self, cipher: Path | None = None, mnt: Path | None = None) -> float:
+        mnt = mnt or self.mnt
+        mnt.mkdir(exist_ok=True)
         t0 = time.perf_counter()
-        cp = run(["gocryptfs", "-q", "-passfile", str(self.passfile), str(self.cipher),
-                  str(self.mnt)])  # fmt: skip
+        cp = run(["gocryptfs", "-q", "-passfile", str(self.passfile), str(cipher or self.cipher),
+                  str(mnt)])  # fmt: skip
         if cp.returncode != 0:
             raise RuntimeError(f"gocryptfs mount failed (rc {cp.returncode}): {tail(cp.stderr)}")
-        self.mounted.add(self.mnt)
+        self.mounted.add(mnt)
         return time.perf_counter() - t0
 
     def unmount(self, mnt: Path | None = None) -> None:
@@ -399,16 +415,16 @@ class Workspace:
                 log(f"unmount {m}: {e}")
 
     @contextlib.contextmanager
-    def mounted_ctx(self) -> Iterator[float]:
-        secs = self.mount()
+    def mounted_ctx(self, cipher: Path | None = None, mnt: Path | None = None) -> Iterator[float]:
+        secs = self.mount(cipher, mnt)
         try:
             yield secs
         finally:
-            self.unmount()
+            self.unmount(mnt)
 
-    def daemon_peak_rss_kib(self) -> int | None:
-        """VmHWM of the gocryptfs daemon serving self.mnt (it decrypts for cp/ls), if found."""
-        want = str(self.mnt).encode()
+    def daemon_peak_rss_kib(self, mnt: Path | None = None) -> int | None:
+        """VmHWM of the gocryptfs daemon serving a mount (self.mnt by default), if found."""
+        want = str(mnt or self.mnt).encode()
         for d in Path("/proc").iterdir():
             if not d.name.isdigit():
                 continue
@@ -454,6 +470,10 @@ class Dataset:
     list_names: set[str] = field(default_factory=set)
     list_cipher: Path | None = None
     long_names: dict[str, int] = field(default_factory=dict)
+    import_src: Path | None = None  # a plain tree on the local disk, shaped like `tree`
+    import_manifest: dict[str, str] = field(default_factory=dict)
+    import_dirs: set[str] = field(default_factory=set)
+    import_bytes: int = 0
 
 
 def make_name(rng: random.Random, prefix: str, nbytes: int, chars: str) -> str:
@@ -480,6 +500,51 @@ def name_length(rng: random.Random, long_share: float) -> int:
     return rng.randint(4, 40)
 
 
+def tree_dirs(rng: random.Random) -> list[str]:
+    """The 100 directories of the small-file tree: 10 top dirs of 9 subdirs, two long names."""
+    dirs: list[str] = []
+    for i in range(10):
+        top = make_name(rng, f"d{i}_", 200 if i == 3 else rng.randint(4, 30), NAME_CHARS)
+        dirs.append(top)
+        for j in range(9):
+            n = 190 if (i, j) == (5, 5) else rng.randint(4, 40)
+            dirs.append(top + "/" + make_name(rng, f"s{j}_", n, NAME_CHARS))
+    return dirs
+
+
+def tree_files(
+    rng: random.Random, dirs: list[str], count: int, pool: bytes
+) -> Iterator[tuple[str, bytes, bool]]:
+    """(relative path, content, long name?) of each small file: 0-8 KiB, 5 % long names."""
+    for i in range(count):
+        d = rng.choice(dirs)
+        nlen = name_length(rng, 0.05)
+        fname = make_name(rng, f"{i}_", nlen, NAME_CHARS)
+        size = rng.randint(0, 8192)
+        off = rng.randrange(0, MIB)
+        yield f"{d}/{fname}", pool[off : off + size], nlen >= 176
+
+
+def make_import_source(ws: Workspace, ds: Dataset, args: argparse.Namespace) -> None:
+    """Write the plain tree that the import part encrypts, straight to the local disk."""
+    rng = random.Random(args.seed + 1)
+    root = ws.root / "import-src" / ds.tree_name
+    log(f"writing {args.files} small files over 100 dirs to {root} (import source)")
+    dirs = tree_dirs(rng)
+    for d in dirs:
+        (root / d).mkdir(parents=True)
+    ds.import_dirs = set(dirs)
+    pool = os.urandom(MIB + 8192)
+    n_long = 0
+    for rel, data, long_name in tree_files(rng, dirs, args.files, pool):
+        (root / rel).write_bytes(data)
+        ds.import_manifest[rel] = hashlib.sha256(data).hexdigest()
+        ds.import_bytes += len(data)
+        n_long += long_name
+    ds.long_names["import"] = n_long + 2
+    ds.import_src = root
+
+
 def populate(ws: Workspace, ds: Dataset, args: argparse.Namespace, parts: set[str]) -> None:
     rng = random.Random(args.seed)
     mnt = ws.mnt
@@ -501,30 +566,18 @@ def populate(ws: Workspace, ds: Dataset, args: argparse.Namespace, parts: set[st
             before = set(os.listdir(ws.cipher))
             (mnt / ds.tree_name).mkdir()
             ds.tree_cipher = ws.cipher / new_cipher_entry(before, ws.cipher)
-            dirs: list[str] = []
-            for i in range(10):
-                top = make_name(rng, f"d{i}_", 200 if i == 3 else rng.randint(4, 30), NAME_CHARS)
-                dirs.append(top)
-                for j in range(9):
-                    n = 190 if (i, j) == (5, 5) else rng.randint(4, 40)
-                    dirs.append(top + "/" + make_name(rng, f"s{j}_", n, NAME_CHARS))
+            dirs = tree_dirs(rng)
             for d in dirs:
                 (mnt / ds.tree_name / d).mkdir()
             ds.tree_dirs = set(dirs)
             pool = os.urandom(MIB + 8192)
             n_long = 0
-            for i in range(args.files):
-                d = rng.choice(dirs)
-                nlen = name_length(rng, 0.05)
-                n_long += nlen >= 176
-                fname = make_name(rng, f"{i}_", nlen, NAME_CHARS)
-                size = rng.randint(0, 8192)
-                off = rng.randrange(0, MIB)
-                data = pool[off : off + size]
-                with open(mnt / ds.tree_name / d / fname, "wb") as f:
+            for rel, data, long_name in tree_files(rng, dirs, args.files, pool):
+                with open(mnt / ds.tree_name / rel, "wb") as f:
                     f.write(data)
-                ds.tree_manifest[f"{d}/{fname}"] = hashlib.sha256(data).hexdigest()
-                ds.tree_bytes += size
+                ds.tree_manifest[rel] = hashlib.sha256(data).hexdigest()
+                ds.tree_bytes += len(data)
+                n_long += long_name
             ds.long_names["small-files"] = n_long + 2
 
         if "names" in parts:
@@ -543,6 +596,8 @@ def populate(ws: Workspace, ds: Dataset, args: argparse.Namespace, parts: set[st
             ds.long_names["names"] = n_long
     if ds.big_cipher is not None:
         ds.big_cipher_sha = sha256_file(ds.big_cipher)
+    if "import" in parts:
+        make_import_source(ws, ds, args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,7 +714,9 @@ def worker_op(spec: dict[str, Any]) -> dict[str, Any]:
         vv = VVault.open(cipherdir, password=password.encode())
         open_s = time.perf_counter() - t0
         via = "Vault.listdir"
-        if op == "vaultsh-export":
+        if op == "vaultsh-import":
+            via = "transfer.import_"
+        elif op == "vaultsh-export":
             if hasattr(vv, "export"):
                 via = "Vault.export"
             elif hasattr(vv, "iter_file") and hasattr(vv, "walk"):
@@ -669,7 +726,9 @@ def worker_op(spec: dict[str, Any]) -> dict[str, Any]:
         drop = spec["drop"] and drop_caches()
         t0 = time.perf_counter()
         names: list[str] | None = None
-        if via == "Vault.export":
+        if op == "vaultsh-import":
+            importlib.import_module("vaultsh.service.transfer").import_(vv, src, dest)
+        elif via == "Vault.export":
             vv.export(src, dest)
         elif op == "vaultsh-export":
             export_by_streaming(vv, src, Path(dest))
@@ -731,12 +790,14 @@ def export_by_streaming(vv: Any, src: str, dest: Path) -> None:
                         f.write(chunk)
 
 
-def run_worker(ws: Workspace, op: str, src: str, dest: Path | None) -> dict[str, Any]:
+def run_worker(
+    ws: Workspace, op: str, src: str, dest: Path | None, *, cipher: Path | None = None
+) -> dict[str, Any]:
     result = ws.root / f"worker-{op}.json"
     rm_rf(result)
     spec = {
         "op": op,
-        "cipherdir": str(ws.cipher),
+        "cipherdir": str(cipher or ws.cipher),
         "password": ws.password,  # via stdin, never argv
         "src": src,
         "dest": str(dest) if dest else "",
@@ -797,8 +858,10 @@ def vaultsh_cli_usable() -> tuple[bool, str]:
     return _VAULTSH_CLI
 
 
-def vaultsh_cli(ws: Workspace, template: list[str], src: str, dest: Path | None) -> list[str]:
-    fill = {"passfile": str(ws.passfile), "cipherdir": str(ws.cipher), "src": src,
+def vaultsh_cli(
+    ws: Workspace, template: list[str], src: str, dest: Path | None, *, cipher: Path | None = None
+) -> list[str]:
+    fill = {"passfile": str(ws.passfile), "cipherdir": str(cipher or ws.cipher), "src": src,
             "dest": str(dest) if dest else ""}  # fmt: skip
     return [PY, "-m", "vaultsh", *(a.format(**fill) for a in template)]
 
@@ -1078,6 +1141,82 @@ def names_raw(ws: Workspace, ds: Dataset) -> Row:
 
 
 # --------------------------------------------------------------------------------------------
+# Workload 4: importing (encrypting) a plain tree of small files into a fresh vault
+# --------------------------------------------------------------------------------------------
+
+
+def import_row(contender: str, kind: str, ds: Dataset) -> Row:
+    return Row("import", contender, kind, plain_bytes=ds.import_bytes,
+               files=len(ds.import_manifest))  # fmt: skip
+
+
+def check_import(ws: Workspace, row: Row, cipher: Path, ds: Dataset) -> Row:
+    """Check an imported vault as gocryptfs sees it: the tree through a mount, then -fsck."""
+    mnt = ws.root / "mnt-import"
+    with ws.mounted_ctx(cipher, mnt):
+        ok, note = verify_tree(mnt / ds.tree_name, ds.import_manifest, ds.import_dirs)
+    if ok:
+        cp = run(["gocryptfs", "-fsck", "-q", "-passfile", str(ws.passfile), str(cipher)])
+        if cp.returncode != 0:
+            ok, note = False, f"gocryptfs -fsck rc {cp.returncode}: {tail(cp.stdout + cp.stderr)}"
+        else:
+            note += "; gocryptfs -fsck ok"
+    rm_rf(cipher)
+    return apply_verification(row, (ok, note))
+
+
+def import_vaultsh_cli(ws: Workspace, ds: Dataset) -> Row:
+    assert ds.import_src is not None
+    row = import_row("vaultsh CLI import", "vaultsh-cli", ds)
+    ok, why = vaultsh_cli_usable()
+    if not ok:
+        return failed(row, "unavailable", why)
+    cipher = ws.fresh_vault("cipher-import")
+    cmd = vaultsh_cli(ws, VAULTSH_IMPORT, str(ds.import_src), Path("/"), cipher=cipher)
+    secs, cp = timed_run(row, cmd, env=subprocess_env())
+    if cp.returncode != 0:
+        return failed(row, "error", f"rc {cp.returncode}: {tail(cp.stderr)}")
+    row.seconds = secs
+    return check_import(ws, row, cipher, ds)
+
+
+def import_vaultsh_api(ws: Workspace, ds: Dataset) -> Row:
+    assert ds.import_src is not None
+    row = import_row("vaultsh API transfer.import_ (in-process)", "vaultsh-api", ds)
+    cipher = ws.fresh_vault("cipher-import")
+    res = run_worker(ws, "vaultsh-import", str(ds.import_src), Path("/"), cipher=cipher)
+    if (bad := worker_row(row, res)) is not None:
+        return bad
+    return check_import(ws, row, cipher, ds)
+
+
+def import_gocryptfs(ws: Workspace, ds: Dataset) -> Row:
+    assert ds.import_src is not None
+    row = import_row("gocryptfs FUSE mount + cp -r", "gocryptfs", ds)
+    cipher = ws.fresh_vault("cipher-import")
+    mnt = ws.root / "mnt-import"
+    with ws.mounted_ctx(cipher, mnt) as mount_s:
+        secs, cp = timed_run(row, ["cp", "-r", str(ds.import_src), str(mnt / ds.tree_name)])
+        row.extra["daemon_peak_rss_kib"] = ws.daemon_peak_rss_kib(mnt)
+    row.extra["mount_seconds"] = round(mount_s, 4)
+    if cp.returncode != 0:
+        return failed(row, "error", f"cp rc {cp.returncode}: {tail(cp.stderr)}")
+    row.seconds, row.note = secs, "cp only; mount/unmount not timed"
+    return check_import(ws, row, cipher, ds)
+
+
+def import_cp_raw(ws: Workspace, ds: Dataset) -> Row:
+    assert ds.import_src is not None
+    row = import_row("cp -r of the plain tree (raw disk, no encryption)", "raw", ds)
+    dest = ws.fresh_out("cp") / ds.tree_name
+    secs, cp = timed_run(row, ["cp", "-r", str(ds.import_src), str(dest)])
+    if cp.returncode != 0:
+        return failed(row, "error", f"cp rc {cp.returncode}: {tail(cp.stderr)}")
+    row.seconds = secs
+    return apply_verification(row, verify_tree(dest, ds.import_manifest, ds.import_dirs))
+
+
+# --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
 
@@ -1147,10 +1286,11 @@ def fmt_float(x: float | None, spec: str) -> str:
 
 def markdown(rows: list[Row], gls: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"### vaultsh export benchmark — {meta['timestamp']}",
+        f"### vaultsh export/import benchmark — {meta['timestamp']}",
         "",
         f"Large file {meta['size_mib']} MiB; {meta['files']} small files "
-        f"({meta['tree_bytes'] / MB:.1f} MB); {meta['names']} names in one dir. "
+        f"({meta['tree_bytes'] / MB:.1f} MB); {meta['names']} names in one dir; "
+        f"import of {meta['import_files']} small files ({meta['import_bytes'] / MB:.1f} MB). "
         f"Page cache dropped before each timed run: {meta['caches_dropped']}. "
         f"Best of {meta['repeat']} run(s) per contender. "
         "MB = 10^6 bytes of plaintext. Ratio = contender rate / vaultsh rate "
@@ -1234,8 +1374,14 @@ CONTENDERS: dict[str, list[Contender]] = {
         names_gocryptfs,
         names_raw,
     ],
+    "import": [
+        import_vaultsh_cli,
+        import_vaultsh_api,
+        import_gocryptfs,
+        import_cp_raw,
+    ],
 }
-WORKLOAD_OF = {"large": "large-file", "small": "small-files", "names": "names"}
+WORKLOAD_OF = {"large": "large-file", "small": "small-files", "names": "names", "import": "import"}
 
 
 def run_contender(fn: Contender, part: str, ws: Workspace, ds: Dataset, args: argparse.Namespace) -> Row:
@@ -1282,7 +1428,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--names", type=int, default=20000, help="entries in the listed dir (20000)")
     p.add_argument("--workdir", type=Path, default=Path("/work/benchtmp"), help="scratch space")
     p.add_argument("--keep", action="store_true", help="keep the vault and outputs afterwards")
-    p.add_argument("--parts", default="large,small,names", help="subset of large,small,names")
+    p.add_argument("--parts", default="large,small,names,import",
+                   help="subset of large,small,names,import")  # fmt: skip
     p.add_argument("--repeat", type=int, default=1, help="runs per contender, best kept (1)")
     p.add_argument("--seed", type=int, default=20240501, help="seed for names and sizes")
     p.add_argument("--results", type=Path, default=RESULTS, help="JSON output path")
@@ -1313,7 +1460,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--repeat must be ≥ 1")
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     if bad := parts - CONTENDERS.keys():
-        raise SystemExit(f"unknown --parts {sorted(bad)}; choose from large,small,names")
+        raise SystemExit(f"unknown --parts {sorted(bad)}; choose from large,small,names,import")
     # vault + one decrypted copy + one ciphertext copy at a time, plus slack
     need = 3 * args.size_mib * MIB * ("large" in parts) + args.files * 20_000 + 2**28
     preflight(args.workdir, need)
@@ -1336,7 +1483,7 @@ def main(argv: list[str] | None = None) -> int:
         ws.init_vault()
         populate(ws, ds, args, parts)
         caches = drop_caches()
-        for part in ("large", "small", "names"):
+        for part in ("large", "small", "names", "import"):
             if part not in parts:
                 continue
             for fn in CONTENDERS[part]:
@@ -1356,6 +1503,8 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": started,
         "size_mib": args.size_mib if "large" in parts else 0,
         "files": len(ds.tree_manifest),
+        "import_files": len(ds.import_manifest),
+        "import_bytes": ds.import_bytes,
         "tree_bytes": ds.tree_bytes,
         "names": len(ds.list_names),
         "long_names": ds.long_names,

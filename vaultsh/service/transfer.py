@@ -266,7 +266,8 @@ def import_(
 
     Like `cp -r`: an existing vault directory receives the source under its own name, except
     that a source directory written with a trailing slash ("tree/") has its contents copied
-    into it, as rsync does. Files are written under a temporary name and renamed when complete.
+    into it, as rsync does. Existing vault names are never replaced: such sources land in
+    `failed`. Files are written under a temporary name and renamed when complete.
     """
     job = _Job(progress, cancelled)
     source = Path(src)
@@ -280,74 +281,151 @@ def import_(
             raise FsError(errno.EEXIST, f"{path}: already exists in the vault")
         if stat_mod.S_ISDIR(sst.st_mode) and os.fspath(src).endswith("/"):
             # rsync's convention: "SRC/" means the contents of SRC go into PATH.
-            _import_dir_contents(vault, source, "/".join(parts), job)
+            importer = _Importer(vault, job)
+            importer.dir_contents(os.fspath(source), "/".join(parts), vault.cipher_path(path), fresh=False)
             return job.report
         parts = [*parts, source.name]
     dest = "/".join(parts)
     if vault.exists(dest):
         raise FsError(errno.EEXIST, f"{dest}: already exists in the vault")
-    _import_entry(vault, source, sst, dest, job)
+    # The only plain path encrypted whole: below it, the walk goes by cipher paths.
+    cparent = vault.cipher_path("/".join(parts[:-1]))
+    if not cparent.is_dir():
+        raise FsError(errno.ENOENT, f"{dest}: parent directory does not exist")
+    _Importer(vault, job).entry(os.fspath(source), sst, cparent, parts[-1], dest)
     return job.report
 
 
-def _import_entry(vault: Vault, src: Path, st: os.stat_result, dest: str, job: _Job) -> None:
-    mode = st.st_mode
-    if stat_mod.S_ISDIR(mode):
-        vault.mkdir(dest, 0o700)
-        job.report.dirs += 1
-        _import_dir_contents(vault, src, dest, job)
-        vault.chmod(dest, stat_mod.S_IMODE(mode))
-        vault.utime(dest, st.st_atime_ns, st.st_mtime_ns)
-    elif stat_mod.S_ISREG(mode):
-        _import_file(vault, src, st, dest, job)
-    elif stat_mod.S_ISLNK(mode):
-        vault.symlink(os.readlink(src), dest)
-        vault.utime(dest, st.st_atime_ns, st.st_mtime_ns)
-        job.report.symlinks += 1
-    else:
-        job.report.skipped.append((str(src), "not a regular file, directory or symlink"))
+def _os_error(e: OSError, where: str) -> FsError:
+    return FsError(e.errno or errno.EIO, f"{where}: {e.strerror or e}")
 
 
-def _import_dir_contents(vault: Vault, src: Path, dest: str, job: _Job) -> None:
-    with os.scandir(src) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for e in entries:
+class _Importer:
+    """One import: creates every object in its parent's cipher directory (the `_at` methods).
+
+    Encrypting a plain path costs one EME call per component; by carrying each directory's
+    cipher path down the walk, an object costs only the encryption of its own name. Nothing
+    is ever replaced: files are renamed into place with `noreplace`, and mkdir, symlink and
+    create fail on an existing name; such a source is reported in `failed`.
+    """
+
+    def __init__(self, vault: Vault, job: _Job) -> None:
+        self.vault = vault
+        self.job = job
+        # One temporary name for the whole import: files are written one at a time, so it is
+        # free again when the next one starts, and its encryption is remembered per directory.
+        self.tmp = _tmp_name()
+
+    def exists(self, src: str, dest: str) -> None:
+        self.job.fail(src, f"{dest} already exists in the vault")
+
+    def entry(self, src: str, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
+        """Import one object as `name` in the cipher directory `cparent` (vault path `dest`)."""
+        vault, mode = self.vault, st.st_mode
+        if stat_mod.S_ISREG(mode):
+            self.file(src, st, cparent, name, dest)
+        elif stat_mod.S_ISDIR(mode):
+            try:
+                cdir = vault.mkdir_at(cparent, name, 0o700, dest)
+            except FsError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                self.exists(src, dest)
+                return
+            self.job.report.dirs += 1
+            self.dir_contents(src, dest, cdir, fresh=True)
+            # Mode and times last: children change the mtime, and a 0500 dir refuses writes.
+            try:
+                os.chmod(cdir, stat_mod.S_IMODE(mode))
+                os.utime(cdir, ns=(st.st_atime_ns, st.st_mtime_ns))
+            except OSError as e:
+                raise _os_error(e, dest) from None
+        elif stat_mod.S_ISLNK(mode):
+            try:
+                target = os.readlink(src)
+            except OSError as e:
+                self.job.fail(src, e.strerror or str(e))
+                return
+            try:
+                clink = vault.symlink_at(cparent, name, target, dest)
+            except FsError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                self.exists(src, dest)
+                return
+            try:
+                os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            except OSError as e:
+                raise _os_error(e, dest) from None
+            self.job.report.symlinks += 1
+        else:
+            self.job.report.skipped.append((src, "not a regular file, directory or symlink"))
+
+    def dir_contents(self, src: str, dest: str, cdir: Path, *, fresh: bool) -> None:
+        """Import the entries of the local directory `src` into the cipher directory `cdir`.
+
+        A `fresh` directory was just made by this import and holds none of the names yet;
+        in any other, each name is looked up first so an existing one is reported before
+        its content is encrypted in vain.
+        """
+        vault, job = self.vault, self.job
+        with os.scandir(src) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as err:
+                job.fail(e.path, err.strerror or str(err))
+                continue
+            child = _join(dest, e.name)
+            if not fresh:
+                try:
+                    disk = vault.encrypt_component(cdir, e.name)[0]
+                except VaultError as err:  # a name the vault cannot hold (too long, reserved)
+                    job.fail(e.path, str(err))
+                    continue
+                if os.path.lexists(cdir / disk):
+                    self.exists(e.path, child)
+                    continue
+            self.entry(e.path, st, cdir, e.name, child)
+
+    def file(self, src: str, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
+        """Encrypt one file under the temporary name, then rename it to `name` (never replacing)."""
+        vault, job = self.vault, self.job
         try:
-            st = e.stat(follow_symlinks=False)
-        except OSError as err:
-            job.report.failed.append((e.path, err.strerror or str(err)))
-            continue
-        child = _join(dest, e.name)
-        if vault.exists(child):
-            job.report.failed.append((e.path, f"{child} already exists in the vault"))
-            continue
-        _import_entry(vault, Path(e.path), st, child, job)
-
-
-def _import_file(vault: Vault, src: Path, st: os.stat_result, dest: str, job: _Job) -> None:
-    parts = split_path(dest)
-    tmp = "/".join([*parts[:-1], _tmp_name()])
-    try:
-        fin = open(src, "rb")  # noqa: SIM115 - closed in finally, after the vault file
-    except OSError as e:
-        job.report.failed.append((str(src), e.strerror or str(e)))
-        return
-    done = False
-    try:
-        with fin, vault.create(tmp, 0o600) as out:
-            offset = 0
-            while chunk := fin.read(CHUNK):
-                out.write(offset, chunk)
-                offset += len(chunk)
-                job.step(len(chunk))
-        vault.chmod(tmp, stat_mod.S_IMODE(st.st_mode))
-        vault.utime(tmp, st.st_atime_ns, st.st_mtime_ns)
-        vault.rename(tmp, dest)
-        done = True
-        job.report.files += 1
-    except OSError as e:
-        raise FsError(e.errno or errno.EIO, f"{src}: {e.strerror or e}") from None
-    finally:
-        if not done:
-            with contextlib.suppress(VaultError):
-                vault.unlink(tmp)
+            fin = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by `with fin` below
+        except OSError as e:
+            job.fail(src, e.strerror or str(e))
+            return
+        tmp = _join(dest.rpartition("/")[0], self.tmp)  # for messages only
+        done = False
+        made = False
+        try:
+            with fin:
+                # Errors while writing name the file as the user knows it, not its temporary.
+                out, _cpath = vault.create_at(cparent, self.tmp, 0o600, dest)
+                made = True
+                with out:
+                    offset = 0
+                    while chunk := fin.read(CHUNK):
+                        out.write(offset, chunk)
+                        offset += len(chunk)
+                        job.step(len(chunk))
+                    os.fchmod(out.fd, stat_mod.S_IMODE(st.st_mode))
+                    os.utime(out.fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            try:
+                vault.rename_at(cparent, self.tmp, cparent, name, noreplace=True, where=(tmp, dest))
+            except FsError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+                self.exists(src, dest)  # made by someone else meanwhile: theirs stays
+                return
+            done = True
+            job.count_file()
+        except OSError as e:
+            # A full or failing disk ends the whole import: every later file would fail too.
+            raise FsError(e.errno or errno.EIO, f"{src}: {e.strerror or e}") from None
+        finally:
+            if made and not done:
+                with contextlib.suppress(VaultError):
+                    vault.unlink_at(cparent, self.tmp, tmp)
