@@ -6,7 +6,8 @@ import os
 import shutil
 import stat
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,18 @@ def vector_copy(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
 def upstream_vectors(vector_copy: Callable[[str], Path]) -> Path:
     """A fresh, writable copy of the whole gocryptfs-upstream vector directory."""
     return vector_copy("")
+
+
+@pytest.fixture(autouse=True)
+def private_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test gets its own runtime dir for mount sockets and registries.
+
+    Parallel tests then never see each other's mounts, and nothing is left in the user's own
+    runtime dir. It is short (under /tmp), since unix socket paths are limited to 108 bytes.
+    """
+    path = Path(tempfile.mkdtemp(prefix="vsrun-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(path))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

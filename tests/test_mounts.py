@@ -480,11 +480,13 @@ def test_forward_lifecycle(vault: tuple[Path, bytes], mnt: Path, rundir: Path) -
         mounts.mount(MountRequest(cipher, mnt), key)
     assert again.value.exit_code == 10
 
+    assert key.hex().encode() not in files.log.read_bytes()
     mounts.unmount(mnt)
     assert not os.path.ismount(mnt) and not mounts.mounted_at(mnt)
     assert _worker_reaped(info.pid)
     assert not files.socket.exists() and not files.registry.exists()
-    assert key.hex().encode() not in files.log.read_bytes()
+    # A clean run logs nothing, and an empty log is not left behind.
+    assert not files.log.exists()
     assert mounts.list_mounts() == []
     # The data went through the vault format: the core reads it back with the password.
     assert Vault.open(cipher, password=PASSWORD).read_file("hello.txt") == b"hello world" * 1000

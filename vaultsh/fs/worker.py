@@ -454,9 +454,18 @@ def run(cfg: WorkerConfig) -> int:
                 log.exception("closing the FUSE session failed")
         close_handles(ops)
         if mounted:
-            files.remove(keep_log=True)
+            # A background worker logs warnings and errors only: an empty log says nothing,
+            # and one per mountpoint ever used would pile up in the runtime dir.
+            files.remove(keep_log=_has_content(files.log))
         if not report.sent:
             report.error(VaultError(f"{cfg.mountpoint}: mount worker stopped before it was ready"))
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def close_handles(ops: Any) -> None:
