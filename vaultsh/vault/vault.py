@@ -1138,10 +1138,22 @@ class VaultFile:
         if len(out) < need <= _KEEP_IO_BUF:
             out = self._write_buf = bytearray(need)
         blob = codec.encrypt_blocks(plain, first, file_id, out)
-        written = os.pwrite(self.fd, blob, codec.cipher_offset(first))
-        blob.release()  # the reused buffer may be replaced by a larger one next time
-        if written != need:
-            raise FsError(errno.EIO, f"{self.where}: short write ({written} of {need} bytes)")
+        try:
+            self._pwrite_all(blob, codec.cipher_offset(first))
+        finally:
+            blob.release()  # the reused buffer may be replaced by a larger one next time
+
+    def _pwrite_all(self, data: memoryview, offset: int) -> None:
+        """Write all of `data`: a short write is retried, so a full disk reports ENOSPC."""
+        done = 0
+        while done < len(data):
+            try:
+                n = os.pwrite(self.fd, data[done:], offset + done)
+            except OSError as e:
+                raise _fs_error(e, self.where) from None
+            if n == 0:
+                raise FsError(errno.EIO, f"{self.where}: write stalled at {done} of {len(data)} bytes")
+            done += n
 
     def _old_block(self, block: int, plain_size: int, file_id: bytes) -> bytes:
         """Current plaintext of one block, or b"" beyond the end of the file."""
