@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from rich.cells import cell_len
 from rich.console import RenderableType
@@ -95,6 +95,9 @@ KEY_ADVICE = (
 
 
 # -- messages from worker threads ------------------------------------------------------------
+
+
+_Opened = TypeVar("_Opened")
 
 
 class DirBatch(Message):
@@ -1080,30 +1083,27 @@ class VaultApp(App[int]):
         )
         self.push_screen(screen, unlocked)
 
-    @work(thread=True, exclusive=True, group="unlock")
     def _unlock_given_reverse(self) -> None:
-        try:
-            session = commands.Session.open_reverse(
-                self.cipherdir, self.io, password=self._password, master_key=self._master_key
-            )
-        except VaultError as e:
-            self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
-            return
-        except OSError as e:
-            message = f"vaultsh: {self.cipherdir}: {e.strerror or e}"
-            self.call_from_thread(self.quit_with, int(ExitCode.CIPHER_DIR), message)
-            return
-        finally:
-            self._password = self._master_key = None
-        self.call_from_thread(self.opened_session, session)
+        password, master_key = self._password, self._master_key
+        self._unlock_given_with(
+            lambda: commands.Session.open_reverse(
+                self.cipherdir, self.io, password=password, master_key=master_key
+            ),
+            self.opened_session,
+        )
+
+    def _unlock_given(self) -> None:
+        password, master_key = self._password, self._master_key
+        if master_key is not None:
+            self._unlock_given_with(lambda: Vault.open(self.cipherdir, master_key=master_key), self.opened)
+        else:
+            self._unlock_given_with(lambda: Vault.open(self.cipherdir, password=password), self.opened)
 
     @work(thread=True, exclusive=True, group="unlock")
-    def _unlock_given(self) -> None:
+    def _unlock_given_with(self, unlock: Callable[[], _Opened], done: Callable[[_Opened], None]) -> None:
+        """Unlock with the secrets given on the command line (scrypt: off the UI thread)."""
         try:
-            if self._master_key is not None:
-                vault = Vault.open(self.cipherdir, master_key=self._master_key)
-            else:
-                vault = Vault.open(self.cipherdir, password=self._password)
+            result = unlock()
         except VaultError as e:
             self.call_from_thread(self.quit_with, int(e.exit_code), f"vaultsh: {e}")
             return
@@ -1113,7 +1113,7 @@ class VaultApp(App[int]):
             return
         finally:
             self._password = self._master_key = None
-        self.call_from_thread(self.opened, vault)
+        self.call_from_thread(done, result)
 
     def opened(self, vault: Vault) -> None:
         """The vault is unlocked: make the session and show the root."""
