@@ -496,21 +496,26 @@ async def test_master_key_shown_after_password(vault_dir: Path) -> None:
         assert format_master_key(MASTER_KEY) not in log_text(app)
 
 
+async def masterkey_from_command_line(pilot: Pilot[Any], app: VaultApp) -> str:
+    """Type `:masterkey` and the password; return what the dialog that opens shows."""
+    await pilot.press("colon")
+    await type_text(pilot, "masterkey")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+    await type_text(pilot, PASSWORD)
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+    dialog = app.screen
+    assert isinstance(dialog, SecretScreen)
+    return dialog.secret
+
+
 @pytest.mark.asyncio
 async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vault_dir: Path) -> None:
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await unlocked_app(pilot, app)
-        await pilot.press("colon")
-        await type_text(pilot, "masterkey")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, PASSWORD)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
-        shown = app.screen
-        assert isinstance(shown, SecretScreen)
-        assert shown.secret == format_master_key(MASTER_KEY)
+        assert await masterkey_from_command_line(pilot, app) == format_master_key(MASTER_KEY)
         await pilot.press("escape")
         await command_done(pilot, app)
         assert isinstance(app.screen, MainScreen)
@@ -805,6 +810,16 @@ def cleaned_up(mountpoint: Path) -> Iterator[None]:
             subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
 
 
+@pytest.fixture
+def mountpoint(tmp_path: Path) -> Iterator[Path]:
+    """An empty mountpoint for a real worker, cleaned up whatever the test leaves there."""
+    require_fuse()
+    path = tmp_path / "mnt"
+    path.mkdir()
+    with cleaned_up(path):
+        yield path
+
+
 def status_text(app: VaultApp) -> str:
     return str(app.main.query_one("#status").render())
 
@@ -840,148 +855,131 @@ def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
 
 
 @pytest.mark.asyncio
-async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, tmp_path: Path) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
+async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoint: Path) -> None:
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await unlocked_app(pilot, app)
-            await pilot.pause()
-            assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
-            await pilot.press("u")  # not mounted: says so, runs nothing
-            await pilot.pause()
-            assert "not mounted (m mounts it)" in log_text(app) and not app.busy
-            await mount_with_keys(pilot, app, mountpoint)
-            assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
-            status = status_text(app)
-            assert shows_mount(status, "forward rw", mountpoint), status
-            assert len(status) <= SIZE[0] - 2  # fitted to the status bar
-            await wait_for(pilot, lambda: "unmount" in footer_actions(app))
-            await pilot.press("u")
-            await command_done(pilot, app)
-            assert not kernel_mounted(mountpoint)
-            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
-            assert "not mounted" in status_text(app)
-            await wait_for(pilot, lambda: "unmount" not in footer_actions(app))
-
-
-@pytest.mark.asyncio
-async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, tmp_path: Path) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await unlocked_app(pilot, app)
-            await mount_with_keys(pilot, app, mountpoint)
-            info = mounts.find_mount(vault_dir)
-            assert info is not None and info.alive and info.mountpoint == str(mountpoint)
-            os.kill(info.pid, signal.SIGKILL)
-            await wait_for(pilot, lambda: "mount stale: worker gone — press u to clear" in status_text(app))
-            assert kernel_mounted(mountpoint)  # dead, not gone: the kernel still lists it
-            assert f"the mount at {mountpoint} is stale" in log_text(app)
-            # The screen still answers (nothing waits on the dead mount) ...
-            screen = main_of(app)
-            await pilot.press("j")
-            assert screen.plain.cursor == 1
-            # ... and m is refused: a new mount there would lose the stale one's record.
-            assert "mount" not in footer_actions(app) and "unmount" in footer_actions(app)
-            await pilot.press("m")
-            await pilot.pause()
-            assert isinstance(app.screen, MainScreen)
-            assert "press u to clear it first" in log_text(app)
-            # Quitting asks about the stale mount too.
-            await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            assert "is stale" in app.screen.question  # type: ignore[attr-defined]
-            await pilot.press("escape")
-            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
-            await pilot.press("u")
-            await command_done(pilot, app)
-            assert not kernel_mounted(mountpoint), log_text(app)
-            assert not os.path.ismount(mountpoint)  # safe now: nothing is mounted there
-            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
-            assert "not mounted" in status_text(app)
-            assert mounts.find_mount(vault_dir) is None  # the record is gone too
-
-
-@pytest.mark.asyncio
-async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, tmp_path: Path) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await unlocked_app(pilot, app)
-            await enter_line(pilot, app, f"mount {mountpoint}")
-            await command_done(pilot, app)
-            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
-            for key, cancel in (("q", "escape"), ("ctrl+q", "c")):
-                await pilot.press(key)
-                await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-                assert f"mounted at {mountpoint}" in app.screen.question  # type: ignore[attr-defined]
-                await pilot.press(cancel)
-                await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
-                assert app.return_code is None and kernel_mounted(mountpoint)
-            assert app.focused is main_of(app).plain
-            # `exit` asks as q does; cancelled, the session goes on (commands refresh the panes).
-            await enter_line(pilot, app, "exit")
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            await pilot.press("c")
-            await command_done(pilot, app)
-            await enter_line(pilot, app, "mkdir newdir")
-            await command_done(pilot, app)
-            assert "newdir" in {e.plain_name for e in main_of(app).plain.rows}
-            # A busy mount (a file open in it) is not unmounted: the app says so and stays.
-            with open(mountpoint / "notes.txt", "rb"):
-                await pilot.press("q")
-                await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-                await pilot.press("u")
-                await wait_for(pilot, lambda: "not quitting" in log_text(app), steps=800)
-                assert app.return_code is None and kernel_mounted(mountpoint) and not app.busy
-            await pilot.press("q")
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            await pilot.press("u")
-            await wait_for(pilot, lambda: app.return_code is not None, steps=800)
-        assert app.return_code == 0
-        assert not kernel_mounted(mountpoint)
-        assert app.exit_notice is None
-
-
-@pytest.mark.asyncio
-async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, tmp_path: Path) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await unlocked_app(pilot, app)
-            await mount_with_keys(pilot, app, mountpoint)
-            await enter_line(pilot, app, "exit")  # the command asks as q does
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            await pilot.press("l")
-            await wait_for(pilot, lambda: app.return_code is not None, steps=800)
-        assert app.return_code == 0
-        assert os.path.ismount(mountpoint)  # still served by its worker
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await pilot.pause()
+        assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
+        await pilot.press("u")  # not mounted: says so, runs nothing
+        await pilot.pause()
+        assert "not mounted (m mounts it)" in log_text(app) and not app.busy
+        await mount_with_keys(pilot, app, mountpoint)
         assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
-        notice = app.exit_notice
-        assert notice == (
-            f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
-            f"unmount it with `vaultsh unmount {mountpoint}`"
-        )
-        # The advice works as printed.
-        advice = shlex.split(notice.split("`")[1])
-        assert advice[0] == "vaultsh"
-        done = subprocess.run(
-            [sys.executable, "-m", "vaultsh", *advice[1:]], capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr
+        status = status_text(app)
+        assert shows_mount(status, "forward rw", mountpoint), status
+        assert len(status) <= SIZE[0] - 2  # fitted to the status bar
+        await wait_for(pilot, lambda: "unmount" in footer_actions(app))
+        await pilot.press("u")
+        await command_done(pilot, app)
         assert not kernel_mounted(mountpoint)
+        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        assert "not mounted" in status_text(app)
+        await wait_for(pilot, lambda: "unmount" not in footer_actions(app))
+
+
+@pytest.mark.asyncio
+async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, mountpoint: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await mount_with_keys(pilot, app, mountpoint)
+        info = mounts.find_mount(vault_dir)
+        assert info is not None and info.alive and info.mountpoint == str(mountpoint)
+        os.kill(info.pid, signal.SIGKILL)
+        await wait_for(pilot, lambda: "mount stale: worker gone — press u to clear" in status_text(app))
+        assert kernel_mounted(mountpoint)  # dead, not gone: the kernel still lists it
+        assert f"the mount at {mountpoint} is stale" in log_text(app)
+        # The screen still answers (nothing waits on the dead mount) ...
+        screen = main_of(app)
+        await pilot.press("j")
+        assert screen.plain.cursor == 1
+        # ... and m is refused: a new mount there would lose the stale one's record.
+        assert "mount" not in footer_actions(app) and "unmount" in footer_actions(app)
+        await pilot.press("m")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert "press u to clear it first" in log_text(app)
+        # Quitting asks about the stale mount too.
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        assert "is stale" in app.screen.question  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("u")
+        await command_done(pilot, app)
+        assert not kernel_mounted(mountpoint), log_text(app)
+        assert not os.path.ismount(mountpoint)  # safe now: nothing is mounted there
+        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        assert "not mounted" in status_text(app)
+        assert mounts.find_mount(vault_dir) is None  # the record is gone too
+
+
+@pytest.mark.asyncio
+async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, mountpoint: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await enter_line(pilot, app, f"mount {mountpoint}")
+        await command_done(pilot, app)
+        await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+        for key, cancel in (("q", "escape"), ("ctrl+q", "c")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            assert f"mounted at {mountpoint}" in app.screen.question  # type: ignore[attr-defined]
+            await pilot.press(cancel)
+            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+            assert app.return_code is None and kernel_mounted(mountpoint)
+        assert app.focused is main_of(app).plain
+        # `exit` asks as q does; cancelled, the session goes on (commands refresh the panes).
+        await enter_line(pilot, app, "exit")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("c")
+        await command_done(pilot, app)
+        await enter_line(pilot, app, "mkdir newdir")
+        await command_done(pilot, app)
+        assert "newdir" in {e.plain_name for e in main_of(app).plain.rows}
+        # A busy mount (a file open in it) is not unmounted: the app says so and stays.
+        with open(mountpoint / "notes.txt", "rb"):
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            await pilot.press("u")
+            await wait_for(pilot, lambda: "not quitting" in log_text(app), steps=800)
+            assert app.return_code is None and kernel_mounted(mountpoint) and not app.busy
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: app.return_code is not None, steps=800)
+    assert app.return_code == 0
+    assert not kernel_mounted(mountpoint)
+    assert app.exit_notice is None
+
+
+@pytest.mark.asyncio
+async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mountpoint: Path) -> None:
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await unlocked_app(pilot, app)
+        await mount_with_keys(pilot, app, mountpoint)
+        await enter_line(pilot, app, "exit")  # the command asks as q does
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.return_code is not None, steps=800)
+    assert app.return_code == 0
+    assert os.path.ismount(mountpoint)  # still served by its worker
+    assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
+    notice = app.exit_notice
+    assert notice == (
+        f"vaultsh: {vault_dir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
+    )
+    # The advice works as printed.
+    advice = shlex.split(notice.split("`")[1])
+    assert advice[0] == "vaultsh"
+    done = subprocess.run(
+        [sys.executable, "-m", "vaultsh", *advice[1:]], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert not kernel_mounted(mountpoint)
 
 
 def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from test_tui_app import (
     info_text,
     log_text,
     make_vault,
+    masterkey_from_command_line,
     row_text,
     select_plain,
     shows_mount,
@@ -31,7 +32,7 @@ from textual.widgets import Input
 
 from vaultsh.tui.app import MainScreen, VaultApp
 from vaultsh.tui.panes import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
-from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen, SecretScreen
+from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.errors import PasswordIncorrectError
@@ -361,16 +362,7 @@ async def test_masterkey_command_and_key_show_the_key_only_in_a_dialog(plain_dir
     app = VaultApp(plain_dir, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot, app)
-        await pilot.press("colon")
-        await type_text(pilot, "masterkey")
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, PASSWORD)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
-        dialog = app.screen
-        assert isinstance(dialog, SecretScreen)
-        assert dialog.secret == format_master_key(MASTER_KEY)
+        assert await masterkey_from_command_line(pilot, app) == format_master_key(MASTER_KEY)
         await pilot.press("escape")
         await command_done(pilot, app)
         assert format_master_key(MASTER_KEY) not in log_text(app)

@@ -58,6 +58,13 @@ def _add_format_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--longnamemax", type=int, default=0, metavar="N", help="hash names longer than N")
 
 
+def _add_vault_args(p: argparse.ArgumentParser) -> None:
+    """What every command on an existing vault takes: secrets, format flags, CIPHERDIR."""
+    _add_secret_options(p)
+    _add_format_flags(p)
+    p.add_argument("cipherdir")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
@@ -94,22 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-R", dest="recursive", action="store_true", help="recurse into directories")
     p.add_argument("-a", "--all", action="store_true", help="also show undecryptable entries")
     p.add_argument("--cipher", action="store_true", help="show each entry's cipher name too")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("path", nargs="?", default="")
 
     p = sub.add_parser("cat", help="decrypt a file to stdout")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("path")
 
     p = sub.add_parser("export", help="decrypt a file or tree to DEST")
-    _add_secret_options(p)
-    _add_format_flags(p)
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("path", help="plain path in the vault ('/' for everything)")
     p.add_argument("dest")
 
@@ -123,23 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mkdir", help="make directories in the vault")
     p.add_argument("-p", "--parents", action="store_true", help="make parents too; no error if present")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
 
     p = sub.add_parser("mv", help="move or rename inside the vault")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("src")
     p.add_argument("dst")
 
     p = sub.add_parser("rm", help="remove files (-r: directories with their contents)")
     p.add_argument("-r", "--recursive", action="store_true", help="remove directories and their contents")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("paths", nargs="+", metavar="PATH")
 
     for name, what in (("decrypt-paths", "cipher path -> plain path"), ("encrypt-paths", "plain -> cipher")):
@@ -164,9 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     p.add_argument("--fg", action="store_true", help="stay in the foreground until unmounted")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
     p.add_argument("mountpoint")
 
     p = sub.add_parser("unmount", aliases=["umount"], help="unmount a vaultsh mount")
@@ -175,9 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("mounts", help="list running mounts with their counters")
 
     p = sub.add_parser("shell", help="an interactive shell over the decrypted vault")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    _add_vault_args(p)
 
     p = sub.add_parser("new", help="create a vault with the full-screen wizard")
     p.add_argument("--theme", metavar="NAME", help="colour theme")

@@ -568,14 +568,9 @@ class ForwardOperations(pyfuse3.Operations):
     def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        self._check_writable()
-        node = self._node(inode)
-        if node.path is None:
-            raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
-        ppath, pplain = self._dir_path(new_parent_inode)
-        sname = os.fsdecode(new_name)
-        plain = self._join(pplain, sname)
-        cpath = self.vault.link_at(node.path, ppath, sname, plain)
+        ppath, sname, plain = self._new_name(new_parent_inode, new_name)
+        existing, _ = self._live_path(inode)
+        cpath = self.vault.link_at(existing, ppath, sname, plain)
         return self._entry(os.lstat(cpath), cpath, plain)
 
     @_request
@@ -768,7 +763,8 @@ class ForwardOperations(pyfuse3.Operations):
 
     # -- extended attributes (§7.2) -------------------------------------------------------
 
-    def _xattr_target(self, inode: int) -> tuple[Path, str]:
+    def _live_path(self, inode: int) -> tuple[Path, str]:
+        """The cipher path of an inode that still has a name (ENOENT once it has none)."""
         node = self._node(inode)
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
@@ -779,7 +775,7 @@ class ForwardOperations(pyfuse3.Operations):
         if name == b"security.capability":
             # The kernel asks before every write; gocryptfs answers without a disk access.
             raise FUSEError(errno.EOPNOTSUPP)
-        cpath, plain = self._xattr_target(inode)
+        cpath, plain = self._live_path(inode)
         value = self.vault.find_xattr(cpath, name, plain)
         if value is None:
             # The everyday answer: `ls -l` asks every entry for its SELinux label and ACL.
@@ -790,18 +786,18 @@ class ForwardOperations(pyfuse3.Operations):
     @_request
     def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
         self._check_writable()
-        cpath, plain = self._xattr_target(inode)
+        cpath, plain = self._live_path(inode)
         self.vault.set_xattr(cpath, name, value, plain)
 
     @_request
     def listxattr(self, inode: int, ctx: RequestContext) -> Sequence[bytes]:
-        cpath, plain = self._xattr_target(inode)
+        cpath, plain = self._live_path(inode)
         return self.vault.list_xattrs(cpath, plain)
 
     @_request
     def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         self._check_writable()
-        cpath, plain = self._xattr_target(inode)
+        cpath, plain = self._live_path(inode)
         self.vault.remove_xattr(cpath, name, plain)
 
     # -- teardown -------------------------------------------------------------------------
