@@ -473,6 +473,14 @@ def test_mount_is_identical_to_gocryptfs_reverse_and_round_trips(
         assert_same_tree(tree_manifest(forward), expected, "forward mount of the copied view")
     vault = Vault.open(copy, password=PASSWORD.encode())
     assert vault_manifest(vault) == plain_manifest(plain, {REVERSE_CONF_NAME})
+    # ... and vaultsh's own forward mount shows the same tree.
+    from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations
+
+    def forward_ops() -> ForwardOperations:
+        return ForwardOperations(Vault.open(copy, password=PASSWORD.encode()))
+
+    with mounted_ops(forward_ops, tmp_path / "ours-forward", set(FORWARD_MOUNT_OPTIONS)) as ours_forward:
+        assert_same_tree(tree_manifest(ours_forward), expected, "vaultsh forward mount of the copied view")
 
 
 def test_mount_is_read_only_and_stable_across_remounts(tmp_path: Path) -> None:
