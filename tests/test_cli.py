@@ -361,20 +361,6 @@ def test_reverse_init_info_and_passwd(tmp_path: Path, pw: Path) -> None:
     assert shown.strip() == key.stdout.strip()
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """A 1 MiB tmpfs: a full disk on demand (needs root, as in CI)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot mount a tmpfs: {proc.stderr.decode().strip()}")
-        pytest.skip(f"cannot mount a tmpfs (not root?): {proc.stderr.decode().strip()}")
-    yield mnt
-    subprocess.run(["umount", str(mnt)], check=False)
-
-
 def test_full_disk_gives_one_line_and_leaves_nothing(
     vault: tuple[Path, str], tmp_path: Path, pw: Path, tiny_disk: Path
 ) -> None:
