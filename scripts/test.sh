@@ -28,6 +28,7 @@ step() {
 }
 
 step ruff "$PY" -m ruff check vaultsh tests bench || true
+step ruff-format "$PY" -m ruff format --check vaultsh tests bench || true
 step mypy "$PY" -m mypy || true
 pytest_rc=0
 step pytest "$PY" -m pytest -n 2 "$@" || pytest_rc=$?

@@ -386,9 +386,7 @@ def import_path(session: Session, src: str, path: str | None = None) -> int:
     progress = None
     if session.show_progress:
         progress = _ProgressCounter(session.io, transfer.source_size(Path(source)))
-    report = transfer.import_(
-        session.vault, source, plain, progress=progress, cancelled=session.io.cancelled
-    )
+    report = transfer.import_(session.vault, source, plain, progress=progress, cancelled=session.io.cancelled)
     return _finish_transfer(session, report, "import")
 
 
