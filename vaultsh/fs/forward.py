@@ -182,6 +182,10 @@ class ForwardOperations(pyfuse3.Operations):
         self._encrypt_name = vault.encrypt_component
         self._links_encrypted = not vault.options.plaintext_names
         self._is_root = os.geteuid() == 0
+        # Every cipher-side call goes through a directory descriptor (see Vault.dirs), so
+        # cipher paths longer than PATH_MAX work and no planted symlink is followed.
+        self._lstat = vault.lstat_cipher
+        self._lstat_in = vault.lstat_in
 
     # -- inode table ----------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class ForwardOperations(pyfuse3.Operations):
         """Current stat of an inode: by its path, or by an open handle once unlinked."""
         if node.path is not None:
             try:
-                st = os.lstat(node.path)
+                st = self._lstat(node.path)
             except (FileNotFoundError, NotADirectoryError):
                 pass
             else:
@@ -319,14 +323,14 @@ class ForwardOperations(pyfuse3.Operations):
         # An inherited set-gid bit on directories stays, as on a local filesystem.
         have, want = stat_mod.S_IMODE(st.st_mode), stat_mod.S_IMODE(mode)
         if have & ~stat_mod.S_ISGID != want & ~stat_mod.S_ISGID and not stat_mod.S_ISLNK(st.st_mode):
-            os.chmod(cpath, want | (have & stat_mod.S_ISGID))
+            self.vault.chmod_cipher(cpath, want | (have & stat_mod.S_ISGID))
             changed = True
         if self._is_root and (st.st_uid != ctx.uid or st.st_gid != ctx.gid):
             # A set-gid parent decides the group, as the kernel does for local files.
-            parent_sgid = os.lstat(cpath.parent).st_mode & stat_mod.S_ISGID
-            os.lchown(cpath, ctx.uid, -1 if parent_sgid else ctx.gid)
+            parent_sgid = self._lstat(cpath.parent).st_mode & stat_mod.S_ISGID
+            self.vault.lchown_cipher(cpath, ctx.uid, -1 if parent_sgid else ctx.gid)
             changed = True
-        return os.lstat(cpath) if changed else st
+        return self._lstat(cpath) if changed else st
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -342,22 +346,22 @@ class ForwardOperations(pyfuse3.Operations):
     def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
         ppath, pplain = self._dir_path(parent_inode)
         if name == b".":
-            st = os.lstat(ppath)
+            st = self._lstat(ppath)
             return self._entry(st, ppath, pplain)
         if name == b"..":
             up = ppath if ppath == self._root_path else ppath.parent
-            st = os.lstat(up)
+            st = self._lstat(up)
             return self._entry(st, up, pplain.rpartition("/")[0])
         sname = os.fsdecode(name)
-        cpath = ppath / self._encrypt_name(ppath, sname)[0]
+        disk = self._encrypt_name(ppath, sname)[0]
         try:
-            st = os.lstat(cpath)
+            st = self._lstat_in(ppath, disk)
         except FileNotFoundError:
             miss = EntryAttributes()
             miss.st_ino = 0  # a negative entry the kernel may cache
             miss.entry_timeout = NEGATIVE_TIMEOUT
             return miss
-        return self._entry(st, cpath, self._join(pplain, sname))
+        return self._entry(st, ppath / disk, self._join(pplain, sname))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # Not a request of any user (the kernel evicts inodes), so it neither counts as use
@@ -392,17 +396,18 @@ class ForwardOperations(pyfuse3.Operations):
         if fields.update_size:
             self._truncate(node, handle, attr.st_size)
         if fields.update_mode:
-            if isinstance(target, Path) and stat_mod.S_ISLNK(os.lstat(target).st_mode):
-                # chmod would follow the cipher symlink; Linux has no mode on links anyway.
-                raise FUSEError(errno.EOPNOTSUPP)
-            os.chmod(target, stat_mod.S_IMODE(attr.st_mode))
+            if isinstance(target, Path):
+                # Linux has no mode on symlinks: EOPNOTSUPP, never the link's target.
+                self.vault.chmod_cipher(target, stat_mod.S_IMODE(attr.st_mode))
+            else:
+                os.chmod(target, stat_mod.S_IMODE(attr.st_mode))
         if fields.update_uid or fields.update_gid:
             uid = attr.st_uid if fields.update_uid else -1
             gid = attr.st_gid if fields.update_gid else -1
             if isinstance(target, int):
                 os.fchown(target, uid, gid)
             else:
-                os.lchown(target, uid, gid)
+                self.vault.lchown_cipher(target, uid, gid)
         if fields.update_atime or fields.update_mtime:
             if fields.update_atime and fields.update_mtime:
                 times = (attr.st_atime_ns, attr.st_mtime_ns)
@@ -415,7 +420,7 @@ class ForwardOperations(pyfuse3.Operations):
             if isinstance(target, int):
                 os.utime(target, ns=times)
             else:
-                os.utime(target, ns=times, follow_symlinks=False)
+                self.vault.utime_cipher(target, times)
         return self._attr(inode, self._stat(inode, node), node.path)
 
     @staticmethod
@@ -486,21 +491,36 @@ class ForwardOperations(pyfuse3.Operations):
                     self.stats.errors += 1
                     log.warning("%s: skipping undecryptable entry: %s", dplain or "/", entry.error)
             handle.entries = entries
-        # Per entry this is the hot loop of `ls -l` and `find`: stat by string path, and
-        # build a Path only for an object the table does not know under this name yet.
+        self.vault.dirs.call(
+            dpath, lambda dfd: self._reply_entries(dfd, dpath, dplain, entries, start_id, token)
+        )
+
+    def _reply_entries(
+        self,
+        dfd: int,
+        dpath: Path,
+        dplain: str,
+        entries: list[DirEntry],
+        start_id: int,
+        token: pyfuse3.ReaddirToken,
+    ) -> None:
+        # Per entry this is the hot loop of `ls -l` and `find`: stat relative to the
+        # directory's descriptor, and build a Path only for an object the table does not
+        # know under this name yet.
         prefix = os.path.join(dpath, "")
         nodes = self._nodes
+        stat = os.stat
         for index in range(start_id, len(entries)):
             entry = entries[index]
-            spath = prefix + entry.cipher_name
+            cname = entry.cipher_name
             try:
-                st = os.lstat(spath)
+                st = stat(cname, dir_fd=dfd, follow_symlinks=False)
             except OSError:
                 continue  # removed since the listing
             ino = self._ino(st)
             node = nodes.get(ino)
             known = node.path if node is not None else None
-            cpath = known if known is not None and str(known) == spath else dpath / entry.cipher_name
+            cpath = known if known is not None and str(known) == prefix + cname else dpath / cname
             if not pyfuse3.readdir_reply(
                 token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1
             ):
@@ -517,7 +537,7 @@ class ForwardOperations(pyfuse3.Operations):
         if handle is None:
             raise FUSEError(errno.EBADF)
         dpath, _ = self._dir_path(handle.ino)
-        fd = os.open(dpath, os.O_RDONLY | os.O_DIRECTORY)
+        fd = self.vault.dirs.open_dir(dpath)
         try:
             os.fsync(fd)
         finally:
@@ -535,7 +555,7 @@ class ForwardOperations(pyfuse3.Operations):
         ppath, sname, plain = self._new_name(parent_inode, name)
         want = mode & ~ctx.umask & 0o7777
         cpath = self.vault.mkdir_at(ppath, sname, want, plain)
-        st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
+        st = self._settle_new(cpath, self._lstat(cpath), want, ctx)
         return self._entry(st, cpath, plain)
 
     @_request
@@ -553,14 +573,14 @@ class ForwardOperations(pyfuse3.Operations):
         ppath, sname, plain = self._new_name(parent_inode, name)
         want = mode & ~ctx.umask
         cpath = self.vault.mknod_at(ppath, sname, want, rdev, plain)
-        st = self._settle_new(cpath, os.lstat(cpath), want, ctx)
+        st = self._settle_new(cpath, self._lstat(cpath), want, ctx)
         return self._entry(st, cpath, plain)
 
     @_request
     def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
         ppath, sname, plain = self._new_name(parent_inode, name)
         cpath = self.vault.symlink_at(ppath, sname, os.fsdecode(target), plain)
-        st = os.lstat(cpath)
+        st = self._lstat(cpath)
         st = self._settle_new(cpath, st, stat_mod.S_IMODE(st.st_mode), ctx)
         return self._entry(st, cpath, plain)
 
@@ -571,7 +591,7 @@ class ForwardOperations(pyfuse3.Operations):
         ppath, sname, plain = self._new_name(new_parent_inode, new_name)
         existing, _ = self._live_path(inode)
         cpath = self.vault.link_at(existing, ppath, sname, plain)
-        return self._entry(os.lstat(cpath), cpath, plain)
+        return self._entry(self._lstat(cpath), cpath, plain)
 
     @_request
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
@@ -627,12 +647,12 @@ class ForwardOperations(pyfuse3.Operations):
                 raise
         # Writing needs read access for read-modify-write (§5.4): lend the owner read
         # permission for the open, as gocryptfs does for mode-0200 files.
-        mode = os.lstat(cpath).st_mode
-        os.chmod(cpath, stat_mod.S_IMODE(mode) | stat_mod.S_IRUSR)
+        mode = self._lstat(cpath).st_mode
+        self.vault.chmod_cipher(cpath, stat_mod.S_IMODE(mode) | stat_mod.S_IRUSR)
         try:
             return self.vault.open_cipher_file(cpath, plain, writable=True)
         finally:
-            os.chmod(cpath, stat_mod.S_IMODE(mode))
+            self.vault.chmod_cipher(cpath, stat_mod.S_IMODE(mode))
 
     def _add_handle(self, f: VaultFile, ino: int, writable: bool) -> FileInfo:
         node = self._nodes[ino]
@@ -675,7 +695,7 @@ class ForwardOperations(pyfuse3.Operations):
                 raise
             # Created by someone else since the kernel's lookup: open what is there.
             cpath = ppath / self._encrypt_name(ppath, sname)[0]
-            st = os.lstat(cpath)
+            st = self._lstat(cpath)
             if not stat_mod.S_ISREG(st.st_mode):
                 raise
             attr = self._entry(st, cpath, plain)

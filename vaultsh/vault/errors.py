@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import errno as _errno
+import os
 from enum import IntEnum
+
+SHORT_PATH_MAX = 160  # characters of a path kept in a message; more is elided in the middle
 
 
 class ExitCode(IntEnum):
@@ -29,6 +32,20 @@ class ExitCode(IntEnum):
     DEPRECATED_FS = 27
     EXCLUDE_ERROR = 29
     FIDO2_ERROR = 31
+    # Not a gocryptfs code (it has none for this case): the errno's own number, so a script
+    # can tell "this path is too long" from corrupt data (26) or other failures (11).
+    NAME_TOO_LONG = 36
+
+
+def short_path(path: str | os.PathLike[str], limit: int = SHORT_PATH_MAX) -> str:
+    """A path for a message: kept whole up to `limit` characters, else its start and end
+    with "..." between, so a path near PATH_MAX still fits one readable line."""
+    text = os.fspath(path)
+    if len(text) <= limit:
+        return text
+    keep = limit - 3
+    head = keep // 3
+    return f"{text[:head]}...{text[len(text) - (keep - head) :]}"
 
 
 class VaultError(Exception):
@@ -113,6 +130,17 @@ class FsError(VaultError):
     def __init__(self, err: int, message: str) -> None:
         super().__init__(message)
         self.errno = err
+        if err == _errno.ENAMETOOLONG:
+            self.exit_code = ExitCode.NAME_TOO_LONG
+
+
+def fs_error(e: OSError, where: str | os.PathLike[str]) -> FsError:
+    """An OSError as an FsError naming `where` (shortened) once, with the system's message."""
+    err = e.errno or _errno.EIO
+    reason = e.strerror or str(e)
+    if err == _errno.ENAMETOOLONG:
+        reason = "name or path too long (a name is at most 255 bytes, a path 4095)"
+    return FsError(err, f"{short_path(where)}: {reason}")
 
 
 class MountPointError(VaultError):

@@ -8,10 +8,11 @@ import errno
 import hashlib
 import os
 import re
+import stat as stat_mod
 from pathlib import Path
 
 from vaultsh.crypto.eme import EME
-from vaultsh.vault.errors import CorruptionError, FsError
+from vaultsh.vault.errors import CorruptionError, FsError, short_path
 from vaultsh.vault.keys import FormatOptions
 
 DIRIV_NAME = "gocryptfs.diriv"
@@ -198,66 +199,87 @@ class NameCodec:
             raise NameError_(f"xattr {stored!r}: {e}") from None
 
 
-def read_diriv(cipher_dir: Path) -> bytes:
-    """Read and check a directory's IV: exactly 16 bytes, not all zero (§6.5)."""
-    path = cipher_dir / DIRIV_NAME
+def _read_small(cipher_dir: Path, name: str, limit: int, dir_fd: int | None) -> bytes:
+    """Up to `limit` bytes of a small regular file; a symlink or FIFO planted in its place fails
+    (ELOOP, EINVAL) instead of being followed or blocking."""
+    where: str | Path = name if dir_fd is not None else cipher_dir / name
+    fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        with open(path, "rb") as f:
-            iv = f.read(DIRIV_LEN + 1)
-    except FileNotFoundError:
-        raise CorruptionError(f"{path}: gocryptfs.diriv is missing; names here cannot be decrypted") from None
-    except OSError as e:
-        raise CorruptionError(f"{path}: cannot read gocryptfs.diriv: {e.strerror}") from None
-    if len(iv) != DIRIV_LEN:
-        raise CorruptionError(
-            f"{path}: gocryptfs.diriv has {len(iv)}{'+' if len(iv) > 16 else ''} bytes, want 16"
-        )
-    if iv == ZERO_IV:
-        raise CorruptionError(f"{path}: gocryptfs.diriv is all zeros")
-    return iv
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
-def write_diriv(cipher_dir: Path, *, sync: bool = True) -> bytes:
-    """Create a new random gocryptfs.diriv (O_EXCL, mode 0444), fsynced unless `sync` is off (§6.5)."""
-    iv = os.urandom(DIRIV_LEN)
-    fd = os.open(cipher_dir / DIRIV_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+def _create_small(cipher_dir: Path, name: str, data: bytes, sync: bool, dir_fd: int | None) -> None:
+    where: str | Path = name if dir_fd is not None else cipher_dir / name
+    fd = os.open(
+        where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444, dir_fd=dir_fd
+    )
     try:
-        os.write(fd, iv)
+        os.write(fd, data)
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_diriv(cipher_dir: Path, *, dir_fd: int | None = None) -> bytes:
+    """Read and check a directory's IV: exactly 16 bytes, not all zero (§6.5).
+
+    With `dir_fd` (a descriptor of `cipher_dir`), the file is opened relative to it and
+    `cipher_dir` only names it in messages.
+    """
+    where = short_path(cipher_dir / DIRIV_NAME)
+    try:
+        iv = _read_small(cipher_dir, DIRIV_NAME, DIRIV_LEN + 1, dir_fd)
+    except FileNotFoundError:
+        raise CorruptionError(
+            f"{where}: gocryptfs.diriv is missing; names here cannot be decrypted"
+        ) from None
+    except OSError as e:
+        raise CorruptionError(f"{where}: cannot read gocryptfs.diriv: {e.strerror}") from None
+    if len(iv) != DIRIV_LEN:
+        raise CorruptionError(
+            f"{where}: gocryptfs.diriv has {len(iv)}{'+' if len(iv) > 16 else ''} bytes, want 16"
+        )
+    if iv == ZERO_IV:
+        raise CorruptionError(f"{where}: gocryptfs.diriv is all zeros")
     return iv
 
 
-def read_name_file(cipher_dir: Path, hashed: str) -> str:
+def write_diriv(cipher_dir: Path, *, sync: bool = True, dir_fd: int | None = None) -> bytes:
+    """Create a new random gocryptfs.diriv (O_EXCL, mode 0444), fsynced unless `sync` is off (§6.5)."""
+    iv = os.urandom(DIRIV_LEN)
+    _create_small(cipher_dir, DIRIV_NAME, iv, sync, dir_fd)
+    return iv
+
+
+def read_name_file(cipher_dir: Path, hashed: str, *, dir_fd: int | None = None) -> str:
     """The full encrypted name stored in `<hashed>.name` (no newline, 1..344 bytes)."""
-    path = cipher_dir / (hashed + LONGNAME_SUFFIX)
+    name = hashed + LONGNAME_SUFFIX
+    where = short_path(cipher_dir / name)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_NAME_FILE + 1)
+        data = _read_small(cipher_dir, name, MAX_NAME_FILE + 1, dir_fd)
     except FileNotFoundError:
-        raise NameError_(f"{path}: long-name sidecar is missing") from None
+        raise NameError_(f"{where}: long-name sidecar is missing") from None
     except OSError as e:
-        raise NameError_(f"{path}: cannot read long-name sidecar: {e.strerror}") from None
+        raise NameError_(f"{where}: cannot read long-name sidecar: {e.strerror}") from None
     if not data or len(data) > MAX_NAME_FILE:
-        raise NameError_(f"{path}: long-name sidecar has a bad size ({len(data)} bytes)")
+        raise NameError_(f"{where}: long-name sidecar has a bad size ({len(data)} bytes)")
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:
-        raise NameError_(f"{path}: long-name sidecar is not ASCII") from None
+        raise NameError_(f"{where}: long-name sidecar is not ASCII") from None
 
 
-def write_name_file(cipher_dir: Path, hashed: str, full_name: str, *, sync: bool = True) -> bool:
+def write_name_file(
+    cipher_dir: Path, hashed: str, full_name: str, *, sync: bool = True, dir_fd: int | None = None
+) -> bool:
     """Create `<hashed>.name` (mode 0444); False if it already exists (EEXIST is fine, §6.7)."""
     try:
-        fd = os.open(cipher_dir / (hashed + LONGNAME_SUFFIX), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        _create_small(cipher_dir, hashed + LONGNAME_SUFFIX, full_name.encode("ascii"), sync, dir_fd)
     except FileExistsError:
         return False
-    try:
-        os.write(fd, full_name.encode("ascii"))
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
     return True

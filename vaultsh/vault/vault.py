@@ -30,12 +30,15 @@ from vaultsh.vault.content import (
     new_file_id,
     parse_header,
 )
+from vaultsh.vault.dirfds import DirFds
 from vaultsh.vault.errors import (
     CipherDirError,
     CorruptionError,
     FsError,
     InitError,
     VaultError,
+    fs_error,
+    short_path,
 )
 from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions, Keys
 from vaultsh.vault.names import (
@@ -150,8 +153,19 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
-def _fs_error(e: OSError, what: str) -> FsError:
-    return FsError(e.errno or errno.EIO, f"{what}: {e.strerror or e}")
+_fs_error = fs_error
+
+
+def _chmod_at(dirs: DirFds, cpath: Path, mode: int) -> None:
+    """chmod without following a symlink (Linux cannot chmod a symlink itself: EOPNOTSUPP)."""
+    try:
+        dirs.path_at(cpath, os.chmod, mode, follow_symlinks=False)
+    except ValueError:  # CPython's word for fchmodat's EOPNOTSUPP on a symlink
+        raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink") from None
+
+
+def _is_dir_mode(st: os.stat_result) -> bool:
+    return stat_mod.S_ISDIR(st.st_mode)
 
 
 class Vault:
@@ -180,6 +194,63 @@ class Vault:
         # one handle must not let another keep writing with the dropped ID (§5.3).
         self._inodes: dict[tuple[int, int], _InodeState] = {}
         self._xattr_disk_names: dict[bytes, str] = {}
+        # Every system call on the cipher tree goes through a cached descriptor of the parent
+        # directory: cipher paths may be longer than PATH_MAX, and no symlink is followed.
+        self.dirs = DirFds(cipherdir)
+
+    def close(self) -> None:
+        """Give back the directory descriptors (also done when the Vault is garbage-collected)."""
+        self.dirs.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- cipher-tree primitives: every call relative to a directory descriptor ----------------
+
+    def lstat_cipher(self, cpath: Path) -> os.stat_result:
+        """lstat of a cipher path (raises OSError), however long the path."""
+        return self.dirs.path_at(cpath, os.stat, follow_symlinks=False)
+
+    def lstat_in(self, cparent: Path, disk: str) -> os.stat_result:
+        """lstat of entry `disk` of a cipher directory (raises OSError)."""
+        return self.dirs.at(cparent, disk, os.stat, follow_symlinks=False)
+
+    def lexists_cipher(self, cpath: Path) -> bool:
+        try:
+            self.lstat_cipher(cpath)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def chmod_cipher(self, cpath: Path, mode: int) -> None:
+        """chmod a cipher object without following a symlink (raises OSError)."""
+        _chmod_at(self.dirs, cpath, mode)
+
+    def utime_cipher(self, cpath: Path, ns: tuple[int, int]) -> None:
+        """Set the times of a cipher object without following a symlink (raises OSError)."""
+        self.dirs.path_at(cpath, os.utime, ns=ns, follow_symlinks=False)
+
+    def lchown_cipher(self, cpath: Path, uid: int, gid: int) -> None:
+        self.dirs.path_at(cpath, os.chown, uid, gid, follow_symlinks=False)
+
+    def _check_dir(self, cdir: Path, where: str) -> None:
+        """Raise ENOENT/ENOTDIR unless `cdir` is a directory (a symlink to one is not)."""
+        try:
+            st = self.lstat_cipher(cdir)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                raise FsError(errno.ENOENT, f"{short_path(where)}: parent directory does not exist") from None
+            raise _fs_error(e, where) from None
+        if not _is_dir_mode(st):
+            raise FsError(errno.ENOTDIR, f"{short_path(where)}: parent is not a directory")
+
+    def _forget_dir(self, cipher_dir: Path) -> None:
+        """Drop cached IVs and descriptors at and below a directory that is removed or moved."""
+        self._forget_ivs(cipher_dir)
+        self.dirs.forget(cipher_dir)
 
     # -- opening and creating ---------------------------------------------------------------
 
@@ -272,15 +343,17 @@ class Vault:
         iv = self._iv_cache.get(key)
         if iv is None:
             try:
-                iv = read_diriv(cipher_dir)
-            except CorruptionError:
-                # A path through a missing or non-directory parent is the caller's ENOENT or
-                # ENOTDIR, not a damaged vault; only an existing dir without IV is corrupt.
-                if not os.path.lexists(cipher_dir):
-                    raise FsError(errno.ENOENT, f"{cipher_dir}: no such directory") from None
-                if not os.path.isdir(cipher_dir) or os.path.islink(cipher_dir):
-                    raise FsError(errno.ENOTDIR, f"{cipher_dir}: not a directory") from None
-                raise
+                iv = self.dirs.call(cipher_dir, lambda fd: read_diriv(cipher_dir, dir_fd=fd))
+            except OSError as e:
+                # Reaching the directory failed: a path through a missing or non-directory
+                # parent (or a planted symlink) is the caller's ENOENT or ENOTDIR, not a
+                # damaged vault; only an existing dir without a readable IV is corrupt.
+                where = short_path(cipher_dir)
+                if e.errno == errno.ENOENT:
+                    raise FsError(errno.ENOENT, f"{where}: no such directory") from None
+                if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                    raise FsError(errno.ENOTDIR, f"{where}: not a directory") from None
+                raise _fs_error(e, cipher_dir) from None
             self._iv_cache[key] = iv
         return iv
 
@@ -325,10 +398,16 @@ class Vault:
             return cipher_name
         full = cipher_name
         if is_long_name(cipher_name):
-            full = read_name_file(cipher_dir, cipher_name)
+            full = self._read_name_file(cipher_dir, cipher_name)
             if self.names.hash_long(full) != cipher_name:
                 raise NameError_(f"{cipher_name}: .name sidecar does not match the hash")
         return os.fsdecode(self.names.decrypt(full, self.dir_iv(cipher_dir)))
+
+    def _read_name_file(self, cipher_dir: Path, hashed: str) -> str:
+        try:
+            return self.dirs.call(cipher_dir, lambda fd: read_name_file(cipher_dir, hashed, dir_fd=fd))
+        except OSError as e:
+            raise NameError_(f"{short_path(cipher_dir)}: {e.strerror}") from None
 
     def _hidden(self, cipher_dir: Path, name: str) -> bool:
         """Names gocryptfs never shows as vault entries (§6.8)."""
@@ -350,9 +429,16 @@ class Vault:
     ) -> list[DirEntry]:
         where = where or str(cdir)
         try:
-            it = os.scandir(cdir)
+            dfd = self.dirs.open_dir(cdir)
         except OSError as e:
             raise _fs_error(e, where) from None
+        try:
+            return self._list_fd(cdir, dfd, include_bad)
+        finally:
+            os.close(dfd)
+
+    def _list_fd(self, cdir: Path, dfd: int, include_bad: bool) -> list[DirEntry]:
+        it = os.scandir(dfd)
         out: list[DirEntry] = []
         plaintext = self.options.plaintext_names
         is_root = cdir == self.cipherdir
@@ -373,7 +459,7 @@ class Vault:
                         continue
                     if is_long_name(cname):
                         try:
-                            full = read_name_file(cdir, cname)
+                            full = read_name_file(cdir, cname, dir_fd=dfd)
                             if self.names.hash_long(full) != cname:
                                 raise NameError_(f"{cname}: .name sidecar does not match the hash")
                         except NameError_ as e:
@@ -400,7 +486,7 @@ class Vault:
     def stat_cipher(self, cpath: Path, where: str) -> PlainStat:
         """Plain stat of an object known by its cipher path (saves re-encrypting the path)."""
         try:
-            st = os.lstat(cpath)
+            st = self.lstat_cipher(cpath)
         except OSError as e:
             raise _fs_error(e, where) from None
         return self._plain_stat(cpath, st)
@@ -411,7 +497,7 @@ class Vault:
             size = self.content.cipher_to_plain_size(size)
         elif stat_mod.S_ISLNK(st.st_mode) and not self.options.plaintext_names:
             try:
-                size = len(self._decrypt_link(os.readlink(cpath), str(cpath)))
+                size = len(self._decrypt_link(self.dirs.path_at(cpath, os.readlink), str(cpath)))
             except (VaultError, OSError):
                 size = 0
         return PlainStat(
@@ -429,7 +515,7 @@ class Vault:
 
     def exists(self, path: str) -> bool:
         try:
-            os.lstat(self.cipher_path(path))
+            self.lstat_cipher(self.cipher_path(path))
         except (OSError, VaultError):
             return False
         return True
@@ -439,7 +525,7 @@ class Vault:
 
     def readlink_cipher(self, cpath: Path, path: str) -> str:
         try:
-            target = os.readlink(cpath)
+            target: str = self.dirs.path_at(cpath, os.readlink)
         except OSError as e:
             raise _fs_error(e, path) from None
         if self.options.plaintext_names:
@@ -453,7 +539,7 @@ class Vault:
             blob = b64_decode(stored, self.options.raw64)
             return self.content.aead.open(blob, _SYMLINK_AD)
         except (ValueError, AuthenticationError):
-            raise CorruptionError(f"{where}: symlink target does not decrypt (corrupt)") from None
+            raise CorruptionError(f"{short_path(where)}: symlink target does not decrypt (corrupt)") from None
 
     def encrypt_link_target(self, target: str) -> str:
         if self.options.plaintext_names:
@@ -467,8 +553,11 @@ class Vault:
         return self.open_cipher_file(self.cipher_path(path), path, writable=writable)
 
     def open_cipher_file(self, cpath: Path, path: str, *, writable: bool = False) -> VaultFile:
+        # O_NONBLOCK: a FIFO planted in the cipher dir must not hang us (it is refused below);
+        # on a regular file the flag changes nothing.
+        flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(cpath, (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW)
+            fd = self.dirs.path_at(cpath, os.open, flags)
         except OSError as e:
             raise _fs_error(e, path) from None
         return VaultFile(self, fd, path)
@@ -490,44 +579,45 @@ class Vault:
         if not parts:
             raise FsError(errno.EEXIST, "/: the root already exists")
         parent = self.cipher_path("/".join(parts[:-1]))
-        if not parent.is_dir():
-            raise FsError(errno.ENOENT, f"{path}: parent directory does not exist")
+        self._check_dir(parent, path)
         disk, full = self.encrypt_component(parent, parts[-1])
         cpath = parent / disk
-        if os.path.lexists(cpath):
-            raise FsError(errno.EEXIST, f"{path}: already exists")
+        if self.lexists_cipher(cpath):
+            raise FsError(errno.EEXIST, f"{short_path(path)}: already exists")
         return parent, cpath, disk, full
 
     def _with_name_file(self, parent: Path, disk: str, full: str) -> bool:
         """Write the `.name` sidecar of a long name first (§6.7); True if this call made it."""
         if disk == full or self.options.plaintext_names:
             return False
-        return write_name_file(parent, disk, full, sync=self.sync_metadata)
+        sync = self.sync_metadata
+        return self.dirs.call(parent, lambda fd: write_name_file(parent, disk, full, sync=sync, dir_fd=fd))
 
     def _drop_name_file(self, parent: Path, disk: str) -> None:
         if is_long_name(disk) and not self.options.plaintext_names:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(parent / (disk + LONGNAME_SUFFIX))
+                self.dirs.at(parent, disk + LONGNAME_SUFFIX, os.unlink)
 
-    def _make_named(self, parent: Path, disk: str, full: str, where: str, make: Callable[[Path], _T]) -> _T:
+    def _make_named(self, parent: Path, disk: str, full: str, where: str, make: Callable[[int], _T]) -> _T:
         """Create an object with the long-name `.name` sidecar written first and dropped again
-        if the object cannot be made (§6.7)."""
+        if the object cannot be made (§6.7); `make` gets the parent's descriptor."""
         made = self._with_name_file(parent, disk, full)
         try:
-            return make(parent / disk)
+            return self.dirs.call(parent, make)
         except OSError as e:
             if made:
                 self._drop_name_file(parent, disk)
             raise _fs_error(e, where) from None
 
     @staticmethod
-    def _open_new(cpath: Path, mode: int) -> int:
-        return os.open(cpath, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    def _open_new(dir_fd: int, disk: str, mode: int) -> int:
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(disk, flags, mode, dir_fd=dir_fd)
 
     def create(self, path: str, mode: int = 0o644) -> VaultFile:
         """Create an empty file (0 bytes on disk until the first write, §5.4) and open it."""
         parent, _cpath, disk, full = self._prepare_new(path)
-        fd = self._make_named(parent, disk, full, path, lambda p: self._open_new(p, mode))
+        fd = self._make_named(parent, disk, full, path, lambda d: self._open_new(d, disk, mode))
         return VaultFile(self, fd, path)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o644) -> None:
@@ -544,19 +634,21 @@ class Vault:
         cpath = parent / disk
         made = self._with_name_file(parent, disk, full)
         try:
-            os.mkdir(cpath, mode | 0o700 if diriv else mode)
+            self.dirs.at(parent, disk, os.mkdir, mode | 0o700 if diriv else mode)
         except OSError as e:
             if made:
                 self._drop_name_file(parent, disk)
             raise _fs_error(e, where) from None
         if diriv:
+            sync = self.sync_metadata
             try:
-                iv = write_diriv(cpath, sync=self.sync_metadata)
-                os.chmod(cpath, mode | (os.stat(cpath).st_mode & stat_mod.S_ISGID))
+                iv = self.dirs.call(cpath, lambda fd: write_diriv(cpath, sync=sync, dir_fd=fd))
+                _chmod_at(self.dirs, cpath, mode | (self.lstat_in(parent, disk).st_mode & stat_mod.S_ISGID))
             except OSError as e:
                 with contextlib.suppress(OSError):
-                    os.unlink(cpath / DIRIV_NAME)
-                os.rmdir(cpath)
+                    self.dirs.at(cpath, DIRIV_NAME, os.unlink)
+                self.dirs.forget(cpath)
+                self.dirs.at(parent, disk, os.rmdir)
                 if made:
                     self._drop_name_file(parent, disk)
                 raise _fs_error(e, where) from None
@@ -569,13 +661,25 @@ class Vault:
 
     def _symlink_named(self, parent: Path, disk: str, full: str, target: str, where: str) -> Path:
         stored = self.encrypt_link_target(target)
-        self._make_named(parent, disk, full, where, lambda p: os.symlink(stored, p))
+        self._make_named(parent, disk, full, where, lambda d: os.symlink(stored, disk, dir_fd=d))
         return parent / disk
 
     def link(self, existing: str, new: str) -> None:
         src = self.cipher_path(existing)
         parent, _cpath, disk, full = self._prepare_new(new)
-        self._make_named(parent, disk, full, new, lambda p: os.link(src, p, follow_symlinks=False))
+        self._link_named(src, parent, disk, full, new)
+
+    def _link_named(self, csrc: Path, parent: Path, disk: str, full: str, where: str) -> None:
+        src_dir, src_name = self.dirs.split(csrc)
+
+        def link(_dfd: int) -> None:
+            self.dirs.pair(
+                src_dir,
+                parent,
+                lambda s, d: os.link(src_name, disk, src_dir_fd=s, dst_dir_fd=d, follow_symlinks=False),
+            )
+
+        self._make_named(parent, disk, full, where, link)
 
     def unlink(self, path: str) -> None:
         cpath = self.cipher_path(path)
@@ -584,14 +688,15 @@ class Vault:
         self._unlink_cipher(cpath, path)
 
     def _unlink_cipher(self, cpath: Path, where: str) -> os.stat_result:
+        parent, name = self.dirs.split(cpath)
         try:
-            st = os.lstat(cpath)
+            st = self.lstat_in(parent, name)
             if stat_mod.S_ISDIR(st.st_mode):
-                raise FsError(errno.EISDIR, f"{where}: is a directory")
-            os.unlink(cpath)
+                raise FsError(errno.EISDIR, f"{short_path(where)}: is a directory")
+            self.dirs.at(parent, name, os.unlink)
         except OSError as e:
             raise _fs_error(e, where) from None
-        self._drop_name_file(cpath.parent, cpath.name)
+        self._drop_name_file(parent, name)
         return st
 
     def rmdir(self, path: str) -> None:
@@ -599,42 +704,53 @@ class Vault:
         if cpath == self.cipherdir:
             raise FsError(errno.EBUSY, "/: cannot remove the vault root")
         self._rmdir_cipher(cpath, path)
-        self._drop_name_file(cpath.parent, cpath.name)
+        self._drop_name_file(*self.dirs.split(cpath))
 
     def _rmdir_cipher(self, cpath: Path, where: str) -> None:
         """Remove a cipher dir that holds at most its diriv, moving the diriv out first (§8.3)."""
+        parent, name = self.dirs.split(cpath)
         try:
-            names = os.listdir(cpath)
+            dfd = self.dirs.open_dir(cpath)
+            try:
+                names = os.listdir(dfd)
+            finally:
+                os.close(dfd)
         except OSError as e:
             raise _fs_error(e, where) from None
         if not self.options.diriv or DIRIV_NAME not in names:
             if names:
-                raise FsError(errno.ENOTEMPTY, f"{where}: directory not empty")
+                raise FsError(errno.ENOTEMPTY, f"{short_path(where)}: directory not empty")
             try:
-                os.rmdir(cpath)
+                self.dirs.at(parent, name, os.rmdir)
             except OSError as e:
                 raise _fs_error(e, where) from None
             # An empty directory has no live subdirectories, so only its own IV is stale.
             self._iv_cache.pop(str(cpath), None)
+            self.dirs.forget(cpath)
             return
         if len(names) > 1:
-            raise FsError(errno.ENOTEMPTY, f"{where}: directory not empty")
+            raise FsError(errno.ENOTEMPTY, f"{short_path(where)}: directory not empty")
         # Moving the diriv out first keeps a crash from leaving a dir without IV but with names.
-        parked = cpath.parent / f"{_RMDIR_PREFIX}{secrets.randbits(64)}"
-        mode = os.stat(cpath).st_mode
+        parked = f"{_RMDIR_PREFIX}{secrets.randbits(64)}"
+
+        def move_diriv(src: Path, src_name: str, dst: Path, dst_name: str) -> None:
+            self.dirs.pair(src, dst, lambda s, d: os.rename(src_name, dst_name, src_dir_fd=s, dst_dir_fd=d))
+
         try:
+            mode = self.lstat_in(parent, name).st_mode
             if not mode & 0o200:
-                os.chmod(cpath, mode | 0o700)
-            os.rename(cpath / DIRIV_NAME, parked)
+                _chmod_at(self.dirs, cpath, stat_mod.S_IMODE(mode) | 0o700)
+            move_diriv(cpath, DIRIV_NAME, parent, parked)
         except OSError as e:
             raise _fs_error(e, where) from None
+        self.dirs.forget(cpath)
         try:
-            os.rmdir(cpath)
+            self.dirs.at(parent, name, os.rmdir)
         except OSError as e:
             with contextlib.suppress(OSError):
-                os.rename(parked, cpath / DIRIV_NAME)
+                move_diriv(parent, parked, cpath, DIRIV_NAME)
             raise _fs_error(e, where) from None
-        os.unlink(parked)
+        self.dirs.at(parent, parked, os.unlink)
         self._iv_cache.pop(str(cpath), None)
 
     def rename(self, src: str, dst: str) -> None:
@@ -643,15 +759,14 @@ class Vault:
         if csrc == self.cipherdir:
             raise FsError(errno.EBUSY, "/: cannot rename the root")
         try:
-            src_st = os.lstat(csrc)
+            src_st = self.lstat_cipher(csrc)
         except OSError as e:
             raise _fs_error(e, src) from None
         dparts = split_path(dst)
         if not dparts:
             raise FsError(errno.EBUSY, "/: cannot replace the root")
         dparent = self.cipher_path("/".join(dparts[:-1]))
-        if not dparent.is_dir():
-            raise FsError(errno.ENOENT, f"{dst}: parent directory does not exist")
+        self._check_dir(dparent, dst)
         disk, full = self.encrypt_component(dparent, dparts[-1])
         self._rename_cipher(csrc, dparent, disk, full, src, dst, src_st=src_st)
 
@@ -669,22 +784,22 @@ class Vault:
     ) -> RenameResult:
         if src_st is None:
             try:
-                src_st = os.lstat(csrc)
+                src_st = self.lstat_cipher(csrc)
             except OSError as e:
                 raise _fs_error(e, src) from None
         cdst = dparent / disk
         if cdst == csrc:
             return RenameResult(csrc, cdst, src_st, None)
         if stat_mod.S_ISDIR(src_st.st_mode) and str(cdst).startswith(str(csrc) + "/"):
-            raise FsError(errno.EINVAL, f"{dst}: cannot move a directory into itself")
+            raise FsError(errno.EINVAL, f"{short_path(dst)}: cannot move a directory into itself")
         try:
-            dst_st: os.stat_result | None = os.lstat(cdst)
+            dst_st: os.stat_result | None = self.lstat_in(dparent, disk)
         except FileNotFoundError:
             dst_st = None
         except OSError as e:
             raise _fs_error(e, dst) from None
         if dst_st is not None and noreplace:
-            raise FsError(errno.EEXIST, f"{dst}: already exists")
+            raise FsError(errno.EEXIST, f"{short_path(dst)}: already exists")
         if dst_st is not None and os.path.samestat(src_st, dst_st):
             # two links of one file: POSIX rename does nothing, so neither do we
             return RenameResult(csrc, csrc, src_st, None)
@@ -692,19 +807,20 @@ class Vault:
             src_dir = stat_mod.S_ISDIR(src_st.st_mode)
             if stat_mod.S_ISDIR(dst_st.st_mode):
                 if not src_dir:
-                    raise FsError(errno.EISDIR, f"{dst}: is a directory")
+                    raise FsError(errno.EISDIR, f"{short_path(dst)}: is a directory")
                 # The target still holds its diriv, so the kernel would say ENOTEMPTY.
                 self._rmdir_cipher(cdst, dst)
             elif src_dir:
-                raise FsError(errno.ENOTDIR, f"{dst}: not a directory")
+                raise FsError(errno.ENOTDIR, f"{short_path(dst)}: not a directory")
         self._with_name_file(dparent, disk, full)
+        sparent, sname = self.dirs.split(csrc)
         try:
-            os.rename(csrc, cdst)
+            self.dirs.pair(sparent, dparent, lambda s, d: os.rename(sname, disk, src_dir_fd=s, dst_dir_fd=d))
         except OSError as e:
-            raise _fs_error(e, f"{src} -> {dst}") from None
+            raise _fs_error(e, f"{short_path(src)} -> {dst}") from None
         if stat_mod.S_ISDIR(src_st.st_mode):
-            self._forget_ivs(csrc)
-        self._drop_name_file(csrc.parent, csrc.name)
+            self._forget_dir(csrc)
+        self._drop_name_file(sparent, sname)
         return RenameResult(csrc, cdst, src_st, dst_st)
 
     # -- cipher-level operations ------------------------------------------------------------
@@ -715,7 +831,7 @@ class Vault:
     def create_at(self, cparent: Path, name: str, mode: int, where: str) -> tuple[VaultFile, Path]:
         """Create and open an empty file `name` in a cipher directory (§5.4, §6.7)."""
         disk, full = self.encrypt_component(cparent, name)
-        fd = self._make_named(cparent, disk, full, where, lambda p: self._open_new(p, mode))
+        fd = self._make_named(cparent, disk, full, where, lambda d: self._open_new(d, disk, mode))
         return VaultFile(self, fd, where), cparent / disk
 
     def mkdir_at(self, cparent: Path, name: str, mode: int, where: str) -> Path:
@@ -729,13 +845,13 @@ class Vault:
     def link_at(self, csrc: Path, cparent: Path, name: str, where: str) -> Path:
         """A hard link: the new name shares the inode, hence header and file ID (§5.4)."""
         disk, full = self.encrypt_component(cparent, name)
-        self._make_named(cparent, disk, full, where, lambda p: os.link(csrc, p, follow_symlinks=False))
+        self._link_named(csrc, cparent, disk, full, where)
         return cparent / disk
 
     def mknod_at(self, cparent: Path, name: str, mode: int, rdev: int, where: str) -> Path:
         """FIFOs, sockets and device nodes are stored as themselves (§7.3)."""
         disk, full = self.encrypt_component(cparent, name)
-        self._make_named(cparent, disk, full, where, lambda p: os.mknod(p, mode, rdev))
+        self._make_named(cparent, disk, full, where, lambda d: os.mknod(disk, mode, rdev, dir_fd=d))
         return cparent / disk
 
     def unlink_at(self, cparent: Path, name: str, where: str) -> tuple[Path, os.stat_result]:
@@ -747,7 +863,7 @@ class Vault:
         """Remove an empty directory (§8.3); returns its cipher path and its stat from before."""
         cpath = cparent / self.encrypt_component(cparent, name)[0]
         try:
-            st = os.lstat(cpath)
+            st = self.lstat_cipher(cpath)
         except OSError as e:
             raise _fs_error(e, where) from None
         self._rmdir_cipher(cpath, where)
@@ -817,7 +933,7 @@ class Vault:
     def get_xattr(self, cpath: Path, name: bytes, where: str) -> bytes:
         disk = self.xattr_disk_name(name)
         try:
-            stored = os.getxattr(cpath, disk, follow_symlinks=False)
+            stored = self.dirs.with_proc_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
         except OSError as e:
             raise _fs_error(e, where) from None
         return stored if disk in XATTR_PASSTHROUGH else self.decrypt_xattr_value(stored, where)
@@ -830,7 +946,7 @@ class Vault:
         """
         disk = self.xattr_disk_name(name)
         try:
-            stored = os.getxattr(cpath, disk, follow_symlinks=False)
+            stored = self.dirs.with_proc_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
         except OSError as e:
             if e.errno == errno.ENODATA:
                 return None
@@ -841,20 +957,23 @@ class Vault:
         disk = self.xattr_disk_name(name)
         stored = value if disk in XATTR_PASSTHROUGH else self.encrypt_xattr_value(value)
         try:
-            os.setxattr(cpath, disk, stored, flags, follow_symlinks=False)
+            self.dirs.with_proc_path(
+                cpath, lambda p: os.setxattr(p, disk, stored, flags, follow_symlinks=False)
+            )
         except OSError as e:
             raise _fs_error(e, where) from None
 
     def remove_xattr(self, cpath: Path, name: bytes, where: str) -> None:
         try:
-            os.removexattr(cpath, self.xattr_disk_name(name), follow_symlinks=False)
+            disk = self.xattr_disk_name(name)
+            self.dirs.with_proc_path(cpath, lambda p: os.removexattr(p, disk, follow_symlinks=False))
         except OSError as e:
             raise _fs_error(e, where) from None
 
     def list_xattrs(self, cpath: Path, where: str) -> list[bytes]:
         """Plain names of an object's xattrs; backing names we did not write are left out."""
         try:
-            stored = os.listxattr(cpath, follow_symlinks=False)
+            stored = self.dirs.with_proc_path(cpath, lambda p: os.listxattr(p, follow_symlinks=False))
         except OSError as e:
             raise _fs_error(e, where) from None
         out: list[bytes] = []
@@ -868,13 +987,13 @@ class Vault:
 
     def chmod(self, path: str, mode: int) -> None:
         try:
-            os.chmod(self.cipher_path(path), mode)
+            self.chmod_cipher(self.cipher_path(path), mode)
         except OSError as e:
             raise _fs_error(e, path) from None
 
     def utime(self, path: str, atime_ns: int, mtime_ns: int) -> None:
         try:
-            os.utime(self.cipher_path(path), ns=(atime_ns, mtime_ns), follow_symlinks=False)
+            self.utime_cipher(self.cipher_path(path), (atime_ns, mtime_ns))
         except OSError as e:
             raise _fs_error(e, path) from None
 
@@ -907,7 +1026,7 @@ class Vault:
                 continue
             cpath = self.cipherdir / e.cipher_name
             try:
-                if cpath.stat().st_size <= HEADER_LEN:
+                if self.lstat_cipher(cpath).st_size <= HEADER_LEN:
                     continue  # header only: nothing authenticated to try
                 with self.open_cipher_file(cpath, e.name) as f:
                     f.read(0, 1)
@@ -954,6 +1073,11 @@ class VaultFile:
         self.fd = fd
         self.where = where
         st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            os.close(fd)
+            self.fd = -1
+            err = errno.EISDIR if stat_mod.S_ISDIR(st.st_mode) else errno.EINVAL
+            raise FsError(err, f"{short_path(where)}: not a regular file")
         self._key = (st.st_dev, st.st_ino)
         state = vault._inodes.get(self._key)
         if state is None:
