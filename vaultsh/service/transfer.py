@@ -7,11 +7,11 @@ import errno
 import os
 import secrets
 import stat as stat_mod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaultsh.vault.errors import FsError, VaultError
+from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
 from vaultsh.vault.vault import PlainStat, Vault, split_path
 
@@ -67,6 +67,33 @@ def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
 
+# Local trees are walked relative to directory descriptors as well: a plain tree may be deeper
+# than PATH_MAX allows as one path (mkdir -p makes such trees), and a symlink met on the way
+# is copied as a symlink, never entered.
+_DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _tree_file_sizes(dir_fd: int, skip: Callable[[str], bool]) -> Iterator[int]:
+    """st_size of every regular file below an open directory (errors are skipped)."""
+    try:
+        with os.scandir(dir_fd) as it:
+            entries = list(it)
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                sub = os.open(e.name, _DIR_READ, dir_fd=dir_fd)
+                try:
+                    yield from _tree_file_sizes(sub, skip)
+                finally:
+                    os.close(sub)
+            elif e.is_file(follow_symlinks=False) and not skip(e.name):
+                yield e.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+
+
 # -- export ---------------------------------------------------------------------------------
 
 
@@ -78,18 +105,19 @@ def plain_tree_size(vault: Vault, path: str) -> int:
     """
     top = vault.cipher_path(path)
     size = vault.content.cipher_to_plain_size
-    if not top.is_dir():
-        return size(top.stat().st_size) if top.is_file() else 0
-    total = 0
-    for root, _dirs, files in os.walk(top):
-        for name in files:
-            if name == DIRIV_NAME or is_name_file(name):
-                continue
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(root, name))
-                if stat_mod.S_ISREG(st.st_mode):
-                    total += size(st.st_size)
-    return total
+    try:
+        st = vault.lstat_cipher(top)
+        if not stat_mod.S_ISDIR(st.st_mode):
+            return size(st.st_size) if stat_mod.S_ISREG(st.st_mode) else 0
+        fd = vault.dirs.open_dir(top)
+    except OSError:
+        return 0
+    try:
+        return sum(
+            size(n) for n in _tree_file_sizes(fd, lambda name: name == DIRIV_NAME or is_name_file(name))
+        )
+    finally:
+        os.close(fd)
 
 
 def export(
@@ -122,33 +150,75 @@ def export(
         raise FsError(errno.EEXIST, f"{target}: already exists")
     if not target.parent.is_dir():
         raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
-    _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, target, job)
+    try:
+        parent_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise fs_error(e, target.parent) from None
+    try:
+        # An existing destination directory is the user's choice and may be a symlink to one.
+        out = _Dest(parent_fd, target.name or ".", target, follow=True)
+        _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, out, job)
+    finally:
+        os.close(parent_fd)
     return job.report
 
 
-def _export_entry(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Path, job: _Job) -> None:
+@dataclass
+class _Dest:
+    """Where an exported object goes: a name in an open local directory (`shown` for messages)."""
+
+    dir_fd: int
+    name: str
+    shown: Path
+    follow: bool = False
+
+    def child(self, fd: int, name: str) -> _Dest:
+        return _Dest(fd, name, self.shown / name)
+
+
+def _export_entry(vault: Vault, path: str, cpath: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
     """Export one object; the walk goes by cipher paths so no path is encrypted twice."""
     mode = st.mode
     if stat_mod.S_ISDIR(mode):
-        _export_dir(vault, path, cpath, st, target, job)
+        _export_dir(vault, path, cpath, st, out, job)
     elif stat_mod.S_ISREG(mode):
-        _export_file(vault, path, cpath, st, target, job)
+        _export_file(vault, path, cpath, st, out, job)
     elif stat_mod.S_ISLNK(mode):
         try:
             link = vault.readlink_cipher(cpath, path)
         except VaultError as e:
             job.fail(path, str(e))
             return
-        os.symlink(link, target)
-        os.utime(target, ns=(st.atime_ns, st.mtime_ns), follow_symlinks=False)
+        try:
+            os.symlink(link, out.name, dir_fd=out.dir_fd)
+            os.utime(out.name, ns=(st.atime_ns, st.mtime_ns), dir_fd=out.dir_fd, follow_symlinks=False)
+        except OSError as e:
+            raise fs_error(e, out.shown) from None
         job.report.symlinks += 1
     else:
         job.report.skipped.append((path, "not a regular file, directory or symlink"))
 
 
-def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, target: Path, job: _Job) -> None:
-    if not target.exists():
-        os.mkdir(target, 0o700)
+def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
+    flags = _DIR_READ & ~os.O_NOFOLLOW if out.follow else _DIR_READ
+    try:
+        with contextlib.suppress(FileExistsError):  # the root of an export into an empty dir
+            os.mkdir(out.name, 0o700, dir_fd=out.dir_fd)
+        dir_fd = os.open(out.name, flags, dir_fd=out.dir_fd)
+    except OSError as e:
+        raise fs_error(e, out.shown) from None
+    try:
+        _export_children(vault, path, cdir, dir_fd, out, job)
+        # Mode and times last: children would change the mtime, and a 0500 dir refuses writes.
+        os.fchmod(dir_fd, stat_mod.S_IMODE(st.mode))
+        os.utime(dir_fd, ns=(st.atime_ns, st.mtime_ns))
+    except OSError as e:
+        raise fs_error(e, out.shown) from None
+    finally:
+        os.close(dir_fd)
+
+
+def _export_children(vault: Vault, path: str, cdir: Path, dir_fd: int, out: _Dest, job: _Job) -> None:
     job.report.dirs += 1
     try:
         entries = sorted(
@@ -168,10 +238,7 @@ def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, target: Path
         except VaultError as err:
             job.fail(child, str(err))
             continue
-        _export_entry(vault, child, ccpath, cst, target / e.name, job)
-    # Mode and times last: children would change the mtime, and a 0500 dir refuses writes.
-    os.chmod(target, stat_mod.S_IMODE(st.mode))
-    os.utime(target, ns=(st.atime_ns, st.mtime_ns))
+        _export_entry(vault, child, ccpath, cst, out.child(dir_fd, e.name), job)
 
 
 class _AtomicFile:
@@ -184,14 +251,16 @@ class _AtomicFile:
 
     _proc_fd: int | None = None
 
-    def __init__(self, target: Path) -> None:
-        self.target = target
-        self.tmp: Path | None = None
+    def __init__(self, dir_fd: int, name: str) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.tmp: str | None = None
         try:
-            self.fd = os.open(target.parent, os.O_WRONLY | os.O_TMPFILE, 0o600)
+            self.fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         except (OSError, AttributeError):
-            self.tmp = target.with_name(_tmp_name())
-            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self.tmp = _tmp_name()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            self.fd = os.open(self.tmp, flags, 0o600, dir_fd=dir_fd)
 
     @classmethod
     def _proc(cls) -> int:
@@ -202,11 +271,13 @@ class _AtomicFile:
     def commit(self) -> None:
         if self.tmp is None:
             # linkat(AT_SYMLINK_FOLLOW) on /proc/self/fd/N names the open unnamed file.
-            os.link(str(self.fd), self.target, src_dir_fd=self._proc(), follow_symlinks=True)
+            os.link(
+                str(self.fd), self.name, src_dir_fd=self._proc(), dst_dir_fd=self.dir_fd, follow_symlinks=True
+            )
             os.close(self.fd)
         else:
             os.close(self.fd)
-            os.rename(self.tmp, self.target)
+            os.rename(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
             self.tmp = None
         self.fd = -1
 
@@ -216,11 +287,14 @@ class _AtomicFile:
             self.fd = -1
         if self.tmp is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self.tmp)
+                os.unlink(self.tmp, dir_fd=self.dir_fd)
 
 
-def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Path, job: _Job) -> None:
-    out = _AtomicFile(target)
+def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, dest: _Dest, job: _Job) -> None:
+    try:
+        out = _AtomicFile(dest.dir_fd, dest.name)
+    except OSError as e:
+        raise fs_error(e, dest.shown) from None
     try:
         with vault.open_cipher_file(cpath, path) as f:
             f.decrypt_to(out.fd, job.step, processes=job.processes)
@@ -232,7 +306,7 @@ def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Pa
         job.fail(path, str(e))
     except OSError as e:
         # A full or failing destination ends the whole export: every later file would fail too.
-        raise FsError(e.errno or errno.EIO, f"{target}: {e.strerror or e}") from None
+        raise fs_error(e, dest.shown) from None
     finally:
         out.discard()
 
@@ -244,14 +318,14 @@ def source_size(src: Path) -> int:
     st = os.lstat(src)
     if not stat_mod.S_ISDIR(st.st_mode):
         return st.st_size if stat_mod.S_ISREG(st.st_mode) else 0
-    total = 0
-    for root, _dirs, files in os.walk(src):
-        for name in files:
-            with contextlib.suppress(OSError):
-                s = os.lstat(os.path.join(root, name))
-                if stat_mod.S_ISREG(s.st_mode):
-                    total += s.st_size
-    return total
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return sum(_tree_file_sizes(fd, lambda _name: False))
+    finally:
+        os.close(fd)
 
 
 def import_(
@@ -274,30 +348,60 @@ def import_(
     try:
         sst = os.lstat(source)
     except OSError as e:
-        raise FsError(e.errno or errno.ENOENT, f"{source}: {e.strerror}") from None
+        raise fs_error(e, source) from None
     parts = split_path(path)
     if vault.exists(path):
         if not stat_mod.S_ISDIR(vault.stat(path).mode):
-            raise FsError(errno.EEXIST, f"{path}: already exists in the vault")
+            raise FsError(errno.EEXIST, f"{short_path(path)}: already exists in the vault")
         if stat_mod.S_ISDIR(sst.st_mode) and os.fspath(src).endswith("/"):
             # rsync's convention: "SRC/" means the contents of SRC go into PATH.
-            importer = _Importer(vault, job)
-            importer.dir_contents(os.fspath(source), "/".join(parts), vault.cipher_path(path), fresh=False)
+            with _open_source(source) as top:
+                _Importer(vault, job).dir_contents(top, "/".join(parts), vault.cipher_path(path), fresh=False)
             return job.report
         parts = [*parts, source.name]
     dest = "/".join(parts)
     if vault.exists(dest):
-        raise FsError(errno.EEXIST, f"{dest}: already exists in the vault")
+        raise FsError(errno.EEXIST, f"{short_path(dest)}: already exists in the vault")
     # The only plain path encrypted whole: below it, the walk goes by cipher paths.
     cparent = vault.cipher_path("/".join(parts[:-1]))
-    if not cparent.is_dir():
-        raise FsError(errno.ENOENT, f"{dest}: parent directory does not exist")
-    _Importer(vault, job).entry(os.fspath(source), sst, cparent, parts[-1], dest)
+    try:
+        parent_is_dir = stat_mod.S_ISDIR(vault.lstat_cipher(cparent).st_mode)
+    except OSError:
+        parent_is_dir = False
+    if not parent_is_dir:
+        raise FsError(errno.ENOENT, f"{short_path(dest)}: parent directory does not exist")
+    # The source is named by the user: its parent is opened following symlinks, the source
+    # itself is what lstat saw.
+    with _open_source(source.parent) as parent:
+        _Importer(vault, job).entry(parent.child(source.name or "."), sst, cparent, parts[-1], dest)
     return job.report
 
 
+@dataclass
+class _Source:
+    """A local object to import: a name in an open directory (`shown` for messages)."""
+
+    dir_fd: int
+    name: str
+    shown: str
+
+    def child(self, name: str) -> _Source:
+        """An entry of this source, which must be an open directory (name "")."""
+        return _Source(self.dir_fd, name, os.path.join(self.shown, name))
+
+
+@contextlib.contextmanager
+def _open_source(path: Path) -> Iterator[_Source]:
+    """A local directory named by the user, open, as a `_Source` whose children are its entries."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield _Source(fd, "", os.fspath(path))
+    finally:
+        os.close(fd)
+
+
 def _os_error(e: OSError, where: str) -> FsError:
-    return FsError(e.errno or errno.EIO, f"{where}: {e.strerror or e}")
+    return fs_error(e, where)
 
 
 class _Importer:
@@ -317,9 +421,9 @@ class _Importer:
         self.tmp = _tmp_name()
 
     def exists(self, src: str, dest: str) -> None:
-        self.job.fail(src, f"{dest} already exists in the vault")
+        self.job.fail(src, f"{short_path(dest)} already exists in the vault")
 
-    def entry(self, src: str, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
+    def entry(self, src: _Source, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
         """Import one object as `name` in the cipher directory `cparent` (vault path `dest`)."""
         vault, mode = self.vault, st.st_mode
         if stat_mod.S_ISREG(mode):
@@ -330,78 +434,94 @@ class _Importer:
             except FsError as e:
                 if e.errno != errno.EEXIST:
                     raise
-                self.exists(src, dest)
+                self.exists(src.shown, dest)
                 return
             self.job.report.dirs += 1
-            self.dir_contents(src, dest, cdir, fresh=True)
+            try:
+                sub = os.open(src.name, _DIR_READ, dir_fd=src.dir_fd)
+            except OSError as e:
+                self.job.fail(src.shown, e.strerror or str(e))
+                return
+            try:
+                self.dir_contents(_Source(sub, "", src.shown), dest, cdir, fresh=True)
+            finally:
+                os.close(sub)
             # Mode and times last: children change the mtime, and a 0500 dir refuses writes.
             try:
-                os.chmod(cdir, stat_mod.S_IMODE(mode))
-                os.utime(cdir, ns=(st.st_atime_ns, st.st_mtime_ns))
+                vault.chmod_cipher(cdir, stat_mod.S_IMODE(mode))
+                vault.utime_cipher(cdir, (st.st_atime_ns, st.st_mtime_ns))
             except OSError as e:
                 raise _os_error(e, dest) from None
         elif stat_mod.S_ISLNK(mode):
             try:
-                target = os.readlink(src)
+                target = os.readlink(src.name, dir_fd=src.dir_fd)
             except OSError as e:
-                self.job.fail(src, e.strerror or str(e))
+                self.job.fail(src.shown, e.strerror or str(e))
                 return
             try:
                 clink = vault.symlink_at(cparent, name, target, dest)
             except FsError as e:
                 if e.errno != errno.EEXIST:
                     raise
-                self.exists(src, dest)
+                self.exists(src.shown, dest)
                 return
             try:
-                os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+                vault.utime_cipher(clink, (st.st_atime_ns, st.st_mtime_ns))
             except OSError as e:
                 raise _os_error(e, dest) from None
             self.job.report.symlinks += 1
         else:
-            self.job.report.skipped.append((src, "not a regular file, directory or symlink"))
+            self.job.report.skipped.append((src.shown, "not a regular file, directory or symlink"))
 
-    def dir_contents(self, src: str, dest: str, cdir: Path, *, fresh: bool) -> None:
-        """Import the entries of the local directory `src` into the cipher directory `cdir`.
+    def dir_contents(self, src: _Source, dest: str, cdir: Path, *, fresh: bool) -> None:
+        """Import the entries of an open local directory into the cipher directory `cdir`.
 
         A `fresh` directory was just made by this import and holds none of the names yet;
         in any other, each name is looked up first so an existing one is reported before
         its content is encrypted in vain.
         """
         vault, job = self.vault, self.job
-        with os.scandir(src) as it:
+        with os.scandir(src.dir_fd) as it:
             entries = sorted(it, key=lambda e: e.name)
         for e in entries:
+            child_src = src.child(e.name)
             try:
                 st = e.stat(follow_symlinks=False)
             except OSError as err:
-                job.fail(e.path, err.strerror or str(err))
+                job.fail(child_src.shown, err.strerror or str(err))
                 continue
             child = _join(dest, e.name)
             if not fresh:
                 try:
                     disk = vault.encrypt_component(cdir, e.name)[0]
                 except VaultError as err:  # a name the vault cannot hold (too long, reserved)
-                    job.fail(e.path, str(err))
+                    job.fail(child_src.shown, str(err))
                     continue
-                if os.path.lexists(cdir / disk):
-                    self.exists(e.path, child)
+                if vault.lexists_cipher(cdir / disk):
+                    self.exists(child_src.shown, child)
                     continue
-            self.entry(e.path, st, cdir, e.name, child)
+            self.entry(child_src, st, cdir, e.name, child)
 
-    def file(self, src: str, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
+    def file(self, src: _Source, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
         """Encrypt one file under the temporary name, then rename it to `name` (never replacing)."""
         vault, job = self.vault, self.job
         try:
-            fin = open(src, "rb", buffering=0)  # noqa: SIM115 - closed by `with fin` below
+            # O_NONBLOCK: if the name became a FIFO since the listing, do not wait on it.
+            fd = os.open(
+                src.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src.dir_fd
+            )
+            fin = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by `with fin` below
         except OSError as e:
-            job.fail(src, e.strerror or str(e))
+            job.fail(src.shown, e.strerror or str(e))
             return
         tmp = _join(dest.rpartition("/")[0], self.tmp)  # for messages only
         done = False
         made = False
         try:
             with fin:
+                if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                    job.fail(src.shown, "no longer a regular file")
+                    return
                 # Errors while writing name the file as the user knows it, not its temporary.
                 out, _cpath = vault.create_at(cparent, self.tmp, 0o600, dest)
                 made = True
@@ -418,13 +538,13 @@ class _Importer:
             except FsError as e:
                 if e.errno != errno.EEXIST:
                     raise
-                self.exists(src, dest)  # made by someone else meanwhile: theirs stays
+                self.exists(src.shown, dest)  # made by someone else meanwhile: theirs stays
                 return
             done = True
             job.count_file()
         except OSError as e:
             # A full or failing disk ends the whole import: every later file would fail too.
-            raise FsError(e.errno or errno.EIO, f"{src}: {e.strerror or e}") from None
+            raise fs_error(e, src.shown) from None
         finally:
             if made and not done:
                 with contextlib.suppress(VaultError):

@@ -6,7 +6,9 @@ import errno as _errno
 import os
 from enum import IntEnum
 
-SHORT_PATH_MAX = 160  # characters of a path kept in a message; more is elided in the middle
+# Characters of a path kept whole in a message (one name alone may be 255); longer paths
+# lose their middle.
+SHORT_PATH_MAX = 400
 
 
 class ExitCode(IntEnum):
