@@ -141,15 +141,18 @@ def export(
     st = vault.stat(path)
     target = Path(dest)
     parts = split_path(path)
-    if target.is_dir():
-        if parts:
-            target = target / parts[-1]
-        elif any(target.iterdir()):
-            raise FsError(errno.ENOTEMPTY, f"{target}: destination directory is not empty")
-    if parts and os.path.lexists(target):
-        raise FsError(errno.EEXIST, f"{target}: already exists")
-    if not target.parent.is_dir():
-        raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
+    try:
+        if target.is_dir():
+            if parts:
+                target = target / parts[-1]
+            elif any(target.iterdir()):
+                raise FsError(errno.ENOTEMPTY, f"{short_path(target)}: destination directory is not empty")
+        if parts and os.path.lexists(target):
+            raise FsError(errno.EEXIST, f"{short_path(target)}: already exists")
+        if not target.parent.is_dir():
+            raise FsError(errno.ENOENT, f"{short_path(target.parent)}: destination directory does not exist")
+    except OSError as e:  # e.g. a destination name over 255 bytes
+        raise fs_error(e, target) from None
     try:
         parent_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:

@@ -93,7 +93,10 @@ def check_plain_name(name: bytes) -> None:
     if b"/" in name or b"\0" in name:
         raise FsError(errno.EINVAL, f"file name {os.fsdecode(name)!r} contains '/' or NUL")
     if len(name) > NAME_MAX:
-        raise FsError(errno.ENAMETOOLONG, f"file name is {len(name)} bytes, the limit is 255")
+        shown = short_path(os.fsdecode(name), 80)
+        raise FsError(
+            errno.ENAMETOOLONG, f"{shown!r}: file name too long ({len(name)} bytes, at most {NAME_MAX})"
+        )
 
 
 def is_long_name(cipher_name: str) -> bool:
