@@ -75,6 +75,17 @@ def _write_at(dir_fd: int, name: str, data: bytes) -> None:
         os.close(fd)
 
 
+def _read_at(dir_fd: int, name: str) -> bytes:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_tree(root: Path) -> Manifest:
     """Relative path -> (kind, content or link target) of a tree, read relative to dir fds."""
     out: Manifest = {}
@@ -93,11 +104,7 @@ def read_tree(root: Path) -> Manifest:
             elif stat_mod.S_ISLNK(st.st_mode):
                 out[rel] = ("link", os.fsencode(os.readlink(name, dir_fd=dir_fd)))
             else:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
-                try:
-                    out[rel] = ("file", b"".join(iter(lambda: os.read(fd, 1 << 16), b"")))
-                finally:
-                    os.close(fd)
+                out[rel] = ("file", _read_at(dir_fd, name))
 
     top = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
