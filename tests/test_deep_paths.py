@@ -273,11 +273,13 @@ class Here:
 
     def deep_dirs(self, total: int) -> str:
         """Make the directories of a relative path of exactly `total` bytes; return the path
-        (its last component is not made). Components are NAME_MAX long, like pjdfstest's."""
+        (its last component is not made). Components are NAME_MAX/2 long, like pjdfstest's:
+        long enough to make the cipher path a third longer, short enough not to be hashed."""
+        comp = NAME_MAX // 2
         parts: list[str] = []
-        while total > NAME_MAX + 1:
-            parts.append(f"{len(parts):03d}" + "p" * (NAME_MAX - 3))
-            total -= NAME_MAX + 1
+        while total > comp + 1:
+            parts.append(f"{len(parts):03d}" + "p" * (comp - 3))
+            total -= comp + 1
         parts.append("q" * total)
         fd = os.dup(self.fd)
         try:
