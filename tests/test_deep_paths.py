@@ -39,9 +39,9 @@ Manifest = dict[str, tuple[str, bytes]]
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-def mount_vault(cipherdir: Path, mountpoint: Path) -> object:
+def mount_vault(cipherdir: Path, mountpoint: Path, password: str = PASSWORD) -> object:
     return mounted_ops(
-        lambda: ForwardOperations(Vault.open(cipherdir, password=PASSWORD.encode())),
+        lambda: ForwardOperations(Vault.open(cipherdir, password=password.encode())),
         mountpoint,
         set(FORWARD_MOUNT_OPTIONS),
     )
