@@ -511,6 +511,11 @@ class MainScreen(Screen[None]):
     def _child(self, name: str) -> str:
         return f"{self.cwd}/{name}" if self.cwd else name
 
+    def _absolute(self, name: str) -> str:
+        """`name` in the shown directory as an absolute vault path: commands resolve a relative
+        path against the session's directory, which already is the shown one."""
+        return "/" + self._child(name)
+
     @work(thread=True, exclusive=True, group="info")
     def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
         if plain_side:
@@ -754,7 +759,7 @@ class MainScreen(Screen[None]):
     def action_mkdir(self) -> None:
         def go(name: str | None) -> None:
             if name:
-                self.vapp.run_command(f"mkdir {_q(self._child(name))}", select=name.split("/")[0])
+                self.vapp.run_command(f"mkdir {_q(self._absolute(name))}", select=name.split("/")[0])
 
         self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
 
@@ -767,7 +772,7 @@ class MainScreen(Screen[None]):
         def go(new: str | None) -> None:
             if new and new != old:
                 self.vapp.run_command(
-                    f"mv {_q('/' + path)} {_q(self._child(new))}", select=new.split("/")[-1]
+                    f"mv {_q('/' + path)} {_q(self._absolute(new))}", select=new.split("/")[-1]
                 )
 
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)

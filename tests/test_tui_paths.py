@@ -1,0 +1,92 @@
+"""TUI actions at the root and deep in the tree: paths, overwrites, Tab in the inputs, dialogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_app import (
+    MASTER_KEY,
+    SIZE,
+    answer_prompt,
+    command_done,
+    log_text,
+    make_vault,
+    select_plain,
+    wait_for,
+)
+from textual.pilot import Pilot
+
+from vaultsh.tui.app import VaultApp
+from vaultsh.vault.vault import Vault
+
+DEEP = "a/b/c"
+# Each action is tried in the root and three levels down: paths built for the root only
+# (relative to the session's directory) go wrong in subdirectories.
+DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
+
+
+@pytest.fixture
+def deep_vault(tmp_path: Path) -> Path:
+    """The test vault plus a/b/c holding todo.txt and, like a trap, a/b/c/a/b/c."""
+    root = tmp_path / "vault"
+    vault = make_vault(root)
+    vault.mkdir("a")
+    vault.mkdir("a/b")
+    vault.mkdir(DEEP)
+    vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
+    vault.write_file("todo.txt", b"root todo\n")
+    # The path a child name gets when it is resolved against the current directory twice.
+    for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
+        vault.mkdir(part)
+    return root
+
+
+def join(where: str, name: str) -> str:
+    return f"{where}/{name}" if where else name
+
+
+async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
+    """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
+    await wait_for(
+        pilot, lambda: app.vault is not None and not app.main.loading and bool(app.main.plain.rows)
+    )
+    for part in [p for p in where.split("/") if p]:
+        select_plain(app.main, part)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)
+    assert app.main.cwd == where
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("n")
+        await answer_prompt(pilot, app, "archive")
+        await command_done(pilot, app)
+        vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+        assert vault.stat(join(where, "archive")).kind == "dir", log_text(app)
+        assert not where or not vault.exists(f"{where}/{where}/archive")
+        assert app.main.cwd == where
+        assert app.main.plain.current is not None and app.main.plain.current.plain_name == "archive"
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "todo.txt")
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "done.txt")
+        await command_done(pilot, app)
+        vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+        assert vault.read_file(join(where, "done.txt")).endswith(b"\n"), log_text(app)
+        assert not vault.exists(join(where, "todo.txt"))
+        assert not where or not vault.exists(f"{where}/{where}/done.txt")
+        assert app.main.plain.current is not None and app.main.plain.current.plain_name == "done.txt"
