@@ -17,8 +17,10 @@ from test_tui_app import (
     wait_for,
 )
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.screens import ConfirmScreen
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -57,6 +59,7 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)
     assert app.main.cwd == where
+    await pilot.pause()  # the pane takes the focus once laid out
 
 
 @pytest.mark.asyncio
@@ -90,3 +93,36 @@ async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, w
         assert not vault.exists(join(where, "todo.txt"))
         assert not where or not vault.exists(f"{where}/{where}/done.txt")
         assert app.main.plain.current is not None and app.main.plain.current.plain_name == "done.txt"
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("slash", "t", "o", "d", "tab")
+        assert box.has_focus and box.value == "todo.txt"
+        await pilot.press("d", "y")  # would delete the selection if the focus had left
+        await pilot.pause()
+        assert box.has_focus and box.value == "todo.txtdy"
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert Vault.open(deep_vault, master_key=MASTER_KEY).exists(join(where, "todo.txt"))
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_tab_in_the_command_line_completes_commands_and_names(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("colon", "c", "a", "tab")
+        assert box.has_focus and box.value == "cat", (app.focused, box.value, log_text(app))
+        await pilot.press("space", "t", "o", "tab")
+        assert box.has_focus and box.value == "cat todo.txt"
+        await pilot.press("shift+tab", "enter")
+        await command_done(pilot, app)
+        expected = "buy milk" if where else "root todo"
+        assert expected in log_text(app)

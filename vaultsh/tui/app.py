@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 from vaultsh.service import commands
 from vaultsh.service.passwords import SecretSource
 from vaultsh.service.transfer import Cancelled
+from vaultsh.tui.completion import CompletingInput, candidates_hint
 from vaultsh.tui.inspect import (
     InfoPanel,
     describe_cipher,
@@ -257,7 +258,12 @@ class MainScreen(Screen[None]):
             # min_width: RichLog renders at least 78 cells wide and crops, which cut long lines.
             yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP, min_width=LOG_MIN_WIDTH)
         yield TransferBar(id="transfer")
-        yield Input(id="cmdline", placeholder="command (help lists them)")
+        yield CompletingInput(
+            id="cmdline",
+            placeholder="command (help lists them)",
+            completer=self._complete_input,
+            on_candidates=lambda found: self.vapp.log_line(candidates_hint(found), ""),
+        )
         yield Static("", id="status")
         yield Footer(compact=True)  # every key fits on a 120-column terminal
 
@@ -598,6 +604,18 @@ class MainScreen(Screen[None]):
         box = self.query_one("#cmdline", Input)
         box.display = False
         self.focus_active()
+
+    def _complete_input(self, before: str) -> tuple[str, list[str]]:
+        """Tab in the bottom input: a filter completes to names here, a command line as the
+        shell completes it (command names, decrypted names, local paths)."""
+        if self.input_mode == "filter":
+            needle = before.casefold()
+            names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
+            return before, sorted(n for n in names if n.casefold().startswith(needle))
+        session = self.vapp.session
+        if session is None:
+            return before, []
+        return commands.current_word(before), commands.complete(session, before)
 
     @on(Input.Changed, "#cmdline")
     def _input_changed(self, event: Input.Changed) -> None:
