@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from vaultsh.tui.app import VaultApp
-from vaultsh.tui.screens import ConfirmScreen
+from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -126,3 +126,44 @@ async def test_tab_in_the_command_line_completes_commands_and_names(deep_vault: 
         await command_done(pilot, app)
         expected = "buy milk" if where else "root todo"
         assert expected in log_text(app)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
+    deep_vault: Path, where: str
+) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.write_file(join(where, "other.txt"), b"other\n")
+    vault.symlink("todo.txt", join(where, "shortcut"))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        todo = vault.read_file(join(where, "todo.txt"))
+
+        async def rename(name: str, to: str, answer: str) -> None:
+            select_plain(app.main, name)
+            await pilot.press("r")
+            await answer_prompt(pilot, app, to)
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            assert f"/{join(where, to)} already exists" in str(app.screen.question)
+            await pilot.press(answer)
+            await command_done(pilot, app)
+
+        await rename("todo.txt", "other.txt", "c")
+        assert vault.read_file(join(where, "other.txt")) == b"other\n"
+        assert vault.read_file(join(where, "todo.txt")) == todo
+
+        await rename("todo.txt", "other.txt", "escape")
+        assert vault.read_file(join(where, "todo.txt")) == todo
+
+        await rename("todo.txt", "shortcut", "k")  # a symlink is asked about too
+        assert vault.readlink(join(where, "shortcut")) == "todo.txt"
+        assert vault.read_file(join(where, "shortcut (2)")) == todo
+        assert not vault.exists(join(where, "todo.txt"))
+
+        await rename("shortcut (2)", "other.txt", "o")
+        assert vault.read_file(join(where, "other.txt")) == todo
+        assert not vault.exists(join(where, "shortcut (2)"))
+        names = [e.plain_name for e in app.main.plain.rows]
+        assert "other.txt" in names and "shortcut (2)" not in names

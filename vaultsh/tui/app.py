@@ -181,6 +181,12 @@ class TuiIO:
     def confirm(self, question: str) -> bool:
         return bool(self.ask(ConfirmScreen("Please confirm", question)))
 
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str:
+        """commands.Chooser: a button per choice, its key the label's first letter; Esc cancels."""
+        buttons = [(value, label[0].lower(), label) for value, label in choices]
+        answer = self.ask(ChoiceScreen("Please choose", question, buttons, default=choices[-1][0]))
+        return str(answer) if answer is not None else "cancel"
+
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_INTERVAL or (total and done >= total):
