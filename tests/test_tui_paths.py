@@ -16,11 +16,12 @@ from test_tui_app import (
     select_plain,
     wait_for,
 )
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from vaultsh.tui.app import VaultApp
-from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen
+from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -167,3 +168,50 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
         assert not vault.exists(join(where, "shortcut (2)"))
         names = [e.plain_name for e in app.main.plain.rows]
         assert "other.txt" in names and "shortcut (2)" not in names
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_footer(
+    deep_vault: Path, where: str
+) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, where)
+        plain_rows = app.main.plain.size.height
+        assert plain_rows >= 10 and plain_rows > app.main.query_one("#info").size.height
+        shown = {
+            str(key.action): key.region
+            for key in app.main.query("FooterKey")
+            if key.region.right <= 80 and key.region.width > 0
+        }
+        assert {"help", "quit_app"} <= set(shown), shown
+
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        keys = app.screen.query_one("#help-keys", VerticalScroll)
+        hint = app.screen.query_one(".dialog-hint")
+        assert keys.has_focus and keys.max_scroll_y > 0  # more keys than rows: it scrolls
+        assert hint.region.bottom <= 24 and "closes this help" in str(hint.render())
+        await pilot.press("end")
+        await wait_for(pilot, lambda: keys.scroll_y == keys.max_scroll_y)
+        table = keys.query(Static).last()
+        assert table.region.bottom == keys.region.bottom  # its last row is in view
+        assert app.screen.keys[-1] == app.main.help_keys()[-1]  # type: ignore[attr-defined]
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+
+@pytest.mark.asyncio
+async def test_below_80x24_a_clear_notice_replaces_the_panes(deep_vault: Path) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await open_at(pilot, app, "")
+        notice = app.main.query_one("#too-small", Static)
+        assert notice.display and "Terminal too small: 70×20" in str(notice.render())
+        assert "at least 80×24" in str(notice.render())
+        assert app.main.query_one("#panes").region.height == 0
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.main.query_one("#panes").region.height > 0)
+        assert app.main.query_one("#too-small").region.height == 0

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from rich.cells import cell_len
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -36,6 +36,7 @@ from vaultsh.tui.inspect import (
     describe_view_cipher,
     describe_view_plain,
 )
+from vaultsh.tui.layout import lower_height, too_small
 from vaultsh.tui.panes import (
     ROLE_OBJECT,
     ROLE_SIDECAR,
@@ -203,7 +204,10 @@ class TuiIO:
 class MainScreen(Screen[None]):
     """Plain pane, cipher pane, info panel, log, command line and status bar."""
 
+    # Help and Quit come first: the footer shows keys in this order and cuts what does not fit.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1,question_mark", "help", "Help", tooltip="this help"),
+        Binding("f10,q", "quit_app", "Quit", tooltip="quit (asks to unmount if mounted)"),
         Binding("tab", "switch_pane", "Pane", tooltip="switch between the plain and cipher pane"),
         Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
         Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
@@ -222,10 +226,8 @@ class MainScreen(Screen[None]):
         Binding("I", "vault_info", "Info", show=False, tooltip="show the vault's config summary"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="reload the directory"),
         Binding("t", "cycle_theme", "Theme", show=False, tooltip="next colour theme"),
-        Binding("f1,question_mark", "help", "Help", tooltip="this help"),
         Binding("f2,colon", "command_line", "Cmd", tooltip="command line (same commands as the shell)"),
         Binding("escape", "escape", "Cancel", show=False, tooltip="cancel a transfer, clear the filter"),
-        Binding("f10,q", "quit_app", "Quit", tooltip="quit (asks to unmount if mounted)"),
     ]
 
     # keys handled by the list widgets, listed in the help too
@@ -271,6 +273,7 @@ class MainScreen(Screen[None]):
             on_candidates=lambda found: self.vapp.log_line(candidates_hint(found), ""),
         )
         yield Static("", id="status")
+        yield Static("", id="too-small")
         yield Footer(compact=True)  # every key fits on a 120-column terminal
 
     def on_mount(self) -> None:
@@ -308,7 +311,11 @@ class MainScreen(Screen[None]):
     def focus_active(self) -> None:
         self.set_focus(self.active_list())  # at once: the next queued key goes to the pane
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        notice = too_small(event.size)
+        self.set_class(notice is not None, "too-small")
+        self.query_one("#too-small", Static).update(notice or "")
+        self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
         self.call_after_refresh(self.vapp.update_status)
@@ -864,9 +871,13 @@ class MainScreen(Screen[None]):
 
     def help_keys(self) -> list[tuple[str, str]]:
         """The help's key list for this mode: a reverse-mode folder has no write keys."""
+        # Help and Quit lead the footer; in the help they close the list.
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        last = [b for b in bindings if b.action in ("help", "quit_app")]
+        bindings = [b for b in bindings if b not in last] + last
         if self.vapp.reverse is None:
-            return describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
-        bindings = [b for b in self.BINDINGS if not (isinstance(b, Binding) and b.action in WRITE_ACTIONS)]
+            return describe_bindings(bindings) + self.LIST_KEYS
+        bindings = [b for b in bindings if b.action not in WRITE_ACTIONS]
         return describe_bindings(bindings, REVERSE_TOOLTIPS) + self.LIST_KEYS
 
     def action_help(self) -> None:
