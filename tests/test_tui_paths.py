@@ -6,11 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fuse_harness import require_fuse
 from test_tui_app import (
     MASTER_KEY,
     SIZE,
     answer_prompt,
+    cleaned_up,
     command_done,
+    kernel_mounted,
     log_text,
     make_vault,
     select_plain,
@@ -215,3 +218,37 @@ async def test_below_80x24_a_clear_notice_replaces_the_panes(deep_vault: Path) -
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: app.main.query_one("#panes").region.height > 0)
         assert app.main.query_one("#too-small").region.height == 0
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_the_suggested_mountpoint_is_offered_to_be_created(
+    deep_vault: Path, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fuse()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    suggested = home / "mnt" / "vault"
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    with cleaned_up(suggested):
+        async with app.run_test(size=SIZE) as pilot:
+            await open_at(pilot, app, where)
+            await pilot.press("m")
+            await answer_prompt(pilot, app, app.screen.query_one("#answer", Input).value)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert f"{suggested} does not exist" in str(app.screen.question)
+            await pilot.press("n")  # declined: nothing made, nothing mounted
+            await pilot.pause()
+            assert not suggested.exists() and not app.busy
+            await pilot.press("m")
+            await answer_prompt(pilot, app, str(suggested))
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await command_done(pilot, app)
+            assert kernel_mounted(suggested), log_text(app)
+            assert (suggested / join(where, "todo.txt")).read_bytes().endswith(b"\n")
+            await pilot.press("u")
+            await command_done(pilot, app)
+            assert not kernel_mounted(suggested)
+            assert (suggested.stat().st_mode & 0o777) == 0o700

@@ -825,7 +825,7 @@ class MainScreen(Screen[None]):
     def action_mount(self) -> None:
         def go(mountpoint: str | None) -> None:
             if mountpoint:
-                self.vapp.run_command(f"mount {_q(mountpoint)}")
+                self._mount_at(mountpoint)
 
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
         if self.vapp.reverse is not None:
@@ -833,6 +833,27 @@ class MainScreen(Screen[None]):
             self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted"), go)
             return
         self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
+
+    def _mount_at(self, mountpoint: str) -> None:
+        """Mount at `mountpoint`; a missing one (the suggested ~/mnt/NAME) is offered to be made."""
+        where = Path(mountpoint).expanduser()
+        if where.exists() or where.is_symlink():
+            self.vapp.run_command(f"mount {_q(mountpoint)}")
+            return
+
+        def create(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                where.mkdir(mode=0o700, parents=True)
+            except OSError as e:
+                self.vapp.log_line(f"{where}: cannot create the mountpoint: {e.strerror or e}", "error")
+                return
+            self.vapp.log_line(f"created {where}", "")
+            self.vapp.run_command(f"mount {_q(str(where))}")
+
+        question = f"{where} does not exist. Create it (mode 0700) and mount there?"
+        self._ask(ConfirmScreen("Mount", question, yes="Create", no="Cancel"), create)
 
     def action_unmount(self) -> None:
         self.vapp.run_command("unmount")
