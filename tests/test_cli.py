@@ -431,6 +431,10 @@ def test_mkdir_mv_rm_subcommands(vault: tuple[Path, str], pw: Path) -> None:
     run("mkdir", "-p", *base, "a/b c", check=True)
     run("mv", *base, "docs/notes.txt", "a/b c", check=True)
     assert run("cat", *base, "a/b c/notes.txt", check=True).stdout == "hello vault\n"
+    p = run("mv", *base, "a/b c/notes.txt", "link")  # onto a symlink: refused, nothing asked
+    assert p.returncode == 11 and p.stderr == "vaultsh: /link: already exists (mv -f overwrites it)\n"
+    run("mv", "--force", *base, "a/b c/notes.txt", "link", check=True)
+    assert run("cat", *base, "link", check=True).stdout == "hello vault\n"
     p = run("rm", *base, "a")
     assert p.returncode == 11 and "rm -r" in p.stderr and len(p.stderr.splitlines()) == 1
     run("rm", "-r", *base, "a", check=True)

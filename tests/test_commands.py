@@ -363,7 +363,7 @@ def test_theme_goes_to_the_front_end_hook(sess: Session) -> None:
         ("cat 'unclosed", 1, "cannot parse"),
         ("ls -z", 1, "unknown option -z"),
         ("ls --long", 1, "unknown option --long"),
-        ("mv one", 1, "usage: mv SRC DST"),
+        ("mv one", 1, "usage: mv [-f] SRC DST"),
         ("pwd extra", 1, "usage: pwd"),
     ],
 )

@@ -157,3 +157,27 @@ def test_script_mode_reads_commands_and_secrets_from_lines(vault: tuple[Vault, b
     assert out.getvalue().splitlines() == [format_master_key(key), "hello vault"]
     status = run_script(factory, ["cat nope\n"], stdout=out, stderr=err)
     assert status == 11 and "nope" in err.getvalue()
+
+
+def test_mv_onto_an_existing_file_asks_and_a_script_refuses(vault: tuple[Vault, bytes]) -> None:
+    v = vault[0]
+    sh = Shell(v)
+    sh.type("mv alpha.txt docs/notes.txt\nc\nmv alpha.txt docs/notes.txt\nk\n\x04")
+    assert v.read_file("docs/notes.txt") == b"hello vault\n"
+    assert v.read_file("docs/notes (2).txt") == b"a\n" and not v.exists("alpha.txt")
+    assert "cancelled" in sh.err.getvalue()
+    sh = Shell(v)
+    sh.type("mv 'docs/notes (2).txt' docs/notes.txt\no\n\x04")
+    assert v.read_file("docs/notes.txt") == b"a\n" and not v.exists("docs/notes (2).txt")
+
+    v.write_file("beta.txt", b"b\n")
+    out, err = io.StringIO(), io.StringIO()
+    status = run_script(
+        lambda sio: Session(v, v.cipherdir, sio), ["mv beta.txt docs/notes.txt\n"], stdout=out, stderr=err
+    )
+    assert status == 11 and "/docs/notes.txt: already exists (mv -f overwrites it)" in err.getvalue()
+    assert v.read_file("docs/notes.txt") == b"a\n"
+    status = run_script(
+        lambda sio: Session(v, v.cipherdir, sio), ["mv -f beta.txt docs/notes.txt\n"], stdout=out, stderr=err
+    )
+    assert status == 0 and v.read_file("docs/notes.txt") == b"b\n"

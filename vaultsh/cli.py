@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
 
     p = sub.add_parser("mv", help="move or rename inside the vault")
+    p.add_argument("-f", "--force", action="store_true", help="replace an existing file or symlink at DST")
     _add_vault_args(p)
     p.add_argument("src")
     p.add_argument("dst")
@@ -451,7 +452,7 @@ def cmd_mkdir(args: argparse.Namespace) -> int:
 
 def cmd_mv(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        return commands.move_path(s, args.src, args.dst)
+        return commands.move_path(s, args.src, args.dst, on_exists="overwrite" if args.force else None)
 
 
 def cmd_rm(args: argparse.Namespace) -> int:

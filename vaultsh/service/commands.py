@@ -413,14 +413,53 @@ def remove_path(session: Session, path: str, *, recursive: bool = False) -> int:
     return 0
 
 
-def move_path(session: Session, src: str, dst: str) -> int:
-    """`mv`: rename; an existing directory as target receives the source under its own name."""
+@runtime_checkable
+class Chooser(Protocol):
+    """An IO that can offer a choice of answers (the shell, the TUI); others get a refusal."""
+
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str | None:
+        """One of the (value, label) choices' values; None if no one can be asked (a script)."""
+        ...
+
+
+MV_CHOICES = [("overwrite", "Overwrite"), ("keep-both", "Keep both"), ("cancel", "Cancel")]
+
+
+def free_name(vault: Vault, path: str) -> str:
+    """`path`, or the first of "stem (2).ext", "stem (3).ext", ... that does not exist yet."""
+    parent, slash, name = path.rpartition("/")
+    stem, dot, ext = name.rpartition(".") if name.rfind(".") > 0 else (name, "", "")
+    number = 2
+    while vault.exists(path):
+        path = f"{parent}{slash}{stem} ({number}){dot}{ext}"
+        number += 1
+    return path
+
+
+def move_path(session: Session, src: str, dst: str, *, on_exists: str | None = None) -> int:
+    """`mv`: rename; an existing directory as target receives the source under its own name.
+
+    An existing file or symlink at the target is replaced only with `on_exists="overwrite"`;
+    "keep-both" moves to a free "name (2)" beside it. Without either, an IO that can choose is
+    asked, and any other refuses.
+    """
     vault = session.vault
     psrc, pdst = session.resolve(src), session.resolve(dst)
     if not psrc:
         raise FsError(errno.EBUSY, "/: cannot move the vault root")
     if vault.exists(pdst) and stat_mod.S_ISDIR(vault.stat(pdst).mode) and pdst != psrc:
         pdst = f"{pdst}/{psrc.rsplit('/', 1)[-1]}" if pdst else psrc.rsplit("/", 1)[-1]
+    if pdst != psrc and vault.exists(pdst) and not stat_mod.S_ISDIR(vault.stat(pdst).mode):
+        io = session.io
+        if on_exists is None and isinstance(io, Chooser):
+            on_exists = io.choose(f"{show(pdst)} already exists.", MV_CHOICES)
+        if on_exists == "cancel":
+            raise transfer.Cancelled()
+        if on_exists == "keep-both":
+            pdst = free_name(vault, pdst)
+            io.write(f"kept both: {show(psrc)} is now {show(pdst)}")
+        elif on_exists != "overwrite":
+            raise FsError(errno.EEXIST, f"{show(pdst)}: already exists (mv -f overwrites it)")
     vault.rename(psrc, pdst)
     return 0
 
@@ -845,8 +884,9 @@ def _cmd_mkdir(session: Session, args: list[str]) -> int:
 
 
 def _cmd_mv(session: Session, args: list[str]) -> int:
-    a = _parse(COMMANDS["mv"].usage, args, least=2, most=2)
-    return move_path(session, a.positional[0], a.positional[1])
+    a = _parse(COMMANDS["mv"].usage, args, flags=("f", "force"), least=2, most=2)
+    forced = "overwrite" if a.flags & {"f", "force"} else None
+    return move_path(session, a.positional[0], a.positional[1], on_exists=forced)
 
 
 def _cmd_rm(session: Session, args: list[str]) -> int:
@@ -1013,7 +1053,8 @@ COMMANDS: dict[str, Command] = {
                 _cmd_import, "local-path plain-path"),
         Command("mkdir", "make directories (-p: with parents)", "mkdir [-p] PATH...", (), _cmd_mkdir,
                 "plain-dir"),
-        Command("mv", "move or rename", "mv SRC DST", ("rename",), _cmd_mv, "plain-path"),
+        Command("mv", "move or rename (asks before replacing; -f replaces)", "mv [-f] SRC DST",
+                ("rename",), _cmd_mv, "plain-path"),
         Command("rm", "remove files (-r: directories with their contents)", "rm [-r] PATH...", (),
                 _cmd_rm, "plain-path"),
         Command("decrypt-path", "plain path of a cipher path", "decrypt-path CIPHERPATH...",

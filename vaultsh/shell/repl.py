@@ -128,6 +128,16 @@ class ShellIO:
             return False
         return answer.strip().lower() in ("y", "yes")
 
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str | None:
+        """commands.Chooser: answered by a label's first letter; anything else cancels."""
+        keys = {label[0].lower(): value for value, label in choices}
+        menu = ", ".join(f"[{label[0].lower()}]{label[1:].lower()}" for _value, label in choices)
+        try:
+            answer = self._ask(f"{question} {menu}? ", is_password=False)
+        except (KeyboardInterrupt, EOFError):
+            return "cancel"
+        return keys.get(answer.strip()[:1].lower(), "cancel")
+
     def progress(self, done: int, total: int) -> None:
         """A one-line percentage on a terminal, redrawn only when the number changes."""
         if not self.out.isatty() or total <= 0:
@@ -257,6 +267,9 @@ class _ScriptIO(ShellIO):
 
     def confirm(self, question: str) -> bool:
         return next(self._lines, "").strip().lower() in ("y", "yes")
+
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str | None:
+        return None  # a script is not asked: the command refuses, as the CLI does
 
 
 def run_script(

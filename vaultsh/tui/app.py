@@ -14,7 +14,7 @@ from typing import Any, ClassVar, TypeVar
 from rich.cells import cell_len
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -28,6 +28,7 @@ from textual.worker import get_current_worker
 from vaultsh.service import commands
 from vaultsh.service.passwords import SecretSource
 from vaultsh.service.transfer import Cancelled
+from vaultsh.tui.completion import CompletingInput, candidates_hint
 from vaultsh.tui.inspect import (
     InfoPanel,
     describe_cipher,
@@ -35,6 +36,7 @@ from vaultsh.tui.inspect import (
     describe_view_cipher,
     describe_view_plain,
 )
+from vaultsh.tui.layout import lower_height, too_small
 from vaultsh.tui.panes import (
     ROLE_OBJECT,
     ROLE_SIDECAR,
@@ -180,6 +182,12 @@ class TuiIO:
     def confirm(self, question: str) -> bool:
         return bool(self.ask(ConfirmScreen("Please confirm", question)))
 
+    def choose(self, question: str, choices: list[tuple[str, str]]) -> str:
+        """commands.Chooser: a button per choice, its key the label's first letter; Esc cancels."""
+        buttons = [(value, label[0].lower(), label) for value, label in choices]
+        answer = self.ask(ChoiceScreen("Please choose", question, buttons, default=choices[-1][0]))
+        return str(answer) if answer is not None else "cancel"
+
     def progress(self, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self._last_progress >= PROGRESS_INTERVAL or (total and done >= total):
@@ -196,7 +204,10 @@ class TuiIO:
 class MainScreen(Screen[None]):
     """Plain pane, cipher pane, info panel, log, command line and status bar."""
 
+    # Help and Quit come first: the footer shows keys in this order and cuts what does not fit.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1,question_mark", "help", "Help", tooltip="this help"),
+        Binding("f10,q", "quit_app", "Quit", tooltip="quit (asks to unmount if mounted)"),
         Binding("tab", "switch_pane", "Pane", tooltip="switch between the plain and cipher pane"),
         Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
         Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
@@ -215,10 +226,8 @@ class MainScreen(Screen[None]):
         Binding("I", "vault_info", "Info", show=False, tooltip="show the vault's config summary"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="reload the directory"),
         Binding("t", "cycle_theme", "Theme", show=False, tooltip="next colour theme"),
-        Binding("f1,question_mark", "help", "Help", tooltip="this help"),
         Binding("f2,colon", "command_line", "Cmd", tooltip="command line (same commands as the shell)"),
         Binding("escape", "escape", "Cancel", show=False, tooltip="cancel a transfer, clear the filter"),
-        Binding("f10,q", "quit_app", "Quit", tooltip="quit (asks to unmount if mounted)"),
     ]
 
     # keys handled by the list widgets, listed in the help too
@@ -257,8 +266,14 @@ class MainScreen(Screen[None]):
             # min_width: RichLog renders at least 78 cells wide and crops, which cut long lines.
             yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP, min_width=LOG_MIN_WIDTH)
         yield TransferBar(id="transfer")
-        yield Input(id="cmdline", placeholder="command (help lists them)")
+        yield CompletingInput(
+            id="cmdline",
+            placeholder="command (help lists them)",
+            completer=self._complete_input,
+            on_candidates=lambda found: self.vapp.log_line(candidates_hint(found), ""),
+        )
         yield Static("", id="status")
+        yield Static("", id="too-small")
         yield Footer(compact=True)  # every key fits on a 120-column terminal
 
     def on_mount(self) -> None:
@@ -296,7 +311,11 @@ class MainScreen(Screen[None]):
     def focus_active(self) -> None:
         self.set_focus(self.active_list())  # at once: the next queued key goes to the pane
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
+        notice = too_small(event.size)
+        self.set_class(notice is not None, "too-small")
+        self.query_one("#too-small", Static).update(notice or "")
+        self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
         self.call_after_refresh(self.vapp.update_status)
@@ -511,6 +530,11 @@ class MainScreen(Screen[None]):
     def _child(self, name: str) -> str:
         return f"{self.cwd}/{name}" if self.cwd else name
 
+    def _absolute(self, name: str) -> str:
+        """`name` in the shown directory as an absolute vault path: commands resolve a relative
+        path against the session's directory, which already is the shown one."""
+        return "/" + self._child(name)
+
     @work(thread=True, exclusive=True, group="info")
     def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
         if plain_side:
@@ -593,6 +617,18 @@ class MainScreen(Screen[None]):
         box = self.query_one("#cmdline", Input)
         box.display = False
         self.focus_active()
+
+    def _complete_input(self, before: str) -> tuple[str, list[str]]:
+        """Tab in the bottom input: a filter completes to names here, a command line as the
+        shell completes it (command names, decrypted names, local paths)."""
+        if self.input_mode == "filter":
+            needle = before.casefold()
+            names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
+            return before, sorted(n for n in names if n.casefold().startswith(needle))
+        session = self.vapp.session
+        if session is None:
+            return before, []
+        return commands.current_word(before), commands.complete(session, before)
 
     @on(Input.Changed, "#cmdline")
     def _input_changed(self, event: Input.Changed) -> None:
@@ -754,7 +790,7 @@ class MainScreen(Screen[None]):
     def action_mkdir(self) -> None:
         def go(name: str | None) -> None:
             if name:
-                self.vapp.run_command(f"mkdir {_q(self._child(name))}", select=name.split("/")[0])
+                self.vapp.run_command(f"mkdir {_q(self._absolute(name))}", select=name.split("/")[0])
 
         self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
 
@@ -767,7 +803,7 @@ class MainScreen(Screen[None]):
         def go(new: str | None) -> None:
             if new and new != old:
                 self.vapp.run_command(
-                    f"mv {_q('/' + path)} {_q(self._child(new))}", select=new.split("/")[-1]
+                    f"mv {_q('/' + path)} {_q(self._absolute(new))}", select=new.split("/")[-1]
                 )
 
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
@@ -789,7 +825,7 @@ class MainScreen(Screen[None]):
     def action_mount(self) -> None:
         def go(mountpoint: str | None) -> None:
             if mountpoint:
-                self.vapp.run_command(f"mount {_q(mountpoint)}")
+                self._mount_at(mountpoint)
 
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
         if self.vapp.reverse is not None:
@@ -797,6 +833,27 @@ class MainScreen(Screen[None]):
             self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted"), go)
             return
         self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
+
+    def _mount_at(self, mountpoint: str) -> None:
+        """Mount at `mountpoint`; a missing one (the suggested ~/mnt/NAME) is offered to be made."""
+        where = Path(mountpoint).expanduser()
+        if where.exists() or where.is_symlink():
+            self.vapp.run_command(f"mount {_q(mountpoint)}")
+            return
+
+        def create(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                where.mkdir(mode=0o700, parents=True)
+            except OSError as e:
+                self.vapp.log_line(f"{where}: cannot create the mountpoint: {e.strerror or e}", "error")
+                return
+            self.vapp.log_line(f"created {where}", "")
+            self.vapp.run_command(f"mount {_q(str(where))}")
+
+        question = f"{where} does not exist. Create it (mode 0700) and mount there?"
+        self._ask(ConfirmScreen("Mount", question, yes="Create", no="Cancel"), create)
 
     def action_unmount(self) -> None:
         self.vapp.run_command("unmount")
@@ -835,9 +892,13 @@ class MainScreen(Screen[None]):
 
     def help_keys(self) -> list[tuple[str, str]]:
         """The help's key list for this mode: a reverse-mode folder has no write keys."""
+        # Help and Quit lead the footer; in the help they close the list.
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        last = [b for b in bindings if b.action in ("help", "quit_app")]
+        bindings = [b for b in bindings if b not in last] + last
         if self.vapp.reverse is None:
-            return describe_bindings(list(self.BINDINGS)) + self.LIST_KEYS
-        bindings = [b for b in self.BINDINGS if not (isinstance(b, Binding) and b.action in WRITE_ACTIONS)]
+            return describe_bindings(bindings) + self.LIST_KEYS
+        bindings = [b for b in bindings if b.action not in WRITE_ACTIONS]
         return describe_bindings(bindings, REVERSE_TOOLTIPS) + self.LIST_KEYS
 
     def action_help(self) -> None:

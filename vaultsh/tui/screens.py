@@ -241,11 +241,21 @@ class ChoiceScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+HELP_FRAME_ROWS = 8  # the help dialog's border, padding, title and hint around its scrolled part
+
+
 class HelpScreen(ModalScreen[None]):
-    """Every key of the main screen, from its bindings, so the list cannot fall out of date."""
+    """Every key of the main screen, from its bindings, so the list cannot fall out of date.
+
+    The intro and the keys scroll together in the part between the title and the hint, sized
+    to the terminal so that the hint (how to close) stays in view even at 80×24.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark,f1", "close", "Close"),
+        Binding("escape,q,question_mark,f1,f10", "close", "Close"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+        Binding("space", "page(1)", "Page down", show=False),
     ]
 
     def __init__(self, keys: list[tuple[str, str]], intro: str) -> None:
@@ -261,10 +271,25 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(key, description)
         with Vertical(classes="dialog help-dialog"):
             yield Label("vaultsh — keys", classes="dialog-title")
-            yield Static(self.intro, classes="dialog-detail")
             with VerticalScroll(id="help-keys"):
+                yield Static(self.intro, classes="dialog-detail")
                 yield Static(table)
-            yield Label("Esc, q or ? closes this help", classes="dialog-hint")
+            yield Label("↑↓ PgUp PgDn scroll · Esc, q or ? closes this help", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-keys", VerticalScroll).focus()
+
+    def on_resize(self, event: Any) -> None:
+        # The dialog may take 90% of the height; the scrolled part gets what its frame leaves.
+        room = max(3, event.size.height * 9 // 10 - HELP_FRAME_ROWS)
+        self.query_one("#help-keys", VerticalScroll).styles.max_height = room
+
+    def action_scroll(self, rows: int) -> None:
+        self.query_one("#help-keys", VerticalScroll).scroll_relative(y=rows, animate=False)
+
+    def action_page(self, direction: int) -> None:
+        keys = self.query_one("#help-keys", VerticalScroll)
+        keys.scroll_relative(y=direction * max(1, keys.size.height - 1), animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,0 +1,254 @@
+"""TUI actions at the root and deep in the tree: paths, overwrites, Tab in the inputs, dialogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fuse_harness import require_fuse
+from test_tui_app import (
+    MASTER_KEY,
+    SIZE,
+    answer_prompt,
+    cleaned_up,
+    command_done,
+    kernel_mounted,
+    log_text,
+    make_vault,
+    select_plain,
+    wait_for,
+)
+from textual.containers import VerticalScroll
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen
+from vaultsh.vault.vault import Vault
+
+DEEP = "a/b/c"
+# Each action is tried in the root and three levels down: paths built for the root only
+# (relative to the session's directory) go wrong in subdirectories.
+DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
+
+
+@pytest.fixture
+def deep_vault(tmp_path: Path) -> Path:
+    """The test vault plus a/b/c holding todo.txt and, like a trap, a/b/c/a/b/c."""
+    root = tmp_path / "vault"
+    vault = make_vault(root)
+    vault.mkdir("a")
+    vault.mkdir("a/b")
+    vault.mkdir(DEEP)
+    vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
+    vault.write_file("todo.txt", b"root todo\n")
+    # The path a child name gets when it is resolved against the current directory twice.
+    for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
+        vault.mkdir(part)
+    return root
+
+
+def join(where: str, name: str) -> str:
+    return f"{where}/{name}" if where else name
+
+
+async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
+    """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
+    await wait_for(
+        pilot, lambda: app.vault is not None and not app.main.loading and bool(app.main.plain.rows)
+    )
+    for part in [p for p in where.split("/") if p]:
+        select_plain(app.main, part)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)
+    assert app.main.cwd == where
+    await pilot.pause()  # the pane takes the focus once laid out
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("n")
+        await answer_prompt(pilot, app, "archive")
+        await command_done(pilot, app)
+        vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+        assert vault.stat(join(where, "archive")).kind == "dir", log_text(app)
+        assert not where or not vault.exists(f"{where}/{where}/archive")
+        assert app.main.cwd == where
+        assert app.main.plain.current is not None and app.main.plain.current.plain_name == "archive"
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "todo.txt")
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "done.txt")
+        await command_done(pilot, app)
+        vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+        assert vault.read_file(join(where, "done.txt")).endswith(b"\n"), log_text(app)
+        assert not vault.exists(join(where, "todo.txt"))
+        assert not where or not vault.exists(f"{where}/{where}/done.txt")
+        assert app.main.plain.current is not None and app.main.plain.current.plain_name == "done.txt"
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("slash", "t", "o", "d", "tab")
+        assert box.has_focus and box.value == "todo.txt"
+        await pilot.press("d", "y")  # would delete the selection if the focus had left
+        await pilot.pause()
+        assert box.has_focus and box.value == "todo.txtdy"
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert Vault.open(deep_vault, master_key=MASTER_KEY).exists(join(where, "todo.txt"))
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_tab_in_the_command_line_completes_commands_and_names(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("colon", "c", "a", "tab")
+        assert box.has_focus and box.value == "cat", (app.focused, box.value, log_text(app))
+        await pilot.press("space", "t", "o", "tab")
+        assert box.has_focus and box.value == "cat todo.txt"
+        await pilot.press("shift+tab", "enter")
+        await command_done(pilot, app)
+        expected = "buy milk" if where else "root todo"
+        assert expected in log_text(app)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
+    deep_vault: Path, where: str
+) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.write_file(join(where, "other.txt"), b"other\n")
+    vault.symlink("todo.txt", join(where, "shortcut"))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        todo = vault.read_file(join(where, "todo.txt"))
+
+        async def rename(name: str, to: str, answer: str) -> None:
+            select_plain(app.main, name)
+            await pilot.press("r")
+            await answer_prompt(pilot, app, to)
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            assert f"/{join(where, to)} already exists" in str(app.screen.question)
+            await pilot.press(answer)
+            await command_done(pilot, app)
+
+        await rename("todo.txt", "other.txt", "c")
+        assert vault.read_file(join(where, "other.txt")) == b"other\n"
+        assert vault.read_file(join(where, "todo.txt")) == todo
+
+        await rename("todo.txt", "other.txt", "escape")
+        assert vault.read_file(join(where, "todo.txt")) == todo
+
+        await rename("todo.txt", "shortcut", "k")  # a symlink is asked about too
+        assert vault.readlink(join(where, "shortcut")) == "todo.txt"
+        assert vault.read_file(join(where, "shortcut (2)")) == todo
+        assert not vault.exists(join(where, "todo.txt"))
+
+        await rename("shortcut (2)", "other.txt", "o")
+        assert vault.read_file(join(where, "other.txt")) == todo
+        assert not vault.exists(join(where, "shortcut (2)"))
+        names = [e.plain_name for e in app.main.plain.rows]
+        assert "other.txt" in names and "shortcut (2)" not in names
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_footer(
+    deep_vault: Path, where: str
+) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, where)
+        plain_rows = app.main.plain.size.height
+        assert plain_rows >= 10 and plain_rows > app.main.query_one("#info").size.height
+        shown = {
+            str(key.action): key.region
+            for key in app.main.query("FooterKey")
+            if key.region.right <= 80 and key.region.width > 0
+        }
+        assert {"help", "quit_app"} <= set(shown), shown
+
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        keys = app.screen.query_one("#help-keys", VerticalScroll)
+        hint = app.screen.query_one(".dialog-hint")
+        assert keys.has_focus and keys.max_scroll_y > 0  # more keys than rows: it scrolls
+        assert hint.region.bottom <= 24 and "closes this help" in str(hint.render())
+        await pilot.press("end")
+        await wait_for(pilot, lambda: keys.scroll_y == keys.max_scroll_y)
+        table = keys.query(Static).last()
+        assert table.region.bottom == keys.region.bottom  # its last row is in view
+        assert app.screen.keys[-1] == app.main.help_keys()[-1]  # type: ignore[attr-defined]
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+
+@pytest.mark.asyncio
+async def test_below_80x24_a_clear_notice_replaces_the_panes(deep_vault: Path) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(70, 20)) as pilot:
+        await open_at(pilot, app, "")
+        notice = app.main.query_one("#too-small", Static)
+        assert notice.display and "Terminal too small: 70×20" in str(notice.render())
+        assert "at least 80×24" in str(notice.render())
+        assert app.main.query_one("#panes").region.height == 0
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: app.main.query_one("#panes").region.height > 0)
+        assert app.main.query_one("#too-small").region.height == 0
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_the_suggested_mountpoint_is_offered_to_be_created(
+    deep_vault: Path, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fuse()
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    suggested = home / "mnt" / "vault"
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    with cleaned_up(suggested):
+        async with app.run_test(size=SIZE) as pilot:
+            await open_at(pilot, app, where)
+            await pilot.press("m")
+            await answer_prompt(pilot, app, app.screen.query_one("#answer", Input).value)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            assert f"{suggested} does not exist" in str(app.screen.question)
+            await pilot.press("n")  # declined: nothing made, nothing mounted
+            await pilot.pause()
+            assert not suggested.exists() and not app.busy
+            await pilot.press("m")
+            await answer_prompt(pilot, app, str(suggested))
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await command_done(pilot, app)
+            assert kernel_mounted(suggested), log_text(app)
+            assert (suggested / join(where, "todo.txt")).read_bytes().endswith(b"\n")
+            await pilot.press("u")
+            await command_done(pilot, app)
+            assert not kernel_mounted(suggested)
+            assert (suggested.stat().st_mode & 0o777) == 0o700
