@@ -16,6 +16,7 @@ from vaultsh.service import commands, transfer, vaults
 from vaultsh.service.commands import Session
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
 from vaultsh.vault.reverse import ReverseView
@@ -29,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        print(f"{self.prog}: error: {safe_text(message)}", file=sys.stderr)
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -148,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
             nargs="*",
             metavar="PATH",
             help="paths (none: read them from stdin, one per line)",
+        )
+        p.add_argument(
+            "-0",
+            "--null",
+            action="store_true",
+            help="exact bytes for scripts: stdin paths and output paths each end in a NUL, not a newline",
         )
 
     p = sub.add_parser("mount", help="mount a vault (--reverse: an encrypted view of a plain dir)")
@@ -271,7 +278,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     _print_master_key(key, quiet=args.quiet)
     if not args.quiet:
         where = "reverse-mode config" if args.reverse else "vault"
-        print(f"The {where} has been created in {root} ({conf.options.content_encryption}).", file=sys.stderr)
+        created_in = safe_text(str(root))
+        print(
+            f"The {where} has been created in {created_in} ({conf.options.content_encryption}).",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -301,16 +312,25 @@ def _print_master_key(key: bytes, quiet: bool) -> None:
 
 
 class _StdIO:
-    """The terminal as a SessionIO: stdout for output, stderr for errors and the progress bar."""
+    """The terminal as a SessionIO: stdout for output, stderr for errors and the progress bar.
 
-    def __init__(self, show_bar: bool, label: str) -> None:
+    Output and errors are made terminal-safe (names are untrusted); with `null`, output is
+    the exact bytes of each line, each ended by a NUL, for scripts.
+    """
+
+    def __init__(self, show_bar: bool, label: str, *, null: bool = False) -> None:
         self._show_bar = show_bar
         self.label = label
+        self._null = null
         self._bar: Any = None
         self._task: Any = None
 
     def write(self, text: str) -> None:
-        sys.stdout.write(text)
+        if self._null:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(os.fsencode(text) + b"\0")
+            return
+        sys.stdout.write(safe_text(text))
         sys.stdout.write("\n")
 
     def write_bytes(self, data: bytes | memoryview) -> None:
@@ -318,7 +338,7 @@ class _StdIO:
         sys.stdout.buffer.write(data)
 
     def error(self, text: str) -> None:
-        print(f"{PROG}: {text}", file=sys.stderr)
+        print(f"{PROG}: {safe_text(text)}", file=sys.stderr)
 
     def ask_secret(self, prompt: str) -> bytes:
         return read_interactive(prompt)
@@ -372,7 +392,7 @@ class _StdIO:
 def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterator[Session]:
     """A command session on the terminal; the progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
-    io = _StdIO(show_bar, label)
+    io = _StdIO(show_bar, label, null=getattr(args, "null", False))
     session = Session(
         vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
     )
@@ -386,10 +406,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     try:
         lines = commands.config_info(_config_path(args))
     except VaultError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"{PROG}: {safe_text(str(e))}", file=sys.stderr)
         return ExitCode.LOAD_CONF
     for line in lines:
-        print(line)
+        print(safe_text(line))
     return 0
 
 
@@ -416,7 +436,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         master_key=src.read_master_key if src.has_masterkey else None,
         logn=args.scryptn,
     )
-    print(f"Password changed. The previous config is kept as {bak}.", file=sys.stderr)
+    print(f"Password changed. The previous config is kept as {safe_text(str(bak))}.", file=sys.stderr)
     return 0
 
 
@@ -463,21 +483,26 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def _paths_arg(args: argparse.Namespace) -> list[str]:
-    """Paths from argv, or one per line from stdin (so cipher names starting with '-' work)."""
+    """Paths from argv, or one per line from stdin (so cipher names starting with '-' work).
+
+    With --null, stdin holds NUL-ended paths, taken as exact bytes (os.fsdecode).
+    """
     if args.paths:
         return list(args.paths)
     # A password or key read from stdin took the first line; the paths are the rest.
+    if args.null:
+        return [os.fsdecode(p) for p in sys.stdin.buffer.read().split(b"\0") if p]
     return [line.rstrip("\n") for line in sys.stdin if line.strip()]
 
 
 def cmd_decrypt_paths(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        return commands.decrypt_paths(s, _paths_arg(args))
+        return commands.decrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
 def cmd_encrypt_paths(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        return commands.encrypt_paths(s, _paths_arg(args))
+        return commands.encrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
 def _read_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
@@ -547,7 +572,7 @@ def cmd_unmount(args: argparse.Namespace) -> int:
 
 def cmd_mounts(args: argparse.Namespace) -> int:
     for line in commands.mounts_lines():
-        print(line)
+        print(safe_text(line))
     return 0
 
 
@@ -661,7 +686,7 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
     try:
         return command(args)
     except VaultError as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"{PROG}: {safe_text(str(e))}", file=sys.stderr)
         return int(e.exit_code)
     except transfer.Cancelled:
         print(f"{PROG}: cancelled", file=sys.stderr)
@@ -675,7 +700,7 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
         return 0
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
-        print(f"{PROG}: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{PROG}: {safe_text(where)}{e.strerror or e}", file=sys.stderr)
         return ExitCode.OTHER
     except Exception as e:
         # A bug, not bad input: still one line, since a traceback could carry file contents
@@ -683,7 +708,7 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
         if os.environ.get("VAULTSH_DEBUG"):
             raise
         hint = "VAULTSH_DEBUG=1 shows details"
-        print(f"{PROG}: internal error ({type(e).__name__}: {e}); {hint}", file=sys.stderr)
+        print(f"{PROG}: internal error ({type(e).__name__}: {safe_text(str(e))}); {hint}", file=sys.stderr)
         return ExitCode.OTHER
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vaultsh.service import transfer
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.display import quote_name
 from vaultsh.vault.errors import (
     ExitCode,
     FsError,
@@ -221,17 +222,21 @@ def _parse(
 
 
 def _ls_line(vault: Vault, cpath: Path, name: str, st: PlainStat | None, cipher: str | None) -> str:
-    """One `ls` line; with a stat it is the long format."""
-    suffix = f"  [{cipher}]" if cipher else ""
+    """One `ls` line; with a stat it is the long format.
+
+    Names and link targets are shown as GNU ls shows them: one with characters a terminal
+    acts on (escapes, CR, invalid UTF-8, ...) in $'...' form, others unchanged.
+    """
+    suffix = f"  [{quote_name(cipher)}]" if cipher else ""
+    shown = quote_name(name)
     if st is None:
-        return f"{name}{suffix}"
+        return f"{shown}{suffix}"
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
-    shown = name
     if stat_mod.S_ISLNK(st.mode):
         try:
-            shown = f"{name} -> {vault.readlink_cipher(cpath, name)}"
+            shown = f"{shown} -> {quote_name(vault.readlink_cipher(cpath, name))}"
         except VaultError as e:
-            shown = f"{name} -> ?({e})"
+            shown = f"{shown} -> ?({e})"
     return f"{stat_mod.filemode(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
 
 
@@ -266,7 +271,7 @@ def list_path(
         if recursive:
             if not first:
                 io.write("")
-            io.write(f"{show(d)}:")
+            io.write(f"{quote_name(show(d))}:")
         first = False
         subdirs = []
         for e in sorted(listing, key=lambda e: e.name):
@@ -275,7 +280,7 @@ def list_path(
             child = f"{d}/{e.name}" if d else e.name
             ccpath = cdir / e.cipher_name
             if e.error:
-                io.write(f"?{e.cipher_name}  (undecryptable: {e.error})")
+                io.write(f"?{quote_name(e.cipher_name)}  (undecryptable: {e.error})")
                 continue
             est = None
             if long:
@@ -464,8 +469,13 @@ def move_path(session: Session, src: str, dst: str, *, on_exists: str | None = N
     return 0
 
 
-def decrypt_paths(session: Session, paths: Iterable[str]) -> int:
-    """Plain path of each cipher path (relative to the cipher dir, or absolute inside it)."""
+def decrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False) -> int:
+    """Plain path of each cipher path (relative to the cipher dir, or absolute inside it).
+
+    Paths are written as `quote_name` shows them, or with `exact` as they are (for an IO
+    that writes them NUL-separated).
+    """
+    shown = _as_is if exact else quote_name
     status = 0
     root = session.cipherdir.resolve()
     for p in paths:
@@ -479,25 +489,33 @@ def decrypt_paths(session: Session, paths: Iterable[str]) -> int:
                 found = session.reverse.resolve(rel)
                 if found.plain is None:
                     raise UsageError(f"{rel}: a file the view makes up, with no plain path")
-                session.io.write(found.plain)
+                session.io.write(shown(found.plain))
             else:
-                session.io.write(session.vault.decrypt_cipher_path(rel))
+                session.io.write(shown(session.vault.decrypt_cipher_path(rel)))
         except VaultError as e:
             session.io.error(f"{p}: {e}")
             status = ExitCode.USAGE
     return status
 
 
-def encrypt_paths(session: Session, paths: Iterable[str]) -> int:
-    """Cipher path (relative to the cipher dir) of each plain path."""
+def _as_is(path: str) -> str:
+    return path
+
+
+def encrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False) -> int:
+    """Cipher path (relative to the cipher dir) of each plain path; `exact` as in decrypt_paths.
+
+    Cipher names are base64, but a plaintextnames vault stores plain names as they are.
+    """
+    shown = _as_is if exact else quote_name
     status = 0
     for p in paths:
         try:
             if session.reverse is not None:
-                session.io.write(view_entry(session.reverse, session.resolve(p)).cipher_path)
+                session.io.write(shown(view_entry(session.reverse, session.resolve(p)).cipher_path))
                 continue
             cpath = session.vault.cipher_path(session.resolve(p))
-            session.io.write(cpath.relative_to(session.vault.cipherdir).as_posix())
+            session.io.write(shown(cpath.relative_to(session.vault.cipherdir).as_posix()))
         except VaultError as e:
             session.io.error(f"{p}: {e}")
             status = ExitCode.USAGE
@@ -719,20 +737,20 @@ def _list_view(session: Session, path: str, *, long: bool, recursive: bool, ciph
             if recursive:
                 if not first:
                     io.write("")
-                io.write(f"{show(d.plain)}:")
+                io.write(f"{quote_name(show(d.plain))}:")
         first = False
         subdirs = []
         for e in todo_entries:
             if io.cancelled():
                 raise transfer.Cancelled()
             assert e.plain is not None
-            name = e.plain.rpartition("/")[2] if d.kind == "dir" else path
-            suffix = f"  [{e.cipher_name}]" if cipher else ""
+            name = quote_name(e.plain.rpartition("/")[2] if d.kind == "dir" else path)
+            suffix = f"  [{quote_name(e.cipher_name)}]" if cipher else ""
             if long:
                 st = os.lstat(view.plaindir / e.plain)
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime_ns / 1e9))
                 if stat_mod.S_ISLNK(st.st_mode):
-                    name = f"{name} -> {os.readlink(view.plaindir / e.plain)}"
+                    name = f"{name} -> {quote_name(os.readlink(view.plaindir / e.plain))}"
                 name = f"{stat_mod.filemode(st.st_mode)} {st.st_nlink:>3} {st.st_size:>12} {when} {name}"
             io.write(name + suffix)
             if e.kind == "dir" and d.kind == "dir":

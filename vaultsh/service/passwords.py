@@ -57,7 +57,9 @@ class SecretSource:
                 raise MasterKeyError(f"{self.masterkey_file}: cannot read master key: {e.strerror}") from None
             return parse_master_key(text)
         if self.masterkey == "-":
-            return parse_master_key(sys.stdin.readline())
+            # The byte stream, not the text layer: that would read ahead into what follows
+            # (NUL-separated paths of decrypt-paths -0, say).
+            return parse_master_key(sys.stdin.buffer.readline().decode(errors="replace"))
         if self.masterkey is not None:
             warn("a master key on the command line is visible to other users in `ps`; use --masterkey-file")
             return parse_master_key(self.masterkey)

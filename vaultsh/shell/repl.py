@@ -33,6 +33,7 @@ from vaultsh.service.commands import (
     show,
 )
 from vaultsh.service.transfer import Cancelled
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import ReadPasswordError
 
 SessionFactory = Callable[[SessionIO], Session]
@@ -76,10 +77,11 @@ class VaultCompleter(Completer):
 
 
 def _last_name(candidate: str) -> str:
-    """What the menu shows for a candidate: its last path component, unquoted."""
+    """What the menu shows for a candidate: its last path component, unquoted unless a
+    terminal would act on it (then in $'...' form; the inserted text stays exact)."""
     plain = shlex.split(candidate)[0] if candidate else candidate
     is_dir = plain.endswith("/")
-    name = plain.rstrip("/").rsplit("/", 1)[-1]
+    name = quote_name(plain.rstrip("/").rsplit("/", 1)[-1])
     return name + "/" if is_dir else name
 
 
@@ -106,11 +108,11 @@ class ShellIO:
         return asker.prompt(prompt, is_password=is_password)
 
     def write(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(safe_text(text) + "\n")
         self.out.flush()
 
     def error(self, text: str) -> None:
-        self.err.write(f"{self._red}vaultsh: {text}{self._reset}\n")
+        self.err.write(f"{self._red}vaultsh: {safe_text(text)}{self._reset}\n")
         self.err.flush()
 
     def ask_secret(self, prompt: str) -> bytes:
@@ -207,7 +209,7 @@ def _tab_bindings() -> KeyBindings:
 
 
 def prompt_text(session: Session) -> str:
-    return f"vaultsh:{show(session.cwd)}> "
+    return f"vaultsh:{safe_text(show(session.cwd))}> "
 
 
 def run_shell(

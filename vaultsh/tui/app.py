@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sys
 import threading
@@ -23,7 +24,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
-from textual.worker import get_current_worker
+from textual.worker import WorkerFailed, get_current_worker
 
 from vaultsh.service import commands
 from vaultsh.service.passwords import SecretSource
@@ -61,6 +62,7 @@ from vaultsh.tui.screens import (
     describe_bindings,
 )
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
@@ -440,7 +442,7 @@ class MainScreen(Screen[None]):
         self.loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
-        self.query_one("#info", InfoPanel).show("Error", Text(message.error, style="bold red"))
+        self.query_one("#info", InfoPanel).show("Error", Text(safe_text(message.error), style="bold red"))
         self._update_titles()
 
     def _update_titles(self) -> None:
@@ -947,6 +949,7 @@ def _pane_title(pane: Widget, name: str, where: str) -> str:
     # The two panes share the width; during a relayout a pane can report a zero size.
     width = pane.size.width or pane.screen.size.width // 2
     room = width - len(name) - 8  # corners, the title's padding, the gap after the name
+    where = safe_text(where)
     return f"{name}  {cut_middle(where, room) if width else where}"
 
 
@@ -956,7 +959,7 @@ def _described(describe: Callable[[], RenderableType]) -> RenderableType:
     try:
         return describe()
     except (VaultError, OSError) as e:
-        return Text(str(e), style="bold red")
+        return Text(safe_text(str(e)), style="bold red")
 
 
 def start_dir() -> str:
@@ -988,7 +991,7 @@ class VaultApp(App[int]):
     ) -> None:
         super().__init__()
         self.cipherdir = cipherdir
-        self.cipherdir_label = str(cipherdir)
+        self.cipherdir_label = safe_text(str(cipherdir))
         self._password = password
         self._master_key = master_key
         self._wanted_theme = theme
@@ -1091,7 +1094,7 @@ class VaultApp(App[int]):
                 self.quit_with(int(ExitCode.SIGINT))
                 return
             self.cipherdir = path
-            self.cipherdir_label = str(path)
+            self.cipherdir_label = safe_text(str(path))
             if not (path / CONF_NAME).exists() and (path / REVERSE_CONF_NAME).exists():
                 self._ask_password_reverse()  # the wizard made a reverse-mode folder
             else:
@@ -1225,6 +1228,7 @@ class VaultApp(App[int]):
 
     def log_line(self, text: str, kind: str) -> None:
         """Add a line to the log area; `kind` is "", "command" or "error" (also a notification)."""
+        text = safe_text(text)  # the one way into the log: names in it are untrusted
         self.log_lines.append(text)
         del self.log_lines[:-LOG_KEEP]
         style = "bold red" if kind == "error" else ("bold" if kind == "command" else "")
@@ -1288,7 +1292,8 @@ class VaultApp(App[int]):
         elif not info.alive:
             parts.append(Text("mount stale: worker gone — press u to clear", style="bold red"))
         else:
-            where = info.mountpoint if mount_cells is None else shorten_path(info.mountpoint, mount_cells)
+            mountpoint = safe_text(info.mountpoint)
+            where = mountpoint if mount_cells is None else shorten_path(mountpoint, mount_cells)
             mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {where}"
             stats = info.stats
             if stats and counters:
@@ -1461,7 +1466,28 @@ class VaultApp(App[int]):
 
     def quit_with(self, code: int, message: str | None = None) -> None:
         # As Text: a path with [brackets] is not Rich markup.
-        self.exit(code, return_code=code, message=Text(message) if message else None)
+        self.exit(code, return_code=code, message=Text(safe_text(message)) if message else None)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """The last resort for a bug: one line, never Textual's traceback, which draws local
+        variables (a typed password, a master key, a file preview) on the screen.
+
+        A failed worker is reported in the log and the app goes on (its screen is intact);
+        any other error ends the app with that line. VAULTSH_DEBUG=1 restores the traceback.
+        """
+        if os.environ.get("VAULTSH_DEBUG"):
+            super()._handle_exception(error)
+            return
+        if self._exception is None:  # run_test re-raises it, so a test still fails on a bug
+            self._exception = error
+            self._exception_event.set()
+        cause = error.error if isinstance(error, WorkerFailed) else error
+        what = cut_middle(str(cause), 200)
+        line = f"internal error ({type(cause).__name__}: {what}); VAULTSH_DEBUG=1 shows details"
+        if isinstance(error, WorkerFailed):
+            self.log_line(line, "error")
+            return
+        self.quit_with(int(ExitCode.OTHER), f"vaultsh: {line}")
 
 
 def leave_mounted_notice(vault: str, mountpoint: str, alive: bool) -> str:
@@ -1489,15 +1515,15 @@ def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) ->
     try:
         password, master_key = read_given_secret(secrets)
     except VaultError as e:
-        print(f"vaultsh: {e}", file=sys.stderr)
+        print(f"vaultsh: {safe_text(str(e))}", file=sys.stderr)
         return int(e.exit_code)
     if cipherdir.exists() and not cipherdir.is_dir():
-        print(f"vaultsh: {cipherdir}: not a directory", file=sys.stderr)
+        print(f"vaultsh: {safe_text(str(cipherdir))}: not a directory", file=sys.stderr)
         return int(ExitCode.CIPHER_DIR)
     app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme)
     result = app.run()
     if app.exit_notice:
-        print(app.exit_notice)
+        print(safe_text(app.exit_notice))
     return int(result) if result is not None else int(app.return_code or 0)
 
 

@@ -27,6 +27,7 @@ from vaultsh.tui.panes import (
 )
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.content import HEADER_LEN, ContentCodec
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
@@ -48,7 +49,10 @@ _RMDIR_LEFTOVER = DIRIV_NAME + ".rmdir."
 
 
 def _kv(table: Table, key: str, value: str | Text) -> None:
-    table.add_row(Text(key, style="bold"), value)
+    # Values carry names, link targets and errors that embed them: never raw on the terminal.
+    if isinstance(value, Text):
+        value = Text(safe_text(value.plain), style=value.style)
+    table.add_row(Text(key, style="bold"), safe_text(value) if isinstance(value, str) else value)
 
 
 def _table() -> Table:
@@ -134,7 +138,7 @@ def _preview(vault: Vault, cpath: Path, plain_path: str) -> RenderableType:
         with vault.open_cipher_file(cpath, plain_path) as f:
             data = f.read(0, PREVIEW_BYTES)
     except VaultError as e:
-        return Text(f"Cannot decrypt: {e}", style="bold red")
+        return Text(safe_text(f"Cannot decrypt: {e}"), style="bold red")
     return _preview_data(data)
 
 
@@ -143,7 +147,9 @@ def _preview_data(data: bytes) -> RenderableType:
         return Text("(empty file)", style="dim")
     text = looks_like_text(data)
     if text is not None:
-        return Text(text.expandtabs(4), no_wrap=False)
+        # A text file may still hold C1 controls or bidi overrides: escaped, line by line.
+        lines = text.replace("\r\n", "\n").expandtabs(4).split("\n")
+        return Text("\n".join(map(safe_text, lines)), no_wrap=False)
     return Group(Text("binary, first bytes:", style="dim"), _hex_dump(data[:HEX_PREVIEW_BYTES]))
 
 
@@ -375,7 +381,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
             with open(path, "rb") as f:
                 parts.append(_preview_data(f.read(PREVIEW_BYTES)))
         except OSError as e:
-            parts.append(Text(f"Cannot read: {e.strerror or e}", style="bold red"))
+            parts.append(Text(safe_text(f"Cannot read: {e.strerror or e}"), style="bold red"))
     return Group(*parts)
 
 
@@ -433,7 +439,7 @@ class InfoPanel(VerticalScroll):
         yield Static(id="info-body")
 
     def show(self, title: str, body: RenderableType) -> None:
-        self.border_title = title
+        self.border_title = safe_text(title)
         self.body = body
         self.query_one("#info-body", Static).update(body)
         self.scroll_home(animate=False)

@@ -21,6 +21,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from vaultsh.vault.config import CONF_NAME
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX, is_long_name, is_name_file
 from vaultsh.vault.reverse import ReverseEntry, ReverseView
@@ -470,7 +471,7 @@ class EntryList(ScrollView, can_focus=True):
         if row >= len(self.rows):
             if row == 0 and self.placeholder:
                 dim = base + self.get_component_rich_style("entry-list--dim")
-                return Strip([Segment(fit(" " + self.placeholder, width), dim)], width)
+                return Strip([Segment(fit(" " + safe_text(self.placeholder), width), dim)], width)
             return Strip.blank(width, base)
         entry = self.rows[row]
         style = base + self.row_style(entry)
@@ -510,7 +511,7 @@ class PlainList(EntryList):
     """Decrypted names, plain sizes and modification times."""
 
     def format_row(self, entry: Entry, width: int) -> str:
-        name = entry.plain_name or entry.cipher_name
+        name = quote_name(entry.plain_name or entry.cipher_name)
         if entry.is_dir:
             name += "/"
         elif entry.kind == "symlink":
@@ -535,7 +536,7 @@ class CipherList(EntryList):
     name_heading = "Name on disk"  # a reverse-mode folder's view is computed, not stored
 
     def format_row(self, entry: Entry, width: int) -> str:
-        name = entry.cipher_name + ("/" if entry.is_dir else "")
+        name = quote_name(entry.cipher_name) + ("/" if entry.is_dir else "")
         tag = _ROLE_TAG.get(entry.role, "long" if entry.long_name else "")
         size = "<dir>" if entry.is_dir else human_size(entry.cipher_size)
         tail = f" {tag:>4} {size:>6}"

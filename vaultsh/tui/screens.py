@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from vaultsh.vault.display import has_unsafe_chars, quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 
 T = TypeVar("T")
@@ -122,11 +123,15 @@ class PromptScreen(ModalScreen[str | None]):
         self.prompt = prompt
         self.value = value
         self.placeholder = placeholder
+        if has_unsafe_chars(value):
+            # An input line would draw the control characters raw: the old name is shown
+            # escaped as a hint, and a new one is typed from scratch.
+            self.value, self.placeholder = "", quote_name(value)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.prompt, classes="dialog-label")
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
+            yield Label(safe_text(self.prompt), classes="dialog-label", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
             yield Label("Enter: OK   Esc: cancel", classes="dialog-hint")
 
@@ -159,8 +164,8 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.question, classes="dialog-question")
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
+            yield Label(safe_text(self.question), classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes} (y)", id="yes", variant="error")
                 yield Button(f"{self.no} (n)", id="no", variant="primary")
@@ -203,8 +208,8 @@ class ChoiceScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog choice-dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.question, classes="dialog-question")
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
+            yield Label(safe_text(self.question), classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 for value, key, label in self.choices:
                     yield Button(
