@@ -426,9 +426,15 @@ def init_flags(
     aessiv: bool = False,
     xchacha: bool = False,
     longname_max: int = 0,
+    raw64: bool = True,
+    hkdf: bool = True,
 ) -> tuple[str, ...]:
-    """The feature flags `gocryptfs -init` writes, in its order (§3.3)."""
-    flags = [FLAG_HKDF, FLAG_XCHACHA if xchacha else FLAG_GCMIV128]
+    """The feature flags `gocryptfs -init` writes, in its order (§3.3).
+
+    `raw64` and `hkdf` off describe vaults from before gocryptfs 1.3, for rebuilt configs.
+    """
+    flags = [FLAG_HKDF] if hkdf else []
+    flags.append(FLAG_XCHACHA if xchacha else FLAG_GCMIV128)
     if plaintext_names:
         flags.append(FLAG_PLAINTEXT_NAMES)
     else:
@@ -436,7 +442,9 @@ def init_flags(
             flags.append(FLAG_DIRIV)
         if longname_max not in (0, 255):
             flags.append(FLAG_LONG_NAME_MAX)
-        flags += [FLAG_EME_NAMES, FLAG_LONG_NAMES, FLAG_RAW64]
+        flags += [FLAG_EME_NAMES, FLAG_LONG_NAMES]
+        if raw64:
+            flags.append(FLAG_RAW64)
     if aessiv:
         flags.append(FLAG_AESSIV)
     return tuple(flags)
@@ -452,6 +460,8 @@ def new_config(
     aessiv: bool = False,
     xchacha: bool = False,
     longname_max: int = 0,
+    raw64: bool = True,
+    hkdf: bool = True,
 ) -> ConfFile:
     """A fresh config wrapping `master_key`, with the flags `gocryptfs -init` would write."""
     if xchacha and aessiv:
@@ -472,6 +482,8 @@ def new_config(
             aessiv=aessiv,
             xchacha=xchacha,
             longname_max=lnm,
+            raw64=raw64,
+            hkdf=hkdf,
         ),
         long_name_max=lnm,
     )
