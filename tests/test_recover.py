@@ -334,3 +334,44 @@ def test_master_key_from_stdin_and_new_password_from_extpass(
     assert b.key not in res.output and group_key(b.key) not in res.output
     with gocryptfs_mount(cipher, tmp_path / "mnt", NEW_PASSWORD) as mnt:
         assert (mnt / "a" / "b" / "c" / "d" / "deep.txt").read_text() == "four levels down\n"
+
+
+def test_init_wraps_a_given_master_key_under_a_passfile(need_gocryptfs: None, tmp_path: Path) -> None:
+    key = os.urandom(32).hex()
+    keyfile = tmp_path / "key"
+    keyfile.write_text(group_key(key) + "\n")
+    pw = write_passfile(tmp_path / "pw", NEW_PASSWORD)
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    run_vaultsh("init", "--masterkey-file", keyfile, "--passfile", pw, "--scryptn", "10", cipher).check()
+    assert xray_masterkey(cipher / "gocryptfs.conf", NEW_PASSWORD) == key
+    # Two password sources are still one too many.
+    other = tmp_path / "other"
+    other.mkdir()
+    res = run_vaultsh("init", "--passfile", pw, "--extpass", "echo x", other)
+    assert res.returncode == 1 and not os.listdir(other)
+
+
+def test_broken_config_error_names_the_bak(need_gocryptfs: None, tmp_path: Path) -> None:
+    cipher = tmp_path / "cipher"
+    gocryptfs_init(cipher, OLD_PASSWORD)
+    pw = write_passfile(tmp_path / "pw", OLD_PASSWORD)
+    conf = cipher / "gocryptfs.conf"
+    os.chmod(conf, 0o600)
+    without_bak = run_vaultsh("ls", "--passfile", pw, cipher)
+    assert without_bak.returncode == 0, without_bak.describe()
+    shutil.copy(conf, cipher / "gocryptfs.conf.bak")
+    for damage in (b'{"Version": 2, "FeatureFlags": ["Nope"]}', b"\x00garbage", b""):
+        conf.write_bytes(damage)
+        res = run_vaultsh("ls", "--passfile", pw, cipher)
+        assert res.returncode != 0
+        lines = res.err.strip().splitlines()
+        assert len(lines) == 1 and "gocryptfs.conf.bak exists" in lines[0], res.describe()
+        assert f"--config {cipher / 'gocryptfs.conf.bak'}" in lines[0]
+        # Following the advice works.
+        run_vaultsh("ls", "--config", cipher / "gocryptfs.conf.bak", "--passfile", pw, cipher).check()
+    conf.unlink()
+    (cipher / "gocryptfs.conf.bak").unlink()
+    (cipher / "file").write_bytes(b"x")
+    res = run_vaultsh("ls", "--passfile", pw, cipher)
+    assert res.returncode != 0 and "vaultsh recover" in res.err and ".bak" not in res.err

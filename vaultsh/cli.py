@@ -257,11 +257,16 @@ def _open_vault(args: argparse.Namespace) -> Vault:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    src = _secrets(args)
+    # A given master key is wrapped under a password from --passfile/--extpass: unlike the
+    # other commands, init takes both at once.
+    src = SecretSource(passfiles=args.passfile, extpass=args.extpass)
+    src.validate()
+    key_src = SecretSource(masterkey=args.masterkey, masterkey_file=args.masterkey_file)
+    key_src.validate()
     root = Path(args.cipherdir)
     if not root.is_dir():
         raise CipherDirError(f"{root}: not a directory")
-    key = src.read_master_key() if src.has_masterkey else None
+    key = key_src.read_master_key() if key_src.has_masterkey else None
     if src.passfiles or src.extpass:
         password = src.read_password()
     else:
