@@ -97,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scryptn", type=int, metavar="N", help="new scrypt cost 2^N (default: keep)")
     p.add_argument("cipherdir")
 
+    p = sub.add_parser("recover", help="a new gocryptfs.conf from the master key (settings found by trial)")
+    _add_format_flags(p)
+    p.add_argument("--defaults", action="store_true", help="init's defaults for what the files cannot tell")
+    p.add_argument("--reverse", action="store_true", help="CIPHERDIR is a plain dir (reverse mode)")
+    g = p.add_argument_group("master key / new password")
+    g.add_argument("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)")
+    g.add_argument("--masterkey-file", metavar="FILE", help="read the master key from FILE")
+    g.add_argument("--new-passfile", metavar="FILE", help="read the new password from FILE")
+    g.add_argument("--new-extpass", metavar="CMD", help="run CMD, use its first line as the new password")
+    p.add_argument("--scryptn", type=int, default=DEFAULT_SCRYPT_LOGN, metavar="N", help="scrypt cost 2^N")
+    p.add_argument("--dry-run", action="store_true", help="show what would be written; write nothing")
+    p.add_argument("--json", action="store_true", help="print the detection as JSON")
+    p.add_argument("cipherdir")
+
     p = sub.add_parser("ls", help="list plain names and sizes")
     p.add_argument("-l", dest="long", action="store_true", help="long format")
     p.add_argument("-R", dest="recursive", action="store_true", help="recurse into directories")
@@ -251,11 +265,16 @@ def _open_vault(args: argparse.Namespace) -> Vault:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    src = _secrets(args)
+    # A given master key is wrapped under a password from --passfile/--extpass: unlike the
+    # other commands, init takes both at once.
+    src = SecretSource(passfiles=args.passfile, extpass=args.extpass)
+    src.validate()
+    key_src = SecretSource(masterkey=args.masterkey, masterkey_file=args.masterkey_file)
+    key_src.validate()
     root = Path(args.cipherdir)
     if not root.is_dir():
         raise CipherDirError(f"{root}: not a directory")
-    key = src.read_master_key() if src.has_masterkey else None
+    key = key_src.read_master_key() if key_src.has_masterkey else None
     if src.passfiles or src.extpass:
         password = src.read_password()
     else:
@@ -437,6 +456,55 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         logn=args.scryptn,
     )
     print(f"Password changed. The previous config is kept as {safe_text(str(bak))}.", file=sys.stderr)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    import json
+
+    from vaultsh.service import recover
+    from vaultsh.service.passwords import run_extpass
+    from vaultsh.vault.keys import parse_master_key
+
+    src = SecretSource(masterkey=args.masterkey, masterkey_file=args.masterkey_file)
+    src.validate()
+    root = Path(args.cipherdir)
+    if not root.is_dir():
+        raise CipherDirError(f"{root}: no such directory")
+    if src.has_masterkey:
+        key = src.read_master_key()
+    else:
+        key = parse_master_key(read_interactive("Master key: ").decode("ascii", "replace"))
+    choices = recover.Choices(
+        plaintext_names=args.plaintextnames,
+        deterministic_names=args.deterministic_names,
+        aessiv=args.aessiv,
+        xchacha=args.xchacha,
+        longname_max=args.longnamemax,
+        defaults=args.defaults,
+    )
+    found = recover.plan(root, key, choices, reverse=args.reverse)
+    written = backup = None
+    if not args.json:
+        for line in recover.report_lines(found):
+            print(line)
+    if not args.dry_run:
+        if args.new_passfile:
+            password = read_passfile(args.new_passfile)
+        elif args.new_extpass:
+            password = run_extpass([args.new_extpass])
+        else:
+            password = read_interactive("New password: ", twice=True)
+        conf = recover.build_config(found, key, password, args.scryptn)
+        backup = recover.write(found, conf)
+        written = found.conf_path
+    if args.json:
+        print(json.dumps(recover.report_json(found, written=written, backup=backup), indent=2))
+    elif written is None:
+        print(f"Dry run: nothing written; {found.conf_path} would get these settings.")
+    else:
+        kept = f" The previous config is kept as {backup}." if backup else ""
+        print(f"Wrote {written}.{kept}", file=sys.stderr)
     return 0
 
 
@@ -626,6 +694,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": cmd_info,
     "masterkey": cmd_masterkey,
     "passwd": cmd_passwd,
+    "recover": cmd_recover,
     "ls": cmd_ls,
     "cat": cmd_cat,
     "export": cmd_export,

@@ -407,16 +407,44 @@ def validate(conf: ConfFile) -> None:
         raise ConfigError(f"{where}: EncryptedKey has {len(conf.encrypted_key)} bytes, want {want}")
 
 
+_RECOVER_HINT = "; if the vault lost it, `vaultsh recover` writes a new one from the master key"
+
+
+def _has_entries(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as it:
+            return next(it, None) is not None
+    except OSError:
+        return False
+
+
+def backup_hint(path: Path) -> str:
+    """How to use the `.bak` copy of a config that is missing or broken; "" if there is none."""
+    bak = path.with_name(path.name + ".bak")
+    if not bak.is_file():
+        return ""
+    return f"; {bak.name} exists: --config {bak} uses it, or copy it over {path.name}"
+
+
 def load_config(path: Path) -> ConfFile:
+    """Read and validate a config; errors name a `.bak` copy when one exists."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigMissingError(f"{path}: config file not found (is this a gocryptfs vault?)") from None
+        hint = backup_hint(path) or (_RECOVER_HINT if _has_entries(path.parent) else "")
+        what = "config file not found (is this a gocryptfs vault?)"
+        raise ConfigMissingError(f"{path}: {what}{hint}") from None
     except IsADirectoryError:
-        raise ConfigMissingError(f"{path}: is a directory, not a config file") from None
+        raise ConfigMissingError(f"{path}: is a directory, not a config file{backup_hint(path)}") from None
     except OSError as e:
-        raise ConfigMissingError(f"{path}: cannot read config: {e.strerror}") from None
-    return parse_config(raw, path)
+        raise ConfigMissingError(f"{path}: cannot read config: {e.strerror}{backup_hint(path)}") from None
+    try:
+        return parse_config(raw, path)
+    except (ConfigMissingError, ConfigError) as e:
+        hint = backup_hint(path)
+        if not hint:
+            raise
+        raise type(e)(f"{e}{hint}") from None
 
 
 def init_flags(
@@ -426,9 +454,15 @@ def init_flags(
     aessiv: bool = False,
     xchacha: bool = False,
     longname_max: int = 0,
+    raw64: bool = True,
+    hkdf: bool = True,
 ) -> tuple[str, ...]:
-    """The feature flags `gocryptfs -init` writes, in its order (§3.3)."""
-    flags = [FLAG_HKDF, FLAG_XCHACHA if xchacha else FLAG_GCMIV128]
+    """The feature flags `gocryptfs -init` writes, in its order (§3.3).
+
+    `raw64` and `hkdf` off describe vaults from before gocryptfs 1.3, for rebuilt configs.
+    """
+    flags = [FLAG_HKDF] if hkdf else []
+    flags.append(FLAG_XCHACHA if xchacha else FLAG_GCMIV128)
     if plaintext_names:
         flags.append(FLAG_PLAINTEXT_NAMES)
     else:
@@ -436,7 +470,9 @@ def init_flags(
             flags.append(FLAG_DIRIV)
         if longname_max not in (0, 255):
             flags.append(FLAG_LONG_NAME_MAX)
-        flags += [FLAG_EME_NAMES, FLAG_LONG_NAMES, FLAG_RAW64]
+        flags += [FLAG_EME_NAMES, FLAG_LONG_NAMES]
+        if raw64:
+            flags.append(FLAG_RAW64)
     if aessiv:
         flags.append(FLAG_AESSIV)
     return tuple(flags)
@@ -452,6 +488,8 @@ def new_config(
     aessiv: bool = False,
     xchacha: bool = False,
     longname_max: int = 0,
+    raw64: bool = True,
+    hkdf: bool = True,
 ) -> ConfFile:
     """A fresh config wrapping `master_key`, with the flags `gocryptfs -init` would write."""
     if xchacha and aessiv:
@@ -472,6 +510,8 @@ def new_config(
             aessiv=aessiv,
             xchacha=xchacha,
             longname_max=lnm,
+            raw64=raw64,
+            hkdf=hkdf,
         ),
         long_name_max=lnm,
     )
