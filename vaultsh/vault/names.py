@@ -8,6 +8,7 @@ import errno
 import hashlib
 import os
 import re
+import stat
 from pathlib import Path
 
 from vaultsh.crypto.eme import EME
@@ -198,12 +199,26 @@ class NameCodec:
             raise NameError_(f"xattr {stored!r}: {e}") from None
 
 
+def read_regular(path: str | Path, limit: int, *, dir_fd: int | None = None) -> bytes:
+    """Up to `limit` bytes of a regular file; never follows a symlink or waits on a FIFO.
+
+    A cipher dir is shared with sync tools and other people, so a planted link or pipe in
+    the place of a diriv or sidecar must fail, not redirect or hang the reader.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
 def read_diriv(cipher_dir: Path) -> bytes:
     """Read and check a directory's IV: exactly 16 bytes, not all zero (§6.5)."""
     path = cipher_dir / DIRIV_NAME
     try:
-        with open(path, "rb") as f:
-            iv = f.read(DIRIV_LEN + 1)
+        iv = read_regular(path, DIRIV_LEN + 1)
     except FileNotFoundError:
         raise CorruptionError(f"{path}: gocryptfs.diriv is missing; names here cannot be decrypted") from None
     except OSError as e:
@@ -234,8 +249,7 @@ def read_name_file(cipher_dir: Path, hashed: str) -> str:
     """The full encrypted name stored in `<hashed>.name` (no newline, 1..344 bytes)."""
     path = cipher_dir / (hashed + LONGNAME_SUFFIX)
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_NAME_FILE + 1)
+        data = read_regular(path, MAX_NAME_FILE + 1)
     except FileNotFoundError:
         raise NameError_(f"{path}: long-name sidecar is missing") from None
     except OSError as e:
