@@ -231,7 +231,6 @@ class Checker:
         if not self.vault.options.diriv:
             return ZERO_IV
         raw = _read_small(dfd, DIRIV_NAME, DIRIV_LEN + 1)
-        where = _join(rel, DIRIV_NAME)
         if raw == "missing":
             out.append(
                 Finding(
@@ -243,7 +242,7 @@ class Checker:
             )
             return None
         if isinstance(raw, str):
-            out.append(Finding(Kind.DIRIV_BAD, rel, plain, f"{where}: {raw}"))
+            out.append(Finding(Kind.DIRIV_BAD, rel, plain, f"{DIRIV_NAME}: {raw}"))
             return None
         if len(raw) != DIRIV_LEN:
             size = f"{len(raw)}{'+' if len(raw) > DIRIV_LEN else ''}"
