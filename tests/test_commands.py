@@ -235,7 +235,7 @@ def test_transfer_errors_are_one_line(sess: Session, tmp_path: Path) -> None:
     code, _, err = run(sess, f"import {tmp_path / 'missing'} /x")
     assert code == 11 and len(err) == 1
     code, _, err = run(sess, "export docs")
-    assert code == 1 and err == ["usage: export PATH DEST"]
+    assert code == 1 and err == ["usage: export [--force-decode] PATH DEST"]
 
 
 def test_cancelled_export_leaves_no_partial_file(sess: Session, tmp_path: Path) -> None:

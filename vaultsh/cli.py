@@ -120,11 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", nargs="?", default="")
 
     p = sub.add_parser("cat", help="decrypt a file to stdout")
+    p.add_argument("--force-decode", action="store_true", help="give damaged blocks as zeros (exit 26)")
     _add_vault_args(p)
     p.add_argument("path")
 
     p = sub.add_parser("export", help="decrypt a file or tree to DEST")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.add_argument("--force-decode", action="store_true", help="write damaged blocks as zeros (exit 26)")
     _add_vault_args(p)
     p.add_argument("path", help="plain path in the vault ('/' for everything)")
     p.add_argument("dest")
@@ -199,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="open a freshly made demo vault in the full-screen interface")
     p.add_argument("--theme", metavar="NAME", help="colour theme")
     p.add_argument("--dir", metavar="DIR", help="make the demo vault in DIR (default: a new temp dir)")
+    _add_integrity_parsers(sub)
     return parser
 
 
@@ -517,7 +520,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_cat(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        return commands.cat_file(s, args.path)
+        return commands.cat_file(s, args.path, force_decode=args.force_decode)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -525,7 +528,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         # A second process doubles AES throughput on big files; the CLI has nothing to fear
         # from fork (the progress bar's thread is not touched by the child).
         s.processes = min(2, os.cpu_count() or 1)
-        return commands.export_path(s, args.path, args.dest)
+        return commands.export_path(s, args.path, args.dest, force_decode=args.force_decode)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -712,6 +715,94 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "new": cmd_new,
     "demo": cmd_demo,
 }
+
+# -- integrity: fsck and sync-conflict copies ------------------------------------------------
+
+
+def _add_integrity_parsers(sub: Any) -> None:
+    p = sub.add_parser("fsck", help="check the vault offline (exit 26 when anything is wrong)")
+    p.add_argument("--json", action="store_true", help="one JSON record per finding on stdout")
+    p.add_argument("--quarantine", metavar="DIR", help="move damaged items to DIR (outside the vault)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    _add_vault_args(p)
+    p.add_argument("path", nargs="?", default="", help="plain path of a subtree to check")
+
+    p = sub.add_parser("conflicts", help="list sync-conflict copies, compare them with the originals")
+    p.add_argument(
+        "--adopt",
+        action="store_true",
+        help="keep each copy under a new plain name, e.g. 'report (conflict 2026-01-02).txt', and remove it",
+    )
+    _add_vault_args(p)
+    p.add_argument("path", nargs="?", default="", help="plain path of a subtree")
+
+
+class _FsckBar:
+    """Objects checked out of the counted total, with an ETA, on an interactive stderr."""
+
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("fsck", total=total)
+        self._bar.start()
+        self._next = 0
+
+    def __call__(self, counts: Any) -> None:
+        done = counts.objects
+        if done >= self._next:  # rich's update is not free; a 10,000-file vault needs ~100
+            self._bar.update(self._task, completed=done)
+            self._next = done + 64
+
+    def close(self) -> None:
+        self._bar.stop()
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from vaultsh.service import integrity
+    from vaultsh.vault import fsck
+
+    vault = _open_vault(args)
+    quarantine = Path(args.quarantine) if args.quarantine else None
+    bar = None
+    if not args.no_progress and sys.stderr.isatty():
+        bar = _FsckBar(fsck.measure(vault, args.path).objects)
+    try:
+        return integrity.report_fsck(
+            vault,
+            args.path,
+            print,
+            lambda text: print(text, file=sys.stderr),
+            as_json=args.json,
+            quarantine=quarantine,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def cmd_conflicts(args: argparse.Namespace) -> int:
+    from vaultsh.service import integrity
+
+    return integrity.report_conflicts(
+        _open_vault(args),
+        args.path,
+        print,
+        lambda text: print(f"{PROG}: {text}", file=sys.stderr),
+        adopt_all=args.adopt,
+    )
+
+
+COMMANDS.update({"fsck": cmd_fsck, "conflicts": cmd_conflicts})
 
 # Options of the top level and the TUI form that take a value: skipped when looking for the
 # first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.

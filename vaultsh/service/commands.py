@@ -297,10 +297,15 @@ def list_path(
     return status
 
 
-def cat_file(session: Session, path: str) -> int:
-    """`cat`: raw bytes to an IO that takes them, else text lines (binary files are refused)."""
+def cat_file(session: Session, path: str, *, force_decode: bool = False) -> int:
+    """`cat`: raw bytes to an IO that takes them, else text lines (binary files are refused).
+
+    With `force_decode` a damaged block comes out as zeros, is reported, and the exit code
+    is fsck's 26 (gocryptfs's -force_decode).
+    """
     vault, io = session.vault, session.io
     plain = session.resolve(path)
+    damaged: list[int] = []
     chunks: Iterable[bytes | memoryview]
     if session.reverse is not None:  # the plain files are the real ones
         if view_entry(session.reverse, plain).kind == "dir":
@@ -309,11 +314,11 @@ def cat_file(session: Session, path: str) -> int:
     else:
         if stat_mod.S_ISDIR(vault.stat(plain).mode):
             raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
-        chunks = vault.iter_file(plain)
+        chunks = _salvaged_chunks(session, plain, damaged) if force_decode else vault.iter_file(plain)
     if isinstance(io, ByteSink):
         for chunk in chunks:
             io.write_bytes(chunk)
-        return 0
+        return ExitCode.FSCK_ERRORS if damaged else 0
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pending = ""
     first = True
@@ -330,7 +335,16 @@ def cat_file(session: Session, path: str) -> int:
     pending += decoder.decode(b"", final=True)
     if pending:
         io.write(pending)
-    return 0
+    return ExitCode.FSCK_ERRORS if damaged else 0
+
+
+def _salvaged_chunks(session: Session, plain: str, damaged: list[int]) -> Iterable[memoryview]:
+    def on_bad(block: int, why: str) -> None:
+        damaged.append(block)
+        session.io.error(f"warning: {show(plain)}: block {block} is damaged, given as zeros ({why})")
+
+    with session.vault.open_file(plain) as f:
+        yield from f.iter_salvaged(on_bad)
 
 
 def _read_plain_file(path: Path) -> Iterable[bytes]:
@@ -345,7 +359,9 @@ def _finish_transfer(session: Session, report: transfer.TransferReport, verb: st
         io.error(f"warning: skipped {path}: {why}")
     for path, why in report.failed:
         io.error(f"{verb} failed for {path}: {why}")
-    if report.failed:
+    for path, block, why in report.damaged:
+        io.error(f"warning: {show(path)}: block {block} is damaged, written as zeros ({why})")
+    if report.failed or report.damaged:
         io.error(f"{len(report.failed)} entries failed, {report.files} files {verb}ed")
         return ExitCode.FSCK_ERRORS
     if not session.quiet:
@@ -366,7 +382,7 @@ class _ProgressCounter:
         self.io.progress(self.done, self.total)
 
 
-def export_path(session: Session, path: str, dest: str) -> int:
+def export_path(session: Session, path: str, dest: str, *, force_decode: bool = False) -> int:
     """`export`: decrypt a vault file or tree to a local path (see transfer.export)."""
     vault = session.vault
     plain = session.resolve(path)
@@ -380,6 +396,7 @@ def export_path(session: Session, path: str, dest: str) -> int:
         progress=progress,
         cancelled=session.io.cancelled,
         processes=session.processes,
+        force_decode=force_decode,
     )
     return _finish_transfer(session, report, "export")
 
@@ -878,17 +895,18 @@ def _cmd_pwd(session: Session, args: list[str]) -> int:
 
 
 def _cmd_cat(session: Session, args: list[str]) -> int:
-    a = _parse(COMMANDS["cat"].usage, args, least=1)
+    a = _parse(COMMANDS["cat"].usage, args, flags=("force-decode",), least=1)
+    status = 0
     for p in a.positional:
-        cat_file(session, p)
-    return 0
+        status = cat_file(session, p, force_decode="force-decode" in a.flags) or status
+    return status
 
 
 def _cmd_export(session: Session, args: list[str]) -> int:
-    a = _parse(COMMANDS["export"].usage, args, least=2, most=2)
+    a = _parse(COMMANDS["export"].usage, args, flags=("force-decode",), least=2, most=2)
     if session.reverse is not None:
         return export_view(session, a.positional[0], a.positional[1])
-    return export_path(session, a.positional[0], a.positional[1])
+    return export_path(session, a.positional[0], a.positional[1], force_decode="force-decode" in a.flags)
 
 
 def _cmd_import(session: Session, args: list[str]) -> int:
@@ -1064,9 +1082,10 @@ COMMANDS: dict[str, Command] = {
                 "ls [-l] [-a] [-R] [--cipher] [PATH]", ("dir",), _cmd_ls, "plain-path"),
         Command("cd", "change the current vault directory", "cd [PATH]", (), _cmd_cd, "plain-dir"),
         Command("pwd", "show the current vault directory", "pwd", (), _cmd_pwd),
-        Command("cat", "show a file's decrypted text", "cat PATH...", (), _cmd_cat, "plain-path"),
-        Command("export", "decrypt a file or tree to a local path", "export PATH DEST", ("get",),
-                _cmd_export, "plain-path local-path"),
+        Command("cat", "show a file's decrypted text", "cat [--force-decode] PATH...", (), _cmd_cat,
+                "plain-path"),
+        Command("export", "decrypt a file or tree to a local path", "export [--force-decode] PATH DEST",
+                ("get",), _cmd_export, "plain-path local-path"),
         Command("import", "encrypt a local file or tree into the vault", "import SRC [PATH]", ("put",),
                 _cmd_import, "local-path plain-path"),
         Command("mkdir", "make directories (-p: with parents)", "mkdir [-p] PATH...", (), _cmd_mkdir,
@@ -1102,6 +1121,48 @@ SECRET_COMMANDS = frozenset({"passwd", "masterkey"})
 # Commands that make sense on a reverse-mode folder; the others write into a vault, and the
 # encrypted view is read-only (its plain files are changed directly).
 REVERSE_COMMANDS = frozenset(COMMANDS) - {"import", "mkdir", "mv", "rm"}
+
+
+# -- integrity: fsck and sync-conflict copies (service/integrity.py) -------------------------
+
+
+def _cmd_fsck(session: Session, args: list[str]) -> int:
+    from vaultsh.service import integrity
+
+    a = _parse(COMMANDS["fsck"].usage, args, flags=("json",), valued=("quarantine",), most=1)
+    dest = a.values.get("quarantine")
+    return integrity.report_fsck(
+        session.vault,
+        session.resolve(a.positional[0] if a.positional else ""),
+        session.io.write,
+        session.io.error,
+        as_json="json" in a.flags,
+        quarantine=Path(os.path.expanduser(dest)) if dest else None,
+    )
+
+
+def _cmd_conflicts(session: Session, args: list[str]) -> int:
+    from vaultsh.service import integrity
+
+    a = _parse(COMMANDS["conflicts"].usage, args, flags=("adopt",), most=1)
+    return integrity.report_conflicts(
+        session.vault,
+        session.resolve(a.positional[0] if a.positional else ""),
+        session.io.write,
+        session.io.error,
+        adopt_all="adopt" in a.flags,
+    )
+
+
+COMMANDS.update(
+    (c.name, c)
+    for c in (
+        Command("fsck", "check names, dirivs, headers, blocks, symlinks and xattrs (exit 26: damage)",
+                "fsck [--json] [--quarantine DIR] [PATH]", (), _cmd_fsck, "plain-dir"),
+        Command("conflicts", "list sync-conflict copies and compare them (--adopt: keep them)",
+                "conflicts [--adopt] [PATH]", (), _cmd_conflicts, "plain-dir"),
+    )
+)  # fmt: skip
 
 
 def lookup(name: str) -> Command | None:

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vaultsh.vault.bulk import write_all
 from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
-from vaultsh.vault.vault import PlainStat, Vault, split_path
+from vaultsh.vault.vault import PlainStat, Vault, VaultFile, split_path
 
 CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough to keep memory flat
 
@@ -33,6 +34,8 @@ class TransferReport:
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # With force_decode: (path, block number, why) of each damaged block written as zeros.
+    damaged: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class _Job:
     cancelled: Callable[[], bool] | None
     processes: int = 1
     report: TransferReport = field(default_factory=TransferReport)
+    force_decode: bool = False
 
     def step(self, n: int) -> None:
         self.report.bytes += n
@@ -128,6 +132,7 @@ def export(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     processes: int = 1,
+    force_decode: bool = False,
 ) -> TransferReport:
     """Decrypt a vault file or tree to `dest`, keeping modes, mtimes and symlinks.
 
@@ -136,8 +141,11 @@ def export(
     `failed`) or a cancel never leaves a half-written file behind. `processes=2` lets big
     files use a forked second decrypting process (see vault/bulk.py); keep the default 1 in
     programs whose other threads must not be forked, such as a running TUI.
+
+    `force_decode` (gocryptfs's -force_decode) writes a block that fails authentication as
+    zeros and lists it in `damaged`, so the rest of a big file is saved.
     """
-    job = _Job(progress, cancelled, processes)
+    job = _Job(progress, cancelled, processes, force_decode=force_decode)
     st = vault.stat(path)
     target = Path(dest)
     parts = split_path(path)
@@ -300,7 +308,10 @@ def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, dest: _Des
         raise fs_error(e, dest.shown) from None
     try:
         with vault.open_cipher_file(cpath, path) as f:
-            f.decrypt_to(out.fd, job.step, processes=job.processes)
+            if job.force_decode:
+                _salvage_to(f, out.fd, path, job)
+            else:
+                f.decrypt_to(out.fd, job.step, processes=job.processes)
         os.fchmod(out.fd, stat_mod.S_IMODE(st.mode))
         os.utime(out.fd, ns=(st.atime_ns, st.mtime_ns))
         out.commit()
@@ -312,6 +323,17 @@ def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, dest: _Des
         raise fs_error(e, dest.shown) from None
     finally:
         out.discard()
+
+
+def _salvage_to(f: VaultFile, fd: int, path: str, job: _Job) -> None:
+    """Decrypt with damaged blocks as zeros (one loop: salvaging is not the fast path)."""
+
+    def on_bad(block: int, why: str) -> None:
+        job.report.damaged.append((path, block, why))
+
+    for chunk in f.iter_salvaged(on_bad):
+        write_all(fd, chunk)
+        job.step(len(chunk))
 
 
 # -- import ---------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import stat as stat_mod
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from vaultsh.tui.panes import (
     short_time,
 )
 from vaultsh.vault.config import load_config, parse_config
+from vaultsh.vault.conflicts import conflict_original
 from vaultsh.vault.content import HEADER_LEN, ContentCodec
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
@@ -38,13 +38,6 @@ PREVIEW_BYTES = 4096
 HEX_PREVIEW_BYTES = 512
 XRAY_BLOCKS = 4  # blocks listed one by one, as gocryptfs-xray prints them (§11.6)
 
-# Sync tools rename a file they could not merge; the cipher name then no longer decrypts.
-_CONFLICT_PATTERNS = (
-    re.compile(r"^(?P<base>.+?) \((?:[^()]*'s )?conflicted copy[^()]*\)(?P<ext>\.[^.]*)?$"),  # Dropbox
-    re.compile(r"^(?P<base>.+?)\.sync-conflict-\d{8}-\d{6}(?:-[A-Z0-9]{7})?(?P<ext>\..*)?$"),  # Syncthing
-    re.compile(r"^(?P<base>.+?) \(conflicted copy [^()]*\)(?P<ext>\..*)?$"),  # Nextcloud, ownCloud
-    re.compile(r"^(?P<base>.+?) \((?:Case )?Conflict(?: \d+)?\)(?P<ext>\..*)?$"),  # Drive, iCloud
-)
 _RMDIR_LEFTOVER = DIRIV_NAME + ".rmdir."
 
 
@@ -89,15 +82,6 @@ def looks_like_text(data: bytes) -> str | None:
     if any(ord(c) < 32 and c not in "\t\n\r\f" for c in text):
         return None
     return text
-
-
-def conflict_original(cipher_name: str) -> str | None:
-    """The cipher name a sync-conflict copy was made from, if `cipher_name` looks like one."""
-    for pattern in _CONFLICT_PATTERNS:
-        m = pattern.match(cipher_name)
-        if m:
-            return m.group("base") + (m.group("ext") or "")
-    return None
 
 
 # -- plain side ------------------------------------------------------------------------------

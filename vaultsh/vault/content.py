@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 
 from vaultsh.crypto.aead import AesGcm, AuthenticationError, BlockAEAD
 from vaultsh.vault.errors import CorruptionError
@@ -210,4 +211,38 @@ class ContentCodec:
             raise CorruptionError(
                 f"{where}: block {block_no} failed authentication (tampered or corrupt)"
             ) from None
+        return pos
+
+    def decrypt_into_salvaging(
+        self,
+        data: bytes,
+        first_block: int,
+        file_id: bytes,
+        out: bytearray,
+        on_bad: Callable[[int, str], None],
+        where: str = "file",
+    ) -> int:
+        """Like `decrypt_into`, but a block that fails is reported to `on_bad` and given as zeros.
+
+        The fast path runs first; only a run that fails is redone block by block, so a clean
+        file costs what `decrypt_into` costs. A truncated last block (too short to hold a
+        byte) counts as one plaintext byte, as `cipher_to_plain_size` says.
+        """
+        try:
+            return self.decrypt_into(data, first_block, file_id, out, where)
+        except CorruptionError:
+            pass
+        cb, ov = self.cipher_block, self.overhead
+        mv = memoryview(data)
+        pos = 0
+        for i, off in enumerate(range(0, len(data), cb)):
+            block = mv[off : off + cb]
+            plen = max(len(block) - ov, 1)
+            try:
+                plain = self.decrypt_block(block, first_block + i, file_id, where)
+            except CorruptionError as e:
+                on_bad(first_block + i, str(e))
+                plain = bytes(plen)
+            out[pos : pos + len(plain)] = plain
+            pos += len(plain)
         return pos

@@ -202,17 +202,23 @@ class NameCodec:
             raise NameError_(f"xattr {stored!r}: {e}") from None
 
 
-def _read_small(cipher_dir: Path, name: str, limit: int, dir_fd: int | None) -> bytes:
-    """Up to `limit` bytes of a small regular file; a symlink or FIFO planted in its place fails
-    (ELOOP, EINVAL) instead of being followed or blocking."""
-    where: str | Path = name if dir_fd is not None else cipher_dir / name
-    fd = os.open(where, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+def read_regular(path: str | Path, limit: int, *, dir_fd: int | None = None) -> bytes:
+    """Up to `limit` bytes of a regular file; never follows a symlink or waits on a FIFO.
+
+    A cipher dir is shared with sync tools and other people, so a planted link or pipe in
+    the place of a diriv or sidecar must fail (ELOOP, EINVAL), not redirect or hang the reader.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file")
         return os.read(fd, limit)
     finally:
         os.close(fd)
+
+
+def _read_small(cipher_dir: Path, name: str, limit: int, dir_fd: int | None) -> bytes:
+    return read_regular(name if dir_fd is not None else cipher_dir / name, limit, dir_fd=dir_fd)
 
 
 def _create_small(cipher_dir: Path, name: str, data: bytes, sync: bool, dir_fd: int | None) -> None:

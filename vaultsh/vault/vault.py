@@ -1189,6 +1189,28 @@ class VaultFile:
                 return
             block += CHUNK_BLOCKS
 
+    def iter_salvaged(self, on_bad: Callable[[int, str], None]) -> Iterator[memoryview]:
+        """Like `iter_chunks`, but a damaged block comes out as zeros and is reported to
+        `on_bad(block number, why)`, so the rest of the file is saved (gocryptfs's
+        -force_decode). A damaged header still fails: without the file ID nothing decrypts.
+        """
+        file_id = self._read_file_id()
+        if file_id is None:
+            return
+        codec = self.codec
+        out = bytearray(CHUNK_BLOCKS * BLOCK_SIZE)
+        view = memoryview(out)
+        block = 0
+        while True:
+            data = self._pread_blocks(block, CHUNK_BLOCKS)
+            if not data:
+                return
+            n = codec.decrypt_into_salvaging(data, block, file_id, out, on_bad, self.where)
+            yield view[:n]
+            if len(data) < CHUNK_BLOCKS * codec.cipher_block:
+                return
+            block += CHUNK_BLOCKS
+
     def decrypt_to(
         self, out_fd: int, step: Callable[[int], None] | None = None, *, processes: int = 1
     ) -> int:

@@ -1,0 +1,173 @@
+"""Sync-conflict copies: the tools' name patterns, `vaultsh conflicts`, and adopting a copy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from gocryptfs_harness import passfile, run_vaultsh
+from vectors import PASSWORD
+
+from vaultsh.service import integrity
+from vaultsh.vault import fsck
+from vaultsh.vault.conflicts import conflict_original, find_origin
+from vaultsh.vault.vault import Vault
+
+ORIG = "R83PhW-BBA_q4rPYD7dEMg"
+
+
+@pytest.mark.parametrize(
+    ("copy", "tool", "date"),
+    [
+        (f"{ORIG} (conflicted copy 2026-01-02)", "Dropbox", dt.date(2026, 1, 2)),
+        (f"{ORIG} (Anna's conflicted copy 2026-01-02 (1))", "Dropbox", dt.date(2026, 1, 2)),
+        (f"{ORIG}.sync-conflict-20260102-123456-ABCDEFG", "Syncthing", dt.date(2026, 1, 2)),
+        (f"{ORIG} (Conflict)", "Google Drive or iCloud", None),
+        (f"{ORIG} (2)", "Google Drive", None),
+        (f"{ORIG}-DESKTOP-4H2K", "OneDrive", None),
+    ],
+)
+def test_conflict_names_of_each_tool(copy: str, tool: str, date: dt.date | None) -> None:
+    origin = find_origin(copy, {ORIG, copy})
+    assert origin is not None
+    assert (origin.original, origin.tool, origin.date) == (ORIG, tool, date)
+
+
+def test_plain_names_keep_their_extension() -> None:
+    assert conflict_original("report (conflicted copy 2026-01-02).txt") == "report.txt"
+    assert conflict_original("report.sync-conflict-20260102-123456-ABCDEFG.txt") == "report.txt"
+    origin = find_origin("report-LAPTOP.txt", {"report.txt"})
+    assert origin is not None and origin.original == "report.txt"
+
+
+def test_a_dash_alone_is_no_conflict() -> None:
+    # Cipher names contain '-': only a name whose part before it exists is a OneDrive copy.
+    assert find_origin("abc-DEF", {"xyz"}) is None
+    assert conflict_original("abc-DEF") is None
+
+
+def make_vault(root: Path) -> Vault:
+    root.mkdir()
+    conf, key = Vault.init(root, PASSWORD, logn=10)
+    v = Vault(root, key, conf.options, conf)
+    v.mkdir("docs")
+    v.write_file("docs/report.txt", b"version A\n")
+    v.write_file("docs/other.txt", b"version B, longer\n" * 1000)
+    return v
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    return make_vault(tmp_path / "cipher")
+
+
+def add_copies(v: Vault) -> tuple[Path, Path]:
+    """A same-content Dropbox copy and a different-content Syncthing copy of docs/report.txt."""
+    report = v.cipher_path("docs/report.txt")
+    same = report.with_name(report.name + " (conflicted copy 2026-01-02)")
+    shutil.copyfile(report, same)
+    # Content is bound to the file ID in its header, not to the name (§5.1): another file's
+    # cipher content under a copy's name decrypts, as a sync tool's copy of an edit does.
+    differs = report.with_name(report.name + ".sync-conflict-20260103-101010-ABCDEFG")
+    shutil.copyfile(v.cipher_path("docs/other.txt"), differs)
+    os.utime(differs, (1_700_000_000, 1_700_000_000))
+    return same, differs
+
+
+def test_list_says_whether_contents_differ(vault: Vault) -> None:
+    same, differs = add_copies(vault)
+    copies = {c.copy_name: c for c in integrity.find_conflicts(vault)}
+    assert set(copies) == {same.name, differs.name}
+    assert copies[same.name].differs is False
+    assert copies[differs.name].differs is True
+    assert copies[same.name].original_plain == "docs/report.txt"
+    with passfile(PASSWORD) as pf:
+        res = run_vaultsh("conflicts", "--passfile", pf, vault.cipherdir)
+    assert res.returncode == 26
+    assert f"/docs/report.txt: Dropbox conflict copy {same.name!r}: same content as the original" in res.out
+    assert f"/docs/report.txt: Syncthing conflict copy {differs.name!r}: contents differ" in res.out
+
+
+def test_adopt_keeps_each_copy_under_a_free_plain_name(vault: Vault) -> None:
+    same, differs = add_copies(vault)
+    vault.write_file("docs/report (conflict 2026-01-02).txt", b"already here\n")
+    with passfile(PASSWORD) as pf:
+        res = run_vaultsh("conflicts", "--adopt", "--passfile", pf, vault.cipherdir)
+        assert res.returncode == 0, res.describe()
+        assert not same.exists() and not differs.exists()
+        # never overwritten: the taken name stays, the copy gets the next free one
+        assert vault.read_file("docs/report (conflict 2026-01-02).txt") == b"already here\n"
+        assert vault.read_file("docs/report (conflict 2026-01-02 2).txt") == b"version A\n"
+        assert vault.read_file("docs/report (conflict 2026-01-03).txt") == b"version B, longer\n" * 1000
+        assert vault.read_file("docs/report.txt") == b"version A\n"
+        assert "adopted as /docs/report (conflict 2026-01-03).txt" in res.out
+        assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0
+        again = run_vaultsh("conflicts", "--passfile", pf, vault.cipherdir)
+    assert again.returncode == 0 and "no conflict copies found" in again.err
+
+
+def test_adopt_takes_the_date_from_the_copy_when_its_name_has_none(vault: Vault) -> None:
+    report = vault.cipher_path("docs/report.txt")
+    copy = report.with_name(report.name + " (1)")
+    shutil.copyfile(report, copy)
+    os.utime(copy, (1_767_312_000, 1_767_312_000))  # 2026-01-02 00:00 UTC
+    (c,) = integrity.find_conflicts(vault)
+    new = integrity.adopt(vault, c)
+    day = dt.datetime.fromtimestamp(1_767_312_000).date().isoformat()
+    assert new == f"docs/report (conflict {day}).txt"
+    assert vault.stat(new).mtime_ns == 1_767_312_000 * 10**9
+
+
+def test_a_damaged_copy_is_not_adopted_and_stays(vault: Vault) -> None:
+    _same, differs = add_copies(vault)
+    data = bytearray(differs.read_bytes())
+    data[40] ^= 1
+    differs.write_bytes(bytes(data))
+    copies = {c.copy_name: c for c in integrity.find_conflicts(vault)}
+    bad = copies[differs.name]
+    assert bad.problem is not None and "block 0" in bad.problem
+    with passfile(PASSWORD) as pf:
+        res = run_vaultsh("conflicts", "--adopt", "--passfile", pf, vault.cipherdir)
+    assert res.returncode == 26
+    assert differs.exists()
+    assert f"not adopted: {differs.name}" in res.err
+    names = {e.name for e in vault.listdir("docs")}
+    assert names == {"report.txt", "other.txt", "report (conflict 2026-01-02).txt"}
+
+
+def test_symlink_copy_is_adopted(vault: Vault) -> None:
+    vault.symlink("report.txt", "docs/latest")
+    link = vault.cipher_path("docs/latest")
+    copy = link.with_name(link.name + ".sync-conflict-20260105-000000-ABCDEFG")
+    os.symlink(os.readlink(link), copy)
+    (c,) = integrity.find_conflicts(vault)
+    assert c.kind == "symlink" and c.differs is False
+    assert integrity.adopt(vault, c) == "docs/latest (conflict 2026-01-05)"
+    assert vault.readlink("docs/latest (conflict 2026-01-05)") == "report.txt"
+    assert not os.path.lexists(copy)
+
+
+def test_fsck_flags_conflicts_and_quarantine_keeps_them_out_of_the_way(vault: Vault, tmp_path: Path) -> None:
+    same, _differs = add_copies(vault)
+    kinds = {(f.kind, f.cipher_path) for f in fsck.check(vault)}
+    assert (fsck.Kind.CONFLICT_COPY, os.path.relpath(same, vault.cipherdir)) in kinds
+    result = integrity.run_fsck(vault, quarantine=tmp_path / "q")
+    assert len(result.moved) == 2 and all(m.error is None for m in result.moved)
+    assert integrity.find_conflicts(vault) == []
+
+
+def test_plaintextnames_vault_copies(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    conf, key = Vault.init(root, PASSWORD, logn=10, plaintext_names=True)
+    v = Vault(root, key, conf.options, conf)
+    v.write_file("notes.md", b"one\n")
+    shutil.copyfile(root / "notes.md", root / "notes (conflicted copy 2026-02-03).md")
+    (c,) = integrity.find_conflicts(v)
+    assert c.original_plain == "notes.md" and c.differs is False
+    assert {f.kind for f in fsck.check(v)} == {fsck.Kind.CONFLICT_COPY}
+    assert integrity.adopt(v, c) == "notes (conflict 2026-02-03).md"
+    assert sorted(e.name for e in v.listdir()) == ["notes (conflict 2026-02-03).md", "notes.md"]

@@ -1,0 +1,316 @@
+"""The `fsck` and `conflicts` commands: checking a vault, quarantining damage, adopting copies."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import secrets
+import stat as stat_mod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaultsh.vault import fsck
+from vaultsh.vault.conflicts import Origin, find_origin
+from vaultsh.vault.errors import CorruptionError, ExitCode, FsError, UsageError, VaultError
+from vaultsh.vault.names import NAME_MAX, is_name_file
+from vaultsh.vault.vault import DirEntry, Vault
+
+Write = Callable[[str], None]
+
+
+def safe_text(text: str) -> str:
+    """A name or message fit for a terminal: control characters and undecodable bytes escaped."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1] if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+# -- fsck -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FsckResult:
+    findings: list[fsck.Finding]
+    counts: fsck.Counts
+    moved: list[fsck.Moved]
+
+    @property
+    def exit_code(self) -> int:
+        return ExitCode.FSCK_ERRORS if self.findings else ExitCode.OK
+
+
+def finding_line(f: fsck.Finding) -> str:
+    """One line for people: kind, where (plain path when known, else the cipher path), what."""
+    if f.plain_path is not None:
+        where = f"/{f.plain_path}"
+        if f.cipher_path:
+            where += f" (cipher {f.cipher_path})"
+    else:
+        where = f"cipher {f.cipher_path or '.'}"
+    return safe_text(f"{f.kind}: {where}: {f.detail}")
+
+
+def summary_line(result: FsckResult) -> str:
+    c = result.counts
+    checked = f"{c.files} files, {c.dirs} dirs, {c.symlinks} symlinks"
+    if not result.findings:
+        return f"fsck summary: no problems found ({checked})"
+    kinds = sorted({str(f.kind) for f in result.findings})
+    return f"fsck summary: {len(result.findings)} problems ({', '.join(kinds)}) in {checked}"
+
+
+def run_fsck(
+    vault: Vault,
+    path: str = "",
+    *,
+    on_finding: Callable[[fsck.Finding], None] | None = None,
+    progress: Callable[[fsck.Counts], None] | None = None,
+    quarantine: Path | None = None,
+) -> FsckResult:
+    """Check the vault (or a subtree), then move damaged items to `quarantine` if given."""
+    if quarantine is not None:
+        fsck.check_quarantine_dir(vault, quarantine)  # refuse a bad target before the work
+    checker = fsck.Checker(vault, progress)
+    findings: list[fsck.Finding] = []
+    for f in checker.run(path):
+        findings.append(f)
+        if on_finding is not None:
+            on_finding(f)
+    moved = fsck.quarantine(vault, findings, quarantine) if quarantine is not None else []
+    return FsckResult(findings, checker.counts, moved)
+
+
+def report_fsck(
+    vault: Vault,
+    path: str,
+    write: Write,
+    note: Write,
+    *,
+    as_json: bool = False,
+    quarantine: Path | None = None,
+    progress: Callable[[fsck.Counts], None] | None = None,
+) -> int:
+    """Run fsck and print it: findings on `write` (one JSON record each with `as_json`), the
+    summary on `note` (stderr in the CLI, so --json output stays pure); returns the exit code."""
+
+    def show(f: fsck.Finding) -> None:
+        write(json.dumps(f.as_record()) if as_json else finding_line(f))
+
+    result = run_fsck(vault, path, on_finding=show, progress=progress, quarantine=quarantine)
+    for m in result.moved:
+        if as_json:
+            write(json.dumps({"quarantined": m.cipher_path, "dest": str(m.dest), "error": m.error}))
+        elif m.error:
+            note(safe_text(f"could not quarantine {m.cipher_path}: {m.error}"))
+        else:
+            write(safe_text(f"quarantined: cipher {m.cipher_path} -> {m.dest}"))
+    note(summary_line(result))
+    return result.exit_code
+
+
+# -- conflict copies ------------------------------------------------------------------------
+
+
+@dataclass
+class ConflictCopy:
+    """A sync tool's copy beside a vault entry, and how it compares with it."""
+
+    cipher_dir: Path  # the directory holding both
+    copy_name: str  # the copy's name on disk
+    original_plain: str  # plain path of the entry it copies
+    origin: Origin
+    kind: str  # "file", "dir", "symlink", "other"
+    differs: bool | None = None  # None: not compared (a directory) or unreadable
+    problem: str | None = None  # why the copy could not be read
+
+    @property
+    def cipher_path(self) -> Path:
+        return self.cipher_dir / self.copy_name
+
+    def describe(self) -> str:
+        if self.problem:
+            state = f"copy unreadable: {self.problem}"
+        elif self.differs is None:
+            state = "a directory: compare by hand (export both)"
+        else:
+            state = "contents differ" if self.differs else "same content as the original"
+        return safe_text(
+            f"/{self.original_plain}: {self.origin.tool} conflict copy {self.copy_name!r}: {state}"
+        )
+
+
+def _plain_dirs(vault: Vault, path: str, note: Write) -> Iterator[tuple[str, Path, list[DirEntry]]]:
+    """(plain dir, cipher dir, entries with undecryptable ones) below `path`, depth first."""
+    todo = [(path, vault.cipher_path(path))]
+    while todo:
+        plain, cdir = todo.pop()
+        try:
+            entries = vault.list_cipher_dir(cdir, include_bad=True, where=plain or "/")
+        except VaultError as e:
+            note(safe_text(f"skipped /{plain}: {e}"))
+            continue
+        yield plain, cdir, entries
+        todo.extend(
+            (f"{plain}/{e.name}" if plain else e.name, cdir / e.cipher_name)
+            for e in sorted(entries, key=lambda e: e.name, reverse=True)
+            if e.is_dir and e.error is None
+        )
+
+
+def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) -> list[ConflictCopy]:
+    """Every conflict copy below `path`, compared with its original."""
+    out: list[ConflictCopy] = []
+    for plain, cdir, entries in _plain_dirs(vault, path, note):
+        by_cipher = {e.cipher_name: e for e in entries}
+        for e in entries:
+            if e.error is None and not vault.options.plaintext_names:
+                continue
+            if is_name_file(e.cipher_name):
+                continue
+            origin = find_origin(e.cipher_name, by_cipher)
+            if origin is None:
+                continue
+            original = by_cipher[origin.original]
+            if original.error is not None:
+                continue
+            copy = ConflictCopy(
+                cdir, e.cipher_name, f"{plain}/{original.name}" if plain else original.name, origin, e.kind
+            )
+            _compare(vault, copy, cdir / original.cipher_name)
+            out.append(copy)
+    return out
+
+
+def _compare(vault: Vault, copy: ConflictCopy, original: Path) -> None:
+    try:
+        if copy.kind == "file":
+            copy.differs = not _same_files(vault, copy.cipher_path, original, copy.original_plain)
+        elif copy.kind == "symlink":
+            mine = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
+            copy.differs = mine != vault.readlink_cipher(original, copy.original_plain)
+    except VaultError as e:
+        copy.problem = str(e)
+        copy.differs = None
+
+
+def _same_files(vault: Vault, a: Path, b: Path, where: str) -> bool:
+    """Whether two cipher files decrypt to the same bytes (read side by side, 1 MiB at a time)."""
+    with vault.open_cipher_file(a, f"copy of {where}") as fa, vault.open_cipher_file(b, where) as fb:
+        if fa.size() != fb.size():
+            # Still read the copy: a damaged copy must say so rather than merely "differs".
+            for _ in fa.iter_chunks():
+                pass
+            return False
+        return all(ca == cb for ca, cb in zip(fa.iter_chunks(), fb.iter_chunks(), strict=True))
+
+
+def adopted_name(original: str, date: dt.date, taken: Callable[[str], bool]) -> str:
+    """`report (conflict 2026-01-02).txt` for `report.txt`, or with a number until the name is free."""
+    stem, ext = os.path.splitext(original)
+    for n in range(1, 10_000):
+        tag = f" (conflict {date.isoformat()}{'' if n == 1 else f' {n}'})"
+        cut = stem
+        while len(os.fsencode(cut + tag + ext)) > NAME_MAX and cut:
+            cut = cut[:-1]
+        name = cut + tag + ext
+        if not taken(name):
+            return name
+    raise FsError(errno.EEXIST, f"{original}: no free name for the adopted copy")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def adopt(vault: Vault, copy: ConflictCopy) -> str:
+    """Re-encrypt a conflict copy under a plain name next to its original; returns that path.
+
+    The new object is complete and fsync'd under its final name (never replacing anything)
+    before the copy is removed, so a crash leaves the copy, the new file, or both.
+    """
+    if copy.problem:
+        raise CorruptionError(f"{copy.copy_name}: not adopted, the copy is unreadable: {copy.problem}")
+    cdir = copy.cipher_dir
+    parent_plain, _, original_name = copy.original_plain.rpartition("/")
+    st = os.lstat(copy.cipher_path)
+    date = copy.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+
+    def taken(name: str) -> bool:
+        return os.path.lexists(cdir / vault.encrypt_component(cdir, name)[0])
+
+    name = adopted_name(original_name, date, taken)
+    new_plain = f"{parent_plain}/{name}" if parent_plain else name
+    if copy.kind == "file":
+        _adopt_file(vault, copy, name, new_plain, st)
+    elif copy.kind == "symlink":
+        target = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
+        clink = vault.symlink_at(cdir, name, target, new_plain)
+        os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    else:
+        raise UsageError(f"{copy.copy_name}: only files and symlinks can be adopted; export a directory")
+    _fsync_dir(cdir)
+    os.unlink(copy.cipher_path)
+    _fsync_dir(cdir)
+    return new_plain
+
+
+def _adopt_file(vault: Vault, copy: ConflictCopy, name: str, new_plain: str, st: os.stat_result) -> None:
+    cdir = copy.cipher_dir
+    tmp = f".vaultsh-adopt-{secrets.token_hex(6)}"
+    out, _tmp_cpath = vault.create_at(cdir, tmp, 0o600, new_plain)
+    done = False
+    try:
+        with out, vault.open_cipher_file(copy.cipher_path, copy.copy_name) as src:
+            offset = 0
+            for chunk in src.iter_chunks():
+                out.write(offset, chunk)
+                offset += len(chunk)
+            os.fchmod(out.fd, stat_mod.S_IMODE(st.st_mode))
+            os.utime(out.fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            out.fsync()
+        vault.rename_at(cdir, tmp, cdir, name, noreplace=True, where=(tmp, new_plain))
+        done = True
+    finally:
+        if not done:
+            with contextlib.suppress(OSError, VaultError):
+                vault.unlink_at(cdir, tmp, tmp)
+
+
+def report_conflicts(vault: Vault, path: str, write: Write, note: Write, *, adopt_all: bool = False) -> int:
+    """List conflict copies (and adopt them with `adopt_all`); exit 26 if any remain unresolved."""
+    copies = find_conflicts(vault, path, note)
+    failed = 0
+    for c in copies:
+        write(c.describe())
+        if not adopt_all:
+            continue
+        try:
+            new = adopt(vault, c)
+        except (VaultError, OSError) as e:
+            failed += 1
+            note(safe_text(f"not adopted: {c.copy_name}: {e}"))
+            continue
+        write(safe_text(f"  adopted as /{new}"))
+    if not copies:
+        note("no conflict copies found")
+        return ExitCode.OK
+    if adopt_all and not failed:
+        return ExitCode.OK
+    return ExitCode.FSCK_ERRORS
