@@ -8,7 +8,7 @@
 #     then `pip install -e '.[dev]'`, then `pip install -e '.[dev,fuse]'` (optional: a failure
 #     there only prints a warning, FUSE support is an extra).
 #
-# The pip steps are skipped when pyproject.toml has not changed since the last successful run
+# The pip steps are skipped when pyproject.toml and setup.py have not changed since the last successful run
 # (a stamp file in the venv); VAULTSH_SETUP_FORCE=1 forces them.
 set -euo pipefail
 
@@ -56,7 +56,7 @@ else
 fi
 PY="$VENV/bin/python"
 STAMP="$VENV/.vaultsh-setup-stamp"
-want_stamp="$(cat "$REPO/pyproject.toml" - <<<"$("$PY" -VV)" | sha256sum | cut -d' ' -f1)"
+want_stamp="$(cat "$REPO/pyproject.toml" "$REPO/setup.py" - <<<"$("$PY" -VV)" | sha256sum | cut -d' ' -f1)"
 
 if [[ "${VAULTSH_SETUP_FORCE:-}" != 1 && -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]] \
     && "$PY" -c 'import vaultsh' >/dev/null 2>&1; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# test.sh — set up (scripts/setup.sh), then lint (ruff), type-check (mypy) and test (pytest,
-# 2 workers). Extra arguments go to pytest. Every step runs; the exit code is non-zero if any
-# step failed (pytest's own code if pytest failed).
+# test.sh — set up (scripts/setup.sh), then lint (ruff), type-check (mypy), check the layering
+# (lint-imports) and test (pytest, 2 workers). Extra arguments go to pytest. Every step runs;
+# the exit code is non-zero if any step failed (pytest's own code if pytest failed).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +30,7 @@ step() {
 step ruff "$PY" -m ruff check vaultsh tests bench || true
 step ruff-format "$PY" -m ruff format --check vaultsh tests bench || true
 step mypy "$PY" -m mypy || true
+step imports "$VENV/bin/lint-imports" --no-cache --no-logo || true
 pytest_rc=0
 step pytest "$PY" -m pytest -n 2 "$@" || pytest_rc=$?
 

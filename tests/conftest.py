@@ -19,8 +19,8 @@ _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-from gocryptfs_harness import REPO_ROOT, require_gocryptfs, skip_or_fail  # noqa: E402
-from vectors import SYMLINKS_BY_DIR, make_writable, restore_symlinks  # noqa: E402
+from gocryptfs_harness import require_gocryptfs, skip_or_fail  # noqa: E402
+from vectors import SYMLINKS_BY_DIR, make_writable, require_vectors, restore_symlinks  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,20 +48,8 @@ def need_gocryptfs() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Upstream test vectors (shared/vectors/gocryptfs-upstream, see its INDEX.md)
+# Upstream test vectors (tests/vectors/gocryptfs-upstream, see its INDEX.md)
 # ---------------------------------------------------------------------------------------------
-
-
-def vectors_source() -> Path:
-    """Where the read-only upstream vectors live: $VAULTSH_VECTORS, else beside the checkout.
-
-    The checkout may be a fresh clone anywhere (CI), with `shared/` next to it, so the path is
-    always resolved from the repository root's parent, never from the current directory.
-    """
-    override = os.environ.get("VAULTSH_VECTORS")
-    if override:
-        return Path(override).resolve()
-    return REPO_ROOT.parent / "shared" / "vectors" / "gocryptfs-upstream"
 
 
 def _restore_symlinks(copy: Path, relpath: str) -> None:
@@ -79,10 +67,7 @@ def _restore_symlinks(copy: Path, relpath: str) -> None:
 
 def copy_vectors(relpath: str, dest: Path) -> Path:
     """Copy `relpath` (below the vectors root; "" = everything) to `dest`, symlinks restored."""
-    src = vectors_source()
-    if not src.is_dir():
-        skip_or_fail(f"upstream test vectors not found at {src} (set VAULTSH_VECTORS)")
-    item = src / relpath
+    item = require_vectors() / relpath
     if not item.exists() and not item.is_symlink():
         raise FileNotFoundError(f"no such vector path: {item}")
     if item.is_dir():

@@ -1,4 +1,4 @@
-"""Vaults written by real gocryptfs (shared/vectors/gocryptfs-upstream, INDEX.md, spec §13)."""
+"""Vaults written by real gocryptfs (tests/vectors/gocryptfs-upstream, INDEX.md, spec §13)."""
 
 from __future__ import annotations
 

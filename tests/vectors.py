@@ -1,9 +1,9 @@
 """The upstream gocryptfs test vectors: where they live, how to copy them, what they contain.
 
-The vectors (shared/vectors/gocryptfs-upstream, see its INDEX.md) are read-only and must never
-be written to, so every test works on a copy below `tmp_path`. In that copy the cipher-side
-symlinks, which were stored as regular files holding the link target, are turned back into
-real symlinks using the table below.
+The vectors live in the repository (tests/vectors/gocryptfs-upstream, see its INDEX.md and
+LICENSE) and must never be written to, so every test works on a copy below `tmp_path`. In that
+copy the cipher-side symlinks, which are stored as regular files holding the link target, are
+turned back into real symlinks using the table below.
 
 Every expected value here is data transcribed from INDEX.md or spec §12/§13.
 """
@@ -190,24 +190,21 @@ SYMLINKS_BY_DIR = _symlink_table()
 # -- locating and copying ----------------------------------------------------------------------
 
 
-def vectors_root() -> Path | None:
-    """shared/vectors/gocryptfs-upstream beside the checkout, else $VAULTSH_VECTORS."""
-    default = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "gocryptfs-upstream"
-    if default.is_dir():
-        return default
-    env = os.environ.get("VAULTSH_VECTORS")
-    if env and Path(env).is_dir():
-        return Path(env).resolve()
-    return None
+VECTORS_ENV = "VAULTSH_VECTORS"
+IN_REPO_VECTORS = Path(__file__).resolve().parent / "vectors" / "gocryptfs-upstream"
+
+
+def vectors_root() -> Path:
+    """The read-only vector directory: $VAULTSH_VECTORS if set, else the copy in this repository."""
+    override = os.environ.get(VECTORS_ENV)
+    return Path(override).resolve() if override else IN_REPO_VECTORS
 
 
 def require_vectors() -> Path:
+    """The vector directory; a missing one is a broken checkout or override, so the test fails."""
     root = vectors_root()
-    if root is None:
-        msg = "upstream gocryptfs vectors not found (shared/vectors/gocryptfs-upstream or $VAULTSH_VECTORS)"
-        if os.environ.get("CI"):
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+    if not root.is_dir():
+        pytest.fail(f"upstream gocryptfs vectors not found at {root} (check ${VECTORS_ENV})", pytrace=False)
     return root
 
 

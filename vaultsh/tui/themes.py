@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +162,21 @@ def load_theme_file(path: Path) -> Theme:
     return theme_from_mapping(data, str(path), path.stem)
 
 
+def builtin_theme_folder() -> Traversable:
+    """vaultsh/themes in an installed wheel, else the top-level themes/ of a source checkout.
+
+    The repository keeps the built-in themes beside vaultsh/ (see setup.py); a checkout run
+    from its source or as an editable install has no vaultsh/themes, so it looks there.
+    """
+    packaged = resources.files("vaultsh") / "themes"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "themes"
+
+
 def builtin_themes() -> dict[str, Theme]:
     """The themes shipped with vaultsh, in BUILTIN_THEMES order."""
-    folder = resources.files("vaultsh.tui") / "themes"
+    folder = builtin_theme_folder()
     out: dict[str, Theme] = {}
     for name in BUILTIN_THEMES:
         # A broken built-in is a packaging bug, so it raises instead of being skipped.
