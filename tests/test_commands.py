@@ -28,7 +28,6 @@ class RecordingIO:
         self.errors: list[str] = []
         self.secrets: list[bytes] = []
         self.prompts: list[str] = []
-        self.answers: list[bool] = []
         self.progress_calls: list[tuple[int, int]] = []
         self.cancel_when: Callable[[], bool] = lambda: False
 
@@ -41,10 +40,6 @@ class RecordingIO:
     def ask_secret(self, prompt: str) -> bytes:
         self.prompts.append(prompt)
         return self.secrets.pop(0)
-
-    def confirm(self, question: str) -> bool:
-        self.prompts.append(question)
-        return self.answers.pop(0)
 
     def progress(self, done: int, total: int) -> None:
         self.progress_calls.append((done, total))

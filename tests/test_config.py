@@ -288,7 +288,8 @@ def test_json_arrays_are_not_objects(raw: bytes) -> None:
 
 
 def _v13_dict() -> dict[str, Any]:
-    return json.loads(_raw("tests/example_filesystems/v1.3/gocryptfs.conf"))
+    config: dict[str, Any] = json.loads(_raw("tests/example_filesystems/v1.3/gocryptfs.conf"))
+    return config
 
 
 def _dump(d: dict[str, Any]) -> bytes:

@@ -93,7 +93,9 @@ def view_table(view: ReverseView, cipher_dir: str = "") -> dict[str, tuple[str, 
         ("tests/example_filesystems/v1.1-reverse-plaintextnames", V11_PLAINTEXTNAMES_VIEW),
     ],
 )
-def test_view_matches_real_gocryptfs_reverse(tmp_path: Path, relpath: str, expected: dict) -> None:
+def test_view_matches_real_gocryptfs_reverse(
+    tmp_path: Path, relpath: str, expected: dict[str, tuple[str, str]]
+) -> None:
     plain = copy_vector(relpath, tmp_path)
     view = ReverseView.open(plain, password=PASSWORD)
     assert view_table(view) == expected

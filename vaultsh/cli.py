@@ -365,11 +365,6 @@ class _StdIO:
     def ask_secret(self, prompt: str) -> bytes:
         return read_interactive(prompt)
 
-    def confirm(self, question: str) -> bool:
-        if not sys.stdin.isatty():
-            return False
-        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
-
     def progress(self, done: int, total: int) -> None:
         """A rich progress bar on an interactive stderr, for work above 8 MiB only."""
         if self._bar is None:

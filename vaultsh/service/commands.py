@@ -50,10 +50,6 @@ class SessionIO(Protocol):
         """Ask for a password without echo."""
         ...
 
-    def confirm(self, question: str) -> bool:
-        """Ask a yes/no question; no is the safe default."""
-        ...
-
     def progress(self, done: int, total: int) -> None:
         """Bytes done out of total (total may be 0 when unknown)."""
 
