@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import os
 import random
@@ -300,7 +301,7 @@ def _gocryptfs_items(v: Vault) -> tuple[int, set[str], set[str]]:
     for line in output.splitlines():
         if m := _GO_ENTRY.match(line):
             cdir = v.cipher_path(m.group(1))
-            cipher.add(os.path.relpath(cdir / _disk_name(cdir, m.group(2)), v.cipherdir))
+            cipher.add(os.path.relpath(cdir / _disk_name(cdir, _go_unquote(m.group(2))), v.cipherdir))
         elif m := _GO_PLAIN.match(line) or _GO_XATTR.match(line):
             plain.add(m.group(1))
         else:
@@ -308,12 +309,18 @@ def _gocryptfs_items(v: Vault) -> tuple[int, set[str], set[str]]:
     return code, cipher, plain
 
 
+def _go_unquote(quoted: str) -> str:
+    """The name inside Go's %q quotes: a damaged sidecar's control bytes arrive as \\xNN."""
+    raw: bytes = codecs.escape_decode(quoted.encode())[0]
+    return os.fsdecode(raw)
+
+
 def _disk_name(cdir: Path, reported: str) -> str:
     """gocryptfs names a long-name entry by its sidecar's content: find the entry on disk."""
     if os.path.lexists(cdir / reported):
         return reported
     for sidecar in cdir.glob("gocryptfs.longname.*" + LONGNAME_SUFFIX):
-        if sidecar.read_bytes() == reported.encode():
+        if sidecar.read_bytes() == os.fsencode(reported):
             return sidecar.name.removesuffix(LONGNAME_SUFFIX)
     raise AssertionError(f"gocryptfs reported {reported!r}, which is not in {cdir}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fuse_harness import require_fuse
@@ -22,6 +22,7 @@ from test_tui_app import (
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
+from textual.widgets._footer import FooterKey
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen
@@ -61,7 +62,7 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
     for part in [p for p in where.split("/") if p]:
         select_plain(app.main, part)
         await pilot.press("enter")
-        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)
+        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)  # type: ignore[misc]
     assert app.main.cwd == where
     await pilot.pause()  # the pane takes the focus once laid out
 
@@ -150,7 +151,7 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
             await pilot.press("r")
             await answer_prompt(pilot, app, to)
             await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            assert f"/{join(where, to)} already exists" in str(app.screen.question)
+            assert f"/{join(where, to)} already exists" in str(cast(ChoiceScreen, app.screen).question)
             await pilot.press(answer)
             await command_done(pilot, app)
 
@@ -184,7 +185,7 @@ async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_foote
         plain_rows = app.main.plain.size.height
         assert plain_rows >= 10 and plain_rows > app.main.query_one("#info").size.height
         shown = {
-            str(key.action): key.region
+            str(cast(FooterKey, key).action): key.region
             for key in app.main.query("FooterKey")
             if key.region.right <= 80 and key.region.width > 0
         }
@@ -237,7 +238,7 @@ async def test_the_suggested_mountpoint_is_offered_to_be_created(
             await pilot.press("m")
             await answer_prompt(pilot, app, app.screen.query_one("#answer", Input).value)
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-            assert f"{suggested} does not exist" in str(app.screen.question)
+            assert f"{suggested} does not exist" in str(cast(ConfirmScreen, app.screen).question)
             await pilot.press("n")  # declined: nothing made, nothing mounted
             await pilot.pause()
             assert not suggested.exists() and not app.busy
