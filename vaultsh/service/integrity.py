@@ -15,27 +15,12 @@ from pathlib import Path
 
 from vaultsh.vault import fsck
 from vaultsh.vault.conflicts import Origin, find_origin
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import CorruptionError, ExitCode, FsError, UsageError, VaultError
 from vaultsh.vault.names import NAME_MAX, is_name_file
 from vaultsh.vault.vault import DirEntry, Vault
 
 Write = Callable[[str], None]
-
-
-def safe_text(text: str) -> str:
-    """A name or message fit for a terminal: control characters and undecodable bytes escaped."""
-    if text.isprintable():
-        return text
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        else:
-            out.append(repr(ch)[1:-1] if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(out)
 
 
 # -- fsck -----------------------------------------------------------------------------------
