@@ -99,21 +99,37 @@ class DirFds:
             os.close(fds.popitem(last=False)[1])
         return cur
 
-    def forget(self, cipher_dir: Path) -> None:
-        """Drop the descriptors of a directory and everything under it (it was moved or removed)."""
+    def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
+        """Drop the descriptor of a directory that was moved or removed, and with `subtree`
+        those of everything under it (an empty directory that was removed has nothing below)."""
         key = str(cipher_dir)
-        below = key + "/"
         with self._lock:
-            for k in [k for k in self._fds if k == key or k.startswith(below)]:
-                os.close(self._fds.pop(k))
+            fd = self._fds.pop(key, None)
+            if fd is not None:
+                os.close(fd)
+            if subtree:
+                below = key + "/"
+                for k in [k for k in self._fds if k.startswith(below)]:
+                    os.close(self._fds.pop(k))
 
     # -- operations -------------------------------------------------------------------------
 
     def split(self, cpath: Path) -> tuple[Path, str]:
         """(parent directory, last component) of a cipher path; the root is (root, ".")."""
-        if cpath == self.root:
+        if str(cpath) == self._root_key:
             return cpath, "."
         return cpath.parent, cpath.name
+
+    def _split_key(self, cpath: Path) -> tuple[str, str]:
+        """Like `split`, as (parent key, name) by string operations: no Path is built, which
+        matters on the hot paths (a stat per `ls -l` entry)."""
+        key = str(cpath)
+        if key == self._root_key:
+            return key, "."
+        parent, sep, name = key.rpartition("/")
+        if not sep:  # a child of a vault opened as "."
+            return self._root_key, name
+        return parent or "/", name
 
     def call(self, cipher_dir: Path, fn: Callable[[int], _T]) -> _T:
         """`fn(descriptor of cipher_dir)`, the descriptor valid for the length of the call."""
@@ -127,8 +143,9 @@ class DirFds:
 
     def path_at(self, cpath: Path, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
         """Like `at`, for an object known by its full cipher path."""
-        parent, name = self.split(cpath)
-        return self.at(parent, name, fn, *args, **kw)
+        parent, name = self._split_key(cpath)
+        with self._lock:
+            return fn(name, *args, dir_fd=self._fd(parent), **kw)
 
     def pair(self, src_parent: Path, dst_parent: Path, fn: Callable[[int, int], _T]) -> _T:
         """`fn(src parent fd, dst parent fd)` for renames and links between two directories."""
@@ -149,8 +166,8 @@ class DirFds:
 
         Valid only while the lock is held; use inside `with_proc_path`.
         """
-        parent, name = self.split(cpath)
-        return f"/proc/self/fd/{self._fd(str(parent))}/{name}"
+        parent, name = self._split_key(cpath)
+        return f"/proc/self/fd/{self._fd(parent)}/{name}"
 
     def with_proc_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
         with self._lock:
