@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from pathlib import Path
@@ -103,3 +104,24 @@ def test_forget_and_expiry_see_a_renamed_directory(tmp_path: Path, monkeypatch: 
             dirs.at(a, "f", os.stat)
     finally:
         dirs.close()
+
+
+def open_paths(under: Path) -> set[str]:
+    """Paths below `under` that this process holds descriptors of."""
+    held = set()
+    for n in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            held.add(os.readlink(f"/proc/self/fd/{n}"))
+    return {p for p in held if p.startswith(str(under))}
+
+
+def test_close_releases_the_directory_and_the_cache_stays_usable(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"abc")
+    dirs = DirFds(tmp_path)
+    dirs.at(tmp_path / "a", "f", os.stat)
+    assert str(tmp_path / "a") in open_paths(tmp_path)
+    dirs.close()
+    assert open_paths(tmp_path) == set()
+    assert dirs.at(tmp_path / "a", "f", os.stat).st_size == 3
+    dirs.close()

@@ -41,14 +41,21 @@ class DirFds:
     def __init__(self, root: Path, size: int = DEFAULT_SIZE) -> None:
         self.root = root
         self._root_key = str(root)
-        self._root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._root_fd = self._open_root()
         self._fds: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._size = max(1, size)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of calls holding the lock
         self._retired: list[int] = []
 
+    def _open_root(self) -> int:
+        # The root is the user's choice of directory and may be reached through a symlink.
+        return os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
     def close(self) -> None:
+        """Close every descriptor (so the directory is not kept busy, e.g. for an unmount).
+
+        The cache stays usable: the next call opens what it needs again."""
         with self._lock:
             for fd, _ in self._fds.values():
                 os.close(fd)
@@ -84,8 +91,11 @@ class DirFds:
 
     def _fd(self, key: str) -> int:
         """The descriptor of a cipher directory (caller holds the lock)."""
-        if key == self._root_key:
-            return self._root_fd
+        if key == self._root_key or self._root_fd < 0:
+            if self._root_fd < 0:
+                self._root_fd = self._open_root()
+            if key == self._root_key:
+                return self._root_fd
         fds = self._fds
         now = time.monotonic()
         fd = self._cached(key, now)

@@ -199,7 +199,8 @@ class Vault:
         self.dirs = DirFds(cipherdir)
 
     def close(self) -> None:
-        """Give back the directory descriptors (also done when the Vault is garbage-collected)."""
+        """Give back the directory descriptors, so the cipher dir is not kept busy (also done
+        when the Vault is garbage-collected). The Vault stays usable and reopens them on demand."""
         self.dirs.close()
 
     def __enter__(self) -> Vault:
