@@ -23,6 +23,8 @@ from vaultsh.vault.vault import Vault
 
 pytest.importorskip("pyfuse3")
 from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations
+from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations
+from vaultsh.vault.reverse import ReverseView
 
 PASSWORD = "deep pässword"
 PATH_MAX = 4096
@@ -212,6 +214,29 @@ def test_deep_tree_made_by_gocryptfs(tmp_path: Path, pw: Path, need_gocryptfs: N
     # What the offline commands left is still gocryptfs's: it mounts and reads the same tree.
     with gocryptfs_mount(cipher, tmp_path / "gmnt2", PASSWORD) as gmnt:
         assert read_tree(gmnt) == expected_tree()
+
+
+def test_deep_plain_tree_in_reverse_mode(tmp_path: Path, need_gocryptfs: None) -> None:
+    """The encrypted view of a deep plain tree is deeper than PATH_MAX; served by vaultsh and
+    read by gocryptfs (forward, over the view), and copied offline, it is the same tree."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    build_deep_tree(plain)
+    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
+    with mounted_ops(
+        lambda: ReverseOperations(ReverseView.open(plain, password=PASSWORD.encode())),
+        tmp_path / "view",
+        set(REVERSE_MOUNT_OPTIONS),
+    ) as view:
+        assert cipher_depth_bytes(view) > PATH_MAX
+        with gocryptfs_mount(view, tmp_path / "fwd", PASSWORD) as fwd:
+            assert read_tree(fwd) == expected_tree()
+    copy = tmp_path / "copy"
+    ReverseView.open(plain, password=PASSWORD.encode()).materialize(copy)
+    with Vault.open(copy, password=PASSWORD.encode()) as vault:
+        seen = {d + ("/" if d else "") + e.name for d, entries in vault.walk("") for e in entries}
+        assert seen == set(expected_tree())
+        assert vault.read_file(DEEP_REL + "/leaf.txt") == LEAF_DATA
 
 
 # -- ENAMETOOLONG: its own exit code, and a long path printed once ------------------------------

@@ -717,7 +717,7 @@ def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path) -> None:
             (mnt / "new").write_bytes(b"x")
         assert err.value.errno in (errno.EROFS, errno.EACCES)
         # The view is a gocryptfs vault: the forward core decrypts it back to the plain files.
-        # Closed before the unmount: an open Vault holds directory fds inside the mount.
+        # (Closed before the unmount: an open Vault holds descriptors of its cipher dir.)
         with Vault.open(mnt, password=PASSWORD) as view:
             assert sorted(e.name for e in view.listdir()) == ["build", "notes.txt"]
             assert view.listdir("build") == []

@@ -63,8 +63,7 @@ def test_vault_api_does_not_follow(planted: tuple[Path, Path]) -> None:
             with pytest.raises(FsError) as e:
                 call()
             assert e.value.errno in (errno.ENOTDIR, errno.ENOENT)
-    assert sorted(p.name for p in outside.iterdir()) == sorted(os.listdir(outside))
-    assert len(os.listdir(outside)) == 2  # its diriv and f, untouched
+    assert len(os.listdir(outside)) == 2  # its diriv and f, nothing written there
 
 
 def test_export_import_rm_do_not_follow(planted: tuple[Path, Path], tmp_path: Path) -> None:
@@ -149,7 +148,6 @@ def test_planted_fifos_never_block(tmp_path: Path) -> None:
     os.mkfifo(sidecar)
     # A FIFO where a file's content should be.
     with Vault.open(cipher, password=PASSWORD.encode()) as vault:
-        cfile = vault.cipher_path("good.txt")
         vault.write_file("fifo-file", b"")
         cfifo = vault.cipher_path("fifo-file")
     os.unlink(cfifo)
@@ -166,4 +164,3 @@ def test_planted_fifos_never_block(tmp_path: Path) -> None:
         with pytest.raises(FsError) as e:
             vault.read_file("fifo-file")
         assert e.value.errno == errno.EINVAL
-        assert cfile.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -210,10 +211,11 @@ def test_import_into_a_missing_parent_or_onto_a_file_fails_cleanly(vault: Vault,
 
 
 @pytest.fixture
-def tiny_vault(tiny_disk: Path) -> Vault:
-    """A vault on a 1 MiB tmpfs: a full disk on demand."""
+def tiny_vault(tiny_disk: Path) -> Iterator[Vault]:
+    """A vault on a 1 MiB tmpfs: a full disk on demand (closed, so the tmpfs can unmount)."""
     Vault.init(tiny_disk, b"pw", logn=10)
-    return Vault.open(tiny_disk, password=b"pw")
+    with Vault.open(tiny_disk, password=b"pw") as vault:
+        yield vault
 
 
 def test_import_onto_a_full_disk_stops_with_one_error_and_no_temporary(

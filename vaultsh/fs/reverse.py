@@ -309,7 +309,7 @@ class ReverseOperations(pyfuse3.Operations):
             return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     def _open_plain(self, cipher_path: str, plain: str) -> _OpenFile:
-        fd = os.open(self.view.plaindir / plain, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = self.view.open_plain(plain)
         try:
             st = os.fstat(fd)
         except OSError:

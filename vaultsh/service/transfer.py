@@ -425,10 +425,6 @@ def _open_source(path: Path) -> Iterator[_Source]:
         os.close(fd)
 
 
-def _os_error(e: OSError, where: str) -> FsError:
-    return fs_error(e, where)
-
-
 class _Importer:
     """One import: creates every object in its parent's cipher directory (the `_at` methods).
 
@@ -476,7 +472,7 @@ class _Importer:
                 vault.chmod_cipher(cdir, stat_mod.S_IMODE(mode))
                 vault.utime_cipher(cdir, (st.st_atime_ns, st.st_mtime_ns))
             except OSError as e:
-                raise _os_error(e, dest) from None
+                raise fs_error(e, dest) from None
         elif stat_mod.S_ISLNK(mode):
             try:
                 target = os.readlink(src.name, dir_fd=src.dir_fd)
@@ -493,7 +489,7 @@ class _Importer:
             try:
                 vault.utime_cipher(clink, (st.st_atime_ns, st.st_mtime_ns))
             except OSError as e:
-                raise _os_error(e, dest) from None
+                raise fs_error(e, dest) from None
             self.job.report.symlinks += 1
         else:
             self.job.report.skipped.append((src.shown, "not a regular file, directory or symlink"))

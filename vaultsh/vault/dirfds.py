@@ -6,6 +6,7 @@ import contextlib
 import errno
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,10 @@ _T = TypeVar("_T")
 # elsewhere.
 DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 DEFAULT_SIZE = 64
+# A cached descriptor follows its directory if something else renames it behind our back;
+# reopening by path after this long bounds how long such a change goes unseen (as gocryptfs's
+# own directory cache does). A directory swapped for a symlink is never followed either way.
+MAX_AGE = 1.0
 
 
 class DirFds:
@@ -28,22 +33,34 @@ class DirFds:
     path is never handed to the kernel whole: it may be far longer than PATH_MAX (encrypted
     names are a third longer than plain ones). A directory missing from the cache is reached
     component by component from the nearest cached ancestor. One lock covers looking up a
-    descriptor and the system call that uses it, so another thread cannot close it in between.
+    descriptor and the system call that uses it, so another thread cannot close it in between;
+    descriptors dropped meanwhile (evicted, expired, forgotten) are closed only when the
+    outermost call is done, so a caller never holds a closed descriptor.
     """
 
     def __init__(self, root: Path, size: int = DEFAULT_SIZE) -> None:
         self.root = root
         self._root_key = str(root)
-        self._root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        self._fds: OrderedDict[str, int] = OrderedDict()
-        self._size = max(2, size)
+        self._root_fd = self._open_root()
+        self._fds: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._size = max(1, size)
         self._lock = threading.RLock()
+        self._depth = 0  # nesting of calls holding the lock
+        self._retired: list[int] = []
+
+    def _open_root(self) -> int:
+        # The root is the user's choice of directory and may be reached through a symlink.
+        return os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def close(self) -> None:
+        """Close every descriptor (so the directory is not kept busy, e.g. for an unmount).
+
+        The cache stays usable: the next call opens what it needs again."""
         with self._lock:
-            for fd in self._fds.values():
+            for fd, _ in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+            self._close_retired()
             if self._root_fd >= 0:
                 os.close(self._root_fd)
                 self._root_fd = -1
@@ -56,13 +73,33 @@ class DirFds:
 
     # -- descriptors ------------------------------------------------------------------------
 
+    def _close_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for fd in retired:
+            os.close(fd)
+
+    def _cached(self, key: str, now: float) -> int:
+        """A cached descriptor that is fresh enough, else -1 (a stale one is dropped)."""
+        hit = self._fds.get(key)
+        if hit is None:
+            return -1
+        if now - hit[1] > MAX_AGE:
+            del self._fds[key]
+            self._retired.append(hit[0])
+            return -1
+        return hit[0]
+
     def _fd(self, key: str) -> int:
         """The descriptor of a cipher directory (caller holds the lock)."""
-        if key == self._root_key:
-            return self._root_fd
+        if key == self._root_key or self._root_fd < 0:
+            if self._root_fd < 0:
+                self._root_fd = self._open_root()
+            if key == self._root_key:
+                return self._root_fd
         fds = self._fds
-        fd = fds.get(key)
-        if fd is not None:
+        now = time.monotonic()
+        fd = self._cached(key, now)
+        if fd >= 0:
             fds.move_to_end(key)
             return fd
         root = self._root_key
@@ -71,8 +108,7 @@ class DirFds:
         if not key.startswith(prefix):
             raise OSError(errno.EXDEV, "outside the vault", key)
         # Walk up to the nearest directory we hold, then open down from it. Only the target
-        # is cached: the steps between are closed at once, so a deep walk never evicts the
-        # descriptor a caller got a moment ago (see `pair`).
+        # is cached: the steps between are closed at once.
         rest: list[str] = []
         base_key = key
         base = -1
@@ -82,7 +118,7 @@ class DirFds:
             if not sep or base_key == root or len(base_key) < len(prefix):
                 base = self._root_fd
             else:
-                base = fds.get(base_key, -1)
+                base = self._cached(base_key, now)
         cur = base
         try:
             for name in reversed(rest):
@@ -94,50 +130,87 @@ class DirFds:
             if cur != base:
                 os.close(cur)
             raise
-        fds[key] = cur
+        fds[key] = (cur, now)
         if len(fds) > self._size:
-            os.close(fds.popitem(last=False)[1])
+            self._retired.append(fds.popitem(last=False)[1][0])
         return cur
 
-    def forget(self, cipher_dir: Path) -> None:
-        """Drop the descriptors of a directory and everything under it (it was moved or removed)."""
+    def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
+        """Drop the descriptor of a directory that was moved or removed, and with `subtree`
+        those of everything under it (an empty directory that was removed has nothing below)."""
         key = str(cipher_dir)
-        below = key + "/"
         with self._lock:
-            for k in [k for k in self._fds if k == key or k.startswith(below)]:
-                os.close(self._fds.pop(k))
+            hit = self._fds.pop(key, None)
+            if hit is not None:
+                self._retired.append(hit[0])
+            if subtree:
+                below = key + "/"
+                for k in [k for k in self._fds if k.startswith(below)]:
+                    self._retired.append(self._fds.pop(k)[0])
+            if not self._depth:
+                self._close_retired()
 
     # -- operations -------------------------------------------------------------------------
 
     def split(self, cpath: Path) -> tuple[Path, str]:
         """(parent directory, last component) of a cipher path; the root is (root, ".")."""
-        if cpath == self.root:
+        if str(cpath) == self._root_key:
             return cpath, "."
         return cpath.parent, cpath.name
 
+    def _split_key(self, cpath: Path) -> tuple[str, str]:
+        """Like `split`, as (parent key, name) by string operations: no Path is built, which
+        matters on the hot paths (a stat per `ls -l` entry)."""
+        key = str(cpath)
+        if key == self._root_key:
+            return key, "."
+        parent, sep, name = key.rpartition("/")
+        if not sep:  # a child of a vault opened as "."
+            return self._root_key, name
+        return parent or "/", name
+
+    def _enter(self) -> None:
+        self._lock.acquire()
+        self._depth += 1
+
+    def _leave(self) -> None:
+        self._depth -= 1
+        if not self._depth and self._retired:
+            self._close_retired()
+        self._lock.release()
+
     def call(self, cipher_dir: Path, fn: Callable[[int], _T]) -> _T:
         """`fn(descriptor of cipher_dir)`, the descriptor valid for the length of the call."""
-        with self._lock:
+        self._enter()
+        try:
             return fn(self._fd(str(cipher_dir)))
+        finally:
+            self._leave()
 
     def at(self, parent: Path, name: str, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
         """`fn(name, *args, dir_fd=<parent's fd>, **kw)`: one *at system call in `parent`."""
-        with self._lock:
+        self._enter()
+        try:
             return fn(name, *args, dir_fd=self._fd(str(parent)), **kw)
+        finally:
+            self._leave()
 
     def path_at(self, cpath: Path, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
         """Like `at`, for an object known by its full cipher path."""
-        parent, name = self.split(cpath)
-        return self.at(parent, name, fn, *args, **kw)
+        parent, name = self._split_key(cpath)
+        self._enter()
+        try:
+            return fn(name, *args, dir_fd=self._fd(parent), **kw)
+        finally:
+            self._leave()
 
     def pair(self, src_parent: Path, dst_parent: Path, fn: Callable[[int, int], _T]) -> _T:
         """`fn(src parent fd, dst parent fd)` for renames and links between two directories."""
-        with self._lock:
-            src = self._fd(str(src_parent))
-            dst = self._fd(str(dst_parent))
-            # The cache holds at least two, and opening `dst` added at most one: `src`, the
-            # most recently used, is still open.
-            return fn(src, dst)
+        self._enter()
+        try:
+            return fn(self._fd(str(src_parent)), self._fd(str(dst_parent)))
+        finally:
+            self._leave()
 
     def open_dir(self, cipher_dir: Path) -> int:
         """A new readable descriptor of a directory (for listing); the caller closes it."""
@@ -149,9 +222,12 @@ class DirFds:
 
         Valid only while the lock is held; use inside `with_proc_path`.
         """
-        parent, name = self.split(cpath)
-        return f"/proc/self/fd/{self._fd(str(parent))}/{name}"
+        parent, name = self._split_key(cpath)
+        return f"/proc/self/fd/{self._fd(parent)}/{name}"
 
     def with_proc_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
-        with self._lock:
+        self._enter()
+        try:
             return fn(self.proc_path(cpath))
+        finally:
+            self._leave()

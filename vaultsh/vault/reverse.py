@@ -15,7 +15,8 @@ from typing import NamedTuple
 
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
-from vaultsh.vault.errors import ConfigError, ExcludeError, FsError
+from vaultsh.vault.dirfds import DirFds
+from vaultsh.vault.errors import ConfigError, ExcludeError, FsError, fs_error
 from vaultsh.vault.keys import FormatOptions, Keys
 from vaultsh.vault.names import (
     DIRIV_NAME,
@@ -214,6 +215,38 @@ class ReverseView:
         # With a config outside the plain dir (gocryptfs -config), the view shows no
         # gocryptfs.conf and a plain .gocryptfs.reverse.conf is an ordinary file.
         self.config_custom = False
+        # The plain tree is read relative to directory fds: a plain path below PATH_MAX can
+        # still be too long with the plain dir's own path in front of it.
+        self.dirs = DirFds(plaindir)
+
+    # -- the plain tree, relative to directory descriptors ----------------------------------
+
+    def plain_path(self, plain: str) -> Path:
+        """The plain object's path, for messages and as a key of `dirs` (never opened whole)."""
+        return self.plaindir / plain if plain else self.plaindir
+
+    def lstat_plain(self, plain: str) -> os.stat_result:
+        """lstat of a plain path of the view's tree (raises OSError)."""
+        return self.dirs.path_at(self.plain_path(plain), os.stat, follow_symlinks=False)
+
+    def readlink_plain(self, plain: str) -> str:
+        target: str = self.dirs.path_at(self.plain_path(plain), os.readlink)
+        return target
+
+    def open_plain(self, plain: str) -> int:
+        """A read-only fd of a plain file: a symlink is not followed, a FIFO (which the caller
+        then refuses by its fstat) not waited on."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd: int = self.dirs.path_at(self.plain_path(plain), os.open, flags)
+        return fd
+
+    def _scan(self, plain_dir: str) -> list[os.DirEntry[str]]:
+        fd = self.dirs.open_dir(self.plain_path(plain_dir))
+        try:
+            with os.scandir(fd) as it:
+                return list(it)
+        finally:
+            os.close(fd)
 
     def set_excludes(self, patterns: Sequence[str]) -> None:
         """Hide plain paths matching these gitignore lines (-exclude-wildcard / -exclude-from).
@@ -279,34 +312,36 @@ class ReverseView:
         """The entries of the encrypted view of one directory (virtual files included)."""
         if plain_dir is None:
             plain_dir = self.resolve(cipher_dir).plain or ""
-        pdir = self.plaindir / plain_dir if plain_dir else self.plaindir
         out: list[ReverseEntry] = []
         is_root = not cipher_dir
         hide_conf = is_root and not self.config_custom
         excluding = bool(self.excludes)
-        with os.scandir(pdir) as it:
-            for entry in it:
-                name = entry.name
-                if hide_conf and name == REVERSE_CONF_NAME:
-                    continue
-                if hide_conf and self.options.plaintext_names and name == CONF_NAME:
-                    continue  # would collide with the view's config (§9.3)
-                plain = _join(plain_dir, name)
-                if excluding and self.excludes.matches(plain):
-                    continue
-                disk, full = self.encrypt_name(cipher_dir, name)
-                cpath = _join(cipher_dir, disk)
-                out.append(ReverseEntry(disk, cpath, dirent_kind(entry), plain))
-                if disk != full:
-                    out.append(
-                        ReverseEntry(
-                            disk + LONGNAME_SUFFIX,
-                            cpath + LONGNAME_SUFFIX,
-                            "file",
-                            data=full.encode(),
-                            stat_from=plain,
-                        )
+        try:
+            scanned = self._scan(plain_dir)
+        except OSError as e:
+            raise fs_error(e, self.plain_path(plain_dir)) from None
+        for entry in scanned:
+            name = entry.name
+            if hide_conf and name == REVERSE_CONF_NAME:
+                continue
+            if hide_conf and self.options.plaintext_names and name == CONF_NAME:
+                continue  # would collide with the view's config (§9.3)
+            plain = _join(plain_dir, name)
+            if excluding and self.excludes.matches(plain):
+                continue
+            disk, full = self.encrypt_name(cipher_dir, name)
+            cpath = _join(cipher_dir, disk)
+            out.append(ReverseEntry(disk, cpath, dirent_kind(entry), plain))
+            if disk != full:
+                out.append(
+                    ReverseEntry(
+                        disk + LONGNAME_SUFFIX,
+                        cpath + LONGNAME_SUFFIX,
+                        "file",
+                        data=full.encode(),
+                        stat_from=plain,
                     )
+                )
         if self.options.diriv:
             out.append(
                 ReverseEntry(
@@ -354,7 +389,6 @@ class ReverseView:
         return encoded > self._long_max
 
     def _lookup(self, cipher_dir: str, plain_dir: str, name: str) -> ReverseEntry:
-        pdir = self.plaindir / plain_dir if plain_dir else self.plaindir
         cpath = _join(cipher_dir, name)
         if name == DIRIV_NAME and self.options.diriv:
             return ReverseEntry(name, cpath, "file", data=self.dir_iv(cipher_dir), stat_from=plain_dir)
@@ -365,7 +399,11 @@ class ReverseView:
         elif is_long_name(name) or (name.endswith(LONGNAME_SUFFIX) and is_long_name(name[:-5])):
             # Long names cannot be decrypted, only found: encrypt candidates until one matches.
             base = name[: -len(LONGNAME_SUFFIX)] if name.endswith(LONGNAME_SUFFIX) else name
-            for cand in os.listdir(pdir):
+            try:
+                candidates = [e.name for e in self._scan(plain_dir)]
+            except OSError as e:
+                raise fs_error(e, self.plain_path(plain_dir)) from None
+            for cand in candidates:
                 if not self._hashable_length(cand):
                     continue
                 disk, full = self.encrypt_name(cipher_dir, cand)
@@ -395,9 +433,9 @@ class ReverseView:
 
     def _real(self, cipher_path: str, plain: str) -> ReverseEntry:
         try:
-            st = os.lstat(self.plaindir / plain)
+            st = self.lstat_plain(plain)
         except OSError as e:
-            raise FsError(e.errno or errno.EIO, f"{plain}: {e.strerror}") from None
+            raise fs_error(e, plain) from None
         return ReverseEntry(os.path.basename(cipher_path), cipher_path, kind_of_mode(st.st_mode), plain)
 
     # -- content ------------------------------------------------------------------------
@@ -406,17 +444,16 @@ class ReverseView:
         if entry.data is not None:
             return len(entry.data)
         assert entry.plain is not None
-        p = self.plaindir / entry.plain
         if entry.kind == "symlink":
-            return len(os.fsencode(self.encrypt_link(entry.cipher_path, os.fsencode(os.readlink(p)))))
-        st = os.lstat(p)
+            return len(os.fsencode(self.readlink(entry)))
+        st = self.lstat_plain(entry.plain)
         if entry.kind == "file":
             return self.content.plain_to_cipher_size(st.st_size)
         return st.st_size
 
     def readlink(self, entry: ReverseEntry) -> str:
         assert entry.plain is not None
-        return self.encrypt_link(entry.cipher_path, os.fsencode(os.readlink(self.plaindir / entry.plain)))
+        return self.encrypt_link(entry.cipher_path, os.fsencode(self.readlink_plain(entry.plain)))
 
     def stat(self, entry: ReverseEntry) -> ViewStat:
         """stat(2) of an entry as a reverse mount shows it (§9.3).
@@ -432,9 +469,9 @@ class ReverseView:
             if entry.data is not None:
                 return self._virtual_stat(entry, entry.data)
             assert entry.plain is not None
-            st = os.lstat(self.plaindir / entry.plain if entry.plain else self.plaindir)
+            st = self.lstat_plain(entry.plain)
         except OSError as e:
-            raise FsError(e.errno or errno.EIO, f"{entry.cipher_path or '/'}: {e.strerror}") from None
+            raise fs_error(e, entry.cipher_path or "/") from None
         size, blocks = st.st_size, st.st_blocks
         if stat_mod.S_ISREG(st.st_mode):
             size = self.content.plain_to_cipher_size(st.st_size)
@@ -455,7 +492,7 @@ class ReverseView:
                 st.st_blksize, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino,
                 TAG_CONF,
             )  # fmt: skip
-        st = os.lstat(self.plaindir / entry.stat_from if entry.stat_from else self.plaindir)
+        st = self.lstat_plain(entry.stat_from)
         tag = TAG_DIRIV if entry.cipher_name == DIRIV_NAME else TAG_NAME_FILE
         return ViewStat(
             VIRTUAL_MODE, len(data), 1, st.st_uid, st.st_gid, 0, (len(data) + 511) // 512,
@@ -467,8 +504,11 @@ class ReverseView:
         if entry.data is not None:
             return entry.data[offset : offset + size]
         assert entry.plain is not None
-        with open(self.plaindir / entry.plain, "rb") as f:
-            return self.read_fd(entry.cipher_path, f.fileno(), offset, size)
+        fd = self.open_plain(entry.plain)
+        try:
+            return self.read_fd(entry.cipher_path, fd, offset, size)
+        finally:
+            os.close(fd)
 
     def read_fd(self, cipher_path: str, fd: int, offset: int, size: int) -> bytes:
         plain_size = os.fstat(fd).st_size
@@ -506,50 +546,67 @@ class ReverseView:
             return
         assert entry.plain is not None
         step = 256 * self.content.cipher_block
-        with open(self.plaindir / entry.plain, "rb") as f:
-            total = self.content.plain_to_cipher_size(os.fstat(f.fileno()).st_size)
+        fd = self.open_plain(entry.plain)
+        try:
+            total = self.content.plain_to_cipher_size(os.fstat(fd).st_size)
             pos = 0
             while pos < total:
-                chunk = self.read_fd(
-                    entry.cipher_path, f.fileno(), pos, step + (HEADER_LEN if pos == 0 else 0)
-                )
+                chunk = self.read_fd(entry.cipher_path, fd, pos, step + (HEADER_LEN if pos == 0 else 0))
                 yield chunk
                 pos += len(chunk)
+        finally:
+            os.close(fd)
 
     def materialize(self, dest: str | os.PathLike[str]) -> None:
-        """Write the whole encrypted view into `dest` (an offline `cp -a` of a reverse mount)."""
+        """Write the whole encrypted view into `dest` (an offline `cp -a` of a reverse mount).
+
+        Written relative to directory fds: cipher names are longer than plain ones, so the
+        copy of a deep plain tree can be deeper than PATH_MAX allows as one path.
+        """
         root = Path(dest)
         root.mkdir(parents=True, exist_ok=True)
-        self._materialize_dir("", "", root)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self._materialize_dir("", "", fd)
+        finally:
+            os.close(fd)
 
-    def _materialize_dir(self, cdir: str, pdir: str, out: Path) -> None:
-        dirs: list[tuple[ReverseEntry, Path]] = []
+    def _materialize_dir(self, cdir: str, pdir: str, out: int) -> None:
+        dirs: list[ReverseEntry] = []
         for e in self.listdir(cdir, pdir):
-            target = out / e.cipher_name
+            name = e.cipher_name
             if e.kind == "dir":
-                target.mkdir()
-                dirs.append((e, target))
+                os.mkdir(name, 0o700, dir_fd=out)
+                dirs.append(e)
             elif e.kind == "symlink":
-                os.symlink(self.readlink(e), target)
-                _copy_times(self.plaindir / (e.plain or ""), target)
+                os.symlink(self.readlink(e), name, dir_fd=out)
+                self._copy_times(e.plain or "", out, name)
             elif e.kind == "file":
-                with open(target, "wb") as f:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=out)
+                with os.fdopen(fd, "wb") as f:
                     for chunk in self.iter_file(e):
                         f.write(chunk)
+                    if e.plain is not None:
+                        os.fchmod(fd, stat_mod.S_IMODE(self.lstat_plain(e.plain).st_mode))
+                    else:  # virtual: mode and times as a mount shows them, so both copies agree
+                        os.fchmod(fd, stat_mod.S_IMODE(self.stat(e).mode))
                 if e.plain is not None:
-                    _copy_times(self.plaindir / e.plain, target)
-                    os.chmod(target, stat_mod.S_IMODE(os.lstat(self.plaindir / e.plain).st_mode))
-                else:  # virtual: mode and times as a mount shows them, so both copies agree
+                    self._copy_times(e.plain, out, name)
+                else:
                     st = self.stat(e)
-                    os.chmod(target, stat_mod.S_IMODE(st.mode))
-                    os.utime(target, ns=(st.atime_ns, st.mtime_ns))
-        for e, target in dirs:
-            self._materialize_dir(e.cipher_path, e.plain or "", target)
+                    os.utime(name, ns=(st.atime_ns, st.mtime_ns), dir_fd=out, follow_symlinks=False)
+        for e in dirs:
             assert e.plain is not None
-            os.chmod(target, stat_mod.S_IMODE(os.lstat(self.plaindir / e.plain).st_mode))
-            _copy_times(self.plaindir / e.plain, target)
+            sub = os.open(
+                e.cipher_name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=out
+            )
+            try:
+                self._materialize_dir(e.cipher_path, e.plain, sub)
+                os.fchmod(sub, stat_mod.S_IMODE(self.lstat_plain(e.plain).st_mode))
+            finally:
+                os.close(sub)
+            self._copy_times(e.plain, out, e.cipher_name)
 
-
-def _copy_times(src: Path, dst: Path) -> None:
-    st = os.lstat(src)
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    def _copy_times(self, plain: str, out: int, name: str) -> None:
+        st = self.lstat_plain(plain)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=out, follow_symlinks=False)

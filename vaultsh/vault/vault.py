@@ -199,7 +199,8 @@ class Vault:
         self.dirs = DirFds(cipherdir)
 
     def close(self) -> None:
-        """Give back the directory descriptors (also done when the Vault is garbage-collected)."""
+        """Give back the directory descriptors, so the cipher dir is not kept busy (also done
+        when the Vault is garbage-collected). The Vault stays usable and reopens them on demand."""
         self.dirs.close()
 
     def __enter__(self) -> Vault:
@@ -641,9 +642,16 @@ class Vault:
             raise _fs_error(e, where) from None
         if diriv:
             sync = self.sync_metadata
+
+            def fill(fd: int) -> bytes:
+                iv = write_diriv(cpath, sync=sync, dir_fd=fd)
+                # `fd` is the new directory itself (opened without following links), so its
+                # /proc name is a one-call chmod of exactly that directory.
+                os.chmod(f"/proc/self/fd/{fd}", mode | (os.fstat(fd).st_mode & stat_mod.S_ISGID))
+                return iv
+
             try:
-                iv = self.dirs.call(cpath, lambda fd: write_diriv(cpath, sync=sync, dir_fd=fd))
-                _chmod_at(self.dirs, cpath, mode | (self.lstat_in(parent, disk).st_mode & stat_mod.S_ISGID))
+                iv = self.dirs.call(cpath, fill)
             except OSError as e:
                 with contextlib.suppress(OSError):
                     self.dirs.at(cpath, DIRIV_NAME, os.unlink)
@@ -685,10 +693,9 @@ class Vault:
         cpath = self.cipher_path(path)
         if cpath == self.cipherdir:
             raise FsError(errno.EISDIR, "/: cannot unlink the root")
-        self._unlink_cipher(cpath, path)
+        self._unlink_in(*self.dirs.split(cpath), path)
 
-    def _unlink_cipher(self, cpath: Path, where: str) -> os.stat_result:
-        parent, name = self.dirs.split(cpath)
+    def _unlink_in(self, parent: Path, name: str, where: str) -> os.stat_result:
         try:
             st = self.lstat_in(parent, name)
             if stat_mod.S_ISDIR(st.st_mode):
@@ -706,15 +713,30 @@ class Vault:
         self._rmdir_cipher(cpath, path)
         self._drop_name_file(*self.dirs.split(cpath))
 
-    def _rmdir_cipher(self, cpath: Path, where: str) -> None:
-        """Remove a cipher dir that holds at most its diriv, moving the diriv out first (§8.3)."""
-        parent, name = self.dirs.split(cpath)
+    def _rmdir_cipher(self, cpath: Path, where: str, parent: Path | None = None) -> None:
+        """Remove a cipher dir that holds at most its diriv, moving the diriv out first (§8.3).
+
+        `parent` saves building the parent's Path when the caller has it."""
+        if parent is None:
+            parent, name = self.dirs.split(cpath)
+        else:
+            name = cpath.name
         try:
             dfd = self.dirs.open_dir(cpath)
-            try:
-                names = os.listdir(dfd)
-            finally:
-                os.close(dfd)
+        except OSError as e:
+            raise _fs_error(e, where) from None
+        try:
+            self._rmdir_open(cpath, dfd, parent, name, where)
+        finally:
+            os.close(dfd)
+        # An empty directory has no live subdirectories, so only its own IV and fd are stale.
+        self._iv_cache.pop(str(cpath), None)
+        self.dirs.forget(cpath, subtree=False)
+
+    def _rmdir_open(self, cpath: Path, dfd: int, parent: Path, name: str, where: str) -> None:
+        """The body of `_rmdir_cipher`, with the directory open as `dfd`."""
+        try:
+            names = os.listdir(dfd)
         except OSError as e:
             raise _fs_error(e, where) from None
         if not self.options.diriv or DIRIV_NAME not in names:
@@ -724,34 +746,27 @@ class Vault:
                 self.dirs.at(parent, name, os.rmdir)
             except OSError as e:
                 raise _fs_error(e, where) from None
-            # An empty directory has no live subdirectories, so only its own IV is stale.
-            self._iv_cache.pop(str(cpath), None)
-            self.dirs.forget(cpath)
             return
         if len(names) > 1:
             raise FsError(errno.ENOTEMPTY, f"{short_path(where)}: directory not empty")
         # Moving the diriv out first keeps a crash from leaving a dir without IV but with names.
         parked = f"{_RMDIR_PREFIX}{secrets.randbits(64)}"
-
-        def move_diriv(src: Path, src_name: str, dst: Path, dst_name: str) -> None:
-            self.dirs.pair(src, dst, lambda s, d: os.rename(src_name, dst_name, src_dir_fd=s, dst_dir_fd=d))
-
         try:
-            mode = self.lstat_in(parent, name).st_mode
+            mode = os.fstat(dfd).st_mode
             if not mode & 0o200:
-                _chmod_at(self.dirs, cpath, stat_mod.S_IMODE(mode) | 0o700)
-            move_diriv(cpath, DIRIV_NAME, parent, parked)
+                os.fchmod(dfd, stat_mod.S_IMODE(mode) | 0o700)
+            self.dirs.call(parent, lambda pfd: os.rename(DIRIV_NAME, parked, src_dir_fd=dfd, dst_dir_fd=pfd))
         except OSError as e:
             raise _fs_error(e, where) from None
-        self.dirs.forget(cpath)
         try:
             self.dirs.at(parent, name, os.rmdir)
         except OSError as e:
-            with contextlib.suppress(OSError):
-                move_diriv(parent, parked, cpath, DIRIV_NAME)
+            with contextlib.suppress(OSError):  # put the IV back: the directory stays whole
+                self.dirs.call(
+                    parent, lambda pfd: os.rename(parked, DIRIV_NAME, src_dir_fd=pfd, dst_dir_fd=dfd)
+                )
             raise _fs_error(e, where) from None
         self.dirs.at(parent, parked, os.unlink)
-        self._iv_cache.pop(str(cpath), None)
 
     def rename(self, src: str, dst: str) -> None:
         """Rename, replacing an existing file or empty directory at `dst` (§6.7, §8.4)."""
@@ -809,7 +824,7 @@ class Vault:
                 if not src_dir:
                     raise FsError(errno.EISDIR, f"{short_path(dst)}: is a directory")
                 # The target still holds its diriv, so the kernel would say ENOTEMPTY.
-                self._rmdir_cipher(cdst, dst)
+                self._rmdir_cipher(cdst, dst, dparent)
             elif src_dir:
                 raise FsError(errno.ENOTDIR, f"{short_path(dst)}: not a directory")
         self._with_name_file(dparent, disk, full)
@@ -856,18 +871,19 @@ class Vault:
 
     def unlink_at(self, cparent: Path, name: str, where: str) -> tuple[Path, os.stat_result]:
         """Unlink a non-directory; returns its cipher path and its stat from before."""
-        cpath = cparent / self.encrypt_component(cparent, name)[0]
-        return cpath, self._unlink_cipher(cpath, where)
+        disk = self.encrypt_component(cparent, name)[0]
+        return cparent / disk, self._unlink_in(cparent, disk, where)
 
     def rmdir_at(self, cparent: Path, name: str, where: str) -> tuple[Path, os.stat_result]:
         """Remove an empty directory (§8.3); returns its cipher path and its stat from before."""
-        cpath = cparent / self.encrypt_component(cparent, name)[0]
+        disk = self.encrypt_component(cparent, name)[0]
+        cpath = cparent / disk
         try:
-            st = self.lstat_cipher(cpath)
+            st = self.lstat_in(cparent, disk)
         except OSError as e:
             raise _fs_error(e, where) from None
-        self._rmdir_cipher(cpath, where)
-        self._drop_name_file(cparent, cpath.name)
+        self._rmdir_cipher(cpath, where, cparent)
+        self._drop_name_file(cparent, disk)
         return cpath, st
 
     def rename_at(

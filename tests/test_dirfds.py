@@ -1,0 +1,127 @@
+"""The directory-descriptor cache: bounded, never following links, safe against eviction and renames."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+from vaultsh.vault import dirfds
+from vaultsh.vault.dirfds import DirFds
+
+
+def make_chain(root: Path, depth: int, name: str = "d" * 200) -> Path:
+    """A chain of `depth` directories made relative to fds (deeper than PATH_MAX allows whole)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.close(os.open("leaf", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    return root.joinpath(*[name] * depth)
+
+
+def test_reaches_a_directory_deeper_than_path_max(tmp_path: Path) -> None:
+    deep = make_chain(tmp_path, 30)
+    assert len(str(deep)) > 4096
+    dirs = DirFds(tmp_path)
+    try:
+        assert dirs.path_at(deep / "leaf", os.stat, follow_symlinks=False).st_size == 0
+        with pytest.raises(OSError) as e:
+            os.stat(deep / "leaf")  # what a path-based call gets
+        assert e.value.errno == errno.ENAMETOOLONG
+    finally:
+        dirs.close()
+
+
+def test_size_is_bounded_and_evicted_fds_stay_valid_during_a_call(tmp_path: Path) -> None:
+    for i in range(5):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "f").write_bytes(b"x" * i)
+    dirs = DirFds(tmp_path, size=1)
+    try:
+
+        def both(src: int, dst: int) -> tuple[int, int]:
+            return os.stat("f", dir_fd=src).st_size, os.stat("f", dir_fd=dst).st_size
+
+        # With room for one, opening d1 evicts d0 while the call still holds d0's descriptor.
+        assert dirs.pair(tmp_path / "d0", tmp_path / "d1", both) == (0, 1)
+        for i in range(5):
+            assert dirs.at(tmp_path / f"d{i}", "f", os.stat).st_size == i
+        assert len(dirs._fds) == 1
+    finally:
+        dirs.close()
+
+
+def test_a_planted_symlink_is_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"s")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    dirs = DirFds(root)
+    try:
+        with pytest.raises(OSError) as e:
+            dirs.at(root / "link", "secret", os.stat)
+        assert e.value.errno == errno.ENOTDIR
+        assert dirs.path_at(root / "link", os.readlink) == str(outside)
+    finally:
+        dirs.close()
+
+
+def test_forget_and_expiry_see_a_renamed_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "f").write_bytes(b"1")
+    monkeypatch.setattr(dirfds, "MAX_AGE", 1000.0)
+    dirs = DirFds(tmp_path)
+    try:
+        assert dirs.at(a, "f", os.stat).st_size == 1
+        os.rename(a, tmp_path / "b")
+        a.mkdir()
+        (a / "f").write_bytes(b"22")
+        # Cached: the descriptor followed the moved directory ...
+        assert dirs.at(a, "f", os.stat).st_size == 1
+        # ... until it is older than MAX_AGE (a change behind our back) ...
+        monkeypatch.setattr(dirfds, "MAX_AGE", -1.0)
+        assert dirs.at(a, "f", os.stat).st_size == 2
+        # ... or forgotten (our own rename or rmdir).
+        monkeypatch.setattr(dirfds, "MAX_AGE", 1000.0)
+        assert dirs.at(a, "f", os.stat).st_size == 2
+        os.rename(a, tmp_path / "c")
+        a.mkdir()
+        assert dirs.at(a, "f", os.stat).st_size == 2
+        dirs.forget(a)
+        with pytest.raises(FileNotFoundError):
+            dirs.at(a, "f", os.stat)
+    finally:
+        dirs.close()
+
+
+def open_paths(under: Path) -> set[str]:
+    """Paths below `under` that this process holds descriptors of."""
+    held = set()
+    for n in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            held.add(os.readlink(f"/proc/self/fd/{n}"))
+    return {p for p in held if p.startswith(str(under))}
+
+
+def test_close_releases_the_directory_and_the_cache_stays_usable(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "f").write_bytes(b"abc")
+    dirs = DirFds(tmp_path)
+    dirs.at(tmp_path / "a", "f", os.stat)
+    assert str(tmp_path / "a") in open_paths(tmp_path)
+    dirs.close()
+    assert open_paths(tmp_path) == set()
+    assert dirs.at(tmp_path / "a", "f", os.stat).st_size == 3
+    dirs.close()
