@@ -27,7 +27,7 @@ from gocryptfs_harness import (
     write_passfile,
     xray_masterkey,
 )
-from test_interop_gocryptfs import REVERSE_VARIANTS, VARIANTS, Variant, group_key
+from test_interop_gocryptfs import EXAMPLE_VAULTS, REVERSE_VARIANTS, VARIANTS, Variant, group_key
 
 pytestmark = pytest.mark.gocryptfs
 
@@ -375,3 +375,29 @@ def test_broken_config_error_names_the_bak(need_gocryptfs: None, tmp_path: Path)
     (cipher / "file").write_bytes(b"x")
     res = run_vaultsh("ls", "--passfile", pw, cipher)
     assert res.returncode != 0 and "vaultsh recover" in res.err and ".bak" not in res.err
+
+
+@pytest.mark.parametrize("name", EXAMPLE_VAULTS)
+def test_upstream_example_vaults_recovered(
+    need_gocryptfs: None,
+    vector_copy: Callable[[str], Path],
+    secrets: Callable[[str], tuple[Path, Path]],
+    tmp_path: Path,
+    name: str,
+) -> None:
+    """Vaults from gocryptfs 0.7 to 2.2, legacy ones without HKDF or Raw64 among them."""
+    vault = vector_copy(f"tests/example_filesystems/{name}")
+    flags = gocryptfs_info_fields(vault)["FeatureFlags"].split()
+    key = xray_masterkey(vault / "gocryptfs.conf", "test")
+    with gocryptfs_mount(vault, tmp_path / "before", "test") as mnt:
+        expected = tree_manifest(mnt)
+    os.chmod(vault, 0o755)
+    (vault / "gocryptfs.conf").unlink()
+    keyfile, newpw = secrets(key)
+    recover(vault, keyfile, newpw).check()
+    recovered = gocryptfs_info_fields(vault)["FeatureFlags"].split()
+    # Same flags, except that LongNames, which changes nothing for the names present, is
+    # always written.
+    assert set(recovered) - {"LongNames"} == set(flags) - {"LongNames"}
+    with gocryptfs_mount(vault, tmp_path / "after", NEW_PASSWORD) as mnt:
+        assert_same_tree(tree_manifest(mnt), expected, f"{name} after recover")

@@ -369,8 +369,12 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
         hkdf_votes.add(n_hkdf)
     if len(hkdf_votes) == 1:
         hkdf = hkdf_votes.pop()
-        why = "HKDF subkeys" if hkdf else "the master key itself (no HKDF: a vault from before gocryptfs 1.3)"
-        settings[HKDF] = Setting(HKDF, (hkdf,), f"{why} open the files")
+        why = (
+            "HKDF subkeys open the files"
+            if hkdf
+            else "the master key itself opens the files (no HKDF: a vault from before gocryptfs 1.3)"
+        )
+        settings[HKDF] = Setting(HKDF, (hkdf,), why)
     elif hkdf_votes:
         settings[HKDF] = Setting(HKDF, (), "content opens with one key derivation, names with the other")
     else:
