@@ -624,7 +624,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
-    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path))
+    by_key = bool(args.masterkey or args.masterkey_file)
+    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path, by_master_key=by_key))
 
 
 def cmd_new(args: argparse.Namespace) -> int:

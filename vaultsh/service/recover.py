@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaultsh.vault import detect
 from vaultsh.vault.config import (
@@ -13,11 +13,15 @@ from vaultsh.vault.config import (
     DEFAULT_SCRYPT_LOGN,
     REVERSE_CONF_NAME,
     ConfFile,
+    load_config,
     new_config,
 )
-from vaultsh.vault.errors import MasterKeyError, UsageError, WriteConfError
+from vaultsh.vault.errors import MasterKeyError, ReadPasswordError, UsageError, WriteConfError
 from vaultsh.vault.keys import LONGNAME_MAX_DEFAULT, FormatOptions
 from vaultsh.vault.vault import Vault
+
+if TYPE_CHECKING:
+    from vaultsh.service.commands import Session
 
 
 @dataclass(frozen=True)
@@ -276,3 +280,32 @@ def report_json(recovery: Plan, *, written: Path | None, backup: Path | None) ->
         "written": str(written) if written else None,
         "backup": str(backup) if backup else None,
     }
+
+
+def in_session(session: Session, choices: Choices, *, dry_run: bool = False) -> int:
+    """`recover` inside an unlocked session: the session's master key, a new password asked twice.
+
+    The session then uses the written config and the settings found, which may differ from
+    the ones it was opened with (a master key without a config opens with flags or defaults).
+    """
+    io = session.io
+    key = session.vault.keys.master_key
+    found = plan(session.cipherdir, key, choices, reverse=session.reverse is not None)
+    for line in report_lines(found):
+        io.write(line)
+    if dry_run:
+        io.write(f"Dry run: nothing written; {found.conf_path} would get these settings.")
+        return 0
+    password = io.ask_secret("New password: ")
+    if io.ask_secret("Repeat: ") != password:
+        raise ReadPasswordError("Passwords do not match")
+    backup = write(found, build_config(found, key, password))
+    conf = load_config(found.conf_path)
+    if session.reverse is None:
+        session.vault = Vault(session.cipherdir, key, found.options, conf)
+    else:
+        session.vault.conf = conf
+    session.config_path = None
+    kept = f" The previous config is kept as {backup}." if backup else ""
+    io.write(f"Wrote {found.conf_path}.{kept}")
+    return 0
