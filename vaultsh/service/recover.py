@@ -144,7 +144,7 @@ def plan(cipherdir: Path, master_key: bytes, choices: Choices, *, reverse: bool 
     else:
         detection = detect.detect(root, master_key)
         if detection.key_fits is False:
-            hint = "; a plain folder for reverse mode needs --reverse" if not reverse else ""
+            hint = "; a plain folder for reverse mode needs --reverse" if detection.looks_plain else ""
             raise MasterKeyError(f"{root}: the master key fits nothing here: {detection.key_evidence}{hint}")
     values, sources = _settle(detection, choices)
     result = Plan(root, detection, values, sources, reverse=reverse)

@@ -81,7 +81,7 @@ class Detection:
     key_evidence: str
     key_fits: bool | None  # None: nothing in the folder can tell
     reverse: bool = False
-    notes: list[str] = field(default_factory=list)
+    looks_plain: bool = False  # nothing here is shaped like a vault (a reverse-mode folder?)
 
 
 # -- collecting evidence ---------------------------------------------------------------------
@@ -317,7 +317,7 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
             "authenticate under any cipher",
         )
     else:
-        settings[CONTENT] = Setting(CONTENT, _CIPHERS, "no file content to try (empty files only)")
+        settings[CONTENT] = Setting(CONTENT, _CIPHERS, "no file content to try")
 
     root_has_diriv = sample.dirs[0].diriv is not None
     name_total = sum(len(d.names) for d in sample.dirs)
@@ -388,14 +388,18 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
         key_evidence = f"{good} of {name_total} names decrypt"
     elif total_blocks or total_links or name_total:
         key_fits = False
-        key_evidence = (
-            f"nothing decrypts: 0 of {_plural(total_blocks, 'block')}, "
-            f"0 of {_plural(total_links, 'symlink target')}, {good} of {_plural(name_total, 'name')}"
-        )
+        tried = [
+            f"0 of {_plural(total_blocks, 'block')}" if total_blocks else "",
+            f"0 of {_plural(total_links, 'symlink target')}" if total_links else "",
+            f"{good} of {_plural(name_total, 'name')}" if name_total else "",
+        ]
+        key_evidence = "nothing decrypts: " + ", ".join(t for t in tried if t)
     else:
         key_fits = None
         key_evidence = "the folder holds nothing encrypted to try the key on"
-    return Detection(settings, key_evidence, key_fits)
+    # No file with a gocryptfs header and no diriv: more likely plain files than a vault.
+    looks_plain = not root_has_diriv and not any(file_id for file_id, _body in sample.files)
+    return Detection(settings, key_evidence, key_fits, looks_plain=looks_plain)
 
 
 def detect_reverse(plaindir: Path, master_key: bytes) -> Detection:
