@@ -100,3 +100,16 @@ def test_recover_mismatched_passwords_write_nothing(vault_and_key: tuple[Path, b
 def test_recover_lines_stay_out_of_history() -> None:
     assert not keeps_history("recover --aessiv")
     assert keeps_history("ls")
+
+
+def test_longnamemax_with_plain_names_is_refused(tmp_path: Path) -> None:
+    cdir = tmp_path / "plain-names"
+    cdir.mkdir()
+    _conf, key = Vault.init(cdir, PASSWORD, logn=10, plaintext_names=True)
+    Vault.open(cdir, password=PASSWORD).write_file("a.txt", b"x" * 100)
+    (cdir / "gocryptfs.conf").unlink()
+    s = by_key(cdir, key, FormatOptions(plaintext_names=True))
+    code, _out, err = run(s, "recover --dry-run --longnamemax 100")
+    assert code == 1 and err == ["--longnamemax 100 has no meaning with plain names"]
+    code, out, err = run(s, "recover --dry-run")
+    assert code == 0 and any("plain (PlaintextNames)" in line for line in out)

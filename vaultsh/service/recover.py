@@ -126,6 +126,8 @@ def _settle(detection: detect.Detection, choices: Choices) -> tuple[dict[str, ob
             open_questions.append(setting)
     # Plaintext names need no name settings.
     if values.get(detect.NAMES) == detect.PLAIN:
+        if detect.LONGNAME_MAX in stated:
+            raise UsageError(f"{stated[detect.LONGNAME_MAX][1]} has no meaning with plain names")
         values[detect.RAW64], sources[detect.RAW64] = False, "found"
         values[detect.LONGNAME_MAX], sources[detect.LONGNAME_MAX] = LONGNAME_MAX_DEFAULT, "found"
     if values.get(detect.CONTENT) == detect.XCHACHA and values.get(detect.HKDF) is False:
