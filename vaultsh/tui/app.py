@@ -1013,6 +1013,9 @@ class VaultApp(App[int]):
         if no_vault and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
             self._new_vault()
             return
+        if no_vault and self._password is None and self._recoverable(root):
+            self._recover()
+            return
         if self._master_key is not None or self._password is not None:
             self._unlock_given()
             return
@@ -1040,6 +1043,27 @@ class VaultApp(App[int]):
             self.push_screen(NewVaultScreen(self.cipherdir, logn=self._wizard_logn), created)
         else:
             self.push_screen(NewVaultScreen(self.cipherdir), created)
+
+    @staticmethod
+    def _recoverable(root: Path) -> bool:
+        """Cipher files without a config: the recovery wizard can rebuild it."""
+        from vaultsh.vault.detect import looks_like_cipherdir
+
+        conf = root / CONF_NAME
+        return not conf.exists() and not conf.is_symlink() and root.is_dir() and looks_like_cipherdir(root)
+
+    def _recover(self) -> None:
+        from vaultsh.tui.recover_wizard import RecoverScreen
+        from vaultsh.vault.config import DEFAULT_SCRYPT_LOGN
+
+        def done(vault: Vault | None) -> None:
+            if vault is None:
+                self.quit_with(int(ExitCode.SIGINT))
+            else:
+                self.opened(vault)
+
+        logn = self._wizard_logn if self._wizard_logn is not None else DEFAULT_SCRYPT_LOGN
+        self.push_screen(RecoverScreen(self.cipherdir, logn=logn), done)
 
     def _ask_password(self) -> None:
         try:

@@ -425,6 +425,36 @@ def detect_reverse(plaindir: Path, master_key: bytes) -> Detection:
     return Detection(settings, "a plain folder holds nothing encrypted to try the key on", None, reverse=True)
 
 
+def looks_like_cipherdir(path: Path, sample: int = 64) -> bool:
+    """Whether a folder without a config looks like a vault's cipher dir (cheap, names only).
+
+    A root diriv or a long-name file says so; otherwise most names must be base64 of whole
+    16-byte blocks, as encrypted names are (§6.3). Plaintext-name vaults are not recognised.
+    """
+    names = []
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.name == DIRIV_NAME or entry.name.startswith("gocryptfs.longname."):
+                    return True
+                names.append(entry.name)
+                if len(names) >= sample:
+                    break
+    except OSError:
+        return False
+    shaped = 0
+    for name in names:
+        for raw64 in (True, False):
+            try:
+                decoded = b64_decode(name, raw64)
+            except ValueError:
+                continue
+            if decoded and len(decoded) % 16 == 0:
+                shaped += 1
+                break
+    return bool(names) and shaped * 2 > len(names)
+
+
 def iter_settings(detection: Detection) -> Iterator[Setting]:
     order = (CONTENT, NAMES, RAW64, HKDF, LONGNAME_MAX)
     for name in order:
