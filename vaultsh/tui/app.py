@@ -1119,7 +1119,9 @@ class VaultApp(App[int]):
     def _unlock_given(self) -> None:
         password, master_key = self._password, self._master_key
         if master_key is not None:
-            self._unlock_given_with(lambda: Vault.open(self.cipherdir, master_key=master_key), self.opened)
+            self._unlock_given_with(
+                lambda: Vault.open(self.cipherdir, master_key=master_key), self._opened_by_master_key
+            )
         else:
             self._unlock_given_with(lambda: Vault.open(self.cipherdir, password=password), self.opened)
 
@@ -1143,6 +1145,12 @@ class VaultApp(App[int]):
         """The vault is unlocked: make the session and show the root."""
         self.vault = vault
         self.opened_session(commands.Session(vault, self.cipherdir, self.io))
+
+    def _opened_by_master_key(self, vault: Vault) -> None:
+        """As `opened`; `passwd` (p) then sets a new password without asking the old one."""
+        self.opened(vault)
+        if self.session is not None:
+            self.session.by_master_key = True
 
     def opened_session(self, session: commands.Session) -> None:
         """A session is open (a vault, or a reverse-mode folder's view): show its root."""
