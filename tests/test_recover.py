@@ -18,6 +18,7 @@ from gocryptfs_harness import (
     CmdResult,
     Manifest,
     assert_same_tree,
+    copy_tree,
     gocryptfs_info_fields,
     gocryptfs_init,
     gocryptfs_mount,
@@ -401,3 +402,33 @@ def test_upstream_example_vaults_recovered(
     assert set(recovered) - {"LongNames"} == set(flags) - {"LongNames"}
     with gocryptfs_mount(vault, tmp_path / "after", NEW_PASSWORD) as mnt:
         assert_same_tree(tree_manifest(mnt), expected, f"{name} after recover")
+
+
+@pytest.mark.parametrize("variant", REVERSE_VARIANTS, ids=[v.id for v in REVERSE_VARIANTS])
+def test_reverse_folder_recovered_from_a_copy_of_its_view(
+    need_gocryptfs: None,
+    secrets: Callable[[str], tuple[Path, Path]],
+    tmp_path: Path,
+    variant: Variant,
+) -> None:
+    """A backup of the encrypted view is the evidence: settings found, a wrong key refused."""
+    plain = make_interop_tree(tmp_path / "plain")
+    gocryptfs_init(plain, OLD_PASSWORD, "-reverse", *variant.gocryptfs)
+    key = xray_masterkey(plain / REVERSE_CONF, OLD_PASSWORD)
+    with gocryptfs_mount(plain, tmp_path / "view1", OLD_PASSWORD, "-reverse") as view:
+        backup = copy_tree(view, tmp_path / "backup")
+    (plain / REVERSE_CONF).unlink()
+    before = listing(plain)
+
+    wrong_keyfile, newpw = secrets("%064x" % (int(key, 16) ^ 1 << 200))
+    res = recover(plain, wrong_keyfile, newpw, "--reverse", "--view", str(backup))
+    assert res.returncode == 14, res.describe()
+    assert listing(plain) == before
+
+    keyfile, newpw = secrets(key)
+    res = recover(plain, keyfile, newpw, "--reverse", "--view", str(backup)).check()
+    assert "[--defaults]" not in res.out and "fits" in res.out
+    assert json.loads((plain / REVERSE_CONF).read_text())["FeatureFlags"] == list(variant.feature_flags)
+    with gocryptfs_mount(plain, tmp_path / "view2", NEW_PASSWORD, "-reverse") as view:
+        names = sorted(p for p in listing(view) if p != "gocryptfs.conf")
+    assert names == sorted(p for p in listing(backup) if p != "gocryptfs.conf")

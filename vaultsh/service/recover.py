@@ -138,10 +138,34 @@ def _settle(detection: detect.Detection, choices: Choices) -> tuple[dict[str, ob
     return values, sources
 
 
-def plan(cipherdir: Path, master_key: bytes, choices: Choices, *, reverse: bool = False) -> Plan:
-    """Detect the settings and settle them; MasterKeyError (14) when the key fits nothing."""
+def _detect_view(view: Path, master_key: bytes) -> detect.Detection:
+    """Settings of a reverse-mode folder from a copy of its encrypted view (a backup, say)."""
+    detection = detect.detect(view, master_key)
+    if detection.key_fits is False:
+        raise MasterKeyError(f"{view}: the master key fits nothing in this view: {detection.key_evidence}")
+    content = detection.settings[detect.CONTENT]
+    if not content.allows(detect.SIV):
+        raise UsageError(f"{view}: not a reverse-mode view, which is always AES-SIV: {content.evidence}")
+    if not content.decided:
+        content.candidates, content.evidence = (detect.SIV,), f"{detect.SIV}: reverse mode always uses it"
+    detection.reverse = True
+    return detection
+
+
+def plan(
+    cipherdir: Path, master_key: bytes, choices: Choices, *, reverse: bool = False, view: Path | None = None
+) -> Plan:
+    """Detect the settings and settle them; MasterKeyError (14) when the key fits nothing.
+
+    A reverse-mode folder holds only plain files; `view`, a copy of its encrypted view, gives
+    the evidence instead.
+    """
     root = Path(cipherdir)
-    if reverse:
+    if view is not None and not reverse:
+        raise UsageError("--view is for reverse-mode folders (with --reverse)")
+    if view is not None:
+        detection = _detect_view(Path(view), master_key)
+    elif reverse:
         detection = detect.detect_reverse(root, master_key)
     else:
         detection = detect.detect(root, master_key)
