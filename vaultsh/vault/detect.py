@@ -273,8 +273,12 @@ def _longname_setting(sample: _Sample, raw64: bool) -> Setting:
         seen += f", shortest hashed name {shortest_hashed}"
     if len(classes) == 1:
         why = f"names are hashed above {classes[0]} characters ({seen})"
-    else:
+    elif hi == LONGNAME_MAX_DEFAULT:
         why = f"no name long enough to tell ({seen}); gocryptfs's default {LONGNAME_MAX_DEFAULT} assumed"
+    else:
+        # A hashed name shorter than 256 characters shows a custom limit the names cannot pin.
+        why = f"names are hashed above some length from {lo} to {hi} characters ({seen})"
+        return Setting(LONGNAME_MAX, tuple(classes), why, bounds=(lo, hi))
     return Setting(LONGNAME_MAX, tuple(classes), why, assumable=True, bounds=(lo, hi))
 
 
