@@ -18,6 +18,7 @@ from gocryptfs_harness import (
     CmdResult,
     Manifest,
     assert_same_tree,
+    copy_tree,
     gocryptfs_info_fields,
     gocryptfs_init,
     gocryptfs_mount,
@@ -27,7 +28,7 @@ from gocryptfs_harness import (
     write_passfile,
     xray_masterkey,
 )
-from test_interop_gocryptfs import REVERSE_VARIANTS, VARIANTS, Variant, group_key
+from test_interop_gocryptfs import EXAMPLE_VAULTS, REVERSE_VARIANTS, VARIANTS, Variant, group_key
 
 pytestmark = pytest.mark.gocryptfs
 
@@ -375,3 +376,59 @@ def test_broken_config_error_names_the_bak(need_gocryptfs: None, tmp_path: Path)
     (cipher / "file").write_bytes(b"x")
     res = run_vaultsh("ls", "--passfile", pw, cipher)
     assert res.returncode != 0 and "vaultsh recover" in res.err and ".bak" not in res.err
+
+
+@pytest.mark.parametrize("name", EXAMPLE_VAULTS)
+def test_upstream_example_vaults_recovered(
+    need_gocryptfs: None,
+    vector_copy: Callable[[str], Path],
+    secrets: Callable[[str], tuple[Path, Path]],
+    tmp_path: Path,
+    name: str,
+) -> None:
+    """Vaults from gocryptfs 0.7 to 2.2, legacy ones without HKDF or Raw64 among them."""
+    vault = vector_copy(f"tests/example_filesystems/{name}")
+    flags = gocryptfs_info_fields(vault)["FeatureFlags"].split()
+    key = xray_masterkey(vault / "gocryptfs.conf", "test")
+    with gocryptfs_mount(vault, tmp_path / "before", "test") as mnt:
+        expected = tree_manifest(mnt)
+    os.chmod(vault, 0o755)
+    (vault / "gocryptfs.conf").unlink()
+    keyfile, newpw = secrets(key)
+    recover(vault, keyfile, newpw).check()
+    recovered = gocryptfs_info_fields(vault)["FeatureFlags"].split()
+    # Same flags, except that LongNames, which changes nothing for the names present, is
+    # always written.
+    assert set(recovered) - {"LongNames"} == set(flags) - {"LongNames"}
+    with gocryptfs_mount(vault, tmp_path / "after", NEW_PASSWORD) as mnt:
+        assert_same_tree(tree_manifest(mnt), expected, f"{name} after recover")
+
+
+@pytest.mark.parametrize("variant", REVERSE_VARIANTS, ids=[v.id for v in REVERSE_VARIANTS])
+def test_reverse_folder_recovered_from_a_copy_of_its_view(
+    need_gocryptfs: None,
+    secrets: Callable[[str], tuple[Path, Path]],
+    tmp_path: Path,
+    variant: Variant,
+) -> None:
+    """A backup of the encrypted view is the evidence: settings found, a wrong key refused."""
+    plain = make_interop_tree(tmp_path / "plain")
+    gocryptfs_init(plain, OLD_PASSWORD, "-reverse", *variant.gocryptfs)
+    key = xray_masterkey(plain / REVERSE_CONF, OLD_PASSWORD)
+    with gocryptfs_mount(plain, tmp_path / "view1", OLD_PASSWORD, "-reverse") as view:
+        backup = copy_tree(view, tmp_path / "backup")
+    (plain / REVERSE_CONF).unlink()
+    before = listing(plain)
+
+    wrong_keyfile, newpw = secrets("%064x" % (int(key, 16) ^ 1 << 200))
+    res = recover(plain, wrong_keyfile, newpw, "--reverse", "--view", str(backup))
+    assert res.returncode == 14, res.describe()
+    assert listing(plain) == before
+
+    keyfile, newpw = secrets(key)
+    res = recover(plain, keyfile, newpw, "--reverse", "--view", str(backup)).check()
+    assert "[--defaults]" not in res.out and "fits" in res.out
+    assert json.loads((plain / REVERSE_CONF).read_text())["FeatureFlags"] == list(variant.feature_flags)
+    with gocryptfs_mount(plain, tmp_path / "view2", NEW_PASSWORD, "-reverse") as view:
+        names = sorted(p for p in listing(view) if p != "gocryptfs.conf")
+    assert names == sorted(p for p in listing(backup) if p != "gocryptfs.conf")

@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format_flags(p)
     p.add_argument("--defaults", action="store_true", help="init's defaults for what the files cannot tell")
     p.add_argument("--reverse", action="store_true", help="CIPHERDIR is a plain dir (reverse mode)")
+    p.add_argument("--view", metavar="DIR", help="with --reverse: a copy of the encrypted view, as evidence")
     g = p.add_argument_group("master key / new password")
     g.add_argument("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)")
     g.add_argument("--masterkey-file", metavar="FILE", help="read the master key from FILE")
@@ -481,7 +482,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         longname_max=args.longnamemax,
         defaults=args.defaults,
     )
-    found = recover.plan(root, key, choices, reverse=args.reverse)
+    view = Path(args.view) if args.view else None
+    found = recover.plan(root, key, choices, reverse=args.reverse, view=view)
     written = backup = None
     if not args.json:
         for line in recover.report_lines(found):
@@ -648,7 +650,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
-    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path))
+    by_key = bool(args.masterkey or args.masterkey_file)
+    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path, by_master_key=by_key))
 
 
 def cmd_new(args: argparse.Namespace) -> int:

@@ -89,6 +89,7 @@ class Session:
     # reverse config there (for mount, passwd, masterkey, info); commands that would use its
     # tree are refused by `run_line` (see REVERSE_COMMANDS).
     reverse: ReverseView | None = None
+    by_master_key: bool = False  # unlocked with the master key: passwd needs no old password
 
     @classmethod
     def open_reverse(
@@ -960,6 +961,11 @@ def _cmd_info(session: Session, args: list[str]) -> int:
 def _cmd_passwd(session: Session, args: list[str]) -> int:
     _parse(COMMANDS["passwd"].usage, args, most=0)
     io = session.io
+    if session.vault.conf is None:
+        # Unlocked with the master key and no config: passwd means writing one.
+        from vaultsh.service import recover
+
+        return recover.in_session(session, recover.Choices())
 
     def ask_new() -> bytes:
         new = io.ask_secret("New password: ")
@@ -967,12 +973,37 @@ def _cmd_passwd(session: Session, args: list[str]) -> int:
             raise ReadPasswordError("Passwords do not match")
         return new
 
+    key = session.vault.keys.master_key
     bak, conf = change_password(
-        session.conf_path, session.cipherdir, ask_new, old_password=lambda: io.ask_secret("Old password: ")
+        session.conf_path,
+        session.cipherdir,
+        ask_new,
+        old_password=None if session.by_master_key else lambda: io.ask_secret("Old password: "),
+        master_key=(lambda: key) if session.by_master_key else None,
     )
     session.vault.conf = conf
     io.write(f"Password changed. The previous config is kept as {bak}.")
     return 0
+
+
+def _cmd_recover(session: Session, args: list[str]) -> int:
+    from vaultsh.service import recover
+
+    format_flags = ("aessiv", "xchacha", "plaintextnames", "deterministic-names", "defaults", "dry-run")
+    a = _parse(COMMANDS["recover"].usage, args, flags=format_flags, valued=("longnamemax",), most=0)
+    try:
+        longname_max = int(a.values.get("longnamemax", "0"))
+    except ValueError:
+        raise UsageError(f"--longnamemax {a.values['longnamemax']!r} is not a number") from None
+    choices = recover.Choices(
+        plaintext_names="plaintextnames" in a.flags,
+        deterministic_names="deterministic-names" in a.flags,
+        aessiv="aessiv" in a.flags,
+        xchacha="xchacha" in a.flags,
+        longname_max=longname_max,
+        defaults="defaults" in a.flags,
+    )
+    return recover.in_session(session, choices, dry_run="dry-run" in a.flags)
 
 
 def _cmd_masterkey(session: Session, args: list[str]) -> int:
@@ -1101,6 +1132,8 @@ COMMANDS: dict[str, Command] = {
                 _cmd_unmount, "local-path"),
         Command("mounts", "list running mounts", "mounts", (), _cmd_mounts),
         Command("passwd", "change the vault password", "passwd", (), _cmd_passwd),
+        Command("recover", "write a new config from the master key (FLAGS: init's format flags)",
+                "recover [--dry-run] [--defaults] [FLAGS]", (), _cmd_recover),
         Command("masterkey", "show the master key (asks the password again)", "masterkey", (),
                 _cmd_masterkey),
         Command("theme", "switch the colour theme (no name: list them)", "theme [NAME]", (), _cmd_theme),
@@ -1112,7 +1145,7 @@ COMMANDS: dict[str, Command] = {
 _ALIASES = {alias: c for c in COMMANDS.values() for alias in c.aliases}
 
 # Commands whose lines are never written to a shell history (they deal in secrets).
-SECRET_COMMANDS = frozenset({"passwd", "masterkey"})
+SECRET_COMMANDS = frozenset({"passwd", "masterkey", "recover"})
 
 # Commands that make sense on a reverse-mode folder; the others write into a vault, and the
 # encrypted view is read-only (its plain files are changed directly).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaultsh.vault import detect
 from vaultsh.vault.config import (
@@ -13,11 +13,15 @@ from vaultsh.vault.config import (
     DEFAULT_SCRYPT_LOGN,
     REVERSE_CONF_NAME,
     ConfFile,
+    load_config,
     new_config,
 )
-from vaultsh.vault.errors import MasterKeyError, UsageError, WriteConfError
+from vaultsh.vault.errors import MasterKeyError, ReadPasswordError, UsageError, WriteConfError
 from vaultsh.vault.keys import LONGNAME_MAX_DEFAULT, FormatOptions
 from vaultsh.vault.vault import Vault
+
+if TYPE_CHECKING:
+    from vaultsh.service.commands import Session
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ def _settle(detection: detect.Detection, choices: Choices) -> tuple[dict[str, ob
             open_questions.append(setting)
     # Plaintext names need no name settings.
     if values.get(detect.NAMES) == detect.PLAIN:
+        if detect.LONGNAME_MAX in stated:
+            raise UsageError(f"{stated[detect.LONGNAME_MAX][1]} has no meaning with plain names")
         values[detect.RAW64], sources[detect.RAW64] = False, "found"
         values[detect.LONGNAME_MAX], sources[detect.LONGNAME_MAX] = LONGNAME_MAX_DEFAULT, "found"
     if values.get(detect.CONTENT) == detect.XCHACHA and values.get(detect.HKDF) is False:
@@ -132,15 +138,39 @@ def _settle(detection: detect.Detection, choices: Choices) -> tuple[dict[str, ob
     return values, sources
 
 
-def plan(cipherdir: Path, master_key: bytes, choices: Choices, *, reverse: bool = False) -> Plan:
-    """Detect the settings and settle them; MasterKeyError (14) when the key fits nothing."""
+def _detect_view(view: Path, master_key: bytes) -> detect.Detection:
+    """Settings of a reverse-mode folder from a copy of its encrypted view (a backup, say)."""
+    detection = detect.detect(view, master_key)
+    if detection.key_fits is False:
+        raise MasterKeyError(f"{view}: the master key fits nothing in this view: {detection.key_evidence}")
+    content = detection.settings[detect.CONTENT]
+    if not content.allows(detect.SIV):
+        raise UsageError(f"{view}: not a reverse-mode view, which is always AES-SIV: {content.evidence}")
+    if not content.decided:
+        content.candidates, content.evidence = (detect.SIV,), f"{detect.SIV}: reverse mode always uses it"
+    detection.reverse = True
+    return detection
+
+
+def plan(
+    cipherdir: Path, master_key: bytes, choices: Choices, *, reverse: bool = False, view: Path | None = None
+) -> Plan:
+    """Detect the settings and settle them; MasterKeyError (14) when the key fits nothing.
+
+    A reverse-mode folder holds only plain files; `view`, a copy of its encrypted view, gives
+    the evidence instead.
+    """
     root = Path(cipherdir)
-    if reverse:
+    if view is not None and not reverse:
+        raise UsageError("--view is for reverse-mode folders (with --reverse)")
+    if view is not None:
+        detection = _detect_view(Path(view), master_key)
+    elif reverse:
         detection = detect.detect_reverse(root, master_key)
     else:
         detection = detect.detect(root, master_key)
         if detection.key_fits is False:
-            hint = "; a plain folder for reverse mode needs --reverse" if not reverse else ""
+            hint = "; a plain folder for reverse mode needs --reverse" if detection.looks_plain else ""
             raise MasterKeyError(f"{root}: the master key fits nothing here: {detection.key_evidence}{hint}")
     values, sources = _settle(detection, choices)
     result = Plan(root, detection, values, sources, reverse=reverse)
@@ -276,3 +306,32 @@ def report_json(recovery: Plan, *, written: Path | None, backup: Path | None) ->
         "written": str(written) if written else None,
         "backup": str(backup) if backup else None,
     }
+
+
+def in_session(session: Session, choices: Choices, *, dry_run: bool = False) -> int:
+    """`recover` inside an unlocked session: the session's master key, a new password asked twice.
+
+    The session then uses the written config and the settings found, which may differ from
+    the ones it was opened with (a master key without a config opens with flags or defaults).
+    """
+    io = session.io
+    key = session.vault.keys.master_key
+    found = plan(session.cipherdir, key, choices, reverse=session.reverse is not None)
+    for line in report_lines(found):
+        io.write(line)
+    if dry_run:
+        io.write(f"Dry run: nothing written; {found.conf_path} would get these settings.")
+        return 0
+    password = io.ask_secret("New password: ")
+    if io.ask_secret("Repeat: ") != password:
+        raise ReadPasswordError("Passwords do not match")
+    backup = write(found, build_config(found, key, password))
+    conf = load_config(found.conf_path)
+    if session.reverse is None:
+        session.vault = Vault(session.cipherdir, key, found.options, conf)
+    else:
+        session.vault.conf = conf
+    session.config_path = None
+    kept = f" The previous config is kept as {backup}." if backup else ""
+    io.write(f"Wrote {found.conf_path}.{kept}")
+    return 0

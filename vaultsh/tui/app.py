@@ -1077,6 +1077,9 @@ class VaultApp(App[int]):
         if no_vault and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
             self._new_vault()
             return
+        if no_vault and self._password is None and self._recoverable(root):
+            self._recover()
+            return
         if self._master_key is not None or self._password is not None:
             self._unlock_given()
             return
@@ -1104,6 +1107,27 @@ class VaultApp(App[int]):
             self.push_screen(NewVaultScreen(self.cipherdir, logn=self._wizard_logn), created)
         else:
             self.push_screen(NewVaultScreen(self.cipherdir), created)
+
+    @staticmethod
+    def _recoverable(root: Path) -> bool:
+        """Cipher files without a config: the recovery wizard can rebuild it."""
+        from vaultsh.vault.detect import looks_like_cipherdir
+
+        conf = root / CONF_NAME
+        return not conf.exists() and not conf.is_symlink() and root.is_dir() and looks_like_cipherdir(root)
+
+    def _recover(self) -> None:
+        from vaultsh.tui.recover_wizard import RecoverScreen
+        from vaultsh.vault.config import DEFAULT_SCRYPT_LOGN
+
+        def done(vault: Vault | None) -> None:
+            if vault is None:
+                self.quit_with(int(ExitCode.SIGINT))
+            else:
+                self.opened(vault)
+
+        logn = self._wizard_logn if self._wizard_logn is not None else DEFAULT_SCRYPT_LOGN
+        self.push_screen(RecoverScreen(self.cipherdir, logn=logn), done)
 
     def _ask_password(self) -> None:
         try:
@@ -1159,7 +1183,9 @@ class VaultApp(App[int]):
     def _unlock_given(self) -> None:
         password, master_key = self._password, self._master_key
         if master_key is not None:
-            self._unlock_given_with(lambda: Vault.open(self.cipherdir, master_key=master_key), self.opened)
+            self._unlock_given_with(
+                lambda: Vault.open(self.cipherdir, master_key=master_key), self._opened_by_master_key
+            )
         else:
             self._unlock_given_with(lambda: Vault.open(self.cipherdir, password=password), self.opened)
 
@@ -1183,6 +1209,12 @@ class VaultApp(App[int]):
         """The vault is unlocked: make the session and show the root."""
         self.vault = vault
         self.opened_session(commands.Session(vault, self.cipherdir, self.io))
+
+    def _opened_by_master_key(self, vault: Vault) -> None:
+        """As `opened`; `passwd` (p) then sets a new password without asking the old one."""
+        self.opened(vault)
+        if self.session is not None:
+            self.session.by_master_key = True
 
     def opened_session(self, session: commands.Session) -> None:
         """A session is open (a vault, or a reverse-mode folder's view): show its root."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +35,10 @@ REVERSE_CONF_NAME = ".gocryptfs.reverse.conf"
 CURRENT_VERSION = 2
 DEFAULT_SCRYPT_LOGN = 16
 MIN_SCRYPT_LOGN = 10
+MAX_SCRYPT_LOGN = 28
+MAX_SCRYPT_R = 64
+MAX_SCRYPT_P = 16
+MAX_CONFIG_SIZE = 1 << 20  # gocryptfs writes well under 1 KiB; FIDO2 data adds a little
 MAX_PASSWORD_LEN = 2048
 
 # Feature flag strings, spec §3.3.
@@ -84,6 +90,12 @@ class ScryptParams:
             return f"scrypt N={self.n} is below the minimum 1024"
         if self.n & (self.n - 1):
             return f"scrypt N={self.n} is not a power of two"
+        # Upper bounds are vaultsh's own: gocryptfs -init writes at most N=2^28, R=8, P=1, and
+        # a hand-made config asking for more would make unlocking take days or all memory.
+        if self.n > 1 << MAX_SCRYPT_LOGN:
+            return f"scrypt N=2^{self.logn} is above the maximum 2^{MAX_SCRYPT_LOGN}"
+        if self.r > MAX_SCRYPT_R or self.p > MAX_SCRYPT_P:
+            return f"scrypt R={self.r}, P={self.p} are above the maximum {MAX_SCRYPT_R}, {MAX_SCRYPT_P}"
         if self.r < 8:
             return f"scrypt R={self.r} is below the minimum 8"
         if self.p < 1:
@@ -96,8 +108,8 @@ class ScryptParams:
 
     @classmethod
     def new(cls, logn: int = DEFAULT_SCRYPT_LOGN) -> ScryptParams:
-        if not MIN_SCRYPT_LOGN <= logn <= 28:
-            raise ScryptParamsError(f"scryptn {logn} is outside 10..28")
+        if not MIN_SCRYPT_LOGN <= logn <= MAX_SCRYPT_LOGN:
+            raise ScryptParamsError(f"scryptn {logn} is outside 10..{MAX_SCRYPT_LOGN}")
         return cls(salt=os.urandom(32), n=1 << logn, r=8, p=1, key_len=32)
 
 
@@ -317,7 +329,9 @@ def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
     where = str(path) if path else CONF_NAME
     try:
         top = json.loads(raw.decode("utf-8"), object_pairs_hook=_JsonObject)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (ValueError, RecursionError) as e:
+        # ValueError covers bad UTF-8, bad JSON and integers too long to convert; deep
+        # nesting exhausts the parser's recursion.
         raise ConfigMissingError(f"{where}: not a valid JSON config ({e.__class__.__name__})") from None
     if not isinstance(top, _JsonObject):
         raise ConfigMissingError(f"{where}: not a JSON object")
@@ -426,10 +440,28 @@ def backup_hint(path: Path) -> str:
     return f"; {bak.name} exists: --config {bak} uses it, or copy it over {path.name}"
 
 
+def _read_regular(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of a regular file (a symlink to one is fine); never waits on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        chunks = []
+        while limit > 0 and (chunk := os.read(fd, min(limit, 1 << 16))):
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def load_config(path: Path) -> ConfFile:
     """Read and validate a config; errors name a `.bak` copy when one exists."""
     try:
-        raw = path.read_bytes()
+        raw = _read_regular(path, MAX_CONFIG_SIZE + 1)
     except FileNotFoundError:
         hint = backup_hint(path) or (_RECOVER_HINT if _has_entries(path.parent) else "")
         what = "config file not found (is this a gocryptfs vault?)"
@@ -439,6 +471,8 @@ def load_config(path: Path) -> ConfFile:
     except OSError as e:
         raise ConfigMissingError(f"{path}: cannot read config: {e.strerror}{backup_hint(path)}") from None
     try:
+        if len(raw) > MAX_CONFIG_SIZE:
+            raise ConfigMissingError(f"{path}: larger than {MAX_CONFIG_SIZE} bytes, not a config file")
         return parse_config(raw, path)
     except (ConfigMissingError, ConfigError) as e:
         hint = backup_hint(path)

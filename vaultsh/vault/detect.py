@@ -81,7 +81,7 @@ class Detection:
     key_evidence: str
     key_fits: bool | None  # None: nothing in the folder can tell
     reverse: bool = False
-    notes: list[str] = field(default_factory=list)
+    looks_plain: bool = False  # nothing here is shaped like a vault (a reverse-mode folder?)
 
 
 # -- collecting evidence ---------------------------------------------------------------------
@@ -273,8 +273,12 @@ def _longname_setting(sample: _Sample, raw64: bool) -> Setting:
         seen += f", shortest hashed name {shortest_hashed}"
     if len(classes) == 1:
         why = f"names are hashed above {classes[0]} characters ({seen})"
-    else:
+    elif hi == LONGNAME_MAX_DEFAULT:
         why = f"no name long enough to tell ({seen}); gocryptfs's default {LONGNAME_MAX_DEFAULT} assumed"
+    else:
+        # A hashed name shorter than 256 characters shows a custom limit the names cannot pin.
+        why = f"names are hashed above some length from {lo} to {hi} characters ({seen})"
+        return Setting(LONGNAME_MAX, tuple(classes), why, bounds=(lo, hi))
     return Setting(LONGNAME_MAX, tuple(classes), why, assumable=True, bounds=(lo, hi))
 
 
@@ -317,7 +321,7 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
             "authenticate under any cipher",
         )
     else:
-        settings[CONTENT] = Setting(CONTENT, _CIPHERS, "no file content to try (empty files only)")
+        settings[CONTENT] = Setting(CONTENT, _CIPHERS, "no file content to try")
 
     root_has_diriv = sample.dirs[0].diriv is not None
     name_total = sum(len(d.names) for d in sample.dirs)
@@ -369,8 +373,12 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
         hkdf_votes.add(n_hkdf)
     if len(hkdf_votes) == 1:
         hkdf = hkdf_votes.pop()
-        why = "HKDF subkeys" if hkdf else "the master key itself (no HKDF: a vault from before gocryptfs 1.3)"
-        settings[HKDF] = Setting(HKDF, (hkdf,), f"{why} open the files")
+        why = (
+            "HKDF subkeys open the files"
+            if hkdf
+            else "the master key itself opens the files (no HKDF: a vault from before gocryptfs 1.3)"
+        )
+        settings[HKDF] = Setting(HKDF, (hkdf,), why)
     elif hkdf_votes:
         settings[HKDF] = Setting(HKDF, (), "content opens with one key derivation, names with the other")
     else:
@@ -384,14 +392,18 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
         key_evidence = f"{good} of {name_total} names decrypt"
     elif total_blocks or total_links or name_total:
         key_fits = False
-        key_evidence = (
-            f"nothing decrypts: 0 of {_plural(total_blocks, 'block')}, "
-            f"0 of {_plural(total_links, 'symlink target')}, {good} of {_plural(name_total, 'name')}"
-        )
+        tried = [
+            f"0 of {_plural(total_blocks, 'block')}" if total_blocks else "",
+            f"0 of {_plural(total_links, 'symlink target')}" if total_links else "",
+            f"{good} of {_plural(name_total, 'name')}" if name_total else "",
+        ]
+        key_evidence = "nothing decrypts: " + ", ".join(t for t in tried if t)
     else:
         key_fits = None
         key_evidence = "the folder holds nothing encrypted to try the key on"
-    return Detection(settings, key_evidence, key_fits)
+    # No file with a gocryptfs header and no diriv: more likely plain files than a vault.
+    looks_plain = not root_has_diriv and not any(file_id for file_id, _body in sample.files)
+    return Detection(settings, key_evidence, key_fits, looks_plain=looks_plain)
 
 
 def detect_reverse(plaindir: Path, master_key: bytes) -> Detection:
@@ -415,6 +427,36 @@ def detect_reverse(plaindir: Path, master_key: bytes) -> Detection:
         ),
     }
     return Detection(settings, "a plain folder holds nothing encrypted to try the key on", None, reverse=True)
+
+
+def looks_like_cipherdir(path: Path, sample: int = 64) -> bool:
+    """Whether a folder without a config looks like a vault's cipher dir (cheap, names only).
+
+    A root diriv or a long-name file says so; otherwise most names must be base64 of whole
+    16-byte blocks, as encrypted names are (§6.3). Plaintext-name vaults are not recognised.
+    """
+    names = []
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.name == DIRIV_NAME or entry.name.startswith("gocryptfs.longname."):
+                    return True
+                names.append(entry.name)
+                if len(names) >= sample:
+                    break
+    except OSError:
+        return False
+    shaped = 0
+    for name in names:
+        for raw64 in (True, False):
+            try:
+                decoded = b64_decode(name, raw64)
+            except ValueError:
+                continue
+            if decoded and len(decoded) % 16 == 0:
+                shaped += 1
+                break
+    return bool(names) and shaped * 2 > len(names)
 
 
 def iter_settings(detection: Detection) -> Iterator[Setting]:
