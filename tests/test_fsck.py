@@ -534,3 +534,59 @@ def test_fsck_in_the_shell_session(vault: Vault) -> None:
     assert [json.loads(line)["kind"] for line in res.out.splitlines() if line.startswith("{")] == [
         "stray-plaintext"
     ]
+
+
+# -- --force-decode -------------------------------------------------------------------------------
+
+
+def _damage_blocks(v: Vault, path: str, blocks: list[int]) -> None:
+    cpath = v.cipher_path(path)
+    for b in blocks:
+        flip(cpath, HEADER_LEN + b * v.content.cipher_block + 20)
+
+
+def test_force_decode_export_saves_the_undamaged_blocks(vault: Vault, tmp_path: Path) -> None:
+    original = vault.read_file("big.bin")
+    damaged = [5, 270]  # in the first and the second 1 MiB read
+    _damage_blocks(vault, "big.bin", damaged)
+    with passfile(PASSWORD) as pf:
+        plain = run_vaultsh("export", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out")
+        assert plain.returncode == 26
+        assert not (tmp_path / "out").exists()  # without the flag nothing is written
+        forced = run_vaultsh(
+            "export", "--force-decode", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out"
+        )
+    assert forced.returncode == 26, forced.describe()
+    saved = (tmp_path / "out").read_bytes()
+    assert len(saved) == len(original)
+    expected = bytearray(original)
+    for b in damaged:
+        expected[b * BLOCK_SIZE : (b + 1) * BLOCK_SIZE] = bytes(BLOCK_SIZE)
+    assert saved == bytes(expected)
+    warnings = [line for line in forced.err.splitlines() if "written as zeros" in line]
+    assert [w.split("block ")[1].split()[0] for w in warnings] == ["5", "270"]
+
+
+def test_force_decode_cat_and_a_truncated_last_block(vault: Vault) -> None:
+    original = vault.read_file("docs/report.txt")  # 5500 bytes: two blocks
+    cpath = vault.cipher_path("docs/report.txt")
+    # Cut the last block down to 10 bytes: too short for its nonce and tag.
+    os.truncate(cpath, HEADER_LEN + vault.content.cipher_block + 10)
+    _damage_blocks(vault, "docs/report.txt", [0])
+    with passfile(PASSWORD) as pf:
+        refused = run_vaultsh("cat", "--passfile", pf, vault.cipherdir, "docs/report.txt")
+        forced = run_vaultsh("cat", "--force-decode", "--passfile", pf, vault.cipherdir, "docs/report.txt")
+    assert refused.returncode == 26 and refused.stdout == b""
+    assert forced.returncode == 26
+    assert forced.stdout == bytes(BLOCK_SIZE) + b"\0"  # one zero byte stands for the cut block
+    assert len(original) > BLOCK_SIZE
+    assert "block 0 is damaged" in forced.err and "block 1 is damaged" in forced.err
+
+
+def test_force_decode_on_a_clean_file_changes_nothing(vault: Vault, tmp_path: Path) -> None:
+    with passfile(PASSWORD) as pf:
+        res = run_vaultsh(
+            "export", "--force-decode", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out"
+        )
+    assert res.returncode == 0 and res.err == ""
+    assert (tmp_path / "out").read_bytes() == vault.read_file("big.bin")
