@@ -508,12 +508,15 @@ class Checker:
                 )
             )
             return
+        cb = codec.cipher_block
+        span = CHUNK_BLOCKS * cb
+        # Header and first run in one read: most files are small, and a syscall is dear.
+        head = os.pread(fd, HEADER_LEN + span, 0)
         try:
-            file_id = parse_header(os.pread(fd, HEADER_LEN, 0), "header")
+            file_id = parse_header(head, "header")
         except CorruptionError as e:
             out.append(Finding(Kind.HEADER_BAD, rel, plain, str(e).removeprefix("header: ")))
             return
-        cb = codec.cipher_block
         body = size - HEADER_LEN
         tail = body % cb
         if 0 < tail <= codec.overhead:
@@ -533,9 +536,11 @@ class Checker:
         def on_bad(block: int, _why: str) -> None:
             bad.append(block)
 
-        span = CHUNK_BLOCKS * cb
         for first in range(0, body, span):
-            data = os.pread(fd, min(span, body - first), HEADER_LEN + first)
+            if first == 0:
+                data = head[HEADER_LEN : HEADER_LEN + body]
+            else:
+                data = os.pread(fd, min(span, body - first), HEADER_LEN + first)
             if not data:
                 break
             codec.decrypt_into_salvaging(data, first // cb, file_id, self._buf, on_bad, rel)
