@@ -590,3 +590,23 @@ def test_force_decode_on_a_clean_file_changes_nothing(vault: Vault, tmp_path: Pa
         )
     assert res.returncode == 0 and res.err == ""
     assert (tmp_path / "out").read_bytes() == vault.read_file("big.bin")
+
+
+def test_fsck_force_decode_puts_back_a_salvaged_copy(vault: Vault, tmp_path: Path) -> None:
+    original = vault.read_file("big.bin")
+    big = vault.cipher_path("big.bin")
+    _damage_blocks(vault, "big.bin", [7])
+    _flip_header_version(vault)  # a damaged header cannot be salvaged: that file only leaves
+    q = tmp_path / "q"
+    with passfile(PASSWORD) as pf:
+        alone = run_vaultsh("fsck", "--force-decode", "--passfile", pf, vault.cipherdir)
+        assert alone.returncode == 1 and "needs --quarantine" in alone.err
+        res = run_vaultsh("fsck", "--quarantine", q, "--force-decode", "--passfile", pf, vault.cipherdir)
+        assert res.returncode == 26, res.describe()
+        assert "salvaged: /big.bin" in res.out
+        assert (q / big.name).is_file()  # the damaged original, untouched
+        expected = bytearray(original)
+        expected[7 * BLOCK_SIZE : 8 * BLOCK_SIZE] = bytes(BLOCK_SIZE)
+        assert vault.read_file("big.bin") == bytes(expected)
+        assert not vault.exists("docs/report.txt")
+        assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0

@@ -628,6 +628,11 @@ def _add_integrity_parsers(sub: Any) -> None:
     p = sub.add_parser("fsck", help="check the vault offline (exit 26 when anything is wrong)")
     p.add_argument("--json", action="store_true", help="one JSON record per finding on stdout")
     p.add_argument("--quarantine", metavar="DIR", help="move damaged items to DIR (outside the vault)")
+    p.add_argument(
+        "--force-decode",
+        action="store_true",
+        help="with --quarantine: put back a copy of each file with damaged blocks, zeros in their place",
+    )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_vault_args(p)
     p.add_argument("path", nargs="?", default="", help="plain path of a subtree to check")
@@ -688,6 +693,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             lambda text: print(text, file=sys.stderr),
             as_json=args.json,
             quarantine=quarantine,
+            force_decode=args.force_decode,
             progress=bar,
         )
     finally:

@@ -1070,7 +1070,7 @@ REVERSE_COMMANDS = frozenset(COMMANDS) - {"import", "mkdir", "mv", "rm"}
 def _cmd_fsck(session: Session, args: list[str]) -> int:
     from vaultsh.service import integrity
 
-    a = _parse(COMMANDS["fsck"].usage, args, flags=("json",), valued=("quarantine",), most=1)
+    a = _parse(COMMANDS["fsck"].usage, args, flags=("json", "force-decode"), valued=("quarantine",), most=1)
     dest = a.values.get("quarantine")
     return integrity.report_fsck(
         session.vault,
@@ -1079,6 +1079,7 @@ def _cmd_fsck(session: Session, args: list[str]) -> int:
         session.io.error,
         as_json="json" in a.flags,
         quarantine=Path(os.path.expanduser(dest)) if dest else None,
+        force_decode="force-decode" in a.flags,
     )
 
 
@@ -1099,7 +1100,7 @@ COMMANDS.update(
     (c.name, c)
     for c in (
         Command("fsck", "check names, dirivs, headers, blocks, symlinks and xattrs (exit 26: damage)",
-                "fsck [--json] [--quarantine DIR] [PATH]", (), _cmd_fsck, "plain-dir"),
+                "fsck [--json] [--quarantine DIR [--force-decode]] [PATH]", (), _cmd_fsck, "plain-dir"),
         Command("conflicts", "list sync-conflict copies and compare them (--adopt: keep them)",
                 "conflicts [--adopt] [PATH]", (), _cmd_conflicts, "plain-dir"),
     )

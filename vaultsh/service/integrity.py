@@ -10,7 +10,7 @@ import os
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultsh.vault import fsck
@@ -46,6 +46,7 @@ class FsckResult:
     findings: list[fsck.Finding]
     counts: fsck.Counts
     moved: list[fsck.Moved]
+    salvaged: list[str] = field(default_factory=list)  # plain paths rewritten with zeros
 
     @property
     def exit_code(self) -> int:
@@ -79,18 +80,59 @@ def run_fsck(
     on_finding: Callable[[fsck.Finding], None] | None = None,
     progress: Callable[[fsck.Counts], None] | None = None,
     quarantine: Path | None = None,
+    force_decode: bool = False,
 ) -> FsckResult:
-    """Check the vault (or a subtree), then move damaged items to `quarantine` if given."""
+    """Check the vault (or a subtree), then move damaged items to `quarantine` if given.
+
+    With `force_decode` too, a file whose only damage is in some blocks is saved first: the
+    original goes to the quarantine and a copy with those blocks as zeros takes its place.
+    """
     if quarantine is not None:
         fsck.check_quarantine_dir(vault, quarantine)  # refuse a bad target before the work
+    if force_decode and quarantine is None:
+        raise UsageError("fsck --force-decode needs --quarantine DIR: without it fsck changes nothing")
     checker = fsck.Checker(vault, progress)
     findings: list[fsck.Finding] = []
     for f in checker.run(path):
         findings.append(f)
         if on_finding is not None:
             on_finding(f)
-    moved = fsck.quarantine(vault, findings, quarantine) if quarantine is not None else []
-    return FsckResult(findings, checker.counts, moved)
+    if quarantine is None:
+        return FsckResult(findings, checker.counts, [])
+    # Salvage before the damaged originals leave, put the copies in place once they have.
+    pending = (
+        [_salvage(vault, rel, plain) for rel, plain in _salvageable(findings).items()] if force_decode else []
+    )
+    moved = fsck.quarantine(vault, findings, quarantine)
+    salvaged: list[str] = []
+    for cpath, tmp, plain in pending:
+        if os.path.lexists(cpath):  # the original could not be moved: keep it as it is
+            _drop(vault, cpath.parent, tmp)
+            continue
+        _place(vault, cpath.parent, tmp, plain.rpartition("/")[2], plain)
+        salvaged.append(plain)
+    return FsckResult(findings, checker.counts, moved, salvaged)
+
+
+def _salvageable(findings: list[fsck.Finding]) -> dict[str, str]:
+    """Files (cipher path -> plain path) whose only damage is in blocks: header and name are fine."""
+    block_damage = {fsck.Kind.BLOCK_BAD, fsck.Kind.SIZE_INVALID}
+    by_path: dict[str, list[fsck.Finding]] = {}
+    for f in findings:
+        by_path.setdefault(f.cipher_path, []).append(f)
+    return {
+        rel: fs[0].plain_path
+        for rel, fs in by_path.items()
+        if fs[0].plain_path
+        and all(f.kind in block_damage for f in fs)
+        and not any(f.kind == fsck.Kind.SIZE_INVALID and f.block is None for f in fs)
+    }
+
+
+def _salvage(vault: Vault, rel: str, plain: str) -> tuple[Path, str, str]:
+    cpath = vault.cipherdir / rel
+    tmp = _reencrypt(vault, cpath, plain, cpath.parent, plain, os.lstat(cpath), salvage=True)
+    return cpath, tmp, plain
 
 
 def report_fsck(
@@ -101,6 +143,7 @@ def report_fsck(
     *,
     as_json: bool = False,
     quarantine: Path | None = None,
+    force_decode: bool = False,
     progress: Callable[[fsck.Counts], None] | None = None,
 ) -> int:
     """Run fsck and print it: findings on `write` (one JSON record each with `as_json`), the
@@ -109,7 +152,9 @@ def report_fsck(
     def show(f: fsck.Finding) -> None:
         write(json.dumps(f.as_record()) if as_json else finding_line(f))
 
-    result = run_fsck(vault, path, on_finding=show, progress=progress, quarantine=quarantine)
+    result = run_fsck(
+        vault, path, on_finding=show, progress=progress, quarantine=quarantine, force_decode=force_decode
+    )
     for m in result.moved:
         if as_json:
             write(json.dumps({"quarantined": m.cipher_path, "dest": str(m.dest), "error": m.error}))
@@ -117,6 +162,11 @@ def report_fsck(
             note(safe_text(f"could not quarantine {m.cipher_path}: {m.error}"))
         else:
             write(safe_text(f"quarantined: cipher {m.cipher_path} -> {m.dest}"))
+    for plain in result.salvaged:
+        if as_json:
+            write(json.dumps({"salvaged": plain}))
+        else:
+            write(safe_text(f"salvaged: /{plain} (damaged blocks are zeros; the original is quarantined)"))
     note(summary_line(result))
     return result.exit_code
 
@@ -272,25 +322,55 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
 
 
 def _adopt_file(vault: Vault, copy: ConflictCopy, name: str, new_plain: str, st: os.stat_result) -> None:
-    cdir = copy.cipher_dir
-    tmp = f".vaultsh-adopt-{secrets.token_hex(6)}"
+    tmp = _reencrypt(vault, copy.cipher_path, copy.copy_name, copy.cipher_dir, new_plain, st)
+    _place(vault, copy.cipher_dir, tmp, name, new_plain)
+
+
+def _reencrypt(
+    vault: Vault,
+    src: Path,
+    where: str,
+    cdir: Path,
+    new_plain: str,
+    st: os.stat_result,
+    *,
+    salvage: bool = False,
+) -> str:
+    """Decrypt `src` into a new file of `cdir` under a temporary name, fsync'd; returns that name.
+
+    With `salvage`, damaged blocks are written as zeros. Nothing is left behind on failure.
+    """
+    tmp = f".vaultsh-{secrets.token_hex(6)}"
     out, _tmp_cpath = vault.create_at(cdir, tmp, 0o600, new_plain)
     done = False
     try:
-        with out, vault.open_cipher_file(copy.cipher_path, copy.copy_name) as src:
+        with out, vault.open_cipher_file(src, where) as f:
             offset = 0
-            for chunk in src.iter_chunks():
+            for chunk in f.iter_salvaged(lambda _b, _w: None) if salvage else f.iter_chunks():
                 out.write(offset, chunk)
                 offset += len(chunk)
             os.fchmod(out.fd, stat_mod.S_IMODE(st.st_mode))
             os.utime(out.fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             out.fsync()
-        vault.rename_at(cdir, tmp, cdir, name, noreplace=True, where=(tmp, new_plain))
         done = True
     finally:
         if not done:
-            with contextlib.suppress(OSError, VaultError):
-                vault.unlink_at(cdir, tmp, tmp)
+            _drop(vault, cdir, tmp)
+    return tmp
+
+
+def _drop(vault: Vault, cdir: Path, tmp: str) -> None:
+    with contextlib.suppress(OSError, VaultError):
+        vault.unlink_at(cdir, tmp, tmp)
+
+
+def _place(vault: Vault, cdir: Path, tmp: str, name: str, new_plain: str) -> None:
+    """Give a finished temporary file its name, never replacing one; dropped if that fails."""
+    try:
+        vault.rename_at(cdir, tmp, cdir, name, noreplace=True, where=(tmp, new_plain))
+    except BaseException:
+        _drop(vault, cdir, tmp)
+        raise
 
 
 def report_conflicts(vault: Vault, path: str, write: Write, note: Write, *, adopt_all: bool = False) -> int:
