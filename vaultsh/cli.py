@@ -685,12 +685,18 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     bar = None
     if not args.no_progress and sys.stderr.isatty():
         bar = _FsckBar(fsck.measure(vault, args.path).objects)
+
+    def note(text: str) -> None:
+        if bar is not None:
+            bar.close()  # the walk is over; the summary goes below the findings, not the bar
+        print(text, file=sys.stderr)
+
     try:
         return integrity.report_fsck(
             vault,
             args.path,
             print,
-            lambda text: print(text, file=sys.stderr),
+            note,
             as_json=args.json,
             quarantine=quarantine,
             force_decode=args.force_decode,

@@ -622,7 +622,7 @@ def measure(vault: Vault, path: str = "") -> Counts:
                 if kind == "dir":
                     todo.append(e.path)
                 elif kind == "file":
-                    if e.name == DIRIV_NAME or is_name_file(e.name):
+                    if e.name in (DIRIV_NAME, CONF_NAME) or is_name_file(e.name):
                         continue
                     counts.files += 1
                     with contextlib.suppress(OSError):
