@@ -47,6 +47,10 @@ def test_a_dash_alone_is_no_conflict() -> None:
     # Cipher names contain '-': only a name whose part before it exists is a OneDrive copy.
     assert find_origin("abc-DEF", {"xyz"}) is None
     assert conflict_original("abc-DEF") is None
+    # Among plain names the loose readings are off: these are ordinary files.
+    assert find_origin("my-notes.txt", {"my.txt"}, loose=False) is None
+    assert find_origin("photo (1).jpg", {"photo.jpg"}, loose=False) is None
+    assert find_origin("photo (conflicted copy 2026-01-02).jpg", {"photo.jpg"}, loose=False) is not None
 
 
 def make_vault(root: Path) -> Vault:
@@ -165,9 +169,14 @@ def test_plaintextnames_vault_copies(tmp_path: Path) -> None:
     conf, key = Vault.init(root, PASSWORD, logn=10, plaintext_names=True)
     v = Vault(root, key, conf.options, conf)
     v.write_file("notes.md", b"one\n")
+    v.write_file("notes-v2.md", b"an ordinary file, not a OneDrive copy\n")
     shutil.copyfile(root / "notes.md", root / "notes (conflicted copy 2026-02-03).md")
     (c,) = integrity.find_conflicts(v)
     assert c.original_plain == "notes.md" and c.differs is False
     assert {f.kind for f in fsck.check(v)} == {fsck.Kind.CONFLICT_COPY}
     assert integrity.adopt(v, c) == "notes (conflict 2026-02-03).md"
-    assert sorted(e.name for e in v.listdir()) == ["notes (conflict 2026-02-03).md", "notes.md"]
+    assert sorted(e.name for e in v.listdir()) == [
+        "notes (conflict 2026-02-03).md",
+        "notes-v2.md",
+        "notes.md",
+    ]

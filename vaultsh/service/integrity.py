@@ -230,7 +230,7 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
                 continue
             if is_name_file(e.cipher_name):
                 continue
-            origin = find_origin(e.cipher_name, by_cipher)
+            origin = find_origin(e.cipher_name, by_cipher, loose=e.error is not None)
             if origin is None:
                 continue
             original = by_cipher[origin.original]

@@ -302,7 +302,7 @@ class Checker:
                 if is_root and _CONF_BACKUP.fullmatch(name):
                     out.append(self._backup_finding(name))
                     continue
-                origin = find_origin(name, entries)
+                origin = find_origin(name, entries, loose=False)
                 if origin is not None:
                     out.append(
                         Finding(
