@@ -610,3 +610,42 @@ def test_fsck_force_decode_puts_back_a_salvaged_copy(vault: Vault, tmp_path: Pat
         assert vault.read_file("big.bin") == bytes(expected)
         assert not vault.exists("docs/report.txt")
         assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0
+
+
+def test_fsck_command_reports_progress_and_can_be_cancelled(vault: Vault) -> None:
+    from vaultsh.service.commands import Session, run_line
+
+    class IO:
+        def __init__(self, stop_after: int | None) -> None:
+            self.lines: list[str] = []
+            self.errors: list[str] = []
+            self.steps: list[tuple[int, int]] = []
+            self.stop_after = stop_after
+
+        def write(self, text: str) -> None:
+            self.lines.append(text)
+
+        def error(self, text: str) -> None:
+            self.errors.append(text)
+
+        def ask_secret(self, prompt: str) -> bytes:
+            raise AssertionError("no secret is needed")
+
+        def confirm(self, question: str) -> bool:
+            return False
+
+        def progress(self, done: int, total: int) -> None:
+            self.steps.append((done, total))
+
+        def cancelled(self) -> bool:
+            return self.stop_after is not None and len(self.steps) >= self.stop_after
+
+    _stray_plaintext(vault)
+    io = IO(None)
+    assert run_line(Session(vault, vault.cipherdir, io), "fsck") == 26
+    assert io.lines and io.lines[0].startswith("stray-plaintext: cipher ")
+    totals = {t for _d, t in io.steps}
+    assert totals == {fsck.measure(vault).objects} and io.steps == sorted(io.steps)
+    stopper = IO(2)
+    assert run_line(Session(vault, vault.cipherdir, stopper), "fsck") == 15
+    assert len(stopper.steps) == 2 and stopper.errors == ["cancelled"]

@@ -1071,15 +1071,30 @@ def _cmd_fsck(session: Session, args: list[str]) -> int:
     from vaultsh.service import integrity
 
     a = _parse(COMMANDS["fsck"].usage, args, flags=("json", "force-decode"), valued=("quarantine",), most=1)
+    from vaultsh.vault import fsck
+
     dest = a.values.get("quarantine")
+    path = session.resolve(a.positional[0] if a.positional else "")
+    progress = None
+    if session.show_progress:
+        total = fsck.measure(session.vault, path).objects
+        step = max(1, total // 200)  # front-ends redraw per call: about 200 calls in all
+
+        def progress(counts: fsck.Counts) -> None:
+            if counts.objects % step == 0:
+                session.io.progress(counts.objects, total)
+                if session.io.cancelled():
+                    raise transfer.Cancelled()
+
     return integrity.report_fsck(
         session.vault,
-        session.resolve(a.positional[0] if a.positional else ""),
+        path,
         session.io.write,
         session.io.error,
         as_json="json" in a.flags,
         quarantine=Path(os.path.expanduser(dest)) if dest else None,
         force_decode="force-decode" in a.flags,
+        progress=progress,
     )
 
 
