@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import os
 import random
@@ -257,8 +258,11 @@ DAMAGES: dict[str, Damage] = {
 
 @pytest.mark.parametrize("name", list(DAMAGES))
 def test_injected_fault_is_found_and_nothing_else(vault: Vault, name: str) -> None:
+    require_gocryptfs()
     expected = DAMAGES[name](vault)
-    assert found(vault) == expected
+    findings = list(fsck.check(vault))
+    assert {(f.kind, f.cipher_path, f.block) for f in findings} == expected
+    _assert_covers_gocryptfs(vault, findings)
 
 
 def test_all_faults_at_once_cover_what_gocryptfs_finds(tmp_path: Path) -> None:
@@ -299,13 +303,18 @@ def _gocryptfs_items(v: Vault) -> tuple[int, set[str], set[str]]:
     plain: set[str] = set()
     for line in output.splitlines():
         if m := _GO_ENTRY.match(line):
-            cdir = v.cipher_path(m.group(1))
-            cipher.add(os.path.relpath(cdir / _disk_name(cdir, m.group(2)), v.cipherdir))
+            cdir = v.cipher_path(_go_unquote(m.group(1)))
+            cipher.add(os.path.relpath(cdir / _disk_name(cdir, _go_unquote(m.group(2))), v.cipherdir))
         elif m := _GO_PLAIN.match(line) or _GO_XATTR.match(line):
-            plain.add(m.group(1))
+            plain.add(_go_unquote(m.group(1)))
         else:
             assert not line.startswith("fsck: ") or line.startswith("fsck summary"), f"unparsed: {line}"
     return code, cipher, plain
+
+
+def _go_unquote(text: str) -> str:
+    """The inside of a Go %q string (\\xNN, \\n, \\", ...); our test names are ASCII."""
+    return codecs.decode(text.encode("ascii", "backslashreplace"), "unicode_escape")
 
 
 def _disk_name(cdir: Path, reported: str) -> str:
