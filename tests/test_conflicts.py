@@ -180,3 +180,24 @@ def test_plaintextnames_vault_copies(tmp_path: Path) -> None:
         "notes-v2.md",
         "notes.md",
     ]
+
+
+def test_export_decrypts_copies_outside_and_leaves_the_vault_alone(vault: Vault, tmp_path: Path) -> None:
+    same, differs = add_copies(vault)
+    out = tmp_path / "rescued"
+    (out / "docs").mkdir(parents=True)
+    (out / "docs" / "report (conflict 2026-01-02).txt").write_bytes(b"mine, keep it\n")
+    with passfile(PASSWORD) as pf:
+        inside = run_vaultsh(
+            "conflicts", "--export", vault.cipherdir / "x", "--passfile", pf, vault.cipherdir
+        )
+        assert inside.returncode == 1 and "outside the vault" in inside.err
+        both = run_vaultsh("conflicts", "--adopt", "--export", out, "--passfile", pf, vault.cipherdir)
+        assert both.returncode == 1
+        res = run_vaultsh("conflicts", "--export", out, "--passfile", pf, vault.cipherdir)
+    assert res.returncode == 26, res.describe()  # the copies are still in the vault
+    assert same.exists() and differs.exists()
+    assert (out / "docs" / "report (conflict 2026-01-02).txt").read_bytes() == b"mine, keep it\n"
+    assert (out / "docs" / "report (conflict 2026-01-02 2).txt").read_bytes() == b"version A\n"
+    assert (out / "docs" / "report (conflict 2026-01-03).txt").read_bytes() == b"version B, longer\n" * 1000
+    assert os.stat(out / "docs" / "report (conflict 2026-01-03).txt").st_mtime == 1_700_000_000

@@ -643,6 +643,7 @@ def _add_integrity_parsers(sub: Any) -> None:
         action="store_true",
         help="keep each copy under a new plain name, e.g. 'report (conflict 2026-01-02).txt', and remove it",
     )
+    p.add_argument("--export", metavar="DIR", help="decrypt each copy into DIR, under its plain directory")
     _add_vault_args(p)
     p.add_argument("path", nargs="?", default="", help="plain path of a subtree")
 
@@ -716,6 +717,7 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
         print,
         lambda text: print(f"{PROG}: {text}", file=sys.stderr),
         adopt_all=args.adopt,
+        export_to=Path(args.export) if args.export else None,
     )
 
 

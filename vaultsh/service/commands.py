@@ -1101,13 +1101,15 @@ def _cmd_fsck(session: Session, args: list[str]) -> int:
 def _cmd_conflicts(session: Session, args: list[str]) -> int:
     from vaultsh.service import integrity
 
-    a = _parse(COMMANDS["conflicts"].usage, args, flags=("adopt",), most=1)
+    a = _parse(COMMANDS["conflicts"].usage, args, flags=("adopt",), valued=("export",), most=1)
+    dest = a.values.get("export")
     return integrity.report_conflicts(
         session.vault,
         session.resolve(a.positional[0] if a.positional else ""),
         session.io.write,
         session.io.error,
         adopt_all="adopt" in a.flags,
+        export_to=Path(os.path.expanduser(dest)) if dest else None,
     )
 
 
@@ -1116,8 +1118,8 @@ COMMANDS.update(
     for c in (
         Command("fsck", "check names, dirivs, headers, blocks, symlinks and xattrs (exit 26: damage)",
                 "fsck [--json] [--quarantine DIR [--force-decode]] [PATH]", (), _cmd_fsck, "plain-dir"),
-        Command("conflicts", "list sync-conflict copies and compare them (--adopt: keep them)",
-                "conflicts [--adopt] [PATH]", (), _cmd_conflicts, "plain-dir"),
+        Command("conflicts", "list sync-conflict copies, compare them; keep (--adopt) or --export them",
+                "conflicts [--adopt | --export DIR] [PATH]", (), _cmd_conflicts, "plain-dir"),
     )
 )  # fmt: skip
 

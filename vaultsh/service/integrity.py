@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultsh.vault import fsck
+from vaultsh.vault.bulk import write_all
 from vaultsh.vault.conflicts import Origin, find_origin
 from vaultsh.vault.errors import CorruptionError, ExitCode, FsError, UsageError, VaultError
 from vaultsh.vault.names import NAME_MAX, is_name_file
@@ -373,21 +374,71 @@ def _place(vault: Vault, cdir: Path, tmp: str, name: str, new_plain: str) -> Non
         raise
 
 
-def report_conflicts(vault: Vault, path: str, write: Write, note: Write, *, adopt_all: bool = False) -> int:
-    """List conflict copies (and adopt them with `adopt_all`); exit 26 if any remain unresolved."""
+def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
+    """Decrypt a conflict copy to `dest_root`/<its plain dir>/<original (conflict DATE).ext>.
+
+    The vault is not changed; an existing local file is never replaced.
+    """
+    if copy.problem:
+        raise CorruptionError(f"{copy.copy_name}: not exported, the copy is unreadable: {copy.problem}")
+    parent_plain, _, original_name = copy.original_plain.rpartition("/")
+    st = os.lstat(copy.cipher_path)
+    date = copy.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+    dest_dir = dest_root.joinpath(*parent_plain.split("/")) if parent_plain else dest_root
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = dest_dir / adopted_name(original_name, date, lambda n: os.path.lexists(dest_dir / n))
+    if copy.kind == "symlink":
+        os.symlink(vault.readlink_cipher(copy.cipher_path, copy.copy_name), target)
+        return target
+    if copy.kind != "file":
+        raise UsageError(f"{copy.copy_name}: only files and symlinks can be exported this way")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    done = False
+    try:
+        with vault.open_cipher_file(copy.cipher_path, copy.copy_name) as f:
+            for chunk in f.iter_chunks():
+                write_all(fd, chunk)
+        os.fchmod(fd, stat_mod.S_IMODE(st.st_mode))
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        done = True
+    finally:
+        os.close(fd)
+        if not done:
+            target.unlink(missing_ok=True)
+    return target
+
+
+def report_conflicts(
+    vault: Vault,
+    path: str,
+    write: Write,
+    note: Write,
+    *,
+    adopt_all: bool = False,
+    export_to: Path | None = None,
+) -> int:
+    """List conflict copies; adopt them (`adopt_all`) or decrypt them to `export_to`.
+
+    Exit 26 while copies remain in the vault, 0 when there are none or all were adopted.
+    """
+    if adopt_all and export_to is not None:
+        raise UsageError("--adopt and --export exclude each other")
+    if export_to is not None:
+        fsck.check_quarantine_dir(vault, export_to)  # plain copies must not land in the vault
     copies = find_conflicts(vault, path, note)
     failed = 0
     for c in copies:
         write(c.describe())
-        if not adopt_all:
+        if not adopt_all and export_to is None:
             continue
+        verb = "adopted" if adopt_all else "exported"
         try:
-            new = adopt(vault, c)
+            new = f"/{adopt(vault, c)}" if adopt_all else str(export_copy(vault, c, export_to or Path()))
         except (VaultError, OSError) as e:
             failed += 1
-            note(safe_text(f"not adopted: {c.copy_name}: {e}"))
+            note(safe_text(f"not {verb}: {c.copy_name}: {e}"))
             continue
-        write(safe_text(f"  adopted as /{new}"))
+        write(safe_text(f"  {verb} as {new}"))
     if not copies:
         note("no conflict copies found")
         return ExitCode.OK

@@ -645,11 +645,11 @@ class Moved:
 
 
 def check_quarantine_dir(vault: Vault, dest: Path) -> Path:
-    """The quarantine dir as an absolute path; refused inside the vault (it would be re-checked)."""
+    """A target dir for items taken out of the vault, as an absolute path; refused inside it."""
     real_dest = Path(os.path.realpath(dest))
     real_vault = Path(os.path.realpath(vault.cipherdir))
     if real_dest == real_vault or real_vault in real_dest.parents:
-        raise UsageError(f"{dest}: the quarantine directory must be outside the vault {vault.cipherdir}")
+        raise UsageError(f"{dest}: the target directory must be outside the vault {vault.cipherdir}")
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise UsageError(f"{dest}: exists and is not a directory")
     return real_dest
