@@ -16,6 +16,8 @@ import pytest
 from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
 from vectors import (
     BROKEN_FS,
+    HKDF_BROKEN_CONTENT,
+    HKDF_BROKEN_NAMES,
     MALLEABLE,
     MALLEABLE_TWIN,
     OTHER_KEYS,
@@ -395,6 +397,27 @@ def test_broken_fs_same_findings_as_gocryptfs(broken_fs: Vault) -> None:
         "invalid_file_name_2": Kind.CORRUPT_NAME,
         "invalid_file_name____1": Kind.CORRUPT_NAME,
     }
+
+
+@pytest.mark.parametrize(
+    ("relpath", "expected"),
+    [
+        (HKDF_BROKEN_CONTENT, {(Kind.BLOCK_BAD, "status.txt")}),
+        # names and content written without HKDF: neither decrypts under this config
+        (
+            HKDF_BROKEN_NAMES,
+            {(Kind.CORRUPT_NAME, "L3yg-cJYAInDGg4TcjXrnw"), (Kind.BLOCK_BAD, "L3yg-cJYAInDGg4TcjXrnw")},
+        ),
+    ],
+)
+def test_hkdf_sanity_vaults_like_gocryptfs(
+    tmp_path: Path, relpath: str, expected: set[tuple[Kind, str]]
+) -> None:
+    require_gocryptfs()
+    v = Vault.open(copy_vector(relpath, tmp_path), password=PASSWORD)
+    findings = list(fsck.check(v))
+    assert {(f.kind, f.cipher_path) for f in findings} == expected
+    _assert_covers_gocryptfs(v, findings)
 
 
 def test_malleable_base64_twins_are_found(tmp_path: Path) -> None:
