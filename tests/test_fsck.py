@@ -681,3 +681,23 @@ def test_fsck_command_reports_progress_and_can_be_cancelled(vault: Vault) -> Non
     stopper = IO(2)
     assert run_line(Session(vault, vault.cipherdir, stopper), "fsck") == 15
     assert len(stopper.steps) == 2 and stopper.errors == ["cancelled"]
+
+
+def test_an_abandoned_or_cancelled_walk_closes_its_directories(vault: Vault) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    walk = fsck.check(vault)
+    _stray_plaintext(vault)
+    next(iter(walk))  # the walk now holds fds of the root and docs
+    walk.close()
+    assert open_fds() == before
+
+    def stop(counts: fsck.Counts) -> None:
+        if counts.files >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list(fsck.check(vault, progress=stop))
+    assert open_fds() == before

@@ -198,27 +198,33 @@ class Checker:
             fd = os.open(top, _DIR_FLAGS)
         except OSError as e:
             raise FsError(e.errno or errno.EIO, f"{top}: {e.strerror}") from None
-        findings, subdirs = self._scan_dir(fd, rel, plain)
-        yield from findings
         # One open fd per level of the current path: children are opened relative to their
         # parent, so no path is resolved twice and no planted symlink is followed.
-        stack: list[tuple[int, Iterator[tuple[str, str, str | None]]]] = [(fd, iter(subdirs))]
-        while stack:
-            dfd, pending = stack[-1]
-            nxt = next(pending, None)
-            if nxt is None:
-                os.close(dfd)
-                stack.pop()
-                continue
-            name, crel, cplain = nxt
-            try:
-                cfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-            except OSError as e:
-                yield Finding(Kind.UNREADABLE, crel, cplain, f"cannot open directory: {e.strerror}")
-                continue
-            findings, subdirs = self._scan_dir(cfd, crel, cplain)
+        stack: list[tuple[int, Iterator[tuple[str, str, str | None]]]] = [(fd, iter(()))]
+        try:
+            findings, subdirs = self._scan_dir(fd, rel, plain)
+            stack[-1] = (fd, iter(subdirs))
             yield from findings
-            stack.append((cfd, iter(subdirs)))
+            while stack:
+                dfd, pending = stack[-1]
+                nxt = next(pending, None)
+                if nxt is None:
+                    os.close(stack.pop()[0])
+                    continue
+                name, crel, cplain = nxt
+                try:
+                    cfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                except OSError as e:
+                    yield Finding(Kind.UNREADABLE, crel, cplain, f"cannot open directory: {e.strerror}")
+                    continue
+                stack.append((cfd, iter(())))
+                findings, subdirs = self._scan_dir(cfd, crel, cplain)
+                stack[-1] = (cfd, iter(subdirs))
+                yield from findings
+        finally:
+            # Left early: a cancel (an exception from the progress callback) or an abandoned walk.
+            for dfd, _pending in stack:
+                os.close(dfd)
 
     def _tick(self) -> None:
         if self._progress is not None:
