@@ -701,3 +701,19 @@ def test_an_abandoned_or_cancelled_walk_closes_its_directories(vault: Vault) -> 
     with pytest.raises(KeyboardInterrupt):
         list(fsck.check(vault, progress=stop))
     assert open_fds() == before
+
+
+def test_hostile_names_never_reach_the_terminal_raw(vault: Vault) -> None:
+    evil = "title\x1b]0;PWNED\x07 \x1b[2J.txt"
+    (vault.cipherdir / evil).write_bytes(b"plain")
+    os.close(os.open(os.fsencode(vault.cipherdir) + b"/bad-\xff.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+    with passfile(PASSWORD) as pf:
+        human = run_vaultsh("fsck", "--passfile", pf, vault.cipherdir)
+        machine = run_vaultsh("fsck", "--json", "--passfile", pf, vault.cipherdir)
+    assert human.returncode == machine.returncode == 26
+    assert b"\x1b" not in human.stdout and b"\x07" not in human.stdout and b"\xff" not in human.stdout
+    assert "cipher title\\x1b]0;PWNED\\x07 \\x1b[2J.txt:" in human.out
+    assert "cipher bad-\\xff.txt:" in human.out
+    # --json keeps the exact name (invalid UTF-8 as Python's surrogate escapes)
+    paths = {json.loads(line)["cipher_path"] for line in machine.out.splitlines()}
+    assert paths == {evil, os.fsdecode(b"bad-\xff.txt")}
