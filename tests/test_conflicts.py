@@ -201,3 +201,16 @@ def test_export_decrypts_copies_outside_and_leaves_the_vault_alone(vault: Vault,
     assert (out / "docs" / "report (conflict 2026-01-02 2).txt").read_bytes() == b"version A\n"
     assert (out / "docs" / "report (conflict 2026-01-03).txt").read_bytes() == b"version B, longer\n" * 1000
     assert os.stat(out / "docs" / "report (conflict 2026-01-03).txt").st_mtime == 1_700_000_000
+
+
+def test_a_damaged_original_is_named_and_the_copy_still_adoptable(vault: Vault) -> None:
+    same, _differs = add_copies(vault)
+    report = vault.cipher_path("docs/report.txt")
+    data = bytearray(report.read_bytes())
+    data[40] ^= 1
+    report.write_bytes(bytes(data))
+    copies = {c.copy_name: c for c in integrity.find_conflicts(vault)}
+    c = copies[same.name]
+    assert c.problem is None and c.differs is None
+    assert "the original is unreadable" in c.describe() and "block 0" in c.describe()
+    assert vault.read_file(integrity.adopt(vault, c)) == b"version A\n"  # the good copy is saved

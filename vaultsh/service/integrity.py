@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -186,6 +187,7 @@ class ConflictCopy:
     kind: str  # "file", "dir", "symlink", "other"
     differs: bool | None = None  # None: not compared (a directory) or unreadable
     problem: str | None = None  # why the copy could not be read
+    original_problem: str | None = None  # why the original could not be read
 
     @property
     def cipher_path(self) -> Path:
@@ -194,6 +196,8 @@ class ConflictCopy:
     def describe(self) -> str:
         if self.problem:
             state = f"copy unreadable: {self.problem}"
+        elif self.original_problem:
+            state = f"the original is unreadable: {self.original_problem}"
         elif self.differs is None:
             state = "a directory: compare by hand (export both)"
         else:
@@ -246,26 +250,33 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
 
 
 def _compare(vault: Vault, copy: ConflictCopy, original: Path) -> None:
+    """Decrypt both sides; a side that does not decrypt is named, the copy's side first."""
+    if copy.kind == "dir":
+        return  # compared by hand: a directory's names are its own
+    if copy.kind not in ("file", "symlink"):
+        copy.problem = "not a file, symlink or directory"
+        return
     try:
-        if copy.kind == "file":
-            copy.differs = not _same_files(vault, copy.cipher_path, original, copy.original_plain)
-        elif copy.kind == "symlink":
-            mine = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
-            copy.differs = mine != vault.readlink_cipher(original, copy.original_plain)
+        mine = _digest(vault, copy.cipher_path, copy.kind, f"copy of /{copy.original_plain}")
     except VaultError as e:
         copy.problem = str(e)
-        copy.differs = None
+        return
+    try:
+        copy.differs = mine != _digest(vault, original, copy.kind, f"/{copy.original_plain}")
+    except VaultError as e:
+        copy.original_problem = str(e)
 
 
-def _same_files(vault: Vault, a: Path, b: Path, where: str) -> bool:
-    """Whether two cipher files decrypt to the same bytes (read side by side, 1 MiB at a time)."""
-    with vault.open_cipher_file(a, f"copy of {where}") as fa, vault.open_cipher_file(b, where) as fb:
-        if fa.size() != fb.size():
-            # Still read the copy: a damaged copy must say so rather than merely "differs".
-            for _ in fa.iter_chunks():
-                pass
-            return False
-        return all(ca == cb for ca, cb in zip(fa.iter_chunks(), fb.iter_chunks(), strict=True))
+def _digest(vault: Vault, cpath: Path, kind: str, where: str) -> bytes:
+    """SHA-256 of a file's plaintext or a symlink's target (files are read 1 MiB at a time)."""
+    h = hashlib.sha256()
+    if kind == "symlink":
+        h.update(os.fsencode(vault.readlink_cipher(cpath, where)))
+        return h.digest()
+    with vault.open_cipher_file(cpath, where) as f:
+        for chunk in f.iter_chunks():
+            h.update(chunk)
+    return h.digest()
 
 
 def adopted_name(original: str, date: dt.date, taken: Callable[[str], bool]) -> str:
