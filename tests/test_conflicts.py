@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gocryptfs_harness import passfile, run_vaultsh
+from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
 from vectors import PASSWORD
 
 from vaultsh.service import integrity
@@ -111,6 +111,8 @@ def test_adopt_keeps_each_copy_under_a_free_plain_name(vault: Vault) -> None:
         assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0
         again = run_vaultsh("conflicts", "--passfile", pf, vault.cipherdir)
     assert again.returncode == 0 and "no conflict copies found" in again.err
+    require_gocryptfs()
+    assert gocryptfs_fsck(vault.cipherdir, PASSWORD)[0] == 0  # what gocryptfs itself accepts
 
 
 def test_adopt_takes_the_date_from_the_copy_when_its_name_has_none(vault: Vault) -> None:
@@ -214,3 +216,19 @@ def test_a_damaged_original_is_named_and_the_copy_still_adoptable(vault: Vault) 
     assert c.problem is None and c.differs is None
     assert "the original is unreadable" in c.describe() and "block 0" in c.describe()
     assert vault.read_file(integrity.adopt(vault, c)) == b"version A\n"  # the good copy is saved
+
+
+def test_a_directory_copy_is_adopted_by_one_rename(vault: Vault) -> None:
+    docs = vault.cipher_path("docs")
+    copy = docs.with_name(docs.name + ".sync-conflict-20260106-000000-ABCDEFG")
+    shutil.copytree(docs, copy)
+    (c,) = integrity.find_conflicts(vault)
+    assert c.kind == "dir" and c.problem is None
+    assert "compare by hand" in c.describe()
+    assert integrity.adopt(vault, c) == "docs (conflict 2026-01-06)"
+    assert not copy.exists()
+    assert sorted(e.name for e in vault.listdir("docs (conflict 2026-01-06)")) == ["other.txt", "report.txt"]
+    assert vault.read_file("docs (conflict 2026-01-06)/report.txt") == b"version A\n"
+    assert list(fsck.check(vault)) == []
+    require_gocryptfs()
+    assert gocryptfs_fsck(vault.cipherdir, PASSWORD)[0] == 0

@@ -193,13 +193,17 @@ class ConflictCopy:
     def cipher_path(self) -> Path:
         return self.cipher_dir / self.copy_name
 
+    def date(self, st: os.stat_result) -> dt.date:
+        """The day the copy's name gives, else the day it was last modified (local time)."""
+        return self.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+
     def describe(self) -> str:
         if self.problem:
             state = f"copy unreadable: {self.problem}"
         elif self.original_problem:
             state = f"the original is unreadable: {self.original_problem}"
         elif self.differs is None:
-            state = "a directory: compare by hand (export both)"
+            state = "a directory: compare by hand (adopt it, then look at both)"
         else:
             state = "contents differ" if self.differs else "same content as the original"
         return safe_text(
@@ -252,7 +256,11 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
 def _compare(vault: Vault, copy: ConflictCopy, original: Path) -> None:
     """Decrypt both sides; a side that does not decrypt is named, the copy's side first."""
     if copy.kind == "dir":
-        return  # compared by hand: a directory's names are its own
+        try:  # its names must decrypt with its own diriv; contents are compared by hand
+            vault.list_cipher_dir(copy.cipher_path, where=f"copy of /{copy.original_plain}")
+        except VaultError as e:
+            copy.problem = str(e)
+        return
     if copy.kind not in ("file", "symlink"):
         copy.problem = "not a file, symlink or directory"
         return
@@ -312,7 +320,7 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
     cdir = copy.cipher_dir
     parent_plain, _, original_name = copy.original_plain.rpartition("/")
     st = os.lstat(copy.cipher_path)
-    date = copy.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+    date = copy.date(st)
 
     def taken(name: str) -> bool:
         return os.path.lexists(cdir / vault.encrypt_component(cdir, name)[0])
@@ -325,8 +333,17 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
         target = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
         clink = vault.symlink_at(cdir, name, target, new_plain)
         os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    elif copy.kind == "dir":
+        # A directory's names are encrypted under its own diriv, so it moves as it is (§6.5):
+        # one rename to the new name (with a .name sidecar if long), nothing to re-encrypt.
+        disk, full = vault.encrypt_component(cdir, name)
+        vault._rename_cipher(copy.cipher_path, cdir, disk, full, copy.copy_name, new_plain, noreplace=True)
+        _fsync_dir(cdir)
+        return new_plain
     else:
-        raise UsageError(f"{copy.copy_name}: only files and symlinks can be adopted; export a directory")
+        raise UsageError(
+            f"{copy.copy_name}: not a file, symlink or directory; move it out with fsck --quarantine"
+        )
     _fsync_dir(cdir)
     os.unlink(copy.cipher_path)
     _fsync_dir(cdir)
@@ -394,7 +411,7 @@ def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
         raise CorruptionError(f"{copy.copy_name}: not exported, the copy is unreadable: {copy.problem}")
     parent_plain, _, original_name = copy.original_plain.rpartition("/")
     st = os.lstat(copy.cipher_path)
-    date = copy.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+    date = copy.date(st)
     dest_dir = dest_root.joinpath(*parent_plain.split("/")) if parent_plain else dest_root
     dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = dest_dir / adopted_name(original_name, date, lambda n: os.path.lexists(dest_dir / n))
@@ -402,7 +419,7 @@ def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
         os.symlink(vault.readlink_cipher(copy.cipher_path, copy.copy_name), target)
         return target
     if copy.kind != "file":
-        raise UsageError(f"{copy.copy_name}: only files and symlinks can be exported this way")
+        raise UsageError(f"{copy.copy_name}: only files and symlinks are exported; adopt a directory")
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     done = False
     try:
