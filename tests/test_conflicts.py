@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gocryptfs_harness import passfile, run_vaultsh
+from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
 from vectors import PASSWORD
 
 from vaultsh.service import integrity
@@ -47,6 +47,10 @@ def test_a_dash_alone_is_no_conflict() -> None:
     # Cipher names contain '-': only a name whose part before it exists is a OneDrive copy.
     assert find_origin("abc-DEF", {"xyz"}) is None
     assert conflict_original("abc-DEF") is None
+    # Among plain names the loose readings are off: these are ordinary files.
+    assert find_origin("my-notes.txt", {"my.txt"}, loose=False) is None
+    assert find_origin("photo (1).jpg", {"photo.jpg"}, loose=False) is None
+    assert find_origin("photo (conflicted copy 2026-01-02).jpg", {"photo.jpg"}, loose=False) is not None
 
 
 def make_vault(root: Path) -> Vault:
@@ -107,6 +111,8 @@ def test_adopt_keeps_each_copy_under_a_free_plain_name(vault: Vault) -> None:
         assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0
         again = run_vaultsh("conflicts", "--passfile", pf, vault.cipherdir)
     assert again.returncode == 0 and "no conflict copies found" in again.err
+    require_gocryptfs()
+    assert gocryptfs_fsck(vault.cipherdir, PASSWORD)[0] == 0  # what gocryptfs itself accepts
 
 
 def test_adopt_takes_the_date_from_the_copy_when_its_name_has_none(vault: Vault) -> None:
@@ -165,9 +171,64 @@ def test_plaintextnames_vault_copies(tmp_path: Path) -> None:
     conf, key = Vault.init(root, PASSWORD, logn=10, plaintext_names=True)
     v = Vault(root, key, conf.options, conf)
     v.write_file("notes.md", b"one\n")
+    v.write_file("notes-v2.md", b"an ordinary file, not a OneDrive copy\n")
     shutil.copyfile(root / "notes.md", root / "notes (conflicted copy 2026-02-03).md")
     (c,) = integrity.find_conflicts(v)
     assert c.original_plain == "notes.md" and c.differs is False
     assert {f.kind for f in fsck.check(v)} == {fsck.Kind.CONFLICT_COPY}
     assert integrity.adopt(v, c) == "notes (conflict 2026-02-03).md"
-    assert sorted(e.name for e in v.listdir()) == ["notes (conflict 2026-02-03).md", "notes.md"]
+    assert sorted(e.name for e in v.listdir()) == [
+        "notes (conflict 2026-02-03).md",
+        "notes-v2.md",
+        "notes.md",
+    ]
+
+
+def test_export_decrypts_copies_outside_and_leaves_the_vault_alone(vault: Vault, tmp_path: Path) -> None:
+    same, differs = add_copies(vault)
+    out = tmp_path / "rescued"
+    (out / "docs").mkdir(parents=True)
+    (out / "docs" / "report (conflict 2026-01-02).txt").write_bytes(b"mine, keep it\n")
+    with passfile(PASSWORD) as pf:
+        inside = run_vaultsh(
+            "conflicts", "--export", vault.cipherdir / "x", "--passfile", pf, vault.cipherdir
+        )
+        assert inside.returncode == 1 and "outside the vault" in inside.err
+        both = run_vaultsh("conflicts", "--adopt", "--export", out, "--passfile", pf, vault.cipherdir)
+        assert both.returncode == 1
+        res = run_vaultsh("conflicts", "--export", out, "--passfile", pf, vault.cipherdir)
+    assert res.returncode == 26, res.describe()  # the copies are still in the vault
+    assert same.exists() and differs.exists()
+    assert (out / "docs" / "report (conflict 2026-01-02).txt").read_bytes() == b"mine, keep it\n"
+    assert (out / "docs" / "report (conflict 2026-01-02 2).txt").read_bytes() == b"version A\n"
+    assert (out / "docs" / "report (conflict 2026-01-03).txt").read_bytes() == b"version B, longer\n" * 1000
+    assert os.stat(out / "docs" / "report (conflict 2026-01-03).txt").st_mtime == 1_700_000_000
+
+
+def test_a_damaged_original_is_named_and_the_copy_still_adoptable(vault: Vault) -> None:
+    same, _differs = add_copies(vault)
+    report = vault.cipher_path("docs/report.txt")
+    data = bytearray(report.read_bytes())
+    data[40] ^= 1
+    report.write_bytes(bytes(data))
+    copies = {c.copy_name: c for c in integrity.find_conflicts(vault)}
+    c = copies[same.name]
+    assert c.problem is None and c.differs is None
+    assert "the original is unreadable" in c.describe() and "block 0" in c.describe()
+    assert vault.read_file(integrity.adopt(vault, c)) == b"version A\n"  # the good copy is saved
+
+
+def test_a_directory_copy_is_adopted_by_one_rename(vault: Vault) -> None:
+    docs = vault.cipher_path("docs")
+    copy = docs.with_name(docs.name + ".sync-conflict-20260106-000000-ABCDEFG")
+    shutil.copytree(docs, copy)
+    (c,) = integrity.find_conflicts(vault)
+    assert c.kind == "dir" and c.problem is None
+    assert "compare by hand" in c.describe()
+    assert integrity.adopt(vault, c) == "docs (conflict 2026-01-06)"
+    assert not copy.exists()
+    assert sorted(e.name for e in vault.listdir("docs (conflict 2026-01-06)")) == ["other.txt", "report.txt"]
+    assert vault.read_file("docs (conflict 2026-01-06)/report.txt") == b"version A\n"
+    assert list(fsck.check(vault)) == []
+    require_gocryptfs()
+    assert gocryptfs_fsck(vault.cipherdir, PASSWORD)[0] == 0

@@ -16,6 +16,8 @@ import pytest
 from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
 from vectors import (
     BROKEN_FS,
+    HKDF_BROKEN_CONTENT,
+    HKDF_BROKEN_NAMES,
     MALLEABLE,
     MALLEABLE_TWIN,
     OTHER_KEYS,
@@ -258,8 +260,11 @@ DAMAGES: dict[str, Damage] = {
 
 @pytest.mark.parametrize("name", list(DAMAGES))
 def test_injected_fault_is_found_and_nothing_else(vault: Vault, name: str) -> None:
+    require_gocryptfs()
     expected = DAMAGES[name](vault)
-    assert found(vault) == expected
+    findings = list(fsck.check(vault))
+    assert {(f.kind, f.cipher_path, f.block) for f in findings} == expected
+    _assert_covers_gocryptfs(vault, findings)
 
 
 def test_all_faults_at_once_cover_what_gocryptfs_finds(tmp_path: Path) -> None:
@@ -300,19 +305,18 @@ def _gocryptfs_items(v: Vault) -> tuple[int, set[str], set[str]]:
     plain: set[str] = set()
     for line in output.splitlines():
         if m := _GO_ENTRY.match(line):
-            cdir = v.cipher_path(m.group(1))
+            cdir = v.cipher_path(_go_unquote(m.group(1)))
             cipher.add(os.path.relpath(cdir / _disk_name(cdir, _go_unquote(m.group(2))), v.cipherdir))
         elif m := _GO_PLAIN.match(line) or _GO_XATTR.match(line):
-            plain.add(m.group(1))
+            plain.add(_go_unquote(m.group(1)))
         else:
             assert not line.startswith("fsck: ") or line.startswith("fsck summary"), f"unparsed: {line}"
     return code, cipher, plain
 
 
-def _go_unquote(quoted: str) -> str:
-    """The name inside Go's %q quotes: a damaged sidecar's control bytes arrive as \\xNN."""
-    raw: bytes = codecs.escape_decode(quoted.encode())[0]
-    return os.fsdecode(raw)
+def _go_unquote(text: str) -> str:
+    """The inside of a Go %q string (\\xNN, \\n, \\", ...); our test names are ASCII."""
+    return codecs.decode(text.encode("ascii", "backslashreplace"), "unicode_escape")
 
 
 def _disk_name(cdir: Path, reported: str) -> str:
@@ -320,7 +324,7 @@ def _disk_name(cdir: Path, reported: str) -> str:
     if os.path.lexists(cdir / reported):
         return reported
     for sidecar in cdir.glob("gocryptfs.longname.*" + LONGNAME_SUFFIX):
-        if sidecar.read_bytes() == os.fsencode(reported):
+        if sidecar.read_bytes() == reported.encode():
             return sidecar.name.removesuffix(LONGNAME_SUFFIX)
     raise AssertionError(f"gocryptfs reported {reported!r}, which is not in {cdir}")
 
@@ -393,6 +397,27 @@ def test_broken_fs_same_findings_as_gocryptfs(broken_fs: Vault) -> None:
         "invalid_file_name_2": Kind.CORRUPT_NAME,
         "invalid_file_name____1": Kind.CORRUPT_NAME,
     }
+
+
+@pytest.mark.parametrize(
+    ("relpath", "expected"),
+    [
+        (HKDF_BROKEN_CONTENT, {(Kind.BLOCK_BAD, "status.txt")}),
+        # names and content written without HKDF: neither decrypts under this config
+        (
+            HKDF_BROKEN_NAMES,
+            {(Kind.CORRUPT_NAME, "L3yg-cJYAInDGg4TcjXrnw"), (Kind.BLOCK_BAD, "L3yg-cJYAInDGg4TcjXrnw")},
+        ),
+    ],
+)
+def test_hkdf_sanity_vaults_like_gocryptfs(
+    tmp_path: Path, relpath: str, expected: set[tuple[Kind, str]]
+) -> None:
+    require_gocryptfs()
+    v = Vault.open(copy_vector(relpath, tmp_path), password=PASSWORD)
+    findings = list(fsck.check(v))
+    assert {(f.kind, f.cipher_path) for f in findings} == expected
+    _assert_covers_gocryptfs(v, findings)
 
 
 def test_malleable_base64_twins_are_found(tmp_path: Path) -> None:
@@ -541,3 +566,154 @@ def test_fsck_in_the_shell_session(vault: Vault) -> None:
     assert [json.loads(line)["kind"] for line in res.out.splitlines() if line.startswith("{")] == [
         "stray-plaintext"
     ]
+
+
+# -- --force-decode -------------------------------------------------------------------------------
+
+
+def _damage_blocks(v: Vault, path: str, blocks: list[int]) -> None:
+    cpath = v.cipher_path(path)
+    for b in blocks:
+        flip(cpath, HEADER_LEN + b * v.content.cipher_block + 20)
+
+
+def test_force_decode_export_saves_the_undamaged_blocks(vault: Vault, tmp_path: Path) -> None:
+    original = vault.read_file("big.bin")
+    damaged = [5, 270]  # in the first and the second 1 MiB read
+    _damage_blocks(vault, "big.bin", damaged)
+    with passfile(PASSWORD) as pf:
+        plain = run_vaultsh("export", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out")
+        assert plain.returncode == 26
+        assert not (tmp_path / "out").exists()  # without the flag nothing is written
+        forced = run_vaultsh(
+            "export", "--force-decode", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out"
+        )
+    assert forced.returncode == 26, forced.describe()
+    saved = (tmp_path / "out").read_bytes()
+    assert len(saved) == len(original)
+    expected = bytearray(original)
+    for b in damaged:
+        expected[b * BLOCK_SIZE : (b + 1) * BLOCK_SIZE] = bytes(BLOCK_SIZE)
+    assert saved == bytes(expected)
+    warnings = [line for line in forced.err.splitlines() if "written as zeros" in line]
+    assert [w.split("block ")[1].split()[0] for w in warnings] == ["5", "270"]
+
+
+def test_force_decode_cat_and_a_truncated_last_block(vault: Vault) -> None:
+    original = vault.read_file("docs/report.txt")  # 5500 bytes: two blocks
+    cpath = vault.cipher_path("docs/report.txt")
+    # Cut the last block down to 10 bytes: too short for its nonce and tag.
+    os.truncate(cpath, HEADER_LEN + vault.content.cipher_block + 10)
+    _damage_blocks(vault, "docs/report.txt", [0])
+    with passfile(PASSWORD) as pf:
+        refused = run_vaultsh("cat", "--passfile", pf, vault.cipherdir, "docs/report.txt")
+        forced = run_vaultsh("cat", "--force-decode", "--passfile", pf, vault.cipherdir, "docs/report.txt")
+    assert refused.returncode == 26 and refused.stdout == b""
+    assert forced.returncode == 26
+    assert forced.stdout == bytes(BLOCK_SIZE) + b"\0"  # one zero byte stands for the cut block
+    assert len(original) > BLOCK_SIZE
+    assert "block 0 is damaged" in forced.err and "block 1 is damaged" in forced.err
+
+
+def test_force_decode_on_a_clean_file_changes_nothing(vault: Vault, tmp_path: Path) -> None:
+    with passfile(PASSWORD) as pf:
+        res = run_vaultsh(
+            "export", "--force-decode", "--passfile", pf, vault.cipherdir, "big.bin", tmp_path / "out"
+        )
+    assert res.returncode == 0 and res.err == ""
+    assert (tmp_path / "out").read_bytes() == vault.read_file("big.bin")
+
+
+def test_fsck_force_decode_puts_back_a_salvaged_copy(vault: Vault, tmp_path: Path) -> None:
+    original = vault.read_file("big.bin")
+    big = vault.cipher_path("big.bin")
+    _damage_blocks(vault, "big.bin", [7])
+    _flip_header_version(vault)  # a damaged header cannot be salvaged: that file only leaves
+    q = tmp_path / "q"
+    with passfile(PASSWORD) as pf:
+        alone = run_vaultsh("fsck", "--force-decode", "--passfile", pf, vault.cipherdir)
+        assert alone.returncode == 1 and "needs --quarantine" in alone.err
+        res = run_vaultsh("fsck", "--quarantine", q, "--force-decode", "--passfile", pf, vault.cipherdir)
+        assert res.returncode == 26, res.describe()
+        assert "salvaged: /big.bin" in res.out
+        assert (q / big.name).is_file()  # the damaged original, untouched
+        expected = bytearray(original)
+        expected[7 * BLOCK_SIZE : 8 * BLOCK_SIZE] = bytes(BLOCK_SIZE)
+        assert vault.read_file("big.bin") == bytes(expected)
+        assert not vault.exists("docs/report.txt")
+        assert run_vaultsh("fsck", "--passfile", pf, vault.cipherdir).returncode == 0
+
+
+def test_fsck_command_reports_progress_and_can_be_cancelled(vault: Vault) -> None:
+    from vaultsh.service.commands import Session, run_line
+
+    class IO:
+        def __init__(self, stop_after: int | None) -> None:
+            self.lines: list[str] = []
+            self.errors: list[str] = []
+            self.steps: list[tuple[int, int]] = []
+            self.stop_after = stop_after
+
+        def write(self, text: str) -> None:
+            self.lines.append(text)
+
+        def error(self, text: str) -> None:
+            self.errors.append(text)
+
+        def ask_secret(self, prompt: str) -> bytes:
+            raise AssertionError("no secret is needed")
+
+        def confirm(self, question: str) -> bool:
+            return False
+
+        def progress(self, done: int, total: int) -> None:
+            self.steps.append((done, total))
+
+        def cancelled(self) -> bool:
+            return self.stop_after is not None and len(self.steps) >= self.stop_after
+
+    _stray_plaintext(vault)
+    io = IO(None)
+    assert run_line(Session(vault, vault.cipherdir, io), "fsck") == 26
+    assert io.lines and io.lines[0].startswith("stray-plaintext: cipher ")
+    totals = {t for _d, t in io.steps}
+    assert totals == {fsck.measure(vault).objects} and io.steps == sorted(io.steps)
+    stopper = IO(2)
+    assert run_line(Session(vault, vault.cipherdir, stopper), "fsck") == 15
+    assert len(stopper.steps) == 2 and stopper.errors == ["cancelled"]
+
+
+def test_an_abandoned_or_cancelled_walk_closes_its_directories(vault: Vault) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    walk = fsck.check(vault)
+    _stray_plaintext(vault)
+    next(iter(walk))  # the walk now holds fds of the root and docs
+    walk.close()
+    assert open_fds() == before
+
+    def stop(counts: fsck.Counts) -> None:
+        if counts.files >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        list(fsck.check(vault, progress=stop))
+    assert open_fds() == before
+
+
+def test_hostile_names_never_reach_the_terminal_raw(vault: Vault) -> None:
+    evil = "title\x1b]0;PWNED\x07 \x1b[2J.txt"
+    (vault.cipherdir / evil).write_bytes(b"plain")
+    os.close(os.open(os.fsencode(vault.cipherdir) + b"/bad-\xff.txt", os.O_CREAT | os.O_WRONLY, 0o644))
+    with passfile(PASSWORD) as pf:
+        human = run_vaultsh("fsck", "--passfile", pf, vault.cipherdir)
+        machine = run_vaultsh("fsck", "--json", "--passfile", pf, vault.cipherdir)
+    assert human.returncode == machine.returncode == 26
+    assert b"\x1b" not in human.stdout and b"\x07" not in human.stdout and b"\xff" not in human.stdout
+    assert "cipher title\\x1b]0;PWNED\\x07 \\x1b[2J.txt:" in human.out
+    assert "cipher bad-\\xff.txt:" in human.out
+    # --json keeps the exact name (invalid UTF-8 as Python's surrogate escapes)
+    paths = {json.loads(line)["cipher_path"] for line in machine.out.splitlines()}
+    assert paths == {evil, os.fsdecode(b"bad-\xff.txt")}

@@ -721,6 +721,11 @@ def _add_integrity_parsers(sub: Any) -> None:
     p = sub.add_parser("fsck", help="check the vault offline (exit 26 when anything is wrong)")
     p.add_argument("--json", action="store_true", help="one JSON record per finding on stdout")
     p.add_argument("--quarantine", metavar="DIR", help="move damaged items to DIR (outside the vault)")
+    p.add_argument(
+        "--force-decode",
+        action="store_true",
+        help="with --quarantine: put back a copy of each file with damaged blocks, zeros in their place",
+    )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _add_vault_args(p)
     p.add_argument("path", nargs="?", default="", help="plain path of a subtree to check")
@@ -731,6 +736,7 @@ def _add_integrity_parsers(sub: Any) -> None:
         action="store_true",
         help="keep each copy under a new plain name, e.g. 'report (conflict 2026-01-02).txt', and remove it",
     )
+    p.add_argument("--export", metavar="DIR", help="decrypt each copy into DIR, under its plain directory")
     _add_vault_args(p)
     p.add_argument("path", nargs="?", default="", help="plain path of a subtree")
 
@@ -773,14 +779,21 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     bar = None
     if not args.no_progress and sys.stderr.isatty():
         bar = _FsckBar(fsck.measure(vault, args.path).objects)
+
+    def note(text: str) -> None:
+        if bar is not None:
+            bar.close()  # the walk is over; the summary goes below the findings, not the bar
+        print(text, file=sys.stderr)
+
     try:
         return integrity.report_fsck(
             vault,
             args.path,
             print,
-            lambda text: print(text, file=sys.stderr),
+            note,
             as_json=args.json,
             quarantine=quarantine,
+            force_decode=args.force_decode,
             progress=bar,
         )
     finally:
@@ -797,6 +810,7 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
         print,
         lambda text: print(f"{PROG}: {text}", file=sys.stderr),
         adopt_all=args.adopt,
+        export_to=Path(args.export) if args.export else None,
     )
 
 

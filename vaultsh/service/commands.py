@@ -1158,28 +1158,46 @@ REVERSE_COMMANDS = frozenset(COMMANDS) - {"import", "mkdir", "mv", "rm"}
 def _cmd_fsck(session: Session, args: list[str]) -> int:
     from vaultsh.service import integrity
 
-    a = _parse(COMMANDS["fsck"].usage, args, flags=("json",), valued=("quarantine",), most=1)
+    a = _parse(COMMANDS["fsck"].usage, args, flags=("json", "force-decode"), valued=("quarantine",), most=1)
+    from vaultsh.vault import fsck
+
     dest = a.values.get("quarantine")
+    path = session.resolve(a.positional[0] if a.positional else "")
+    progress = None
+    if session.show_progress:
+        total = fsck.measure(session.vault, path).objects
+        step = max(1, total // 200)  # front-ends redraw per call: about 200 calls in all
+
+        def progress(counts: fsck.Counts) -> None:
+            if counts.objects % step == 0:
+                session.io.progress(counts.objects, total)
+                if session.io.cancelled():
+                    raise transfer.Cancelled()
+
     return integrity.report_fsck(
         session.vault,
-        session.resolve(a.positional[0] if a.positional else ""),
+        path,
         session.io.write,
         session.io.error,
         as_json="json" in a.flags,
         quarantine=Path(os.path.expanduser(dest)) if dest else None,
+        force_decode="force-decode" in a.flags,
+        progress=progress,
     )
 
 
 def _cmd_conflicts(session: Session, args: list[str]) -> int:
     from vaultsh.service import integrity
 
-    a = _parse(COMMANDS["conflicts"].usage, args, flags=("adopt",), most=1)
+    a = _parse(COMMANDS["conflicts"].usage, args, flags=("adopt",), valued=("export",), most=1)
+    dest = a.values.get("export")
     return integrity.report_conflicts(
         session.vault,
         session.resolve(a.positional[0] if a.positional else ""),
         session.io.write,
         session.io.error,
         adopt_all="adopt" in a.flags,
+        export_to=Path(os.path.expanduser(dest)) if dest else None,
     )
 
 
@@ -1187,9 +1205,9 @@ COMMANDS.update(
     (c.name, c)
     for c in (
         Command("fsck", "check names, dirivs, headers, blocks, symlinks and xattrs (exit 26: damage)",
-                "fsck [--json] [--quarantine DIR] [PATH]", (), _cmd_fsck, "plain-dir"),
-        Command("conflicts", "list sync-conflict copies and compare them (--adopt: keep them)",
-                "conflicts [--adopt] [PATH]", (), _cmd_conflicts, "plain-dir"),
+                "fsck [--json] [--quarantine DIR [--force-decode]] [PATH]", (), _cmd_fsck, "plain-dir"),
+        Command("conflicts", "list sync-conflict copies, compare them; keep (--adopt) or --export them",
+                "conflicts [--adopt | --export DIR] [PATH]", (), _cmd_conflicts, "plain-dir"),
     )
 )  # fmt: skip
 

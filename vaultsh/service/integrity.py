@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultsh.vault import fsck
+from vaultsh.vault.bulk import write_all
 from vaultsh.vault.conflicts import Origin, find_origin
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import CorruptionError, ExitCode, FsError, UsageError, VaultError
@@ -31,6 +33,7 @@ class FsckResult:
     findings: list[fsck.Finding]
     counts: fsck.Counts
     moved: list[fsck.Moved]
+    salvaged: list[str] = field(default_factory=list)  # plain paths rewritten with zeros
 
     @property
     def exit_code(self) -> int:
@@ -64,18 +67,59 @@ def run_fsck(
     on_finding: Callable[[fsck.Finding], None] | None = None,
     progress: Callable[[fsck.Counts], None] | None = None,
     quarantine: Path | None = None,
+    force_decode: bool = False,
 ) -> FsckResult:
-    """Check the vault (or a subtree), then move damaged items to `quarantine` if given."""
+    """Check the vault (or a subtree), then move damaged items to `quarantine` if given.
+
+    With `force_decode` too, a file whose only damage is in some blocks is saved first: the
+    original goes to the quarantine and a copy with those blocks as zeros takes its place.
+    """
     if quarantine is not None:
         fsck.check_quarantine_dir(vault, quarantine)  # refuse a bad target before the work
+    if force_decode and quarantine is None:
+        raise UsageError("fsck --force-decode needs --quarantine DIR: without it fsck changes nothing")
     checker = fsck.Checker(vault, progress)
     findings: list[fsck.Finding] = []
     for f in checker.run(path):
         findings.append(f)
         if on_finding is not None:
             on_finding(f)
-    moved = fsck.quarantine(vault, findings, quarantine) if quarantine is not None else []
-    return FsckResult(findings, checker.counts, moved)
+    if quarantine is None:
+        return FsckResult(findings, checker.counts, [])
+    # Salvage before the damaged originals leave, put the copies in place once they have.
+    pending = (
+        [_salvage(vault, rel, plain) for rel, plain in _salvageable(findings).items()] if force_decode else []
+    )
+    moved = fsck.quarantine(vault, findings, quarantine)
+    salvaged: list[str] = []
+    for cpath, tmp, plain in pending:
+        if os.path.lexists(cpath):  # the original could not be moved: keep it as it is
+            _drop(vault, cpath.parent, tmp)
+            continue
+        _place(vault, cpath.parent, tmp, plain.rpartition("/")[2], plain)
+        salvaged.append(plain)
+    return FsckResult(findings, checker.counts, moved, salvaged)
+
+
+def _salvageable(findings: list[fsck.Finding]) -> dict[str, str]:
+    """Files (cipher path -> plain path) whose only damage is in blocks: header and name are fine."""
+    block_damage = {fsck.Kind.BLOCK_BAD, fsck.Kind.SIZE_INVALID}
+    by_path: dict[str, list[fsck.Finding]] = {}
+    for f in findings:
+        by_path.setdefault(f.cipher_path, []).append(f)
+    return {
+        rel: fs[0].plain_path
+        for rel, fs in by_path.items()
+        if fs[0].plain_path
+        and all(f.kind in block_damage for f in fs)
+        and not any(f.kind == fsck.Kind.SIZE_INVALID and f.block is None for f in fs)
+    }
+
+
+def _salvage(vault: Vault, rel: str, plain: str) -> tuple[Path, str, str]:
+    cpath = vault.cipherdir / rel
+    tmp = _reencrypt(vault, cpath, plain, cpath.parent, plain, os.lstat(cpath), salvage=True)
+    return cpath, tmp, plain
 
 
 def report_fsck(
@@ -86,6 +130,7 @@ def report_fsck(
     *,
     as_json: bool = False,
     quarantine: Path | None = None,
+    force_decode: bool = False,
     progress: Callable[[fsck.Counts], None] | None = None,
 ) -> int:
     """Run fsck and print it: findings on `write` (one JSON record each with `as_json`), the
@@ -94,7 +139,9 @@ def report_fsck(
     def show(f: fsck.Finding) -> None:
         write(json.dumps(f.as_record()) if as_json else finding_line(f))
 
-    result = run_fsck(vault, path, on_finding=show, progress=progress, quarantine=quarantine)
+    result = run_fsck(
+        vault, path, on_finding=show, progress=progress, quarantine=quarantine, force_decode=force_decode
+    )
     for m in result.moved:
         if as_json:
             write(json.dumps({"quarantined": m.cipher_path, "dest": str(m.dest), "error": m.error}))
@@ -102,6 +149,11 @@ def report_fsck(
             note(safe_text(f"could not quarantine {m.cipher_path}: {m.error}"))
         else:
             write(safe_text(f"quarantined: cipher {m.cipher_path} -> {m.dest}"))
+    for plain in result.salvaged:
+        if as_json:
+            write(json.dumps({"salvaged": plain}))
+        else:
+            write(safe_text(f"salvaged: /{plain} (damaged blocks are zeros; the original is quarantined)"))
     note(summary_line(result))
     return result.exit_code
 
@@ -120,16 +172,23 @@ class ConflictCopy:
     kind: str  # "file", "dir", "symlink", "other"
     differs: bool | None = None  # None: not compared (a directory) or unreadable
     problem: str | None = None  # why the copy could not be read
+    original_problem: str | None = None  # why the original could not be read
 
     @property
     def cipher_path(self) -> Path:
         return self.cipher_dir / self.copy_name
 
+    def date(self, st: os.stat_result) -> dt.date:
+        """The day the copy's name gives, else the day it was last modified (local time)."""
+        return self.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+
     def describe(self) -> str:
         if self.problem:
             state = f"copy unreadable: {self.problem}"
+        elif self.original_problem:
+            state = f"the original is unreadable: {self.original_problem}"
         elif self.differs is None:
-            state = "a directory: compare by hand (export both)"
+            state = "a directory: compare by hand (adopt it, then look at both)"
         else:
             state = "contents differ" if self.differs else "same content as the original"
         return safe_text(
@@ -165,7 +224,7 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
                 continue
             if is_name_file(e.cipher_name):
                 continue
-            origin = find_origin(e.cipher_name, by_cipher)
+            origin = find_origin(e.cipher_name, by_cipher, loose=e.error is not None)
             if origin is None:
                 continue
             original = by_cipher[origin.original]
@@ -180,26 +239,37 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
 
 
 def _compare(vault: Vault, copy: ConflictCopy, original: Path) -> None:
+    """Decrypt both sides; a side that does not decrypt is named, the copy's side first."""
+    if copy.kind == "dir":
+        try:  # its names must decrypt with its own diriv; contents are compared by hand
+            vault.list_cipher_dir(copy.cipher_path, where=f"copy of /{copy.original_plain}")
+        except VaultError as e:
+            copy.problem = str(e)
+        return
+    if copy.kind not in ("file", "symlink"):
+        copy.problem = "not a file, symlink or directory"
+        return
     try:
-        if copy.kind == "file":
-            copy.differs = not _same_files(vault, copy.cipher_path, original, copy.original_plain)
-        elif copy.kind == "symlink":
-            mine = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
-            copy.differs = mine != vault.readlink_cipher(original, copy.original_plain)
+        mine = _digest(vault, copy.cipher_path, copy.kind, f"copy of /{copy.original_plain}")
     except VaultError as e:
         copy.problem = str(e)
-        copy.differs = None
+        return
+    try:
+        copy.differs = mine != _digest(vault, original, copy.kind, f"/{copy.original_plain}")
+    except VaultError as e:
+        copy.original_problem = str(e)
 
 
-def _same_files(vault: Vault, a: Path, b: Path, where: str) -> bool:
-    """Whether two cipher files decrypt to the same bytes (read side by side, 1 MiB at a time)."""
-    with vault.open_cipher_file(a, f"copy of {where}") as fa, vault.open_cipher_file(b, where) as fb:
-        if fa.size() != fb.size():
-            # Still read the copy: a damaged copy must say so rather than merely "differs".
-            for _ in fa.iter_chunks():
-                pass
-            return False
-        return all(ca == cb for ca, cb in zip(fa.iter_chunks(), fb.iter_chunks(), strict=True))
+def _digest(vault: Vault, cpath: Path, kind: str, where: str) -> bytes:
+    """SHA-256 of a file's plaintext or a symlink's target (files are read 1 MiB at a time)."""
+    h = hashlib.sha256()
+    if kind == "symlink":
+        h.update(os.fsencode(vault.readlink_cipher(cpath, where)))
+        return h.digest()
+    with vault.open_cipher_file(cpath, where) as f:
+        for chunk in f.iter_chunks():
+            h.update(chunk)
+    return h.digest()
 
 
 def adopted_name(original: str, date: dt.date, taken: Callable[[str], bool]) -> str:
@@ -235,7 +305,7 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
     cdir = copy.cipher_dir
     parent_plain, _, original_name = copy.original_plain.rpartition("/")
     st = os.lstat(copy.cipher_path)
-    date = copy.origin.date or dt.datetime.fromtimestamp(st.st_mtime).date()
+    date = copy.date(st)
 
     def taken(name: str) -> bool:
         return os.path.lexists(cdir / vault.encrypt_component(cdir, name)[0])
@@ -248,8 +318,17 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
         target = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
         clink = vault.symlink_at(cdir, name, target, new_plain)
         os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    elif copy.kind == "dir":
+        # A directory's names are encrypted under its own diriv, so it moves as it is (§6.5):
+        # one rename to the new name (with a .name sidecar if long), nothing to re-encrypt.
+        disk, full = vault.encrypt_component(cdir, name)
+        vault._rename_cipher(copy.cipher_path, cdir, disk, full, copy.copy_name, new_plain, noreplace=True)
+        _fsync_dir(cdir)
+        return new_plain
     else:
-        raise UsageError(f"{copy.copy_name}: only files and symlinks can be adopted; export a directory")
+        raise UsageError(
+            f"{copy.copy_name}: not a file, symlink or directory; move it out with fsck --quarantine"
+        )
     _fsync_dir(cdir)
     os.unlink(copy.cipher_path)
     _fsync_dir(cdir)
@@ -257,42 +336,122 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
 
 
 def _adopt_file(vault: Vault, copy: ConflictCopy, name: str, new_plain: str, st: os.stat_result) -> None:
-    cdir = copy.cipher_dir
-    tmp = f".vaultsh-adopt-{secrets.token_hex(6)}"
+    tmp = _reencrypt(vault, copy.cipher_path, copy.copy_name, copy.cipher_dir, new_plain, st)
+    _place(vault, copy.cipher_dir, tmp, name, new_plain)
+
+
+def _reencrypt(
+    vault: Vault,
+    src: Path,
+    where: str,
+    cdir: Path,
+    new_plain: str,
+    st: os.stat_result,
+    *,
+    salvage: bool = False,
+) -> str:
+    """Decrypt `src` into a new file of `cdir` under a temporary name, fsync'd; returns that name.
+
+    With `salvage`, damaged blocks are written as zeros. Nothing is left behind on failure.
+    """
+    tmp = f".vaultsh-{secrets.token_hex(6)}"
     out, _tmp_cpath = vault.create_at(cdir, tmp, 0o600, new_plain)
     done = False
     try:
-        with out, vault.open_cipher_file(copy.cipher_path, copy.copy_name) as src:
+        with out, vault.open_cipher_file(src, where) as f:
             offset = 0
-            for chunk in src.iter_chunks():
+            for chunk in f.iter_salvaged(lambda _b, _w: None) if salvage else f.iter_chunks():
                 out.write(offset, chunk)
                 offset += len(chunk)
             os.fchmod(out.fd, stat_mod.S_IMODE(st.st_mode))
             os.utime(out.fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             out.fsync()
-        vault.rename_at(cdir, tmp, cdir, name, noreplace=True, where=(tmp, new_plain))
         done = True
     finally:
         if not done:
-            with contextlib.suppress(OSError, VaultError):
-                vault.unlink_at(cdir, tmp, tmp)
+            _drop(vault, cdir, tmp)
+    return tmp
 
 
-def report_conflicts(vault: Vault, path: str, write: Write, note: Write, *, adopt_all: bool = False) -> int:
-    """List conflict copies (and adopt them with `adopt_all`); exit 26 if any remain unresolved."""
+def _drop(vault: Vault, cdir: Path, tmp: str) -> None:
+    with contextlib.suppress(OSError, VaultError):
+        vault.unlink_at(cdir, tmp, tmp)
+
+
+def _place(vault: Vault, cdir: Path, tmp: str, name: str, new_plain: str) -> None:
+    """Give a finished temporary file its name, never replacing one; dropped if that fails."""
+    try:
+        vault.rename_at(cdir, tmp, cdir, name, noreplace=True, where=(tmp, new_plain))
+    except BaseException:
+        _drop(vault, cdir, tmp)
+        raise
+
+
+def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
+    """Decrypt a conflict copy to `dest_root`/<its plain dir>/<original (conflict DATE).ext>.
+
+    The vault is not changed; an existing local file is never replaced.
+    """
+    if copy.problem:
+        raise CorruptionError(f"{copy.copy_name}: not exported, the copy is unreadable: {copy.problem}")
+    parent_plain, _, original_name = copy.original_plain.rpartition("/")
+    st = os.lstat(copy.cipher_path)
+    date = copy.date(st)
+    dest_dir = dest_root.joinpath(*parent_plain.split("/")) if parent_plain else dest_root
+    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    target = dest_dir / adopted_name(original_name, date, lambda n: os.path.lexists(dest_dir / n))
+    if copy.kind == "symlink":
+        os.symlink(vault.readlink_cipher(copy.cipher_path, copy.copy_name), target)
+        return target
+    if copy.kind != "file":
+        raise UsageError(f"{copy.copy_name}: only files and symlinks are exported; adopt a directory")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    done = False
+    try:
+        with vault.open_cipher_file(copy.cipher_path, copy.copy_name) as f:
+            for chunk in f.iter_chunks():
+                write_all(fd, chunk)
+        os.fchmod(fd, stat_mod.S_IMODE(st.st_mode))
+        os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        done = True
+    finally:
+        os.close(fd)
+        if not done:
+            target.unlink(missing_ok=True)
+    return target
+
+
+def report_conflicts(
+    vault: Vault,
+    path: str,
+    write: Write,
+    note: Write,
+    *,
+    adopt_all: bool = False,
+    export_to: Path | None = None,
+) -> int:
+    """List conflict copies; adopt them (`adopt_all`) or decrypt them to `export_to`.
+
+    Exit 26 while copies remain in the vault, 0 when there are none or all were adopted.
+    """
+    if adopt_all and export_to is not None:
+        raise UsageError("--adopt and --export exclude each other")
+    if export_to is not None:
+        fsck.check_quarantine_dir(vault, export_to)  # plain copies must not land in the vault
     copies = find_conflicts(vault, path, note)
     failed = 0
     for c in copies:
         write(c.describe())
-        if not adopt_all:
+        if not adopt_all and export_to is None:
             continue
+        verb = "adopted" if adopt_all else "exported"
         try:
-            new = adopt(vault, c)
+            new = f"/{adopt(vault, c)}" if adopt_all else str(export_copy(vault, c, export_to or Path()))
         except (VaultError, OSError) as e:
             failed += 1
-            note(safe_text(f"not adopted: {c.copy_name}: {e}"))
+            note(safe_text(f"not {verb}: {c.copy_name}: {e}"))
             continue
-        write(safe_text(f"  adopted as /{new}"))
+        write(safe_text(f"  {verb} as {new}"))
     if not copies:
         note("no conflict copies found")
         return ExitCode.OK

@@ -17,8 +17,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"^(?P<base>.+?)\.sync-conflict-(?P<tail>\d{8}-\d{6})(?:-[A-Z0-9]{7})?(?P<ext>\..*)?$")),
     ("Nextcloud", re.compile(r"^(?P<base>.+?) \(conflicted copy (?P<tail>[^()]*)\)(?P<ext>\..*)?$")),
     ("Google Drive or iCloud", re.compile(r"^(?P<base>.+?) \((?:Case )?Conflict(?: \d+)?\)(?P<ext>\..*)?$")),
-    ("Google Drive", re.compile(r"^(?P<base>.+?) ?\(\d{1,3}\)(?P<ext>\.[^.]*)?$")),
 )  # fmt: skip
+# Loose readings: also how people name their own files ("photo (1).jpg", "my-notes.txt").
+_NUMBERED = re.compile(r"^(?P<base>.+?) ?\(\d{1,3}\)(?P<ext>\.[^.]*)?$")  # Google Drive
 # OneDrive appends "-HOSTNAME" before the extension. Cipher names contain '-' themselves, so
 # this only counts when the name before the suffix exists beside the copy.
 _ONEDRIVE_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}")
@@ -31,6 +32,7 @@ class Origin(NamedTuple):
     original: str
     tool: str
     date: dt.date | None
+    loose: bool = False  # a reading that ordinary names match too
 
 
 def _date_in(text: str) -> dt.date | None:
@@ -50,25 +52,31 @@ def candidates(name: str) -> Iterator[Origin]:
         if m:
             tail = m.groupdict().get("tail") or ""
             yield Origin(m.group("base") + (m.group("ext") or ""), tool, _date_in(tail))
+    m = _NUMBERED.match(name)
+    if m:
+        yield Origin(m.group("base") + (m.group("ext") or ""), "Google Drive", None, loose=True)
     stem, dot, ext = name.rpartition(".") if "." in name[1:] else (name, "", "")
     pos = stem.rfind("-")
     while pos > 0:
         if _ONEDRIVE_HOST.fullmatch(stem[pos + 1 :]):
-            yield Origin(stem[:pos] + dot + ext, "OneDrive", None)
+            yield Origin(stem[:pos] + dot + ext, "OneDrive", None, loose=True)
         pos = stem.rfind("-", 0, pos)
 
 
-def find_origin(name: str, existing: Container[str] | None = None) -> Origin | None:
+def find_origin(name: str, existing: Container[str] | None = None, *, loose: bool = True) -> Origin | None:
     """The original a copy named `name` was made from.
 
-    With `existing` (the names beside it), only an original that exists counts, and the loose
-    OneDrive reading is tried too; without it, only the tools' distinctive patterns count.
+    With `existing` (the names beside it), only an original that exists counts. The loose
+    readings (OneDrive's "-HOST", Google Drive's "(1)") are tried only then, and only with
+    `loose`: among plain names, "my-notes.txt" beside "my.txt" is no copy; a cipher name that
+    does not decrypt but extends a real one is.
     """
     for origin in candidates(name):
+        if origin.loose and (existing is None or not loose):
+            continue
         if existing is None:
-            if origin.tool != "OneDrive":
-                return origin
-        elif origin.original != name and origin.original in existing:
+            return origin
+        if origin.original != name and origin.original in existing:
             return origin
     return None
 

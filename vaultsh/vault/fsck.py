@@ -198,27 +198,33 @@ class Checker:
             fd = os.open(top, _DIR_FLAGS)
         except OSError as e:
             raise FsError(e.errno or errno.EIO, f"{top}: {e.strerror}") from None
-        findings, subdirs = self._scan_dir(fd, rel, plain)
-        yield from findings
         # One open fd per level of the current path: children are opened relative to their
         # parent, so no path is resolved twice and no planted symlink is followed.
-        stack: list[tuple[int, Iterator[tuple[str, str, str | None]]]] = [(fd, iter(subdirs))]
-        while stack:
-            dfd, pending = stack[-1]
-            nxt = next(pending, None)
-            if nxt is None:
-                os.close(dfd)
-                stack.pop()
-                continue
-            name, crel, cplain = nxt
-            try:
-                cfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
-            except OSError as e:
-                yield Finding(Kind.UNREADABLE, crel, cplain, f"cannot open directory: {e.strerror}")
-                continue
-            findings, subdirs = self._scan_dir(cfd, crel, cplain)
+        stack: list[tuple[int, Iterator[tuple[str, str, str | None]]]] = [(fd, iter(()))]
+        try:
+            findings, subdirs = self._scan_dir(fd, rel, plain)
+            stack[-1] = (fd, iter(subdirs))
             yield from findings
-            stack.append((cfd, iter(subdirs)))
+            while stack:
+                dfd, pending = stack[-1]
+                nxt = next(pending, None)
+                if nxt is None:
+                    os.close(stack.pop()[0])
+                    continue
+                name, crel, cplain = nxt
+                try:
+                    cfd = os.open(name, _DIR_FLAGS, dir_fd=dfd)
+                except OSError as e:
+                    yield Finding(Kind.UNREADABLE, crel, cplain, f"cannot open directory: {e.strerror}")
+                    continue
+                stack.append((cfd, iter(())))
+                findings, subdirs = self._scan_dir(cfd, crel, cplain)
+                stack[-1] = (cfd, iter(subdirs))
+                yield from findings
+        finally:
+            # Left early: a cancel (an exception from the progress callback) or an abandoned walk.
+            for dfd, _pending in stack:
+                os.close(dfd)
 
     def _tick(self) -> None:
         if self._progress is not None:
@@ -302,7 +308,7 @@ class Checker:
                 if is_root and _CONF_BACKUP.fullmatch(name):
                     out.append(self._backup_finding(name))
                     continue
-                origin = find_origin(name, entries)
+                origin = find_origin(name, entries, loose=False)
                 if origin is not None:
                     out.append(
                         Finding(
@@ -508,12 +514,15 @@ class Checker:
                 )
             )
             return
+        cb = codec.cipher_block
+        span = CHUNK_BLOCKS * cb
+        # Header and first run in one read: most files are small, and a syscall is dear.
+        head = os.pread(fd, HEADER_LEN + span, 0)
         try:
-            file_id = parse_header(os.pread(fd, HEADER_LEN, 0), "header")
+            file_id = parse_header(head, "header")
         except CorruptionError as e:
             out.append(Finding(Kind.HEADER_BAD, rel, plain, str(e).removeprefix("header: ")))
             return
-        cb = codec.cipher_block
         body = size - HEADER_LEN
         tail = body % cb
         if 0 < tail <= codec.overhead:
@@ -533,9 +542,11 @@ class Checker:
         def on_bad(block: int, _why: str) -> None:
             bad.append(block)
 
-        span = CHUNK_BLOCKS * cb
         for first in range(0, body, span):
-            data = os.pread(fd, min(span, body - first), HEADER_LEN + first)
+            if first == 0:
+                data = head[HEADER_LEN : HEADER_LEN + body]
+            else:
+                data = os.pread(fd, min(span, body - first), HEADER_LEN + first)
             if not data:
                 break
             codec.decrypt_into_salvaging(data, first // cb, file_id, self._buf, on_bad, rel)
@@ -617,7 +628,7 @@ def measure(vault: Vault, path: str = "") -> Counts:
                 if kind == "dir":
                     todo.append(e.path)
                 elif kind == "file":
-                    if e.name == DIRIV_NAME or is_name_file(e.name):
+                    if e.name in (DIRIV_NAME, CONF_NAME) or is_name_file(e.name):
                         continue
                     counts.files += 1
                     with contextlib.suppress(OSError):
@@ -640,11 +651,11 @@ class Moved:
 
 
 def check_quarantine_dir(vault: Vault, dest: Path) -> Path:
-    """The quarantine dir as an absolute path; refused inside the vault (it would be re-checked)."""
+    """A target dir for items taken out of the vault, as an absolute path; refused inside it."""
     real_dest = Path(os.path.realpath(dest))
     real_vault = Path(os.path.realpath(vault.cipherdir))
     if real_dest == real_vault or real_vault in real_dest.parents:
-        raise UsageError(f"{dest}: the quarantine directory must be outside the vault {vault.cipherdir}")
+        raise UsageError(f"{dest}: the target directory must be outside the vault {vault.cipherdir}")
     if os.path.lexists(dest) and not os.path.isdir(dest):
         raise UsageError(f"{dest}: exists and is not a directory")
     return real_dest
