@@ -27,7 +27,7 @@ from vaultsh.tui.panes import (
 )
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.content import HEADER_LEN, ContentCodec
-from vaultsh.vault.display import safe_text
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
@@ -107,7 +107,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
     """What the plain pane's selection is: facts, then a preview of its first bytes."""
     table = _table()
     cpath = cdir / entry.cipher_name
-    _kv(table, "Path", "/" + plain_path)
+    _kv(table, "Path", quote_name("/" + plain_path))
     try:
         st = vault.stat_cipher(cpath, plain_path)
     except VaultError as e:
@@ -124,7 +124,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
     parts: list[RenderableType] = [table]
     if st.kind == "symlink":
         try:
-            _kv(table, "Target", vault.readlink_cipher(cpath, plain_path))
+            _kv(table, "Target", quote_name(vault.readlink_cipher(cpath, plain_path)))
         except VaultError as e:
             _kv(table, "Target", Text(str(e), style="red"))
     elif st.kind == "file":
@@ -354,7 +354,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
     """A plain file of a reverse-mode folder: facts, its name in the view, its first bytes."""
     table = _table()
     path = view.plaindir / plain_path
-    _kv(table, "Path", "/" + plain_path)
+    _kv(table, "Path", quote_name("/" + plain_path))
     try:
         st = os.lstat(path)
     except OSError as e:
@@ -372,7 +372,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
     parts: list[RenderableType] = [table]
     if stat_mod.S_ISLNK(st.st_mode):
         try:
-            _kv(table, "Target", os.readlink(path))
+            _kv(table, "Target", quote_name(os.readlink(path)))
         except OSError as e:
             _kv(table, "Target", Text(e.strerror or str(e), style="red"))
     elif stat_mod.S_ISREG(st.st_mode):
