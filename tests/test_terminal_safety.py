@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from test_tui_app import row_text, unlocked_app, wait_for
 from test_tui_e2e import capture, tmux, wait_screen
 from textual.worker import WorkerFailed
 
-from vaultsh.service.commands import Session
+from vaultsh.service.commands import Session, split_line
 from vaultsh.shell.repl import ShellIO, VaultCompleter, prompt_text
 from vaultsh.tui.app import MainScreen, VaultApp
 from vaultsh.tui.inspect import InfoPanel
@@ -203,7 +202,8 @@ def test_shell_completion_menu_shows_escaped_names_and_inserts_exact_ones(hostil
     found = list(VaultCompleter(session).get_completions(Document("cat csi"), CompleteEvent()))
     assert len(found) == 1
     assert found[0].display_text == SHOWN[C1_CSI]
-    assert shlex.split(found[0].text) == [C1_CSI]  # what goes into the line is the real name
+    assert split_line(found[0].text) == [C1_CSI]  # what the line then holds is the real name
+    assert found[0].text == SHOWN[C1_CSI]  # typed in escaped form, never raw
     sh = Shell(hostile)
     sh.type("cat csi\t\n\x04")
     assert sh.lines() == ["hostile"]
@@ -380,3 +380,36 @@ def test_hostile_names_in_a_real_terminal_change_no_title_and_show_escaped(
     while not status.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status.read_text().strip() == "exit=0"
+
+
+def test_the_escaped_form_ls_shows_can_be_pasted_back_into_the_shell(hostile: Vault) -> None:
+    sh = Shell(hostile)
+    lines = [f"cat {SHOWN[name]}" for name in HOSTILE_FILES]
+    sh.type("\n".join([*lines, f"cd {SHOWN[HOSTILE_DIR]}", f"cat {SHOWN[TITLE]}", "\x04"]) + "\n")
+    assert sh.err.getvalue() == ""
+    assert sh.lines() == ["hostile"] * len(HOSTILE_FILES) + ["deeper"]
+
+
+def test_split_line_reads_bash_quoting(hostile: Vault) -> None:
+    assert split_line("""a 'b c' "d\\"e" f\\ g '' $'x\\ty\\'z' p$'\\302\\233'q""") == [
+        "a",
+        "b c",
+        'd"e',
+        "f g",
+        "",
+        "x\ty'z",
+        "p\x9bq",
+    ]
+    assert split_line("cat $'\\377\\376'") == ["cat", os.fsdecode(b"\xff\xfe")]
+    with pytest.raises(ValueError, match="closing"):
+        split_line("cat $'open")
+    with pytest.raises(ValueError, match="closing"):
+        split_line("cat 'open")
+
+
+def test_completion_inserts_a_hostile_name_in_its_escaped_form(hostile: Vault) -> None:
+    session = Session(hostile, hostile.cipherdir, ShellIO(io.StringIO(), io.StringIO()))
+    found = list(VaultCompleter(session).get_completions(Document("cd red"), CompleteEvent()))
+    assert [c.text for c in found] == ["$'red\\033[31m!\\033[0m/'"]
+    assert split_line(found[0].text) == [HOSTILE_DIR + "/"]
+    assert found[0].display_text == SHOWN[HOSTILE_DIR] + "/"
