@@ -341,7 +341,7 @@ def tmux_session() -> Iterator[str]:
     subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
 
 
-def test_hostile_names_in_a_real_terminal_change_no_title_and_show_escaped(
+def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_escaped(
     hostile: Vault, passfile: Path, tmp_path: Path, tmux_session: str
 ) -> None:
     status = tmp_path / "status"
@@ -350,32 +350,42 @@ def test_hostile_names_in_a_real_terminal_change_no_title_and_show_escaped(
         f"cd {repo} && {sys.executable} -m vaultsh --passfile {passfile} {hostile.cipherdir};"
         f" echo exit=$? > {status}"
     )
-    tmux("new-session", "-d", "-s", tmux_session, "-x", "140", "-y", "40")
+    window = tmux(
+        "new-session", "-d", "-P", "-F", "#{window_id}", "-s", tmux_session, "-x", "140", "-y", "40"
+    )
+    target = window.strip()
     tmux("set-option", "-t", tmux_session, "window-size", "manual")
-    tmux("resize-window", "-t", tmux_session, "-x", "140", "-y", "40")
-    # Titles and bells are what a hostile name would change: tmux records both.
+    tmux("resize-window", "-t", target, "-x", "140", "-y", "40")
+    # Titles and bells are what a hostile name would change, and tmux records both: the pane
+    # title, and a bell flag on a window that is not the current one (hence a second window).
     tmux("set-option", "-t", tmux_session, "allow-rename", "on")
-    tmux("select-pane", "-t", tmux_session, "-T", "before")
-    tmux("send-keys", "-t", tmux_session, "-l", command)
-    tmux("send-keys", "-t", tmux_session, "Enter")
+    tmux("select-pane", "-t", target, "-T", "before")
+    tmux("new-window", "-t", tmux_session)
+    tmux("send-keys", "-t", target, "-l", command)
+    tmux("send-keys", "-t", target, "Enter")
 
-    screen = wait_screen(tmux_session, lambda s: "plain.txt" in s and "bell" in s)
+    def flag(name: str) -> str:
+        return tmux("display-message", "-p", "-t", target, f"#{{{name}}}").strip()
+
+    screen = wait_screen(target, lambda s: "plain.txt" in s and "bell" in s)
+    assert flag("pane_title") == "before"
+    assert flag("window_bell_flag") == "0"
     assert "$'\\033]0;PWNED\\atitle.txt'" in screen
     assert "$'bad\\377\\376.txt'" in screen
     assert "$'csi\\302\\23331m.txt'" in screen
+    assert "$'bell\\a.txt'" in screen
     assert "Plain" in screen and "Cipher" in screen  # \x1b[2J did not wipe the panes
-    title = tmux("display-message", "-p", "-t", tmux_session, "#{pane_title}").strip()
-    assert "PWNED" not in title
     # The link's target shows in the info panel when the cursor is on it.
     for _ in range(len(HOSTILE_FILES) + 3):
-        shown = info_title(capture(tmux_session))
+        shown = info_title(capture(target))
         if "link" in shown:
             break
-        tmux("send-keys", "-t", tmux_session, "j")
-        wait_screen(tmux_session, lambda s, shown=shown: info_title(s) != shown)  # type: ignore[misc]
-    screen = wait_screen(tmux_session, lambda s: "$'\\033]0;PWNED\\atarget'" in s)
-    assert "PWNED" not in tmux("display-message", "-p", "-t", tmux_session, "#{pane_title}")
-    tmux("send-keys", "-t", tmux_session, "q")
+        tmux("send-keys", "-t", target, "j")
+        wait_screen(target, lambda s, shown=shown: info_title(s) != shown)  # type: ignore[misc]
+    wait_screen(target, lambda s: "$'\\033]0;PWNED\\atarget'" in s)
+    assert flag("pane_title") == "before"
+    assert flag("window_bell_flag") == "0"
+    tmux("send-keys", "-t", target, "q")
     deadline = time.monotonic() + 30
     while not status.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
