@@ -45,6 +45,7 @@ C1_CSI = "csi\x9b31m.txt"
 INVALID_UTF8 = os.fsdecode(b"bad\xff\xfe.txt")
 HOSTILE_DIR = "red\x1b[31m!\x1b[0m"
 LINK_TARGET = "\x1b]0;PWNED\x07target"
+STRAY = "\x1b]0;STRAY\x07"  # a name on disk that is not a vault object
 HOSTILE_FILES = [TITLE, WIPE, BELL, CR, CLIPBOARD, C1_CSI, INVALID_UTF8]
 
 # How each is shown: GNU ls's $'...' form.
@@ -58,6 +59,7 @@ SHOWN = {
     INVALID_UTF8: "$'bad\\377\\376.txt'",
     HOSTILE_DIR: "$'red\\033[31m!\\033[0m'",
     LINK_TARGET: "$'\\033]0;PWNED\\atarget'",
+    STRAY: "$'\\033]0;STRAY\\a'",
 }
 
 
@@ -91,6 +93,7 @@ def make_hostile_vault(root: Path) -> Vault:
     vault.write_file(f"{HOSTILE_DIR}/{TITLE}", b"deeper\n")
     vault.symlink(LINK_TARGET, "link")
     vault.write_file("plain.txt", b"ordinary\n")
+    (root / STRAY).write_bytes(b"dropped into the cipher dir by hand or by a sync tool")
     return vault
 
 
@@ -125,6 +128,8 @@ def test_cli_ls_shows_names_and_link_targets_escaped(hostile: Vault, passfile: P
         for name in HOSTILE_FILES:
             assert SHOWN[name] in text, (flags, name)
         assert "plain.txt" in text and "'plain.txt'" not in text  # plain names unchanged
+    every = vaultsh("ls", "-a", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
+    assert f"?{SHOWN[STRAY]}  (undecryptable" in every
     long = vaultsh("ls", "-l", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
     assert f"link -> {SHOWN[LINK_TARGET]}" in long
     recursive = vaultsh("ls", "-R", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
@@ -229,6 +234,8 @@ async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vau
         for name in HOSTILE_FILES:
             assert SHOWN[name] in plain, name
         assert SHOWN[HOSTILE_DIR] + "/" in plain
+        cipher = "\n".join(row_text(screen.cipher, e) for e in screen.cipher.rows)
+        assert SHOWN[STRAY] in cipher
 
         link_row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == "link")
         screen.plain.move_to(link_row)
@@ -240,6 +247,14 @@ async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vau
         title_row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == TITLE)
         screen.plain.move_to(title_row)
         await wait_for(pilot, lambda: "title.txt" in str(panel.border_title))
+        assert_terminal_safe(str(panel.border_title))
+
+        await pilot.press("tab")  # the cipher pane: the stray's diagnosis names it
+        stray_row = next(i for i, e in enumerate(screen.cipher.rows) if e.cipher_name == STRAY)
+        screen.cipher.move_to(stray_row)
+        await wait_for(pilot, lambda: "STRAY" in panel.plain_text())
+        assert SHOWN[STRAY] in panel.plain_text()
+        assert_terminal_safe(panel.plain_text())
         assert_terminal_safe(str(panel.border_title))
 
         app.log_line(f"cannot open /{CLIPBOARD}", "error")  # the log's one way in

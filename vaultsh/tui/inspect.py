@@ -120,7 +120,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
         _kv(table, "Size", f"{st.size:,} bytes{human}, {st.cipher_size:,} on disk")
     _kv(table, "Modified", short_time(st.mtime_ns))
     _kv(table, "Mode", _mode(st.mode))
-    _kv(table, "On disk", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    _kv(table, "On disk", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
     parts: list[RenderableType] = [table]
     if st.kind == "symlink":
         try:
@@ -162,7 +162,7 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
         return diagnose_bad(vault, cdir, entry)
     table = _table()
     cpath = cdir / entry.cipher_name
-    _kv(table, "On disk", entry.cipher_name)
+    _kv(table, "On disk", quote_name(entry.cipher_name))
     parts: list[RenderableType] = [table]
     if entry.role == ROLE_DIRIV:
         _kv(table, "Role", "directory IV: the EME tweak for every name in this directory (§6.5)")
@@ -307,7 +307,7 @@ def xray_content(
 def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
     """Why a name on disk is not a vault object, and what it probably is."""
     table = _table()
-    _kv(table, "On disk", entry.cipher_name)
+    _kv(table, "On disk", quote_name(entry.cipher_name))
     _kv(table, "Problem", Text(entry.error or "does not decrypt", style="bold red"))
     name = entry.cipher_name
     original = conflict_original(name)
@@ -368,7 +368,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
         _kv(table, "Size", f"{st.st_size:,} bytes{human}, {in_view:,} in the encrypted view")
     _kv(table, "Modified", short_time(st.st_mtime_ns))
     _kv(table, "Mode", _mode(st.st_mode))
-    _kv(table, "In view", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    _kv(table, "In view", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
     parts: list[RenderableType] = [table]
     if stat_mod.S_ISLNK(st.st_mode):
         try:
@@ -389,7 +389,7 @@ def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> Re
     """The x-ray of an entry of the encrypted view, computed from the plain file (§9.2, §9.3)."""
     ve = entry.view_entry
     table = _table()
-    _kv(table, "In view", entry.cipher_name)
+    _kv(table, "In view", quote_name(entry.cipher_name))
     if ve is None:
         return table
     if entry.role == ROLE_DIRIV:
