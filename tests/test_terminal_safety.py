@@ -438,3 +438,10 @@ def test_completion_inserts_a_hostile_name_in_its_escaped_form(hostile: Vault) -
     assert [c.text for c in found] == ["$'red\\033[31m!\\033[0m/'"]
     assert split_line(found[0].text) == [HOSTILE_DIR + "/"]
     assert found[0].display_text == SHOWN[HOSTILE_DIR] + "/"
+
+
+def test_shell_cat_shows_crlf_text_plainly_and_escapes_in_file_controls(hostile: Vault) -> None:
+    hostile.write_file("dos.txt", b"first\r\nclear\x1b[2J here\r\n")
+    sh = Shell(hostile)
+    sh.type("cat dos.txt\n\x04")
+    assert sh.lines() == ["first", "clear$'\\033'[2J here"]

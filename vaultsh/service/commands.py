@@ -326,7 +326,8 @@ def cat_file(session: Session, path: str) -> int:
         lines = (pending + decoder.decode(chunk)).split("\n")
         pending = lines.pop()
         for line in lines:
-            io.write(line)
+            # CRLF ends a line too; a front-end shows any other control character escaped.
+            io.write(line.removesuffix("\r"))
     pending += decoder.decode(b"", final=True)
     if pending:
         io.write(pending)
