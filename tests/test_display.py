@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+import sys
 
 import pytest
 
-from vaultsh.vault.display import has_unsafe_chars, quote_name, safe_text
+from vaultsh.vault.display import SafeLogFormatter, has_unsafe_chars, quote_name, safe_text
 
 # Names a hostile cipher directory can carry, and how GNU ls shows each on a terminal.
 HOSTILE = [
@@ -83,3 +85,16 @@ def test_messages_escape_each_unsafe_run_in_place_and_keep_tabs() -> None:
 def test_a_quoted_name_inside_a_message_is_left_alone() -> None:
     shown = quote_name("\x1b[2J")
     assert safe_text(f"cannot open {shown}") == f"cannot open {shown}"
+
+
+def test_log_lines_and_their_tracebacks_show_names_escaped() -> None:
+    formatter = SafeLogFormatter("%(levelname)s: %(message)s")
+    record = logging.LogRecord("w", logging.WARNING, __file__, 1, "%s: skipped", ("/a\x1b]0;X\x07",), None)
+    assert formatter.format(record) == "WARNING: /a$'\\033']0;X$'\\a': skipped"
+    try:
+        raise ValueError("bad \x1b[2J name")
+    except ValueError:
+        failed = logging.LogRecord("w", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    lines = formatter.format(failed).split("\n")
+    assert lines[0] == "ERROR: boom" and lines[1].startswith("Traceback")
+    assert lines[-1] == "ValueError: bad $'\\033'[2J name"

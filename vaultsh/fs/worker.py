@@ -399,11 +399,13 @@ def _early_stop(signum: int, frame: FrameType | None) -> None:
 
 
 def _setup_logging(foreground: bool) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO if foreground else logging.WARNING,
-        format="%(asctime)s vaultsh-worker[%(process)d] %(levelname)s: %(message)s",
-    )
+    from vaultsh.vault.display import SafeLogFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    # Log lines carry decrypted names and paths: shown escaped, never raw on a terminal.
+    line = "%(asctime)s vaultsh-worker[%(process)d] %(levelname)s: %(message)s"
+    handler.setFormatter(SafeLogFormatter(line))
+    logging.basicConfig(handlers=[handler], level=logging.INFO if foreground else logging.WARNING)
 
 
 def run(cfg: WorkerConfig) -> int:

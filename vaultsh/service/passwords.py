@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vaultsh.vault.config import MAX_PASSWORD_LEN
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import MasterKeyError, ReadPasswordError, UsageError
 from vaultsh.vault.keys import parse_master_key
 
 
 def warn(message: str) -> None:
-    print(f"vaultsh: warning: {message}", file=sys.stderr)
+    print(f"vaultsh: warning: {safe_text(message)}", file=sys.stderr)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -31,6 +30,7 @@ from vaultsh.service.commands import (
     keeps_history,
     run_line,
     show,
+    split_line,
 )
 from vaultsh.service.transfer import Cancelled
 from vaultsh.vault.display import quote_name, safe_text
@@ -79,7 +79,7 @@ class VaultCompleter(Completer):
 def _last_name(candidate: str) -> str:
     """What the menu shows for a candidate: its last path component, unquoted unless a
     terminal would act on it (then in $'...' form; the inserted text stays exact)."""
-    plain = shlex.split(candidate)[0] if candidate else candidate
+    plain = split_line(candidate)[0] if candidate else candidate
     is_dir = plain.endswith("/")
     name = quote_name(plain.rstrip("/").rsplit("/", 1)[-1])
     return name + "/" if is_dir else name

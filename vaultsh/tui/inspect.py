@@ -27,7 +27,7 @@ from vaultsh.tui.panes import (
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.conflicts import conflict_original
 from vaultsh.vault.content import HEADER_LEN, ContentCodec
-from vaultsh.vault.display import safe_text
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
@@ -91,7 +91,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
     """What the plain pane's selection is: facts, then a preview of its first bytes."""
     table = _table()
     cpath = cdir / entry.cipher_name
-    _kv(table, "Path", "/" + plain_path)
+    _kv(table, "Path", quote_name("/" + plain_path))
     try:
         st = vault.stat_cipher(cpath, plain_path)
     except VaultError as e:
@@ -104,11 +104,11 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
         _kv(table, "Size", f"{st.size:,} bytes{human}, {st.cipher_size:,} on disk")
     _kv(table, "Modified", short_time(st.mtime_ns))
     _kv(table, "Mode", _mode(st.mode))
-    _kv(table, "On disk", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    _kv(table, "On disk", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
     parts: list[RenderableType] = [table]
     if st.kind == "symlink":
         try:
-            _kv(table, "Target", vault.readlink_cipher(cpath, plain_path))
+            _kv(table, "Target", quote_name(vault.readlink_cipher(cpath, plain_path)))
         except VaultError as e:
             _kv(table, "Target", Text(str(e), style="red"))
     elif st.kind == "file":
@@ -146,7 +146,7 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
         return diagnose_bad(vault, cdir, entry)
     table = _table()
     cpath = cdir / entry.cipher_name
-    _kv(table, "On disk", entry.cipher_name)
+    _kv(table, "On disk", quote_name(entry.cipher_name))
     parts: list[RenderableType] = [table]
     if entry.role == ROLE_DIRIV:
         _kv(table, "Role", "directory IV: the EME tweak for every name in this directory (§6.5)")
@@ -291,7 +291,7 @@ def xray_content(
 def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
     """Why a name on disk is not a vault object, and what it probably is."""
     table = _table()
-    _kv(table, "On disk", entry.cipher_name)
+    _kv(table, "On disk", quote_name(entry.cipher_name))
     _kv(table, "Problem", Text(entry.error or "does not decrypt", style="bold red"))
     name = entry.cipher_name
     original = conflict_original(name)
@@ -338,7 +338,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
     """A plain file of a reverse-mode folder: facts, its name in the view, its first bytes."""
     table = _table()
     path = view.plaindir / plain_path
-    _kv(table, "Path", "/" + plain_path)
+    _kv(table, "Path", quote_name("/" + plain_path))
     try:
         st = os.lstat(path)
     except OSError as e:
@@ -352,11 +352,11 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
         _kv(table, "Size", f"{st.st_size:,} bytes{human}, {in_view:,} in the encrypted view")
     _kv(table, "Modified", short_time(st.st_mtime_ns))
     _kv(table, "Mode", _mode(st.st_mode))
-    _kv(table, "In view", entry.cipher_name + (" (long name, §6.7)" if entry.long_name else ""))
+    _kv(table, "In view", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
     parts: list[RenderableType] = [table]
     if stat_mod.S_ISLNK(st.st_mode):
         try:
-            _kv(table, "Target", os.readlink(path))
+            _kv(table, "Target", quote_name(os.readlink(path)))
         except OSError as e:
             _kv(table, "Target", Text(e.strerror or str(e), style="red"))
     elif stat_mod.S_ISREG(st.st_mode):
@@ -373,7 +373,7 @@ def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> Re
     """The x-ray of an entry of the encrypted view, computed from the plain file (§9.2, §9.3)."""
     ve = entry.view_entry
     table = _table()
-    _kv(table, "In view", entry.cipher_name)
+    _kv(table, "In view", quote_name(entry.cipher_name))
     if ve is None:
         return table
     if entry.role == ROLE_DIRIV:

@@ -65,7 +65,7 @@ class PasswordScreen(ModalScreen[T | None], Generic[T]):
         self.query_one("#password", Input).focus()
 
     def _error(self, message: str) -> None:
-        self.query_one("#dialog-error", Label).update(message)
+        self.query_one("#dialog-error", Label).update(Text(safe_text(message)))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -331,7 +331,7 @@ class TransferBar(Horizontal):
         yield Label("Esc cancels", id="transfer-hint")
 
     def start(self, label: str, total: int | None) -> None:
-        self.query_one("#transfer-label", Label).update(label)
+        self.query_one("#transfer-label", Label).update(Text(safe_text(label)))
         self.query_one(ProgressBar).update(total=total, progress=0)
         self.display = True
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -29,6 +30,7 @@ from vaultsh.service.strength import WEAK_BITS, Strength, estimate
 from vaultsh.service.vaults import CreatedVault, InitOptions, create_vault
 from vaultsh.tui.themes import DEFAULT_THEME, load_themes, theme_variable_defaults
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME
+from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
 from vaultsh.vault.keys import LONGNAME_MAX_DEFAULT, format_master_key
 
@@ -406,7 +408,8 @@ class NewVaultScreen(ModalScreen[Path | None]):
 
     @on(Failed)
     def _on_failed(self, message: Failed) -> None:
-        self.query_one("#options-error", Static).update(f"The vault was not created: {message.reason}")
+        reason = Text(safe_text(f"The vault was not created: {message.reason}"))  # as text, not markup
+        self.query_one("#options-error", Static).update(reason)
         self._show("step-options", "#directory")
 
     # -- step 3: master key -----------------------------------------------------------------
@@ -423,9 +426,8 @@ class NewVaultScreen(ModalScreen[Path | None]):
             "-".join(groups[:half]) + "-\n" + "-".join(groups[half:])
         )
         what = "reverse-mode config" if created.reverse else "vault"
-        self.query_one("#created-label", Static).update(
-            f"The {what} has been created in {created.path} ({created.conf.options.content_encryption})."
-        )
+        where = f"{safe_text(str(created.path))} ({created.conf.options.content_encryption})"
+        self.query_one("#created-label", Static).update(Text(f"The {what} has been created in {where}."))
         self._show("step-key", "#key-confirm")
 
     @on(Button.Pressed, "#key-done")

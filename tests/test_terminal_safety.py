@@ -1,0 +1,447 @@
+"""Hostile names (escapes, BEL, CR, OSC 52, C1, invalid UTF-8) never reach a terminal raw.
+
+Through `vaultsh ls` / `decrypt-paths`, the shell, the TUI (Pilot and a real tmux terminal);
+the machine forms (`-0`) keep the exact bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gocryptfs_harness import skip_or_fail
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
+from test_shell import Shell
+from test_tui_app import row_text, unlocked_app, wait_for
+from test_tui_e2e import capture, tmux, wait_screen
+from textual.worker import WorkerFailed
+
+from vaultsh.service.commands import Session, split_line
+from vaultsh.shell.repl import ShellIO, VaultCompleter, prompt_text
+from vaultsh.tui.app import MainScreen, VaultApp
+from vaultsh.tui.inspect import InfoPanel
+from vaultsh.tui.screens import PromptScreen
+from vaultsh.vault.vault import Vault
+
+MASTER_KEY = bytes(range(32))
+PASSWORD = b"terminal safety"
+
+TITLE = "\x1b]0;PWNED\x07title.txt"
+WIPE = "\x1b[2J\x1b[Hwipe.txt"
+BELL = "bell\x07.txt"
+CR = "fake\rreal.txt"
+CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4=\x07clip.txt"
+C1_CSI = "csi\x9b31m.txt"
+INVALID_UTF8 = os.fsdecode(b"bad\xff\xfe.txt")
+HOSTILE_DIR = "red\x1b[31m!\x1b[0m"
+LINK_TARGET = "\x1b]0;PWNED\x07target"
+STRAY = "\x1b]0;STRAY\x07"  # a name on disk that is not a vault object
+HOSTILE_FILES = [TITLE, WIPE, BELL, CR, CLIPBOARD, C1_CSI, INVALID_UTF8]
+
+# How each is shown: GNU ls's $'...' form.
+SHOWN = {
+    TITLE: "$'\\033]0;PWNED\\atitle.txt'",
+    WIPE: "$'\\033[2J\\033[Hwipe.txt'",
+    BELL: "$'bell\\a.txt'",
+    CR: "$'fake\\rreal.txt'",
+    CLIPBOARD: "$'\\033]52;c;cm0gLXJmIH4=\\aclip.txt'",
+    C1_CSI: "$'csi\\302\\23331m.txt'",
+    INVALID_UTF8: "$'bad\\377\\376.txt'",
+    HOSTILE_DIR: "$'red\\033[31m!\\033[0m'",
+    LINK_TARGET: "$'\\033]0;PWNED\\atarget'",
+    STRAY: "$'\\033]0;STRAY\\a'",
+}
+
+
+def terminal_unsafe(text: str) -> list[str]:
+    """Characters a terminal acts on: C0 but newline, DEL, C1, lone surrogates, bidi overrides.
+
+    Written independently of vaultsh.vault.display, which is what is being checked.
+    """
+    return [
+        ch
+        for ch in text
+        if (ord(ch) < 0x20 and ch != "\n")
+        or 0x7F <= ord(ch) < 0xA0
+        or 0xD800 <= ord(ch) <= 0xDFFF
+        or 0x202A <= ord(ch) <= 0x202E
+    ]
+
+
+def assert_terminal_safe(data: bytes | str) -> None:
+    text = data.decode("utf-8") if isinstance(data, bytes) else data  # strict: no invalid UTF-8
+    assert terminal_unsafe(text) == [], text
+
+
+def make_hostile_vault(root: Path) -> Vault:
+    root.mkdir(parents=True)
+    Vault.init(root, PASSWORD, master_key=MASTER_KEY, logn=10)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    for name in HOSTILE_FILES:
+        vault.write_file(name, b"hostile\n")
+    vault.mkdir(HOSTILE_DIR)
+    vault.write_file(f"{HOSTILE_DIR}/{TITLE}", b"deeper\n")
+    vault.symlink(LINK_TARGET, "link")
+    vault.write_file("plain.txt", b"ordinary\n")
+    (root / STRAY).write_bytes(b"dropped into the cipher dir by hand or by a sync tool")
+    return vault
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Vault:
+    return make_hostile_vault(tmp_path / "vault")
+
+
+@pytest.fixture
+def passfile(tmp_path: Path) -> Path:
+    p = tmp_path / "pw"
+    p.write_bytes(PASSWORD + b"\n")
+    return p
+
+
+def vaultsh(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "vaultsh", *args], input=stdin, capture_output=True, timeout=120, check=False
+    )
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_ls_shows_names_and_link_targets_escaped(hostile: Vault, passfile: Path) -> None:
+    for flags in (["-l"], ["-R"], ["-la", "--cipher"]):
+        out = vaultsh("ls", *flags, "--passfile", str(passfile), str(hostile.cipherdir))
+        assert out.returncode == 0, out.stderr
+        assert_terminal_safe(out.stdout)
+        assert_terminal_safe(out.stderr)
+        text = out.stdout.decode()
+        for name in HOSTILE_FILES:
+            assert SHOWN[name] in text, (flags, name)
+        assert "plain.txt" in text and "'plain.txt'" not in text  # plain names unchanged
+    every = vaultsh("ls", "-a", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
+    assert f"?{SHOWN[STRAY]}  (undecryptable" in every
+    long = vaultsh("ls", "-l", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
+    assert f"link -> {SHOWN[LINK_TARGET]}" in long
+    recursive = vaultsh("ls", "-R", "--passfile", str(passfile), str(hostile.cipherdir)).stdout.decode()
+    assert "$'/red\\033[31m!\\033[0m':" in recursive  # the dir heading is quoted whole
+
+
+def test_cli_errors_that_name_a_hostile_path_are_escaped(hostile: Vault, passfile: Path) -> None:
+    out = vaultsh("cat", "--passfile", str(passfile), str(hostile.cipherdir), f"{TITLE}-missing")
+    assert out.returncode != 0
+    assert_terminal_safe(out.stderr)
+    assert out.stderr.decode().count("\n") == 1
+    assert "$'\\033']0;PWNED$'\\a'title.txt-missing" in out.stderr.decode()
+    out = vaultsh("ls", "--passfile", str(passfile), str(hostile.cipherdir), "--bogus\x1b]0;x\x07")
+    assert out.returncode == 1
+    assert_terminal_safe(out.stderr)
+
+
+def test_decrypt_paths_escapes_for_people_and_keeps_exact_bytes_with_null(
+    hostile: Vault, passfile: Path
+) -> None:
+    names = [*HOSTILE_FILES, f"{HOSTILE_DIR}/{TITLE}", "plain.txt"]
+    ciphers = [hostile.cipher_path(n).relative_to(hostile.cipherdir).as_posix() for n in names]
+
+    shown = vaultsh("decrypt-paths", "--passfile", str(passfile), str(hostile.cipherdir), *ciphers)
+    assert shown.returncode == 0, shown.stderr
+    assert_terminal_safe(shown.stdout)
+    lines = shown.stdout.decode().splitlines()
+    assert lines[: len(HOSTILE_FILES)] == [SHOWN[n] for n in HOSTILE_FILES]
+    assert lines[-1] == "plain.txt"
+
+    exact = vaultsh("decrypt-paths", "-0", "--passfile", str(passfile), str(hostile.cipherdir), *ciphers)
+    assert exact.returncode == 0, exact.stderr
+    assert exact.stdout == b"".join(os.fsencode(n) + b"\0" for n in names)
+
+    # NUL-separated in as well: plain bytes -> cipher paths -> the same plain bytes.
+    plain_in = b"".join(os.fsencode(n) + b"\0" for n in names)
+    enc = vaultsh(
+        "encrypt-paths", "--null", "--passfile", str(passfile), str(hostile.cipherdir), stdin=plain_in
+    )
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stdout == b"".join(c.encode() + b"\0" for c in ciphers)
+    dec = vaultsh(
+        "decrypt-paths", "-0", "--passfile", str(passfile), str(hostile.cipherdir), stdin=enc.stdout
+    )
+    assert dec.stdout == plain_in
+
+
+def test_masterkey_from_stdin_leaves_the_null_separated_paths_after_it(hostile: Vault) -> None:
+    cipher = hostile.cipher_path(INVALID_UTF8).relative_to(hostile.cipherdir).as_posix()
+    stdin = MASTER_KEY.hex().encode() + b"\n" + cipher.encode() + b"\0"
+    out = vaultsh("decrypt-paths", "-0", "--masterkey", "-", str(hostile.cipherdir), stdin=stdin)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == os.fsencode(INVALID_UTF8) + b"\0"
+
+
+# -- the shell ---------------------------------------------------------------------------------
+
+
+def test_shell_ls_cd_and_errors_show_hostile_names_escaped(hostile: Vault) -> None:
+    sh = Shell(hostile)
+    sh.type("ls\nls -l\ncat nope\x07\ncd red\t\npwd\nls\n\x04")
+    out, err = sh.out.getvalue(), sh.err.getvalue()
+    assert_terminal_safe(out)
+    assert_terminal_safe(err)
+    for name in HOSTILE_FILES:
+        assert SHOWN[name] in out
+    assert f"link -> {SHOWN[LINK_TARGET]}" in out
+    assert "/" + HOSTILE_DIR not in out and "/red$'\\033'[31m!$'\\033'[0m" in out  # pwd
+    assert sh.session is not None and sh.session.cwd == HOSTILE_DIR  # completion inserted the exact name
+    assert_terminal_safe(prompt_text(sh.session))
+
+
+def test_shell_completion_menu_shows_escaped_names_and_inserts_exact_ones(hostile: Vault) -> None:
+    session = Session(hostile, hostile.cipherdir, ShellIO(io.StringIO(), io.StringIO()))
+    found = list(VaultCompleter(session).get_completions(Document("cat csi"), CompleteEvent()))
+    assert len(found) == 1
+    assert found[0].display_text == SHOWN[C1_CSI]
+    assert split_line(found[0].text) == [C1_CSI]  # what the line then holds is the real name
+    assert found[0].text == SHOWN[C1_CSI]  # typed in escaped form, never raw
+    sh = Shell(hostile)
+    sh.type("cat csi\t\n\x04")
+    assert sh.lines() == ["hostile"]
+
+
+# -- the TUI (Pilot) ---------------------------------------------------------------------------
+
+
+def pane_lines(screen: MainScreen) -> list[str]:
+    return [row_text(lst, e) for lst in (screen.plain, screen.cipher) for e in lst.rows]
+
+
+@pytest.mark.asyncio
+async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vault) -> None:
+    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await unlocked_app(pilot, app)
+        screen = app.main
+        lines = pane_lines(screen)
+        for line in lines:
+            assert_terminal_safe(line)
+        plain = "\n".join(row_text(screen.plain, e) for e in screen.plain.rows)
+        for name in HOSTILE_FILES:
+            assert SHOWN[name] in plain, name
+        assert SHOWN[HOSTILE_DIR] + "/" in plain
+        cipher = "\n".join(row_text(screen.cipher, e) for e in screen.cipher.rows)
+        assert SHOWN[STRAY] in cipher
+
+        link_row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == "link")
+        screen.plain.move_to(link_row)
+        panel = screen.query_one("#info", InfoPanel)
+        await wait_for(pilot, lambda: "Target" in panel.plain_text())
+        assert SHOWN[LINK_TARGET] in panel.plain_text()
+        assert_terminal_safe(panel.plain_text())
+
+        title_row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == TITLE)
+        screen.plain.move_to(title_row)
+        await wait_for(pilot, lambda: "title.txt" in str(panel.border_title))
+        assert_terminal_safe(str(panel.border_title))
+
+        await pilot.press("tab")  # the cipher pane: the stray's diagnosis names it
+        stray_row = next(i for i, e in enumerate(screen.cipher.rows) if e.cipher_name == STRAY)
+        screen.cipher.move_to(stray_row)
+        await wait_for(pilot, lambda: "STRAY" in panel.plain_text())
+        assert SHOWN[STRAY] in panel.plain_text()
+        assert_terminal_safe(panel.plain_text())
+        assert_terminal_safe(str(panel.border_title))
+
+        app.log_line(f"cannot open /{CLIPBOARD}", "error")  # the log's one way in
+        assert_terminal_safe("\n".join(app.log_lines))
+        await pilot.pause()
+
+        svg = app.export_screenshot()
+        assert_terminal_safe(svg)
+        assert "PWNED" in svg  # the names are there, escaped
+
+
+@pytest.mark.asyncio
+async def test_tui_rename_dialog_does_not_put_a_hostile_name_in_the_input(hostile: Vault) -> None:
+    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await unlocked_app(pilot, app)
+        screen = app.main
+        row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == WIPE)
+        screen.plain.move_to(row)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        dialog = app.screen
+        assert isinstance(dialog, PromptScreen)
+        assert dialog.value == "" and dialog.placeholder == SHOWN[WIPE]
+        assert_terminal_safe(app.export_screenshot())
+        await pilot.press(*"calm.txt", "enter")
+        await wait_for(pilot, lambda: hostile.exists("calm.txt"))
+        assert not hostile.exists(WIPE)
+
+
+# -- the last-resort error handler -------------------------------------------------------------
+
+
+class _Boom(RuntimeError):
+    pass
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_a_worker_is_one_log_line_and_the_app_goes_on(
+    hostile: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultsh.tui import app as app_module
+
+    def describe_plain(*args: Any) -> Any:
+        password = "hunter2-in-a-local"  # what Textual's traceback would have drawn
+        raise _Boom(f"boom {len(password)}")
+
+    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
+    with pytest.raises(WorkerFailed) as raised:  # run_test re-raises what reached the handler
+        async with app.run_test(size=(140, 40)) as pilot:
+            await unlocked_app(pilot, app)
+            monkeypatch.setattr(app_module, "describe_plain", describe_plain)
+            app.main.plain.move_to(1)
+            await wait_for(pilot, lambda: any("internal error" in line for line in app.log_lines))
+            assert app.return_code is None  # still running
+            line = next(line for line in app.log_lines if "internal error" in line)
+            assert line == "internal error (_Boom: boom 18); VAULTSH_DEBUG=1 shows details"
+            assert "hunter2" not in app.export_screenshot()
+            app.main.plain.move_to(0)
+            await pilot.press("q")
+    assert "boom" in str(raised.value)
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_a_handler_ends_the_app_with_one_line(
+    hostile: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: MainScreen) -> None:
+        secret_preview = "hunter2-preview"
+        raise _Boom(f"handler {len(secret_preview)}")
+
+    monkeypatch.setattr(MainScreen, "action_switch_pane", broken)
+    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
+    exit_text: list[str] = []
+    with pytest.raises(_Boom):
+        async with app.run_test(size=(140, 40)) as pilot:
+            await unlocked_app(pilot, app)
+            await pilot.press("tab")
+            await wait_for(pilot, lambda: app.return_code is not None)
+            exit_text.extend(str(r) for r in app._exit_renderables)
+    assert app.return_code == 11
+    assert exit_text == ["vaultsh: internal error (_Boom: handler 15); VAULTSH_DEBUG=1 shows details"]
+
+
+# -- a real terminal -------------------------------------------------------------------------
+
+
+def info_title(screen: str) -> str:
+    """The info panel's title line (it names the entry under the cursor)."""
+    return next((line for line in screen.splitlines() if "Preview  " in line), "")
+
+
+@pytest.fixture
+def tmux_session() -> Iterator[str]:
+    if shutil.which("tmux") is None:
+        skip_or_fail("tmux is not installed (Debian package tmux)")
+    name = f"vaultsh-safe-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
+
+
+def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_escaped(
+    hostile: Vault, passfile: Path, tmp_path: Path, tmux_session: str
+) -> None:
+    status = tmp_path / "status"
+    repo = Path(__file__).resolve().parents[1]
+    command = (
+        f"cd {repo} && {sys.executable} -m vaultsh --passfile {passfile} {hostile.cipherdir};"
+        f" echo exit=$? > {status}"
+    )
+    window = tmux(
+        "new-session", "-d", "-P", "-F", "#{window_id}", "-s", tmux_session, "-x", "140", "-y", "40"
+    )
+    target = window.strip()
+    tmux("set-option", "-t", tmux_session, "window-size", "manual")
+    tmux("resize-window", "-t", target, "-x", "140", "-y", "40")
+    # Titles and bells are what a hostile name would change, and tmux records both: the pane
+    # title, and a bell flag on a window that is not the current one (hence a second window).
+    tmux("set-option", "-t", tmux_session, "allow-rename", "on")
+    tmux("select-pane", "-t", target, "-T", "before")
+    tmux("new-window", "-t", tmux_session)
+    tmux("send-keys", "-t", target, "-l", command)
+    tmux("send-keys", "-t", target, "Enter")
+
+    def flag(name: str) -> str:
+        return tmux("display-message", "-p", "-t", target, f"#{{{name}}}").strip()
+
+    screen = wait_screen(target, lambda s: "plain.txt" in s and "bell" in s)
+    assert flag("pane_title") == "before"
+    assert flag("window_bell_flag") == "0"
+    assert "$'\\033]0;PWNED\\atitle.txt'" in screen
+    assert "$'bad\\377\\376.txt'" in screen
+    assert "$'csi\\302\\23331m.txt'" in screen
+    assert "$'bell\\a.txt'" in screen
+    assert "Plain" in screen and "Cipher" in screen  # \x1b[2J did not wipe the panes
+    # The link's target shows in the info panel when the cursor is on it.
+    for _ in range(len(HOSTILE_FILES) + 3):
+        shown = info_title(capture(target))
+        if "link" in shown:
+            break
+        tmux("send-keys", "-t", target, "j")
+        wait_screen(target, lambda s, shown=shown: info_title(s) != shown)  # type: ignore[misc]
+    wait_screen(target, lambda s: "$'\\033]0;PWNED\\atarget'" in s)
+    assert flag("pane_title") == "before"
+    assert flag("window_bell_flag") == "0"
+    tmux("send-keys", "-t", target, "q")
+    deadline = time.monotonic() + 30
+    while not status.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.read_text().strip() == "exit=0"
+
+
+def test_the_escaped_form_ls_shows_can_be_pasted_back_into_the_shell(hostile: Vault) -> None:
+    sh = Shell(hostile)
+    lines = [f"cat {SHOWN[name]}" for name in HOSTILE_FILES]
+    sh.type("\n".join([*lines, f"cd {SHOWN[HOSTILE_DIR]}", f"cat {SHOWN[TITLE]}", "\x04"]) + "\n")
+    assert sh.err.getvalue() == ""
+    assert sh.lines() == ["hostile"] * len(HOSTILE_FILES) + ["deeper"]
+
+
+def test_split_line_reads_bash_quoting(hostile: Vault) -> None:
+    assert split_line("""a 'b c' "d\\"e" f\\ g '' $'x\\ty\\'z' p$'\\302\\233'q""") == [
+        "a",
+        "b c",
+        'd"e',
+        "f g",
+        "",
+        "x\ty'z",
+        "p\x9bq",
+    ]
+    assert split_line("cat $'\\377\\376'") == ["cat", os.fsdecode(b"\xff\xfe")]
+    with pytest.raises(ValueError, match="closing"):
+        split_line("cat $'open")
+    with pytest.raises(ValueError, match="closing"):
+        split_line("cat 'open")
+
+
+def test_completion_inserts_a_hostile_name_in_its_escaped_form(hostile: Vault) -> None:
+    session = Session(hostile, hostile.cipherdir, ShellIO(io.StringIO(), io.StringIO()))
+    found = list(VaultCompleter(session).get_completions(Document("cd red"), CompleteEvent()))
+    assert [c.text for c in found] == ["$'red\\033[31m!\\033[0m/'"]
+    assert split_line(found[0].text) == [HOSTILE_DIR + "/"]
+    assert found[0].display_text == SHOWN[HOSTILE_DIR] + "/"
+
+
+def test_shell_cat_shows_crlf_text_plainly_and_escapes_in_file_controls(hostile: Vault) -> None:
+    hostile.write_file("dos.txt", b"first\r\nclear\x1b[2J here\r\n")
+    sh = Shell(hostile)
+    sh.type("cat dos.txt\n\x04")
+    assert sh.lines() == ["first", "clear$'\\033'[2J here"]
