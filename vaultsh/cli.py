@@ -3,23 +3,45 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vaultsh import __version__
-from vaultsh.service import commands, transfer, vaults
-from vaultsh.service.commands import Session
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
-from vaultsh.vault.reverse import ReverseView
-from vaultsh.vault.vault import Vault
+
+
+def _lazy_module(name: str) -> types.ModuleType:
+    """Module `name`, executed only when one of its attributes is first read."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}", name=name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from vaultsh.service import commands, transfer, vaults
+    from vaultsh.service.commands import Session
+    from vaultsh.vault.vault import Vault
+else:
+    # Loaded on first use, so `vaultsh mount` (whose worker start-up the user waits for)
+    # does not import the offline commands it never runs.
+    commands = _lazy_module("vaultsh.service.commands")
+    transfer = _lazy_module("vaultsh.service.transfer")
+    vaults = _lazy_module("vaultsh.service.vaults")
 
 PROG = "vaultsh"
 
@@ -220,6 +242,8 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _open_vault(args: argparse.Namespace) -> Vault:
+    from vaultsh.vault.vault import Vault
+
     src = _secrets(args)
     root = Path(args.cipherdir)
     if not root.is_dir():
@@ -372,7 +396,7 @@ def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterato
     """A command session on the terminal; the progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
     io = _StdIO(show_bar, label)
-    session = Session(
+    session = commands.Session(
         vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
     )
     try:
@@ -509,6 +533,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         conf = load_config(conf_path) if conf_path.exists() else None
         options = _format_options(args) or (conf.options if conf else None)
         if options is not None:
+            from vaultsh.vault.reverse import ReverseView
+
             ReverseView(root, key, options, conf_path)
     else:
         conf_path = _config_path(args)
@@ -556,7 +582,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
-    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path))
+    return run_shell(lambda io: commands.Session(vault, root, io, config_path=conf_path))
 
 
 def cmd_new(args: argparse.Namespace) -> int:
