@@ -529,18 +529,25 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if args.reverse:
         # The plain dir holds the reverse config (§9.1); prove it can build the view first.
         conf_path = Path(args.config) if args.config else root / REVERSE_CONF_NAME
-        key = _read_key(src, conf_path, args, missing_ok=False)
-        conf = load_config(conf_path) if conf_path.exists() else None
-        options = _format_options(args) or (conf.options if conf else None)
-        if options is not None:
-            from vaultsh.vault.reverse import ReverseView
 
-            ReverseView(root, key, options, conf_path)
+        def read_key() -> bytes:
+            key = _read_key(src, conf_path, args, missing_ok=False)
+            conf = load_config(conf_path) if conf_path.exists() else None
+            options = _format_options(args) or (conf.options if conf else None)
+            if options is not None:
+                from vaultsh.vault.reverse import ReverseView
+
+                ReverseView(root, key, options, conf_path)
+            return key
+
     else:
         conf_path = _config_path(args)
         if conf_path.name == REVERSE_CONF_NAME:
             raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
-        key = _read_key(src, conf_path, args, missing_ok=True)
+
+        def read_key() -> bytes:
+            return _read_key(src, conf_path, args, missing_ok=True)
+
     request = mounts.MountRequest(
         source=root.absolute(),
         mountpoint=Path(args.mountpoint).absolute(),
@@ -553,10 +560,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
     )
-    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode.
+    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode. The
+    # key is read once the worker is starting, so its start-up overlaps the password and scrypt.
     mounts.mount(
         request,
-        key,
+        read_key,
         foreground=args.fg,
         on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
     )
