@@ -102,6 +102,23 @@ def test_notify_closing_from_another_thread_ends_the_wait(
     assert wait_once(framework, r) == "closing"  # and every later wait too
 
 
+def test_idle_only_while_waiting_with_nothing_queued(
+    framework: BlockingFramework, pipe: tuple[int, int]
+) -> None:
+    r, w = pipe
+    assert not framework.idle()  # not waiting at all
+    result: list[str] = []
+    waiter = threading.Thread(target=lambda: result.append(wait_once(framework, r)))
+    waiter.start()
+    deadline = time.monotonic() + WAIT
+    while not framework.idle() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert framework.idle()
+    os.write(w, b"x")
+    waiter.join(WAIT)
+    assert result == ["readable"] and not framework.idle()
+
+
 def test_nursery_runs_started_tasks_in_order(framework: BlockingFramework) -> None:
     seen: list[str] = []
 
