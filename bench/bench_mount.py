@@ -1061,6 +1061,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="py-spy output format; raw (collapsed stacks) gets a hot-spot summary")  # fmt: skip
     p.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per second (200)")
     p.add_argument("--profile-native", action="store_true", help="py-spy --native (C frames too)")
+    p.add_argument("--fsbench", action="store_true",
+                   help="instead of the steps above, run the canonical fsbench.sh on gocryptfs, "
+                        "vaultsh, gocryptfs, ... (--repeat vaultsh runs) and print the ratios")  # fmt: skip
+    p.add_argument("--fsbench-script", type=Path, default=None,
+                   help="path of fsbench.sh ($FSBENCH or /work/shared/bench/fsbench.sh)")  # fmt: skip
+    p.add_argument("--fsbench-size-mb", type=int, default=512, help="fsbench sequential file size (512)")
+    p.add_argument("--vaultsh-tree", action="append", default=[], metavar="LABEL=DIR",
+                   help="with --fsbench: also (or instead) run vaultsh from source tree DIR, shown as "
+                        "vaultsh:LABEL; repeat to compare versions in one alternation")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -1090,6 +1099,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"unknown --only {sorted(bad)}; choose from {','.join(CONTENDERS)}")
     only = [c for c in CONTENDERS if c in only]
     preflight(args, only)
+    if args.fsbench:
+        return fsbench_main(args)
 
     unavailable: dict[str, str] = {}
     if "vaultsh" in only and (why := vaultsh_mount_unavailable()) is not None:
@@ -1174,6 +1185,40 @@ def main(argv: list[str] | None = None) -> int:
     failed = any(r.status != "ok" or any(s.status != "ok" for s in r.steps.values())
                  for runs in results.values() for r in runs)  # fmt: skip
     return 1 if failed else 0
+
+
+def fsbench_main(args: argparse.Namespace) -> int:
+    """`--fsbench`: fsbench.sh alternated between gocryptfs and vaultsh (see fsbench_run.py)."""
+    import fsbench_run
+
+    args.vaultsh_trees = {}
+    for spec in args.vaultsh_tree:
+        label, sep, tree = spec.partition("=")
+        if not sep or not label or not Path(tree, "vaultsh").is_dir():
+            raise SystemExit(f"--vaultsh-tree {spec!r}: want LABEL=DIR with DIR/vaultsh a package")
+        args.vaultsh_trees[label] = Path(tree).resolve()
+    if args.fsbench_script is None:
+        args.fsbench_script = fsbench_run.DEFAULT_SCRIPT
+    if (why := vaultsh_mount_unavailable()) is not None:
+        raise SystemExit(f"vaultsh mount unavailable: {why}")
+    base = args.workdir / f"fsbench-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+    base.mkdir(parents=True)
+    passfile = base / "passfile"
+    passfile.write_text(os.urandom(16).hex() + "\n")
+    passfile.chmod(0o600)
+    try:
+        text, payload, ok = fsbench_run.main(args, base, passfile)
+    finally:
+        if any(os.path.ismount(p) for p in base.glob("*/plain")) or args.keep:
+            log(f"NOT removing {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    print(text)
+    out = args.results.with_name("fsbench-latest.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    log(f"wrote {out}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

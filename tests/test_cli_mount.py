@@ -124,3 +124,36 @@ def test_reverse_mount_shows_the_encrypted_view(
     finally:
         assert vaultsh(env, "unmount", str(mnt)).returncode == 0
     assert not os.path.ismount(mnt)
+
+
+# Runs `python -m vaultsh ARGS` and writes the names of the modules it ran when it exits (a
+# module registered for lazy loading but never used is still a `_LazyModule`).
+RECORDING_CLI = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def record():
+    ran = [n for n, m in sys.modules.items() if type(m).__name__ != "_LazyModule"]
+    open(out, "w").write("\\n".join(sorted(ran)))
+atexit.register(record)
+sys.argv[0] = "vaultsh"
+runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_mount_command_loads_no_interface_or_offline_command_modules(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+) -> None:
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    record = tmp_path / "modules.txt"
+    argv = [sys.executable, "-c", RECORDING_CLI, str(record), "mount", "--passfile", str(passfile)]
+    p = subprocess.run([*argv, str(cipher), str(mnt)], env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert os.path.ismount(mnt)
+    assert vaultsh(env, "unmount", str(mnt)).returncode == 0
+    loaded = set(record.read_text().split())
+    assert "vaultsh.service.mounts" in loaded  # it did run the mount command
+    assert sorted(loaded.intersection({"vaultsh.service.commands", "vaultsh.service.transfer"})) == []
+    top_level = {name.partition(".")[0] for name in loaded}
+    assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []

@@ -432,6 +432,37 @@ def test_short_master_key_is_refused_by_the_worker(vault: tuple[Path, bytes], mn
 
 
 @pytest.mark.usefixtures("fuse")
+def test_key_is_asked_for_while_the_worker_starts(vault: tuple[Path, bytes], mnt: Path) -> None:
+    cipher, key = vault
+    asked: list[set[int]] = []
+
+    def unlock() -> bytes:
+        asked.append(set(mounts._children))  # the worker is already running
+        return key
+
+    info = mounts.mount(MountRequest(cipher, mnt), unlock)
+    try:
+        assert asked == [{info.pid}]
+        assert mounts.mounted_at(mnt)
+    finally:
+        mounts.unmount(mnt)
+
+
+@pytest.mark.usefixtures("fuse")
+def test_failed_unlock_stops_the_started_worker(vault: tuple[Path, bytes], mnt: Path) -> None:
+    cipher, _key = vault
+
+    def unlock() -> bytes:
+        raise MasterKeyError("Password incorrect.")
+
+    with pytest.raises(MasterKeyError, match="Password incorrect"):
+        mounts.mount(MountRequest(cipher, mnt), unlock)
+    assert not mounts.mounted_at(mnt)
+    assert mounts.list_mounts() == []
+    assert mounts._children == {}
+
+
+@pytest.mark.usefixtures("fuse")
 def test_wrong_master_key_is_refused_when_names_exist(vault: tuple[Path, bytes], mnt: Path) -> None:
     cipher, key = vault
     v = Vault.open(cipher, password=PASSWORD)

@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
+import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from vaultsh import __version__
-from vaultsh.service import commands, transfer, vaults
-from vaultsh.service.commands import Session
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
-from vaultsh.vault.reverse import ReverseView
-from vaultsh.vault.vault import Vault
+
+
+def _lazy_module(name: str) -> types.ModuleType:
+    """Module `name`, executed only when one of its attributes is first read."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no module named {name!r}", name=name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from vaultsh.service import commands, transfer, vaults
+    from vaultsh.service.commands import Session
+    from vaultsh.vault.vault import Vault
+else:
+    # Loaded on first use, so `vaultsh mount` (whose worker start-up the user waits for)
+    # does not import the offline commands it never runs.
+    commands = _lazy_module("vaultsh.service.commands")
+    transfer = _lazy_module("vaultsh.service.transfer")
+    vaults = _lazy_module("vaultsh.service.vaults")
 
 PROG = "vaultsh"
 
@@ -246,6 +268,8 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _open_vault(args: argparse.Namespace) -> Vault:
+    from vaultsh.vault.vault import Vault
+
     src = _secrets(args)
     root = Path(args.cipherdir)
     if not root.is_dir():
@@ -411,7 +435,7 @@ def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterato
     """A command session on the terminal; the progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
     io = _StdIO(show_bar, label, null=getattr(args, "null", False))
-    session = Session(
+    session = commands.Session(
         vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
     )
     try:
@@ -599,16 +623,25 @@ def cmd_mount(args: argparse.Namespace) -> int:
     if args.reverse:
         # The plain dir holds the reverse config (§9.1); prove it can build the view first.
         conf_path = Path(args.config) if args.config else root / REVERSE_CONF_NAME
-        key = _read_key(src, conf_path, args, missing_ok=False)
-        conf = load_config(conf_path) if conf_path.exists() else None
-        options = _format_options(args) or (conf.options if conf else None)
-        if options is not None:
-            ReverseView(root, key, options, conf_path)
+
+        def read_key() -> bytes:
+            key = _read_key(src, conf_path, args, missing_ok=False)
+            conf = load_config(conf_path) if conf_path.exists() else None
+            options = _format_options(args) or (conf.options if conf else None)
+            if options is not None:
+                from vaultsh.vault.reverse import ReverseView
+
+                ReverseView(root, key, options, conf_path)
+            return key
+
     else:
         conf_path = _config_path(args)
         if conf_path.name == REVERSE_CONF_NAME:
             raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
-        key = _read_key(src, conf_path, args, missing_ok=True)
+
+        def read_key() -> bytes:
+            return _read_key(src, conf_path, args, missing_ok=True)
+
     request = mounts.MountRequest(
         source=root.absolute(),
         mountpoint=Path(args.mountpoint).absolute(),
@@ -621,10 +654,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
     )
-    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode.
+    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode. The
+    # key is read once the worker is starting, so its start-up overlaps the password and scrypt.
     mounts.mount(
         request,
-        key,
+        read_key,
         foreground=args.fg,
         on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
     )
@@ -651,7 +685,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
     by_key = bool(args.masterkey or args.masterkey_file)
-    return run_shell(lambda io: Session(vault, root, io, config_path=conf_path, by_master_key=by_key))
+    return run_shell(lambda io: commands.Session(vault, root, io, config_path=conf_path, by_master_key=by_key))
 
 
 def cmd_new(args: argparse.Namespace) -> int:

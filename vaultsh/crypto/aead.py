@@ -7,11 +7,6 @@ from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
-from nacl.bindings import (
-    crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
-)
-from nacl.exceptions import CryptoError
 
 TAG_SIZE = 16
 
@@ -95,18 +90,22 @@ class XChaCha20Poly1305:
     overhead = 40
 
     def __init__(self, key: bytes) -> None:
+        # libsodium is loaded only for XChaCha vaults: it costs every other process ~2 MiB.
+        from nacl import bindings, exceptions
+
         self._key = key
+        self._encrypt = bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
+        self._decrypt = bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
+        self._crypto_error = exceptions.CryptoError
 
     def seal(self, plaintext: bytes, ad: bytes, nonce: bytes | None = None) -> bytes:
         if nonce is None:
             nonce = os.urandom(self.nonce_size)
-        return nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, ad, nonce, self._key)
+        return nonce + self._encrypt(plaintext, ad, nonce, self._key)
 
     def open(self, block: bytes | memoryview, ad: bytes) -> bytes:
         raw = bytes(block)
         try:
-            return crypto_aead_xchacha20poly1305_ietf_decrypt(
-                raw[self.nonce_size :], ad, raw[: self.nonce_size], self._key
-            )
-        except CryptoError:
+            return self._decrypt(raw[self.nonce_size :], ad, raw[: self.nonce_size], self._key)
+        except self._crypto_error:
             raise AuthenticationError("XChaCha20-Poly1305 authentication failed") from None

@@ -7,21 +7,20 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any
 
-import pyfuse3
-import trio
-
-from vaultsh.fs.request_wait import install_direct_wait
+from vaultsh.fs import blocking_loop
 from vaultsh.fs.stats import MountStats
 from vaultsh.service import mount_protocol as proto
 from vaultsh.service.mount_protocol import MountFiles, RegistryEntry
@@ -34,7 +33,9 @@ from vaultsh.vault.errors import (
     VaultError,
 )
 from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions
-from vaultsh.vault.vault import Vault
+
+if TYPE_CHECKING:
+    from vaultsh.vault.vault import Vault
 
 log = logging.getLogger("vaultsh.worker")
 
@@ -42,6 +43,10 @@ FUSERMOUNT = "fusermount3"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # How long one control request (an unmount included) may take once it has arrived.
 REPLY_DEADLINE = 30.0
+# Seconds after start at which the kernel read-ahead is raised (see Worker._raise_readahead).
+READAHEAD_DELAYS = (0.05, 0.5, 2.0)
+# Longest a status answer waits for the FUSE loop to serve requests already queued.
+SETTLE_TIME = 0.2
 # Longest plausible key input; anything longer is refused before it is parsed.
 MAX_KEY_INPUT = 4096
 
@@ -188,6 +193,8 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
         ops: Any = ReverseOperations(view, stats=stats)
         options = set(REVERSE_MOUNT_OPTIONS) | {f"fsname={reverse_fsname(cfg.source)}", "ro"}
     else:
+        from vaultsh.vault.vault import Vault
+
         vault = Vault.open(cfg.source, master_key=key, options=cfg.options, config_path=cfg.config)
         check_forward_key(vault)
 
@@ -208,7 +215,12 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
 
 
 class Worker:
-    """One mounted filesystem with its control socket, idle watcher and signal handling."""
+    """One mounted filesystem: FUSE requests in the main thread, the control socket, idle
+    watch and read-ahead raise in a second one.
+
+    The main thread blocks in poll(2) between requests (see blocking_loop); the control
+    thread wakes pyfuse3's loop through `pyfuse3.terminate()` once the mount is gone.
+    """
 
     def __init__(
         self,
@@ -217,30 +229,66 @@ class Worker:
         report: StartReport,
         entry: RegistryEntry,
         files: MountFiles,
+        framework: blocking_loop.BlockingFramework,
+        fuse: ModuleType,
     ) -> None:
         self.cfg = cfg
         self.stats = stats
         self.report = report
         self.entry = entry
         self.files = files
-        self._unmount_lock = trio.Lock()
+        self.framework = framework
+        self.fuse = fuse
+        self._unmount_lock = threading.Lock()
         self.unmounted = False
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self._clients: set[threading.Thread] = set()
 
-    async def run(self) -> None:
-        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch_signals, signals)
-                listener = await self._open_listener()
-                nursery.start_soon(self._serve_control, listener)
-                if self.cfg.idle:
-                    nursery.start_soon(self._watch_idle, self.cfg.idle)
-                nursery.start_soon(self._run_fuse, nursery.cancel_scope)
-                if _stop_requested:
-                    pyfuse3.terminate()
-                self.report.ready()
-                nursery.start_soon(self._raise_readahead)
+    def serve(self) -> None:
+        listener = self._open_listener()
+        control = threading.Thread(target=self._control_loop, args=(listener,), name="control", daemon=True)
+        control.start()
+        try:
+            self.report.ready()
+            blocking_loop.run(lambda: self.fuse.main(min_tasks=1, max_tasks=1))
+        finally:
+            os.write(self._stop_w, b"x")
+            control.join(REPLY_DEADLINE)
+            # An unmount request ends the filesystem; its client must still get the answer.
+            deadline = time.monotonic() + REPLY_DEADLINE
+            for client in list(self._clients):
+                client.join(max(0.0, deadline - time.monotonic()))
+            listener.close()
+            for fd in (self._stop_r, self._stop_w):
+                os.close(fd)
 
-    async def _raise_readahead(self) -> None:
+    def _control_loop(self, listener: socket.socket) -> None:
+        """Accept control clients; raise the read-ahead; unmount when idle. Ends with the mount."""
+        poller = select.poll()
+        poller.register(listener, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        now = time.monotonic()
+        # See _raise_readahead: the INIT reply undoes an early raise, so it is repeated.
+        readahead_at = [now + delay for delay in READAHEAD_DELAYS]
+        idle = self.cfg.idle
+        interval = min(max(idle / 10, 0.05), 1.0) if idle else None
+        idle_check_at = now + interval if interval else None
+        while True:
+            due = [t for t in (*readahead_at[:1], idle_check_at) if t is not None]
+            timeout = max(0, int((min(due) - time.monotonic()) * 1000) + 1) if due else -1
+            for fd, _events in poller.poll(timeout):
+                if fd == self._stop_r:
+                    return
+                self._accept(listener)
+            now = time.monotonic()
+            if readahead_at and now >= readahead_at[0]:
+                readahead_at.pop(0)
+                self._raise_readahead()
+            if idle_check_at is not None and interval is not None and now >= idle_check_at:
+                wait = self._idle_check(idle or 0.0, interval)
+                idle_check_at = None if wait is None else now + wait
+
+    def _raise_readahead(self) -> None:
         """Raise the mount's kernel read-ahead once the FUSE INIT exchange is through.
 
         Larger read-ahead turns a sequential reader's 128 KiB requests, each a round trip
@@ -250,108 +298,125 @@ class Worker:
         """
         from vaultsh.fs.forward import raise_readahead
 
-        for delay in (0.05, 0.5, 2.0):
-            await trio.sleep(delay)
-            await trio.to_thread.run_sync(raise_readahead, self.cfg.mountpoint)
-
-    async def _run_fuse(self, cancel_scope: trio.CancelScope) -> None:
         try:
-            # One request task: the handlers never await (crypto and I/O run inline), so more
-            # tasks would only add trio task churn and pyfuse3's lock around every request.
-            # With one task, a request already queued is read without a pass through trio.
-            install_direct_wait()
-            await pyfuse3.main(min_tasks=1, max_tasks=1)
-        finally:
-            cancel_scope.cancel()  # the filesystem is gone: stop the socket and watchers
+            raise_readahead(self.cfg.mountpoint)
+        except Exception:  # a tuning step: never worth stopping the control thread
+            log.exception("raising the read-ahead failed")
 
-    async def _watch_signals(self, signals: Any) -> None:
-        async for signum in signals:
-            log.info("signal %d: unmounting %s", signum, self.cfg.mountpoint)
-            pyfuse3.terminate()
-            return
+    def _idle_check(self, idle: float, interval: float) -> float | None:
+        """Unmount after `idle` seconds without a request and with no file open (gocryptfs -idle).
 
-    async def _open_listener(self) -> trio.SocketListener:
+        Returns the seconds until the next check, None once unmounted.
+        """
+        quiet_for = time.monotonic() - self.stats.last_use
+        if self.stats.open_files != 0 or quiet_for <= idle:
+            return interval
+        log.info("idle for %.1fs: unmounting %s", quiet_for, self.cfg.mountpoint)
+        ok, _detail = self.unmount()
+        return None if ok else max(interval, 1.0)  # busy: try again later
+
+    def _open_listener(self) -> socket.socket:
         path = self.files.socket
         self.files.check_socket_path()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a worker that was killed; the client checked it is dead
-        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)  # born 0600: no window in which others could connect
         try:
-            await sock.bind(str(path))
+            sock.bind(str(path))
         finally:
             os.umask(old_umask)
         os.chmod(path, 0o600)
         sock.listen(8)
-        return trio.SocketListener(sock)
+        return sock
 
-    async def _serve_control(self, listener: trio.SocketListener) -> None:
-        async with listener, trio.open_nursery() as clients:
-            while True:
-                stream = await listener.accept()
-                clients.start_soon(self._handle_client, stream)
-
-    def _peer_allowed(self, stream: trio.SocketStream) -> bool:
+    def _accept(self, listener: socket.socket) -> None:
         try:
-            raw = stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            conn, _addr = listener.accept()
+        except OSError as e:
+            log.debug("control accept failed: %s", e)
+            return
+        # One thread per client: a slow client cannot hold up status or unmount requests.
+        client = threading.Thread(
+            target=self._handle_client, args=(conn,), name="control-client", daemon=True
+        )
+        self._clients.add(client)
+        client.start()
+
+    @staticmethod
+    def _peer_allowed(conn: socket.socket) -> bool:
+        try:
+            raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         except OSError:
             return False
         _pid, uid, _gid = struct.unpack("3i", raw)
         return uid in (os.getuid(), 0)
 
-    async def _handle_client(self, stream: trio.SocketStream) -> None:
+    def _handle_client(self, conn: socket.socket) -> None:
         """Answer one request (one JSON line) and close the connection."""
         try:
-            async with stream:
-                if not self._peer_allowed(stream):
+            with conn:
+                if not self._peer_allowed(conn):
                     return
+                conn.settimeout(proto.DEFAULT_TIMEOUT)
                 buf = b""
-                with trio.move_on_after(proto.DEFAULT_TIMEOUT):
+                with contextlib.suppress(TimeoutError):
                     while b"\n" not in buf and len(buf) <= proto.MAX_LINE:
-                        chunk = await stream.receive_some(4096)
+                        chunk = conn.recv(4096)
                         if not chunk:
                             break
                         buf += chunk
                 if b"\n" not in buf:
                     return
-                line = buf.split(b"\n", 1)[0]
-                # Shielded: an unmount ends the filesystem, which cancels this nursery, and
-                # the client must still get its answer.
-                with trio.CancelScope(shield=True) as scope:
-                    scope.deadline = trio.current_time() + REPLY_DEADLINE
-                    reply = await self._dispatch(line)
-                    await stream.send_all(proto.encode_message(reply))
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as e:
+                reply = self._dispatch(buf.split(b"\n", 1)[0])
+                conn.settimeout(REPLY_DEADLINE)
+                conn.sendall(proto.encode_message(reply))
+        except OSError as e:
             log.debug("control client went away: %s", e)
+        finally:
+            self._clients.discard(threading.current_thread())
 
-    async def _dispatch(self, line: bytes) -> dict[str, Any]:
+    def _dispatch(self, line: bytes) -> dict[str, Any]:
         try:
             request = proto.decode_message(line)
         except VaultError as e:
             return proto.error_from_exception(e)
         op = request.get("op")
         if op == proto.OP_STATUS:
+            self._settle()
             stats: dict[str, Any] = self.stats.as_dict()
             stats["idle_for"] = max(0.0, time.monotonic() - self.stats.last_use)
             return proto.ok_reply(**_entry_fields(self.entry), stats=stats)
         if op == proto.OP_UNMOUNT:
-            ok, detail = await self.unmount()
+            ok, detail = self.unmount()
             if ok:
                 return proto.ok_reply()
             return proto.error_reply(detail, ExitCode.MOUNT_POINT, MountPointError.__name__)
         return proto.error_reply(f"unknown control operation {op!r}", ExitCode.USAGE, UsageError.__name__)
 
-    async def unmount(self) -> tuple[bool, str]:
+    def _settle(self) -> None:
+        """Give the FUSE loop a moment to serve what is queued (a file just closed sends its
+        release after close(2) returns), so a status shows the state the caller left."""
+        deadline = time.monotonic() + SETTLE_TIME
+        while not self.framework.idle() and time.monotonic() < deadline:
+            time.sleep(0.001)
+
+    def unmount(self) -> tuple[bool, str]:
         """Unmount without forcing: a busy mount stays (as `fusermount3 -u` refuses it)."""
-        async with self._unmount_lock:
+        import subprocess
+
+        with self._unmount_lock:
             if self.unmounted:
                 return True, ""
-            result = await trio.run_process(
-                [FUSERMOUNT, "-u", str(self.cfg.mountpoint)],
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
+            try:
+                result = subprocess.run(
+                    [FUSERMOUNT, "-u", str(self.cfg.mountpoint)],
+                    capture_output=True,
+                    check=False,
+                    timeout=REPLY_DEADLINE,
+                )
+            except (OSError, subprocess.TimeoutExpired) as e:
+                return False, f"{self.cfg.mountpoint}: cannot unmount: {e}"
             if result.returncode != 0:
                 text = result.stderr.decode(errors="replace").strip().splitlines()
                 detail = text[-1] if text else f"{FUSERMOUNT} exited with {result.returncode}"
@@ -359,21 +424,8 @@ class Worker:
                 return False, f"{self.cfg.mountpoint}: cannot unmount: {detail}"
             self.unmounted = True
             # The kernel ends the session on unmount; terminate too in case it raced ahead.
-            pyfuse3.terminate()
+            self.fuse.terminate()
             return True, ""
-
-    async def _watch_idle(self, idle: float) -> None:
-        """Unmount after `idle` seconds without a request and with no file open (gocryptfs -idle)."""
-        interval = min(max(idle / 10, 0.05), 1.0)
-        while True:
-            await trio.sleep(interval)
-            quiet_for = time.monotonic() - self.stats.last_use
-            if self.stats.open_files == 0 and quiet_for > idle:
-                log.info("idle for %.1fs: unmounting %s", quiet_for, self.cfg.mountpoint)
-                ok, _detail = await self.unmount()
-                if ok:
-                    return
-                await trio.sleep(max(interval, 1.0))  # busy: try again later
 
 
 def _entry_fields(entry: RegistryEntry) -> dict[str, Any]:
@@ -389,13 +441,25 @@ def _entry_fields(entry: RegistryEntry) -> dict[str, Any]:
 
 # -- process set-up -----------------------------------------------------------------------
 
-_stop_requested = False
 
+class _StopSignals:
+    """SIGTERM/SIGINT/SIGHUP: end the FUSE loop (which unmounts), or remember it until there is one."""
 
-def _early_stop(signum: int, frame: FrameType | None) -> None:
-    """A stop signal before the trio loop runs: remember it, unmount as soon as serving starts."""
-    global _stop_requested
-    _stop_requested = True
+    def __init__(self, mountpoint: Path) -> None:
+        self.mountpoint = mountpoint
+        self.requested = False
+        self.fuse: ModuleType | None = None  # pyfuse3, once its session is mounted
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+        if self.fuse is not None:
+            log.info("signal %d: unmounting %s", signum, self.mountpoint)
+            self.fuse.terminate()  # safe here: it sets a flag and writes to a pipe
+
+    def serving(self, fuse: ModuleType) -> None:
+        self.fuse = fuse
+        if self.requested:
+            fuse.terminate()
 
 
 def _setup_logging(foreground: bool) -> None:
@@ -411,20 +475,24 @@ def _setup_logging(foreground: bool) -> None:
 def run(cfg: WorkerConfig) -> int:
     """Mount, serve until unmounted or signalled, clean up; returns the process exit code."""
     report = StartReport(cfg.status_fd)
+    stop = _StopSignals(cfg.mountpoint)
     for sig in STOP_SIGNALS:
-        signal.signal(sig, _early_stop)
+        signal.signal(sig, stop)
     os.chdir("/")  # do not keep the caller's directory busy
     stats = MountStats()
     # Named before mounting: once mounted, the mountpoint must not be touched until we serve.
     files = MountFiles.for_mountpoint(cfg.mountpoint, cfg.runtime_dir)
     mounted = False
     ops: Any = None
+    framework: blocking_loop.BlockingFramework | None = None
+    fuse: ModuleType | None = None
     try:
+        framework, fuse = blocking_loop.install()
         key = read_master_key(cfg.key_fd)
         ops, options = build_operations(cfg, key, stats)
         del key
         try:
-            pyfuse3.init(ops, str(cfg.mountpoint), options)
+            fuse.init(ops, str(cfg.mountpoint), options)
         except RuntimeError as e:
             raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
         mounted = True
@@ -437,8 +505,8 @@ def run(cfg: WorkerConfig) -> int:
             started=time.time(),
         )
         entry.write(files.registry)
-        worker = Worker(cfg, stats, report, entry, files)
-        trio.run(worker.run)
+        stop.serving(fuse)
+        Worker(cfg, stats, report, entry, files, framework, fuse).serve()
         return ExitCode.OK
     except VaultError as e:
         log.error("%s", e)
@@ -449,12 +517,15 @@ def run(cfg: WorkerConfig) -> int:
         report.error(VaultError(f"{cfg.mountpoint}: mount worker failed: {_one_line(e)}"))
         return int(ExitCode.OTHER)
     finally:
-        if mounted:
+        stop.fuse = None  # a late signal must not touch a closed session
+        if mounted and fuse is not None:
             try:
-                pyfuse3.close(unmount=True)
+                fuse.close(unmount=True)
             except Exception:  # still remove the files below
                 log.exception("closing the FUSE session failed")
         close_handles(ops)
+        if framework is not None:
+            framework.close()
         if mounted:
             # A background worker logs warnings and errors only: an empty log says nothing,
             # and one per mountpoint ever used would pile up in the runtime dir.

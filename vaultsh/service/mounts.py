@@ -332,7 +332,7 @@ def _clear_stale_entry(files: MountFiles, mountpoint: Path) -> None:
 
 def mount(
     req: MountRequest,
-    master_key: bytes,
+    master_key: bytes | Callable[[], bytes],
     *,
     foreground: bool = False,
     on_ready: Callable[[MountInfo], None] | None = None,
@@ -340,10 +340,13 @@ def mount(
     """Start a worker that mounts `req`; return once the filesystem answers.
 
     The caller has checked the password; the master key goes to the worker over a pipe, never
-    through argv or the environment. With `foreground`, block until the filesystem is
-    unmounted (Ctrl-C unmounts cleanly, as `gocryptfs -fg` does on SIGINT) and return the
-    mount as it was, with `alive=False`; `on_ready` is called once the filesystem answers
-    (in the foreground case, before the wait: the place to say "mounted and ready").
+    through argv or the environment. `master_key` may be a function that unlocks the vault: it
+    is called once the mount is checked and the worker is starting, so the worker's start-up
+    overlaps the password prompt and scrypt; if it raises, the worker is stopped.
+    With `foreground`, block until the filesystem is unmounted (Ctrl-C unmounts cleanly, as
+    `gocryptfs -fg` does on SIGINT) and return the mount as it was, with `alive=False`;
+    `on_ready` is called once the filesystem answers (in the foreground case, before the
+    wait: the place to say "mounted and ready").
     """
     if req.idle is not None and req.idle < 0:
         raise UsageError(f"idle time must not be negative (got {req.idle:g}s)")
@@ -396,8 +399,10 @@ def mount(
         os.close(key_r)
         os.close(status_w)
         key_r = status_w = -1
+        key = master_key() if callable(master_key) else master_key
         with contextlib.suppress(BrokenPipeError):
-            os.write(key_w, master_key)
+            os.write(key_w, key)
+        del key
         os.close(key_w)
         key_w = -1
         reply = _read_start_reply(proc, status_r, START_TIMEOUT)

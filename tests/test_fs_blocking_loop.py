@@ -1,0 +1,313 @@
+"""The worker's blocking FUSE loop: the trio stand-in pyfuse3 runs on, and a real worker using it."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fuse_harness import require_fuse
+
+pyfuse3 = pytest.importorskip("pyfuse3")
+
+from vaultsh.fs import blocking_loop  # noqa: E402
+from vaultsh.fs.blocking_loop import BlockingFramework  # noqa: E402
+from vaultsh.service import mount_protocol as proto  # noqa: E402
+from vaultsh.service import mounts  # noqa: E402
+from vaultsh.service.mounts import MountRequest  # noqa: E402
+from vaultsh.vault.errors import VaultError  # noqa: E402
+from vaultsh.vault.vault import Vault  # noqa: E402
+
+WAIT = 30.0  # upper bound for polls; they normally end within a fraction of a second
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    """A pipe standing in for /dev/fuse: readable exactly when a byte is queued."""
+    r, w = os.pipe()
+    try:
+        yield r, w
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+@pytest.fixture
+def framework() -> Iterator[BlockingFramework]:
+    fw = BlockingFramework()
+    try:
+        yield fw
+    finally:
+        fw.close()
+
+
+def wait_once(fw: BlockingFramework, fd: int) -> str:
+    """Run one `wait_readable` to its end: "readable" or "closing"."""
+
+    async def wait() -> str:
+        try:
+            await fw.lowlevel.wait_readable(fd)
+        except fw.ClosedResourceError:
+            return "closing"
+        return "readable"
+
+    result: list[str] = []
+
+    async def main() -> None:
+        result.append(await wait())
+
+    blocking_loop.run(main)
+    return result[0]
+
+
+def test_wait_returns_when_a_request_is_queued(framework: BlockingFramework, pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    os.write(w, b"x")
+    assert [wait_once(framework, r) for _ in range(3)] == ["readable"] * 3
+
+
+def test_wait_blocks_until_a_request_arrives(framework: BlockingFramework, pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    result: list[str] = []
+    waiter = threading.Thread(target=lambda: result.append(wait_once(framework, r)))
+    waiter.start()
+    time.sleep(0.05)
+    pending = not result
+    os.write(w, b"x")
+    waiter.join(WAIT)
+    assert pending and result == ["readable"]
+
+
+def test_notify_closing_from_another_thread_ends_the_wait(
+    framework: BlockingFramework, pipe: tuple[int, int]
+) -> None:
+    r, _w = pipe
+    result: list[str] = []
+    waiter = threading.Thread(target=lambda: result.append(wait_once(framework, r)))
+    waiter.start()
+    time.sleep(0.05)
+    framework.lowlevel.notify_closing(r)  # what pyfuse3.terminate() does
+    waiter.join(WAIT)
+    assert result == ["closing"]
+    assert wait_once(framework, r) == "closing"  # and every later wait too
+
+
+def test_idle_only_while_waiting_with_nothing_queued(
+    framework: BlockingFramework, pipe: tuple[int, int]
+) -> None:
+    r, w = pipe
+    assert not framework.idle()  # not waiting at all
+    result: list[str] = []
+    waiter = threading.Thread(target=lambda: result.append(wait_once(framework, r)))
+    waiter.start()
+    deadline = time.monotonic() + WAIT
+    while not framework.idle() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert framework.idle()
+    os.write(w, b"x")
+    waiter.join(WAIT)
+    assert result == ["readable"] and not framework.idle()
+
+
+def test_nursery_runs_started_tasks_in_order(framework: BlockingFramework) -> None:
+    seen: list[str] = []
+
+    async def task(name: str) -> None:
+        async with framework.Lock():
+            seen.append(name)
+
+    async def main() -> None:
+        async with framework.open_nursery() as nursery:
+            nursery.start_soon(task, "a", name="first")
+            nursery.start_soon(task, "b")
+            seen.append("body")
+
+    blocking_loop.run(main)
+    assert seen == ["body", "a", "b"]
+
+
+def test_run_refuses_a_coroutine_that_suspends() -> None:
+    class Suspend:
+        def __await__(self) -> Iterator[None]:
+            yield None
+
+    async def main() -> None:
+        await Suspend()
+
+    with pytest.raises(RuntimeError, match="waited on an async framework"):
+        blocking_loop.run(main)
+
+
+def test_install_imports_pyfuse3_without_trio() -> None:
+    code = (
+        "import sys\n"
+        "from vaultsh.fs import blocking_loop\n"
+        "fw, fuse = blocking_loop.install()\n"
+        "assert fuse.trio is fw, 'pyfuse3 does not run on the framework'\n"
+        "print(','.join(m for m in ('trio', 'asyncio') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
+    )
+    assert out.stdout.strip() == ""
+
+
+# -- a real mount worker --------------------------------------------------------------------
+
+
+def wait_for(cond: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _mounted_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
+    """A forward vault mounted by the real worker: (mountpoint, worker pid); torn down always."""
+    require_fuse()
+    base = Path(tempfile.mkdtemp(prefix="vsh-"))  # short: unix socket paths are limited
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    _conf, key = Vault.init(cipher, b"pw", logn=10)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    info = mounts.mount(MountRequest(cipher, mnt), key)
+    try:
+        yield mnt, info.pid
+    finally:
+        if mounts.mounted_at(mnt):
+            with contextlib.suppress(VaultError):
+                mounts.unmount(mnt)
+        if mounts.mounted_at(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False, capture_output=True)
+        if proto.process_alive(info.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(info.pid, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def worker_mount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
+    with _mounted_vault(tmp_path, monkeypatch) as mount:
+        yield mount
+
+
+class Burst:
+    """A thread sending small requests back to back (what `ls -l` does) until stopped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sent = 0
+        self.failure: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    os.getxattr(self.path, "security.selinux", follow_symlinks=False)
+                except OSError as e:
+                    if e.errno != errno.ENODATA:
+                        raise
+                self.sent += 1
+        except BaseException as e:  # reported to the test thread
+            self.failure = e
+
+    def __enter__(self) -> Burst:
+        self._thread.start()
+        wait_for(lambda: self.sent > 100 or self.failure is not None, "the burst to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+
+
+def test_worker_answers_its_control_socket_during_a_burst(worker_mount: tuple[Path, int]) -> None:
+    mnt, pid = worker_mount
+    target = mnt / "f"
+    target.write_bytes(b"x")
+    with Burst(target) as burst:
+        seen = []
+        for _ in range(5):
+            status = mounts.status(mnt)
+            assert status.alive and status.pid == pid
+            seen.append((burst.sent, status.stats["requests"]))
+            time.sleep(0.02)
+        assert burst.failure is None
+    # Both kept going: the burst was served while the status requests were answered.
+    assert seen[-1][0] > seen[0][0] and seen[-1][1] > seen[0][1]
+
+
+def test_worker_stops_on_sigterm_during_a_burst(worker_mount: tuple[Path, int]) -> None:
+    mnt, pid = worker_mount
+    target = mnt / "f"
+    target.write_bytes(b"x")
+    with Burst(target) as burst:
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not mounts.mounted_at(mnt), "the mount to go away")
+        wait_for(lambda: not proto.process_alive(pid), "the worker to exit")
+    assert burst.failure is None or isinstance(burst.failure, OSError)
+
+
+# Modules the worker must never load: the interfaces (slow to import, large) and trio, which
+# the blocking loop replaces.
+FORBIDDEN_IN_WORKER = ("textual", "rich", "prompt_toolkit", "trio")
+
+# Runs the worker as `python -m` would, and writes the names of all modules it has loaded when
+# it exits. The command line still names the worker module, so vaultsh recognises the process.
+RECORDING_WORKER = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+sys.argv[0] = "vaultsh.fs.worker"
+runpy.run_module("vaultsh.fs.worker", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_worker_never_loads_interface_modules_or_trio(
+    worker_mount_recording: tuple[Path, Path],
+) -> None:
+    mnt, record = worker_mount_recording
+    (mnt / "d").mkdir()
+    (mnt / "d" / "f").write_bytes(b"data" * 1000)
+    assert (mnt / "d" / "f").read_bytes() == b"data" * 1000
+    assert mounts.status(mnt).alive
+    mounts.unmount(mnt)
+    wait_for(record.exists, "the worker to record its modules")
+    wait_for(lambda: record.stat().st_size > 0, "the record to be written")
+    loaded = set(record.read_text().split())
+    assert "pyfuse3" in loaded and "vaultsh.fs.forward" in loaded  # it did serve the mount
+    top_level = {name.partition(".")[0] for name in loaded}
+    assert sorted(top_level.intersection(FORBIDDEN_IN_WORKER)) == []
+
+
+@pytest.fixture
+def worker_mount_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """A forward mount by a worker that records its loaded modules on exit: (mountpoint, record)."""
+    require_fuse()
+    record = tmp_path / "modules.txt"
+    real_argv = mounts.worker_argv
+
+    def recording_argv(*args: object, **kwargs: object) -> list[str]:
+        argv = real_argv(*args, **kwargs)  # type: ignore[arg-type]
+        assert argv[1:3] == ["-m", proto.WORKER_MODULE]
+        return [argv[0], "-c", RECORDING_WORKER, str(record), *argv[3:]]
+
+    monkeypatch.setattr(mounts, "worker_argv", recording_argv)
+    with _mounted_vault(tmp_path, monkeypatch) as (mnt, _pid):
+        yield mnt, record

@@ -1,0 +1,160 @@
+"""pyfuse3's request loop run with plain blocking waits in one thread, so the worker never imports trio."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import sys
+import types
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+# pyfuse3 reaches its async framework only through its module global `trio` (pyfuse3.asyncio
+# swaps in asyncio the same way). The request handlers of this package never await, so a
+# framework whose one wait blocks the thread serves each request to completion, in order.
+# Importing trio costs a mount ~0.1 s and ~8 MiB, and waiting through its scheduler costs
+# every request a pass through epoll and the task queue.
+
+
+class ClosedResourceError(Exception):
+    """The descriptor being waited on is closing: pyfuse3.terminate() was called."""
+
+
+class _Task:
+    name = "pyfuse-01"
+
+
+class _Lock:
+    """pyfuse3 takes a lock around its wait so several tasks do not read at once; one task needs none."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _Nursery:
+    """Runs the tasks started in it one after the other when the block ends (pyfuse3 starts one)."""
+
+    def __init__(self) -> None:
+        self._queued: list[Callable[[], Coroutine[Any, Any, Any]]] = []
+
+    async def __aenter__(self) -> _Nursery:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        while self._queued:
+            await self._queued.pop(0)()
+
+    def start_soon(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: str | None = None
+    ) -> None:
+        self._queued.append(lambda: fn(*args))
+
+
+class BlockingFramework(types.ModuleType):
+    """The part of trio pyfuse3 calls, with a wait that blocks the calling thread in poll(2).
+
+    `notify_closing` may be called from a signal handler or another thread: it wakes the wait
+    through a pipe, and the wait then raises ClosedResourceError, which ends pyfuse3's loop.
+    """
+
+    ClosedResourceError = ClosedResourceError
+    Lock = _Lock
+
+    def __init__(self) -> None:
+        super().__init__("vaultsh.fs.blocking_loop.framework")
+        self.lowlevel = self
+        self.from_thread = self
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._closing = False
+        self._waiting_on: int | None = None  # the descriptor a wait is blocked on, if any
+        self._pollers: dict[int, Callable[[int], list[tuple[int, int]]]] = {}
+
+    def current_trio_token(self) -> object:
+        return self
+
+    def current_task(self) -> type[_Task]:
+        return _Task
+
+    def open_nursery(self) -> _Nursery:
+        return _Nursery()
+
+    def _poll_for(self, fd: int) -> Callable[[int], list[tuple[int, int]]]:
+        poll = self._pollers.get(fd)
+        if poll is None:
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            poller.register(self._wake_r, select.POLLIN)
+            poll = self._pollers[fd] = poller.poll
+        return poll
+
+    async def wait_readable(self, fd: int) -> None:
+        # POLLERR/POLLHUP (the mount went away) count as readable: the read then ends the loop.
+        # A signal interrupts poll(2); Python runs its handler and polls again (PEP 475).
+        poll = self._poll_for(fd)
+        self._waiting_on = fd
+        try:
+            ready = poll(-1)
+        finally:
+            self._waiting_on = None
+        if self._closing or any(rfd == self._wake_r for rfd, _ in ready):
+            raise ClosedResourceError
+        return None
+
+    def idle(self) -> bool:
+        """True while the loop waits for a request and none is queued (callable from any thread)."""
+        fd = self._waiting_on
+        if fd is None:
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return not poller.poll(0) and self._waiting_on == fd
+
+    def notify_closing(self, fd: int) -> None:
+        self._closing = True
+        with contextlib.suppress(BlockingIOError):  # full of wake-ups already
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        self._pollers.clear()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+
+def install() -> tuple[BlockingFramework, types.ModuleType]:
+    """Import pyfuse3 with a BlockingFramework in place of trio; returns both.
+
+    Call before anything in the process imports pyfuse3 (else trio is already loaded, though
+    pyfuse3 still runs on the framework from now on). `sys.modules` is restored afterwards,
+    so an explicit `import trio` elsewhere still gets the real one.
+    """
+    framework = BlockingFramework()
+    if "pyfuse3" not in sys.modules and "trio" not in sys.modules:
+        sys.modules["trio"] = framework
+        try:
+            import pyfuse3
+        finally:
+            if sys.modules.get("trio") is framework:
+                del sys.modules["trio"]
+    import pyfuse3
+
+    if not hasattr(pyfuse3, "trio"):
+        framework.close()
+        version = getattr(pyfuse3, "__version__", "?")
+        raise RuntimeError(f"pyfuse3 {version} does not run its loop through a `trio` global")
+    setattr(pyfuse3, "trio", framework)  # noqa: B010 - not in pyfuse3's type stubs
+    return framework, pyfuse3
+
+
+def run(main: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """Run pyfuse3.main (or any coroutine that never suspends) to its end in this thread."""
+    coro = main()
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise RuntimeError("a FUSE request handler waited on an async framework; the blocking loop has none")
