@@ -302,6 +302,7 @@ def cat_file(session: Session, path: str) -> int:
             raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
         chunks = _read_plain_file(session.reverse.plaindir / plain)
     else:
+        plain = follow_links(vault, plain)
         if stat_mod.S_ISDIR(vault.stat(plain).mode):
             raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
         chunks = vault.iter_file(plain)
@@ -326,6 +327,33 @@ def cat_file(session: Session, path: str) -> int:
     if pending:
         io.write(pending)
     return 0
+
+
+MAX_LINK_HOPS = 40  # as Linux's limit on symlinks followed in one path lookup
+
+
+def follow_links(vault: Vault, plain: str) -> str:
+    """Where a chain of vault symlinks starting at `plain` ends, as a plain vault path.
+
+    A relative target is resolved in the vault, as it is on a mount; an absolute one, or one
+    climbing above the vault root, names something outside the vault and is not followed.
+    """
+    for _ in range(MAX_LINK_HOPS):
+        if not stat_mod.S_ISLNK(vault.stat(plain).mode):
+            return plain
+        target = vault.readlink(plain)
+        if target.startswith("/"):
+            raise FsError(errno.EXDEV, f"{show(plain)}: a symlink to {target}, outside the vault")
+        parts = plain.split("/")[:-1]
+        for part in target.split("/"):
+            if part == "..":
+                if not parts:
+                    raise FsError(errno.EXDEV, f"{show(plain)}: a symlink to {target}, outside the vault")
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        plain = "/".join(parts)
+    raise FsError(errno.ELOOP, f"{show(plain)}: too many levels of symbolic links")
 
 
 def _read_plain_file(path: Path) -> Iterable[bytes]:
