@@ -23,8 +23,9 @@ from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
+from vaultsh import cli
 from vaultsh.tui.app import VaultApp
-from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen
+from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -252,3 +253,32 @@ async def test_the_suggested_mountpoint_is_offered_to_be_created(
             await command_done(pilot, app)
             assert not kernel_mounted(suggested)
             assert (suggested.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.asyncio
+async def test_the_demo_shows_its_password_first_and_k_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vaultsh demo` as started from the command line: its TUI is made as the CLI makes it."""
+    made: list[VaultApp] = []
+    real_init = VaultApp.__init__
+
+    def keep(self: VaultApp, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(VaultApp, "__init__", keep)
+    monkeypatch.setattr(VaultApp, "run", lambda self, **_: 0)  # it runs below, under the Pilot
+    assert cli.main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    password = capsys.readouterr().out.split("Password:")[1].split()[0]
+    app = made[0]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.vault is not None and not app.main.loading)
+        first = f"Demo vault {tmp_path / 'demo'}: its password is {password} (K and p ask for it)"
+        assert app.log_lines[0] == first
+        await pilot.pause()
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        app.screen.query_one("#password", Input).value = password
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))

@@ -578,13 +578,14 @@ class _GivenPassword(SecretSource):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from vaultsh.service.demo import make_demo_vault
-    from vaultsh.tui.app import run_tui
+    from vaultsh.tui.app import demo_greeting, run_tui
 
     path, password = make_demo_vault(Path(args.dir) if args.dir else None)
     # A demo password guards nothing; showing it lets people try unlocking by hand.
     print(f"Demo vault: {path}")
     print(f"Password:   {password}")
-    return int(run_tui(path, _GivenPassword(password=password.encode()), args.theme))
+    secrets = _GivenPassword(password=password.encode())
+    return int(run_tui(path, secrets, args.theme, greeting=demo_greeting(path, password)))
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

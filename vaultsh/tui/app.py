@@ -985,8 +985,10 @@ class VaultApp(App[int]):
         master_key: bytes | None = None,
         theme: str | None = None,
         logn: int | None = None,
+        greeting: str | None = None,
     ) -> None:
         super().__init__()
+        self.greeting = greeting  # the log's first line once the vault is open (the demo's password)
         self.cipherdir = cipherdir
         self.cipherdir_label = str(cipherdir)
         self._password = password
@@ -1193,6 +1195,8 @@ class VaultApp(App[int]):
         )
         self.session = session
         self.reverse = session.reverse
+        if self.greeting:
+            self.log_line(self.greeting, "")
         if self.reverse is not None:
             self.main.cipher.name_heading = "Name in the encrypted view"
         self.update_status()
@@ -1484,7 +1488,14 @@ def read_given_secret(secrets: SecretSource) -> tuple[bytes | None, bytes | None
     return None, None
 
 
-def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) -> int:
+def demo_greeting(path: Path, password: str) -> str:
+    """The demo's first log line: its password is needed by K and p, and guards nothing."""
+    return f"Demo vault {path}: its password is {password} (K and p ask for it)"
+
+
+def run_tui(
+    cipherdir: Path, secrets: SecretSource, theme: str | None = None, greeting: str | None = None
+) -> int:
     """Open the vault in CIPHERDIR full-screen; returns the exit code (12: password dialog left)."""
     try:
         password, master_key = read_given_secret(secrets)
@@ -1494,7 +1505,7 @@ def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) ->
     if cipherdir.exists() and not cipherdir.is_dir():
         print(f"vaultsh: {cipherdir}: not a directory", file=sys.stderr)
         return int(ExitCode.CIPHER_DIR)
-    app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme)
+    app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme, greeting=greeting)
     result = app.run()
     if app.exit_notice:
         print(app.exit_notice)
