@@ -9,6 +9,7 @@ import pytest
 from fuse_harness import require_fuse
 from test_tui_app import (
     MASTER_KEY,
+    PASSWORD,
     SIZE,
     answer_prompt,
     cleaned_up,
@@ -16,6 +17,7 @@ from test_tui_app import (
     kernel_mounted,
     log_text,
     make_vault,
+    row_text,
     select_plain,
     wait_for,
 )
@@ -25,7 +27,10 @@ from textual.widgets import Input, Static
 
 from vaultsh import cli
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.panes import ROLE_CONF, Entry
 from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
+from vaultsh.vault.config import CONF_NAME
+from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -44,6 +49,10 @@ def deep_vault(tmp_path: Path) -> Path:
     vault.mkdir(DEEP)
     vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
     vault.write_file("todo.txt", b"root todo\n")
+    # Sync debris deep down too: a conflict copy and a file dropped in by hand.
+    deep_todo = vault.cipher_path(f"{DEEP}/todo.txt")
+    deep_todo.with_name(deep_todo.name + " (conflicted copy)").write_bytes(deep_todo.read_bytes())
+    (deep_todo.parent / "stray file.txt").write_bytes(b"not encrypted")
     # The path a child name gets when it is resolved against the current directory twice.
     for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
         vault.mkdir(part)
@@ -282,3 +291,81 @@ async def test_the_demo_shows_its_password_first_and_k_takes_it(
         app.screen.query_one("#password", Input).value = password
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+
+
+def cipher_entry(app: VaultApp, name: str) -> Entry:
+    for e in app.main.cipher.rows:
+        if e.cipher_name == name or e.cipher_name.endswith(name):
+            return e
+    raise AssertionError(f"{name} not in the cipher pane")
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
+    deep_vault: Path, where: str
+) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        plain, cipher = app.main.plain, app.main.cipher
+        await pilot.press("tab")
+        names = [" (conflicted copy", "stray file.txt"] + ([] if where else [CONF_NAME])
+        for name in names:
+            entry = next(e for e in cipher.rows if name in e.cipher_name)
+            cipher.move_to(cipher.row_of(entry) or 0)
+            await pilot.pause()
+            assert plain.unlinked
+            rows = [plain.render_line(y).text for y in range(len(plain.rows))]
+            assert not any(r.startswith(("▶", "›")) for r in rows), rows
+        await pilot.press("tab")  # back in the plain pane: its cursor is shown again
+        await pilot.pause()
+        assert not plain.unlinked and plain.render_line(plain.cursor).text.startswith("▶")
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.symlink("todo.txt", join(where, "shortcut"))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("p")  # a password change keeps the old config as gocryptfs.conf.bak
+        for answer in (PASSWORD, "new secret", "new secret"):
+            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+            dialog = app.screen
+            dialog.query_one("#password", Input).value = answer
+            await pilot.press("enter")
+            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await command_done(pilot, app)
+        backup = cipher_entry(app, CONF_NAME + ".bak")
+        assert backup.role == ROLE_CONF and "conf" in row_text(app.main.cipher, backup)
+        if where:
+            await open_at(pilot, app, where)
+        link = select_plain(app.main, "shortcut")
+        assert link.plain_size == len("todo.txt")
+        assert row_text(app.main.plain, link).split()[1] == str(len("todo.txt"))
+        await pilot.press("slash", "s", "h", "o", "r", "t")
+        await pilot.press("enter")
+        await pilot.pause()
+        subtitle = str(app.main.query_one("#plain-pane").border_subtitle)
+        assert subtitle.startswith("1 entry ") and "entries" not in subtitle
+
+
+@pytest.mark.asyncio
+async def test_the_master_key_dialog_keeps_each_group_on_one_line(deep_vault: Path) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        app.screen.query_one("#password", Input).value = PASSWORD
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+        await pilot.pause()
+        secret = app.screen.query_one("#secret", Static)
+        shown = [secret.render_line(y).text.strip() for y in range(secret.size.height)]
+        lines = [line for line in shown if line]
+        groups = format_master_key(MASTER_KEY).split("-")
+        assert lines == ["-".join(groups[:4]) + "-", "-".join(groups[4:])]

@@ -477,7 +477,7 @@ class MainScreen(Screen[None]):
             self.plain.set_placeholder("(empty directory)")
         self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
-        plain_pane.border_subtitle = f"{shown_plain:,} entries{flt}"
+        plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
         where = "in the view" if self.vapp.reverse is not None else "on disk"
         cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
             f", {bad} undecryptable" if bad else ""
@@ -510,6 +510,8 @@ class MainScreen(Screen[None]):
                 target = self.cipher_by_name.get(entry.owner_name, entry)
             if target.role == ROLE_OBJECT:
                 self.plain.select(target)
+            else:
+                self.plain.unlink_cursor()
             marks = link_targets(target, self.cipher_by_name) if target.role == ROLE_OBJECT else []
             if target is not entry:
                 marks.append(target)
