@@ -1085,14 +1085,14 @@ class VaultApp(App[int]):
 
     def _new_vault(self) -> None:
         try:
-            from vaultsh.tui.wizard import NewVaultScreen
+            from vaultsh.tui.wizard import CANCELLED_EXIT, NewVaultScreen, cancelled_notice
         except ImportError:
             self.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.cipherdir}: no vault here")
             return
 
         def created(path: Path | None) -> None:
             if path is None:
-                self.quit_with(int(ExitCode.SIGINT))
+                self.quit_with(CANCELLED_EXIT, cancelled_notice(self.cipherdir))
                 return
             self.cipherdir = path
             self.cipherdir_label = str(path)
