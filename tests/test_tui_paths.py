@@ -21,6 +21,7 @@ from test_tui_app import (
     select_plain,
     wait_for,
 )
+from textual.color import Color
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
@@ -369,3 +370,31 @@ async def test_the_master_key_dialog_keeps_each_group_on_one_line(deep_vault: Pa
         lines = [line for line in shown if line]
         groups = format_master_key(MASTER_KEY).split("-")
         assert lines == ["-".join(groups[:4]) + "-", "-".join(groups[4:])]
+
+
+def contrast(a: Color, b: Color) -> float:
+    """WCAG contrast ratio of two opaque colours."""
+
+    def luminance(c: Color) -> float:
+        def channel(v: int) -> float:
+            x = v / 255
+            return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("theme", ["vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"])
+async def test_unfocused_pane_borders_are_visible_in_every_theme(deep_vault: Path, theme: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY, theme=theme)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        background = app.main.styles.background
+        for selector in ("#cipher-pane", "#info", "#log"):  # the plain pane has the focus
+            widget = app.main.query_one(selector)
+            _kind, color = widget.styles.border_top
+            shown = background + color  # a translucent border colour over what is behind it
+            assert contrast(shown, background) >= 3.0, (selector, shown, background)
