@@ -17,8 +17,10 @@ from test_tui_app import (
     kernel_mounted,
     log_text,
     make_vault,
+    mount_with_keys,
     row_text,
     select_plain,
+    status_text,
     wait_for,
 )
 from textual.color import Color
@@ -398,3 +400,22 @@ async def test_unfocused_pane_borders_are_visible_in_every_theme(deep_vault: Pat
             _kind, color = widget.styles.border_top
             shown = background + color  # a translucent border colour over what is behind it
             assert contrast(shown, background) >= 3.0, (selector, shown, background)
+
+
+@pytest.mark.asyncio
+async def test_live_mount_counters_fit_a_120_column_status_bar(deep_vault: Path, tmp_path: Path) -> None:
+    require_fuse()
+    mountpoint = tmp_path / "a-mountpoint-with-a-rather-long-name"
+    mountpoint.mkdir()
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    with cleaned_up(mountpoint):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_at(pilot, app, "")
+            await mount_with_keys(pilot, app, mountpoint)
+            assert (mountpoint / DEEP / "todo.txt").read_bytes() == b"buy milk\n"
+            await wait_for(pilot, lambda: "read 9 B" in status_text(app), steps=800)
+            status = status_text(app)
+            assert "0 open" in status and "wrote 0 B" in status and "0 err" in status, status
+            assert len(status) <= 120 - 2
+            await pilot.press("u")
+            await command_done(pilot, app)

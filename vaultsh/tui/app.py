@@ -1249,9 +1249,11 @@ class VaultApp(App[int]):
         width = status.content_region.width or self.size.width
         short = STATUS_PATH_CELLS // 2
         fallbacks: list[tuple[int, int | None, bool, bool]] = [
-            # (vault path cells, mountpoint cells, mount counters, format flags)
+            # (vault path cells, mountpoint cells, mount counters, format flags): the live
+            # counters outlast the format flags, which `info` shows anyway.
             (STATUS_PATH_CELLS, None, True, True),
-            (STATUS_PATH_CELLS, None, False, True),
+            (STATUS_PATH_CELLS, None, True, False),
+            (short, short, True, False),
             (STATUS_PATH_CELLS, STATUS_PATH_CELLS, False, True),
             (short, short, False, True),
             (short, short, False, False),
@@ -1298,11 +1300,11 @@ class VaultApp(App[int]):
             mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {where}"
             stats = info.stats
             if stats and counters:
-                mount += (
+                mount += (  # compact: they fit beside the paths on a 120-column terminal
                     f" · {int(stats.get('open_files', 0))} open"
                     f" · read {commands.human_bytes(float(stats.get('bytes_read', 0)))}"
-                    f" · written {commands.human_bytes(float(stats.get('bytes_written', 0)))}"
-                    f" · {int(stats.get('errors', 0))} errors"
+                    f" · wrote {commands.human_bytes(float(stats.get('bytes_written', 0)))}"
+                    f" · {int(stats.get('errors', 0))} err"
                 )
             parts.append(Text(mount, style="bold"))
         if self.busy:
