@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -419,3 +421,51 @@ async def test_live_mount_counters_fit_a_120_column_status_bar(deep_vault: Path,
             assert len(status) <= 120 - 2
             await pilot.press("u")
             await command_done(pilot, app)
+
+
+async def cancel_after_first_chunk(pilot: Pilot[Any], app: VaultApp, key: str, answer: str) -> None:
+    """Start a transfer with `key`, hold it after its first chunk, press Esc, let it stop."""
+    gate = threading.Event()
+    real_progress = app.io.progress
+
+    def held_progress(done: int, total: int) -> None:
+        real_progress(done, total)
+        if done:
+            gate.wait(10)
+
+    app.io.progress = held_progress  # type: ignore[method-assign]
+    await pilot.press(key)
+    await answer_prompt(pilot, app, answer)
+    bar = app.main.query_one("#transfer")
+    await wait_for(pilot, lambda: bar.query_one("ProgressBar").progress > 0)  # type: ignore[attr-defined]
+    await pilot.press("escape")
+    gate.set()
+    await command_done(pilot, app)
+    app.io.progress = real_progress  # type: ignore[method-assign]
+    assert "cancelled" in log_text(app)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_cancelled_export_and_import_leave_nothing_behind(
+    deep_vault: Path, where: str, tmp_path: Path
+) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.mkdir(join(where, "album"))
+    for n in range(3):
+        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    source = tmp_path / "scans"
+    source.mkdir()
+    for n in range(3):
+        (source / f"scan{n}.raw").write_bytes(os.urandom(2 << 20))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "album")
+        await cancel_after_first_chunk(pilot, app, "e", str(dest))
+        assert os.listdir(dest) == []  # not even an empty album/
+        await cancel_after_first_chunk(pilot, app, "i", str(source))
+        assert not vault.exists(join(where, "scans"))
+        assert "scans" not in {e.plain_name for e in app.main.plain.rows}

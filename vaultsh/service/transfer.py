@@ -122,8 +122,24 @@ def export(
         raise FsError(errno.EEXIST, f"{target}: already exists")
     if not target.parent.is_dir():
         raise FsError(errno.ENOENT, f"{target.parent}: destination directory does not exist")
-    _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, target, job)
+    try:
+        _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, target, job)
+    except Cancelled:
+        _prune_local(target, keep_top=not parts)
+        raise
     return job.report
+
+
+def _prune_local(target: Path, *, keep_top: bool) -> None:
+    """After a cancelled export: remove the directories it made at `target` that hold nothing
+    (finished files stay; with `keep_top`, `target` existed before and stays too)."""
+    if target.is_symlink() or not target.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(target, topdown=False):
+        if keep_top and Path(dirpath) == target:
+            continue
+        with contextlib.suppress(OSError):  # not empty: it holds finished files
+            os.rmdir(dirpath)
 
 
 def _export_entry(vault: Vault, path: str, cpath: Path, st: PlainStat, target: Path, job: _Job) -> None:
@@ -292,8 +308,22 @@ def import_(
     cparent = vault.cipher_path("/".join(parts[:-1]))
     if not cparent.is_dir():
         raise FsError(errno.ENOENT, f"{dest}: parent directory does not exist")
-    _Importer(vault, job).entry(os.fspath(source), sst, cparent, parts[-1], dest)
+    try:
+        _Importer(vault, job).entry(os.fspath(source), sst, cparent, parts[-1], dest)
+    except Cancelled:
+        _prune_vault(vault, dest)
+        raise
     return job.report
+
+
+def _prune_vault(vault: Vault, path: str) -> None:
+    """After a cancelled import: remove the vault directories it made that hold nothing."""
+    with contextlib.suppress(VaultError, OSError):
+        if not vault.exists(path) or not stat_mod.S_ISDIR(vault.stat(path).mode):
+            return
+        for d, _entries in reversed(list(vault.walk(path))):
+            with contextlib.suppress(VaultError, OSError):  # not empty: it holds finished files
+                vault.rmdir(d)
 
 
 def _os_error(e: OSError, where: str) -> FsError:
