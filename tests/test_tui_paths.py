@@ -469,3 +469,31 @@ async def test_cancelled_export_and_import_leave_nothing_behind(
         await cancel_after_first_chunk(pilot, app, "i", str(source))
         assert not vault.exists(join(where, "scans"))
         assert "scans" not in {e.plain_name for e in app.main.plain.rows}
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_cursor_stays_in_place_after_delete_rename_and_refresh(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("k1.txt", "k2.txt", "k3.txt"):
+        vault.write_file(join(where, name), b"x\n")
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "k2.txt")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not vault.exists(join(where, "k2.txt"))
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k3.txt"  # the next one, not the top
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "k9.txt")
+        await command_done(pilot, app)
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k9.txt"
+        await pilot.press("ctrl+r")
+        await command_done(pilot, app)
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k9.txt"

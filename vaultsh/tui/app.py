@@ -749,6 +749,18 @@ class MainScreen(Screen[None]):
             return None
         return self._child(entry.plain_name)
 
+    def _neighbour_name(self, entry: Entry | None) -> str | None:
+        """The plain name the cursor goes to once `entry` is gone: the next row, else the one
+        before (so it stays where the person was working, not back at the top)."""
+        rows = self.plain.rows
+        row = self.plain.row_of(entry) if entry is not None else None
+        if row is None:
+            return None
+        for near in (row + 1, row - 1):
+            if 0 <= near < len(rows) and rows[near].plain_name is not None:
+                return rows[near].plain_name
+        return None
+
     def _ask(self, screen: Screen[Any], then: Callable[[Any], None]) -> None:
         """Push a dialog; when it closes, the pane that was active gets the focus back first."""
 
@@ -818,9 +830,11 @@ class MainScreen(Screen[None]):
         what = "the directory and everything in it" if entry is not None and entry.is_dir else "the file"
         question = f"Delete /{path}? This removes {what} from the vault; it cannot be undone."
 
+        after = self._neighbour_name(entry)
+
         def go(yes: bool | None) -> None:
             if yes:
-                self.vapp.run_command(f"rm -r {_q('/' + path)}")
+                self.vapp.run_command(f"rm -r {_q('/' + path)}", select=after)
 
         self._ask(ConfirmScreen("Delete", question, yes="Delete", no="Keep"), go)
 
