@@ -497,3 +497,61 @@ async def test_cursor_stays_in_place_after_delete_rename_and_refresh(deep_vault:
         await command_done(pilot, app)
         current = app.main.plain.current
         assert current is not None and current.plain_name == "k9.txt"
+
+
+def chosen_names(app: VaultApp) -> set[str]:
+    """The names the plain pane marks as selected, read from its rows as drawn."""
+    plain = app.main.plain
+    return {
+        e.plain_name or "" for e in plain.rows if id(e) in plain.chosen and row_text(plain, e).startswith("*")
+    }
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_multi_select_export_and_delete(deep_vault: Path, where: str, tmp_path: Path) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("m1.txt", "m2.txt", "m3.txt", "m4.txt"):
+        vault.write_file(join(where, name), name.encode() * 1000)
+    vault.mkdir(join(where, "msub"))
+    vault.write_file(join(where, "msub/inner.txt"), b"inner\n")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "m1.txt")
+        await pilot.press("space")  # selects m1, moves to m2
+        await pilot.press("down", "v")  # m3 by range: m1..m3
+        assert chosen_names(app) == {"m1.txt", "m2.txt", "m3.txt"}
+        await pilot.press("space")  # v left the cursor on m3: Space unselects it
+        assert chosen_names(app) == {"m1.txt", "m2.txt"}
+        select_plain(app.main, "msub")
+        await pilot.press("insert")
+        assert "3 selected" in str(app.main.query_one("#plain-pane").border_subtitle)
+
+        await pilot.press("e")
+        await answer_prompt(pilot, app, str(dest))
+        await command_done(pilot, app)
+        assert sorted(os.listdir(dest)) == ["m1.txt", "m2.txt", "msub"], log_text(app)
+        assert (dest / "msub" / "inner.txt").read_bytes() == b"inner\n"
+        assert "exported 3 selected entries" in log_text(app)
+        assert chosen_names(app) == set()  # done with: the selection is cleared
+
+        await pilot.press("asterisk")  # invert: everything shown is selected
+        everything = {e.plain_name for e in app.main.plain.rows if e.plain_name}
+        assert chosen_names(app) == everything
+        select_plain(app.main, "m4.txt")
+        await pilot.press("space")
+        select_plain(app.main, "todo.txt")
+        await pilot.press("space")
+        await pilot.press("asterisk")  # now only m4 and todo are selected
+        assert chosen_names(app) == {"m4.txt", "todo.txt"}
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(app.screen.question)
+        assert "Delete the 2 selected entries from the vault: 2 files and 0 directories" in question
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not vault.exists(join(where, "m4.txt")) and not vault.exists(join(where, "todo.txt"))
+        assert vault.exists(join(where, "m1.txt")) and vault.exists(join(where, "msub/inner.txt"))

@@ -60,6 +60,7 @@ from vaultsh.tui.screens import (
     TransferBar,
     describe_bindings,
 )
+from vaultsh.tui.selection import Selection, Task, delete_selection, export_selection, run_guarded
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.errors import ExitCode, VaultError
 from vaultsh.vault.reverse import ReverseView
@@ -217,6 +218,17 @@ class MainScreen(Screen[None]):
         Binding("f7,n", "mkdir", "Mkdir", tooltip="make a directory"),
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
+        Binding(
+            "space,insert",
+            "toggle_select",
+            "Select",
+            show=False,
+            tooltip="select or unselect the entry; export and delete then act on all selected",
+        ),
+        Binding(
+            "v", "select_range", "Range", show=False, tooltip="select from the last selected entry to here"
+        ),
+        Binding("asterisk", "invert_selection", "Invert", show=False, tooltip="invert the selection"),
         Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
         Binding("u", "unmount", "Unmount", tooltip="unmount this vault (also clears a stale mount)"),
         Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
@@ -252,6 +264,7 @@ class MainScreen(Screen[None]):
         self._select_after_load: str | None = None
         self._moved_while_loading = False  # the cursor was moved by hand during a load
         self.active_side = "plain"
+        self.selection = Selection()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -362,6 +375,8 @@ class MainScreen(Screen[None]):
         self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
     def _start_load(self, path: str, select: str | None) -> None:
+        if path != self.cwd:
+            self.selection.clear()  # a selection belongs to one directory
         self.generation += 1
         self.cwd = path
         self.loading = True
@@ -430,6 +445,8 @@ class MainScreen(Screen[None]):
                 if e.plain_name == wanted:
                     self.plain.select(e)
                     break
+        self.selection.keep_only({e.plain_name for e in message.plain if e.plain_name is not None})
+        self._show_selection()
         self._update_titles()
         self.update_headers()
         self._relink(self.active_list())
@@ -477,6 +494,8 @@ class MainScreen(Screen[None]):
             self.plain.set_placeholder("(empty directory)")
         self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
+        if self.selection.names:
+            flt += f"  {len(self.selection.names)} selected"
         plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
         where = "in the view" if self.vapp.reverse is not None else "on disk"
         cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
@@ -770,7 +789,51 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(screen, answered)
 
+    # -- the selection (several entries at once) --------------------------------------------
+
+    def _show_selection(self) -> None:
+        names = self.selection.names
+        self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
+        self._update_titles()
+
+    def action_toggle_select(self) -> None:
+        entry = self.plain.current
+        if entry is None or entry.role != ROLE_OBJECT or entry.plain_name is None:
+            return
+        self.selection.toggle(entry.plain_name)
+        self._show_selection()
+        self.plain.move_to(self.plain.cursor + 1)  # as in mc: Insert marks and moves on
+
+    def action_select_range(self) -> None:
+        rows = [e.plain_name for e in self.plain.rows]
+        self.selection.extend_to(rows, self.plain.cursor)
+        self._show_selection()
+
+    def action_invert_selection(self) -> None:
+        self.selection.invert([e.plain_name for e in self.plain.rows if e.plain_name is not None])
+        self._show_selection()
+
+    def _selected_paths(self) -> list[str]:
+        return [self._child(name) for name in sorted(self.selection.names)]
+
     def action_export(self) -> None:
+        if self.selection.names and self.vapp.reverse is None:
+            paths = self._selected_paths()
+
+            def go_many(dest: str | None) -> None:
+                if dest:
+                    self.selection.clear()
+                    self._show_selection()
+                    label = f"Exporting {len(paths)} entries"
+                    self.vapp.run_task(
+                        f"export {len(paths)} selected entries to {dest}",
+                        export_selection(paths, dest),
+                        transfer=label,
+                    )
+
+            prompt = f"Decrypt the {len(paths)} selected entries into (local directory):"
+            self._ask(PromptScreen("Export selection", prompt, start_dir()), go_many)
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -823,6 +886,12 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
 
     def action_delete(self) -> None:
+        if self.selection.names and self.vapp.reverse is None:
+            paths = self._selected_paths()
+            self.selection.clear()
+            self._show_selection()
+            self.vapp.run_task(f"delete {len(paths)} selected entries", delete_selection(paths))
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -1366,6 +1435,16 @@ class VaultApp(App[int]):
 
     def run_command(self, line: str, *, transfer: str | None = None, select: str | None = None) -> None:
         """Run one command line of the registry in a worker; refresh the panes afterwards."""
+        shown = "passwd" if line.split()[:1] == ["passwd"] else line
+        self.run_task(
+            shown, lambda session: commands.run_line(session, line), transfer=transfer, select=select
+        )
+
+    def run_task(
+        self, shown: str, task: Task, *, transfer: str | None = None, select: str | None = None
+    ) -> None:
+        """Run `task` (a command line, or an action on the selection) in a worker, logged as
+        `shown`; with `transfer`, a progress bar so labelled; refresh the panes afterwards."""
         if self.session is None:
             return
         if self.busy:
@@ -1373,17 +1452,16 @@ class VaultApp(App[int]):
             return
         self.busy = True
         self.io.cancel.clear()
-        shown = "passwd" if line.split()[:1] == ["passwd"] else line
         self.log_line(f"> {shown}", "command")
         if transfer is not None:
             self.main.query_one("#transfer", TransferBar).start(transfer, None)
         self.update_status()
-        self._run_command(line, select)
+        self._run_task(task, select)
 
     @work(thread=True, group="command")
-    def _run_command(self, line: str, select: str | None) -> None:
+    def _run_task(self, task: Task, select: str | None) -> None:
         assert self.session is not None
-        code = commands.run_line(self.session, line)
+        code = run_guarded(self.session, task)
         self.call_from_thread(self._command_done, code, select)
 
     def _command_done(self, code: int, select: str | None) -> None:

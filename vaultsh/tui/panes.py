@@ -291,6 +291,7 @@ class EntryList(ScrollView, can_focus=True):
         "entry-list--meta",
         "entry-list--marked",
         "entry-list--dim",
+        "entry-list--chosen",
     }
 
     DEFAULT_CSS = """
@@ -333,6 +334,7 @@ class EntryList(ScrollView, can_focus=True):
         # The other pane's cursor is on something with no counterpart here (the config, a
         # stray file): no row is shown as current, so none looks linked to it.
         self.unlinked = False
+        self.chosen: set[int] = set()  # ids of entries the person selected (export, delete)
         self.placeholder = ""  # shown dimmed when there is no row ("(empty directory)")
 
     # -- content ----------------------------------------------------------------------
@@ -423,6 +425,10 @@ class EntryList(ScrollView, can_focus=True):
             self.placeholder = text
             self.refresh()
 
+    def set_chosen(self, entries: list[Entry]) -> None:
+        self.chosen = {id(e) for e in entries}
+        self.refresh()
+
     def set_marked(self, entries: list[Entry]) -> None:
         self.marked = {id(e) for e in entries}
         self.refresh()
@@ -495,6 +501,9 @@ class EntryList(ScrollView, can_focus=True):
             marker = "◆"
         if entry.role == ROLE_BAD:
             marker = "!"
+        if id(entry) in self.chosen:
+            style += self.get_component_rich_style("entry-list--chosen")
+            marker = "*"  # as mc marks selected files: readable without colour
         if row == self.cursor and not self.unlinked:
             cursor_style = self.get_component_rich_style("entry-list--cursor")
             if not self.has_focus:

@@ -370,6 +370,9 @@ def key_label(keys: str) -> str:
             "pagedown": "PgDn",
             "home": "Home",
             "end": "End",
+            "space": "Space",
+            "insert": "Insert",
+            "asterisk": "*",
         }
         if key in special:
             names.append(special[key])
