@@ -92,7 +92,7 @@ def main() -> int:
         vault = build_vault(work / "cipher", args.files, args.seed)
         print(f"built {args.files} files in {time.perf_counter() - t0:.1f} s: {vault.cipherdir}")
         env = dict(os.environ, PYTHONPATH=str(REPO), NO_COLOR="1")
-        vaultsh = [
+        vaultsh: list[str | os.PathLike[str]] = [
             sys.executable,
             "-m",
             "vaultsh",
@@ -102,7 +102,16 @@ def main() -> int:
             pw,
             vault.cipherdir,
         ]
-        gocryptfs = ["gocryptfs", "-fsck", "-q", "-passfile", pw, vault.cipherdir]
+        gocryptfs: list[str | os.PathLike[str]] = [
+            "gocryptfs", "-fsck", "-q", "-passfile", pw, vault.cipherdir,
+        ]
+            "gocryptfs",
+            "-fsck",
+            "-q",
+            "-passfile",
+            pw,
+            vault.cipherdir,
+        ]
         t_v = best_of(args.repeat, args.cold, vaultsh, env)
         t_g = best_of(args.repeat, args.cold, gocryptfs, env)
         best_api = float("inf")

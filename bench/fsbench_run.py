@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,12 +83,13 @@ def vaultsh_from(tree: Path | None) -> Iterator[None]:
     if tree is None:
         yield
         return
-    original = bench_mount.subprocess_env
-    bench_mount.subprocess_env = lambda: {**original(), "PYTHONPATH": str(tree)}
+    # Replaced where bench_mount looks it up, so every command it runs sees the other tree.
+    original: Callable[[], dict[str, str]] = getattr(bench_mount, "subprocess_env")  # noqa: B009
+    setattr(bench_mount, "subprocess_env", lambda: {**original(), "PYTHONPATH": str(tree)})  # noqa: B010
     try:
         yield
     finally:
-        bench_mount.subprocess_env = original
+        setattr(bench_mount, "subprocess_env", original)  # noqa: B010
 
 
 def run_fsbench(name: str, index: int, base: Path, passfile: Path, tarball: Path,
@@ -178,7 +179,7 @@ def markdown(runs: list[FsbenchRun], meta: dict[str, Any]) -> str:
             cells.append(span([r.figures[fig] for r in ok if r.name == n], fmt))
             cells.append(span(neighbour_ratios(runs, n, fig)) + kind)
         lines.append(f"| {label} | {unit} | " + " | ".join(cells) + f" | {GOALS[fig]} |")
-    for what, get, fmt in (
+    extras: tuple[tuple[str, Callable[[FsbenchRun], float | None], str], ...] = (
         ("mount time", lambda r: r.mount_s, "{:.2f} s"),
         ("daemon CPU (user+sys)", lambda r: r.daemon_cpu_s, "{:.1f} s"),
         (
@@ -186,7 +187,8 @@ def markdown(runs: list[FsbenchRun], meta: dict[str, Any]) -> str:
             lambda r: None if r.peak_rss_kib is None else r.peak_rss_kib / 1024,
             "{:.1f} MiB",
         ),
-    ):
+    )
+    for what, get, fmt in extras:
         cells = [span([x for r in ok if r.name == "gocryptfs" and (x := get(r)) is not None], fmt)]
         for n in names:
             cells += [span([x for r in ok if r.name == n and (x := get(r)) is not None], fmt), ""]

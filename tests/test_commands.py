@@ -41,6 +41,10 @@ class RecordingIO:
         self.prompts.append(prompt)
         return self.secrets.pop(0)
 
+    def confirm(self, question: str) -> bool:
+        self.prompts.append(question)
+        return False
+
     def progress(self, done: int, total: int) -> None:
         self.progress_calls.append((done, total))
 

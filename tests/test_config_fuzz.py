@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_scrypt_cost_beyond_gocryptfs_is_refused_before_any_work(logn: int, r: i
 def test_refused_scrypt_cost_also_stops_unlocking() -> None:
     huge = config_mod.ScryptParams(VALID.scrypt.salt, 1 << 40, 8, 1, 32)
     with pytest.raises(VaultError, match="above the maximum"):
-        config_mod.replace(VALID, scrypt=huge).decrypt_master_key(b"pw")
+        dataclasses.replace(VALID, scrypt=huge).decrypt_master_key(b"pw")
 
 
 def test_oversized_and_special_config_files(tmp_path: Path) -> None:

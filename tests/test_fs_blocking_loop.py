@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -138,7 +138,7 @@ def test_nursery_runs_started_tasks_in_order(framework: BlockingFramework) -> No
 
 def test_run_refuses_a_coroutine_that_suspends() -> None:
     class Suspend:
-        def __await__(self) -> Iterator[None]:
+        def __await__(self) -> Generator[None, None, None]:
             yield None
 
     async def main() -> None:

@@ -9,9 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
+from fuse_harness import require_fuse
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from test_tui_app import cleaned_up, kernel_mounted
 
 from vaultsh.service.commands import Session, SessionIO
 from vaultsh.shell.repl import ShellIO, history_path, prompt_text, run_script, run_shell
@@ -181,3 +183,40 @@ def test_mv_onto_an_existing_file_asks_and_a_script_refuses(vault: tuple[Vault, 
         lambda sio: Session(v, v.cipherdir, sio), ["mv -f beta.txt docs/notes.txt\n"], stdout=out, stderr=err
     )
     assert status == 0 and v.read_file("docs/notes.txt") == b"b\n"
+
+
+def test_cat_follows_symlinks_inside_the_vault_and_refuses_outside(vault: tuple[Vault, bytes]) -> None:
+    v = vault[0]
+    v.symlink("notes.txt", "docs/latest")  # relative to its own directory
+    v.symlink("../docs/latest", "my docs/chain")  # a chain through another directory
+    v.symlink("/etc/passwd", "outside")
+    v.symlink("../../x", "docs/above")
+    v.symlink("loop", "loop")
+    sh = Shell(v)
+    sh.type("cat docs/latest\ncd 'my docs'\ncat chain\ncat /outside\ncat /docs/above\ncat /loop\n\x04")
+    assert sh.lines() == ["hello vault", "hello vault"]
+    errors = sh.err.getvalue().splitlines()
+    assert errors == [
+        "vaultsh: /outside: a symlink to /etc/passwd, outside the vault",
+        "vaultsh: /docs/above: a symlink to ../../x, outside the vault",
+        "vaultsh: /loop: too many levels of symbolic links",
+    ]
+
+
+def test_ctrl_d_with_a_live_mount_offers_to_unmount(vault: tuple[Vault, bytes], tmp_path: Path) -> None:
+    require_fuse()
+    v = vault[0]
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with cleaned_up(mountpoint):
+        sh = Shell(v)
+        sh.type(f"mount {mountpoint}\n\x04n\n")
+        assert kernel_mounted(mountpoint), sh.err.getvalue()
+        assert sh.lines()[-1] == (
+            f"{v.cipherdir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
+        )
+        assert (mountpoint / "docs" / "notes.txt").read_bytes() == b"hello vault\n"
+        sh = Shell(v)
+        sh.type("exit\ny\n")
+        assert sh.lines()[-1] == f"unmounted {mountpoint}", sh.err.getvalue()
+        assert not kernel_mounted(mountpoint)

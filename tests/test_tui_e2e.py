@@ -85,3 +85,43 @@ def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> N
     while not status.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert status.read_text().strip() == "exit=0"
+
+
+def footer_key(screen: str, label: str) -> str:
+    """The key the footer (the last line) shows for `label`, as tmux names it ("f1" -> "F1")."""
+    words = screen.rstrip("\n").splitlines()[-1].split()
+    key = words[words.index(label) - 1]
+    return key.upper() if key.startswith("f") and key[1:].isdigit() else key
+
+
+def test_help_scrolls_to_its_end_and_quit_at_80x24(tmp_path: Path, tmux_session: str) -> None:
+    """At the smallest supported size: help and quit are in the footer, the help scrolls."""
+    root = tmp_path / "vault"
+    make_vault(root)
+    status = tmp_path / "status"
+    repo = Path(__file__).resolve().parents[1]
+    command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
+    tmux("new-session", "-d", "-s", tmux_session, "-x", "80", "-y", "24")
+    tmux("set-option", "-t", tmux_session, "window-size", "manual")
+    tmux("resize-window", "-t", tmux_session, "-x", "80", "-y", "24")
+    tmux("send-keys", "-t", tmux_session, "-l", command)
+    tmux("send-keys", "-t", tmux_session, "Enter")
+    wait_screen(tmux_session, lambda s: "Unlock vault" in s)
+    tmux("send-keys", "-t", tmux_session, "-l", PASSWORD)
+    tmux("send-keys", "-t", tmux_session, "Enter")
+    screen = wait_screen(tmux_session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
+
+    tmux("send-keys", "-t", tmux_session, footer_key(screen, "Help"))
+    # How to leave stays in view; the list goes on below.
+    screen = wait_screen(tmux_session, lambda s: "vaultsh — keys" in s and "closes this help" in s)
+    assert "first / last entry" not in screen
+    tmux("send-keys", "-t", tmux_session, "End")
+    screen = wait_screen(tmux_session, lambda s: "first / last entry" in s)
+    assert "closes this help" in screen
+    tmux("send-keys", "-t", tmux_session, "Escape")
+    screen = wait_screen(tmux_session, lambda s: "vaultsh — keys" not in s)
+    tmux("send-keys", "-t", tmux_session, footer_key(screen, "Quit"))
+    deadline = time.monotonic() + 30
+    while not (status.exists() and status.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert status.read_text().strip() == "exit=0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -9,6 +11,7 @@ import pytest
 from fuse_harness import require_fuse
 from test_tui_app import (
     MASTER_KEY,
+    PASSWORD,
     SIZE,
     answer_prompt,
     cleaned_up,
@@ -16,16 +19,24 @@ from test_tui_app import (
     kernel_mounted,
     log_text,
     make_vault,
+    mount_with_keys,
+    row_text,
     select_plain,
+    status_text,
     wait_for,
 )
+from textual.color import Color
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 from textual.widgets._footer import FooterKey
 
+from vaultsh import cli
 from vaultsh.tui.app import VaultApp
-from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen
+from vaultsh.tui.panes import ROLE_CONF, Entry
+from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
+from vaultsh.vault.config import CONF_NAME
+from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -44,6 +55,10 @@ def deep_vault(tmp_path: Path) -> Path:
     vault.mkdir(DEEP)
     vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
     vault.write_file("todo.txt", b"root todo\n")
+    # Sync debris deep down too: a conflict copy and a file dropped in by hand.
+    deep_todo = vault.cipher_path(f"{DEEP}/todo.txt")
+    deep_todo.with_name(deep_todo.name + " (conflicted copy)").write_bytes(deep_todo.read_bytes())
+    (deep_todo.parent / "stray file.txt").write_bytes(b"not encrypted")
     # The path a child name gets when it is resolved against the current directory twice.
     for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
         vault.mkdir(part)
@@ -253,3 +268,291 @@ async def test_the_suggested_mountpoint_is_offered_to_be_created(
             await command_done(pilot, app)
             assert not kernel_mounted(suggested)
             assert (suggested.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.asyncio
+async def test_the_demo_shows_its_password_first_and_k_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vaultsh demo` as started from the command line: its TUI is made as the CLI makes it."""
+    made: list[VaultApp] = []
+    real_init = VaultApp.__init__
+
+    def keep(self: VaultApp, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(VaultApp, "__init__", keep)
+    monkeypatch.setattr(VaultApp, "run", lambda self, **_: 0)  # it runs below, under the Pilot
+    assert cli.main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    password = capsys.readouterr().out.split("Password:")[1].split()[0]
+    app = made[0]
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.vault is not None and not app.main.loading)
+        first = f"Demo vault {tmp_path / 'demo'}: its password is {password} (K and p ask for it)"
+        assert app.log_lines[0] == first
+        await pilot.pause()
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        app.screen.query_one("#password", Input).value = password
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+
+
+def cipher_entry(app: VaultApp, name: str) -> Entry:
+    for e in app.main.cipher.rows:
+        if e.cipher_name == name or e.cipher_name.endswith(name):
+            return e
+    raise AssertionError(f"{name} not in the cipher pane")
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
+    deep_vault: Path, where: str
+) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        plain, cipher = app.main.plain, app.main.cipher
+        await pilot.press("tab")
+        names = [" (conflicted copy", "stray file.txt"] + ([] if where else [CONF_NAME])
+        for name in names:
+            entry = next(e for e in cipher.rows if name in e.cipher_name)
+            cipher.move_to(cipher.row_of(entry) or 0)
+            await pilot.pause()
+            assert plain.unlinked
+            rows = [plain.render_line(y).text for y in range(len(plain.rows))]
+            assert not any(r.startswith(("▶", "›")) for r in rows), rows
+        await pilot.press("tab")  # back in the plain pane: its cursor is shown again
+        await pilot.pause()
+        assert not plain.unlinked and plain.render_line(plain.cursor).text.startswith("▶")
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.symlink("todo.txt", join(where, "shortcut"))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("p")  # a password change keeps the old config as gocryptfs.conf.bak
+        for answer in (PASSWORD, "new secret", "new secret"):
+            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+            dialog = app.screen
+            dialog.query_one("#password", Input).value = answer
+            await pilot.press("enter")
+            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await command_done(pilot, app)
+        backup = cipher_entry(app, CONF_NAME + ".bak")
+        assert backup.role == ROLE_CONF and "conf" in row_text(app.main.cipher, backup)
+        if where:
+            await open_at(pilot, app, where)
+        link = select_plain(app.main, "shortcut")
+        assert link.plain_size == len("todo.txt")
+        assert row_text(app.main.plain, link).split()[1] == str(len("todo.txt"))
+        await pilot.press("slash", "s", "h", "o", "r", "t")
+        await pilot.press("enter")
+        await pilot.pause()
+        subtitle = str(app.main.query_one("#plain-pane").border_subtitle)
+        assert subtitle.startswith("1 entry ") and "entries" not in subtitle
+
+
+@pytest.mark.asyncio
+async def test_the_master_key_dialog_keeps_each_group_on_one_line(deep_vault: Path) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("K")
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        app.screen.query_one("#password", Input).value = PASSWORD
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
+        await pilot.pause()
+        secret = app.screen.query_one("#secret", Static)
+        shown = [secret.render_line(y).text.strip() for y in range(secret.size.height)]
+        lines = [line for line in shown if line]
+        groups = format_master_key(MASTER_KEY).split("-")
+        assert lines == ["-".join(groups[:4]) + "-", "-".join(groups[4:])]
+
+
+def contrast(a: Color, b: Color) -> float:
+    """WCAG contrast ratio of two opaque colours."""
+
+    def luminance(c: Color) -> float:
+        def channel(v: int) -> float:
+            x = v / 255
+            return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+
+        return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("theme", ["vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"])
+async def test_unfocused_pane_borders_are_visible_in_every_theme(deep_vault: Path, theme: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY, theme=theme)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        background = app.main.styles.background
+        for selector in ("#cipher-pane", "#info", "#log"):  # the plain pane has the focus
+            widget = app.main.query_one(selector)
+            _kind, color = widget.styles.border_top
+            shown = background + color  # a translucent border colour over what is behind it
+            assert contrast(shown, background) >= 3.0, (selector, shown, background)
+
+
+@pytest.mark.asyncio
+async def test_live_mount_counters_fit_a_120_column_status_bar(deep_vault: Path, tmp_path: Path) -> None:
+    require_fuse()
+    mountpoint = tmp_path / "a-mountpoint-with-a-rather-long-name"
+    mountpoint.mkdir()
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    with cleaned_up(mountpoint):
+        async with app.run_test(size=(120, 40)) as pilot:
+            await open_at(pilot, app, "")
+            await mount_with_keys(pilot, app, mountpoint)
+            assert (mountpoint / DEEP / "todo.txt").read_bytes() == b"buy milk\n"
+            await wait_for(pilot, lambda: "read 9 B" in status_text(app), steps=800)
+            status = status_text(app)
+            assert "0 open" in status and "wrote 0 B" in status and "0 err" in status, status
+            assert len(status) <= 120 - 2
+            await pilot.press("u")
+            await command_done(pilot, app)
+
+
+async def cancel_after_first_chunk(pilot: Pilot[Any], app: VaultApp, key: str, answer: str) -> None:
+    """Start a transfer with `key`, hold it after its first chunk, press Esc, let it stop."""
+    gate = threading.Event()
+    real_progress = app.io.progress
+
+    def held_progress(done: int, total: int) -> None:
+        real_progress(done, total)
+        if done:
+            gate.wait(10)
+
+    app.io.progress = held_progress  # type: ignore[method-assign]
+    await pilot.press(key)
+    await answer_prompt(pilot, app, answer)
+    bar = app.main.query_one("#transfer")
+    await wait_for(pilot, lambda: bar.query_one("ProgressBar").progress > 0)  # type: ignore[attr-defined]
+    await pilot.press("escape")
+    gate.set()
+    await command_done(pilot, app)
+    app.io.progress = real_progress  # type: ignore[method-assign]
+    assert "cancelled" in log_text(app)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_cancelled_export_and_import_leave_nothing_behind(
+    deep_vault: Path, where: str, tmp_path: Path
+) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    vault.mkdir(join(where, "album"))
+    for n in range(3):
+        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    dest = tmp_path / "out"
+    dest.mkdir()
+    source = tmp_path / "scans"
+    source.mkdir()
+    for n in range(3):
+        (source / f"scan{n}.raw").write_bytes(os.urandom(2 << 20))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "album")
+        await cancel_after_first_chunk(pilot, app, "e", str(dest))
+        assert os.listdir(dest) == []  # not even an empty album/
+        await cancel_after_first_chunk(pilot, app, "i", str(source))
+        assert not vault.exists(join(where, "scans"))
+        assert "scans" not in {e.plain_name for e in app.main.plain.rows}
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_cursor_stays_in_place_after_delete_rename_and_refresh(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("k1.txt", "k2.txt", "k3.txt"):
+        vault.write_file(join(where, name), b"x\n")
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "k2.txt")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not vault.exists(join(where, "k2.txt"))
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k3.txt"  # the next one, not the top
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "k9.txt")
+        await command_done(pilot, app)
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k9.txt"
+        await pilot.press("ctrl+r")
+        await command_done(pilot, app)
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "k9.txt"
+
+
+def chosen_names(app: VaultApp) -> set[str]:
+    """The names the plain pane marks as selected, read from its rows as drawn."""
+    plain = app.main.plain
+    return {
+        e.plain_name or "" for e in plain.rows if id(e) in plain.chosen and row_text(plain, e).startswith("*")
+    }
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_multi_select_export_and_delete(deep_vault: Path, where: str, tmp_path: Path) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("m1.txt", "m2.txt", "m3.txt", "m4.txt"):
+        vault.write_file(join(where, name), name.encode() * 1000)
+    vault.mkdir(join(where, "msub"))
+    vault.write_file(join(where, "msub/inner.txt"), b"inner\n")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "m1.txt")
+        await pilot.press("space")  # selects m1, moves to m2
+        await pilot.press("down", "v")  # m3 by range: m1..m3
+        assert chosen_names(app) == {"m1.txt", "m2.txt", "m3.txt"}
+        await pilot.press("space")  # v left the cursor on m3: Space unselects it
+        assert chosen_names(app) == {"m1.txt", "m2.txt"}
+        select_plain(app.main, "msub")
+        await pilot.press("insert")
+        assert "3 selected" in str(app.main.query_one("#plain-pane").border_subtitle)
+
+        await pilot.press("e")
+        await answer_prompt(pilot, app, str(dest))
+        await command_done(pilot, app)
+        assert sorted(os.listdir(dest)) == ["m1.txt", "m2.txt", "msub"], log_text(app)
+        assert (dest / "msub" / "inner.txt").read_bytes() == b"inner\n"
+        assert "exported 3 selected entries" in log_text(app)
+        assert chosen_names(app) == set()  # done with: the selection is cleared
+
+        await pilot.press("asterisk")  # invert: everything shown is selected
+        everything = {e.plain_name for e in app.main.plain.rows if e.plain_name}
+        assert chosen_names(app) == everything
+        select_plain(app.main, "m4.txt")
+        await pilot.press("space")
+        select_plain(app.main, "todo.txt")
+        await pilot.press("space")
+        await pilot.press("asterisk")  # now only m4 and todo are selected
+        assert chosen_names(app) == {"m4.txt", "todo.txt"}
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        question = str(cast(ConfirmScreen, app.screen).question)
+        assert "Delete the 2 selected entries from the vault: 2 files and 0 directories" in question
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not vault.exists(join(where, "m4.txt")) and not vault.exists(join(where, "todo.txt"))
+        assert vault.exists(join(where, "m1.txt")) and vault.exists(join(where, "msub/inner.txt"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import MASTER_KEY, SIZE, make_vault, wait_for
+from test_tui_app import MASTER_KEY, make_vault, wait_for
 from test_tui_reverse import make_reverse_folder
 from textual.pilot import Pilot
 
@@ -17,6 +17,8 @@ from vaultsh.tui.app import VaultApp
 from vaultsh.tui.screens import PasswordScreen
 
 THEMES = ["vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"]
+# The smallest supported terminal and a common roomy one.
+SIZES = pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 
 
 @pytest.fixture
@@ -66,14 +68,16 @@ def settled(app: VaultApp) -> Callable[[Pilot[Any]], Any]:
 
 
 @pytest.mark.parametrize("theme", THEMES)
-def test_main_view(snap_compare: Any, snapshot_vault: Path, theme: str) -> None:
+@SIZES
+def test_main_view(snap_compare: Any, snapshot_vault: Path, theme: str, size: tuple[int, int]) -> None:
     """Unlocked vault: plain and cipher trees side by side, flagged debris, the directory's info."""
     app = VaultApp(snapshot_vault, master_key=MASTER_KEY, theme=theme)
-    assert snap_compare(app, terminal_size=SIZE, run_before=settled(app))
+    assert snap_compare(app, terminal_size=size, run_before=settled(app))
 
 
 @pytest.mark.parametrize("theme", THEMES)
-def test_help_screen(snap_compare: Any, snapshot_vault: Path, theme: str) -> None:
+@SIZES
+def test_help_screen(snap_compare: Any, snapshot_vault: Path, theme: str, size: tuple[int, int]) -> None:
     """The help screen over the main view, listing every key."""
     app = VaultApp(snapshot_vault, master_key=MASTER_KEY, theme=theme)
     before = settled(app)
@@ -83,11 +87,12 @@ def test_help_screen(snap_compare: Any, snapshot_vault: Path, theme: str) -> Non
         await pilot.press("question_mark")
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("theme", THEMES)
-def test_password_dialog(snap_compare: Any, snapshot_vault: Path, theme: str) -> None:
+@SIZES
+def test_password_dialog(snap_compare: Any, snapshot_vault: Path, theme: str, size: tuple[int, int]) -> None:
     """The unlock dialog after a wrong password (the message stays in the dialog)."""
     app = VaultApp(snapshot_vault, theme=theme)
 
@@ -99,10 +104,11 @@ def test_password_dialog(snap_compare: Any, snapshot_vault: Path, theme: str) ->
         await wait_for(pilot, lambda: not dialog.busy)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_reverse_main_view(snap_compare: Any, snapshot_reverse_folder: Path) -> None:
+@SIZES
+def test_reverse_main_view(snap_compare: Any, snapshot_reverse_folder: Path, size: tuple[int, int]) -> None:
     """A reverse-mode folder: plain files left, the encrypted view a reverse mount shows right."""
     app = VaultApp(snapshot_reverse_folder, master_key=MASTER_KEY)
-    assert snap_compare(app, terminal_size=SIZE, run_before=settled(app))
+    assert snap_compare(app, terminal_size=size, run_before=settled(app))

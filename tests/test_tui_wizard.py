@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from gocryptfs_harness import REPO_ROOT, gocryptfs_info_fields, gocryptfs_mount, skip_or_fail
 from textual.pilot import Pilot
-from textual.widgets import Static
+from textual.widgets import Checkbox, RadioButton, Static
 
 from vaultsh.service.vaults import InitOptions, create_vault
 from vaultsh.tui.wizard import NewVaultApp, NewVaultScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config
-from vaultsh.vault.errors import CipherDirError, ExitCode, InitError
+from vaultsh.vault.errors import CipherDirError, InitError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
@@ -294,6 +294,25 @@ async def test_cancel_leaves_the_directory_empty(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_checkboxes_and_radio_buttons_show_their_state_without_colour(tmp_path: Path) -> None:
+    app = NewVaultApp(tmp_path / "new", None, logn=TEST_LOGN)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = wizard(pilot)
+        box = screen.query_one("#plaintext-names", Checkbox)
+        gcm = screen.query_one("#cipher-gcm", RadioButton)
+        xchacha = screen.query_one("#cipher-xchacha", RadioButton)
+
+        def mark(widget: Checkbox | RadioButton) -> str:
+            return widget.render_line(0).text.strip()[1]  # inside the button's two edges
+
+        assert mark(box) == " " and mark(gcm) == "●" and mark(xchacha) == " "
+        box.value = True
+        xchacha.value = True
+        await pilot.pause()
+        assert mark(box) == "X" and mark(xchacha) == "●" and mark(gcm) == " "
+
+
+@pytest.mark.asyncio
 async def test_cancel_button_creates_no_missing_directory(tmp_path: Path) -> None:
     missing = tmp_path / "not-yet"
     app = NewVaultApp(missing, None, logn=TEST_LOGN)
@@ -391,6 +410,7 @@ def start_run_new(tmux: Tmux, tmp_path: Path, directory: Path) -> Path:
         f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {shlex.quote(str(directory))}\n"
         f"echo $? > {shlex.quote(str(rc_file))}.tmp && mv {shlex.quote(str(rc_file))}.tmp "
         f"{shlex.quote(str(rc_file))}\n"
+        "sleep 60\n"  # the pane stays, with what was printed after the screen closed
     )
     tmux.run("new-session", "-d", "-s", "wizard", "-x", "80", "-y", "24", f"sh {shlex.quote(str(script))}")
     return rc_file
@@ -427,12 +447,15 @@ def _run_new_in_a_terminal(tmp_path: Path, tmux: Tmux, target: Path) -> None:
     assert format_master_key(vault.keys.master_key).startswith(match.group(1) + "-")
 
 
-def test_run_new_cancelled_returns_the_interrupt_code(tmp_path: Path, tmux: Tmux) -> None:
+def test_run_new_cancelled_by_escape_exits_1_and_says_so(tmp_path: Path, tmux: Tmux) -> None:
     target = tmp_path / "vault"
     rc_file = start_run_new(tmux, tmp_path, target)
     tmux.wait_for("Content encryption")
     tmux.keys("Escape")
-    assert tmux.exit_code(rc_file) == ExitCode.SIGINT
+    assert tmux.exit_code(rc_file) == 1  # a choice, not gocryptfs's 15 for a signal
+    assert f"vaultsh: cancelled; no vault created in {target}" in tmux.wait_for("no vault created").replace(
+        "\n", ""
+    )
     assert not target.exists()
 
 
@@ -477,3 +500,18 @@ async def test_empty_password_is_refused(tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
     assert not (tmp_path / "v").exists()
+
+
+@pytest.mark.asyncio
+async def test_escape_in_the_wizard_of_the_main_app_exits_1_not_the_signal_code(tmp_path: Path) -> None:
+    from vaultsh.tui.app import VaultApp
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = VaultApp(empty)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, NewVaultScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+    assert app.return_code == 1 and os.listdir(empty) == []

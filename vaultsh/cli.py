@@ -390,6 +390,10 @@ class _StdIO:
     def ask_secret(self, prompt: str) -> bytes:
         return read_interactive(prompt)
 
+    def confirm(self, question: str) -> bool:
+        """The one-shot CLI never asks: a script gets the safe answer, and --force says yes."""
+        return False
+
     def progress(self, done: int, total: int) -> None:
         """A rich progress bar on an interactive stderr, for work above 8 MiB only."""
         if self._bar is None:
@@ -685,7 +689,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
     by_key = bool(args.masterkey or args.masterkey_file)
-    return run_shell(lambda io: commands.Session(vault, root, io, config_path=conf_path, by_master_key=by_key))
+    return run_shell(
+        lambda io: commands.Session(vault, root, io, config_path=conf_path, by_master_key=by_key)
+    )
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -706,13 +712,14 @@ class _GivenPassword(SecretSource):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from vaultsh.service.demo import make_demo_vault
-    from vaultsh.tui.app import run_tui
+    from vaultsh.tui.app import demo_greeting, run_tui
 
     path, password = make_demo_vault(Path(args.dir) if args.dir else None)
     # A demo password guards nothing; showing it lets people try unlocking by hand.
     print(f"Demo vault: {path}")
     print(f"Password:   {password}")
-    return int(run_tui(path, _GivenPassword(password=password.encode()), args.theme))
+    secrets = _GivenPassword(password=password.encode())
+    return int(run_tui(path, secrets, args.theme, greeting=demo_greeting(path, password)))
 
 
 def cmd_tui(args: argparse.Namespace) -> int:

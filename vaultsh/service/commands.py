@@ -50,6 +50,10 @@ class SessionIO(Protocol):
         """Ask for a password without echo."""
         ...
 
+    def confirm(self, question: str) -> bool:
+        """Ask a yes/no question; no is the safe default."""
+        ...
+
     def progress(self, done: int, total: int) -> None:
         """Bytes done out of total (total may be 0 when unknown)."""
 
@@ -309,6 +313,7 @@ def cat_file(session: Session, path: str, *, force_decode: bool = False) -> int:
             raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
         chunks = _read_plain_file(session.reverse.plaindir / plain)
     else:
+        plain = follow_links(vault, plain)
         if stat_mod.S_ISDIR(vault.stat(plain).mode):
             raise FsError(errno.EISDIR, f"{show(plain)}: is a directory")
         chunks = _salvaged_chunks(session, plain, damaged) if force_decode else vault.iter_file(plain)
@@ -343,6 +348,33 @@ def _salvaged_chunks(session: Session, plain: str, damaged: list[int]) -> Iterab
 
     with session.vault.open_file(plain) as f:
         yield from f.iter_salvaged(on_bad)
+
+
+MAX_LINK_HOPS = 40  # as Linux's limit on symlinks followed in one path lookup
+
+
+def follow_links(vault: Vault, plain: str) -> str:
+    """Where a chain of vault symlinks starting at `plain` ends, as a plain vault path.
+
+    A relative target is resolved in the vault, as it is on a mount; an absolute one, or one
+    climbing above the vault root, names something outside the vault and is not followed.
+    """
+    for _ in range(MAX_LINK_HOPS):
+        if not stat_mod.S_ISLNK(vault.stat(plain).mode):
+            return plain
+        target = vault.readlink(plain)
+        if target.startswith("/"):
+            raise FsError(errno.EXDEV, f"{show(plain)}: a symlink to {target}, outside the vault")
+        parts = plain.split("/")[:-1]
+        for part in target.split("/"):
+            if part == "..":
+                if not parts:
+                    raise FsError(errno.EXDEV, f"{show(plain)}: a symlink to {target}, outside the vault")
+                parts.pop()
+            elif part not in ("", "."):
+                parts.append(part)
+        plain = "/".join(parts)
+    raise FsError(errno.ELOOP, f"{show(plain)}: too many levels of symbolic links")
 
 
 def _read_plain_file(path: Path) -> Iterable[bytes]:

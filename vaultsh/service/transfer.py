@@ -169,9 +169,24 @@ def export(
         # An existing destination directory is the user's choice and may be a symlink to one.
         out = _Dest(parent_fd, target.name or ".", target, follow=True)
         _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, out, job)
+    except Cancelled:
+        _prune_local(target, keep_top=not parts)
+        raise
     finally:
         os.close(parent_fd)
     return job.report
+
+
+def _prune_local(target: Path, *, keep_top: bool) -> None:
+    """After a cancelled export: remove the directories it made at `target` that hold nothing
+    (finished files stay; with `keep_top`, `target` existed before and stays too)."""
+    if target.is_symlink() or not target.is_dir():
+        return
+    for dirpath, _dirs, _files in os.walk(target, topdown=False):
+        if keep_top and Path(dirpath) == target:
+            continue
+        with contextlib.suppress(OSError):  # not empty: it holds finished files
+            os.rmdir(dirpath)
 
 
 @dataclass
@@ -397,9 +412,23 @@ def import_(
         raise FsError(errno.ENOENT, f"{short_path(dest)}: parent directory does not exist")
     # The source is named by the user: its parent is opened following symlinks, the source
     # itself is what lstat saw.
-    with _open_source(source.parent) as parent:
-        _Importer(vault, job).entry(parent.child(source.name or "."), sst, cparent, parts[-1], dest)
+    try:
+        with _open_source(source.parent) as parent:
+            _Importer(vault, job).entry(parent.child(source.name or "."), sst, cparent, parts[-1], dest)
+    except Cancelled:
+        _prune_vault(vault, dest)
+        raise
     return job.report
+
+
+def _prune_vault(vault: Vault, path: str) -> None:
+    """After a cancelled import: remove the vault directories it made that hold nothing."""
+    with contextlib.suppress(VaultError, OSError):
+        if not vault.exists(path) or not stat_mod.S_ISDIR(vault.stat(path).mode):
+            return
+        for d, _entries in reversed(list(vault.walk(path))):
+            with contextlib.suppress(VaultError, OSError):  # not empty: it holds finished files
+                vault.rmdir(d)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -34,7 +35,7 @@ from vaultsh.service.commands import (
 )
 from vaultsh.service.transfer import Cancelled
 from vaultsh.vault.display import quote_name, safe_text
-from vaultsh.vault.errors import ReadPasswordError
+from vaultsh.vault.errors import ReadPasswordError, VaultError
 
 SessionFactory = Callable[[SessionIO], Session]
 
@@ -251,7 +252,35 @@ def run_shell(
             break
         with io.running():
             run_line(session, line)
+    leave_mount(session, ask=True)
     return 0
+
+
+def leave_mount(session: Session, *, ask: bool) -> None:
+    """On leaving: a live mount of this vault outlives the shell; say so, or (`ask`) offer to
+    unmount it first. A stale one (worker gone) is named with the command that clears it."""
+    from vaultsh.service import mounts  # loaded only when leaving, as the commands do
+
+    io = session.io
+    try:
+        info = mounts.find_mount(session.cipherdir)
+    except (VaultError, OSError):
+        return
+    if info is None:
+        return
+    command = f"vaultsh unmount {shlex.quote(info.mountpoint)}"
+    if not info.alive:
+        io.write(f"the stale mount at {info.mountpoint} stays; clear it with `{command}`")
+        return
+    if ask and io.confirm(f"{session.cipherdir} is mounted at {info.mountpoint}. Unmount it?"):
+        try:
+            mounts.unmount(Path(info.mountpoint))
+        except (VaultError, OSError) as e:
+            io.error(f"{e}; it stays mounted (`{command}` once it is no longer in use)")
+            return
+        io.write(f"unmounted {info.mountpoint}")
+        return
+    io.write(f"{session.cipherdir} stays mounted at {info.mountpoint}; unmount it with `{command}`")
 
 
 class _ScriptIO(ShellIO):
@@ -286,4 +315,5 @@ def run_script(
         status = run_line(session, line.rstrip("\n"))
         if session.finished:
             break
+    leave_mount(session, ask=False)
     return status

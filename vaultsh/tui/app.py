@@ -61,6 +61,7 @@ from vaultsh.tui.screens import (
     TransferBar,
     describe_bindings,
 )
+from vaultsh.tui.selection import Selection, Task, delete_selection, export_selection, run_guarded
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
@@ -219,6 +220,17 @@ class MainScreen(Screen[None]):
         Binding("f7,n", "mkdir", "Mkdir", tooltip="make a directory"),
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
+        Binding(
+            "space,insert",
+            "toggle_select",
+            "Select",
+            show=False,
+            tooltip="select or unselect the entry; export and delete then act on all selected",
+        ),
+        Binding(
+            "v", "select_range", "Range", show=False, tooltip="select from the last selected entry to here"
+        ),
+        Binding("asterisk", "invert_selection", "Invert", show=False, tooltip="invert the selection"),
         Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
         Binding("u", "unmount", "Unmount", tooltip="unmount this vault (also clears a stale mount)"),
         Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
@@ -254,6 +266,7 @@ class MainScreen(Screen[None]):
         self._select_after_load: str | None = None
         self._moved_while_loading = False  # the cursor was moved by hand during a load
         self.active_side = "plain"
+        self.selection = Selection()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -364,6 +377,8 @@ class MainScreen(Screen[None]):
         self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
     def _start_load(self, path: str, select: str | None) -> None:
+        if path != self.cwd:
+            self.selection.clear()  # a selection belongs to one directory
         self.generation += 1
         self.cwd = path
         self.loading = True
@@ -432,6 +447,8 @@ class MainScreen(Screen[None]):
                 if e.plain_name == wanted:
                     self.plain.select(e)
                     break
+        self.selection.keep_only({e.plain_name for e in message.plain if e.plain_name is not None})
+        self._show_selection()
         self._update_titles()
         self.update_headers()
         self._relink(self.active_list())
@@ -479,7 +496,9 @@ class MainScreen(Screen[None]):
             self.plain.set_placeholder("(empty directory)")
         self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
-        plain_pane.border_subtitle = f"{shown_plain:,} entries{flt}"
+        if self.selection.names:
+            flt += f"  {len(self.selection.names)} selected"
+        plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
         where = "in the view" if self.vapp.reverse is not None else "on disk"
         cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
             f", {bad} undecryptable" if bad else ""
@@ -512,6 +531,8 @@ class MainScreen(Screen[None]):
                 target = self.cipher_by_name.get(entry.owner_name, entry)
             if target.role == ROLE_OBJECT:
                 self.plain.select(target)
+            else:
+                self.plain.unlink_cursor()
             marks = link_targets(target, self.cipher_by_name) if target.role == ROLE_OBJECT else []
             if target is not entry:
                 marks.append(target)
@@ -749,6 +770,18 @@ class MainScreen(Screen[None]):
             return None
         return self._child(entry.plain_name)
 
+    def _neighbour_name(self, entry: Entry | None) -> str | None:
+        """The plain name the cursor goes to once `entry` is gone: the next row, else the one
+        before (so it stays where the person was working, not back at the top)."""
+        rows = self.plain.rows
+        row = self.plain.row_of(entry) if entry is not None else None
+        if row is None:
+            return None
+        for near in (row + 1, row - 1):
+            if 0 <= near < len(rows) and rows[near].plain_name is not None:
+                return rows[near].plain_name
+        return None
+
     def _ask(self, screen: Screen[Any], then: Callable[[Any], None]) -> None:
         """Push a dialog; when it closes, the pane that was active gets the focus back first."""
 
@@ -758,7 +791,51 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(screen, answered)
 
+    # -- the selection (several entries at once) --------------------------------------------
+
+    def _show_selection(self) -> None:
+        names = self.selection.names
+        self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
+        self._update_titles()
+
+    def action_toggle_select(self) -> None:
+        entry = self.plain.current
+        if entry is None or entry.role != ROLE_OBJECT or entry.plain_name is None:
+            return
+        self.selection.toggle(entry.plain_name)
+        self._show_selection()
+        self.plain.move_to(self.plain.cursor + 1)  # as in mc: Insert marks and moves on
+
+    def action_select_range(self) -> None:
+        rows = [e.plain_name for e in self.plain.rows]
+        self.selection.extend_to(rows, self.plain.cursor)
+        self._show_selection()
+
+    def action_invert_selection(self) -> None:
+        self.selection.invert([e.plain_name for e in self.plain.rows if e.plain_name is not None])
+        self._show_selection()
+
+    def _selected_paths(self) -> list[str]:
+        return [self._child(name) for name in sorted(self.selection.names)]
+
     def action_export(self) -> None:
+        if self.selection.names and self.vapp.reverse is None:
+            paths = self._selected_paths()
+
+            def go_many(dest: str | None) -> None:
+                if dest:
+                    self.selection.clear()
+                    self._show_selection()
+                    label = f"Exporting {len(paths)} entries"
+                    self.vapp.run_task(
+                        f"export {len(paths)} selected entries to {dest}",
+                        export_selection(paths, dest),
+                        transfer=label,
+                    )
+
+            prompt = f"Decrypt the {len(paths)} selected entries into (local directory):"
+            self._ask(PromptScreen("Export selection", prompt, start_dir()), go_many)
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -811,6 +888,12 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
 
     def action_delete(self) -> None:
+        if self.selection.names and self.vapp.reverse is None:
+            paths = self._selected_paths()
+            self.selection.clear()
+            self._show_selection()
+            self.vapp.run_task(f"delete {len(paths)} selected entries", delete_selection(paths))
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -818,9 +901,11 @@ class MainScreen(Screen[None]):
         what = "the directory and everything in it" if entry is not None and entry.is_dir else "the file"
         question = f"Delete /{path}? This removes {what} from the vault; it cannot be undone."
 
+        after = self._neighbour_name(entry)
+
         def go(yes: bool | None) -> None:
             if yes:
-                self.vapp.run_command(f"rm -r {_q('/' + path)}")
+                self.vapp.run_command(f"rm -r {_q('/' + path)}", select=after)
 
         self._ask(ConfirmScreen("Delete", question, yes="Delete", no="Keep"), go)
 
@@ -988,8 +1073,10 @@ class VaultApp(App[int]):
         master_key: bytes | None = None,
         theme: str | None = None,
         logn: int | None = None,
+        greeting: str | None = None,
     ) -> None:
         super().__init__()
+        self.greeting = greeting  # the log's first line once the vault is open (the demo's password)
         self.cipherdir = cipherdir
         self.cipherdir_label = safe_text(str(cipherdir))
         self._password = password
@@ -1087,14 +1174,14 @@ class VaultApp(App[int]):
 
     def _new_vault(self) -> None:
         try:
-            from vaultsh.tui.wizard import NewVaultScreen
+            from vaultsh.tui.wizard import CANCELLED_EXIT, NewVaultScreen, cancelled_notice
         except ImportError:
             self.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.cipherdir}: no vault here")
             return
 
         def created(path: Path | None) -> None:
             if path is None:
-                self.quit_with(int(ExitCode.SIGINT))
+                self.quit_with(CANCELLED_EXIT, cancelled_notice(self.cipherdir))
                 return
             self.cipherdir = path
             self.cipherdir_label = safe_text(str(path))
@@ -1228,6 +1315,8 @@ class VaultApp(App[int]):
         )
         self.session = session
         self.reverse = session.reverse
+        if self.greeting:
+            self.log_line(self.greeting, "")
         if self.reverse is not None:
             self.main.cipher.name_heading = "Name in the encrypted view"
         self.update_status()
@@ -1279,9 +1368,11 @@ class VaultApp(App[int]):
         width = status.content_region.width or self.size.width
         short = STATUS_PATH_CELLS // 2
         fallbacks: list[tuple[int, int | None, bool, bool]] = [
-            # (vault path cells, mountpoint cells, mount counters, format flags)
+            # (vault path cells, mountpoint cells, mount counters, format flags): the live
+            # counters outlast the format flags, which `info` shows anyway.
             (STATUS_PATH_CELLS, None, True, True),
-            (STATUS_PATH_CELLS, None, False, True),
+            (STATUS_PATH_CELLS, None, True, False),
+            (short, short, True, False),
             (STATUS_PATH_CELLS, STATUS_PATH_CELLS, False, True),
             (short, short, False, True),
             (short, short, False, False),
@@ -1329,11 +1420,11 @@ class VaultApp(App[int]):
             mount = f"mounted {info.mode} {'ro' if info.read_only else 'rw'} at {where}"
             stats = info.stats
             if stats and counters:
-                mount += (
+                mount += (  # compact: they fit beside the paths on a 120-column terminal
                     f" · {int(stats.get('open_files', 0))} open"
                     f" · read {commands.human_bytes(float(stats.get('bytes_read', 0)))}"
-                    f" · written {commands.human_bytes(float(stats.get('bytes_written', 0)))}"
-                    f" · {int(stats.get('errors', 0))} errors"
+                    f" · wrote {commands.human_bytes(float(stats.get('bytes_written', 0)))}"
+                    f" · {int(stats.get('errors', 0))} err"
                 )
             parts.append(Text(mount, style="bold"))
         if self.busy:
@@ -1381,6 +1472,16 @@ class VaultApp(App[int]):
 
     def run_command(self, line: str, *, transfer: str | None = None, select: str | None = None) -> None:
         """Run one command line of the registry in a worker; refresh the panes afterwards."""
+        shown = "passwd" if line.split()[:1] == ["passwd"] else line
+        self.run_task(
+            shown, lambda session: commands.run_line(session, line), transfer=transfer, select=select
+        )
+
+    def run_task(
+        self, shown: str, task: Task, *, transfer: str | None = None, select: str | None = None
+    ) -> None:
+        """Run `task` (a command line, or an action on the selection) in a worker, logged as
+        `shown`; with `transfer`, a progress bar so labelled; refresh the panes afterwards."""
         if self.session is None:
             return
         if self.busy:
@@ -1388,17 +1489,16 @@ class VaultApp(App[int]):
             return
         self.busy = True
         self.io.cancel.clear()
-        shown = "passwd" if line.split()[:1] == ["passwd"] else line
         self.log_line(f"> {shown}", "command")
         if transfer is not None:
             self.main.query_one("#transfer", TransferBar).start(transfer, None)
         self.update_status()
-        self._run_command(line, select)
+        self._run_task(task, select)
 
     @work(thread=True, group="command")
-    def _run_command(self, line: str, select: str | None) -> None:
+    def _run_task(self, task: Task, select: str | None) -> None:
         assert self.session is not None
-        code = commands.run_line(self.session, line)
+        code = run_guarded(self.session, task)
         self.call_from_thread(self._command_done, code, select)
 
     def _command_done(self, code: int, select: str | None) -> None:
@@ -1542,7 +1642,14 @@ def read_given_secret(secrets: SecretSource) -> tuple[bytes | None, bytes | None
     return None, None
 
 
-def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) -> int:
+def demo_greeting(path: Path, password: str) -> str:
+    """The demo's first log line: its password is needed by K and p, and guards nothing."""
+    return f"Demo vault {path}: its password is {password} (K and p ask for it)"
+
+
+def run_tui(
+    cipherdir: Path, secrets: SecretSource, theme: str | None = None, greeting: str | None = None
+) -> int:
     """Open the vault in CIPHERDIR full-screen; returns the exit code (12: password dialog left)."""
     try:
         password, master_key = read_given_secret(secrets)
@@ -1552,7 +1659,7 @@ def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None = None) ->
     if cipherdir.exists() and not cipherdir.is_dir():
         print(f"vaultsh: {safe_text(str(cipherdir))}: not a directory", file=sys.stderr)
         return int(ExitCode.CIPHER_DIR)
-    app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme)
+    app = VaultApp(cipherdir, password=password, master_key=master_key, theme=theme, greeting=greeting)
     result = app.run()
     if app.exit_notice:
         print(safe_text(app.exit_notice))

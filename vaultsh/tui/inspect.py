@@ -16,6 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from vaultsh.tui.panes import (
+    CONF_BACKUP_NAME,
     ROLE_BAD,
     ROLE_CONF,
     ROLE_DIRIV,
@@ -162,7 +163,10 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
             _kv(table, "Content", Text(str(e), style="red"))
         return table
     if entry.role == ROLE_CONF:
-        _kv(table, "Role", "vault config: scrypt parameters, wrapped master key, feature flags (§3)")
+        if entry.cipher_name == CONF_BACKUP_NAME:
+            _kv(table, "Role", "the previous vault config, kept by a password change (§3)")
+        else:
+            _kv(table, "Role", "vault config: scrypt parameters, wrapped master key, feature flags (§3)")
         try:
             for line in load_config(cpath).info_lines():
                 key, _, value = line.partition(":")

@@ -32,7 +32,8 @@ ROLE_OBJECT = "object"  # a file, dir or symlink with a decryptable name
 ROLE_BAD = "bad"  # on disk but not a valid vault object: conflict copy, corrupt name, stray file
 ROLE_DIRIV = "diriv"  # the directory's name IV (§6.5)
 ROLE_SIDECAR = "sidecar"  # `<long name>.name`, holding the full encrypted name (§6.7)
-ROLE_CONF = "conf"  # gocryptfs.conf in the root (§3.1)
+ROLE_CONF = "conf"  # gocryptfs.conf in the root (§3.1), or the backup a password change keeps
+CONF_BACKUP_NAME = CONF_NAME + ".bak"  # the previous config, kept by `passwd` (§3.1)
 
 FIRST_BATCH = 200  # rows the panes get before any other work: the screen fills at once
 BATCH = 2000  # later batches: big enough that messages stay few, small enough to stay smooth
@@ -96,6 +97,9 @@ def _stat_entry(entry: Entry, dirent: os.DirEntry[str], vault: Vault) -> None:
     entry.mtime_ns = st.st_mtime_ns
     if entry.kind == "file":
         entry.plain_size = vault.content.cipher_to_plain_size(st.st_size)
+    elif entry.kind == "symlink":  # its size is the target's length, as lstat on a mount says
+        with contextlib.suppress(VaultError, OSError):
+            entry.plain_size = len(os.fsencode(vault.readlink_cipher(Path(dirent.path), dirent.name)))
 
 
 _T = TypeVar("_T")
@@ -150,7 +154,7 @@ def scan_cipher_dir(
             entry = Entry(name, dirent_kind(d), ROLE_OBJECT)
             _stat_entry(entry, d, vault)
             out.append(entry)
-            if is_root and name == CONF_NAME:
+            if is_root and name in (CONF_NAME, CONF_BACKUP_NAME):
                 entry.role = ROLE_CONF
             elif options.plaintext_names:
                 entry.plain_name = name
@@ -288,6 +292,7 @@ class EntryList(ScrollView, can_focus=True):
         "entry-list--meta",
         "entry-list--marked",
         "entry-list--dim",
+        "entry-list--chosen",
     }
 
     DEFAULT_CSS = """
@@ -327,6 +332,10 @@ class EntryList(ScrollView, can_focus=True):
         self._keep: Callable[[Entry], bool] | None = None
         self.cursor = 0
         self.marked: set[int] = set()  # ids of entries shown as linked
+        # The other pane's cursor is on something with no counterpart here (the config, a
+        # stray file): no row is shown as current, so none looks linked to it.
+        self.unlinked = False
+        self.chosen: set[int] = set()  # ids of entries the person selected (export, delete)
         self.placeholder = ""  # shown dimmed when there is no row ("(empty directory)")
 
     # -- content ----------------------------------------------------------------------
@@ -391,6 +400,7 @@ class EntryList(ScrollView, can_focus=True):
     def move_to(self, row: int, *, notify: bool = True) -> None:
         if not self.rows:
             return
+        self.unlinked = False
         self.cursor = max(0, min(row, len(self.rows) - 1))
         self._scroll_to_cursor()
         self.refresh()
@@ -405,10 +415,20 @@ class EntryList(ScrollView, can_focus=True):
         self.move_to(row, notify=notify)
         return True
 
+    def unlink_cursor(self) -> None:
+        """Show no current row until the cursor moves here again."""
+        if not self.unlinked:
+            self.unlinked = True
+            self.refresh()
+
     def set_placeholder(self, text: str) -> None:
         if text != self.placeholder:
             self.placeholder = text
             self.refresh()
+
+    def set_chosen(self, entries: list[Entry]) -> None:
+        self.chosen = {id(e) for e in entries}
+        self.refresh()
 
     def set_marked(self, entries: list[Entry]) -> None:
         self.marked = {id(e) for e in entries}
@@ -437,6 +457,7 @@ class EntryList(ScrollView, can_focus=True):
         self.move_to(len(self.rows) - 1)
 
     def on_focus(self) -> None:
+        self.unlinked = False
         self.refresh()
         self.post_message(self.Highlighted(self, self.current, moved=False))
 
@@ -481,7 +502,10 @@ class EntryList(ScrollView, can_focus=True):
             marker = "◆"
         if entry.role == ROLE_BAD:
             marker = "!"
-        if row == self.cursor:
+        if id(entry) in self.chosen:
+            style += self.get_component_rich_style("entry-list--chosen")
+            marker = "*"  # as mc marks selected files: readable without colour
+        if row == self.cursor and not self.unlinked:
             cursor_style = self.get_component_rich_style("entry-list--cursor")
             if not self.has_focus:
                 cursor_style = Style(bgcolor=cursor_style.bgcolor, dim=False) + Style(bold=False)

@@ -314,12 +314,20 @@ class SecretScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(Text(self.secret, style="bold"), id="secret", classes="secret")
+            yield Static(Text(group_lines(self.secret), style="bold"), id="secret", classes="secret")
             yield Static(self.advice, classes="dialog-detail")
             yield Label("Enter or Esc closes", classes="dialog-hint")
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def group_lines(secret: str, groups_per_line: int = 4) -> str:
+    """A dash-grouped secret (the master key) in lines of whole groups: a group cut by the
+    dialog's edge is easy to copy wrongly onto paper."""
+    groups = secret.split("-")
+    lines = ["-".join(groups[i : i + groups_per_line]) for i in range(0, len(groups), groups_per_line)]
+    return "-\n".join(lines)
 
 
 class TransferBar(Horizontal):
@@ -367,6 +375,9 @@ def key_label(keys: str) -> str:
             "pagedown": "PgDn",
             "home": "Home",
             "end": "End",
+            "space": "Space",
+            "insert": "Insert",
+            "asterisk": "*",
         }
         if key in special:
             names.append(special[key])

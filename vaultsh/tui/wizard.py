@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -76,6 +77,22 @@ def check_directory(directory: Path, reverse: bool) -> str | None:
     except OSError as e:
         return f"{directory}: cannot read: {e.strerror or e}"
     return None
+
+
+class MarkedCheckbox(Checkbox):
+    """A checkbox whose state is a mark ("X" or blank), readable without colour (NO_COLOR)."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # Textual reads the mark from here
+        return "X" if self.value else " "
+
+
+class MarkedRadioButton(RadioButton):
+    """A radio button whose choice is a mark ("●" or blank), readable without colour."""
+
+    @property
+    def BUTTON_INNER(self) -> str:  # type: ignore[override]  # Textual reads the mark from here
+        return "●" if self.value else " "
 
 
 class NewVaultScreen(ModalScreen[Path | None]):
@@ -205,15 +222,15 @@ class NewVaultScreen(ModalScreen[Path | None]):
                         id="directory",
                         compact=True,
                     )
-                    yield Checkbox(
+                    yield MarkedCheckbox(
                         "Reverse mode: encrypted view of an existing plain directory",
                         id="reverse",
                         compact=True,
                     )
-                    yield Checkbox(
+                    yield MarkedCheckbox(
                         "Plaintext names (file names stay readable)", id="plaintext-names", compact=True
                     )
-                    yield Checkbox(
+                    yield MarkedCheckbox(
                         "Deterministic names (no gocryptfs.diriv; same name, same cipher name)",
                         id="deterministic-names",
                         compact=True,
@@ -222,8 +239,10 @@ class NewVaultScreen(ModalScreen[Path | None]):
                     yield Input(str(LONGNAME_MAX_DEFAULT), id="longname-max", type="integer", compact=True)
                     yield Label("Content encryption", classes="field-label")
                     with RadioSet(id="cipher", compact=True):
-                        yield RadioButton("AES-256-GCM (gocryptfs default)", value=True, id="cipher-gcm")
-                        yield RadioButton(
+                        yield MarkedRadioButton(
+                            "AES-256-GCM (gocryptfs default)", value=True, id="cipher-gcm"
+                        )
+                        yield MarkedRadioButton(
                             "XChaCha20-Poly1305 (fast without AES hardware)", id="cipher-xchacha"
                         )
                     yield Static("", id="options-error", classes="error", markup=False)
@@ -497,10 +516,22 @@ def run_new(
     logn: int = DEFAULT_SCRYPT_LOGN,
     app: NewVaultApp | None = None,
 ) -> int:
-    """Run the wizard full-screen: 0 when a vault was created, gocryptfs's SIGINT code if cancelled.
+    """Run the wizard full-screen: 0 when a vault was created, 1 when the person cancelled it.
 
     Pass `app` (a NewVaultApp) to read the new vault's path from `app.created_path` afterwards.
     """
     runner = app if app is not None else NewVaultApp(directory, theme, logn=logn)
     runner.run()
-    return 0 if runner.created_path is not None else int(ExitCode.SIGINT)
+    if runner.created_path is not None:
+        return 0
+    print(cancelled_notice(directory), file=sys.stderr)
+    return CANCELLED_EXIT
+
+
+# Esc is a choice, not an interrupt (gocryptfs's 15 means a signal): 1, as a refused request.
+CANCELLED_EXIT = int(ExitCode.USAGE)
+
+
+def cancelled_notice(directory: Path | None) -> str:
+    where = f" in {directory}" if directory is not None else ""
+    return f"vaultsh: cancelled; no vault created{where}"

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import stat as stat_mod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -172,7 +172,7 @@ class Checker:
 
     # -- the walk ---------------------------------------------------------------------------
 
-    def run(self, path: str = "") -> Iterator[Finding]:
+    def run(self, path: str = "") -> Generator[Finding, None, None]:
         """Check the vault, or the subtree at plain `path`."""
         vault = self.vault
         top = vault.cipher_path(path) if path else vault.cipherdir
@@ -609,7 +609,7 @@ def _sidecar_problem(raw: bytes) -> str | None:
 
 def check(
     vault: Vault, path: str = "", progress: Callable[[Counts], None] | None = None
-) -> Iterator[Finding]:
+) -> Generator[Finding, None, None]:
     """Findings of the vault (or the subtree at plain `path`), in walk order."""
     return Checker(vault, progress).run(path)
 
