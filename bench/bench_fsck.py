@@ -103,8 +103,6 @@ def main() -> int:
             vault.cipherdir,
         ]
         gocryptfs: list[str | os.PathLike[str]] = [
-            "gocryptfs", "-fsck", "-q", "-passfile", pw, vault.cipherdir,
-        ]
             "gocryptfs",
             "-fsck",
             "-q",
