@@ -363,6 +363,21 @@ class Tmux:
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "wizard")
 
+    def styled(self) -> str:
+        """The pane with its colours and attributes (focus shows only in those)."""
+        return self.run("capture-pane", "-p", "-e", "-t", "wizard")
+
+    def press_and_wait_for_change(self, key: str) -> None:
+        """Press `key` and wait until the pane redraws, e.g. once the focus has moved, so that
+        what is typed next reaches the newly focused field even on a loaded machine."""
+        before = self.styled()
+        self.keys(key)
+        deadline = time.monotonic() + 60
+        while self.styled() == before:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{key} changed nothing; the pane shows:\n{self.screen()}")
+            time.sleep(0.05)
+
     def wait_for(self, needle: str) -> str:
         """Poll the pane until it shows `needle`; fail with what it shows if it never does."""
         deadline = time.monotonic() + 60
@@ -434,8 +449,13 @@ def _run_new_in_a_terminal(tmp_path: Path, tmux: Tmux, target: Path) -> None:
     tmux.wait_for("Repeat the password")
     tmux.keys(SHORT, literal=True)
     tmux.wait_for("Weak: about")
-    tmux.keys("Enter")
+    tmux.press_and_wait_for_change("Enter")  # to the repeat field
     tmux.keys(SHORT, literal=True)
+    dots = "•" * len(SHORT)
+    deadline = time.monotonic() + 60
+    while sum(line.strip(" █▌▐") == dots for line in tmux.screen().splitlines()) < 2:
+        assert time.monotonic() < deadline, f"the repeat field never filled:\n{tmux.screen()}"
+        time.sleep(0.05)
     tmux.keys("Enter")
     shown = tmux.wait_for("type its first group")
     match = re.search(r"\b([0-9a-f]{8})-[0-9a-f]{8}-", shown)
