@@ -97,3 +97,13 @@ def test_a_symlinked_config_is_replaced_not_its_target(tmp_path: Path) -> None:
     assert elsewhere.read_bytes() == b"not touched"
     assert not (root / CONF_NAME).is_symlink()
     assert load_config(root / CONF_NAME).decrypt_master_key(b"new") == key
+
+
+def test_cli_refuses_a_bad_scrypt_cost_before_reading_the_key(tmp_path: Path) -> None:
+    from gocryptfs_harness import run_vaultsh
+
+    root = tmp_path / "v"
+    made(root)
+    res = run_vaultsh("recover", "--masterkey", "-", "--scryptn", "40", root, input=b"not even read\n")
+    assert res.returncode == 13 and "outside 10..28" in res.err
+    assert not (root / CONF_NAME).exists()

@@ -491,10 +491,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
     from vaultsh.service import recover
     from vaultsh.service.passwords import run_extpass
+    from vaultsh.vault.config import ScryptParams
     from vaultsh.vault.keys import parse_master_key
 
     src = SecretSource(masterkey=args.masterkey, masterkey_file=args.masterkey_file)
     src.validate()
+    ScryptParams.new(args.scryptn)  # an impossible --scryptn fails before any secret is read
     root = Path(args.cipherdir)
     if not root.is_dir():
         raise CipherDirError(f"{root}: no such directory")
