@@ -445,3 +445,29 @@ def test_shell_cat_shows_crlf_text_plainly_and_escapes_in_file_controls(hostile:
     sh = Shell(hostile)
     sh.type("cat dos.txt\n\x04")
     assert sh.lines() == ["first", "clear$'\\033'[2J here"]
+
+
+@pytest.mark.asyncio
+async def test_tui_titles_and_notifications_never_read_names_as_markup(tmp_path: Path) -> None:
+    """A name like Rich markup ("[link=…]" would make a hyperlink) is shown as the name."""
+    root = tmp_path / "markup"
+    root.mkdir()
+    Vault.init(root, PASSWORD, master_key=MASTER_KEY, logn=10)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault.mkdir("[b]deep")
+    vault.write_file("[b]deep/[link=evil.example]x", b"x\n")
+    app = VaultApp(root, master_key=MASTER_KEY)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await unlocked_app(pilot, app)
+        screen = app.main
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.cwd == "[b]deep" and not screen.loading)
+        screen.plain.move_to(0)
+        panel = screen.query_one("#info", InfoPanel)
+        await wait_for(pilot, lambda: "Preview" in str(panel.border_title) and "x" in panel.plain_text())
+        app.log_line("cannot read /[link=http://evil.example]y[/link]", "error")
+        await pilot.pause()
+        svg = app.export_screenshot()
+        assert "Plain&#160;&#160;/[b]deep" in svg  # the pane title, literally
+        assert "Preview&#160;&#160;[link=evil.example]x" in svg  # the info title
+        assert "[link=http://evil.example]y[/link]" in svg  # the log line and its notification

@@ -1028,14 +1028,15 @@ def _q(text: str) -> str:
     return shlex.quote(text)
 
 
-def _pane_title(pane: Widget, name: str, where: str) -> str:
+def _pane_title(pane: Widget, name: str, where: str) -> Text:
     """A pane's title with its directory, cut in the middle so the deepest name stays in view
     (Textual cuts a long title at its end)."""
     # The two panes share the width; during a relayout a pane can report a zero size.
     width = pane.size.width or pane.screen.size.width // 2
     room = width - len(name) - 8  # corners, the title's padding, the gap after the name
     where = safe_text(where)
-    return f"{name}  {cut_middle(where, room) if width else where}"
+    # As Text: a directory named like Rich markup ("[link=…]") stays a name.
+    return Text(f"{name}  {cut_middle(where, room) if width else where}")
 
 
 def _described(describe: Callable[[], RenderableType]) -> RenderableType:
@@ -1356,7 +1357,7 @@ class VaultApp(App[int]):
         with contextlib.suppress(NoMatches):
             self.main.query_one("#log", RichLog).write(Text(text, style=style))
         if kind == "error":
-            self.notify(text, severity="error", timeout=4)
+            self.notify(text, severity="error", timeout=4, markup=False)
 
     def update_status(self) -> None:
         """The status bar, fitted to its width: the mount's counters go first, then path lengths,

@@ -427,7 +427,7 @@ class InfoPanel(VerticalScroll):
         yield Static(id="info-body")
 
     def show(self, title: str, body: RenderableType) -> None:
-        self.border_title = safe_text(title)
+        self.border_title = Text(safe_text(title))  # Text: a name is never read as markup
         self.body = body
         self.query_one("#info-body", Static).update(body)
         self.scroll_home(animate=False)

@@ -50,10 +50,10 @@ class PasswordScreen(ModalScreen[T | None], Generic[T]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            if self.detail:
-                yield Label(self.detail, classes="dialog-detail")
-            yield Label(self.prompt, classes="dialog-label")
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
+            if self.detail:  # a path: shown as text, never read as markup
+                yield Label(safe_text(self.detail), classes="dialog-detail", markup=False)
+            yield Label(safe_text(self.prompt), classes="dialog-label", markup=False)
             yield Input(password=True, id="password")
             if self.repeat:
                 yield Label("Repeat", classes="dialog-label")
