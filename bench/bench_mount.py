@@ -743,17 +743,20 @@ def profiled(pid: int | None, out: Path, args: argparse.Namespace) -> Iterator[N
         logf.close()
 
 
-# Frames that mean "waiting, not working": trio's epoll wait for the next FUSE request and
-# idle threads parked on a lock. Native mode records them; they are reported apart.
+# Frames that mean "waiting, not working": the blocking loop's poll for the next FUSE request
+# (trio's epoll wait in older versions), the control thread's poll and idle threads parked on a
+# lock. Native mode records them; they are reported apart.
 IDLE_FRAMES = ("epoll_wait", "EpollIOManager.get_events", "EpollIOManager._epoll_wait",
+               "wait_readable (vaultsh/fs/blocking_loop.py", "_control_loop (vaultsh/fs/worker.py",
                "PyThread_acquire_lock_timed", "lock_PyThread_acquire_lock")  # fmt: skip
 # The worker's outermost frames: every sample has them, so they say nothing.
-LOOP_FRAMES = ("<module> (vaultsh/fs/worker.py", "main (vaultsh/fs/worker.py", "run (vaultsh/fs/worker.py")
+LOOP_FRAMES = ("<module> (vaultsh/fs/worker.py", "main (vaultsh/fs/worker.py", "run (vaultsh/fs/worker.py",
+               "serve (vaultsh/fs/worker.py", "run (vaultsh/fs/blocking_loop.py")  # fmt: skip
 # Where busy samples go, first match wins (by frame substring).
 PROFILE_CATEGORIES = (
     ("reply to the kernel (fuse_reply_*, incl. the woken client running)", "fuse_reply"),
     ("request handlers (vaultsh/fs/forward.py and below)", "vaultsh/fs/forward.py"),
-    ("trio + pyfuse3 request loop", ""),
+    ("pyfuse3 request loop", ""),
 )
 
 
