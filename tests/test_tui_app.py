@@ -73,6 +73,14 @@ def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
     return vault
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Preferences are read from and saved to a config home of the test's own."""
+    home = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def vault_dir(tmp_path: Path) -> Path:
     root = tmp_path / "vault"
