@@ -577,7 +577,7 @@ async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.keys)
-        for label in ("Tab", "F5 / e", "F6 / i", "F7 / n", "F8 / d", "r", "m", "u", "p", "K", "I",
+        for label in ("Tab", "F5 / e", "F6 / i", "F7 / M", "F8 / d", "r", "m", "u", "p", "K", "I",
                       "Ctrl-R", "t", "F1 / ?", "F2 / :", "F10 / q", "/", "Backspace / h / ←"):  # fmt: skip
             assert label in keys, label
         assert any("k" in k and "j" in k for k in keys)

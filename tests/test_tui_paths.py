@@ -95,7 +95,7 @@ async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, w
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await open_at(pilot, app, where)
-        await pilot.press("n")
+        await pilot.press("M")
         await answer_prompt(pilot, app, "archive")
         await command_done(pilot, app)
         vault = Vault.open(deep_vault, master_key=MASTER_KEY)
@@ -680,3 +680,32 @@ async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
         assert app.main.sort_by == "name" and app.main.show_hidden
         warning = next(line for line in app.log_lines if "config.toml" in line)
         assert "ignored sort = 'colour' (one of name, size, mtime); show_hidden = 'yes'" in warning
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_find_as_you_type_then_n_and_shift_n(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("quux-a.txt", "quux-b.txt", "zz-quux.txt"):
+        vault.write_file(join(where, name), b"r\n")
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+
+        def current() -> str:
+            entry = app.main.plain.current
+            return entry.plain_name or "" if entry is not None else ""
+
+        rows_before = len(app.main.plain.rows)
+        await pilot.press("f", "q", "u", "u")
+        assert current() == "quux-a.txt"  # found as typed; nothing is filtered out
+        assert len(app.main.plain.rows) == rows_before
+        await pilot.press("enter")
+        await pilot.press("n")
+        assert current() == "quux-b.txt"
+        await pilot.press("n")
+        assert current() == "zz-quux.txt"
+        await pilot.press("n")  # wraps to the first again
+        assert current() == "quux-a.txt"
+        await pilot.press("N")
+        assert current() == "zz-quux.txt"

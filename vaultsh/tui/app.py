@@ -219,9 +219,12 @@ class MainScreen(Screen[None]):
         Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
         Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
         Binding("slash", "filter", "Filter", tooltip="filter by plain name as you type (Esc clears)"),
+        Binding("f", "search", "Find", show=False, tooltip="find a name as you type; n / N: next / previous"),
+        Binding("n", "search_next(True)", "Next", show=False, tooltip="next name found"),
+        Binding("N", "search_next(False)", "Previous", show=False, tooltip="previous name found"),
         Binding("f5,e", "export", "Export", tooltip="export (decrypt) the selection to a local path"),
         Binding("f6,i", "import", "Import", tooltip="import (encrypt) a local file or tree here"),
-        Binding("f7,n", "mkdir", "Mkdir", tooltip="make a directory"),
+        Binding("f7,M", "mkdir", "Mkdir", tooltip="make a directory"),
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
         Binding(
@@ -271,6 +274,7 @@ class MainScreen(Screen[None]):
         self.loaded_rows = 0
         self.cipher_by_name: dict[str, Entry] = {}
         self.filter_text = ""
+        self.search_text = ""  # what f found last; n and N find it again
         self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
         self._select_after_load: str | None = None
         self._moved_while_loading = False  # the cursor was moved by hand during a load
@@ -663,6 +667,26 @@ class MainScreen(Screen[None]):
     def action_filter(self) -> None:
         self._open_input("filter", self.filter_text, "filter by plain name")
 
+    def action_search(self) -> None:
+        self._open_input("search", "", "find a name (Enter keeps it for n / N; Esc closes)")
+
+    def action_search_next(self, forward: bool) -> None:
+        if not self.search_text:
+            self.vapp.log_line("nothing to find yet: f and a name first", "error")
+            return
+        self._find(self.search_text, self.plain.cursor + (1 if forward else -1), forward)
+
+    def _find(self, text: str, start: int, forward: bool) -> None:
+        """Put the plain cursor on the next (or previous) name containing `text`, wrapping."""
+        needle = text.casefold()
+        rows = self.plain.rows
+        for step in range(len(rows)):
+            row = (start + step if forward else start - step) % len(rows)
+            if needle in (rows[row].plain_name or "").casefold():
+                self.plain.move_to(row)
+                return
+        self.vapp.log_line(f"no name contains “{text}”", "error")
+
     def action_command_line(self) -> None:
         self._open_input("command", "", "command (help lists them; Esc closes)")
 
@@ -671,7 +695,7 @@ class MainScreen(Screen[None]):
         self.input_mode = mode
         box.placeholder = placeholder
         box.value = value
-        box.border_title = "/" if mode == "filter" else ":"
+        box.border_title = {"filter": "/", "search": "f"}.get(mode, ":")
         box.display = True
         # At once, not later as Widget.focus does: keys typed right after ":" (a paste, a fast
         # typist) are already queued and must go to the input, not run as pane keys.
@@ -685,7 +709,7 @@ class MainScreen(Screen[None]):
     def _complete_input(self, before: str) -> tuple[str, list[str]]:
         """Tab in the bottom input: a filter completes to names here, a command line as the
         shell completes it (command names, decrypted names, local paths)."""
-        if self.input_mode == "filter":
+        if self.input_mode in ("filter", "search"):
             needle = before.casefold()
             names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
             return before, sorted(n for n in names if n.casefold().startswith(needle))
@@ -699,6 +723,8 @@ class MainScreen(Screen[None]):
         if self.input_mode == "filter":
             self.filter_text = event.value
             self._apply_filter()
+        elif self.input_mode == "search" and event.value:
+            self._find(event.value, self.plain.cursor, True)
 
     @on(Input.Submitted, "#cmdline")
     def _input_submitted(self, event: Input.Submitted) -> None:
@@ -707,6 +733,8 @@ class MainScreen(Screen[None]):
         self._close_input()
         if self.input_mode == "command" and line:
             self.vapp.run_command(line)
+        elif self.input_mode == "search":
+            self.search_text = event.value
 
     def _apply_filter(self) -> None:
         needle = self.filter_text.casefold()
