@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -243,3 +244,29 @@ def test_pipe_to_a_local_command_and_redirect_to_a_local_file(
     assert "vaultsh: |: No such file or directory" in errors  # the quoted | was a vault name
     assert "spaced" in sh.lines()
     assert "| needs a vault command before it and a local one after it" in errors
+
+
+def test_busy_unmount_names_the_processes_holding_the_mount(
+    vault: tuple[Vault, bytes], tmp_path: Path
+) -> None:
+    require_fuse()
+    v = vault[0]
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with cleaned_up(mountpoint):
+        sh = Shell(v)
+        sh.type(f"mount {mountpoint}\n\x04n\n")
+        assert kernel_mounted(mountpoint), sh.err.getvalue()
+        holder = subprocess.Popen(["sleep", "60"], cwd=mountpoint / "docs")
+        try:
+            sh = Shell(v)
+            sh.type("unmount\n\x04n\n")
+            error = sh.err.getvalue()
+            assert "cannot unmount" in error and f"in use by {holder.pid} (sleep)" in error, error
+            assert kernel_mounted(mountpoint)
+        finally:
+            holder.kill()
+            holder.wait()
+        sh = Shell(v)
+        sh.type("unmount\n\x04")
+        assert not kernel_mounted(mountpoint), sh.err.getvalue()
