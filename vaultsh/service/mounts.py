@@ -592,7 +592,7 @@ def _unmount_live(entry: RegistryEntry, files: MountFiles, mountpoint: Path) -> 
         if isinstance(error, MountPointError):  # busy: say who holds it, as fuser -m would
             from vaultsh.service.holders import busy_detail
 
-            detail = busy_detail(Path(entry.mountpoint), skip={entry.pid, os.getpid()})
+            detail = busy_detail(Path(entry.mountpoint), skip={entry.pid})
             if detail:
                 error = MountPointError(f"{error}{detail}")
         raise error
