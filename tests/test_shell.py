@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,52 @@ def test_ctrl_d_with_a_live_mount_offers_to_unmount(vault: tuple[Vault, bytes], 
         sh.type("exit\ny\n")
         assert sh.lines()[-1] == f"unmounted {mountpoint}", sh.err.getvalue()
         assert not kernel_mounted(mountpoint)
+
+
+def test_pipe_to_a_local_command_and_redirect_to_a_local_file(
+    vault: tuple[Vault, bytes], tmp_path: Path
+) -> None:
+    v = vault[0]
+    out_file = tmp_path / "notes copy.txt"
+    sh = Shell(v)
+    sh.type(
+        "cat docs/notes.txt | tr a-z A-Z\n"
+        f"cat docs/notes.txt > '{out_file}'\n"
+        f"ls >> '{out_file}'\n"
+        "cat 'my docs/a file.txt' '|' x\n"  # a quoted | is an argument, not a pipe
+        "ls | \n\x04"
+    )
+    assert sh.lines()[0] == "HELLO VAULT"
+    assert out_file.read_bytes() == b"hello vault\nalpha.txt\ndocs\nmy docs\n"
+    assert stat.S_IMODE(out_file.stat().st_mode) == 0o600
+    errors = sh.err.getvalue()
+    assert "unknown option" not in errors
+    assert "vaultsh: |: No such file or directory" in errors  # the quoted | was a vault name
+    assert "spaced" in sh.lines()
+    assert "| needs a vault command before it and a local one after it" in errors
+
+
+def test_busy_unmount_names_the_processes_holding_the_mount(
+    vault: tuple[Vault, bytes], tmp_path: Path
+) -> None:
+    require_fuse()
+    v = vault[0]
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with cleaned_up(mountpoint):
+        sh = Shell(v)
+        sh.type(f"mount {mountpoint}\n\x04n\n")
+        assert kernel_mounted(mountpoint), sh.err.getvalue()
+        holder = subprocess.Popen(["sleep", "60"], cwd=mountpoint / "docs")
+        try:
+            sh = Shell(v)
+            sh.type("unmount\n\x04n\n")
+            error = sh.err.getvalue()
+            assert "cannot unmount" in error and f"in use by {holder.pid} (sleep)" in error, error
+            assert kernel_mounted(mountpoint)
+        finally:
+            holder.kill()
+            holder.wait()
+        sh = Shell(v)
+        sh.type("unmount\n\x04")
+        assert not kernel_mounted(mountpoint), sh.err.getvalue()

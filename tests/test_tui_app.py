@@ -73,6 +73,14 @@ def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
     return vault
 
 
+@pytest.fixture(autouse=True)
+def own_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Preferences are read from and saved to a config home of the test's own."""
+    home = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def vault_dir(tmp_path: Path) -> Path:
     root = tmp_path / "vault"
@@ -570,7 +578,7 @@ async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.keys)
-        for label in ("Tab", "F5 / e", "F6 / i", "F7 / n", "F8 / d", "r", "m", "u", "p", "K", "I",
+        for label in ("Tab", "F5 / e", "F6 / i", "F7 / M", "F8 / d", "r", "m", "u", "p", "K", "I",
                       "Ctrl-R", "t", "F1 / ?", "F2 / :", "F10 / q", "/", "Backspace / h / ←"):  # fmt: skip
             assert label in keys, label
         assert any("k" in k and "j" in k for k in keys)

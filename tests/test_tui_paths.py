@@ -20,6 +20,7 @@ from test_tui_app import (
     log_text,
     make_vault,
     mount_with_keys,
+    own_config_home,  # noqa: F401 - a fixture, used by config_home below
     row_text,
     select_plain,
     status_text,
@@ -28,13 +29,14 @@ from test_tui_app import (
 from textual.color import Color
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.panes import ROLE_CONF, Entry
 from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
+from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
@@ -65,6 +67,12 @@ def deep_vault(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
+    """Preferences are read from and saved to the test's own config home."""
+    return own_config_home
+
+
 def join(where: str, name: str) -> str:
     return f"{where}/{name}" if where else name
 
@@ -88,7 +96,7 @@ async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, w
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await open_at(pilot, app, where)
-        await pilot.press("n")
+        await pilot.press("M")
         await answer_prompt(pilot, app, "archive")
         await command_done(pilot, app)
         vault = Vault.open(deep_vault, master_key=MASTER_KEY)
@@ -556,3 +564,149 @@ async def test_multi_select_export_and_delete(deep_vault: Path, where: str, tmp_
         await command_done(pilot, app)
         assert not vault.exists(join(where, "m4.txt")) and not vault.exists(join(where, "todo.txt"))
         assert vault.exists(join(where, "m1.txt")) and vault.exists(join(where, "msub/inner.txt"))
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_enter_opens_a_viewer_with_search_and_hex_for_binary(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    lines = [f"line {n}" for n in range(200)]
+    lines[150] = "the Needle is here"
+    lines[40] = "a needle early on"
+    vault.write_file(join(where, "long.txt"), ("\n".join(lines) + "\n").encode())
+    vault.write_file(join(where, "blob.bin"), bytes(range(256)) * 4)
+    vault.symlink("long.txt", join(where, "long-link"))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "long-link")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
+        viewer = app.screen
+        assert isinstance(viewer, ViewerScreen) and viewer.kind == "text"
+        area = viewer.query_one(TextArea)
+        assert area.text.split("\n")[199] == "line 199"
+        await pilot.press("ctrl+end")  # the whole file scrolls, not a preview's first lines
+        await wait_for(pilot, lambda: area.scroll_y > 150)
+        await pilot.press("ctrl+home")
+        await pilot.press("slash", "n", "e", "e", "d", "l", "e", "enter")
+        await pilot.pause()
+        assert area.selection.start == (40, 2) and area.selected_text == "needle"
+        await pilot.press("n")
+        assert area.selection.start == (150, 4) and area.selected_text == "Needle"
+        await pilot.press("n")  # wraps around
+        assert area.selection.start == (40, 2)
+        await pilot.press("N")  # back, wrapping the other way
+        assert area.selection.start == (150, 4)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+        select_plain(app.main, "blob.bin")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
+        viewer = app.screen
+        assert isinstance(viewer, ViewerScreen) and viewer.kind == "hex"
+        dump = viewer.query_one(TextArea).text.split("\n")
+        assert len(dump) == 64 and dump[1].startswith("00000010  10 11 12 13")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_sort_by_name_size_mtime_reverse_and_hidden_toggle(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    files = {"s-big.txt": (3000, 3), "s-mid.txt": (2000, 1), "s-small.txt": (1000, 2), ".s-dot": (10, 4)}
+    for name, (size, age) in files.items():
+        vault.write_file(join(where, name), b"x" * size)
+        cpath = vault.cipher_path(join(where, name))
+        os.utime(cpath, ns=(age * 10**18, age * 10**18))
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+
+        def order() -> list[str]:
+            return [
+                e.plain_name or ""
+                for e in app.main.plain.rows
+                if (e.plain_name or "").lstrip(".").startswith("s-")
+            ]
+
+        assert order() == [".s-dot", "s-big.txt", "s-mid.txt", "s-small.txt"]
+        select_plain(app.main, "s-mid.txt")
+        await pilot.press("s")  # by size
+        assert order() == [".s-dot", "s-small.txt", "s-mid.txt", "s-big.txt"]
+        assert app.main.plain.current is not None and app.main.plain.current.plain_name == "s-mid.txt"
+        await pilot.press("s")  # by modification time
+        assert order() == ["s-mid.txt", "s-small.txt", "s-big.txt", ".s-dot"]
+        await pilot.press("S")  # reversed
+        assert order() == [".s-dot", "s-big.txt", "s-small.txt", "s-mid.txt"]
+        assert "by mtime ↓" in str(app.main.query_one("#plain-pane").border_subtitle)
+        await pilot.press("full_stop")  # hide dot names, in both panes
+        assert ".s-dot" not in order() and len(order()) == 3
+        dot_cipher = vault.cipher_path(join(where, ".s-dot")).name
+        assert dot_cipher not in {e.cipher_name for e in app.main.cipher.rows}
+        await pilot.press("full_stop")
+        assert ".s-dot" in order()
+        await pilot.press("s")  # back to names
+        assert order() == ["s-small.txt", "s-mid.txt", "s-big.txt", ".s-dot"]  # still reversed
+
+
+@pytest.mark.asyncio
+async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
+    deep_vault: Path, config_home: Path
+) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("s", "S", "full_stop", "t")
+        await pilot.pause()
+        chosen_theme = app.theme
+    saved = (config_home / "vaultsh" / "config.toml").read_text()
+    assert 'sort = "size"' in saved and "sort_reverse = true" in saved and "show_hidden = false" in saved
+    assert f'theme = "{chosen_theme}"' in saved
+    assert oct((config_home / "vaultsh" / "config.toml").stat().st_mode & 0o777) == "0o600"
+
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        assert app.theme == chosen_theme
+        assert (app.main.sort_by, app.main.sort_reverse, app.main.show_hidden) == ("size", True, False)
+        assert "by size ↓" in str(app.main.query_one("#plain-pane").border_subtitle)
+
+    (config_home / "vaultsh" / "config.toml").write_text('sort = "colour"\nshow_hidden = "yes"\n')
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        assert app.main.sort_by == "name" and app.main.show_hidden
+        warning = next(line for line in app.log_lines if "config.toml" in line)
+        assert "ignored sort = 'colour' (one of name, size, mtime); show_hidden = 'yes'" in warning
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_find_as_you_type_then_n_and_shift_n(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for name in ("quux-a.txt", "quux-b.txt", "zz-quux.txt"):
+        vault.write_file(join(where, name), b"r\n")
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+
+        def current() -> str:
+            entry = app.main.plain.current
+            return entry.plain_name or "" if entry is not None else ""
+
+        rows_before = len(app.main.plain.rows)
+        await pilot.press("f", "q", "u", "u")
+        assert current() == "quux-a.txt"  # found as typed; nothing is filtered out
+        assert len(app.main.plain.rows) == rows_before
+        await pilot.press("enter")
+        await pilot.press("n")
+        assert current() == "quux-b.txt"
+        await pilot.press("n")
+        assert current() == "zz-quux.txt"
+        await pilot.press("n")  # wraps to the first again
+        assert current() == "quux-a.txt"
+        await pilot.press("N")
+        assert current() == "zz-quux.txt"

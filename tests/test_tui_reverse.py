@@ -258,7 +258,7 @@ async def test_write_commands_are_refused_and_read_commands_work(plain_dir: Path
     async with app.run_test(size=SIZE) as pilot:
         screen = await opened(pilot, app)
         before = sorted(os.listdir(plain_dir))
-        for key in ("n", "i", "r", "d"):
+        for key in ("M", "i", "r", "d"):
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, MainScreen), key  # refused at once, no dialog
@@ -284,7 +284,7 @@ async def test_footer_and_help_list_only_the_keys_that_apply(plain_dir: Path, tm
     forward = tmp_path / "vault"
     make_vault(forward)
     write_actions = {"import", "mkdir", "delete", "rename"}
-    write_keys = {"F6 / i", "F7 / n", "F8 / d", "r"}
+    write_keys = {"F6 / i", "F7 / M", "F8 / d", "r"}
     for root, reverse in ((plain_dir, True), (forward, False)):
         app = VaultApp(root, master_key=MASTER_KEY)
         async with app.run_test(size=SIZE) as pilot:

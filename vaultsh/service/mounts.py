@@ -593,7 +593,14 @@ def _unmount_live(entry: RegistryEntry, files: MountFiles, mountpoint: Path) -> 
         with contextlib.suppress(ProcessLookupError):
             os.kill(entry.pid, signal.SIGTERM)
     if reply is not None and not reply.get("ok"):
-        raise _error_from_reply(reply, str(mountpoint))
+        error = _error_from_reply(reply, str(mountpoint))
+        if isinstance(error, MountPointError):  # busy: say who holds it, as fuser -m would
+            from vaultsh.service.holders import busy_detail
+
+            detail = busy_detail(Path(entry.mountpoint), skip={entry.pid})
+            if detail:
+                error = MountPointError(f"{error}{detail}")
+        raise error
     if not _worker_gone(entry.pid, STOP_TIMEOUT):
         raise VaultError(f"{mountpoint}: mount worker (pid {entry.pid}) did not exit after unmounting")
 

@@ -34,6 +34,7 @@ from vaultsh.service.commands import (
     split_line,
 )
 from vaultsh.service.transfer import Cancelled
+from vaultsh.shell.redirect import find_redirect, run_redirected
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import ReadPasswordError, VaultError
 
@@ -251,9 +252,18 @@ def run_shell(
         except EOFError:
             break
         with io.running():
-            run_line(session, line)
+            run_shell_line(session, line, out)
     leave_mount(session, ask=True)
     return 0
+
+
+def run_shell_line(session: Session, line: str, out: TextIO) -> int:
+    """A typed line: a vault command, or one whose output goes `|` to a local command or `>` to
+    a local file."""
+    redirect = find_redirect(line)
+    if redirect is None:
+        return run_line(session, line)
+    return run_redirected(session, redirect, out)
 
 
 def leave_mount(session: Session, *, ask: bool) -> None:
@@ -312,7 +322,7 @@ def run_script(
     session = session_factory(io)
     status = 0
     for line in it:
-        status = run_line(session, line.rstrip("\n"))
+        status = run_shell_line(session, line.rstrip("\n"), stdout)
         if session.finished:
             break
     leave_mount(session, ask=False)

@@ -9,7 +9,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, ClassVar, TypeVar
 
 from rich.cells import cell_len
@@ -41,16 +43,19 @@ from vaultsh.tui.layout import lower_height, too_small
 from vaultsh.tui.panes import (
     ROLE_OBJECT,
     ROLE_SIDECAR,
+    SORT_FIELDS,
     CipherList,
     Entry,
     EntryList,
     PlainList,
     cipher_sort_key,
+    is_hidden,
     link_targets,
-    plain_sort_key,
     scan_cipher_dir,
     scan_view_dir,
+    sort_plain,
 )
+from vaultsh.tui.prefs import Prefs, load_prefs, save_prefs
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
@@ -62,6 +67,7 @@ from vaultsh.tui.screens import (
     describe_bindings,
 )
 from vaultsh.tui.selection import Selection, Task, delete_selection, export_selection, run_guarded
+from vaultsh.tui.viewer import ViewerScreen, read_local
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
@@ -215,9 +221,12 @@ class MainScreen(Screen[None]):
         Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
         Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
         Binding("slash", "filter", "Filter", tooltip="filter by plain name as you type (Esc clears)"),
+        Binding("f", "search", "Find", show=False, tooltip="find a name as you type; n / N: next / previous"),
+        Binding("n", "search_next(True)", "Next", show=False, tooltip="next name found"),
+        Binding("N", "search_next(False)", "Previous", show=False, tooltip="previous name found"),
         Binding("f5,e", "export", "Export", tooltip="export (decrypt) the selection to a local path"),
         Binding("f6,i", "import", "Import", tooltip="import (encrypt) a local file or tree here"),
-        Binding("f7,n", "mkdir", "Mkdir", tooltip="make a directory"),
+        Binding("f7,M", "mkdir", "Mkdir", tooltip="make a directory"),
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
         Binding(
@@ -231,6 +240,11 @@ class MainScreen(Screen[None]):
             "v", "select_range", "Range", show=False, tooltip="select from the last selected entry to here"
         ),
         Binding("asterisk", "invert_selection", "Invert", show=False, tooltip="invert the selection"),
+        Binding("s", "cycle_sort", "Sort", show=False, tooltip="sort by name, size or modification time"),
+        Binding("S", "reverse_sort", "Reverse", show=False, tooltip="reverse the sort order"),
+        Binding(
+            "full_stop", "toggle_hidden", "Hidden", show=False, tooltip="show or hide names starting with ."
+        ),
         Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
         Binding("u", "unmount", "Unmount", tooltip="unmount this vault (also clears a stale mount)"),
         Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
@@ -262,11 +276,15 @@ class MainScreen(Screen[None]):
         self.loaded_rows = 0
         self.cipher_by_name: dict[str, Entry] = {}
         self.filter_text = ""
+        self.search_text = ""  # what f found last; n and N find it again
         self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
         self._select_after_load: str | None = None
         self._moved_while_loading = False  # the cursor was moved by hand during a load
         self.active_side = "plain"
         self.selection = Selection()
+        self.sort_by = "name"  # one of SORT_FIELDS
+        self.sort_reverse = False
+        self.show_hidden = True  # names starting with "." (`.` toggles)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -410,7 +428,7 @@ class MainScreen(Screen[None]):
             self._post_loaded(generation, everything)
 
     def _post_loaded(self, generation: int, everything: list[Entry]) -> None:
-        plain = sorted((e for e in everything if e.role == ROLE_OBJECT), key=plain_sort_key)
+        plain = sort_plain([e for e in everything if e.role == ROLE_OBJECT], self.sort_by, self.sort_reverse)
         cipher = sorted(everything, key=cipher_sort_key)
         self.post_message(DirLoaded(generation, plain, cipher))
 
@@ -498,6 +516,10 @@ class MainScreen(Screen[None]):
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
         if self.selection.names:
             flt += f"  {len(self.selection.names)} selected"
+        if self.sort_by != "name" or self.sort_reverse:
+            flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
+        if not self.show_hidden:
+            flt += "  .hidden"
         plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
         where = "in the view" if self.vapp.reverse is not None else "on disk"
         cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
@@ -603,9 +625,34 @@ class MainScreen(Screen[None]):
             self.vapp.log_line(
                 f"{entry.cipher_name}: the name does not decrypt, so it cannot be opened", "error"
             )
+        elif lst is self.plain and entry.role == ROLE_OBJECT and entry.plain_name is not None:
+            self._view(self._child(entry.plain_name))
         else:
             self._inspect(lst is self.plain, entry)
             self.query_one("#info", InfoPanel).scroll_home(animate=False)
+
+    def _view(self, path: str) -> None:
+        """Enter on a file: read all of it in the viewer (a symlink: what it points to)."""
+        vault, view = self.vapp.vault, self.vapp.reverse
+        try:
+            if view is not None:
+                plain = view.plaindir / path
+                size = plain.stat().st_size
+                read = partial(read_local, plain)
+            else:
+                assert vault is not None
+                path = commands.follow_links(vault, path)
+                stat = vault.stat(path)
+                if not S_ISREG(stat.mode):
+                    raise VaultError(f"/{path}: not a regular file")
+                size = stat.size
+                read = partial(vault.read_file, path)
+        except (VaultError, OSError) as e:
+            self.vapp.log_line(
+                str(e) if isinstance(e, VaultError) else f"/{path}: {e.strerror or e}", "error"
+            )
+            return
+        self.app.push_screen(ViewerScreen(f"/{path}", size, lambda offset, n: read(offset, n)))
 
     def action_up(self) -> None:
         if not self.cwd:
@@ -622,6 +669,26 @@ class MainScreen(Screen[None]):
     def action_filter(self) -> None:
         self._open_input("filter", self.filter_text, "filter by plain name")
 
+    def action_search(self) -> None:
+        self._open_input("search", "", "find a name (Enter keeps it for n / N; Esc closes)")
+
+    def action_search_next(self, forward: bool) -> None:
+        if not self.search_text:
+            self.vapp.log_line("nothing to find yet: f and a name first", "error")
+            return
+        self._find(self.search_text, self.plain.cursor + (1 if forward else -1), forward)
+
+    def _find(self, text: str, start: int, forward: bool) -> None:
+        """Put the plain cursor on the next (or previous) name containing `text`, wrapping."""
+        needle = text.casefold()
+        rows = self.plain.rows
+        for step in range(len(rows)):
+            row = (start + step if forward else start - step) % len(rows)
+            if needle in (rows[row].plain_name or "").casefold():
+                self.plain.move_to(row)
+                return
+        self.vapp.log_line(f"no name contains “{text}”", "error")
+
     def action_command_line(self) -> None:
         self._open_input("command", "", "command (help lists them; Esc closes)")
 
@@ -630,7 +697,7 @@ class MainScreen(Screen[None]):
         self.input_mode = mode
         box.placeholder = placeholder
         box.value = value
-        box.border_title = "/" if mode == "filter" else ":"
+        box.border_title = {"filter": "/", "search": "f"}.get(mode, ":")
         box.display = True
         # At once, not later as Widget.focus does: keys typed right after ":" (a paste, a fast
         # typist) are already queued and must go to the input, not run as pane keys.
@@ -644,7 +711,7 @@ class MainScreen(Screen[None]):
     def _complete_input(self, before: str) -> tuple[str, list[str]]:
         """Tab in the bottom input: a filter completes to names here, a command line as the
         shell completes it (command names, decrypted names, local paths)."""
-        if self.input_mode == "filter":
+        if self.input_mode in ("filter", "search"):
             needle = before.casefold()
             names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
             return before, sorted(n for n in names if n.casefold().startswith(needle))
@@ -658,6 +725,8 @@ class MainScreen(Screen[None]):
         if self.input_mode == "filter":
             self.filter_text = event.value
             self._apply_filter()
+        elif self.input_mode == "search" and event.value:
+            self._find(event.value, self.plain.cursor, True)
 
     @on(Input.Submitted, "#cmdline")
     def _input_submitted(self, event: Input.Submitted) -> None:
@@ -666,15 +735,18 @@ class MainScreen(Screen[None]):
         self._close_input()
         if self.input_mode == "command" and line:
             self.vapp.run_command(line)
+        elif self.input_mode == "search":
+            self.search_text = event.value
 
     def _apply_filter(self) -> None:
         needle = self.filter_text.casefold()
-        if not needle:
+        hide = not self.show_hidden
+        if not needle and not hide:
             self.plain.set_filter(None)
             self.cipher.set_filter(None)
         else:
             matches: Callable[[Entry], bool] = lambda e: (  # noqa: E731
-                e.plain_name is not None and needle in e.plain_name.casefold()
+                e.plain_name is not None and needle in e.plain_name.casefold() and not (hide and is_hidden(e))
             )
             owners = self.cipher_by_name
 
@@ -790,6 +862,27 @@ class MainScreen(Screen[None]):
             then(result)
 
         self.app.push_screen(screen, answered)
+
+    # -- order and hidden names -----------------------------------------------------------------
+
+    def _resort(self) -> None:
+        self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))
+        self._update_titles()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_by = SORT_FIELDS[(SORT_FIELDS.index(self.sort_by) + 1) % len(SORT_FIELDS)]
+        self._resort()
+        self.vapp.remember_prefs()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._resort()
+        self.vapp.remember_prefs()
+
+    def action_toggle_hidden(self) -> None:
+        self.show_hidden = not self.show_hidden
+        self._apply_filter()
+        self.vapp.remember_prefs()
 
     # -- the selection (several entries at once) --------------------------------------------
 
@@ -1094,7 +1187,10 @@ class VaultApp(App[int]):
         self._mount_query_running = False
         self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
+        self.prefs, self._prefs_warning = load_prefs()
         self.main = MainScreen()
+        self.main.sort_by, self.main.sort_reverse = self.prefs.sort, self.prefs.sort_reverse
+        self.main.show_hidden = self.prefs.show_hidden
 
     # -- themes ---------------------------------------------------------------------------
 
@@ -1114,7 +1210,7 @@ class VaultApp(App[int]):
         for theme in load_themes().values():
             self.register_theme(theme)
             self.theme_names.append(theme.name)
-        wanted = self._wanted_theme or DEFAULT_THEME
+        wanted = self._wanted_theme or self.prefs.theme or DEFAULT_THEME
         if self.get_theme(wanted) is None:
             self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
             wanted = DEFAULT_THEME
@@ -1131,11 +1227,21 @@ class VaultApp(App[int]):
             return
         self.theme = name
         self.log_line(f"theme {name}", "")
+        self.remember_prefs()
+
+    def remember_prefs(self) -> None:
+        """Save the theme, sort order and hidden-name setting for the next start."""
+        main = self.main
+        self.prefs = Prefs(self.theme, main.sort_by, main.sort_reverse, main.show_hidden)
+        error = save_prefs(self.prefs)
+        if error:
+            self.log_line(error, "error")
 
     def cycle_theme(self) -> None:
         names = self.theme_names or [self.theme]
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
+        self.remember_prefs()
         self.notify(f"theme {self.theme}", timeout=2)
 
     # -- start-up and unlocking -------------------------------------------------------------
@@ -1143,6 +1249,8 @@ class VaultApp(App[int]):
     def on_mount(self) -> None:
         self._setup_themes()
         self.push_screen(self.main)
+        if self._prefs_warning:
+            self.log_line(self._prefs_warning, "error")
 
     def start(self) -> None:
         """Called by the main screen once it is mounted: create, unlock or open the vault."""

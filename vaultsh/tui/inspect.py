@@ -60,14 +60,19 @@ def _mode(mode: int) -> str:
     return f"{stat_mod.filemode(mode)} ({stat_mod.S_IMODE(mode):04o})"
 
 
-def _hex_dump(data: bytes) -> Text:
+def hex_lines(data: bytes, start: int = 0) -> list[str]:
+    """A classic hex dump: offset, 16 bytes in hex, the printable ASCII ones (others as '.')."""
     lines = []
     for off in range(0, len(data), 16):
         chunk = data[off : off + 16]
         hexes = " ".join(f"{b:02x}" for b in chunk)
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f"{off:08x}  {hexes:<47}  {text}")
-    return Text("\n".join(lines), style="dim" if not data else "")
+        lines.append(f"{start + off:08x}  {hexes:<47}  {text}")
+    return lines
+
+
+def _hex_dump(data: bytes) -> Text:
+    return Text("\n".join(hex_lines(data)), style="dim" if not data else "")
 
 
 def looks_like_text(data: bytes) -> str | None:

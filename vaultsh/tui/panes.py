@@ -80,6 +80,26 @@ def plain_sort_key(entry: Entry) -> tuple[bool, str, str]:
     return (not entry.is_dir, name.casefold(), name)
 
 
+SORT_FIELDS = ("name", "size", "mtime")  # what `s` cycles through
+
+
+def sort_plain(entries: list[Entry], by: str = "name", reverse: bool = False) -> list[Entry]:
+    """The plain pane's order: directories first, then by name, size or modification time
+    (ties by name); `reverse` turns the order within each group around."""
+    by_name = sorted(entries, key=plain_sort_key)
+    if by == "size":
+        by_name.sort(key=lambda e: e.plain_size)
+    elif by == "mtime":
+        by_name.sort(key=lambda e: e.mtime_ns)
+    if reverse:
+        by_name.reverse()
+    return sorted(by_name, key=lambda e: not e.is_dir)  # stable: each group keeps its order
+
+
+def is_hidden(entry: Entry) -> bool:
+    return (entry.plain_name or "").startswith(".")
+
+
 _ROLE_ORDER = {ROLE_CONF: 0, ROLE_DIRIV: 1, ROLE_BAD: 2, ROLE_OBJECT: 3, ROLE_SIDECAR: 3}
 
 

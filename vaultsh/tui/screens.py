@@ -378,6 +378,7 @@ def key_label(keys: str) -> str:
             "space": "Space",
             "insert": "Insert",
             "asterisk": "*",
+            "full_stop": ".",
         }
         if key in special:
             names.append(special[key])
