@@ -248,10 +248,26 @@ class RecoverScreen(ModalScreen[bytes | None]):
             self._show("step-password", "#password")
             return
         assert self.master_key is not None
+        self.query_one("#working-label", Static).update("Checking the settings against the files…")
+        self._show("step-working")
+        self._settle(self.master_key, choices_from(self._answers()))
+
+    @work(thread=True, exclusive=True, group="recover")
+    def _settle(self, key: bytes, choices: recover.Choices) -> None:
         try:
-            found = recover.plan(self.cipherdir, self.master_key, choices_from(self._answers()))
-        except VaultError as e:
-            self._error("settings", _one_line(e))
+            found = recover.plan(self.cipherdir, key, choices)
+        except (VaultError, OSError) as e:
+            self.app.call_from_thread(self._settle_failed, _one_line(e))
+            return
+        self.app.call_from_thread(self._settled, found)
+
+    def _settle_failed(self, message: str) -> None:
+        if not self.cancelled:
+            self._error("settings", message)
+            self._show("step-settings", "#settings-next")
+
+    def _settled(self, found: recover.Plan) -> None:
+        if self.cancelled:
             return
         self.query_one("#questions", Vertical).remove_children()
         self.questions = []
