@@ -461,7 +461,7 @@ async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    app = VaultApp(vault_dir, password=PASSWORD.encode())
     async with app.run_test(size=SIZE) as pilot:
         await unlocked_app(pilot, app)
         await pilot.press("p")

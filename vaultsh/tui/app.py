@@ -248,6 +248,7 @@ class MainScreen(Screen[None]):
         Binding("m", "mount", "Mount", tooltip="mount the vault with FUSE (asks the mountpoint)"),
         Binding("u", "unmount", "Unmount", tooltip="unmount this vault (also clears a stale mount)"),
         Binding("p", "passwd", "Passwd", show=False, tooltip="change the vault password"),
+        Binding("F", "fsck", "Fsck", show=False, tooltip="check this directory's tree for damage (fsck)"),
         Binding(
             "K", "masterkey", "Master key", show=False, tooltip="show the master key (asks the password)"
         ),
@@ -734,7 +735,16 @@ class MainScreen(Screen[None]):
         line = event.value.strip()
         self._close_input()
         if self.input_mode == "command" and line:
-            self.vapp.run_command(line)
+            words = line.split()
+            if words == ["recover"]:
+                self.vapp.start_recovery()
+            elif words[0] == "fsck" and len(words) <= 2 and not line.count("-"):
+                from vaultsh.tui.fsck_screen import start_fsck
+
+                session = self.vapp.session
+                start_fsck(self.vapp, session.resolve(words[1]) if words[1:] and session else self.cwd)
+            else:
+                self.vapp.run_command(line)
         elif self.input_mode == "search":
             self.search_text = event.value
 
@@ -1039,7 +1049,17 @@ class MainScreen(Screen[None]):
         self.vapp.run_command("unmount")
 
     def action_passwd(self) -> None:
+        if self.vapp.unlocked_with_master_key:
+            from vaultsh.tui.recover_wizard import passwd_with_master_key
+
+            passwd_with_master_key(self.vapp)
+            return
         self.vapp.run_command("passwd")
+
+    def action_fsck(self) -> None:
+        from vaultsh.tui.fsck_screen import start_fsck
+
+        start_fsck(self.vapp, self.cwd)
 
     def action_vault_info(self) -> None:
         self.vapp.run_command("info")
@@ -1188,6 +1208,7 @@ class VaultApp(App[int]):
         self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
         self.prefs, self._prefs_warning = load_prefs()
+        self.unlocked_with_master_key = False  # then passwd needs no old password
         self.main = MainScreen()
         self.main.sort_by, self.main.sort_reverse = self.prefs.sort, self.prefs.sort_reverse
         self.main.show_hidden = self.prefs.show_hidden
@@ -1274,7 +1295,7 @@ class VaultApp(App[int]):
             self._new_vault()
             return
         if no_vault and self._password is None and self._recoverable(root):
-            self._recover()
+            self.start_recovery()  # cipher files without their config
             return
         if self._master_key is not None or self._password is not None:
             self._unlock_given()
@@ -1312,23 +1333,12 @@ class VaultApp(App[int]):
         conf = root / CONF_NAME
         return not conf.exists() and not conf.is_symlink() and root.is_dir() and looks_like_cipherdir(root)
 
-    def _recover(self) -> None:
-        from vaultsh.tui.recover_wizard import RecoverScreen
-        from vaultsh.vault.config import DEFAULT_SCRYPT_LOGN
-
-        def done(vault: Vault | None) -> None:
-            if vault is None:
-                self.quit_with(int(ExitCode.SIGINT))
-            else:
-                self.opened(vault)
-
-        logn = self._wizard_logn if self._wizard_logn is not None else DEFAULT_SCRYPT_LOGN
-        self.push_screen(RecoverScreen(self.cipherdir, logn=logn), done)
-
-    def _ask_password(self) -> None:
+    def _ask_password(self, conf_path: Path | None = None) -> None:
         try:
-            conf = load_config(self.cipherdir / CONF_NAME)
+            conf = load_config(conf_path or self.cipherdir / CONF_NAME)
         except VaultError as e:
+            if conf_path is None and self._offer_backup(e):
+                return
             self.quit_with(int(e.exit_code), f"vaultsh: {e}")
             return
 
@@ -1345,6 +1355,48 @@ class VaultApp(App[int]):
             detail=str(self.cipherdir),
         )
         self.push_screen(screen, unlocked)
+
+    def start_recovery(self) -> None:
+        """The recovery wizard: at start for cipher files without a config, or by `:recover`."""
+        from vaultsh.tui.recover_wizard import RecoverScreen, recovered_line
+
+        if self.reverse is not None:
+            self.log_line("recover: for a reverse-mode folder use `vaultsh recover --reverse`", "error")
+            return
+        in_session = self.session is not None
+        logn = self._wizard_logn
+        screen = RecoverScreen(self.cipherdir) if logn is None else RecoverScreen(self.cipherdir, logn=logn)
+
+        def done(key: bytes | None) -> None:
+            if key is None:
+                if not in_session:
+                    self.quit_with(int(ExitCode.SIGINT))
+                return
+            self.log_line(recovered_line(screen), "")
+            if self.session is not None:
+                self.session.vault.conf = load_config(self.cipherdir / CONF_NAME)
+            else:
+                self._master_key = key
+                self._unlock_given()
+
+        self.push_screen(screen, done)
+
+    def _offer_backup(self, error: VaultError) -> bool:
+        """A broken config with a .bak beside it: offer to unlock with the .bak; False if none."""
+        conf_path = self.cipherdir / CONF_NAME
+        bak = conf_path.with_name(CONF_NAME + ".bak")
+        if not os.path.lexists(conf_path) or not bak.is_file():
+            return False
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._ask_password(bak)
+            else:
+                self.quit_with(int(error.exit_code), f"vaultsh: {error}")
+
+        question = f"{error} — unlock with the previous config, {bak.name}?"
+        self.push_screen(ConfirmScreen("Broken config", question, yes=f"Use {bak.name}", no="Quit"), answered)
+        return True
 
     def _ask_password_reverse(self) -> None:
         try:
@@ -1378,6 +1430,7 @@ class VaultApp(App[int]):
 
     def _unlock_given(self) -> None:
         password, master_key = self._password, self._master_key
+        self.unlocked_with_master_key = master_key is not None
         if master_key is not None:
             self._unlock_given_with(
                 lambda: Vault.open(self.cipherdir, master_key=master_key), self._opened_by_master_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -15,6 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import (
     Button,
     Checkbox,
@@ -51,6 +53,35 @@ def strength_bar(strength: Strength) -> str:
     """A text meter like '██████░░░░ 52 bits', proportional up to METER_FULL_BITS."""
     filled = min(METER_CELLS, round(strength.bits / METER_FULL_BITS * METER_CELLS))
     return "█" * filled + "░" * (METER_CELLS - filled) + f" {strength.bits:.0f} bits"
+
+
+def password_fields() -> Iterator[Widget]:
+    """A new password, its strength meter and warning, the repeat box and the error line."""
+    yield Label("Password", classes="field-label")
+    yield Input(password=True, id="password", compact=True)
+    yield Static(strength_bar(Strength(0.0)), id="strength-meter", classes="-weak", markup=False)
+    yield Static("", id="strength-warning", markup=False)
+    yield Label("Repeat the password", classes="field-label")
+    yield Input(password=True, id="password-repeat", compact=True)
+    yield Static("", id="password-error", classes="error", markup=False)
+
+
+def show_strength(screen: Widget, strength: Strength) -> None:
+    """Update the meter and warning that `password_fields` put on `screen`."""
+    meter = screen.query_one("#strength-meter", Static)
+    meter.update(strength_bar(strength))
+    meter.set_class(strength.weak, "-weak")
+    meter.set_class(not strength.weak, "-good")
+    lines: list[str] = []
+    if strength.weak:
+        lines.append(
+            f"Weak: about {strength.bits:.0f} bits of estimated entropy; "
+            f"{WEAK_BITS:.0f} or more is recommended. You can still use it."
+        )
+        if strength.warning and "bits of estimated entropy" not in strength.warning:
+            lines.append(strength.warning)
+        lines.extend(strength.suggestions[:2])
+    screen.query_one("#strength-warning", Static).update("\n".join(lines))
 
 
 def check_directory(directory: Path, reverse: bool) -> str | None:
@@ -95,85 +126,93 @@ class MarkedRadioButton(RadioButton):
         return "●" if self.value else " "
 
 
+_WIZARD_CSS = """
+SCREEN {
+    align: center middle;
+}
+SCREEN > #wizard {
+    width: 84;
+    max-width: 100%;
+    height: auto;
+    max-height: 100%;
+    border: thick $primary;
+    background: $surface;
+    padding: 0 1;
+}
+SCREEN #wizard-title {
+    text-style: bold;
+    color: $primary;
+    width: 100%;
+}
+SCREEN ContentSwitcher {
+    height: auto;
+}
+SCREEN ContentSwitcher > * {
+    height: auto;
+}
+SCREEN .field-label {
+    margin-top: 1;
+    color: $text-muted;
+}
+SCREEN Input {
+    background: $panel;
+}
+SCREEN Input:focus {
+    background: $panel-lighten-1;
+}
+SCREEN #reverse {
+    margin-top: 1;
+}
+SCREEN .error {
+    color: $error;
+    height: auto;
+}
+SCREEN .hint {
+    color: $text-muted;
+    height: auto;
+}
+SCREEN #strength-meter.-weak {
+    color: $error;
+}
+SCREEN #strength-meter.-good {
+    color: $success;
+}
+SCREEN #strength-warning {
+    color: $warning;
+    height: auto;
+}
+SCREEN #master-key {
+    text-style: bold;
+    color: $accent;
+    border: round $accent;
+    padding: 0 2;
+    width: auto;
+    margin: 1 0;
+}
+SCREEN .buttons {
+    height: auto;
+    margin-top: 1;
+    align-horizontal: right;
+}
+SCREEN .buttons Button {
+    margin-left: 2;
+    min-width: 10;
+}
+SCREEN LoadingIndicator {
+    height: 3;
+}
+"""
+
+
+def wizard_css(screen_class: str) -> str:
+    """The wizards' look (a framed column of steps, the strength meter), for `screen_class`."""
+    return _WIZARD_CSS.replace("SCREEN", screen_class)
+
+
 class NewVaultScreen(ModalScreen[Path | None]):
     """Create a vault step by step; dismisses with its directory, or None if cancelled."""
 
-    DEFAULT_CSS = """
-    NewVaultScreen {
-        align: center middle;
-    }
-    NewVaultScreen > #wizard {
-        width: 84;
-        max-width: 100%;
-        height: auto;
-        max-height: 100%;
-        border: thick $primary;
-        background: $surface;
-        padding: 0 1;
-    }
-    NewVaultScreen #wizard-title {
-        text-style: bold;
-        color: $primary;
-        width: 100%;
-    }
-    NewVaultScreen ContentSwitcher {
-        height: auto;
-    }
-    NewVaultScreen ContentSwitcher > * {
-        height: auto;
-    }
-    NewVaultScreen .field-label {
-        margin-top: 1;
-        color: $text-muted;
-    }
-    NewVaultScreen Input {
-        background: $panel;
-    }
-    NewVaultScreen Input:focus {
-        background: $panel-lighten-1;
-    }
-    NewVaultScreen #reverse {
-        margin-top: 1;
-    }
-    NewVaultScreen .error {
-        color: $error;
-        height: auto;
-    }
-    NewVaultScreen .hint {
-        color: $text-muted;
-        height: auto;
-    }
-    NewVaultScreen #strength-meter.-weak {
-        color: $error;
-    }
-    NewVaultScreen #strength-meter.-good {
-        color: $success;
-    }
-    NewVaultScreen #strength-warning {
-        color: $warning;
-        height: auto;
-    }
-    NewVaultScreen #master-key {
-        text-style: bold;
-        color: $accent;
-        border: round $accent;
-        padding: 0 2;
-        width: auto;
-        margin: 1 0;
-    }
-    NewVaultScreen .buttons {
-        height: auto;
-        margin-top: 1;
-        align-horizontal: right;
-    }
-    NewVaultScreen .buttons Button {
-        margin-left: 2;
-        min-width: 10;
-    }
-    NewVaultScreen LoadingIndicator {
-        height: 3;
-    }
-    """
+    DEFAULT_CSS = wizard_css("NewVaultScreen")
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
@@ -250,15 +289,7 @@ class NewVaultScreen(ModalScreen[Path | None]):
                         yield Button("Cancel", id="options-cancel", compact=True)
                         yield Button("Next", id="options-next", variant="primary", compact=True)
                 with VerticalScroll(id="step-password"):
-                    yield Label("Password", classes="field-label")
-                    yield Input(password=True, id="password", compact=True)
-                    yield Static(
-                        strength_bar(Strength(0.0)), id="strength-meter", classes="-weak", markup=False
-                    )
-                    yield Static("", id="strength-warning", markup=False)
-                    yield Label("Repeat the password", classes="field-label")
-                    yield Input(password=True, id="password-repeat", compact=True)
-                    yield Static("", id="password-error", classes="error", markup=False)
+                    yield from password_fields()
                     with Horizontal(classes="buttons"):
                         yield Button("Back", id="password-back", compact=True)
                         yield Button("Create vault", id="password-create", variant="primary", compact=True)
@@ -362,20 +393,7 @@ class NewVaultScreen(ModalScreen[Path | None]):
         self.app.call_from_thread(self._show_strength, strength)
 
     def _show_strength(self, strength: Strength) -> None:
-        meter = self.query_one("#strength-meter", Static)
-        meter.update(strength_bar(strength))
-        meter.set_class(strength.weak, "-weak")
-        meter.set_class(not strength.weak, "-good")
-        lines: list[str] = []
-        if strength.weak:
-            lines.append(
-                f"Weak: about {strength.bits:.0f} bits of estimated entropy; "
-                f"{WEAK_BITS:.0f} or more is recommended. You can still use it."
-            )
-            if strength.warning and "bits of estimated entropy" not in strength.warning:
-                lines.append(strength.warning)
-            lines.extend(strength.suggestions[:2])
-        self.query_one("#strength-warning", Static).update("\n".join(lines))
+        show_strength(self, strength)
 
     @on(Input.Submitted, "#password")
     def _password_submitted(self) -> None:
