@@ -575,12 +575,18 @@ def test_new_and_demo_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         news.append((directory, theme))
         return 15
 
-    def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None) -> int:
+    def run_tui(cipherdir: Path, secrets: SecretSource, theme: str | None, greeting: str = "") -> int:
         tuis.append((cipherdir, secrets.read_password()))
+        greetings.append(greeting)
         return 0
 
+    def demo_greeting(path: Path, password: str) -> str:
+        return f"demo {path} {password}"
+
+    greetings: list[str] = []
+
     _fake_module(monkeypatch, "vaultsh.tui.wizard", run_new=run_new)
-    _fake_module(monkeypatch, "vaultsh.tui.app", run_tui=run_tui)
+    _fake_module(monkeypatch, "vaultsh.tui.app", run_tui=run_tui, demo_greeting=demo_greeting)
     assert cli.main(["new", str(tmp_path / "fresh"), "--theme", "paper"]) == 15
     assert news == [(tmp_path / "fresh", "paper")]
     assert cli.main(["demo", "--dir", str(tmp_path / "demo")]) == 0
@@ -588,6 +594,7 @@ def test_new_and_demo_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     password = re.search(r"Password:\s+(\S+)", shown)
     assert password is not None and str(tmp_path / "demo") in shown
     assert tuis == [(tmp_path / "demo", password.group(1).encode())]
+    assert greetings == [f"demo {tmp_path / 'demo'} {password.group(1)}"]  # the TUI is told the password
     assert Vault.open(tmp_path / "demo", password=tuis[0][1]).listdir()
 
 

@@ -465,8 +465,8 @@ async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -
     async with app.run_test(size=SIZE) as pilot:
         await unlocked_app(pilot, app)
         await pilot.press("p")
-        # Unlocked with the master key: only the new password is asked, twice.
-        for answer in ("new secret", "new secret"):
+        # Unlocked with the password: the old one is asked again, then the new one twice.
+        for answer in (PASSWORD, "new secret", "new secret"):
             await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
             dialog = app.screen
             await type_text(pilot, answer)

@@ -346,12 +346,14 @@ async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, whe
     async with app.run_test(size=SIZE) as pilot:
         await open_at(pilot, app, "")
         await pilot.press("p")  # a password change keeps the old config as gocryptfs.conf.bak
-        for answer in (PASSWORD, "new secret", "new secret"):
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-            dialog = app.screen
-            dialog.query_one("#password", Input).value = answer
-            await pilot.press("enter")
-            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        # Unlocked with the master key: one dialog asks only the new password, twice.
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        dialog = app.screen
+        dialog.query_one("#password", Input).value = "new secret"
+        dialog.query_one("#repeat", Input).value = "new secret"
+        dialog.query_one("#repeat", Input).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
         await command_done(pilot, app)
         backup = cipher_entry(app, CONF_NAME + ".bak")
         assert backup.role == ROLE_CONF and "conf" in row_text(app.main.cipher, backup)

@@ -390,6 +390,7 @@ def passwd_with_master_key(app: VaultApp) -> None:
         app.main.focus_active()
         if message is not None:
             app.log_line(message, "")
+            app.main.action_refresh()  # the cipher pane now holds the old config's .bak
 
     app.push_screen(
         PasswordScreen[str](
