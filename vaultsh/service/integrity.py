@@ -218,24 +218,100 @@ def find_conflicts(vault: Vault, path: str = "", note: Write = lambda _s: None) 
     """Every conflict copy below `path`, compared with its original."""
     out: list[ConflictCopy] = []
     for plain, cdir, entries in _plain_dirs(vault, path, note):
-        by_cipher = {e.cipher_name: e for e in entries}
-        for e in entries:
-            if e.error is None and not vault.options.plaintext_names:
-                continue
-            if is_name_file(e.cipher_name):
-                continue
-            origin = find_origin(e.cipher_name, by_cipher, loose=e.error is not None)
-            if origin is None:
-                continue
-            original = by_cipher[origin.original]
-            if original.error is not None:
-                continue
-            copy = ConflictCopy(
-                cdir, e.cipher_name, f"{plain}/{original.name}" if plain else original.name, origin, e.kind
-            )
-            _compare(vault, copy, cdir / original.cipher_name)
-            out.append(copy)
+        out.extend(_copies_in(vault, plain, cdir, entries))
     return out
+
+
+def conflict_copy(vault: Vault, path: str, copy_name: str) -> ConflictCopy:
+    """The conflict copy named `copy_name` on disk in the plain directory `path` (only there)."""
+    cdir = vault.cipher_path(path)
+    entries = vault.list_cipher_dir(cdir, include_bad=True, where=path or "/")
+    for copy in _copies_in(vault, path, cdir, entries, only=copy_name):
+        return copy
+    raise UsageError(safe_text(f"{copy_name}: not a conflict copy of an entry beside it"))
+
+
+def _copies_in(
+    vault: Vault, plain: str, cdir: Path, entries: list[DirEntry], only: str | None = None
+) -> Iterator[ConflictCopy]:
+    by_cipher = {e.cipher_name: e for e in entries}
+    for e in entries:
+        if only is not None and e.cipher_name != only:
+            continue
+        if e.error is None and not vault.options.plaintext_names:
+            continue
+        if is_name_file(e.cipher_name):
+            continue
+        origin = find_origin(e.cipher_name, by_cipher, loose=e.error is not None)
+        if origin is None:
+            continue
+        original = by_cipher[origin.original]
+        if original.error is not None:
+            continue
+        copy = ConflictCopy(
+            cdir, e.cipher_name, f"{plain}/{original.name}" if plain else original.name, origin, e.kind
+        )
+        _compare(vault, copy, cdir / original.cipher_name)
+        yield copy
+
+
+@dataclass
+class Side:
+    """One side of a conflict for a person comparing them: what it is and how it starts."""
+
+    label: str
+    kind: str
+    size: int | None  # plain bytes of a file; None when unknown or not a file
+    mtime: float | None
+    head: list[str] | None  # the first lines when the content is text
+    problem: str | None = None
+
+
+PEEK_BYTES = 4096
+
+
+def sides(vault: Vault, copy: ConflictCopy, lines: int = 5) -> tuple[Side, Side]:
+    """The original and the copy, each read as far as it decrypts."""
+    original = copy.cipher_dir / copy.origin.original
+    return (
+        _side(vault, original, copy.kind, "original", f"/{copy.original_plain}", lines),
+        _side(vault, copy.cipher_path, copy.kind, "copy", f"copy of /{copy.original_plain}", lines),
+    )
+
+
+def _side(vault: Vault, cpath: Path, kind: str, label: str, where: str, lines: int) -> Side:
+    try:
+        st = os.lstat(cpath)
+    except OSError as e:
+        return Side(label, kind, None, None, None, e.strerror or str(e))
+    side = Side(label, kind, None, st.st_mtime, None)
+    try:
+        if kind == "symlink":
+            side.head = [safe_text(vault.readlink_cipher(cpath, where))]
+        elif kind == "file":
+            with vault.open_cipher_file(cpath, where) as f:
+                side.size = f.size()
+                head = b""
+                for chunk in f.iter_chunks():
+                    head += bytes(chunk)
+                    if len(head) >= PEEK_BYTES:
+                        break
+            side.head = _text_lines(head[:PEEK_BYTES], lines)
+    except VaultError as e:
+        side.problem = str(e)
+    return side
+
+
+def _text_lines(data: bytes, lines: int) -> list[str] | None:
+    if b"\0" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(data) - 3:  # not merely a character cut at the end of the peek
+            return None
+        text = data[: e.start].decode("utf-8")
+    return [safe_text(line) for line in text.splitlines()[:lines]]
 
 
 def _compare(vault: Vault, copy: ConflictCopy, original: Path) -> None:

@@ -15,7 +15,7 @@ from stat import S_ISREG
 from typing import Any, ClassVar, TypeVar
 
 from rich.cells import cell_len
-from rich.console import RenderableType
+from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
@@ -28,9 +28,10 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
 from textual.worker import WorkerFailed, get_current_worker
 
-from vaultsh.service import commands
+from vaultsh.service import commands, integrity
 from vaultsh.service.passwords import SecretSource
 from vaultsh.service.transfer import Cancelled
+from vaultsh.tui import conflict_actions
 from vaultsh.tui.completion import CompletingInput, candidates_hint
 from vaultsh.tui.inspect import (
     InfoPanel,
@@ -41,6 +42,7 @@ from vaultsh.tui.inspect import (
 )
 from vaultsh.tui.layout import lower_height, too_small
 from vaultsh.tui.panes import (
+    ROLE_BAD,
     ROLE_OBJECT,
     ROLE_SIDECAR,
     SORT_FIELDS,
@@ -69,11 +71,13 @@ from vaultsh.tui.screens import (
 from vaultsh.tui.selection import Selection, Task, delete_selection, export_selection, run_guarded
 from vaultsh.tui.viewer import ViewerScreen, read_local
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
-from vaultsh.vault.display import safe_text
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
+# Which plain name the cursor goes to after a command: a name, one the command makes known, or None.
+Select = str | Callable[[], str | None] | None
 STATUS_INTERVAL = 1.0  # seconds between mount status refreshes
 STATUS_PATH_CELLS = 40  # the vault path in the status bar leaves room for the rest
 LOG_KEEP = 2000  # lines of output kept
@@ -589,8 +593,27 @@ class MainScreen(Screen[None]):
         else:
             title = f"X-ray  {entry.cipher_name}"
             body = _described(lambda: describe_cipher(vault, cdir, entry))
+            if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
+                body = Group(body, self._comparison(vault, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    def _comparison(self, vault: Vault, entry: Entry) -> RenderableType:
+        """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
+        try:
+            copy = integrity.conflict_copy(vault, self.cwd, entry.cipher_name)
+        except (VaultError, OSError):
+            return Text("")
+        try:
+            both = integrity.sides(vault, copy)
+        except (VaultError, OSError) as e:
+            return Text(safe_text(f"Compare: {e}"))
+        keys = Text("e: export the copy   r: adopt it under a plain name   d: delete it", style="dim")
+        return Group(
+            Text("\nCompared with the original", style="bold"),
+            conflict_actions.compare_view(copy, both),
+            keys,
+        )
 
     @work(thread=True, exclusive=True, group="info")
     def _describe_view(
@@ -852,6 +875,52 @@ class MainScreen(Screen[None]):
             return None
         return self._child(entry.plain_name)
 
+    def _conflict_entry(self) -> Entry | None:
+        """The cipher pane's flagged entry under the cursor (a conflict copy, maybe), if it is active."""
+        if self.vapp.reverse is not None or self.active_list() is not self.cipher:
+            return None
+        entry = self.cipher.current
+        return entry if entry is not None and entry.role == ROLE_BAD else None
+
+    def _export_copy(self, entry: Entry) -> None:
+        name, where = entry.cipher_name, self.cwd
+
+        def go(dest: str | None) -> None:
+            if dest:
+                self.vapp.run_task(
+                    safe_text(f"export the conflict copy {quote_name(name)} to {dest}"),
+                    conflict_actions.export_task(where, name, dest),
+                )
+
+        prompt = f"Decrypt the conflict copy {quote_name(name)} into (local directory):"
+        self._ask(PromptScreen("Export conflict copy", prompt, start_dir()), go)
+
+    def _adopt_copy(self, entry: Entry) -> None:
+        name, where = entry.cipher_name, self.cwd
+        adopted: list[str] = []
+        self.vapp.run_task(
+            safe_text(f"adopt the conflict copy {quote_name(name)}"),
+            conflict_actions.adopt_task(where, name, adopted.append),
+            select=lambda: adopted[0] if adopted else None,
+        )
+
+    def _delete_copy(self, entry: Entry) -> None:
+        name, where = entry.cipher_name, self.cwd
+        what = "the directory and everything in it" if entry.is_dir else "it"
+        question = (
+            f"Delete the conflict copy {quote_name(name)}? This removes {what} from disk; "
+            "it cannot be undone."
+        )
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.vapp.run_task(
+                    safe_text(f"delete the conflict copy {quote_name(name)}"),
+                    conflict_actions.delete_task(where, name),
+                )
+
+        self._ask(ConfirmScreen("Delete conflict copy", question, yes="Delete", no="Keep"), go)
+
     def _neighbour_name(self, entry: Entry | None) -> str | None:
         """The plain name the cursor goes to once `entry` is gone: the next row, else the one
         before (so it stays where the person was working, not back at the top)."""
@@ -922,6 +991,10 @@ class MainScreen(Screen[None]):
         return [self._child(name) for name in sorted(self.selection.names)]
 
     def action_export(self) -> None:
+        copy = self._conflict_entry()
+        if copy is not None:
+            self._export_copy(copy)
+            return
         if self.selection.names and self.vapp.reverse is None:
             paths = self._selected_paths()
 
@@ -977,6 +1050,10 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("New directory", f"Name of the new directory in /{self.cwd}:"), go)
 
     def action_rename(self) -> None:
+        copy = self._conflict_entry()
+        if copy is not None:
+            self._adopt_copy(copy)
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -991,6 +1068,10 @@ class MainScreen(Screen[None]):
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
 
     def action_delete(self) -> None:
+        copy = self._conflict_entry()
+        if copy is not None:
+            self._delete_copy(copy)
+            return
         if self.selection.names and self.vapp.reverse is None:
             paths = self._selected_paths()
             self.selection.clear()
@@ -1639,9 +1720,7 @@ class VaultApp(App[int]):
             shown, lambda session: commands.run_line(session, line), transfer=transfer, select=select
         )
 
-    def run_task(
-        self, shown: str, task: Task, *, transfer: str | None = None, select: str | None = None
-    ) -> None:
+    def run_task(self, shown: str, task: Task, *, transfer: str | None = None, select: Select = None) -> None:
         """Run `task` (a command line, or an action on the selection) in a worker, logged as
         `shown`; with `transfer`, a progress bar so labelled; refresh the panes afterwards."""
         if self.session is None:
@@ -1658,12 +1737,12 @@ class VaultApp(App[int]):
         self._run_task(task, select)
 
     @work(thread=True, group="command")
-    def _run_task(self, task: Task, select: str | None) -> None:
+    def _run_task(self, task: Task, select: Select) -> None:
         assert self.session is not None
         code = run_guarded(self.session, task)
         self.call_from_thread(self._command_done, code, select)
 
-    def _command_done(self, code: int, select: str | None) -> None:
+    def _command_done(self, code: int, select: Select) -> None:
         self.busy = False
         self.main.query_one("#transfer", TransferBar).finish()
         if not self.main.query_one("#cmdline", Input).display:
@@ -1673,6 +1752,8 @@ class VaultApp(App[int]):
         # `cd` moves the session; every other command may have changed the tree.
         cwd = self.session.cwd if self.session else self.main.cwd
         current = self.main.plain.current
+        if callable(select):
+            select = select()
         keep = select if select is not None else (current.plain_name if current else None)
         self.main.load_dir(cwd, select=keep)
         self._poll_mount()

@@ -1,0 +1,144 @@
+"""Conflict copies in the cipher pane: e exports, r adopts, d deletes, the info panel compares."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui_app import (
+    MASTER_KEY,
+    SIZE,
+    answer_prompt,
+    command_done,
+    info_text,
+    log_text,
+    own_config_home,  # noqa: F401 - a fixture, used by config_home below
+    wait_for,
+)
+from test_tui_paths import DEEP, DEPTHS, deep_vault, join, open_at  # noqa: F401 - deep_vault: a fixture
+from textual.pilot import Pilot
+
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.panes import Entry
+from vaultsh.tui.screens import ConfirmScreen
+from vaultsh.vault.vault import Vault
+
+CHANGED = b"changed on the other machine\nsecond line\n"
+ADOPTED = "todo (conflict 2026-01-02).txt"
+
+
+@pytest.fixture(autouse=True)
+def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
+    return own_config_home
+
+
+@pytest.fixture
+def conflicted(deep_vault: Path) -> Path:  # noqa: F811 - the fixture imported above
+    """deep_vault with a Dropbox copy of todo.txt, other content, at the root and in a/b/c."""
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    for where in ("", DEEP):
+        # Content is bound to the file ID, not the name: another file's cipher bytes under the
+        # copy's name decrypt, as a sync tool's copy of an edit does.
+        vault.write_file(join(where, "edit.tmp"), CHANGED)
+        todo = vault.cipher_path(join(where, "todo.txt"))
+        shutil.copyfile(vault.cipher_path(join(where, "edit.tmp")), copy_path(todo))
+        vault.unlink(join(where, "edit.tmp"))
+    return deep_vault
+
+
+def copy_path(todo_cipher: Path) -> Path:
+    return todo_cipher.with_name(todo_cipher.name + " (conflicted copy 2026-01-02)")
+
+
+def copy_of(root: Path, where: str) -> Path:
+    return copy_path(Vault.open(root, master_key=MASTER_KEY).cipher_path(join(where, "todo.txt")))
+
+
+async def on_copy(pilot: Pilot[Any], app: VaultApp, root: Path, where: str) -> Entry:
+    """Open `where`, go to the cipher pane and put the cursor on todo.txt's copy."""
+    await open_at(pilot, app, where)
+    await pilot.press("tab")
+    await pilot.pause()
+    name = copy_of(root, where).name
+    cipher = app.main.cipher
+    entry = next(e for e in cipher.rows if e.cipher_name == name)
+    cipher.move_to(cipher.row_of(entry) or 0)
+    await pilot.pause()
+    assert app.main.active_list() is cipher
+    return entry
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_r_adopts_the_copy_under_a_plain_name(conflicted: Path, where: str) -> None:
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_copy(pilot, app, conflicted, where)
+        await pilot.press("r")
+        await command_done(pilot, app)
+        vault = Vault.open(conflicted, master_key=MASTER_KEY)
+        assert vault.read_file(join(where, ADOPTED)) == CHANGED, log_text(app)
+        assert not copy_of(conflicted, where).exists()
+        assert f"/{join(where, ADOPTED)}" in log_text(app)
+        assert app.main.cwd == where
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == ADOPTED
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_d_deletes_the_copy_after_asking(conflicted: Path, where: str) -> None:
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_copy(pilot, app, conflicted, where)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not copy_of(conflicted, where).exists(), log_text(app)
+        vault = Vault.open(conflicted, master_key=MASTER_KEY)
+        assert vault.exists(join(where, "todo.txt"))
+
+
+@pytest.mark.asyncio
+async def test_d_then_n_keeps_the_copy(conflicted: Path) -> None:
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_copy(pilot, app, conflicted, "")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert copy_of(conflicted, "").exists()
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_e_exports_the_copy_decrypted(conflicted: Path, where: str, tmp_path: Path) -> None:
+    dest = tmp_path / "out"
+    dest.mkdir()
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_copy(pilot, app, conflicted, where)
+        await pilot.press("e")
+        await answer_prompt(pilot, app, str(dest))
+        await command_done(pilot, app)
+        exported = dest.joinpath(*where.split("/"), ADOPTED) if where else dest / ADOPTED
+        assert exported.read_bytes() == CHANGED, log_text(app)
+        assert copy_of(conflicted, where).exists()  # the vault is not changed
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_the_info_panel_compares_both_sides(conflicted: Path, where: str) -> None:
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_copy(pilot, app, conflicted, where)
+        await wait_for(pilot, lambda: "Compared with the original" in info_text(app))
+        text = info_text(app)
+        assert "differ" in text
+        assert "changed on the other machine" in text
+        assert ("buy milk" if where else "root todo") in text
+        assert f"{len(CHANGED):,} bytes" in text
