@@ -142,3 +142,48 @@ async def test_the_info_panel_compares_both_sides(conflicted: Path, where: str) 
         assert "changed on the other machine" in text
         assert ("buy milk" if where else "root todo") in text
         assert f"{len(CHANGED):,} bytes" in text
+
+
+@pytest.mark.asyncio
+async def test_d_deletes_a_directory_copy_without_following_symlinks(
+    conflicted: Path, tmp_path: Path
+) -> None:
+    vault = Vault.open(conflicted, master_key=MASTER_KEY)
+    original = vault.cipher_path("a")
+    copy = original.with_name(original.name + " (conflicted copy 2026-01-02)")
+    shutil.copytree(original, copy, symlinks=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_bytes(b"not the vault's\n")
+    (copy / "link").symlink_to(outside)
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("tab")
+        cipher = app.main.cipher
+        entry = next(e for e in cipher.rows if e.cipher_name == copy.name)
+        cipher.move_to(cipher.row_of(entry) or 0)
+        await pilot.pause()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert not copy.exists() and not copy.is_symlink(), log_text(app)
+        assert (outside / "keep.txt").read_bytes() == b"not the vault's\n"
+        assert Vault.open(conflicted, master_key=MASTER_KEY).read_file(f"{DEEP}/todo.txt") == b"buy milk\n"
+
+
+@pytest.mark.asyncio
+async def test_a_stray_file_is_no_conflict_copy(conflicted: Path) -> None:
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, "")
+        await pilot.press("tab")
+        cipher = app.main.cipher
+        entry = next(e for e in cipher.rows if e.cipher_name == "stray file.txt")
+        cipher.move_to(cipher.row_of(entry) or 0)
+        await pilot.pause()
+        await pilot.press("r")
+        await command_done(pilot, app)
+        assert "not a conflict copy" in log_text(app)
+        assert (conflicted / "stray file.txt").exists()
