@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     ContentSwitcher,
@@ -26,7 +25,7 @@ from vaultsh.service import commands, recover
 from vaultsh.service.passwords import SecretSource
 from vaultsh.service.strength import estimate
 from vaultsh.tui.screens import PasswordScreen
-from vaultsh.tui.wizard import password_fields, show_strength, wizard_css
+from vaultsh.tui.wizard import StepScreen, password_fields, show_strength, wizard_css
 from vaultsh.vault import detect
 from vaultsh.vault.config import DEFAULT_SCRYPT_LOGN
 from vaultsh.vault.display import quote_name, safe_text
@@ -82,7 +81,7 @@ def open_questions(detection: detect.Detection) -> list[detect.Setting]:
     ]
 
 
-class RecoverScreen(ModalScreen[bytes | None]):
+class RecoverScreen(StepScreen[bytes | None]):
     """Recover a config step by step; dismisses with the master key once written, None if cancelled."""
 
     DEFAULT_CSS = (
@@ -139,15 +138,6 @@ class RecoverScreen(ModalScreen[bytes | None]):
 
     def on_mount(self) -> None:
         self.query_one("#key-text", Input).focus()
-
-    @property
-    def step(self) -> str | None:
-        return self.query_one(ContentSwitcher).current
-
-    def _show(self, step: str, focus: str | None = None) -> None:
-        self.query_one(ContentSwitcher).current = step
-        if focus:
-            self.query_one(focus).focus()
 
     def _error(self, step: str, message: str) -> None:
         self.query_one(f"#{step}-error", Static).update(safe_text(message))

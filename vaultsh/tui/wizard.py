@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on, work
@@ -39,6 +39,9 @@ from vaultsh.vault.keys import LONGNAME_MAX_DEFAULT, format_master_key
 
 METER_CELLS = 24
 METER_FULL_BITS = 128.0  # where the meter is full; beyond this nothing changes in practice
+
+
+_ResultT = TypeVar("_ResultT")
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,20 @@ def wizard_css(screen_class: str) -> str:
     return _WIZARD_CSS.replace("SCREEN", screen_class)
 
 
-class NewVaultScreen(ModalScreen[Path | None]):
+class StepScreen(ModalScreen[_ResultT]):
+    """A dialog made of steps in a ContentSwitcher, one shown at a time (the wizards)."""
+
+    @property
+    def step(self) -> str | None:
+        return self.query_one(ContentSwitcher).current
+
+    def _show(self, step: str, focus: str | None = None) -> None:
+        self.query_one(ContentSwitcher).current = step
+        if focus:
+            self.query_one(focus).focus()
+
+
+class NewVaultScreen(StepScreen[Path | None]):
     """Create a vault step by step; dismisses with its directory, or None if cancelled."""
 
     DEFAULT_CSS = wizard_css("NewVaultScreen")
@@ -316,15 +332,6 @@ class NewVaultScreen(ModalScreen[Path | None]):
 
     def on_mount(self) -> None:
         self.query_one("#directory", Input).focus()
-
-    @property
-    def step(self) -> str | None:
-        return self.query_one(ContentSwitcher).current
-
-    def _show(self, step: str, focus: str | None = None) -> None:
-        self.query_one(ContentSwitcher).current = step
-        if focus:
-            self.query_one(focus).focus()
 
     # -- step 1: options --------------------------------------------------------------------
 

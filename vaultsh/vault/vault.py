@@ -1188,32 +1188,31 @@ class VaultFile:
         Each chunk is a view of one reused buffer, valid until the next iteration: export
         writes it out directly instead of copying a megabyte per step.
         """
-        file_id = self._read_file_id()
-        if file_id is None:
-            return
         codec = self.codec
-        out = bytearray(CHUNK_BLOCKS * BLOCK_SIZE)
-        view = memoryview(out)
-        block = 0
-        while True:
-            data = self._pread_blocks(block, CHUNK_BLOCKS)
-            if not data:
-                return
-            n = codec.decrypt_into(data, block, file_id, out, self.where)
-            yield view[:n]
-            if len(data) < CHUNK_BLOCKS * codec.cipher_block:
-                return
-            block += CHUNK_BLOCKS
+        return self._iter_decrypted(
+            lambda data, block, file_id, out: codec.decrypt_into(data, block, file_id, out, self.where)
+        )
 
     def iter_salvaged(self, on_bad: Callable[[int, str], None]) -> Iterator[memoryview]:
         """Like `iter_chunks`, but a damaged block comes out as zeros and is reported to
         `on_bad(block number, why)`, so the rest of the file is saved (gocryptfs's
         -force_decode). A damaged header still fails: without the file ID nothing decrypts.
         """
+        codec = self.codec
+        return self._iter_decrypted(
+            lambda data, block, file_id, out: codec.decrypt_into_salvaging(
+                data, block, file_id, out, on_bad, self.where
+            )
+        )
+
+    def _iter_decrypted(
+        self, decrypt_into: Callable[[bytes, int, bytes, bytearray], int]
+    ) -> Iterator[memoryview]:
+        """The file in chunks of CHUNK_BLOCKS blocks, each decrypted by `decrypt_into(cipher
+        data, first block, file ID, out)` into one reused buffer."""
         file_id = self._read_file_id()
         if file_id is None:
             return
-        codec = self.codec
         out = bytearray(CHUNK_BLOCKS * BLOCK_SIZE)
         view = memoryview(out)
         block = 0
@@ -1221,9 +1220,9 @@ class VaultFile:
             data = self._pread_blocks(block, CHUNK_BLOCKS)
             if not data:
                 return
-            n = codec.decrypt_into_salvaging(data, block, file_id, out, on_bad, self.where)
+            n = decrypt_into(data, block, file_id, out)
             yield view[:n]
-            if len(data) < CHUNK_BLOCKS * codec.cipher_block:
+            if len(data) < CHUNK_BLOCKS * self.codec.cipher_block:
                 return
             block += CHUNK_BLOCKS
 
