@@ -122,6 +122,39 @@ def mount_device(mountpoint: str | os.PathLike[str]) -> str | None:
     return found
 
 
+def fuse_mounts_of(source: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """(mountpoint, st_dev) of every FUSE mount whose source is the directory `source`.
+
+    gocryptfs and vaultsh both name a mount after its cipher dir (fsname); the source is
+    compared by device and inode, so a symlinked or relative spelling still matches. The
+    mountpoints themselves are never touched (a dead one hangs).
+    """
+    try:
+        want = os.stat(source)
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split(b" ")
+        try:
+            sep = fields.index(b"-")
+            fstype, src = fields[sep + 1], _unescape_mountinfo(fields[sep + 2])
+            major, minor = (int(n) for n in fields[2].split(b":"))
+        except (ValueError, IndexError):
+            continue
+        if not fstype.startswith(b"fuse") or not src.startswith("/"):
+            continue
+        try:
+            st = os.stat(src)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+            found.append((_unescape_mountinfo(fields[4]), os.makedev(major, minor)))
+    return found
+
+
 def canonical_path(path: str | os.PathLike[str]) -> Path:
     """Absolute path with symlinks resolved, without ever stat-ing a mount point itself.
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
+import re
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vaultsh.vault.bulk import write_all
+from vaultsh.mount_protocol import fuse_mounts_of
+from vaultsh.vault.bulk import decrypt_to
+from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
-from vaultsh.vault.vault import PlainStat, Vault, VaultFile, split_path
+from vaultsh.vault.vault import DirEntry, PlainStat, Vault, split_path
 
 CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough to keep memory flat
 
@@ -67,6 +71,9 @@ def _tmp_name() -> str:
     return f".vaultsh-{secrets.token_hex(8)}.part"
 
 
+_TMP_NAME = re.compile(r"\.vaultsh-[0-9a-f]{16}\.part")
+
+
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
 
@@ -77,8 +84,8 @@ def _join(parent: str, name: str) -> str:
 _DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _tree_file_sizes(dir_fd: int, skip: Callable[[str], bool]) -> Iterator[int]:
-    """st_size of every regular file below an open directory (errors are skipped)."""
+def _tree_files(dir_fd: int, skip: Callable[[str], bool]) -> Iterator[os.stat_result]:
+    """lstat of every regular file below an open directory (errors are skipped)."""
     try:
         with os.scandir(dir_fd) as it:
             entries = list(it)
@@ -89,16 +96,42 @@ def _tree_file_sizes(dir_fd: int, skip: Callable[[str], bool]) -> Iterator[int]:
             if e.is_dir(follow_symlinks=False):
                 sub = os.open(e.name, _DIR_READ, dir_fd=dir_fd)
                 try:
-                    yield from _tree_file_sizes(sub, skip)
+                    yield from _tree_files(sub, skip)
                 finally:
                     os.close(sub)
             elif e.is_file(follow_symlinks=False) and not skip(e.name):
-                yield e.stat(follow_symlinks=False).st_size
+                yield e.stat(follow_symlinks=False)
         except OSError:
             continue
 
 
+def _tree_file_sizes(dir_fd: int, skip: Callable[[str], bool]) -> Iterator[int]:
+    """st_size of every regular file below an open directory (errors are skipped)."""
+    return (st.st_size for st in _tree_files(dir_fd, skip))
+
+
+def _is_metadata(name: str) -> bool:
+    return name == DIRIV_NAME or is_name_file(name)
+
+
 # -- export ---------------------------------------------------------------------------------
+
+
+def _cipher_files(vault: Vault, top: Path) -> Iterator[os.stat_result]:
+    """lstat of every regular cipher file at or below a cipher path, without decrypting a name."""
+    try:
+        st = vault.lstat_cipher(top)
+        if not stat_mod.S_ISDIR(st.st_mode):
+            if stat_mod.S_ISREG(st.st_mode):
+                yield st
+            return
+        fd = vault.dirs.open_dir(top)
+    except OSError:
+        return
+    try:
+        yield from _tree_files(fd, _is_metadata)
+    finally:
+        os.close(fd)
 
 
 def plain_tree_size(vault: Vault, path: str) -> int:
@@ -107,21 +140,151 @@ def plain_tree_size(vault: Vault, path: str) -> int:
     Summed from cipher file sizes (§5.2) without decrypting a single name: an estimate that
     counts stray files too, which is all a progress bar needs, at the cost of one stat a file.
     """
-    top = vault.cipher_path(path)
     size = vault.content.cipher_to_plain_size
+    return sum(size(st.st_size) for st in _cipher_files(vault, vault.cipher_path(path)))
+
+
+def _bytes_to_write(vault: Vault, top: Path) -> int:
+    """What an export of a cipher path writes: the plain size of each file, but at most what its
+    cipher file has on disk, since holes are exported as holes (§5.3)."""
+    size = vault.content.cipher_to_plain_size
+    return sum(min(size(st.st_size), st.st_blocks * 512) for st in _cipher_files(vault, top))
+
+
+def _check_free_space(vault: Vault, top: Path, dir_fd: int, shown: Path) -> None:
+    """Refuse, before writing anything, an export the destination has no room for."""
+    need = _bytes_to_write(vault, top)
     try:
-        st = vault.lstat_cipher(top)
-        if not stat_mod.S_ISDIR(st.st_mode):
-            return size(st.st_size) if stat_mod.S_ISREG(st.st_mode) else 0
-        fd = vault.dirs.open_dir(top)
+        fs = os.statvfs(dir_fd)
     except OSError:
-        return 0
-    try:
-        return sum(
-            size(n) for n in _tree_file_sizes(fd, lambda name: name == DIRIV_NAME or is_name_file(name))
+        return  # no statistics (some network filesystems): a full disk still stops it cleanly
+    free = (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
+    if need > free:
+        raise FsError(
+            errno.ENOSPC,
+            f"{short_path(shown)}: not enough free space ({_mib(need)} to write, {_mib(free)} free)",
         )
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _ancestors(fd: int) -> Iterator[os.stat_result]:
+    """fstat of a directory and of each directory above it, up to the root (by "..", so
+    symlinks and bind mounts cannot disguise where it is)."""
+    cur = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=fd)
+    try:
+        st = os.fstat(cur)
+        for _ in range(4096):
+            yield st
+            up = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=cur)
+            os.close(cur)
+            cur = up
+            parent = os.fstat(cur)
+            if (parent.st_dev, parent.st_ino) == (st.st_dev, st.st_ino):
+                return
+            st = parent
     finally:
+        os.close(cur)
+
+
+def _same(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _refuse_vault_destination(vault: Vault, dir_fd: int, shown: Path) -> None:
+    """An export must not land in the cipher dir (plaintext in the synced folder) nor in a live
+    mount of this same vault (it would read what it writes)."""
+    try:
+        cipher = os.stat(vault.cipherdir)
+        here = os.fstat(dir_fd)
+        inside = any(_same(st, cipher) for st in _ancestors(dir_fd))
+    except OSError:
+        return
+    if inside:
+        raise FsError(
+            errno.EINVAL,
+            f"{short_path(shown)}: is inside the cipher directory {short_path(vault.cipherdir)}; "
+            "export to a place outside it",
+        )
+    for mountpoint, dev in fuse_mounts_of(vault.cipherdir):
+        if here.st_dev == dev:
+            raise FsError(
+                errno.EINVAL,
+                f"{short_path(shown)}: is inside {short_path(mountpoint)}, a mount of this same vault; "
+                "export to a place outside it",
+            )
+
+
+@dataclass
+class _Dest:
+    """Where an exported object goes: a name in an open local directory (`shown` for messages).
+
+    `existing` marks the one directory the user named that is there already (an export of a
+    whole vault into an empty directory): it is filled, not made.
+    """
+
+    dir_fd: int
+    name: str
+    shown: Path
+    existing: bool = False
+
+    def child(self, fd: int, name: str) -> _Dest:
+        return _Dest(fd, name, self.shown / name)
+
+
+def _open_destination(target: Path, parts: list[str]) -> _Dest:
+    """Resolve DEST as `cp -r` does and open the directory the export writes into.
+
+    Only DEST itself is the user's choice and may pass through symlinks; everything below it
+    is made by the export, relative to the descriptor returned here.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        fd = os.open(target, flags)
+    except OSError as e:
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise fs_error(e, target) from None
+    else:
+        try:
+            if not parts:
+                if os.listdir(fd):
+                    raise FsError(
+                        errno.ENOTEMPTY, f"{short_path(target)}: destination directory is not empty"
+                    )
+                return _Dest(fd, ".", target, existing=True)
+            out = _Dest(fd, parts[-1], target / parts[-1])
+            _refuse_existing(out)
+            return out
+        except BaseException:
+            os.close(fd)
+            raise
+    try:
+        fd = os.open(target.parent, flags)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise FsError(
+                errno.ENOENT, f"{short_path(target.parent)}: destination directory does not exist"
+            ) from None
+        raise fs_error(e, target.parent) from None
+    out = _Dest(fd, target.name, target)
+    try:
+        _refuse_existing(out)
+    except BaseException:
         os.close(fd)
+        raise
+    return out
+
+
+def _refuse_existing(out: _Dest) -> None:
+    try:
+        os.stat(out.name, dir_fd=out.dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    except OSError as e:  # e.g. a destination name over 255 bytes
+        raise fs_error(e, out.shown) from None
+    raise FsError(errno.EEXIST, f"{short_path(out.shown)}: already exists")
 
 
 def export(
@@ -134,7 +297,7 @@ def export(
     processes: int = 1,
     force_decode: bool = False,
 ) -> TransferReport:
-    """Decrypt a vault file or tree to `dest`, keeping modes, mtimes and symlinks.
+    """Decrypt a vault file or tree to `dest`, keeping modes, mtimes, symlinks and holes.
 
     Like `cp -r`: an existing directory `dest` receives the entry under its own name. Each file
     is written to a temporary name and renamed when complete, so a tampered file (reported in
@@ -142,100 +305,122 @@ def export(
     files use a forked second decrypting process (see vault/bulk.py); keep the default 1 in
     programs whose other threads must not be forked, such as a running TUI.
 
+    The cipher dir is untrusted: everything is created relative to directory descriptors
+    with O_EXCL/O_NOFOLLOW semantics, nothing existing is entered, replaced or changed, and
+    two cipher entries with one plain name are both reported in `failed`, neither exported.
+    Before anything is written, an export into the cipher dir or a mount of this vault, or
+    one the destination has no room for, is refused.
+
     `force_decode` (gocryptfs's -force_decode) writes a block that fails authentication as
     zeros and lists it in `damaged`, so the rest of a big file is saved.
     """
     job = _Job(progress, cancelled, processes, force_decode=force_decode)
     st = vault.stat(path)
-    target = Path(dest)
     parts = split_path(path)
+    cpath = vault.cipher_path(path)
+    out = _open_destination(Path(dest), parts)
     try:
-        if target.is_dir():
-            if parts:
-                target = target / parts[-1]
-            elif any(target.iterdir()):
-                raise FsError(errno.ENOTEMPTY, f"{short_path(target)}: destination directory is not empty")
-        if parts and os.path.lexists(target):
-            raise FsError(errno.EEXIST, f"{short_path(target)}: already exists")
-        if not target.parent.is_dir():
-            raise FsError(errno.ENOENT, f"{short_path(target.parent)}: destination directory does not exist")
-    except OSError as e:  # e.g. a destination name over 255 bytes
-        raise fs_error(e, target) from None
-    try:
-        parent_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise fs_error(e, target.parent) from None
-    try:
-        # An existing destination directory is the user's choice and may be a symlink to one.
-        out = _Dest(parent_fd, target.name or ".", target, follow=True)
-        _export_entry(vault, "/".join(parts), vault.cipher_path(path), st, out, job)
+        _refuse_vault_destination(vault, out.dir_fd, out.shown)
+        _check_free_space(vault, cpath, out.dir_fd, out.shown)
+        _export_entry(vault, "/".join(parts), cpath, st, out, job)
     except Cancelled:
-        _prune_local(target, keep_top=not parts)
+        _prune_local(out)
         raise
     finally:
-        os.close(parent_fd)
+        os.close(out.dir_fd)
     return job.report
 
 
-def _prune_local(target: Path, *, keep_top: bool) -> None:
-    """After a cancelled export: remove the directories it made at `target` that hold nothing
-    (finished files stay; with `keep_top`, `target` existed before and stays too)."""
-    if target.is_symlink() or not target.is_dir():
+def _prune_local(out: _Dest) -> None:
+    """After a cancelled export: remove the directories it made that hold nothing (finished
+    files stay; a destination directory that was there before stays too)."""
+    if out.existing:
+        _prune_below(out.dir_fd)
         return
-    for dirpath, _dirs, _files in os.walk(target, topdown=False):
-        if keep_top and Path(dirpath) == target:
+    try:
+        fd = os.open(out.name, _DIR_READ, dir_fd=out.dir_fd)
+    except OSError:
+        return  # not a directory: nothing to prune
+    try:
+        _prune_below(fd)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.rmdir(out.name, dir_fd=out.dir_fd)
+
+
+def _prune_below(dir_fd: int) -> None:
+    """rmdir every directory below an open one that holds nothing, deepest first."""
+    try:
+        names = [e.name for e in os.scandir(dir_fd) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for name in names:
+        try:
+            sub = os.open(name, _DIR_READ, dir_fd=dir_fd)
+        except OSError:
             continue
+        try:
+            _prune_below(sub)
+        finally:
+            os.close(sub)
         with contextlib.suppress(OSError):  # not empty: it holds finished files
-            os.rmdir(dirpath)
-
-
-@dataclass
-class _Dest:
-    """Where an exported object goes: a name in an open local directory (`shown` for messages)."""
-
-    dir_fd: int
-    name: str
-    shown: Path
-    follow: bool = False
-
-    def child(self, fd: int, name: str) -> _Dest:
-        return _Dest(fd, name, self.shown / name)
+            os.rmdir(name, dir_fd=dir_fd)
 
 
 def _export_entry(vault: Vault, path: str, cpath: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
     """Export one object; the walk goes by cipher paths so no path is encrypted twice."""
     mode = st.mode
-    if stat_mod.S_ISDIR(mode):
-        _export_dir(vault, path, cpath, st, out, job)
-    elif stat_mod.S_ISREG(mode):
-        _export_file(vault, path, cpath, st, out, job)
-    elif stat_mod.S_ISLNK(mode):
-        try:
-            link = vault.readlink_cipher(cpath, path)
-        except VaultError as e:
-            job.fail(path, str(e))
-            return
-        try:
-            os.symlink(link, out.name, dir_fd=out.dir_fd)
-            os.utime(out.name, ns=(st.atime_ns, st.mtime_ns), dir_fd=out.dir_fd, follow_symlinks=False)
-        except OSError as e:
-            raise fs_error(e, out.shown) from None
-        job.report.symlinks += 1
-    else:
-        job.report.skipped.append((path, "not a regular file, directory or symlink"))
+    try:
+        if stat_mod.S_ISDIR(mode):
+            _export_dir(vault, path, cpath, st, out, job)
+        elif stat_mod.S_ISREG(mode):
+            _export_file(vault, path, cpath, st, out, job)
+        elif stat_mod.S_ISLNK(mode):
+            _export_symlink(vault, path, cpath, st, out, job)
+        else:
+            job.report.skipped.append((path, "not a regular file, directory or symlink"))
+    except FileExistsError:
+        # Made meanwhile by someone else, or a name the destination filesystem takes for
+        # another (case-insensitive): theirs stays, untouched.
+        job.fail(path, f"{short_path(out.shown)} already exists in the destination; not replaced")
+
+
+def _export_symlink(vault: Vault, path: str, cpath: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
+    try:
+        link = vault.readlink_cipher(cpath, path)
+    except VaultError as e:
+        job.fail(path, str(e))
+        return
+    try:
+        os.symlink(link, out.name, dir_fd=out.dir_fd)  # never replaces: EEXIST
+    except FileExistsError:
+        raise
+    except OSError as e:
+        raise fs_error(e, out.shown) from None
+    try:
+        os.utime(out.name, ns=(st.atime_ns, st.mtime_ns), dir_fd=out.dir_fd, follow_symlinks=False)
+    except OSError as e:
+        raise fs_error(e, out.shown) from None
+    job.report.symlinks += 1
 
 
 def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
-    flags = _DIR_READ & ~os.O_NOFOLLOW if out.follow else _DIR_READ
     try:
-        with contextlib.suppress(FileExistsError):  # the root of an export into an empty dir
-            os.mkdir(out.name, 0o700, dir_fd=out.dir_fd)
-        dir_fd = os.open(out.name, flags, dir_fd=out.dir_fd)
+        if out.existing:
+            dir_fd = os.open(".", _DIR_READ, dir_fd=out.dir_fd)
+        else:
+            os.mkdir(out.name, 0o700, dir_fd=out.dir_fd)  # never an existing one: EEXIST
+            # O_NOFOLLOW: if the new name was swapped for a symlink meanwhile, it is not entered.
+            dir_fd = os.open(out.name, _DIR_READ, dir_fd=out.dir_fd)
+    except FileExistsError:
+        raise
     except OSError as e:
         raise fs_error(e, out.shown) from None
     try:
         _export_children(vault, path, cdir, dir_fd, out, job)
-        # Mode and times last: children would change the mtime, and a 0500 dir refuses writes.
+        # Mode and times last, on the descriptor of what was made: children would change the
+        # mtime, and a 0500 dir refuses writes.
         os.fchmod(dir_fd, stat_mod.S_IMODE(st.mode))
         os.utime(dir_fd, ns=(st.atime_ns, st.mtime_ns))
     except OSError as e:
@@ -244,20 +429,43 @@ def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, out: _Dest, 
         os.close(dir_fd)
 
 
+def _unique_entries(entries: list[DirEntry], path: str, job: _Job) -> list[DirEntry]:
+    """The entries whose plain name no other entry has; the others are reported, one line each.
+
+    Two cipher names can decrypt to one plain name (a long name and its `gocryptfs.longname.`
+    alias, §6.7, or a planted copy): exporting both would write one through the other, so
+    neither is exported.
+    """
+    groups: dict[str, list[DirEntry]] = {}
+    for e in entries:
+        groups.setdefault(e.name, []).append(e)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        for e in group:
+            others = ", ".join(f"a {o.kind} stored as {o.cipher_name}" for o in group if o is not e)
+            job.fail(
+                _join(path, name),
+                f"the {e.kind} stored as {e.cipher_name} has the same name as {others}; neither is exported",
+            )
+    return [e for e in entries if len(groups[e.name]) == 1]
+
+
 def _export_children(vault: Vault, path: str, cdir: Path, dir_fd: int, out: _Dest, job: _Job) -> None:
     job.report.dirs += 1
     try:
-        entries = sorted(
-            vault.list_cipher_dir(cdir, include_bad=True, where=path or "/"), key=lambda e: e.name
-        )
+        entries = vault.list_cipher_dir(cdir, include_bad=True, where=path or "/")
     except VaultError as err:
         job.fail(path or "/", str(err))
         entries = []
+    good: list[DirEntry] = []
     for e in entries:
-        child = _join(path, e.name)
         if e.error is not None:
             job.fail(_join(path, e.cipher_name), f"undecryptable name: {e.error}")
-            continue
+        else:
+            good.append(e)
+    for e in sorted(_unique_entries(good, path, job), key=lambda e: e.name):
+        child = _join(path, e.name)
         ccpath = cdir / e.cipher_name
         try:
             cst = vault.stat_cipher(ccpath, child)
@@ -268,11 +476,12 @@ def _export_children(vault: Vault, path: str, cdir: Path, dir_fd: int, out: _Des
 
 
 class _AtomicFile:
-    """A destination file that appears under its name only once complete.
+    """A destination file that appears under its name only once complete, never replacing one.
 
     O_TMPFILE + linkat makes an unnamed file and names it at the end, so a failure leaves
     nothing and costs no unlink; where the filesystem lacks O_TMPFILE, a hidden temporary
-    name and a rename do the same.
+    name (O_EXCL) is linked to the final name and removed. Either way an existing name, even
+    a symlink, fails with EEXIST: nothing is written through it.
     """
 
     _proc_fd: int | None = None
@@ -285,7 +494,7 @@ class _AtomicFile:
             self.fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
         except (OSError, AttributeError):
             self.tmp = _tmp_name()
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             self.fd = os.open(self.tmp, flags, 0o600, dir_fd=dir_fd)
 
     @classmethod
@@ -303,9 +512,28 @@ class _AtomicFile:
             os.close(self.fd)
         else:
             os.close(self.fd)
-            os.rename(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+            self._name_tmp()
             self.tmp = None
         self.fd = -1
+
+    def _name_tmp(self) -> None:
+        assert self.tmp is not None
+        try:
+            os.link(
+                self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False
+            )
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK):
+                raise
+            # No hard links here (FAT, some network shares): rename, after making sure the
+            # name is free (rename would replace it).
+            try:
+                os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                os.rename(self.tmp, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+                return
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)) from None
+        os.unlink(self.tmp, dir_fd=self.dir_fd)
 
     def discard(self) -> None:
         if self.fd >= 0:
@@ -317,38 +545,35 @@ class _AtomicFile:
 
 
 def _export_file(vault: Vault, path: str, cpath: Path, st: PlainStat, dest: _Dest, job: _Job) -> None:
+    if 0 < st.cipher_size < HEADER_LEN:
+        # gocryptfs shows it as empty with a warning; exporting it so would hide the damage.
+        job.fail(path, f"corrupt: {st.cipher_size} bytes, shorter than a file header ({HEADER_LEN})")
+        return
     try:
         out = _AtomicFile(dest.dir_fd, dest.name)
     except OSError as e:
         raise fs_error(e, dest.shown) from None
     try:
         with vault.open_cipher_file(cpath, path) as f:
-            if job.force_decode:
-                _salvage_to(f, out.fd, path, job)
-            else:
-                f.decrypt_to(out.fd, job.step, processes=job.processes)
+            on_bad = (
+                (lambda block, why: job.report.damaged.append((path, block, why)))
+                if job.force_decode
+                else None
+            )
+            decrypt_to(f, out.fd, job.step, processes=job.processes, on_bad=on_bad)
         os.fchmod(out.fd, stat_mod.S_IMODE(st.mode))
         os.utime(out.fd, ns=(st.atime_ns, st.mtime_ns))
         out.commit()
         job.count_file()
     except VaultError as e:
         job.fail(path, str(e))
+    except FileExistsError:
+        raise
     except OSError as e:
         # A full or failing destination ends the whole export: every later file would fail too.
         raise fs_error(e, dest.shown) from None
     finally:
         out.discard()
-
-
-def _salvage_to(f: VaultFile, fd: int, path: str, job: _Job) -> None:
-    """Decrypt with damaged blocks as zeros (one loop: salvaging is not the fast path)."""
-
-    def on_bad(block: int, why: str) -> None:
-        job.report.damaged.append((path, block, why))
-
-    for chunk in f.iter_salvaged(on_bad):
-        write_all(fd, chunk)
-        job.step(len(chunk))
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -395,8 +620,12 @@ def import_(
             raise FsError(errno.EEXIST, f"{short_path(path)}: already exists in the vault")
         if stat_mod.S_ISDIR(sst.st_mode) and os.fspath(src).endswith("/"):
             # rsync's convention: "SRC/" means the contents of SRC go into PATH.
+            cdir = vault.cipher_path(path)
+            _refuse_import_loop(vault, source, sst, cdir)
+            importer = _Importer(vault, job)
+            importer.clean_stale(cdir, "/".join(parts))
             with _open_source(source) as top:
-                _Importer(vault, job).dir_contents(top, "/".join(parts), vault.cipher_path(path), fresh=False)
+                importer.dir_contents(top, "/".join(parts), cdir, fresh=False)
             return job.report
         parts = [*parts, source.name]
     dest = "/".join(parts)
@@ -410,15 +639,41 @@ def import_(
         parent_is_dir = False
     if not parent_is_dir:
         raise FsError(errno.ENOENT, f"{short_path(dest)}: parent directory does not exist")
+    _refuse_import_loop(vault, source, sst, cparent)
+    importer = _Importer(vault, job)
+    importer.clean_stale(cparent, "/".join(parts[:-1]))
     # The source is named by the user: its parent is opened following symlinks, the source
     # itself is what lstat saw.
     try:
         with _open_source(source.parent) as parent:
-            _Importer(vault, job).entry(parent.child(source.name or "."), sst, cparent, parts[-1], dest)
+            importer.entry(parent.child(source.name or "."), sst, cparent, parts[-1], dest)
     except Cancelled:
         _prune_vault(vault, dest)
         raise
     return job.report
+
+
+def _refuse_import_loop(vault: Vault, source: Path, sst: os.stat_result, cdir: Path) -> None:
+    """Refuse to import a directory that holds the cipher directory it would be written into
+    (the cipher dir itself, or a folder above it): it would copy itself, encrypted again."""
+    if not stat_mod.S_ISDIR(sst.st_mode):
+        return
+    try:
+        fd = vault.dirs.open_dir(cdir)
+    except OSError:
+        return
+    try:
+        inside = any(_same(st, sst) for st in _ancestors(fd))
+    except OSError:
+        inside = False
+    finally:
+        os.close(fd)
+    if inside:
+        raise FsError(
+            errno.EINVAL,
+            f"{short_path(source)}: holds this vault's cipher directory {short_path(vault.cipherdir)}; "
+            "a vault cannot be imported into itself",
+        )
 
 
 def _prune_vault(vault: Vault, path: str) -> None:
@@ -472,6 +727,27 @@ class _Importer:
 
     def exists(self, src: str, dest: str) -> None:
         self.job.fail(src, f"{short_path(dest)} already exists in the vault")
+
+    def clean_stale(self, cdir: Path, where: str) -> None:
+        """Remove the temporary files of imports into this directory that were killed.
+
+        A running import holds a lock on its temporary file (see `file`), which the kernel
+        drops when the process dies, however it dies: an unlocked one is left over.
+        """
+        vault = self.vault
+        try:
+            entries = vault.list_cipher_dir(cdir, where=where or "/")
+        except VaultError:
+            return
+        for e in entries:
+            if e.kind != "file" or not _TMP_NAME.fullmatch(e.name):
+                continue
+            try:
+                with vault.open_cipher_file(cdir / e.cipher_name, e.name) as f:
+                    fcntl.flock(f.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                vault.unlink_at(cdir, e.name, _join(where, e.name))
+            except (OSError, VaultError):  # locked: in use by a running import
+                continue
 
     def entry(self, src: _Source, st: os.stat_result, cparent: Path, name: str, dest: str) -> None:
         """Import one object as `name` in the cipher directory `cparent` (vault path `dest`)."""
@@ -576,6 +852,8 @@ class _Importer:
                 out, _cpath = vault.create_at(cparent, self.tmp, 0o600, dest)
                 made = True
                 with out:
+                    # Held until closed: tells `clean_stale` of other imports it is in use.
+                    fcntl.flock(out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     offset = 0
                     while chunk := fin.read(CHUNK):
                         out.write(offset, chunk)

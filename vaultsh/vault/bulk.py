@@ -1,8 +1,9 @@
-"""Whole-file decryption into a file descriptor at disk or CPU speed (used by export)."""
+"""Whole-file decryption into a file descriptor at disk or CPU speed, keeping holes (used by export)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import signal
@@ -12,7 +13,7 @@ import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from vaultsh.vault.content import BLOCK_SIZE
+from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec
 from vaultsh.vault.errors import CorruptionError
 
 if TYPE_CHECKING:
@@ -21,46 +22,196 @@ if TYPE_CHECKING:
 Step = Callable[[int], None]
 
 PIPE_BLOCKS = 1024  # 4 MiB per hand-off between stages or workers
+LOOP_BLOCKS = 256  # 1 MiB per step of the plain loop: a cancel is seen soon in a small file
 PIPE_DEPTH = 3  # chunks in flight per stage
 MIN_PIPE_CHUNKS = 4  # below this many chunks, a plain loop is cheaper than threads
 MIN_FORK_CHUNKS = 16  # below 64 MiB a second process does not pay for its start
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of `data`; a write that makes no progress is an error, not a retry forever."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        view = view[n:]
 
 
-def decrypt_to(f: VaultFile, out_fd: int, step: Step | None, *, processes: int = 1) -> int:
-    chunks = -(-f.cipher_size() // (PIPE_BLOCKS * f.codec.cipher_block))
-    if processes >= 2 and chunks >= MIN_FORK_CHUNKS and hasattr(os, "fork"):
-        return _TwoProcesses(f, out_fd, step).run()
-    if chunks >= MIN_PIPE_CHUNKS:
-        return _Pipeline(f, out_fd, step).run()
+def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """pwrite all of `data` at `offset` (short writes retried, a stalled one is an error)."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        n = os.pwrite(fd, view[done:], offset + done)
+        if n <= 0:
+            raise OSError(errno.EIO, "write made no progress")
+        done += n
+
+
+Run = tuple[int, int]
+"""(first block, block count) of a stretch of content blocks."""
+
+
+def data_runs(fd: int, codec: ContentCodec, cipher_size: int) -> list[Run]:
+    """The stretches of content blocks that hold data in a cipher file, in order.
+
+    A block that lies wholly in a hole of the cipher file reads as an all-zero cipher block,
+    which is plaintext zeros (spec §5.3): it is left out, so a sparse file costs only its data
+    (SEEK_DATA/SEEK_HOLE find the holes). The last block is always included, because an
+    all-zero last block shorter than a whole one is corrupt, not a hole (§5.3).
+    """
+    cb = codec.cipher_block
+    blocks = -(-(cipher_size - HEADER_LEN) // cb) if cipher_size > HEADER_LEN else 0
+    if blocks == 0:
+        return []
+    runs: list[Run] = []
+
+    def add(first: int, end: int) -> None:
+        if end <= first:
+            return
+        if runs and first <= runs[-1][0] + runs[-1][1]:
+            start = runs[-1][0]
+            runs[-1] = (start, max(end, start + runs[-1][1]) - start)
+        else:
+            runs.append((first, end - first))
+
+    pos = 0
+    try:
+        while pos < cipher_size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:  # only a hole from here to the end
+                    break
+                raise
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), cipher_size)
+            if end <= start:
+                break
+            add(max(0, (start - HEADER_LEN) // cb), min(blocks, -(-(end - HEADER_LEN) // cb)))
+            pos = end
+    except (OSError, AttributeError):  # no SEEK_DATA here: every block is data
+        return [(0, blocks)]
+    add(blocks - 1, blocks)
+    return runs
+
+
+def _chunked(runs: list[Run], size: int) -> list[Run]:
+    """The runs cut into pieces of at most `size` blocks."""
+    out: list[Run] = []
+    for first, count in runs:
+        for start in range(first, first + count, size):
+            out.append((start, min(size, first + count - start)))
+    return out
+
+
+def _all_holes(data: bytes, count: int, codec: ContentCodec) -> bool:
+    """Whether `data` is `count` whole all-zero cipher blocks, i.e. plaintext zeros (§5.3).
+
+    A real block starts with a random nonce, so the first bytes settle it nearly always."""
+    return len(data) == count * codec.cipher_block and not data[:64].strip(b"\0") and data == bytes(len(data))
+
+
+def decrypt_to(
+    f: VaultFile,
+    out_fd: int,
+    step: Step | None,
+    *,
+    processes: int = 1,
+    on_bad: Callable[[int, str], None] | None = None,
+) -> int:
+    """Decrypt a whole file into the regular file `out_fd`, which must be empty, leaving holes.
+
+    Each chunk is written at its own offset; chunks of holes are not written at all, and the
+    size is set at the end, so a sparse file stays sparse. Returns the plaintext size; `step`
+    gets byte counts that add up to it. `on_bad` (gocryptfs's -force_decode) gets each
+    block that fails authentication, written as zeros, instead of an error.
+    """
+    file_id = f._read_file_id()
+    if file_id is None:  # empty or header-only (§5.4)
+        return 0
+    cipher_size = f.cipher_size()
+    plain_size = f.codec.cipher_to_plain_size(cipher_size)
+    runs = data_runs(f.fd, f.codec, cipher_size)
+    chunks = _chunked(runs, PIPE_BLOCKS)
+    # Each way returns the bytes it passed to `step`: those of the chunks it read.
+    if on_bad is None and processes >= 2 and len(chunks) >= MIN_FORK_CHUNKS and hasattr(os, "fork"):
+        written = _TwoProcesses(f, file_id, chunks, out_fd, step).run()
+    elif on_bad is None and len(chunks) >= MIN_PIPE_CHUNKS:
+        written = _Pipeline(f, file_id, chunks, out_fd, step).run()
+    else:  # small files, and salvaging (not the fast path): one plain loop, in smaller steps
+        small = _chunked(runs, LOOP_BLOCKS)
+        written = _copy_chunks(f, f.fd, file_id, small, out_fd, step, _decrypt_with(f, on_bad))
+    if written < plain_size and step is not None:
+        step(plain_size - written)  # the holes, which took no time
+    if os.fstat(out_fd).st_size < plain_size:
+        os.ftruncate(out_fd, plain_size)
+    return plain_size
+
+
+Decrypt = Callable[[bytes, int, bytes, bytearray], int]
+"""Decrypts (cipher data, first block, file ID, out) into `out`; returns the plaintext length."""
+
+
+def _copy_chunks(
+    f: VaultFile,
+    in_fd: int,
+    file_id: bytes,
+    chunks: list[Run],
+    out_fd: int,
+    report: Step | None,
+    decrypt: Decrypt,
+) -> int:
+    """Decrypt chunks of `f` (read from `in_fd`) and pwrite each at its place; chunks of holes
+    are counted, not written. Returns the plaintext bytes passed to `report`."""
+    codec = f.codec
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(in_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    out = bytearray(max((count for _, count in chunks), default=0) * BLOCK_SIZE)
+    view = memoryview(out)
     total = 0
-    for chunk in f.iter_chunks():
-        write_all(out_fd, chunk)
-        total += len(chunk)
-        if step is not None:
-            step(len(chunk))
+    for block, count in chunks:
+        data = os.pread(in_fd, count * codec.cipher_block, codec.cipher_offset(block))
+        if not data:
+            break
+        if _all_holes(data, count, codec):
+            n = count * BLOCK_SIZE
+        else:
+            n = decrypt(data, block, file_id, out)
+            pwrite_all(out_fd, view[:n], block * BLOCK_SIZE)
+        total += n
+        if report is not None:
+            report(n)
     return total
+
+
+def _decrypt_with(f: VaultFile, on_bad: Callable[[int, str], None] | None) -> Decrypt:
+    codec, where = f.codec, f.where
+    if on_bad is None:
+        return lambda data, block, file_id, out: codec.decrypt_into(data, block, file_id, out, where)
+    return lambda data, block, file_id, out: codec.decrypt_into_salvaging(
+        data, block, file_id, out, on_bad, where
+    )
 
 
 class _Pipeline:
     """Read-ahead, decrypt and write-behind threads for one file.
 
-    pread and write release the GIL, so disk time hides behind AES time instead of adding
+    pread and pwrite release the GIL, so disk time hides behind AES time instead of adding
     to it; memory stays at a few chunks.
     """
 
-    def __init__(self, f: VaultFile, out_fd: int, step: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, f: VaultFile, file_id: bytes, chunks: list[Run], out_fd: int, step: Step | None
+    ) -> None:
         self.f = f
+        self.file_id = file_id
+        self.chunks = chunks
         self.out_fd = out_fd
         self.step = step
         self.stop = threading.Event()
-        self.read_q: queue.Queue[tuple[int, bytes] | None] = queue.Queue(PIPE_DEPTH)
-        self.write_q: queue.Queue[tuple[bytearray, int] | None] = queue.Queue(PIPE_DEPTH)
+        self.read_q: queue.Queue[tuple[int, int, bytes] | None] = queue.Queue(PIPE_DEPTH)
+        self.write_q: queue.Queue[tuple[bytearray, int, int] | None] = queue.Queue(PIPE_DEPTH)
         self.free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(PIPE_DEPTH + 1):
             self.free.put(bytearray(PIPE_BLOCKS * BLOCK_SIZE))
@@ -77,18 +228,15 @@ class _Pipeline:
 
     def _reader(self) -> None:
         f = self.f
-        span = PIPE_BLOCKS * f.codec.cipher_block
         with contextlib.suppress(OSError, AttributeError):
             os.posix_fadvise(f.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         try:
-            block = 0
-            while not self.stop.is_set():
-                data = f._pread_blocks(block, PIPE_BLOCKS)
-                if not data or not self._put(self.read_q, (block, data)):
+            for block, count in self.chunks:
+                if self.stop.is_set():
                     break
-                if len(data) < span:
+                data = f._pread_blocks(block, count)
+                if not data or not self._put(self.read_q, (block, count, data)):
                     break
-                block += PIPE_BLOCKS
         except BaseException as e:  # handed to the decrypting thread, which re-raises
             self.errors.append(e)
         finally:
@@ -99,9 +247,9 @@ class _Pipeline:
     def _writer(self) -> None:
         try:
             while (item := self.write_q.get()) is not None:
-                buf, n = item
+                buf, n, pos = item
                 if not self.errors:
-                    write_all(self.out_fd, memoryview(buf)[:n])
+                    pwrite_all(self.out_fd, memoryview(buf)[:n], pos)
                 self.free.put(buf)
         except BaseException as e:
             self.errors.append(e)
@@ -111,10 +259,7 @@ class _Pipeline:
                 self.free.put(rest[0])
 
     def run(self) -> int:
-        f = self.f
-        file_id = f._read_file_id()
-        if file_id is None:
-            return 0
+        f, file_id, codec = self.f, self.file_id, self.f.codec
         reader = threading.Thread(target=self._reader, name="vaultsh-read", daemon=True)
         writer = threading.Thread(target=self._writer, name="vaultsh-write", daemon=True)
         reader.start()
@@ -122,10 +267,13 @@ class _Pipeline:
         total = 0
         try:
             while (item := self.read_q.get()) is not None and not self.errors:
-                block, data = item
-                buf = self.free.get()
-                n = f.codec.decrypt_into(data, block, file_id, buf, f.where)
-                self.write_q.put((buf, n))
+                block, count, data = item
+                if _all_holes(data, count, codec):
+                    n = count * BLOCK_SIZE
+                else:
+                    buf = self.free.get()
+                    n = codec.decrypt_into(data, block, file_id, buf, f.where)
+                    self.write_q.put((buf, n, block * BLOCK_SIZE))
                 total += n
                 if self.step is not None:
                     self.step(n)
@@ -159,36 +307,20 @@ class _TwoProcesses:
     Python-level state the parent's threads may lock.
     """
 
-    def __init__(self, f: VaultFile, out_fd: int, step: Step | None) -> None:
+    def __init__(
+        self, f: VaultFile, file_id: bytes, chunks: list[Run], out_fd: int, step: Step | None
+    ) -> None:
         self.f = f
         self.out_fd = out_fd
         self.step = step
-        self.file_id = f._read_file_id()
-        span = PIPE_BLOCKS * f.codec.cipher_block
-        self.chunks = -(-f.cipher_size() // span)
+        self.file_id = file_id
+        self.chunks = chunks
+        self.decrypt = _decrypt_with(f, None)
 
-    def _work(self, chunks: range, in_fd: int, report: Callable[[int], None]) -> int:
-        codec = self.f.codec
-        assert self.file_id is not None
-        with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(in_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        out = bytearray(PIPE_BLOCKS * BLOCK_SIZE)
-        view = memoryview(out)
-        span = PIPE_BLOCKS * codec.cipher_block
-        total = 0
-        for k in chunks:
-            block = k * PIPE_BLOCKS
-            data = os.pread(in_fd, span, codec.cipher_offset(block))
-            if not data:
-                break
-            n = codec.decrypt_into(data, block, self.file_id, out, self.f.where)
-            pos = block * BLOCK_SIZE
-            done = 0
-            while done < n:
-                done += os.pwrite(self.out_fd, view[done:n], pos + done)
-            total += n
-            report(n)
-        return total
+    def _work(self, half: int, in_fd: int, report: Step) -> int:
+        return _copy_chunks(
+            self.f, in_fd, self.file_id, self.chunks[half::2], self.out_fd, report, self.decrypt
+        )
 
     def _child(self, wfd: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -196,7 +328,7 @@ class _TwoProcesses:
         try:
             # Our own open file description: separate read-ahead state from the parent's.
             in_fd = os.open(f"/proc/self/fd/{self.f.fd}", os.O_RDONLY)
-            self._work(range(1, self.chunks, 2), in_fd, lambda n: write_all(wfd, _PROGRESS + _BE64.pack(n)))
+            self._work(1, in_fd, lambda n: write_all(wfd, _PROGRESS + _BE64.pack(n)))
         except BaseException as e:
             code = 1
             err = e.errno if isinstance(e, OSError) and e.errno else 0
@@ -206,8 +338,6 @@ class _TwoProcesses:
         os._exit(code)
 
     def run(self) -> int:
-        if self.file_id is None:
-            return 0
         rfd, wfd = os.pipe()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: see above
@@ -218,7 +348,7 @@ class _TwoProcesses:
         os.close(wfd)
         reader = _ChildReports(rfd, self.step)
         try:
-            total = self._work(range(0, self.chunks, 2), self.f.fd, reader.own_progress)
+            total = self._work(0, self.f.fd, reader.own_progress)
             _, status = os.waitpid(pid, 0)
             pid = 0
             reader.read_to_end()
