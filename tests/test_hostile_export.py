@@ -277,3 +277,22 @@ def test_a_running_import_keeps_its_temporary(vault: Vault, tmp_path: Path) -> N
     assert len(seen[0]) == 1 and seen[0][0].startswith(".vaultsh-")
     assert seen[1] == sorted([seen[0][0], "other"])
     assert sorted(e.name for e in vault.listdir("src")) == ["a", "other"]
+
+
+def test_fsck_names_both_entries_of_a_duplicate_and_a_killed_imports_temporary(
+    vault: Vault, tmp_path: Path
+) -> None:
+    from vaultsh.vault import fsck
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.symlink(str(outside), "x")
+    vault.mkdir("payload")
+    disk = vault.cipher_path("x").name
+    alias = plant_alias_dir(vault.cipherdir, disk, vault.cipher_path("payload"))
+    vault.write_file(".vaultsh-0123456789abcdef.part", b"half")
+    found = {(f.kind, f.cipher_path, f.plain_path) for f in fsck.check(vault)}
+    assert (fsck.Kind.DUPLICATE_NAME, disk, "x") in found
+    assert (fsck.Kind.DUPLICATE_NAME, alias.name, "x") in found
+    leftover = vault.cipher_path(".vaultsh-0123456789abcdef.part").name
+    assert (fsck.Kind.IMPORT_LEFTOVER, leftover, ".vaultsh-0123456789abcdef.part") in found

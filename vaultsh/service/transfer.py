@@ -6,7 +6,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from vaultsh.mount_protocol import fuse_mounts_of
 from vaultsh.vault.bulk import decrypt_to
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
+from vaultsh.vault.fsck import IMPORT_TEMP_NAME
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
 from vaultsh.vault.vault import DirEntry, PlainStat, Vault, split_path
 
@@ -69,9 +69,6 @@ class _Job:
 def _tmp_name() -> str:
     """A short temporary name: the final name may already be at the 255-byte limit."""
     return f".vaultsh-{secrets.token_hex(8)}.part"
-
-
-_TMP_NAME = re.compile(r"\.vaultsh-[0-9a-f]{16}\.part")
 
 
 def _join(parent: str, name: str) -> str:
@@ -740,7 +737,7 @@ class _Importer:
         except VaultError:
             return
         for e in entries:
-            if e.kind != "file" or not _TMP_NAME.fullmatch(e.name):
+            if e.kind != "file" or not IMPORT_TEMP_NAME.fullmatch(e.name):
                 continue
             try:
                 with vault.open_cipher_file(cdir / e.cipher_name, e.name) as f:

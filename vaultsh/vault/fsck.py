@@ -39,6 +39,8 @@ _CONF_BACKUP = re.compile(re.escape(CONF_NAME) + r"\.bak(?:\.\d+)?")
 # What an encrypted name can be made of (§6.4); anything else was named by someone else.
 _CIPHER_NAME = re.compile(r"[A-Za-z0-9_=-]+")
 MAX_BLOCK_FINDINGS = 64  # per file: a file this damaged is named, not listed block by block
+# The plain name of the file an import writes before renaming it into place.
+IMPORT_TEMP_NAME = re.compile(r"\.vaultsh-[0-9a-f]{16}\.part")
 
 
 class Kind(StrEnum):
@@ -61,6 +63,8 @@ class Kind(StrEnum):
     XATTR_VALUE_BAD = "xattr-value-bad"
     CONFIG_BACKUP = "config-backup"  # gocryptfs.conf.bak: an old password still opens the vault
     UNREADABLE = "unreadable"  # the check itself could not read something
+    DUPLICATE_NAME = "duplicate-name"  # two cipher entries decrypt to one plain name (§6.7 alias)
+    IMPORT_LEFTOVER = "import-leftover"  # the temporary file of an import that was stopped
 
 
 # Entries with a bad name whose content is still checked (strays are not vault content).
@@ -372,6 +376,7 @@ class Checker:
             # No usable diriv: names cannot be known, but contents can still be checked.
             for disk in disks:
                 result[disk] = None
+        out.extend(_same_plain_names(rel, result))
         for name, why in failed.items():
             finding = self._bad_name(dfd, rel, name, entries, result, why)
             out.append(finding)
@@ -595,6 +600,24 @@ class _SymlinkAt:
 
     def __init__(self, dfd: int, name: str) -> None:
         self.path = f"/proc/self/fd/{dfd}/{name}"
+
+
+def _same_plain_names(rel: str, result: dict[str, str | None]) -> Iterator[Finding]:
+    """Entries that share a plain name with another (each reported), and import leftovers."""
+    by_plain: dict[str, list[str]] = {}
+    for disk, plain in result.items():
+        if plain is not None:
+            by_plain.setdefault(plain, []).append(disk)
+    for plain, disks in by_plain.items():
+        if IMPORT_TEMP_NAME.fullmatch(plain.rpartition("/")[2]):
+            detail = "an import's temporary file: left over unless one runs (the next import here removes it)"
+            yield Finding(Kind.IMPORT_LEFTOVER, _join(rel, disks[0]), plain, detail)
+        if len(disks) < 2:
+            continue
+        for disk in disks:
+            others = ", ".join(d for d in disks if d != disk)
+            detail = f"has the same plain name as {others}; export skips both"
+            yield Finding(Kind.DUPLICATE_NAME, _join(rel, disk), plain, detail)
 
 
 def _sidecar_problem(raw: bytes) -> str | None:
