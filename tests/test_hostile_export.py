@@ -296,3 +296,22 @@ def test_fsck_names_both_entries_of_a_duplicate_and_a_killed_imports_temporary(
     assert (fsck.Kind.DUPLICATE_NAME, alias.name, "x") in found
     leftover = vault.cipher_path(".vaultsh-0123456789abcdef.part").name
     assert (fsck.Kind.IMPORT_LEFTOVER, leftover, ".vaultsh-0123456789abcdef.part") in found
+
+
+def test_importing_a_mount_of_the_vault_into_itself_is_refused(
+    need_gocryptfs: None, vault: Vault, tmp_path: Path
+) -> None:
+    from gocryptfs_harness import gocryptfs_mount
+
+    vault.mkdir("d")
+    vault.write_file("d/f", b"data")
+    with gocryptfs_mount(vault.cipherdir, tmp_path / "mnt", PASSWORD) as mnt:
+        before = _cipher_listing(vault.cipherdir)
+        for source, path in ((mnt, ""), (mnt / "d", "d"), (f"{mnt}/", "d"), (mnt, "d")):
+            with pytest.raises(FsError, match="cannot be copied into itself"):
+                transfer.import_(vault, source, path)
+            assert _cipher_listing(vault.cipherdir) == before
+        # A copy to a place outside the source is an ordinary import.
+        vault.mkdir("e")
+        assert transfer.import_(vault, mnt / "d", "e").files == 1
+    assert vault.read_file("e/d/f") == b"data"

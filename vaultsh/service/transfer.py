@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import os
 import secrets
 import stat as stat_mod
@@ -618,7 +619,7 @@ def import_(
         if stat_mod.S_ISDIR(sst.st_mode) and os.fspath(src).endswith("/"):
             # rsync's convention: "SRC/" means the contents of SRC go into PATH.
             cdir = vault.cipher_path(path)
-            _refuse_import_loop(vault, source, sst, cdir)
+            _refuse_import_loop(vault, source, sst, cdir, "/".join(parts))
             importer = _Importer(vault, job)
             importer.clean_stale(cdir, "/".join(parts))
             with _open_source(source) as top:
@@ -636,7 +637,7 @@ def import_(
         parent_is_dir = False
     if not parent_is_dir:
         raise FsError(errno.ENOENT, f"{short_path(dest)}: parent directory does not exist")
-    _refuse_import_loop(vault, source, sst, cparent)
+    _refuse_import_loop(vault, source, sst, cparent, "/".join(parts[:-1]))
     importer = _Importer(vault, job)
     importer.clean_stale(cparent, "/".join(parts[:-1]))
     # The source is named by the user: its parent is opened following symlinks, the source
@@ -650,27 +651,42 @@ def import_(
     return job.report
 
 
-def _refuse_import_loop(vault: Vault, source: Path, sst: os.stat_result, cdir: Path) -> None:
-    """Refuse to import a directory that holds the cipher directory it would be written into
-    (the cipher dir itself, or a folder above it): it would copy itself, encrypted again."""
-    if not stat_mod.S_ISDIR(sst.st_mode):
-        return
+def _holds(outer: os.stat_result, open_dir: Callable[[], int]) -> bool:
+    """Whether the directory `outer` is the directory `open_dir()` opens, or above it."""
     try:
-        fd = vault.dirs.open_dir(cdir)
+        fd = open_dir()
     except OSError:
-        return
+        return False
     try:
-        inside = any(_same(st, sst) for st in _ancestors(fd))
+        return any(_same(st, outer) for st in _ancestors(fd))
     except OSError:
-        inside = False
+        return False
     finally:
         os.close(fd)
-    if inside:
+
+
+def _refuse_import_loop(vault: Vault, source: Path, sst: os.stat_result, cdir: Path, plain_dir: str) -> None:
+    """Refuse to import a directory that holds where it would be written: the cipher dir or a
+    folder above it (it would copy itself, encrypted again), or, through a live mount of this
+    vault, the vault directory that receives it (it would copy itself without end)."""
+    if not stat_mod.S_ISDIR(sst.st_mode):
+        return
+    if _holds(sst, lambda: vault.dirs.open_dir(cdir)):
         raise FsError(
             errno.EINVAL,
             f"{short_path(source)}: holds this vault's cipher directory {short_path(vault.cipherdir)}; "
             "a vault cannot be imported into itself",
         )
+    for mountpoint, dev in fuse_mounts_of(vault.cipherdir):
+        if sst.st_dev != dev:
+            continue
+        seen_there = os.path.join(mountpoint, plain_dir)
+        if _holds(sst, functools.partial(os.open, seen_there, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)):
+            raise FsError(
+                errno.EINVAL,
+                f"{short_path(source)}: is this vault's own mount at {short_path(mountpoint)} and holds "
+                f"/{plain_dir}, where it would be imported; a directory cannot be copied into itself",
+            )
 
 
 def _prune_vault(vault: Vault, path: str) -> None:
