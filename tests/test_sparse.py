@@ -125,7 +125,7 @@ def test_an_export_that_cannot_fit_is_refused_before_writing(vault: Vault, tiny_
     with pytest.raises(FsError) as info:
         transfer.export(vault, "d", tiny_disk / "d")
     assert info.value.errno == errno.ENOSPC
-    assert "not enough free space" in str(info.value) and "\n" not in str(info.value)
+    assert "No space left on device (2.0 MiB to write" in str(info.value) and "\n" not in str(info.value)
     assert os.listdir(tiny_disk) == []
 
 

@@ -160,7 +160,7 @@ def _check_free_space(vault: Vault, top: Path, dir_fd: int, shown: Path) -> None
     if need > free:
         raise FsError(
             errno.ENOSPC,
-            f"{short_path(shown)}: not enough free space ({_mib(need)} to write, {_mib(free)} free)",
+            f"{short_path(shown)}: {os.strerror(errno.ENOSPC)} ({_mib(need)} to write, {_mib(free)} free)",
         )
 
 
