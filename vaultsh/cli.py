@@ -659,6 +659,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         allow_other=args.allow_other,
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
+        key_proven=not src.has_masterkey,
     )
     # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode. The
     # key is read once the worker is starting, so its start-up overlaps the password and scrypt.

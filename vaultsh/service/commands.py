@@ -1070,6 +1070,7 @@ def _cmd_mount(session: Session, args: list[str]) -> int:
         config=session.config_path,
         # A vault unlocked by master key without a config: the worker needs its format flags.
         options=session.vault.options if session.vault.conf is None else None,
+        key_proven=not session.by_master_key,
     )
     info = mounts.mount(request, session.vault.keys.master_key)
     session.io.write(f"mounted {info.source} at {info.mountpoint} (pid {info.pid})")

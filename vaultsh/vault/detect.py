@@ -26,6 +26,7 @@ from vaultsh.vault.names import (
     b64_encode,
     is_long_name,
     is_name_file,
+    looks_encrypted,
 )
 
 # Bounds on the work: enough evidence to be sure, never a full scan of a huge vault.
@@ -100,6 +101,9 @@ class _Sample:
     dirs: list[_Dir] = field(default_factory=list)
     files: list[tuple[bytes, bytes]] = field(default_factory=list)  # (file ID, first block)
     links: list[str] = field(default_factory=list)  # stored symlink targets
+    # Names no key can decrypt (.DS_Store, desktop.ini): they never vote against a key, but
+    # beside content that opens they show a plaintextnames vault.
+    strays: int = 0
 
 
 def _read_small(path: Path, limit: int) -> bytes | None:
@@ -152,8 +156,10 @@ def _scan(root: Path) -> _Sample:
                 if full and len(full) <= MAX_NAME_FILE and full.isascii():
                     here.long_full[name] = full.decode("ascii")
                     here.names.append(full.decode("ascii"))
-            else:
+            elif looks_encrypted(name):
                 here.names.append(name)
+            else:
+                sample.strays += 1
             if stat_mod.S_ISDIR(mode):
                 queue.append(d / name)
             elif stat_mod.S_ISLNK(mode) and len(sample.links) < MAX_FILES:
@@ -342,6 +348,12 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
                 RAW64, (raw64,), f"{spelled}: {good} names decrypt, {same_but_raw} the other way"
             )
         settings[LONGNAME_MAX] = _longname_setting(sample, raw64)
+    elif content_proven and not root_has_diriv:
+        settings[NAMES] = Setting(
+            NAMES,
+            (PLAIN,),
+            f"stored plain: {good} of {name_total + sample.strays} names decrypt, but file content does",
+        )
     elif name_total == 0:
         if root_has_diriv:
             settings[NAMES] = Setting(
@@ -353,10 +365,6 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
             )
         settings[RAW64] = Setting(RAW64, (True, False), "no names to try; unpadded assumed", assumable=True)
         settings[LONGNAME_MAX] = _longname_setting(sample, True)
-    elif content_proven and not root_has_diriv:
-        settings[NAMES] = Setting(
-            NAMES, (PLAIN,), f"stored plain: {good} of {name_total} names decrypt, but file content does"
-        )
     else:
         settings[NAMES] = Setting(
             NAMES,

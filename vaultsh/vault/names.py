@@ -108,6 +108,23 @@ def is_name_file(cipher_name: str) -> bool:
     return cipher_name.startswith(LONGNAME_PREFIX) and cipher_name.endswith(LONGNAME_SUFFIX)
 
 
+def looks_encrypted(cipher_name: str, raw64: bool | None = None) -> bool:
+    """Whether a short cipher name is shaped like an encrypted one: base64 (unpadded, padded,
+    or with None either) of a whole number of 16-byte blocks (§6.3, §6.4).
+
+    Nothing else can be a vault object under any key, so a name such as `.DS_Store`,
+    `desktop.ini` or a sync tool's temporary file says nothing about whether a key fits.
+    """
+    for raw in (True, False) if raw64 is None else (raw64,):
+        try:
+            decoded = b64_decode(cipher_name, raw)
+        except ValueError:
+            continue
+        if decoded and len(decoded) % 16 == 0:
+            return True
+    return False
+
+
 class NameCodec:
     """Encrypts and decrypts single path components under one vault's options (§6)."""
 
