@@ -227,11 +227,32 @@ def read_regular(path: str | Path, limit: int, *, dir_fd: int | None = None) -> 
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        return os.read(fd, limit)
+        mode = os.fstat(fd).st_mode
+        if not stat_mod.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file but {_kind_of(mode)}")
+        return os.pread(fd, limit, 0)
     finally:
         os.close(fd)
+
+
+def _kind_of(mode: int) -> str:
+    if stat_mod.S_ISDIR(mode):
+        return "a directory"
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "a device"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def why_unreadable(e: OSError) -> str:
+    """Why vault metadata could not be read, for a message: a planted symlink is named as one
+    (O_NOFOLLOW answers ELOOP), other errors keep the system's words."""
+    if e.errno == errno.ELOOP:
+        return "is a symbolic link (not followed: a vault never has one here)"
+    return e.strerror or str(e)
 
 
 def _read_small(cipher_dir: Path, name: str, limit: int, dir_fd: int | None) -> bytes:
@@ -265,7 +286,7 @@ def read_diriv(cipher_dir: Path, *, dir_fd: int | None = None) -> bytes:
             f"{where}: gocryptfs.diriv is missing; names here cannot be decrypted"
         ) from None
     except OSError as e:
-        raise CorruptionError(f"{where}: cannot read gocryptfs.diriv: {e.strerror}") from None
+        raise CorruptionError(f"{where}: cannot read gocryptfs.diriv: {why_unreadable(e)}") from None
     if len(iv) != DIRIV_LEN:
         raise CorruptionError(
             f"{where}: gocryptfs.diriv has {len(iv)}{'+' if len(iv) > 16 else ''} bytes, want 16"
@@ -291,7 +312,7 @@ def read_name_file(cipher_dir: Path, hashed: str, *, dir_fd: int | None = None) 
     except FileNotFoundError:
         raise NameError_(f"{where}: long-name sidecar is missing") from None
     except OSError as e:
-        raise NameError_(f"{where}: cannot read long-name sidecar: {e.strerror}") from None
+        raise NameError_(f"{where}: cannot read long-name sidecar: {why_unreadable(e)}") from None
     if not data or len(data) > MAX_NAME_FILE:
         raise NameError_(f"{where}: long-name sidecar has a bad size ({len(data)} bytes)")
     try:

@@ -58,6 +58,7 @@ from vaultsh.vault.names import (
     looks_encrypted,
     read_diriv,
     read_name_file,
+    read_regular,
     write_diriv,
     write_name_file,
 )
@@ -401,16 +402,28 @@ class Vault:
             return cipher_name
         full = cipher_name
         if is_long_name(cipher_name):
-            full = self._read_name_file(cipher_dir, cipher_name)
+            full = self.read_long_name(cipher_dir, cipher_name)
             if self.names.hash_long(full) != cipher_name:
                 raise NameError_(f"{cipher_name}: .name sidecar does not match the hash")
         return os.fsdecode(self.names.decrypt(full, self.dir_iv(cipher_dir)))
 
-    def _read_name_file(self, cipher_dir: Path, hashed: str) -> str:
+    def read_long_name(self, cipher_dir: Path, hashed: str) -> str:
+        """The full encrypted name in the `.name` sidecar of a hashed entry (§6.7); NameError_
+        says why it cannot be had (missing, a link, a FIFO, a bad size)."""
         try:
             return self.dirs.call(cipher_dir, lambda fd: read_name_file(cipher_dir, hashed, dir_fd=fd))
         except OSError as e:
             raise NameError_(f"{short_path(cipher_dir)}: {e.strerror}") from None
+
+    def read_cipher_head(self, cpath: Path, limit: int) -> bytes:
+        """Up to `limit` bytes of a regular file of the cipher tree (a diriv, a file's header),
+        for showing it: never through a symlink, never waiting on a FIFO (raises OSError)."""
+        return self.dirs.path_at(cpath, read_regular, limit)
+
+    def stored_link_target(self, cpath: Path) -> str:
+        """A cipher symlink's target as stored on disk: sealed and base64-encoded (§7.1)."""
+        target: str = self.dirs.path_at(cpath, os.readlink)
+        return target
 
     def _hidden(self, cipher_dir: Path, name: str) -> bool:
         """Names gocryptfs never shows as vault entries (§6.8)."""
