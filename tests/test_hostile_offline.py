@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import json
 import os
 import shutil
 import stat as stat_mod
@@ -312,3 +313,99 @@ def test_tui_panes_and_info_panel_never_follow_or_block(planted: Planted) -> Non
             assert ("symbolic link" if name == "linkiv" else "FIFO") in text
         with pytest.raises(VaultError):
             list(scan_cipher_dir(vault, root / planted.evil))  # the pane does not list through it
+
+
+# -- low: hostile configs, names in any locale, dashed cipher names -----------------------------
+
+
+def _config_with(cipher: Path, **scrypt: int) -> None:
+    conf = cipher / "gocryptfs.conf"
+    data = json.loads(conf.read_text())
+    data["ScryptObject"].update(scrypt)
+    os.chmod(conf, 0o600)
+    conf.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "says"),
+    [
+        # Go cannot hold 2^63 in the int gocryptfs reads N into: it fails to load (exit 11).
+        ({"N": 1 << 63}, 11, "field N is out of range"),
+        # 2^40 loads in gocryptfs and then panics in scrypt; vaultsh refuses it before any work.
+        ({"N": 1 << 40}, 27, "above the maximum"),
+        ({"R": 1 << 40}, 27, "above the maximum"),
+        ({"P": -1}, 27, "below the minimum"),
+    ],
+)
+def test_hostile_scrypt_parameters_get_gocryptfs_codes(
+    tmp_path: Path, pw: Path, content: dict[str, int], code: int, says: str
+) -> None:
+    new_vault(tmp_path / "cipher").close()
+    _config_with(tmp_path / "cipher", **content)
+    for command in ("ls", "masterkey", "shell"):
+        res = cli(command, "--passfile", pw, tmp_path / "cipher", stdin=b"")
+        assert res.returncode == code and says in one_line(res.err), res.describe()
+        assert "Traceback" not in res.err and "internal error" not in res.err
+    res = cli("info", tmp_path / "cipher")
+    assert res.returncode == 8 and says in one_line(res.err)  # gocryptfs -info: exit 8
+
+
+def test_deep_or_huge_config_json_gets_gocryptfs_code(tmp_path: Path, pw: Path) -> None:
+    cipher = tmp_path / "cipher"
+    new_vault(cipher).close()
+    conf = cipher / "gocryptfs.conf"
+    os.chmod(conf, 0o600)
+    # gocryptfs 2.3 answers both with "Cannot open config file" and exit 11.
+    for content in ("[" * 100_000, " " * (2 << 20) + "{}"):
+        conf.write_text(content)
+        res = cli("ls", "--passfile", pw, cipher)
+        assert res.returncode == 11, res.describe()
+        assert "Traceback" not in res.err and "internal error" not in res.err and one_line(res.err)
+
+
+@pytest.fixture
+def odd_names(tmp_path: Path) -> Path:
+    """A vault holding names that are not UTF-8, and one that is but is not ASCII."""
+    with new_vault(tmp_path / "cipher") as vault:
+        vault.write_file(os.fsdecode(b"caf\xe9.txt"), b"latin-1 name")
+        vault.mkdir(os.fsdecode(b"dir\xff"))
+        vault.write_file(os.fsdecode(b"dir\xff/\xc3\x28.bin"), b"broken utf-8")
+        vault.write_file("naïve.txt", b"utf-8 name")
+    return tmp_path / "cipher"
+
+
+@pytest.mark.parametrize("utf8_mode", ["1", "0"])
+def test_names_not_utf8_are_listed_escaped_in_the_c_locale(odd_names: Path, pw: Path, utf8_mode: str) -> None:
+    env = {k: v for k, v in vaultsh_env().items() if not k.startswith(("LC_", "PYTHONIOENCODING"))}
+    # Python turns on its UTF-8 mode in the C locale by itself; PYTHONUTF8=0 gives the plain
+    # ASCII terminal that a C locale means to other programs.
+    env.update(LANG="C", LC_ALL="C", PYTHONUTF8=utf8_mode)
+    naive = "na\\303\\257ve.txt" if utf8_mode == "0" else "naïve.txt"
+    expected = {"$'caf\\351.txt'", "$'dir\\377'", "$'/dir\\377':", "$'\\303(.bin'"}
+    ls = cli("ls", "-R", "--passfile", pw, odd_names, env=env)
+    shell = cli("shell", "--passfile", pw, odd_names, env=env, stdin=b"ls -R\n")
+    for res in (ls, shell):
+        assert res.returncode == 0 and res.err == "", res.describe()
+        lines = set(res.out.splitlines())
+        assert expected <= lines and any(naive in line for line in lines)
+    # The same bytes given on the command line reach the file.
+    out = cli("cat", "--passfile", pw, odd_names, os.fsdecode(b"caf\xe9.txt"), env=env)
+    assert out.returncode == 0 and out.out == "latin-1 name"
+
+
+def test_cipher_names_starting_like_short_options_are_paths(tmp_path: Path, pw: Path) -> None:
+    with new_vault(tmp_path / "cipher") as vault:
+        wanted = ("-h", "-0")
+        names = {}
+        for i in range(400_000):
+            full = vault.encrypt_component(vault.cipherdir, f"n{i}")[1]
+            if full[:2] in wanted and full[:2] not in names:
+                names[full[:2]] = (f"n{i}", full)
+                if len(names) == len(wanted):
+                    break
+        for plain, _full in names.values():
+            vault.write_file(plain, b"")
+    assert len(names) == 2
+    res = cli("decrypt-paths", "--passfile", pw, tmp_path / "cipher", *(full for _p, full in names.values()))
+    assert res.returncode == 0, res.describe()
+    assert res.out.splitlines() == [plain for plain, _full in names.values()]
