@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from vaultsh import __version__
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
-from vaultsh.vault.display import safe_text
+from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
 
@@ -659,6 +659,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         allow_other=args.allow_other,
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
+        key_proven=not src.has_masterkey,
     )
     # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode. The
     # key is read once the worker is starting, so its start-up overlaps the password and scrypt.
@@ -930,22 +931,47 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
 _PATH_COMMANDS = ("decrypt-paths", "encrypt-paths")
 
 
+def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> argparse.Namespace:
+    """Parse decrypt-paths/encrypt-paths, where a cipher name may start with '-' (it is in the
+    base64 alphabet): a word that is not one of the command's own options is a path, kept in
+    the order given, even when argparse would read it as short options (`-h...`, `-0...`)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = commands.choices[arglist[0]]._option_string_actions
+    words = [arglist[0]]
+    dashed: dict[str, str] = {}  # stand-in (NUL never occurs in argv) -> the path
+    it = iter(arglist[1:])
+    for word in it:
+        if word == "--":
+            words += [word, *it]
+            break
+        action = options.get(word.split("=", 1)[0])
+        if action is not None:
+            words.append(word)
+            if action.nargs != 0 and "=" not in word:
+                words += [v for v in (next(it, None),) if v is not None]  # the option's value
+        elif word.startswith("-") and word != "-":
+            stand_in = f"\0{len(dashed)}"
+            dashed[stand_in] = word
+            words.append(stand_in)
+        else:
+            words.append(word)
+    args = parser.parse_args(words)
+    args.paths = [dashed.get(p, p) for p in args.paths]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arglist = list(sys.argv[1:] if argv is None else argv)
     if _wants_tui(arglist):
         return _run_guarded(cmd_tui, build_tui_parser().parse_args(arglist))
     parser = build_parser()
     if arglist and arglist[0] in _PATH_COMMANDS:
-        # Cipher names may start with '-' (it is in the base64 alphabet): what argparse does
-        # not know as an option of these commands is a path, in the order given.
-        args, extra = parser.parse_known_args(arglist)
-        if args.paths and extra:
-            args.paths = [*args.paths, *extra]
-        elif extra:
-            args.paths = extra
+        args = _parse_path_command(parser, arglist)
     else:
         args = parser.parse_args(arglist)
     if args.command is None:
         parser.print_help()
         return ExitCode.USAGE
+    # In a C or Latin-1 locale a name the terminal cannot show is escaped, never a failure.
+    fit_output(sys.stdout, sys.stderr)
     return _run_guarded(COMMANDS[args.command], args)

@@ -26,6 +26,7 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
     WriteConfError,
+    fs_error,
 )
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.reverse import ReverseEntry, ReverseView
@@ -668,7 +669,7 @@ def view_entry(view: ReverseView, plain: str) -> ReverseEntry:
     if plain == REVERSE_CONF_NAME and not view.config_custom:
         raise FsError(errno.ENOENT, f"{show(plain)}: the config is shown as {CONF_NAME} in the view")
     try:
-        st = os.lstat(view.plaindir / plain)
+        st = view.lstat_plain(plain)
     except OSError as e:
         raise FsError(e.errno or errno.EIO, f"{show(plain)}: {e.strerror or e}") from None
     cipher = view_path(view, plain)
@@ -677,17 +678,20 @@ def view_entry(view: ReverseView, plain: str) -> ReverseEntry:
 
 def _view_tree_size(view: ReverseView, entry: ReverseEntry) -> int:
     """Cipher bytes of the regular files below an entry of the view (for progress bars)."""
-    assert entry.plain is not None
-    top = view.plaindir / entry.plain if entry.plain else view.plaindir
     if entry.kind != "dir":
         return view.cipher_size(entry) if entry.kind == "file" else 0
     total = 0
-    for dirpath, _dirs, files in os.walk(top):
-        for name in files:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name))
-                if stat_mod.S_ISREG(st.st_mode):
-                    total += view.content.plain_to_cipher_size(st.st_size)
+    todo = [entry]
+    while todo:  # through the view itself: relative to directory fds, no link followed
+        d = todo.pop()
+        with contextlib.suppress(OSError, VaultError):
+            for e in view.listdir(d.cipher_path, d.plain):
+                if e.plain is None:
+                    continue  # the view's own diriv, .name files and config
+                if e.kind == "dir":
+                    todo.append(e)
+                elif e.kind == "file":
+                    total += view.cipher_size(e)
     return total
 
 
@@ -703,7 +707,8 @@ def export_view(session: Session, path: str, dest: str) -> int:
     view = _view(session)
     plain = session.resolve(path)
     entry = view_entry(view, plain)
-    target = Path(os.path.expanduser(dest))
+    # Absolute, so that DEST always has a parent and a name ("." has neither).
+    target = Path(os.path.abspath(os.path.expanduser(dest)))
     if target.is_dir():
         if plain:
             target = target / entry.cipher_name
@@ -716,50 +721,83 @@ def export_view(session: Session, path: str, dest: str) -> int:
     total = _view_tree_size(view, entry) if session.show_progress else 0
     counter = _ProgressCounter(session.io, total)
     report = transfer.TransferReport()
-    _export_view_entry(session, view, entry, target, counter, report)
+    # Everything is made relative to descriptors of directories this export opened, never
+    # through a symlink: DEST's parent is the user's choice (it may be reached by a link),
+    # below it nothing is followed and nothing existing is written through.
+    try:
+        parent_fd = os.open(target.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise fs_error(e, target.parent) from None
+    try:
+        _export_view_entry(session, view, entry, parent_fd, target.name, counter, report)
+    finally:
+        os.close(parent_fd)
     return _finish_transfer(session, report, "export")
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _export_view_entry(
     session: Session,
     view: ReverseView,
     entry: ReverseEntry,
-    target: Path,
+    dir_fd: int,
+    name: str,
     counter: _ProgressCounter,
     report: transfer.TransferReport,
 ) -> None:
+    """Write one entry of the view as `name` in the directory `dir_fd`: created new (O_EXCL,
+    no symlink followed), modes and times set on the descriptor of what was created."""
     where = show(entry.plain or "") if entry.plain is not None else entry.cipher_path
     if session.io.cancelled():
         raise transfer.Cancelled()
     try:
         if entry.kind == "dir":
-            target.mkdir(exist_ok=not entry.cipher_path)
-            for child in view.listdir(entry.cipher_path, entry.plain):
-                _export_view_entry(session, view, child, target / child.cipher_name, counter, report)
+            try:
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                if entry.cipher_path:
+                    raise
+                # The root goes into DEST itself, which export_view found empty.
+            sub = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
+            try:
+                for child in view.listdir(entry.cipher_path, entry.plain):
+                    _export_view_entry(session, view, child, sub, child.cipher_name, counter, report)
+                st = view.stat(entry)
+                os.chmod(sub, stat_mod.S_IMODE(st.mode))
+                os.utime(sub, ns=(st.atime_ns, st.mtime_ns))
+            finally:
+                os.close(sub)
             report.dirs += 1
         elif entry.kind == "symlink":
-            os.symlink(view.readlink(entry), target)
+            os.symlink(view.readlink(entry), name, dir_fd=dir_fd)
+            st = view.stat(entry)
+            os.utime(name, ns=(st.atime_ns, st.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
             report.symlinks += 1
         elif entry.kind == "file":
+            fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
             try:
-                with open(target, "xb") as f:
+                with open(fd, "wb", closefd=False) as f:
                     for chunk in view.iter_file(entry):
                         f.write(chunk)
                         report.bytes += len(chunk)
                         counter(len(chunk))
                         if session.io.cancelled():
                             raise transfer.Cancelled()
+                st = view.stat(entry)
+                os.chmod(fd, stat_mod.S_IMODE(st.mode))
+                os.utime(fd, ns=(st.atime_ns, st.mtime_ns))
             except BaseException:
-                target.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=dir_fd)
                 raise
+            finally:
+                os.close(fd)
             report.files += 1
         else:
             report.skipped.append((where, "not a file, directory or symlink"))
-            return
-        st = view.stat(entry)
-        if entry.kind != "symlink":
-            os.chmod(target, stat_mod.S_IMODE(st.mode))
-        os.utime(target, ns=(st.atime_ns, st.mtime_ns), follow_symlinks=False)
     except (OSError, VaultError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         report.failed.append((where, why))
@@ -794,10 +832,10 @@ def _list_view(session: Session, path: str, *, long: bool, recursive: bool, ciph
             name = quote_name(e.plain.rpartition("/")[2] if d.kind == "dir" else path)
             suffix = f"  [{quote_name(e.cipher_name)}]" if cipher else ""
             if long:
-                st = os.lstat(view.plaindir / e.plain)
+                st = view.lstat_plain(e.plain)
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime_ns / 1e9))
                 if stat_mod.S_ISLNK(st.st_mode):
-                    name = f"{name} -> {quote_name(os.readlink(view.plaindir / e.plain))}"
+                    name = f"{name} -> {quote_name(view.readlink_plain(e.plain))}"
                 name = f"{stat_mod.filemode(st.st_mode)} {st.st_nlink:>3} {st.st_size:>12} {when} {name}"
             io.write(name + suffix)
             if e.kind == "dir" and d.kind == "dir":
@@ -1070,6 +1108,7 @@ def _cmd_mount(session: Session, args: list[str]) -> int:
         config=session.config_path,
         # A vault unlocked by master key without a config: the worker needs its format flags.
         options=session.vault.options if session.vault.conf is None else None,
+        key_proven=not session.by_master_key,
     )
     info = mounts.mount(request, session.vault.keys.master_key)
     session.io.write(f"mounted {info.source} at {info.mountpoint} (pid {info.pid})")

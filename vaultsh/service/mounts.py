@@ -57,6 +57,9 @@ class MountRequest:
     # Format settings for a master-key mount of a vault whose config is lost (gocryptfs
     # -masterkey with -plaintextnames, -aessiv, ...); None: take them from the config.
     options: FormatOptions | None = None
+    # The key was unwrapped from the config by a password (its GCM tag proves it): the worker
+    # then skips the check of a bare master key against the vault's names and files.
+    key_proven: bool = False
 
 
 @dataclass
@@ -251,6 +254,8 @@ def worker_argv(
         argv += ["--format-options", json.dumps(dataclasses.asdict(req.options), sort_keys=True)]
     if foreground:
         argv.append("--foreground")
+    if req.key_proven:
+        argv.append("--key-proven")
     return argv
 
 

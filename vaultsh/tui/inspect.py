@@ -31,7 +31,7 @@ from vaultsh.vault.content import HEADER_LEN, ContentCodec
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.keys import FormatOptions
-from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, read_name_file
+from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, why_unreadable
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
@@ -156,13 +156,13 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
     parts: list[RenderableType] = [table]
     if entry.role == ROLE_DIRIV:
         _kv(table, "Role", "directory IV: the EME tweak for every name in this directory (§6.5)")
-        _kv(table, "IV", _read_hex(cpath, DIRIV_LEN + 1))
+        _kv(table, "IV", _read_hex(vault, cpath, DIRIV_LEN + 1))
         return table
     if entry.role == ROLE_SIDECAR:
         _kv(table, "Role", "long-name sidecar: the full encrypted name of a hashed entry (§6.7)")
         _kv(table, "Names", entry.owner_name or "")
         try:
-            full = read_name_file(cdir, entry.owner_name or "")
+            full = vault.read_long_name(cdir, entry.owner_name or "")
             _kv(table, "Content", f"{len(full)} base64 characters")
         except VaultError as e:
             _kv(table, "Content", Text(str(e), style="red"))
@@ -184,22 +184,21 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
         parts.append(Text(""))
         parts.append(xray_file(vault, cpath))
     elif entry.kind == "dir" and vault.options.diriv:
-        _kv(table, "Own IV", _read_hex(cpath / DIRIV_NAME, DIRIV_LEN + 1) + "  (its gocryptfs.diriv)")
+        _kv(table, "Own IV", _read_hex(vault, cpath / DIRIV_NAME, DIRIV_LEN + 1) + "  (its gocryptfs.diriv)")
     elif entry.kind == "symlink":
         try:
-            stored = os.readlink(cpath)
+            stored = vault.stored_link_target(cpath)
             _kv(table, "Target", f"{len(stored)} chars: AEAD-sealed target, base64 (§7.1)")
         except OSError as e:
             _kv(table, "Target", Text(e.strerror or str(e), style="red"))
     return Group(*parts)
 
 
-def _read_hex(path: Path, limit: int) -> str:
+def _read_hex(vault: Vault, path: Path, limit: int) -> str:
     try:
-        with open(path, "rb") as f:
-            return f.read(limit).hex() or "(empty)"
+        return vault.read_cipher_head(path, limit).hex() or "(empty)"
     except OSError as e:
-        return f"unreadable: {e.strerror}"
+        return f"unreadable: {why_unreadable(e)}"
 
 
 def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
@@ -207,11 +206,11 @@ def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
         full = entry.cipher_name
     else:
         try:
-            full = read_name_file(cdir, entry.cipher_name)
+            full = vault.read_long_name(cdir, entry.cipher_name)
         except VaultError as e:
             _kv(table, "Long name", Text(str(e), style="red"))
             return
-    _name_rows(vault.options, entry, full, lambda: _read_hex(cdir / DIRIV_NAME, DIRIV_LEN + 1), table)
+    _name_rows(vault.options, entry, full, lambda: _read_hex(vault, cdir / DIRIV_NAME, DIRIV_LEN + 1), table)
 
 
 def _name_rows(
@@ -246,11 +245,10 @@ def xray_file(vault: Vault, cpath: Path) -> RenderableType:
     """Header, block geometry and the first blocks of a cipher file, like gocryptfs-xray (§5.1, §11.6)."""
     codec = vault.content
     try:
-        size = os.lstat(cpath).st_size
-        with open(cpath, "rb") as f:
-            head = f.read(HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
+        size = vault.lstat_cipher(cpath).st_size
+        head = vault.read_cipher_head(cpath, HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
     except OSError as e:
-        return Text(f"unreadable: {e.strerror}", style="red")
+        return Text(f"unreadable: {why_unreadable(e)}", style="red")
     return xray_content(codec, vault.options, size, head)
 
 
@@ -346,10 +344,9 @@ def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
 def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> RenderableType:
     """A plain file of a reverse-mode folder: facts, its name in the view, its first bytes."""
     table = _table()
-    path = view.plaindir / plain_path
     _kv(table, "Path", quote_name("/" + plain_path))
     try:
-        st = os.lstat(path)
+        st = view.lstat_plain(plain_path)
     except OSError as e:
         _kv(table, "Error", Text(e.strerror or str(e), style="bold red"))
         return table
@@ -365,14 +362,17 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
     parts: list[RenderableType] = [table]
     if stat_mod.S_ISLNK(st.st_mode):
         try:
-            _kv(table, "Target", quote_name(os.readlink(path)))
+            _kv(table, "Target", quote_name(view.readlink_plain(plain_path)))
         except OSError as e:
             _kv(table, "Target", Text(e.strerror or str(e), style="red"))
     elif stat_mod.S_ISREG(st.st_mode):
         parts.append(Text(""))
         try:
-            with open(path, "rb") as f:
-                parts.append(_preview_data(f.read(PREVIEW_BYTES)))
+            fd = view.open_plain(plain_path)
+            try:
+                parts.append(_preview_data(os.pread(fd, PREVIEW_BYTES, 0)))
+            finally:
+                os.close(fd)
         except OSError as e:
             parts.append(Text(safe_text(f"Cannot read: {e.strerror or e}"), style="bold red"))
     return Group(*parts)

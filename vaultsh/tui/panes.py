@@ -108,7 +108,7 @@ def cipher_sort_key(entry: Entry) -> tuple[int, str]:
     return (_ROLE_ORDER[entry.role], entry.cipher_name)
 
 
-def _stat_entry(entry: Entry, dirent: os.DirEntry[str], vault: Vault) -> None:
+def _stat_entry(entry: Entry, dirent: os.DirEntry[str], cdir: Path, vault: Vault) -> None:
     try:
         st = dirent.stat(follow_symlinks=False)
     except OSError:
@@ -119,7 +119,7 @@ def _stat_entry(entry: Entry, dirent: os.DirEntry[str], vault: Vault) -> None:
         entry.plain_size = vault.content.cipher_to_plain_size(st.st_size)
     elif entry.kind == "symlink":  # its size is the target's length, as lstat on a mount says
         with contextlib.suppress(VaultError, OSError):
-            entry.plain_size = len(os.fsencode(vault.readlink_cipher(Path(dirent.path), dirent.name)))
+            entry.plain_size = len(os.fsencode(vault.readlink_cipher(cdir / dirent.name, dirent.name)))
 
 
 _T = TypeVar("_T")
@@ -152,11 +152,32 @@ def scan_cipher_dir(
     at a time with `NameCodec.decrypt_many`, so the first rows are ready long before a huge
     directory is done. Raises VaultError if the directory cannot be read.
     """
+    # Through a descriptor opened without following links, kept open while the entries are
+    # looked at: their lstat is relative to it, so a directory swapped for a symlink is never
+    # listed through.
     try:
-        with os.scandir(cdir) as it:
-            dirents = sorted(it, key=lambda d: d.name)
+        dfd = vault.dirs.open_dir(cdir)
     except OSError as e:
         raise VaultError(f"{cdir}: cannot list: {e.strerror or e}") from None
+    try:
+        try:
+            with os.scandir(dfd) as it:
+                dirents = sorted(it, key=lambda d: d.name)
+        except OSError as e:
+            raise VaultError(f"{cdir}: cannot list: {e.strerror or e}") from None
+        yield from _scan_entries(vault, cdir, dirents, first_batch, batch, cancelled)
+    finally:
+        os.close(dfd)
+
+
+def _scan_entries(
+    vault: Vault,
+    cdir: Path,
+    dirents: list[os.DirEntry[str]],
+    first_batch: int,
+    batch: int,
+    cancelled: Callable[[], bool],
+) -> Iterator[list[Entry]]:
     options = vault.options
     is_root = cdir == vault.cipherdir
     iv: bytes | None = None
@@ -172,7 +193,7 @@ def scan_cipher_dir(
         for d in chunk:
             name = d.name
             entry = Entry(name, dirent_kind(d), ROLE_OBJECT)
-            _stat_entry(entry, d, vault)
+            _stat_entry(entry, d, cdir, vault)
             out.append(entry)
             if is_root and name in (CONF_NAME, CONF_BACKUP_NAME):
                 entry.role = ROLE_CONF
@@ -242,7 +263,7 @@ def _view_row(view: ReverseView, ve: ReverseEntry) -> Entry:
     assert ve.plain is not None
     entry = Entry(ve.cipher_name, ve.kind, ROLE_OBJECT, plain_name=ve.plain.rpartition("/")[2], view_entry=ve)
     with contextlib.suppress(OSError):  # gone since the listing: shown with what is known
-        st = os.lstat(view.plaindir / ve.plain)
+        st = view.lstat_plain(ve.plain)
         entry.mtime_ns = st.st_mtime_ns
         entry.plain_size = entry.cipher_size = st.st_size
         if ve.kind == "file":

@@ -305,11 +305,18 @@ def _fold(pairs: list[tuple[str, Any]], known: dict[str, str]) -> dict[str, Any]
     return out
 
 
-def _int(where: str, name: str, value: Any, bits: int = 64) -> int:
+# The ranges of the Go types gocryptfs unmarshals into: a number outside fails to load (exit
+# 11, as gocryptfs 2.3 does for N = 2^63), before any check of what it means.
+_GO_INT = (-(1 << 63), (1 << 63) - 1, "64-bit signed integer")
+_GO_UINT16 = (0, (1 << 16) - 1, "16-bit unsigned integer")
+
+
+def _int(where: str, name: str, value: Any, bounds: tuple[int, int, str] = _GO_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigMissingError(f"{where}: field {name} is not an integer")
-    if not -(1 << (bits - 1)) <= value < (1 << bits):
-        raise ConfigMissingError(f"{where}: field {name} is out of range")
+    low, high, kind = bounds
+    if not low <= value <= high:
+        raise ConfigMissingError(f"{where}: field {name} is out of range (gocryptfs reads a {kind})")
     return value
 
 
@@ -375,7 +382,7 @@ def parse_config(raw: bytes, path: Path | None = None) -> ConfFile:
         creator=creator,
         encrypted_key=_bytes(where, "EncryptedKey", fields.get("EncryptedKey")),
         scrypt=params,
-        version=_int(where, "Version", fields.get("Version", 0), bits=16),
+        version=_int(where, "Version", fields.get("Version", 0), _GO_UINT16),
         feature_flags=flags,
         long_name_max=long_name_max,
         fido2=fido2,

@@ -12,6 +12,7 @@ from pathlib import Path
 from vaultsh.crypto.aead import AuthenticationError
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, parse_header
+from vaultsh.vault.dirfds import DirFds
 from vaultsh.vault.errors import CorruptionError, UsageError
 from vaultsh.vault.keys import LONGNAME_MAX_DEFAULT, FormatOptions, Keys
 from vaultsh.vault.names import (
@@ -26,6 +27,8 @@ from vaultsh.vault.names import (
     b64_encode,
     is_long_name,
     is_name_file,
+    looks_encrypted,
+    read_regular,
 )
 
 # Bounds on the work: enough evidence to be sure, never a full scan of a huge vault.
@@ -100,78 +103,96 @@ class _Sample:
     dirs: list[_Dir] = field(default_factory=list)
     files: list[tuple[bytes, bytes]] = field(default_factory=list)  # (file ID, first block)
     links: list[str] = field(default_factory=list)  # stored symlink targets
+    # Names no key can decrypt (.DS_Store, desktop.ini): they never vote against a key, but
+    # beside content that opens they show a plaintextnames vault.
+    strays: int = 0
+    seen_names: int = 0  # entries looked at, for the bound MAX_NAMES
 
 
-def _read_small(path: Path, limit: int) -> bytes | None:
+def _read_small(name: str, limit: int, dir_fd: int) -> bytes | None:
     """Up to `limit` bytes of a regular file; None for anything else (no symlink, no FIFO)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_regular(name, limit, dir_fd=dir_fd)
     except OSError:
         return None
-    try:
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.pread(fd, limit, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _scan(root: Path) -> _Sample:
-    """A bounded breadth-first sample of names, headers, first blocks and symlink targets."""
+    """A bounded breadth-first sample of names, headers, first blocks and symlink targets.
+
+    Every directory is opened relative to its parent's descriptor without following links,
+    and everything in it is read relative to its own: a symlink planted in the folder (or a
+    directory swapped for one meanwhile) never takes the scan outside it.
+    """
     sample = _Sample()
-    queue = [root]
-    seen_names = 0
-    while queue and len(sample.dirs) < MAX_DIRS and seen_names < MAX_NAMES:
-        d = queue.pop(0)
-        raw_iv = _read_small(d / DIRIV_NAME, DIRIV_LEN + 1)
-        diriv = raw_iv if raw_iv is not None and len(raw_iv) == DIRIV_LEN and any(raw_iv) else None
-        here = _Dir(d, diriv)
-        sample.dirs.append(here)
-        try:
-            with os.scandir(d) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError:
-            continue
-        for e in entries:
-            name = e.name
-            if (d == root and name in (CONF_NAME, REVERSE_CONF_NAME)) or name.startswith(CONF_NAME + "."):
-                continue  # the config, its backups and temporary copies
-            if name == DIRIV_NAME or is_name_file(name):
-                continue
+    dirs = DirFds(root)
+    try:
+        queue = [root]
+        while queue and len(sample.dirs) < MAX_DIRS and sample.seen_names < MAX_NAMES:
+            d = queue.pop(0)
             try:
-                mode = e.stat(follow_symlinks=False).st_mode
+                dfd = dirs.open_dir(d)
             except OSError:
                 continue
-            seen_names += 1
-            if seen_names > MAX_NAMES:
-                break
-            if is_long_name(name):
-                full = _read_small(d / (name + LONGNAME_SUFFIX), MAX_NAME_FILE + 1)
-                if full and len(full) <= MAX_NAME_FILE and full.isascii():
-                    here.long_full[name] = full.decode("ascii")
-                    here.names.append(full.decode("ascii"))
-            else:
-                here.names.append(name)
-            if stat_mod.S_ISDIR(mode):
-                queue.append(d / name)
-            elif stat_mod.S_ISLNK(mode) and len(sample.links) < MAX_FILES:
-                with contextlib.suppress(OSError):
-                    sample.links.append(os.readlink(d / name))
-            elif stat_mod.S_ISREG(mode) and len(sample.files) < MAX_FILES:
-                head = _read_small(d / name, HEADER_LEN + BLOCK_SIZE + 64)
-                if head is None or len(head) <= HEADER_LEN:
-                    continue  # empty or header-only: nothing authenticated to try
-                body = head[HEADER_LEN:]
-                if not body[:16].strip(b"\0"):
-                    continue  # a hole (§5.3, all-zero nonce) reads as zeros under any cipher
-                try:
-                    file_id = parse_header(head, name)
-                except CorruptionError:
-                    file_id = b""  # not a vault file (or a damaged one): fails every cipher
-                sample.files.append((file_id, body))
+            try:
+                _scan_dir(root, d, dfd, sample, queue)
+            finally:
+                os.close(dfd)
+    finally:
+        dirs.close()
     return sample
+
+
+def _scan_dir(root: Path, d: Path, dfd: int, sample: _Sample, queue: list[Path]) -> None:
+    """Sample one directory, open as `dfd`; its subdirectories are queued."""
+    raw_iv = _read_small(DIRIV_NAME, DIRIV_LEN + 1, dfd)
+    diriv = raw_iv if raw_iv is not None and len(raw_iv) == DIRIV_LEN and any(raw_iv) else None
+    here = _Dir(d, diriv)
+    sample.dirs.append(here)
+    try:
+        with os.scandir(dfd) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for e in entries:
+        name = e.name
+        if (d == root and name in (CONF_NAME, REVERSE_CONF_NAME)) or name.startswith(CONF_NAME + "."):
+            continue  # the config, its backups and temporary copies
+        if name == DIRIV_NAME or is_name_file(name):
+            continue
+        try:
+            mode = e.stat(follow_symlinks=False).st_mode
+        except OSError:
+            continue
+        sample.seen_names += 1
+        if sample.seen_names > MAX_NAMES:
+            break
+        if is_long_name(name):
+            full = _read_small(name + LONGNAME_SUFFIX, MAX_NAME_FILE + 1, dfd)
+            if full and len(full) <= MAX_NAME_FILE and full.isascii():
+                here.long_full[name] = full.decode("ascii")
+                here.names.append(full.decode("ascii"))
+        elif looks_encrypted(name):
+            here.names.append(name)
+        else:
+            sample.strays += 1
+        if stat_mod.S_ISDIR(mode):
+            queue.append(d / name)
+        elif stat_mod.S_ISLNK(mode) and len(sample.links) < MAX_FILES:
+            with contextlib.suppress(OSError):
+                sample.links.append(os.readlink(name, dir_fd=dfd))
+        elif stat_mod.S_ISREG(mode) and len(sample.files) < MAX_FILES:
+            head = _read_small(name, HEADER_LEN + BLOCK_SIZE + 64, dfd)
+            if head is None or len(head) <= HEADER_LEN:
+                continue  # empty or header-only: nothing authenticated to try
+            body = head[HEADER_LEN:]
+            if not body[:16].strip(b"\0"):
+                continue  # a hole (§5.3, all-zero nonce) reads as zeros under any cipher
+            try:
+                file_id = parse_header(head, name)
+            except CorruptionError:
+                file_id = b""  # not a vault file (or a damaged one): fails every cipher
+            sample.files.append((file_id, body))
 
 
 # -- trials ------------------------------------------------------------------------------------
@@ -342,6 +363,12 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
                 RAW64, (raw64,), f"{spelled}: {good} names decrypt, {same_but_raw} the other way"
             )
         settings[LONGNAME_MAX] = _longname_setting(sample, raw64)
+    elif content_proven and not root_has_diriv:
+        settings[NAMES] = Setting(
+            NAMES,
+            (PLAIN,),
+            f"stored plain: {good} of {name_total + sample.strays} names decrypt, but file content does",
+        )
     elif name_total == 0:
         if root_has_diriv:
             settings[NAMES] = Setting(
@@ -353,10 +380,6 @@ def detect(cipherdir: Path, master_key: bytes) -> Detection:
             )
         settings[RAW64] = Setting(RAW64, (True, False), "no names to try; unpadded assumed", assumable=True)
         settings[LONGNAME_MAX] = _longname_setting(sample, True)
-    elif content_proven and not root_has_diriv:
-        settings[NAMES] = Setting(
-            NAMES, (PLAIN,), f"stored plain: {good} of {name_total} names decrypt, but file content does"
-        )
     else:
         settings[NAMES] = Setting(
             NAMES,

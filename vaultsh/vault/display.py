@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
+import functools
+import io
 import logging
 import re
 import unicodedata
-from typing import Any
+from typing import Any, TextIO
 
 # Why these and not more: a name arrives from a sync service or another person, so anything a
 # terminal acts on instead of printing must never reach it raw. That is C0 controls (ESC starts
@@ -18,6 +21,44 @@ from typing import Any
 # and unassigned code points are printable to a terminal and stay too.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _KEPT_FORMAT_CHARS = frozenset({"\u200c", "\u200d"})
+
+# The encoding of the output when it cannot hold every character (a C or Latin-1 locale), set
+# by `fit_output`; characters it lacks are then escaped as their UTF-8 bytes, as GNU ls does.
+_narrow_encoding: str | None = None
+_UNICODE_ENCODINGS = frozenset(
+    {"utf-8", "utf-16", "utf-32", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"}
+)
+
+
+def fit_output(*streams: TextIO) -> None:
+    """Make every name printable on `streams` (stdout first) whatever the locale.
+
+    Names the output's encoding cannot hold are escaped by `quote_name` and `safe_text`, and
+    any other text it cannot hold comes out backslash-escaped instead of failing the command.
+    """
+    global _narrow_encoding
+    if not streams:
+        return
+    try:
+        name = codecs.lookup(streams[0].encoding or "ascii").name
+    except LookupError:
+        name = "ascii"
+    _narrow_encoding = None if name in _UNICODE_ENCODINGS else name
+    _fits.cache_clear()
+    for stream in streams:
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+@functools.lru_cache(maxsize=4096)
+def _fits(text: str) -> bool:
+    """Whether the narrow output encoding holds `text`."""
+    try:
+        text.encode(_narrow_encoding or "utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 # Inside $'...' these have the short escapes bash understands; others are octal bytes or \u.
 _SHORT_ESCAPES = {
@@ -41,7 +82,7 @@ _NEEDS_DOUBLE_QUOTE_ESCAPE = re.compile(r'["$`\\!]')
 def is_unsafe_char(ch: str) -> bool:
     """Whether a terminal could act on `ch` (or cannot show it honestly) instead of printing it."""
     if ch.isprintable():
-        return False
+        return _narrow_encoding is not None and not ch.isascii() and not _fits(ch)
     if ch in _KEPT_FORMAT_CHARS:
         return False
     return unicodedata.category(ch) in _UNSAFE_CATEGORIES
@@ -50,7 +91,9 @@ def is_unsafe_char(ch: str) -> bool:
 def has_unsafe_chars(text: str) -> bool:
     """Whether `text` holds any character that `is_unsafe_char` rejects."""
     # isprintable() runs in C; only text that fails it is looked at character by character.
-    return not text.isprintable() and any(is_unsafe_char(ch) for ch in text)
+    if text.isprintable():
+        return _narrow_encoding is not None and not text.isascii() and not _fits(text)
+    return any(is_unsafe_char(ch) for ch in text)
 
 
 def _escape_char(ch: str) -> str:
@@ -62,10 +105,11 @@ def _escape_char(ch: str) -> str:
         return f"\\{code - 0xDC00:03o}"
     if code < 0x20 or code == 0x7F:
         return f"\\{code:03o}"
-    if 0x80 <= code < 0xA0:  # C1: its UTF-8 bytes, as GNU ls shows them
-        return "".join(f"\\{b:03o}" for b in ch.encode())
     if not is_unsafe_char(ch):
         return ch
+    # C1, or a character the output cannot show: its UTF-8 bytes, as GNU ls shows them.
+    if 0x80 <= code < 0xA0 or ch.isprintable():
+        return "".join(f"\\{b:03o}" for b in ch.encode())
     return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 

@@ -108,6 +108,23 @@ def is_name_file(cipher_name: str) -> bool:
     return cipher_name.startswith(LONGNAME_PREFIX) and cipher_name.endswith(LONGNAME_SUFFIX)
 
 
+def looks_encrypted(cipher_name: str, raw64: bool | None = None) -> bool:
+    """Whether a short cipher name is shaped like an encrypted one: base64 (unpadded, padded,
+    or with None either) of a whole number of 16-byte blocks (§6.3, §6.4).
+
+    Nothing else can be a vault object under any key, so a name such as `.DS_Store`,
+    `desktop.ini` or a sync tool's temporary file says nothing about whether a key fits.
+    """
+    for raw in (True, False) if raw64 is None else (raw64,):
+        try:
+            decoded = b64_decode(cipher_name, raw)
+        except ValueError:
+            continue
+        if decoded and len(decoded) % 16 == 0:
+            return True
+    return False
+
+
 class NameCodec:
     """Encrypts and decrypts single path components under one vault's options (§6)."""
 
@@ -210,11 +227,32 @@ def read_regular(path: str | Path, limit: int, *, dir_fd: int | None = None) -> 
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        return os.read(fd, limit)
+        mode = os.fstat(fd).st_mode
+        if not stat_mod.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"not a regular file but {_kind_of(mode)}")
+        return os.pread(fd, limit, 0)
     finally:
         os.close(fd)
+
+
+def _kind_of(mode: int) -> str:
+    if stat_mod.S_ISDIR(mode):
+        return "a directory"
+    if stat_mod.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat_mod.S_ISCHR(mode) or stat_mod.S_ISBLK(mode):
+        return "a device"
+    if stat_mod.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
+
+
+def why_unreadable(e: OSError) -> str:
+    """Why vault metadata could not be read, for a message: a planted symlink is named as one
+    (O_NOFOLLOW answers ELOOP), other errors keep the system's words."""
+    if e.errno == errno.ELOOP:
+        return "is a symbolic link (not followed: a vault never has one here)"
+    return e.strerror or str(e)
 
 
 def _read_small(cipher_dir: Path, name: str, limit: int, dir_fd: int | None) -> bytes:
@@ -248,7 +286,7 @@ def read_diriv(cipher_dir: Path, *, dir_fd: int | None = None) -> bytes:
             f"{where}: gocryptfs.diriv is missing; names here cannot be decrypted"
         ) from None
     except OSError as e:
-        raise CorruptionError(f"{where}: cannot read gocryptfs.diriv: {e.strerror}") from None
+        raise CorruptionError(f"{where}: cannot read gocryptfs.diriv: {why_unreadable(e)}") from None
     if len(iv) != DIRIV_LEN:
         raise CorruptionError(
             f"{where}: gocryptfs.diriv has {len(iv)}{'+' if len(iv) > 16 else ''} bytes, want 16"
@@ -274,7 +312,7 @@ def read_name_file(cipher_dir: Path, hashed: str, *, dir_fd: int | None = None) 
     except FileNotFoundError:
         raise NameError_(f"{where}: long-name sidecar is missing") from None
     except OSError as e:
-        raise NameError_(f"{where}: cannot read long-name sidecar: {e.strerror}") from None
+        raise NameError_(f"{where}: cannot read long-name sidecar: {why_unreadable(e)}") from None
     if not data or len(data) > MAX_NAME_FILE:
         raise NameError_(f"{where}: long-name sidecar has a bad size ({len(data)} bytes)")
     try:

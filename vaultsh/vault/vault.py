@@ -26,6 +26,7 @@ from vaultsh.vault.content import (
     BLOCK_SIZE,
     HEADER_LEN,
     ContentCodec,
+    block_ad,
     make_header,
     new_file_id,
     parse_header,
@@ -54,8 +55,10 @@ from vaultsh.vault.names import (
     check_plain_name,
     is_long_name,
     is_name_file,
+    looks_encrypted,
     read_diriv,
     read_name_file,
+    read_regular,
     write_diriv,
     write_name_file,
 )
@@ -399,16 +402,28 @@ class Vault:
             return cipher_name
         full = cipher_name
         if is_long_name(cipher_name):
-            full = self._read_name_file(cipher_dir, cipher_name)
+            full = self.read_long_name(cipher_dir, cipher_name)
             if self.names.hash_long(full) != cipher_name:
                 raise NameError_(f"{cipher_name}: .name sidecar does not match the hash")
         return os.fsdecode(self.names.decrypt(full, self.dir_iv(cipher_dir)))
 
-    def _read_name_file(self, cipher_dir: Path, hashed: str) -> str:
+    def read_long_name(self, cipher_dir: Path, hashed: str) -> str:
+        """The full encrypted name in the `.name` sidecar of a hashed entry (§6.7); NameError_
+        says why it cannot be had (missing, a link, a FIFO, a bad size)."""
         try:
             return self.dirs.call(cipher_dir, lambda fd: read_name_file(cipher_dir, hashed, dir_fd=fd))
         except OSError as e:
             raise NameError_(f"{short_path(cipher_dir)}: {e.strerror}") from None
+
+    def read_cipher_head(self, cpath: Path, limit: int) -> bytes:
+        """Up to `limit` bytes of a regular file of the cipher tree (a diriv, a file's header),
+        for showing it: never through a symlink, never waiting on a FIFO (raises OSError)."""
+        return self.dirs.path_at(cpath, read_regular, limit)
+
+    def stored_link_target(self, cpath: Path) -> str:
+        """A cipher symlink's target as stored on disk: sealed and base64-encoded (§7.1)."""
+        target: str = self.dirs.path_at(cpath, os.readlink)
+        return target
 
     def _hidden(self, cipher_dir: Path, name: str) -> bool:
         """Names gocryptfs never shows as vault entries (§6.8)."""
@@ -1026,41 +1041,66 @@ class Vault:
     def key_fits(self, sample: int = 16) -> bool | None:
         """Whether the master key is this vault's, judged from the root: None if it can't tell.
 
+        For a bare master key only (recover, --masterkey): a key unwrapped from the config is
+        proven by the config's GCM tag already (§3.5) and is never put to this test.
         File content is authenticated (AES-GCM/SIV tags, §5.1), so one file of the root that
         decrypts settles it either way. Names alone are weaker evidence: a wrong key passes
         the padding check of an EME name (§6.2) about 1 time in 256, so they are put to a
-        majority vote, and a stray undecryptable file beside real ones does not lock anyone
-        out. An empty root (or plaintext names with no file content) cannot tell.
+        majority vote. Only names shaped like encrypted ones vote: a stray `.DS_Store` or
+        `desktop.ini` beside real directories is no vault object under any key. An empty root
+        (or plaintext names with no file content) cannot tell.
         """
         try:
-            entries = self.list_cipher_dir(self.cipherdir, include_bad=True)[:sample]
+            listed = self.list_cipher_dir(self.cipherdir, include_bad=True)
         except VaultError:
             return False  # the root's diriv itself is unreadable under this key
+        if self.options.plaintext_names:
+            entries = listed[:sample]
+        else:
+            raw64 = self.options.raw64
+            entries = [
+                e
+                for e in listed
+                if e.kind != "other"
+                and not e.cipher_name.startswith("gocryptfs.")
+                and looks_encrypted(e.cipher_name, raw64)
+            ][:sample]
         content_failed = False
         for e in entries:
             if e.error or e.kind != "file":
                 continue
-            cpath = self.cipherdir / e.cipher_name
-            try:
-                if self.lstat_cipher(cpath).st_size <= HEADER_LEN:
-                    continue  # header only: nothing authenticated to try
-                with self.open_cipher_file(cpath, e.name) as f:
-                    f.read(0, 1)
-            except CorruptionError:
-                content_failed = True
-                continue
-            except (OSError, VaultError):
-                continue
-            return True
+            fits = self._first_block_fits(self.cipherdir / e.cipher_name)
+            if fits:
+                return True
+            content_failed = content_failed or fits is False
         if content_failed:
             return False
-        if self.options.plaintext_names:
+        if self.options.plaintext_names or not entries:
             return None
-        names = [e for e in entries if e.kind != "other" and not e.cipher_name.startswith("gocryptfs.")]
-        good = sum(1 for e in names if not e.error)
-        if not names:
+        good = sum(1 for e in entries if not e.error)
+        return good > len(entries) - good
+
+    def _first_block_fits(self, cpath: Path) -> bool | None:
+        """Whether the first content block of a cipher file authenticates under this key; None
+        when the file holds no such block (empty, header only, a hole, or no vault header:
+        a stray file copied in is no evidence either way)."""
+        codec = self.content
+        try:
+            with self.open_cipher_file(cpath, cpath.name) as f:
+                head = os.pread(f.fileno(), HEADER_LEN + codec.cipher_block, 0)
+        except (OSError, VaultError):
             return None
-        return good > len(names) - good
+        body = head[HEADER_LEN:]
+        if len(body) <= codec.overhead or not body[:16].strip(b"\0"):
+            return None  # nothing, or an all-zero nonce: a hole reads as zeros under any key
+        try:
+            file_id = parse_header(head, cpath.name)
+            codec.aead.open(body, block_ad(0, file_id))
+        except CorruptionError:
+            return None
+        except AuthenticationError:
+            return False
+        return True
 
     def decrypt_cipher_path(self, cipher_rel: str) -> str:
         """Plain path of a cipher path relative to the vault root (like the ctlsock's DecryptPath)."""
