@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import threading
@@ -18,6 +19,10 @@ _T = TypeVar("_T")
 # with O_DIRECTORY: a symlink planted in the cipher tree fails with ENOTDIR instead of leading
 # elsewhere.
 DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# An object itself, named without following a final symlink and without opening it (a FIFO
+# does not block, a device is not touched): its /proc/self/fd name then reaches exactly that
+# object for calls that have no *at form or no "no follow" flag (see `with_object`).
+OBJECT_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 DEFAULT_SIZE = 64
 # A cached descriptor follows its directory if something else renames it behind our back;
 # reopening by path after this long bounds how long such a change goes unseen (as gocryptfs's
@@ -217,17 +222,46 @@ class DirFds:
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def proc_path(self, cpath: Path) -> str:
-        """A short path naming the object through /proc (for xattr calls, which have no *at form).
+    def with_object(
+        self,
+        cpath: Path,
+        fn: Callable[[str, os.stat_result], _T],
+        same: Callable[[os.stat_result], bool] | None = None,
+    ) -> _T:
+        """`fn(proc path, stat)` on the object at `cpath` itself, checked before it is touched.
 
-        Valid only while the lock is held; use inside `with_proc_path`.
+        The object is opened with O_PATH|O_NOFOLLOW relative to its parent's descriptor, so a
+        final symlink is the symlink itself, never its target; `/proc/self/fd/N` then names
+        that very object (gocryptfs's emulation of the *at calls Linux lacks). `same` decides
+        whether it is the object the caller means (an inode check): a name swapped meanwhile
+        for another object, say a hard link to a file outside the vault, fails with ESTALE,
+        so the check and the action concern one object, with no window in between.
         """
         parent, name = self._split_key(cpath)
-        return f"/proc/self/fd/{self._fd(parent)}/{name}"
-
-    def with_proc_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
         self._enter()
         try:
-            return fn(self.proc_path(cpath))
+            fd = os.open(name, OBJECT_FLAGS, dir_fd=self._fd(parent))
         finally:
             self._leave()
+        try:
+            st = os.fstat(fd)
+            if same is not None and not same(st):
+                raise OSError(errno.ESTALE, "replaced by another object", name)
+            return fn(f"/proc/self/fd/{fd}", st)
+        finally:
+            os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+def renameat2(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, flags: int) -> None:
+    """renameat2(2), which os.rename lacks: RENAME_EXCHANGE swaps two names atomically."""
+    fn = getattr(_libc, "renameat2", None)
+    if fn is None:  # a libc older than glibc 2.28
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if fn(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), ctypes.c_uint(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), src, None, dst)
