@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pwd
 import shutil
@@ -20,6 +21,7 @@ from gocryptfs_harness import skip_or_fail
 
 from vaultsh.service import mounts
 from vaultsh.service.mounts import MountRequest
+from vaultsh.vault.names import DIRIV_NAME
 from vaultsh.vault.vault import Vault
 
 PASSWORD = b"hostile test password"
@@ -341,3 +343,52 @@ def _readable(fd: int) -> bool:
     import select
 
     return bool(select.select([fd], [], [], 0)[0])
+
+
+# -- planted metadata: EIO for that entry, never a hang ------------------------------------------
+
+
+def _ls(path: Path) -> subprocess.CompletedProcess[str]:
+    """`ls` in its own process with a deadline: a hanging mount fails the test, never blocks it."""
+    return subprocess.run(["ls", "-la", str(path)], capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.usefixtures("rundir")
+def test_symlinked_or_fifo_metadata_gives_eio_and_the_mount_keeps_serving(tmp_path: Path) -> None:
+    """A diriv that is a symlink (to a valid IV) or a FIFO, and a long name's `.name` that is
+    a FIFO: that directory or entry answers EIO (as gocryptfs does), everything else is
+    served, and the mount still unmounts."""
+    cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
+    key = new_vault(cipher)
+    mnt.mkdir()
+    v = Vault.open(cipher, password=PASSWORD)
+    for d in ("linked", "fifo", "names", "good"):
+        v.mkdir(d)
+    v.write_file("names/" + "n" * 200, b"long")
+    v.write_file("names/short", b"s")
+    v.write_file("good/f", b"fine")
+    linked, fifo, names = (v.cipher_path(d) for d in ("linked", "fifo", "names"))
+    real_iv = tmp_path / "iv"
+    real_iv.write_bytes((linked / DIRIV_NAME).read_bytes())
+    (linked / DIRIV_NAME).unlink()
+    (linked / DIRIV_NAME).symlink_to(real_iv)
+    (fifo / DIRIV_NAME).unlink()
+    os.mkfifo(fifo / DIRIV_NAME)
+    [name_file] = [p for p in names.iterdir() if p.name.endswith(".name")]
+    name_file.unlink()
+    os.mkfifo(name_file)
+
+    with mounted(cipher, mnt, key):
+        for d in ("linked", "fifo"):
+            listing = _ls(mnt / d)
+            assert listing.returncode != 0 and "Input/output error" in listing.stderr, listing
+            with pytest.raises(OSError) as info:
+                (mnt / d / "new").write_bytes(b"x")
+            assert info.value.errno == errno.EIO
+        listing = _ls(mnt / "names")
+        assert listing.returncode == 0 and "short" in listing.stdout and "nnnn" not in listing.stdout
+        assert (mnt / "good" / "f").read_bytes() == b"fine"
+        recursive = subprocess.run(["ls", "-lR", str(mnt)], capture_output=True, timeout=120, check=False)
+        assert b"good" in recursive.stdout
+    assert not mounts.mounted_at(mnt)
+    assert real_iv.read_bytes() == (linked / DIRIV_NAME).read_bytes()  # never written through
