@@ -1,11 +1,13 @@
-"""A hostile cipher directory under a real mount: nothing outside the vault is reached, nothing hangs."""
+"""Attacks on a real mount: a hostile cipher dir reaches nothing outside, hangs nothing, leaks nothing."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import pwd
+import resource
 import shutil
 import stat
 import subprocess
@@ -19,7 +21,9 @@ import pytest
 from fuse_harness import require_fuse
 from gocryptfs_harness import skip_or_fail
 
+from vaultsh.fs.forward import LOG_NAMES_ENV
 from vaultsh.service import mounts
+from vaultsh.service.mount_protocol import MountFiles
 from vaultsh.service.mounts import MountRequest
 from vaultsh.vault.names import DIRIV_NAME
 from vaultsh.vault.vault import Vault
@@ -392,3 +396,75 @@ def test_symlinked_or_fifo_metadata_gives_eio_and_the_mount_keeps_serving(tmp_pa
         assert b"good" in recursive.stdout
     assert not mounts.mounted_at(mnt)
     assert real_iv.read_bytes() == (linked / DIRIV_NAME).read_bytes()  # never written through
+
+
+# -- what the worker leaves for others on the machine ----------------------------------------------
+
+
+@pytest.mark.usefixtures("rundir")
+def test_worker_dumps_no_core(tmp_path: Path) -> None:
+    """The worker holds the master key: it can leave no core file behind."""
+    cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
+    key = new_vault(cipher)
+    mnt.mkdir()
+    with mounted(cipher, mnt, key) as info:
+        limits = Path(f"/proc/{info.pid}/limits").read_text().splitlines()
+        [core] = [line for line in limits if line.startswith("Max core file size")]
+        assert core.split()[4:6] == ["0", "0"]  # soft and hard limit
+
+
+def test_hardened_process_is_not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0 (checked in a forked child: the flag cannot be set back)."""
+    from vaultsh.fs.worker import harden_process
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            harden_process()
+            libc = ctypes.CDLL(None, use_errno=True)
+            pr_get_dumpable = 3
+            os.write(
+                w,
+                b"%d %d"
+                % (libc.prctl(pr_get_dumpable, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE)[1]),
+            )
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        answer = f.read()
+    os.waitpid(pid, 0)
+    assert answer == b"0 0"  # not dumpable, hard core limit 0
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["default", "names-asked-for"])
+def test_worker_log_holds_no_plain_names_unless_asked(
+    tmp_path: Path, rundir: Path, monkeypatch: pytest.MonkeyPatch, asked: bool
+) -> None:
+    """A damaged file is logged by request and error; its plain path only when asked for."""
+    if asked:
+        monkeypatch.setenv(LOG_NAMES_ENV, "1")
+    else:
+        monkeypatch.delenv(LOG_NAMES_ENV, raising=False)
+    cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
+    key = new_vault(cipher)
+    mnt.mkdir()
+    v = Vault.open(cipher, password=PASSWORD)
+    v.mkdir("private-dir")
+    v.write_file("private-dir/secret-plan.txt", b"x" * 10000)
+    cfile = v.cipher_path("private-dir/secret-plan.txt")
+    with open(cfile, "r+b") as f:  # flip a byte of block 0: it no longer authenticates
+        f.seek(100)
+        byte = f.read(1)[0]
+        f.seek(100)
+        f.write(bytes([byte ^ 1]))
+    with mounted(cipher, mnt, key):
+        with pytest.raises(OSError) as info:
+            (mnt / "private-dir" / "secret-plan.txt").read_bytes()
+        assert info.value.errno == errno.EIO
+    log = MountFiles.for_mountpoint(mnt, rundir).log.read_text()
+    assert "failed authentication" in log if asked else "read" in log and "CorruptionError (EIO)" in log
+    for plain in ("private-dir", "secret-plan"):
+        assert (plain in log) == asked, log

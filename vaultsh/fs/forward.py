@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import stat as stat_mod
+import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,11 @@ PREFETCH_BYTES = 8 << 20
 
 # Errors worth a count in MountStats: damage, not the everyday ENOENT/EEXIST of a shell.
 _COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG})
+
+# Decrypted names are what the vault hides, and the worker's log is a file in the runtime
+# dir: it gets them only when asked for (this variable set to 1, for debugging). Otherwise a
+# failure is logged by request, inode or handle number and error.
+LOG_NAMES_ENV = "VAULTSH_LOG_NAMES"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -133,12 +139,12 @@ def _request(
             raise
         except CorruptionError as e:
             self.stats.errors += 1
-            log.warning("%s", e)
+            self._log_failure(fn.__name__, args, e)
             raise FUSEError(e.errno) from None
         except VaultError as e:
             if e.errno in _COUNTED_ERRNOS:
                 self.stats.errors += 1
-                log.warning("%s", e)
+                self._log_failure(fn.__name__, args, e)
             raise FUSEError(e.errno) from None
         except OSError as e:
             code = e.errno or errno.EIO
@@ -146,9 +152,13 @@ def _request(
                 self.stats.errors += 1
                 log.warning("%s: %s", fn.__name__, e)
             raise FUSEError(code) from None
-        except Exception:
+        except Exception as e:
             self.stats.errors += 1
-            log.exception("internal error in %s", fn.__name__)
+            if self.log_names:
+                log.exception("internal error in %s", fn.__name__)
+            else:  # where it happened, without the message (it may hold a plain name)
+                where = "".join(traceback.format_tb(e.__traceback__))
+                log.error("internal error in %s: %s\n%s", fn.__name__, type(e).__name__, where.rstrip())
             raise FUSEError(errno.EIO) from None
 
     return handler
@@ -165,9 +175,17 @@ class ForwardOperations(pyfuse3.Operations):
     enable_writeback_cache = False  # write-through keeps one writer's view exact for all
     enable_acl = False
 
-    def __init__(self, vault: Vault, *, read_only: bool = False, stats: MountStats | None = None) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        read_only: bool = False,
+        stats: MountStats | None = None,
+        log_names: bool = False,
+    ) -> None:
         super().__init__()
         self.vault = vault
+        self.log_names = log_names
         vault.sync_metadata = False  # gocryptfs does not fsync dirivs either (see Vault)
         self.read_only = read_only
         self.stats = stats if stats is not None else MountStats()
@@ -186,6 +204,15 @@ class ForwardOperations(pyfuse3.Operations):
         # cipher paths longer than PATH_MAX work and no planted symlink is followed.
         self._lstat = vault.lstat_cipher
         self._lstat_in = vault.lstat_in
+
+    def _log_failure(self, op: str, args: tuple[Any, ...], e: VaultError) -> None:
+        if self.log_names:
+            log.warning("%s", e)
+            return
+        code = errno.errorcode.get(e.errno, str(e.errno))
+        subject = f" {args[0]}" if args and isinstance(args[0], int) else ""
+        name = type(e).__name__
+        log.warning("%s%s: %s (%s); set %s=1 to log names", op, subject, name, code, LOG_NAMES_ENV)
 
     # -- inode table ----------------------------------------------------------------------
 
@@ -493,7 +520,9 @@ class ForwardOperations(pyfuse3.Operations):
                     entries.append(entry)
                 else:
                     self.stats.errors += 1
-                    log.warning("%s: skipping undecryptable entry: %s", dplain or "/", entry.error)
+                    where = dplain or "/" if self.log_names else f"directory {handle.ino}"
+                    # The error names the cipher entry only: it has no plain name.
+                    log.warning("%s: skipping undecryptable entry: %s", where, entry.error)
             handle.entries = entries
         self.vault.dirs.call(
             dpath, lambda dfd: self._reply_entries(dfd, dpath, dplain, entries, start_id, token)
