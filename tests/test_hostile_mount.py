@@ -134,13 +134,9 @@ class Arena:
 
 
 @pytest.fixture
-def rundir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="vsh-"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    try:
-        yield base / "vaultsh"
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+def rundir(private_runtime_dir: Path) -> Path:
+    """Where the mounts of a test keep their sockets, registry files and logs (see conftest)."""
+    return private_runtime_dir / "vaultsh"
 
 
 @contextlib.contextmanager
