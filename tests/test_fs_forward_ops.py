@@ -25,7 +25,7 @@ from vaultsh.fs.forward import (  # noqa: E402
 from vaultsh.fs.stats import MountStats  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
 from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX  # noqa: E402
-from vaultsh.vault.vault import Vault  # noqa: E402
+from vaultsh.vault.vault import Vault, VaultFile  # noqa: E402
 
 PASSWORD = b"forward ops"
 ROOT = 1
@@ -1167,3 +1167,33 @@ def test_rename_exchange_needs_both_names(fs: Mounted) -> None:
         _exchange(fs, "a", "b", pyfuse3.RENAME_EXCHANGE | pyfuse3.RENAME_NOREPLACE)
     assert info.value.errno == errno.EINVAL
     assert (fs.fs.read("a"), fs.fs.read("b")) == (b"A", b"B")
+
+
+def test_holes_read_as_zeros_without_reading_them(fs: Mounted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse file (a sparse bomb, say) costs no disk reads and no per-block checks for its
+    holes: whole cipher blocks in a hole of the cipher file are zeros (§5.3)."""
+    size, mid = 64 << 20, 32 << 20
+    fs.fs.write("sparse", b"head")
+    fs.fs.truncate("sparse", size)
+    fs.fs.pwrite("sparse", mid, b"middle")
+    read_blocks: list[int] = []
+    real = VaultFile._pread_blocks
+
+    def counted(self: VaultFile, first: int, count: int) -> bytes:
+        read_blocks.append(first)
+        return real(self, first, count)
+
+    monkeypatch.setattr(VaultFile, "_pread_blocks", counted)
+    fh = fs.fs.open("sparse", os.O_RDONLY)
+    chunk = 1 << 20
+    try:
+        data = b"".join(bytes(fs.fs.call("read", fh, off, chunk)) for off in range(0, size, chunk))
+    finally:
+        fs.fs.call("release", fh)
+    expected = bytearray(size)
+    expected[:4] = b"head"
+    expected[mid : mid + 6] = b"middle"
+    assert data == expected
+    # Only the chunks holding data (and a neighbour sharing a disk block with one) are read.
+    assert 2 <= len(read_blocks) <= 4 < size // chunk
+    assert all(b < 256 or abs(b - mid // BLOCK_SIZE) <= 256 for b in read_blocks)

@@ -1297,6 +1297,7 @@ class VaultFile:
         self._state = state
         self._write_buf = bytearray()  # cipher output of writes, reused (see encrypt_blocks)
         self._read_buf = bytearray()  # plaintext of read_view, reused
+        self._read_buf_zeros = 0  # how much of it is known to be zeros
 
     def __enter__(self) -> VaultFile:
         return self
@@ -1354,24 +1355,51 @@ class VaultFile:
         For servers that hand the bytes on at once (the FUSE read path): it saves allocating,
         zeroing and copying a buffer per request. The view is valid until the next call.
         """
-        plain_size = self.size()
-        end = min(offset + size, plain_size)
+        cipher_size = self.cipher_size()
+        end = min(offset + size, self.codec.cipher_to_plain_size(cipher_size))
         if offset >= end:
             return memoryview(b"")
         file_id = self._read_file_id()
         if file_id is None:
             return memoryview(b"")
         first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
-        data = self._pread_blocks(first, last - first + 1)
         need = (last - first + 1) * BLOCK_SIZE
         buf = self._read_buf
         if len(buf) < need:
             buf = bytearray(need)
             if need <= _KEEP_IO_BUF:
-                self._read_buf = buf
-        n = self.codec.decrypt_into(data, first, file_id, buf, self.where)
+                self._read_buf, self._read_buf_zeros = buf, need
+        if self._in_hole(first, last - first + 1, cipher_size):
+            # Holes are zeros (§5.3): nothing to read or decrypt, and a buffer that still
+            # holds the zeros of the last hole read needs not even be cleared.
+            if buf is not self._read_buf or self._read_buf_zeros < need:
+                buf[:need] = bytes(need)
+                if buf is self._read_buf:
+                    self._read_buf_zeros = need
+            n = need
+        else:
+            data = self._pread_blocks(first, last - first + 1)
+            n = self.codec.decrypt_into(data, first, file_id, buf, self.where)
+            if buf is self._read_buf:
+                self._read_buf_zeros = 0
         skip = offset - first * BLOCK_SIZE
         return memoryview(buf)[skip : min(n, skip + end - offset)]
+
+    def _in_hole(self, first: int, count: int, cipher_size: int) -> bool:
+        """Whether whole cipher blocks `first`.. lie in a hole of the cipher file (SEEK_DATA).
+
+        A sparse file then reads at the speed of zero-filling memory: the kernel is not asked
+        for megabytes of zeros, nor each all-zero block compared before it is skipped (§5.3).
+        A short last block is never a hole (an all-zero one is damage): it takes the normal path.
+        """
+        start = self.codec.cipher_offset(first)
+        stop = start + count * self.codec.cipher_block
+        if stop > cipher_size:
+            return False
+        try:
+            return os.lseek(self.fd, start, os.SEEK_DATA) >= stop
+        except OSError as e:  # ENXIO: no data after `start`; EINVAL: no SEEK_DATA here
+            return e.errno == errno.ENXIO
 
     def _pread_blocks(self, first: int, count: int) -> bytes:
         start = self.codec.cipher_offset(first)
