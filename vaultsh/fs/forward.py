@@ -190,7 +190,7 @@ class ForwardOperations(pyfuse3.Operations):
         self.read_only = read_only
         self.stats = stats if stats is not None else MountStats()
         self._root_path = vault.cipherdir
-        self._root_ino = os.lstat(self._root_path).st_ino
+        self._root_ino = vault.dirs.call(self._root_path, os.fstat).st_ino  # the root we hold
         root = _Node(self._root_path, "", lookups=1)
         self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: root}
         self._files: dict[int, _OpenFile] = {}
