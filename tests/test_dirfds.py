@@ -169,3 +169,25 @@ def test_renameat2_exchanges_two_names(tmp_path: Path) -> None:
         assert e.value.errno == errno.ENOENT
     finally:
         os.close(fd)
+
+
+def test_pinned_directory_is_the_one_checked_for_the_whole_block(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "other").mkdir()
+    ino = os.lstat(root / "d").st_ino
+    dirs = DirFds(root)
+    try:
+        with dirs.pinned(root / "d", lambda st: st.st_ino == ino):
+            os.rename(root / "d", root / "d.aside")
+            os.rename(root / "other", root / "d")  # the name now holds another directory
+            dirs.forget(root / "d")  # even dropped from the cache, the pinned one is used
+            dirs.at(root / "d", "made", os.mkdir)
+            dirs.at(root / "d" / "made", "deeper", os.mkdir)  # reached below the pinned one
+        assert sorted(os.listdir(root / "d.aside")) == ["made"] and os.listdir(root / "d") == []
+        assert os.listdir(root / "d.aside" / "made") == ["deeper"]
+        with pytest.raises(OSError) as e, dirs.pinned(root / "d", lambda st: st.st_ino == ino):
+            pass
+        assert e.value.errno == errno.ESTALE
+    finally:
+        dirs.close()

@@ -264,6 +264,39 @@ def test_planted_symlinks_lead_nowhere(arena: tuple[Arena, bytes], attacker: Use
     _assert_mount_still_serves(a)
 
 
+def test_a_directory_swapped_for_another_users_gets_nothing(
+    arena: tuple[Arena, bytes], attacker: User
+) -> None:
+    """Inside the vault too: root's private directory, moved by the attacker under the cipher
+    name of the attacker's own directory (which the kernel knows), receives nothing from
+    requests the kernel allowed in the attacker's directory."""
+    a, _key = arena
+    private = a.mnt / "roots-private"
+    pname = a.cipher_name_of(lambda: private.mkdir(mode=0o700))
+    (private / "keep").write_bytes(b"root's")
+    private_ino = os.lstat(a.cipher / pname).st_ino
+    before = sorted(os.listdir(a.cipher / pname))
+
+    def attack() -> None:
+        d, loose = a.mnt / "mine", a.mnt / "loose"
+        loose.write_bytes(b"to move")
+        dname = a.cipher_name_of(d.mkdir)
+        os.stat(d)
+        os.rename(a.cipher / dname, a.cipher / "mine.aside")
+        os.rename(a.cipher / pname, a.cipher / dname)  # same parent: no right on the dir needed
+        attempt((d / "planted").write_bytes, b"x")
+        attempt(os.mkdir, d / "planted-dir")
+        attempt(os.mkfifo, d / "planted-fifo")
+        attempt(os.symlink, "t", d / "planted-link")
+        attempt(os.link, loose, d / "planted-hardlink")
+        attempt(os.rename, loose, d / "planted-moved")
+
+    as_user(attacker, attack)
+    [moved] = [p for p in a.cipher.iterdir() if p.lstat().st_ino == private_ino]
+    assert sorted(os.listdir(moved)) == before
+    _assert_mount_still_serves(a)
+
+
 def test_racing_renames_against_requests_reach_nothing_outside(
     arena: tuple[Arena, bytes], attacker: User
 ) -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 import stat as stat_mod
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -576,25 +576,36 @@ class ForwardOperations(pyfuse3.Operations):
         finally:
             os.close(fd)
 
-    def _new_name(self, parent_inode: int, name: bytes) -> tuple[Path, str, str]:
-        """For a request that changes a directory: (parent cipher dir, name, plain path)."""
+    @contextlib.contextmanager
+    def _in_dir(self, inode: int) -> Iterator[tuple[Path, str]]:
+        """(cipher dir, plain path) of a directory a request changes, held for the request:
+        every call in it reaches the directory the kernel checked the caller's rights on, not
+        another one swapped in under its name meanwhile (ESTALE; see DirFds.pinned)."""
+        path, plain = self._dir_path(inode)
+        with self.vault.dirs.pinned(path, self._same(inode)):
+            yield path, plain
+
+    @contextlib.contextmanager
+    def _new_name(self, parent_inode: int, name: bytes) -> Iterator[tuple[Path, str, str]]:
+        """For a request that changes a directory: (parent cipher dir, name, plain path),
+        with the parent held as `_in_dir` does."""
         self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        return ppath, sname, self._join(pplain, sname)
+        with self._in_dir(parent_inode) as (ppath, pplain):
+            sname = os.fsdecode(name)
+            yield ppath, sname, self._join(pplain, sname)
 
     @_request
     def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        want = mode & ~ctx.umask & 0o7777
-        cpath, st = self.vault.make_dir(ppath, sname, want, plain, self._owner(ppath, ctx))
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            want = mode & ~ctx.umask & 0o7777
+            cpath, st = self.vault.make_dir(ppath, sname, want, plain, self._owner(ppath, ctx))
+            return self._entry(st, cpath, plain)
 
     @_request
     def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        cpath, st = self.vault.rmdir_at(ppath, sname, plain)
-        self._drop_name(self._ino(st), cpath)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            cpath, st = self.vault.rmdir_at(ppath, sname, plain)
+            self._drop_name(self._ino(st), cpath)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -602,32 +613,32 @@ class ForwardOperations(pyfuse3.Operations):
     def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        want = mode & ~ctx.umask
-        cpath, st = self.vault.mknod_at(ppath, sname, want, rdev, plain, self._owner(ppath, ctx))
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            want = mode & ~ctx.umask
+            cpath, st = self.vault.mknod_at(ppath, sname, want, rdev, plain, self._owner(ppath, ctx))
+            return self._entry(st, cpath, plain)
 
     @_request
     def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        owner = self._owner(ppath, ctx)
-        cpath, st = self.vault.make_symlink(ppath, sname, os.fsdecode(target), plain, owner)
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            owner = self._owner(ppath, ctx)
+            cpath, st = self.vault.make_symlink(ppath, sname, os.fsdecode(target), plain, owner)
+            return self._entry(st, cpath, plain)
 
     @_request
     def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(new_parent_inode, new_name)
-        existing, _ = self._live_path(inode)
-        cpath = self.vault.link_at(existing, ppath, sname, plain, self._same(inode))
-        return self._entry(self._lstat(cpath), cpath, plain)
+        with self._new_name(new_parent_inode, new_name) as (ppath, sname, plain):
+            existing, _ = self._live_path(inode)
+            cpath = self.vault.link_at(existing, ppath, sname, plain, self._same(inode))
+            return self._entry(self._lstat(cpath), cpath, plain)
 
     @_request
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        cpath, st = self.vault.unlink_at(ppath, sname, plain)
-        self._drop_name(self._ino(st), cpath)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            cpath, st = self.vault.unlink_at(ppath, sname, plain)
+            self._drop_name(self._ino(st), cpath)
 
     @_request
     def rename(
@@ -644,8 +655,13 @@ class ForwardOperations(pyfuse3.Operations):
             pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE
         ):
             raise FUSEError(errno.EINVAL)
-        old_path, old_plain = self._dir_path(parent_inode_old)
-        new_path, new_plain = self._dir_path(parent_inode_new)
+        with self._in_dir(parent_inode_old) as old, self._in_dir(parent_inode_new) as new:
+            self._rename(old, name_old, new, name_new, flags)
+
+    def _rename(
+        self, old: tuple[Path, str], name_old: bytes, new: tuple[Path, str], name_new: bytes, flags: int
+    ) -> None:
+        (old_path, old_plain), (new_path, new_plain) = old, new
         src_name, dst_name = os.fsdecode(name_old), os.fsdecode(name_new)
         dst_plain = self._join(new_plain, dst_name)
         if flags & pyfuse3.RENAME_EXCHANGE:
@@ -730,7 +746,12 @@ class ForwardOperations(pyfuse3.Operations):
     def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
-        ppath, sname, plain = self._new_name(parent_inode, name)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            return self._create(ppath, sname, plain, mode, flags, ctx)
+
+    def _create(
+        self, ppath: Path, sname: str, plain: str, mode: int, flags: int, ctx: RequestContext
+    ) -> tuple[FileInfo, EntryAttributes]:
         want = mode & ~ctx.umask & 0o7777
         try:
             f, cpath = self.vault.create_at(

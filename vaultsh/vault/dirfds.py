@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -52,6 +52,7 @@ class DirFds:
         self._lock = threading.RLock()
         self._depth = 0  # nesting of calls holding the lock
         self._retired: list[int] = []
+        self._pins: dict[str, int] = {}  # see `pinned`
 
     def _open_root(self) -> int:
         # The root is the user's choice of directory and may be reached through a symlink.
@@ -101,6 +102,9 @@ class DirFds:
                 self._root_fd = self._open_root()
             if key == self._root_key:
                 return self._root_fd
+        pinned = self._pins.get(key)
+        if pinned is not None:
+            return pinned
         fds = self._fds
         now = time.monotonic()
         fd = self._cached(key, now)
@@ -123,7 +127,9 @@ class DirFds:
             if not sep or base_key == root or len(base_key) < len(prefix):
                 base = self._root_fd
             else:
-                base = self._cached(base_key, now)
+                base = self._pins.get(base_key, -1)
+                if base < 0:
+                    base = self._cached(base_key, now)
         cur = base
         try:
             for name in reversed(rest):
@@ -221,6 +227,31 @@ class DirFds:
         """A new readable descriptor of a directory (for listing); the caller closes it."""
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    @contextlib.contextmanager
+    def pinned(self, cipher_dir: Path, same: Callable[[os.stat_result], bool]) -> Iterator[None]:
+        """Within the block, every call on `cipher_dir` or below it goes through one descriptor
+        of it, checked by `same` first (an inode check; ESTALE if its name now holds another
+        directory). A request that makes several calls in a directory (a `.name` sidecar, then
+        the object, then its mode) thus changes exactly the directory it was checked against,
+        even if the name is swapped or the cached descriptor expires in between."""
+        key = str(cipher_dir)
+        self._enter()
+        try:
+            fd = self._fd(key)
+            if not same(os.fstat(fd)):
+                raise OSError(errno.ESTALE, "replaced by another directory", key)
+            had = self._pins.get(key)
+            self._pins[key] = fd  # a pinned descriptor evicted meanwhile is closed after the block
+            try:
+                yield
+            finally:
+                if had is None:
+                    del self._pins[key]
+                else:
+                    self._pins[key] = had
+        finally:
+            self._leave()
 
     def with_object(
         self,
