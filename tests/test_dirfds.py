@@ -125,3 +125,69 @@ def test_close_releases_the_directory_and_the_cache_stays_usable(tmp_path: Path)
     assert open_paths(tmp_path) == set()
     assert dirs.at(tmp_path / "a", "f", os.stat).st_size == 3
     dirs.close()
+
+
+def test_with_object_acts_on_the_object_itself_and_only_the_one_meant(tmp_path: Path) -> None:
+    """A symlink is the link itself, a FIFO is not opened, and `same` refuses a swapped name."""
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"s")
+    outside.chmod(0o600)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    os.mkfifo(root / "fifo")  # nobody writes it: an open for reading would block
+    (root / "file").write_bytes(b"f")
+    dirs = DirFds(root)
+    try:
+        dirs.with_object(root / "link", lambda proc, st: os.utime(proc, ns=(1, 1)))
+        assert os.lstat(root / "link").st_mtime_ns == 1 and outside.stat().st_mtime_ns != 1
+        dirs.with_object(root / "link", lambda proc, st: os.chown(proc, 1234, 1234))
+        assert os.lstat(root / "link").st_uid == 1234 and outside.stat().st_uid == os.getuid()
+        assert dirs.with_object(root / "fifo", lambda proc, st: st.st_mode) == os.lstat(root / "fifo").st_mode
+        ino = os.lstat(root / "file").st_ino
+        os.link(outside, root / "swap")
+        os.rename(root / "swap", root / "file")  # the name now holds another object
+        with pytest.raises(OSError) as e:
+            dirs.with_object(
+                root / "file", lambda proc, st: os.chmod(proc, 0o777), lambda st: st.st_ino == ino
+            )
+        assert e.value.errno == errno.ESTALE
+        assert outside.stat().st_mode & 0o777 == 0o600
+    finally:
+        dirs.close()
+
+
+def test_renameat2_exchanges_two_names(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"A")
+    (tmp_path / "b").mkdir()
+    fd = os.open(tmp_path, os.O_PATH | os.O_DIRECTORY)
+    try:
+        dirfds.renameat2(fd, "a", fd, "b", dirfds.RENAME_EXCHANGE)
+        assert (tmp_path / "b").read_bytes() == b"A" and (tmp_path / "a").is_dir()
+        with pytest.raises(OSError) as e:
+            dirfds.renameat2(fd, "a", fd, "missing", dirfds.RENAME_EXCHANGE)
+        assert e.value.errno == errno.ENOENT
+    finally:
+        os.close(fd)
+
+
+def test_pinned_directory_is_the_one_checked_for_the_whole_block(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "d").mkdir(parents=True)
+    (root / "other").mkdir()
+    ino = os.lstat(root / "d").st_ino
+    dirs = DirFds(root)
+    try:
+        with dirs.pinned(root / "d", lambda st: st.st_ino == ino):
+            os.rename(root / "d", root / "d.aside")
+            os.rename(root / "other", root / "d")  # the name now holds another directory
+            dirs.forget(root / "d")  # even dropped from the cache, the pinned one is used
+            dirs.at(root / "d", "made", os.mkdir)
+            dirs.at(root / "d" / "made", "deeper", os.mkdir)  # reached below the pinned one
+        assert sorted(os.listdir(root / "d.aside")) == ["made"] and os.listdir(root / "d") == []
+        assert os.listdir(root / "d.aside" / "made") == ["deeper"]
+        with pytest.raises(OSError) as e, dirs.pinned(root / "d", lambda st: st.st_ino == ino):
+            pass
+        assert e.value.errno == errno.ESTALE
+    finally:
+        dirs.close()

@@ -388,3 +388,30 @@ def test_ls_l_attribute_answers_match_gocryptfs(need_gocryptfs: None, tmp_path: 
     with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
         assert _ls_l_answers(mnt) == theirs
         assert theirs[("d", "security.selinux")] == b"label by gocryptfs\0"
+
+
+def test_rename_exchange_through_the_kernel(shared_mount: tuple[Path, Path]) -> None:
+    """renameat2(RENAME_EXCHANGE), the atomic swap package managers use, as gocryptfs has it."""
+    from vaultsh.vault.dirfds import RENAME_EXCHANGE, renameat2
+
+    cipher, mnt = shared_mount
+    d = fresh_dir(mnt, "exchange")
+    long_name = "l" * 220  # a long name: its .name sidecar stays with the name
+    (d / "new").mkdir()
+    (d / "new" / "version").write_bytes(b"2")
+    (d / long_name).mkdir()
+    (d / long_name / "version").write_bytes(b"1")
+    (d / "file").write_bytes(b"plain file")
+    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        renameat2(fd, "new", fd, long_name, RENAME_EXCHANGE)
+        assert (d / long_name / "version").read_bytes() == b"2"
+        assert (d / "new" / "version").read_bytes() == b"1"
+        renameat2(fd, "file", fd, "new", RENAME_EXCHANGE)  # a file and a directory
+        assert (d / "new").read_bytes() == b"plain file" and (d / "file" / "version").read_bytes() == b"1"
+    finally:
+        os.close(fd)
+    assert sorted(os.listdir(d)) == sorted(["file", "new", long_name])
+    v = Vault.open(cipher, password=PASSWORD.encode())
+    assert v.read_file(f"exchange/{long_name}/version") == b"2"
+    assert all(e.error is None for e in v.listdir("exchange", include_bad=True))

@@ -25,7 +25,7 @@ from vaultsh.fs.forward import (  # noqa: E402
 from vaultsh.fs.stats import MountStats  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
 from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX  # noqa: E402
-from vaultsh.vault.vault import Vault  # noqa: E402
+from vaultsh.vault.vault import Vault, VaultFile  # noqa: E402
 
 PASSWORD = b"forward ops"
 ROOT = 1
@@ -1103,10 +1103,97 @@ def test_flush_is_declined_once_for_all(fs: Mounted) -> None:
     trio.run(fs.ops.release, fh)
 
 
-def test_rename_exchange_is_refused(fs: Mounted) -> None:
+def _exchange(fs: Mounted, a: str, b: str, flags: int = pyfuse3.RENAME_EXCHANGE) -> None:
+    fs.fs.call("rename", *fs.fs.split(a), *fs.fs.split(b), flags, fs.fs.ctx)
+
+
+@pytest.mark.parametrize("flags", ["default", "plaintextnames", "longnamemax62"])
+def test_rename_exchange_swaps_files_and_the_table_follows(
+    make_fs: Callable[..., Mounted], flags: str
+) -> None:
+    """renameat2(RENAME_EXCHANGE) as gocryptfs supports it: both names stay, the objects swap."""
+    m = make_fs(flags)
+    m.fs.mkdir("d")
+    long_a, long_b = "a" * 200, "d/" + "b" * 220  # long names: their .name sidecars stay valid
+    m.fs.write(long_a, b"A")
+    m.fs.write(long_b, b"BB")
+    ino_a, ino_b = m.fs.ino(long_a), m.fs.ino(long_b)
+    fh = m.fs.open(long_a, os.O_RDWR)  # an open handle follows its object
+    _exchange(m, long_a, long_b)
+    assert (m.fs.read(long_a), m.fs.read(long_b)) == (b"BB", b"A")
+    assert (m.fs.ino(long_a), m.fs.ino(long_b)) == (ino_b, ino_a)
+    assert m.ops._nodes[ino_a].plain == long_b and m.ops._nodes[ino_b].plain == long_a
+    m.fs.call("write", fh, 0, b"X")
+    m.fs.call("release", fh)
+    assert m.fs.read(long_b) == b"X"
+    v = m.vault()
+    assert (v.read_file(long_a), v.read_file(long_b)) == (b"BB", b"X")
+    assert [e.name for e in v.listdir("d")] == [long_b[2:]]
+    assert all(e.error is None for e in v.listdir("", include_bad=True))
+    assert m.stats.errors == 0
+
+
+def test_rename_exchange_swaps_directories_with_their_contents(fs: Mounted) -> None:
+    """Directories trade places with everything below them: IVs, descriptors and inode
+    table are keyed by path, so all of them must follow."""
+    fs.fs.mkdir("x")
+    fs.fs.mkdir("x/sub")
+    fs.fs.write("x/sub/f", b"from x")
+    fs.fs.mkdir("y")
+    fs.fs.write("y/" + LONG, b"from y")
+    assert fs.fs.read("x/sub/f") == b"from x"  # IVs and descriptors of both are cached now
+    ino_f = fs.fs.ino("x/sub/f")
+    _exchange(fs, "x", "y")
+    assert fs.fs.listdir("x") == [LONG] and fs.fs.listdir("y") == ["sub"]
+    assert fs.fs.read("y/sub/f") == b"from x" and fs.fs.read("x/" + LONG) == b"from y"
+    assert fs.ops._nodes[ino_f].plain == "y/sub/f"
+    fs.fs.write("x/new", b"n")  # names are encrypted with the IV of the directory now there
+    fs.fs.write("y/sub/new", b"m")
+    v = fs.vault()
+    assert sorted(e.name for e in v.listdir("x")) == sorted([LONG, "new"])
+    assert v.read_file("y/sub/new") == b"m"
+    # A file and a directory swap too.
+    _exchange(fs, "x/new", "y")
+    assert fs.fs.read("y") == b"n" and fs.fs.read("x/new/sub/new") == b"m"
+
+
+def test_rename_exchange_needs_both_names(fs: Mounted) -> None:
     fs.fs.write("a", b"A")
+    with pytest.raises(OSError) as info:
+        _exchange(fs, "a", "missing")
+    assert info.value.errno == errno.ENOENT
     fs.fs.write("b", b"B")
     with pytest.raises(OSError) as info:
-        fs.fs.call("rename", ROOT, b"a", ROOT, b"b", pyfuse3.RENAME_EXCHANGE, fs.fs.ctx)
+        _exchange(fs, "a", "b", pyfuse3.RENAME_EXCHANGE | pyfuse3.RENAME_NOREPLACE)
     assert info.value.errno == errno.EINVAL
     assert (fs.fs.read("a"), fs.fs.read("b")) == (b"A", b"B")
+
+
+def test_holes_read_as_zeros_without_reading_them(fs: Mounted, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse file (a sparse bomb, say) costs no disk reads and no per-block checks for its
+    holes: whole cipher blocks in a hole of the cipher file are zeros (§5.3)."""
+    size, mid = 64 << 20, 32 << 20
+    fs.fs.write("sparse", b"head")
+    fs.fs.truncate("sparse", size)
+    fs.fs.pwrite("sparse", mid, b"middle")
+    read_blocks: list[int] = []
+    real = VaultFile._pread_blocks
+
+    def counted(self: VaultFile, first: int, count: int) -> bytes:
+        read_blocks.append(first)
+        return real(self, first, count)
+
+    monkeypatch.setattr(VaultFile, "_pread_blocks", counted)
+    fh = fs.fs.open("sparse", os.O_RDONLY)
+    chunk = 1 << 20
+    try:
+        data = b"".join(bytes(fs.fs.call("read", fh, off, chunk)) for off in range(0, size, chunk))
+    finally:
+        fs.fs.call("release", fh)
+    expected = bytearray(size)
+    expected[:4] = b"head"
+    expected[mid : mid + 6] = b"middle"
+    assert data == expected
+    # Only the chunks holding data (and a neighbour sharing a disk block with one) are read.
+    assert 2 <= len(read_blocks) <= 4 < size // chunk
+    assert all(b < 256 or abs(b - mid // BLOCK_SIZE) <= 256 for b in read_blocks)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -175,21 +176,39 @@ def test_runtime_dir_is_created_private(tmp_path: Path, monkeypatch: pytest.Monk
     assert d.stat().st_mode & 0o777 == 0o700  # loosened permissions are tightened again
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o770, 0o1733])
+def test_runtime_dir_others_may_write_is_reported_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int
+) -> None:
+    """Others may have planted registry files or sockets: not silently adopted."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    d = tmp_path / "vaultsh"
+    d.mkdir()
+    d.chmod(mode)
+    with pytest.raises(ProtocolError) as info:
+        proto.runtime_dir()
+    message = str(info.value)
+    assert "\n" not in message and str(d) in message and f"chmod 700 {d}" in message
+    assert f"{mode:04o}" in message and "XDG_RUNTIME_DIR" in message
+    assert stat.S_IMODE(d.stat().st_mode) == mode  # reported, not changed
+
+
 def test_runtime_dir_of_someone_else_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.getuid() != 0:
         pytest.skip("needs root to give the directory away")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     (tmp_path / "vaultsh").mkdir(mode=0o700)
     os.chown(tmp_path / "vaultsh", 4242, 4242)
-    with pytest.raises(ProtocolError, match="owned by uid 4242"):
+    with pytest.raises(ProtocolError, match="owned by uid 4242") as info:
         proto.runtime_dir()
+    assert f"rm -r {tmp_path / 'vaultsh'}" in str(info.value) and "XDG_RUNTIME_DIR" in str(info.value)
 
 
 def test_runtime_dir_symlink_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "vaultsh").symlink_to(tmp_path / "elsewhere")
-    with pytest.raises(ProtocolError, match="not a directory"):
+    with pytest.raises(ProtocolError, match="is a symlink; remove it"):
         proto.runtime_dir()
 
 

@@ -76,12 +76,25 @@ def runtime_dir(*, create: bool = True) -> Path:
         if create:
             raise ProtocolError(f"{path}: runtime dir vanished") from None
         return path
+    # Sockets, registry files and logs of mounts live here, and a stop request trusts the pid
+    # in a registry file: a directory others made or may write is reported, with the fix.
+    elsewhere = "or set XDG_RUNTIME_DIR to a directory of your own"
     if not stat.S_ISDIR(st.st_mode):
-        raise ProtocolError(f"{path}: runtime dir is not a directory")
+        what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a directory"
+        raise ProtocolError(f"{path}: runtime dir is {what}; remove it (rm {path}) {elsewhere}")
     if st.st_uid != uid:
-        raise ProtocolError(f"{path}: runtime dir is owned by uid {st.st_uid}, not {uid}")
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        os.chmod(path, 0o700)
+        raise ProtocolError(
+            f"{path}: runtime dir is owned by uid {st.st_uid}, not {uid}; "
+            f"have it removed (rm -r {path}) {elsewhere}"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        raise ProtocolError(
+            f"{path}: runtime dir has mode {mode:04o}, so others may have put files in it; "
+            f"check them and run chmod 700 {path} {elsewhere}"
+        )
+    if mode & 0o077:
+        os.chmod(path, 0o700)  # only readable by others: nothing to distrust, just tighten
     return path
 
 

@@ -8,7 +8,8 @@ import functools
 import logging
 import os
 import stat as stat_mod
-from collections.abc import Callable, Coroutine, Sequence
+import traceback
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -21,7 +22,7 @@ from vaultsh.service.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.errors import CorruptionError, FsError, VaultError
 from vaultsh.vault.names import NAME_MAX
-from vaultsh.vault.vault import DirEntry, Vault, VaultFile
+from vaultsh.vault.vault import DirEntry, RenameResult, Vault, VaultFile
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ PREFETCH_BYTES = 8 << 20
 
 # Errors worth a count in MountStats: damage, not the everyday ENOENT/EEXIST of a shell.
 _COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG})
+
+# Decrypted names are what the vault hides, and the worker's log is a file in the runtime
+# dir: it gets them only when asked for (this variable set to 1, for debugging). Otherwise a
+# failure is logged by request, inode or handle number and error.
+LOG_NAMES_ENV = "VAULTSH_LOG_NAMES"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -133,12 +139,12 @@ def _request(
             raise
         except CorruptionError as e:
             self.stats.errors += 1
-            log.warning("%s", e)
+            self._log_failure(fn.__name__, args, e)
             raise FUSEError(e.errno) from None
         except VaultError as e:
             if e.errno in _COUNTED_ERRNOS:
                 self.stats.errors += 1
-                log.warning("%s", e)
+                self._log_failure(fn.__name__, args, e)
             raise FUSEError(e.errno) from None
         except OSError as e:
             code = e.errno or errno.EIO
@@ -146,9 +152,13 @@ def _request(
                 self.stats.errors += 1
                 log.warning("%s: %s", fn.__name__, e)
             raise FUSEError(code) from None
-        except Exception:
+        except Exception as e:
             self.stats.errors += 1
-            log.exception("internal error in %s", fn.__name__)
+            if self.log_names:
+                log.exception("internal error in %s", fn.__name__)
+            else:  # where it happened, without the message (it may hold a plain name)
+                where = "".join(traceback.format_tb(e.__traceback__))
+                log.error("internal error in %s: %s\n%s", fn.__name__, type(e).__name__, where.rstrip())
             raise FUSEError(errno.EIO) from None
 
     return handler
@@ -165,14 +175,22 @@ class ForwardOperations(pyfuse3.Operations):
     enable_writeback_cache = False  # write-through keeps one writer's view exact for all
     enable_acl = False
 
-    def __init__(self, vault: Vault, *, read_only: bool = False, stats: MountStats | None = None) -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        *,
+        read_only: bool = False,
+        stats: MountStats | None = None,
+        log_names: bool = False,
+    ) -> None:
         super().__init__()
         self.vault = vault
+        self.log_names = log_names
         vault.sync_metadata = False  # gocryptfs does not fsync dirivs either (see Vault)
         self.read_only = read_only
         self.stats = stats if stats is not None else MountStats()
         self._root_path = vault.cipherdir
-        self._root_ino = os.lstat(self._root_path).st_ino
+        self._root_ino = vault.dirs.call(self._root_path, os.fstat).st_ino  # the root we hold
         root = _Node(self._root_path, "", lookups=1)
         self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: root}
         self._files: dict[int, _OpenFile] = {}
@@ -186,6 +204,15 @@ class ForwardOperations(pyfuse3.Operations):
         # cipher paths longer than PATH_MAX work and no planted symlink is followed.
         self._lstat = vault.lstat_cipher
         self._lstat_in = vault.lstat_in
+
+    def _log_failure(self, op: str, args: tuple[Any, ...], e: VaultError) -> None:
+        if self.log_names:
+            log.warning("%s", e)
+            return
+        code = errno.errorcode.get(e.errno, str(e.errno))
+        subject = f" {args[0]}" if args and isinstance(args[0], int) else ""
+        name = type(e).__name__
+        log.warning("%s%s: %s (%s); set %s=1 to log names", op, subject, name, code, LOG_NAMES_ENV)
 
     # -- inode table ----------------------------------------------------------------------
 
@@ -316,21 +343,22 @@ class ForwardOperations(pyfuse3.Operations):
     def _entry(self, st: os.stat_result, cpath: Path, plain: str) -> EntryAttributes:
         return self._attr(self._remember(st, cpath, plain), st, cpath)
 
-    def _settle_new(self, cpath: Path, st: os.stat_result, mode: int, ctx: RequestContext) -> os.stat_result:
-        """Give a new object exactly the requested mode (our umask may have cut it) and,
-        when we run as root for other users, the caller as owner."""
-        changed = False
-        # An inherited set-gid bit on directories stays, as on a local filesystem.
-        have, want = stat_mod.S_IMODE(st.st_mode), stat_mod.S_IMODE(mode)
-        if have & ~stat_mod.S_ISGID != want & ~stat_mod.S_ISGID and not stat_mod.S_ISLNK(st.st_mode):
-            self.vault.chmod_cipher(cpath, want | (have & stat_mod.S_ISGID))
-            changed = True
-        if self._is_root and (st.st_uid != ctx.uid or st.st_gid != ctx.gid):
-            # A set-gid parent decides the group, as the kernel does for local files.
-            parent_sgid = self._lstat(cpath.parent).st_mode & stat_mod.S_ISGID
-            self.vault.lchown_cipher(cpath, ctx.uid, -1 if parent_sgid else ctx.gid)
-            changed = True
-        return self._lstat(cpath) if changed else st
+    def _owner(self, ppath: Path, ctx: RequestContext) -> tuple[int, int] | None:
+        """Who gets a new object: the caller when we run as root for other users, else nobody
+        (it stays ours). The Vault applies mode and owner on the descriptor of what it made."""
+        if not self._is_root:
+            return None
+        # A set-gid parent decides the group, as the kernel does for local files.
+        parent_sgid = self.vault.dirs.call(ppath, os.fstat).st_mode & stat_mod.S_ISGID
+        return ctx.uid, -1 if parent_sgid else ctx.gid
+
+    def _same(self, inode: int) -> Callable[[os.stat_result], bool]:
+        """Whether a cipher object is `inode`: what the kernel checked the request against.
+
+        Cipher-side calls act only on that object; a name swapped meanwhile for another one
+        (a hard link to a file outside the vault, another user's file) gives ESTALE, and the
+        kernel then looks the name up again and checks its permissions anew."""
+        return lambda st: self._ino(st) == inode
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -393,12 +421,13 @@ class ForwardOperations(pyfuse3.Operations):
         handle = self._files.get(fh) if fh is not None else None
         # Unlinked but open files are reached through their descriptor.
         target: Path | int = node.path if node.path is not None else self._any_fd(node)
+        same = self._same(inode)
         if fields.update_size:
-            self._truncate(node, handle, attr.st_size)
+            self._truncate(node, handle, attr.st_size, same)
         if fields.update_mode:
             if isinstance(target, Path):
                 # Linux has no mode on symlinks: EOPNOTSUPP, never the link's target.
-                self.vault.chmod_cipher(target, stat_mod.S_IMODE(attr.st_mode))
+                self.vault.chmod_cipher(target, stat_mod.S_IMODE(attr.st_mode), same)
             else:
                 os.chmod(target, stat_mod.S_IMODE(attr.st_mode))
         if fields.update_uid or fields.update_gid:
@@ -407,7 +436,7 @@ class ForwardOperations(pyfuse3.Operations):
             if isinstance(target, int):
                 os.fchown(target, uid, gid)
             else:
-                self.vault.lchown_cipher(target, uid, gid)
+                self.vault.lchown_cipher(target, uid, gid, same)
         if fields.update_atime or fields.update_mtime:
             if fields.update_atime and fields.update_mtime:
                 times = (attr.st_atime_ns, attr.st_mtime_ns)
@@ -420,7 +449,7 @@ class ForwardOperations(pyfuse3.Operations):
             if isinstance(target, int):
                 os.utime(target, ns=times)
             else:
-                self.vault.utime_cipher(target, times)
+                self.vault.utime_cipher(target, times, same)
         return self._attr(inode, self._stat(inode, node), node.path)
 
     @staticmethod
@@ -429,7 +458,9 @@ class ForwardOperations(pyfuse3.Operations):
             return f.file.fd
         raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
 
-    def _truncate(self, node: _Node, handle: _OpenFile | None, size: int) -> None:
+    def _truncate(
+        self, node: _Node, handle: _OpenFile | None, size: int, same: Callable[[os.stat_result], bool]
+    ) -> None:
         if handle is None or not handle.writable:
             # Any writable handle of the inode will do: they share its file ID state.
             handle = next((f for f in node.files if f.writable), None)
@@ -438,7 +469,7 @@ class ForwardOperations(pyfuse3.Operations):
             return
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
-        with self._open_cipher(node.path, node.plain, writable=True) as f:
+        with self._open_cipher(node.path, node.plain, writable=True, same=same) as f:
             f.truncate(size)
 
     @_request
@@ -450,7 +481,7 @@ class ForwardOperations(pyfuse3.Operations):
 
     @_request
     def statfs(self, ctx: RequestContext) -> StatvfsData:
-        sv = os.statvfs(self._root_path)
+        sv = self.vault.dirs.call(self._root_path, os.statvfs)  # the root we hold, not its path
         out = StatvfsData()
         out.f_bsize = sv.f_bsize
         out.f_frsize = sv.f_frsize
@@ -489,7 +520,9 @@ class ForwardOperations(pyfuse3.Operations):
                     entries.append(entry)
                 else:
                     self.stats.errors += 1
-                    log.warning("%s: skipping undecryptable entry: %s", dplain or "/", entry.error)
+                    where = dplain or "/" if self.log_names else f"directory {handle.ino}"
+                    # The error names the cipher entry only: it has no plain name.
+                    log.warning("%s: skipping undecryptable entry: %s", where, entry.error)
             handle.entries = entries
         self.vault.dirs.call(
             dpath, lambda dfd: self._reply_entries(dfd, dpath, dplain, entries, start_id, token)
@@ -543,26 +576,36 @@ class ForwardOperations(pyfuse3.Operations):
         finally:
             os.close(fd)
 
-    def _new_name(self, parent_inode: int, name: bytes) -> tuple[Path, str, str]:
-        """For a request that changes a directory: (parent cipher dir, name, plain path)."""
+    @contextlib.contextmanager
+    def _in_dir(self, inode: int) -> Iterator[tuple[Path, str]]:
+        """(cipher dir, plain path) of a directory a request changes, held for the request:
+        every call in it reaches the directory the kernel checked the caller's rights on, not
+        another one swapped in under its name meanwhile (ESTALE; see DirFds.pinned)."""
+        path, plain = self._dir_path(inode)
+        with self.vault.dirs.pinned(path, self._same(inode)):
+            yield path, plain
+
+    @contextlib.contextmanager
+    def _new_name(self, parent_inode: int, name: bytes) -> Iterator[tuple[Path, str, str]]:
+        """For a request that changes a directory: (parent cipher dir, name, plain path),
+        with the parent held as `_in_dir` does."""
         self._check_writable()
-        ppath, pplain = self._dir_path(parent_inode)
-        sname = os.fsdecode(name)
-        return ppath, sname, self._join(pplain, sname)
+        with self._in_dir(parent_inode) as (ppath, pplain):
+            sname = os.fsdecode(name)
+            yield ppath, sname, self._join(pplain, sname)
 
     @_request
     def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        want = mode & ~ctx.umask & 0o7777
-        cpath = self.vault.mkdir_at(ppath, sname, want, plain)
-        st = self._settle_new(cpath, self._lstat(cpath), want, ctx)
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            want = mode & ~ctx.umask & 0o7777
+            cpath, st = self.vault.make_dir(ppath, sname, want, plain, self._owner(ppath, ctx))
+            return self._entry(st, cpath, plain)
 
     @_request
     def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        cpath, st = self.vault.rmdir_at(ppath, sname, plain)
-        self._drop_name(self._ino(st), cpath)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            cpath, st = self.vault.rmdir_at(ppath, sname, plain)
+            self._drop_name(self._ino(st), cpath)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -570,34 +613,32 @@ class ForwardOperations(pyfuse3.Operations):
     def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        want = mode & ~ctx.umask
-        cpath = self.vault.mknod_at(ppath, sname, want, rdev, plain)
-        st = self._settle_new(cpath, self._lstat(cpath), want, ctx)
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            want = mode & ~ctx.umask
+            cpath, st = self.vault.mknod_at(ppath, sname, want, rdev, plain, self._owner(ppath, ctx))
+            return self._entry(st, cpath, plain)
 
     @_request
     def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        cpath = self.vault.symlink_at(ppath, sname, os.fsdecode(target), plain)
-        st = self._lstat(cpath)
-        st = self._settle_new(cpath, st, stat_mod.S_IMODE(st.st_mode), ctx)
-        return self._entry(st, cpath, plain)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            owner = self._owner(ppath, ctx)
+            cpath, st = self.vault.make_symlink(ppath, sname, os.fsdecode(target), plain, owner)
+            return self._entry(st, cpath, plain)
 
     @_request
     def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
-        ppath, sname, plain = self._new_name(new_parent_inode, new_name)
-        existing, _ = self._live_path(inode)
-        cpath = self.vault.link_at(existing, ppath, sname, plain)
-        return self._entry(self._lstat(cpath), cpath, plain)
+        with self._new_name(new_parent_inode, new_name) as (ppath, sname, plain):
+            existing, _ = self._live_path(inode)
+            cpath = self.vault.link_at(existing, ppath, sname, plain, self._same(inode))
+            return self._entry(self._lstat(cpath), cpath, plain)
 
     @_request
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
-        ppath, sname, plain = self._new_name(parent_inode, name)
-        cpath, st = self.vault.unlink_at(ppath, sname, plain)
-        self._drop_name(self._ino(st), cpath)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            cpath, st = self.vault.unlink_at(ppath, sname, plain)
+            self._drop_name(self._ino(st), cpath)
 
     @_request
     def rename(
@@ -610,13 +651,26 @@ class ForwardOperations(pyfuse3.Operations):
         ctx: RequestContext,
     ) -> None:
         self._check_writable()
-        if flags & ~pyfuse3.RENAME_NOREPLACE:
-            # RENAME_EXCHANGE would have to swap long-name sidecars atomically as well.
+        if flags & ~(pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE) or flags == (
+            pyfuse3.RENAME_NOREPLACE | pyfuse3.RENAME_EXCHANGE
+        ):
             raise FUSEError(errno.EINVAL)
-        old_path, old_plain = self._dir_path(parent_inode_old)
-        new_path, new_plain = self._dir_path(parent_inode_new)
+        with self._in_dir(parent_inode_old) as old, self._in_dir(parent_inode_new) as new:
+            self._rename(old, name_old, new, name_new, flags)
+
+    def _rename(
+        self, old: tuple[Path, str], name_old: bytes, new: tuple[Path, str], name_new: bytes, flags: int
+    ) -> None:
+        (old_path, old_plain), (new_path, new_plain) = old, new
         src_name, dst_name = os.fsdecode(name_old), os.fsdecode(name_new)
         dst_plain = self._join(new_plain, dst_name)
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            src_plain = self._join(old_plain, src_name)
+            there, back = self.vault.exchange_at(
+                old_path, src_name, new_path, dst_name, where=(src_plain, dst_plain)
+            )
+            self._exchanged(there, back, src_plain, dst_plain)
+            return
         res = self.vault.rename_at(
             old_path,
             src_name,
@@ -632,6 +686,16 @@ class ForwardOperations(pyfuse3.Operations):
         is_dir = stat_mod.S_ISDIR(res.src_stat.st_mode)
         self._moved(self._ino(res.src_stat), res.src, res.dst, dst_plain, is_dir)
 
+    def _exchanged(self, there: RenameResult, back: RenameResult, src_plain: str, dst_plain: str) -> None:
+        """Follow an exchange in the table: each object (and all below it) takes the other's
+        path. The first moves out of the way through a path no real one can have (a NUL)."""
+        aside = Path(f"{there.src}\0exchange")
+        a, b = self._ino(there.src_stat), self._ino(back.src_stat)
+        a_dir, b_dir = stat_mod.S_ISDIR(there.src_stat.st_mode), stat_mod.S_ISDIR(back.src_stat.st_mode)
+        self._moved(a, there.src, aside, dst_plain, a_dir)
+        self._moved(b, back.src, back.dst, src_plain, b_dir)
+        self._moved(a, aside, there.dst, dst_plain, a_dir)
+
     # -- files ----------------------------------------------------------------------------
 
     def _new_fh(self) -> int:
@@ -639,20 +703,16 @@ class ForwardOperations(pyfuse3.Operations):
         self._next_fh += 1
         return fh
 
-    def _open_cipher(self, cpath: Path, plain: str, *, writable: bool) -> VaultFile:
+    def _open_cipher(
+        self, cpath: Path, plain: str, *, writable: bool, same: Callable[[os.stat_result], bool]
+    ) -> VaultFile:
         try:
-            return self.vault.open_cipher_file(cpath, plain, writable=writable)
+            return self.vault.open_cipher_file(cpath, plain, writable=writable, same=same)
         except FsError as e:
             if e.errno != errno.EACCES or not writable:
                 raise
-        # Writing needs read access for read-modify-write (§5.4): lend the owner read
-        # permission for the open, as gocryptfs does for mode-0200 files.
-        mode = self._lstat(cpath).st_mode
-        self.vault.chmod_cipher(cpath, stat_mod.S_IMODE(mode) | stat_mod.S_IRUSR)
-        try:
-            return self.vault.open_cipher_file(cpath, plain, writable=True)
-        finally:
-            self.vault.chmod_cipher(cpath, stat_mod.S_IMODE(mode))
+        # A mode-0200 file: writing needs read access (see Vault.open_lending_read).
+        return self.vault.open_lending_read(cpath, plain, same)
 
     def _add_handle(self, f: VaultFile, ino: int, writable: bool) -> FileInfo:
         node = self._nodes[ino]
@@ -673,7 +733,7 @@ class ForwardOperations(pyfuse3.Operations):
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
         writable = writable or bool(flags & os.O_TRUNC)
-        f = self._open_cipher(node.path, node.plain, writable=writable)
+        f = self._open_cipher(node.path, node.plain, writable=writable, same=self._same(inode))
         try:
             if flags & os.O_TRUNC:
                 f.truncate(0)
@@ -686,10 +746,17 @@ class ForwardOperations(pyfuse3.Operations):
     def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
-        ppath, sname, plain = self._new_name(parent_inode, name)
+        with self._new_name(parent_inode, name) as (ppath, sname, plain):
+            return self._create(ppath, sname, plain, mode, flags, ctx)
+
+    def _create(
+        self, ppath: Path, sname: str, plain: str, mode: int, flags: int, ctx: RequestContext
+    ) -> tuple[FileInfo, EntryAttributes]:
         want = mode & ~ctx.umask & 0o7777
         try:
-            f, cpath = self.vault.create_at(ppath, sname, want, plain)
+            f, cpath = self.vault.create_at(
+                ppath, sname, want, plain, exact_mode=True, owner=self._owner(ppath, ctx)
+            )
         except FsError as e:
             if e.errno != errno.EEXIST or flags & os.O_EXCL:
                 raise
@@ -701,7 +768,7 @@ class ForwardOperations(pyfuse3.Operations):
             attr = self._entry(st, cpath, plain)
             return self._finish_open(attr.st_ino, cpath, plain, flags), attr
         try:
-            st = self._settle_new(cpath, os.fstat(f.fd), want, ctx)
+            st = os.fstat(f.fd)
         except BaseException:
             f.close()
             raise
@@ -709,7 +776,7 @@ class ForwardOperations(pyfuse3.Operations):
         return self._add_handle(f, attr.st_ino, True), attr
 
     def _finish_open(self, ino: int, cpath: Path, plain: str, flags: int) -> FileInfo:
-        f = self._open_cipher(cpath, plain, writable=True)
+        f = self._open_cipher(cpath, plain, writable=True, same=self._same(ino))
         try:
             if flags & os.O_TRUNC:
                 f.truncate(0)
@@ -796,7 +863,7 @@ class ForwardOperations(pyfuse3.Operations):
             # The kernel asks before every write; gocryptfs answers without a disk access.
             raise FUSEError(errno.EOPNOTSUPP)
         cpath, plain = self._live_path(inode)
-        value = self.vault.find_xattr(cpath, name, plain)
+        value = self.vault.find_xattr(cpath, name, plain, self._same(inode))
         if value is None:
             # The everyday answer: `ls -l` asks every entry for its SELinux label and ACL.
             # Like gocryptfs, an absent name is ENODATA, whatever its namespace (§7.2).
@@ -807,18 +874,18 @@ class ForwardOperations(pyfuse3.Operations):
     def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
-        self.vault.set_xattr(cpath, name, value, plain)
+        self.vault.set_xattr(cpath, name, value, plain, same=self._same(inode))
 
     @_request
     def listxattr(self, inode: int, ctx: RequestContext) -> Sequence[bytes]:
         cpath, plain = self._live_path(inode)
-        return self.vault.list_xattrs(cpath, plain)
+        return self.vault.list_xattrs(cpath, plain, self._same(inode))
 
     @_request
     def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
-        self.vault.remove_xattr(cpath, name, plain)
+        self.vault.remove_xattr(cpath, name, plain, self._same(inode))
 
     # -- teardown -------------------------------------------------------------------------
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import logging
 import os
+import resource
 import select
 import signal
 import socket
@@ -49,6 +51,7 @@ READAHEAD_DELAYS = (0.05, 0.5, 2.0)
 SETTLE_TIME = 0.2
 # Longest plausible key input; anything longer is refused before it is parsed.
 MAX_KEY_INPUT = 4096
+PR_SET_DUMPABLE = 4  # from <linux/prctl.h>
 
 
 @dataclass
@@ -204,9 +207,15 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
         if not cfg.key_proven:
             check_forward_key(vault)
 
-        from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, forward_fsname
+        from vaultsh.fs.forward import (
+            FORWARD_MOUNT_OPTIONS,
+            LOG_NAMES_ENV,
+            ForwardOperations,
+            forward_fsname,
+        )
 
-        ops = ForwardOperations(vault, read_only=cfg.read_only, stats=stats)
+        log_names = os.environ.get(LOG_NAMES_ENV) == "1"
+        ops = ForwardOperations(vault, read_only=cfg.read_only, stats=stats, log_names=log_names)
         options = set(FORWARD_MOUNT_OPTIONS) | {f"fsname={forward_fsname(cfg.source)}"}
         if cfg.read_only:
             options.add("ro")
@@ -478,8 +487,19 @@ def _setup_logging(foreground: bool) -> None:
     logging.basicConfig(handlers=[handler], level=logging.INFO if foreground else logging.WARNING)
 
 
+def harden_process() -> None:
+    """No core dump and no debugger of the same user: this process holds the master key and
+    plaintext. RLIMIT_CORE 0 stops a dump file; not being dumpable also closes /proc/<pid>/mem
+    and ptrace to anyone without CAP_SYS_PTRACE (as for a set-uid program)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        log.warning("cannot turn off core dumps: %s", os.strerror(ctypes.get_errno()))
+
+
 def run(cfg: WorkerConfig) -> int:
     """Mount, serve until unmounted or signalled, clean up; returns the process exit code."""
+    harden_process()  # before the key arrives
     report = StartReport(cfg.status_fd)
     stop = _StopSignals(cfg.mountpoint)
     for sig in STOP_SIGNALS:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,6 +19,10 @@ _T = TypeVar("_T")
 # with O_DIRECTORY: a symlink planted in the cipher tree fails with ENOTDIR instead of leading
 # elsewhere.
 DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# An object itself, named without following a final symlink and without opening it (a FIFO
+# does not block, a device is not touched): its /proc/self/fd name then reaches exactly that
+# object for calls that have no *at form or no "no follow" flag (see `with_object`).
+OBJECT_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 DEFAULT_SIZE = 64
 # A cached descriptor follows its directory if something else renames it behind our back;
 # reopening by path after this long bounds how long such a change goes unseen (as gocryptfs's
@@ -47,6 +52,7 @@ class DirFds:
         self._lock = threading.RLock()
         self._depth = 0  # nesting of calls holding the lock
         self._retired: list[int] = []
+        self._pins: dict[str, int] = {}  # see `pinned`
 
     def _open_root(self) -> int:
         # The root is the user's choice of directory and may be reached through a symlink.
@@ -96,6 +102,9 @@ class DirFds:
                 self._root_fd = self._open_root()
             if key == self._root_key:
                 return self._root_fd
+        pinned = self._pins.get(key)
+        if pinned is not None:
+            return pinned
         fds = self._fds
         now = time.monotonic()
         fd = self._cached(key, now)
@@ -118,7 +127,9 @@ class DirFds:
             if not sep or base_key == root or len(base_key) < len(prefix):
                 base = self._root_fd
             else:
-                base = self._cached(base_key, now)
+                base = self._pins.get(base_key, -1)
+                if base < 0:
+                    base = self._cached(base_key, now)
         cur = base
         try:
             for name in reversed(rest):
@@ -217,17 +228,71 @@ class DirFds:
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def proc_path(self, cpath: Path) -> str:
-        """A short path naming the object through /proc (for xattr calls, which have no *at form).
-
-        Valid only while the lock is held; use inside `with_proc_path`.
-        """
-        parent, name = self._split_key(cpath)
-        return f"/proc/self/fd/{self._fd(parent)}/{name}"
-
-    def with_proc_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
+    @contextlib.contextmanager
+    def pinned(self, cipher_dir: Path, same: Callable[[os.stat_result], bool]) -> Iterator[None]:
+        """Within the block, every call on `cipher_dir` or below it goes through one descriptor
+        of it, checked by `same` first (an inode check; ESTALE if its name now holds another
+        directory). A request that makes several calls in a directory (a `.name` sidecar, then
+        the object, then its mode) thus changes exactly the directory it was checked against,
+        even if the name is swapped or the cached descriptor expires in between."""
+        key = str(cipher_dir)
         self._enter()
         try:
-            return fn(self.proc_path(cpath))
+            fd = self._fd(key)
+            if not same(os.fstat(fd)):
+                raise OSError(errno.ESTALE, "replaced by another directory", key)
+            had = self._pins.get(key)
+            self._pins[key] = fd  # a pinned descriptor evicted meanwhile is closed after the block
+            try:
+                yield
+            finally:
+                if had is None:
+                    del self._pins[key]
+                else:
+                    self._pins[key] = had
         finally:
             self._leave()
+
+    def with_object(
+        self,
+        cpath: Path,
+        fn: Callable[[str, os.stat_result], _T],
+        same: Callable[[os.stat_result], bool] | None = None,
+    ) -> _T:
+        """`fn(proc path, stat)` on the object at `cpath` itself, checked before it is touched.
+
+        The object is opened with O_PATH|O_NOFOLLOW relative to its parent's descriptor, so a
+        final symlink is the symlink itself, never its target; `/proc/self/fd/N` then names
+        that very object (gocryptfs's emulation of the *at calls Linux lacks). `same` decides
+        whether it is the object the caller means (an inode check): a name swapped meanwhile
+        for another object, say a hard link to a file outside the vault, fails with ESTALE,
+        so the check and the action concern one object, with no window in between.
+        """
+        parent, name = self._split_key(cpath)
+        self._enter()
+        try:
+            fd = os.open(name, OBJECT_FLAGS, dir_fd=self._fd(parent))
+        finally:
+            self._leave()
+        try:
+            st = os.fstat(fd)
+            if same is not None and not same(st):
+                raise OSError(errno.ESTALE, "replaced by another object", name)
+            return fn(f"/proc/self/fd/{fd}", st)
+        finally:
+            os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+
+
+def renameat2(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, flags: int) -> None:
+    """renameat2(2), which os.rename lacks: RENAME_EXCHANGE swaps two names atomically."""
+    fn = getattr(_libc, "renameat2", None)
+    if fn is None:  # a libc older than glibc 2.28
+        raise OSError(errno.ENOSYS, "renameat2 is not available")
+    if fn(src_dir_fd, os.fsencode(src), dst_dir_fd, os.fsencode(dst), ctypes.c_uint(flags)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), src, None, dst)

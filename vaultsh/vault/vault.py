@@ -31,7 +31,7 @@ from vaultsh.vault.content import (
     new_file_id,
     parse_header,
 )
-from vaultsh.vault.dirfds import DirFds
+from vaultsh.vault.dirfds import RENAME_EXCHANGE, DirFds, renameat2
 from vaultsh.vault.errors import (
     CipherDirError,
     CorruptionError,
@@ -69,6 +69,9 @@ _SYMLINK_AD = struct.pack(">Q", 0)  # symlink targets: block 0, no file ID (§7.
 _RMDIR_PREFIX = DIRIV_NAME + ".rmdir."
 _T = TypeVar("_T")
 _NAME_CACHE_SIZE = 1024
+# Tells whether a stat is of the object a caller means (an inode check); see DirFds.with_object.
+SameObject = Callable[[os.stat_result], bool]
+Owner = tuple[int, int]  # (uid, gid) to give a new object; -1 keeps one, as in chown(2)
 
 
 class DirEntry(NamedTuple):
@@ -159,12 +162,29 @@ def split_path(path: str) -> list[str]:
 _fs_error = fs_error
 
 
-def _chmod_at(dirs: DirFds, cpath: Path, mode: int) -> None:
-    """chmod without following a symlink (Linux cannot chmod a symlink itself: EOPNOTSUPP)."""
-    try:
-        dirs.path_at(cpath, os.chmod, mode, follow_symlinks=False)
-    except ValueError:  # CPython's word for fchmodat's EOPNOTSUPP on a symlink
-        raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink") from None
+def _chmod_object(proc: str, st: os.stat_result, mode: int) -> None:
+    """chmod of an object named by its O_PATH descriptor (Linux has no mode on a symlink)."""
+    if stat_mod.S_ISLNK(st.st_mode):
+        raise OSError(errno.EOPNOTSUPP, "cannot change the mode of a symlink")
+    os.chmod(proc, mode)
+
+
+def _settle_object(proc: str, st: os.stat_result, mode: int | None, owner: Owner | None) -> os.stat_result:
+    """Give a new object exactly `mode` (a set-gid bit it inherited stays, as on a local
+    filesystem) and `owner`, through its O_PATH descriptor; returns its stat afterwards."""
+    changed = False
+    have = stat_mod.S_IMODE(st.st_mode)
+    if (
+        mode is not None
+        and not stat_mod.S_ISLNK(st.st_mode)
+        and have & ~stat_mod.S_ISGID != mode & ~stat_mod.S_ISGID
+    ):
+        os.chmod(proc, stat_mod.S_IMODE(mode) | (have & stat_mod.S_ISGID))
+        changed = True
+    if owner is not None and (owner[0] not in (-1, st.st_uid) or owner[1] not in (-1, st.st_gid)):
+        os.chown(proc, *owner)
+        changed = True
+    return os.stat(proc) if changed else st
 
 
 def _is_dir_mode(st: os.stat_result) -> bool:
@@ -229,16 +249,22 @@ class Vault:
             return False
         return True
 
-    def chmod_cipher(self, cpath: Path, mode: int) -> None:
-        """chmod a cipher object without following a symlink (raises OSError)."""
-        _chmod_at(self.dirs, cpath, mode)
+    # The calls below change an existing object. Each acts on the object itself, reached
+    # through an O_PATH descriptor (DirFds.with_object): never a symlink's target, and with
+    # `same`, only the object the caller checked (a mount passes the inode the kernel asked
+    # about; anything else is ESTALE, after which the kernel looks the name up again).
 
-    def utime_cipher(self, cpath: Path, ns: tuple[int, int]) -> None:
-        """Set the times of a cipher object without following a symlink (raises OSError)."""
-        self.dirs.path_at(cpath, os.utime, ns=ns, follow_symlinks=False)
+    def chmod_cipher(self, cpath: Path, mode: int, same: SameObject | None = None) -> None:
+        """chmod a cipher object, never a symlink's target (raises OSError; EOPNOTSUPP on a symlink)."""
+        self.dirs.with_object(cpath, lambda proc, st: _chmod_object(proc, st, mode), same)
 
-    def lchown_cipher(self, cpath: Path, uid: int, gid: int) -> None:
-        self.dirs.path_at(cpath, os.chown, uid, gid, follow_symlinks=False)
+    def utime_cipher(self, cpath: Path, ns: tuple[int, int], same: SameObject | None = None) -> None:
+        """Set the times of a cipher object, never a symlink's target (raises OSError)."""
+        self.dirs.with_object(cpath, lambda proc, _st: os.utime(proc, ns=ns), same)
+
+    def lchown_cipher(self, cpath: Path, uid: int, gid: int, same: SameObject | None = None) -> None:
+        """chown a cipher object (a symlink itself, never its target; raises OSError)."""
+        self.dirs.with_object(cpath, lambda proc, _st: os.chown(proc, uid, gid), same)
 
     def _check_dir(self, cdir: Path, where: str) -> None:
         """Raise ENOENT/ENOTDIR unless `cdir` is a directory (a symlink to one is not)."""
@@ -568,12 +594,42 @@ class Vault:
     def open_file(self, path: str, *, writable: bool = False) -> VaultFile:
         return self.open_cipher_file(self.cipher_path(path), path, writable=writable)
 
-    def open_cipher_file(self, cpath: Path, path: str, *, writable: bool = False) -> VaultFile:
+    def open_cipher_file(
+        self, cpath: Path, path: str, *, writable: bool = False, same: SameObject | None = None
+    ) -> VaultFile:
+        """Open the file at `cpath`; with `same`, only if it is still the object meant (ESTALE)."""
         # O_NONBLOCK: a FIFO planted in the cipher dir must not hang us (it is refused below);
         # on a regular file the flag changes nothing.
         flags = (os.O_RDWR if writable else os.O_RDONLY) | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = self.dirs.path_at(cpath, os.open, flags)
+        except OSError as e:
+            raise _fs_error(e, path) from None
+        if same is not None and not same(os.fstat(fd)):
+            os.close(fd)
+            raise FsError(errno.ESTALE, f"{short_path(path)}: replaced by another object")
+        return VaultFile(self, fd, path)
+
+    def open_lending_read(self, cpath: Path, path: str, same: SameObject | None = None) -> VaultFile:
+        """Open a file the owner may write but not read (mode 0200) for writing.
+
+        Writes need read access for read-modify-write (§5.4), so the owner is lent read
+        permission for the open, as gocryptfs does: chmod, reopen and chmod back all go
+        through one O_PATH descriptor, so no other object can be changed or opened meanwhile.
+        """
+
+        def lend(proc: str, st: os.stat_result) -> int:
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+            mode = stat_mod.S_IMODE(st.st_mode)
+            os.chmod(proc, mode | stat_mod.S_IRUSR)
+            try:
+                return os.open(proc, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            finally:
+                os.chmod(proc, mode)
+
+        try:
+            fd = self.dirs.with_object(cpath, lend, same)
         except OSError as e:
             raise _fs_error(e, path) from None
         return VaultFile(self, fd, path)
@@ -645,38 +701,77 @@ class Vault:
         parent, _cpath, disk, full = self._prepare_new(path)
         self._mkdir_named(parent, disk, full, mode, path)
 
-    def _mkdir_named(self, parent: Path, disk: str, full: str, mode: int, where: str) -> Path:
-        diriv = self.options.diriv
+    def _mkdir_named(
+        self, parent: Path, disk: str, full: str, mode: int, where: str, owner: Owner | None = None
+    ) -> tuple[Path, os.stat_result]:
+        """mkdir, then the diriv, mode and owner, all through a descriptor of the new directory.
+
+        The directory is born 0700, so nobody else can add to it before it is finished, and
+        it is opened without following a link: a name swapped for another directory (or a
+        symlink) in between is refused (ESTALE or ENOTDIR) instead of being written into,
+        re-moded or given away.
+        """
         cpath = parent / disk
         made = self._with_name_file(parent, disk, full)
         try:
-            self.dirs.at(parent, disk, os.mkdir, mode | 0o700 if diriv else mode)
+            self.dirs.at(parent, disk, os.mkdir, 0o700)
         except OSError as e:
             if made:
                 self._drop_name_file(parent, disk)
             raise _fs_error(e, where) from None
-        if diriv:
-            sync = self.sync_metadata
+        diriv = self.options.diriv
+        sync = self.sync_metadata
 
-            def fill(fd: int) -> bytes:
-                iv = write_diriv(cpath, sync=sync, dir_fd=fd)
-                # `fd` is the new directory itself (opened without following links), so its
-                # /proc name is a one-call chmod of exactly that directory.
-                os.chmod(f"/proc/self/fd/{fd}", mode | (os.fstat(fd).st_mode & stat_mod.S_ISGID))
-                return iv
-
+        def finish(pfd: int) -> tuple[bytes | None, os.stat_result]:
+            fd = os.open(disk, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
-                iv = self.dirs.call(cpath, fill)
-            except OSError as e:
+                st = os.fstat(fd)
+                if os.listdir(fd) or (owner is not None and st.st_uid != os.geteuid()):
+                    raise OSError(errno.ESTALE, "replaced while it was made", disk)
+                iv = write_diriv(cpath, sync=sync, dir_fd=fd) if diriv else None
+                try:
+                    return iv, _settle_object(f"/proc/self/fd/{fd}", st, mode, owner)
+                except BaseException:
+                    if diriv:
+                        with contextlib.suppress(OSError):
+                            os.unlink(DIRIV_NAME, dir_fd=fd)
+                    raise
+            finally:
+                os.close(fd)
+
+        try:
+            iv, st = self.dirs.call(parent, finish)
+        except OSError as e:
+            if e.errno != errno.ESTALE:  # what is there now is not ours to remove
                 with contextlib.suppress(OSError):
-                    self.dirs.at(cpath, DIRIV_NAME, os.unlink)
-                self.dirs.forget(cpath)
-                self.dirs.at(parent, disk, os.rmdir)
+                    self.dirs.at(parent, disk, os.rmdir)
                 if made:
                     self._drop_name_file(parent, disk)
-                raise _fs_error(e, where) from None
+            raise _fs_error(e, where) from None
+        self.dirs.forget(cpath)
+        if iv is not None:
             self._iv_cache[str(cpath)] = iv  # saves reading it back on the first lookup
-        return cpath
+        return cpath, st
+
+    def _settle_made(
+        self, cpath: Path, kind: int, mode: int | None, owner: Owner | None, where: str
+    ) -> os.stat_result:
+        """Mode and owner of a non-directory this call just made, through an O_PATH descriptor
+        of it; refused (ESTALE) if the name holds something else by now."""
+
+        def settle(proc: str, st: os.stat_result) -> os.stat_result:
+            if (
+                stat_mod.S_IFMT(st.st_mode) != kind
+                or st.st_nlink != 1
+                or (owner is not None and st.st_uid != os.geteuid())
+            ):
+                raise OSError(errno.ESTALE, "replaced while it was made")
+            return _settle_object(proc, st, mode, owner)
+
+        try:
+            return self.dirs.with_object(cpath, settle)
+        except OSError as e:
+            raise _fs_error(e, where) from None
 
     def symlink(self, target: str, path: str) -> None:
         parent, _cpath, disk, full = self._prepare_new(path)
@@ -858,31 +953,81 @@ class Vault:
     # parent's cipher path and a plain name instead of re-encrypting a whole plain path.
     # `where` is the plain path, used only in messages.
 
-    def create_at(self, cparent: Path, name: str, mode: int, where: str) -> tuple[VaultFile, Path]:
-        """Create and open an empty file `name` in a cipher directory (§5.4, §6.7)."""
+    def create_at(
+        self,
+        cparent: Path,
+        name: str,
+        mode: int,
+        where: str,
+        *,
+        exact_mode: bool = False,
+        owner: Owner | None = None,
+    ) -> tuple[VaultFile, Path]:
+        """Create and open an empty file `name` in a cipher directory (§5.4, §6.7).
+
+        With `exact_mode` the file gets `mode` even where our umask cut it, and with `owner`
+        it is given away; both act on the descriptor that created it (O_EXCL|O_NOFOLLOW)."""
         disk, full = self.encrypt_component(cparent, name)
         fd = self._make_named(cparent, disk, full, where, lambda d: self._open_new(d, disk, mode))
+        if exact_mode or owner is not None:
+            try:
+                _settle_object(f"/proc/self/fd/{fd}", os.fstat(fd), mode if exact_mode else None, owner)
+            except OSError as e:
+                os.close(fd)
+                raise _fs_error(e, where) from None
         return VaultFile(self, fd, where), cparent / disk
 
     def mkdir_at(self, cparent: Path, name: str, mode: int, where: str) -> Path:
+        return self.make_dir(cparent, name, mode, where)[0]
+
+    def make_dir(
+        self, cparent: Path, name: str, mode: int, where: str, owner: Owner | None = None
+    ) -> tuple[Path, os.stat_result]:
+        """mkdir with exactly `mode`, given to `owner`; returns its cipher path and stat."""
         disk, full = self.encrypt_component(cparent, name)
-        return self._mkdir_named(cparent, disk, full, mode, where)
+        return self._mkdir_named(cparent, disk, full, mode, where, owner)
 
     def symlink_at(self, cparent: Path, name: str, target: str, where: str) -> Path:
         disk, full = self.encrypt_component(cparent, name)
         return self._symlink_named(cparent, disk, full, target, where)
 
-    def link_at(self, csrc: Path, cparent: Path, name: str, where: str) -> Path:
-        """A hard link: the new name shares the inode, hence header and file ID (§5.4)."""
+    def make_symlink(
+        self, cparent: Path, name: str, target: str, where: str, owner: Owner | None = None
+    ) -> tuple[Path, os.stat_result]:
+        """A symlink given to `owner`; returns its cipher path and stat."""
+        cpath = self.symlink_at(cparent, name, target, where)
+        return cpath, self._settle_made(cpath, stat_mod.S_IFLNK, None, owner, where)
+
+    def link_at(
+        self, csrc: Path, cparent: Path, name: str, where: str, same: SameObject | None = None
+    ) -> Path:
+        """A hard link: the new name shares the inode, hence header and file ID (§5.4).
+
+        With `same`, a link to anything but the object meant (its name swapped meanwhile)
+        is taken back and refused with ESTALE."""
         disk, full = self.encrypt_component(cparent, name)
         self._link_named(csrc, cparent, disk, full, where)
+        if same is not None:
+            try:
+                st = self.lstat_in(cparent, disk)
+            except OSError as e:
+                raise _fs_error(e, where) from None
+            if not same(st):
+                with contextlib.suppress(OSError):
+                    self.dirs.at(cparent, disk, os.unlink)
+                self._drop_name_file(cparent, disk)
+                raise FsError(errno.ESTALE, f"{short_path(where)}: source was replaced by another object")
         return cparent / disk
 
-    def mknod_at(self, cparent: Path, name: str, mode: int, rdev: int, where: str) -> Path:
-        """FIFOs, sockets and device nodes are stored as themselves (§7.3)."""
+    def mknod_at(
+        self, cparent: Path, name: str, mode: int, rdev: int, where: str, owner: Owner | None = None
+    ) -> tuple[Path, os.stat_result]:
+        """FIFOs, sockets and device nodes are stored as themselves (§7.3); returns the cipher
+        path and stat of the node, which has exactly `mode` and is given to `owner`."""
         disk, full = self.encrypt_component(cparent, name)
         self._make_named(cparent, disk, full, where, lambda d: os.mknod(disk, mode, rdev, dir_fd=d))
-        return cparent / disk
+        cpath = cparent / disk
+        return cpath, self._settle_made(cpath, stat_mod.S_IFMT(mode), stat_mod.S_IMODE(mode), owner, where)
 
     def unlink_at(self, cparent: Path, name: str, where: str) -> tuple[Path, os.stat_result]:
         """Unlink a non-directory; returns its cipher path and its stat from before."""
@@ -918,6 +1063,44 @@ class Vault:
         return self._rename_cipher(
             csrc, dst_parent, disk, full, src or src_name, dst or dst_name, noreplace=noreplace
         )
+
+    def exchange_at(
+        self,
+        src_parent: Path,
+        src_name: str,
+        dst_parent: Path,
+        dst_name: str,
+        *,
+        where: tuple[str, str] = ("", ""),
+    ) -> tuple[RenameResult, RenameResult]:
+        """Swap two existing entries in one step (renameat2 RENAME_EXCHANGE, as gocryptfs does).
+
+        Returns the move of each object. A long name's `.name` sidecar belongs to the name,
+        not to the object behind it, so both sidecars stay where they are (§6.7).
+        """
+        src, dst = where[0] or src_name, where[1] or dst_name
+        sdisk = self.encrypt_component(src_parent, src_name)[0]
+        ddisk = self.encrypt_component(dst_parent, dst_name)[0]
+        try:
+            src_st = self.lstat_in(src_parent, sdisk)
+        except OSError as e:
+            raise _fs_error(e, src) from None
+        try:
+            dst_st = self.lstat_in(dst_parent, ddisk)
+        except OSError as e:
+            raise _fs_error(e, dst) from None
+        try:
+            self.dirs.pair(
+                src_parent, dst_parent, lambda s, d: renameat2(s, sdisk, d, ddisk, RENAME_EXCHANGE)
+            )
+        except OSError as e:
+            raise _fs_error(e, f"{short_path(src)} <-> {dst}") from None
+        csrc, cdst = src_parent / sdisk, dst_parent / ddisk
+        # Cached IVs and descriptors are keyed by path: both paths now hold another directory.
+        for cpath, st in ((csrc, src_st), (cdst, dst_st)):
+            if _is_dir_mode(st):
+                self._forget_dir(cpath)
+        return RenameResult(csrc, cdst, src_st, None), RenameResult(cdst, csrc, dst_st, None)
 
     # -- extended attributes (§7.2) ---------------------------------------------------------
 
@@ -961,15 +1144,21 @@ class Vault:
         except (ValueError, AuthenticationError):
             raise CorruptionError(f"{where}: xattr value does not decrypt (corrupt)") from None
 
-    def get_xattr(self, cpath: Path, name: bytes, where: str) -> bytes:
+    # xattr calls have no *at form: they go through the object's /proc/self/fd name (see
+    # DirFds.with_object), which reaches the object itself, a symlink included, never what a
+    # symlink points to; `same` as for chmod_cipher.
+
+    def get_xattr(self, cpath: Path, name: bytes, where: str, same: SameObject | None = None) -> bytes:
         disk = self.xattr_disk_name(name)
         try:
-            stored = self.dirs.with_proc_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
+            stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
         except OSError as e:
             raise _fs_error(e, where) from None
         return stored if disk in XATTR_PASSTHROUGH else self.decrypt_xattr_value(stored, where)
 
-    def find_xattr(self, cpath: Path, name: bytes, where: str) -> bytes | None:
+    def find_xattr(
+        self, cpath: Path, name: bytes, where: str, same: SameObject | None = None
+    ) -> bytes | None:
         """Like `get_xattr`, but None for an attribute that is not set (ENODATA).
 
         `ls -l` asks every object for its SELinux label and ACL, which are nearly always
@@ -977,34 +1166,40 @@ class Vault:
         """
         disk = self.xattr_disk_name(name)
         try:
-            stored = self.dirs.with_proc_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
+            stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
         except OSError as e:
             if e.errno == errno.ENODATA:
                 return None
             raise _fs_error(e, where) from None
         return stored if disk in XATTR_PASSTHROUGH else self.decrypt_xattr_value(stored, where)
 
-    def set_xattr(self, cpath: Path, name: bytes, value: bytes, where: str, flags: int = 0) -> None:
+    def set_xattr(
+        self,
+        cpath: Path,
+        name: bytes,
+        value: bytes,
+        where: str,
+        flags: int = 0,
+        same: SameObject | None = None,
+    ) -> None:
         disk = self.xattr_disk_name(name)
         stored = value if disk in XATTR_PASSTHROUGH else self.encrypt_xattr_value(value)
         try:
-            self.dirs.with_proc_path(
-                cpath, lambda p: os.setxattr(p, disk, stored, flags, follow_symlinks=False)
-            )
+            self.dirs.with_object(cpath, lambda p, _st: os.setxattr(p, disk, stored, flags), same)
         except OSError as e:
             raise _fs_error(e, where) from None
 
-    def remove_xattr(self, cpath: Path, name: bytes, where: str) -> None:
+    def remove_xattr(self, cpath: Path, name: bytes, where: str, same: SameObject | None = None) -> None:
         try:
             disk = self.xattr_disk_name(name)
-            self.dirs.with_proc_path(cpath, lambda p: os.removexattr(p, disk, follow_symlinks=False))
+            self.dirs.with_object(cpath, lambda p, _st: os.removexattr(p, disk), same)
         except OSError as e:
             raise _fs_error(e, where) from None
 
-    def list_xattrs(self, cpath: Path, where: str) -> list[bytes]:
+    def list_xattrs(self, cpath: Path, where: str, same: SameObject | None = None) -> list[bytes]:
         """Plain names of an object's xattrs; backing names we did not write are left out."""
         try:
-            stored = self.dirs.with_proc_path(cpath, lambda p: os.listxattr(p, follow_symlinks=False))
+            stored = self.dirs.with_object(cpath, lambda p, _st: os.listxattr(p), same)
         except OSError as e:
             raise _fs_error(e, where) from None
         out: list[bytes] = []
@@ -1142,6 +1337,7 @@ class VaultFile:
         self._state = state
         self._write_buf = bytearray()  # cipher output of writes, reused (see encrypt_blocks)
         self._read_buf = bytearray()  # plaintext of read_view, reused
+        self._read_buf_zeros = 0  # how much of it is known to be zeros
 
     def __enter__(self) -> VaultFile:
         return self
@@ -1199,24 +1395,51 @@ class VaultFile:
         For servers that hand the bytes on at once (the FUSE read path): it saves allocating,
         zeroing and copying a buffer per request. The view is valid until the next call.
         """
-        plain_size = self.size()
-        end = min(offset + size, plain_size)
+        cipher_size = self.cipher_size()
+        end = min(offset + size, self.codec.cipher_to_plain_size(cipher_size))
         if offset >= end:
             return memoryview(b"")
         file_id = self._read_file_id()
         if file_id is None:
             return memoryview(b"")
         first, last = offset // BLOCK_SIZE, (end - 1) // BLOCK_SIZE
-        data = self._pread_blocks(first, last - first + 1)
         need = (last - first + 1) * BLOCK_SIZE
         buf = self._read_buf
         if len(buf) < need:
             buf = bytearray(need)
             if need <= _KEEP_IO_BUF:
-                self._read_buf = buf
-        n = self.codec.decrypt_into(data, first, file_id, buf, self.where)
+                self._read_buf, self._read_buf_zeros = buf, need
+        if self._in_hole(first, last - first + 1, cipher_size):
+            # Holes are zeros (§5.3): nothing to read or decrypt, and a buffer that still
+            # holds the zeros of the last hole read needs not even be cleared.
+            if buf is not self._read_buf or self._read_buf_zeros < need:
+                buf[:need] = bytes(need)
+                if buf is self._read_buf:
+                    self._read_buf_zeros = need
+            n = need
+        else:
+            data = self._pread_blocks(first, last - first + 1)
+            n = self.codec.decrypt_into(data, first, file_id, buf, self.where)
+            if buf is self._read_buf:
+                self._read_buf_zeros = 0
         skip = offset - first * BLOCK_SIZE
         return memoryview(buf)[skip : min(n, skip + end - offset)]
+
+    def _in_hole(self, first: int, count: int, cipher_size: int) -> bool:
+        """Whether whole cipher blocks `first`.. lie in a hole of the cipher file (SEEK_DATA).
+
+        A sparse file then reads at the speed of zero-filling memory: the kernel is not asked
+        for megabytes of zeros, nor each all-zero block compared before it is skipped (§5.3).
+        A short last block is never a hole (an all-zero one is damage): it takes the normal path.
+        """
+        start = self.codec.cipher_offset(first)
+        stop = start + count * self.codec.cipher_block
+        if stop > cipher_size:
+            return False
+        try:
+            return os.lseek(self.fd, start, os.SEEK_DATA) >= stop
+        except OSError as e:  # ENXIO: no data after `start`; EINVAL: no SEEK_DATA here
+            return e.errno == errno.ENXIO
 
     def _pread_blocks(self, first: int, count: int) -> bytes:
         start = self.codec.cipher_offset(first)
