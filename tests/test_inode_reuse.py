@@ -6,8 +6,10 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +17,13 @@ from pathlib import Path
 import pytest
 from fuse_harness import mounted_ops, require_fuse
 from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, require_gocryptfs, skip_or_fail
+from test_fs_forward_ops import DirectApi
 
 from vaultsh.vault.vault import Vault
 
 pytest.importorskip("pyfuse3")
-from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations
+trio = pytest.importorskip("trio")
+from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations  # noqa: E402
 
 PASSWORD = "reuse pässword"
 ROUNDS = 400
@@ -219,7 +223,8 @@ def ext4(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield mnt
     finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+        if subprocess.run(["umount", str(mnt)], check=False).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(mnt)], check=False)  # detached all the same
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +294,117 @@ def test_replaced_object_on_reused_inode(targets: list[Target], old: str, new: s
         outcomes["vaultsh"], plain, lambda step, got: GONE_WITH_THE_BACKING.get(step, "-") == got
     )
     assert not vaultsh, f"{len(vaultsh)} differences, first: {vaultsh[:5]}"
+
+
+# -- the node table, by direct calls on a vault on ext4 ----------------------------------------
+
+
+@dataclass
+class Direct:
+    api: DirectApi
+    cipher: Path
+
+    def vault(self) -> Vault:
+        """A Vault of its own: no cache shared with the one being served."""
+        return Vault.open(self.cipher, password=PASSWORD.encode())
+
+    def backing_ino(self, path: str) -> int:
+        with self.vault() as vault:
+            return os.lstat(vault.cipher_path(path)).st_ino
+
+    def forget_all(self, ino: int) -> None:
+        trio.run(self.api.ops.forget, [(ino, self.api.ops._nodes[ino].lookups)])
+
+
+@pytest.fixture
+def direct(ext4: Path) -> Iterator[Direct]:
+    cipher = Path(tempfile.mkdtemp(dir=ext4, prefix="direct-"))
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    ops = ForwardOperations(Vault.open(cipher, password=PASSWORD.encode()))
+    try:
+        yield Direct(DirectApi(ops), cipher)
+    finally:
+        ops.close()
+        ops.vault.close()  # its directory descriptors would keep the ext4 busy
+
+
+def test_new_directory_on_a_held_number_gets_a_node_of_its_own(direct: Direct) -> None:
+    api = direct.api
+    api.mkdir("d")
+    backing = direct.backing_ino("d")
+    old = api.ino("d")
+    assert old == backing  # an object's own number while it is free
+    api.rmdir("d")
+    api.mkdir("d")
+    assert direct.backing_ino("d") == backing  # ext4 handed the number on
+    new = api.ino("d")
+    assert new != old
+    # The old node is a removed directory, as a local one looks through an old handle.
+    attr = api.call("getattr", old, api.ctx)
+    assert stat.S_ISDIR(attr.st_mode) and attr.st_nlink == 0
+    with pytest.raises(FileNotFoundError):
+        api.call("create", old, b"f", stat.S_IFREG | 0o644, os.O_WRONLY | os.O_CREAT, api.ctx)
+    assert api.listdir("") == ["d"]
+    # The new one works, under its own diriv: a Vault without caches reads what it got.
+    api.write("d/f", b"in the new directory")
+    with direct.vault() as fresh:
+        assert fresh.read_file("d/f") == b"in the new directory"
+    # Forgotten, the old node is gone; once the new one is forgotten as well, a lookup
+    # gives the object its own number again.
+    direct.forget_all(old)
+    with pytest.raises(OSError) as e:
+        api.call("getattr", old, api.ctx)
+    assert e.value.errno == errno.ESTALE
+    direct.forget_all(new)
+    assert api.ino("d") == backing
+
+
+def test_directory_replaced_by_a_rename_leaves_its_node_removed(direct: Direct) -> None:
+    api = direct.api
+    api.mkdir("d")
+    api.mkdir("src")
+    held, moved = api.ino("d"), api.ino("src")
+    api.rename("src", "d")
+    assert api.ino("d") == moved
+    assert api.call("getattr", held, api.ctx).st_nlink == 0
+
+
+def test_object_of_another_type_on_a_known_number_gets_a_new_node(direct: Direct) -> None:
+    """Replaced behind the mount's back: the number is the same, the type tells them apart."""
+    api = direct.api
+    api.write("x", b"data")
+    old = api.ino("x")
+    with direct.vault() as behind:
+        behind.unlink("x")
+        behind.mkdir("x")
+    assert direct.backing_ino("x") == old
+    new = api.ino("x")
+    assert new != old
+    assert stat.S_ISDIR(api.call("getattr", new, api.ctx).st_mode)
+    with pytest.raises(FileNotFoundError):
+        api.call("getattr", old, api.ctx)
+
+
+def test_hard_link_keeps_its_node_when_the_known_name_goes(direct: Direct) -> None:
+    api = direct.api
+    api.write("a", b"shared")
+    with direct.vault() as behind:
+        behind.link("a", "b")  # a name the table has not seen
+    ino = api.ino("a")
+    api.unlink("a")
+    assert api.ino("b") == ino  # one file, one node, one st_ino
+    attr = api.call("getattr", ino, api.ctx)
+    assert (attr.st_nlink, attr.st_size) == (1, 6)
+    assert api.read("b") == b"shared"
+
+
+def test_listing_counts_a_lookup_only_for_entries_sent(direct: Direct) -> None:
+    with direct.vault() as behind:
+        for name in ("a", "b", "c"):
+            behind.write_file(name, name.encode())
+    api = direct.api
+    # One entry per reply: every call fills the buffer and has one entry it cannot send.
+    assert sorted(name for name, _ in api.readdir("", page=1)) == ["a", "b", "c"]
+    nodes = api.ops._nodes
+    assert sorted(n.plain for n in nodes.values()) == ["", "a", "b", "c"]
+    assert [n.lookups for n in nodes.values() if n.plain] == [1, 1, 1]

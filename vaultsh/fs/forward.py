@@ -240,7 +240,7 @@ class ForwardOperations(pyfuse3.Operations):
         if node is None:
             backing = (st.st_dev, st.st_ino)
             node_id = st.st_ino  # the object's own number when free, as gocryptfs shows it
-            if node_id in self._nodes:
+            if node_id in self._nodes or not node_id:
                 node_id = self._spare_id()
             node = _Node(node_id, backing, stat_mod.S_IFMT(st.st_mode), cpath, plain)
             self._nodes[node_id] = self._named[backing] = node
@@ -290,13 +290,15 @@ class ForwardOperations(pyfuse3.Operations):
         node = self._named_node(st)
         if node is None:
             return
+        if st.st_nlink <= 1 or stat_mod.S_ISDIR(st.st_mode):
+            self._bury(node, st)  # that was its last name
+            return
         if node.others:
             node.others = [o for o in node.others if o[0] != cpath]
         if node.path == cpath:
-            if node.others:
-                node.path, node.plain = node.others.pop()
-            else:
-                self._bury(node, st)
+            # A hard-linked file keeps its node: a lookup of a name the table does not know
+            # yet finds it again.
+            node.path, node.plain = node.others.pop() if node.others else (None, node.plain)
         if not node.others:
             node.others = None
 
