@@ -408,3 +408,21 @@ def test_listing_counts_a_lookup_only_for_entries_sent(direct: Direct) -> None:
     nodes = api.ops._nodes
     assert sorted(n.plain for n in nodes.values()) == ["", "a", "b", "c"]
     assert [n.lookups for n in nodes.values() if n.plain] == [1, 1, 1]
+
+
+def test_directory_replaced_behind_the_mount_gets_names_under_its_own_diriv(direct: Direct) -> None:
+    """Someone else (a sync client, another mount) replaces a directory: once the served
+    Vault reopens it, names in it are encrypted with the new directory's IV, not the old one."""
+    api = direct.api
+    api.mkdir("d")
+    api.write("d/a", b"1")
+    with direct.vault() as behind:
+        behind.unlink("d/a")
+        behind.rmdir("d")
+        behind.mkdir("d")
+    for i in range(70):  # more directories than the descriptor cache holds: d's goes
+        api.mkdir(f"e{i}")
+    api.write("d/b", b"2")
+    with direct.vault() as fresh:
+        assert [(e.name, e.error) for e in fresh.listdir("d", include_bad=True)] == [("b", None)]
+        assert fresh.read_file("d/b") == b"2"
