@@ -191,3 +191,45 @@ def test_pinned_directory_is_the_one_checked_for_the_whole_block(tmp_path: Path)
         assert e.value.errno == errno.ESTALE
     finally:
         dirs.close()
+
+
+def test_an_iv_is_read_once_per_descriptor_and_goes_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "iv").write_bytes(b"first")
+    reads: list[bytes] = []
+
+    def read(_path: Path, fd: int) -> bytes:
+        with open(os.open("iv", os.O_RDONLY, dir_fd=fd), "rb") as f:
+            reads.append(f.read())
+        return reads[-1]
+
+    monkeypatch.setattr(dirfds, "MAX_AGE", 1000.0)
+    dirs = DirFds(tmp_path)
+    try:
+        assert dirs.iv(a, read) == dirs.iv(a, read) == b"first"
+        assert dirs.iv(tmp_path / "a", read) == b"first" and len(reads) == 1
+        # Replaced behind our back: IV and descriptor still agree on the old directory ...
+        os.rename(a, tmp_path / "old")
+        a.mkdir()
+        (a / "iv").write_bytes(b"second")
+        assert dirs.iv(a, read) == b"first"
+        assert dirs.at(a, "iv", os.stat).st_size == len(b"first")
+        # ... and move on together, when the descriptor expires or is forgotten.
+        monkeypatch.setattr(dirfds, "MAX_AGE", -1.0)
+        assert dirs.iv(a, read) == b"second"
+        monkeypatch.setattr(dirfds, "MAX_AGE", 1000.0)
+        dirs.forget(a)
+        assert dirs.iv(a, read) == b"second" and len(reads) == 3
+        # A new directory's IV, known already, costs no read.
+        (tmp_path / "n").mkdir()
+        dirs.at(tmp_path / "n", ".", os.stat)
+        dirs.remember_iv(tmp_path / "n", b"written")
+        assert dirs.iv(tmp_path / "n", read) == b"written" and len(reads) == 3
+        # The root's IV is kept for as long as its descriptor.
+        (tmp_path / "iv").write_bytes(b"root")
+        assert dirs.iv(tmp_path, read) == dirs.iv(tmp_path, read) == b"root" and len(reads) == 4
+    finally:
+        dirs.close()

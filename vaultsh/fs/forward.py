@@ -89,19 +89,29 @@ def raise_readahead(mountpoint: str | os.PathLike[str], kib: int = READAHEAD_KIB
     return True
 
 
+# Node ids handed out while an object's own number is held by another node: far above the
+# inode numbers of ext4, xfs and btrfs, so they seldom displace an object's own number.
+_SPARE_NODE_IDS = 1 << 63
+
+
 @dataclass(eq=False)
 class _Node:
-    """One inode the kernel knows: where its object lives in the cipher tree.
+    """One object the kernel knows by a node id: where it lives in the cipher tree.
 
-    `path` is None once the last name is gone (the object may still be open). Hard-linked
-    files carry their other known names in `others`.
+    `path` is None once the last name is gone (the object may still be open, or some
+    process's working directory); `last` then holds its attributes from just before. Hard-
+    linked files carry their other known names in `others`.
     """
 
+    id: int  # the FUSE node id, also reported as st_ino
+    backing: tuple[int, int]  # (st_dev, st_ino) of the cipher object
+    kind: int  # its file type (S_IFMT bits)
     path: Path | None
     plain: str  # plain path, only for messages
     lookups: int = 0
     others: list[tuple[Path, str]] | None = None
     files: list[_OpenFile] = field(default_factory=list)  # open handles of this inode
+    last: os.stat_result | None = None
 
 
 @dataclass(eq=False)
@@ -167,8 +177,9 @@ def _request(
 class ForwardOperations(pyfuse3.Operations):
     """pyfuse3 request handlers over a `Vault`, keeping gocryptfs's tree invariants (§8).
 
-    Inode numbers are those of the cipher objects (as gocryptfs does), so they are stable
-    across lookups and hard links share one; the table maps each to a cipher path.
+    Inode numbers are those of the cipher objects where possible (as gocryptfs does), so
+    they are stable across lookups and hard links share one; the table maps each node id to
+    a cipher path.
     """
 
     supports_dot_lookup = False  # no NFS export: the kernel then never looks up "." or ".."
@@ -190,9 +201,13 @@ class ForwardOperations(pyfuse3.Operations):
         self.read_only = read_only
         self.stats = stats if stats is not None else MountStats()
         self._root_path = vault.cipherdir
-        self._root_ino = vault.dirs.call(self._root_path, os.fstat).st_ino  # the root we hold
-        root = _Node(self._root_path, "", lookups=1)
-        self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: root}
+        root_st = vault.dirs.call(self._root_path, os.fstat)  # the root we hold
+        root = _Node(
+            pyfuse3.ROOT_INODE, (root_st.st_dev, root_st.st_ino), stat_mod.S_IFDIR, self._root_path, "", 1
+        )
+        self._nodes: dict[int, _Node] = {root.id: root}  # every node the kernel may refer to
+        self._named: dict[tuple[int, int], _Node] = {root.backing: root}  # by backing inode
+        self._next_spare_id = _SPARE_NODE_IDS
         self._files: dict[int, _OpenFile] = {}
         self._dirs: dict[int, _OpenDir] = {}
         self._next_fh = 1
@@ -215,15 +230,14 @@ class ForwardOperations(pyfuse3.Operations):
         log.warning("%s%s: %s (%s); set %s=1 to log names", op, subject, name, code, LOG_NAMES_ENV)
 
     # -- inode table ----------------------------------------------------------------------
-
-    def _ino(self, st: os.stat_result) -> int:
-        """FUSE inode of a cipher object: its st_ino, with the root swapped onto inode 1."""
-        ino = st.st_ino
-        if ino == self._root_ino:
-            return pyfuse3.ROOT_INODE
-        if ino == pyfuse3.ROOT_INODE:
-            return self._root_ino
-        return ino
+    # The kernel knows objects by node id until it forgets them, also after they are removed
+    # (an open file, a working directory). The backing file system may meanwhile give a new
+    # object the removed one's inode number, so node ids are not inode numbers: a node is
+    # found by its backing (st_dev, st_ino) only while it still has a name, and a new object
+    # whose number is held by a node of a removed one gets a node id of its own. Giving it
+    # the old id would hand the kernel's dead inode to the new object (ENOENT when creating
+    # in a directory, the old file's cached pages) or, for a new type, make it fail both
+    # objects with EIO.
 
     def _node(self, ino: int) -> _Node:
         node = self._nodes.get(ino)
@@ -237,16 +251,28 @@ class ForwardOperations(pyfuse3.Operations):
             raise FsError(errno.ENOENT, f"{node.plain}: directory was removed")
         return node.path, node.plain
 
+    def _named_node(self, st: os.stat_result) -> _Node | None:
+        """The node of the object `st` among those that have a name, if the kernel knows it."""
+        node = self._named.get((st.st_dev, st.st_ino))
+        if node is not None and node.kind != stat_mod.S_IFMT(st.st_mode):
+            # The number now belongs to an object of another type: the node's object was
+            # removed behind the mount's back.
+            self._bury(node, None)
+            return None
+        return node
+
     def _remember(self, st: os.stat_result, cpath: Path, plain: str) -> int:
-        """Count one kernel lookup of the object at `cpath`; returns its inode."""
-        ino = self._ino(st)
-        node = self._nodes.get(ino)
+        """Count one kernel lookup of the object at `cpath`; returns its node id."""
+        node = self._named_node(st)
         if node is None:
-            self._nodes[ino] = _Node(cpath, plain, lookups=1)
-            return ino
-        node.lookups += 1
-        if node.path is not cpath and node.path != cpath:
-            if node.path is not None and not stat_mod.S_ISDIR(st.st_mode):
+            backing = (st.st_dev, st.st_ino)
+            node_id = st.st_ino  # the object's own number when free, as gocryptfs shows it
+            if node_id in self._nodes or not node_id:
+                node_id = self._spare_id()
+            node = _Node(node_id, backing, stat_mod.S_IFMT(st.st_mode), cpath, plain)
+            self._nodes[node_id] = self._named[backing] = node
+        elif node.path is not cpath and node.path != cpath:
+            if not stat_mod.S_ISDIR(st.st_mode) and node.path is not None:
                 # Another name of a hard-linked file: keep both, either may go first.
                 others = node.others if node.others is not None else []
                 if (node.path, node.plain) not in others:
@@ -255,26 +281,58 @@ class ForwardOperations(pyfuse3.Operations):
                 node.others = others
             node.path = cpath
             node.plain = plain
-        return ino
+        node.lookups += 1
+        return node.id
 
-    def _drop_name(self, ino: int, cpath: Path) -> None:
-        """A name of `ino` is gone from the cipher tree (unlink, or replaced by a rename)."""
-        node = self._nodes.get(ino)
+    def _spare_id(self) -> int:
+        while self._next_spare_id in self._nodes:
+            self._next_spare_id += 1
+        self._next_spare_id += 1
+        return self._next_spare_id - 1
+
+    def _forget_node(self, node: _Node, count: int) -> None:
+        """Drop `count` kernel lookups; a node nobody refers to any more leaves the table."""
+        node.lookups -= count
+        if node.lookups <= 0 and not node.files and node.id != pyfuse3.ROOT_INODE:
+            self._evict(node)
+
+    def _evict(self, node: _Node) -> None:
+        if self._nodes.get(node.id) is node:
+            del self._nodes[node.id]
+        if self._named.get(node.backing) is node:
+            del self._named[node.backing]
+
+    def _bury(self, node: _Node, last: os.stat_result | None) -> None:
+        """The object of `node` has no name left: no lookup may find the node again, and a
+        new object on its inode number gets a node of its own."""
+        node.path = None
+        node.others = None
+        node.last = last
+        if self._named.get(node.backing) is node:
+            del self._named[node.backing]
+
+    def _drop_name(self, st: os.stat_result, cpath: Path) -> None:
+        """A name of the object `st` (its stat from just before) is gone from the cipher tree
+        (unlink, rmdir, or replaced by a rename)."""
+        node = self._named_node(st)
         if node is None:
+            return
+        if st.st_nlink <= 1 or stat_mod.S_ISDIR(st.st_mode):
+            self._bury(node, st)  # that was its last name
             return
         if node.others:
             node.others = [o for o in node.others if o[0] != cpath]
         if node.path == cpath:
-            if node.others:
-                node.path, node.plain = node.others.pop()
-            else:
-                node.path = None
+            # A hard-linked file keeps its node: a lookup of a name the table does not know
+            # yet finds it again.
+            node.path, node.plain = node.others.pop() if node.others else (None, node.plain)
         if not node.others:
             node.others = None
 
-    def _moved(self, ino: int, old: Path, new: Path, new_plain: str, is_dir: bool) -> None:
-        """Follow a rename in the table, including everything below a moved directory."""
-        node = self._nodes.get(ino)
+    def _moved(self, st: os.stat_result, old: Path, new: Path, new_plain: str) -> None:
+        """Follow a rename of the object `st` in the table, including everything below a
+        moved directory."""
+        node = self._named_node(st)
         old_plain = None
         if node is not None:
             if node.path == old:
@@ -282,7 +340,7 @@ class ForwardOperations(pyfuse3.Operations):
                 node.path, node.plain = new, new_plain
             elif node.others:
                 node.others = [(new, new_plain) if o[0] == old else o for o in node.others]
-        if not is_dir:
+        if not stat_mod.S_ISDIR(st.st_mode):
             return
         prefix = str(old) + "/"
         cut = len(prefix) - 1
@@ -294,18 +352,21 @@ class ForwardOperations(pyfuse3.Operations):
                 if plain_prefix is not None and other.plain.startswith(plain_prefix):
                     other.plain = new_plain + other.plain[len(plain_prefix) - 1 :]
 
-    def _stat(self, ino: int, node: _Node) -> os.stat_result:
-        """Current stat of an inode: by its path, or by an open handle once unlinked."""
+    def _stat(self, node: _Node) -> os.stat_result:
+        """Current stat of a node's object: by its path, by an open handle once unlinked, or
+        as it was when its last name went."""
         if node.path is not None:
             try:
                 st = self._lstat(node.path)
             except (FileNotFoundError, NotADirectoryError):
                 pass
             else:
-                if self._ino(st) == ino:
+                if (st.st_dev, st.st_ino) == node.backing:
                     return st
         for f in node.files:
             return os.fstat(f.file.fd)
+        if node.last is not None:
+            return node.last
         raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
 
     # -- attributes -----------------------------------------------------------------------
@@ -358,7 +419,9 @@ class ForwardOperations(pyfuse3.Operations):
         Cipher-side calls act only on that object; a name swapped meanwhile for another one
         (a hard link to a file outside the vault, another user's file) gives ESTALE, and the
         kernel then looks the name up again and checks its permissions anew."""
-        return lambda st: self._ino(st) == inode
+        node = self._nodes.get(inode)
+        backing = node.backing if node is not None else None
+        return lambda st: (st.st_dev, st.st_ino) == backing
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -396,16 +459,17 @@ class ForwardOperations(pyfuse3.Operations):
         # nor may it raise: pyfuse3 has nobody to send an error to.
         for ino, count in inode_list:
             node = self._nodes.get(ino)
-            if node is None or ino == pyfuse3.ROOT_INODE:
-                continue
-            node.lookups -= count
-            if node.lookups <= 0 and not node.files:
-                del self._nodes[ino]
+            if node is not None:
+                self._forget_node(node, count)
 
     @_request
     def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
         node = self._node(inode)
-        return self._attr(inode, self._stat(inode, node), node.path)
+        st = self._stat(node)
+        attr = self._attr(inode, st, node.path)
+        if st is node.last:
+            attr.st_nlink = 0  # removed: what a local filesystem shows through an old handle
+        return attr
 
     @_request
     def setattr(
@@ -441,7 +505,7 @@ class ForwardOperations(pyfuse3.Operations):
             if fields.update_atime and fields.update_mtime:
                 times = (attr.st_atime_ns, attr.st_mtime_ns)
             else:
-                cur = self._stat(inode, node)
+                cur = self._stat(node)
                 times = (
                     attr.st_atime_ns if fields.update_atime else cur.st_atime_ns,
                     attr.st_mtime_ns if fields.update_mtime else cur.st_mtime_ns,
@@ -450,7 +514,7 @@ class ForwardOperations(pyfuse3.Operations):
                 os.utime(target, ns=times)
             else:
                 self.vault.utime_cipher(target, times, same)
-        return self._attr(inode, self._stat(inode, node), node.path)
+        return self._attr(inode, self._stat(node), node.path)
 
     @staticmethod
     def _any_fd(node: _Node) -> int:
@@ -498,7 +562,7 @@ class ForwardOperations(pyfuse3.Operations):
 
     @_request
     def opendir(self, inode: int, ctx: RequestContext) -> int:
-        self._dir_path(inode)
+        self._node(inode)  # a removed directory opens too, and lists as empty
         fh = self._new_fh()
         self._dirs[fh] = _OpenDir(inode)
         return fh
@@ -508,6 +572,8 @@ class ForwardOperations(pyfuse3.Operations):
         handle = self._dirs.get(fh)
         if handle is None:
             raise FUSEError(errno.EBADF)
+        if self._node(handle.ino).path is None:
+            return  # removed: no entries, as on a local filesystem
         dpath, dplain = self._dir_path(handle.ino)
         entries = handle.entries
         if entries is None or start_id == 0:
@@ -541,7 +607,7 @@ class ForwardOperations(pyfuse3.Operations):
         # directory's descriptor, and build a Path only for an object the table does not
         # know under this name yet.
         prefix = os.path.join(dpath, "")
-        nodes = self._nodes
+        named = self._named
         stat = os.stat
         for index in range(start_id, len(entries)):
             entry = entries[index]
@@ -550,15 +616,16 @@ class ForwardOperations(pyfuse3.Operations):
                 st = stat(cname, dir_fd=dfd, follow_symlinks=False)
             except OSError:
                 continue  # removed since the listing
-            ino = self._ino(st)
-            node = nodes.get(ino)
+            node = named.get((st.st_dev, st.st_ino))
             known = node.path if node is not None else None
             cpath = known if known is not None and str(known) == prefix + cname else dpath / cname
+            # Each entry sent counts as a lookup, so the node id is settled before the reply.
+            ino = self._remember(st, cpath, self._join(dplain, entry.name))
             if not pyfuse3.readdir_reply(
                 token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1
             ):
+                self._forget_node(self._nodes[ino], 1)  # not sent: the buffer is full
                 return
-            self._remember(st, cpath, self._join(dplain, entry.name))
 
     @_request
     def releasedir(self, fh: int) -> None:
@@ -605,7 +672,7 @@ class ForwardOperations(pyfuse3.Operations):
     def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             cpath, st = self.vault.rmdir_at(ppath, sname, plain)
-            self._drop_name(self._ino(st), cpath)
+            self._drop_name(st, cpath)
 
     # -- names ----------------------------------------------------------------------------
 
@@ -638,7 +705,7 @@ class ForwardOperations(pyfuse3.Operations):
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             cpath, st = self.vault.unlink_at(ppath, sname, plain)
-            self._drop_name(self._ino(st), cpath)
+            self._drop_name(st, cpath)
 
     @_request
     def rename(
@@ -682,19 +749,16 @@ class ForwardOperations(pyfuse3.Operations):
         if res.src == res.dst:
             return
         if res.replaced is not None:
-            self._drop_name(self._ino(res.replaced), res.dst)
-        is_dir = stat_mod.S_ISDIR(res.src_stat.st_mode)
-        self._moved(self._ino(res.src_stat), res.src, res.dst, dst_plain, is_dir)
+            self._drop_name(res.replaced, res.dst)
+        self._moved(res.src_stat, res.src, res.dst, dst_plain)
 
     def _exchanged(self, there: RenameResult, back: RenameResult, src_plain: str, dst_plain: str) -> None:
         """Follow an exchange in the table: each object (and all below it) takes the other's
         path. The first moves out of the way through a path no real one can have (a NUL)."""
         aside = Path(f"{there.src}\0exchange")
-        a, b = self._ino(there.src_stat), self._ino(back.src_stat)
-        a_dir, b_dir = stat_mod.S_ISDIR(there.src_stat.st_mode), stat_mod.S_ISDIR(back.src_stat.st_mode)
-        self._moved(a, there.src, aside, dst_plain, a_dir)
-        self._moved(b, back.src, back.dst, src_plain, b_dir)
-        self._moved(a, aside, there.dst, dst_plain, a_dir)
+        self._moved(there.src_stat, there.src, aside, dst_plain)
+        self._moved(back.src_stat, back.src, back.dst, src_plain)
+        self._moved(there.src_stat, aside, there.dst, dst_plain)
 
     # -- files ----------------------------------------------------------------------------
 
@@ -845,8 +909,7 @@ class ForwardOperations(pyfuse3.Operations):
         node = handle.node
         node.files.remove(handle)
         handle.file.close()
-        if node.lookups <= 0 and not node.files and self._nodes.get(handle.ino) is node:
-            del self._nodes[handle.ino]
+        self._forget_node(node, 0)
 
     # -- extended attributes (§7.2) -------------------------------------------------------
 

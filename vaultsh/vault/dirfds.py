@@ -41,13 +41,19 @@ class DirFds:
     descriptor and the system call that uses it, so another thread cannot close it in between;
     descriptors dropped meanwhile (evicted, expired, forgotten) are closed only when the
     outermost call is done, so a caller never holds a closed descriptor.
+
+    A directory's name IV is kept with its descriptor and read through it: it always belongs
+    to the directory the descriptor refers to, even if the one at that path was replaced
+    behind our back (a new descriptor reads the new IV).
     """
 
     def __init__(self, root: Path, size: int = DEFAULT_SIZE) -> None:
         self.root = root
         self._root_key = str(root)
         self._root_fd = self._open_root()
-        self._fds: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._root_iv: bytes | None = None
+        # path -> (descriptor, when opened, name IV once read through it)
+        self._fds: OrderedDict[str, tuple[int, float, bytes | None]] = OrderedDict()
         self._size = max(1, size)
         self._lock = threading.RLock()
         self._depth = 0  # nesting of calls holding the lock
@@ -63,13 +69,14 @@ class DirFds:
 
         The cache stays usable: the next call opens what it needs again."""
         with self._lock:
-            for fd, _ in self._fds.values():
+            for fd, _, _ in self._fds.values():
                 os.close(fd)
             self._fds.clear()
             self._close_retired()
             if self._root_fd >= 0:
                 os.close(self._root_fd)
                 self._root_fd = -1
+                self._root_iv = None
 
     def __del__(self) -> None:
         # A Vault has no explicit close in most callers; give its descriptors back with it.
@@ -141,14 +148,56 @@ class DirFds:
             if cur != base:
                 os.close(cur)
             raise
-        fds[key] = (cur, now)
+        fds[key] = (cur, now, None)
         if len(fds) > self._size:
             self._retired.append(fds.popitem(last=False)[1][0])
         return cur
 
+    def iv(self, cipher_dir: Path, read: Callable[[Path, int], bytes]) -> bytes:
+        """The name IV of a directory: `read(cipher_dir, descriptor)` once per descriptor
+        opened for it."""
+        key = str(cipher_dir)
+        # Every name operation asks: a fresh entry is answered without taking the lock (the
+        # entry is one immutable tuple, read atomically).
+        hit = self._fds.get(key)
+        if (
+            hit is not None
+            and hit[2] is not None
+            and time.monotonic() - hit[1] <= MAX_AGE
+            and self._pins.get(key, hit[0]) == hit[0]
+        ):
+            return hit[2]
+        if key == self._root_key and self._root_iv is not None and self._root_fd >= 0:
+            return self._root_iv
+        self._enter()
+        try:
+            fd = self._fd(key)
+            if key == self._root_key:
+                if self._root_iv is None:
+                    self._root_iv = read(cipher_dir, fd)
+                return self._root_iv
+            entry = self._fds.get(key)
+            if entry is None or entry[0] != fd:
+                return read(cipher_dir, fd)  # a pinned descriptor that left the cache
+            iv = entry[2]
+            if iv is None:
+                iv = read(cipher_dir, fd)
+                self._fds[key] = (fd, entry[1], iv)
+            return iv
+        finally:
+            self._leave()
+
+    def remember_iv(self, cipher_dir: Path, iv: bytes) -> None:
+        """Keep the IV just written into a new directory, if its descriptor is cached."""
+        with self._lock:
+            entry = self._fds.get(str(cipher_dir))
+            if entry is not None:
+                self._fds[str(cipher_dir)] = (entry[0], entry[1], iv)
+
     def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
-        """Drop the descriptor of a directory that was moved or removed, and with `subtree`
-        those of everything under it (an empty directory that was removed has nothing below)."""
+        """Drop the descriptor (and IV) of a directory that was moved or removed, and with
+        `subtree` those of everything under it (an empty directory that was removed has
+        nothing below)."""
         key = str(cipher_dir)
         with self._lock:
             hit = self._fds.pop(key, None)

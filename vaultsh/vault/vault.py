@@ -207,7 +207,6 @@ class Vault:
         self.keys = Keys(master_key, options)
         self.names = NameCodec(None if options.plaintext_names else self.keys.eme, options)
         self.content = ContentCodec(self.keys.content)
-        self._iv_cache: dict[str, bytes] = {}
         self._xattr_codec: NameCodec | None = None
         self._name_cache: dict[tuple[bytes, str], tuple[str, str]] = {}
         # fsync each new gocryptfs.diriv and .name file. A mount turns this off, as gocryptfs
@@ -279,7 +278,6 @@ class Vault:
 
     def _forget_dir(self, cipher_dir: Path) -> None:
         """Drop cached IVs and descriptors at and below a directory that is removed or moved."""
-        self._forget_ivs(cipher_dir)
         self.dirs.forget(cipher_dir)
 
     # -- opening and creating ---------------------------------------------------------------
@@ -369,29 +367,20 @@ class Vault:
         """The name IV of a cipher directory: its diriv file, or zeros (§6.5, §6.6)."""
         if not self.options.diriv:
             return ZERO_IV
-        key = str(cipher_dir)
-        iv = self._iv_cache.get(key)
-        if iv is None:
-            try:
-                iv = self.dirs.call(cipher_dir, lambda fd: read_diriv(cipher_dir, dir_fd=fd))
-            except OSError as e:
-                # Reaching the directory failed: a path through a missing or non-directory
-                # parent (or a planted symlink) is the caller's ENOENT or ENOTDIR, not a
-                # damaged vault; only an existing dir without a readable IV is corrupt.
-                where = short_path(cipher_dir)
-                if e.errno == errno.ENOENT:
-                    raise FsError(errno.ENOENT, f"{where}: no such directory") from None
-                if e.errno in (errno.ENOTDIR, errno.ELOOP):
-                    raise FsError(errno.ENOTDIR, f"{where}: not a directory") from None
-                raise _fs_error(e, cipher_dir) from None
-            self._iv_cache[key] = iv
-        return iv
-
-    def _forget_ivs(self, cipher_dir: Path) -> None:
-        """Drop cached IVs at and below a directory that is removed or moved."""
-        prefix = str(cipher_dir)
-        for key in [k for k in self._iv_cache if k == prefix or k.startswith(prefix + "/")]:
-            del self._iv_cache[key]
+        try:
+            # Cached with the directory's descriptor: an IV always matches the directory the
+            # names are then created in or listed from.
+            return self.dirs.iv(cipher_dir, _read_diriv_at)
+        except OSError as e:
+            # Reaching the directory failed: a path through a missing or non-directory
+            # parent (or a planted symlink) is the caller's ENOENT or ENOTDIR, not a
+            # damaged vault; only an existing dir without a readable IV is corrupt.
+            where = short_path(cipher_dir)
+            if e.errno == errno.ENOENT:
+                raise FsError(errno.ENOENT, f"{where}: no such directory") from None
+            if e.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise FsError(errno.ENOTDIR, f"{where}: not a directory") from None
+            raise _fs_error(e, cipher_dir) from None
 
     def encrypt_component(self, cipher_parent: Path, name: str) -> tuple[str, str]:
         """(disk name, full encrypted name) of a plain name in a cipher directory."""
@@ -750,7 +739,7 @@ class Vault:
             raise _fs_error(e, where) from None
         self.dirs.forget(cpath)
         if iv is not None:
-            self._iv_cache[str(cpath)] = iv  # saves reading it back on the first lookup
+            self.dirs.remember_iv(cpath, iv)  # saves reading it back on the first lookup
         return cpath, st
 
     def _settle_made(
@@ -840,7 +829,6 @@ class Vault:
         finally:
             os.close(dfd)
         # An empty directory has no live subdirectories, so only its own IV and fd are stale.
-        self._iv_cache.pop(str(cpath), None)
         self.dirs.forget(cpath, subtree=False)
 
     def _rmdir_open(self, cpath: Path, dfd: int, parent: Path, name: str, where: str) -> None:
@@ -1310,6 +1298,10 @@ class Vault:
                 raise FsError(errno.EBADMSG, str(e)) from None
             cur = cur / part
         return "/".join(out)
+
+
+def _read_diriv_at(cipher_dir: Path, dir_fd: int) -> bytes:
+    return read_diriv(cipher_dir, dir_fd=dir_fd)
 
 
 class VaultFile:
