@@ -288,6 +288,11 @@ class DirFds:
         self._enter()
         try:
             fd = self._fd(key)
+            if not same(os.fstat(fd)) and key not in self._pins:
+                # The cached descriptor may be of a directory replaced behind our back: the
+                # name is opened anew once before the request is refused.
+                self.forget(cipher_dir)
+                fd = self._fd(key)
             if not same(os.fstat(fd)):
                 raise OSError(errno.ESTALE, "replaced by another directory", key)
             had = self._pins.get(key)
