@@ -315,3 +315,27 @@ def test_importing_a_mount_of_the_vault_into_itself_is_refused(
         vault.mkdir("e")
         assert transfer.import_(vault, mnt / "d", "e").files == 1
     assert vault.read_file("e/d/f") == b"data"
+
+
+def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault, tmp_path: Path) -> None:
+    """Its multi-select export (`e` on a selection) reports a duplicate as the shell does."""
+    from vaultsh.tui.selection import export_selection, run_guarded
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("sel")
+    vault.symlink(str(outside), "sel/x")
+    vault.mkdir("payload")
+    vault.write_file("payload/evil", b"e")
+    vault.write_file("ok", b"fine")
+    plant_alias_dir(vault.cipher_path("sel"), vault.cipher_path("sel/x").name, vault.cipher_path("payload"))
+    io = RecordingIO()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    code = run_guarded(Session(vault, vault.cipherdir, io), export_selection(["sel", "ok"], str(dest)))
+    assert code == ExitCode.FSCK_ERRORS
+    assert len([e for e in io.errors if e.startswith("export failed for sel/x: ")]) == 2, io.errors
+    assert os.listdir(outside) == [] and sorted(os.listdir(dest)) == ["ok", "sel"]
+    assert os.listdir(dest / "sel") == []
+    with pytest.raises(FsError, match="is inside the cipher directory"):
+        export_selection(["ok"], str(vault.cipherdir))(Session(vault, vault.cipherdir, RecordingIO()))
