@@ -339,3 +339,30 @@ def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault,
     assert os.listdir(dest / "sel") == []
     with pytest.raises(FsError, match="is inside the cipher directory"):
         export_selection(["ok"], str(vault.cipherdir))(Session(vault, vault.cipherdir, RecordingIO()))
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temporary"])
+def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool
+) -> None:
+    """A symlink someone puts in DEST while the export runs is left as it is, and so is its target."""
+    if not tmpfile:  # as on filesystems without O_TMPFILE: a hidden name, linked when complete
+        monkeypatch.delattr(os, "O_TMPFILE")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("d")
+    vault.write_file("d/a", b"first")
+    vault.write_file("d/b", b"second")
+    vault.mkdir("d/c")
+    dest = tmp_path / "dest"
+
+    def plant(_n: int) -> None:
+        if not (dest / "b").is_symlink():
+            os.symlink(outside / "b", dest / "b")
+            os.symlink(outside, dest / "c")
+
+    report = transfer.export(vault, "d", dest, progress=plant)
+    assert sorted(p for p, _ in report.failed) == ["d/b", "d/c"]
+    assert all("already exists in the destination; not replaced" in why for _, why in report.failed)
+    assert os.listdir(outside) == [] and (dest / "a").read_bytes() == b"first"
+    assert sorted(os.listdir(dest)) == ["a", "b", "c"]  # no temporary left behind

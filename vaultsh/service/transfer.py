@@ -509,7 +509,8 @@ class _AtomicFile:
             )
             os.close(self.fd)
         else:
-            os.close(self.fd)
+            fd, self.fd = self.fd, -1  # closed now, whatever naming it does next
+            os.close(fd)
             self._name_tmp()
             self.tmp = None
         self.fd = -1
