@@ -366,3 +366,20 @@ def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
     assert all("already exists in the destination; not replaced" in why for _, why in report.failed)
     assert os.listdir(outside) == [] and (dest / "a").read_bytes() == b"first"
     assert sorted(os.listdir(dest)) == ["a", "b", "c"]  # no temporary left behind
+
+
+def test_exporting_a_name_that_has_an_alias_exports_neither(vault: Vault, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("sub")
+    vault.symlink(str(outside), "sub/x")
+    vault.mkdir("payload")
+    vault.write_file("payload/evil", b"e")
+    disk = vault.cipher_path("sub/x").name
+    alias = plant_alias_dir(vault.cipher_path("sub"), disk, vault.cipher_path("payload"))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    report = transfer.export(vault, "sub/x", dest)
+    assert [p for p, _ in report.failed] == ["sub/x", "sub/x"]
+    assert all(disk in why and alias.name in why for _, why in report.failed)
+    assert os.listdir(dest) == [] and os.listdir(outside) == []
