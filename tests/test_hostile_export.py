@@ -315,3 +315,71 @@ def test_importing_a_mount_of_the_vault_into_itself_is_refused(
         vault.mkdir("e")
         assert transfer.import_(vault, mnt / "d", "e").files == 1
     assert vault.read_file("e/d/f") == b"data"
+
+
+def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault, tmp_path: Path) -> None:
+    """Its multi-select export (`e` on a selection) reports a duplicate as the shell does."""
+    from vaultsh.tui.selection import export_selection, run_guarded
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("sel")
+    vault.symlink(str(outside), "sel/x")
+    vault.mkdir("payload")
+    vault.write_file("payload/evil", b"e")
+    vault.write_file("ok", b"fine")
+    plant_alias_dir(vault.cipher_path("sel"), vault.cipher_path("sel/x").name, vault.cipher_path("payload"))
+    io = RecordingIO()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    code = run_guarded(Session(vault, vault.cipherdir, io), export_selection(["sel", "ok"], str(dest)))
+    assert code == ExitCode.FSCK_ERRORS
+    assert len([e for e in io.errors if e.startswith("export failed for sel/x: ")]) == 2, io.errors
+    assert os.listdir(outside) == [] and sorted(os.listdir(dest)) == ["ok", "sel"]
+    assert os.listdir(dest / "sel") == []
+    with pytest.raises(FsError, match="is inside the cipher directory"):
+        export_selection(["ok"], str(vault.cipherdir))(Session(vault, vault.cipherdir, RecordingIO()))
+
+
+@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temporary"])
+def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool
+) -> None:
+    """A symlink someone puts in DEST while the export runs is left as it is, and so is its target."""
+    if not tmpfile:  # as on filesystems without O_TMPFILE: a hidden name, linked when complete
+        monkeypatch.delattr(os, "O_TMPFILE")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("d")
+    vault.write_file("d/a", b"first")
+    vault.write_file("d/b", b"second")
+    vault.mkdir("d/c")
+    dest = tmp_path / "dest"
+
+    def plant(_n: int) -> None:
+        if not (dest / "b").is_symlink():
+            os.symlink(outside / "b", dest / "b")
+            os.symlink(outside, dest / "c")
+
+    report = transfer.export(vault, "d", dest, progress=plant)
+    assert sorted(p for p, _ in report.failed) == ["d/b", "d/c"]
+    assert all("already exists in the destination; not replaced" in why for _, why in report.failed)
+    assert os.listdir(outside) == [] and (dest / "a").read_bytes() == b"first"
+    assert sorted(os.listdir(dest)) == ["a", "b", "c"]  # no temporary left behind
+
+
+def test_exporting_a_name_that_has_an_alias_exports_neither(vault: Vault, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.mkdir("sub")
+    vault.symlink(str(outside), "sub/x")
+    vault.mkdir("payload")
+    vault.write_file("payload/evil", b"e")
+    disk = vault.cipher_path("sub/x").name
+    alias = plant_alias_dir(vault.cipher_path("sub"), disk, vault.cipher_path("payload"))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    report = transfer.export(vault, "sub/x", dest)
+    assert [p for p, _ in report.failed] == ["sub/x", "sub/x"]
+    assert all(disk in why and alias.name in why for _, why in report.failed)
+    assert os.listdir(dest) == [] and os.listdir(outside) == []

@@ -19,7 +19,7 @@ from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
 from vaultsh.vault.fsck import IMPORT_TEMP_NAME
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
-from vaultsh.vault.vault import DirEntry, PlainStat, Vault, split_path
+from vaultsh.vault.vault import DirEntry, PlainStat, Vault, kind_of_mode, split_path
 
 CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough to keep memory flat
 
@@ -320,7 +320,8 @@ def export(
     try:
         _refuse_vault_destination(vault, out.dir_fd, out.shown)
         _check_free_space(vault, cpath, out.dir_fd, out.shown)
-        _export_entry(vault, "/".join(parts), cpath, st, out, job)
+        if not parts or not _named_twice(vault, cpath, "/".join(parts), job):
+            _export_entry(vault, "/".join(parts), cpath, st, out, job)
     except Cancelled:
         _prune_local(out)
         raise
@@ -449,6 +450,26 @@ def _unique_entries(entries: list[DirEntry], path: str, job: _Job) -> list[DirEn
     return [e for e in entries if len(groups[e.name]) == 1]
 
 
+def _named_twice(vault: Vault, cpath: Path, path: str, job: _Job) -> bool:
+    """Whether the one entry an export names also exists as a long-name alias (§6.7): then
+    both are reported, as in a tree, and neither is exported. A few lstats, no listing."""
+    if vault.options.plaintext_names:
+        return False
+    cparent = cpath.parent
+    parent, _, name = path.rpartition("/")
+    full = vault.encrypt_component(cparent, name)[1]
+    stored: list[DirEntry] = []
+    for disk in dict.fromkeys((full, vault.names.hash_long(full))):
+        try:
+            stored.append(DirEntry(name, disk, kind_of_mode(vault.lstat_in(cparent, disk).st_mode)))
+        except OSError:
+            continue
+    if len(stored) < 2:
+        return False
+    _unique_entries(stored, parent, job)
+    return True
+
+
 def _export_children(vault: Vault, path: str, cdir: Path, dir_fd: int, out: _Dest, job: _Job) -> None:
     job.report.dirs += 1
     try:
@@ -509,7 +530,8 @@ class _AtomicFile:
             )
             os.close(self.fd)
         else:
-            os.close(self.fd)
+            fd, self.fd = self.fd, -1  # closed now, whatever naming it does next
+            os.close(fd)
             self._name_tmp()
             self.tmp = None
         self.fd = -1

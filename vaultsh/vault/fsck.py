@@ -323,6 +323,7 @@ class Checker:
                         )
                     )
                 result[name] = _join(plain or "", name)
+            out.extend(_same_plain_names(rel, result))
             return result
         fulls: list[str] = []
         disks: list[str] = []
