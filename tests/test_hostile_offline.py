@@ -409,3 +409,20 @@ def test_cipher_names_starting_like_short_options_are_paths(tmp_path: Path, pw: 
     res = cli("decrypt-paths", "--passfile", pw, tmp_path / "cipher", *(full for _p, full in names.values()))
     assert res.returncode == 0, res.describe()
     assert res.out.splitlines() == [plain for plain, _full in names.values()]
+
+
+def test_a_broken_root_diriv_is_not_blamed_on_the_key(tmp_path: Path) -> None:
+    """A FIFO or symlink as the root's diriv says nothing about the key (no key reads names
+    there): a master-key unlock is not refused for it, the listing reports it (EIO)."""
+    with new_vault(tmp_path / "cipher") as vault:
+        vault.mkdir("d")
+        key = vault.keys.master_key
+    root_iv = tmp_path / "cipher" / DIRIV_NAME
+    os.chmod(root_iv, 0o600)
+    root_iv.unlink()
+    os.mkfifo(root_iv)
+    with Vault.open(tmp_path / "cipher", master_key=key) as vault:
+        assert vault.key_fits() is None
+        with pytest.raises(CorruptionError) as e:
+            vault.listdir("")
+        assert e.value.errno == errno.EIO and "FIFO" in str(e.value)

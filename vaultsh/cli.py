@@ -934,11 +934,13 @@ _PATH_COMMANDS = ("decrypt-paths", "encrypt-paths")
 def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> argparse.Namespace:
     """Parse decrypt-paths/encrypt-paths, where a cipher name may start with '-' (it is in the
     base64 alphabet): a word that is not one of the command's own options is a path, kept in
-    the order given, even when argparse would read it as short options (`-h...`, `-0...`)."""
+    the order given, even when argparse would read it as short options (`-h...`, `-0...`).
+    Before CIPHERDIR, such a word stays an (unknown) option, for argparse to refuse."""
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     options = commands.choices[arglist[0]]._option_string_actions
     words = [arglist[0]]
     dashed: dict[str, str] = {}  # stand-in (NUL never occurs in argv) -> the path
+    after_cipherdir = False
     it = iter(arglist[1:])
     for word in it:
         if word == "--":
@@ -949,11 +951,12 @@ def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> 
             words.append(word)
             if action.nargs != 0 and "=" not in word:
                 words += [v for v in (next(it, None),) if v is not None]  # the option's value
-        elif word.startswith("-") and word != "-":
+        elif word.startswith("-") and word != "-" and after_cipherdir:
             stand_in = f"\0{len(dashed)}"
             dashed[stand_in] = word
             words.append(stand_in)
         else:
+            after_cipherdir = after_cipherdir or not word.startswith("-") or word == "-"
             words.append(word)
     args = parser.parse_args(words)
     args.paths = [dashed.get(p, p) for p in args.paths]

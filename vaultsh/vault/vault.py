@@ -1236,7 +1236,9 @@ class Vault:
         try:
             listed = self.list_cipher_dir(self.cipherdir, include_bad=True)
         except VaultError:
-            return False  # the root's diriv itself is unreadable under this key
+            # The root's diriv is missing or not a file: no key reads names here, so this
+            # says nothing about the key; the listing reports the damage (EIO) itself.
+            return None
         if self.options.plaintext_names:
             entries = listed[:sample]
         else:
