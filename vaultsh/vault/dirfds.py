@@ -277,6 +277,18 @@ class DirFds:
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
+    def with_entry_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
+        """`fn("/proc/self/fd/<parent>/<name>")`: the entry by its name in the parent we hold,
+        for calls without an *at form. Only for a look that may land on whatever the name
+        holds now (`fn` must not follow a final symlink); to change or read the object meant,
+        use `with_object`."""
+        parent, name = self._split_key(cpath)
+        self._enter()
+        try:
+            return fn(f"/proc/self/fd/{self._fd(parent)}/{name}")
+        finally:
+            self._leave()
+
     @contextlib.contextmanager
     def pinned(self, cipher_dir: Path, same: Callable[[os.stat_result], bool]) -> Iterator[None]:
         """Within the block, every call on `cipher_dir` or below it goes through one descriptor

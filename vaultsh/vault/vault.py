@@ -1154,6 +1154,9 @@ class Vault:
         """
         disk = self.xattr_disk_name(name)
         try:
+            # The everyday answer, "not set", tells nothing about anyone's data: it comes from
+            # one call on the name. A value is read again from the object checked by `same`.
+            self.dirs.with_entry_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
             stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
         except OSError as e:
             if e.errno == errno.ENODATA:
