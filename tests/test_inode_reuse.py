@@ -78,6 +78,7 @@ for line in sys.stdin:
                 "old cwd create": outcome(lambda: create_in("made")),
                 "old fd create": outcome(lambda: create_in("made", fd)),
                 "old fd mkdir": outcome(lambda: os.mkdir("sub", dir_fd=fd)),
+                "old fd fsync": outcome(lambda: os.fsync(fd)),
             }
         else:
             reply = {
