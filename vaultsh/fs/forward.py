@@ -92,6 +92,7 @@ def raise_readahead(mountpoint: str | os.PathLike[str], kib: int = READAHEAD_KIB
 # Node ids handed out while an object's own number is held by another node: far above the
 # inode numbers of ext4, xfs and btrfs, so they seldom displace an object's own number.
 _SPARE_NODE_IDS = 1 << 63
+_S_IFMT = 0o170000  # the file-type bits of st_mode (stat.S_IFMT, without a call)
 
 
 @dataclass(eq=False)
@@ -254,7 +255,7 @@ class ForwardOperations(pyfuse3.Operations):
     def _named_node(self, st: os.stat_result) -> _Node | None:
         """The node of the object `st` among those that have a name, if the kernel knows it."""
         node = self._named.get((st.st_dev, st.st_ino))
-        if node is not None and node.kind != stat_mod.S_IFMT(st.st_mode):
+        if node is not None and node.kind != st.st_mode & _S_IFMT:
             # The number now belongs to an object of another type: the node's object was
             # removed behind the mount's back.
             self._bury(node, None)
@@ -263,13 +264,16 @@ class ForwardOperations(pyfuse3.Operations):
 
     def _remember(self, st: os.stat_result, cpath: Path, plain: str) -> int:
         """Count one kernel lookup of the object at `cpath`; returns its node id."""
-        node = self._named_node(st)
-        if node is None:
-            backing = (st.st_dev, st.st_ino)
+        # The hot path of every lookup and listed entry: `_named_node`, inlined.
+        backing = (st.st_dev, st.st_ino)
+        node = self._named.get(backing)
+        if node is None or node.kind != st.st_mode & _S_IFMT:
+            if node is not None:
+                self._bury(node, None)  # see _named_node
             node_id = st.st_ino  # the object's own number when free, as gocryptfs shows it
             if node_id in self._nodes or not node_id:
                 node_id = self._spare_id()
-            node = _Node(node_id, backing, stat_mod.S_IFMT(st.st_mode), cpath, plain)
+            node = _Node(node_id, backing, st.st_mode & _S_IFMT, cpath, plain)
             self._nodes[node_id] = self._named[backing] = node
         elif node.path is not cpath and node.path != cpath:
             if not stat_mod.S_ISDIR(st.st_mode) and node.path is not None:
@@ -636,6 +640,8 @@ class ForwardOperations(pyfuse3.Operations):
         handle = self._dirs.get(fh)
         if handle is None:
             raise FUSEError(errno.EBADF)
+        if self._node(handle.ino).path is None:
+            return  # removed: nothing of it is left to write out
         dpath, _ = self._dir_path(handle.ino)
         fd = self.vault.dirs.open_dir(dpath)
         try:

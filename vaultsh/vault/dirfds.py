@@ -167,8 +167,9 @@ class DirFds:
             and self._pins.get(key, hit[0]) == hit[0]
         ):
             return hit[2]
-        if key == self._root_key and self._root_iv is not None and self._root_fd >= 0:
-            return self._root_iv
+        root_iv = self._root_iv  # read once: close() in another thread may reset it
+        if root_iv is not None and key == self._root_key:
+            return root_iv
         self._enter()
         try:
             fd = self._fd(key)
