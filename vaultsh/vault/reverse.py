@@ -472,6 +472,10 @@ class ReverseView:
             st = self.lstat_plain(entry.plain)
         except OSError as e:
             raise fs_error(e, entry.cipher_path or "/") from None
+        return self.stat_of(entry, st)
+
+    def stat_of(self, entry: ReverseEntry, st: os.stat_result) -> ViewStat:
+        """The view's stat of a real entry from the plain object's stat `st` (also an fstat)."""
         size, blocks = st.st_size, st.st_blocks
         if stat_mod.S_ISREG(st.st_mode):
             size = self.content.plain_to_cipher_size(st.st_size)
