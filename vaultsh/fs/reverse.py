@@ -77,6 +77,8 @@ class _Node:
     lookups: int = 0
     # Fingerprint of the last open; the page cache is kept across opens only while it holds.
     cached: _Fingerprint | None = None
+    # (size, mtime, ctime) the kernel was last told: it trusts them for the attribute timeout.
+    shown: tuple[int, int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -127,6 +129,10 @@ class ReverseOperations(pyfuse3.Operations):
         self._files: dict[int, _OpenFile] = {}
         self._dirs: dict[int, tuple[int, list[ReverseEntry]]] = {}
         self._next_fh = 1
+        self._session = False  # serving a kernel (pyfuse3 called init): notifications can be sent
+
+    def init(self) -> None:
+        self._session = True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -202,10 +208,12 @@ class ReverseOperations(pyfuse3.Operations):
                 return self.view.stat_of(node.entry, os.fstat(handle.fd))
         raise pyfuse3.FUSEError(errno.ESTALE)
 
-    def _attributes(self, inode: int, st: ViewStat) -> pyfuse3.EntryAttributes:
+    def _attributes(self, inode: int, st: ViewStat, key: _Key | None = None) -> pyfuse3.EntryAttributes:
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
-        attr.entry_timeout = self._timeout
+        # A name of a file with several links is checked at every use: the inode does not
+        # tell which of its names the kernel came by, and one of them may lead to a new file.
+        attr.entry_timeout = 0 if key is not None and key.path is None else self._timeout
         attr.attr_timeout = self._timeout
         attr.st_mode = st.mode
         attr.st_nlink = st.nlink
@@ -237,7 +245,8 @@ class ReverseOperations(pyfuse3.Operations):
         key = self._key(entry, st)
         inode = self._inode(key)
         self._remember(parent, entry, key, inode)
-        return self._attributes(inode, st)
+        self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
+        return self._attributes(inode, st, key)
 
     def _new_fh(self) -> int:
         fh = self._next_fh
@@ -276,7 +285,10 @@ class ReverseOperations(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         with self._request():
-            return self._attributes(inode, self._stat_node(inode, self._node(inode)))
+            node = self._node(inode)
+            st = self._stat_node(inode, node)
+            node.shown = (st.size, st.mtime_ns, st.ctime_ns)
+            return self._attributes(inode, st)
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         with self._request():
@@ -350,9 +362,10 @@ class ReverseOperations(pyfuse3.Operations):
                 key = self._key(entry, st)
                 inode = self._inode(key)
                 name = os.fsencode(entry.cipher_name)
-                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st), index + 1):
+                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), index + 1):
                     return
                 self._remember(parent, entry, key, inode)
+                self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
 
     async def releasedir(self, fh: int) -> None:
         self.stats.touch()
@@ -413,6 +426,13 @@ class ReverseOperations(pyfuse3.Operations):
         if st.st_nlink > 1:
             iv_path = self._pinned_iv_path(st, node.entry.cipher_path, plain)
         fingerprint = (iv_path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        shown = (self.view.content.plain_to_cipher_size(st.st_size), st.st_mtime_ns, st.st_ctime_ns)
+        if node.shown != shown and self._session:
+            # The file changed since the kernel was told its size, maybe as a new file that got
+            # the same inode number under the same name: have it ask again before reading.
+            with contextlib.suppress(OSError):
+                pyfuse3.invalidate_inode(inode, attr_only=True)
+            node.shown = None
         return _OpenFile(fd, iv_path, None, inode), fingerprint
 
     def _pinned_iv_path(self, st: os.stat_result, cipher_path: str, plain: str) -> str:

@@ -38,8 +38,11 @@ class DirFds:
     outermost call is done, so a caller never holds a closed descriptor.
     """
 
-    def __init__(self, root: Path, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, root: Path, size: int = DEFAULT_SIZE, *, max_age: float | None = None) -> None:
         self.root = root
+        # Seconds a cached descriptor is trusted (MAX_AGE if None); below zero, never: every
+        # call then walks from the root, for trees others rename in while we work on them.
+        self.max_age = max_age
         self._root_key = str(root)
         self._root_fd = self._open_root()
         self._fds: OrderedDict[str, tuple[int, float]] = OrderedDict()
@@ -83,7 +86,7 @@ class DirFds:
         hit = self._fds.get(key)
         if hit is None:
             return -1
-        if now - hit[1] > MAX_AGE:
+        if now - hit[1] > (MAX_AGE if self.max_age is None else self.max_age):
             del self._fds[key]
             self._retired.append(hit[0])
             return -1

@@ -216,8 +216,10 @@ class ReverseView:
         # gocryptfs.conf and a plain .gocryptfs.reverse.conf is an ordinary file.
         self.config_custom = False
         # The plain tree is read relative to directory fds: a plain path below PATH_MAX can
-        # still be too long with the plain dir's own path in front of it.
-        self.dirs = DirFds(plaindir)
+        # still be too long with the plain dir's own path in front of it. None is kept: the
+        # plain tree is renamed in by others while the view is up, and a descriptor that
+        # followed its directory elsewhere would pair one path's IVs with another's file.
+        self.dirs = DirFds(plaindir, max_age=-1.0)
 
     # -- the plain tree, relative to directory descriptors ----------------------------------
 
