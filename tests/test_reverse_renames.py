@@ -176,6 +176,28 @@ def test_an_open_file_keeps_its_attributes_after_its_name_is_reused(tmp_path: Pa
     assert stale.value.errno == errno.ESTALE
 
 
+def test_paths_are_resolved_afresh_and_never_through_a_symlink(tmp_path: Path) -> None:
+    plain = vault_plain(tmp_path / "plain")
+    (plain / "a" / "b").mkdir(parents=True)
+    (plain / "a" / "b" / "f").write_bytes(b"inside\n")
+    outside = tmp_path / "outside"
+    (outside / "b").mkdir(parents=True)
+    (outside / "b" / "f").write_bytes(b"outside\n")
+    view = open_view(plain)
+    assert view.lstat_plain("a/b/f").st_ino == os.stat(plain / "a" / "b" / "f").st_ino
+    # Renamed behind the view's back: the old path now names another file, at once.
+    os.rename(plain / "a", plain / "a.old")
+    (plain / "a" / "b").mkdir(parents=True)
+    (plain / "a" / "b" / "f").write_bytes(b"new\n")
+    assert view.lstat_plain("a/b/f").st_ino == os.stat(plain / "a" / "b" / "f").st_ino
+    shutil.rmtree(plain / "a")
+    os.symlink(outside, plain / "a")
+    for attempt in (lambda: view.lstat_plain("a/b/f"), lambda: view.open_plain("a/b/f")):
+        with pytest.raises(OSError) as refused:
+            attempt()
+        assert refused.value.errno in (errno.ENOTDIR, errno.ELOOP)
+
+
 # ---------------------------------------------------------------------------------------------
 # Real mounts
 # ---------------------------------------------------------------------------------------------
