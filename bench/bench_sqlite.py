@@ -111,6 +111,22 @@ def check_database(directory: Path, mode: str, n: int, digest: str) -> None:
 # -- contenders -------------------------------------------------------------------------------
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (0 for those gone)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], out: Any, what: str) -> None:
     end = time.monotonic() + MOUNT_TIMEOUT
     while not os.path.ismount(mnt):
@@ -261,6 +277,35 @@ def serve_counting(root: Path, report: Path) -> None:
 # -- main -------------------------------------------------------------------------------------
 
 
+def print_tables(
+    args: argparse.Namespace,
+    modes: list[str],
+    names: list[str],
+    results: dict[tuple[str, str], list[float]],
+    cpu: dict[tuple[str, str], list[float]],
+) -> None:
+    """Markdown: median wall seconds with ratios to gocryptfs, then the FUSE daemons' CPU."""
+    vaultsh = [n for n in names if n not in ("raw", "gocryptfs")]
+    print(f"\nSQLite, {args.rows} inserts in transactions of {args.batch}; median of {args.repeat} "
+          "interleaved rounds (seconds; ratio = time / gocryptfs time)\n")  # fmt: skip
+    print("| journal | " + " | ".join(names) + "".join(f" | {n} / gocryptfs" for n in vaultsh) + " |")
+    print("|---|" + "---:|" * (len(names) + len(vaultsh)))
+    for mode in modes:
+        med = {n: statistics.median(results[(n, mode)]) for n in names}
+        ratios = "".join(f" | {med[n] / med['gocryptfs']:.2f}×" for n in vaultsh if "gocryptfs" in med)
+        print(f"| {MODES[mode]} | " + " | ".join(f"{med[n]:.2f}" for n in names) + ratios + " |")
+    fuse = [n for n in names if n != "raw"]
+    print("\nCPU seconds of the FUSE daemon (median; a busy disk moves them less than wall time)\n")
+    print("| journal | " + " | ".join(fuse) + " |")
+    print("|---|" + "---:|" * len(fuse))
+    for mode in modes:
+        print(
+            f"| {MODES[mode]} | "
+            + " | ".join(f"{statistics.median(cpu[(n, mode)]):.2f}" for n in fuse)
+            + " |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--rows", type=int, default=50_000)
@@ -290,37 +335,26 @@ def main(argv: list[str] | None = None) -> int:
     passfile.write_bytes(PASSWORD + b"\n")
     digest = expected_digest(args.rows)
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for rnd in range(args.repeat):
         for c in contenders:
             root = args.workdir / f"{c.name}-{rnd}"
             where = c.start(root, passfile)
             try:
                 for mode in modes:
+                    cpu0 = tree_cpu_seconds(c.proc.pid) if c.proc else 0.0
                     secs = sqlite_inserts(where, MODES[mode], args.rows, args.batch)
+                    daemon = (tree_cpu_seconds(c.proc.pid) - cpu0) if c.proc else 0.0
                     check_database(where, MODES[mode], args.rows, digest)
                     results.setdefault((c.name, mode), []).append(secs)
-                    log(f"round {rnd + 1}/{args.repeat} {c.name} {MODES[mode]}: {secs:.2f} s")
+                    cpu.setdefault((c.name, mode), []).append(daemon)
+                    log(f"round {rnd + 1}/{args.repeat} {c.name} {MODES[mode]}: {secs:.2f} s, "
+                        f"FUSE daemon CPU {daemon:.2f} s")  # fmt: skip
             finally:
                 c.stop(root)
                 if not args.keep:
                     shutil.rmtree(root, ignore_errors=True)
-    names = [c.name for c in contenders]
-    print(f"\nSQLite, {args.rows} inserts in transactions of {args.batch}; median of {args.repeat} "
-          "interleaved rounds (seconds; ratio = time / gocryptfs time)\n")  # fmt: skip
-    print(
-        "| journal | " + " | ".join(names) + " | " + " | ".join(f"{n} / gocryptfs" for n in names[2:]) + " |"
-    )
-    print("|---|" + "---:|" * (len(names) + len(names[2:])))
-    for mode in modes:
-        med = {n: statistics.median(results[(n, mode)]) for n in names}
-        ratios = [f"{med[n] / med['gocryptfs']:.2f}×" for n in names[2:] if "gocryptfs" in med]
-        print(
-            f"| {MODES[mode]} | "
-            + " | ".join(f"{med[n]:.2f}" for n in names)
-            + " | "
-            + " | ".join(ratios)
-            + " |"
-        )
+    print_tables(args, modes, [c.name for c in contenders], results, cpu)
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
     return 0
