@@ -6,7 +6,6 @@ import contextlib
 import os
 import select
 import sys
-import time
 import types
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -16,16 +15,6 @@ from typing import Any
 # framework whose one wait blocks the thread serves each request to completion, in order.
 # Importing trio costs a mount ~0.1 s and ~8 MiB, and waiting through its scheduler costs
 # every request a pass through epoll and the task queue.
-
-
-# Waking a thread that sleeps in poll(2) costs every request a pass through the scheduler:
-# 50-200 us on a busy virtual machine, more than serving a write takes. A client that sends
-# its next request at once (a database commit: a getxattr and a write per page, then fsync)
-# is caught by a short busy wait instead. Only a wait that follows a request which itself came
-# within BURST_GAP spins, so an idle mount never does, and a burst costs at most SPIN_SECONDS
-# of CPU per request.
-SPIN_SECONDS = 200e-6
-BURST_GAP = 2e-3
 
 
 class ClosedResourceError(Exception):
@@ -83,7 +72,6 @@ class BlockingFramework(types.ModuleType):
         self._closing = False
         self._waiting_on: int | None = None  # the descriptor a wait is blocked on, if any
         self._pollers: dict[int, Callable[[int], list[tuple[int, int]]]] = {}
-        self._in_burst = False  # the last request came within BURST_GAP: spin before sleeping
 
     def current_trio_token(self) -> object:
         return self
@@ -108,18 +96,10 @@ class BlockingFramework(types.ModuleType):
         # A signal interrupts poll(2); Python runs its handler and polls again (PEP 475).
         poll = self._poll_for(fd)
         self._waiting_on = fd
-        start = time.perf_counter()
         try:
-            ready = poll(0)
-            if not ready and self._in_burst:
-                deadline = start + SPIN_SECONDS
-                while not ready and time.perf_counter() < deadline:
-                    ready = poll(0)
-            if not ready:
-                ready = poll(-1)
+            ready = poll(-1)
         finally:
             self._waiting_on = None
-            self._in_burst = time.perf_counter() - start < BURST_GAP
         if self._closing or any(rfd == self._wake_r for rfd, _ in ready):
             raise ClosedResourceError
         return None

@@ -1299,13 +1299,10 @@ class VaultFile:
         if len(out) < need <= _KEEP_IO_BUF:
             out = self._write_buf = bytearray(need)
         blob = codec.encrypt_blocks(plain, first, file_id, out)
-        self._state.tail = None  # until the write is through: a failed one may leave either
         try:
             self._pwrite_all(blob, codec.cipher_offset(first))
         finally:
             blob.release()  # the reused buffer may be replaced by a larger one next time
-        # `plain` starts at block `first`; its last block is now on disk as it is here.
-        self._state.tail = (file_id, last, bytes(plain[(last - first) * BLOCK_SIZE :]))
 
     def _pwrite_all(self, data: memoryview, offset: int) -> None:
         """Write all of `data`: a short write is retried, so a full disk reports ENOSPC."""
@@ -1323,22 +1320,11 @@ class VaultFile:
         """Current plaintext of one block, or b"" beyond the end of the file."""
         if block * BLOCK_SIZE >= plain_size:
             return b""
-        # Small unaligned appends (a database's journal and WAL: a frame header, then a page)
-        # rewrite the block the previous write ended in: it is known without reading it back.
-        tail = self._state.tail
-        if (
-            tail is not None
-            and tail[1] == block
-            and tail[0] == file_id
-            and len(tail[2]) == min(BLOCK_SIZE, plain_size - block * BLOCK_SIZE)
-        ):
-            return tail[2]
         raw = self._pread_blocks(block, 1)
         return self.codec.decrypt_block(raw, block, file_id, self.where)
 
     def truncate(self, new_size: int) -> None:
         """Grow or shrink to `new_size` plain bytes with gocryptfs's hole rules (§5.3)."""
-        self._state.tail = None
         old = self.size()
         if new_size == old:
             return
@@ -1377,11 +1363,8 @@ class VaultFile:
 class _InodeState:
     """What all open handles of one cipher inode share."""
 
-    __slots__ = ("file_id", "refs", "tail")
+    __slots__ = ("file_id", "refs")
 
     def __init__(self) -> None:
         self.file_id: bytes | None = None
         self.refs = 0
-        # (file ID, block number, plaintext) of the block the last write ended in, as written:
-        # the next small write into it needs no read and decryption (see _old_block).
-        self.tail: tuple[bytes, int, bytes] | None = None

@@ -1,4 +1,4 @@
-"""Small unaligned writes reuse the block the previous write ended in: what lands on disk is unchanged."""
+"""Database-like write patterns on a vault file (WAL frames, journal appends, truncates, two handles)."""
 
 from __future__ import annotations
 
