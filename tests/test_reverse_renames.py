@@ -176,6 +176,18 @@ def test_an_open_file_keeps_its_attributes_after_its_name_is_reused(tmp_path: Pa
     assert stale.value.errno == errno.ESTALE
 
 
+def test_a_plain_dir_given_through_a_symlink_is_the_root_inode(tmp_path: Path) -> None:
+    plain = vault_plain(tmp_path / "plain")
+    (plain / "sub").mkdir()
+    os.symlink(plain, tmp_path / "link")
+    view = open_view(tmp_path / "link")
+    ops = ReverseOperations(view)
+    ctx = pyfuse3.RequestContext()
+    sub = call(ops.lookup, pyfuse3.ROOT_INODE, cipher_path(view, "sub").encode(), ctx)
+    assert call(ops.lookup, sub.st_ino, b"..", ctx).st_ino == pyfuse3.ROOT_INODE
+    assert call(ops.getattr, pyfuse3.ROOT_INODE, ctx).st_ino == pyfuse3.ROOT_INODE
+
+
 def test_paths_are_resolved_afresh_and_never_through_a_symlink(tmp_path: Path) -> None:
     plain = vault_plain(tmp_path / "plain")
     (plain / "a" / "b").mkdir(parents=True)

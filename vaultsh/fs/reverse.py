@@ -115,11 +115,11 @@ class ReverseOperations(pyfuse3.Operations):
         self.view = view
         self.stats = stats if stats is not None else MountStats()
         self._timeout = cache_timeout
-        root_st = os.lstat(view.plaindir)
-        self._root_dev = root_st.st_dev
-        self._root_ino = root_st.st_ino
         root = ReverseEntry("", "", "dir", plain="")
-        root_key = _Key(root_st.st_dev, root_st.st_ino, TAG_REAL, stat_mod.S_IFDIR, "")
+        # The directory itself, as every later stat of the root sees it (the plain dir may be
+        # given as a symlink to it).
+        root_key = self._key(root, view.stat(root))
+        self._root_dev = root_key.dev
         self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: _Node(root, pyfuse3.ROOT_INODE, root_key, 1)}
         self._inodes: dict[_Key, int] = {root_key: pyfuse3.ROOT_INODE}  # the keys of _nodes
         self._synthetic: dict[_Key, int] = {}
