@@ -2,7 +2,8 @@
 # setup.sh — make this machine ready to develop and test vaultsh. Idempotent.
 #
 #  1. System packages (Debian): gocryptfs, fusermount3 (fuse3), pkg-config and the libfuse3
-#     headers (libfuse3-dev, needed to build pyfuse3). apt-get runs only if one is missing
+#     headers (libfuse3-dev, needed to build pyfuse3), tmux, and rsync (the reverse-mount
+#     tests back a view up with it). apt-get runs only if one is missing
 #     and we are root; otherwise the missing ones are listed and we carry on.
 #  2. The virtualenv at $VAULTSH_VENV (default <repo>/.venv): created if missing, pip upgraded,
 #     then `pip install -e '.[dev]'`, then `pip install -e '.[dev,fuse]'` (optional: a failure
@@ -25,6 +26,7 @@ command -v gocryptfs >/dev/null 2>&1 || missing+=("gocryptfs")
 command -v gocryptfs-xray >/dev/null 2>&1 || missing+=("gocryptfs-xray")
 command -v fusermount3 >/dev/null 2>&1 || missing+=("fusermount3")
 command -v tmux >/dev/null 2>&1 || missing+=("tmux")
+command -v rsync >/dev/null 2>&1 || missing+=("rsync")
 if ! command -v pkg-config >/dev/null 2>&1; then
     missing+=("pkg-config" "libfuse3-dev")
 elif ! pkg-config --exists fuse3; then
@@ -32,13 +34,13 @@ elif ! pkg-config --exists fuse3; then
 fi
 
 if ((${#missing[@]} == 0)); then
-    log "system packages present: gocryptfs, fusermount3, pkg-config, libfuse3-dev, tmux"
+    log "system packages present: gocryptfs, fusermount3, pkg-config, libfuse3-dev, tmux, rsync"
 elif [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
     log "missing: ${missing[*]} -> installing with apt-get"
     log "+ apt-get update"
     apt-get -q update
-    log "+ apt-get install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux"
-    DEBIAN_FRONTEND=noninteractive apt-get -q install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux
+    log "+ apt-get install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux rsync"
+    DEBIAN_FRONTEND=noninteractive apt-get -q install -y gocryptfs fuse3 libfuse3-dev pkg-config tmux rsync
 else
     warn "missing: ${missing[*]} (not root or no apt-get: not installing; the gocryptfs interop tests will skip)"
 fi

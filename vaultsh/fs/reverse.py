@@ -8,12 +8,18 @@ import os
 import stat as stat_mod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyfuse3
 
 from vaultsh.fs.stats import MountStats
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import PATH_MAX, TAG_REAL, ReverseEntry, ReverseView, ViewStat
+
+# Answered when the kernel asks about an inode whose name now leads to another plain object (a
+# rename or a new file in the plain tree within the entry timeout): the kernel then looks the
+# name up again, once, and retries with the fresh inode, as it does for NFS.
+_STALE_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
 
 # Beyond pyfuse3.default_options. A reverse view is always read-only (§9.1), as gocryptfs
 # mounts it; the subtype names the filesystem in /proc/mounts (fuse.vaultsh-reverse).
@@ -39,13 +45,40 @@ def reverse_fsname(plaindir: str | os.PathLike[str]) -> str:
     return path.replace("\\", "\\\\").replace(",", "\\,")
 
 
+class _Key(NamedTuple):
+    """What one inode of the view stands for.
+
+    The plain object (dev, ino), which object of the view (TAG_*: virtual files borrow the
+    inode of a real one), its file type, and the cipher path its bytes and names derive from
+    (§9.2): the same plain file under another name is another object of the view, with another
+    file ID. `path` is None for a regular file with several links, whose IVs come from one path
+    pinned per object (§9.2), so that all its links are one object, as in the plain tree.
+    """
+
+    dev: int
+    ino: int
+    tag: int
+    fmt: int
+    path: str | None
+
+
+# What the bytes the kernel may keep in its page cache for an inode were made from: the IV
+# path and the plain file's identity, times and size at open (or the content of a virtual file).
+_Fingerprint = tuple[object, ...]
+
+
 @dataclass(slots=True)
 class _Node:
-    """An inode the kernel knows: the view entry it stands for and its lookup count."""
+    """An inode the kernel knows: the view entry it stands for, its key and its lookup count."""
 
     entry: ReverseEntry
     parent: int
+    key: _Key
     lookups: int = 0
+    # Fingerprint of the last open; the page cache is kept across opens only while it holds.
+    cached: _Fingerprint | None = None
+    # (size, mtime, ctime) the kernel was last told: it trusts them for the attribute timeout.
+    shown: tuple[int, int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -55,14 +88,19 @@ class _OpenFile:
     fd: int
     iv_path: str
     data: bytes | None = None
+    inode: int = 0
 
 
 class ReverseOperations(pyfuse3.Operations):
     """pyfuse3 handlers serving a ReverseView; every write gets EROFS.
 
-    Real objects keep their plain inode numbers (objects on other filesystems, virtual files
-    and the config get synthetic ones, stable for the life of the mount). Files are read
-    through an open plain fd per handle. There is no lseek handler, so SEEK_HOLE finds no
+    An inode stands for a plain object under one cipher path (_Key): a renamed plain file is a
+    new inode of the view, since its file ID and IVs change with the path. Real objects keep
+    their plain inode numbers while no other inode of the view holds that number (objects on
+    other filesystems, virtual files, the config and a renamed object whose number is still
+    held get synthetic ones, stable for the life of the mount). Files are read through an open
+    plain fd per handle; the kernel keeps their cached pages across opens only while the
+    plain file is unchanged (_Fingerprint). There is no lseek handler, so SEEK_HOLE finds no
     holes: a plaintext hole is encrypted data in the view (§9.2), and reporting it as a hole
     makes `cp` write zeros where ciphertext belongs.
     """
@@ -77,18 +115,24 @@ class ReverseOperations(pyfuse3.Operations):
         self.view = view
         self.stats = stats if stats is not None else MountStats()
         self._timeout = cache_timeout
-        root_st = os.lstat(view.plaindir)
-        self._root_dev = root_st.st_dev
-        self._root_ino = root_st.st_ino
         root = ReverseEntry("", "", "dir", plain="")
-        self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: _Node(root, pyfuse3.ROOT_INODE, 1)}
-        self._synthetic: dict[tuple[int, int, int], int] = {}
+        # The directory itself, as every later stat of the root sees it (the plain dir may be
+        # given as a symlink to it).
+        root_key = self._key(root, view.stat(root))
+        self._root_dev = root_key.dev
+        self._nodes: dict[int, _Node] = {pyfuse3.ROOT_INODE: _Node(root, pyfuse3.ROOT_INODE, root_key, 1)}
+        self._inodes: dict[_Key, int] = {root_key: pyfuse3.ROOT_INODE}  # the keys of _nodes
+        self._synthetic: dict[_Key, int] = {}
         # gocryptfs derives a hard-linked file's IVs from the first path it is opened by, for
-        # the whole mount (§9.2), so every link shows the same bytes.
-        self._hardlink_ivs: dict[tuple[int, int], str] = {}
+        # the whole mount (§9.2), so every link shows the same bytes: (cipher, plain) path.
+        self._hardlink_ivs: dict[tuple[int, int], tuple[str, str]] = {}
         self._files: dict[int, _OpenFile] = {}
         self._dirs: dict[int, tuple[int, list[ReverseEntry]]] = {}
         self._next_fh = 1
+        self._session = False  # serving a kernel (pyfuse3 called init): notifications can be sent
+
+    def init(self) -> None:
+        self._session = True
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -110,7 +154,8 @@ class ReverseOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(code) from None
 
     def _count_error(self, code: int) -> None:
-        if code != errno.ENOENT:  # a failed lookup is an ordinary answer, not a fault
+        # A failed lookup is an ordinary answer, and so is a stale inode, not a fault.
+        if code not in (errno.ENOENT, errno.ESTALE):
             self.stats.errors += 1
 
     def _node(self, inode: int) -> _Node:
@@ -119,22 +164,56 @@ class ReverseOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT)
         return node
 
-    def _inode(self, st: ViewStat) -> int:
-        if st.tag == TAG_REAL and st.dev == self._root_dev:
-            if st.ino == self._root_ino:
-                return int(pyfuse3.ROOT_INODE)
-            if st.ino != pyfuse3.ROOT_INODE and st.ino < SYNTHETIC_INODE_BASE:
-                return st.ino
-        key = (st.dev, st.ino, st.tag)
+    @staticmethod
+    def _key(entry: ReverseEntry, st: ViewStat) -> _Key:
+        fmt = stat_mod.S_IFMT(st.mode)
+        linked = st.tag == TAG_REAL and fmt == stat_mod.S_IFREG and st.nlink > 1
+        return _Key(st.dev, st.ino, st.tag, fmt, None if linked else entry.cipher_path)
+
+    def _inode(self, key: _Key) -> int:
+        """The inode number for `key`: the one the kernel knows it by, else a free one."""
+        inode = self._inodes.get(key)
+        if inode is not None:
+            return inode
         inode = self._synthetic.get(key)
-        if inode is None:
-            inode = self._synthetic[key] = SYNTHETIC_INODE_BASE + len(self._synthetic)
+        if inode is not None:
+            return inode
+        if (
+            key.tag == TAG_REAL
+            and key.dev == self._root_dev
+            and pyfuse3.ROOT_INODE < key.ino < SYNTHETIC_INODE_BASE
+            and key.ino not in self._nodes
+        ):
+            return key.ino
+        inode = self._synthetic[key] = SYNTHETIC_INODE_BASE + len(self._synthetic)
         return inode
 
-    def _attributes(self, inode: int, st: ViewStat) -> pyfuse3.EntryAttributes:
+    def _stat_node(self, inode: int, node: _Node) -> ViewStat:
+        """The view's stat of what `inode` stands for; ESTALE if its name leads elsewhere now.
+
+        A file still open keeps its attributes after its plain name went away or was reused:
+        they come from the fd then.
+        """
+        if inode == pyfuse3.ROOT_INODE:
+            return self.view.stat(node.entry)
+        try:
+            st = self.view.stat(node.entry)
+            if self._key(node.entry, st) == node.key:
+                return st
+        except VaultError as e:
+            if e.errno not in _STALE_ERRNOS:
+                raise
+        for handle in self._files.values():
+            if handle.inode == inode and handle.fd >= 0:
+                return self.view.stat_of(node.entry, os.fstat(handle.fd))
+        raise pyfuse3.FUSEError(errno.ESTALE)
+
+    def _attributes(self, inode: int, st: ViewStat, key: _Key | None = None) -> pyfuse3.EntryAttributes:
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = inode
-        attr.entry_timeout = self._timeout
+        # A name of a file with several links is checked at every use: the inode does not
+        # tell which of its names the kernel came by, and one of them may lead to a new file.
+        attr.entry_timeout = 0 if key is not None and key.path is None else self._timeout
         attr.attr_timeout = self._timeout
         attr.st_mode = st.mode
         attr.st_nlink = st.nlink
@@ -149,22 +228,25 @@ class ReverseOperations(pyfuse3.Operations):
         attr.st_ctime_ns = st.ctime_ns
         return attr
 
-    def _remember(self, parent: int, entry: ReverseEntry, inode: int) -> None:
-        """Count one more kernel reference to `inode`, which now stands for `entry`."""
+    def _remember(self, parent: int, entry: ReverseEntry, key: _Key, inode: int) -> None:
+        """Count one more kernel reference to `inode`, which stands for `entry` (`key`)."""
         node = self._nodes.get(inode)
         if node is None:
-            self._nodes[inode] = _Node(entry, parent, 1)
+            self._nodes[inode] = _Node(entry, parent, key, 1)
+            self._inodes[key] = inode
             return
         node.lookups += 1
-        if inode != pyfuse3.ROOT_INODE:
-            node.entry = entry  # the latest path to the object (it may have several links)
+        if key.path is None:
+            node.entry = entry  # the latest path to a file with several links
             node.parent = parent
 
     def _reply_entry(self, parent: int, entry: ReverseEntry) -> pyfuse3.EntryAttributes:
         st = self.view.stat(entry)
-        inode = self._inode(st)
-        self._remember(parent, entry, inode)
-        return self._attributes(inode, st)
+        key = self._key(entry, st)
+        inode = self._inode(key)
+        self._remember(parent, entry, key, inode)
+        self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
+        return self._attributes(inode, st, key)
 
     def _new_fh(self) -> int:
         fh = self._next_fh
@@ -199,17 +281,22 @@ class ReverseOperations(pyfuse3.Operations):
             node.lookups -= count
             if node.lookups <= 0 and inode != pyfuse3.ROOT_INODE:
                 del self._nodes[inode]
+                del self._inodes[node.key]
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         with self._request():
-            st = self.view.stat(self._node(inode).entry)
+            node = self._node(inode)
+            st = self._stat_node(inode, node)
+            node.shown = (st.size, st.mtime_ns, st.ctime_ns)
             return self._attributes(inode, st)
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
         with self._request():
-            entry = self._node(inode).entry
+            node = self._node(inode)
+            entry = node.entry
             if entry.kind != "symlink":
                 raise pyfuse3.FUSEError(errno.EINVAL)
+            self._stat_node(inode, node)  # the target is encrypted with the path's IV (§9.2)
             target = os.fsencode(self.view.readlink(entry))
             if len(target) > PATH_MAX:  # the kernel would refuse it with a vaguer error (§7.1)
                 raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
@@ -252,9 +339,11 @@ class ReverseOperations(pyfuse3.Operations):
 
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         with self._request():
-            entry = self._node(inode).entry
+            node = self._node(inode)
+            entry = node.entry
             if entry.kind != "dir":
                 raise pyfuse3.FUSEError(errno.ENOTDIR)
+            self._stat_node(inode, node)  # names inside are encrypted with the path's IV (§6.5)
             # One snapshot per open: readdir continues by index into it (stable offsets).
             entries = self.view.listdir(entry.cipher_path, entry.plain)
             fh = self._new_fh()
@@ -270,11 +359,13 @@ class ReverseOperations(pyfuse3.Operations):
                     st = self.view.stat(entry)
                 except VaultError:
                     continue  # gone from the plain tree since opendir
-                inode = self._inode(st)
+                key = self._key(entry, st)
+                inode = self._inode(key)
                 name = os.fsencode(entry.cipher_name)
-                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st), index + 1):
+                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), index + 1):
                     return
-                self._remember(parent, entry, inode)
+                self._remember(parent, entry, key, inode)
+                self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
 
     async def releasedir(self, fh: int) -> None:
         self.stats.touch()
@@ -289,39 +380,79 @@ class ReverseOperations(pyfuse3.Operations):
         with self._request():
             if flags & _WRITE_FLAGS:
                 raise pyfuse3.FUSEError(errno.EROFS)
-            entry = self._node(inode).entry
+            node = self._node(inode)
+            entry = node.entry
             if entry.kind == "dir":
                 raise pyfuse3.FUSEError(errno.EISDIR)
+            fingerprint: _Fingerprint
             if entry.data is not None:
                 data = entry.data
                 if entry.stat_from is None and self.view.conf_path is not None:
                     data = self.view.conf_path.read_bytes()  # the config may have changed (-passwd)
-                handle = _OpenFile(-1, entry.cipher_path, data)
+                handle = _OpenFile(-1, entry.cipher_path, data, inode)
+                fingerprint = (entry.cipher_path, data)
             elif entry.kind != "file" or entry.plain is None:
                 raise pyfuse3.FUSEError(errno.EACCES)  # as gocryptfs: only regular files open
             else:
-                handle = self._open_plain(entry.cipher_path, entry.plain)
+                handle, fingerprint = self._open_plain(inode, node, entry.plain)
             fh = self._new_fh()
             self._files[fh] = handle
             self.stats.open_files += 1
-            # The bytes are a pure function of the plain file; a change to it changes its mtime
-            # or size, which makes the kernel drop the cached pages.
-            return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+            # The bytes are a pure function of the IV path and the plain file's content. Pages
+            # the kernel cached for this inode stay only if both are what they were at the last
+            # open; otherwise the kernel drops them (an open without keep_cache does that).
+            keep = node.cached == fingerprint
+            node.cached = fingerprint
+            return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
-    def _open_plain(self, cipher_path: str, plain: str) -> _OpenFile:
-        fd = self.view.open_plain(plain)
+    def _open_plain(self, inode: int, node: _Node, plain: str) -> tuple[_OpenFile, _Fingerprint]:
+        """A handle of the plain file `node` stands for; ESTALE if its name leads elsewhere now."""
+        try:
+            fd = self.view.open_plain(plain)
+        except OSError as e:
+            if e.errno in _STALE_ERRNOS:
+                raise pyfuse3.FUSEError(errno.ESTALE) from None
+            raise
         try:
             st = os.fstat(fd)
-        except OSError:
+            if not stat_mod.S_ISREG(st.st_mode):
+                raise pyfuse3.FUSEError(errno.EACCES)
+            if self._key(node.entry, self.view.stat_of(node.entry, st)) != node.key:
+                raise pyfuse3.FUSEError(errno.ESTALE)
+        except BaseException:
             os.close(fd)
             raise
-        if not stat_mod.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise pyfuse3.FUSEError(errno.EACCES)
-        iv_path = cipher_path
+        iv_path = node.entry.cipher_path
         if st.st_nlink > 1:
-            iv_path = self._hardlink_ivs.setdefault((st.st_dev, st.st_ino), cipher_path)
-        return _OpenFile(fd, iv_path)
+            iv_path = self._pinned_iv_path(st, node.entry.cipher_path, plain)
+        fingerprint = (iv_path, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+        shown = (self.view.content.plain_to_cipher_size(st.st_size), st.st_mtime_ns, st.st_ctime_ns)
+        if node.shown != shown and self._session:
+            # The file changed since the kernel was told its size, maybe as a new file that got
+            # the same inode number under the same name: have it ask again before reading.
+            with contextlib.suppress(OSError):
+                pyfuse3.invalidate_inode(inode, attr_only=True)
+            node.shown = None
+        return _OpenFile(fd, iv_path, None, inode), fingerprint
+
+    def _pinned_iv_path(self, st: os.stat_result, cipher_path: str, plain: str) -> str:
+        """The IV path of a file with several links: the first path it was opened by (§9.2).
+
+        The pin holds only while that path still names the file: a new file created there
+        derives its file ID from the same path, and two files must never share one.
+        """
+        ident = (st.st_dev, st.st_ino)
+        pin = self._hardlink_ivs.get(ident)
+        if pin is not None and pin[0] != cipher_path:
+            try:
+                pinned = self.view.lstat_plain(pin[1])
+                if (pinned.st_dev, pinned.st_ino) != ident:
+                    pin = None
+            except OSError:
+                pin = None
+        if pin is None:
+            pin = self._hardlink_ivs[ident] = (cipher_path, plain)
+        return pin[0]
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         self.stats.touch()

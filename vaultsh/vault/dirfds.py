@@ -47,8 +47,11 @@ class DirFds:
     behind our back (a new descriptor reads the new IV).
     """
 
-    def __init__(self, root: Path, size: int = DEFAULT_SIZE) -> None:
+    def __init__(self, root: Path, size: int = DEFAULT_SIZE, *, max_age: float | None = None) -> None:
         self.root = root
+        # Seconds a cached descriptor is trusted (MAX_AGE if None); below zero, never: every
+        # call then walks from the root, for trees others rename in while we work on them.
+        self.max_age = max_age
         self._root_key = str(root)
         self._root_fd = self._open_root()
         self._root_iv: bytes | None = None
@@ -96,7 +99,7 @@ class DirFds:
         hit = self._fds.get(key)
         if hit is None:
             return -1
-        if now - hit[1] > MAX_AGE:
+        if now - hit[1] > (MAX_AGE if self.max_age is None else self.max_age):
             del self._fds[key]
             self._retired.append(hit[0])
             return -1

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import hashlib
 import os
 import re
 import stat as stat_mod
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
@@ -29,6 +30,7 @@ from vaultsh.vault.names import (
 )
 from vaultsh.vault.vault import dirent_kind, kind_of_mode
 
+_T = TypeVar("_T")
 _SYMLINK_AD = struct.pack(">Q", 0)
 _MASK64 = (1 << 64) - 1
 PATH_MAX = 4096  # longest symlink target the kernel accepts (§7.1)
@@ -55,6 +57,53 @@ def block_nonce(block0_iv: bytes, block_no: int) -> bytes:
 
 def _join(parent: str, name: str) -> str:
     return f"{parent}/{name}" if parent else name
+
+
+# -- resolving plain paths afresh ---------------------------------------------------------------
+#
+# The view derives IVs from paths (§9.2), and others rename in the plain tree while it is up, so
+# every access resolves its path anew: a cached directory descriptor that followed its
+# directory to another name would pair one path's IVs with another path's file. openat2(2)
+# (Linux 5.6) resolves a whole relative path in one system call, refusing symlinks on the way
+# and anything outside the plain dir; the component-by-component walk of DirFds is the
+# fallback where it is missing or refuses (a symlink on the way then fails there as ENOTDIR).
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture (added after the unification)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_NO_SYMLINKS = 0x04
+_RESOLVE_BENEATH = 0x08
+# Errors after which the walk decides: no such call, a symlink on the way, a rename racing the
+# resolution, a path too long for one call.
+_WALK_INSTEAD = frozenset({errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.ELOOP, errno.EXDEV,
+                           errno.EAGAIN, errno.ENAMETOOLONG, errno.EINVAL})  # fmt: skip
+_syscall: Callable[..., int] | None
+try:
+    _syscall = ctypes.CDLL(None, use_errno=True).syscall
+except (OSError, AttributeError):  # pragma: no cover - not glibc/musl: the walk is used
+    _syscall = None
+
+
+def _openat2_dir(root_fd: int, rel: str) -> int:
+    """An O_PATH descriptor of directory `rel` below `root_fd`, or -1 if the walk must decide."""
+    if _syscall is None:
+        return -1
+    how = _OpenHow(
+        os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0,
+        _RESOLVE_BENEATH | _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS,
+    )
+    fd = int(_syscall(_SYS_OPENAT2, root_fd, os.fsencode(rel), ctypes.byref(how), ctypes.sizeof(how)))
+    if fd >= 0:
+        return fd
+    err = ctypes.get_errno()
+    if err in _WALK_INSTEAD:
+        return -1
+    raise OSError(err, os.strerror(err), rel)
 
 
 # -- exclusion (§9.3) ---------------------------------------------------------------------------
@@ -216,8 +265,10 @@ class ReverseView:
         # gocryptfs.conf and a plain .gocryptfs.reverse.conf is an ordinary file.
         self.config_custom = False
         # The plain tree is read relative to directory fds: a plain path below PATH_MAX can
-        # still be too long with the plain dir's own path in front of it.
-        self.dirs = DirFds(plaindir)
+        # still be too long with the plain dir's own path in front of it. None is kept: the
+        # plain tree is renamed in by others while the view is up, and a descriptor that
+        # followed its directory elsewhere would pair one path's IVs with another's file.
+        self.dirs = DirFds(plaindir, max_age=-1.0)
 
     # -- the plain tree, relative to directory descriptors ----------------------------------
 
@@ -225,23 +276,35 @@ class ReverseView:
         """The plain object's path, for messages and as a key of `dirs` (never opened whole)."""
         return self.plaindir / plain if plain else self.plaindir
 
+    def _at(self, plain: str, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
+        """`fn(last component, *args, dir_fd=<its directory, resolved now>, **kw)`."""
+        parent, _, name = plain.rpartition("/")
+        if not parent:  # the plain dir itself, or a name in it: its descriptor never moves
+            return self.dirs.path_at(self.plain_path(plain), fn, *args, **kw)
+        fd = self.dirs.call(self.plaindir, lambda root: _openat2_dir(root, parent))
+        if fd < 0:
+            return self.dirs.at(self.plain_path(parent), name, fn, *args, **kw)
+        try:
+            return fn(name, *args, dir_fd=fd, **kw)
+        finally:
+            os.close(fd)
+
     def lstat_plain(self, plain: str) -> os.stat_result:
         """lstat of a plain path of the view's tree (raises OSError)."""
-        return self.dirs.path_at(self.plain_path(plain), os.stat, follow_symlinks=False)
+        return self._at(plain, os.stat, follow_symlinks=False)
 
     def readlink_plain(self, plain: str) -> str:
-        target: str = self.dirs.path_at(self.plain_path(plain), os.readlink)
+        target: str = self._at(plain, os.readlink)
         return target
 
     def open_plain(self, plain: str) -> int:
         """A read-only fd of a plain file: a symlink is not followed, a FIFO (which the caller
         then refuses by its fstat) not waited on."""
-        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-        fd: int = self.dirs.path_at(self.plain_path(plain), os.open, flags)
-        return fd
+        return self._at(plain, os.open, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
 
     def _scan(self, plain_dir: str) -> list[os.DirEntry[str]]:
-        fd = self.dirs.open_dir(self.plain_path(plain_dir))
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = self._at(plain_dir, os.open, flags) if plain_dir else self.dirs.open_dir(self.plaindir)
         try:
             with os.scandir(fd) as it:
                 return list(it)
@@ -472,6 +535,10 @@ class ReverseView:
             st = self.lstat_plain(entry.plain)
         except OSError as e:
             raise fs_error(e, entry.cipher_path or "/") from None
+        return self.stat_of(entry, st)
+
+    def stat_of(self, entry: ReverseEntry, st: os.stat_result) -> ViewStat:
+        """The view's stat of a real entry from the plain object's stat `st` (also an fstat)."""
         size, blocks = st.st_size, st.st_blocks
         if stat_mod.S_ISREG(st.st_mode):
             size = self.content.plain_to_cipher_size(st.st_size)
