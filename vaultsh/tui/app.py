@@ -14,11 +14,10 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any, ClassVar, TypeVar
 
-from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -26,7 +25,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
-from textual.worker import WorkerFailed, get_current_worker
+from textual.worker import get_current_worker
 
 from vaultsh.service import commands, integrity
 from vaultsh.service.passwords import SecretSource
@@ -58,6 +57,7 @@ from vaultsh.tui.panes import (
     sort_plain,
 )
 from vaultsh.tui.prefs import Prefs, load_prefs, save_prefs
+from vaultsh.tui.safety import SafeApp, as_text, cut_middle
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
@@ -352,7 +352,7 @@ class MainScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         notice = too_small(event.size)
         self.set_class(notice is not None, "too-small")
-        self.query_one("#too-small", Static).update(notice or "")
+        self.query_one("#too-small", Static).update(as_text(notice or ""))
         self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
@@ -362,7 +362,7 @@ class MainScreen(Screen[None]):
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
             width = lst.scrollable_content_region.width
             if width > 0:
-                self.query_one(header_id, Static).update(lst.header(width))
+                self.query_one(header_id, Static).update(as_text(lst.header(width)))
 
     # -- loading directories ------------------------------------------------------------
 
@@ -501,8 +501,8 @@ class MainScreen(Screen[None]):
             cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
         shown_plain = len(self.plain.rows)
         if self.loading:
-            plain_pane.border_subtitle = f"loading… {self.loaded_rows:,} names"
-            cipher_pane.border_subtitle = f"loading… {self.loaded_rows:,}"
+            plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
+            cipher_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,}")
             self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
             self.cipher.set_placeholder("")
             return
@@ -525,10 +525,12 @@ class MainScreen(Screen[None]):
             flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
         if not self.show_hidden:
             flt += "  .hidden"
-        plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
+        # As Text: the filter is typed text ("[b" is no markup).
+        count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
+        plain_pane.border_subtitle = as_text(count + flt)
         where = "in the view" if self.vapp.reverse is not None else "on disk"
-        cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
-            f", {bad} undecryptable" if bad else ""
+        cipher_pane.border_subtitle = as_text(
+            f"{len(self.cipher.all_entries):,} {where}" + (f", {bad} undecryptable" if bad else "")
         )
 
     # -- linked cursors and the info panel -------------------------------------------------
@@ -1198,26 +1200,6 @@ def shorten_path(path: str, width: int) -> str:
     return cut_middle(path, width)
 
 
-def cut_middle(text: str, width: int) -> str:
-    """`text` cut in the middle to `width` cells, mostly keeping its end (the deepest name)."""
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    keep_end = max(width // 2, width - 12)
-    head = ""
-    for ch in text:
-        if cell_len(head + ch) > width - keep_end - 1:
-            break
-        head += ch
-    tail = ""
-    for ch in reversed(text):
-        if cell_len(head) + 1 + cell_len(ch + tail) > width:
-            break
-        tail = ch + tail
-    return head + "…" + tail
-
-
 def _q(text: str) -> str:
     return shlex.quote(text)
 
@@ -1230,7 +1212,7 @@ def _pane_title(pane: Widget, name: str, where: str) -> Text:
     room = width - len(name) - 8  # corners, the title's padding, the gap after the name
     where = safe_text(where)
     # As Text: a directory named like Rich markup ("[link=…]") stays a name.
-    return Text(f"{name}  {cut_middle(where, room) if width else where}")
+    return as_text(f"{name}  {cut_middle(where, room) if width else where}")
 
 
 def _described(describe: Callable[[], RenderableType]) -> RenderableType:
@@ -1253,7 +1235,7 @@ def start_dir() -> str:
 # -- the app -------------------------------------------------------------------------------------
 
 
-class VaultApp(App[int]):
+class VaultApp(SafeApp[int]):
     """Opens one vault: unlock (dialog or given secret), then the two-pane main screen."""
 
     CSS_PATH = "app.tcss"
@@ -1314,7 +1296,7 @@ class VaultApp(App[int]):
             self.theme_names.append(theme.name)
         wanted = self._wanted_theme or self.prefs.theme or DEFAULT_THEME
         if self.get_theme(wanted) is None:
-            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning", markup=False)
             wanted = DEFAULT_THEME
         self.theme = wanted
 
@@ -1344,7 +1326,7 @@ class VaultApp(App[int]):
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
         self.remember_prefs()
-        self.notify(f"theme {self.theme}", timeout=2)
+        self.notify(f"theme {self.theme}", timeout=2, markup=False)
 
     # -- start-up and unlocking -------------------------------------------------------------
 
@@ -1843,26 +1825,8 @@ class VaultApp(App[int]):
         # As Text: a path with [brackets] is not Rich markup.
         self.exit(code, return_code=code, message=Text(safe_text(message)) if message else None)
 
-    def _handle_exception(self, error: Exception) -> None:
-        """The last resort for a bug: one line, never Textual's traceback, which draws local
-        variables (a typed password, a master key, a file preview) on the screen.
-
-        A failed worker is reported in the log and the app goes on (its screen is intact);
-        any other error ends the app with that line. VAULTSH_DEBUG=1 restores the traceback.
-        """
-        if os.environ.get("VAULTSH_DEBUG"):
-            super()._handle_exception(error)
-            return
-        if self._exception is None:  # run_test re-raises it, so a test still fails on a bug
-            self._exception = error
-            self._exception_event.set()
-        cause = error.error if isinstance(error, WorkerFailed) else error
-        what = cut_middle(str(cause), 200)
-        line = f"internal error ({type(cause).__name__}: {what}); VAULTSH_DEBUG=1 shows details"
-        if isinstance(error, WorkerFailed):
-            self.log_line(line, "error")
-            return
-        self.quit_with(int(ExitCode.OTHER), f"vaultsh: {line}")
+    def report_internal_error(self, line: str) -> None:
+        self.log_line(line, "error")
 
 
 def leave_mounted_notice(vault: str, mountpoint: str, alive: bool) -> str:
