@@ -596,14 +596,15 @@ class MainScreen(Screen[None]):
             title = f"X-ray  {entry.cipher_name}"
             body = _described(lambda: describe_cipher(vault, cdir, entry))
             if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
-                body = Group(body, self._comparison(vault, entry))
+                # `path` is the shown directory plus the entry's (missing) plain name.
+                body = Group(body, self._comparison(vault, path.rpartition("/")[0], entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
-    def _comparison(self, vault: Vault, entry: Entry) -> RenderableType:
+    def _comparison(self, vault: Vault, plain_dir: str, entry: Entry) -> RenderableType:
         """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
         try:
-            copy = integrity.conflict_copy(vault, self.cwd, entry.cipher_name)
+            copy = integrity.conflict_copy(vault, plain_dir, entry.cipher_name)
         except (VaultError, OSError):
             return Text("")
         try:
