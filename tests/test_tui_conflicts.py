@@ -24,6 +24,7 @@ from textual.pilot import Pilot
 from vaultsh.service import integrity
 from vaultsh.tui import app as app_module
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.inspect import describe_cipher
 from vaultsh.tui.panes import Entry
 from vaultsh.tui.screens import ConfirmScreen
 from vaultsh.vault.vault import Vault
@@ -159,7 +160,7 @@ async def test_the_comparison_looks_where_the_copy_was_shown_not_where_the_scree
         await pilot.pause()
         release = threading.Event()
         looked_in: list[str] = []
-        describe, find_copy = app_module.describe_cipher, integrity.conflict_copy
+        describe, find_copy = describe_cipher, integrity.conflict_copy
 
         def slow_describe(*args: Any) -> Any:
             release.wait(30)  # the screen moves on meanwhile

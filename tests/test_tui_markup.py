@@ -74,6 +74,7 @@ def markup_vault(tmp_path: Path) -> Vault:
 
 def segments(app: VaultApp) -> list[Segment]:
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    assert update is not None
     console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), legacy_windows=False)
     return list(console.render(update))
 
@@ -83,6 +84,7 @@ def screen_text(app: VaultApp) -> str:
     width, height = app.size
     console = Console(width=width, height=height, file=io.StringIO(), record=True, legacy_windows=False)
     update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    assert update is not None
     console.print(update)
     return console.export_text(styles=False)
 

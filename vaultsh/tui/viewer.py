@@ -35,6 +35,11 @@ def read_local(path: Path, offset: int, size: int) -> bytes:
         os.close(fd)
 
 
+def data_reader(data: bytes) -> Reader:
+    """A Reader over bytes already at hand (a command's output)."""
+    return lambda offset, size: data[offset : offset + size]
+
+
 def render_for_viewing(data: bytes, size: int) -> tuple[str, str]:
     """(kind, document): the data as text if it is text, else as a hex dump; with a note when cut."""
     text = looks_like_text(data[:TEXT_LIMIT])
