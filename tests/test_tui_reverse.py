@@ -421,7 +421,10 @@ async def test_the_view_follows_new_and_removed_plain_files(plain_dir: Path, whe
         before = screen.plain.current
         assert before is not None
         (plain_dir / where / "arrived.txt").write_bytes(b"new\n")
-        names = lambda: {e.plain_name for e in screen.plain.rows}  # noqa: E731
+
+        def names() -> set[str | None]:
+            return {e.plain_name for e in screen.plain.rows}
+
         await wait_for(pilot, lambda: "arrived.txt" in names())
         arrived = next(e for e in screen.plain.rows if e.plain_name == "arrived.txt")
         assert arrived.cipher_name in by_cipher_name(screen)  # its name in the encrypted view
