@@ -36,7 +36,14 @@ from textual.widgets._footer import FooterKey
 from vaultsh import cli
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.panes import ROLE_CONF, Entry
-from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
+from vaultsh.tui.screens import (
+    ChoiceScreen,
+    ConfirmScreen,
+    HelpScreen,
+    KeyScreen,
+    PasswordScreen,
+    SecretScreen,
+)
 from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
@@ -927,3 +934,43 @@ async def test_e_edits_in_the_editor_and_saves_back_after_asking(
         await pilot.press("E")
         await wait_for(pilot, lambda: "not changed" in log_text(app).splitlines()[-1])
         assert app.screen is app.main and no_copies(runtime_dir)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert app.main.bookmarks == {"w": where}
+        select_plain(app.main, "docs" if not where else "a")
+        await pilot.press("enter")  # somewhere else: docs, or a/b/c/a
+        elsewhere = "docs" if not where else f"{where}/a"
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await pilot.press("b")  # a second bookmark, x, here
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.main.cwd == where and not app.main.loading)
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("apostrophe")  # back where it was
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")  # replaces w
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert app.main.bookmarks == {"w": elsewhere, "x": elsewhere}
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("z")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert log_text(app).splitlines()[-1] == "no bookmark z (b then a letter sets one)"
+        assert app.main.cwd == elsewhere

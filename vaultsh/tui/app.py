@@ -64,6 +64,7 @@ from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
     HelpScreen,
+    KeyScreen,
     PasswordScreen,
     PromptScreen,
     SecretScreen,
@@ -242,6 +243,20 @@ class MainScreen(Screen[None]):
             show=False,
             tooltip="go to a vault path (Tab completes; a file: its directory)",
         ),
+        Binding(
+            "b",
+            "bookmark",
+            "Mark",
+            show=False,
+            tooltip="bookmark this directory under a letter (this session)",
+        ),
+        Binding(
+            "apostrophe",
+            "goto_bookmark",
+            "Marks",
+            show=False,
+            tooltip="go to a bookmark; ' again: back where you were",
+        ),
         Binding("f", "search", "Find", show=False, tooltip="find a name as you type; n / N: next / previous"),
         Binding("n", "search_next(True)", "Next", show=False, tooltip="next name found"),
         Binding("N", "search_next(False)", "Previous", show=False, tooltip="previous name found"),
@@ -317,6 +332,10 @@ class MainScreen(Screen[None]):
         self.sort_by = "name"  # one of SORT_FIELDS
         self.sort_reverse = False
         self.show_hidden = True  # names starting with "." (`.` toggles)
+        # Bookmarks (letter -> plain dir) live only as long as the session: a list of decrypted
+        # directory names saved in the clear would give away what the vault hides.
+        self.bookmarks: dict[str, str] = {}
+        self.previous_dir: str | None = None  # where ' ' goes back to
         self.watcher: DirWatcher | None = None  # reloads the listing when the directory changes
         self.quiet_generation = -1  # the generation of a background reload (auto-refresh)
         self._changed_during_load = False
@@ -435,6 +454,7 @@ class MainScreen(Screen[None]):
     def _start_load(self, path: str, select: str | None) -> None:
         if path != self.cwd:
             self.selection.clear()  # a selection belongs to one directory
+            self.previous_dir = self.cwd
         self.generation += 1
         self.cwd = path
         self.loading = True
@@ -902,6 +922,41 @@ class MainScreen(Screen[None]):
         else:
             parent, _, name = target.rpartition("/")
             self.load_dir(parent, select=name)
+
+    def _bookmark_rows(self) -> list[tuple[str, str]]:
+        return [(key, commands.show(path)) for key, path in sorted(self.bookmarks.items())]
+
+    def action_bookmark(self) -> None:
+        here = self.cwd
+
+        def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            if key == "'":
+                self.vapp.log_line("' stands for the previous directory: pick another key", "error")
+                return
+            self.bookmarks[key] = here
+            self.vapp.log_line(f"bookmark {key}: {commands.show(here)} (' {key} goes there)", "")
+
+        hint = "Press a letter for this directory (it replaces that letter's bookmark); Esc cancels"
+        self._ask(KeyScreen(f"Bookmark {commands.show(here)}", self._bookmark_rows(), hint), chosen)
+
+    def action_goto_bookmark(self) -> None:
+        rows = self._bookmark_rows()
+        if self.previous_dir is not None:
+            rows.append(("'", f"{commands.show(self.previous_dir)} (where you were)"))
+
+        def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            target = self.previous_dir if key == "'" else self.bookmarks.get(key)
+            if target is None:
+                self.vapp.log_line(f"no bookmark {key} (b then a letter sets one)", "error")
+                return
+            self.load_dir(target)
+
+        hint = "Press a bookmark's key; Esc cancels" if rows else "No bookmarks yet: b then a letter sets one"
+        self._ask(KeyScreen("Go to a bookmark", rows, hint), chosen)
 
     def action_search(self) -> None:
         self._open_input("search", "", "find a name (Enter keeps it for n / N; Esc closes)")

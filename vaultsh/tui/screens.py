@@ -301,6 +301,41 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+class KeyScreen(ModalScreen[str | None]):
+    """Wait for one key (a bookmark's letter) while showing what each key stands for.
+
+    Dismisses with the character typed, or None on Esc.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, rows: list[tuple[str, str]], hint: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.rows = rows
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, meaning in self.rows:
+            table.add_row(as_text(key, "bold"), as_text(meaning))
+        with Vertical(classes="dialog"):
+            yield Label(as_text(self.title_text), classes="dialog-title")
+            if self.rows:
+                yield Static(table)
+            yield Label(as_text(self.hint), classes="dialog-hint")
+
+    def on_key(self, event: Any) -> None:
+        if event.key != "escape" and event.is_printable and event.character:
+            event.stop()
+            self.dismiss(event.character)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class SecretScreen(ModalScreen[None]):
     """Show a secret (the master key) until dismissed; nothing of it is logged."""
 
@@ -380,6 +415,7 @@ def key_label(keys: str) -> str:
             "insert": "Insert",
             "asterisk": "*",
             "full_stop": ".",
+            "apostrophe": "'",
         }
         if key in special:
             names.append(special[key])
