@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 from rich.console import Console
 from rich.segment import Segment
-from test_tui_app import MASTER_KEY, PASSWORD, log_text, select_plain, wait_for
+from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+    MASTER_KEY,
+    PASSWORD,
+    log_text,
+    own_config_home,  # noqa: F401
+    select_plain,
+    wait_for,
+)
+from test_tui_paths import open_at
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._toast import Toast
@@ -101,19 +109,6 @@ def assert_no_markup_effects(app: VaultApp) -> None:
 
 def assert_running(app: VaultApp) -> None:
     assert app.is_running and app.return_code is None and app._exception is None
-
-
-async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
-    """Unlock, then Enter on each directory down to `where`."""
-    await wait_for(
-        pilot, lambda: app.vault is not None and not app.main.loading and bool(app.main.plain.rows)
-    )
-    for part in [p for p in where.split("/") if p]:
-        select_plain(app.main, part)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)  # type: ignore[misc]
-    assert app.main.cwd == where
-    await pilot.pause()
 
 
 def viewer_ready(app: VaultApp) -> bool:
