@@ -30,10 +30,10 @@ from textual.worker import get_current_worker
 
 from vaultsh.service import commands, integrity
 from vaultsh.service.passwords import SecretSource
+from vaultsh.service.tempcopy import PrivateCopy, private_copy, program, save_back
 from vaultsh.service.transfer import Cancelled
 from vaultsh.tui import conflict_actions
 from vaultsh.tui.completion import CompletingInput, candidates_hint
-from vaultsh.tui.external import PrivateCopy, private_copy, program, save_back
 from vaultsh.tui.inspect import (
     InfoPanel,
     describe_cipher,

@@ -1,4 +1,4 @@
-"""A decrypted vault file in $PAGER or $EDITOR: a private temporary copy, saved back atomically."""
+"""A decrypted vault file as a private temporary copy for $PAGER or $EDITOR, saved back atomically."""
 
 from __future__ import annotations
 
