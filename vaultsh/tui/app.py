@@ -317,7 +317,8 @@ class MainScreen(Screen[None]):
         self.cwd = ""  # plain path of the shown directory, "" is the root
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
-        self.generation = 0
+        self.generation = 0  # of the listing under way: older results are dropped
+        self.opened = 0  # directories shown so far (a background reload is not one)
         self.loading = False  # True while a directory streams in
         self.load_failed = False  # the last listing failed (its error is in the log)
         self.loaded_rows = 0
@@ -456,6 +457,7 @@ class MainScreen(Screen[None]):
             self.selection.clear()  # a selection belongs to one directory
             self.previous_dir = self.cwd
         self.generation += 1
+        self.opened += 1
         self.cwd = path
         self.loading = True
         self.load_failed = False

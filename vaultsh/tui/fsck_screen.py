@@ -171,10 +171,10 @@ def select_cipher_after_load(app: VaultApp, plain_dir: str, cipher_name: str) ->
     """Load `plain_dir`, then put the cipher pane's cursor on `cipher_name` and make it active."""
     main = app.main
     main.load_dir(plain_dir)
-    generation = main.generation
+    opened = main.opened
 
     def try_select() -> None:
-        if main.generation != generation:
+        if main.opened != opened:
             return  # another directory was opened meanwhile
         if main.loading:
             app.set_timer(0.05, try_select)

@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ CHANGES = (
     | IN_DELETE_SELF | IN_MOVE_SELF
 )  # fmt: skip
 DEBOUNCE = 0.3  # seconds without events before one refresh: a sync tool writes in bursts
+_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then the name
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -83,6 +85,19 @@ class DirWatcher:
         self._fd = self._wake_r = self._wake_w = -1
         self._wd = -1
 
+    def _changes_read(self) -> bool:
+        """Read the queued events; True if one is a change of the directory watched now (not
+        IN_IGNORED, which removing the previous directory's watch sends, nor a late event of it)."""
+        found = False
+        with contextlib.suppress(BlockingIOError):
+            while data := os.read(self._fd, 65536):
+                offset = 0
+                while offset + _EVENT.size <= len(data):
+                    wd, mask, _cookie, name_len = _EVENT.unpack_from(data, offset)
+                    offset += _EVENT.size + name_len
+                    found = found or (wd == self._wd and bool(mask & CHANGES))
+        return found
+
     def _run(self) -> None:
         pending_since: float | None = None
         while True:
@@ -90,10 +105,7 @@ class DirWatcher:
             ready, _, _ = select.select([self._fd, self._wake_r], [], [], timeout)
             if self._wake_r in ready:
                 return
-            if self._fd in ready:
-                with contextlib.suppress(BlockingIOError):
-                    while os.read(self._fd, 65536):  # which entry changed does not matter
-                        pass
+            if self._fd in ready and self._changes_read():
                 pending_since = time.monotonic()  # wait for the burst to end
             elif pending_since is not None:
                 pending_since = None
