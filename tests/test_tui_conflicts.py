@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ from test_tui_app import (
 from test_tui_paths import DEEP, DEPTHS, deep_vault, join, open_at  # noqa: F401 - deep_vault: a fixture
 from textual.pilot import Pilot
 
+from vaultsh.service import integrity
+from vaultsh.tui import app as app_module
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.inspect import describe_cipher
 from vaultsh.tui.panes import Entry
 from vaultsh.tui.screens import ConfirmScreen
 from vaultsh.vault.vault import Vault
@@ -142,6 +146,41 @@ async def test_the_info_panel_compares_both_sides(conflicted: Path, where: str) 
         assert "changed on the other machine" in text
         assert ("buy milk" if where else "root todo") in text
         assert f"{len(CHANGED):,} bytes" in text
+
+
+@pytest.mark.asyncio
+async def test_the_comparison_looks_where_the_copy_was_shown_not_where_the_screen_is_now(
+    conflicted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The info worker can run after the shown directory changed: it compares in the copy's own."""
+    app = VaultApp(conflicted, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, DEEP)
+        await pilot.press("tab")
+        await pilot.pause()
+        release = threading.Event()
+        looked_in: list[str] = []
+        describe, find_copy = describe_cipher, integrity.conflict_copy
+
+        def slow_describe(*args: Any) -> Any:
+            release.wait(30)  # the screen moves on meanwhile
+            return describe(*args)
+
+        def recording_find(vault: Vault, plain_dir: str, name: str) -> Any:
+            looked_in.append(plain_dir)
+            return find_copy(vault, plain_dir, name)
+
+        monkeypatch.setattr(app_module, "describe_cipher", slow_describe)
+        monkeypatch.setattr(integrity, "conflict_copy", recording_find)
+        cipher = app.main.cipher
+        entry = next(e for e in cipher.rows if e.cipher_name == copy_of(conflicted, DEEP).name)
+        cipher.move_to(cipher.row_of(entry) or 0)
+        await pilot.pause()
+        app.main.cwd = ""  # what a directory change sets before its listing arrives
+        release.set()
+        await wait_for(pilot, lambda: "Compared with the original" in info_text(app))
+        assert looked_in == [DEEP]
+        assert "buy milk" in info_text(app)  # a/b/c/todo.txt, not the root's
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 from fuse_harness import require_fuse
 from test_tui_app import (
+    LONG_NAME,
     MASTER_KEY,
     PASSWORD,
     SIZE,
@@ -35,7 +36,14 @@ from textual.widgets._footer import FooterKey
 from vaultsh import cli
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.panes import ROLE_CONF, Entry
-from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen, HelpScreen, PasswordScreen, SecretScreen
+from vaultsh.tui.screens import (
+    ChoiceScreen,
+    ConfirmScreen,
+    HelpScreen,
+    KeyScreen,
+    PasswordScreen,
+    SecretScreen,
+)
 from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
@@ -712,3 +720,257 @@ async def test_find_as_you_type_then_n_and_shift_n(deep_vault: Path, where: str)
         assert current() == "quux-a.txt"
         await pilot.press("N")
         assert current() == "zz-quux.txt"
+
+
+def plain_names(app: VaultApp) -> set[str | None]:
+    return {e.plain_name for e in app.main.plain.rows}
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_listing_follows_writes_through_a_real_mount(
+    deep_vault: Path, where: str, tmp_path: Path
+) -> None:
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    with cleaned_up(mountpoint):
+        async with app.run_test(size=SIZE) as pilot:
+            await open_at(pilot, app, where)
+            await mount_with_keys(pilot, app, mountpoint)
+            await command_done(pilot, app)
+            select_plain(app.main, "todo.txt")
+            await pilot.pause()
+            (mountpoint / where / "written-outside.txt").write_bytes(b"from another program\n")
+            await wait_for(pilot, lambda: "written-outside.txt" in plain_names(app))
+            current = app.main.plain.current
+            assert current is not None and current.plain_name == "todo.txt"  # the cursor stayed
+            assert app.main.active_list() is app.main.plain
+            (mountpoint / where / "todo.txt").unlink()
+            await wait_for(pilot, lambda: "todo.txt" not in plain_names(app))
+            await pilot.press("u")
+            await command_done(pilot, app)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_a_sync_tool_writing_the_cipher_dir_refreshes_without_losing_place(
+    deep_vault: Path, where: str
+) -> None:
+    """Another program (a sync tool) adds and removes cipher files: the panes follow, keeping the
+    cursor, the selection and the filter, and never show an empty "loading" pane meanwhile."""
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    other = Vault.open(deep_vault, master_key=MASTER_KEY)  # as a second machine would write
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("slash")
+        app.main.query_one("#cmdline", Input).value = "t"
+        await pilot.press("enter")
+        select_plain(app.main, "todo.txt")
+        await pilot.press("space")  # selects todo.txt, the cursor moves on
+        select_plain(app.main, "todo.txt")
+        await pilot.pause()
+        empty_seen: list[bool] = []
+        app.main.plain.set_placeholder = lambda text: empty_seen.append(bool(text))  # type: ignore[method-assign]
+        other.write_file(join(where, "tasks.txt"), b"synced in\n")
+        other.write_file(join(where, "zz.bin"), b"x")
+        await wait_for(pilot, lambda: "tasks.txt" in plain_names(app))
+        assert "zz.bin" not in plain_names(app)  # the filter still applies
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "todo.txt"
+        assert app.main.selection.names == {"todo.txt"}
+        other.unlink(join(where, "tasks.txt"))
+        await wait_for(pilot, lambda: "tasks.txt" not in plain_names(app))
+        assert not any(empty_seen) and not app.main.loading
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "todo.txt"
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("colon")
+        app.main.query_one("#cmdline", Input).value = "help"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
+        panel = app.screen
+        assert isinstance(panel, ViewerScreen) and panel.title_text == "output of :help"
+        area = panel.query_one(TextArea)
+        assert area.size.width >= 76  # the whole width, not the log's third of it
+        assert any(line.strip().startswith("masterkey") for line in area.text.split("\n"))
+        await pilot.press("ctrl+end")
+        await wait_for(pilot, lambda: area.scroll_y > 0)  # longer than the screen: it scrolls
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        await pilot.press("colon")
+        app.main.query_one("#cmdline", Input).value = "ls -l"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
+        assert "todo.txt" in app.screen.query_one(TextArea).text
+        await pilot.press("q")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        await pilot.press("colon")
+        app.main.query_one("#cmdline", Input).value = "pwd"  # one line: the log is enough
+        await pilot.press("enter")
+        await command_done(pilot, app)
+        assert app.screen is app.main and f"/{where}" in app.log_lines[-1]
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_g_jumps_to_a_path_with_completion(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("g")
+        assert box.has_focus and box.value == (f"/{where}/" if where else "/")
+        box.value = "/d" if where else "/a/b/c/to"
+        box.cursor_position = len(box.value)
+        await pilot.press("tab")
+        assert box.value == ("/docs/" if where else "/a/b/c/todo.txt")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: not app.main.loading and app.main.cwd == ("docs" if where else DEEP))
+        if not where:  # a file: its directory, with the cursor on it
+            await wait_for(pilot, lambda: app.main.plain.current is not None)
+            current = app.main.plain.current
+            assert current is not None and current.plain_name == "todo.txt"
+        await pilot.press("g")
+        box.value = "/no/such/place"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert log_text(app).splitlines()[-1] == "go to /no/such/place: No such file or directory"
+        assert app.main.cwd == ("docs" if where else DEEP)  # it stays where it was
+
+
+@pytest.fixture
+def runtime_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the private copies go ($XDG_RUNTIME_DIR): the test can see what is left there."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    return runtime
+
+
+def no_copies(runtime: Path) -> bool:
+    """No private copy is left (the runtime dir also holds vaultsh's own mount records)."""
+    return not list(runtime.glob("vaultsh-open-*"))
+
+
+def program_script(tmp_path: Path, name: str, body: str) -> str:
+    """A stand-in for $PAGER or $EDITOR: a shell script run with the copy's path as $1."""
+    script = tmp_path / name
+    script.write_text("#!/bin/sh\nset -e\n" + body)
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_o_opens_a_private_copy_in_the_pager_then_removes_it(
+    deep_vault: Path, where: str, tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    pager = program_script(
+        tmp_path,
+        "pager",
+        "for copy; do :; done\n"  # the last argument: the copy
+        f'stat -c %a "$(dirname "$copy")" > {seen}/dir-mode\nstat -c %a "$copy" > {seen}/file-mode\n'
+        f'basename "$copy" > {seen}/name\ncat "$copy" > {seen}/contents\n',
+    )
+    monkeypatch.setenv("PAGER", f"{pager} --ignored-option-check")  # split as a shell would
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, "todo.txt")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: (seen / "contents").exists() and no_copies(runtime_dir))
+        assert (seen / "contents").read_bytes() == (b"buy milk\n" if where else b"root todo\n")
+        assert (seen / "dir-mode").read_text().strip() == "700"
+        assert (seen / "file-mode").read_text().strip() == "600"
+        assert (seen / "name").read_text().strip() == "todo.txt"
+        assert app.screen is app.main and app.is_running
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_e_edits_in_the_editor_and_saves_back_after_asking(
+    deep_vault: Path, where: str, tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EDITOR", program_script(tmp_path, "editor", "printf 'edited\\n' >> \"$1\"\n"))
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    name = "todo.txt" if where else LONG_NAME  # a long name: its .name sidecar is replaced too
+    path = join(where, name)
+    before = vault.read_file(path)
+    vault.chmod(path, 0o640)
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        select_plain(app.main, name)
+        await pilot.press("E")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # discard: the vault keeps the old contents
+        await wait_for(pilot, lambda: app.screen is app.main and no_copies(runtime_dir))
+        assert vault.read_file(path) == before
+        assert "changes discarded" in log_text(app)
+        await pilot.press("E")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert vault.read_file(path) == before + b"edited\n"  # saved over the existing file
+        assert vault.stat(path).mode & 0o777 == 0o640  # its mode kept
+        assert no_copies(runtime_dir)  # the plaintext copy is gone
+        listed = {e.name for e in vault.listdir(where, include_bad=True)}
+        assert not any(n.startswith(".vaultsh-") for n in listed)  # no temporary left
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == name
+        # An editor that changes nothing: no question, nothing written.
+        monkeypatch.setenv("EDITOR", "true")
+        await pilot.press("E")
+        await wait_for(pilot, lambda: "not changed" in log_text(app).splitlines()[-1])
+        assert app.screen is app.main and no_copies(runtime_dir)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault: Path, where: str) -> None:
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert app.main.bookmarks == {"w": where}
+        select_plain(app.main, "docs" if not where else "a")
+        await pilot.press("enter")  # somewhere else: docs, or a/b/c/a
+        elsewhere = "docs" if not where else f"{where}/a"
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await pilot.press("b")  # a second bookmark, x, here
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("x")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")
+        await wait_for(pilot, lambda: app.main.cwd == where and not app.main.loading)
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("apostrophe")  # back where it was
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("w")  # replaces w
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert app.main.bookmarks == {"w": elsewhere, "x": elsewhere}
+        await pilot.press("apostrophe")
+        await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
+        await pilot.press("z")
+        await wait_for(pilot, lambda: app.screen is app.main)
+        assert log_text(app).splitlines()[-1] == "no bookmark z (b then a letter sets one)"
+        assert app.main.cwd == elsewhere

@@ -404,3 +404,31 @@ async def test_mount_the_encrypted_view_through_a_real_worker(plain_dir: Path, t
             assert "not mounted" in status_text(app)
     finally:
         force_unmount(mountpoint)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["", "docs"], ids=["root", "depth1"])
+async def test_the_view_follows_new_and_removed_plain_files(plain_dir: Path, where: str) -> None:
+    """The plain files are the real ones: a file made or removed by another program shows at once
+    on both sides (its encrypted name on the right), the cursor staying on its entry."""
+    app = VaultApp(plain_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await opened(pilot, app)
+        if where:
+            screen.plain.select(next(e for e in screen.plain.rows if e.plain_name == where))
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.cwd == where and not screen.loading)
+        before = screen.plain.current
+        assert before is not None
+        (plain_dir / where / "arrived.txt").write_bytes(b"new\n")
+
+        def names() -> set[str | None]:
+            return {e.plain_name for e in screen.plain.rows}
+
+        await wait_for(pilot, lambda: "arrived.txt" in names())
+        arrived = next(e for e in screen.plain.rows if e.plain_name == "arrived.txt")
+        assert arrived.cipher_name in by_cipher_name(screen)  # its name in the encrypted view
+        current = screen.plain.current
+        assert current is not None and current.plain_name == before.plain_name
+        (plain_dir / where / "arrived.txt").unlink()
+        await wait_for(pilot, lambda: "arrived.txt" not in names())

@@ -5,20 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
-from stat import S_ISREG
+from stat import S_ISDIR, S_ISREG
 from typing import Any, ClassVar, TypeVar
 
-from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
@@ -26,10 +26,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
-from textual.worker import WorkerFailed, get_current_worker
+from textual.worker import get_current_worker
 
 from vaultsh.service import commands, integrity
 from vaultsh.service.passwords import SecretSource
+from vaultsh.service.tempcopy import PrivateCopy, private_copy, program, save_back
 from vaultsh.service.transfer import Cancelled
 from vaultsh.tui import conflict_actions
 from vaultsh.tui.completion import CompletingInput, candidates_hint
@@ -58,10 +59,12 @@ from vaultsh.tui.panes import (
     sort_plain,
 )
 from vaultsh.tui.prefs import Prefs, load_prefs, save_prefs
+from vaultsh.tui.safety import SafeApp, as_text, cut_middle
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
     HelpScreen,
+    KeyScreen,
     PasswordScreen,
     PromptScreen,
     SecretScreen,
@@ -69,10 +72,11 @@ from vaultsh.tui.screens import (
     describe_bindings,
 )
 from vaultsh.tui.selection import Selection, Task, delete_selection, export_selection, run_guarded
-from vaultsh.tui.viewer import ViewerScreen, read_local
+from vaultsh.tui.viewer import ViewerScreen, data_reader, read_local
+from vaultsh.tui.watch import DirWatcher
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.display import quote_name, safe_text
-from vaultsh.vault.errors import ExitCode, VaultError
+from vaultsh.vault.errors import ExitCode, FsError, VaultError
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
@@ -141,6 +145,10 @@ class DirFailed(Message):
         self.error = error
 
 
+class DirChanged(Message):
+    """The shown directory changed on disk (a write through the mount, a sync tool)."""
+
+
 class TransferProgress(Message):
     """Bytes done of a running command's total (coalesced to a few per second)."""
 
@@ -164,8 +172,11 @@ class TuiIO:
         self.app = app
         self.cancel = threading.Event()
         self._last_progress = 0.0
+        self.output: list[str] | None = None  # a `:` command's output, kept for its panel
 
     def write(self, text: str) -> None:
+        if self.output is not None:
+            self.output.append(safe_text(text))
         self.app.on_ui_thread(self.app.log_line, text, "")
 
     def error(self, text: str) -> None:
@@ -225,6 +236,27 @@ class MainScreen(Screen[None]):
         Binding("enter,l,right", "open", "Open", tooltip="open a directory / preview a file"),
         Binding("backspace,h,left", "up", "Up", tooltip="go to the parent directory"),
         Binding("slash", "filter", "Filter", tooltip="filter by plain name as you type (Esc clears)"),
+        Binding(
+            "g",
+            "jump",
+            "Go to",
+            show=False,
+            tooltip="go to a vault path (Tab completes; a file: its directory)",
+        ),
+        Binding(
+            "b",
+            "bookmark",
+            "Mark",
+            show=False,
+            tooltip="bookmark this directory under a letter (this session)",
+        ),
+        Binding(
+            "apostrophe",
+            "goto_bookmark",
+            "Marks",
+            show=False,
+            tooltip="go to a bookmark; ' again: back where you were",
+        ),
         Binding("f", "search", "Find", show=False, tooltip="find a name as you type; n / N: next / previous"),
         Binding("n", "search_next(True)", "Next", show=False, tooltip="next name found"),
         Binding("N", "search_next(False)", "Previous", show=False, tooltip="previous name found"),
@@ -233,6 +265,16 @@ class MainScreen(Screen[None]):
         Binding("f7,M", "mkdir", "Mkdir", tooltip="make a directory"),
         Binding("f8,d", "delete", "Delete", tooltip="delete the selection (asks first)"),
         Binding("r", "rename", "Rename", tooltip="rename or move the selection"),
+        Binding(
+            "o", "external('PAGER')", "Pager", show=False, tooltip="read the file in $PAGER (a private copy)"
+        ),
+        Binding(
+            "E",
+            "external('EDITOR')",
+            "Edit",
+            show=False,
+            tooltip="edit the file in $EDITOR (a private copy, saved back after asking)",
+        ),
         Binding(
             "space,insert",
             "toggle_select",
@@ -267,7 +309,7 @@ class MainScreen(Screen[None]):
     LIST_KEYS: ClassVar[list[tuple[str, str]]] = [
         ("↑ / k, ↓ / j", "move the cursor"),
         ("PgUp / PgDn", "move a page"),
-        ("Home / g, End / G", "first / last entry"),
+        ("Home, End / G", "first / last entry"),
     ]
 
     def __init__(self) -> None:
@@ -275,7 +317,8 @@ class MainScreen(Screen[None]):
         self.cwd = ""  # plain path of the shown directory, "" is the root
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
-        self.generation = 0
+        self.generation = 0  # of the listing under way: older results are dropped
+        self.opened = 0  # directories shown so far (a background reload is not one)
         self.loading = False  # True while a directory streams in
         self.load_failed = False  # the last listing failed (its error is in the log)
         self.loaded_rows = 0
@@ -290,6 +333,13 @@ class MainScreen(Screen[None]):
         self.sort_by = "name"  # one of SORT_FIELDS
         self.sort_reverse = False
         self.show_hidden = True  # names starting with "." (`.` toggles)
+        # Bookmarks (letter -> plain dir) live only as long as the session: a list of decrypted
+        # directory names saved in the clear would give away what the vault hides.
+        self.bookmarks: dict[str, str] = {}
+        self.previous_dir: str | None = None  # where ' ' goes back to
+        self.watcher: DirWatcher | None = None  # reloads the listing when the directory changes
+        self.quiet_generation = -1  # the generation of a background reload (auto-refresh)
+        self._changed_during_load = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -326,6 +376,7 @@ class MainScreen(Screen[None]):
         self.query_one("#info", InfoPanel).can_focus = False
         # Focus once laid out: a zero-size widget gets a Hide event, which moves the focus on.
         self.call_after_refresh(self.focus_active)
+        self.watcher = DirWatcher(self._dir_changed)
         self.vapp.start()
 
     @property
@@ -352,7 +403,7 @@ class MainScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         notice = too_small(event.size)
         self.set_class(notice is not None, "too-small")
-        self.query_one("#too-small", Static).update(notice or "")
+        self.query_one("#too-small", Static).update(as_text(notice or ""))
         self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
@@ -362,7 +413,7 @@ class MainScreen(Screen[None]):
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
             width = lst.scrollable_content_region.width
             if width > 0:
-                self.query_one(header_id, Static).update(lst.header(width))
+                self.query_one(header_id, Static).update(as_text(lst.header(width)))
 
     # -- loading directories ------------------------------------------------------------
 
@@ -379,6 +430,7 @@ class MainScreen(Screen[None]):
                 return
             self._start_load(path, select)
             self.view_dir = found.cipher_path
+            self._watch(view.plaindir / path)
             self._update_titles()
             cipher_dir = found.cipher_path
             self._scan(
@@ -396,13 +448,16 @@ class MainScreen(Screen[None]):
             return
         self._start_load(path, select)
         self.cdir = cdir
+        self._watch(cdir)
         self._update_titles()
         self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
     def _start_load(self, path: str, select: str | None) -> None:
         if path != self.cwd:
             self.selection.clear()  # a selection belongs to one directory
+            self.previous_dir = self.cwd
         self.generation += 1
+        self.opened += 1
         self.cwd = path
         self.loading = True
         self.load_failed = False
@@ -413,6 +468,67 @@ class MainScreen(Screen[None]):
         self.plain.clear()
         self.cipher.clear()
         self.vapp.sync_session_cwd(path)
+
+    def _watch(self, directory: Path) -> None:
+        if self.watcher is not None:
+            self.watcher.watch(directory)
+
+    def _rescan(self, generation: int) -> None:
+        """List the shown directory again under `generation` (nothing is cleared here)."""
+        view, vault = self.vapp.reverse, self.vapp.vault
+        if view is not None and self.view_dir is not None:
+            cipher_dir, plain_dir = self.view_dir, self.cwd
+            self._scan(
+                generation, lambda cancelled: scan_view_dir(view, cipher_dir, plain_dir, cancelled=cancelled)
+            )
+        elif vault is not None and self.cdir is not None:
+            cdir = self.cdir
+            self._scan(generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
+
+    def reload_quietly(self) -> None:
+        """The auto-refresh: list the shown directory again in the background and swap the
+        result in when it is complete, the cursors on the same entries; the panes stay as they
+        are meanwhile (no flicker, no "loading…")."""
+        self.generation += 1
+        self.quiet_generation = self.generation
+        self._rescan(self.generation)
+
+    def _dir_changed(self) -> None:
+        self.post_message(DirChanged())  # from the watcher's thread
+
+    def on_dir_changed(self, message: DirChanged) -> None:
+        if self.vapp.session is None or self.vapp.busy:
+            return  # a running command reloads the listing when it ends
+        if self.loading or self.generation == self.quiet_generation:
+            self._changed_during_load = True  # that listing may have missed it: once more after
+            return
+        self.reload_quietly()
+
+    def _swap_in(self, plain: list[Entry], cipher: list[Entry]) -> None:
+        """A background reload's result: replace the rows, keep the cursors and the selection."""
+
+        def facts(entries: list[Entry]) -> set[tuple[str, str, int, int]]:
+            return {(e.cipher_name, e.kind, e.cipher_size, e.mtime_ns) for e in entries}
+
+        if facts(cipher) == facts(self.cipher.all_entries):
+            return  # nothing changed that the panes show (a write of our own, say)
+        on_plain, on_cipher = self.plain.current, self.cipher.current
+        # In place: the filter's closures hold this dict.
+        self.cipher_by_name.clear()
+        self.cipher_by_name.update((e.cipher_name, e) for e in cipher)
+        self.plain.replace(plain)
+        self.cipher.replace(cipher)
+        if on_plain is not None:
+            self.plain.select(next((e for e in self.plain.rows if e.plain_name == on_plain.plain_name), None))
+        if on_cipher is not None:
+            self.cipher.select(self.cipher_by_name.get(on_cipher.cipher_name))
+        self.selection.keep_only({e.plain_name for e in plain if e.plain_name is not None})
+        self._show_selection()
+        self._relink(self.active_list())
+
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
 
     @work(thread=True, exclusive=True, group="listing")
     def _scan(self, generation: int, batches: Callable[[Callable[[], bool]], Iterator[list[Entry]]]) -> None:
@@ -438,8 +554,8 @@ class MainScreen(Screen[None]):
         self.post_message(DirLoaded(generation, plain, cipher))
 
     def on_dir_batch(self, message: DirBatch) -> None:
-        if message.generation != self.generation:
-            return
+        if message.generation != self.generation or message.generation == self.quiet_generation:
+            return  # stale, or a background reload: swapped in whole once loaded
         first = self.loaded_rows == 0
         self.loaded_rows += len(message.entries)
         for e in message.entries:
@@ -453,6 +569,13 @@ class MainScreen(Screen[None]):
 
     def on_dir_loaded(self, message: DirLoaded) -> None:
         if message.generation != self.generation:
+            return
+        if self._changed_during_load:
+            self._changed_during_load = False
+            self.call_later(self.reload_quietly)
+        if message.generation == self.quiet_generation:
+            self.quiet_generation = -1
+            self._swap_in(message.plain, message.cipher)
             return
         self.loading = False
         self.plain.replace(message.plain)
@@ -479,6 +602,11 @@ class MainScreen(Screen[None]):
     def on_dir_failed(self, message: DirFailed) -> None:
         if message.generation != self.generation:
             return
+        if message.generation == self.quiet_generation:  # the directory went away, say
+            self.quiet_generation = -1
+            self.plain.clear()
+            self.cipher.clear()
+            self.cipher_by_name.clear()
         self.loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
@@ -501,8 +629,8 @@ class MainScreen(Screen[None]):
             cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
         shown_plain = len(self.plain.rows)
         if self.loading:
-            plain_pane.border_subtitle = f"loading… {self.loaded_rows:,} names"
-            cipher_pane.border_subtitle = f"loading… {self.loaded_rows:,}"
+            plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
+            cipher_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,}")
             self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
             self.cipher.set_placeholder("")
             return
@@ -525,10 +653,12 @@ class MainScreen(Screen[None]):
             flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
         if not self.show_hidden:
             flt += "  .hidden"
-        plain_pane.border_subtitle = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}{flt}"
+        # As Text: the filter is typed text ("[b" is no markup).
+        count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
+        plain_pane.border_subtitle = as_text(count + flt)
         where = "in the view" if self.vapp.reverse is not None else "on disk"
-        cipher_pane.border_subtitle = f"{len(self.cipher.all_entries):,} {where}" + (
-            f", {bad} undecryptable" if bad else ""
+        cipher_pane.border_subtitle = as_text(
+            f"{len(self.cipher.all_entries):,} {where}" + (f", {bad} undecryptable" if bad else "")
         )
 
     # -- linked cursors and the info panel -------------------------------------------------
@@ -594,14 +724,15 @@ class MainScreen(Screen[None]):
             title = f"X-ray  {entry.cipher_name}"
             body = _described(lambda: describe_cipher(vault, cdir, entry))
             if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
-                body = Group(body, self._comparison(vault, entry))
+                # `path` is the shown directory plus the entry's (missing) plain name.
+                body = Group(body, self._comparison(vault, path.rpartition("/")[0], entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
-    def _comparison(self, vault: Vault, entry: Entry) -> RenderableType:
+    def _comparison(self, vault: Vault, plain_dir: str, entry: Entry) -> RenderableType:
         """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
         try:
-            copy = integrity.conflict_copy(vault, self.cwd, entry.cipher_name)
+            copy = integrity.conflict_copy(vault, plain_dir, entry.cipher_name)
         except (VaultError, OSError):
             return Text("")
         try:
@@ -655,6 +786,73 @@ class MainScreen(Screen[None]):
             self._inspect(lst is self.plain, entry)
             self.query_one("#info", InfoPanel).scroll_home(animate=False)
 
+    def action_external(self, variable: str) -> None:
+        """o and E: the file decrypted into a private temporary directory, opened in $PAGER or
+        $EDITOR with the screen handed over; an edit is saved back after asking; the copy is
+        removed either way."""
+        vault = self.vapp.vault
+        if vault is None:
+            self.vapp.log_line("the files of a reverse-mode folder are plain: open them directly", "error")
+            return
+        if self.vapp.busy:
+            self.vapp.log_line("a command is still running (Esc cancels it)", "error")
+            return
+        path = self._selected_plain()
+        if path is None:
+            return
+        try:
+            path = commands.follow_links(vault, path)
+            if not S_ISREG(vault.stat(path).mode):
+                raise VaultError(f"/{path}: not a regular file")
+        except VaultError as e:
+            self.vapp.log_line(str(e), "error")
+            return
+        self._decrypt_for(vault, path, variable)
+
+    @work(thread=True, group="external")
+    def _decrypt_for(self, vault: Vault, path: str, variable: str) -> None:
+        try:
+            copy = private_copy(vault, path)
+        except (VaultError, OSError) as e:
+            reason = str(e) if isinstance(e, VaultError) else f"/{path}: {e.strerror or e}"
+            self.app.call_from_thread(self.vapp.log_line, reason, "error")
+            return
+        self.app.call_from_thread(self._run_external, vault, copy, variable)
+
+    def _run_external(self, vault: Vault, copy: PrivateCopy, variable: str) -> None:
+        argv = [*program(variable), str(copy.file)]
+        try:
+            with suspended(self.app):
+                subprocess.run(argv, check=False)
+        except OSError as e:
+            copy.remove()
+            self.vapp.log_line(f"${variable} ({argv[0]}): {e.strerror or e}", "error")
+            return
+        finally:
+            self.refresh()
+        if variable != "EDITOR" or not copy.changed():
+            copy.remove()
+            if variable == "EDITOR":
+                self.vapp.log_line(f"/{copy.path}: not changed", "")
+            return
+        question = (
+            f"Save the changes to /{copy.path} ({copy.size():,} bytes)? "
+            "This replaces its contents in the vault."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                copy.remove()
+                self.vapp.log_line(f"/{copy.path}: changes discarded", "")
+                return
+            self.vapp.run_task(
+                f"save /{copy.path} from ${variable}",
+                partial(_save_and_remove, vault, copy),
+                select=copy.path.rpartition("/")[2],
+            )
+
+        self._ask(ConfirmScreen("Save changes", question, yes="Save", no="Discard"), answered)
+
     def _view(self, path: str) -> None:
         """Enter on a file: read all of it in the viewer (a symlink: what it points to)."""
         vault, view = self.vapp.vault, self.vapp.reverse
@@ -693,6 +891,75 @@ class MainScreen(Screen[None]):
     def action_filter(self) -> None:
         self._open_input("filter", self.filter_text, "filter by plain name")
 
+    def action_jump(self) -> None:
+        self._open_input(
+            "jump", commands.show(self.cwd).rstrip("/") + "/", "go to a vault path (Tab completes)"
+        )
+
+    def _jump(self, typed: str) -> None:
+        """Show the directory `typed`, or the directory of the file `typed` with it selected."""
+        session = self.vapp.session
+        if session is None:
+            return
+        try:
+            words = commands.split_line(typed)  # a completed name comes quoted, as in the shell
+        except ValueError as e:
+            self.vapp.log_line(f"go to {typed}: {e}", "error")
+            return
+        target = session.resolve(words[0] if len(words) == 1 else typed)
+        view, vault = self.vapp.reverse, self.vapp.vault
+        try:
+            if view is not None:
+                is_dir = commands.view_entry(view, target).kind == "dir"
+            else:
+                assert vault is not None
+                is_dir = S_ISDIR(vault.stat(target).mode)
+        except VaultError as e:
+            # Said with the path as typed: the vault's message may name the cipher directory.
+            reason = os.strerror(e.errno) if isinstance(e, FsError) else str(e)
+            self.vapp.log_line(f"go to {commands.show(target)}: {reason}", "error")
+            return
+        if is_dir:
+            self.load_dir(target)
+        else:
+            parent, _, name = target.rpartition("/")
+            self.load_dir(parent, select=name)
+
+    def _bookmark_rows(self) -> list[tuple[str, str]]:
+        return [(key, commands.show(path)) for key, path in sorted(self.bookmarks.items())]
+
+    def action_bookmark(self) -> None:
+        here = self.cwd
+
+        def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            if key == "'":
+                self.vapp.log_line("' stands for the previous directory: pick another key", "error")
+                return
+            self.bookmarks[key] = here
+            self.vapp.log_line(f"bookmark {key}: {commands.show(here)} (' {key} goes there)", "")
+
+        hint = "Press a letter for this directory (it replaces that letter's bookmark); Esc cancels"
+        self._ask(KeyScreen(f"Bookmark {commands.show(here)}", self._bookmark_rows(), hint), chosen)
+
+    def action_goto_bookmark(self) -> None:
+        rows = self._bookmark_rows()
+        if self.previous_dir is not None:
+            rows.append(("'", f"{commands.show(self.previous_dir)} (where you were)"))
+
+        def chosen(key: str | None) -> None:
+            if key is None:
+                return
+            target = self.previous_dir if key == "'" else self.bookmarks.get(key)
+            if target is None:
+                self.vapp.log_line(f"no bookmark {key} (b then a letter sets one)", "error")
+                return
+            self.load_dir(target)
+
+        hint = "Press a bookmark's key; Esc cancels" if rows else "No bookmarks yet: b then a letter sets one"
+        self._ask(KeyScreen("Go to a bookmark", rows, hint), chosen)
+
     def action_search(self) -> None:
         self._open_input("search", "", "find a name (Enter keeps it for n / N; Esc closes)")
 
@@ -721,7 +988,7 @@ class MainScreen(Screen[None]):
         self.input_mode = mode
         box.placeholder = placeholder
         box.value = value
-        box.border_title = {"filter": "/", "search": "f"}.get(mode, ":")
+        box.border_title = {"filter": "/", "search": "f", "jump": "g"}.get(mode, ":")
         box.display = True
         # At once, not later as Widget.focus does: keys typed right after ":" (a paste, a fast
         # typist) are already queued and must go to the input, not run as pane keys.
@@ -742,6 +1009,8 @@ class MainScreen(Screen[None]):
         session = self.vapp.session
         if session is None:
             return before, []
+        if self.input_mode == "jump":  # a path alone: it completes as ls's argument does
+            return commands.current_word(before), commands.complete(session, "ls " + before)
         return commands.current_word(before), commands.complete(session, before)
 
     @on(Input.Changed, "#cmdline")
@@ -767,9 +1036,11 @@ class MainScreen(Screen[None]):
                 session = self.vapp.session
                 start_fsck(self.vapp, session.resolve(words[1]) if words[1:] and session else self.cwd)
             else:
-                self.vapp.run_command(line)
+                self.vapp.run_command(line, show_output=True)
         elif self.input_mode == "search":
             self.search_text = event.value
+        elif self.input_mode == "jump" and line:
+            self._jump(line)
 
     def _apply_filter(self) -> None:
         needle = self.filter_text.casefold()
@@ -1198,26 +1469,6 @@ def shorten_path(path: str, width: int) -> str:
     return cut_middle(path, width)
 
 
-def cut_middle(text: str, width: int) -> str:
-    """`text` cut in the middle to `width` cells, mostly keeping its end (the deepest name)."""
-    if cell_len(text) <= width:
-        return text
-    if width <= 1:
-        return "…"[:width]
-    keep_end = max(width // 2, width - 12)
-    head = ""
-    for ch in text:
-        if cell_len(head + ch) > width - keep_end - 1:
-            break
-        head += ch
-    tail = ""
-    for ch in reversed(text):
-        if cell_len(head) + 1 + cell_len(ch + tail) > width:
-            break
-        tail = ch + tail
-    return head + "…" + tail
-
-
 def _q(text: str) -> str:
     return shlex.quote(text)
 
@@ -1230,7 +1481,7 @@ def _pane_title(pane: Widget, name: str, where: str) -> Text:
     room = width - len(name) - 8  # corners, the title's padding, the gap after the name
     where = safe_text(where)
     # As Text: a directory named like Rich markup ("[link=…]") stays a name.
-    return Text(f"{name}  {cut_middle(where, room) if width else where}")
+    return as_text(f"{name}  {cut_middle(where, room) if width else where}")
 
 
 def _described(describe: Callable[[], RenderableType]) -> RenderableType:
@@ -1240,6 +1491,27 @@ def _described(describe: Callable[[], RenderableType]) -> RenderableType:
         return describe()
     except (VaultError, OSError) as e:
         return Text(safe_text(str(e)), style="bold red")
+
+
+def _save_and_remove(vault: Vault, copy: PrivateCopy, session: commands.Session) -> int:
+    """A task: the edited copy encrypted back over its file; the copy removed even on failure."""
+    try:
+        save_back(vault, copy)
+    finally:
+        copy.remove()
+    session.io.write(f"saved /{copy.path}")
+    return 0
+
+
+@contextlib.contextmanager
+def suspended(app: App[Any]) -> Iterator[None]:
+    """The terminal handed to another program; where it cannot be (a test), the program runs
+    beside the app."""
+    try:
+        with app.suspend():
+            yield
+    except SuspendNotSupported:
+        yield
 
 
 def start_dir() -> str:
@@ -1253,7 +1525,7 @@ def start_dir() -> str:
 # -- the app -------------------------------------------------------------------------------------
 
 
-class VaultApp(App[int]):
+class VaultApp(SafeApp[int]):
     """Opens one vault: unlock (dialog or given secret), then the two-pane main screen."""
 
     CSS_PATH = "app.tcss"
@@ -1282,6 +1554,7 @@ class VaultApp(App[int]):
         self.reverse: ReverseView | None = None  # the encrypted view (a reverse-mode folder)
         self.session: commands.Session | None = None
         self.io = TuiIO(self)
+        self._output_title = ""  # the title of the panel a `:` command's output opens in
         self.busy = False  # a command is running in the worker
         self.log_lines: list[str] = []
         self.mount_info: Any = None  # mounts.MountInfo of this vault's mount, if any
@@ -1314,7 +1587,7 @@ class VaultApp(App[int]):
             self.theme_names.append(theme.name)
         wanted = self._wanted_theme or self.prefs.theme or DEFAULT_THEME
         if self.get_theme(wanted) is None:
-            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning")
+            self.notify(f"unknown theme {wanted!r}; using {DEFAULT_THEME}", severity="warning", markup=False)
             wanted = DEFAULT_THEME
         self.theme = wanted
 
@@ -1344,7 +1617,7 @@ class VaultApp(App[int]):
         current = names.index(self.theme) if self.theme in names else -1
         self.theme = names[(current + 1) % len(names)]
         self.remember_prefs()
-        self.notify(f"theme {self.theme}", timeout=2)
+        self.notify(f"theme {self.theme}", timeout=2, markup=False)
 
     # -- start-up and unlocking -------------------------------------------------------------
 
@@ -1713,9 +1986,18 @@ class VaultApp(App[int]):
 
     # -- commands -------------------------------------------------------------------------------
 
-    def run_command(self, line: str, *, transfer: str | None = None, select: str | None = None) -> None:
-        """Run one command line of the registry in a worker; refresh the panes afterwards."""
+    def run_command(
+        self, line: str, *, transfer: str | None = None, select: str | None = None, show_output: bool = False
+    ) -> None:
+        """Run one command line of the registry in a worker; refresh the panes afterwards.
+
+        With `show_output` (a line typed at `:`), output of more than one line (`ls -l`,
+        `help`, `cat`) also opens in a full-width scrollable panel, not only in the narrow log.
+        """
         shown = "passwd" if line.split()[:1] == ["passwd"] else line
+        if not self.busy:
+            self.io.output = [] if show_output else None
+            self._output_title = f"output of :{shown}"
         self.run_task(
             shown, lambda session: commands.run_line(session, line), transfer=transfer, select=select
         )
@@ -1744,6 +2026,10 @@ class VaultApp(App[int]):
 
     def _command_done(self, code: int, select: Select) -> None:
         self.busy = False
+        output, self.io.output = self.io.output, None
+        if output is not None and len(output) > 1:
+            data = ("\n".join(output) + "\n").encode("utf-8", "surrogateescape")
+            self.push_screen(ViewerScreen(self._output_title, len(data), data_reader(data)))
         self.main.query_one("#transfer", TransferBar).finish()
         if not self.main.query_one("#cmdline", Input).display:
             self.main.focus_active()  # dialogs the command opened may have taken the focus
@@ -1843,26 +2129,8 @@ class VaultApp(App[int]):
         # As Text: a path with [brackets] is not Rich markup.
         self.exit(code, return_code=code, message=Text(safe_text(message)) if message else None)
 
-    def _handle_exception(self, error: Exception) -> None:
-        """The last resort for a bug: one line, never Textual's traceback, which draws local
-        variables (a typed password, a master key, a file preview) on the screen.
-
-        A failed worker is reported in the log and the app goes on (its screen is intact);
-        any other error ends the app with that line. VAULTSH_DEBUG=1 restores the traceback.
-        """
-        if os.environ.get("VAULTSH_DEBUG"):
-            super()._handle_exception(error)
-            return
-        if self._exception is None:  # run_test re-raises it, so a test still fails on a bug
-            self._exception = error
-            self._exception_event.set()
-        cause = error.error if isinstance(error, WorkerFailed) else error
-        what = cut_middle(str(cause), 200)
-        line = f"internal error ({type(cause).__name__}: {what}); VAULTSH_DEBUG=1 shows details"
-        if isinstance(error, WorkerFailed):
-            self.log_line(line, "error")
-            return
-        self.quit_with(int(ExitCode.OTHER), f"vaultsh: {line}")
+    def report_internal_error(self, line: str) -> None:
+        self.log_line(line, "error")
 
 
 def leave_mounted_notice(vault: str, mountpoint: str, alive: bool) -> str:

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from vaultsh.service import integrity
 from vaultsh.tui.panes import ROLE_OBJECT
+from vaultsh.tui.safety import as_text
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.fsck import Counts, Finding
@@ -71,7 +72,7 @@ class FsckScreen(ModalScreen[Finding | None]):
         with Vertical(id="fsck"):
             yield Label(f"fsck {quote_name('/' + self.path)}", id="fsck-title", markup=False)
             yield Static("Checking…", id="fsck-status", markup=False)
-            yield OptionList(id="fsck-findings")
+            yield OptionList(id="fsck-findings", markup=False)
             yield Label("Enter: go to the entry   Esc: close (stops the check)", id="fsck-hint")
 
     def on_mount(self) -> None:
@@ -107,16 +108,16 @@ class FsckScreen(ModalScreen[Finding | None]):
 
     def _status(self, text: str) -> None:
         if not self.done:
-            self.query_one("#fsck-status", Static).update(text)
+            self.query_one("#fsck-status", Static).update(as_text(text))
 
     def _add(self, f: Finding) -> None:
         self.findings.append(f)
-        self.query_one(OptionList).add_option(Option(finding_text(f)))
+        self.query_one(OptionList).add_option(Option(as_text(finding_text(f))))
 
     def _finished(self, summary: str) -> None:
         self.done = True
         self.summary = summary
-        self.query_one("#fsck-status", Static).update(summary)
+        self.query_one("#fsck-status", Static).update(as_text(summary))
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -170,10 +171,10 @@ def select_cipher_after_load(app: VaultApp, plain_dir: str, cipher_name: str) ->
     """Load `plain_dir`, then put the cipher pane's cursor on `cipher_name` and make it active."""
     main = app.main
     main.load_dir(plain_dir)
-    generation = main.generation
+    opened = main.opened
 
     def try_select() -> None:
-        if main.generation != generation:
+        if main.opened != opened:
             return  # another directory was opened meanwhile
         if main.loading:
             app.set_timer(0.05, try_select)

@@ -25,6 +25,7 @@ from vaultsh.tui.panes import (
     human_size,
     short_time,
 )
+from vaultsh.tui.safety import as_text
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.conflicts import conflict_original
 from vaultsh.vault.content import HEADER_LEN, ContentCodec
@@ -43,10 +44,10 @@ _RMDIR_LEFTOVER = DIRIV_NAME + ".rmdir."
 
 
 def _kv(table: Table, key: str, value: str | Text) -> None:
-    # Values carry names, link targets and errors that embed them: never raw on the terminal.
-    if isinstance(value, Text):
-        value = Text(safe_text(value.plain), style=value.style)
-    table.add_row(Text(key, style="bold"), safe_text(value) if isinstance(value, str) else value)
+    # Values carry names, link targets and errors that embed them: never raw on the terminal,
+    # and never markup (a str cell of a Rich table is read as markup: "[draft] x" lost "[draft]").
+    text = as_text(value.plain, str(value.style)) if isinstance(value, Text) else as_text(value)
+    table.add_row(as_text(key, "bold"), text)
 
 
 def _table() -> Table:
@@ -432,7 +433,7 @@ class InfoPanel(VerticalScroll):
         yield Static(id="info-body")
 
     def show(self, title: str, body: RenderableType) -> None:
-        self.border_title = Text(safe_text(title))  # Text: a name is never read as markup
+        self.border_title = as_text(title)  # a name is never read as markup
         self.body = body
         self.query_one("#info-body", Static).update(body)
         self.scroll_home(animate=False)

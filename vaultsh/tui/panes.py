@@ -322,7 +322,7 @@ class EntryList(ScrollView, can_focus=True):
         Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home,g", "first", "First", show=False),
+        Binding("home", "first", "First", show=False),  # g goes to a path (MainScreen)
         Binding("end,G", "last", "Last", show=False),
     ]
 

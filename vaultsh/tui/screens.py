@@ -14,6 +14,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from vaultsh.tui.safety import as_text
 from vaultsh.vault.display import has_unsafe_chars, quote_name, safe_text
 from vaultsh.vault.errors import VaultError
 
@@ -167,8 +168,8 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
             yield Label(safe_text(self.question), classes="dialog-question", markup=False)
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.yes} (y)", id="yes", variant="error")
-                yield Button(f"{self.no} (n)", id="no", variant="primary")
+                yield Button(as_text(f"{self.yes} (y)"), id="yes", variant="error")
+                yield Button(as_text(f"{self.no} (n)"), id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -213,7 +214,7 @@ class ChoiceScreen(ModalScreen[str | None]):
             with Horizontal(classes="dialog-buttons"):
                 for value, key, label in self.choices:
                     yield Button(
-                        f"{label} ({key})",
+                        as_text(f"{label} ({key})"),
                         id=f"choice-{value}",
                         variant="primary" if value == self.default else "default",
                     )
@@ -273,11 +274,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
         for key, description in self.keys:
-            table.add_row(key, description)
+            table.add_row(as_text(key, "bold"), as_text(description))
         with Vertical(classes="dialog help-dialog"):
             yield Label("vaultsh — keys", classes="dialog-title")
             with VerticalScroll(id="help-keys"):
-                yield Static(self.intro, classes="dialog-detail")
+                yield Static(as_text(self.intro), classes="dialog-detail")
                 yield Static(table)
             yield Label("↑↓ PgUp PgDn scroll · Esc, q or ? closes this help", classes="dialog-hint")
 
@@ -300,6 +301,41 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+class KeyScreen(ModalScreen[str | None]):
+    """Wait for one key (a bookmark's letter) while showing what each key stands for.
+
+    Dismisses with the character typed, or None on Esc.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, rows: list[tuple[str, str]], hint: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.rows = rows
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for key, meaning in self.rows:
+            table.add_row(as_text(key, "bold"), as_text(meaning))
+        with Vertical(classes="dialog"):
+            yield Label(as_text(self.title_text), classes="dialog-title")
+            if self.rows:
+                yield Static(table)
+            yield Label(as_text(self.hint), classes="dialog-hint")
+
+    def on_key(self, event: Any) -> None:
+        if event.key != "escape" and event.is_printable and event.character:
+            event.stop()
+            self.dismiss(event.character)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 class SecretScreen(ModalScreen[None]):
     """Show a secret (the master key) until dismissed; nothing of it is logged."""
 
@@ -313,9 +349,9 @@ class SecretScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(as_text(self.title_text), classes="dialog-title")
             yield Static(Text(group_lines(self.secret), style="bold"), id="secret", classes="secret")
-            yield Static(self.advice, classes="dialog-detail")
+            yield Static(as_text(self.advice), classes="dialog-detail")
             yield Label("Enter or Esc closes", classes="dialog-hint")
 
     def action_close(self) -> None:
@@ -379,6 +415,7 @@ def key_label(keys: str) -> str:
             "insert": "Insert",
             "asterisk": "*",
             "full_stop": ".",
+            "apostrophe": "'",
         }
         if key in special:
             names.append(special[key])

@@ -16,6 +16,7 @@ from textual.widgets.text_area import Selection
 
 from vaultsh.service.commands import human_bytes
 from vaultsh.tui.inspect import hex_lines, looks_like_text
+from vaultsh.tui.safety import as_text
 from vaultsh.vault.errors import VaultError
 
 TEXT_LIMIT = 8 << 20  # bytes of a text file shown; the title says when it is cut
@@ -32,6 +33,11 @@ def read_local(path: Path, offset: int, size: int) -> bytes:
         return os.pread(fd, size, offset)
     finally:
         os.close(fd)
+
+
+def data_reader(data: bytes) -> Reader:
+    """A Reader over bytes already at hand (a command's output)."""
+    return lambda offset, size: data[offset : offset + size]
 
 
 def render_for_viewing(data: bytes, size: int) -> tuple[str, str]:
@@ -87,7 +93,7 @@ class ViewerScreen(Screen[None]):
         self.needle = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f"{self.title_text}  (loading…)", id="viewer-title")
+        yield Static(as_text(f"{self.title_text}  (loading…)"), id="viewer-title")
         yield TextArea("", read_only=True, show_line_numbers=True, id="viewer-text")
         yield Input(placeholder="search (Enter finds, Esc closes)", id="viewer-search")
         yield Footer(compact=True)
@@ -111,7 +117,7 @@ class ViewerScreen(Screen[None]):
         self.kind = kind
         self.query_one("#viewer-text", TextArea).load_text(document)
         self.query_one("#viewer-title", Static).update(
-            f"{self.title_text}  ({kind}, {human_bytes(self.file_size)})"
+            as_text(f"{self.title_text}  ({kind}, {human_bytes(self.file_size)})")
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -156,7 +162,7 @@ class ViewerScreen(Screen[None]):
         row, col = end if forward else start
         found = find(area.text.split("\n"), self.needle, row, col, forward)
         if found is None:
-            self.notify(f"not found: {self.needle}" if self.needle else "/ searches", timeout=2)
+            self.notify(f"not found: {self.needle}" if self.needle else "/ searches", timeout=2, markup=False)
             return
         r, c = found
         area.selection = Selection((r, c), (r, c + len(self.needle)))

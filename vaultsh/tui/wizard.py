@@ -11,7 +11,7 @@ from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -31,6 +31,7 @@ from textual.widgets import (
 
 from vaultsh.service.strength import WEAK_BITS, Strength, estimate
 from vaultsh.service.vaults import CreatedVault, InitOptions, create_vault
+from vaultsh.tui.safety import SafeApp, as_text
 from vaultsh.tui.themes import DEFAULT_THEME, load_themes, theme_variable_defaults
 from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME
 from vaultsh.vault.display import safe_text
@@ -377,7 +378,7 @@ class NewVaultScreen(StepScreen[Path | None]):
         result = self._read_choices()
         error = self.query_one("#options-error", Static)
         if isinstance(result, str):
-            error.update(result)
+            error.update(as_text(result))
             return
         error.update("")
         self.choices = result
@@ -500,7 +501,7 @@ class NewVaultScreen(StepScreen[Path | None]):
             )
 
 
-class NewVaultApp(App[Path | None]):
+class NewVaultApp(SafeApp[Path | None]):
     """A small app that only runs the wizard; `created_path` is the new vault (or None)."""
 
     def __init__(
@@ -549,6 +550,8 @@ def run_new(
     runner.run()
     if runner.created_path is not None:
         return 0
+    if runner.return_code:  # a bug ended it: its one line is printed already
+        return runner.return_code
     print(cancelled_notice(directory), file=sys.stderr)
     return CANCELLED_EXIT
 

@@ -1,0 +1,98 @@
+"""The private copy behind the TUI's o and E: where it goes, its name, saving back atomically."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from vaultsh.service.tempcopy import private_copy, save_back
+from vaultsh.vault.errors import FsError
+from vaultsh.vault.vault import Vault
+
+MASTER_KEY = bytes(range(32))
+
+
+@pytest.fixture
+def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Vault:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    root = tmp_path / "vault"
+    root.mkdir()
+    Vault.init(root, b"pw", master_key=MASTER_KEY, logn=10)
+    v = Vault.open(root, master_key=MASTER_KEY)
+    v.mkdir("sub")
+    v.mkdir("sub/dir")
+    return v
+
+
+@pytest.mark.parametrize(
+    ("name", "local"),
+    [("notes.txt", "notes.txt"), ("\x1b[31mred", "_[31mred"), ("-rf", "rf"), ("[b]x", "[b]x")],
+)
+def test_the_copy_is_private_and_named_safely(vault: Vault, name: str, local: str) -> None:
+    path = f"sub/dir/{name}"
+    vault.write_file(path, b"secret text\n")
+    copy = private_copy(vault, path)
+    try:
+        assert copy.directory.parent == Path(os.environ["XDG_RUNTIME_DIR"])
+        assert stat.S_IMODE(os.stat(copy.directory).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(copy.file).st_mode) == 0o600
+        assert copy.file.name == local
+        assert copy.file.read_bytes() == b"secret text\n"
+        assert not copy.changed()
+    finally:
+        copy.remove()
+    assert not copy.directory.exists()
+
+
+def test_a_runtime_dir_others_can_enter_is_not_used(vault: Vault, tmp_path: Path) -> None:
+    os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o755)
+    vault.write_file("a.txt", b"x")
+    copy = private_copy(vault, "a.txt")
+    try:
+        assert copy.directory.parent != Path(os.environ["XDG_RUNTIME_DIR"])
+        assert stat.S_IMODE(os.stat(copy.directory).st_mode) == 0o700
+    finally:
+        copy.remove()
+
+
+def test_save_back_replaces_the_contents_and_keeps_the_mode(vault: Vault) -> None:
+    vault.write_file("sub/dir/a.txt", b"old\n")
+    vault.chmod("sub/dir/a.txt", 0o600)
+    copy = private_copy(vault, "sub/dir/a.txt")
+    copy.file.write_bytes(b"new contents\n" * 1000)
+    assert copy.changed()
+    save_back(vault, copy)
+    copy.remove()
+    assert vault.read_file("sub/dir/a.txt") == b"new contents\n" * 1000
+    assert vault.stat("sub/dir/a.txt").mode & 0o777 == 0o600
+    assert [e.name for e in vault.listdir("sub/dir", include_bad=True)] == ["a.txt"]
+
+
+def test_a_copy_turned_symlink_is_not_followed_and_nothing_changes(vault: Vault, tmp_path: Path) -> None:
+    vault.write_file("sub/dir/a.txt", b"old\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not for the vault\n")
+    copy = private_copy(vault, "sub/dir/a.txt")
+    copy.file.unlink()
+    copy.file.symlink_to(outside)  # an editor (or someone) swapped it
+    with pytest.raises(OSError):
+        save_back(vault, copy)
+    copy.remove()
+    assert vault.read_file("sub/dir/a.txt") == b"old\n"
+    assert [e.name for e in vault.listdir("sub/dir", include_bad=True)] == ["a.txt"]
+
+
+def test_a_file_gone_from_the_vault_meanwhile_is_reported_and_nothing_is_left(vault: Vault) -> None:
+    vault.write_file("sub/dir/a.txt", b"old\n")
+    copy = private_copy(vault, "sub/dir/a.txt")
+    copy.file.write_bytes(b"edited\n")
+    vault.unlink("sub/dir/a.txt")
+    with pytest.raises(FsError):
+        save_back(vault, copy)
+    copy.remove()
+    assert vault.listdir("sub/dir", include_bad=True) == []
