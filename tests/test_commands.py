@@ -332,7 +332,7 @@ def test_help_lists_every_command_and_explains_one(sess: Session) -> None:
     for name in COMMANDS:
         assert any(line.strip().startswith(name) for line in out), name
     _, out, _ = run(sess, "help rm")
-    assert out[0] == "usage: rm [-r] PATH..."
+    assert out[0] == "usage: rm [-r] [-f] PATH..."
     _, out, _ = run(sess, "help quit")
     assert out[0] == "usage: exit"
     assert run(sess, "help frob")[0] == 1
