@@ -588,3 +588,12 @@ def test_masterkey_goes_to_the_hook_when_a_front_end_has_one(sess: Session) -> N
     code, out, _ = run(sess, "masterkey")
     assert code == 0 and out == []
     assert shown == [format_master_key(sess.vault.keys.master_key)]
+
+
+def test_long_option_spellings_the_cli_has_work_in_the_shell(sess: Session) -> None:
+    assert run(sess, "mkdir --parents deep/er")[0] == 0
+    assert run(sess, "ls --all deep")[1] == ["er"]
+    assert run(sess, "rm --recursive deep")[0] == 0
+    assert not sess.vault.exists("deep")
+    code, _, err = run(sess, "decrypt-path")
+    assert code == 1 and err == ["usage: decrypt-path [CIPHERPATH...]"]
