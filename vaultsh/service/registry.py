@@ -352,7 +352,7 @@ _TABLE = (
             cli_names=("encrypt-paths",), cli_args=(_NULL,)),
     Command("info", "show the vault's config summary (no password needed)", handler="keys:run_info",
             cli_vault="config"),
-    Command("mount", "mount the vault with FUSE (--reverse: an encrypted view of a plain dir)", (
+    Command("mount", "mount the vault with FUSE (the CLI's --reverse: a plain dir's encrypted view)", (
         flag("--ro", help="mount read-only"),
         option("--idle", metavar="DURATION", help="unmount after DURATION without use (30s, 10m, 1h)"),
         positional("mountpoint", "MOUNTPOINT"),
