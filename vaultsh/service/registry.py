@@ -165,6 +165,7 @@ class Command:
     spaces, the last kind applying to any further arguments ("plain-path local-path").
     `cli_args` are options only a one-shot process has (a progress bar on stderr, paths on
     stdin, staying in the foreground); `cli_names` the CLI's spelling first, then its aliases.
+    `secret` and `writes` are capabilities the shell checks before running a line.
     """
 
     name: str
@@ -178,6 +179,8 @@ class Command:
     cli_args: tuple[Arg, ...] = ()
     cli_vault: str = "open"
     cipherdir_at: int = 0  # CIPHERDIR's place among the CLI's positional arguments
+    secret: bool = False  # deals in secrets: its lines never enter a shell history
+    writes: bool = False  # writes into a vault's tree: refused on a reverse folder's read-only view
 
     def __post_init__(self) -> None:
         assert self.cli_vault in VAULT_KINDS, self.cli_vault
@@ -330,21 +333,22 @@ _TABLE = (
     Command("import", "encrypt a local file or tree into the vault", (
         positional("src", "SRC"),
         positional("path", "PATH", nargs="?", help="plain destination (default: the current dir)"),
-    ), ("put",), "transfers:run_import", "local-path plain-path", cli_args=(_no_progress(),), cipherdir_at=1),
+    ), ("put",), "transfers:run_import", "local-path plain-path", cli_args=(_no_progress(),), cipherdir_at=1,
+            writes=True),
     Command("mkdir", "make directories (-p: with parents)", (
         flag("-p", "--parents", help="make parents too; no error if present"),
         positional("paths", "PATH", nargs="+"),
-    ), handler="tree:run_mkdir", completes="plain-dir"),
+    ), handler="tree:run_mkdir", completes="plain-dir", writes=True),
     Command("mv", "move or rename (asks before replacing; -f replaces)", (
         flag("-f", "--force", help="replace an existing file or symlink at DST"),
         positional("src", "SRC"),
         positional("dst", "DST"),
-    ), ("rename",), "tree:run_mv", "plain-path"),
+    ), ("rename",), "tree:run_mv", "plain-path", writes=True),
     Command("rm", "remove files (-r: directories with their contents)", (
         flag("-r", "--recursive", help="remove directories and their contents"),
         flag("-f", "--force", help="a missing path is not an error"),
         positional("paths", "PATH", nargs="+"),
-    ), handler="tree:run_rm", completes="plain-path"),
+    ), handler="tree:run_rm", completes="plain-path", writes=True),
     Command("decrypt-path", "plain path of a cipher path", _paths_from_stdin("CIPHERPATH"),
             ("decrypt-paths",), "names:run_decrypt_path", cli_names=("decrypt-paths",), cli_args=(_NULL,)),
     Command("encrypt-path", "cipher path of a plain path", _paths_from_stdin("PLAINPATH"),
@@ -370,12 +374,12 @@ _TABLE = (
     Command("passwd", "change the vault password (keeps gocryptfs.conf.bak)", (
         option("--new-passfile", metavar="FILE", help="read the new password from FILE"),
         option("--scryptn", metavar="N", value=int, help="new scrypt cost 2^N (default: keep)"),
-    ), handler="keys:run_passwd", cli_vault="keys"),
+    ), handler="keys:run_passwd", cli_vault="keys", secret=True),
     Command("recover", "write a new config from the master key (settings found by trial)", (
         *FORMAT_ARGS,
         flag("--defaults", help="init's defaults for what the files cannot tell"),
         flag("--dry-run", help="show what would be written; write nothing"),
-    ), handler="keys:run_recover", cli_vault="dir", cli_args=(
+    ), handler="keys:run_recover", cli_vault="dir", secret=True, cli_args=(
         flag("--reverse", help="CIPHERDIR is a plain dir (reverse mode)"),
         option("--view", metavar="DIR", help="with --reverse: a copy of the encrypted view, as evidence"),
         option("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)"),
@@ -386,7 +390,7 @@ _TABLE = (
         flag("--json", help="print the detection as JSON"),
     )),
     Command("masterkey", "show the master key (asks the password again)", handler="keys:run_masterkey",
-            cli_vault="password"),
+            cli_vault="password", secret=True),
     Command("fsck", "check names, dirivs, headers, blocks, symlinks and xattrs (exit 26: damage)", (
         flag("--json", help="one JSON record per finding on stdout"),
         option("--quarantine", metavar="DIR", help="move damaged items to DIR (outside the vault)"),

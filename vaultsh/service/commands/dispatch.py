@@ -20,11 +20,11 @@ COMMANDS: dict[str, Command] = for_front(SHELL)
 _ALIASES = {alias: c for c in COMMANDS.values() for alias in c.aliases}
 
 # Commands whose lines are never written to a shell history (they deal in secrets).
-SECRET_COMMANDS = frozenset({"passwd", "masterkey", "recover"})
+SECRET_COMMANDS = frozenset(name for name, c in COMMANDS.items() if c.secret)
 
 # Commands that make sense on a reverse-mode folder; the others write into a vault, and the
 # encrypted view is read-only (its plain files are changed directly).
-REVERSE_COMMANDS = frozenset(COMMANDS) - {"import", "mkdir", "mv", "rm"}
+REVERSE_COMMANDS = frozenset(name for name, c in COMMANDS.items() if not c.writes)
 
 Handler = Callable[[Session, object], int]
 
