@@ -715,9 +715,8 @@ COMMANDS.update({"fsck": cmd_fsck, "conflicts": cmd_conflicts})
 
 # Options of the top level and the TUI form that take a value: skipped when looking for the
 # first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.
-_VALUE_OPTIONS = frozenset(
-    {"--passfile", "--extpass", "--config", "--masterkey", "--masterkey-file", "--theme"}
-)
+_TUI_ARGS = (registry.THEME_ARG, *registry.PASSWORD_ARGS, *registry.MASTERKEY_ARGS)
+_VALUE_OPTIONS = frozenset(name for arg in _TUI_ARGS if arg.value is not None for name in arg.names)
 
 
 def _first_positional(argv: Sequence[str]) -> str | None:
@@ -744,7 +743,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
         usage=f"{PROG} [--theme NAME] [password options] CIPHERDIR",
         description="Open the vault in CIPHERDIR in the full-screen interface.",
     )
-    p.add_argument("--theme", metavar="NAME", help="colour theme")
+    registry.THEME_ARG.add_to(p)
     _add_secret_options(p)
     p.add_argument("cipherdir")
     return p

@@ -303,7 +303,7 @@ _NULL = flag(
     help="exact bytes for scripts: stdin paths and output paths each end in a NUL, not a newline",
 )
 _SCRYPTN = option("--scryptn", metavar="N", value=int, default=DEFAULT_SCRYPT_LOGN, help="scrypt cost 2^N")
-_THEME = option("--theme", metavar="NAME", help="colour theme")
+THEME_ARG = option("--theme", metavar="NAME", help="colour theme")
 
 _TABLE = (
     Command("init", "create a new vault in an empty directory", (
@@ -406,9 +406,10 @@ _TABLE = (
     ), handler="checks:run_conflicts", completes="plain-dir"),
     Command("shell", "an interactive shell over the decrypted vault", fronts=frozenset({CLI})),
     Command("new", "create a vault with the full-screen wizard",
-            (_THEME, positional("directory", "DIRECTORY")), fronts=frozenset({CLI}), cli_vault=""),
+            (THEME_ARG, positional("directory", "DIRECTORY")), fronts=frozenset({CLI}), cli_vault=""),
     Command("demo", "open a freshly made demo vault in the full-screen interface", (
-        _THEME, option("--dir", metavar="DIR", help="make the demo vault in DIR (default: a new temp dir)"),
+        THEME_ARG,
+        option("--dir", metavar="DIR", help="make the demo vault in DIR (default: a new temp one)"),
     ), fronts=frozenset({CLI}), cli_vault=""),
     Command("theme", "switch the colour theme (no name: list them)", (positional("name", "NAME", nargs="?"),),
             handler="meta:run_theme", fronts=frozenset({SHELL})),

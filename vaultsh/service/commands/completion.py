@@ -8,6 +8,7 @@ from vaultsh.service.commands.dispatch import COMMANDS, command_names, lookup
 from vaultsh.service.commands.session import Session
 from vaultsh.service.commands.views import view_entry
 from vaultsh.service.commands.words import _scan
+from vaultsh.service.registry import Command
 from vaultsh.vault.display import quote_name
 from vaultsh.vault.errors import (
     VaultError,
@@ -65,6 +66,21 @@ def _complete_local(prefix: str, dirs_only: bool = False) -> list[str]:
     return out
 
 
+def _position(cmd: Command, words: list[str]) -> int:
+    """Which positional argument the next word is: options, and the values they take, do not count."""
+    valued = {n for a in cmd.options if a.value is not None for n in a.names}
+    position = 0
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word.startswith("-"):
+            skip = word in valued
+        else:
+            position += 1
+    return position
+
+
 def complete(session: Session, text_before_cursor: str) -> list[str]:
     """Candidates for the word under the cursor: command names, or decrypted / local paths.
 
@@ -78,7 +94,7 @@ def complete(session: Session, text_before_cursor: str) -> list[str]:
     cmd = lookup(words[0])
     if cmd is None or prefix.startswith("-"):
         return []
-    position = sum(1 for w in words[1:] if not w.startswith("-"))
+    position = _position(cmd, words[1:])
     kind = cmd.completion_kind(position)
     if kind == "command":
         return [n for n in sorted(COMMANDS) if n.startswith(prefix)]
