@@ -612,3 +612,28 @@ def test_cipher_names_starting_with_a_dash_are_paths(vault: tuple[Path, str], pw
     assert out.stdout.splitlines()[0] == name
     out = run("decrypt-paths", "--passfile", str(pw), str(cdir), cipher_name, check=True)
     assert out.stdout.strip() == name
+
+
+def test_cat_takes_several_paths_and_rm_f_passes_over_missing_ones(vault: tuple[Path, str], pw: Path) -> None:
+    cdir, _ = vault
+    p = run("cat", "--passfile", str(pw), str(cdir), "docs/notes.txt", "/docs/notes.txt", check=True)
+    assert p.stdout == "hello vault\n" * 2
+    p = run("rm", "--passfile", str(pw), str(cdir), "missing", "empty")
+    assert p.returncode != 0 and "missing" in p.stderr
+    run("rm", "-f", "--passfile", str(pw), str(cdir), "missing", "empty", check=True)
+    names = run("ls", "--passfile", str(pw), str(cdir), check=True).stdout.split()
+    assert "empty" not in names and "docs" in names
+
+
+def test_import_without_a_path_goes_to_the_vault_root(
+    vault: tuple[Path, str], pw: Path, tmp_path: Path
+) -> None:
+    cdir, _ = vault
+    (tmp_path / "new.txt").write_text("new\n")
+    run("import", "--passfile", str(pw), str(tmp_path / "new.txt"), str(cdir), check=True)
+    assert run("cat", "--passfile", str(pw), str(cdir), "new.txt", check=True).stdout == "new\n"
+
+
+def test_unmount_without_a_mountpoint_is_a_usage_error() -> None:
+    p = run("unmount")
+    assert p.returncode == 1 and "name the mountpoint" in p.stderr and len(p.stderr.splitlines()) == 1

@@ -12,6 +12,7 @@ import pytest
 
 from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
+from vaultsh.service.commands.completion import _position
 from vaultsh.service.mounts import MountInfo
 from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
@@ -332,7 +333,7 @@ def test_help_lists_every_command_and_explains_one(sess: Session) -> None:
     for name in COMMANDS:
         assert any(line.strip().startswith(name) for line in out), name
     _, out, _ = run(sess, "help rm")
-    assert out[0] == "usage: rm [-r] PATH..."
+    assert out[0] == "usage: rm [-r] [-f] PATH..."
     _, out, _ = run(sess, "help quit")
     assert out[0] == "usage: exit"
     assert run(sess, "help frob")[0] == 1
@@ -588,3 +589,26 @@ def test_masterkey_goes_to_the_hook_when_a_front_end_has_one(sess: Session) -> N
     code, out, _ = run(sess, "masterkey")
     assert code == 0 and out == []
     assert shown == [format_master_key(sess.vault.keys.master_key)]
+
+
+def test_long_option_spellings_the_cli_has_work_in_the_shell(sess: Session) -> None:
+    assert run(sess, "mkdir --parents deep/er")[0] == 0
+    assert run(sess, "ls --all deep")[1] == ["er"]
+    assert run(sess, "rm --recursive deep")[0] == 0
+    assert not sess.vault.exists("deep")
+    code, _, err = run(sess, "decrypt-path")
+    assert code == 1 and err == ["usage: decrypt-path [CIPHERPATH...]"]
+
+
+def test_help_explains_each_argument_and_completion_skips_option_values(sess: Session) -> None:
+    _, out, _ = run(sess, "help rm")
+    assert out[2:] == [
+        "  -r, --recursive  remove directories and their contents",
+        "  -f, --force      a missing path is not an error",
+    ]
+    _, out, _ = run(sess, "help mount")
+    assert any(line.split()[:2] == ["--idle", "DURATION"] for line in out), out
+    # For completion, the value of --idle is not the mountpoint; a word after a flag is.
+    assert _position(COMMANDS["mount"], ["--idle", "10m"]) == 0
+    assert _position(COMMANDS["mount"], ["--ro", "/mnt"]) == 1
+    assert complete(sess, "mount --idle 10m /") == complete(sess, "mount /") != []

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from vaultsh import __version__
+from vaultsh.service import registry
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
-from vaultsh.vault.config import CONF_NAME, DEFAULT_SCRYPT_LOGN, REVERSE_CONF_NAME, load_config, unlock
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config, unlock
 from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
@@ -58,34 +59,32 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_secret_options(p: argparse.ArgumentParser, masterkey: bool = True) -> None:
     g = p.add_argument_group("password / master key")
-    g.add_argument(
-        "--passfile", action="append", default=[], metavar="FILE", help="read the password from FILE"
-    )
-    g.add_argument(
-        "--extpass", action="append", default=[], metavar="CMD", help="run CMD, use its first line"
-    )
-    g.add_argument("--config", metavar="FILE", help="use FILE instead of CIPHERDIR/gocryptfs.conf")
+    registry.add_arguments(g, registry.PASSWORD_ARGS)
     if masterkey:
-        g.add_argument("--masterkey", metavar="KEY", help="unlock with the master key (KEY, or - for stdin)")
-        g.add_argument("--masterkey-file", metavar="FILE", help="read the master key from FILE")
+        registry.add_arguments(g, registry.MASTERKEY_ARGS)
 
 
 def _add_format_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("format (used with a master key when gocryptfs.conf is missing)")
-    g.add_argument("--plaintextnames", action="store_true", help="do not encrypt file names")
-    g.add_argument("--aessiv", action="store_true", help="AES-SIV content encryption")
-    g.add_argument("--xchacha", action="store_true", help="XChaCha20-Poly1305 content encryption")
-    g.add_argument(
-        "--deterministic-names", action="store_true", help="no gocryptfs.diriv; same name, same cipher"
+    registry.add_arguments(g, registry.FORMAT_ARGS)
+
+
+def _add_command(sub: Any, cmd: registry.Command) -> None:
+    """A subcommand's parser, all from the command's declaration in the registry."""
+    p = sub.add_parser(
+        cmd.cli_name, aliases=list(cmd.cli_names[1:]), help=cmd.summary, usage=f"{PROG} {cmd.cli_usage()}"
     )
-    g.add_argument("--longnamemax", type=int, default=0, metavar="N", help="hash names longer than N")
-
-
-def _add_vault_args(p: argparse.ArgumentParser) -> None:
-    """What every command on an existing vault takes: secrets, format flags, CIPHERDIR."""
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("cipherdir")
+    registry.add_arguments(p, (*cmd.options, *(a for a in cmd.cli_args if not a.positional)))
+    if cmd.cli_vault in ("open", "keys", "password"):
+        _add_secret_options(p, masterkey=cmd.cli_vault != "password")
+    elif cmd.cli_vault == "config":
+        registry.CONFIG_ARG.add_to(p)
+    if cmd.cli_vault == "open":
+        _add_format_flags(p)
+    places = [*cmd.positionals, *(a for a in cmd.cli_args if a.positional)]
+    if cmd.cli_vault:
+        places.insert(cmd.cipherdir_at, registry.positional("cipherdir", "CIPHERDIR"))
+    registry.add_arguments(p, places)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,135 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-
-    p = sub.add_parser("init", help="create a new vault in an empty directory")
-    _add_format_flags(p)
-    p.add_argument("--scryptn", type=int, default=DEFAULT_SCRYPT_LOGN, metavar="N", help="scrypt cost 2^N")
-    p.add_argument("--reverse", action="store_true", help="init a plain dir for reverse mode (AES-SIV)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the master key")
-    _add_secret_options(p)
-    p.add_argument("cipherdir")
-
-    p = sub.add_parser("info", help="show the config summary (no password needed)")
-    p.add_argument("--config", metavar="FILE")
-    p.add_argument("cipherdir")
-
-    p = sub.add_parser("masterkey", help="print the master key (needs the password)")
-    _add_secret_options(p, masterkey=False)
-    p.add_argument("cipherdir")
-
-    p = sub.add_parser("passwd", help="change the password (keeps gocryptfs.conf.bak)")
-    _add_secret_options(p)
-    p.add_argument("--new-passfile", metavar="FILE", help="read the new password from FILE")
-    p.add_argument("--scryptn", type=int, metavar="N", help="new scrypt cost 2^N (default: keep)")
-    p.add_argument("cipherdir")
-
-    p = sub.add_parser("recover", help="a new gocryptfs.conf from the master key (settings found by trial)")
-    _add_format_flags(p)
-    p.add_argument("--defaults", action="store_true", help="init's defaults for what the files cannot tell")
-    p.add_argument("--reverse", action="store_true", help="CIPHERDIR is a plain dir (reverse mode)")
-    p.add_argument("--view", metavar="DIR", help="with --reverse: a copy of the encrypted view, as evidence")
-    g = p.add_argument_group("master key / new password")
-    g.add_argument("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)")
-    g.add_argument("--masterkey-file", metavar="FILE", help="read the master key from FILE")
-    g.add_argument("--new-passfile", metavar="FILE", help="read the new password from FILE")
-    g.add_argument("--new-extpass", metavar="CMD", help="run CMD, use its first line as the new password")
-    p.add_argument("--scryptn", type=int, default=DEFAULT_SCRYPT_LOGN, metavar="N", help="scrypt cost 2^N")
-    p.add_argument("--dry-run", action="store_true", help="show what would be written; write nothing")
-    p.add_argument("--json", action="store_true", help="print the detection as JSON")
-    p.add_argument("cipherdir")
-
-    p = sub.add_parser("ls", help="list plain names and sizes")
-    p.add_argument("-l", dest="long", action="store_true", help="long format")
-    p.add_argument("-R", dest="recursive", action="store_true", help="recurse into directories")
-    p.add_argument("-a", "--all", action="store_true", help="also show undecryptable entries")
-    p.add_argument("--cipher", action="store_true", help="show each entry's cipher name too")
-    _add_vault_args(p)
-    p.add_argument("path", nargs="?", default="")
-
-    p = sub.add_parser("cat", help="decrypt a file to stdout")
-    p.add_argument("--force-decode", action="store_true", help="give damaged blocks as zeros (exit 26)")
-    _add_vault_args(p)
-    p.add_argument("path")
-
-    p = sub.add_parser("export", help="decrypt a file or tree to DEST")
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.add_argument("--force-decode", action="store_true", help="write damaged blocks as zeros (exit 26)")
-    _add_vault_args(p)
-    p.add_argument("path", help="plain path in the vault ('/' for everything)")
-    p.add_argument("dest")
-
-    p = sub.add_parser("import", help="encrypt a file or tree into the vault at PATH")
-    _add_secret_options(p)
-    _add_format_flags(p)
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    p.add_argument("src")
-    p.add_argument("cipherdir")
-    p.add_argument("path", help="plain destination path in the vault")
-
-    p = sub.add_parser("mkdir", help="make directories in the vault")
-    p.add_argument("-p", "--parents", action="store_true", help="make parents too; no error if present")
-    _add_vault_args(p)
-    p.add_argument("paths", nargs="+", metavar="PATH")
-
-    p = sub.add_parser("mv", help="move or rename inside the vault")
-    p.add_argument("-f", "--force", action="store_true", help="replace an existing file or symlink at DST")
-    _add_vault_args(p)
-    p.add_argument("src")
-    p.add_argument("dst")
-
-    p = sub.add_parser("rm", help="remove files (-r: directories with their contents)")
-    p.add_argument("-r", "--recursive", action="store_true", help="remove directories and their contents")
-    _add_vault_args(p)
-    p.add_argument("paths", nargs="+", metavar="PATH")
-
-    for name, what in (("decrypt-paths", "cipher path -> plain path"), ("encrypt-paths", "plain -> cipher")):
-        p = sub.add_parser(name, help=what)
-        _add_secret_options(p)
-        _add_format_flags(p)
-        p.add_argument("cipherdir")
-        p.add_argument(
-            "paths",
-            nargs="*",
-            metavar="PATH",
-            help="paths (none: read them from stdin, one per line)",
-        )
-        p.add_argument(
-            "-0",
-            "--null",
-            action="store_true",
-            help="exact bytes for scripts: stdin paths and output paths each end in a NUL, not a newline",
-        )
-
-    p = sub.add_parser("mount", help="mount a vault (--reverse: an encrypted view of a plain dir)")
-    p.add_argument("--reverse", action="store_true", help="CIPHERDIR is a plain dir; show it encrypted")
-    p.add_argument("--ro", action="store_true", help="mount read-only")
-    p.add_argument("--idle", metavar="DURATION", help="unmount after DURATION without use (30s, 10m, 1h)")
-    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN", help="hide PATTERN (reverse)")
-    p.add_argument(
-        "--exclude-from", action="append", default=[], metavar="FILE", help="hide the patterns in FILE"
-    )
-    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
-    p.add_argument("--fg", action="store_true", help="stay in the foreground until unmounted")
-    _add_vault_args(p)
-    p.add_argument("mountpoint")
-
-    p = sub.add_parser("unmount", aliases=["umount"], help="unmount a vaultsh mount")
-    p.add_argument("mountpoint")
-
-    sub.add_parser("mounts", help="list running mounts with their counters")
-
-    p = sub.add_parser("shell", help="an interactive shell over the decrypted vault")
-    _add_vault_args(p)
-
-    p = sub.add_parser("new", help="create a vault with the full-screen wizard")
-    p.add_argument("--theme", metavar="NAME", help="colour theme")
-    p.add_argument("directory")
-
-    p = sub.add_parser("demo", help="open a freshly made demo vault in the full-screen interface")
-    p.add_argument("--theme", metavar="NAME", help="colour theme")
-    p.add_argument("--dir", metavar="DIR", help="make the demo vault in DIR (default: a new temp dir)")
-    _add_integrity_parsers(sub)
+    declared = {c.cli_name: c for c in registry.for_front(registry.CLI).values()}
+    for name in COMMANDS:  # in the order `vaultsh --help` lists them; aliases come with theirs
+        if name in declared:
+            _add_command(sub, declared[name])
     return parser
 
 
@@ -547,7 +421,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 def cmd_cat(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        return commands.cat_file(s, args.path, force_decode=args.force_decode)
+        status = 0
+        for path in args.paths:
+            status = commands.cat_file(s, path, force_decode=args.force_decode) or status
+        return status
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -575,9 +452,7 @@ def cmd_mv(args: argparse.Namespace) -> int:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     with _session(args, _open_vault(args)) as s:
-        for p in args.paths:
-            commands.remove_path(s, p, recursive=args.recursive)
-        return 0
+        return commands.remove_paths(s, args.paths, recursive=args.recursive, force=args.force)
 
 
 def _paths_arg(args: argparse.Namespace) -> list[str]:
@@ -675,6 +550,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_unmount(args: argparse.Namespace) -> int:
     from vaultsh.service import mounts
 
+    if args.mountpoint is None:
+        raise UsageError("unmount: name the mountpoint")
     mounts.unmount(Path(args.mountpoint).absolute())
     return 0
 
@@ -761,30 +638,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 # -- integrity: fsck and sync-conflict copies ------------------------------------------------
 
 
-def _add_integrity_parsers(sub: Any) -> None:
-    p = sub.add_parser("fsck", help="check the vault offline (exit 26 when anything is wrong)")
-    p.add_argument("--json", action="store_true", help="one JSON record per finding on stdout")
-    p.add_argument("--quarantine", metavar="DIR", help="move damaged items to DIR (outside the vault)")
-    p.add_argument(
-        "--force-decode",
-        action="store_true",
-        help="with --quarantine: put back a copy of each file with damaged blocks, zeros in their place",
-    )
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    _add_vault_args(p)
-    p.add_argument("path", nargs="?", default="", help="plain path of a subtree to check")
-
-    p = sub.add_parser("conflicts", help="list sync-conflict copies, compare them with the originals")
-    p.add_argument(
-        "--adopt",
-        action="store_true",
-        help="keep each copy under a new plain name, e.g. 'report (conflict 2026-01-02).txt', and remove it",
-    )
-    p.add_argument("--export", metavar="DIR", help="decrypt each copy into DIR, under its plain directory")
-    _add_vault_args(p)
-    p.add_argument("path", nargs="?", default="", help="plain path of a subtree")
-
-
 class _FsckBar:
     """Objects checked out of the counted total, with an ETA, on an interactive stderr."""
 
@@ -862,9 +715,8 @@ COMMANDS.update({"fsck": cmd_fsck, "conflicts": cmd_conflicts})
 
 # Options of the top level and the TUI form that take a value: skipped when looking for the
 # first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.
-_VALUE_OPTIONS = frozenset(
-    {"--passfile", "--extpass", "--config", "--masterkey", "--masterkey-file", "--theme"}
-)
+_TUI_ARGS = (registry.THEME_ARG, *registry.PASSWORD_ARGS, *registry.MASTERKEY_ARGS)
+_VALUE_OPTIONS = frozenset(name for arg in _TUI_ARGS if arg.value is not None for name in arg.names)
 
 
 def _first_positional(argv: Sequence[str]) -> str | None:
@@ -891,7 +743,7 @@ def build_tui_parser() -> argparse.ArgumentParser:
         usage=f"{PROG} [--theme NAME] [password options] CIPHERDIR",
         description="Open the vault in CIPHERDIR in the full-screen interface.",
     )
-    p.add_argument("--theme", metavar="NAME", help="colour theme")
+    registry.THEME_ARG.add_to(p)
     _add_secret_options(p)
     p.add_argument("cipherdir")
     return p
