@@ -74,6 +74,18 @@ def test_posix_table_through_mount(shared_mount: tuple[Path, Path], case: PosixC
     run_posix_case(OsApi(fresh_dir(mnt, "case-" + case.id)), case)
 
 
+def test_ls_a_shows_dot_and_dotdot(shared_mount: tuple[Path, Path]) -> None:
+    _cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "dots")
+    (work / "sub").mkdir()
+    (work / "sub" / "file").write_bytes(b"x")
+    out = subprocess.run(["ls", "-a1", str(work / "sub")], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [".", "..", "file"]
+    listed = subprocess.run(["ls", "-ai1", str(work / "sub")], capture_output=True, text=True, check=True)
+    inodes = {name: int(num) for num, name in (line.split() for line in listed.stdout.splitlines())}
+    assert inodes["."] == os.stat(work / "sub").st_ino and inodes[".."] == os.stat(work).st_ino
+
+
 def test_rm_rf_leaves_only_the_vault_files(shared_mount: tuple[Path, Path]) -> None:
     cipher, mnt = shared_mount
     work = fresh_dir(mnt, "rmrf")

@@ -551,7 +551,7 @@ class DirectApi(PosixApi):
         attr.st_mode = mode
         self.setattr(path, attr, mode=True)
 
-    def readdir(self, path: str, page: int = 1000) -> list[tuple[str, Any]]:
+    def readdir(self, path: str, page: int = 1000, *, keep_dots: bool = False) -> list[tuple[str, Any]]:
         """All entries, asking `page` at a time like the kernel's fixed-size buffer."""
         fh = self.call("opendir", self.ino(path), self.ctx)
         out: list[tuple[str, Any]] = []
@@ -576,7 +576,8 @@ class DirectApi(PosixApi):
                     pyfuse3.readdir_reply = real
                 if not batch:
                     return out
-                out.extend((n, a) for n, a, _ in batch)
+                # `.` and `..` are left out, as os.listdir does; the test of them sees them.
+                out.extend((n, a) for n, a, _ in batch if keep_dots or n not in (".", ".."))
                 start = batch[-1][2]
         finally:
             self.call("releasedir", fh)
@@ -732,6 +733,21 @@ def test_readdir_pages_without_skipping_or_repeating(fs: Mounted) -> None:
     for name, attr in entries:
         assert attr.st_size == len(name)
         assert stat.S_ISREG(attr.st_mode)
+
+
+def test_readdir_lists_dot_and_dotdot_first_and_pages_through_them(fs: Mounted) -> None:
+    fs.fs.mkdir("d")
+    fs.fs.mkdir("d/e")
+    fs.fs.write("d/e/f", b"x")
+    for page in (1, 2, 3, 1000):
+        entries = fs.fs.readdir("d/e", page=page, keep_dots=True)
+        assert [n for n, _ in entries] == [".", "..", "f"], page
+        by_name = dict(entries)
+        assert by_name["."].st_ino == fs.fs.ino("d/e")
+        assert by_name[".."].st_ino == fs.fs.ino("d")
+        assert stat.S_ISDIR(by_name[".."].st_mode)
+    root = dict(fs.fs.readdir("", keep_dots=True))
+    assert root["."].st_ino == root[".."].st_ino == ROOT
 
 
 def test_inode_numbers_are_cipher_inodes(fs: Mounted) -> None:

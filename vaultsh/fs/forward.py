@@ -92,6 +92,8 @@ def raise_readahead(mountpoint: str | os.PathLike[str], kib: int = READAHEAD_KIB
 # Node ids handed out while an object's own number is held by another node: far above the
 # inode numbers of ext4, xfs and btrfs, so they seldom displace an object's own number.
 _SPARE_NODE_IDS = 1 << 63
+# `.` and `..` lead every listing: directory offsets 1 and 2; entry i follows at i + 3.
+_DOTS = 2
 _S_IFMT = 0o170000  # the file-type bits of st_mode (stat.S_IFMT, without a call)
 
 
@@ -594,9 +596,33 @@ class ForwardOperations(pyfuse3.Operations):
                     # The error names the cipher entry only: it has no plain name.
                     log.warning("%s: skipping undecryptable entry: %s", where, entry.error)
             handle.entries = entries
-        self.vault.dirs.call(
-            dpath, lambda dfd: self._reply_entries(dfd, dpath, dplain, entries, start_id, token)
-        )
+
+        def reply(dfd: int) -> None:
+            if self._reply_dots(dfd, handle.ino, dpath, start_id, token):
+                self._reply_entries(dfd, dpath, dplain, entries, max(start_id - _DOTS, 0), token)
+
+        self.vault.dirs.call(dpath, reply)
+
+    def _reply_dots(
+        self, dfd: int, ino: int, dpath: Path, start_id: int, token: pyfuse3.ReaddirToken
+    ) -> bool:
+        """Send `.` and `..` first, as a local filesystem lists them (`ls -a`). The kernel takes
+        no lookup reference for these two, so the table counts none; False once the buffer is full."""
+        if start_id >= _DOTS:
+            return True
+        here = os.fstat(dfd)
+        if dpath == self._root_path:
+            up_ino, up = pyfuse3.ROOT_INODE, here
+        else:
+            up = os.stat("..", dir_fd=dfd, follow_symlinks=False)
+            node = self._named.get((up.st_dev, up.st_ino))
+            up_ino = node.id if node is not None else up.st_ino
+        dots = ((b".", ino, here), (b"..", up_ino, up))
+        for index in range(start_id, _DOTS):
+            name, dot_ino, st = dots[index]
+            if not pyfuse3.readdir_reply(token, name, self._attr(dot_ino, st, None), index + 1):
+                return False
+        return True
 
     def _reply_entries(
         self,
@@ -626,7 +652,7 @@ class ForwardOperations(pyfuse3.Operations):
             # Each entry sent counts as a lookup, so the node id is settled before the reply.
             ino = self._remember(st, cpath, self._join(dplain, entry.name))
             if not pyfuse3.readdir_reply(
-                token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1
+                token, os.fsencode(entry.name), self._attr(ino, st, cpath), index + 1 + _DOTS
             ):
                 self._forget_node(self._nodes[ino], 1)  # not sent: the buffer is full
                 return
