@@ -233,3 +233,25 @@ def test_an_iv_is_read_once_per_descriptor_and_goes_with_it(
         assert dirs.iv(tmp_path, read) == dirs.iv(tmp_path, read) == b"root" and len(reads) == 4
     finally:
         dirs.close()
+
+
+def test_a_cache_that_trusts_no_descriptor_reads_every_iv_anew(tmp_path: Path) -> None:
+    # max_age below zero (trees others rename in) holds for IVs too: each call walks the
+    # path again, so a directory replaced behind our back is seen at once.
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "iv").write_bytes(b"first")
+
+    def read(_path: Path, fd: int) -> bytes:
+        with open(os.open("iv", os.O_RDONLY, dir_fd=fd), "rb") as f:
+            return f.read()
+
+    dirs = DirFds(tmp_path, max_age=-1.0)
+    try:
+        assert dirs.iv(a, read) == b"first"
+        os.rename(a, tmp_path / "old")
+        a.mkdir()
+        (a / "iv").write_bytes(b"second")
+        assert dirs.iv(a, read) == b"second"
+    finally:
+        dirs.close()

@@ -94,12 +94,16 @@ class DirFds:
         for fd in retired:
             os.close(fd)
 
+    def _fresh(self, opened: float, now: float) -> bool:
+        """Whether a descriptor opened at `opened` may still be trusted."""
+        return now - opened <= (MAX_AGE if self.max_age is None else self.max_age)
+
     def _cached(self, key: str, now: float) -> int:
         """A cached descriptor that is fresh enough, else -1 (a stale one is dropped)."""
         hit = self._fds.get(key)
         if hit is None:
             return -1
-        if now - hit[1] > (MAX_AGE if self.max_age is None else self.max_age):
+        if not self._fresh(hit[1], now):
             del self._fds[key]
             self._retired.append(hit[0])
             return -1
@@ -166,7 +170,7 @@ class DirFds:
         if (
             hit is not None
             and hit[2] is not None
-            and time.monotonic() - hit[1] <= MAX_AGE
+            and self._fresh(hit[1], time.monotonic())
             and self._pins.get(key, hit[0]) == hit[0]
         ):
             return hit[2]
