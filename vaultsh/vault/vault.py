@@ -594,10 +594,11 @@ class Vault:
             fd = self.dirs.path_at(cpath, os.open, flags)
         except OSError as e:
             raise _fs_error(e, path) from None
-        if same is not None and not same(os.fstat(fd)):
+        st = os.fstat(fd)
+        if same is not None and not same(st):
             os.close(fd)
             raise FsError(errno.ESTALE, f"{short_path(path)}: replaced by another object")
-        return VaultFile(self, fd, path)
+        return VaultFile(self, fd, path, st)
 
     def open_lending_read(self, cpath: Path, path: str, same: SameObject | None = None) -> VaultFile:
         """Open a file the owner may write but not read (mode 0200) for writing.
@@ -957,13 +958,14 @@ class Vault:
         it is given away; both act on the descriptor that created it (O_EXCL|O_NOFOLLOW)."""
         disk, full = self.encrypt_component(cparent, name)
         fd = self._make_named(cparent, disk, full, where, lambda d: self._open_new(d, disk, mode))
+        st = os.fstat(fd)
         if exact_mode or owner is not None:
             try:
-                _settle_object(f"/proc/self/fd/{fd}", os.fstat(fd), mode if exact_mode else None, owner)
+                st = _settle_object(f"/proc/self/fd/{fd}", st, mode if exact_mode else None, owner)
             except OSError as e:
                 os.close(fd)
                 raise _fs_error(e, where) from None
-        return VaultFile(self, fd, where), cparent / disk
+        return VaultFile(self, fd, where, st), cparent / disk
 
     def mkdir_at(self, cparent: Path, name: str, mode: int, where: str) -> Path:
         return self.make_dir(cparent, name, mode, where)[0]
@@ -1315,12 +1317,14 @@ class VaultFile:
     Not thread-safe; the FUSE layer serialises access per inode.
     """
 
-    def __init__(self, vault: Vault, fd: int, where: str) -> None:
+    def __init__(self, vault: Vault, fd: int, where: str, st: os.stat_result | None = None) -> None:
+        """Take over `fd`; `st` is its fstat if the caller has one already."""
         self.vault = vault
         self.codec = vault.content
         self.fd = fd
         self.where = where
-        st = os.fstat(fd)
+        if st is None:
+            st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(fd)
             self.fd = -1
