@@ -24,7 +24,7 @@ from vaultsh.fs.forward import (  # noqa: E402
 )
 from vaultsh.fs.stats import MountStats  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
-from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX  # noqa: E402
+from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX, read_diriv  # noqa: E402
 from vaultsh.vault.vault import Vault, VaultFile  # noqa: E402
 
 PASSWORD = b"forward ops"
@@ -733,6 +733,26 @@ def test_readdir_pages_without_skipping_or_repeating(fs: Mounted) -> None:
     for name, attr in entries:
         assert attr.st_size == len(name)
         assert stat.S_ISREG(attr.st_mode)
+
+
+def test_a_new_directory_is_filled_without_reading_its_iv_back(
+    fs: Mounted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mkdir writes the IV through the new directory's descriptor and keeps both: the first
+    names made in it (untar, mkdir -p) need no diriv read and no extra open."""
+    fs.fs.listdir("")  # the root's IV is read once, before
+    reads: list[Path] = []
+
+    def counted(cipher_dir: Path, **kw: Any) -> bytes:
+        reads.append(cipher_dir)
+        return read_diriv(cipher_dir, **kw)
+
+    monkeypatch.setattr("vaultsh.vault.vault.read_diriv", counted)
+    fs.fs.mkdir("new")
+    fs.fs.write("new/file", b"x")
+    fs.fs.mkdir("new/sub")
+    assert reads == []
+    assert fs.fs.read("new/file") == b"x" and fs.vault().listdir("new")[0].error is None
 
 
 def test_readdir_lists_dot_and_dotdot_first_and_pages_through_them(fs: Mounted) -> None:

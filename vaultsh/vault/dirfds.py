@@ -195,12 +195,19 @@ class DirFds:
         finally:
             self._leave()
 
-    def remember_iv(self, cipher_dir: Path, iv: bytes) -> None:
-        """Keep the IV just written into a new directory, if its descriptor is cached."""
-        with self._lock:
-            entry = self._fds.get(str(cipher_dir))
-            if entry is not None:
-                self._fds[str(cipher_dir)] = (entry[0], entry[1], iv)
+    def adopt(self, cipher_dir: Path, fd: int, iv: bytes | None) -> None:
+        """Take over `fd`, a descriptor of the directory just made at `cipher_dir` and checked
+        by the caller, as its cached one, with the name IV written through it (None: read on
+        first use). Whatever was cached at or below that path belonged to an earlier directory."""
+        key = str(cipher_dir)
+        self._enter()
+        try:
+            self.forget(cipher_dir)
+            self._fds[key] = (fd, time.monotonic(), iv)
+            if len(self._fds) > self._size:
+                self._retired.append(self._fds.popitem(last=False)[1][0])
+        finally:
+            self._leave()
 
     def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
         """Drop the descriptor (and IV) of a directory that was moved or removed, and with

@@ -712,7 +712,7 @@ class Vault:
         diriv = self.options.diriv
         sync = self.sync_metadata
 
-        def finish(pfd: int) -> tuple[bytes | None, os.stat_result]:
+        def finish(pfd: int) -> tuple[int, bytes | None, os.stat_result]:
             fd = os.open(disk, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 st = os.fstat(fd)
@@ -720,17 +720,18 @@ class Vault:
                     raise OSError(errno.ESTALE, "replaced while it was made", disk)
                 iv = write_diriv(cpath, sync=sync, dir_fd=fd) if diriv else None
                 try:
-                    return iv, _settle_object(f"/proc/self/fd/{fd}", st, mode, owner)
+                    return fd, iv, _settle_object(f"/proc/self/fd/{fd}", st, mode, owner)
                 except BaseException:
                     if diriv:
                         with contextlib.suppress(OSError):
                             os.unlink(DIRIV_NAME, dir_fd=fd)
                     raise
-            finally:
+            except BaseException:
                 os.close(fd)
+                raise
 
         try:
-            iv, st = self.dirs.call(parent, finish)
+            fd, iv, st = self.dirs.call(parent, finish)
         except OSError as e:
             if e.errno != errno.ESTALE:  # what is there now is not ours to remove
                 with contextlib.suppress(OSError):
@@ -738,9 +739,9 @@ class Vault:
                 if made:
                     self._drop_name_file(parent, disk)
             raise _fs_error(e, where) from None
-        self.dirs.forget(cpath)
-        if iv is not None:
-            self.dirs.remember_iv(cpath, iv)  # saves reading it back on the first lookup
+        # The descriptor checked above, with the IV written through it, serves the first
+        # names made in the new directory: nothing is opened or read back for them.
+        self.dirs.adopt(cpath, fd, iv)
         return cpath, st
 
     def _settle_made(
