@@ -1139,18 +1139,10 @@ class Vault:
     # DirFds.with_object), which reaches the object itself, a symlink included, never what a
     # symlink points to; `same` as for chmod_cipher.
 
-    def get_xattr(self, cpath: Path, name: bytes, where: str, same: SameObject | None = None) -> bytes:
-        disk = self.xattr_disk_name(name)
-        try:
-            stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
-        except OSError as e:
-            raise _fs_error(e, where) from None
-        return stored if disk in XATTR_PASSTHROUGH else self.decrypt_xattr_value(stored, where)
-
     def find_xattr(
         self, cpath: Path, name: bytes, where: str, same: SameObject | None = None
     ) -> bytes | None:
-        """Like `get_xattr`, but None for an attribute that is not set (ENODATA).
+        """The plain value of an xattr of a cipher object; None if it is not set (ENODATA).
 
         `ls -l` asks every object for its SELinux label and ACL, which are nearly always
         absent; telling that without an exception of our own keeps the answer cheap.
