@@ -223,13 +223,42 @@ def test_an_iv_is_read_once_per_descriptor_and_goes_with_it(
         monkeypatch.setattr(dirfds, "MAX_AGE", 1000.0)
         dirs.forget(a)
         assert dirs.iv(a, read) == b"second" and len(reads) == 3
-        # A new directory's IV, known already, costs no read.
+        # A new directory's descriptor, handed over with its IV, costs no read; what was
+        # cached at and below its path before is of an earlier directory.
+        (tmp_path / "n" / "below").mkdir(parents=True)
+        dirs.at(tmp_path / "n" / "below", ".", os.stat)
+        os.rename(tmp_path / "n", tmp_path / "n.old")
         (tmp_path / "n").mkdir()
-        dirs.at(tmp_path / "n", ".", os.stat)
-        dirs.remember_iv(tmp_path / "n", b"written")
+        made = os.open(tmp_path / "n", os.O_RDONLY | os.O_DIRECTORY)
+        dirs.adopt(tmp_path / "n", made, b"written")
         assert dirs.iv(tmp_path / "n", read) == b"written" and len(reads) == 3
+        assert dirs.call(tmp_path / "n", lambda fd: fd) == made
+        with pytest.raises(FileNotFoundError):
+            dirs.at(tmp_path / "n" / "below", ".", os.stat)
         # The root's IV is kept for as long as its descriptor.
         (tmp_path / "iv").write_bytes(b"root")
         assert dirs.iv(tmp_path, read) == dirs.iv(tmp_path, read) == b"root" and len(reads) == 4
+    finally:
+        dirs.close()
+
+
+def test_a_cache_that_trusts_no_descriptor_reads_every_iv_anew(tmp_path: Path) -> None:
+    # max_age below zero (trees others rename in) holds for IVs too: each call walks the
+    # path again, so a directory replaced behind our back is seen at once.
+    a = tmp_path / "a"
+    a.mkdir()
+    (a / "iv").write_bytes(b"first")
+
+    def read(_path: Path, fd: int) -> bytes:
+        with open(os.open("iv", os.O_RDONLY, dir_fd=fd), "rb") as f:
+            return f.read()
+
+    dirs = DirFds(tmp_path, max_age=-1.0)
+    try:
+        assert dirs.iv(a, read) == b"first"
+        os.rename(a, tmp_path / "old")
+        a.mkdir()
+        (a / "iv").write_bytes(b"second")
+        assert dirs.iv(a, read) == b"second"
     finally:
         dirs.close()

@@ -24,7 +24,7 @@ from vaultsh.fs.forward import (  # noqa: E402
 )
 from vaultsh.fs.stats import MountStats  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
-from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX  # noqa: E402
+from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX, read_diriv  # noqa: E402
 from vaultsh.vault.vault import Vault, VaultFile  # noqa: E402
 
 PASSWORD = b"forward ops"
@@ -735,6 +735,26 @@ def test_readdir_pages_without_skipping_or_repeating(fs: Mounted) -> None:
         assert stat.S_ISREG(attr.st_mode)
 
 
+def test_a_new_directory_is_filled_without_reading_its_iv_back(
+    fs: Mounted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mkdir writes the IV through the new directory's descriptor and keeps both: the first
+    names made in it (untar, mkdir -p) need no diriv read and no extra open."""
+    fs.fs.listdir("")  # the root's IV is read once, before
+    reads: list[Path] = []
+
+    def counted(cipher_dir: Path, **kw: Any) -> bytes:
+        reads.append(cipher_dir)
+        return read_diriv(cipher_dir, **kw)
+
+    monkeypatch.setattr("vaultsh.vault.vault.read_diriv", counted)
+    fs.fs.mkdir("new")
+    fs.fs.write("new/file", b"x")
+    fs.fs.mkdir("new/sub")
+    assert reads == []
+    assert fs.fs.read("new/file") == b"x" and fs.vault().listdir("new")[0].error is None
+
+
 def test_readdir_lists_dot_and_dotdot_first_and_pages_through_them(fs: Mounted) -> None:
     fs.fs.mkdir("d")
     fs.fs.mkdir("d/e")
@@ -1213,3 +1233,43 @@ def test_holes_read_as_zeros_without_reading_them(fs: Mounted, monkeypatch: pyte
     # Only the chunks holding data (and a neighbour sharing a disk block with one) are read.
     assert 2 <= len(read_blocks) <= 4 < size // chunk
     assert all(b < 256 or abs(b - mid // BLOCK_SIZE) <= 256 for b in read_blocks)
+
+
+def test_owner_writes_a_write_only_file_through_a_worker_that_is_not_root(
+    make_fs: Callable[..., Mounted],
+) -> None:
+    """Mode 0200: a partial block is read, changed and written back (§5.4), so the owner is
+    lent read permission for the open only, as gocryptfs does. Root would not need it: the
+    worker runs as an ordinary user here, in a forked child."""
+    import pwd
+    import traceback
+
+    from gocryptfs_harness import skip_or_fail
+
+    if os.geteuid() != 0:
+        skip_or_fail("the test drops to the user nobody; run it as root")
+    nobody = pwd.getpwnam("nobody")
+    m = make_fs()
+    m.fs.write("wo", b"A" * (BLOCK_SIZE + 100))
+    m.fs.chmod("wo", 0o200)
+    for p in [m.cipherdir, *m.cipherdir.rglob("*")]:
+        os.lchown(p, nobody.pw_uid, nobody.pw_gid)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            # Opened first: the test's temporary directories are root's alone.
+            api = DirectApi(ForwardOperations(m.vault()))
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            api.pwrite("wo", BLOCK_SIZE + 1, b"B")
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the write as nobody failed (see its traceback)"
+    assert m.fs.read("wo") == b"A" * (BLOCK_SIZE + 1) + b"B" + b"A" * 98
+    assert stat.S_IMODE(os.lstat(m.vault().cipher_path("wo")).st_mode) == 0o200  # given back

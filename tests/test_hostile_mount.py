@@ -68,8 +68,8 @@ def attacker() -> Iterator[User]:
             subprocess.run(["userdel", ATTACKER], capture_output=True, check=False)
 
 
-def as_user(user: User, attack: Callable[[], None]) -> None:
-    """Run `attack` in a forked child that has dropped to `user`; fail if it raised."""
+def fork_as(user: User, attack: Callable[[], None]) -> int:
+    """Start `attack` in a forked child that has dropped to `user`; returns its pid."""
     pid = os.fork()
     if pid == 0:
         code = 0
@@ -82,8 +82,18 @@ def as_user(user: User, attack: Callable[[], None]) -> None:
             traceback.print_exc()
             code = 1
         os._exit(code)
+    return pid
+
+
+def wait_ok(pid: int) -> None:
+    """Wait for a child of `fork_as`; fail if its attack raised."""
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the attacking process failed (see its traceback)"
+
+
+def as_user(user: User, attack: Callable[[], None]) -> None:
+    """Run `attack` as `user` in a child process, to its end; fail if it raised."""
+    wait_ok(fork_as(user, attack))
 
 
 def attempt(fn: Callable[..., object], *args: object, **kw: object) -> None:
@@ -349,25 +359,13 @@ def test_racing_renames_against_requests_reach_nothing_outside(
         finally:
             os.write(stop_w, b"x")
 
-    swap_pid = os.fork()
-    if swap_pid == 0:
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(attacker.gid)
-            os.setuid(attacker.uid)
-            swapper()
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        os._exit(code)
+    swap_pid = fork_as(attacker, swapper)
     try:
         as_user(attacker, requester)
     finally:
         os.close(stop_w)
         os.close(stop_r)
-        _pid, status = os.waitpid(swap_pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+        wait_ok(swap_pid)
     assert a.outside() == before
     _assert_mount_still_serves(a)
 

@@ -104,16 +104,19 @@ def _unescape_mountinfo(field_bytes: bytes) -> str:
     return os.fsdecode(raw)
 
 
-def mount_table() -> set[str]:
-    """Mount points the kernel knows, read without touching them (a dead FUSE mount hangs stat)."""
+def _mountinfo() -> list[list[bytes]]:
+    """The fields of each line of /proc/self/mountinfo; none if it cannot be read."""
     try:
         with open("/proc/self/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
+            return [line.split(b" ") for line in f.read().splitlines()]
     except OSError:
-        return set()
+        return []
+
+
+def mount_table() -> set[str]:
+    """Mount points the kernel knows, read without touching them (a dead FUSE mount hangs stat)."""
     points = set()
-    for line in lines:
-        parts = line.split(b" ")
+    for parts in _mountinfo():
         if len(parts) > 4:
             points.add(_unescape_mountinfo(parts[4]))
     return points
@@ -122,14 +125,8 @@ def mount_table() -> set[str]:
 def mount_device(mountpoint: str | os.PathLike[str]) -> str | None:
     """The "major:minor" of the mount at `mountpoint` from mountinfo (no stat of the mount)."""
     want = os.fsencode(os.path.abspath(mountpoint))
-    try:
-        with open("/proc/self/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
     found = None
-    for line in lines:
-        parts = line.split(b" ")
+    for parts in _mountinfo():
         if len(parts) > 4 and os.fsencode(_unescape_mountinfo(parts[4])) == want:
             found = parts[2].decode()  # the last match is the one on top
     return found
@@ -144,13 +141,10 @@ def fuse_mounts_of(source: str | os.PathLike[str]) -> list[tuple[str, int]]:
     """
     try:
         want = os.stat(source)
-        with open("/proc/self/mountinfo", "rb") as f:
-            lines = f.read().splitlines()
     except OSError:
         return []
     found = []
-    for line in lines:
-        fields = line.split(b" ")
+    for fields in _mountinfo():
         try:
             sep = fields.index(b"-")
             fstype, src = fields[sep + 1], _unescape_mountinfo(fields[sep + 2])

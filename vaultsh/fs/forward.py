@@ -578,9 +578,10 @@ class ForwardOperations(pyfuse3.Operations):
         handle = self._dirs.get(fh)
         if handle is None:
             raise FUSEError(errno.EBADF)
-        if self._node(handle.ino).path is None:
+        node = self._node(handle.ino)
+        dpath, dplain = node.path, node.plain
+        if dpath is None:
             return  # removed: no entries, as on a local filesystem
-        dpath, dplain = self._dir_path(handle.ino)
         entries = handle.entries
         if entries is None or start_id == 0:
             # One decryption of the whole directory per opendir/rewinddir; later calls page
@@ -666,9 +667,9 @@ class ForwardOperations(pyfuse3.Operations):
         handle = self._dirs.get(fh)
         if handle is None:
             raise FUSEError(errno.EBADF)
-        if self._node(handle.ino).path is None:
+        dpath = self._node(handle.ino).path
+        if dpath is None:
             return  # removed: nothing of it is left to write out
-        dpath, _ = self._dir_path(handle.ino)
         fd = self.vault.dirs.open_dir(dpath)
         try:
             os.fsync(fd)

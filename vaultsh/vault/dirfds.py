@@ -94,12 +94,16 @@ class DirFds:
         for fd in retired:
             os.close(fd)
 
+    def _fresh(self, opened: float, now: float) -> bool:
+        """Whether a descriptor opened at `opened` may still be trusted."""
+        return now - opened <= (MAX_AGE if self.max_age is None else self.max_age)
+
     def _cached(self, key: str, now: float) -> int:
         """A cached descriptor that is fresh enough, else -1 (a stale one is dropped)."""
         hit = self._fds.get(key)
         if hit is None:
             return -1
-        if now - hit[1] > (MAX_AGE if self.max_age is None else self.max_age):
+        if not self._fresh(hit[1], now):
             del self._fds[key]
             self._retired.append(hit[0])
             return -1
@@ -166,7 +170,7 @@ class DirFds:
         if (
             hit is not None
             and hit[2] is not None
-            and time.monotonic() - hit[1] <= MAX_AGE
+            and self._fresh(hit[1], time.monotonic())
             and self._pins.get(key, hit[0]) == hit[0]
         ):
             return hit[2]
@@ -191,12 +195,19 @@ class DirFds:
         finally:
             self._leave()
 
-    def remember_iv(self, cipher_dir: Path, iv: bytes) -> None:
-        """Keep the IV just written into a new directory, if its descriptor is cached."""
-        with self._lock:
-            entry = self._fds.get(str(cipher_dir))
-            if entry is not None:
-                self._fds[str(cipher_dir)] = (entry[0], entry[1], iv)
+    def adopt(self, cipher_dir: Path, fd: int, iv: bytes | None) -> None:
+        """Take over `fd`, a descriptor of the directory just made at `cipher_dir` and checked
+        by the caller, as its cached one, with the name IV written through it (None: read on
+        first use). Whatever was cached at or below that path belonged to an earlier directory."""
+        key = str(cipher_dir)
+        self._enter()
+        try:
+            self.forget(cipher_dir)
+            self._fds[key] = (fd, time.monotonic(), iv)
+            if len(self._fds) > self._size:
+                self._retired.append(self._fds.popitem(last=False)[1][0])
+        finally:
+            self._leave()
 
     def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
         """Drop the descriptor (and IV) of a directory that was moved or removed, and with

@@ -594,10 +594,11 @@ class Vault:
             fd = self.dirs.path_at(cpath, os.open, flags)
         except OSError as e:
             raise _fs_error(e, path) from None
-        if same is not None and not same(os.fstat(fd)):
+        st = os.fstat(fd)
+        if same is not None and not same(st):
             os.close(fd)
             raise FsError(errno.ESTALE, f"{short_path(path)}: replaced by another object")
-        return VaultFile(self, fd, path)
+        return VaultFile(self, fd, path, st)
 
     def open_lending_read(self, cpath: Path, path: str, same: SameObject | None = None) -> VaultFile:
         """Open a file the owner may write but not read (mode 0200) for writing.
@@ -711,7 +712,7 @@ class Vault:
         diriv = self.options.diriv
         sync = self.sync_metadata
 
-        def finish(pfd: int) -> tuple[bytes | None, os.stat_result]:
+        def finish(pfd: int) -> tuple[int, bytes | None, os.stat_result]:
             fd = os.open(disk, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:
                 st = os.fstat(fd)
@@ -719,17 +720,18 @@ class Vault:
                     raise OSError(errno.ESTALE, "replaced while it was made", disk)
                 iv = write_diriv(cpath, sync=sync, dir_fd=fd) if diriv else None
                 try:
-                    return iv, _settle_object(f"/proc/self/fd/{fd}", st, mode, owner)
+                    return fd, iv, _settle_object(f"/proc/self/fd/{fd}", st, mode, owner)
                 except BaseException:
                     if diriv:
                         with contextlib.suppress(OSError):
                             os.unlink(DIRIV_NAME, dir_fd=fd)
                     raise
-            finally:
+            except BaseException:
                 os.close(fd)
+                raise
 
         try:
-            iv, st = self.dirs.call(parent, finish)
+            fd, iv, st = self.dirs.call(parent, finish)
         except OSError as e:
             if e.errno != errno.ESTALE:  # what is there now is not ours to remove
                 with contextlib.suppress(OSError):
@@ -737,9 +739,9 @@ class Vault:
                 if made:
                     self._drop_name_file(parent, disk)
             raise _fs_error(e, where) from None
-        self.dirs.forget(cpath)
-        if iv is not None:
-            self.dirs.remember_iv(cpath, iv)  # saves reading it back on the first lookup
+        # The descriptor checked above, with the IV written through it, serves the first
+        # names made in the new directory: nothing is opened or read back for them.
+        self.dirs.adopt(cpath, fd, iv)
         return cpath, st
 
     def _settle_made(
@@ -957,13 +959,14 @@ class Vault:
         it is given away; both act on the descriptor that created it (O_EXCL|O_NOFOLLOW)."""
         disk, full = self.encrypt_component(cparent, name)
         fd = self._make_named(cparent, disk, full, where, lambda d: self._open_new(d, disk, mode))
+        st = os.fstat(fd)
         if exact_mode or owner is not None:
             try:
-                _settle_object(f"/proc/self/fd/{fd}", os.fstat(fd), mode if exact_mode else None, owner)
+                st = _settle_object(f"/proc/self/fd/{fd}", st, mode if exact_mode else None, owner)
             except OSError as e:
                 os.close(fd)
                 raise _fs_error(e, where) from None
-        return VaultFile(self, fd, where), cparent / disk
+        return VaultFile(self, fd, where, st), cparent / disk
 
     def mkdir_at(self, cparent: Path, name: str, mode: int, where: str) -> Path:
         return self.make_dir(cparent, name, mode, where)[0]
@@ -1136,18 +1139,10 @@ class Vault:
     # DirFds.with_object), which reaches the object itself, a symlink included, never what a
     # symlink points to; `same` as for chmod_cipher.
 
-    def get_xattr(self, cpath: Path, name: bytes, where: str, same: SameObject | None = None) -> bytes:
-        disk = self.xattr_disk_name(name)
-        try:
-            stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
-        except OSError as e:
-            raise _fs_error(e, where) from None
-        return stored if disk in XATTR_PASSTHROUGH else self.decrypt_xattr_value(stored, where)
-
     def find_xattr(
         self, cpath: Path, name: bytes, where: str, same: SameObject | None = None
     ) -> bytes | None:
-        """Like `get_xattr`, but None for an attribute that is not set (ENODATA).
+        """The plain value of an xattr of a cipher object; None if it is not set (ENODATA).
 
         `ls -l` asks every object for its SELinux label and ACL, which are nearly always
         absent; telling that without an exception of our own keeps the answer cheap.
@@ -1315,12 +1310,14 @@ class VaultFile:
     Not thread-safe; the FUSE layer serialises access per inode.
     """
 
-    def __init__(self, vault: Vault, fd: int, where: str) -> None:
+    def __init__(self, vault: Vault, fd: int, where: str, st: os.stat_result | None = None) -> None:
+        """Take over `fd`; `st` is its fstat if the caller has one already."""
         self.vault = vault
         self.codec = vault.content
         self.fd = fd
         self.where = where
-        st = os.fstat(fd)
+        if st is None:
+            st = os.fstat(fd)
         if not stat_mod.S_ISREG(st.st_mode):
             os.close(fd)
             self.fd = -1
