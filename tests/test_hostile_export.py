@@ -341,13 +341,19 @@ def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault,
         export_selection(["ok"], str(vault.cipherdir))(Session(vault, vault.cipherdir, RecordingIO()))
 
 
-@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temporary"])
+@pytest.mark.parametrize("creation", ["O_TMPFILE", "named-temporary", "no-hard-links"])
 def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
-    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, creation: str
 ) -> None:
     """A symlink someone puts in DEST while the export runs is left as it is, and so is its target."""
-    if not tmpfile:  # as on filesystems without O_TMPFILE: a hidden name, linked when complete
+    if creation != "O_TMPFILE":  # as on filesystems without it: a hidden name, linked when complete
         monkeypatch.delattr(os, "O_TMPFILE")
+    if creation == "no-hard-links":  # as on FAT: the hidden name is renamed, if the name is free
+
+        def no_link(*_args: object, **_kwargs: object) -> None:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+        monkeypatch.setattr(os, "link", no_link)
     outside = tmp_path / "outside"
     outside.mkdir()
     vault.mkdir("d")
