@@ -22,15 +22,7 @@ from vaultsh.service.commands import Session, run_line
 from vaultsh.vault.errors import ExitCode, FsError
 from vaultsh.vault.vault import Vault
 
-PASSWORD = b"pw"
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    Vault.init(cdir, PASSWORD, logn=10)
-    return Vault.open(cdir, password=PASSWORD)
+PASSWORD = b"pw"  # of the `vault` fixture (conftest.py)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, bytes | str | None]]:

@@ -12,14 +12,6 @@ from vaultsh.service.transfer import Cancelled, export, import_
 from vaultsh.vault.vault import Vault
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "c"
-    cdir.mkdir()
-    Vault.init(cdir, b"pw", logn=10)
-    return Vault.open(cdir, password=b"pw")
-
-
 def _tree(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     for i in range(5):
