@@ -108,7 +108,7 @@ def test_a_symlink_and_a_dir_alias_of_one_name_are_both_refused(
     assert kinds == ["dir", "symlink"]
     for _, why in failed:  # one line each, naming both cipher entries
         assert "\n" not in why and link_disk in why and alias.name in why and "neither is exported" in why
-    assert sorted(os.listdir(dest)) == ["ok"] if where else ["ok", "payload"]
+    assert sorted(os.listdir(dest)) == (["ok"] if where else ["ok", "payload"])
     assert (dest / "ok").read_bytes() == b"fine"
 
 
