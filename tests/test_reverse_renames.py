@@ -16,6 +16,7 @@ import pytest
 from fuse_harness import mounted_ops, require_fuse
 from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, in_ci, skip_or_fail
 
+from vaultsh.vault import reverse as reverse_mod
 from vaultsh.vault.config import REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX
@@ -191,7 +192,12 @@ def test_a_plain_dir_given_through_a_symlink_is_the_root_inode(tmp_path: Path) -
     assert call(ops.getattr, pyfuse3.ROOT_INODE, ctx).st_ino == pyfuse3.ROOT_INODE
 
 
-def test_paths_are_resolved_afresh_and_never_through_a_symlink(tmp_path: Path) -> None:
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "walk"])
+def test_paths_are_resolved_afresh_and_never_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openat2: bool
+) -> None:
+    if not openat2:  # as on kernels before 5.6: the path is walked one directory at a time
+        monkeypatch.setattr(reverse_mod, "_syscall", None)
     plain = vault_plain(tmp_path / "plain")
     (plain / "a" / "b").mkdir(parents=True)
     (plain / "a" / "b" / "f").write_bytes(b"inside\n")
