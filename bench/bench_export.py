@@ -55,6 +55,7 @@ PY = sys.executable
 MIB = 1 << 20
 MB = 1_000_000
 SUBPROCESS_TIMEOUT = 3600.0
+MOUNT_TIMEOUT = 60.0  # for a FUSE mount to come up
 
 # Command templates for the vaultsh CLI (`python -m vaultsh ...`). Adjust here if the CLI's
 # argument order changes. Vault-relative paths have no leading slash.
@@ -129,6 +130,30 @@ def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess[bytes]:
     kw.setdefault("capture_output", True)
     kw.setdefault("timeout", SUBPROCESS_TIMEOUT)
     return subprocess.run(cmd, check=False, **kw)
+
+
+def wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], out: Any, what: str) -> None:
+    """Wait until the mount process `proc` has mounted `mnt`; if it fails or takes longer than
+    MOUNT_TIMEOUT, raise with the end of its output (the file `out`)."""
+    end = time.monotonic() + MOUNT_TIMEOUT
+    while not os.path.ismount(mnt):
+        if proc.poll() not in (None, 0) or time.monotonic() > end:
+            out.seek(0)
+            raise RuntimeError(f"{what}: mount failed: {tail(out.read())}")
+        time.sleep(0.01)
+
+
+def unmount_and_reap(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Unmount `mnt` (retrying while it is busy) and wait for its mount process to end."""
+    for _ in range(100):
+        if run(["fusermount3", "-u", str(mnt)]).returncode == 0 or not os.path.ismount(mnt):
+            break
+        time.sleep(0.1)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # --- Peak memory of child processes -------------------------------------------------------

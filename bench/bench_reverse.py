@@ -35,11 +35,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import MIB, PY, REPO, drop_caches, log, run, tail  # shared helpers
+from bench_export import (  # shared helpers
+    MIB,
+    PY,
+    REPO,
+    drop_caches,
+    log,
+    run,
+    tail,
+    unmount_and_reap,
+    wait_mounted,
+)
 
 DEFAULT_WORKDIR = Path("/var/tmp/vaultsh-bench-reverse")
 PASSWORD = b"bench-reverse"
-MOUNT_TIMEOUT = 60.0
 STEPS = ("cold read", "warm re-read x3", "small cold", "small re-read", "logrotate")
 STEP_LABEL = {
     "cold read": "read the big file (cold cache)",
@@ -84,25 +93,12 @@ class Contender:
         with tempfile.TemporaryFile() as out:
             proc = subprocess.Popen(self.argv(plain, mnt, passfile), stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=out, env=self.env, cwd=REPO)  # fmt: skip
-            end = time.monotonic() + MOUNT_TIMEOUT
-            while not os.path.ismount(mnt):
-                if proc.poll() not in (None, 0) or time.monotonic() > end:
-                    out.seek(0)
-                    raise RuntimeError(f"{self.name}: mount failed: {tail(out.read())}")
-                time.sleep(0.01)
+            wait_mounted(mnt, proc, out, self.name)
         return proc
 
 
 def unmount(mnt: Path, proc: subprocess.Popen[bytes]) -> None:
-    for _ in range(50):
-        if run(["fusermount3", "-u", str(mnt)]).returncode == 0 or not os.path.ismount(mnt):
-            break
-        time.sleep(0.1)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    unmount_and_reap(mnt, proc)
     time.sleep(0.2)  # a daemonized worker may still be closing its fds
 
 

@@ -41,11 +41,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_export import PY, REPO, log, run, tail  # shared helpers of the sibling benchmarks
+from bench_export import (  # shared helpers
+    MOUNT_TIMEOUT,
+    PY,
+    REPO,
+    log,
+    run,
+    tail,
+    unmount_and_reap,
+    wait_mounted,
+)
 
 DEFAULT_WORKDIR = Path("/var/tmp/vaultsh-bench-sqlite")
 PASSWORD = b"bench-sqlite"
-MOUNT_TIMEOUT = 60.0
 MODES = {"wal": "WAL", "delete": "DELETE"}
 
 
@@ -127,15 +135,6 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def wait_mounted(mnt: Path, proc: subprocess.Popen[bytes], out: Any, what: str) -> None:
-    end = time.monotonic() + MOUNT_TIMEOUT
-    while not os.path.ismount(mnt):
-        if proc.poll() not in (None, 0) or time.monotonic() > end:
-            out.seek(0)
-            raise RuntimeError(f"{what}: mount failed: {tail(out.read())}")
-        time.sleep(0.01)
-
-
 class Contender:
     """A place to run the workload in: set up, mount, unmount."""
 
@@ -175,16 +174,7 @@ class Contender:
     def stop(self, root: Path) -> None:
         if self.proc is None:
             return
-        mnt = root / "mnt"
-        for _ in range(100):
-            if run(["fusermount3", "-u", str(mnt)]).returncode == 0 or not os.path.ismount(mnt):
-                break
-            time.sleep(0.1)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        unmount_and_reap(root / "mnt", self.proc)
         self.proc = None
 
 

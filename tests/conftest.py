@@ -1,4 +1,4 @@
-"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, upstream vector copies."""
+"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, vector copies, a new vault."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ if _TESTS_DIR not in sys.path:
 
 from gocryptfs_harness import require_gocryptfs, skip_or_fail  # noqa: E402
 from vectors import SYMLINKS_BY_DIR, make_writable, require_vectors, restore_symlinks  # noqa: E402
+
+from vaultsh.vault.vault import Vault  # noqa: E402
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -127,3 +129,14 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Vault:
+    """A new, empty vault in tmp_path/cipher, password b"pw", with a fast scrypt (logn 10).
+
+    Modules whose tests need another kind of vault define their own `vault` fixture."""
+    cdir = tmp_path / "cipher"
+    cdir.mkdir()
+    Vault.init(cdir, b"pw", logn=10)
+    return Vault.open(cdir, password=b"pw")

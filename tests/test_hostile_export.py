@@ -22,15 +22,7 @@ from vaultsh.service.commands import Session, run_line
 from vaultsh.vault.errors import ExitCode, FsError
 from vaultsh.vault.vault import Vault
 
-PASSWORD = b"pw"
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    Vault.init(cdir, PASSWORD, logn=10)
-    return Vault.open(cdir, password=PASSWORD)
+PASSWORD = b"pw"  # of the `vault` fixture (conftest.py)
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int, bytes | str | None]]:
@@ -62,6 +54,18 @@ def plant_alias_dir(cparent: Path, disk_name: str, copy_of: Path) -> Path:
     shutil.copytree(copy_of, alias, symlinks=True)
     (alias.parent / (alias.name + ".name")).write_text(disk_name)
     return alias
+
+
+def plant_link_with_alias(vault: Vault, tmp_path: Path, link: str) -> tuple[Path, str, Path]:
+    """A vault symlink `link` to an empty directory outside, and an alias of its name that is a
+    copy of a vault directory holding a file: (the outside dir, the link's disk name, the alias)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    vault.symlink(str(outside), link)
+    vault.mkdir("payload")
+    vault.write_file("payload/evil", b"e")
+    disk = vault.cipher_path(link).name
+    return outside, disk, plant_alias_dir(vault.cipher_path(link).parent, disk, vault.cipher_path("payload"))
 
 
 @pytest.mark.parametrize("link_to", ["outside", ".."], ids=["outside-dir", "dest-parent"])
@@ -104,19 +108,14 @@ def test_a_symlink_and_a_dir_alias_of_one_name_are_both_refused(
     assert kinds == ["dir", "symlink"]
     for _, why in failed:  # one line each, naming both cipher entries
         assert "\n" not in why and link_disk in why and alias.name in why and "neither is exported" in why
-    assert sorted(os.listdir(dest)) == ["ok"] if where else ["ok", "payload"]
+    assert sorted(os.listdir(dest)) == (["ok"] if where else ["ok", "payload"])
     assert (dest / "ok").read_bytes() == b"fine"
 
 
 def test_the_shell_reports_each_duplicate_on_one_line_and_exits_as_for_corruption(
     vault: Vault, tmp_path: Path
 ) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    vault.symlink(str(outside), "x")
-    vault.mkdir("payload")
-    vault.write_file("payload/evil", b"e")
-    plant_alias_dir(vault.cipherdir, vault.cipher_path("x").name, vault.cipher_path("payload"))
+    outside, _, _ = plant_link_with_alias(vault, tmp_path, "x")
     io = RecordingIO()
     session = Session(vault, vault.cipherdir, io)
     code = run_line(session, f"export / {tmp_path / 'dest'}")
@@ -284,12 +283,7 @@ def test_fsck_names_both_entries_of_a_duplicate_and_a_killed_imports_temporary(
 ) -> None:
     from vaultsh.vault import fsck
 
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    vault.symlink(str(outside), "x")
-    vault.mkdir("payload")
-    disk = vault.cipher_path("x").name
-    alias = plant_alias_dir(vault.cipherdir, disk, vault.cipher_path("payload"))
+    _, disk, alias = plant_link_with_alias(vault, tmp_path, "x")
     vault.write_file(".vaultsh-0123456789abcdef.part", b"half")
     found = {(f.kind, f.cipher_path, f.plain_path) for f in fsck.check(vault)}
     assert (fsck.Kind.DUPLICATE_NAME, disk, "x") in found
@@ -321,14 +315,9 @@ def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault,
     """Its multi-select export (`e` on a selection) reports a duplicate as the shell does."""
     from vaultsh.tui.selection import export_selection, run_guarded
 
-    outside = tmp_path / "outside"
-    outside.mkdir()
     vault.mkdir("sel")
-    vault.symlink(str(outside), "sel/x")
-    vault.mkdir("payload")
-    vault.write_file("payload/evil", b"e")
+    outside, _, _ = plant_link_with_alias(vault, tmp_path, "sel/x")
     vault.write_file("ok", b"fine")
-    plant_alias_dir(vault.cipher_path("sel"), vault.cipher_path("sel/x").name, vault.cipher_path("payload"))
     io = RecordingIO()
     dest = tmp_path / "dest"
     dest.mkdir()
@@ -341,13 +330,19 @@ def test_the_full_screen_interface_exports_through_the_same_checks(vault: Vault,
         export_selection(["ok"], str(vault.cipherdir))(Session(vault, vault.cipherdir, RecordingIO()))
 
 
-@pytest.mark.parametrize("tmpfile", [True, False], ids=["O_TMPFILE", "named-temporary"])
+@pytest.mark.parametrize("creation", ["O_TMPFILE", "named-temporary", "no-hard-links"])
 def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
-    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmpfile: bool
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, creation: str
 ) -> None:
     """A symlink someone puts in DEST while the export runs is left as it is, and so is its target."""
-    if not tmpfile:  # as on filesystems without O_TMPFILE: a hidden name, linked when complete
+    if creation != "O_TMPFILE":  # as on filesystems without it: a hidden name, linked when complete
         monkeypatch.delattr(os, "O_TMPFILE")
+    if creation == "no-hard-links":  # as on FAT: the hidden name is renamed, if the name is free
+
+        def no_link(*_args: object, **_kwargs: object) -> None:
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+        monkeypatch.setattr(os, "link", no_link)
     outside = tmp_path / "outside"
     outside.mkdir()
     vault.mkdir("d")
@@ -369,14 +364,8 @@ def test_a_name_that_appears_in_dest_meanwhile_is_never_written_through(
 
 
 def test_exporting_a_name_that_has_an_alias_exports_neither(vault: Vault, tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
     vault.mkdir("sub")
-    vault.symlink(str(outside), "sub/x")
-    vault.mkdir("payload")
-    vault.write_file("payload/evil", b"e")
-    disk = vault.cipher_path("sub/x").name
-    alias = plant_alias_dir(vault.cipher_path("sub"), disk, vault.cipher_path("payload"))
+    outside, disk, alias = plant_link_with_alias(vault, tmp_path, "sub/x")
     dest = tmp_path / "dest"
     dest.mkdir()
     report = transfer.export(vault, "sub/x", dest)

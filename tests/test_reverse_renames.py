@@ -16,6 +16,7 @@ import pytest
 from fuse_harness import mounted_ops, require_fuse
 from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, in_ci, skip_or_fail
 
+from vaultsh.vault import reverse as reverse_mod
 from vaultsh.vault.config import REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX
@@ -115,18 +116,27 @@ def open_and_release(ops: ReverseOperations, inode: int) -> bool:
     return bool(info.keep_cache)
 
 
+class LogsView:
+    """Handlers of a view of a plain dir holding logs/app.log, with logs/ looked up."""
+
+    def __init__(self, tmp_path: Path, content: bytes) -> None:
+        self.plain = vault_plain(tmp_path / "plain")
+        (self.plain / "logs").mkdir()
+        write(self.plain / "logs" / "app.log", content, 10**18)
+        self.view = open_view(self.plain)
+        self.ops = ReverseOperations(self.view)
+        self.ctx = pyfuse3.RequestContext()
+        logs = cipher_path(self.view, "logs").encode()
+        self.logs = call(self.ops.lookup, pyfuse3.ROOT_INODE, logs, self.ctx)
+
+    def lookup_log(self, name: str) -> Any:
+        disk = cipher_path(self.view, f"logs/{name}").split("/")[-1]
+        return call(self.ops.lookup, self.logs.st_ino, disk.encode(), self.ctx)
+
+
 def test_cached_pages_are_kept_only_while_path_and_file_are_unchanged(tmp_path: Path) -> None:
-    plain = vault_plain(tmp_path / "plain")
-    (plain / "logs").mkdir()
-    write(plain / "logs" / "app.log", b"first\n" * 1000, 10**18)
-    view = open_view(plain)
-    ops = ReverseOperations(view)
-    ctx = pyfuse3.RequestContext()
-    logs = call(ops.lookup, pyfuse3.ROOT_INODE, cipher_path(view, "logs").encode(), ctx)
-
-    def lookup_log(name: str) -> Any:
-        return call(ops.lookup, logs.st_ino, cipher_path(view, f"logs/{name}").split("/")[-1].encode(), ctx)
-
+    logs = LogsView(tmp_path, b"first\n" * 1000)
+    plain, ops, ctx, lookup_log = logs.plain, logs.ops, logs.ctx, logs.lookup_log
     first = lookup_log("app.log")
     assert not open_and_release(ops, first.st_ino)  # nothing cached yet that could be kept
     assert open_and_release(ops, first.st_ino)  # unchanged: repeated reads stay cached
@@ -155,16 +165,10 @@ def test_cached_pages_are_kept_only_while_path_and_file_are_unchanged(tmp_path: 
 
 
 def test_an_open_file_keeps_its_attributes_after_its_name_is_reused(tmp_path: Path) -> None:
-    plain = vault_plain(tmp_path / "plain")
-    (plain / "logs").mkdir()
-    write(plain / "logs" / "app.log", b"old\n" * 100, 10**18)
-    view = open_view(plain)
-    ops = ReverseOperations(view)
-    ctx = pyfuse3.RequestContext()
-    logs = call(ops.lookup, pyfuse3.ROOT_INODE, cipher_path(view, "logs").encode(), ctx)
-    name = cipher_path(view, "logs/app.log").split("/")[-1].encode()
-    old = call(ops.lookup, logs.st_ino, name, ctx)
-    before = expected_bytes(view, "logs/app.log")
+    logs = LogsView(tmp_path, b"old\n" * 100)
+    plain, ops, ctx = logs.plain, logs.ops, logs.ctx
+    old = logs.lookup_log("app.log")
+    before = expected_bytes(logs.view, "logs/app.log")
     info = call(ops.open, old.st_ino, os.O_RDONLY, ctx)
     rotate(plain, b"", b"new\n" * 7, same_mtime=False)
     assert call(ops.getattr, old.st_ino, ctx).st_size == old.st_size  # fstat of the open file
@@ -188,7 +192,12 @@ def test_a_plain_dir_given_through_a_symlink_is_the_root_inode(tmp_path: Path) -
     assert call(ops.getattr, pyfuse3.ROOT_INODE, ctx).st_ino == pyfuse3.ROOT_INODE
 
 
-def test_paths_are_resolved_afresh_and_never_through_a_symlink(tmp_path: Path) -> None:
+@pytest.mark.parametrize("openat2", [True, False], ids=["openat2", "walk"])
+def test_paths_are_resolved_afresh_and_never_through_a_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openat2: bool
+) -> None:
+    if not openat2:  # as on kernels before 5.6: the path is walked one directory at a time
+        monkeypatch.setattr(reverse_mod, "_syscall", None)
     plain = vault_plain(tmp_path / "plain")
     (plain / "a" / "b").mkdir(parents=True)
     (plain / "a" / "b" / "f").write_bytes(b"inside\n")

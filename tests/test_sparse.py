@@ -18,14 +18,6 @@ TIB = 1 << 40
 CHUNK = PIPE_BLOCKS * BLOCK_SIZE  # plaintext bytes of one chunk of the bulk decrypter
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    Vault.init(cdir, b"pw", logn=10)
-    return Vault.open(cdir, password=b"pw")
-
-
 def make_bomb(vault: Vault, path: str = "bomb") -> None:
     """A 1 TiB file with a few bytes of data: a vault write, then a truncate that grows it
     (the new blocks are holes of the cipher file, §5.3), then one write in the middle."""

@@ -12,14 +12,6 @@ from vaultsh.service.transfer import Cancelled, export, import_
 from vaultsh.vault.vault import Vault
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "c"
-    cdir.mkdir()
-    Vault.init(cdir, b"pw", logn=10)
-    return Vault.open(cdir, password=b"pw")
-
-
 def _tree(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     for i in range(5):
@@ -83,6 +75,23 @@ def test_progress_total_from_cipher_sizes_is_exact_for_a_clean_vault(vault: Vaul
     import_(vault, src, "")
     assert plain_tree_size(vault, "src") == source_size(src) == 5 * (3 << 20) + 1 + 5000
     assert plain_tree_size(vault, "src/f0") == 3 << 20
+
+
+def test_export_tells_the_progress_total_before_the_first_step(vault: Vault, tmp_path: Path) -> None:
+    from vaultsh.service.transfer import plain_tree_size
+
+    import_(vault, _tree(tmp_path / "src"), "")
+    calls: list[tuple[str, int]] = []
+    export(
+        vault,
+        "src",
+        tmp_path / "out",
+        progress=lambda n: calls.append(("step", n)),
+        on_total=lambda n: calls.append(("total", n)),
+    )
+    assert calls[0] == ("total", plain_tree_size(vault, "src")) == ("total", 5 * (3 << 20) + 1)
+    assert [kind for kind, _ in calls[1:]] == ["step"] * (len(calls) - 1)
+    assert sum(n for _, n in calls[1:]) == calls[0][1]
 
 
 # -- import: walking by cipher path -----------------------------------------------------------

@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
-
-import pytest
 
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.vault import Vault, VaultFile
 
-PASSWORD = b"test"
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    (tmp_path / "v").mkdir()
-    Vault.init(tmp_path / "v", PASSWORD, logn=10)
-    return Vault.open(tmp_path / "v", password=PASSWORD)
+PASSWORD = b"pw"  # of the `vault` fixture (conftest.py)
 
 
 def on_disk(vault: Vault, path: str) -> bytes:

@@ -240,8 +240,11 @@ class ReverseOperations(pyfuse3.Operations):
             node.entry = entry  # the latest path to a file with several links
             node.parent = parent
 
-    def _reply_entry(self, parent: int, entry: ReverseEntry) -> pyfuse3.EntryAttributes:
-        st = self.view.stat(entry)
+    def _reply_entry(
+        self, parent: int, entry: ReverseEntry, st: ViewStat | None = None
+    ) -> pyfuse3.EntryAttributes:
+        if st is None:
+            st = self.view.stat(entry)
         key = self._key(entry, st)
         inode = self._inode(key)
         self._remember(parent, entry, key, inode)
@@ -270,8 +273,8 @@ class ReverseOperations(pyfuse3.Operations):
             if name == b"..":
                 grandparent = self._node(parent.parent)
                 return self._reply_entry(grandparent.parent, grandparent.entry)
-            entry = self.view.lookup(parent.entry, os.fsdecode(name))
-            return self._reply_entry(parent_inode, entry)
+            entry, st = self.view.lookup_stat(parent.entry, os.fsdecode(name))
+            return self._reply_entry(parent_inode, entry, st)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for inode, count in inode_list:

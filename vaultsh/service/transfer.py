@@ -138,20 +138,23 @@ def plain_tree_size(vault: Vault, path: str) -> int:
     Summed from cipher file sizes (§5.2) without decrypting a single name: an estimate that
     counts stray files too, which is all a progress bar needs, at the cost of one stat a file.
     """
+    return _export_sizes(vault, vault.cipher_path(path))[0]
+
+
+def _export_sizes(vault: Vault, top: Path) -> tuple[int, int]:
+    """(plain bytes, bytes written) of an export of a cipher path, from one walk. Holes are
+    exported as holes (§5.3), so a file writes at most what its cipher file has on disk."""
     size = vault.content.cipher_to_plain_size
-    return sum(size(st.st_size) for st in _cipher_files(vault, vault.cipher_path(path)))
+    plain = written = 0
+    for st in _cipher_files(vault, top):
+        n = size(st.st_size)
+        plain += n
+        written += min(n, st.st_blocks * 512)
+    return plain, written
 
 
-def _bytes_to_write(vault: Vault, top: Path) -> int:
-    """What an export of a cipher path writes: the plain size of each file, but at most what its
-    cipher file has on disk, since holes are exported as holes (§5.3)."""
-    size = vault.content.cipher_to_plain_size
-    return sum(min(size(st.st_size), st.st_blocks * 512) for st in _cipher_files(vault, top))
-
-
-def _check_free_space(vault: Vault, top: Path, dir_fd: int, shown: Path) -> None:
+def _check_free_space(need: int, dir_fd: int, shown: Path) -> None:
     """Refuse, before writing anything, an export the destination has no room for."""
-    need = _bytes_to_write(vault, top)
     try:
         fs = os.statvfs(dir_fd)
     except OSError:
@@ -294,6 +297,7 @@ def export(
     cancelled: Callable[[], bool] | None = None,
     processes: int = 1,
     force_decode: bool = False,
+    on_total: Callable[[int], None] | None = None,
 ) -> TransferReport:
     """Decrypt a vault file or tree to `dest`, keeping modes, mtimes, symlinks and holes.
 
@@ -310,7 +314,9 @@ def export(
     one the destination has no room for, is refused.
 
     `force_decode` (gocryptfs's -force_decode) writes a block that fails authentication as
-    zeros and lists it in `damaged`, so the rest of a big file is saved.
+    zeros and lists it in `damaged`, so the rest of a big file is saved. `on_total` gets,
+    before the first `progress` call, the plain bytes they will add up to (`plain_tree_size`,
+    from the walk the free-space check makes anyway).
     """
     job = _Job(progress, cancelled, processes, force_decode=force_decode)
     st = vault.stat(path)
@@ -319,7 +325,10 @@ def export(
     out = _open_destination(Path(dest), parts)
     try:
         _refuse_vault_destination(vault, out.dir_fd, out.shown)
-        _check_free_space(vault, cpath, out.dir_fd, out.shown)
+        plain, need = _export_sizes(vault, cpath)
+        _check_free_space(need, out.dir_fd, out.shown)
+        if on_total is not None:
+            on_total(plain)
         if not parts or not _named_twice(vault, cpath, "/".join(parts), job):
             _export_entry(vault, "/".join(parts), cpath, st, out, job)
     except Cancelled:

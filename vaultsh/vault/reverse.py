@@ -244,6 +244,10 @@ class ReverseEntry:
     stat_from: str | None = None
 
 
+# What a lookup found, and the lstat of the plain object it made (None for a virtual file).
+_Found = tuple[ReverseEntry, os.stat_result | None]
+
+
 class ReverseView:
     """Produces gocryptfs -reverse's read-only encrypted view of a plain tree, byte for byte."""
 
@@ -427,7 +431,7 @@ class ReverseView:
         cur_c, cur_p = "", ""
         entry: ReverseEntry | None = None
         for i, part in enumerate(parts):
-            entry = self._lookup(cur_c, cur_p, part)
+            entry = self._lookup(cur_c, cur_p, part)[0]
             if i < len(parts) - 1 and entry.kind != "dir":
                 raise FsError(errno.ENOTDIR, f"{cipher_path}: not a directory")
             cur_c, cur_p = entry.cipher_path, entry.plain or ""
@@ -439,6 +443,14 @@ class ReverseView:
 
         Raises FsError: ENOENT when there is none, EPERM when it is excluded (as gocryptfs).
         """
+        return self._lookup_in(directory, name)[0]
+
+    def lookup_stat(self, directory: ReverseEntry, name: str) -> tuple[ReverseEntry, ViewStat]:
+        """`lookup` and the `stat` of what it finds, from the one lstat the lookup makes."""
+        entry, st = self._lookup_in(directory, name)
+        return entry, self.stat(entry) if st is None else self.stat_of(entry, st)
+
+    def _lookup_in(self, directory: ReverseEntry, name: str) -> _Found:
         if directory.kind != "dir" or directory.plain is None:
             raise FsError(errno.ENOTDIR, f"{directory.cipher_path}: not a directory")
         if not name or "/" in name or name in (".", ".."):
@@ -451,12 +463,12 @@ class ReverseView:
         encoded = (padded * 4 + 2) // 3 if self.options.raw64 else -(-padded // 3) * 4
         return encoded > self._long_max
 
-    def _lookup(self, cipher_dir: str, plain_dir: str, name: str) -> ReverseEntry:
+    def _lookup(self, cipher_dir: str, plain_dir: str, name: str) -> _Found:
         cpath = _join(cipher_dir, name)
         if name == DIRIV_NAME and self.options.diriv:
-            return ReverseEntry(name, cpath, "file", data=self.dir_iv(cipher_dir), stat_from=plain_dir)
+            return ReverseEntry(name, cpath, "file", data=self.dir_iv(cipher_dir), stat_from=plain_dir), None
         if not cipher_dir and name == CONF_NAME and self.conf_path is not None:
-            return ReverseEntry(name, cpath, "file", data=self.conf_path.read_bytes())
+            return ReverseEntry(name, cpath, "file", data=self.conf_path.read_bytes()), None
         if self.options.plaintext_names:
             plain_name = name
         elif is_long_name(name) or (name.endswith(LONGNAME_SUFFIX) and is_long_name(name[:-5])):
@@ -475,7 +487,7 @@ class ReverseView:
                     if self.is_excluded(plain):
                         raise FsError(errno.EPERM, f"{cpath}: excluded from the view")
                     if base != name:
-                        return ReverseEntry(name, cpath, "file", data=full.encode(), stat_from=plain)
+                        return ReverseEntry(name, cpath, "file", data=full.encode(), stat_from=plain), None
                     return self._real(cpath, plain)
             raise FsError(errno.ENOENT, f"{cpath}: no such entry in the view")
         else:
@@ -494,12 +506,12 @@ class ReverseView:
             raise FsError(errno.EPERM, f"{cpath}: excluded from the view")
         return self._real(cpath, plain)
 
-    def _real(self, cipher_path: str, plain: str) -> ReverseEntry:
+    def _real(self, cipher_path: str, plain: str) -> _Found:
         try:
             st = self.lstat_plain(plain)
         except OSError as e:
             raise fs_error(e, plain) from None
-        return ReverseEntry(os.path.basename(cipher_path), cipher_path, kind_of_mode(st.st_mode), plain)
+        return ReverseEntry(os.path.basename(cipher_path), cipher_path, kind_of_mode(st.st_mode), plain), st
 
     # -- content ------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class ProgressCounter:
         self.total = total
         self.done = 0
 
+    def set_total(self, total: int) -> None:
+        self.total = total
+
     def __call__(self, n: int) -> None:
         self.done += n
         self.io.progress(self.done, self.total)
@@ -46,9 +49,8 @@ def export_path(session: Session, path: str, dest: str, *, force_decode: bool = 
     """`export`: decrypt a vault file or tree to a local path (see transfer.export)."""
     vault = session.vault
     plain = session.resolve(path)
-    progress = None
-    if session.show_progress:
-        progress = ProgressCounter(session.io, transfer.plain_tree_size(vault, plain))
+    # The total comes from the walk export makes for its free-space check: no walk of our own.
+    progress = ProgressCounter(session.io, 0) if session.show_progress else None
     report = transfer.export(
         vault,
         plain,
@@ -57,6 +59,7 @@ def export_path(session: Session, path: str, dest: str, *, force_decode: bool = 
         cancelled=session.io.cancelled,
         processes=session.processes,
         force_decode=force_decode,
+        on_total=progress.set_total if progress is not None else None,
     )
     return finish_transfer(session, report, "export")
 
