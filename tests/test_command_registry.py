@@ -104,7 +104,7 @@ def test_the_same_words_parse_to_the_same_values(cmd: registry.Command) -> None:
         assert vars(shell) == {k: getattr(got, k) for k in vars(shell)}, words
 
 
-@pytest.mark.parametrize("cmd", SHARED, ids=lambda c: c.name)
+@pytest.mark.parametrize("cmd", [c for c in SHARED if not c.dashed_paths], ids=lambda c: c.name)
 def test_both_refuse_an_unknown_option(cmd: registry.Command, capsys: pytest.CaptureFixture[str]) -> None:
     words = ["--frobnicate", *_sample_words(cmd, None)]
     with pytest.raises(UsageError, match="unknown option --frobnicate"):
@@ -113,6 +113,18 @@ def test_both_refuse_an_unknown_option(cmd: registry.Command, capsys: pytest.Cap
         cli.build_parser().parse_args(_cli_words(cmd, words))
     assert exited.value.code == 1
     assert "unrecognized arguments: --frobnicate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cmd", [c for c in SHARED if c.dashed_paths], ids=lambda c: c.name)
+def test_dashed_words_are_paths_once_the_vault_is_named(cmd: registry.Command) -> None:
+    """Cipher names may start with '-': the shell (its vault open) and the CLI after CIPHERDIR
+    take such a word as a path; before CIPHERDIR the CLI still refuses an unknown option."""
+    words = ["-h1", "--frobnicate", "-0x", "p"]
+    assert COMMANDS[cmd.name].parse(words).paths == words
+    cli_args = cli._parse_path_command(cli.build_parser(), [cmd.cli_name, "CIPHER", *words])
+    assert cli_args.paths == words and not cli_args.null
+    with pytest.raises(SystemExit):
+        cli._parse_path_command(cli.build_parser(), [cmd.cli_name, "--frobnicate", "CIPHER", "p"])
 
 
 def _usage_words(line: str) -> list[str]:

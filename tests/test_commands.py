@@ -204,6 +204,22 @@ def test_decrypt_and_encrypt_path(sess: Session) -> None:
     assert code == 1 and out == [] and len(err) == 2
 
 
+def test_paths_starting_with_a_dash_are_paths_not_options(sess: Session) -> None:
+    """'-' is in the base64url alphabet: a cipher path may start with it, in any directory."""
+    v = sess.vault
+    name = next(
+        f"d{i}" for i in range(10_000) if v.encrypt_component(v.cipherdir, f"d{i}")[1].startswith("-")
+    )
+    v.mkdir(name)
+    v.write_file(f"{name}/-x", b"dashed")
+    cipher_rel = v.cipher_path(f"{name}/-x").relative_to(v.cipherdir).as_posix()
+    assert cipher_rel.startswith("-")
+    assert run(sess, f"decrypt-path {shlex.quote(cipher_rel)}") == (0, [f"{name}/-x"], [])
+    assert run(sess, f"encrypt-path {name}/-x") == (0, [cipher_rel], [])
+    code, out, err = run(sess, "decrypt-path -bogus")
+    assert code == 1 and out == [] and len(err) == 1 and err[0].startswith("-bogus: ")
+
+
 # -- transfers -------------------------------------------------------------------------------------
 
 

@@ -780,7 +780,12 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
         return ExitCode.OTHER
 
 
-_PATH_COMMANDS = ("decrypt-paths", "encrypt-paths")
+_PATH_COMMANDS = frozenset(
+    name
+    for c in registry.for_front(registry.CLI).values()
+    if c.dashed_paths
+    for name in (c.cli_names or (c.name,))
+)
 
 
 def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> argparse.Namespace:
