@@ -378,14 +378,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         key = src.read_master_key()
     else:
         key = parse_master_key(read_interactive("Master key: ").decode("ascii", "replace"))
-    choices = recover.Choices(
-        plaintext_names=args.plaintextnames,
-        deterministic_names=args.deterministic_names,
-        aessiv=args.aessiv,
-        xchacha=args.xchacha,
-        longname_max=args.longnamemax,
-        defaults=args.defaults,
-    )
+    choices = recover.Choices.from_args(args)
     view = Path(args.view) if args.view else None
     found = recover.plan(root, key, choices, reverse=args.reverse, view=view)
     written = backup = None
