@@ -532,6 +532,10 @@ def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> No
     assert out == [f"notes.txt  [{commands.view_path(view, 'docs/notes.txt').rpartition('/')[2]}]"]
     _, out, _ = run(reverse_sess, "ls -l")
     assert [line for line in out if line.endswith("link -> docs/notes.txt")], out
+    # Laid out as in a vault: `ls -lR` has a heading per directory and the long columns.
+    _, out, _ = run(reverse_sess, "ls -lR")
+    assert out[0] == "/:" and out[4:6] == ["", "/docs:"] and len(out) == 7, out
+    assert re.fullmatch(r"-rw\S+ +1 +24 \d{4}-\d\d-\d\d \d\d:\d\d notes\.txt", out[6]), out
     assert run(reverse_sess, "cd docs")[0] == 0 and reverse_sess.cwd == "docs"
     assert run(reverse_sess, "cat notes.txt") == (0, ["hello plain", "second line"], [])
     code, out, _ = run(reverse_sess, "encrypt-path notes.txt")
