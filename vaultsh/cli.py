@@ -706,18 +706,16 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
 
 COMMANDS.update({"fsck": cmd_fsck, "conflicts": cmd_conflicts})
 
-# Options of the top level and the TUI form that take a value: skipped when looking for the
-# first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.
-_TUI_ARGS = (registry.THEME_ARG, *registry.PASSWORD_ARGS, *registry.MASTERKEY_ARGS)
-_VALUE_OPTIONS = frozenset(name for arg in _TUI_ARGS if arg.value is not None for name in arg.names)
-
 
 def _first_positional(argv: Sequence[str]) -> str | None:
+    """The first word that is no option, skipping the values of the TUI form's options (the
+    top level has none), so `vaultsh --passfile pw DIR` still finds DIR."""
+    takes_value = {s for a in build_tui_parser()._actions if a.nargs != 0 for s in a.option_strings}
     it = iter(argv)
     for arg in it:
         if arg == "--":
             return next(it, None)
-        if arg in _VALUE_OPTIONS:
+        if arg in takes_value:
             next(it, None)
         elif not arg.startswith("-") or arg == "-":
             return arg
