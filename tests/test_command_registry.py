@@ -11,6 +11,7 @@ import pytest
 from vaultsh import cli
 from vaultsh.service import registry
 from vaultsh.service.commands import COMMANDS, Session, run_line
+from vaultsh.service.commands.dispatch import handler_of
 from vaultsh.vault.errors import UsageError
 from vaultsh.vault.vault import Vault
 
@@ -165,6 +166,8 @@ def test_every_command_is_declared_for_the_front_ends_that_run_it() -> None:
     assert set(COMMANDS) == set(registry.for_front(registry.SHELL))
     for cmd in registry.REGISTRY.values():
         assert bool(cmd.handler) == (registry.SHELL in cmd.fronts), cmd.name
+        if cmd.handler:  # "module:function", resolved only when the shell first runs it
+            assert callable(handler_of(cmd)), cmd.handler
     assert {"init", "shell", "new", "demo"} == {
         c.name for c in registry.REGISTRY.values() if c.fronts == {"cli"}
     }
