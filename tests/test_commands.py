@@ -216,6 +216,8 @@ def test_paths_starting_with_a_dash_are_paths_not_options(sess: Session) -> None
     assert cipher_rel.startswith("-")
     assert run(sess, f"decrypt-path {shlex.quote(cipher_rel)}") == (0, [f"{name}/-x"], [])
     assert run(sess, f"encrypt-path {name}/-x") == (0, [cipher_rel], [])
+    v.write_file("-notes.txt", b"")
+    assert complete(sess, "encrypt-path -no") == ["-notes.txt"]
     code, out, err = run(sess, "decrypt-path -bogus")
     assert code == 1 and out == [] and len(err) == 1 and err[0].startswith("-bogus: ")
 
