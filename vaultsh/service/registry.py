@@ -163,8 +163,10 @@ class Command:
     `completes` is one of "plain-path", "plain-dir", "local-path", "command" or "none"; a
     command whose positional arguments differ lists one kind per position separated by
     spaces, the last kind applying to any further arguments ("plain-path local-path").
-    `cli_args` are options only a one-shot process has (a progress bar on stderr, paths on
-    stdin, staying in the foreground); `cli_names` the CLI's spelling first, then its aliases.
+    `cli_args` are options the shell has no use for: a one-shot process's (a progress bar on
+    stderr, paths on stdin, staying in the foreground, JSON for a script) and what the shell
+    settled when it opened the vault (forward or reverse, the master key) or asks for itself
+    (a new password); `cli_names` the CLI's spelling first, then its aliases.
     `secret` and `writes` are capabilities the shell checks before running a line.
     `dashed_paths`: a word that is not exactly one of its options is a path, even when it
     starts with '-' (cipher names are base64url, whose alphabet has '-').
