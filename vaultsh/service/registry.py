@@ -123,7 +123,7 @@ PASSWORD_ARGS = (
     CONFIG_ARG,
 )
 MASTERKEY_ARGS = (
-    option("--masterkey", metavar="KEY", help="unlock with the master key (KEY, or - for stdin)"),
+    option("--masterkey", metavar="KEY", help="the master key (KEY, or - for stdin)"),
     option("--masterkey-file", metavar="FILE", help="read the master key from FILE"),
 )
 FORMAT_ARGS = (
@@ -390,8 +390,7 @@ _TABLE = (
     ), handler="keys:run_recover", cli_vault="dir", secret=True, cli_args=(
         flag("--reverse", help="CIPHERDIR is a plain dir (reverse mode)"),
         option("--view", metavar="DIR", help="with --reverse: a copy of the encrypted view, as evidence"),
-        option("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)"),
-        option("--masterkey-file", metavar="FILE", help="read the master key from FILE"),
+        *MASTERKEY_ARGS,
         option("--new-passfile", metavar="FILE", help="read the new password from FILE"),
         option("--new-extpass", metavar="CMD", help="run CMD, use its first line as the new password"),
         _SCRYPTN,
