@@ -784,8 +784,8 @@ def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> 
     base64 alphabet): a word that is not one of the command's own options is a path, kept in
     the order given, even when argparse would read it as short options (`-h...`, `-0...`).
     Before CIPHERDIR, such a word stays an (unknown) option, for argparse to refuse."""
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    options = commands.choices[arglist[0]]._option_string_actions
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = subcommands.choices[arglist[0]]._option_string_actions
     words = [arglist[0]]
     dashed: dict[str, str] = {}  # stand-in (NUL never occurs in argv) -> the path
     after_cipherdir = False
