@@ -95,10 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    declared = {c.cli_name: c for c in registry.for_front(registry.CLI).values()}
     for name in COMMANDS:  # in the order `vaultsh --help` lists them; aliases come with theirs
-        if name in declared:
-            _add_command(sub, declared[name])
+        if name in _DECLARED:
+            _add_command(sub, _DECLARED[name])
     return parser
 
 
@@ -405,47 +404,22 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.list_path(
-            s, args.path, long=args.long, show_all=args.all, recursive=args.recursive, cipher=args.cipher
-        )
-
-
-def cmd_cat(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        status = 0
-        for path in args.paths:
-            status = commands.cat_file(s, path, force_decode=args.force_decode) or status
-        return status
+def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1) -> int:
+    """A command the shell has too: its handler (the same code the shell runs) on a session."""
+    cmd = _DECLARED[args.command]
+    with _session(args, _open_vault(args), label) as s:
+        s.processes = processes
+        return commands.handler_of(cmd)(s, args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args), "export") as s:
-        # A second process doubles AES throughput on big files; the CLI has nothing to fear
-        # from fork (the progress bar's thread is not touched by the child).
-        s.processes = min(2, os.cpu_count() or 1)
-        return commands.export_path(s, args.path, args.dest, force_decode=args.force_decode)
+    # A second process doubles AES throughput on big files; the CLI has nothing to fear from
+    # fork (the progress bar's thread is not touched by the child).
+    return _run_shared(args, label="export", processes=min(2, os.cpu_count() or 1))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args), "import") as s:
-        return commands.import_path(s, args.src, args.path)
-
-
-def cmd_mkdir(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.make_dirs(s, args.paths, parents=args.parents)
-
-
-def cmd_mv(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.move_path(s, args.src, args.dst, on_exists="overwrite" if args.force else None)
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.remove_paths(s, args.paths, recursive=args.recursive, force=args.force)
+    return _run_shared(args, label="import")
 
 
 def _paths_arg(args: argparse.Namespace) -> list[str]:
@@ -604,19 +578,22 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return int(run_tui(Path(args.cipherdir), _secrets(args), args.theme))
 
 
+# The CLI's commands by the name it spells them with (registry.Command.cli_name).
+_DECLARED = {c.cli_name: c for c in registry.for_front(registry.CLI).values()}
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init,
     "info": cmd_info,
     "masterkey": cmd_masterkey,
     "passwd": cmd_passwd,
     "recover": cmd_recover,
-    "ls": cmd_ls,
-    "cat": cmd_cat,
+    "ls": _run_shared,
+    "cat": _run_shared,
     "export": cmd_export,
     "import": cmd_import,
-    "mkdir": cmd_mkdir,
-    "mv": cmd_mv,
-    "rm": cmd_rm,
+    "mkdir": _run_shared,
+    "mv": _run_shared,
+    "rm": _run_shared,
     "decrypt-paths": cmd_decrypt_paths,
     "encrypt-paths": cmd_encrypt_paths,
     "mount": cmd_mount,
