@@ -307,14 +307,30 @@ class _StdIO:
         sys.stdout.flush()
 
 
+def _reverse_session(args: argparse.Namespace, io: commands.SessionIO) -> Session | None:
+    """A session on a reverse-mode plain dir's encrypted view (read-only, §9.1), when CIPHERDIR
+    is one; None for a vault."""
+    root = Path(args.cipherdir)
+    conf_path = _config_path(args)
+    if conf_path != root / REVERSE_CONF_NAME or not root.is_dir():
+        return None
+    src = _secrets(args)
+    if src.has_masterkey:
+        return commands.Session.open_reverse(root, io, master_key=src.read_master_key())
+    load_config(conf_path)  # fail on a bad config before asking for a password
+    return commands.Session.open_reverse(root, io, password=src.read_password())
+
+
 @contextmanager
-def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterator[Session]:
-    """A command session on the terminal; the progress total is measured only when a bar can show."""
+def _session(args: argparse.Namespace, label: str = "") -> Iterator[Session]:
+    """A command session on the terminal, over a vault or a reverse-mode folder's view; the
+    progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
     io = _StdIO(show_bar, label, null=getattr(args, "null", False))
-    session = commands.Session(
-        vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
+    session = _reverse_session(args, io) or commands.Session(
+        _open_vault(args), Path(args.cipherdir), io, config_path=_config_path(args)
     )
+    session.show_progress, session.quiet = show_bar, True
     try:
         yield session
     finally:
@@ -407,7 +423,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1) -> int:
     """A command the shell has too: its handler (the same code the shell runs) on a session."""
     cmd = _DECLARED[args.command]
-    with _session(args, _open_vault(args), label) as s:
+    with _session(args, label) as s:
+        if s.reverse is not None and cmd.writes:
+            raise UsageError(commands.reverse_refusal(cmd.name, s.cipherdir))
         s.processes = processes
         return commands.handler_of(cmd)(s, args)
 
@@ -436,12 +454,12 @@ def _paths_arg(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_decrypt_paths(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
+    with _session(args) as s:
         return commands.decrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
 def cmd_encrypt_paths(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
+    with _session(args) as s:
         return commands.encrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
@@ -530,9 +548,17 @@ def cmd_mounts(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
     from vaultsh.shell.repl import run_shell
 
+    reverse = _reverse_session(args, _StdIO(False, ""))
+    if reverse is not None:
+
+        def on_terminal(io: commands.SessionIO) -> Session:
+            reverse.io = io
+            return reverse
+
+        return run_shell(on_terminal)
+    vault = _open_vault(args)
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
     by_key = bool(args.masterkey or args.masterkey_file)
