@@ -349,8 +349,10 @@ def test_reverse_init_info_and_passwd(tmp_path: Path, pw: Path) -> None:
     assert "AESSIV" in info and "AES-SIV-512" in info
     # A second init --reverse refuses (gocryptfs: exit 7).
     assert run("init", "--reverse", "--scryptn", "10", "--passfile", str(pw), str(plain)).returncode == 7
-    # ls of a reverse dir explains itself instead of failing on every name.
-    p = run("ls", "--passfile", str(pw), str(plain))
+    # ls of a reverse dir lists the view's plain names; fsck, which checks a vault's cipher
+    # files, explains itself instead of failing on every name.
+    assert run("ls", "--passfile", str(pw), str(plain), check=True).stdout == "a.txt\n"
+    p = run("fsck", "--passfile", str(pw), str(plain))
     assert p.returncode == 1 and "reverse" in p.stderr
     new = tmp_path / "new"
     new.write_text("new pw\n")
@@ -637,3 +639,30 @@ def test_import_without_a_path_goes_to_the_vault_root(
 def test_unmount_without_a_mountpoint_is_a_usage_error() -> None:
     p = run("unmount")
     assert p.returncode == 1 and "name the mountpoint" in p.stderr and len(p.stderr.splitlines()) == 1
+
+
+def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Path) -> None:
+    """A reverse-mode plain dir opens as its encrypted view in the CLI and `vaultsh shell`, as in
+    the TUI's command line; commands that would write into the view are refused in one line."""
+    from vaultsh.vault.reverse import ReverseView
+
+    plain = tmp_path / "plain"
+    (plain / "docs").mkdir(parents=True)
+    (plain / "docs" / "notes.txt").write_text("plain notes\n")
+    run("init", "--reverse", "--scryptn", "10", "-q", "--passfile", str(pw), str(plain), check=True)
+    view = ReverseView.open(plain, password=b"correct horse")
+    cipher = next(e for e in view.listdir("") if e.plain == "docs").cipher_name
+    assert run("ls", "--passfile", str(pw), str(plain), check=True).stdout == "docs\n"
+    out = run("cat", "--passfile", str(pw), str(plain), "docs/notes.txt", check=True)
+    assert out.stdout == "plain notes\n"
+    out = run("encrypt-paths", "--passfile", str(pw), str(plain), "docs", check=True)
+    assert out.stdout.strip() == cipher
+    dest = tmp_path / "view"
+    run("export", "--passfile", str(pw), str(plain), "/", str(dest), check=True)
+    assert {"gocryptfs.conf", "gocryptfs.diriv", cipher} <= set(os.listdir(dest))
+    out = run("mkdir", "--passfile", str(pw), str(plain), "new")
+    assert out.returncode == 1 and "read-only" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not (plain / "new").exists()
+    out = run("shell", "--passfile", str(pw), str(plain), stdin="ls docs\nrm docs/notes.txt\n")
+    assert out.stdout == "notes.txt\n" and "read-only" in out.stderr
+    assert (plain / "docs" / "notes.txt").exists()

@@ -204,6 +204,24 @@ def test_decrypt_and_encrypt_path(sess: Session) -> None:
     assert code == 1 and out == [] and len(err) == 2
 
 
+def test_paths_starting_with_a_dash_are_paths_not_options(sess: Session) -> None:
+    """'-' is in the base64url alphabet: a cipher path may start with it, in any directory."""
+    v = sess.vault
+    name = next(
+        f"d{i}" for i in range(10_000) if v.encrypt_component(v.cipherdir, f"d{i}")[1].startswith("-")
+    )
+    v.mkdir(name)
+    v.write_file(f"{name}/-x", b"dashed")
+    cipher_rel = v.cipher_path(f"{name}/-x").relative_to(v.cipherdir).as_posix()
+    assert cipher_rel.startswith("-")
+    assert run(sess, f"decrypt-path {shlex.quote(cipher_rel)}") == (0, [f"{name}/-x"], [])
+    assert run(sess, f"encrypt-path {name}/-x") == (0, [cipher_rel], [])
+    v.write_file("-notes.txt", b"")
+    assert complete(sess, "encrypt-path -no") == ["-notes.txt"]
+    code, out, err = run(sess, "decrypt-path -bogus")
+    assert code == 1 and out == [] and len(err) == 1 and err[0].startswith("-bogus: ")
+
+
 # -- transfers -------------------------------------------------------------------------------------
 
 
@@ -516,6 +534,10 @@ def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> No
     assert out == [f"notes.txt  [{commands.view_path(view, 'docs/notes.txt').rpartition('/')[2]}]"]
     _, out, _ = run(reverse_sess, "ls -l")
     assert [line for line in out if line.endswith("link -> docs/notes.txt")], out
+    # Laid out as in a vault: `ls -lR` has a heading per directory and the long columns.
+    _, out, _ = run(reverse_sess, "ls -lR")
+    assert out[0] == "/:" and out[4:6] == ["", "/docs:"] and len(out) == 7, out
+    assert re.fullmatch(r"-rw\S+ +1 +24 \d{4}-\d\d-\d\d \d\d:\d\d notes\.txt", out[6]), out
     assert run(reverse_sess, "cd docs")[0] == 0 and reverse_sess.cwd == "docs"
     assert run(reverse_sess, "cat notes.txt") == (0, ["hello plain", "second line"], [])
     code, out, _ = run(reverse_sess, "encrypt-path notes.txt")

@@ -251,7 +251,11 @@ def test_shell_never_acts_through_a_planted_directory_symlink(
     )
     res = cli("shell", "--passfile", pw, cipher, stdin=script.encode())
     assert snapshot(outside) == before
-    assert "secret" not in res.out and not (tmp_path / "out").exists()
+    assert "secret" not in res.out and SECRET.decode().strip() not in res.out
+    assert not (tmp_path / "out").exists()
+    # cd, cat, mkdir, import, mv and export through the link are each refused in one line.
+    refused = [line for line in res.err.splitlines() if "evil" in line or planted.evil in line]
+    assert len(refused) == 6, res.err
     lines = res.out.splitlines()
     assert any(line.startswith("l") and " evil -> " in line for line in lines)  # ls -l: a link
     assert not (cipher / planted.evil).is_symlink()  # rm removed the link, nothing behind it

@@ -95,10 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    declared = {c.cli_name: c for c in registry.for_front(registry.CLI).values()}
     for name in COMMANDS:  # in the order `vaultsh --help` lists them; aliases come with theirs
-        if name in declared:
-            _add_command(sub, declared[name])
+        if name in _DECLARED:
+            _add_command(sub, _DECLARED[name])
     return parser
 
 
@@ -308,14 +307,30 @@ class _StdIO:
         sys.stdout.flush()
 
 
+def _reverse_session(args: argparse.Namespace, io: commands.SessionIO) -> Session | None:
+    """A session on a reverse-mode plain dir's encrypted view (read-only, §9.1), when CIPHERDIR
+    is one; None for a vault."""
+    root = Path(args.cipherdir)
+    conf_path = _config_path(args)
+    if conf_path != root / REVERSE_CONF_NAME or not root.is_dir():
+        return None
+    src = _secrets(args)
+    if src.has_masterkey:
+        return commands.Session.open_reverse(root, io, master_key=src.read_master_key())
+    load_config(conf_path)  # fail on a bad config before asking for a password
+    return commands.Session.open_reverse(root, io, password=src.read_password())
+
+
 @contextmanager
-def _session(args: argparse.Namespace, vault: Vault, label: str = "") -> Iterator[Session]:
-    """A command session on the terminal; the progress total is measured only when a bar can show."""
+def _session(args: argparse.Namespace, label: str = "") -> Iterator[Session]:
+    """A command session on the terminal, over a vault or a reverse-mode folder's view; the
+    progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
     io = _StdIO(show_bar, label, null=getattr(args, "null", False))
-    session = commands.Session(
-        vault, Path(args.cipherdir), io, config_path=_config_path(args), show_progress=show_bar, quiet=True
+    session = _reverse_session(args, io) or commands.Session(
+        _open_vault(args), Path(args.cipherdir), io, config_path=_config_path(args)
     )
+    session.show_progress, session.quiet = show_bar, True
     try:
         yield session
     finally:
@@ -378,14 +393,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
         key = src.read_master_key()
     else:
         key = parse_master_key(read_interactive("Master key: ").decode("ascii", "replace"))
-    choices = recover.Choices(
-        plaintext_names=args.plaintextnames,
-        deterministic_names=args.deterministic_names,
-        aessiv=args.aessiv,
-        xchacha=args.xchacha,
-        longname_max=args.longnamemax,
-        defaults=args.defaults,
-    )
+    choices = recover.Choices.from_args(args)
     view = Path(args.view) if args.view else None
     found = recover.plan(root, key, choices, reverse=args.reverse, view=view)
     written = backup = None
@@ -412,47 +420,24 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ls(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.list_path(
-            s, args.path, long=args.long, show_all=args.all, recursive=args.recursive, cipher=args.cipher
-        )
-
-
-def cmd_cat(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        status = 0
-        for path in args.paths:
-            status = commands.cat_file(s, path, force_decode=args.force_decode) or status
-        return status
+def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1) -> int:
+    """A command the shell has too: its handler (the same code the shell runs) on a session."""
+    cmd = _DECLARED[args.command]
+    with _session(args, label) as s:
+        if s.reverse is not None and cmd.writes:
+            raise UsageError(commands.reverse_refusal(cmd.name, s.cipherdir))
+        s.processes = processes
+        return commands.handler_of(cmd)(s, args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args), "export") as s:
-        # A second process doubles AES throughput on big files; the CLI has nothing to fear
-        # from fork (the progress bar's thread is not touched by the child).
-        s.processes = min(2, os.cpu_count() or 1)
-        return commands.export_path(s, args.path, args.dest, force_decode=args.force_decode)
+    # A second process doubles AES throughput on big files; the CLI has nothing to fear from
+    # fork (the progress bar's thread is not touched by the child).
+    return _run_shared(args, label="export", processes=min(2, os.cpu_count() or 1))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args), "import") as s:
-        return commands.import_path(s, args.src, args.path)
-
-
-def cmd_mkdir(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.make_dirs(s, args.paths, parents=args.parents)
-
-
-def cmd_mv(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.move_path(s, args.src, args.dst, on_exists="overwrite" if args.force else None)
-
-
-def cmd_rm(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
-        return commands.remove_paths(s, args.paths, recursive=args.recursive, force=args.force)
+    return _run_shared(args, label="import")
 
 
 def _paths_arg(args: argparse.Namespace) -> list[str]:
@@ -469,12 +454,12 @@ def _paths_arg(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_decrypt_paths(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
+    with _session(args) as s:
         return commands.decrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
 def cmd_encrypt_paths(args: argparse.Namespace) -> int:
-    with _session(args, _open_vault(args)) as s:
+    with _session(args) as s:
         return commands.encrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
@@ -563,9 +548,17 @@ def cmd_mounts(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    vault = _open_vault(args)
     from vaultsh.shell.repl import run_shell
 
+    reverse = _reverse_session(args, _StdIO(False, ""))
+    if reverse is not None:
+
+        def on_terminal(io: commands.SessionIO) -> Session:
+            reverse.io = io
+            return reverse
+
+        return run_shell(on_terminal)
+    vault = _open_vault(args)
     root = Path(args.cipherdir)
     conf_path = Path(args.config) if args.config else None  # else the vault's own config
     by_key = bool(args.masterkey or args.masterkey_file)
@@ -611,19 +604,22 @@ def cmd_tui(args: argparse.Namespace) -> int:
     return int(run_tui(Path(args.cipherdir), _secrets(args), args.theme))
 
 
+# The CLI's commands by the name it spells them with (registry.Command.cli_name).
+_DECLARED = {c.cli_name: c for c in registry.for_front(registry.CLI).values()}
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": cmd_init,
     "info": cmd_info,
     "masterkey": cmd_masterkey,
     "passwd": cmd_passwd,
     "recover": cmd_recover,
-    "ls": cmd_ls,
-    "cat": cmd_cat,
+    "ls": _run_shared,
+    "cat": _run_shared,
     "export": cmd_export,
     "import": cmd_import,
-    "mkdir": cmd_mkdir,
-    "mv": cmd_mv,
-    "rm": cmd_rm,
+    "mkdir": _run_shared,
+    "mv": _run_shared,
+    "rm": _run_shared,
     "decrypt-paths": cmd_decrypt_paths,
     "encrypt-paths": cmd_encrypt_paths,
     "mount": cmd_mount,
@@ -713,18 +709,16 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
 
 COMMANDS.update({"fsck": cmd_fsck, "conflicts": cmd_conflicts})
 
-# Options of the top level and the TUI form that take a value: skipped when looking for the
-# first positional argument, so `vaultsh --passfile pw DIR` still finds DIR.
-_TUI_ARGS = (registry.THEME_ARG, *registry.PASSWORD_ARGS, *registry.MASTERKEY_ARGS)
-_VALUE_OPTIONS = frozenset(name for arg in _TUI_ARGS if arg.value is not None for name in arg.names)
-
 
 def _first_positional(argv: Sequence[str]) -> str | None:
+    """The first word that is no option, skipping the values of the TUI form's options (the
+    top level has none), so `vaultsh --passfile pw DIR` still finds DIR."""
+    takes_value = {s for a in build_tui_parser()._actions if a.nargs != 0 for s in a.option_strings}
     it = iter(argv)
     for arg in it:
         if arg == "--":
             return next(it, None)
-        if arg in _VALUE_OPTIONS:
+        if arg in takes_value:
             next(it, None)
         elif not arg.startswith("-") or arg == "-":
             return arg
@@ -780,7 +774,12 @@ def _run_guarded(command: Callable[[argparse.Namespace], int], args: argparse.Na
         return ExitCode.OTHER
 
 
-_PATH_COMMANDS = ("decrypt-paths", "encrypt-paths")
+_PATH_COMMANDS = frozenset(
+    name
+    for c in registry.for_front(registry.CLI).values()
+    if c.dashed_paths
+    for name in (c.cli_names or (c.name,))
+)
 
 
 def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> argparse.Namespace:
@@ -788,8 +787,8 @@ def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> 
     base64 alphabet): a word that is not one of the command's own options is a path, kept in
     the order given, even when argparse would read it as short options (`-h...`, `-0...`).
     Before CIPHERDIR, such a word stays an (unknown) option, for argparse to refuse."""
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    options = commands.choices[arglist[0]]._option_string_actions
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    options = subcommands.choices[arglist[0]]._option_string_actions
     words = [arglist[0]]
     dashed: dict[str, str] = {}  # stand-in (NUL never occurs in argv) -> the path
     after_cipherdir = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from argparse import Namespace
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,18 @@ class Choices:
     xchacha: bool = False
     longname_max: int = 0
     defaults: bool = False
+
+    @classmethod
+    def from_args(cls, a: Namespace) -> Choices:
+        """The choices `recover` was given, as vaultsh.service.registry declares its flags."""
+        return cls(
+            plaintext_names=a.plaintextnames,
+            deterministic_names=a.deterministic_names,
+            aessiv=a.aessiv,
+            xchacha=a.xchacha,
+            longname_max=a.longnamemax,
+            defaults=a.defaults,
+        )
 
     def stated(self) -> dict[str, tuple[object, str]]:
         """setting -> (value, the flag that says so)."""

@@ -123,7 +123,7 @@ PASSWORD_ARGS = (
     CONFIG_ARG,
 )
 MASTERKEY_ARGS = (
-    option("--masterkey", metavar="KEY", help="unlock with the master key (KEY, or - for stdin)"),
+    option("--masterkey", metavar="KEY", help="the master key (KEY, or - for stdin)"),
     option("--masterkey-file", metavar="FILE", help="read the master key from FILE"),
 )
 FORMAT_ARGS = (
@@ -163,9 +163,13 @@ class Command:
     `completes` is one of "plain-path", "plain-dir", "local-path", "command" or "none"; a
     command whose positional arguments differ lists one kind per position separated by
     spaces, the last kind applying to any further arguments ("plain-path local-path").
-    `cli_args` are options only a one-shot process has (a progress bar on stderr, paths on
-    stdin, staying in the foreground); `cli_names` the CLI's spelling first, then its aliases.
+    `cli_args` are options the shell has no use for: a one-shot process's (a progress bar on
+    stderr, paths on stdin, staying in the foreground, JSON for a script) and what the shell
+    settled when it opened the vault (forward or reverse, the master key) or asks for itself
+    (a new password); `cli_names` the CLI's spelling first, then its aliases.
     `secret` and `writes` are capabilities the shell checks before running a line.
+    `dashed_paths`: a word that is not exactly one of its options is a path, even when it
+    starts with '-' (cipher names are base64url, whose alphabet has '-').
     """
 
     name: str
@@ -181,6 +185,7 @@ class Command:
     cipherdir_at: int = 0  # CIPHERDIR's place among the CLI's positional arguments
     secret: bool = False  # deals in secrets: its lines never enter a shell history
     writes: bool = False  # writes into a vault's tree: refused on a reverse folder's read-only view
+    dashed_paths: bool = False
 
     def __post_init__(self) -> None:
         assert self.cli_vault in VAULT_KINDS, self.cli_vault
@@ -225,7 +230,9 @@ class Command:
             if word == "--":
                 given.extend(it)
                 break
-            if word.startswith("--") and len(word) > 2:
+            if self.dashed_paths and word.partition("=")[0] not in by_name:
+                given.append(word)
+            elif word.startswith("--") and len(word) > 2:
                 name, eq, value = word.partition("=")
                 arg = by_name.get(name)
                 if arg is None or (eq and arg.value is None):
@@ -350,10 +357,11 @@ _TABLE = (
         positional("paths", "PATH", nargs="+"),
     ), handler="tree:run_rm", completes="plain-path", writes=True),
     Command("decrypt-path", "plain path of a cipher path", _paths_from_stdin("CIPHERPATH"),
-            ("decrypt-paths",), "names:run_decrypt_path", cli_names=("decrypt-paths",), cli_args=(_NULL,)),
+            ("decrypt-paths",), "names:run_decrypt_path", cli_names=("decrypt-paths",), cli_args=(_NULL,),
+            dashed_paths=True),
     Command("encrypt-path", "cipher path of a plain path", _paths_from_stdin("PLAINPATH"),
             ("encrypt-paths",), "names:run_encrypt_path", "plain-path",
-            cli_names=("encrypt-paths",), cli_args=(_NULL,)),
+            cli_names=("encrypt-paths",), cli_args=(_NULL,), dashed_paths=True),
     Command("info", "show the vault's config summary (no password needed)", handler="keys:run_info",
             cli_vault="config"),
     Command("mount", "mount the vault with FUSE (the CLI's --reverse: a plain dir's encrypted view)", (
@@ -382,8 +390,7 @@ _TABLE = (
     ), handler="keys:run_recover", cli_vault="dir", secret=True, cli_args=(
         flag("--reverse", help="CIPHERDIR is a plain dir (reverse mode)"),
         option("--view", metavar="DIR", help="with --reverse: a copy of the encrypted view, as evidence"),
-        option("--masterkey", metavar="KEY", help="the master key (- reads it from stdin)"),
-        option("--masterkey-file", metavar="FILE", help="read the master key from FILE"),
+        *MASTERKEY_ARGS,
         option("--new-passfile", metavar="FILE", help="read the new password from FILE"),
         option("--new-extpass", metavar="CMD", help="run CMD, use its first line as the new password"),
         _SCRYPTN,

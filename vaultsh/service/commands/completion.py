@@ -92,7 +92,7 @@ def complete(session: Session, text_before_cursor: str) -> list[str]:
     if not words:
         return [n for n in command_names() if n.startswith(prefix) and n != "?"]
     cmd = lookup(words[0])
-    if cmd is None or prefix.startswith("-"):
+    if cmd is None or (prefix.startswith("-") and not cmd.dashed_paths):
         return []
     position = _position(cmd, words[1:])
     kind = cmd.completion_kind(position)

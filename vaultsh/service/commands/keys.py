@@ -140,15 +140,7 @@ def run_passwd(session: Session, a: Namespace) -> int:
 def run_recover(session: Session, a: Namespace) -> int:
     from vaultsh.service import recover
 
-    choices = recover.Choices(
-        plaintext_names=a.plaintextnames,
-        deterministic_names=a.deterministic_names,
-        aessiv=a.aessiv,
-        xchacha=a.xchacha,
-        longname_max=a.longnamemax,
-        defaults=a.defaults,
-    )
-    return recover.in_session(session, choices, dry_run=a.dry_run)
+    return recover.in_session(session, recover.Choices.from_args(a), dry_run=a.dry_run)
 
 
 def run_masterkey(session: Session, a: Namespace) -> int:

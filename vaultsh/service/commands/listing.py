@@ -5,14 +5,13 @@ from __future__ import annotations
 import codecs
 import errno
 import stat as stat_mod
-import time
 from argparse import Namespace
 from collections.abc import Iterable
 from pathlib import Path
 
 from vaultsh.service import transfer
 from vaultsh.service.commands.session import ByteSink, Session, show
-from vaultsh.service.commands.views import list_view, view_entry
+from vaultsh.service.commands.views import list_view, ls_long_line, view_entry, write_ls_heading
 from vaultsh.vault.display import quote_name
 from vaultsh.vault.errors import (
     ExitCode,
@@ -33,13 +32,12 @@ def _ls_line(vault: Vault, cpath: Path, name: str, st: PlainStat | None, cipher:
     shown = quote_name(name)
     if st is None:
         return f"{shown}{suffix}"
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime_ns / 1e9))
     if stat_mod.S_ISLNK(st.mode):
         try:
             shown = f"{shown} -> {quote_name(vault.readlink_cipher(cpath, name))}"
         except VaultError as e:
             shown = f"{shown} -> ?({e})"
-    return f"{stat_mod.filemode(st.mode)} {st.nlink:>3} {st.size:>12} {when} {shown}{suffix}"
+    return ls_long_line(st.mode, st.nlink, st.size, st.mtime_ns, shown) + suffix
 
 
 def list_path(
@@ -71,9 +69,7 @@ def list_path(
             status = ExitCode.FSCK_ERRORS
             continue
         if recursive:
-            if not first:
-                io.write("")
-            io.write(f"{quote_name(show(d))}:")
+            write_ls_heading(io, d, first)
         first = False
         subdirs = []
         for e in sorted(listing, key=lambda e: e.name):

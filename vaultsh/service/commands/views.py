@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from vaultsh.service import transfer
-from vaultsh.service.commands.session import Session, show
+from vaultsh.service.commands.session import Session, SessionIO, show
 from vaultsh.service.commands.transfers import ProgressCounter, finish_transfer
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.display import quote_name
@@ -188,6 +188,19 @@ def _export_view_entry(
         report.failed.append((where, why))
 
 
+def ls_long_line(mode: int, nlink: int, size: int, mtime_ns: int, shown: str) -> str:
+    """One line of `ls -l`: mode, links, size, time, then the name as already shown."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime_ns / 1e9))
+    return f"{stat_mod.filemode(mode)} {nlink:>3} {size:>12} {when} {shown}"
+
+
+def write_ls_heading(io: SessionIO, plain: str, first: bool) -> None:
+    """The `dir:` line of `ls -R` above a directory's entries, a blank line before all but the first."""
+    if not first:
+        io.write("")
+    io.write(f"{quote_name(show(plain))}:")
+
+
 def list_view(session: Session, path: str, *, long: bool, recursive: bool, cipher: bool) -> int:
     """`ls` in a reverse-mode folder: the plain files, with their names in the view on request."""
     view = _view(session)
@@ -205,9 +218,7 @@ def list_view(session: Session, path: str, *, long: bool, recursive: bool, ciphe
                 key=lambda e: e.plain or "",
             )
             if recursive:
-                if not first:
-                    io.write("")
-                io.write(f"{quote_name(show(d.plain))}:")
+                write_ls_heading(io, d.plain, first)
         first = False
         subdirs = []
         for e in todo_entries:
@@ -218,10 +229,9 @@ def list_view(session: Session, path: str, *, long: bool, recursive: bool, ciphe
             suffix = f"  [{quote_name(e.cipher_name)}]" if cipher else ""
             if long:
                 st = view.lstat_plain(e.plain)
-                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.st_mtime_ns / 1e9))
                 if stat_mod.S_ISLNK(st.st_mode):
                     name = f"{name} -> {quote_name(view.readlink_plain(e.plain))}"
-                name = f"{stat_mod.filemode(st.st_mode)} {st.st_nlink:>3} {st.st_size:>12} {when} {name}"
+                name = ls_long_line(st.st_mode, st.st_nlink, st.st_size, st.st_mtime_ns, name)
             io.write(name + suffix)
             if e.kind == "dir" and d.kind == "dir":
                 subdirs.append(e)
