@@ -34,7 +34,9 @@ from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
-from vaultsh.tui.app import VaultApp
+from vaultsh.tui import app as app_module
+from vaultsh.tui import panes
+from vaultsh.tui.app import DirChanged, MainScreen, VaultApp
 from vaultsh.tui.panes import ROLE_CONF, Entry
 from vaultsh.tui.screens import (
     ChoiceScreen,
@@ -785,6 +787,41 @@ async def test_a_sync_tool_writing_the_cipher_dir_refreshes_without_losing_place
         assert not any(empty_seen) and not app.main.loading
         current = app.main.plain.current
         assert current is not None and current.plain_name == "todo.txt"
+
+
+@pytest.mark.asyncio
+async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
+    deep_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename in the TUI lists the directory again when it ends; the watcher's report of the
+    same change, which comes later, finds that listing newer and lists nothing more."""
+    listings: list[Path] = []
+    reports: list[bool] = []
+    scan, on_dir_changed = panes.scan_cipher_dir, MainScreen.on_dir_changed
+
+    def counted_scan(vault: Vault, cdir: Path, **kwargs: Any) -> Any:
+        listings.append(cdir)
+        return scan(vault, cdir, **kwargs)
+
+    def counted_report(screen: MainScreen, message: DirChanged) -> None:
+        on_dir_changed(screen, message)
+        reports.append(True)
+
+    monkeypatch.setattr(app_module, "scan_cipher_dir", counted_scan)
+    monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, DEEP)
+        select_plain(app.main, "todo.txt")
+        listings.clear()
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "done.txt")
+        await command_done(pilot, app)
+        await wait_for(pilot, lambda: bool(reports))  # the watcher saw the rename
+        await pilot.pause()
+        await wait_for(pilot, lambda: not app.main.loading and app.main.quiet_generation == -1)
+        assert "done.txt" in plain_names(app)
+        assert listings == [Vault.open(deep_vault, master_key=MASTER_KEY).cipher_path(DEEP)]
 
 
 @pytest.mark.asyncio

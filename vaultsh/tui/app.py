@@ -148,6 +148,10 @@ class DirFailed(Message):
 class DirChanged(Message):
     """The shown directory changed on disk (a write through the mount, a sync tool)."""
 
+    def __init__(self, last_change: float) -> None:
+        super().__init__()
+        self.last_change = last_change  # time.monotonic() of the last change seen
+
 
 class TransferProgress(Message):
     """Bytes done of a running command's total (coalesced to a few per second)."""
@@ -339,6 +343,7 @@ class MainScreen(Screen[None]):
         self.previous_dir: str | None = None  # where ' ' goes back to
         self.watcher: DirWatcher | None = None  # reloads the listing when the directory changes
         self.quiet_generation = -1  # the generation of a background reload (auto-refresh)
+        self.listed_at = 0.0  # time.monotonic() when the latest listing started
         self._changed_during_load = False
 
     def compose(self) -> ComposeResult:
@@ -458,6 +463,7 @@ class MainScreen(Screen[None]):
             self.previous_dir = self.cwd
         self.generation += 1
         self.opened += 1
+        self.listed_at = time.monotonic()
         self.cwd = path
         self.loading = True
         self.load_failed = False
@@ -491,14 +497,17 @@ class MainScreen(Screen[None]):
         are meanwhile (no flicker, no "loading…")."""
         self.generation += 1
         self.quiet_generation = self.generation
+        self.listed_at = time.monotonic()
         self._rescan(self.generation)
 
-    def _dir_changed(self) -> None:
-        self.post_message(DirChanged())  # from the watcher's thread
+    def _dir_changed(self, last_change: float) -> None:
+        self.post_message(DirChanged(last_change))  # from the watcher's thread
 
     def on_dir_changed(self, message: DirChanged) -> None:
         if self.vapp.session is None or self.vapp.busy:
             return  # a running command reloads the listing when it ends
+        if message.last_change < self.listed_at:
+            return  # listed since (after a command of our own, say): that listing has it
         if self.loading or self.generation == self.quiet_generation:
             self._changed_during_load = True  # that listing may have missed it: once more after
             return
