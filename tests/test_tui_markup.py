@@ -18,6 +18,7 @@ from rich.segment import Segment
 from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
     MASTER_KEY,
     PASSWORD,
+    answer_prompt,
     log_text,
     own_config_home,  # noqa: F401
     select_plain,
@@ -224,9 +225,7 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         # Onto an existing markup name: the question names both as they are.
         await show_info(pilot, app, "[final] notes.txt")
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = "x [link=a:b].txt"
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, "x [link=a:b].txt")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         shown = screen_text(app)
         assert "x [link=a:b].txt" in shown
@@ -238,18 +237,14 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
 
         # A new directory named like markup, made where the cursor is.
         await pilot.press("M")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = "[new] [@click=app.quit]d"
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, "[new] [@click=app.quit]d")
         await wait_for(pilot, lambda: markup_vault.exists(join(where, "[new] [@click=app.quit]d")))
         await wait_for(pilot, lambda: not app.busy and not app.main.loading)
         await wait_for(pilot, lambda: info_title(app) == "Preview  [new] [@click=app.quit]d")
         assert "[new] [@click=app.quit]d/" in screen_text(app)
         # An existing markup name again: mkdir refuses, the error names it as it is.
         await pilot.press("M")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = DIR_NAME
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, DIR_NAME)
         await wait_for(pilot, lambda: not app.busy and DIR_NAME in log_text(app))
         assert DIR_NAME in screen_text(app)  # the log and its notification
         assert_no_markup_effects(app)
