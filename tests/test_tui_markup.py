@@ -257,10 +257,10 @@ async def test_filter_fsck_and_notifications_keep_brackets(markup_vault: Vault) 
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_at(pilot, app, SUB)
         await pilot.press("slash")
-        app.main.query_one("#cmdline", Input).value = "[d"
+        app.main.query_one("#cmdline", Input).value = "[draft]"
         await pilot.pause()
         assert [e.plain_name for e in app.main.plain.rows] == ["[draft] notes.txt"]
-        assert "filter: [d" in screen_text(app)  # the pane's subtitle
+        assert "filter: [draft]" in screen_text(app)  # the pane's subtitle
         await pilot.press("escape")
         await pilot.press("F")
         await wait_for(pilot, lambda: isinstance(app.screen, FsckScreen) and app.screen.done)
