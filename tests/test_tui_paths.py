@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -100,12 +102,19 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
     await pilot.pause()  # the pane takes the focus once laid out
 
 
+@contextlib.asynccontextmanager
+async def opened_at(cipherdir: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
+    """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
+    app = VaultApp(cipherdir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, where)
+        yield app, pilot
+
+
 @pytest.mark.asyncio
 @DEPTHS
 async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         await pilot.press("M")
         await answer_prompt(pilot, app, "archive")
         await command_done(pilot, app)
@@ -119,9 +128,7 @@ async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, w
 @pytest.mark.asyncio
 @DEPTHS
 async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "todo.txt")
         await pilot.press("r")
         await answer_prompt(pilot, app, "done.txt")
@@ -136,9 +143,7 @@ async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, w
 @pytest.mark.asyncio
 @DEPTHS
 async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("slash", "t", "o", "d", "tab")
         assert box.has_focus and box.value == "todo.txt"
@@ -152,9 +157,7 @@ async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vaul
 @pytest.mark.asyncio
 @DEPTHS
 async def test_tab_in_the_command_line_completes_commands_and_names(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("colon", "c", "a", "tab")
         assert box.has_focus and box.value == "cat", (app.focused, box.value, log_text(app))
@@ -174,9 +177,7 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     vault.write_file(join(where, "other.txt"), b"other\n")
     vault.symlink("todo.txt", join(where, "shortcut"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         todo = vault.read_file(join(where, "todo.txt"))
 
         async def rename(name: str, to: str, answer: str) -> None:
@@ -329,9 +330,7 @@ def cipher_entry(app: VaultApp, name: str) -> Entry:
 async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
     deep_vault: Path, where: str
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         plain, cipher = app.main.plain, app.main.cipher
         await pilot.press("tab")
         names = [" (conflicted copy", "stray file.txt"] + ([] if where else [CONF_NAME])
@@ -481,9 +480,7 @@ async def test_cancelled_export_and_import_leave_nothing_behind(
     source.mkdir()
     for n in range(3):
         (source / f"scan{n}.raw").write_bytes(os.urandom(2 << 20))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "album")
         await cancel_after_first_chunk(pilot, app, "e", str(dest))
         assert os.listdir(dest) == []  # not even an empty album/
@@ -498,9 +495,7 @@ async def test_cursor_stays_in_place_after_delete_rename_and_refresh(deep_vault:
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for name in ("k1.txt", "k2.txt", "k3.txt"):
         vault.write_file(join(where, name), b"x\n")
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "k2.txt")
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -538,9 +533,7 @@ async def test_multi_select_export_and_delete(deep_vault: Path, where: str, tmp_
     vault.write_file(join(where, "msub/inner.txt"), b"inner\n")
     dest = tmp_path / "out"
     dest.mkdir()
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "m1.txt")
         await pilot.press("space")  # selects m1, moves to m2
         await pilot.press("down", "v")  # m3 by range: m1..m3
@@ -633,9 +626,7 @@ async def test_sort_by_name_size_mtime_reverse_and_hidden_toggle(deep_vault: Pat
         vault.write_file(join(where, name), b"x" * size)
         cpath = vault.cipher_path(join(where, name))
         os.utime(cpath, ns=(age * 10**18, age * 10**18))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
 
         def order() -> list[str]:
             return [
@@ -701,9 +692,7 @@ async def test_find_as_you_type_then_n_and_shift_n(deep_vault: Path, where: str)
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for name in ("quux-a.txt", "quux-b.txt", "zz-quux.txt"):
         vault.write_file(join(where, name), b"r\n")
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
 
         def current() -> str:
             entry = app.main.plain.current
@@ -860,9 +849,7 @@ async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault:
 @pytest.mark.asyncio
 @DEPTHS
 async def test_g_jumps_to_a_path_with_completion(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("g")
         assert box.has_focus and box.value == (f"/{where}/" if where else "/")
@@ -921,9 +908,7 @@ async def test_o_opens_a_private_copy_in_the_pager_then_removes_it(
         f'basename "$copy" > {seen}/name\ncat "$copy" > {seen}/contents\n',
     )
     monkeypatch.setenv("PAGER", f"{pager} --ignored-option-check")  # split as a shell would
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "todo.txt")
         await pilot.press("o")
         await wait_for(pilot, lambda: (seen / "contents").exists() and no_copies(runtime_dir))
@@ -945,9 +930,7 @@ async def test_e_edits_in_the_editor_and_saves_back_after_asking(
     path = join(where, name)
     before = vault.read_file(path)
     vault.chmod(path, 0o640)
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, name)
         await pilot.press("E")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -976,9 +959,7 @@ async def test_e_edits_in_the_editor_and_saves_back_after_asking(
 @pytest.mark.asyncio
 @DEPTHS
 async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("w")
