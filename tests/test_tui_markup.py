@@ -24,7 +24,7 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
     select_plain,
     wait_for,
 )
-from test_tui_paths import open_at
+from test_tui_paths import open_at, opened_at
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._toast import Toast
@@ -136,9 +136,7 @@ async def show_info(pilot: Pilot[Any], app: VaultApp, name: str) -> None:
 async def test_each_name_is_shown_as_itself_in_the_panes_info_and_titles(
     markup_vault: Vault, where: str
 ) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         for name in [*NAMES, DIR_NAME, LINK_NAME]:
             await show_info(pilot, app, name)
             shown = screen_text(app)
@@ -158,9 +156,7 @@ async def test_each_name_is_shown_as_itself_in_the_panes_info_and_titles(
 @pytest.mark.asyncio
 @WHERE
 async def test_the_viewer_opens_each_name_and_its_title_is_the_name(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         for name in NAMES:
             select_plain(app.main, name)
             await pilot.press("enter")
@@ -179,9 +175,7 @@ async def test_the_viewer_opens_each_name_and_its_title_is_the_name(markup_vault
 @pytest.mark.asyncio
 @WHERE
 async def test_the_cipher_pane_xray_and_errors_show_names_as_text(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         await pilot.press("tab")
         stray = next(e for e in app.main.cipher.rows if e.cipher_name == STRAY_NAME)
         app.main.cipher.select(stray, notify=True)
@@ -203,9 +197,7 @@ async def test_the_cipher_pane_xray_and_errors_show_names_as_text(markup_vault: 
 @pytest.mark.asyncio
 @WHERE
 async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         await show_info(pilot, app, "[draft] notes.txt")
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))

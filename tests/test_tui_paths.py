@@ -103,10 +103,12 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def opened_at(cipherdir: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
+async def opened_at(
+    cipherdir: Path, where: str, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
     """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
     app = VaultApp(cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         await open_at(pilot, app, where)
         yield app, pilot
 
