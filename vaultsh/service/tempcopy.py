@@ -120,6 +120,7 @@ def save_back(vault: Vault, copy: PrivateCopy) -> None:
                     out.write(offset, chunk)
                     offset += len(chunk)
                 os.fchmod(out.fd, mode)
+                out.fsync()  # on disk before it replaces the old contents: a crash keeps one whole
                 vault.rename_at(cparent, tmp, cparent, name, where=(shown_tmp, path))
         except BaseException:
             with contextlib.suppress(VaultError, OSError):
