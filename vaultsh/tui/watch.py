@@ -50,7 +50,6 @@ class DirWatcher:
 
     def __init__(self, changed: Callable[[float], None]) -> None:
         self.changed = changed
-        self._lock = threading.Lock()
         self._wd = -1
         self._thread: threading.Thread | None = None
         self._libc = _libc()
@@ -62,14 +61,14 @@ class DirWatcher:
         return self._wd >= 0
 
     def watch(self, directory: Path) -> None:
-        """Watch `directory` instead of the one before (never through a symlink)."""
+        """Watch `directory` instead of the one before (never through a symlink). Called from one
+        thread only; the watcher's thread just compares event descriptors with the current one."""
         if self._fd < 0 or self._libc is None:
             return
-        with self._lock:
-            if self._wd >= 0:
-                self._libc.inotify_rm_watch(self._fd, self._wd)
-            flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
-            self._wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
+        if self._wd >= 0:
+            self._libc.inotify_rm_watch(self._fd, self._wd)
+        flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
+        self._wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vaultsh-watch", daemon=True)
             self._thread.start()
