@@ -816,6 +816,33 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
 
 
 @pytest.mark.asyncio
+async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
+    deep_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chmod in the cipher dir wakes the watcher, but the panes show no mode: the reload's
+    rows are not swapped in (no redraw, the cursor and scroll untouched)."""
+    reports: list[bool] = []
+    on_dir_changed = MainScreen.on_dir_changed
+
+    def counted_report(screen: MainScreen, message: DirChanged) -> None:
+        on_dir_changed(screen, message)
+        reports.append(True)
+
+    monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
+        rows = app.main.plain.rows
+        cipher_file = next(e for e in app.main.cipher.rows if e.kind == "file" and e.role == "object")
+        assert app.main.cdir is not None
+        os.chmod(app.main.cdir / cipher_file.cipher_name, 0o600)
+        await wait_for(pilot, lambda: bool(reports))
+        await wait_for(pilot, lambda: app.main.quiet_generation == -1 and not app.main.loading)
+        assert app.main.plain.rows is rows
+        # A real change is swapped in.
+        Vault.open(deep_vault, master_key=MASTER_KEY).write_file(join(DEEP, "new.txt"), b"x")
+        await wait_for(pilot, lambda: "new.txt" in plain_names(app))
+
+
+@pytest.mark.asyncio
 @DEPTHS
 async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault: Path, where: str) -> None:
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
