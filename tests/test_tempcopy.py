@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from vaultsh.service.tempcopy import private_copy, save_back
+from vaultsh.service.transfer import import_
 from vaultsh.vault.errors import FsError
-from vaultsh.vault.vault import Vault
+from vaultsh.vault.vault import Vault, VaultFile
 
 MASTER_KEY = bytes(range(32))
 
@@ -96,3 +98,53 @@ def test_a_file_gone_from_the_vault_meanwhile_is_reported_and_nothing_is_left(va
         save_back(vault, copy)
     copy.remove()
     assert vault.listdir("sub/dir", include_bad=True) == []
+
+
+def test_an_import_starting_in_the_directory_meanwhile_leaves_the_save_whole(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import cleans the temporary files of killed imports from its directory: the one a
+    save is writing is in use and stays."""
+    vault.write_file("sub/dir/a.txt", b"old\n")
+    copy = private_copy(vault, "sub/dir/a.txt")
+    copy.file.write_bytes(b"edited\n")
+    other = tmp_path / "other.txt"
+    other.write_bytes(b"imported meanwhile\n")
+    real_fchmod = os.fchmod
+
+    def import_then_fchmod(fd: int, mode: int) -> None:  # the save has written, not yet renamed
+        monkeypatch.setattr(os, "fchmod", real_fchmod)
+        import_(vault, other, "sub/dir")
+        real_fchmod(fd, mode)
+
+    monkeypatch.setattr(os, "fchmod", import_then_fchmod)
+    save_back(vault, copy)
+    copy.remove()
+    assert vault.read_file("sub/dir/a.txt") == b"edited\n"
+    assert sorted(e.name for e in vault.listdir("sub/dir", include_bad=True)) == ["a.txt", "other.txt"]
+
+
+def test_the_new_contents_reach_the_disk_before_they_replace_the_old(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renamed over the file before its data is on disk, a crash could leave neither version."""
+    vault.write_file("sub/dir/a.txt", b"old\n")
+    copy = private_copy(vault, "sub/dir/a.txt")
+    copy.file.write_bytes(b"edited\n")
+    steps: list[str] = []
+    real_fsync, real_rename = VaultFile.fsync, vault.rename_at
+
+    def fsync(f: VaultFile) -> None:
+        steps.append("fsync")
+        real_fsync(f)
+
+    def rename_at(*args: Any, **kwargs: Any) -> Any:
+        steps.append("rename")
+        return real_rename(*args, **kwargs)
+
+    monkeypatch.setattr(VaultFile, "fsync", fsync)
+    monkeypatch.setattr(vault, "rename_at", rename_at)
+    save_back(vault, copy)
+    copy.remove()
+    assert steps == ["fsync", "rename"]
+    assert vault.read_file("sub/dir/a.txt") == b"edited\n"

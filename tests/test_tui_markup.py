@@ -18,12 +18,13 @@ from rich.segment import Segment
 from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
     MASTER_KEY,
     PASSWORD,
+    answer_prompt,
     log_text,
     own_config_home,  # noqa: F401
     select_plain,
     wait_for,
 )
-from test_tui_paths import open_at
+from test_tui_paths import open_at, opened_at
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._toast import Toast
@@ -135,9 +136,7 @@ async def show_info(pilot: Pilot[Any], app: VaultApp, name: str) -> None:
 async def test_each_name_is_shown_as_itself_in_the_panes_info_and_titles(
     markup_vault: Vault, where: str
 ) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         for name in [*NAMES, DIR_NAME, LINK_NAME]:
             await show_info(pilot, app, name)
             shown = screen_text(app)
@@ -157,9 +156,7 @@ async def test_each_name_is_shown_as_itself_in_the_panes_info_and_titles(
 @pytest.mark.asyncio
 @WHERE
 async def test_the_viewer_opens_each_name_and_its_title_is_the_name(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         for name in NAMES:
             select_plain(app.main, name)
             await pilot.press("enter")
@@ -178,9 +175,7 @@ async def test_the_viewer_opens_each_name_and_its_title_is_the_name(markup_vault
 @pytest.mark.asyncio
 @WHERE
 async def test_the_cipher_pane_xray_and_errors_show_names_as_text(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         await pilot.press("tab")
         stray = next(e for e in app.main.cipher.rows if e.cipher_name == STRAY_NAME)
         app.main.cipher.select(stray, notify=True)
@@ -202,9 +197,7 @@ async def test_the_cipher_pane_xray_and_errors_show_names_as_text(markup_vault: 
 @pytest.mark.asyncio
 @WHERE
 async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: str) -> None:
-    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(markup_vault.cipherdir, where, SIZE) as (app, pilot):
         await show_info(pilot, app, "[draft] notes.txt")
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
@@ -224,9 +217,7 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         # Onto an existing markup name: the question names both as they are.
         await show_info(pilot, app, "[final] notes.txt")
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = "x [link=a:b].txt"
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, "x [link=a:b].txt")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         shown = screen_text(app)
         assert "x [link=a:b].txt" in shown
@@ -238,18 +229,14 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
 
         # A new directory named like markup, made where the cursor is.
         await pilot.press("M")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = "[new] [@click=app.quit]d"
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, "[new] [@click=app.quit]d")
         await wait_for(pilot, lambda: markup_vault.exists(join(where, "[new] [@click=app.quit]d")))
         await wait_for(pilot, lambda: not app.busy and not app.main.loading)
         await wait_for(pilot, lambda: info_title(app) == "Preview  [new] [@click=app.quit]d")
         assert "[new] [@click=app.quit]d/" in screen_text(app)
         # An existing markup name again: mkdir refuses, the error names it as it is.
         await pilot.press("M")
-        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        app.screen.query_one("#answer", Input).value = DIR_NAME
-        await pilot.press("enter")
+        await answer_prompt(pilot, app, DIR_NAME)
         await wait_for(pilot, lambda: not app.busy and DIR_NAME in log_text(app))
         assert DIR_NAME in screen_text(app)  # the log and its notification
         assert_no_markup_effects(app)
@@ -262,10 +249,10 @@ async def test_filter_fsck_and_notifications_keep_brackets(markup_vault: Vault) 
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_at(pilot, app, SUB)
         await pilot.press("slash")
-        app.main.query_one("#cmdline", Input).value = "[d"
+        app.main.query_one("#cmdline", Input).value = "[draft]"
         await pilot.pause()
         assert [e.plain_name for e in app.main.plain.rows] == ["[draft] notes.txt"]
-        assert "filter: [d" in screen_text(app)  # the pane's subtitle
+        assert "filter: [draft]" in screen_text(app)  # the pane's subtitle
         await pilot.press("escape")
         await pilot.press("F")
         await wait_for(pilot, lambda: isinstance(app.screen, FsckScreen) and app.screen.done)

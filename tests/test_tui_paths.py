@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,7 +36,9 @@ from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
-from vaultsh.tui.app import VaultApp
+from vaultsh.tui import app as app_module
+from vaultsh.tui import panes
+from vaultsh.tui.app import DirChanged, MainScreen, VaultApp
 from vaultsh.tui.panes import ROLE_CONF, Entry
 from vaultsh.tui.screens import (
     ChoiceScreen,
@@ -98,12 +102,21 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
     await pilot.pause()  # the pane takes the focus once laid out
 
 
+@contextlib.asynccontextmanager
+async def opened_at(
+    cipherdir: Path, where: str, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
+    """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
+    app = VaultApp(cipherdir, master_key=MASTER_KEY)
+    async with app.run_test(size=size) as pilot:
+        await open_at(pilot, app, where)
+        yield app, pilot
+
+
 @pytest.mark.asyncio
 @DEPTHS
 async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         await pilot.press("M")
         await answer_prompt(pilot, app, "archive")
         await command_done(pilot, app)
@@ -117,9 +130,7 @@ async def test_mkdir_makes_the_directory_where_the_cursor_is(deep_vault: Path, w
 @pytest.mark.asyncio
 @DEPTHS
 async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "todo.txt")
         await pilot.press("r")
         await answer_prompt(pilot, app, "done.txt")
@@ -134,9 +145,7 @@ async def test_rename_stays_in_the_directory_it_was_asked_in(deep_vault: Path, w
 @pytest.mark.asyncio
 @DEPTHS
 async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("slash", "t", "o", "d", "tab")
         assert box.has_focus and box.value == "todo.txt"
@@ -150,9 +159,7 @@ async def test_tab_in_the_filter_completes_and_keys_after_it_stay_text(deep_vaul
 @pytest.mark.asyncio
 @DEPTHS
 async def test_tab_in_the_command_line_completes_commands_and_names(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("colon", "c", "a", "tab")
         assert box.has_focus and box.value == "cat", (app.focused, box.value, log_text(app))
@@ -172,9 +179,7 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     vault.write_file(join(where, "other.txt"), b"other\n")
     vault.symlink("todo.txt", join(where, "shortcut"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         todo = vault.read_file(join(where, "todo.txt"))
 
         async def rename(name: str, to: str, answer: str) -> None:
@@ -327,9 +332,7 @@ def cipher_entry(app: VaultApp, name: str) -> Entry:
 async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
     deep_vault: Path, where: str
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         plain, cipher = app.main.plain, app.main.cipher
         await pilot.press("tab")
         names = [" (conflicted copy", "stray file.txt"] + ([] if where else [CONF_NAME])
@@ -479,9 +482,7 @@ async def test_cancelled_export_and_import_leave_nothing_behind(
     source.mkdir()
     for n in range(3):
         (source / f"scan{n}.raw").write_bytes(os.urandom(2 << 20))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "album")
         await cancel_after_first_chunk(pilot, app, "e", str(dest))
         assert os.listdir(dest) == []  # not even an empty album/
@@ -496,9 +497,7 @@ async def test_cursor_stays_in_place_after_delete_rename_and_refresh(deep_vault:
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for name in ("k1.txt", "k2.txt", "k3.txt"):
         vault.write_file(join(where, name), b"x\n")
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "k2.txt")
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -536,9 +535,7 @@ async def test_multi_select_export_and_delete(deep_vault: Path, where: str, tmp_
     vault.write_file(join(where, "msub/inner.txt"), b"inner\n")
     dest = tmp_path / "out"
     dest.mkdir()
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "m1.txt")
         await pilot.press("space")  # selects m1, moves to m2
         await pilot.press("down", "v")  # m3 by range: m1..m3
@@ -631,9 +628,7 @@ async def test_sort_by_name_size_mtime_reverse_and_hidden_toggle(deep_vault: Pat
         vault.write_file(join(where, name), b"x" * size)
         cpath = vault.cipher_path(join(where, name))
         os.utime(cpath, ns=(age * 10**18, age * 10**18))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
 
         def order() -> list[str]:
             return [
@@ -699,9 +694,7 @@ async def test_find_as_you_type_then_n_and_shift_n(deep_vault: Path, where: str)
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for name in ("quux-a.txt", "quux-b.txt", "zz-quux.txt"):
         vault.write_file(join(where, name), b"r\n")
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
 
         def current() -> str:
             entry = app.main.plain.current
@@ -788,6 +781,68 @@ async def test_a_sync_tool_writing_the_cipher_dir_refreshes_without_losing_place
 
 
 @pytest.mark.asyncio
+async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
+    deep_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename in the TUI lists the directory again when it ends; the watcher's report of the
+    same change, which comes later, finds that listing newer and lists nothing more."""
+    listings: list[Path] = []
+    reports: list[bool] = []
+    scan, on_dir_changed = panes.scan_cipher_dir, MainScreen.on_dir_changed
+
+    def counted_scan(vault: Vault, cdir: Path, **kwargs: Any) -> Any:
+        listings.append(cdir)
+        return scan(vault, cdir, **kwargs)
+
+    def counted_report(screen: MainScreen, message: DirChanged) -> None:
+        on_dir_changed(screen, message)
+        reports.append(True)
+
+    monkeypatch.setattr(app_module, "scan_cipher_dir", counted_scan)
+    monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
+    app = VaultApp(deep_vault, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_at(pilot, app, DEEP)
+        select_plain(app.main, "todo.txt")
+        listings.clear()
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "done.txt")
+        await command_done(pilot, app)
+        await wait_for(pilot, lambda: bool(reports))  # the watcher saw the rename
+        await pilot.pause()
+        await wait_for(pilot, lambda: not app.main.loading and app.main.quiet_generation == -1)
+        assert "done.txt" in plain_names(app)
+        assert listings == [Vault.open(deep_vault, master_key=MASTER_KEY).cipher_path(DEEP)]
+
+
+@pytest.mark.asyncio
+async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
+    deep_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chmod in the cipher dir wakes the watcher, but the panes show no mode: the reload's
+    rows are not swapped in (no redraw, the cursor and scroll untouched)."""
+    reports: list[bool] = []
+    on_dir_changed = MainScreen.on_dir_changed
+
+    def counted_report(screen: MainScreen, message: DirChanged) -> None:
+        on_dir_changed(screen, message)
+        reports.append(True)
+
+    monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
+        rows = app.main.plain.rows
+        cipher_file = next(e for e in app.main.cipher.rows if e.kind == "file" and e.role == "object")
+        assert app.main.cdir is not None
+        os.chmod(app.main.cdir / cipher_file.cipher_name, 0o600)
+        await wait_for(pilot, lambda: bool(reports))
+        await wait_for(pilot, lambda: app.main.quiet_generation == -1 and not app.main.loading)
+        assert app.main.plain.rows is rows
+        # A real change is swapped in.
+        Vault.open(deep_vault, master_key=MASTER_KEY).write_file(join(DEEP, "new.txt"), b"x")
+        await wait_for(pilot, lambda: "new.txt" in plain_names(app))
+
+
+@pytest.mark.asyncio
 @DEPTHS
 async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault: Path, where: str) -> None:
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
@@ -823,9 +878,7 @@ async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault:
 @pytest.mark.asyncio
 @DEPTHS
 async def test_g_jumps_to_a_path_with_completion(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         await pilot.press("g")
         assert box.has_focus and box.value == (f"/{where}/" if where else "/")
@@ -884,9 +937,7 @@ async def test_o_opens_a_private_copy_in_the_pager_then_removes_it(
         f'basename "$copy" > {seen}/name\ncat "$copy" > {seen}/contents\n',
     )
     monkeypatch.setenv("PAGER", f"{pager} --ignored-option-check")  # split as a shell would
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "todo.txt")
         await pilot.press("o")
         await wait_for(pilot, lambda: (seen / "contents").exists() and no_copies(runtime_dir))
@@ -908,9 +959,7 @@ async def test_e_edits_in_the_editor_and_saves_back_after_asking(
     path = join(where, name)
     before = vault.read_file(path)
     vault.chmod(path, 0o640)
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, name)
         await pilot.press("E")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -939,9 +988,7 @@ async def test_e_edits_in_the_editor_and_saves_back_after_asking(
 @pytest.mark.asyncio
 @DEPTHS
 async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where) as (app, pilot):
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("w")

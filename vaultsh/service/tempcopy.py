@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import secrets
@@ -111,12 +112,16 @@ def save_back(vault: Vault, copy: PrivateCopy) -> None:
         out, _ = vault.create_at(cparent, tmp, 0o600, path)
         try:
             with out:
+                # Locked until renamed: an import starting in this directory removes the
+                # temporary files it finds unlocked, as those of imports that were killed.
+                fcntl.flock(out.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 offset = 0
                 while chunk := src.read(CHUNK):
                     out.write(offset, chunk)
                     offset += len(chunk)
                 os.fchmod(out.fd, mode)
-            vault.rename_at(cparent, tmp, cparent, name, where=(shown_tmp, path))
+                out.fsync()  # on disk before it replaces the old contents: a crash keeps one whole
+                vault.rename_at(cparent, tmp, cparent, name, where=(shown_tmp, path))
         except BaseException:
             with contextlib.suppress(VaultError, OSError):
                 vault.unlink_at(cparent, tmp, shown_tmp)

@@ -54,6 +54,7 @@ from vaultsh.tui.panes import (
     cipher_sort_key,
     is_hidden,
     link_targets,
+    listing_digest,
     scan_cipher_dir,
     scan_view_dir,
     sort_plain,
@@ -131,11 +132,12 @@ class DirBatch(Message):
 class DirLoaded(Message):
     """The whole directory, sorted for each pane."""
 
-    def __init__(self, generation: int, plain: list[Entry], cipher: list[Entry]) -> None:
+    def __init__(self, generation: int, plain: list[Entry], cipher: list[Entry], digest: bytes) -> None:
         super().__init__()
         self.generation = generation
         self.plain = plain
         self.cipher = cipher
+        self.digest = digest  # listing_digest(cipher)
 
 
 class DirFailed(Message):
@@ -147,6 +149,10 @@ class DirFailed(Message):
 
 class DirChanged(Message):
     """The shown directory changed on disk (a write through the mount, a sync tool)."""
+
+    def __init__(self, last_change: float) -> None:
+        super().__init__()
+        self.last_change = last_change  # time.monotonic() of the last change seen
 
 
 class TransferProgress(Message):
@@ -339,6 +345,8 @@ class MainScreen(Screen[None]):
         self.previous_dir: str | None = None  # where ' ' goes back to
         self.watcher: DirWatcher | None = None  # reloads the listing when the directory changes
         self.quiet_generation = -1  # the generation of a background reload (auto-refresh)
+        self.listed_at = 0.0  # time.monotonic() when the latest listing started
+        self.shown_digest = b""  # listing_digest of the entries in the panes
         self._changed_during_load = False
 
     def compose(self) -> ComposeResult:
@@ -458,6 +466,8 @@ class MainScreen(Screen[None]):
             self.previous_dir = self.cwd
         self.generation += 1
         self.opened += 1
+        self.listed_at = time.monotonic()
+        self.shown_digest = b""
         self.cwd = path
         self.loading = True
         self.load_failed = False
@@ -491,27 +501,27 @@ class MainScreen(Screen[None]):
         are meanwhile (no flicker, no "loading…")."""
         self.generation += 1
         self.quiet_generation = self.generation
+        self.listed_at = time.monotonic()
         self._rescan(self.generation)
 
-    def _dir_changed(self) -> None:
-        self.post_message(DirChanged())  # from the watcher's thread
+    def _dir_changed(self, last_change: float) -> None:
+        self.post_message(DirChanged(last_change))  # from the watcher's thread
 
     def on_dir_changed(self, message: DirChanged) -> None:
         if self.vapp.session is None or self.vapp.busy:
             return  # a running command reloads the listing when it ends
+        if message.last_change < self.listed_at:
+            return  # listed since (after a command of our own, say): that listing has it
         if self.loading or self.generation == self.quiet_generation:
             self._changed_during_load = True  # that listing may have missed it: once more after
             return
         self.reload_quietly()
 
-    def _swap_in(self, plain: list[Entry], cipher: list[Entry]) -> None:
+    def _swap_in(self, plain: list[Entry], cipher: list[Entry], digest: bytes) -> None:
         """A background reload's result: replace the rows, keep the cursors and the selection."""
-
-        def facts(entries: list[Entry]) -> set[tuple[str, str, int, int]]:
-            return {(e.cipher_name, e.kind, e.cipher_size, e.mtime_ns) for e in entries}
-
-        if facts(cipher) == facts(self.cipher.all_entries):
-            return  # nothing changed that the panes show (a write of our own, say)
+        if digest == self.shown_digest:
+            return  # nothing changed that the panes show (a change undone, say)
+        self.shown_digest = digest
         on_plain, on_cipher = self.plain.current, self.cipher.current
         # In place: the filter's closures hold this dict.
         self.cipher_by_name.clear()
@@ -551,7 +561,7 @@ class MainScreen(Screen[None]):
     def _post_loaded(self, generation: int, everything: list[Entry]) -> None:
         plain = sort_plain([e for e in everything if e.role == ROLE_OBJECT], self.sort_by, self.sort_reverse)
         cipher = sorted(everything, key=cipher_sort_key)
-        self.post_message(DirLoaded(generation, plain, cipher))
+        self.post_message(DirLoaded(generation, plain, cipher, listing_digest(cipher)))
 
     def on_dir_batch(self, message: DirBatch) -> None:
         if message.generation != self.generation or message.generation == self.quiet_generation:
@@ -575,9 +585,10 @@ class MainScreen(Screen[None]):
             self.call_later(self.reload_quietly)
         if message.generation == self.quiet_generation:
             self.quiet_generation = -1
-            self._swap_in(message.plain, message.cipher)
+            self._swap_in(message.plain, message.cipher, message.digest)
             return
         self.loading = False
+        self.shown_digest = message.digest
         self.plain.replace(message.plain)
         self.cipher.replace(message.cipher)
         if self.filter_text:
@@ -604,6 +615,7 @@ class MainScreen(Screen[None]):
             return
         if message.generation == self.quiet_generation:  # the directory went away, say
             self.quiet_generation = -1
+            self.shown_digest = b""
             self.plain.clear()
             self.cipher.clear()
             self.cipher_by_name.clear()

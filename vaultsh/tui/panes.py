@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -106,6 +107,17 @@ _ROLE_ORDER = {ROLE_CONF: 0, ROLE_DIRIV: 1, ROLE_BAD: 2, ROLE_OBJECT: 3, ROLE_SI
 def cipher_sort_key(entry: Entry) -> tuple[int, str]:
     """Config and diriv on top, then problems, then objects with their sidecars (by disk name)."""
     return (_ROLE_ORDER[entry.role], entry.cipher_name)
+
+
+def listing_digest(cipher_sorted: list[Entry]) -> bytes:
+    """What the panes show of a listing (names, kinds, sizes, times), as a short digest: made
+    beside the listing, so telling an unchanged reload from a changed one is a compare of bytes."""
+    h = hashlib.blake2b(digest_size=16)
+    for e in cipher_sorted:
+        h.update(
+            f"{e.cipher_name}\0{e.kind}\0{e.cipher_size}\0{e.mtime_ns}\n".encode("utf-8", "surrogateescape")
+        )
+    return h.digest()
 
 
 def _stat_entry(entry: Entry, dirent: os.DirEntry[str], cdir: Path, vault: Vault) -> None:

@@ -42,13 +42,14 @@ def _libc() -> ctypes.CDLL | None:
 
 
 class DirWatcher:
-    """Calls `changed()` from its own thread once the watched directory has been quiet for
-    DEBOUNCE after a change (an entry made, removed, renamed, written or chmodded). Without
+    """Calls `changed(last)` from its own thread once the watched directory has been quiet for
+    DEBOUNCE after a change (an entry made, removed, renamed, written or chmodded); `last` is
+    the `time.monotonic()` when the burst's last change was seen, so a listing started later
+    is known to hold it. Without
     inotify (not Linux, no watch left) it does nothing: Ctrl-R still reloads by hand."""
 
-    def __init__(self, changed: Callable[[], None]) -> None:
+    def __init__(self, changed: Callable[[float], None]) -> None:
         self.changed = changed
-        self._lock = threading.Lock()
         self._wd = -1
         self._thread: threading.Thread | None = None
         self._libc = _libc()
@@ -60,14 +61,14 @@ class DirWatcher:
         return self._wd >= 0
 
     def watch(self, directory: Path) -> None:
-        """Watch `directory` instead of the one before (never through a symlink)."""
+        """Watch `directory` instead of the one before (never through a symlink). Called from one
+        thread only; the watcher's thread just compares event descriptors with the current one."""
         if self._fd < 0 or self._libc is None:
             return
-        with self._lock:
-            if self._wd >= 0:
-                self._libc.inotify_rm_watch(self._fd, self._wd)
-            flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
-            self._wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
+        if self._wd >= 0:
+            self._libc.inotify_rm_watch(self._fd, self._wd)
+        flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
+        self._wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vaultsh-watch", daemon=True)
             self._thread.start()
@@ -99,14 +100,14 @@ class DirWatcher:
         return found
 
     def _run(self) -> None:
-        pending_since: float | None = None
+        last_change: float | None = None  # of a burst not yet reported
         while True:
-            timeout = None if pending_since is None else max(0.0, pending_since + DEBOUNCE - time.monotonic())
+            timeout = None if last_change is None else max(0.0, last_change + DEBOUNCE - time.monotonic())
             ready, _, _ = select.select([self._fd, self._wake_r], [], [], timeout)
             if self._wake_r in ready:
                 return
             if self._fd in ready and self._changes_read():
-                pending_since = time.monotonic()  # wait for the burst to end
-            elif pending_since is not None:
-                pending_since = None
-                self.changed()
+                last_change = time.monotonic()  # wait for the burst to end
+            elif last_change is not None:
+                self.changed(last_change)
+                last_change = None
