@@ -18,7 +18,7 @@ import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
 from vaultsh.fs.stats import MountStats
-from vaultsh.service.mount_protocol import mount_device
+from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.errors import CorruptionError, FsError, VaultError
 from vaultsh.vault.file import VaultFile

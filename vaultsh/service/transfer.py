@@ -801,7 +801,7 @@ class _Importer:
             self.file(src, st, cparent, name, dest)
         elif stat_mod.S_ISDIR(mode):
             try:
-                cdir = vault.mkdir_at(cparent, name, 0o700, dest)
+                cdir = vault.make_dir(cparent, name, 0o700, dest)[0]
             except FsError as e:
                 if e.errno != errno.EEXIST:
                     raise

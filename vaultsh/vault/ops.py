@@ -391,9 +391,6 @@ class TreeOps(VaultCore):
                 raise fs_error(e, where) from None
         return self._file(fd, where, st), cparent / disk
 
-    def mkdir_at(self, cparent: Path, name: str, mode: int, where: str) -> Path:
-        return self.make_dir(cparent, name, mode, where)[0]
-
     def make_dir(
         self, cparent: Path, name: str, mode: int, where: str, owner: Owner | None = None
     ) -> tuple[Path, os.stat_result]:

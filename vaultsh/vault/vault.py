@@ -372,12 +372,6 @@ class Vault(TreeOps, XattrOps):
         except OSError as e:
             raise fs_error(e, path) from None
 
-    def utime(self, path: str, atime_ns: int, mtime_ns: int) -> None:
-        try:
-            self.utime_cipher(self.cipher_path(path), (atime_ns, mtime_ns))
-        except OSError as e:
-            raise fs_error(e, path) from None
-
     # -- tree helpers -----------------------------------------------------------------------
 
     def walk(self, path: str = "") -> Iterator[tuple[str, list[DirEntry]]]:
