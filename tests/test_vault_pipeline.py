@@ -17,14 +17,6 @@ SIZE = (MIN_FORK_CHUNKS + 1) * PIPE_BLOCKS * BLOCK_SIZE + 12345  # big enough fo
 PROCESSES = pytest.mark.parametrize("processes", [1, 2], ids=["pipeline", "two-processes"])
 
 
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    cdir = tmp_path / "c"
-    cdir.mkdir()
-    Vault.init(cdir, b"pw", logn=10)
-    return Vault.open(cdir, password=b"pw")
-
-
 @PROCESSES
 def test_output_equals_plaintext_with_holes(vault: Vault, tmp_path: Path, processes: int) -> None:
     data = bytearray(os.urandom(SIZE))
