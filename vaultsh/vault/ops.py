@@ -58,14 +58,20 @@ class TreeOps(VaultCore):
     the `*_at` forms take the parent's cipher path, as a mount knows it already.
     """
 
-    def _prepare_new(self, path: str) -> tuple[Path, Path, str, str]:
-        """Parent cipher dir, cipher path, disk name and full name of a new entry."""
+    def _name_in_parent(self, path: str, at_root: FsError) -> tuple[Path, str, str]:
+        """Parent cipher dir (which must exist), disk name and full name of the last component
+        of `path`; `at_root` is raised for the root, which has no name in a parent."""
         parts = split_path(path)
         if not parts:
-            raise FsError(errno.EEXIST, "/: the root already exists")
+            raise at_root
         parent = self.cipher_path("/".join(parts[:-1]))
         self._check_dir(parent, path)
         disk, full = self.encrypt_component(parent, parts[-1])
+        return parent, disk, full
+
+    def _prepare_new(self, path: str) -> tuple[Path, Path, str, str]:
+        """Parent cipher dir, cipher path, disk name and full name of a new entry."""
+        parent, disk, full = self._name_in_parent(path, FsError(errno.EEXIST, "/: the root already exists"))
         cpath = parent / disk
         if self.lexists_cipher(cpath):
             raise FsError(errno.EEXIST, f"{short_path(path)}: already exists")
@@ -300,12 +306,7 @@ class TreeOps(VaultCore):
             src_st = self.lstat_cipher(csrc)
         except OSError as e:
             raise fs_error(e, src) from None
-        dparts = split_path(dst)
-        if not dparts:
-            raise FsError(errno.EBUSY, "/: cannot replace the root")
-        dparent = self.cipher_path("/".join(dparts[:-1]))
-        self._check_dir(dparent, dst)
-        disk, full = self.encrypt_component(dparent, dparts[-1])
+        dparent, disk, full = self._name_in_parent(dst, FsError(errno.EBUSY, "/: cannot replace the root"))
         self._rename_cipher(csrc, dparent, disk, full, src, dst, src_st=src_st)
 
     def _rename_cipher(
