@@ -1,5 +1,9 @@
 """Offline integrity check of a cipher directory: typed findings, and moving damaged items out."""
 
+# Longer than 600 lines on purpose: Checker walks the tree once, and each check (diriv, names
+# and long-name sidecars, file content, symlinks, xattrs) is a method that shares the walk's
+# open directory, seen inodes and counts; quarantine only moves what those findings name.
+
 from __future__ import annotations
 
 import contextlib
