@@ -42,7 +42,7 @@ def build_vault(root: Path, files: int, seed: int) -> Vault:
     v = Vault.open(root, password=PASSWORD)
     v.sync_metadata = False
     rng = random.Random(seed)
-    dirs = [v.mkdir_at(root, f"dir-{d:03}", 0o755, "") for d in range(100)]
+    dirs = [v.make_dir(root, f"dir-{d:03}", 0o755, "")[0] for d in range(100)]
     for i in range(files):
         cdir = dirs[i % len(dirs)]
         name = f"file-{i:05}" + ("-" + "long" * 50 if rng.random() < 0.05 else "") + ".dat"

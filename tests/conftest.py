@@ -10,6 +10,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,12 +132,22 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
+def _new_vault(root: Path, password: bytes = b"pw", **options: Any) -> Vault:
+    root.mkdir(parents=True, exist_ok=True)
+    Vault.init(root, password, logn=10, **options)
+    return Vault.open(root, password=password)
+
+
+@pytest.fixture(scope="session")
+def new_vault() -> Callable[..., Vault]:
+    """The vault factory: `new_vault(root, password=b"pw", **format options)` inits a vault
+    in `root` (made if missing) with a fast scrypt (logn 10) and returns it unlocked."""
+    return _new_vault
+
+
 @pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    """A new, empty vault in tmp_path/cipher, password b"pw", with a fast scrypt (logn 10).
+def vault(tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+    """A new, empty vault in tmp_path/cipher, password b"pw".
 
     Modules whose tests need another kind of vault define their own `vault` fixture."""
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    Vault.init(cdir, b"pw", logn=10)
-    return Vault.open(cdir, password=b"pw")
+    return new_vault(tmp_path / "cipher")

@@ -20,9 +20,9 @@ from fuse_harness import require_fuse
 
 pyfuse3 = pytest.importorskip("pyfuse3")
 
+from vaultsh import mount_protocol as proto  # noqa: E402
 from vaultsh.fs import blocking_loop  # noqa: E402
 from vaultsh.fs.blocking_loop import BlockingFramework  # noqa: E402
-from vaultsh.service import mount_protocol as proto  # noqa: E402
 from vaultsh.service import mounts  # noqa: E402
 from vaultsh.service.mounts import MountRequest  # noqa: E402
 from vaultsh.vault.errors import VaultError  # noqa: E402

@@ -24,8 +24,9 @@ from vaultsh.fs.forward import (  # noqa: E402
 )
 from vaultsh.fs.stats import MountStats  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
+from vaultsh.vault.file import VaultFile  # noqa: E402
 from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX, read_diriv  # noqa: E402
-from vaultsh.vault.vault import Vault, VaultFile  # noqa: E402
+from vaultsh.vault.vault import Vault  # noqa: E402
 
 PASSWORD = b"forward ops"
 ROOT = 1
@@ -747,7 +748,7 @@ def test_a_new_directory_is_filled_without_reading_its_iv_back(
         reads.append(cipher_dir)
         return read_diriv(cipher_dir, **kw)
 
-    monkeypatch.setattr("vaultsh.vault.vault.read_diriv", counted)
+    monkeypatch.setattr("vaultsh.vault.core.read_diriv", counted)
     fs.fs.mkdir("new")
     fs.fs.write("new/file", b"x")
     fs.fs.mkdir("new/sub")
@@ -1213,13 +1214,13 @@ def test_holes_read_as_zeros_without_reading_them(fs: Mounted, monkeypatch: pyte
     fs.fs.truncate("sparse", size)
     fs.fs.pwrite("sparse", mid, b"middle")
     read_blocks: list[int] = []
-    real = VaultFile._pread_blocks
+    real = VaultFile.pread_blocks
 
     def counted(self: VaultFile, first: int, count: int) -> bytes:
         read_blocks.append(first)
         return real(self, first, count)
 
-    monkeypatch.setattr(VaultFile, "_pread_blocks", counted)
+    monkeypatch.setattr(VaultFile, "pread_blocks", counted)
     fh = fs.fs.open("sparse", os.O_RDONLY)
     chunk = 1 << 20
     try:

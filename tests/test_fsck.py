@@ -447,7 +447,7 @@ def test_ten_thousand_files_clean(tmp_path: Path) -> None:
     v = Vault(root, key, conf.options, conf)
     v.sync_metadata = False
     for d in range(100):
-        cdir = v.mkdir_at(root, f"dir-{d:03}", 0o755, f"dir-{d:03}")
+        cdir = v.make_dir(root, f"dir-{d:03}", 0o755, f"dir-{d:03}")[0]
         for i in range(100):
             f, _ = v.create_at(cdir, f"file-{i:03}.txt", 0o644, "")
             with f:

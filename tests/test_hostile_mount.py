@@ -22,8 +22,8 @@ from fuse_harness import require_fuse
 from gocryptfs_harness import skip_or_fail
 
 from vaultsh.fs.forward import LOG_NAMES_ENV
+from vaultsh.mount_protocol import MountFiles
 from vaultsh.service import mounts
-from vaultsh.service.mount_protocol import MountFiles
 from vaultsh.service.mounts import MountRequest
 from vaultsh.vault.names import DIRIV_NAME
 from vaultsh.vault.vault import Vault

@@ -47,19 +47,13 @@ def pw(tmp_path: Path) -> Path:
     return write_passfile(tmp_path / "pw", PASSWORD)
 
 
-def new_vault(where: Path) -> Vault:
-    where.mkdir()
-    Vault.init(where, PASSWORD.encode(), logn=10)
-    return Vault.open(where, password=PASSWORD.encode())
-
-
 # -- a key unwrapped from the config is never second-guessed; strays never vote ---------------
 
 
 @pytest.fixture
-def dirs_and_strays(tmp_path: Path) -> tuple[Path, str]:
+def dirs_and_strays(tmp_path: Path, new_vault: Callable[..., Vault]) -> tuple[Path, str]:
     """A vault whose root holds only directories, plus what Finder and Explorer leave there."""
-    with new_vault(tmp_path / "cipher") as vault:
+    with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         vault.mkdir("docs")
         vault.write_file("docs/a.txt", b"inside a directory")
         key = format_master_key(vault.keys.master_key)
@@ -139,13 +133,13 @@ class Planted(NamedTuple):
 
 
 @pytest.fixture
-def planted(tmp_path: Path) -> Planted:
+def planted(tmp_path: Path, new_vault: Callable[..., Vault]) -> Planted:
     """`evil` is a symlink to a copy (outside the vault) of what was a vault directory, so it
     would decrypt if followed; `linkiv`'s diriv is a symlink to that copy's; `fifoiv`'s diriv
     and a long name's sidecar are FIFOs; `pipe` and `null` are a FIFO and a device."""
     cipher = tmp_path / "cipher"
     outside = tmp_path / "outside"
-    with new_vault(cipher) as vault:
+    with new_vault(cipher, PASSWORD.encode()) as vault:
         vault.mkdir("evil")
         vault.write_file("evil/secret.txt", SECRET)
         c_evil = vault.cipher_path("evil")
@@ -342,9 +336,9 @@ def _config_with(cipher: Path, **scrypt: int) -> None:
     ],
 )
 def test_hostile_scrypt_parameters_get_gocryptfs_codes(
-    tmp_path: Path, pw: Path, content: dict[str, int], code: int, says: str
+    tmp_path: Path, pw: Path, content: dict[str, int], code: int, says: str, new_vault: Callable[..., Vault]
 ) -> None:
-    new_vault(tmp_path / "cipher").close()
+    new_vault(tmp_path / "cipher", PASSWORD.encode()).close()
     _config_with(tmp_path / "cipher", **content)
     for command in ("ls", "masterkey", "shell"):
         res = cli(command, "--passfile", pw, tmp_path / "cipher", stdin=b"")
@@ -354,9 +348,11 @@ def test_hostile_scrypt_parameters_get_gocryptfs_codes(
     assert res.returncode == 8 and says in one_line(res.err)  # gocryptfs -info: exit 8
 
 
-def test_deep_or_huge_config_json_gets_gocryptfs_code(tmp_path: Path, pw: Path) -> None:
+def test_deep_or_huge_config_json_gets_gocryptfs_code(
+    tmp_path: Path, pw: Path, new_vault: Callable[..., Vault]
+) -> None:
     cipher = tmp_path / "cipher"
-    new_vault(cipher).close()
+    new_vault(cipher, PASSWORD.encode()).close()
     conf = cipher / "gocryptfs.conf"
     os.chmod(conf, 0o600)
     # gocryptfs 2.3 answers both with "Cannot open config file" and exit 11.
@@ -368,9 +364,9 @@ def test_deep_or_huge_config_json_gets_gocryptfs_code(tmp_path: Path, pw: Path) 
 
 
 @pytest.fixture
-def odd_names(tmp_path: Path) -> Path:
+def odd_names(tmp_path: Path, new_vault: Callable[..., Vault]) -> Path:
     """A vault holding names that are not UTF-8, and one that is but is not ASCII."""
-    with new_vault(tmp_path / "cipher") as vault:
+    with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         vault.write_file(os.fsdecode(b"caf\xe9.txt"), b"latin-1 name")
         vault.mkdir(os.fsdecode(b"dir\xff"))
         vault.write_file(os.fsdecode(b"dir\xff/\xc3\x28.bin"), b"broken utf-8")
@@ -397,8 +393,10 @@ def test_names_not_utf8_are_listed_escaped_in_the_c_locale(odd_names: Path, pw: 
     assert out.returncode == 0 and out.out == "latin-1 name"
 
 
-def test_cipher_names_starting_like_short_options_are_paths(tmp_path: Path, pw: Path) -> None:
-    with new_vault(tmp_path / "cipher") as vault:
+def test_cipher_names_starting_like_short_options_are_paths(
+    tmp_path: Path, pw: Path, new_vault: Callable[..., Vault]
+) -> None:
+    with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         wanted = ("-h", "-0")
         names = {}
         for i in range(400_000):
@@ -415,10 +413,12 @@ def test_cipher_names_starting_like_short_options_are_paths(tmp_path: Path, pw: 
     assert res.out.splitlines() == [plain for plain, _full in names.values()]
 
 
-def test_a_broken_root_diriv_is_not_blamed_on_the_key(tmp_path: Path) -> None:
+def test_a_broken_root_diriv_is_not_blamed_on_the_key(
+    tmp_path: Path, new_vault: Callable[..., Vault]
+) -> None:
     """A FIFO or symlink as the root's diriv says nothing about the key (no key reads names
     there): a master-key unlock is not refused for it, the listing reports it (EIO)."""
-    with new_vault(tmp_path / "cipher") as vault:
+    with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         vault.mkdir("d")
         key = vault.keys.master_key
     root_iv = tmp_path / "cipher" / DIRIV_NAME

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from fuse_harness import require_fuse
 
-from vaultsh.service import mount_protocol as proto
+from vaultsh import mount_protocol as proto
+from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
 from vaultsh.service import mounts
-from vaultsh.service.mount_protocol import MountFiles, ProtocolError, RegistryEntry
 from vaultsh.service.mounts import MountRequest
 from vaultsh.vault.errors import (
     CipherDirError,
@@ -564,7 +564,7 @@ def test_busy_mount_stays_until_released(vault: tuple[Path, bytes], mnt: Path) -
 def test_worker_raises_the_kernel_readahead(vault: tuple[Path, bytes], mnt: Path) -> None:
     """Sequential readers get 1 MiB requests: the worker raises read-ahead after FUSE INIT."""
     from vaultsh.fs.forward import READAHEAD_KIB
-    from vaultsh.service.mount_protocol import mount_device
+    from vaultsh.mount_protocol import mount_device
 
     if os.geteuid() != 0:
         pytest.skip("the bdi read-ahead in sysfs is root's to change")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,12 +72,10 @@ def test_zerokey_long_name_vector() -> None:
     assert c.decrypt(X200_FULL, ZERO_IV) == b"x" * 200
 
 
-def test_zerokey_vectors_on_disk(tmp_path: Path) -> None:
+def test_zerokey_vectors_on_disk(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
     """A deterministic-names vault with the all-zero key writes exactly gocryptfs's names."""
     root = tmp_path / "v"
-    root.mkdir()
-    Vault.init(root, b"pw", master_key=ZERO_KEY, deterministic_names=True, logn=10)
-    v = Vault.open(root, password=b"pw")
+    v = new_vault(root, master_key=ZERO_KEY, deterministic_names=True)
     v.write_file("foo", b"1")
     v.mkdir("status.txt")
     v.write_file("x" * 200, b"2")

@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,16 +23,9 @@ CIPHERS = {"gcm": {}, "siv": {"aessiv": True}, "xchacha": {"xchacha": True}}
 SIZE = 10000
 
 
-def _vault(tmp_path: Path, **opts: object) -> Vault:
-    root = tmp_path / "c"
-    root.mkdir()
-    Vault.init(root, PW, logn=10, **opts)  # type: ignore[arg-type]
-    return Vault.open(root, password=PW)
-
-
 @pytest.fixture(params=list(CIPHERS))
-def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Vault:
-    return _vault(tmp_path, **CIPHERS[request.param])
+def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+    return new_vault(tmp_path / "c", **CIPHERS[request.param])
 
 
 def _positions(v: Vault, cipher_len: int) -> list[int]:
@@ -137,8 +131,8 @@ def _flip_char(c: str) -> str:
 
 
 @pytest.mark.parametrize("opts", [{}, {"deterministic_names": True}], ids=["diriv", "deterministic"])
-def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object]) -> None:
-    v = _vault(tmp_path, **opts)
+def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object], new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c", **opts)
     v.write_file("victim.txt", b"secret")
     cname = v.cipher_path("victim.txt").name
     for i in range(len(cname)):
@@ -160,8 +154,8 @@ def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object]) -> None:
     assert v.read_file("victim.txt") == b"secret"
 
 
-def test_name_sidecar_flips(tmp_path: Path) -> None:
-    v = _vault(tmp_path)
+def test_name_sidecar_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c")
     long = "x" * 200
     v.write_file(long, b"long")
     hashed = v.cipher_path(long).name
@@ -187,8 +181,8 @@ def test_name_sidecar_flips(tmp_path: Path) -> None:
     assert [e.cipher_name for e in v.listdir(include_bad=True)] == [bad_hashed]
 
 
-def test_diriv_flip_breaks_names_not_content(tmp_path: Path) -> None:
-    v = _vault(tmp_path)
+def test_diriv_flip_breaks_names_not_content(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c")
     v.mkdir("d")
     v.write_file("d/f", b"content")
     diriv = v.cipher_path("d") / DIRIV_NAME
@@ -223,8 +217,8 @@ def _rewrite_conf(root: Path, fn: object) -> None:
     path.write_text(json.dumps(d, indent="\t") + "\n")
 
 
-def test_config_key_and_salt_flips(tmp_path: Path) -> None:
-    v = _vault(tmp_path)
+def test_config_key_and_salt_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c")
     root = v.cipherdir
     path = root / CONF_NAME
     orig = path.read_bytes()
@@ -251,8 +245,8 @@ def test_config_key_and_salt_flips(tmp_path: Path) -> None:
     assert Vault.open(root, password=PW).keys.master_key == v.keys.master_key
 
 
-def test_config_text_flips(tmp_path: Path) -> None:
-    v = _vault(tmp_path)
+def test_config_text_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c")
     path = v.cipherdir / CONF_NAME
     text = path.read_text()
     os.chmod(path, 0o600)

@@ -12,7 +12,8 @@ import pytest
 from vaultsh.service.tempcopy import private_copy, save_back
 from vaultsh.service.transfer import import_
 from vaultsh.vault.errors import FsError
-from vaultsh.vault.vault import Vault, VaultFile
+from vaultsh.vault.file import VaultFile
+from vaultsh.vault.vault import Vault
 
 MASTER_KEY = bytes(range(32))
 

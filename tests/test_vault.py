@@ -7,7 +7,7 @@ import itertools
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +38,9 @@ LONG2 = "other_" + "M" * 194
 MID = "m" * 40  # hashed only with longname_max 62
 
 
-def _new_vault(root: Path, **opts: Any) -> Vault:
-    root.mkdir(parents=True, exist_ok=True)
-    Vault.init(root, PW, logn=LOGN, **opts)
-    return Vault.open(root, password=PW)
-
-
 @pytest.fixture(params=list(OPTIONS))
-def vault(request: pytest.FixtureRequest, tmp_path: Path) -> Vault:
-    return _new_vault(tmp_path / "cipher", **OPTIONS[request.param])
+def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+    return new_vault(tmp_path / "cipher", **OPTIONS[request.param])
 
 
 def _names(v: Vault, path: str = "") -> set[str]:
@@ -129,8 +123,8 @@ def test_open_with_master_key_reads_config_options(tmp_path: Path) -> None:
     assert v.options.xchacha and v.options.deterministic_names
 
 
-def test_open_wrong_password(tmp_path: Path) -> None:
-    _new_vault(tmp_path / "c")
+def test_open_wrong_password(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    new_vault(tmp_path / "c")
     with pytest.raises(VaultError) as exc:
         Vault.open(tmp_path / "c", password=b"nope")
     assert exc.value.exit_code == 12
@@ -315,9 +309,9 @@ _op = st.one_of(
 
 
 @pytest.fixture(scope="module", params=["default", "aessiv", "xchacha"])
-def shared_vault(request: pytest.FixtureRequest) -> Iterator[Vault]:
+def shared_vault(request: pytest.FixtureRequest, new_vault: Callable[..., Vault]) -> Iterator[Vault]:
     with tempfile.TemporaryDirectory() as d:
-        yield _new_vault(Path(d) / "c", **OPTIONS[request.param])
+        yield new_vault(Path(d) / "c", **OPTIONS[request.param])
 
 
 @settings(
@@ -403,8 +397,8 @@ def test_rmdir_readonly_dir(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha", "longnamemax62"])
-def test_diriv_differs_per_dir(tmp_path: Path, opt: str) -> None:
-    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
+def test_diriv_differs_per_dir(tmp_path: Path, opt: str, new_vault: Callable[..., Vault]) -> None:
+    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     assert vault.options.diriv
     vault.mkdir("a")
     vault.mkdir("b")
@@ -673,17 +667,19 @@ def test_symlink_existing(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize("opt", ["default", "deterministic", "aessiv", "xchacha"])
-def test_symlink_target_encryption_is_randomised(tmp_path: Path, opt: str) -> None:
-    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
+def test_symlink_target_encryption_is_randomised(
+    tmp_path: Path, opt: str, new_vault: Callable[..., Vault]
+) -> None:
+    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     vault.symlink("same", "a")
     vault.symlink("same", "b")
     assert os.readlink(vault.cipher_path("a")) != os.readlink(vault.cipher_path("b"))
 
 
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha"])
-def test_symlink_target_format(tmp_path: Path, opt: str) -> None:
+def test_symlink_target_format(tmp_path: Path, opt: str, new_vault: Callable[..., Vault]) -> None:
     """§7.1: target = B64(nonce || AEAD(target, AD = BE64(0))), Raw64 in new vaults."""
-    vault = _new_vault(tmp_path / "c", **OPTIONS[opt])
+    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     vault.symlink("status.txt", "ln")
     stored = os.readlink(vault.cipher_path("ln"))
     assert "=" not in stored and "/" not in stored and "+" not in stored
@@ -696,13 +692,13 @@ def test_symlink_target_format(tmp_path: Path, opt: str) -> None:
 # -- two handles on one file ----------------------------------------------------------------------
 
 
-def test_two_handles_truncate_zero_then_write(tmp_path: Path) -> None:
+def test_two_handles_truncate_zero_then_write(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
     """A handle that read the file ID must not reuse it after another handle truncated to 0.
 
     gocryptfs keeps the file ID per inode (shared by all open handles), and truncate(0) drops
     it there, so the next write by any handle creates a fresh header (§5.3).
     """
-    vault = _new_vault(tmp_path / "c")
+    vault = new_vault(tmp_path / "c")
     vault.write_file("f", b"hello world")
     with vault.open_file("f", writable=True) as a, vault.open_file("f", writable=True) as b:
         assert b.read() == b"hello world"  # b now knows the file ID
@@ -712,8 +708,8 @@ def test_two_handles_truncate_zero_then_write(tmp_path: Path) -> None:
     assert vault.read_file("f") == b"new"
 
 
-def test_two_handles_interleaved_writes(tmp_path: Path) -> None:
-    vault = _new_vault(tmp_path / "c")
+def test_two_handles_interleaved_writes(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    vault = new_vault(tmp_path / "c")
     vault.write_file("g", b"0123456789")
     with vault.open_file("g", writable=True) as a, vault.open_file("g", writable=True) as b:
         a.write(0, b"AA")
@@ -756,8 +752,8 @@ def test_listdir_stray_file(vault: Vault) -> None:
     assert all(e.error for e in bad.values())
 
 
-def test_deterministic_diriv_is_a_plain_entry(tmp_path: Path) -> None:
-    v = _new_vault(tmp_path / "c", deterministic_names=True)
+def test_deterministic_diriv_is_a_plain_entry(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c", deterministic_names=True)
     (v.cipherdir / DIRIV_NAME).write_bytes(bytes(range(16)))
     assert v.listdir() == []
     bad = v.listdir(include_bad=True)
@@ -918,8 +914,10 @@ def test_walk(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize("plaintext_names", [False, True])
-def test_key_fits_is_decided_by_authenticated_content(tmp_path: Path, plaintext_names: bool) -> None:
-    v = _new_vault(tmp_path / "c", plaintext_names=plaintext_names)
+def test_key_fits_is_decided_by_authenticated_content(
+    tmp_path: Path, plaintext_names: bool, new_vault: Callable[..., Vault]
+) -> None:
+    v = new_vault(tmp_path / "c", plaintext_names=plaintext_names)
     assert v.key_fits() is None  # an empty root cannot tell
     v.mkdir("only-a-dir")
     wrong = bytes(b ^ 0x5A for b in v.keys.master_key)
@@ -933,8 +931,8 @@ def test_key_fits_is_decided_by_authenticated_content(tmp_path: Path, plaintext_
         assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
 
 
-def test_key_fits_tolerates_a_stray_file(tmp_path: Path) -> None:
-    v = _new_vault(tmp_path / "c")
+def test_key_fits_tolerates_a_stray_file(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+    v = new_vault(tmp_path / "c")
     for name in ("a", "b", "c"):
         v.mkdir(name)
     (v.cipherdir / ("A" * 22)).write_text("copied in by hand")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from vaultsh.vault.content import BLOCK_SIZE
-from vaultsh.vault.vault import Vault, VaultFile
+from vaultsh.vault.file import VaultFile
+from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"  # of the `vault` fixture (conftest.py)
 

@@ -18,11 +18,13 @@ import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
 from vaultsh.fs.stats import MountStats
-from vaultsh.service.mount_protocol import mount_device
+from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.errors import CorruptionError, FsError, VaultError
+from vaultsh.vault.file import VaultFile
 from vaultsh.vault.names import NAME_MAX
-from vaultsh.vault.vault import DirEntry, RenameResult, Vault, VaultFile
+from vaultsh.vault.ops import RenameResult
+from vaultsh.vault.vault import DirEntry, Vault
 
 log = logging.getLogger(__name__)
 

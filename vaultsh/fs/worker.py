@@ -22,10 +22,10 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from vaultsh import mount_protocol as proto
 from vaultsh.fs import blocking_loop
 from vaultsh.fs.stats import MountStats
-from vaultsh.service import mount_protocol as proto
-from vaultsh.service.mount_protocol import MountFiles, RegistryEntry
+from vaultsh.mount_protocol import MountFiles, RegistryEntry
 from vaultsh.vault.errors import (
     ExitCode,
     FuseError,

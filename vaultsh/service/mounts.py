@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaultsh.service import mount_protocol as proto
-from vaultsh.service.mount_protocol import MountFiles, ProtocolError, RegistryEntry
+from vaultsh import mount_protocol as proto
+from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
 from vaultsh.vault import errors as vault_errors
 from vaultsh.vault.errors import (
     CipherDirError,

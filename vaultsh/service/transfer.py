@@ -16,10 +16,11 @@ from pathlib import Path
 from vaultsh.mount_protocol import fuse_mounts_of
 from vaultsh.vault.bulk import decrypt_to
 from vaultsh.vault.content import HEADER_LEN
+from vaultsh.vault.core import split_path
 from vaultsh.vault.errors import FsError, VaultError, fs_error, short_path
 from vaultsh.vault.fsck import IMPORT_TEMP_NAME
 from vaultsh.vault.names import DIRIV_NAME, is_name_file
-from vaultsh.vault.vault import DirEntry, PlainStat, Vault, kind_of_mode, split_path
+from vaultsh.vault.vault import DirEntry, PlainStat, Vault, kind_of_mode
 
 CHUNK = 1 << 20  # 1 MiB: big enough for throughput, small enough to keep memory flat
 
@@ -800,7 +801,7 @@ class _Importer:
             self.file(src, st, cparent, name, dest)
         elif stat_mod.S_ISDIR(mode):
             try:
-                cdir = vault.mkdir_at(cparent, name, 0o700, dest)
+                cdir = vault.make_dir(cparent, name, 0o700, dest)[0]
             except FsError as e:
                 if e.errno != errno.EEXIST:
                     raise

@@ -17,7 +17,7 @@ from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec
 from vaultsh.vault.errors import CorruptionError
 
 if TYPE_CHECKING:
-    from vaultsh.vault.vault import VaultFile
+    from vaultsh.vault.file import VaultFile
 
 Step = Callable[[int], None]
 
@@ -127,7 +127,7 @@ def decrypt_to(
     gets byte counts that add up to it. `on_bad` (gocryptfs's -force_decode) gets each
     block that fails authentication, written as zeros, instead of an error.
     """
-    file_id = f._read_file_id()
+    file_id = f.read_file_id()
     if file_id is None:  # empty or header-only (§5.4)
         return 0
     cipher_size = f.cipher_size()
@@ -234,7 +234,7 @@ class _Pipeline:
             for block, count in self.chunks:
                 if self.stop.is_set():
                     break
-                data = f._pread_blocks(block, count)
+                data = f.pread_blocks(block, count)
                 if not data or not self._put(self.read_q, (block, count, data)):
                     break
         except BaseException as e:  # handed to the decrypting thread, which re-raises
