@@ -424,7 +424,7 @@ def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1
     """A command the shell has too: its handler (the same code the shell runs) on a session."""
     cmd = _DECLARED[args.command]
     with _session(args, label) as s:
-        if s.reverse is not None and cmd.writes:
+        if cmd.writes and not s.tree.writable:
             raise UsageError(commands.reverse_refusal(cmd.name, s.cipherdir))
         s.processes = processes
         return commands.handler_of(cmd)(s, args)
