@@ -14,7 +14,7 @@ from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
 from vaultsh.service.commands.completion import _position
 from vaultsh.service.mounts import MountInfo
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
@@ -567,6 +567,41 @@ def test_reverse_cat_follows_links_only_inside_and_never_waits_on_a_fifo(
     assert code != 0 and out == [] and len(err) == 1 and "not a regular file" in err[0]
     code, out, err = run(reverse_sess, "cat docs")
     assert code != 0 and err == ["/docs: is a directory"]
+
+
+def test_fsck_and_conflicts_refuse_a_reverse_folder_in_one_line(reverse_sess: Session) -> None:
+    """A reverse folder has no cipher files: fsck and conflicts say so instead of reading its
+    plain files as damaged ciphertext."""
+    reverse_sess.show_progress = False
+    for line in ("fsck", "conflicts"):
+        code, out, err = run(reverse_sess, line)
+        assert code == 1 and out == [] and len(err) == 1 and "reverse-mode folder" in err[0], err
+
+
+def test_open_folder_opens_a_vault_a_reverse_folder_and_a_vault_without_its_config(
+    made: tuple[Path, bytes], reverse_sess: Session
+) -> None:
+    """One opener for the three cases; the config is read before a secret is asked for."""
+    from vaultsh.service.folders import open_folder
+
+    cdir, key = made
+    vault = open_folder(cdir, RecordingIO(), password=lambda: PASSWORD)
+    assert vault.reverse is None and vault.tree.writable and not vault.by_master_key
+    rev = open_folder(reverse_sess.cipherdir, RecordingIO(), password=lambda: PASSWORD)
+    assert rev.reverse is not None and not rev.tree.writable
+    (cdir / "gocryptfs.conf").rename(cdir / "elsewhere.conf")
+    asked: list[str] = []
+
+    def password() -> bytes:
+        asked.append("password")
+        return PASSWORD
+
+    with pytest.raises(VaultError):
+        open_folder(cdir, RecordingIO(), password=password)
+    assert asked == []  # the missing config failed first
+    lost = open_folder(cdir, RecordingIO(), master_key=lambda: key)
+    assert lost.vault.conf is None and lost.by_master_key
+    assert run(lost, "cat docs/notes.txt") == (0, ["hello vault", "second line"], [])
 
 
 def test_forward_and_reverse_sessions_read_through_one_tree(sess: Session, reverse_sess: Session) -> None:

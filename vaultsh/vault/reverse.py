@@ -258,6 +258,7 @@ class ReverseView:
 
     writable: ClassVar[bool] = False  # the view changes only through its plain files
     exports: ClassVar[ExportKind] = "cipher"  # an export of the view is an encrypted backup
+    cipher_files: ClassVar[bool] = False  # computed from the plain files on each read
 
     def __init__(
         self, plaindir: Path, master_key: bytes, options: FormatOptions, conf_path: Path | None

@@ -52,6 +52,9 @@ class Tree(Protocol):
 
     writable: ClassVar[bool]
     exports: ClassVar[ExportKind]
+    # Whether the cipher side is stored files (a vault's, which fsck and conflicts examine)
+    # rather than computed on each read (a reverse-mode view's).
+    cipher_files: ClassVar[bool]
 
     @property
     def root(self) -> Path:
@@ -106,6 +109,7 @@ class VaultTree:
 
     writable: ClassVar[bool] = True
     exports: ClassVar[ExportKind] = "plain"
+    cipher_files: ClassVar[bool] = True
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
