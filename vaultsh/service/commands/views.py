@@ -138,7 +138,6 @@ def _export_view_entry(
             os.symlink(view.readlink(entry), name, dir_fd=dir_fd)
             st = view.stat(entry)
             os.utime(name, ns=(st.atime_ns, st.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
-            report.symlinks += 1
         elif entry.kind == "file":
             fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
             try:
