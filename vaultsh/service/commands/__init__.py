@@ -3,7 +3,6 @@
 from vaultsh.service.commands.completion import complete
 from vaultsh.service.commands.dispatch import (
     COMMANDS,
-    REVERSE_COMMANDS,
     SECRET_COMMANDS,
     command_names,
     handler_of,
@@ -40,7 +39,6 @@ __all__ = [
     "COMMANDS",
     "MAX_LINK_HOPS",
     "MV_CHOICES",
-    "REVERSE_COMMANDS",
     "SECRET_COMMANDS",
     "ByteSink",
     "Chooser",
