@@ -121,7 +121,7 @@ class VaultTree:
 
     def node(self, plain: str) -> TreeNode:
         cpath = self.vault.cipher_path(plain)
-        st = self.vault.stat_cipher(cpath, plain or "/")
+        st = self.vault.stat_cipher(cpath, "/" + plain)
         return TreeNode(plain, cpath.relative_to(self.root).as_posix() if plain else "", st.kind)
 
     def children(self, directory: TreeNode, *, include_bad: bool = False) -> list[TreeNode]:
