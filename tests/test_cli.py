@@ -657,6 +657,10 @@ def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Pa
     assert out.stdout == "plain notes\n"
     out = run("encrypt-paths", "--passfile", str(pw), str(plain), "docs", check=True)
     assert out.stdout.strip() == cipher
+    out = run("decrypt-paths", "--passfile", str(pw), str(plain), cipher, check=True)
+    assert out.stdout == "docs\n"
+    out = run("ls", "-R", "--passfile", str(pw), str(plain), check=True)
+    assert out.stdout == "/:\ndocs\n\n/docs:\nnotes.txt\n"
     dest = tmp_path / "view"
     run("export", "--passfile", str(pw), str(plain), "/", str(dest), check=True)
     assert {"gocryptfs.conf", "gocryptfs.diriv", cipher} <= set(os.listdir(dest))

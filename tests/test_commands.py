@@ -14,7 +14,7 @@ from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
 from vaultsh.service.commands.completion import _position
 from vaultsh.service.mounts import MountInfo
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
@@ -531,7 +531,7 @@ def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> No
     assert view is not None
     assert run(reverse_sess, "ls") == (0, ["binary.bin", "docs", "link"], [])
     code, out, _ = run(reverse_sess, "ls --cipher docs")
-    assert out == [f"notes.txt  [{commands.view_path(view, 'docs/notes.txt').rpartition('/')[2]}]"]
+    assert out == [f"notes.txt  [{view.encrypt_path('docs/notes.txt').rpartition('/')[2]}]"]
     _, out, _ = run(reverse_sess, "ls -l")
     assert [line for line in out if line.endswith("link -> docs/notes.txt")], out
     # Laid out as in a vault: `ls -lR` has a heading per directory and the long columns.
@@ -546,6 +546,78 @@ def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> No
     code, _, err = run(reverse_sess, "cd /binary.bin")
     assert code != 0 and "not a directory" in err[0]
     assert complete(reverse_sess, "cat /d") == ["/docs/"]
+
+
+def test_reverse_cat_follows_links_only_inside_and_never_waits_on_a_fifo(
+    reverse_sess: Session, tmp_path: Path
+) -> None:
+    """`cat` reads a reverse folder's plain files as it reads a vault's: a symlink is followed
+    only within the folder, and a FIFO is refused rather than waited on."""
+    plain = reverse_sess.cipherdir
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not in the folder\n")
+    os.symlink(secret, plain / "out-abs")
+    os.symlink("../outside.txt", plain / "out-rel")
+    os.mkfifo(plain / "pipe")  # nobody writes it: an open for reading would block
+    assert run(reverse_sess, "cat link") == (0, ["hello plain", "second line"], [])
+    for name in ("out-abs", "out-rel"):
+        code, out, err = run(reverse_sess, f"cat {name}")
+        assert code != 0 and out == [] and len(err) == 1 and "outside the vault" in err[0]
+    code, out, err = run(reverse_sess, "cat pipe")
+    assert code != 0 and out == [] and len(err) == 1 and "not a regular file" in err[0]
+    code, out, err = run(reverse_sess, "cat docs")
+    assert code != 0 and err == ["/docs: is a directory"]
+
+
+def test_fsck_and_conflicts_refuse_a_reverse_folder_in_one_line(reverse_sess: Session) -> None:
+    """A reverse folder has no cipher files: fsck and conflicts say so instead of reading its
+    plain files as damaged ciphertext."""
+    reverse_sess.show_progress = False
+    for line in ("fsck", "conflicts"):
+        code, out, err = run(reverse_sess, line)
+        assert code == 1 and out == [] and len(err) == 1 and "reverse-mode folder" in err[0], err
+
+
+def test_open_folder_opens_a_vault_a_reverse_folder_and_a_vault_without_its_config(
+    made: tuple[Path, bytes], reverse_sess: Session
+) -> None:
+    """One opener for the three cases; the config is read before a secret is asked for."""
+    from vaultsh.service.folders import open_folder
+
+    cdir, key = made
+    vault = open_folder(cdir, RecordingIO(), password=lambda: PASSWORD)
+    assert vault.reverse is None and vault.tree.writable and not vault.by_master_key
+    rev = open_folder(reverse_sess.cipherdir, RecordingIO(), password=lambda: PASSWORD)
+    assert rev.reverse is not None and not rev.tree.writable
+    (cdir / "gocryptfs.conf").rename(cdir / "elsewhere.conf")
+    asked: list[str] = []
+
+    def password() -> bytes:
+        asked.append("password")
+        return PASSWORD
+
+    with pytest.raises(VaultError):
+        open_folder(cdir, RecordingIO(), password=password)
+    assert asked == []  # the missing config failed first
+    lost = open_folder(cdir, RecordingIO(), master_key=lambda: key)
+    assert lost.vault.conf is None and lost.by_master_key
+    assert run(lost, "cat docs/notes.txt") == (0, ["hello vault", "second line"], [])
+
+
+def test_forward_and_reverse_sessions_read_through_one_tree(sess: Session, reverse_sess: Session) -> None:
+    """Both kinds of folder are one `Tree` to the commands; only the vault is writable."""
+    from vaultsh.vault.reverse import ReverseView
+    from vaultsh.vault.tree import Tree, VaultTree
+
+    assert isinstance(reverse_sess.tree, ReverseView) and not reverse_sess.tree.writable
+    assert isinstance(sess.tree, VaultTree) and sess.tree.writable
+    for tree in (sess.tree, reverse_sess.tree):
+        t: Tree = tree
+        docs = t.node("docs")
+        assert docs.kind == "dir" and t.decrypt_path(t.encrypt_path("docs")) == "docs"
+        names = {n.name for n in t.children(docs)}
+        assert names and all(t.node(f"docs/{n}").plain == f"docs/{n}" for n in names)
+        assert t.cipher_head(t.children(docs)[0], 18)[:2] == b"\x00\x02"  # the header's version
 
 
 def test_reverse_export_writes_a_view_that_opens_as_a_forward_vault(
@@ -565,7 +637,7 @@ def test_reverse_export_writes_a_view_that_opens_as_a_forward_vault(
     one = tmp_path / "one"
     one.mkdir()
     assert run(reverse_sess, f"export binary.bin {one}")[0] == 0
-    cipher = commands.view_path(view, "binary.bin")
+    cipher = view.encrypt_path("binary.bin")
     assert (one / cipher).read_bytes() == b"".join(view.iter_file(view.resolve(cipher)))
     code, _, err = run(reverse_sess, f"export binary.bin {one}")
     assert code != 0 and "already exists" in err[0]

@@ -14,6 +14,7 @@ from vectors import PASSWORD
 from vaultsh.service import integrity
 from vaultsh.vault import fsck
 from vaultsh.vault.conflicts import conflict_original, find_origin
+from vaultsh.vault.errors import VaultError
 from vaultsh.vault.vault import Vault
 
 ORIG = "R83PhW-BBA_q4rPYD7dEMg"
@@ -232,3 +233,35 @@ def test_a_directory_copy_is_adopted_by_one_rename(vault: Vault) -> None:
     assert list(fsck.check(vault)) == []
     require_gocryptfs()
     assert gocryptfs_fsck(vault.cipherdir, PASSWORD)[0] == 0
+
+
+def test_export_does_not_follow_a_symlink_planted_below_the_destination(vault: Vault, tmp_path: Path) -> None:
+    """The destination's plain subdirectory swapped for a symlink to elsewhere is not entered:
+    the copy is not exported, and nothing is written where the link points."""
+    add_copies(vault)
+    out, elsewhere = tmp_path / "rescued", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    os.symlink(elsewhere, out / "docs")
+    copies = integrity.find_conflicts(vault)
+    for c in copies:
+        with pytest.raises(OSError):
+            integrity.export_copy(vault, c, out)
+    assert os.listdir(elsewhere) == [] and os.path.islink(out / "docs")
+
+
+def test_adopt_does_not_follow_a_symlink_swapped_for_the_copy_dir(vault: Vault, tmp_path: Path) -> None:
+    """Between listing and adopting, the copy's cipher directory is replaced by a symlink to a
+    directory outside holding the same names: adopting fails there and changes nothing outside."""
+    same, _differs = add_copies(vault)
+    copy = next(c for c in integrity.find_conflicts(vault) if c.copy_name == same.name)
+    docs = same.parent
+    outside = tmp_path / "outside"
+    shutil.copytree(docs, outside)
+    before = {p.name: p.read_bytes() for p in outside.iterdir()}
+    os.rename(docs, tmp_path / "moved")
+    os.symlink(outside, docs)
+    fresh = Vault.open(vault.cipherdir, password=PASSWORD)  # no directory descriptor cached
+    with pytest.raises((OSError, VaultError)):
+        integrity.adopt(fresh, copy)
+    assert {p.name: p.read_bytes() for p in outside.iterdir()} == before

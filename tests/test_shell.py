@@ -241,7 +241,7 @@ def test_pipe_to_a_local_command_and_redirect_to_a_local_file(
     assert stat.S_IMODE(out_file.stat().st_mode) == 0o600
     errors = sh.err.getvalue()
     assert "unknown option" not in errors
-    assert "vaultsh: |: No such file or directory" in errors  # the quoted | was a vault name
+    assert "vaultsh: /|: No such file or directory" in errors  # the quoted | was a vault name
     assert "spaced" in sh.lines()
     assert "| needs a vault command before it and a local one after it" in errors
 

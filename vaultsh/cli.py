@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from vaultsh import __version__
 from vaultsh.service import registry
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config, unlock
+from vaultsh.vault.config import REVERSE_CONF_NAME, load_config, unlock
 from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 from vaultsh.vault.keys import FormatOptions, format_master_key
@@ -35,13 +35,14 @@ def _lazy_module(name: str) -> types.ModuleType:
 
 
 if TYPE_CHECKING:
-    from vaultsh.service import commands, transfer, vaults
+    from vaultsh.service import commands, folders, transfer, vaults
     from vaultsh.service.commands import Session
     from vaultsh.vault.vault import Vault
 else:
     # Loaded on first use, so `vaultsh mount` (whose worker start-up the user waits for)
     # does not import the offline commands it never runs.
     commands = _lazy_module("vaultsh.service.commands")
+    folders = _lazy_module("vaultsh.service.folders")
     transfer = _lazy_module("vaultsh.service.transfer")
     vaults = _lazy_module("vaultsh.service.vaults")
 
@@ -129,37 +130,25 @@ def _format_options(args: argparse.Namespace) -> FormatOptions | None:
     )
 
 
+def _given_config(args: argparse.Namespace) -> Path | None:
+    return Path(args.config) if getattr(args, "config", None) else None
+
+
 def _config_path(args: argparse.Namespace) -> Path:
-    if getattr(args, "config", None):
-        return Path(args.config)
-    root = Path(args.cipherdir)
-    forward = root / CONF_NAME
-    reverse = root / REVERSE_CONF_NAME
-    if not forward.exists() and reverse.exists():
-        return reverse
-    return forward
+    return folders.config_path_of(Path(args.cipherdir), _given_config(args))
 
 
-def _open_vault(args: argparse.Namespace) -> Vault:
-    from vaultsh.vault.vault import Vault
-
+def _open(args: argparse.Namespace, io: commands.SessionIO) -> Session:
+    """A session on CIPHERDIR (a vault, a reverse-mode folder, or a vault without its config)."""
     src = _secrets(args)
-    root = Path(args.cipherdir)
-    if not root.is_dir():
-        raise CipherDirError(f"{root}: no such directory")
-    conf_path = _config_path(args)
-    if conf_path.name == REVERSE_CONF_NAME:
-        raise UsageError(
-            f"{root}: is a reverse-mode plain directory; its files are already plain "
-            "(mount it with --reverse to see the encrypted view)"
-        )
-    if src.has_masterkey:
-        return Vault.open(
-            root, master_key=src.read_master_key(), options=_format_options(args), config_path=conf_path
-        )
-    conf = load_config(conf_path)  # fail on a bad config before asking for a password
-    password = src.read_password()
-    return Vault(root, conf.decrypt_master_key(password), conf.options, conf)
+    return folders.open_folder(
+        Path(args.cipherdir),
+        io,
+        password=src.read_password,
+        master_key=src.read_master_key if src.has_masterkey else None,
+        options=_format_options(args) if src.has_masterkey else None,
+        config=_given_config(args),
+    )
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -307,29 +296,13 @@ class _StdIO:
         sys.stdout.flush()
 
 
-def _reverse_session(args: argparse.Namespace, io: commands.SessionIO) -> Session | None:
-    """A session on a reverse-mode plain dir's encrypted view (read-only, §9.1), when CIPHERDIR
-    is one; None for a vault."""
-    root = Path(args.cipherdir)
-    conf_path = _config_path(args)
-    if conf_path != root / REVERSE_CONF_NAME or not root.is_dir():
-        return None
-    src = _secrets(args)
-    if src.has_masterkey:
-        return commands.Session.open_reverse(root, io, master_key=src.read_master_key())
-    load_config(conf_path)  # fail on a bad config before asking for a password
-    return commands.Session.open_reverse(root, io, password=src.read_password())
-
-
 @contextmanager
 def _session(args: argparse.Namespace, label: str = "") -> Iterator[Session]:
     """A command session on the terminal, over a vault or a reverse-mode folder's view; the
     progress total is measured only when a bar can show."""
     show_bar = not getattr(args, "no_progress", True) and sys.stderr.isatty()
     io = _StdIO(show_bar, label, null=getattr(args, "null", False))
-    session = _reverse_session(args, io) or commands.Session(
-        _open_vault(args), Path(args.cipherdir), io, config_path=_config_path(args)
-    )
+    session = _open(args, io)
     session.show_progress, session.quiet = show_bar, True
     try:
         yield session
@@ -424,7 +397,7 @@ def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1
     """A command the shell has too: its handler (the same code the shell runs) on a session."""
     cmd = _DECLARED[args.command]
     with _session(args, label) as s:
-        if s.reverse is not None and cmd.writes:
+        if cmd.writes and not s.tree.writable:
             raise UsageError(commands.reverse_refusal(cmd.name, s.cipherdir))
         s.processes = processes
         return commands.handler_of(cmd)(s, args)
@@ -550,21 +523,13 @@ def cmd_mounts(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     from vaultsh.shell.repl import run_shell
 
-    reverse = _reverse_session(args, _StdIO(False, ""))
-    if reverse is not None:
+    session = _open(args, _StdIO(False, ""))
 
-        def on_terminal(io: commands.SessionIO) -> Session:
-            reverse.io = io
-            return reverse
+    def on_terminal(io: commands.SessionIO) -> Session:
+        session.io = io
+        return session
 
-        return run_shell(on_terminal)
-    vault = _open_vault(args)
-    root = Path(args.cipherdir)
-    conf_path = Path(args.config) if args.config else None  # else the vault's own config
-    by_key = bool(args.masterkey or args.masterkey_file)
-    return run_shell(
-        lambda io: commands.Session(vault, root, io, config_path=conf_path, by_master_key=by_key)
-    )
+    return run_shell(on_terminal)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -663,11 +628,18 @@ class _FsckBar:
         self._bar.stop()
 
 
+def _open_vault(args: argparse.Namespace, command: str) -> Vault:
+    """The vault in CIPHERDIR, for a command that examines its cipher files."""
+    from vaultsh.service.commands.checks import cipher_files
+
+    return cipher_files(_open(args, _StdIO(False, "")), command)
+
+
 def cmd_fsck(args: argparse.Namespace) -> int:
     from vaultsh.service import integrity
     from vaultsh.vault import fsck
 
-    vault = _open_vault(args)
+    vault = _open_vault(args, "fsck")
     quarantine = Path(args.quarantine) if args.quarantine else None
     bar = None
     if not args.no_progress and sys.stderr.isatty():
@@ -698,7 +670,7 @@ def cmd_conflicts(args: argparse.Namespace) -> int:
     from vaultsh.service import integrity
 
     return integrity.report_conflicts(
-        _open_vault(args),
+        _open_vault(args, "conflicts"),
         args.path,
         print,
         lambda text: print(f"{PROG}: {text}", file=sys.stderr),

@@ -93,7 +93,7 @@ def run_fsck(
     moved = fsck.quarantine(vault, findings, quarantine)
     salvaged: list[str] = []
     for cpath, tmp, plain in pending:
-        if os.path.lexists(cpath):  # the original could not be moved: keep it as it is
+        if vault.lexists_cipher(cpath):  # the original could not be moved: keep it as it is
             _drop(vault, cpath.parent, tmp)
             continue
         _place(vault, cpath.parent, tmp, plain.rpartition("/")[2], plain)
@@ -118,7 +118,7 @@ def _salvageable(findings: list[fsck.Finding]) -> dict[str, str]:
 
 def _salvage(vault: Vault, rel: str, plain: str) -> tuple[Path, str, str]:
     cpath = vault.cipherdir / rel
-    tmp = _reencrypt(vault, cpath, plain, cpath.parent, plain, os.lstat(cpath), salvage=True)
+    tmp = _reencrypt(vault, cpath, plain, cpath.parent, plain, vault.lstat_cipher(cpath), salvage=True)
     return cpath, tmp, plain
 
 
@@ -281,7 +281,7 @@ def sides(vault: Vault, copy: ConflictCopy, lines: int = 5) -> tuple[Side, Side]
 
 def _side(vault: Vault, cpath: Path, kind: str, label: str, where: str, lines: int) -> Side:
     try:
-        st = os.lstat(cpath)
+        st = vault.lstat_cipher(cpath)
     except OSError as e:
         return Side(label, kind, None, None, None, e.strerror or str(e))
     side = Side(label, kind, None, st.st_mtime, None)
@@ -362,8 +362,8 @@ def adopted_name(original: str, date: dt.date, taken: Callable[[str], bool]) -> 
     raise FsError(errno.EEXIST, f"{original}: no free name for the adopted copy")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync_dir(vault: Vault, cdir: Path) -> None:
+    fd = vault.dirs.open_dir(cdir)
     try:
         os.fsync(fd)
     finally:
@@ -374,17 +374,18 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
     """Re-encrypt a conflict copy under a plain name next to its original; returns that path.
 
     The new object is complete and fsync'd under its final name (never replacing anything)
-    before the copy is removed, so a crash leaves the copy, the new file, or both.
+    before the copy is removed, so a crash leaves the copy, the new file, or both. Every call
+    is relative to a descriptor of the copy's directory, reached without following a symlink.
     """
     if copy.problem:
         raise CorruptionError(f"{copy.copy_name}: not adopted, the copy is unreadable: {copy.problem}")
     cdir = copy.cipher_dir
     parent_plain, _, original_name = copy.original_plain.rpartition("/")
-    st = os.lstat(copy.cipher_path)
+    st = vault.lstat_cipher(copy.cipher_path)
     date = copy.date(st)
 
     def taken(name: str) -> bool:
-        return os.path.lexists(cdir / vault.encrypt_component(cdir, name)[0])
+        return vault.lexists_cipher(cdir / vault.encrypt_component(cdir, name)[0])
 
     name = adopted_name(original_name, date, taken)
     new_plain = f"{parent_plain}/{name}" if parent_plain else name
@@ -393,21 +394,21 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
     elif copy.kind == "symlink":
         target = vault.readlink_cipher(copy.cipher_path, copy.copy_name)
         clink = vault.symlink_at(cdir, name, target, new_plain)
-        os.utime(clink, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        vault.dirs.path_at(clink, os.utime, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     elif copy.kind == "dir":
         # A directory's names are encrypted under its own diriv, so it moves as it is (§6.5):
         # one rename to the new name (with a .name sidecar if long), nothing to re-encrypt.
         disk, full = vault.encrypt_component(cdir, name)
         vault._rename_cipher(copy.cipher_path, cdir, disk, full, copy.copy_name, new_plain, noreplace=True)
-        _fsync_dir(cdir)
+        _fsync_dir(vault, cdir)
         return new_plain
     else:
         raise UsageError(
             f"{copy.copy_name}: not a file, symlink or directory; move it out with fsck --quarantine"
         )
-    _fsync_dir(cdir)
-    os.unlink(copy.cipher_path)
-    _fsync_dir(cdir)
+    _fsync_dir(vault, cdir)
+    vault.dirs.at(cdir, copy.copy_name, os.unlink)
+    _fsync_dir(vault, cdir)
     return new_plain
 
 
@@ -466,22 +467,61 @@ def _place(vault: Vault, cdir: Path, tmp: str, name: str, new_plain: str) -> Non
 def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
     """Decrypt a conflict copy to `dest_root`/<its plain dir>/<original (conflict DATE).ext>.
 
-    The vault is not changed; an existing local file is never replaced.
+    The vault is not changed; an existing local file is never replaced. `dest_root` is the
+    user's choice and may be reached through a symlink; below it, each directory is made or
+    entered relative to its parent's descriptor and a symlink there is not followed.
     """
     if copy.problem:
         raise CorruptionError(f"{copy.copy_name}: not exported, the copy is unreadable: {copy.problem}")
-    parent_plain, _, original_name = copy.original_plain.rpartition("/")
-    st = os.lstat(copy.cipher_path)
-    date = copy.date(st)
-    dest_dir = dest_root.joinpath(*parent_plain.split("/")) if parent_plain else dest_root
-    dest_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = dest_dir / adopted_name(original_name, date, lambda n: os.path.lexists(dest_dir / n))
-    if copy.kind == "symlink":
-        os.symlink(vault.readlink_cipher(copy.cipher_path, copy.copy_name), target)
-        return target
-    if copy.kind != "file":
+    if copy.kind not in ("file", "symlink"):
         raise UsageError(f"{copy.copy_name}: only files and symlinks are exported; adopt a directory")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    parent_plain, _, original_name = copy.original_plain.rpartition("/")
+    st = vault.lstat_cipher(copy.cipher_path)
+    parts = parent_plain.split("/") if parent_plain else []
+    dir_fd = _make_dest_dirs(dest_root, parts)
+    try:
+        name = adopted_name(original_name, copy.date(st), lambda n: _lexists_at(dir_fd, n))
+        if copy.kind == "symlink":
+            os.symlink(vault.readlink_cipher(copy.cipher_path, copy.copy_name), name, dir_fd=dir_fd)
+        else:
+            _export_file_at(vault, copy, st, dir_fd, name)
+    finally:
+        os.close(dir_fd)
+    return dest_root.joinpath(*parts, name)
+
+
+_DEST_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _make_dest_dirs(root: Path, parts: list[str]) -> int:
+    """A descriptor of root/parts..., made where missing (0700); only `root` may be a link."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o700, dir_fd=fd)
+            sub = os.open(part, _DEST_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = sub
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _lexists_at(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _export_file_at(vault: Vault, copy: ConflictCopy, st: os.stat_result, dir_fd: int, name: str) -> None:
+    """The copy's plaintext as a new file `name` in `dir_fd`; removed again if writing fails."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
     done = False
     try:
         with vault.open_cipher_file(copy.cipher_path, copy.copy_name) as f:
@@ -493,8 +533,8 @@ def export_copy(vault: Vault, copy: ConflictCopy, dest_root: Path) -> Path:
     finally:
         os.close(fd)
         if not done:
-            target.unlink(missing_ok=True)
-    return target
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
 
 
 def report_conflicts(

@@ -36,7 +36,6 @@ class Cancelled(Exception):
 class TransferReport:
     files: int = 0
     dirs: int = 0
-    symlinks: int = 0
     bytes: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
@@ -411,7 +410,6 @@ def _export_symlink(vault: Vault, path: str, cpath: Path, st: PlainStat, out: _D
         os.utime(out.name, ns=(st.atime_ns, st.mtime_ns), dir_fd=out.dir_fd, follow_symlinks=False)
     except OSError as e:
         raise fs_error(e, out.shown) from None
-    job.report.symlinks += 1
 
 
 def _export_dir(vault: Vault, path: str, cdir: Path, st: PlainStat, out: _Dest, job: _Job) -> None:
@@ -840,7 +838,6 @@ class _Importer:
                 vault.utime_cipher(clink, (st.st_atime_ns, st.st_mtime_ns))
             except OSError as e:
                 raise fs_error(e, dest) from None
-            self.job.report.symlinks += 1
         else:
             self.job.report.skipped.append((src.shown, "not a regular file, directory or symlink"))
 

@@ -12,12 +12,12 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import ClassVar, NamedTuple, TypeVar
 
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
 from vaultsh.vault.dirfds import DirFds
-from vaultsh.vault.errors import ConfigError, ExcludeError, FsError, fs_error
+from vaultsh.vault.errors import ConfigError, ExcludeError, FsError, UsageError, fs_error
 from vaultsh.vault.keys import FormatOptions, Keys
 from vaultsh.vault.names import (
     DIRIV_NAME,
@@ -28,7 +28,8 @@ from vaultsh.vault.names import (
     b64_encode,
     is_long_name,
 )
-from vaultsh.vault.vault import dirent_kind, kind_of_mode
+from vaultsh.vault.tree import ExportKind, TreeNode
+from vaultsh.vault.vault import PlainStat, dirent_kind, kind_of_mode
 
 _T = TypeVar("_T")
 _SYMLINK_AD = struct.pack(">Q", 0)
@@ -249,7 +250,15 @@ _Found = tuple[ReverseEntry, os.stat_result | None]
 
 
 class ReverseView:
-    """Produces gocryptfs -reverse's read-only encrypted view of a plain tree, byte for byte."""
+    """Produces gocryptfs -reverse's read-only encrypted view of a plain tree, byte for byte.
+
+    It is also a `vaultsh.vault.tree.Tree` whose plain side is the folder's own files (see
+    "the view as a Tree" below): the read-only commands treat it like a vault.
+    """
+
+    writable: ClassVar[bool] = False  # the view changes only through its plain files
+    exports: ClassVar[ExportKind] = "cipher"  # an export of the view is an encrypted backup
+    cipher_files: ClassVar[bool] = False  # computed from the plain files on each read
 
     def __init__(
         self, plaindir: Path, master_key: bytes, options: FormatOptions, conf_path: Path | None
@@ -689,3 +698,87 @@ class ReverseView:
     def _copy_times(self, plain: str, out: int, name: str) -> None:
         st = self.lstat_plain(plain)
         os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=out, follow_symlinks=False)
+
+    # -- the view as a Tree (vaultsh.vault.tree): plain paths, the real files behind them ----
+
+    @property
+    def root(self) -> Path:
+        return self.plaindir
+
+    def node(self, plain: str) -> TreeNode:
+        if not plain:
+            return TreeNode("", "", "dir")
+        where = "/" + plain
+        if plain == REVERSE_CONF_NAME and not self.config_custom:
+            raise FsError(errno.ENOENT, f"{where}: the config is shown as {CONF_NAME} in the view")
+        if self.is_excluded(plain):
+            raise FsError(errno.EPERM, f"{where}: excluded from the view")
+        try:
+            st = self.lstat_plain(plain)
+        except OSError as e:
+            raise FsError(e.errno or errno.EIO, f"{where}: {e.strerror or e}") from None
+        cipher = ""
+        for part in plain.split("/"):
+            cipher = _join(cipher, self.encrypt_name(cipher, part)[0])
+        return TreeNode(plain, cipher, kind_of_mode(st.st_mode))
+
+    def entry(self, node: TreeNode) -> ReverseEntry:
+        """The view's entry of a real object of the tree."""
+        return ReverseEntry(node.cipher_name, node.cipher_path, node.kind, node.plain)
+
+    def children(self, directory: TreeNode, *, include_bad: bool = False) -> list[TreeNode]:
+        # Every plain name has an encrypted one: nothing is undecryptable, and the view's own
+        # files (diriv, .name files, config) have no plain object.
+        return [
+            TreeNode(e.plain, e.cipher_path, e.kind)
+            for e in self.listdir(directory.cipher_path, directory.plain)
+            if e.plain is not None
+        ]
+
+    def plain_stat(self, node: TreeNode) -> PlainStat:
+        try:
+            st = self.lstat_plain(node.plain)
+        except OSError as e:
+            raise fs_error(e, "/" + node.plain) from None
+        return PlainStat(
+            mode=st.st_mode, size=st.st_size, mtime_ns=st.st_mtime_ns, atime_ns=st.st_atime_ns,
+            ctime_ns=st.st_ctime_ns, nlink=st.st_nlink, uid=st.st_uid, gid=st.st_gid,
+            ino=st.st_ino, cipher_size=self.stat_of(self.entry(node), st).size,
+        )  # fmt: skip
+
+    def plain_link(self, node: TreeNode) -> str:
+        try:
+            return self.readlink_plain(node.plain)
+        except OSError as e:
+            raise fs_error(e, "/" + node.plain) from None
+
+    def plain_chunks(
+        self, node: TreeNode, on_bad: Callable[[int, str], None] | None = None
+    ) -> Iterator[bytes]:
+        # A plain file has no blocks to be damaged: `on_bad` is never called.
+        try:
+            fd = self.open_plain(node.plain)
+        except OSError as e:
+            raise fs_error(e, "/" + node.plain) from None
+        try:
+            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+                raise FsError(errno.EINVAL, f"/{node.plain}: not a regular file")
+            while chunk := os.read(fd, 256 * BLOCK_SIZE):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
+        return self.read(self.entry(node), 0, limit)
+
+    def encrypt_path(self, plain: str) -> str:
+        return self.node(plain).cipher_path
+
+    def decrypt_path(self, cipher_path: str) -> str:
+        found = self.resolve(cipher_path)
+        if found.plain is None:
+            raise UsageError(f"{cipher_path}: a file the view makes up, with no plain path")
+        return found.plain
+
+    def info_lines(self) -> list[str]:
+        return [f"{'Mode:':<19}reverse (read-only encrypted view of the plain files)"]

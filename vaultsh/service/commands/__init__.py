@@ -3,7 +3,6 @@
 from vaultsh.service.commands.completion import complete
 from vaultsh.service.commands.dispatch import (
     COMMANDS,
-    REVERSE_COMMANDS,
     SECRET_COMMANDS,
     command_names,
     handler_of,
@@ -13,7 +12,13 @@ from vaultsh.service.commands.dispatch import (
     run_words,
 )
 from vaultsh.service.commands.keys import change_password, check_key_fits, config_info, reveal_master_key
-from vaultsh.service.commands.listing import MAX_LINK_HOPS, cat_file, follow_links, list_path
+from vaultsh.service.commands.listing import (
+    MAX_LINK_HOPS,
+    cat_file,
+    follow_links,
+    follow_tree_links,
+    list_path,
+)
 from vaultsh.service.commands.mounting import human_duration, mount_table, mounts_lines
 from vaultsh.service.commands.names import decrypt_paths, encrypt_paths
 from vaultsh.service.commands.session import ByteSink, Chooser, Session, SessionIO, show
@@ -26,7 +31,7 @@ from vaultsh.service.commands.tree import (
     remove_path,
     remove_paths,
 )
-from vaultsh.service.commands.views import export_view, reverse_refusal, view_entry, view_path
+from vaultsh.service.commands.views import export_view, reverse_refusal, view_entry
 from vaultsh.service.commands.words import current_word, split_line
 from vaultsh.service.registry import Command
 
@@ -34,7 +39,6 @@ __all__ = [
     "COMMANDS",
     "MAX_LINK_HOPS",
     "MV_CHOICES",
-    "REVERSE_COMMANDS",
     "SECRET_COMMANDS",
     "ByteSink",
     "Chooser",
@@ -53,6 +57,7 @@ __all__ = [
     "export_path",
     "export_view",
     "follow_links",
+    "follow_tree_links",
     "free_name",
     "handler_of",
     "human_bytes",
@@ -74,5 +79,4 @@ __all__ = [
     "show",
     "split_line",
     "view_entry",
-    "view_path",
 ]

@@ -8,16 +8,30 @@ from pathlib import Path
 
 from vaultsh.service import transfer
 from vaultsh.service.commands.session import Session
+from vaultsh.vault.errors import UsageError
+from vaultsh.vault.vault import Vault
+
+
+def cipher_files(session: Session, command: str) -> Vault:
+    """The session's vault, for a command that examines its cipher files; UsageError on a
+    reverse-mode folder, whose encrypted view is made from its plain files, not stored."""
+    if not session.tree.cipher_files:
+        raise UsageError(
+            f"{command}: {session.cipherdir} is a reverse-mode folder: its files are plain, and "
+            "its encrypted view is computed from them, so there are no cipher files to check"
+        )
+    return session.vault
 
 
 def run_fsck(session: Session, a: Namespace) -> int:
     from vaultsh.service import integrity
     from vaultsh.vault import fsck
 
+    vault = cipher_files(session, "fsck")
     path = session.resolve(a.path)
     progress = None
     if session.show_progress:
-        total = fsck.measure(session.vault, path).objects
+        total = fsck.measure(vault, path).objects
         step = max(1, total // 200)  # front-ends redraw per call: about 200 calls in all
 
         def progress(counts: fsck.Counts) -> None:
@@ -27,7 +41,7 @@ def run_fsck(session: Session, a: Namespace) -> int:
                     raise transfer.Cancelled()
 
     return integrity.report_fsck(
-        session.vault,
+        vault,
         path,
         session.io.write,
         session.io.error,
@@ -42,7 +56,7 @@ def run_conflicts(session: Session, a: Namespace) -> int:
     from vaultsh.service import integrity
 
     return integrity.report_conflicts(
-        session.vault,
+        cipher_files(session, "conflicts"),
         session.resolve(a.path),
         session.io.write,
         session.io.error,

@@ -6,7 +6,6 @@ import os
 
 from vaultsh.service.commands.dispatch import COMMANDS, command_names, lookup
 from vaultsh.service.commands.session import Session
-from vaultsh.service.commands.views import view_entry
 from vaultsh.service.commands.words import _scan
 from vaultsh.service.registry import Command
 from vaultsh.vault.display import quote_name
@@ -25,12 +24,10 @@ def _complete_plain(session: Session, prefix: str, dirs_only: bool) -> list[str]
     head = prefix[: prefix.rfind("/") + 1]
     stem = prefix[len(head) :]
     try:
-        if session.reverse is not None:
-            d = view_entry(session.reverse, session.resolve(head))
-            found = session.reverse.listdir(d.cipher_path, d.plain) if d.kind == "dir" else []
-            entries = [(e.plain.rpartition("/")[2], e.kind == "dir") for e in found if e.plain is not None]
-        else:
-            entries = [(e.name, e.is_dir) for e in session.vault.listdir(session.resolve(head))]
+        tree = session.tree
+        d = tree.node(session.resolve(head))
+        found = tree.children(d) if d.kind == "dir" else []
+        entries = [(e.name, e.kind == "dir") for e in found]
     except (VaultError, OSError):
         return []
     out = []

@@ -22,10 +22,6 @@ _ALIASES = {alias: c for c in COMMANDS.values() for alias in c.aliases}
 # Commands whose lines are never written to a shell history (they deal in secrets).
 SECRET_COMMANDS = frozenset(name for name, c in COMMANDS.items() if c.secret)
 
-# Commands that make sense on a reverse-mode folder; the others write into a vault, and the
-# encrypted view is read-only (its plain files are changed directly).
-REVERSE_COMMANDS = frozenset(name for name, c in COMMANDS.items() if not c.writes)
-
 Handler = Callable[[Session, object], int]
 
 
@@ -62,7 +58,7 @@ def run_line(session: Session, line: str) -> int:
     if cmd is None:
         io.error(f"{argv[0]}: unknown command (help lists them)")
         return ExitCode.USAGE
-    if session.reverse is not None and cmd.name not in REVERSE_COMMANDS:
+    if cmd.writes and not session.tree.writable:  # a reverse-mode folder: change its plain files
         io.error(reverse_refusal(cmd.name, session.cipherdir))
         return ExitCode.USAGE
     try:

@@ -92,8 +92,8 @@ def change_password(
 def run_info(session: Session, a: Namespace) -> int:
     io = session.io
     io.write(f"{'Vault:':<19}{session.cipherdir}")
-    if session.reverse is not None:
-        io.write(f"{'Mode:':<19}reverse (read-only encrypted view of the plain files)")
+    for line in session.tree.info_lines():
+        io.write(line)
     conf = session.vault.conf
     if conf is None:
         io.write(f"{'Config:':<19}none (unlocked with the master key)")

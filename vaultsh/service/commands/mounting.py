@@ -75,12 +75,11 @@ def run_mount(session: Session, a: Namespace) -> int:
     from vaultsh.service import mounts  # loaded only when mounts are asked about
 
     idle = mounts.parse_duration(a.idle) if a.idle is not None else None
-    reverse = session.reverse is not None
     request = mounts.MountRequest(
         source=session.cipherdir,
         mountpoint=Path(os.path.expanduser(a.mountpoint)).absolute(),
-        reverse=reverse,
-        read_only=a.ro or reverse,  # the encrypted view is always read-only (§9.1)
+        reverse=session.reverse is not None,  # which view the worker serves
+        read_only=a.ro or not session.tree.writable,  # a reverse view is always read-only (§9.1)
         idle=idle,
         config=session.config_path,
         # A vault unlocked by master key without a config: the worker needs its format flags.

@@ -9,7 +9,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vaultsh.service.commands.session import Session
-from vaultsh.service.commands.views import view_entry
 from vaultsh.service.registry import REGISTRY
 from vaultsh.vault.display import quote_name
 from vaultsh.vault.errors import (
@@ -27,7 +26,7 @@ def decrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False
     """
     shown = _as_is if exact else quote_name
     status = 0
-    root = session.cipherdir.resolve()
+    root = session.tree.root.resolve()
     for p in paths:
         rel = p
         if os.path.isabs(p):
@@ -35,13 +34,7 @@ def decrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False
             with contextlib.suppress(ValueError, OSError):
                 rel = Path(p).resolve().relative_to(root).as_posix()
         try:
-            if session.reverse is not None:
-                found = session.reverse.resolve(rel)
-                if found.plain is None:
-                    raise UsageError(f"{rel}: a file the view makes up, with no plain path")
-                session.io.write(shown(found.plain))
-            else:
-                session.io.write(shown(session.vault.decrypt_cipher_path(rel)))
+            session.io.write(shown(session.tree.decrypt_path(rel)))
         except VaultError as e:
             session.io.error(f"{p}: {e}")
             status = ExitCode.USAGE
@@ -61,11 +54,7 @@ def encrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False
     status = 0
     for p in paths:
         try:
-            if session.reverse is not None:
-                session.io.write(shown(view_entry(session.reverse, session.resolve(p)).cipher_path))
-                continue
-            cpath = session.vault.cipher_path(session.resolve(p))
-            session.io.write(shown(cpath.relative_to(session.vault.cipherdir).as_posix()))
+            session.io.write(shown(session.tree.encrypt_path(session.resolve(p))))
         except VaultError as e:
             session.io.error(f"{p}: {e}")
             status = ExitCode.USAGE

@@ -12,6 +12,7 @@ from vaultsh.vault.errors import (
     UsageError,
 )
 from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.tree import Tree, VaultTree
 from vaultsh.vault.vault import Vault
 
 # -- the contract with front-ends -----------------------------------------------------------
@@ -70,8 +71,8 @@ class Session:
     finished: bool = False  # set by `exit`
     # A reverse-mode folder (§9): `cipherdir` is then the plain dir, `cwd` a plain path in it,
     # and `reverse` its encrypted view. `vault` only carries the key, format flags and the
-    # reverse config there (for mount, passwd, masterkey, info); commands that would use its
-    # tree are refused by `run_line` (see REVERSE_COMMANDS).
+    # reverse config there (for mount, passwd, masterkey, info); the commands read the folder
+    # through `tree`, and those that would write into it are refused (see Tree.writable).
     reverse: ReverseView | None = None
     by_master_key: bool = False  # unlocked with the master key: passwd needs no old password
 
@@ -95,6 +96,11 @@ class Session:
         conf = load_config(conf_path)
         holder = Vault(plaindir, master_key, view.options, conf)
         return cls(holder, plaindir, io, hooks=dict(hooks or {}), reverse=view)
+
+    @property
+    def tree(self) -> Tree:
+        """The folder as the commands read it: the reverse view, or the vault's plain tree."""
+        return self.reverse or VaultTree(self.vault)
 
     @property
     def conf_path(self) -> Path:

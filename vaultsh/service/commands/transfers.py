@@ -87,7 +87,7 @@ def human_bytes(n: float) -> str:
 
 
 def run_export(session: Session, a: Namespace) -> int:
-    if session.reverse is not None:
+    if session.tree.exports == "cipher":  # a reverse-mode folder: its encrypted view, a backup
         from vaultsh.service.commands.views import export_view
 
         return export_view(session, a.path, a.dest)

@@ -1,4 +1,4 @@
-"""Commands on reverse-mode folders (§9): their encrypted view listed, translated, exported."""
+"""What only a reverse-mode folder (§9) has: its encrypted view exported, write commands refused."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import contextlib
 import errno
 import os
 import stat as stat_mod
-import time
 from pathlib import Path
 
 from vaultsh.service import transfer
-from vaultsh.service.commands.session import Session, SessionIO, show
+from vaultsh.service.commands.session import Session, show
 from vaultsh.service.commands.transfers import ProgressCounter, finish_transfer
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
-from vaultsh.vault.display import quote_name
 from vaultsh.vault.errors import (
     FsError,
     UsageError,
@@ -21,7 +18,6 @@ from vaultsh.vault.errors import (
     fs_error,
 )
 from vaultsh.vault.reverse import ReverseEntry, ReverseView
-from vaultsh.vault.vault import kind_of_mode
 
 
 def reverse_refusal(command: str, plaindir: Path) -> str:
@@ -38,27 +34,9 @@ def _view(session: Session) -> ReverseView:
     return session.reverse
 
 
-def view_path(view: ReverseView, plain: str) -> str:
-    """The path in the encrypted view of a plain path: its names encrypted one by one (§9.3)."""
-    cipher = ""
-    for part in [p for p in plain.split("/") if p]:
-        disk, _full = view.encrypt_name(cipher, part)
-        cipher = f"{cipher}/{disk}" if cipher else disk
-    return cipher
-
-
 def view_entry(view: ReverseView, plain: str) -> ReverseEntry:
     """The view's entry of an existing plain path ("" is the root); FsError if there is none."""
-    if not plain:
-        return ReverseEntry("", "", "dir", plain="")
-    if plain == REVERSE_CONF_NAME and not view.config_custom:
-        raise FsError(errno.ENOENT, f"{show(plain)}: the config is shown as {CONF_NAME} in the view")
-    try:
-        st = view.lstat_plain(plain)
-    except OSError as e:
-        raise FsError(e.errno or errno.EIO, f"{show(plain)}: {e.strerror or e}") from None
-    cipher = view_path(view, plain)
-    return ReverseEntry(cipher.rpartition("/")[2], cipher, kind_of_mode(st.st_mode), plain)
+    return view.entry(view.node(plain))
 
 
 def _view_tree_size(view: ReverseView, entry: ReverseEntry) -> int:
@@ -160,7 +138,6 @@ def _export_view_entry(
             os.symlink(view.readlink(entry), name, dir_fd=dir_fd)
             st = view.stat(entry)
             os.utime(name, ns=(st.atime_ns, st.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
-            report.symlinks += 1
         elif entry.kind == "file":
             fd = os.open(name, _NEW_FILE, 0o600, dir_fd=dir_fd)
             try:
@@ -186,55 +163,3 @@ def _export_view_entry(
     except (OSError, VaultError) as e:
         why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         report.failed.append((where, why))
-
-
-def ls_long_line(mode: int, nlink: int, size: int, mtime_ns: int, shown: str) -> str:
-    """One line of `ls -l`: mode, links, size, time, then the name as already shown."""
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime_ns / 1e9))
-    return f"{stat_mod.filemode(mode)} {nlink:>3} {size:>12} {when} {shown}"
-
-
-def write_ls_heading(io: SessionIO, plain: str, first: bool) -> None:
-    """The `dir:` line of `ls -R` above a directory's entries, a blank line before all but the first."""
-    if not first:
-        io.write("")
-    io.write(f"{quote_name(show(plain))}:")
-
-
-def list_view(session: Session, path: str, *, long: bool, recursive: bool, cipher: bool) -> int:
-    """`ls` in a reverse-mode folder: the plain files, with their names in the view on request."""
-    view = _view(session)
-    io = session.io
-    todo = [view_entry(view, session.resolve(path))]
-    first = True
-    while todo:
-        d = todo.pop(0)
-        assert d.plain is not None
-        if d.kind != "dir":
-            todo_entries = [d]
-        else:
-            todo_entries = sorted(
-                (e for e in view.listdir(d.cipher_path, d.plain) if e.plain is not None),
-                key=lambda e: e.plain or "",
-            )
-            if recursive:
-                write_ls_heading(io, d.plain, first)
-        first = False
-        subdirs = []
-        for e in todo_entries:
-            if io.cancelled():
-                raise transfer.Cancelled()
-            assert e.plain is not None
-            name = quote_name(e.plain.rpartition("/")[2] if d.kind == "dir" else path)
-            suffix = f"  [{quote_name(e.cipher_name)}]" if cipher else ""
-            if long:
-                st = view.lstat_plain(e.plain)
-                if stat_mod.S_ISLNK(st.st_mode):
-                    name = f"{name} -> {quote_name(view.readlink_plain(e.plain))}"
-                name = ls_long_line(st.st_mode, st.st_nlink, st.st_size, st.st_mtime_ns, name)
-            io.write(name + suffix)
-            if e.kind == "dir" and d.kind == "dir":
-                subdirs.append(e)
-        if recursive:
-            todo[0:0] = subdirs
-    return 0

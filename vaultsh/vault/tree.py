@@ -1,0 +1,156 @@
+"""One read interface over a vault and a reverse-mode view (Tree), and its vault side (VaultTree)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal, Protocol
+
+from vaultsh.vault.keys import FormatOptions
+from vaultsh.vault.vault import PlainStat, Vault
+
+# What `export` copies out of a tree: a vault's plain files, or a reverse-mode folder's
+# encrypted view (a backup that opens as a vault, §9.4).
+ExportKind = Literal["plain", "cipher"]
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """One object of a tree, known by both of its paths.
+
+    `plain` is the path of the plain object ("" the root) and `cipher_path` its path on the
+    cipher side, both relative and '/'-separated. An entry that cannot be decrypted (a
+    vault's foreign or damaged name) has its cipher name as its last plain component and
+    `error` saying why.
+    """
+
+    plain: str
+    cipher_path: str
+    kind: str  # "file", "dir", "symlink" or "other"
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plain.rpartition("/")[2]
+
+    @property
+    def cipher_name(self) -> str:
+        return self.cipher_path.rpartition("/")[2]
+
+
+ROOT = TreeNode("", "", "dir")
+
+
+class Tree(Protocol):
+    """What the read-only commands need of an unlocked folder, forward or reverse.
+
+    Paths are plain and relative ("" the root); errors are VaultErrors (FsError with an
+    errno for a missing or wrong-kind object). Writing exists only where `writable` says so:
+    a reverse-mode view is changed through its plain files, never through the tree.
+    """
+
+    writable: ClassVar[bool]
+    exports: ClassVar[ExportKind]
+    # Whether the cipher side is stored files (a vault's, which fsck and conflicts examine)
+    # rather than computed on each read (a reverse-mode view's).
+    cipher_files: ClassVar[bool]
+
+    @property
+    def root(self) -> Path:
+        """The folder opened: a vault's cipher dir, a reverse-mode folder's plain dir."""
+        ...
+
+    @property
+    def options(self) -> FormatOptions: ...
+
+    def node(self, plain: str) -> TreeNode:
+        """The object at an existing plain path."""
+        ...
+
+    def children(self, directory: TreeNode, *, include_bad: bool = False) -> list[TreeNode]:
+        """The objects in a directory, unsorted; undecryptable entries only with `include_bad`."""
+        ...
+
+    def plain_stat(self, node: TreeNode) -> PlainStat:
+        """lstat of the plain object (plain size; `cipher_size` the size on the cipher side)."""
+        ...
+
+    def plain_link(self, node: TreeNode) -> str:
+        """A symlink's plain target."""
+        ...
+
+    def plain_chunks(
+        self, node: TreeNode, on_bad: Callable[[int, str], None] | None = None
+    ) -> Iterator[bytes | memoryview]:
+        """A regular file's plain content in chunks; with `on_bad`, a damaged block comes out
+        as zeros and is reported (block number, why) instead of failing the read."""
+        ...
+
+    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
+        """Up to `limit` first bytes of a file on the cipher side (for an x-ray)."""
+        ...
+
+    def encrypt_path(self, plain: str) -> str:
+        """The cipher path of a plain path, relative to the cipher side's root."""
+        ...
+
+    def decrypt_path(self, cipher_path: str) -> str:
+        """The plain path of a cipher path relative to the cipher side's root."""
+        ...
+
+    def info_lines(self) -> list[str]:
+        """Lines `info` shows about the kind of folder, before its config."""
+        ...
+
+
+class VaultTree:
+    """A forward vault as a Tree: the plain view decrypted from its cipher dir."""
+
+    writable: ClassVar[bool] = True
+    exports: ClassVar[ExportKind] = "plain"
+    cipher_files: ClassVar[bool] = True
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.root = vault.cipherdir
+        self.options = vault.options
+
+    def _cpath(self, node: TreeNode) -> Path:
+        return self.root / node.cipher_path if node.cipher_path else self.root
+
+    def node(self, plain: str) -> TreeNode:
+        cpath = self.vault.cipher_path(plain)
+        st = self.vault.stat_cipher(cpath, "/" + plain)
+        return TreeNode(plain, cpath.relative_to(self.root).as_posix() if plain else "", st.kind)
+
+    def children(self, directory: TreeNode, *, include_bad: bool = False) -> list[TreeNode]:
+        where = "/" + directory.plain
+        listing = self.vault.list_cipher_dir(self._cpath(directory), include_bad=include_bad, where=where)
+        prefix = directory.plain + "/" if directory.plain else ""
+        cprefix = directory.cipher_path + "/" if directory.cipher_path else ""
+        return [TreeNode(prefix + e.name, cprefix + e.cipher_name, e.kind, e.error) for e in listing]
+
+    def plain_stat(self, node: TreeNode) -> PlainStat:
+        return self.vault.stat_cipher(self._cpath(node), "/" + node.plain)
+
+    def plain_link(self, node: TreeNode) -> str:
+        return self.vault.readlink_cipher(self._cpath(node), node.name)
+
+    def plain_chunks(
+        self, node: TreeNode, on_bad: Callable[[int, str], None] | None = None
+    ) -> Iterator[bytes | memoryview]:
+        with self.vault.open_cipher_file(self._cpath(node), "/" + node.plain) as f:
+            yield from (f.iter_chunks() if on_bad is None else f.iter_salvaged(on_bad))
+
+    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
+        return self.vault.read_cipher_head(self._cpath(node), limit)
+
+    def encrypt_path(self, plain: str) -> str:
+        return self.vault.cipher_path(plain).relative_to(self.root).as_posix()
+
+    def decrypt_path(self, cipher_path: str) -> str:
+        return self.vault.decrypt_cipher_path(cipher_path)
+
+    def info_lines(self) -> list[str]:
+        return []
