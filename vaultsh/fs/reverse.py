@@ -32,6 +32,8 @@ SYNTHETIC_INODE_BASE = 1 << 63
 # How long the kernel may keep names and attributes before asking again. The view itself is
 # read-only; this bounds how late a change in the plain tree shows up.
 CACHE_TIMEOUT = 1.0
+# `.` and `..` lead every listing: directory offsets 1 and 2; entry i follows at i + 3.
+_DOTS = 2
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
@@ -356,7 +358,9 @@ class ReverseOperations(pyfuse3.Operations):
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         with self._request():
             parent, entries = self._dirs[fh]
-            for index in range(start_id, len(entries)):
+            if not self._reply_dots(parent, start_id, token):
+                return
+            for index in range(max(start_id - _DOTS, 0), len(entries)):
                 entry = entries[index]
                 try:
                     st = self.view.stat(entry)
@@ -365,10 +369,31 @@ class ReverseOperations(pyfuse3.Operations):
                 key = self._key(entry, st)
                 inode = self._inode(key)
                 name = os.fsencode(entry.cipher_name)
-                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), index + 1):
+                offset = index + 1 + _DOTS
+                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), offset):
                     return
                 self._remember(parent, entry, key, inode)
                 self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
+
+    def _reply_dots(self, inode: int, start_id: int, token: pyfuse3.ReaddirToken) -> bool:
+        """Send `.` and `..` first, as a local filesystem lists them (`ls -a`). The kernel takes
+        no lookup reference for these two, so none is counted; False once the buffer is full."""
+        if start_id >= _DOTS:
+            return True
+        node = self._node(inode)
+        here = self._stat_node(inode, node)
+        up_inode = node.parent  # the root's parent is the root itself
+        up_node = self._nodes.get(up_inode)
+        try:
+            up = here if up_node is None or up_inode == inode else self._stat_node(up_inode, up_node)
+        except pyfuse3.FUSEError:  # the parent's name leads elsewhere now: still list `..`
+            up = here
+        dots = ((b".", inode, here), (b"..", up_inode, up))
+        for index in range(start_id, _DOTS):
+            name, dot_inode, st = dots[index]
+            if not pyfuse3.readdir_reply(token, name, self._attributes(dot_inode, st), index + 1):
+                return False
+        return True
 
     async def releasedir(self, fh: int) -> None:
         self.stats.touch()
