@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # hashlib's OpenSSL (libcrypto, ~3.5 MiB resident) would only hash short names here:
+    # without `_hashlib`, hashlib and hmac use CPython's own SHA-2 code. cryptography keeps its
+    # own copy of OpenSSL for the ciphers. Only when run as the worker, never on import.
+    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+
 import argparse
 import contextlib
 import ctypes
@@ -13,7 +21,6 @@ import select
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Sequence
