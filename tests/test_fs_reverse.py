@@ -354,10 +354,10 @@ def test_stats_count_requests_open_files_bytes_and_errors(small_view: ReverseVie
         run(ops.read, 999, 0, 10)
     assert stats.errors == 1
     assert stats.requests == 9  # lookup, 2 opens, 2 reads, 2 releases, lookup, read
-    # Handles left open at unmount are closed by close_all.
+    # Handles left open at unmount are closed by close.
     left_open = run(ops.open, attr.st_ino, os.O_RDONLY, ctx())
     fd = ops._files[left_open.fh].fd
-    ops.close_all()
+    ops.close()
     assert stats.open_files == 0
     with pytest.raises(OSError):
         os.fstat(fd)

@@ -514,7 +514,7 @@ class ReverseOperations(pyfuse3.Operations):
         if handle.fd >= 0:
             os.close(handle.fd)
 
-    def close_all(self) -> None:
+    def close(self) -> None:
         """Close the plain fds of handles the kernel never released (after an unmount)."""
         for handle in self._files.values():
             if handle.fd >= 0:
