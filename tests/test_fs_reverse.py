@@ -608,3 +608,23 @@ def test_config_outside_the_plain_dir_matches_gocryptfs(need_gocryptfs: None, tm
         mounted_ops(lambda: ReverseOperations(view), tmp_path / "ours", set(REVERSE_MOUNT_OPTIONS)) as ours,
     ):
         assert_same_view(ours, theirs)
+
+
+def test_a_bug_in_a_handler_is_eio_and_counted_not_the_end_of_the_mount(
+    small_view: ReverseView, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = ReverseOperations(small_view)
+
+    plain_name = "-".join(("secret", "plain", "name"))  # not spelled out in the logged source line
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError(plain_name)
+
+    monkeypatch.setattr(small_view, "stat", broken)
+    with pytest.raises(pyfuse3.FUSEError) as e:
+        run(ops.getattr, pyfuse3.ROOT_INODE, ctx())
+    assert e.value.errno == errno.EIO
+    assert ops.stats.errors == 1
+    # Logged by handler and place, without the message, which may hold a plain name.
+    assert "internal error in getattr: RuntimeError" in caplog.text
+    assert plain_name not in caplog.text

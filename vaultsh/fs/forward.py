@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import stat as stat_mod
-import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
+from vaultsh.fs.failures import internal_error
 from vaultsh.fs.stats import MountStats
 from vaultsh.service.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
@@ -166,13 +166,7 @@ def _request(
                 log.warning("%s: %s", fn.__name__, e)
             raise FUSEError(code) from None
         except Exception as e:
-            self.stats.errors += 1
-            if self.log_names:
-                log.exception("internal error in %s", fn.__name__)
-            else:  # where it happened, without the message (it may hold a plain name)
-                where = "".join(traceback.format_tb(e.__traceback__))
-                log.error("internal error in %s: %s\n%s", fn.__name__, type(e).__name__, where.rstrip())
-            raise FUSEError(errno.EIO) from None
+            raise internal_error(log, fn.__name__, e, self.stats, log_names=self.log_names) from None
 
     return handler
 
