@@ -4,6 +4,8 @@
 Run from the repository root (as root, or as a user who may mount FUSE):
 
     .venv/bin/python bench/bench_startup.py [--repeat 15] [--workdir DIR]
+    # two versions of vaultsh under the same load, in one alternation:
+    .venv/bin/python bench/bench_startup.py --vaultsh-tree before=/tmp/old-checkout --vaultsh-tree after=.
 
 Both mount a vault made by `gocryptfs -init -scryptn 10` (so scrypt costs about a millisecond)
 with `-passfile`/`--passfile`, alternating, each run timed from the start of the command to
@@ -47,9 +49,10 @@ class Samples:
     hwm_kib: list[int] = field(default_factory=list)
 
 
-def env() -> dict[str, str]:
+def env(tree: Path) -> dict[str, str]:
+    """Our environment, with the checkout `tree` first on the import path."""
     e = dict(os.environ)
-    e["PYTHONPATH"] = str(REPO) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
+    e["PYTHONPATH"] = str(tree) + (os.pathsep + e["PYTHONPATH"] if e.get("PYTHONPATH") else "")
     return e
 
 
@@ -72,9 +75,9 @@ def daemon_pid(mnt: Path, marker: bytes) -> int:
     raise RuntimeError(f"no daemon found for {mnt}")
 
 
-def mount_once(cmd: list[str], mnt: Path, marker: bytes, out: Samples) -> None:
+def mount_once(cmd: list[str], tree: Path, mnt: Path, marker: bytes, out: Samples) -> None:
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env(), cwd=REPO)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env(tree), cwd=REPO)
     assert proc.stdout is not None
     line = b""
     while READY not in line and (chunk := proc.stdout.readline()):
@@ -111,54 +114,69 @@ def median_text(values: list[float], scale: float = 1.0, fmt: str = ".3f") -> st
     return f"{statistics.median(v):{fmt}} ({min(v):{fmt}}–{max(v):{fmt}})"
 
 
+def vaultsh_trees(specs: list[str]) -> dict[str, Path]:
+    """NAME=DIR options as {name: checkout}; none: this checkout, named "vaultsh"."""
+    trees = {}
+    for spec in specs or ["vaultsh=" + str(REPO)]:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or name == "gocryptfs" or not (Path(path) / "vaultsh").is_dir():
+            raise SystemExit(f"--vaultsh-tree {spec!r}: want NAME=DIR, DIR holding a vaultsh package")
+        trees[name] = Path(path).resolve()
+    return trees
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=15, help="mounts of each (default 15)")
     p.add_argument("--workdir", type=Path, help="where the vaults go (default: the system temp dir)")
+    p.add_argument("--vaultsh-tree", action="append", default=[], metavar="NAME=DIR",
+                   help="a vaultsh checkout to time (repeatable; default: this one)")  # fmt: skip
     args = p.parse_args(argv)
-    subprocess.run(
-        [PY, "-m", "compileall", "-q", str(REPO / "vaultsh")], check=True, stdout=subprocess.DEVNULL
-    )
-    results = {"gocryptfs": Samples(), "vaultsh": Samples()}
+    trees = vaultsh_trees(args.vaultsh_tree)
+    for tree in trees.values():
+        subprocess.run(
+            [PY, "-m", "compileall", "-q", str(tree / "vaultsh")], check=True, stdout=subprocess.DEVNULL
+        )
+    names = ["gocryptfs", *trees]
+    results = {name: Samples() for name in names}
     with workdir(args.workdir) as root:
         passfile = root / "pw"
         passfile.write_text("startup-bench\n")
-        commands = {}
-        for name in results:
-            cipher, mnt = root / f"cipher-{name}", root / f"mnt-{name}"
+        commands: dict[str, tuple[list[str], Path, Path, bytes]] = {}
+        for i, name in enumerate(names):
+            cipher, mnt = root / f"cipher-{i}", root / f"mnt-{i}"
             cipher.mkdir()
             mnt.mkdir()
             subprocess.run(
                 ["gocryptfs", "-init", "-q", "-scryptn", "10", "-passfile", str(passfile), str(cipher)],
                 check=True,
             )
-            commands[name] = (
-                ["gocryptfs", "-passfile", str(passfile), str(cipher), str(mnt)]
-                if name == "gocryptfs"
-                else [PY, "-m", "vaultsh", "mount", "--passfile", str(passfile), str(cipher), str(mnt)],
-                mnt,
-                b"gocryptfs" if name == "gocryptfs" else b"vaultsh.fs.worker",
-            )
-        mount_once(*commands["vaultsh"], Samples())  # warm the page cache; not counted
+            if name == "gocryptfs":
+                cmd = ["gocryptfs", "-passfile", str(passfile), str(cipher), str(mnt)]
+                commands[name] = (cmd, REPO, mnt, b"gocryptfs")
+            else:
+                cmd = [PY, "-m", "vaultsh", "mount", "--passfile", str(passfile), str(cipher), str(mnt)]
+                commands[name] = (cmd, trees[name], mnt, b"vaultsh.fs.worker")
+        for name in names:  # warm the page cache; not counted
+            mount_once(*commands[name], Samples())
         for _ in range(args.repeat):
-            for name, samples in results.items():
-                mount_once(*commands[name], samples)
-    go, vs = results["gocryptfs"], results["vaultsh"]
-    ratio = statistics.median(vs.seconds) / statistics.median(go.seconds)
+            for name in names:
+                mount_once(*commands[name], results[name])
+    go = results["gocryptfs"]
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"{args.repeat} mounts each, alternating; load average {load}; median (min–max)\n")
-    print("| | gocryptfs | vaultsh | vaultsh / gocryptfs | vaultsh goal |")
-    print("|---|---:|---:|---:|---:|")
-    print(
-        f"| CLI to ready, s | {median_text(go.seconds)} | {median_text(vs.seconds)} | {ratio:.1f}× "
-        f"| ≤ {GOAL_SECONDS} |"
+    print("| | " + " | ".join(names) + " | " + " | ".join(f"{n} / gocryptfs" for n in trees) + " | goal |")
+    print("|---|" + "---:|" * (len(names) + len(trees)) + "---:|")
+    rows = (
+        ("CLI to ready, s", "seconds", 1.0, ".3f", f"≤ {GOAL_SECONDS}"),
+        ("daemon VmRSS at ready, MiB", "rss_kib", 1 / 1024, ".1f", f"≤ {GOAL_RSS_MIB:g}"),
+        ("daemon VmHWM at ready, MiB", "hwm_kib", 1 / 1024, ".1f", f"≤ {GOAL_RSS_MIB:g}"),
     )
-    for label, attr in (("daemon VmRSS at ready, MiB", "rss_kib"), ("daemon VmHWM at ready, MiB", "hwm_kib")):
-        g, v = getattr(go, attr), getattr(vs, attr)
-        print(
-            f"| {label} | {median_text(g, 1 / 1024, '.1f')} | {median_text(v, 1 / 1024, '.1f')} "
-            f"| {statistics.median(v) / statistics.median(g):.1f}× | ≤ {GOAL_RSS_MIB:g} |"
-        )
+    for label, attr, scale, fmt, goal in rows:
+        cells = [median_text(getattr(results[n], attr), scale, fmt) for n in names]
+        base = statistics.median(getattr(go, attr))
+        ratios = [f"{statistics.median(getattr(results[n], attr)) / base:.1f}×" for n in trees]
+        print(f"| {label} | " + " | ".join(cells + ratios) + f" | {goal} |")
     return 0
 
 
