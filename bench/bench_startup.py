@@ -76,8 +76,10 @@ def daemon_pid(mnt: Path, marker: bytes) -> int:
 
 
 def mount_once(cmd: list[str], tree: Path, mnt: Path, marker: bytes, out: Samples) -> None:
+    """Mount, time it to the ready line, read the daemon's memory, unmount. `python -m` puts
+    its working directory first on the import path: it runs in `tree`, whose vaultsh is meant."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env(tree), cwd=REPO)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env(tree), cwd=tree)
     assert proc.stdout is not None
     line = b""
     while READY not in line and (chunk := proc.stdout.readline()):
