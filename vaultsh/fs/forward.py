@@ -97,7 +97,7 @@ _DOTS = 2
 _S_IFMT = 0o170000  # the file-type bits of st_mode (stat.S_IFMT, without a call)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Node:
     """One object the kernel knows by a node id: where it lives in the cipher tree.
 
@@ -117,7 +117,7 @@ class _Node:
     last: os.stat_result | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _OpenFile:
     file: VaultFile
     ino: int
@@ -127,7 +127,7 @@ class _OpenFile:
     prefetched_to: int = 0  # cipher offset up to which the disk has been asked to read ahead
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _OpenDir:
     ino: int
     entries: list[DirEntry] | None = None
