@@ -216,10 +216,13 @@ def _worker_gone(pid: int, timeout: float) -> bool:
 # files, up to 20 ms and 2 MiB a mount. Its import path is ours, handed over explicitly and
 # appended after the standard library (see worker_import_path).
 WORKER_INTERPRETER_FLAGS = ("-I", "-S")
-# Runs the worker module as `python -m` would; the command line names the module, which is how
-# a live worker is recognised (proto.process_alive).
+# Appends the import path given as the first argument (a JSON list: a directory name may hold
+# the path separator) to the standard library's.
+WORKER_PATH_SETUP = "import json, sys; sys.path += json.loads(sys.argv.pop(1))"
+# Then runs the worker module as `python -m` would; the command line names the module, which
+# is how a live worker is recognised (proto.process_alive).
 WORKER_BOOT = (
-    "import sys; sys.path += sys.argv.pop(1).split(__import__('os').pathsep); "
+    f"{WORKER_PATH_SETUP}; "
     f"import runpy; runpy.run_module({proto.WORKER_MODULE!r}, run_name='__main__', alter_sys=True)"
 )
 
@@ -252,7 +255,7 @@ def worker_argv(
         *WORKER_INTERPRETER_FLAGS,
         "-c",
         WORKER_BOOT,
-        os.pathsep.join(worker_import_path()),
+        json.dumps(worker_import_path()),
         "--key-fd",
         str(key_fd),
         "--status-fd",
