@@ -157,3 +157,21 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
     assert sorted(loaded.intersection({"vaultsh.service.commands", "vaultsh.service.transfer"})) == []
     top_level = {name.partition(".")[0] for name in loaded}
     assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []
+
+
+def test_a_command_line_builds_only_its_subcommand_and_parses_as_the_whole_parser() -> None:
+    import argparse
+
+    from vaultsh import cli
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    whole = subparsers(cli.build_parser())
+    for name in cli.COMMANDS:
+        alone = subparsers(cli.build_parser(name))
+        assert name in alone and len(set(map(id, alone.values()))) == 1, name
+        assert alone[name].format_help() == whole[name].format_help(), name
+    words = ["mount", "--ro", "--idle", "5m", "--passfile", "pw", "cipher", "mnt"]
+    assert cli.build_parser("mount").parse_args(words) == cli.build_parser().parse_args(words)

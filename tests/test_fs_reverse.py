@@ -97,13 +97,24 @@ class Listing:
         return True
 
 
-def list_dir(ops: ReverseOperations, inode: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def list_dir_with_dots(
+    ops: ReverseOperations, inode: int, monkeypatch: pytest.MonkeyPatch
+) -> list[tuple[str, Any, int]]:
+    """Every entry readdir sends for the directory `inode`: (name, attributes, next offset)."""
     listing = Listing()
     monkeypatch.setattr(pyfuse3, "readdir_reply", listing)
     fh = run(ops.opendir, inode, ctx())
     run(ops.readdir, fh, 0, object())
     run(ops.releasedir, fh)
-    return {name: attr for name, attr, _ in listing.entries}
+    return listing.entries
+
+
+def list_dir(ops: ReverseOperations, inode: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The directory's entries by name, after `.` (checked to be the directory) and `..`."""
+    entries = list_dir_with_dots(ops, inode, monkeypatch)
+    assert [name for name, _, _ in entries[:2]] == [".", ".."]
+    assert entries[0][1].st_ino == inode
+    return {name: attr for name, attr, _ in entries[2:]}
 
 
 def read_all(ops: ReverseOperations, inode: int) -> bytes:
@@ -209,6 +220,19 @@ def test_subdirectories_dot_and_dotdot(small_view: ReverseView, monkeypatch: pyt
     assert read_all(ops, sub_diriv.st_ino) == small_view.dir_iv(sub.cipher_path)
     assert run(ops.lookup, sub_attr.st_ino, b".", ctx()).st_ino == sub_attr.st_ino
     assert run(ops.lookup, sub_attr.st_ino, b"..", ctx()).st_ino == pyfuse3.ROOT_INODE
+    # readdir lists them too, with the same numbers and attributes, and counts no lookup
+    # for them (the kernel takes none).
+    lookups = ops._nodes[sub_attr.st_ino].lookups
+    dot, dotdot = list_dir_with_dots(ops, sub_attr.st_ino, monkeypatch)[:2]
+    assert (dot[0], dot[1].st_ino, stat.S_ISDIR(dot[1].st_mode)) == (".", sub_attr.st_ino, True)
+    assert (dotdot[0], dotdot[1].st_ino) == ("..", pyfuse3.ROOT_INODE)
+    assert dotdot[1].st_mtime_ns == run(ops.getattr, pyfuse3.ROOT_INODE, ctx()).st_mtime_ns
+    assert ops._nodes[sub_attr.st_ino].lookups == lookups
+    root_dots = list_dir_with_dots(ops, pyfuse3.ROOT_INODE, monkeypatch)[:2]
+    assert [(name, attr.st_ino) for name, attr, _ in root_dots] == [
+        (".", pyfuse3.ROOT_INODE),
+        ("..", pyfuse3.ROOT_INODE),
+    ]
 
 
 def test_readdir_resumes_where_the_kernel_buffer_filled(
@@ -227,7 +251,8 @@ def test_readdir_resumes_where_the_kernel_buffer_filled(
         seen += [name for name, _, _ in listing.entries]
         start = listing.entries[-1][2]
     run(ops.releasedir, fh)
-    assert sorted(seen) == sorted(e.cipher_name for e in small_view.listdir(""))
+    assert seen[:2] == [".", ".."]
+    assert sorted(seen[2:]) == sorted(e.cipher_name for e in small_view.listdir(""))
     assert len(seen) == len(set(seen))
 
 
@@ -329,10 +354,10 @@ def test_stats_count_requests_open_files_bytes_and_errors(small_view: ReverseVie
         run(ops.read, 999, 0, 10)
     assert stats.errors == 1
     assert stats.requests == 9  # lookup, 2 opens, 2 reads, 2 releases, lookup, read
-    # Handles left open at unmount are closed by close_all.
+    # Handles left open at unmount are closed by close.
     left_open = run(ops.open, attr.st_ino, os.O_RDONLY, ctx())
     fd = ops._files[left_open.fh].fd
-    ops.close_all()
+    ops.close()
     assert stats.open_files == 0
     with pytest.raises(OSError):
         os.fstat(fd)
@@ -507,6 +532,13 @@ def test_mount_is_read_only_and_stable_across_remounts(tmp_path: Path) -> None:
     with mount_view(plain, tmp_path / "mnt") as mnt:
         assert exact_manifest(mnt) == first
         assert real_inodes(mnt) == inodes  # plain inode numbers: the same in every mount
+        # `ls -a` shows `.` and `..` first, numbered as stat numbers the directories.
+        sub = mnt / entry_named(ReverseView.open(plain, password=PASSWORD.encode()), "sub").cipher_name
+        out = run_cmd(["ls", "-ai1", "--", str(sub)]).stdout.decode()
+        listed = [line.split(maxsplit=1) for line in out.splitlines()]
+        assert [name for _, name in listed[:2]] == [".", ".."]
+        assert sorted(name for _, name in listed[2:]) == sorted(os.listdir(sub))
+        assert [int(num) for num, _ in listed[:2]] == [os.stat(sub).st_ino, os.stat(mnt).st_ino]
     view = ReverseView.open(plain, password=PASSWORD.encode())
     assert inodes[entry_named(view, "hello.txt").cipher_name] == os.lstat(plain / "hello.txt").st_ino
 
@@ -576,3 +608,23 @@ def test_config_outside_the_plain_dir_matches_gocryptfs(need_gocryptfs: None, tm
         mounted_ops(lambda: ReverseOperations(view), tmp_path / "ours", set(REVERSE_MOUNT_OPTIONS)) as ours,
     ):
         assert_same_view(ours, theirs)
+
+
+def test_a_bug_in_a_handler_is_eio_and_counted_not_the_end_of_the_mount(
+    small_view: ReverseView, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ops = ReverseOperations(small_view)
+
+    plain_name = "-".join(("secret", "plain", "name"))  # not spelled out in the logged source line
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError(plain_name)
+
+    monkeypatch.setattr(small_view, "stat", broken)
+    with pytest.raises(pyfuse3.FUSEError) as e:
+        run(ops.getattr, pyfuse3.ROOT_INODE, ctx())
+    assert e.value.errno == errno.EIO
+    assert ops.stats.errors == 1
+    # Logged by handler and place, without the message, which may hold a plain name.
+    assert "internal error in getattr: RuntimeError" in caplog.text
+    assert plain_name not in caplog.text

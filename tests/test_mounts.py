@@ -804,3 +804,16 @@ def test_key_check_tolerates_a_stray_file_but_not_a_wrong_key(vault: tuple[Path,
     check_forward_key(Vault.open(cipher, master_key=key))
     with pytest.raises(MasterKeyError):
         check_forward_key(Vault.open(cipher, master_key=bytes(b ^ 1 for b in key)))
+
+
+def test_worker_gets_the_import_path_exactly_even_with_separators_in_names(tmp_path: Path) -> None:
+    odd = [str(tmp_path / "a:b"), str(tmp_path / "new\nline"), str(tmp_path / "plain")]
+    code = f"{mounts.WORKER_PATH_SETUP}; import json; print(json.dumps(sys.path[-3:]))"
+    argv = [sys.executable, *mounts.WORKER_INTERPRETER_FLAGS, "-c", code, json.dumps(odd)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == odd
+    # The worker's own path: where this process found vaultsh, then our path, without the
+    # current directory.
+    path = mounts.worker_import_path()
+    assert (Path(path[0]) / "vaultsh" / "__init__.py").is_file()
+    assert os.getcwd() not in path[1:] and all(os.path.isabs(p) for p in path)

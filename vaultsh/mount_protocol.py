@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -356,6 +355,8 @@ def ready_message(pid: int) -> dict[str, Any]:
 
 def send_request(sock_path: Path, op: str, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
     """Send one request over a worker's control socket and return its reply object."""
+    import socket  # here: `vaultsh mount` needs it only once its worker is starting
+
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)

@@ -124,27 +124,56 @@ class BlockingFramework(types.ModuleType):
             os.close(fd)
 
 
+METADATA = "importlib.metadata"
+
+
+class _NoMetadata(types.ModuleType):
+    """What pyfuse3 imports from importlib.metadata (for its `__version__` only), answering
+    "unknown": the real module pulls in email, zipfile and more, ~15 ms and ~1 MiB a mount."""
+
+    class PackageNotFoundError(ModuleNotFoundError):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__(METADATA)
+
+    def version(self, distribution_name: str) -> str:
+        raise self.PackageNotFoundError(distribution_name)
+
+
+def _pyfuse3_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyfuse3")
+    except PackageNotFoundError:
+        return "?"
+
+
 def install() -> tuple[BlockingFramework, types.ModuleType]:
     """Import pyfuse3 with a BlockingFramework in place of trio; returns both.
 
     Call before anything in the process imports pyfuse3 (else trio is already loaded, though
     pyfuse3 still runs on the framework from now on). `sys.modules` is restored afterwards,
-    so an explicit `import trio` elsewhere still gets the real one.
+    so an explicit `import trio` (or `importlib.metadata`) elsewhere still gets the real one.
     """
     framework = BlockingFramework()
     if "pyfuse3" not in sys.modules and "trio" not in sys.modules:
-        sys.modules["trio"] = framework
+        stand_ins: dict[str, types.ModuleType] = {"trio": framework}
+        if METADATA not in sys.modules:
+            stand_ins[METADATA] = _NoMetadata()
+        sys.modules.update(stand_ins)
         try:
             import pyfuse3
         finally:
-            if sys.modules.get("trio") is framework:
-                del sys.modules["trio"]
+            for name, module in stand_ins.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
     import pyfuse3
 
     if not hasattr(pyfuse3, "trio"):
         framework.close()
-        version = getattr(pyfuse3, "__version__", "?")
-        raise RuntimeError(f"pyfuse3 {version} does not run its loop through a `trio` global")
+        raise RuntimeError(f"pyfuse3 {_pyfuse3_version()} does not run its loop through a `trio` global")
     setattr(pyfuse3, "trio", framework)  # noqa: B010 - not in pyfuse3's type stubs
     return framework, pyfuse3
 

@@ -8,7 +8,6 @@ import functools
 import logging
 import os
 import stat as stat_mod
-import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
+from vaultsh.fs.failures import internal_error
 from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
@@ -99,7 +99,7 @@ _DOTS = 2
 _S_IFMT = 0o170000  # the file-type bits of st_mode (stat.S_IFMT, without a call)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Node:
     """One object the kernel knows by a node id: where it lives in the cipher tree.
 
@@ -119,7 +119,7 @@ class _Node:
     last: os.stat_result | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _OpenFile:
     file: VaultFile
     ino: int
@@ -129,7 +129,7 @@ class _OpenFile:
     prefetched_to: int = 0  # cipher offset up to which the disk has been asked to read ahead
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _OpenDir:
     ino: int
     entries: list[DirEntry] | None = None
@@ -168,13 +168,7 @@ def _request(
                 log.warning("%s: %s", fn.__name__, e)
             raise FUSEError(code) from None
         except Exception as e:
-            self.stats.errors += 1
-            if self.log_names:
-                log.exception("internal error in %s", fn.__name__)
-            else:  # where it happened, without the message (it may hold a plain name)
-                where = "".join(traceback.format_tb(e.__traceback__))
-                log.error("internal error in %s: %s\n%s", fn.__name__, type(e).__name__, where.rstrip())
-            raise FUSEError(errno.EIO) from None
+            raise internal_error(log, fn.__name__, e, self.stats, log_names=self.log_names) from None
 
     return handler
 

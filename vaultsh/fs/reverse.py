@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import stat as stat_mod
 from collections.abc import Iterator, Sequence
@@ -12,6 +13,7 @@ from typing import NamedTuple
 
 import pyfuse3
 
+from vaultsh.fs.failures import internal_error
 from vaultsh.fs.stats import MountStats
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import PATH_MAX, TAG_REAL, ReverseEntry, ReverseView, ViewStat
@@ -32,6 +34,8 @@ SYNTHETIC_INODE_BASE = 1 << 63
 # How long the kernel may keep names and attributes before asking again. The view itself is
 # read-only; this bounds how late a change in the plain tree shows up.
 CACHE_TIMEOUT = 1.0
+# `.` and `..` lead every listing: directory offsets 1 and 2; entry i follows at i + 3.
+_DOTS = 2
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND | os.O_CREAT
 
@@ -43,6 +47,9 @@ def reverse_fsname(plaindir: str | os.PathLike[str]) -> str:
     """
     path = os.path.abspath(os.fspath(plaindir))
     return path.replace("\\", "\\\\").replace(",", "\\,")
+
+
+log = logging.getLogger(__name__)
 
 
 class _Key(NamedTuple):
@@ -137,8 +144,9 @@ class ReverseOperations(pyfuse3.Operations):
     # -- helpers -----------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _request(self) -> Iterator[None]:
-        """Count the request; turn vault and OS errors into FUSE errors (and count those)."""
+    def _request(self, op: str) -> Iterator[None]:
+        """Count the request; turn vault and OS errors into FUSE errors (and count those), and
+        anything else into EIO (see internal_error)."""
         self.stats.touch()
         try:
             yield
@@ -152,6 +160,8 @@ class ReverseOperations(pyfuse3.Operations):
             code = e.errno or errno.EIO
             self._count_error(code)
             raise pyfuse3.FUSEError(code) from None
+        except Exception as e:
+            raise internal_error(log, op, e, self.stats, log_names=False) from None
 
     def _count_error(self, code: int) -> None:
         # A failed lookup is an ordinary answer, and so is a stale inode, not a fault.
@@ -266,7 +276,7 @@ class ReverseOperations(pyfuse3.Operations):
     async def lookup(
         self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        with self._request():
+        with self._request("lookup"):
             parent = self._node(parent_inode)
             if name == b".":
                 return self._reply_entry(parent.parent, parent.entry)
@@ -287,14 +297,14 @@ class ReverseOperations(pyfuse3.Operations):
                 del self._inodes[node.key]
 
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        with self._request():
+        with self._request("getattr"):
             node = self._node(inode)
             st = self._stat_node(inode, node)
             node.shown = (st.size, st.mtime_ns, st.ctime_ns)
             return self._attributes(inode, st)
 
     async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        with self._request():
+        with self._request("readlink"):
             node = self._node(inode)
             entry = node.entry
             if entry.kind != "symlink":
@@ -306,14 +316,14 @@ class ReverseOperations(pyfuse3.Operations):
             return target
 
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        with self._request():
+        with self._request("access"):
             self._node(inode)
             if mode & os.W_OK:
                 raise pyfuse3.FUSEError(errno.EROFS)
             return True
 
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        with self._request():
+        with self._request("statfs"):
             st = os.statvfs(self.view.plaindir)
             out = pyfuse3.StatvfsData()
             out.f_bsize = st.f_bsize
@@ -341,7 +351,7 @@ class ReverseOperations(pyfuse3.Operations):
     # -- directories ---------------------------------------------------------------------------
 
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        with self._request():
+        with self._request("opendir"):
             node = self._node(inode)
             entry = node.entry
             if entry.kind != "dir":
@@ -354,9 +364,11 @@ class ReverseOperations(pyfuse3.Operations):
             return fh
 
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        with self._request():
+        with self._request("readdir"):
             parent, entries = self._dirs[fh]
-            for index in range(start_id, len(entries)):
+            if not self._reply_dots(parent, start_id, token):
+                return
+            for index in range(max(start_id - _DOTS, 0), len(entries)):
                 entry = entries[index]
                 try:
                     st = self.view.stat(entry)
@@ -365,10 +377,31 @@ class ReverseOperations(pyfuse3.Operations):
                 key = self._key(entry, st)
                 inode = self._inode(key)
                 name = os.fsencode(entry.cipher_name)
-                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), index + 1):
+                offset = index + 1 + _DOTS
+                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), offset):
                     return
                 self._remember(parent, entry, key, inode)
                 self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
+
+    def _reply_dots(self, inode: int, start_id: int, token: pyfuse3.ReaddirToken) -> bool:
+        """Send `.` and `..` first, as a local filesystem lists them (`ls -a`). The kernel takes
+        no lookup reference for these two, so none is counted; False once the buffer is full."""
+        if start_id >= _DOTS:
+            return True
+        node = self._node(inode)
+        here = self._stat_node(inode, node)
+        up_inode = node.parent  # the root's parent is the root itself
+        up_node = self._nodes.get(up_inode)
+        try:
+            up = here if up_node is None or up_inode == inode else self._stat_node(up_inode, up_node)
+        except pyfuse3.FUSEError:  # the parent's name leads elsewhere now: still list `..`
+            up = here
+        dots = ((b".", inode, here), (b"..", up_inode, up))
+        for index in range(start_id, _DOTS):
+            name, dot_inode, st = dots[index]
+            if not pyfuse3.readdir_reply(token, name, self._attributes(dot_inode, st), index + 1):
+                return False
+        return True
 
     async def releasedir(self, fh: int) -> None:
         self.stats.touch()
@@ -380,7 +413,7 @@ class ReverseOperations(pyfuse3.Operations):
     # -- files ------------------------------------------------------------------------------
 
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        with self._request():
+        with self._request("open"):
             if flags & _WRITE_FLAGS:
                 raise pyfuse3.FUSEError(errno.EROFS)
             node = self._node(inode)
@@ -489,7 +522,7 @@ class ReverseOperations(pyfuse3.Operations):
         if handle.fd >= 0:
             os.close(handle.fd)
 
-    def close_all(self) -> None:
+    def close(self) -> None:
         """Close the plain fds of handles the kernel never released (after an unmount)."""
         for handle in self._files.values():
             if handle.fd >= 0:

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
+if __name__ == "__main__":
+    # hashlib's OpenSSL (libcrypto, ~3.5 MiB resident) would only hash short names here:
+    # without `_hashlib`, hashlib and hmac use CPython's own SHA-2 code. cryptography keeps its
+    # own copy of OpenSSL for the ciphers. Only when run as the worker, never on import.
+    sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+
 import argparse
 import contextlib
 import ctypes
@@ -13,10 +21,9 @@ import select
 import signal
 import socket
 import struct
-import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -508,56 +515,64 @@ def run(cfg: WorkerConfig) -> int:
     stats = MountStats()
     # Named before mounting: once mounted, the mountpoint must not be touched until we serve.
     files = MountFiles.for_mountpoint(cfg.mountpoint, cfg.runtime_dir)
-    mounted = False
-    ops: Any = None
-    framework: blocking_loop.BlockingFramework | None = None
-    fuse: ModuleType | None = None
-    try:
-        framework, fuse = blocking_loop.install()
-        key = read_master_key(cfg.key_fd)
-        ops, options = build_operations(cfg, key, stats)
-        del key
+    # Each step's undoing is registered once the step is done; they run in reverse order,
+    # every one of them even when an earlier one fails.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(_report_unsent, report, cfg.mountpoint)
         try:
-            fuse.init(ops, str(cfg.mountpoint), options)
-        except RuntimeError as e:
-            raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
-        mounted = True
-        entry = RegistryEntry(
-            source=str(cfg.source),
-            mountpoint=str(cfg.mountpoint),
-            mode=cfg.mode,
-            ro=cfg.read_only or cfg.reverse,
-            pid=os.getpid(),
-            started=time.time(),
-        )
-        entry.write(files.registry)
-        stop.serving(fuse)
-        Worker(cfg, stats, report, entry, files, framework, fuse).serve()
-        return ExitCode.OK
-    except VaultError as e:
-        log.error("%s", e)
-        report.error(e)
-        return int(e.exit_code)
-    except BaseException as e:  # a worker must always report and clean up
-        log.exception("mount worker failed")
-        report.error(VaultError(f"{cfg.mountpoint}: mount worker failed: {_one_line(e)}"))
-        return int(ExitCode.OTHER)
-    finally:
-        stop.fuse = None  # a late signal must not touch a closed session
-        if mounted and fuse is not None:
+            framework, fuse = blocking_loop.install()
+            cleanup.callback(framework.close)
+            key = read_master_key(cfg.key_fd)
+            ops, options = build_operations(cfg, key, stats)
+            del key
+            cleanup.callback(_logged, ops.close, "closing the filesystem's open files failed")
             try:
-                fuse.close(unmount=True)
-            except Exception:  # still remove the files below
-                log.exception("closing the FUSE session failed")
-        close_handles(ops)
-        if framework is not None:
-            framework.close()
-        if mounted:
-            # A background worker logs warnings and errors only: an empty log says nothing,
-            # and one per mountpoint ever used would pile up in the runtime dir.
-            files.remove(keep_log=_has_content(files.log))
-        if not report.sent:
-            report.error(VaultError(f"{cfg.mountpoint}: mount worker stopped before it was ready"))
+                fuse.init(ops, str(cfg.mountpoint), options)
+            except RuntimeError as e:
+                raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
+            cleanup.callback(_remove_files, files)
+            cleanup.callback(_logged, lambda: fuse.close(unmount=True), "closing the FUSE session failed")
+            cleanup.callback(setattr, stop, "fuse", None)  # a late signal must not touch a closed session
+            entry = RegistryEntry(
+                source=str(cfg.source),
+                mountpoint=str(cfg.mountpoint),
+                mode=cfg.mode,
+                ro=cfg.read_only or cfg.reverse,
+                pid=os.getpid(),
+                started=time.time(),
+            )
+            entry.write(files.registry)
+            stop.serving(fuse)
+            Worker(cfg, stats, report, entry, files, framework, fuse).serve()
+            return ExitCode.OK
+        except VaultError as e:
+            log.error("%s", e)
+            report.error(e)
+            return int(e.exit_code)
+        except BaseException as e:  # a worker must always report and clean up
+            log.exception("mount worker failed")
+            report.error(VaultError(f"{cfg.mountpoint}: mount worker failed: {_one_line(e)}"))
+            return int(ExitCode.OTHER)
+    raise AssertionError("unreachable")  # the block returns; mypy cannot tell
+
+
+def _logged(step: Callable[[], object], failure: str) -> None:
+    """Run a teardown step; a failure is logged, and the steps after it still run."""
+    try:
+        step()
+    except Exception:  # the mount is gone either way; the log says what failed
+        log.exception("%s", failure)
+
+
+def _remove_files(files: MountFiles) -> None:
+    # A background worker logs warnings and errors only: an empty log says nothing, and one
+    # per mountpoint ever used would pile up in the runtime dir.
+    files.remove(keep_log=_has_content(files.log))
+
+
+def _report_unsent(report: StartReport, mountpoint: Path) -> None:
+    if not report.sent:
+        report.error(VaultError(f"{mountpoint}: mount worker stopped before it was ready"))
 
 
 def _has_content(path: Path) -> bool:
@@ -565,18 +580,6 @@ def _has_content(path: Path) -> bool:
         return path.stat().st_size > 0
     except OSError:
         return False
-
-
-def close_handles(ops: Any) -> None:
-    """Close files the kernel never released (forward: `close`, reverse: `close_all`)."""
-    for name in ("close", "close_all"):
-        close = getattr(ops, name, None)
-        if callable(close):
-            try:
-                close()
-            except Exception:  # the mount is gone either way; the log says what failed
-                log.exception("closing the filesystem's open files failed")
-            return
 
 
 def _one_line(e: BaseException) -> str:

@@ -211,6 +211,33 @@ def _worker_gone(pid: int, timeout: float) -> bool:
     return True
 
 
+# The worker's interpreter is isolated (-I: no PYTHON* variables, no user site, no current
+# directory on the path) and starts without `site` (-S): that skips this installation's .pth
+# files, up to 20 ms and 2 MiB a mount. Its import path is ours, handed over explicitly and
+# appended after the standard library (see worker_import_path).
+WORKER_INTERPRETER_FLAGS = ("-I", "-S")
+# Appends the import path given as the first argument (a JSON list: a directory name may hold
+# the path separator) to the standard library's.
+WORKER_PATH_SETUP = "import json, sys; sys.path += json.loads(sys.argv.pop(1))"
+# Then runs the worker module as `python -m` would; the command line names the module, which
+# is how a live worker is recognised (proto.process_alive).
+WORKER_BOOT = (
+    f"{WORKER_PATH_SETUP}; "
+    f"import runpy; runpy.run_module({proto.WORKER_MODULE!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def worker_import_path() -> list[str]:
+    """Where the worker finds vaultsh, pyfuse3 and cryptography: this process's import path,
+    after the directory holding the vaultsh package actually imported here, without the
+    current directory (which `python -m` puts first)."""
+    import vaultsh
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(vaultsh.__file__)))
+    cwd = os.getcwd()
+    return list(dict.fromkeys([root, *(p for p in sys.path if os.path.isabs(p) and p != cwd)]))
+
+
 def worker_argv(
     req: MountRequest,
     *,
@@ -225,8 +252,10 @@ def worker_argv(
     """The worker's command line: paths and options only, never the key."""
     argv = [
         sys.executable,
-        "-m",
-        proto.WORKER_MODULE,
+        *WORKER_INTERPRETER_FLAGS,
+        "-c",
+        WORKER_BOOT,
+        json.dumps(worker_import_path()),
         "--key-fd",
         str(key_fd),
         "--status-fd",
