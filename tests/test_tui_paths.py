@@ -36,10 +36,11 @@ from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
-from vaultsh.tui import app as app_module
-from vaultsh.tui import panes
-from vaultsh.tui.app import DirChanged, MainScreen, VaultApp
-from vaultsh.tui.panes import ROLE_CONF, Entry
+from vaultsh.tui import entries, listing
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import ROLE_CONF, Entry
+from vaultsh.tui.main_screen import MainScreen
+from vaultsh.tui.messages import DirChanged
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
@@ -788,7 +789,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
     same change, which comes later, finds that listing newer and lists nothing more."""
     listings: list[Path] = []
     reports: list[bool] = []
-    scan, on_dir_changed = panes.scan_cipher_dir, MainScreen.on_dir_changed
+    scan, on_dir_changed = entries.scan_cipher_dir, MainScreen.on_dir_changed
 
     def counted_scan(vault: Vault, cdir: Path, **kwargs: Any) -> Any:
         listings.append(cdir)
@@ -798,7 +799,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
         on_dir_changed(screen, message)
         reports.append(True)
 
-    monkeypatch.setattr(app_module, "scan_cipher_dir", counted_scan)
+    monkeypatch.setattr(listing, "scan_cipher_dir", counted_scan)
     monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:

@@ -30,8 +30,9 @@ from test_tui_app import (
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from vaultsh.tui.app import MainScreen, VaultApp
-from vaultsh.tui.panes import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
+from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN

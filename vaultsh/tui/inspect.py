@@ -15,16 +15,8 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from vaultsh.tui.panes import (
-    CONF_BACKUP_NAME,
-    ROLE_BAD,
-    ROLE_CONF,
-    ROLE_DIRIV,
-    ROLE_SIDECAR,
-    Entry,
-    human_size,
-    short_time,
-)
+from vaultsh.tui.entries import CONF_BACKUP_NAME, ROLE_BAD, ROLE_CONF, ROLE_DIRIV, ROLE_SIDECAR, Entry
+from vaultsh.tui.panes import human_size, short_time
 from vaultsh.tui.safety import as_text
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.conflicts import conflict_original
