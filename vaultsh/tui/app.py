@@ -17,6 +17,7 @@ from textual.widgets import Input, RichLog
 
 from vaultsh.service import commands
 from vaultsh.service.passwords import SecretSource
+from vaultsh.tui import palette
 from vaultsh.tui.bridge import TuiIO
 from vaultsh.tui.browser import LOG_KEEP
 from vaultsh.tui.main_screen import MainScreen
@@ -114,6 +115,12 @@ class VaultApp(SafeApp[int]):
             wanted = DEFAULT_THEME
         self.theme = wanted
 
+    def watch_theme(self, theme: str) -> None:
+        """Text drawn outside the CSS takes the new theme's colours (from here on; the status
+        bar at once)."""
+        palette.use_theme(self.get_css_variables())
+        self.update_status()
+
     def set_theme(self, name: str | None) -> None:
         """The `theme` command: switch to NAME, or list the themes."""
         if name is None:
@@ -146,6 +153,7 @@ class VaultApp(SafeApp[int]):
 
     def on_mount(self) -> None:
         self._setup_themes()
+        palette.use_theme(self.get_css_variables())
         self.push_screen(self.main)
         if self._prefs_warning:
             self.log_line(self._prefs_warning, "error")
@@ -219,7 +227,9 @@ class VaultApp(SafeApp[int]):
         text = safe_text(text)  # the one way into the log: names in it are untrusted
         self.log_lines.append(text)
         del self.log_lines[:-LOG_KEEP]
-        style = "bold red" if kind == "error" else ("bold" if kind == "command" else "")
+        style = (
+            palette.style("error", bold=True) if kind == "error" else ("bold" if kind == "command" else "")
+        )
         with contextlib.suppress(NoMatches):
             self.main.query_one("#log", RichLog).write(Text(text, style=style))
         if kind == "error":
@@ -230,7 +240,7 @@ class VaultApp(SafeApp[int]):
             bar = self.main.query_one("#status", StatusBar)
         except NoMatches:  # a late worker result after the screen closed
             return
-        bar.show(self.cipherdir_label, self.session, self.mount_info, busy=self.busy, theme=self.theme)
+        bar.show(self.cipherdir_label, self.session, self.mount_info, busy=self.busy)
 
     def _poll_mount(self) -> None:
         # One query at a time: a worker that does not answer holds one for STATUS_TIMEOUT.

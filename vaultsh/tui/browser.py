@@ -17,7 +17,7 @@ from textual.widgets import Footer, Input, RichLog, Static
 from textual.worker import get_current_worker
 
 from vaultsh.service import commands, integrity
-from vaultsh.tui import conflict_actions
+from vaultsh.tui import conflict_actions, palette
 from vaultsh.tui.completion import CompletingInput, candidates_hint
 from vaultsh.tui.entries import ROLE_BAD, ROLE_OBJECT, ROLE_SIDECAR, Entry, is_hidden, link_targets
 from vaultsh.tui.inspect import (
@@ -372,4 +372,4 @@ def _described(describe: Callable[[], RenderableType]) -> RenderableType:
     try:
         return describe()
     except (VaultError, OSError) as e:
-        return Text(safe_text(str(e)), style="bold red")
+        return Text(safe_text(str(e)), style=palette.style("error", bold=True))

@@ -11,6 +11,7 @@ from textual import work
 from textual.worker import get_current_worker
 
 from vaultsh.service import commands
+from vaultsh.tui import palette
 from vaultsh.tui.browser import BrowserScreen
 from vaultsh.tui.entries import (
     ROLE_OBJECT,
@@ -244,5 +245,7 @@ class ListingScreen(BrowserScreen):
         self.loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
-        self.query_one("#info", InfoPanel).show("Error", Text(safe_text(message.error), style="bold red"))
+        self.query_one("#info", InfoPanel).show(
+            "Error", Text(safe_text(message.error), style=palette.style("error", bold=True))
+        )
         self._update_titles()

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from vaultsh.service import commands
+from vaultsh.tui import palette
 from vaultsh.tui.safety import cut_middle
 from vaultsh.vault.display import safe_text
 
@@ -26,9 +27,7 @@ def shorten_path(path: str, width: int) -> str:
 class StatusBar(Static):
     """One line under the command line; `show` fits what it says to the width it has."""
 
-    def show(
-        self, label: str, session: commands.Session | None, mount_info: Any, *, busy: bool, theme: str
-    ) -> None:
+    def show(self, label: str, session: commands.Session | None, mount_info: Any, *, busy: bool) -> None:
         """`label`: the vault's path as shown; `mount_info`: mounts.MountInfo or None. The mount's
         counters go first, then path lengths, then the format flags (`info` shows them all)."""
         width = self.content_region.width or self.app.size.width
@@ -53,7 +52,6 @@ class StatusBar(Static):
                 mount_cells,
                 counters=counters,
                 flags=flags,
-                theme=theme,
             )
             if line.cell_len <= width:
                 break
@@ -70,7 +68,6 @@ def status_line(
     *,
     counters: bool,
     flags: bool,
-    theme: str,
 ) -> Text:
     """The status line with the vault path in `vault_cells` and the mountpoint in `mount_cells`
     (None: whole), with or without the mount's counters and the format flags."""
@@ -93,13 +90,15 @@ def status_line(
             shown.append(f"scrypt 2^{vault.conf.scrypt.logn}")
         if flags:
             parts.append(" · ".join(shown))
-        parts.append(Text("unlocked", style="bold green" if theme and "light" not in theme else "bold"))
+        parts.append(Text("unlocked", style=palette.style("success", bold=True)))
     else:
         parts.append("locked")
     if info is None:
         parts.append("not mounted")
     elif not info.alive:
-        parts.append(Text("mount stale: worker gone — press u to clear", style="bold red"))
+        parts.append(
+            Text("mount stale: worker gone — press u to clear", style=palette.style("error", bold=True))
+        )
     else:
         mountpoint = safe_text(info.mountpoint)
         where = mountpoint if mount_cells is None else shorten_path(mountpoint, mount_cells)
