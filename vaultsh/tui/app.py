@@ -8,10 +8,11 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import work
+from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.widgets import Input, RichLog
 
@@ -57,6 +58,11 @@ class VaultApp(SafeApp[int]):
     CSS_PATH = "app.tcss"
     TITLE = "vaultsh"
     ENABLE_COMMAND_PALETTE = False
+    # Ctrl-C as in a terminal program: it stops what runs, else it asks to quit. Priority: an
+    # input's own Ctrl-C (copy) would otherwise take it.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+c", "interrupt", "Cancel / quit", show=False, priority=True, system=True)
+    ]
 
     def __init__(
         self,
@@ -351,6 +357,16 @@ class VaultApp(SafeApp[int]):
         if self.screen is self.main and self.main.intercept_key(event):
             event.stop()
             event.prevent_default()
+
+    async def action_interrupt(self) -> None:
+        """Ctrl-C: on the main screen, cancel what runs or ask to quit; in a dialog, a viewer or
+        the fsck screen, what Esc does there (cancel, close; a running check stops)."""
+        if self.screen is self.main:
+            self.main.interrupt()
+            return
+        escape = self.screen.active_bindings.get("escape")
+        if escape is not None:
+            await self.run_action(escape.binding.action, escape.node)
 
     async def action_quit(self) -> None:
         """Ctrl-Q (Textual's quit key) asks about a mount too, as q does."""

@@ -58,6 +58,7 @@ class BrowserScreen(Screen[None]):
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
         self.loading = False  # True while a directory streams in
+        self.partial = False  # its listing was cancelled (Ctrl-C): only the names that came
         self.load_failed = False  # the last listing failed (its error is in the log)
         self.loaded_rows = 0
         self.cipher_by_name: dict[str, Entry] = {}
@@ -201,6 +202,8 @@ class BrowserScreen(Screen[None]):
             flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
         if not self.show_hidden:
             flt += "  .hidden"
+        if self.partial:
+            flt += "  partial: Ctrl-R lists all"
         # As Text: the filter is typed text ("[b" is no markup).
         count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
         plain_pane.border_subtitle = as_text(count + flt)

@@ -93,6 +93,7 @@ class ListingScreen(BrowserScreen):
         self.cwd = path
         self.loading = True
         self.load_failed = False
+        self.partial = False
         self.loaded_rows = 0
         self.cipher_by_name = {}
         self._select_after_load = select
@@ -100,6 +101,21 @@ class ListingScreen(BrowserScreen):
         self.plain.clear()
         self.cipher.clear()
         self.vapp.sync_session_cwd(path)
+
+    def cancel_listing(self) -> bool:
+        """Stop the listing under way, keeping the rows it has shown; False if none runs."""
+        if not self.loading:
+            return False
+        self.app.workers.cancel_group(self, "listing")
+        self.generation += 1  # batches already on their way are dropped
+        self.loading = False
+        self.partial = True
+        self.vapp.log_line(
+            f"listing of /{self.cwd} cancelled after {self.loaded_rows:,} names (Ctrl-R lists it again)", ""
+        )
+        self._update_titles()
+        self._relink(self.active_list())
+        return True
 
     def _watch(self, directory: Path) -> None:
         if self.watcher is None:  # made with the first listing, so a screen never shown has none

@@ -118,11 +118,12 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
         Binding("escape", "escape", "Cancel", show=False, tooltip="cancel a transfer, clear the filter"),
     ]
 
-    # keys handled by the list widgets, listed in the help too
+    # keys handled by the list widgets and the app, listed in the help too
     LIST_KEYS: ClassVar[list[tuple[str, str]]] = [
         ("↑ / k, ↓ / j", "move the cursor"),
         ("PgUp / PgDn", "move a page"),
         ("Home, End / G", "first / last entry"),
+        ("Ctrl-C", "cancel a transfer, a listing, an input or dialog; else quit (as q)"),
     ]
 
     def intercept_key(self, event: Any) -> bool:

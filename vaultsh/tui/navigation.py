@@ -230,18 +230,39 @@ class NavigatingScreen(ListingScreen):
             self._jump(line)
 
     def action_escape(self) -> None:
-        box = self.query_one("#cmdline", Input)
-        if box.display:
-            if self.input_mode == "filter":
-                self.filter_text = ""
-                self._apply_filter()
-            self._close_input()
-        elif self.vapp.busy:
-            self.vapp.io.cancel.set()
-            self.vapp.log_line("cancelling…", "")
+        if self._close_input_cancelled():
+            return
+        if self.vapp.busy:
+            self._cancel_command()
         elif self.filter_text:
             self.filter_text = ""
             self._apply_filter()
+
+    def _close_input_cancelled(self) -> bool:
+        """Close the bottom input as cancelled (a filter is cleared); False if it is not open."""
+        box = self.query_one("#cmdline", Input)
+        if not box.display:
+            return False
+        if self.input_mode == "filter":
+            self.filter_text = ""
+            self._apply_filter()
+        self._close_input()
+        return True
+
+    def _cancel_command(self) -> None:
+        self.vapp.io.cancel.set()
+        self.vapp.log_line("cancelling…", "")
+
+    def interrupt(self) -> None:
+        """Ctrl-C: in the bottom input, what Esc does there (close it; what was typed is not
+        run); else cancel the running command or listing; with nothing running, the quit
+        dialog, as q."""
+        if self._close_input_cancelled():
+            return
+        if self.vapp.busy:
+            self._cancel_command()
+        elif not self.cancel_listing():
+            self.vapp.request_quit()
 
     def on_key(self, event: Any) -> None:
         if event.key == "escape" and self.focused is self.query_one("#cmdline", Input):
