@@ -473,15 +473,21 @@ async def cancel_after_first_chunk(
     assert "cancelled" in log_text(app)
 
 
+def make_album(cipherdir: Path, where: str) -> Vault:
+    """`where`/album with three 2 MiB files: a transfer that takes more than one progress step."""
+    vault = Vault.open(cipherdir, master_key=MASTER_KEY)
+    vault.mkdir(join(where, "album"))
+    for n in range(3):
+        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    return vault
+
+
 @pytest.mark.asyncio
 @DEPTHS
 async def test_cancelled_export_and_import_leave_nothing_behind(
     deep_vault: Path, where: str, tmp_path: Path
 ) -> None:
-    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
-    vault.mkdir(join(where, "album"))
-    for n in range(3):
-        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    vault = make_album(deep_vault, where)
     dest = tmp_path / "out"
     dest.mkdir()
     source = tmp_path / "scans"
@@ -1037,10 +1043,7 @@ async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault:
 async def test_ctrl_c_cancels_a_transfer_and_the_app_goes_on(
     deep_vault: Path, where: str, tmp_path: Path
 ) -> None:
-    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
-    vault.mkdir(join(where, "album"))
-    for n in range(2):
-        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    make_album(deep_vault, where)
     dest = tmp_path / "out"
     dest.mkdir()
     async with opened_at(deep_vault, where) as (app, pilot):

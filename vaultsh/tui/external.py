@@ -1,5 +1,4 @@
-"""o and E: a file decrypted into a private directory and opened in $PAGER or $EDITOR (o only, in
-a reverse-mode folder: its plain file or the encrypted view's, read-only)."""
+"""o and E: a file copied into a private directory for $PAGER or $EDITOR (reverse mode: o, read-only)."""
 
 from __future__ import annotations
 
