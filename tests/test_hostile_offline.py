@@ -296,8 +296,8 @@ def _rendered(renderable: RenderableType) -> str:
 
 
 def test_tui_panes_and_info_panel_never_follow_or_block(planted: Planted) -> None:
+    from vaultsh.tui.entries import scan_cipher_dir
     from vaultsh.tui.inspect import describe_cipher
-    from vaultsh.tui.panes import scan_cipher_dir
 
     outside_iv = (planted.outside / DIRIV_NAME).read_bytes().hex()
     with Vault.open(planted.cipher, password=PASSWORD.encode()) as vault:

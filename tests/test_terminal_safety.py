@@ -28,8 +28,9 @@ from textual.worker import WorkerFailed
 
 from vaultsh.service.commands import Session, split_line
 from vaultsh.shell.repl import ShellIO, VaultCompleter, prompt_text
-from vaultsh.tui.app import MainScreen, VaultApp
+from vaultsh.tui.app import VaultApp
 from vaultsh.tui.inspect import InfoPanel
+from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import PromptScreen
 from vaultsh.vault.vault import Vault
 
@@ -296,7 +297,7 @@ class _Boom(RuntimeError):
 async def test_a_bug_in_a_worker_is_one_log_line_and_the_app_goes_on(
     hostile: Vault, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vaultsh.tui import app as app_module
+    from vaultsh.tui import browser
 
     def describe_plain(*args: Any) -> Any:
         password = "hunter2-in-a-local"  # what Textual's traceback would have drawn
@@ -306,7 +307,7 @@ async def test_a_bug_in_a_worker_is_one_log_line_and_the_app_goes_on(
     with pytest.raises(WorkerFailed) as raised:  # run_test re-raises what reached the handler
         async with app.run_test(size=(140, 40)) as pilot:
             await unlocked_app(pilot, app)
-            monkeypatch.setattr(app_module, "describe_plain", describe_plain)
+            monkeypatch.setattr(browser, "describe_plain", describe_plain)
             app.main.plain.move_to(1)
             await wait_for(pilot, lambda: any("internal error" in line for line in app.log_lines))
             assert app.return_code is None  # still running

@@ -11,6 +11,7 @@ from textual.color import Color
 from textual.theme import Theme
 from textual.widgets import Static
 
+from vaultsh.tui import palette
 from vaultsh.tui.themes import (
     BUILTIN_THEMES,
     DEFAULT_THEME,
@@ -173,9 +174,10 @@ def test_unreadable_theme_file_is_skipped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", BUILTIN_THEMES)
 def test_builtin_text_colours_are_readable(name: str, tmp_path: Path) -> None:
-    """WCAG AA (4.5:1) for text and vault markers on the backgrounds that rows use."""
+    """WCAG AA (4.5:1) for text, vault markers and the log's / info panel's error, warning and
+    success text (vaultsh/tui/palette.py) on the backgrounds that rows use."""
     variables = resolved_variables(load_themes(tmp_path)[name])
-    for fg in ("foreground", *VAULT_VARIABLES):
+    for fg in ("foreground", *VAULT_VARIABLES, *palette.ROLES):
         for bg in ("background", "surface"):
             ratio = contrast(variables[fg], variables[bg])
             assert ratio >= 4.5, f"{name}: {fg} on {bg} is {ratio:.2f}:1"

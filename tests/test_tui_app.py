@@ -25,11 +25,12 @@ from textual.widgets import Input
 
 from vaultsh.service import mounts
 from vaultsh.service.transfer import Cancelled
-from vaultsh.tui import app as app_module
-from vaultsh.tui import panes
-from vaultsh.tui.app import MainScreen, VaultApp
+from vaultsh.tui import bridge, entries, listing
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import ROLE_BAD, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
 from vaultsh.tui.inspect import InfoPanel
-from vaultsh.tui.panes import ROLE_BAD, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry, EntryList
+from vaultsh.tui.main_screen import MainScreen
+from vaultsh.tui.panes import EntryList
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
@@ -723,7 +724,7 @@ async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir:
 
 
 def test_io_ask_secret_cancel_raises_cancelled() -> None:
-    io = app_module.TuiIO.__new__(app_module.TuiIO)
+    io = bridge.TuiIO.__new__(bridge.TuiIO)
     io.ask = lambda screen: None  # type: ignore[method-assign]
     with pytest.raises(Cancelled):
         io.ask_secret("Password: ")
@@ -754,7 +755,7 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
     make_huge_dir(tmp_path / "huge", count)
     held = threading.Event()
     release = threading.Event()
-    real_scan = panes.scan_cipher_dir
+    real_scan = entries.scan_cipher_dir
 
     def gated_scan(*args: object, **kwargs: object) -> Iterator[list[Entry]]:
         # Hold the loader after its first batch, so the test sees the half-loaded state for sure.
@@ -764,7 +765,7 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
                 held.set()
                 release.wait(60)
 
-    monkeypatch.setattr(app_module, "scan_cipher_dir", gated_scan)
+    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
     app = VaultApp(tmp_path / "huge", master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: held.is_set() and len(app.main.plain.rows) > 0)

@@ -22,10 +22,10 @@ from test_tui_paths import DEEP, DEPTHS, deep_vault, join, open_at  # noqa: F401
 from textual.pilot import Pilot
 
 from vaultsh.service import integrity
-from vaultsh.tui import app as app_module
+from vaultsh.tui import browser
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import Entry
 from vaultsh.tui.inspect import describe_cipher
-from vaultsh.tui.panes import Entry
 from vaultsh.tui.screens import ConfirmScreen
 from vaultsh.vault.vault import Vault
 
@@ -170,7 +170,7 @@ async def test_the_comparison_looks_where_the_copy_was_shown_not_where_the_scree
             looked_in.append(plain_dir)
             return find_copy(vault, plain_dir, name)
 
-        monkeypatch.setattr(app_module, "describe_cipher", slow_describe)
+        monkeypatch.setattr(browser, "describe_cipher", slow_describe)
         monkeypatch.setattr(integrity, "conflict_copy", recording_find)
         cipher = app.main.cipher
         entry = next(e for e in cipher.rows if e.cipher_name == copy_of(conflicted, DEEP).name)

@@ -283,7 +283,7 @@ CRASH_SCRIPT = """
 import sys
 from pathlib import Path
 from textual.app import App
-from vaultsh.tui import app as app_module, wizard
+from vaultsh.tui import app as app_module, main_screen, wizard
 from vaultsh.service.passwords import SecretSource
 
 def broken(self, *args):
@@ -301,7 +301,7 @@ def headless(cls, first_screen_ready):
     cls.on_mount = on_mount
 
 if sys.argv[2] == "vault":
-    app_module.MainScreen.action_switch_pane = broken
+    main_screen.MainScreen.action_switch_pane = broken
     opened = app_module.VaultApp.opened_session
     def opened_session(self, session):
         opened(self, session)

@@ -36,16 +36,19 @@ from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
-from vaultsh.tui import app as app_module
-from vaultsh.tui import panes
-from vaultsh.tui.app import DirChanged, MainScreen, VaultApp
-from vaultsh.tui.panes import ROLE_CONF, Entry
+from vaultsh.tui import entries, listing
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import ROLE_CONF, Entry
+from vaultsh.tui.fsck_screen import FsckScreen
+from vaultsh.tui.main_screen import MainScreen
+from vaultsh.tui.messages import DirChanged
 from vaultsh.tui.screens import (
     ChoiceScreen,
     ConfirmScreen,
     HelpScreen,
     KeyScreen,
     PasswordScreen,
+    PromptScreen,
     SecretScreen,
 )
 from vaultsh.tui.viewer import ViewerScreen
@@ -445,8 +448,10 @@ async def test_live_mount_counters_fit_a_120_column_status_bar(deep_vault: Path,
             await command_done(pilot, app)
 
 
-async def cancel_after_first_chunk(pilot: Pilot[Any], app: VaultApp, key: str, answer: str) -> None:
-    """Start a transfer with `key`, hold it after its first chunk, press Esc, let it stop."""
+async def cancel_after_first_chunk(
+    pilot: Pilot[Any], app: VaultApp, key: str, answer: str, stop: str = "escape"
+) -> None:
+    """Start a transfer with `key`, hold it after its first chunk, press `stop`, let it stop."""
     gate = threading.Event()
     real_progress = app.io.progress
 
@@ -460,11 +465,21 @@ async def cancel_after_first_chunk(pilot: Pilot[Any], app: VaultApp, key: str, a
     await answer_prompt(pilot, app, answer)
     bar = app.main.query_one("#transfer")
     await wait_for(pilot, lambda: bar.query_one("ProgressBar").progress > 0)  # type: ignore[attr-defined]
-    await pilot.press("escape")
+    await pilot.press(stop)
+    assert app.io.cancelled()
     gate.set()
     await command_done(pilot, app)
     app.io.progress = real_progress  # type: ignore[method-assign]
     assert "cancelled" in log_text(app)
+
+
+def make_album(cipherdir: Path, where: str) -> Vault:
+    """`where`/album with three 2 MiB files: a transfer that takes more than one progress step."""
+    vault = Vault.open(cipherdir, master_key=MASTER_KEY)
+    vault.mkdir(join(where, "album"))
+    for n in range(3):
+        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    return vault
 
 
 @pytest.mark.asyncio
@@ -472,10 +487,7 @@ async def cancel_after_first_chunk(pilot: Pilot[Any], app: VaultApp, key: str, a
 async def test_cancelled_export_and_import_leave_nothing_behind(
     deep_vault: Path, where: str, tmp_path: Path
 ) -> None:
-    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
-    vault.mkdir(join(where, "album"))
-    for n in range(3):
-        vault.write_file(join(where, f"album/photo{n}.raw"), os.urandom(2 << 20))
+    vault = make_album(deep_vault, where)
     dest = tmp_path / "out"
     dest.mkdir()
     source = tmp_path / "scans"
@@ -788,7 +800,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
     same change, which comes later, finds that listing newer and lists nothing more."""
     listings: list[Path] = []
     reports: list[bool] = []
-    scan, on_dir_changed = panes.scan_cipher_dir, MainScreen.on_dir_changed
+    scan, on_dir_changed = entries.scan_cipher_dir, MainScreen.on_dir_changed
 
     def counted_scan(vault: Vault, cdir: Path, **kwargs: Any) -> Any:
         listings.append(cdir)
@@ -798,7 +810,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
         on_dir_changed(screen, message)
         reports.append(True)
 
-    monkeypatch.setattr(app_module, "scan_cipher_dir", counted_scan)
+    monkeypatch.setattr(listing, "scan_cipher_dir", counted_scan)
     monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
@@ -1021,3 +1033,135 @@ async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault:
         await wait_for(pilot, lambda: app.screen is app.main)
         assert log_text(app).splitlines()[-1] == "no bookmark z (b then a letter sets one)"
         assert app.main.cwd == elsewhere
+
+
+# -- Ctrl-C: cancel what runs, else the quit dialog; in an input or a dialog, what Esc does ---------
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_ctrl_c_cancels_a_transfer_and_the_app_goes_on(
+    deep_vault: Path, where: str, tmp_path: Path
+) -> None:
+    make_album(deep_vault, where)
+    dest = tmp_path / "out"
+    dest.mkdir()
+    async with opened_at(deep_vault, where) as (app, pilot):
+        select_plain(app.main, "album")
+        await cancel_after_first_chunk(pilot, app, "e", str(dest), stop="ctrl+c")
+        assert os.listdir(dest) == []
+        assert isinstance(app.screen, MainScreen)  # no quit dialog: Ctrl-C went to the transfer
+        assert app.return_code is None
+        assert app.main.cwd == where
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_ctrl_c_cancels_a_listing_and_keeps_what_was_listed(
+    deep_vault: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    many = join(where, "many")
+    vault.mkdir(many)
+    count = 450  # more than the first batch, so the listing can be held half-way
+    for n in range(count):
+        vault.write_file(f"{many}/f{n:04d}", b"")
+    held, release = threading.Event(), threading.Event()
+    real_scan = entries.scan_cipher_dir
+    many_cdir = vault.cipher_path(many)
+
+    def gated_scan(v: Vault, cdir: Path, **kwargs: Any) -> Any:
+        for n, batch in enumerate(real_scan(v, cdir, **kwargs)):
+            yield batch
+            if n == 0 and cdir == many_cdir and not release.is_set():
+                held.set()
+                release.wait(30)
+
+    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
+    async with opened_at(deep_vault, where) as (app, pilot):
+        select_plain(app.main, "many")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: held.is_set() and bool(app.main.plain.rows))
+        assert app.main.loading
+        shown = len(app.main.plain.rows)
+        await pilot.press("ctrl+c")
+        assert not app.main.loading
+        release.set()
+        await pilot.pause(0.2)
+        assert len(app.main.plain.rows) == shown < count  # the rest never came in
+        assert isinstance(app.screen, MainScreen) and app.return_code is None
+        assert "cancelled after" in log_text(app)
+        assert "partial" in str(app.main.query_one("#plain-pane").border_subtitle)
+        await pilot.press("ctrl+r")
+        await command_done(pilot, app)
+        assert len(app.main.plain.rows) == count
+        assert "partial" not in str(app.main.query_one("#plain-pane").border_subtitle)
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_ctrl_c_in_the_bottom_input_closes_it_as_esc_does(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    async with opened_at(deep_vault, where) as (app, pilot):
+        box = app.main.query_one("#cmdline", Input)
+        await pilot.press("colon")
+        box.value = "mkdir made-by-ctrl-c"
+        await pilot.press("ctrl+c")
+        assert not box.display  # closed; the typed line did not run
+        await pilot.pause(0.2)
+        assert not vault.exists(join(where, "made-by-ctrl-c"))
+        rows = len(app.main.plain.rows)
+        await pilot.press("slash")
+        box.value = "todo"
+        await wait_for(pilot, lambda: len(app.main.plain.rows) < rows)
+        await pilot.press("ctrl+c")
+        assert not box.display and app.main.filter_text == ""  # the filter cleared, as by Esc
+        assert len(app.main.plain.rows) == rows
+        assert isinstance(app.screen, MainScreen) and app.return_code is None
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_ctrl_c_in_a_dialog_or_the_fsck_screen_cancels_it(deep_vault: Path, where: str) -> None:
+    vault = Vault.open(deep_vault, master_key=MASTER_KEY)
+    async with opened_at(deep_vault, where) as (app, pilot):
+        await pilot.press("M")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one("#answer", Input).value = "not-made"
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.pause(0.2)
+        assert not vault.exists(join(where, "not-made"))
+        await pilot.press("F")
+        await wait_for(pilot, lambda: isinstance(app.screen, FsckScreen))
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert app.return_code is None
+
+
+@pytest.mark.asyncio
+@DEPTHS
+async def test_ctrl_c_with_nothing_running_quits_as_q_does(deep_vault: Path, where: str) -> None:
+    async with opened_at(deep_vault, where) as (app, pilot):
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: app.return_code is not None)
+    assert app.return_code == 0
+
+
+@pytest.mark.asyncio
+async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, tmp_path: Path) -> None:
+    """Nothing running, a live mount: Ctrl-C asks as q does; Ctrl-C in that dialog cancels it."""
+    require_fuse()
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with cleaned_up(mountpoint):
+        async with opened_at(deep_vault, DEEP) as (app, pilot):
+            await mount_with_keys(pilot, app, mountpoint)
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+            assert app.screen.id == "quit-dialog"
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+            assert app.return_code is None and kernel_mounted(mountpoint)
+            await pilot.press("u")
+            await command_done(pilot, app)

@@ -28,8 +28,9 @@ from test_tui_app import (
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, RadioButton, Static
 
-from vaultsh.tui.app import MainScreen, VaultApp
+from vaultsh.tui.app import VaultApp
 from vaultsh.tui.fsck_screen import FsckScreen
+from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.recover_wizard import RecoverScreen
 from vaultsh.tui.screens import ConfirmScreen, PasswordScreen
 from vaultsh.vault.config import CONF_NAME, load_config

@@ -30,8 +30,9 @@ from test_tui_app import (
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from vaultsh.tui.app import MainScreen, VaultApp
-from vaultsh.tui.panes import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
+from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
+from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN
@@ -432,3 +433,69 @@ async def test_the_view_follows_new_and_removed_plain_files(plain_dir: Path, whe
         assert current is not None and current.plain_name == before.plain_name
         (plain_dir / where / "arrived.txt").unlink()
         await wait_for(pilot, lambda: "arrived.txt" not in names())
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", ["", "docs"], ids=["root", "depth1"])
+async def test_o_pages_a_read_only_copy_of_the_plain_file_or_the_encrypted_one(
+    plain_dir: Path, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """o in a reverse-mode folder: the plain pane's file, or the cipher pane's file as a reverse
+    mount serves it, copied into a private 0700 directory for $PAGER and removed after; E is
+    refused (read-only); a symlink is not followed."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    pager = tmp_path / "pager"
+    pager.write_text(
+        '#!/bin/sh\nset -e\nstat -c %a "$(dirname "$1")" >> "$SEEN/modes"\n'
+        'basename "$1" > "$SEEN/name"\ncat "$1" > "$SEEN/contents.part"\n'
+        'mv "$SEEN/contents.part" "$SEEN/contents"\n'
+    )
+    pager.chmod(0o755)
+    monkeypatch.setenv("PAGER", str(pager))
+    monkeypatch.setenv("SEEN", str(seen))
+    monkeypatch.setenv("EDITOR", str(pager))
+    name, contents = ("report.txt", REPORT) if where else ("notes.txt", NOTES)
+    view = open_view(plain_dir)
+
+    def copies_gone() -> bool:
+        return not list(runtime.glob("vaultsh-open-*"))
+
+    async def paged(key: str = "o") -> bytes:
+        await pilot.press(key)
+        await wait_for(pilot, lambda: (seen / "contents").exists() and copies_gone())
+        data = (seen / "contents").read_bytes()
+        (seen / "contents").unlink()
+        return data
+
+    app = VaultApp(plain_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await opened(pilot, app)
+        if where:
+            select_plain(screen, where)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: screen.cwd == where and not screen.loading)
+        entry = select_plain(screen, name)
+        assert await paged() == contents
+        assert (seen / "name").read_text().strip() == name
+        await pilot.press("tab")  # the cipher pane, its cursor on the same file
+        assert screen.cipher.current is entry and entry.view_entry is not None
+        encrypted = b"".join(view.iter_file(entry.view_entry))
+        assert len(encrypted) > len(contents) and contents not in encrypted
+        assert await paged() == encrypted
+        assert (seen / "name").read_text().strip() == entry.cipher_name
+        assert set((seen / "modes").read_text().split()) == {"700"}
+        await pilot.press("E")
+        await pilot.pause(0.2)
+        assert "read-only" in log_text(app) and not (seen / "contents").exists()
+        assert app.screen is app.main and app.is_running
+        if not where:
+            await pilot.press("tab")
+            select_plain(screen, "link")
+            await pilot.press("o")
+            await wait_for(pilot, lambda: "/link: not a regular file" in log_text(app))
+            assert copies_gone()
+    assert (plain_dir / name if not where else plain_dir / where / name).read_bytes() == contents

@@ -12,6 +12,7 @@ import shlex
 import shutil
 import stat as stat_mod
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,13 +76,18 @@ def _local_name(name: str) -> str:
 
 def private_copy(vault: Vault, path: str) -> PrivateCopy:
     """Decrypt the vault file `path` into a new private directory (mode 0700, file 0600)."""
+    return private_copy_from(path, vault.iter_file(path))
+
+
+def private_copy_from(path: str, chunks: Iterable[bytes | memoryview]) -> PrivateCopy:
+    """As private_copy, from the bytes `chunks` yields (a reverse-mode folder's file, say)."""
     directory = Path(tempfile.mkdtemp(prefix="vaultsh-open-", dir=_temp_base()))
     try:
         file = directory / _local_name(path.rpartition("/")[2])
         h = hashlib.sha256()
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         with open(fd, "wb") as out:
-            for chunk in vault.iter_file(path):
+            for chunk in chunks:
                 out.write(chunk)
                 h.update(chunk)
     except BaseException:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vaultsh.service import commands, integrity
+from vaultsh.tui import palette
 from vaultsh.tui.selection import Task
 from vaultsh.vault.display import quote_name, safe_text
 
@@ -69,15 +70,20 @@ def _when(mtime: float | None) -> str:
 def compare_view(copy: integrity.ConflictCopy, sides: tuple[integrity.Side, integrity.Side]) -> Table:
     """Both sides of a conflict next to each other; every name as plain text, never markup."""
     if copy.problem:
-        verdict = Text(safe_text(f"the copy does not decrypt: {copy.problem}"), style="bold red")
+        verdict = Text(
+            safe_text(f"the copy does not decrypt: {copy.problem}"), style=palette.style("error", bold=True)
+        )
     elif copy.original_problem:
-        verdict = Text(safe_text(f"the original does not decrypt: {copy.original_problem}"), style="bold red")
+        verdict = Text(
+            safe_text(f"the original does not decrypt: {copy.original_problem}"),
+            style=palette.style("error", bold=True),
+        )
     elif copy.differs is None:
         verdict = Text("a directory: not compared (adopt it, then look at both)")
     elif copy.differs:
-        verdict = Text("the decrypted contents differ", style="bold yellow")
+        verdict = Text("the decrypted contents differ", style=palette.style("warning", bold=True))
     else:
-        verdict = Text("same decrypted content as the original", style="green")
+        verdict = Text("same decrypted content as the original", style=palette.style("success"))
     table = Table(box=None, show_header=True, pad_edge=False, expand=True)
     table.add_column("", style="bold", no_wrap=True)
     for side in sides:
@@ -93,7 +99,7 @@ def compare_view(copy: integrity.ConflictCopy, sides: tuple[integrity.Side, inte
     heads = []
     for s in sides:
         if s.problem:
-            heads.append(Text(safe_text(s.problem), style="red"))
+            heads.append(Text(safe_text(s.problem), style=palette.style("error")))
         elif s.head is None:
             heads.append(Text("(not text)" if s.kind == "file" else f"({s.kind})"))
         else:

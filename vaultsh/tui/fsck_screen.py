@@ -15,7 +15,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vaultsh.service import integrity
-from vaultsh.tui.panes import ROLE_OBJECT
+from vaultsh.tui.entries import ROLE_OBJECT
 from vaultsh.tui.safety import as_text
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError

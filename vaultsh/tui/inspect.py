@@ -15,16 +15,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from vaultsh.tui.panes import (
-    CONF_BACKUP_NAME,
-    ROLE_BAD,
-    ROLE_CONF,
-    ROLE_DIRIV,
-    ROLE_SIDECAR,
-    Entry,
-    human_size,
-    short_time,
-)
+from vaultsh.tui import palette
+from vaultsh.tui.entries import CONF_BACKUP_NAME, ROLE_BAD, ROLE_CONF, ROLE_DIRIV, ROLE_SIDECAR, Entry
+from vaultsh.tui.panes import human_size, short_time
 from vaultsh.tui.safety import as_text
 from vaultsh.vault.config import load_config, parse_config
 from vaultsh.vault.conflicts import conflict_original
@@ -102,7 +95,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
     try:
         st = vault.stat_cipher(cpath, plain_path)
     except VaultError as e:
-        _kv(table, "Error", Text(str(e), style="bold red"))
+        _kv(table, "Error", Text(str(e), style=palette.style("error", bold=True)))
         return table
     kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(st.kind, "special file")
     _kv(table, "Kind", kind)
@@ -117,7 +110,7 @@ def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> R
         try:
             _kv(table, "Target", quote_name(vault.readlink_cipher(cpath, plain_path)))
         except VaultError as e:
-            _kv(table, "Target", Text(str(e), style="red"))
+            _kv(table, "Target", Text(str(e), style=palette.style("error")))
     elif st.kind == "file":
         parts.append(Text(""))
         parts.append(_preview(vault, cpath, plain_path))
@@ -129,7 +122,7 @@ def _preview(vault: Vault, cpath: Path, plain_path: str) -> RenderableType:
         with vault.open_cipher_file(cpath, plain_path) as f:
             data = f.read(0, PREVIEW_BYTES)
     except VaultError as e:
-        return Text(safe_text(f"Cannot decrypt: {e}"), style="bold red")
+        return Text(safe_text(f"Cannot decrypt: {e}"), style=palette.style("error", bold=True))
     return _preview_data(data)
 
 
@@ -166,7 +159,7 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
             full = vault.read_long_name(cdir, entry.owner_name or "")
             _kv(table, "Content", f"{len(full)} base64 characters")
         except VaultError as e:
-            _kv(table, "Content", Text(str(e), style="red"))
+            _kv(table, "Content", Text(str(e), style=palette.style("error")))
         return table
     if entry.role == ROLE_CONF:
         if entry.cipher_name == CONF_BACKUP_NAME:
@@ -178,7 +171,7 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
                 key, _, value = line.partition(":")
                 _kv(table, key, value.strip())
         except VaultError as e:
-            _kv(table, "Error", Text(str(e), style="red"))
+            _kv(table, "Error", Text(str(e), style=palette.style("error")))
         return table
     _name_parts(vault, cdir, entry, table)
     if entry.kind == "file":
@@ -191,7 +184,7 @@ def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
             stored = vault.stored_link_target(cpath)
             _kv(table, "Target", f"{len(stored)} chars: AEAD-sealed target, base64 (§7.1)")
         except OSError as e:
-            _kv(table, "Target", Text(e.strerror or str(e), style="red"))
+            _kv(table, "Target", Text(e.strerror or str(e), style=palette.style("error")))
     return Group(*parts)
 
 
@@ -209,7 +202,7 @@ def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
         try:
             full = vault.read_long_name(cdir, entry.cipher_name)
         except VaultError as e:
-            _kv(table, "Long name", Text(str(e), style="red"))
+            _kv(table, "Long name", Text(str(e), style=palette.style("error")))
             return
     _name_rows(vault.options, entry, full, lambda: _read_hex(vault, cdir / DIRIV_NAME, DIRIV_LEN + 1), table)
 
@@ -249,7 +242,7 @@ def xray_file(vault: Vault, cpath: Path) -> RenderableType:
         size = vault.lstat_cipher(cpath).st_size
         head = vault.read_cipher_head(cpath, HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
     except OSError as e:
-        return Text(f"unreadable: {why_unreadable(e)}", style="red")
+        return Text(f"unreadable: {why_unreadable(e)}", style=palette.style("error"))
     return xray_content(codec, vault.options, size, head)
 
 
@@ -263,7 +256,11 @@ def xray_content(
         _kv(table, "Content", "empty file: no header, no blocks (§5.1)")
         return table
     if size < HEADER_LEN:
-        _kv(table, "Header", Text(f"incomplete: {size} bytes, want {HEADER_LEN}", style="red"))
+        _kv(
+            table,
+            "Header",
+            Text(f"incomplete: {size} bytes, want {HEADER_LEN}", style=palette.style("error")),
+        )
         return table
     version = int.from_bytes(head[:2], "big")
     _kv(table, "Header", f"version {version}, file ID {head[2:HEADER_LEN].hex()}")
@@ -300,7 +297,7 @@ def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
     """Why a name on disk is not a vault object, and what it probably is."""
     table = _table()
     _kv(table, "On disk", quote_name(entry.cipher_name))
-    _kv(table, "Problem", Text(entry.error or "does not decrypt", style="bold red"))
+    _kv(table, "Problem", Text(entry.error or "does not decrypt", style=palette.style("error", bold=True)))
     name = entry.cipher_name
     original = conflict_original(name)
     if original is not None:
@@ -349,7 +346,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
     try:
         st = view.lstat_plain(plain_path)
     except OSError as e:
-        _kv(table, "Error", Text(e.strerror or str(e), style="bold red"))
+        _kv(table, "Error", Text(e.strerror or str(e), style=palette.style("error", bold=True)))
         return table
     kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(entry.kind, "special file")
     _kv(table, "Kind", kind)
@@ -365,7 +362,7 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
         try:
             _kv(table, "Target", quote_name(view.readlink_plain(plain_path)))
         except OSError as e:
-            _kv(table, "Target", Text(e.strerror or str(e), style="red"))
+            _kv(table, "Target", Text(e.strerror or str(e), style=palette.style("error")))
     elif stat_mod.S_ISREG(st.st_mode):
         parts.append(Text(""))
         try:
@@ -375,7 +372,9 @@ def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> Ren
             finally:
                 os.close(fd)
         except OSError as e:
-            parts.append(Text(safe_text(f"Cannot read: {e.strerror or e}"), style="bold red"))
+            parts.append(
+                Text(safe_text(f"Cannot read: {e.strerror or e}"), style=palette.style("error", bold=True))
+            )
     return Group(*parts)
 
 
@@ -402,7 +401,7 @@ def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> Re
                 key, _, value = line.partition(":")
                 _kv(table, key, value.strip())
         except VaultError as e:
-            _kv(table, "Error", Text(str(e), style="red"))
+            _kv(table, "Error", Text(str(e), style=palette.style("error")))
         return table
     _, full = view.encrypt_name(cipher_dir, entry.plain_name or "")
     _name_rows(view.options, entry, full, lambda: view.dir_iv(cipher_dir).hex() + "  (derived, §9.2)", table)
@@ -420,7 +419,7 @@ def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> Re
             stored = view.readlink(ve)
             _kv(table, "Target", f"{len(stored)} chars: AES-SIV-sealed target, base64 (§7.1, §9.2)")
     except OSError as e:
-        _kv(table, "Error", Text(e.strerror or str(e), style="red"))
+        _kv(table, "Error", Text(e.strerror or str(e), style=palette.style("error")))
     return Group(*parts)
 
 

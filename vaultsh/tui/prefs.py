@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from vaultsh.tui.panes import SORT_FIELDS
+from vaultsh.tui.entries import SORT_FIELDS
 
 
 def config_path() -> Path:

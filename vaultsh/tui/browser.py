@@ -1,0 +1,378 @@
+"""The main screen's base: panes, linked cursors, info panel, titles, filter and selection marks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual import events, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Input, RichLog, Static
+from textual.worker import get_current_worker
+
+from vaultsh.service import commands, integrity
+from vaultsh.tui import conflict_actions, palette
+from vaultsh.tui.completion import CompletingInput, candidates_hint
+from vaultsh.tui.entries import ROLE_BAD, ROLE_OBJECT, ROLE_SIDECAR, Entry, is_hidden, link_targets
+from vaultsh.tui.inspect import (
+    InfoPanel,
+    describe_cipher,
+    describe_plain,
+    describe_view_cipher,
+    describe_view_plain,
+)
+from vaultsh.tui.layout import lower_height, too_small
+from vaultsh.tui.panes import CipherList, EntryList, PlainList
+from vaultsh.tui.safety import as_text, cut_middle
+from vaultsh.tui.screens import (
+    TransferBar,
+)
+from vaultsh.tui.selection import Selection
+from vaultsh.tui.status import STATUS_PATH_CELLS, StatusBar, shorten_path
+from vaultsh.vault.display import safe_text
+from vaultsh.vault.errors import VaultError
+from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.vault import Vault
+
+if TYPE_CHECKING:
+    from vaultsh.tui.app import VaultApp
+
+
+LOG_KEEP = 2000  # lines of output kept
+LOG_MIN_WIDTH = 20  # log lines wrap at the panel's width, down to this many cells
+
+
+class BrowserScreen(Screen[None]):
+    """The two panes with linked cursors, the info panel, the log and the bottom lines; the
+    state every part of the main screen shares. Listing, navigation and actions build on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cwd = ""  # plain path of the shown directory, "" is the root
+        self.cdir: Path | None = None  # its cipher path
+        self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
+        self.loading = False  # True while a directory streams in
+        self.partial = False  # its listing was cancelled (Ctrl-C): only the names that came
+        self.load_failed = False  # the last listing failed (its error is in the log)
+        self.loaded_rows = 0
+        self.cipher_by_name: dict[str, Entry] = {}
+        self.filter_text = ""
+        self.search_text = ""  # what f found last; n and N find it again
+        self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
+        self._moved_while_loading = False  # the cursor was moved by hand during a load
+        self.active_side = "plain"
+        self.selection = Selection()
+        self.sort_by = "name"  # one of SORT_FIELDS
+        self.sort_reverse = False
+        self.show_hidden = True  # names starting with "." (`.` toggles)
+        # Bookmarks (letter -> plain dir) live only as long as the session: a list of decrypted
+        # directory names saved in the clear would give away what the vault hides.
+        self.bookmarks: dict[str, str] = {}
+        self.previous_dir: str | None = None  # where ' ' goes back to
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="panes"):
+            with Vertical(id="plain-pane", classes="pane"):
+                yield Static("", id="plain-header", classes="pane-header")
+                yield PlainList(id="plain")
+            with Vertical(id="cipher-pane", classes="pane"):
+                yield Static("", id="cipher-header", classes="pane-header")
+                yield CipherList(id="cipher")
+        with Horizontal(id="lower"):
+            yield InfoPanel(id="info")
+            # min_width: RichLog renders at least 78 cells wide and crops, which cut long lines.
+            yield RichLog(id="log", wrap=True, markup=False, max_lines=LOG_KEEP, min_width=LOG_MIN_WIDTH)
+        yield TransferBar(id="transfer")
+        yield CompletingInput(
+            id="cmdline",
+            placeholder="command (help lists them)",
+            completer=self._complete_input,
+            on_candidates=lambda found: self.vapp.log_line(candidates_hint(found), ""),
+        )
+        yield StatusBar("", id="status")
+        yield Static("", id="too-small")
+        yield Footer(compact=True)  # every key fits on a 120-column terminal
+
+    def on_mount(self) -> None:
+        self.query_one("#transfer", TransferBar).display = False
+        self.query_one("#cmdline", Input).display = False
+        self.query_one("#plain-pane").border_title = "Plain"
+        self.query_one("#cipher-pane").border_title = "Cipher"
+        self.query_one("#info", InfoPanel).border_title = "Info"
+        log = self.query_one("#log", RichLog)
+        log.border_title = "Log"
+        log.can_focus = False  # Tab moves between the panes only
+        self.query_one("#info", InfoPanel).can_focus = False
+        # Focus once laid out: a zero-size widget gets a Hide event, which moves the focus on.
+        self.call_after_refresh(self.focus_active)
+        self.vapp.start()
+
+    def _complete_input(self, before: str) -> tuple[str, list[str]]:
+        """Tab in the bottom input: a filter completes to names here, a command line as the
+        shell completes it (command names, decrypted names, local paths)."""
+        if self.input_mode in ("filter", "search"):
+            needle = before.casefold()
+            names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
+            return before, sorted(n for n in names if n.casefold().startswith(needle))
+        session = self.vapp.session
+        if session is None:
+            return before, []
+        if self.input_mode == "jump":  # a path alone: it completes as ls's argument does
+            return commands.current_word(before), commands.complete(session, "ls " + before)
+        return commands.current_word(before), commands.complete(session, before)
+
+    @property
+    def plain(self) -> PlainList:
+        return self.query_one("#plain", PlainList)
+
+    @property
+    def cipher(self) -> CipherList:
+        return self.query_one("#cipher", CipherList)
+
+    @property
+    def vapp(self) -> VaultApp:
+        """The app with its session; this screen is only ever shown by a VaultApp."""
+        return cast("VaultApp", self.app)
+
+    def active_list(self) -> EntryList:
+        """The pane the person works in: changed by Tab and by moving in a pane, not by relayouts."""
+        return self.cipher if self.active_side == "cipher" else self.plain
+
+    def focus_active(self) -> None:
+        self.set_focus(self.active_list())  # at once: the next queued key goes to the pane
+
+    def on_resize(self, event: events.Resize) -> None:
+        notice = too_small(event.size)
+        self.set_class(notice is not None, "too-small")
+        self.query_one("#too-small", Static).update(as_text(notice or ""))
+        self.query_one("#lower").styles.height = lower_height(event.size.height)
+        self.call_after_refresh(self.update_headers)
+        self.call_after_refresh(self._update_titles)
+        self.call_after_refresh(self.vapp.update_status)
+
+    def update_headers(self) -> None:
+        for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
+            width = lst.scrollable_content_region.width
+            if width > 0:
+                self.query_one(header_id, Static).update(as_text(lst.header(width)))
+
+    def _update_titles(self) -> None:
+        if self.vapp.session is None:
+            return  # still locked: nothing is listed yet, so nothing to say about it
+        plain_pane = self.query_one("#plain-pane")
+        cipher_pane = self.query_one("#cipher-pane")
+        plain_pane.border_title = _pane_title(plain_pane, "Plain", f"/{self.cwd}")
+        vault = self.vapp.vault
+        if self.vapp.reverse is not None and self.view_dir is not None:
+            cipher_pane.border_title = _pane_title(cipher_pane, "Encrypted view", f"/{self.view_dir}")
+        elif vault is not None and self.cdir is not None:
+            rel = self.cdir.relative_to(vault.cipherdir).as_posix()
+            label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
+            where = label + ("" if rel == "." else f"/{rel}")
+            cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
+        shown_plain = len(self.plain.rows)
+        if self.loading:
+            plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
+            cipher_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,}")
+            self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
+            self.cipher.set_placeholder("")
+            return
+        bad = sum(1 for e in self.cipher.all_entries if e.role == "bad")
+        if shown_plain:
+            self.plain.set_placeholder("")
+        elif self.load_failed:
+            self.plain.set_placeholder("(cannot list this directory: see the log)")
+        elif self.filter_text and self.plain.all_entries:
+            self.plain.set_placeholder(f"(no name contains “{self.filter_text}”: Esc clears the filter)")
+        elif bad:
+            self.plain.set_placeholder("(no name here decrypts: see the cipher pane)")
+        else:
+            self.plain.set_placeholder("(empty directory)")
+        self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
+        flt = f"  filter: {self.filter_text}" if self.filter_text else ""
+        if self.selection.names:
+            flt += f"  {len(self.selection.names)} selected"
+        if self.sort_by != "name" or self.sort_reverse:
+            flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
+        if not self.show_hidden:
+            flt += "  .hidden"
+        if self.partial:
+            flt += "  partial: Ctrl-R lists all"
+        # As Text: the filter is typed text ("[b" is no markup).
+        count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
+        plain_pane.border_subtitle = as_text(count + flt)
+        where = "in the view" if self.vapp.reverse is not None else "on disk"
+        cipher_pane.border_subtitle = as_text(
+            f"{len(self.cipher.all_entries):,} {where}" + (f", {bad} undecryptable" if bad else "")
+        )
+
+    # -- linked cursors and the info panel -------------------------------------------------
+
+    def on_entry_list_highlighted(self, message: EntryList.Highlighted) -> None:
+        source = message.entry_list
+        if message.entry is not source.current:
+            return  # stale: the rows changed (a batch, a sort, a filter) since it was sent
+        if message.moved:
+            self.active_side = "cipher" if source is self.cipher else "plain"
+            if self.loading:
+                self._moved_while_loading = True
+        self._relink(source)
+
+    def _relink(self, source: EntryList) -> None:
+        """Move the other pane's cursor to the same object and mark what belongs with it."""
+        entry = source.current
+        if entry is None:
+            self.query_one("#info", InfoPanel).show("Info", Text("(empty directory)", style="dim"))
+            return
+        if source is self.plain:
+            self.cipher.select(entry)
+            self.cipher.set_marked(link_targets(entry, self.cipher_by_name))
+        else:
+            target = entry
+            if entry.role == ROLE_SIDECAR and entry.owner_name is not None:
+                target = self.cipher_by_name.get(entry.owner_name, entry)
+            if target.role == ROLE_OBJECT:
+                self.plain.select(target)
+            else:
+                self.plain.unlink_cursor()
+            marks = link_targets(target, self.cipher_by_name) if target.role == ROLE_OBJECT else []
+            if target is not entry:
+                marks.append(target)
+            self.cipher.set_marked(marks)
+        self._inspect(source is self.plain, entry)
+
+    def _inspect(self, plain_side: bool, entry: Entry) -> None:
+        view, view_dir = self.vapp.reverse, self.view_dir
+        if view is not None:
+            if view_dir is not None:
+                self._describe_view(plain_side, view, view_dir, self._child(entry.plain_name or ""), entry)
+            return
+        vault, cdir = self.vapp.vault, self.cdir
+        if vault is None or cdir is None:
+            return
+        self._describe(plain_side, vault, cdir, self._child(entry.plain_name or ""), entry)
+
+    def _child(self, name: str) -> str:
+        return f"{self.cwd}/{name}" if self.cwd else name
+
+    def _absolute(self, name: str) -> str:
+        """`name` in the shown directory as an absolute vault path: commands resolve a relative
+        path against the session's directory, which already is the shown one."""
+        return "/" + self._child(name)
+
+    @work(thread=True, exclusive=True, group="info")
+    def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
+        if plain_side:
+            title = f"Preview  {entry.plain_name}"
+            body = _described(lambda: describe_plain(vault, path, cdir, entry))
+        else:
+            title = f"X-ray  {entry.cipher_name}"
+            body = _described(lambda: describe_cipher(vault, cdir, entry))
+            if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
+                # `path` is the shown directory plus the entry's (missing) plain name.
+                body = Group(body, self._comparison(vault, path.rpartition("/")[0], entry))
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    def _comparison(self, vault: Vault, plain_dir: str, entry: Entry) -> RenderableType:
+        """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
+        try:
+            copy = integrity.conflict_copy(vault, plain_dir, entry.cipher_name)
+        except (VaultError, OSError):
+            return Text("")
+        try:
+            both = integrity.sides(vault, copy)
+        except (VaultError, OSError) as e:
+            return Text(safe_text(f"Compare: {e}"))
+        keys = Text("e: export the copy   r: adopt it under a plain name   d: delete it", style="dim")
+        return Group(
+            Text("\nCompared with the original", style="bold"),
+            conflict_actions.compare_view(copy, both),
+            keys,
+        )
+
+    @work(thread=True, exclusive=True, group="info")
+    def _describe_view(
+        self, plain_side: bool, view: ReverseView, view_dir: str, path: str, entry: Entry
+    ) -> None:
+        if plain_side:
+            title = f"Preview  {entry.plain_name}"
+            body = _described(lambda: describe_view_plain(view, path, entry))
+        else:
+            title = f"X-ray  {entry.cipher_name}"
+            body = _described(lambda: describe_view_cipher(view, view_dir, entry))
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    def _apply_filter(self) -> None:
+        needle = self.filter_text.casefold()
+        hide = not self.show_hidden
+        if not needle and not hide:
+            self.plain.set_filter(None)
+            self.cipher.set_filter(None)
+        else:
+            matches: Callable[[Entry], bool] = lambda e: (  # noqa: E731
+                e.plain_name is not None and needle in e.plain_name.casefold() and not (hide and is_hidden(e))
+            )
+            owners = self.cipher_by_name
+
+            def cipher_keep(e: Entry) -> bool:
+                if e.role == ROLE_SIDECAR and e.owner_name in owners:
+                    return matches(owners[e.owner_name])
+                return e.role != ROLE_OBJECT or matches(e)
+
+            self.plain.set_filter(matches)
+            self.cipher.set_filter(cipher_keep)
+        self._update_titles()
+        self._relink(self.plain)
+
+    # -- actions through the command registry ---------------------------------------------
+
+    def _selected_plain(self) -> str | None:
+        entry = self.active_list().current
+        if entry is None or entry.role != ROLE_OBJECT or entry.plain_name is None:
+            self.vapp.log_line(
+                "select a vault entry first (undecryptable entries have no plain path)", "error"
+            )
+            return None
+        return self._child(entry.plain_name)
+
+    def _ask(self, screen: Screen[Any], then: Callable[[Any], None]) -> None:
+        """Push a dialog; when it closes, the pane that was active gets the focus back first."""
+
+        def answered(result: Any) -> None:
+            self.focus_active()
+            then(result)
+
+        self.app.push_screen(screen, answered)
+
+    def _show_selection(self) -> None:
+        names = self.selection.names
+        self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
+        self._update_titles()
+
+
+def _pane_title(pane: Widget, name: str, where: str) -> Text:
+    """A pane's title with its directory, cut in the middle so the deepest name stays in view
+    (Textual cuts a long title at its end)."""
+    # The two panes share the width; during a relayout a pane can report a zero size.
+    width = pane.size.width or pane.screen.size.width // 2
+    room = width - len(name) - 8  # corners, the title's padding, the gap after the name
+    where = safe_text(where)
+    # As Text: a directory named like Rich markup ("[link=…]") stays a name.
+    return as_text(f"{name}  {cut_middle(where, room) if width else where}")
+
+
+def _described(describe: Callable[[], RenderableType]) -> RenderableType:
+    """The info panel's body, or the error that kept it from being made (the entry changed
+    on disk since the listing, say): shown in the panel, never a traceback."""
+    try:
+        return describe()
+    except (VaultError, OSError) as e:
+        return Text(safe_text(str(e)), style=palette.style("error", bold=True))
