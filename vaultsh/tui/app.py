@@ -1176,7 +1176,7 @@ class MainScreen(Screen[None]):
                 )
 
         prompt = f"Decrypt the conflict copy {quote_name(name)} into (local directory):"
-        self._ask(PromptScreen("Export conflict copy", prompt, start_dir()), go)
+        self._ask(PromptScreen("Export conflict copy", prompt, start_dir(), local="dir"), go)
 
     def _adopt_copy(self, entry: Entry) -> None:
         name, where = entry.cipher_name, self.cwd
@@ -1293,7 +1293,7 @@ class MainScreen(Screen[None]):
                     )
 
             prompt = f"Decrypt the {len(paths)} selected entries into (local directory):"
-            self._ask(PromptScreen("Export selection", prompt, start_dir()), go_many)
+            self._ask(PromptScreen("Export selection", prompt, start_dir(), local="dir"), go_many)
             return
         path = self._selected_plain()
         if path is None:
@@ -1306,7 +1306,7 @@ class MainScreen(Screen[None]):
             if dest:
                 self.vapp.run_command(f"export {_q('/' + path)} {_q(dest)}", transfer=f"Exporting /{path}")
 
-        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir()), go)
+        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir(), local="dir"), go)
 
     def _export_view(self, path: str) -> None:
         def go(dest: str | None) -> None:
@@ -1316,14 +1316,16 @@ class MainScreen(Screen[None]):
                 )
 
         prompt = f"Write the encrypted view of /{path} to (local path; :export / DEST for all):"
-        self._ask(PromptScreen("Export encrypted", prompt, start_dir()), go)
+        self._ask(PromptScreen("Export encrypted", prompt, start_dir(), local="dir"), go)
 
     def action_import(self) -> None:
         def go(src: str | None) -> None:
             if src:
                 self.vapp.run_command(f"import {_q(src)} {_q('/' + self.cwd)}", transfer=f"Importing {src}")
 
-        self._ask(PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):"), go)
+        self._ask(
+            PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):", local="any"), go
+        )
 
     def action_mkdir(self) -> None:
         def go(name: str | None) -> None:
@@ -1384,9 +1386,9 @@ class MainScreen(Screen[None]):
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
         if self.vapp.reverse is not None:
             prompt = "Mount the encrypted view (read-only) at (empty dir):"
-            self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted"), go)
+            self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted", local="dir"), go)
             return
-        self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
+        self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default, local="dir"), go)
 
     def _mount_at(self, mountpoint: str) -> None:
         """Mount at `mountpoint`; a missing one (the suggested ~/mnt/NAME) is offered to be made."""
