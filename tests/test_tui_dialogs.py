@@ -25,11 +25,11 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
     wait_for,
 )
 from textual.pilot import Pilot
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, OptionList
 
 from vaultsh.tui import app as app_module
 from vaultsh.tui.app import VaultApp
-from vaultsh.tui.pathpick import PathBrowser, PathKind, ShownPaths, complete_local
+from vaultsh.tui.pathpick import BROWSER_ROWS, PathBrowser, PathKind, ShownPaths, complete_local
 from vaultsh.tui.safety import SafeApp
 from vaultsh.tui.screens import PromptScreen
 from vaultsh.tui.themes import theme_variable_defaults
@@ -413,3 +413,19 @@ async def test_export_to_a_destination_picked_in_the_browser(
     assert (local / "backups" / "2024" / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
     assert not any((local / "other").iterdir())
     assert "error" not in log_text(app).lower()
+
+
+@pytest.mark.asyncio
+async def test_a_huge_directory_is_cut_in_the_browser_and_says_how_to_narrow(tmp_path: Path) -> None:
+    for n in range(BROWSER_ROWS + 5):
+        (tmp_path / f"d{n:05}").mkdir()
+    app = dialog(f"{tmp_path}/")
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("ctrl+o")
+        browser = await browser_of(pilot, app)
+        listing = browser.query_one("#browser-list", OptionList)
+        assert len(browser.rows) == 2 + BROWSER_ROWS
+        assert listing.option_count == 3 + BROWSER_ROWS
+        last = listing.get_option_at_index(listing.option_count - 1)
+        assert str(last.prompt) == "… 5 more: type a name's start in the dialog, then Tab"
+        assert last.disabled

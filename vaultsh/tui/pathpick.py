@@ -16,11 +16,11 @@ from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from vaultsh.tui.safety import as_text, cut_middle
-from vaultsh.vault.display import ansi_c_quote, is_unsafe_char
+from vaultsh.vault.display import ansi_c_quote, has_unsafe_chars, is_unsafe_char
 
 # What a dialog asks for: a directory (mountpoint, export destination) or any entry (import source).
 PathKind = Literal["dir", "any"]
-BROWSER_ROWS = 5000  # a bigger directory is cut in the browser: Tab in the dialog narrows by name
+BROWSER_ROWS = 1000  # a bigger directory is cut in the browser (its list is slow to fill): Tab narrows
 BROWSER_PATH_CELLS = 62  # the browser's current directory, cut in the middle to fit 80 columns
 
 
@@ -65,6 +65,8 @@ def show_name(name: str) -> str:
     """A local name as an input line shows it: each run of characters a terminal could act on
     (or cannot show: undecodable bytes) in its escaped $'...' form, the rest as it is, so the
     name can still be completed from its first letters."""
+    if not has_unsafe_chars(name):  # nearly every name: no per-character work
+        return name
     return "".join(
         ansi_c_quote("".join(run)) if unsafe else "".join(run)
         for unsafe, run in groupby(name, is_unsafe_char)
@@ -225,7 +227,12 @@ class PathBrowser(ModalScreen[str | None]):
         self.rows = rows
         options = [Option(self._label(row)) for row in rows]
         if len(shown) > BROWSER_ROWS:
-            options.append(Option(Text(f"… {len(shown) - BROWSER_ROWS} more not listed"), disabled=True))
+            options.append(
+                Option(
+                    Text(f"… {len(shown) - BROWSER_ROWS} more: type a name's start in the dialog, then Tab"),
+                    disabled=True,
+                )
+            )
         listing = self.query_one("#browser-list", OptionList)
         listing.clear_options()
         listing.add_options(options)
