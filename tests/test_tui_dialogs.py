@@ -34,6 +34,7 @@ from vaultsh.tui.safety import SafeApp
 from vaultsh.tui.screens import PromptScreen
 from vaultsh.tui.themes import theme_variable_defaults
 from vaultsh.vault.display import has_unsafe_chars
+from vaultsh.vault.vault import Vault
 
 ESC_NAME = "esc\x1b[31mred"  # a terminal escape in a name: shown as $'\033', never raw
 BAD_UTF8 = os.fsdecode(b"bad\xff\xfe")  # not UTF-8: kept as lone surrogates
@@ -150,6 +151,17 @@ async def test_tab_over_names_with_spaces_escapes_and_invalid_utf8(tmp_path: Pat
 
 
 @pytest.mark.asyncio
+async def test_a_default_path_with_an_escape_is_shown_escaped_and_answered_real(tmp_path: Path) -> None:
+    (tmp_path / ESC_NAME).mkdir()
+    app = dialog(f"{tmp_path}/{ESC_NAME}/")  # the working directory has such a name
+    async with app.run_test(size=SMALL) as pilot:
+        assert answer_box(app).value == f"{tmp_path}/esc$'\\033'[31mred/"
+        await pilot.press("o", "u", "t")
+        await pilot.press("enter")
+    assert app.answers == [f"{tmp_path}/{ESC_NAME}/out"]
+
+
+@pytest.mark.asyncio
 async def test_hidden_entries_only_once_a_dot_is_typed(tmp_path: Path) -> None:
     (tmp_path / ".hidden").mkdir()
     (tmp_path / "visible").mkdir()
@@ -160,6 +172,14 @@ async def test_hidden_entries_only_once_a_dot_is_typed(tmp_path: Path) -> None:
         assert await tab_after(pilot, app, ".") == f"{tmp_path}/."  # ../ and .hidden/
         assert candidates_line(app) == "../  .hidden/"
         assert await tab_after(pilot, app, "h") == f"{tmp_path}/.hidden/"
+        await pilot.press("ctrl+o")
+        browser = await browser_of(pilot, app)
+        assert labels(browser)[2:] == []  # in .hidden/ now: empty
+        await pilot.press("backspace")
+        assert labels(browser)[2:] == ["visible/"]
+        assert str(browser.query_one("#browser-path", Label).render()) == f"{tmp_path}   (1 hidden)"
+        await pilot.press("full_stop")
+        assert labels(browser)[2:] == [".hidden/", "visible/"]
 
 
 def tilde_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -429,3 +449,32 @@ async def test_a_huge_directory_is_cut_in_the_browser_and_says_how_to_narrow(tmp
         last = listing.get_option_at_index(listing.option_count - 1)
         assert str(last.prompt) == "… 5 more: type a name's start in the dialog, then Tab"
         assert last.disabled
+
+
+@pytest.mark.asyncio
+async def test_import_a_file_picked_in_the_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    vault_dir = tmp_path / "vault"
+    make_vault(vault_dir)
+    local = tmp_path / "local"
+    (local / "photos").mkdir(parents=True)
+    (local / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
+    monkeypatch.chdir(local)
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SMALL) as pilot:
+        await unlocked_app(pilot, app)
+        select_plain(app.main, "docs")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.main.cwd == "docs" and not app.main.loading)
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("ctrl+o")
+        browser = await browser_of(pilot, app)
+        assert browser.current == str(local)  # no default text: the working directory
+        await open_row(pilot, browser, "photos/")
+        await open_row(pilot, browser, "cat.jpg")  # files are offered for import; Enter picks
+        await wait_for(pilot, lambda: not isinstance(app.screen, PathBrowser))
+        assert app.screen.query_one("#answer", Input).value == f"{local}/photos/cat.jpg"
+        await pilot.press("enter")
+        await command_done(pilot, app)
+    vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+    assert vault.read_file("docs/cat.jpg") == b"\xff\xd8 a cat"
