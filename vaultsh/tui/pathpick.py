@@ -132,8 +132,9 @@ def complete_local(before: str, kind: PathKind, paths: ShownPaths) -> tuple[str,
     for entry in entries:
         if (kind == "dir" and not entry.is_dir) or (entry.name.startswith(".") and not leaf.startswith(".")):
             continue
-        if show_name(entry.name).startswith(leaf):
-            shown = typed_dir + show_name(entry.name)
+        name = show_name(entry.name)
+        if name.startswith(leaf):
+            shown = typed_dir + name
             paths.remember(shown, real_dir + entry.name)
             found.append(shown + ("/" if entry.is_dir else ""))
     return before, sorted(found)
