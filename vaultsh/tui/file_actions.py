@@ -37,7 +37,7 @@ class FileActions(BrowserScreen):
                 )
 
         prompt = f"Decrypt the conflict copy {quote_name(name)} into (local directory):"
-        self._ask(PromptScreen("Export conflict copy", prompt, start_dir()), go)
+        self._ask(PromptScreen("Export conflict copy", prompt, start_dir(), local="dir"), go)
 
     def _adopt_copy(self, entry: Entry) -> None:
         name, where = entry.cipher_name, self.cwd
@@ -100,7 +100,7 @@ class FileActions(BrowserScreen):
                     )
 
             prompt = f"Decrypt the {len(paths)} selected entries into (local directory):"
-            self._ask(PromptScreen("Export selection", prompt, start_dir()), go_many)
+            self._ask(PromptScreen("Export selection", prompt, start_dir(), local="dir"), go_many)
             return
         path = self._selected_plain()
         if path is None:
@@ -113,7 +113,7 @@ class FileActions(BrowserScreen):
             if dest:
                 self.vapp.run_command(f"export {_q('/' + path)} {_q(dest)}", transfer=f"Exporting /{path}")
 
-        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir()), go)
+        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir(), local="dir"), go)
 
     def _export_view(self, path: str) -> None:
         def go(dest: str | None) -> None:
@@ -123,14 +123,16 @@ class FileActions(BrowserScreen):
                 )
 
         prompt = f"Write the encrypted view of /{path} to (local path; :export / DEST for all):"
-        self._ask(PromptScreen("Export encrypted", prompt, start_dir()), go)
+        self._ask(PromptScreen("Export encrypted", prompt, start_dir(), local="dir"), go)
 
     def action_import(self) -> None:
         def go(src: str | None) -> None:
             if src:
                 self.vapp.run_command(f"import {_q(src)} {_q('/' + self.cwd)}", transfer=f"Importing {src}")
 
-        self._ask(PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):"), go)
+        self._ask(
+            PromptScreen("Import", f"Encrypt into /{self.cwd} from (local file or dir):", local="any"), go
+        )
 
     def action_mkdir(self) -> None:
         def go(name: str | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -14,6 +15,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
+from vaultsh.tui.completion import CompletingInput, candidates_hint
+from vaultsh.tui.pathpick import PathBrowser, PathKind, ShownPaths, complete_local
 from vaultsh.tui.safety import as_text
 from vaultsh.vault.display import has_unsafe_chars, quote_name, safe_text
 from vaultsh.vault.errors import VaultError
@@ -114,17 +117,37 @@ class PasswordScreen(ModalScreen[T | None], Generic[T]):
 
 
 class PromptScreen(ModalScreen[str | None]):
-    """Ask for one line of text (a destination, a new name); Esc gives None."""
+    """Ask for one line of text (a destination, a new name); Esc gives None.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    With `local`, the answer is a local path: Tab completes it (directories only for "dir"),
+    Ctrl-O opens a directory browser, and the default text is not selected, so typing adds to
+    it. Names that need escaping are shown escaped and given back as the real path.
+    """
 
-    def __init__(self, title: str, prompt: str, value: str = "", placeholder: str = "") -> None:
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+o", "browse", "Browse", show=False),
+    ]
+
+    def __init__(
+        self,
+        title: str,
+        prompt: str,
+        value: str = "",
+        placeholder: str = "",
+        *,
+        local: PathKind | None = None,
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.prompt = prompt
         self.value = value
         self.placeholder = placeholder
-        if has_unsafe_chars(value):
+        self.local = local
+        self.shown_paths = ShownPaths()
+        if local is not None:
+            self.value = self.shown_paths.show(value)
+        elif has_unsafe_chars(value):
             # An input line would draw the control characters raw: the old name is shown
             # escaped as a hint, and a new one is typed from scratch.
             self.value, self.placeholder = "", quote_name(value)
@@ -133,15 +156,49 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
             yield Label(safe_text(self.prompt), classes="dialog-label", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Label("Enter: OK   Esc: cancel", classes="dialog-hint")
+            if self.local is None:
+                yield Input(self.value, placeholder=self.placeholder, id="answer")
+                yield Label("Enter: OK   Esc: cancel", classes="dialog-hint")
+                return
+            yield CompletingInput(
+                self.value,
+                placeholder=self.placeholder,
+                id="answer",
+                select_on_focus=False,
+                completer=self._complete,
+            )
+            yield Label("", id="candidates", classes="dialog-candidates")
+            yield Label("Enter: OK   Tab: complete   Ctrl-O: browse   Esc: cancel", classes="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one("#answer", Input).focus()
 
+    def _complete(self, before: str) -> tuple[str, list[str]]:
+        assert self.local is not None
+        replaced, found = complete_local(before, self.local, self.shown_paths)
+        hint = "no match" if not found else candidates_hint(found) if len(found) > 1 else ""
+        self.query_one("#candidates", Label).update(as_text(hint))
+        return replaced, found
+
+    def action_browse(self) -> None:
+        if self.local is None:
+            return
+        box = self.query_one("#answer", Input)
+
+        def picked(path: str | None) -> None:
+            if path:
+                box.value = self.shown_paths.show(path) + ("/" if os.path.isdir(path) and path != "/" else "")
+                box.cursor_position = len(box.value)
+            box.focus()
+
+        self.app.push_screen(PathBrowser(self.shown_paths.real(box.value), self.local), picked)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.dismiss(event.value)
+        answer = event.value
+        if self.local is not None and answer:
+            answer = os.path.expanduser(self.shown_paths.real(answer))
+        self.dismiss(answer)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

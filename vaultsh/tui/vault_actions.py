@@ -25,9 +25,9 @@ class VaultActions(BrowserScreen):
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
         if self.vapp.reverse is not None:
             prompt = "Mount the encrypted view (read-only) at (empty dir):"
-            self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted"), go)
+            self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted", local="dir"), go)
             return
-        self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default), go)
+        self._ask(PromptScreen("Mount", "Mount the vault at (empty dir):", default, local="dir"), go)
 
     def _mount_at(self, mountpoint: str) -> None:
         """Mount at `mountpoint`; a missing one (the suggested ~/mnt/NAME) is offered to be made."""
