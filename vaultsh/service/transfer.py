@@ -1,5 +1,10 @@
 """Streaming export (decrypt to a plain tree) and import (encrypt a plain tree) with progress."""
 
+# Longer than 600 lines on purpose: export and import are mirror images that share one job
+# (progress, cancellation, report), one set of refusals (a destination inside the vault or its
+# mount, a source that holds the target), the free-space check and the pruning of what a
+# cancelled run created; split apart, each half would need the other's private pieces.
+
 from __future__ import annotations
 
 import contextlib
