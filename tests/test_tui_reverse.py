@@ -285,7 +285,7 @@ async def test_footer_and_help_list_only_the_keys_that_apply(plain_dir: Path, tm
     forward = tmp_path / "vault"
     make_vault(forward)
     write_actions = {"import", "mkdir", "delete", "rename"}
-    write_keys = {"F6 / i", "F7 / M", "F8 / d", "r"}
+    write_keys = {"F6 / i", "F7 / M", "F8 / d", "r", "E"}
     for root, reverse in ((plain_dir, True), (forward, False)):
         app = VaultApp(root, master_key=MASTER_KEY)
         async with app.run_test(size=SIZE) as pilot:
