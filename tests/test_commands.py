@@ -582,9 +582,11 @@ def test_open_folder_opens_a_vault_a_reverse_folder_and_a_vault_without_its_conf
     made: tuple[Path, bytes], reverse_sess: Session
 ) -> None:
     """One opener for the three cases; the config is read before a secret is asked for."""
-    from vaultsh.service.folders import open_folder
+    from vaultsh.service.folders import folder_kind, open_folder
 
     cdir, key = made
+    assert folder_kind(cdir) == "vault" and folder_kind(reverse_sess.cipherdir) == "reverse"
+    assert folder_kind(cdir / "missing") == "empty"
     vault = open_folder(cdir, RecordingIO(), password=lambda: PASSWORD)
     assert vault.reverse is None and vault.tree.writable and not vault.by_master_key
     rev = open_folder(reverse_sess.cipherdir, RecordingIO(), password=lambda: PASSWORD)
@@ -596,6 +598,7 @@ def test_open_folder_opens_a_vault_a_reverse_folder_and_a_vault_without_its_conf
         asked.append("password")
         return PASSWORD
 
+    assert folder_kind(cdir) == "configless"  # a front end offers the recovery here
     with pytest.raises(VaultError):
         open_folder(cdir, RecordingIO(), password=password)
     assert asked == []  # the missing config failed first

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
 from vaultsh.vault.errors import CipherDirError, UsageError
 from vaultsh.vault.keys import FormatOptions
 
@@ -24,6 +25,43 @@ def config_path_of(root: Path, config: Path | None = None) -> Path:
     if not forward.exists() and reverse.exists():
         return reverse
     return forward
+
+
+# What a folder holds, for a front end choosing how to open it.
+FolderKind = Literal["vault", "reverse", "empty", "configless"]
+
+
+def folder_kind(root: Path) -> FolderKind:
+    """ "reverse" for a reverse-mode folder, "empty" for a missing or empty directory (a new
+    vault goes there), "configless" for cipher files without their config (the recovery
+    case), else "vault" (which may still fail to open: opening says why). OSError if the
+    directory cannot be read."""
+    from vaultsh.vault.detect import looks_like_cipherdir
+
+    conf = config_path_of(root)
+    if conf.name == REVERSE_CONF_NAME:
+        return "reverse"
+    if conf.exists():
+        return "vault"
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return "empty"
+    # A dangling gocryptfs.conf symlink is a broken config, not a lost one.
+    if not conf.is_symlink() and root.is_dir() and looks_like_cipherdir(root):
+        return "configless"
+    return "vault"
+
+
+def read_config(root: Path, config: Path | None = None) -> ConfFile:
+    """The config `root` opens with, read and checked: a front end asking for the password
+    in a dialog calls this first, so that a broken config fails before the dialog."""
+    return load_config(config_path_of(root, config))
+
+
+def config_backup(root: Path) -> Path | None:
+    """The previous config `passwd` kept beside a vault's present one (§3.1), if there is one."""
+    conf = root / CONF_NAME
+    backup = conf.with_name(CONF_NAME + ".bak")
+    return backup if os.path.lexists(conf) and backup.is_file() else None
 
 
 def open_folder(

@@ -91,7 +91,6 @@ class VaultApp(SafeApp[int]):
         self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
         self.prefs, self._prefs_warning = load_prefs()
-        self.unlocked_with_master_key = False  # then passwd needs no old password
         self.main = MainScreen()
         self.unlocker = Unlocker(self, password=password, master_key=master_key, logn=logn)
         self.main.sort_by, self.main.sort_reverse = self.prefs.sort, self.prefs.sort_reverse
@@ -173,17 +172,6 @@ class VaultApp(SafeApp[int]):
         """The recovery wizard: at start for cipher files without a config, or by `:recover`."""
         self.unlocker.start_recovery()
 
-    def opened(self, vault: Vault) -> None:
-        """The vault is unlocked: make the session and show the root."""
-        self.vault = vault
-        self.opened_session(commands.Session(vault, self.cipherdir, self.io))
-
-    def opened_by_master_key(self, vault: Vault) -> None:
-        """As `opened`; `passwd` (p) then sets a new password without asking the old one."""
-        self.opened(vault)
-        if self.session is not None:
-            self.session.by_master_key = True
-
     def opened_session(self, session: commands.Session) -> None:
         """A session is open (a vault, or a reverse-mode folder's view): show its root."""
         # Commands run in a worker thread; their hooks touch the screen, so they cross over.
@@ -196,6 +184,7 @@ class VaultApp(SafeApp[int]):
         )
         self.session = session
         self.reverse = session.reverse
+        self.vault = session.vault if session.reverse is None else None
         if self.greeting:
             self.log_line(self.greeting, "")
         if self.reverse is not None:

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from stat import S_ISREG
 from typing import Any
 
 from textual import work
 from textual.app import App, SuspendNotSupported
 
 from vaultsh.service import commands
-from vaultsh.service.tempcopy import CHUNK, PrivateCopy, private_copy_from, program, save_back
+from vaultsh.service.tempcopy import PrivateCopy, private_copy_from, program, save_back
 from vaultsh.tui.browser import BrowserScreen
 from vaultsh.tui.screens import (
     ConfirmScreen,
 )
 from vaultsh.vault.errors import VaultError
-from vaultsh.vault.vault import Vault
 
 
 class ExternalPrograms(BrowserScreen):
@@ -33,69 +30,52 @@ class ExternalPrograms(BrowserScreen):
         if self.vapp.busy:
             self.vapp.log_line("a command is still running (Esc cancels it)", "error")
             return
-        if self.vapp.reverse is not None:
-            self._page_in_view(variable)
+        session = self.vapp.session
+        if session is None:
             return
-        vault = self.vapp.vault
-        if vault is None:
+        tree = session.tree
+        if variable == "EDITOR" and not tree.writable:
+            self.vapp.log_line(commands.reverse_refusal("edit", self.vapp.cipherdir), "error")
+            return
+        if self.vapp.reverse is not None and self.active_list() is self.cipher:
+            self._page_view_file()
             return
         path = self._selected_plain()
         if path is None:
             return
         try:
-            path = commands.follow_links(vault, path)
-            if not S_ISREG(vault.stat(path).mode):
-                raise VaultError(f"/{path}: not a regular file")
+            node = commands.follow_tree_links(tree, path)
+            if node.kind != "file":
+                raise VaultError(f"/{node.plain}: not a regular file")
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
             return
-        self._copy_for(vault, path, partial(vault.iter_file, path), variable)
+        self._copy_for(node.plain, partial(tree.plain_chunks, node), variable, editable=tree.writable)
 
-    def _page_in_view(self, variable: str) -> None:
-        """o in a reverse-mode folder: a private copy of the plain file (plain pane) or of the
-        encrypted view's file as a reverse mount serves it (cipher pane), in $PAGER. Nothing is
-        saved back: the view is read-only, and plain files are edited where they are."""
+    def _page_view_file(self) -> None:
+        """o on the cipher pane of a reverse-mode folder: a private copy of the encrypted view's
+        file as a reverse mount serves it, in $PAGER (the view is read-only)."""
         view = self.vapp.reverse
         assert view is not None
-        if variable != "PAGER":
-            self.vapp.log_line(
-                "E: a reverse-mode folder is read-only here (edit its plain files themselves); "
-                "o shows a copy",
-                "error",
-            )
-            return
-        lst = self.active_list()
-        entry = lst.current
+        entry = self.cipher.current
         found = entry.view_entry if entry is not None else None
         if entry is None or found is None:
             self.vapp.log_line("select a file first", "error")
             return
-        ve = found
-        on_cipher = lst is self.cipher
-        path = f"{self.view_dir}/{entry.cipher_name}".lstrip("/") if on_cipher else (ve.plain or "")
-        if ve.kind != "file":
+        path = f"{self.view_dir}/{entry.cipher_name}".lstrip("/")
+        if found.kind != "file":
             self.vapp.log_line(f"/{path}: not a regular file", "error")
             return
-
-        def plain() -> Iterator[bytes]:
-            fd = view.open_plain(path)  # no symlink followed, no FIFO waited on
-            try:
-                if not S_ISREG(os.fstat(fd).st_mode):
-                    raise VaultError(f"/{path}: not a regular file")
-                while chunk := os.read(fd, CHUNK):
-                    yield chunk
-            finally:
-                os.close(fd)
-
-        self._copy_for(None, path, partial(view.iter_file, ve) if on_cipher else plain, variable)
+        self._copy_for(path, partial(view.iter_file, found), "PAGER", editable=False)
 
     @work(thread=True, group="external")
     def _copy_for(
         self,
-        vault: Vault | None,
         path: str,
         chunks: Callable[[], Iterable[bytes | memoryview]],
         variable: str,
+        *,
+        editable: bool,
     ) -> None:
         """The private copy of `path` from `chunks()` (in a worker: decrypting takes time), then
         the program on it."""
@@ -105,10 +85,10 @@ class ExternalPrograms(BrowserScreen):
             reason = str(e) if isinstance(e, VaultError) else f"/{path}: {e.strerror or e}"
             self.app.call_from_thread(self.vapp.log_line, reason, "error")
             return
-        self.app.call_from_thread(self._run_external, vault, copy, variable)
+        self.app.call_from_thread(self._run_external, copy, variable, editable)
 
-    def _run_external(self, vault: Vault | None, copy: PrivateCopy, variable: str) -> None:
-        """`vault`: where an edit is saved back; None for a read-only copy."""
+    def _run_external(self, copy: PrivateCopy, variable: str, editable: bool) -> None:
+        """`editable`: an edit is saved back into the session's vault; else the copy is read-only."""
         argv = [*program(variable), str(copy.file)]
         try:
             with suspended(self.app):
@@ -119,7 +99,7 @@ class ExternalPrograms(BrowserScreen):
             return
         finally:
             self.refresh()
-        if vault is None or variable != "EDITOR" or not copy.changed():
+        if not editable or variable != "EDITOR" or not copy.changed():
             copy.remove()
             if variable == "EDITOR":
                 self.vapp.log_line(f"/{copy.path}: not changed", "")
@@ -136,17 +116,17 @@ class ExternalPrograms(BrowserScreen):
                 return
             self.vapp.run_task(
                 f"save /{copy.path} from ${variable}",
-                partial(_save_and_remove, vault, copy),
+                partial(_save_and_remove, copy),
                 select=copy.path.rpartition("/")[2],
             )
 
         self._ask(ConfirmScreen("Save changes", question, yes="Save", no="Discard"), answered)
 
 
-def _save_and_remove(vault: Vault, copy: PrivateCopy, session: commands.Session) -> int:
+def _save_and_remove(copy: PrivateCopy, session: commands.Session) -> int:
     """A task: the edited copy encrypted back over its file; the copy removed even on failure."""
     try:
-        save_back(vault, copy)
+        save_back(session.vault, copy)
     finally:
         copy.remove()
     session.io.write(f"saved /{copy.path}")

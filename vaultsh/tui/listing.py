@@ -10,7 +10,6 @@ from rich.text import Text
 from textual import work
 from textual.worker import get_current_worker
 
-from vaultsh.service import commands
 from vaultsh.tui import palette
 from vaultsh.tui.browser import BrowserScreen
 from vaultsh.tui.entries import (
@@ -52,7 +51,7 @@ class ListingScreen(BrowserScreen):
         view = self.vapp.reverse
         if view is not None:
             try:
-                found = commands.view_entry(view, path)
+                found = view.node(path)
                 if found.kind != "dir":
                     raise VaultError(f"/{path}: not a directory")
             except VaultError as e:

@@ -31,7 +31,14 @@ HELP_INTRO_REVERSE = (
 )
 # Keys whose commands write into the vault: a reverse-mode folder's view is read-only, so there
 # they leave the footer and the help, and pressing one says why (action -> command refused).
-WRITE_ACTIONS = {"import": "import", "mkdir": "mkdir", "delete": "rm", "rename": "mv"}
+# An action with arguments is written as in its binding.
+WRITE_ACTIONS = {
+    "import": "import",
+    "mkdir": "mkdir",
+    "delete": "rm",
+    "rename": "mv",
+    "external('EDITOR')": "edit",
+}
 REVERSE_TOOLTIPS = {
     "export": "write the encrypted view of the selection to a local path (a backup)",
     "mount": "mount the encrypted view read-only (asks the mountpoint)",
@@ -176,6 +183,8 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that do not apply now leave the footer (intercept_key says why if pressed)."""
+        if parameters:  # as the binding spells it: "external('EDITOR')"
+            action = f"{action}({', '.join(repr(p) for p in parameters)})"
         return self.unavailable(action) is None
 
     def help_keys(self) -> list[tuple[str, str]]:

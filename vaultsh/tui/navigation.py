@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from functools import partial
-from stat import S_ISDIR, S_ISREG
 from typing import Any
 
 from textual import on
@@ -20,7 +19,7 @@ from vaultsh.tui.panes import EntryList
 from vaultsh.tui.screens import (
     KeyScreen,
 )
-from vaultsh.tui.viewer import ViewerScreen, read_local
+from vaultsh.tui.viewer import ViewerScreen, chunks_reader
 from vaultsh.vault.errors import FsError, VaultError
 
 
@@ -56,26 +55,20 @@ class NavigatingScreen(ListingScreen):
 
     def _view(self, path: str) -> None:
         """Enter on a file: read all of it in the viewer (a symlink: what it points to)."""
-        vault, view = self.vapp.vault, self.vapp.reverse
-        try:
-            if view is not None:
-                plain = view.plaindir / path
-                size = plain.stat().st_size
-                read = partial(read_local, plain)
-            else:
-                assert vault is not None
-                path = commands.follow_links(vault, path)
-                stat = vault.stat(path)
-                if not S_ISREG(stat.mode):
-                    raise VaultError(f"/{path}: not a regular file")
-                size = stat.size
-                read = partial(vault.read_file, path)
-        except (VaultError, OSError) as e:
-            self.vapp.log_line(
-                str(e) if isinstance(e, VaultError) else f"/{path}: {e.strerror or e}", "error"
-            )
+        session = self.vapp.session
+        if session is None:
             return
-        self.app.push_screen(ViewerScreen(f"/{path}", size, lambda offset, n: read(offset, n)))
+        tree = session.tree
+        try:
+            node = commands.follow_tree_links(tree, path)
+            if node.kind != "file":
+                raise VaultError(f"/{node.plain}: not a regular file")
+            size = tree.plain_stat(node).size
+        except VaultError as e:
+            self.vapp.log_line(str(e), "error")
+            return
+        read = chunks_reader(partial(tree.plain_chunks, node))
+        self.app.push_screen(ViewerScreen(f"/{node.plain}", size, read))
 
     def action_up(self) -> None:
         if not self.cwd:
@@ -108,13 +101,8 @@ class NavigatingScreen(ListingScreen):
             self.vapp.log_line(f"go to {typed}: {e}", "error")
             return
         target = session.resolve(words[0] if len(words) == 1 else typed)
-        view, vault = self.vapp.reverse, self.vapp.vault
         try:
-            if view is not None:
-                is_dir = commands.view_entry(view, target).kind == "dir"
-            else:
-                assert vault is not None
-                is_dir = S_ISDIR(vault.stat(target).mode)
+            is_dir = session.tree.node(target).kind == "dir"
         except VaultError as e:
             # Said with the path as typed: the vault's message may name the cipher directory.
             reason = os.strerror(e.errno) if isinstance(e, FsError) else str(e)

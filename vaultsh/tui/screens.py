@@ -436,12 +436,6 @@ class TransferBar(Horizontal):
         self.query_one(ProgressBar).update(total=total, progress=0)
         self.display = True
 
-    def advance(self, amount: float, total: int | None = None) -> None:
-        bar = self.query_one(ProgressBar)
-        if total is not None:
-            bar.update(total=total)
-        bar.advance(amount)
-
     def finish(self) -> None:
         self.display = False
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from vaultsh.service import commands
+from vaultsh.service import commands, folders
 from vaultsh.tui.screens import ConfirmScreen, PasswordScreen
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
-from vaultsh.vault.vault import Vault
 
 if TYPE_CHECKING:
     from vaultsh.tui.app import VaultApp
-
-_Opened = TypeVar("_Opened")
 
 
 class Unlocker:
@@ -40,32 +33,19 @@ class Unlocker:
             self.app.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.app.cipherdir}: {e.strerror or e}")
 
     def _start(self) -> None:
-        root = self.app.cipherdir
-        if not (root / CONF_NAME).exists() and (root / REVERSE_CONF_NAME).exists():
-            # A reverse-mode folder (§9.1): plain files beside the config of their encrypted view.
-            if self._master_key is not None or self._password is not None:
-                self._unlock_given_reverse()
-            else:
-                self._ask_password_reverse()
-            return
-        no_vault = not (root / CONF_NAME).exists() and self._master_key is None
-        if no_vault and (not root.exists() or (root.is_dir() and not any(root.iterdir()))):
+        kind = folders.folder_kind(self.app.cipherdir)
+        given = self._master_key is not None or self._password is not None
+        if kind == "empty" and self._master_key is None:
             self._new_vault()
-            return
-        if no_vault and self._password is None and self._recoverable(root):
+        elif kind == "configless" and not given:
             self.start_recovery()  # cipher files without their config
-            return
-        if self._master_key is not None or self._password is not None:
+        elif given:
             self._unlock_given()
-            return
-        self._ask_password()
+        else:
+            self._ask_password()
 
     def _new_vault(self) -> None:
-        try:
-            from vaultsh.tui.wizard import CANCELLED_EXIT, NewVaultScreen, cancelled_notice
-        except ImportError:
-            self.app.quit_with(int(ExitCode.CIPHER_DIR), f"vaultsh: {self.app.cipherdir}: no vault here")
-            return
+        from vaultsh.tui.wizard import CANCELLED_EXIT, NewVaultScreen, cancelled_notice
 
         def created(path: Path | None) -> None:
             if path is None:
@@ -73,44 +53,38 @@ class Unlocker:
                 return
             self.app.cipherdir = path
             self.app.cipherdir_label = safe_text(str(path))
-            if not (path / CONF_NAME).exists() and (path / REVERSE_CONF_NAME).exists():
-                self._ask_password_reverse()  # the wizard made a reverse-mode folder
-            else:
-                self._ask_password()
+            self._ask_password()  # a vault, or a reverse-mode folder: the opener tells
 
         if self._wizard_logn is not None:
             self.app.push_screen(NewVaultScreen(self.app.cipherdir, logn=self._wizard_logn), created)
         else:
             self.app.push_screen(NewVaultScreen(self.app.cipherdir), created)
 
-    @staticmethod
-    def _recoverable(root: Path) -> bool:
-        """Cipher files without a config: the recovery wizard can rebuild it."""
-        from vaultsh.vault.detect import looks_like_cipherdir
-
-        conf = root / CONF_NAME
-        return not conf.exists() and not conf.is_symlink() and root.is_dir() and looks_like_cipherdir(root)
-
     def _ask_password(self, conf_path: Path | None = None) -> None:
+        root = self.app.cipherdir
         try:
-            conf = load_config(conf_path or self.app.cipherdir / CONF_NAME)
+            folders.read_config(root, conf_path)  # a broken config ends here, not in the dialog
         except VaultError as e:
             if conf_path is None and self._offer_backup(e):
                 return
             self.app.quit_with(int(e.exit_code), f"vaultsh: {e}")
             return
 
-        def unlocked(vault: Vault | None) -> None:
-            if vault is None:
+        def unlocked(session: commands.Session | None) -> None:
+            if session is None:
                 self.app.quit_with(int(ExitCode.PASSWORD_INCORRECT))
                 return
-            self.app.opened(vault)
+            self.app.opened_session(session)
 
-        screen = PasswordScreen[Vault](
-            "Unlock vault",
+        if folders.folder_kind(root) == "reverse":
+            title, detail = "Unlock reverse-mode folder", f"{root} (encrypted view)"
+        else:
+            title, detail = "Unlock vault", str(root)
+        screen = PasswordScreen[commands.Session](
+            title,
             "Password",
-            verify=lambda pw: Vault(self.app.cipherdir, conf.decrypt_master_key(pw), conf.options, conf),
-            detail=str(self.app.cipherdir),
+            verify=lambda pw: folders.open_folder(root, self.app.io, password=lambda: pw, config=conf_path),
+            detail=detail,
         )
         self.app.push_screen(screen, unlocked)
 
@@ -136,7 +110,7 @@ class Unlocker:
                 return
             self.app.log_line(recovered_line(screen), "")
             if self.app.session is not None:
-                self.app.session.vault.conf = load_config(self.app.cipherdir / CONF_NAME)
+                self.app.session.vault.conf = folders.read_config(self.app.cipherdir)
             else:
                 self._master_key = key
                 self._unlock_given()
@@ -145,76 +119,35 @@ class Unlocker:
 
     def _offer_backup(self, error: VaultError) -> bool:
         """A broken config with a .bak beside it: offer to unlock with the .bak; False if none."""
-        conf_path = self.app.cipherdir / CONF_NAME
-        bak = conf_path.with_name(CONF_NAME + ".bak")
-        if not os.path.lexists(conf_path) or not bak.is_file():
+        backup = folders.config_backup(self.app.cipherdir)
+        if backup is None:
             return False
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self._ask_password(bak)
+                self._ask_password(backup)
             else:
                 self.app.quit_with(int(error.exit_code), f"vaultsh: {error}")
 
-        question = f"{error} — unlock with the previous config, {bak.name}?"
+        question = f"{error} — unlock with the previous config, {backup.name}?"
         self.app.push_screen(
-            ConfirmScreen("Broken config", question, yes=f"Use {bak.name}", no="Quit"), answered
+            ConfirmScreen("Broken config", question, yes=f"Use {backup.name}", no="Quit"), answered
         )
         return True
 
-    def _ask_password_reverse(self) -> None:
-        try:
-            load_config(
-                self.app.cipherdir / REVERSE_CONF_NAME
-            )  # a broken config ends here, not in the dialog
-        except VaultError as e:
-            self.app.quit_with(int(e.exit_code), f"vaultsh: {e}")
-            return
-
-        def unlocked(session: commands.Session | None) -> None:
-            if session is None:
-                self.app.quit_with(int(ExitCode.PASSWORD_INCORRECT))
-                return
-            self.app.opened_session(session)
-
-        screen = PasswordScreen[commands.Session](
-            "Unlock reverse-mode folder",
-            "Password",
-            verify=lambda pw: commands.Session.open_reverse(self.app.cipherdir, self.app.io, password=pw),
-            detail=f"{self.app.cipherdir} (encrypted view)",
-        )
-        self.app.push_screen(screen, unlocked)
-
-    def _unlock_given_reverse(self) -> None:
-        password, master_key = self._password, self._master_key
-        self._unlock_given_with(
-            lambda: commands.Session.open_reverse(
-                self.app.cipherdir, self.app.io, password=password, master_key=master_key
-            ),
-            self.app.opened_session,
-        )
-
     def _unlock_given(self) -> None:
-        password, master_key = self._password, self._master_key
-        self.app.unlocked_with_master_key = master_key is not None
-        if master_key is not None:
-            self._unlock_given_with(
-                lambda: Vault.open(self.app.cipherdir, master_key=master_key), self.app.opened_by_master_key
-            )
-        else:
-            self._unlock_given_with(
-                lambda: Vault.open(self.app.cipherdir, password=password), self.app.opened
-            )
-
-    def _unlock_given_with(self, unlock: Callable[[], _Opened], done: Callable[[_Opened], None]) -> None:
         """Unlock with the secrets given on the command line (scrypt: off the UI thread)."""
-        self.app.run_worker(
-            partial(self._unlock_in_worker, unlock, done), thread=True, exclusive=True, group="unlock"
-        )
+        self.app.run_worker(self._unlock_in_worker, thread=True, exclusive=True, group="unlock")
 
-    def _unlock_in_worker(self, unlock: Callable[[], _Opened], done: Callable[[_Opened], None]) -> None:
+    def _unlock_in_worker(self) -> None:
+        password, master_key = self._password, self._master_key
         try:
-            result = unlock()
+            session = folders.open_folder(
+                self.app.cipherdir,
+                self.app.io,
+                password=None if password is None else lambda: password,
+                master_key=None if master_key is None else lambda: master_key,
+            )
         except VaultError as e:
             self.app.call_from_thread(self.app.quit_with, int(e.exit_code), f"vaultsh: {e}")
             return
@@ -224,4 +157,4 @@ class Unlocker:
             return
         finally:
             self._password = self._master_key = None
-        self.app.call_from_thread(done, result)
+        self.app.call_from_thread(self.app.opened_session, session)

@@ -54,7 +54,7 @@ class VaultActions(BrowserScreen):
         self.vapp.run_command("unmount")
 
     def action_passwd(self) -> None:
-        if self.vapp.unlocked_with_master_key:
+        if self.vapp.session is not None and self.vapp.session.by_master_key:
             from vaultsh.tui.recover_wizard import passwd_with_master_key
 
             passwd_with_master_key(self.vapp)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from textual import on, work
@@ -26,13 +24,24 @@ HEX_LIMIT = 1 << 20  # bytes of binary data shown as hex (16 a line)
 Reader = Callable[[int, int], bytes]
 
 
-def read_local(path: Path, offset: int, size: int) -> bytes:
-    """Bytes of a local file (a reverse-mode folder's plain file), never through a symlink."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        return os.pread(fd, size, offset)
-    finally:
-        os.close(fd)
+def chunks_reader(chunks: Callable[[], Iterable[bytes | memoryview]]) -> Reader:
+    """A Reader over a file read from its start in chunks (a Tree's plain_chunks); it reads no
+    further than the bytes asked for."""
+
+    def read(offset: int, size: int) -> bytes:
+        out = bytearray()
+        skip = offset
+        for chunk in chunks():
+            if skip >= len(chunk):
+                skip -= len(chunk)
+                continue
+            out += chunk[skip : skip + size - len(out)]
+            skip = 0
+            if len(out) >= size:
+                break
+        return bytes(out)
+
+    return read
 
 
 def data_reader(data: bytes) -> Reader:

@@ -15,7 +15,6 @@ from vaultsh.service.commands.keys import change_password, check_key_fits, confi
 from vaultsh.service.commands.listing import (
     MAX_LINK_HOPS,
     cat_file,
-    follow_links,
     follow_tree_links,
     list_path,
 )
@@ -31,7 +30,7 @@ from vaultsh.service.commands.tree import (
     remove_path,
     remove_paths,
 )
-from vaultsh.service.commands.views import export_view, reverse_refusal, view_entry
+from vaultsh.service.commands.views import export_view, reverse_refusal
 from vaultsh.service.commands.words import current_word, split_line
 from vaultsh.service.registry import Command
 
@@ -56,7 +55,6 @@ __all__ = [
     "encrypt_paths",
     "export_path",
     "export_view",
-    "follow_links",
     "follow_tree_links",
     "free_name",
     "handler_of",
@@ -78,5 +76,4 @@ __all__ = [
     "run_words",
     "show",
     "split_line",
-    "view_entry",
 ]

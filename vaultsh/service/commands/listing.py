@@ -17,8 +17,8 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
 )
-from vaultsh.vault.tree import Tree, TreeNode, VaultTree
-from vaultsh.vault.vault import PlainStat, Vault
+from vaultsh.vault.tree import Tree, TreeNode
+from vaultsh.vault.vault import PlainStat
 
 
 def ls_long_line(mode: int, nlink: int, size: int, mtime_ns: int, shown: str) -> str:
@@ -146,11 +146,6 @@ def cat_file(session: Session, path: str, *, force_decode: bool = False) -> int:
 
 
 MAX_LINK_HOPS = 40  # as Linux's limit on symlinks followed in one path lookup
-
-
-def follow_links(vault: Vault, plain: str) -> str:
-    """Where a chain of vault symlinks starting at `plain` ends, as a plain vault path."""
-    return follow_tree_links(VaultTree(vault), plain).plain
 
 
 def follow_tree_links(tree: Tree, plain: str) -> TreeNode:

@@ -34,11 +34,6 @@ def _view(session: Session) -> ReverseView:
     return session.reverse
 
 
-def view_entry(view: ReverseView, plain: str) -> ReverseEntry:
-    """The view's entry of an existing plain path ("" is the root); FsError if there is none."""
-    return view.entry(view.node(plain))
-
-
 def _view_tree_size(view: ReverseView, entry: ReverseEntry) -> int:
     """Cipher bytes of the regular files below an entry of the view (for progress bars)."""
     if entry.kind != "dir":
@@ -69,7 +64,7 @@ def export_view(session: Session, path: str, dest: str) -> int:
     """
     view = _view(session)
     plain = session.resolve(path)
-    entry = view_entry(view, plain)
+    entry = view.entry(view.node(plain))
     # Absolute, so that DEST always has a parent and a name ("." has neither).
     target = Path(os.path.abspath(os.path.expanduser(dest)))
     if target.is_dir():
