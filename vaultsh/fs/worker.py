@@ -485,7 +485,7 @@ class _StopSignals:
 
 
 def _setup_logging(foreground: bool) -> None:
-    from vaultsh.vault.display import SafeLogFormatter
+    from vaultsh.vault.log_format import SafeLogFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     # Log lines carry decrypted names and paths: shown escaped, never raw on a terminal.

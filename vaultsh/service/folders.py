@@ -6,12 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config
+from vaultsh.vault.conf_names import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.errors import CipherDirError, UsageError
-from vaultsh.vault.keys import FormatOptions
 
 if TYPE_CHECKING:
     from vaultsh.service.commands.session import Session, SessionIO
+    from vaultsh.vault.keys import FormatOptions
 
 
 def config_path_of(root: Path, config: Path | None = None) -> Path:
@@ -44,8 +44,9 @@ def open_folder(
     says why a folder does not open.
     """
     # Imported here: `vaultsh mount` finds its config through this module without loading
-    # the commands.
+    # the commands or the ciphers.
     from vaultsh.service.commands.session import Session
+    from vaultsh.vault.config import load_config
     from vaultsh.vault.vault import Vault
 
     if not root.is_dir():

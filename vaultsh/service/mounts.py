@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vaultsh import mount_protocol as proto
 from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
@@ -30,7 +30,9 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
 )
-from vaultsh.vault.keys import FormatOptions
+
+if TYPE_CHECKING:
+    from vaultsh.vault.keys import FormatOptions
 
 FUSE_DEVICE = "/dev/fuse"
 FUSERMOUNT = "fusermount3"
