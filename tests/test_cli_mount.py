@@ -174,13 +174,21 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
     assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []
 
 
-def test_mount_command_starts_its_worker_before_loading_ciphers_or_logging(
+def test_mount_command_starts_its_worker_before_loading_ciphers_logging_or_subprocess(
     tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
 ) -> None:
     at_spawn, loaded = mount_recording_modules(tmp_path, env, passfile, mnt)
     # The password is checked (and scrypt run) only while the worker starts.
     assert {"cryptography", "vaultsh.vault.config"} <= loaded
-    heavy = {"cryptography", "hashlib", "_hashlib", "logging", "vaultsh.vault.config", "vaultsh.vault.keys"}
+    heavy = {
+        "cryptography",
+        "hashlib",
+        "_hashlib",
+        "logging",
+        "subprocess",
+        "vaultsh.vault.config",
+        "vaultsh.vault.keys",
+    }
     assert "vaultsh.service.mounts" in at_spawn
     assert sorted(at_spawn.intersection(heavy)) == []
 
