@@ -529,7 +529,12 @@ def mount(
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-    info = _info_for(files, fallback=_entry_for(req, source, mountpoint, proc.pid))
+    # No status round trip to the worker before saying "ready": its counters are all zero yet.
+    try:
+        entry = RegistryEntry.read(files.registry)
+    except ProtocolError:
+        entry = _entry_for(req, source, mountpoint, proc.pid)
+    info = MountInfo.from_entry(entry, alive=proc.poll() is None)
     if on_ready is not None:
         on_ready(info)
     if not foreground:
