@@ -126,23 +126,31 @@ def test_reverse_mount_shows_the_encrypted_view(
     assert not os.path.ismount(mnt)
 
 
-# Runs `python -m vaultsh ARGS` and writes the names of the modules it ran when it exits (a
-# module registered for lazy loading but never used is still a `_LazyModule`).
+# Runs `python -m vaultsh ARGS` and writes the names of the modules it ran when it exits to
+# OUT, and those it had run when it was about to start the mount worker to OUT.spawn (a module
+# registered for lazy loading but never used is still a `_LazyModule`).
 RECORDING_CLI = """
 import atexit, runpy, sys
+from vaultsh.service import mounts
 out = sys.argv.pop(1)
-def record():
+def record(path):
     ran = [n for n, m in sys.modules.items() if type(m).__name__ != "_LazyModule"]
-    open(out, "w").write("\\n".join(sorted(ran)))
-atexit.register(record)
+    open(path, "w").write("\\n".join(sorted(ran)))
+def recording_argv(*args, real=mounts.worker_argv, **kwargs):
+    record(out + ".spawn")
+    return real(*args, **kwargs)
+mounts.worker_argv = recording_argv
+atexit.register(record, out)
 sys.argv[0] = "vaultsh"
 runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
 """
 
 
-def test_mount_command_loads_no_interface_or_offline_command_modules(
+def mount_recording_modules(
     tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
-) -> None:
+) -> tuple[set[str], set[str]]:
+    """Mount a new vault by `vaultsh mount` and unmount it: the modules the command had run by
+    the time it started its worker, and by its exit."""
     cipher = tmp_path / "cipher"
     cipher.mkdir()
     Vault.init(cipher, PASSWORD.encode(), logn=10)
@@ -152,11 +160,37 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
     assert p.returncode == 0, p.stderr
     assert os.path.ismount(mnt)
     assert vaultsh(env, "unmount", str(mnt)).returncode == 0
-    loaded = set(record.read_text().split())
+    at_spawn = record.with_name(record.name + ".spawn")
+    return set(at_spawn.read_text().split()), set(record.read_text().split())
+
+
+def test_mount_command_loads_no_interface_or_offline_command_modules(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+) -> None:
+    _at_spawn, loaded = mount_recording_modules(tmp_path, env, passfile, mnt)
     assert "vaultsh.service.mounts" in loaded  # it did run the mount command
     assert sorted(loaded.intersection({"vaultsh.service.commands", "vaultsh.service.transfer"})) == []
     top_level = {name.partition(".")[0] for name in loaded}
     assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []
+
+
+def test_mount_command_starts_its_worker_before_loading_ciphers_logging_or_subprocess(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+) -> None:
+    at_spawn, loaded = mount_recording_modules(tmp_path, env, passfile, mnt)
+    # The password is checked (and scrypt run) only while the worker starts.
+    assert {"cryptography", "vaultsh.vault.config"} <= loaded
+    heavy = {
+        "cryptography",
+        "hashlib",
+        "_hashlib",
+        "logging",
+        "subprocess",
+        "vaultsh.vault.config",
+        "vaultsh.vault.keys",
+    }
+    assert "vaultsh.service.mounts" in at_spawn
+    assert sorted(at_spawn.intersection(heavy)) == []
 
 
 def test_a_command_line_builds_only_its_subcommand_and_parses_as_the_whole_parser() -> None:

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from vaultsh.vault.display import SafeLogFormatter, has_unsafe_chars, quote_name, safe_text
+from vaultsh.vault.display import has_unsafe_chars, quote_name, safe_text
+from vaultsh.vault.log_format import SafeLogFormatter
 
 # Names a hostile cipher directory can carry, and how GNU ls shows each on a terminal.
 HOSTILE = [

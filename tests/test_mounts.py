@@ -142,6 +142,16 @@ def test_mount_files_are_per_mountpoint_and_stable(tmp_path: Path) -> None:
     assert {a.registry.suffix, a.socket.suffix, a.log.suffix} == {".json", ".sock", ".log"}
 
 
+def test_mount_id_is_the_sha256_prefix_of_the_canonical_mountpoint(tmp_path: Path) -> None:
+    # The files of mounts made by earlier versions (or by another interpreter) stay findable.
+    import hashlib
+
+    mnt = tmp_path / "m\u00e9"
+    mnt.mkdir()
+    expected = hashlib.sha256(os.fsencode(str(mnt.resolve()))).hexdigest()[:16]
+    assert proto.mount_id(mnt) == proto.mount_id(tmp_path / "." / "m\u00e9") == expected
+
+
 def test_overlong_socket_path_is_refused(tmp_path: Path) -> None:
     files = MountFiles.for_base(tmp_path / ("d" * 120) / "x")
     with pytest.raises(ProtocolError, match="too long"):

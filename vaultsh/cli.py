@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from vaultsh import __version__
 from vaultsh.service import registry
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
-from vaultsh.vault.config import REVERSE_CONF_NAME, load_config, unlock
+from vaultsh.vault.conf_names import REVERSE_CONF_NAME
 from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
-from vaultsh.vault.keys import FormatOptions, format_master_key
 
 
 def _lazy_module(name: str) -> types.ModuleType:
@@ -37,10 +36,12 @@ def _lazy_module(name: str) -> types.ModuleType:
 if TYPE_CHECKING:
     from vaultsh.service import commands, folders, transfer, vaults
     from vaultsh.service.commands import Session
+    from vaultsh.vault.keys import FormatOptions
     from vaultsh.vault.vault import Vault
 else:
     # Loaded on first use, so `vaultsh mount` (whose worker start-up the user waits for)
-    # does not import the offline commands it never runs.
+    # does not import the offline commands it never runs. For the same reason the config and
+    # key modules (cryptography, hashlib) are imported in the functions that use them.
     commands = _lazy_module("vaultsh.service.commands")
     folders = _lazy_module("vaultsh.service.folders")
     transfer = _lazy_module("vaultsh.service.transfer")
@@ -124,6 +125,8 @@ def _format_options(args: argparse.Namespace) -> FormatOptions | None:
     given = args.plaintextnames or args.aessiv or args.xchacha or args.deterministic_names or args.longnamemax
     if not given:
         return None
+    from vaultsh.vault.keys import FormatOptions
+
     return FormatOptions(
         plaintext_names=args.plaintextnames,
         deterministic_names=args.deterministic_names,
@@ -200,6 +203,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _print_master_key(key: bytes, quiet: bool) -> None:
     """Print the key on stdout even when it is not a terminal (gocryptfs hides it there)."""
+    from vaultsh.vault.keys import format_master_key
+
     grouped = format_master_key(key)
     if quiet or not sys.stdout.isatty():
         # One line, so scripts and front-ends can capture it; the advice goes to stderr.
@@ -325,6 +330,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_masterkey(args: argparse.Namespace) -> int:
+    from vaultsh.vault.config import load_config
+
     src = _secrets(args)
     conf = load_config(_config_path(args))  # fail on a bad config before asking for a password
     print(commands.reveal_master_key(conf, src.read_password()))
@@ -441,6 +448,8 @@ def cmd_encrypt_paths(args: argparse.Namespace) -> int:
 
 def _read_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
     """The master key from the master-key options or the password (config checked first)."""
+    from vaultsh.vault.config import load_config, unlock
+
     if src.has_masterkey:
         key, _opts, _conf = unlock(
             conf_path,
@@ -467,6 +476,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
         conf_path = Path(args.config) if args.config else root / REVERSE_CONF_NAME
 
         def read_key() -> bytes:
+            from vaultsh.vault.config import load_config
+
             key = _read_key(src, conf_path, args, missing_ok=False)
             conf = load_config(conf_path) if conf_path.exists() else None
             options = _format_options(args) or (conf.options if conf else None)

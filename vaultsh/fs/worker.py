@@ -192,6 +192,19 @@ def check_forward_key(vault: Vault) -> None:
         raise MasterKeyError(f"{vault.cipherdir}: master key does not decrypt this vault (wrong key?)")
 
 
+def import_serving_modules(reverse: bool) -> None:
+    """Load the modules `build_operations` needs while the caller still derives the key
+    (scrypt, tens of milliseconds or more), so the mount follows the key's arrival at once."""
+    import importlib
+
+    for name in (
+        ("vaultsh.vault.reverse", "vaultsh.fs.reverse")
+        if reverse
+        else ("vaultsh.vault.vault", "vaultsh.fs.forward")
+    ):
+        importlib.import_module(name)
+
+
 def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[Any, set[str]]:
     """The pyfuse3 Operations object for the request and the mount options it needs."""
     if cfg.reverse:
@@ -485,7 +498,7 @@ class _StopSignals:
 
 
 def _setup_logging(foreground: bool) -> None:
-    from vaultsh.vault.display import SafeLogFormatter
+    from vaultsh.vault.log_format import SafeLogFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     # Log lines carry decrypted names and paths: shown escaped, never raw on a terminal.
@@ -522,6 +535,7 @@ def run(cfg: WorkerConfig) -> int:
         try:
             framework, fuse = blocking_loop.install()
             cleanup.callback(framework.close)
+            import_serving_modules(cfg.reverse)
             key = read_master_key(cfg.key_fd)
             ops, options = build_operations(cfg, key, stats)
             del key

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, load_config
+from vaultsh.vault.conf_names import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.errors import CipherDirError, UsageError
-from vaultsh.vault.keys import FormatOptions
 
 if TYPE_CHECKING:
     from vaultsh.service.commands.session import Session, SessionIO
+    from vaultsh.vault.config import ConfFile
+    from vaultsh.vault.keys import FormatOptions
 
 
 def config_path_of(root: Path, config: Path | None = None) -> Path:
@@ -54,6 +55,8 @@ def folder_kind(root: Path) -> FolderKind:
 def read_config(root: Path, config: Path | None = None) -> ConfFile:
     """The config `root` opens with, read and checked: a front end asking for the password
     in a dialog calls this first, so that a broken config fails before the dialog."""
+    from vaultsh.vault.config import load_config  # lazily: the mount path starts without cryptography
+
     return load_config(config_path_of(root, config))
 
 
@@ -82,8 +85,9 @@ def open_folder(
     says why a folder does not open.
     """
     # Imported here: `vaultsh mount` finds its config through this module without loading
-    # the commands.
+    # the commands or the ciphers.
     from vaultsh.service.commands.session import Session
+    from vaultsh.vault.config import load_config
     from vaultsh.vault.vault import Vault
 
     if not root.is_dir():

@@ -10,13 +10,12 @@ import re
 import select
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from vaultsh import mount_protocol as proto
 from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
@@ -30,7 +29,11 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
 )
-from vaultsh.vault.keys import FormatOptions
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from vaultsh.vault.keys import FormatOptions
 
 FUSE_DEVICE = "/dev/fuse"
 FUSERMOUNT = "fusermount3"
@@ -183,8 +186,78 @@ def read_exclude_files(paths: tuple[Path, ...]) -> list[str]:
 
 # -- worker processes ---------------------------------------------------------------------
 
+
+class WorkerProcess:
+    """A started worker: what the mount code needs of subprocess.Popen, started by
+    os.posix_spawn, so `vaultsh mount` starts its worker without loading subprocess first."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    @classmethod
+    def spawn(cls, argv: list[str], *, fds: dict[int, int], stderr_fd: int | None) -> Self:
+        """Run `argv` in a new session with stdin and stdout on /dev/null, the descriptors
+        `fds` (child number -> ours) and, unless None, stderr on `stderr_fd`. Nothing else is
+        inherited: our descriptors are close-on-exec, and those handed over become the
+        child's only by dup2 in it, so a process another thread starts meanwhile gets none."""
+        actions: list[tuple[Any, ...]] = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        ]
+        if stderr_fd is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, stderr_fd, 2))
+        actions += [(os.POSIX_SPAWN_DUP2, ours, theirs) for theirs, ours in fds.items()]
+        # As subprocess does: the signals Python ignores are the default again in the child.
+        reset = (signal.SIGPIPE, signal.SIGXFSZ)
+        return cls(
+            os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True, setsigdef=reset)
+        )
+
+    def poll(self) -> int | None:
+        """The exit status once the process has ended (negative: the signal that ended it)."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: its status is lost
+                self.returncode = 0
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status; TimeoutError if the process still runs after `timeout` seconds."""
+        if timeout is None:
+            while self.returncode is None:
+                try:
+                    _pid, status = os.waitpid(self.pid, 0)
+                except ChildProcessError:
+                    self.returncode = 0
+                else:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+        deadline = time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"process {self.pid} still runs after {timeout:g}s")
+            time.sleep(0.01)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
 # Workers started by this process, kept so they are reaped (not left as zombies) after exit.
-_children: dict[int, subprocess.Popen[bytes]] = {}
+_children: dict[int, WorkerProcess] = {}
 
 
 def _reap_children() -> None:
@@ -199,7 +272,7 @@ def _worker_gone(pid: int, timeout: float) -> bool:
     if proc is not None:
         try:
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             return False
         _children.pop(pid, None)
         return True
@@ -302,7 +375,7 @@ def _error_from_reply(reply: dict[str, Any], where: str) -> VaultError:
     return err
 
 
-def _read_start_reply(proc: subprocess.Popen[bytes], status_fd: int, timeout: float) -> dict[str, Any] | None:
+def _read_start_reply(proc: WorkerProcess, status_fd: int, timeout: float) -> dict[str, Any] | None:
     """The worker's one-line start report, or None if it exited (or closed the pipe) without one."""
     buf = b""
     deadline = time.monotonic() + timeout
@@ -324,13 +397,13 @@ def _read_start_reply(proc: subprocess.Popen[bytes], status_fd: int, timeout: fl
     return proto.decode_message(buf) if buf.strip() else None
 
 
-def _kill_worker(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
+def _kill_worker(proc: WorkerProcess, mountpoint: Path) -> None:
     """Stop a worker that failed to start and leave no mount behind."""
     if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        except TimeoutError:
             proc.kill()
             proc.wait()
     if mounted_at(mountpoint):
@@ -339,6 +412,8 @@ def _kill_worker(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
 
 
 def _fusermount_unmount(mountpoint: Path, *, lazy: bool) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
     args = [FUSERMOUNT, "-u"] + (["-z"] if lazy else []) + [str(mountpoint)]
     return subprocess.run(args, capture_output=True, text=True, check=False)
 
@@ -399,36 +474,32 @@ def mount(
 
     key_r, key_w = os.pipe()
     status_r, status_w = os.pipe()
-    proc: subprocess.Popen[bytes] | None = None
+    proc: WorkerProcess | None = None
     try:
+        # The pipe ends' numbers in the worker: above both of ours, so neither is overwritten
+        # before it is handed over.
+        key_fd = max(key_r, status_w) + 1
+        status_fd = key_fd + 1
         argv = worker_argv(
             req,
             source=source,
             mountpoint=mountpoint,
             excludes=excludes,
-            key_fd=key_r,
-            status_fd=status_w,
+            key_fd=key_fd,
+            status_fd=status_fd,
             rundir=rundir,
             foreground=foreground,
         )
-        if foreground:
-            log_target: Any = None  # inherit: messages go to the terminal, as with gocryptfs -fg
-        else:
-            # One log per mount, restarted with it, so it stays small and tells about this mount.
+        # In the foreground the worker's messages go to the terminal, as with gocryptfs -fg;
+        # else to one log per mount, restarted with it, so it stays small and tells about it.
+        log_fd = None
+        if not foreground:
             log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            log_target = os.fdopen(log_fd, "wb")
         try:
-            proc = subprocess.Popen(
-                argv,
-                pass_fds=(key_r, status_w),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log_target,
-                start_new_session=True,
-            )
+            proc = WorkerProcess.spawn(argv, fds={key_fd: key_r, status_fd: status_w}, stderr_fd=log_fd)
         finally:
-            if log_target is not None:
-                log_target.close()
+            if log_fd is not None:
+                os.close(log_fd)
         _children[proc.pid] = proc
         os.close(key_r)
         os.close(status_w)
@@ -458,7 +529,12 @@ def mount(
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-    info = _info_for(files, fallback=_entry_for(req, source, mountpoint, proc.pid))
+    # No status round trip to the worker before saying "ready": its counters are all zero yet.
+    try:
+        entry = RegistryEntry.read(files.registry)
+    except ProtocolError:
+        entry = _entry_for(req, source, mountpoint, proc.pid)
+    info = MountInfo.from_entry(entry, alive=proc.poll() is None)
     if on_ready is not None:
         on_ready(info)
     if not foreground:
@@ -479,7 +555,7 @@ def _entry_for(req: MountRequest, source: Path, mountpoint: Path, pid: int) -> R
     )
 
 
-def _wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
+def _wait_mounted(proc: WorkerProcess, mountpoint: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while not os.path.ismount(mountpoint):
         if proc.poll() is not None:
@@ -489,7 +565,7 @@ def _wait_mounted(proc: subprocess.Popen[bytes], mountpoint: Path) -> None:
         time.sleep(0.01)
 
 
-def _run_foreground(proc: subprocess.Popen[bytes], files: MountFiles, mountpoint: Path) -> None:
+def _run_foreground(proc: WorkerProcess, files: MountFiles, mountpoint: Path) -> None:
     try:
         code = proc.wait()
     except KeyboardInterrupt:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
 import os
-import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vaultsh.vault.config import MAX_PASSWORD_LEN
+from vaultsh.vault.conf_names import MAX_PASSWORD_LEN
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import MasterKeyError, ReadPasswordError, UsageError
-from vaultsh.vault.keys import parse_master_key
+
+# The modules for running --extpass, prompting and parsing a master key are imported where
+# they are used: `vaultsh mount` reads its secret only once its worker is starting.
 
 
 def warn(message: str) -> None:
@@ -50,6 +49,8 @@ class SecretSource:
         return read_interactive(prompt, twice=twice)
 
     def read_master_key(self) -> bytes:
+        from vaultsh.vault.keys import parse_master_key
+
         if self.masterkey_file is not None:
             try:
                 with open(self.masterkey_file, encoding="ascii", errors="replace") as f:
@@ -95,6 +96,9 @@ def read_passfile(path: str) -> bytes:
 
 def run_extpass(command: Sequence[str]) -> bytes:
     """Run the --extpass program (split on spaces when given as one string), take its first line."""
+    import shlex
+    import subprocess
+
     argv = list(command)
     if len(argv) == 1:
         argv = shlex.split(argv[0])
@@ -121,6 +125,8 @@ def _tty_available() -> bool:
 def read_interactive(prompt: str, twice: bool = False) -> bytes:
     """Prompt on the terminal without echo; without a terminal, read one line from stdin."""
     if _tty_available():
+        import getpass
+
         first = getpass.getpass(prompt).encode()
         _check(first)
         if twice:

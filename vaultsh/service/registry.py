@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from vaultsh.vault.config import DEFAULT_SCRYPT_LOGN
+from vaultsh.vault.conf_names import DEFAULT_SCRYPT_LOGN
 from vaultsh.vault.errors import UsageError
 
 # This module holds data and parsing only: the CLI builds its argparse parser from it without

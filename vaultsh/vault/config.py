@@ -17,6 +17,10 @@ from typing import Any
 from vaultsh import __version__
 from vaultsh.crypto.aead import AesGcm, AuthenticationError
 from vaultsh.crypto.kdf import hkdf_sha256, scrypt
+from vaultsh.vault.conf_names import CONF_NAME as CONF_NAME
+from vaultsh.vault.conf_names import DEFAULT_SCRYPT_LOGN as DEFAULT_SCRYPT_LOGN
+from vaultsh.vault.conf_names import MAX_PASSWORD_LEN as MAX_PASSWORD_LEN
+from vaultsh.vault.conf_names import REVERSE_CONF_NAME as REVERSE_CONF_NAME
 from vaultsh.vault.errors import (
     ConfigError,
     ConfigMissingError,
@@ -30,16 +34,12 @@ from vaultsh.vault.errors import (
 )
 from vaultsh.vault.keys import INFO_GCM, LONGNAME_MAX_DEFAULT, MASTER_KEY_LEN, FormatOptions
 
-CONF_NAME = "gocryptfs.conf"
-REVERSE_CONF_NAME = ".gocryptfs.reverse.conf"
 CURRENT_VERSION = 2
-DEFAULT_SCRYPT_LOGN = 16
 MIN_SCRYPT_LOGN = 10
 MAX_SCRYPT_LOGN = 28
 MAX_SCRYPT_R = 64
 MAX_SCRYPT_P = 16
 MAX_CONFIG_SIZE = 1 << 20  # gocryptfs writes well under 1 KiB; FIDO2 data adds a little
-MAX_PASSWORD_LEN = 2048
 
 # Feature flag strings, spec §3.3.
 FLAG_PLAINTEXT_NAMES = "PlaintextNames"

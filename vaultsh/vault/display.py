@@ -5,10 +5,9 @@ from __future__ import annotations
 import codecs
 import functools
 import io
-import logging
 import re
 import unicodedata
-from typing import Any, TextIO
+from typing import TextIO
 
 # Why these and not more: a name arrives from a sync service or another person, so anything a
 # terminal acts on instead of printing must never reach it raw. That is C0 controls (ESC starts
@@ -166,14 +165,3 @@ def safe_text(text: str) -> str:
         return "".join(out)
 
     return _UNSAFE_RUN_CANDIDATE.sub(fix, text)
-
-
-class SafeLogFormatter(logging.Formatter):
-    """A logging formatter whose lines show untrusted names escaped (`safe_text`), line by line
-    for tracebacks, so a log read on a terminal cannot carry escape sequences."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        return safe_text(super().formatMessage(record))
-
-    def formatException(self, ei: Any) -> str:
-        return "\n".join(map(safe_text, super().formatException(ei).split("\n")))
