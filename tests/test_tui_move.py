@@ -24,6 +24,7 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
 from textual.pilot import Pilot
 from textual.widgets import Input, Label
 
+from vaultsh.service import commands
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen
@@ -143,6 +144,7 @@ async def test_moves_a_file_a_tree_and_a_symlink_in_one_task(move_vault: Path, w
         assert names_in(move_vault, join(where, "dest")) == ["d", "f.txt", "ln"]
         for gone in ("f.txt", "d", "ln"):
             assert not vault.exists(join(where, gone))
+        assert f"> move 3 selected entries into {dest}" in app.log_lines  # one task
         assert f"moved 3 entries (4 files, 2 directories) into {dest}" in log_text(app)
         assert app.main.selection.names == set()
         assert app.main.cwd == where
@@ -301,3 +303,31 @@ async def test_reverse_folder_refuses_a_move_of_the_selection(tmp_path: Path) ->
         assert "reverse-mode folder is read-only" in app.log_lines[-1]
         assert sorted(os.listdir(plain)) == before
         assert os.listdir(plain / "into") == []
+
+
+@pytest.mark.asyncio
+async def test_cancel_during_the_move_stops_between_entries(
+    move_vault: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(move_vault, "")
+    async with opened_at(move_vault, "") as (app, pilot):
+        real_move = commands.move_path
+
+        def move_then_cancel(*args: Any, **kwargs: Any) -> int:
+            # Esc pressed while the first entry moves: the task stops before the next one.
+            code = real_move(*args, **kwargs)
+            app.io.cancel.set()
+            return code
+
+        monkeypatch.setattr(commands, "move_path", move_then_cancel)
+        await select(pilot, app, "d", "f.txt", "g.txt")
+        await ask_move(pilot, app, "/dest")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await command_done(pilot, app)
+        assert "moved 1 of 3 entries into /dest before cancelling" in log_text(app)
+        assert app.log_lines[-1] == "cancelled"
+        assert names_in(move_vault, "dest") == ["d"]
+        vault = fresh(move_vault)
+        assert vault.read_file("f.txt") == PAYLOAD and vault.read_file("g.txt") == b"g\n"
+        assert app.main.selection.names == set()  # entries moved: the selection is done with

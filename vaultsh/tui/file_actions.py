@@ -180,7 +180,7 @@ class FileActions(BrowserScreen):
         def go(typed: str | None) -> None:
             if not typed or not typed.strip():
                 return
-            dest = parse_vault_path(typed.strip(), here)
+            dest = parse_vault_path(session, typed.strip(), here)
             moved: list[str] = []
 
             def done() -> str | None:
@@ -192,7 +192,7 @@ class FileActions(BrowserScreen):
                 return after
 
             self.vapp.run_task(
-                safe_text(f"move {len(paths)} selected entries into {dest}"),
+                safe_text(f"move {len(paths)} selected entries into {commands.show(dest)}"),
                 move_selection(paths, dest, moved.append),
                 transfer=f"Moving {len(paths)} entries",
                 select=done,

@@ -198,15 +198,14 @@ def _into(target: str, path: str) -> str:
 
 
 def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = lambda _p: None) -> Task:
-    """Move every selected path into the vault directory `dest` (absolute) with `mv`, after
+    """Move every selected path into the vault directory `dest` (a plain path) with `mv`, after
     one question on names that exist there and one that says how much moves where; `moved`
     hears of each path once it has gone. Every refusal comes before the first move: nothing
     is left half-moved by a clash or a typo."""
 
     def task(session: commands.Session) -> int:
         io = session.io
-        target = session.resolve(dest)
-        where = commands.show(target)
+        target, where = dest, commands.show(dest)
         _refuse_unmovable(session, paths, target)
         clashes = [p for p in paths if session.vault.exists(_into(target, p))]
         policy = _clash_policy(session, clashes, target)
@@ -251,15 +250,15 @@ def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = l
     return task
 
 
-def parse_vault_path(typed: str, shown_dir: str) -> str:
-    """A vault path typed in a dialog (a completed name comes shell-quoted), as an absolute
-    path: a relative one is taken in the shown directory."""
+def parse_vault_path(session: commands.Session, typed: str, shown_dir: str) -> str:
+    """A vault path typed in a dialog (a completed name comes shell-quoted) as a plain path:
+    a relative one is taken in the shown directory."""
     try:
         words = commands.split_line(typed)
     except ValueError:
         words = []
     path = words[0] if len(words) == 1 else typed
-    return path if path.startswith("/") else f"/{shown_dir}/{path}"
+    return session.resolve(path if path.startswith("/") else f"/{shown_dir}/{path}")
 
 
 class VaultDirPrompt(PromptScreen):
