@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from vaultsh.service import commands
 from vaultsh.tui import conflict_actions
 from vaultsh.tui.browser import BrowserScreen
 from vaultsh.tui.entries import ROLE_BAD, Entry
@@ -12,7 +13,13 @@ from vaultsh.tui.screens import (
     ConfirmScreen,
     PromptScreen,
 )
-from vaultsh.tui.selection import delete_selection, export_selection
+from vaultsh.tui.selection import (
+    VaultDirPrompt,
+    delete_selection,
+    export_selection,
+    move_selection,
+    parse_vault_path,
+)
 from vaultsh.vault.display import quote_name, safe_text
 
 
@@ -146,6 +153,9 @@ class FileActions(BrowserScreen):
         if copy is not None:
             self._adopt_copy(copy)
             return
+        if self.selection.names and self.vapp.reverse is None:
+            self._move_selection()
+            return
         path = self._selected_plain()
         if path is None:
             return
@@ -158,6 +168,54 @@ class FileActions(BrowserScreen):
                 )
 
         self._ask(PromptScreen("Rename", f"New name for {old}:", old), go)
+
+    def _move_selection(self) -> None:
+        """`r` with a selection: move it all into one vault directory, in one task."""
+        session = self.vapp.session
+        if session is None:
+            return
+        paths, here = self._selected_paths(), self.cwd
+        after = self._unselected_near_cursor()
+
+        def go(typed: str | None) -> None:
+            if not typed or not typed.strip():
+                return
+            dest = parse_vault_path(session, typed.strip(), here)
+            moved: list[str] = []
+
+            def done() -> str | None:
+                # A refused or cancelled move keeps the selection and the cursor, to try
+                # another destination.
+                if not moved:
+                    return None
+                self.selection.clear()
+                return after
+
+            self.vapp.run_task(
+                safe_text(f"move {len(paths)} selected entries into {commands.show(dest)}"),
+                move_selection(paths, dest, moved.append),
+                transfer=f"Moving {len(paths)} entries",
+                select=done,
+            )
+
+        prompt = (
+            f"Move the {len(paths)} selected entries into (a vault directory; "
+            f"relative to {commands.show(here)}):"
+        )
+        start = commands.show(here).rstrip("/") + "/"
+        self._ask(VaultDirPrompt("Move selection", prompt, start, session), go)
+
+    def _unselected_near_cursor(self) -> str | None:
+        """Where the cursor goes once the selection has moved away: the entry under it if that
+        stays, else the nearest row below (then above) that is not selected."""
+        rows, names = self.plain.rows, self.selection.names
+        cursor = int(self.plain.cursor)
+        for row in [cursor, *range(cursor + 1, len(rows)), *range(cursor - 1, -1, -1)]:
+            if 0 <= row < len(rows):
+                name: str | None = rows[row].plain_name
+                if name is not None and name not in names:
+                    return name
+        return None
 
     def action_delete(self) -> None:
         copy = self._conflict_entry()

@@ -1,4 +1,4 @@
-"""Acting on several selected entries at once: one export, one delete, one progress bar, one question."""
+"""Acting on several selected entries at once: one export, delete or move, one progress bar, one question."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import stat as stat_mod
 from collections.abc import Callable
 from pathlib import Path
 
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label
+
 from vaultsh.service import commands, transfer
+from vaultsh.tui.completion import CompletingInput, candidates_hint
+from vaultsh.tui.safety import as_text
+from vaultsh.tui.screens import PromptScreen
+from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import ExitCode, FsError, VaultError
 
 Task = Callable[[commands.Session], int]
@@ -130,3 +138,152 @@ def delete_selection(paths: list[str]) -> Task:
         return 0
 
     return task
+
+
+# What to do with selected names that already exist in the destination, asked once for all.
+CLASH_CHOICES = [
+    ("overwrite", "Overwrite"),
+    ("keep-both", "Keep both"),
+    ("skip", "Skip"),
+    ("cancel", "Cancel"),
+]
+NAMED_CLASHES = 3  # the clash question names this many, then says how many more
+
+
+def _names(paths: list[str]) -> str:
+    shown = [quote_name(p.rpartition("/")[2]) for p in paths[:NAMED_CLASHES]]
+    more = len(paths) - NAMED_CLASHES
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _refuse_unmovable(session: commands.Session, paths: list[str], target: str) -> None:
+    """One line if the selection cannot go into `target`: missing, not a directory, the
+    directory they are in already, or inside one of the selected directories."""
+    vault, where = session.vault, commands.show(target)
+    if not vault.exists(target):
+        raise FsError(errno.ENOENT, f"{where}: no such directory in the vault (the entries go into one)")
+    if not stat_mod.S_ISDIR(vault.stat(target).mode):
+        raise FsError(errno.ENOTDIR, f"{where}: not a directory (the entries go into one)")
+    for path in paths:
+        if target == path or target.startswith(path + "/"):
+            shown = commands.show(path)
+            raise FsError(errno.EINVAL, f"{shown}: cannot move a directory into itself ({where})")
+    if paths and paths[0].rpartition("/")[0] == target:
+        raise FsError(errno.EINVAL, f"the selected entries are already in {where}")
+
+
+def _clash_policy(session: commands.Session, clashes: list[str], target: str) -> str:
+    """Ask once what to do with the selected names that exist in `target` already. A directory
+    on either side is never overwritten (that would merge or lose a tree): no such answer then."""
+    vault, io = session.vault, session.io
+    if not clashes:
+        return "skip"
+    dir_involved = any(
+        stat_mod.S_ISDIR(vault.stat(p).mode) or stat_mod.S_ISDIR(vault.stat(_into(target, p)).mode)
+        for p in clashes
+    )
+    choices = [c for c in CLASH_CHOICES if not (dir_involved and c[0] == "overwrite")]
+    where = commands.show(target)
+    question = f"{len(clashes)} of the selected names already exist in {where}: {_names(clashes)}."
+    if dir_involved:
+        question += " A directory is never overwritten."
+    if not isinstance(io, commands.Chooser):
+        raise FsError(errno.EEXIST, f"{commands.show(_into(target, clashes[0]))}: already exists")
+    return io.choose(question, choices) or "cancel"
+
+
+def _into(target: str, path: str) -> str:
+    name = path.rpartition("/")[2]
+    return f"{target}/{name}" if target else name
+
+
+def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = lambda _p: None) -> Task:
+    """Move every selected path into the vault directory `dest` (a plain path) with `mv`, after
+    one question on names that exist there and one that says how much moves where; `moved`
+    hears of each path once it has gone. Every refusal comes before the first move: nothing
+    is left half-moved by a clash or a typo."""
+
+    def task(session: commands.Session) -> int:
+        io = session.io
+        target, where = dest, commands.show(dest)
+        _refuse_unmovable(session, paths, target)
+        clashes = [p for p in paths if session.vault.exists(_into(target, p))]
+        policy = _clash_policy(session, clashes, target)
+        if policy == "cancel":
+            io.write("nothing moved")
+            return 0
+        moving = [p for p in paths if not (policy == "skip" and p in clashes)]
+        if not moving:
+            io.write(f"nothing moved: every selected name exists in {where} already")
+            return 0
+        files, dirs = tree_counts(session, moving)
+        question = (
+            f"Move the {len(moving)} selected entries ({files} files and {dirs} directories in all) "
+            f"into {where}?"
+        )
+        if policy == "overwrite":
+            question += f" {len(clashes)} existing files there are replaced."
+        elif clashes:
+            kept = "keep their names with a number added" if policy == "keep-both" else "are skipped"
+            question += f" The {len(clashes)} names that exist there {kept}."
+        if not io.confirm(question):
+            io.write("nothing moved")
+            return 0
+        for done, path in enumerate(moving):
+            if io.cancelled():
+                io.write(f"moved {done} of {len(moving)} entries into {where} before cancelling")
+                raise transfer.Cancelled()
+            into = _into(target, path)
+            if path in clashes and policy == "keep-both":
+                into = commands.free_name(session.vault, into)
+            on_exists = "overwrite" if path in clashes and policy == "overwrite" else None
+            commands.move_path(session, "/" + path, "/" + into, on_exists=on_exists)
+            moved(path)
+            io.progress(done + 1, len(moving))
+        skipped = len(paths) - len(moving)
+        io.write(
+            f"moved {len(moving)} entries ({files} files, {dirs} directories) into {where}"
+            + (f"; skipped {skipped} whose names exist there" if skipped else "")
+        )
+        return 0
+
+    return task
+
+
+def parse_vault_path(session: commands.Session, typed: str, shown_dir: str) -> str:
+    """A vault path typed in a dialog (a completed name comes shell-quoted) as a plain path:
+    a relative one is taken in the shown directory."""
+    try:
+        words = commands.split_line(typed)
+    except ValueError:
+        words = []
+    path = words[0] if len(words) == 1 else typed
+    return session.resolve(path if path.startswith("/") else f"/{shown_dir}/{path}")
+
+
+class VaultDirPrompt(PromptScreen):
+    """Ask for a directory in the vault; Tab completes vault directories as `cd` does."""
+
+    def __init__(self, title: str, prompt: str, value: str, session: commands.Session) -> None:
+        super().__init__(title, prompt, value)
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(safe_text(self.title_text), classes="dialog-title", markup=False)
+            yield Label(safe_text(self.prompt), classes="dialog-label", markup=False)
+            yield CompletingInput(
+                self.value,
+                placeholder=self.placeholder,
+                id="answer",
+                select_on_focus=False,
+                completer=self._complete_vault,
+            )
+            yield Label("", id="candidates", classes="dialog-candidates")
+            yield Label("Enter: OK   Tab: complete   Esc: cancel", classes="dialog-hint")
+
+    def _complete_vault(self, before: str) -> tuple[str, list[str]]:
+        found = commands.complete(self.session, "cd " + before)
+        hint = "no match" if not found else candidates_hint(found) if len(found) > 1 else ""
+        self.query_one("#candidates", Label).update(as_text(hint))
+        return commands.current_word(before), found
