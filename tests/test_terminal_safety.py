@@ -21,7 +21,7 @@ import pytest
 from gocryptfs_harness import skip_or_fail
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from test_shell import Shell
+from shell_harness import Shell
 from test_tui_app import row_text, unlocked_app, wait_for
 from test_tui_e2e import capture, tmux, wait_screen
 from textual.worker import WorkerFailed
