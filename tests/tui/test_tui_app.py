@@ -979,7 +979,7 @@ def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: P
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     session = f"vaultsh-quit-{uuid.uuid4().hex[:8]}"
     command = f"cd {repo} && {sys.executable} -m vaultsh {vault_dir}; echo exit=$? > {status}"
     with cleaned_up(mountpoint):
