@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-# Test modules import the harness as the top-level module `gocryptfs_harness`, whether or not
-# tests/ is a package, so put this directory on sys.path explicitly.
+# The test folders (core/, fs/, service/, ...) share the helper modules at the top of tests/
+# (vectors, gocryptfs_harness, fuse_harness, shell_harness) and import them by module name,
+# so put this directory on sys.path explicitly, whatever pytest's import mode.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)

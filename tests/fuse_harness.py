@@ -14,6 +14,9 @@ from typing import Any
 
 from gocryptfs_harness import skip_or_fail
 
+from vaultsh.service import mounts
+from vaultsh.vault.errors import VaultError
+
 
 def require_fuse() -> None:
     """Skip (fail under CI=true) unless pyfuse3, /dev/fuse and fusermount3 are present."""
@@ -90,3 +93,25 @@ def mounted_ops(
             force_unmount(mountpoint)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def kernel_mounted(path: Path) -> bool:
+    """Whether the kernel lists `path` as a mount point, read from /proc/self/mountinfo.
+
+    Unlike os.path.ismount this never stats the path, which a dead FUSE mount answers with
+    ENOTCONN (ismount then says False although the mount is still there).
+    """
+    with open("/proc/self/mountinfo") as f:
+        return str(path) in {line.split(" ")[4] for line in f}
+
+
+@contextlib.contextmanager
+def cleaned_up(mountpoint: Path) -> Iterator[None]:
+    """Whatever a test leaves, unmount it (lazily, as a dead mount needs) and drop its record."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(VaultError, OSError):
+            mounts.unmount(mountpoint)
+        if kernel_mounted(mountpoint):
+            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)

@@ -1,6 +1,6 @@
 """Helpers for driving the real gocryptfs binary and comparing plaintext trees.
 
-Used by the interop tests (tests/test_interop_gocryptfs.py) and their fixtures
+Used by the tests of every layer folder (tests/interop/ above all) and their fixtures
 (tests/conftest.py). Passwords always travel through a `-passfile` in a private temporary
 directory, never through argv (docs/gocryptfs-format.md §11.1).
 """

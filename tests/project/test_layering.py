@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "vaultsh"
 UI_AND_FUSE = ("textual", "prompt_toolkit", "pyfuse3", "trio")
 

@@ -55,7 +55,7 @@ def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> N
     vault = Vault.open(root, master_key=MASTER_KEY)
     notes_cipher = vault.cipher_path("notes.txt").name
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
     # A fixed window size whatever other tmux clients on this server use.
     tmux("new-session", "-d", "-s", tmux_session, "-x", str(WIDTH), "-y", str(HEIGHT))
@@ -99,7 +99,7 @@ def test_help_scrolls_to_its_end_and_quit_at_80x24(tmp_path: Path, tmux_session:
     root = tmp_path / "vault"
     make_vault(root)
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
     tmux("new-session", "-d", "-s", tmux_session, "-x", "80", "-y", "24")
     tmux("set-option", "-t", tmux_session, "window-size", "manual")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 import shutil
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_harness import require_fuse
+from fuse_harness import cleaned_up, kernel_mounted, require_fuse
 from gocryptfs_harness import skip_or_fail
 from textual import events
 from textual.pilot import Pilot
@@ -40,7 +39,7 @@ from vaultsh.tui.screens import (
     SecretScreen,
 )
 from vaultsh.vault.config import CONF_NAME
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.names import b64_encode, pad16
 from vaultsh.vault.vault import Vault
@@ -798,28 +797,6 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
 # -- mounting ----------------------------------------------------------------------------------
 
 
-def kernel_mounted(path: Path) -> bool:
-    """Whether the kernel lists `path` as a mount point, read from /proc/self/mountinfo.
-
-    Unlike os.path.ismount this never stats the path, which a dead FUSE mount answers with
-    ENOTCONN (ismount then says False although the mount is still there).
-    """
-    with open("/proc/self/mountinfo") as f:
-        return str(path) in {line.split(" ")[4] for line in f}
-
-
-@contextlib.contextmanager
-def cleaned_up(mountpoint: Path) -> Iterator[None]:
-    """Whatever a test leaves, unmount it (lazily, as a dead mount needs) and drop its record."""
-    try:
-        yield
-    finally:
-        with contextlib.suppress(VaultError, OSError):
-            mounts.unmount(mountpoint)
-        if kernel_mounted(mountpoint):
-            subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], capture_output=True, check=False)
-
-
 @pytest.fixture
 def mountpoint(tmp_path: Path) -> Iterator[Path]:
     """An empty mountpoint for a real worker, cleaned up whatever the test leaves there."""
@@ -1002,7 +979,7 @@ def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: P
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     session = f"vaultsh-quit-{uuid.uuid4().hex[:8]}"
     command = f"cd {repo} && {sys.executable} -m vaultsh {vault_dir}; echo exit=$? > {status}"
     with cleaned_up(mountpoint):

@@ -37,7 +37,7 @@ from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.vault import Vault
 
-ROOT_DIR = Path(__file__).resolve().parent.parent
+ROOT_DIR = Path(__file__).resolve().parents[2]
 SIZE = (160, 44)
 BAD_UTF8 = os.fsdecode(b"bad\xff\xfe.txt")  # not UTF-8: kept as lone surrogates
 NAMES = [

@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fuse_harness import require_fuse
-from prompt_toolkit.history import InMemoryHistory
+from fuse_harness import cleaned_up, kernel_mounted, require_fuse
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
-from test_tui_app import cleaned_up, kernel_mounted
+from shell_harness import Shell
 
 from vaultsh.service.commands import Session, SessionIO
 from vaultsh.shell.repl import ShellIO, history_path, prompt_text, run_script, run_shell
@@ -36,35 +35,6 @@ def vault(tmp_path: Path) -> tuple[Vault, bytes]:
     v.write_file("my docs/a file.txt", b"spaced\n")
     v.write_file("alpha.txt", b"a\n")
     return v, key
-
-
-class Shell:
-    """Runs the shell on typed input; keeps what it printed and the session it made."""
-
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        self.out = io.StringIO()
-        self.err = io.StringIO()
-        self.session: Session | None = None
-
-    def factory(self, sio: SessionIO) -> Session:
-        self.session = Session(self.vault, self.vault.cipherdir, sio)
-        return self.session
-
-    def type(self, keys: str, history: InMemoryHistory | None = None) -> int:
-        with create_pipe_input() as pipe:
-            pipe.send_text(keys)
-            return run_shell(
-                self.factory,
-                history=history or InMemoryHistory(),
-                input=pipe,
-                output=DummyOutput(),
-                stdout=self.out,
-                stderr=self.err,
-            )
-
-    def lines(self) -> list[str]:
-        return self.out.getvalue().splitlines()[1:]  # after the greeting
 
 
 def test_typed_commands_show_their_output(vault: tuple[Vault, bytes]) -> None:

@@ -10,16 +10,14 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from fuse_harness import require_fuse
+from fuse_harness import cleaned_up, kernel_mounted, require_fuse
 from test_tui_app import (
     LONG_NAME,
     MASTER_KEY,
     PASSWORD,
     SIZE,
     answer_prompt,
-    cleaned_up,
     command_done,
-    kernel_mounted,
     log_text,
     make_vault,
     mount_with_keys,

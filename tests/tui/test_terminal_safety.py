@@ -21,7 +21,7 @@ import pytest
 from gocryptfs_harness import skip_or_fail
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
-from test_shell import Shell
+from shell_harness import Shell
 from test_tui_app import row_text, unlocked_app, wait_for
 from test_tui_e2e import capture, tmux, wait_screen
 from textual.worker import WorkerFailed
@@ -361,7 +361,7 @@ def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_esc
     hostile: Vault, passfile: Path, tmp_path: Path, tmux_session: str
 ) -> None:
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     command = (
         f"cd {repo} && {sys.executable} -m vaultsh --passfile {passfile} {hostile.cipherdir};"
         f" echo exit=$? > {status}"
