@@ -1,5 +1,10 @@
 """Forward mode over FUSE: the read-write plaintext view of a gocryptfs vault (spec §5–§8)."""
 
+# Longer than 600 lines on purpose: the FUSE handlers of one mount share the node table (by
+# kernel inode and by backing inode) and the open-file and open-directory tables under one set
+# of invariants (which handler may drop a node, when a node's path is updated); they are one
+# class so the invariants stay readable in one place. The format work lives in vaultsh.vault.
+
 from __future__ import annotations
 
 import contextlib

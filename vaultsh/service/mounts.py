@@ -1,5 +1,9 @@
 """Mount, watch and unmount vaults through a background FUSE worker process per mount."""
 
+# Longer than 600 lines on purpose: starting, watching and stopping a worker share its process
+# handle, the registry entry and the clean-up of a worker that died at any step (stale entry,
+# FUSE mount left behind, killed child); split apart, each half would re-derive that state.
+
 from __future__ import annotations
 
 import contextlib
