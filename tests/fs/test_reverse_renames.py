@@ -498,7 +498,13 @@ def test_rsync_after_logrotate_transfers_exactly_the_changed_files(tmp_path: Pat
         rotate(plain, b"", b"today\n" * 10, same_mtime=False)
         sent = rsync(mnt, backup)
         fresh = open_view(plain)
-        assert sent == sorted(cipher_path(fresh, rel) for rel in ("logs/app.log", "logs/app.log.1"))
+        # The rotation also changed the times of logs/, which its virtual gocryptfs.diriv shows
+        # (§9.3): once the kernel's cached attributes expire, rsync sends those 16 unchanged
+        # bytes again, as it does from gocryptfs -reverse. Every other file is left alone.
+        logs_diriv = f"{cipher_path(fresh, 'logs')}/gocryptfs.diriv"
+        assert [p for p in sent if p != logs_diriv] == sorted(
+            cipher_path(fresh, rel) for rel in ("logs/app.log", "logs/app.log.1")
+        )
         assert tree_bytes(backup) == tree_bytes(mnt)
     materialized = tmp_path / "offline"
     fresh.materialize(materialized)

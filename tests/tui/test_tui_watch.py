@@ -59,3 +59,36 @@ def test_a_symlink_is_not_watched_through(tmp_path: Path) -> None:
         assert calls == []
     finally:
         watcher.close()
+
+
+def test_watching_the_same_directory_again_keeps_a_change_just_made(tmp_path: Path) -> None:
+    """The TUI lists (and watches) its directory again right after a command of its own: the
+    change the command made is still reported, stamped no later than that listing's start, so
+    the listing is known to hold it."""
+    calls: list[float] = []
+    watcher = DirWatcher(calls.append)
+    try:
+        watcher.watch(tmp_path)
+        (tmp_path / "renamed.txt").write_bytes(b"a change of our own")
+        watcher.watch(tmp_path)  # the listing after the command
+        listing_started = time.monotonic()
+        wait_calls(calls, 1)
+        assert calls[0] <= listing_started
+        quiet_period()
+        assert len(calls) == 1
+    finally:
+        watcher.close()
+
+
+def test_settle_stamps_the_queued_changes_before_a_reload(tmp_path: Path) -> None:
+    calls: list[float] = []
+    watcher = DirWatcher(calls.append)
+    try:
+        watcher.watch(tmp_path)
+        (tmp_path / "new.txt").write_bytes(b"x")
+        watcher.settle()
+        reload_started = time.monotonic()
+        wait_calls(calls, 1)
+        assert calls[0] <= reload_started
+    finally:
+        watcher.close()

@@ -57,9 +57,9 @@ class ListingScreen(BrowserScreen):
             except VaultError as e:
                 self.vapp.log_line(str(e), "error")
                 return
+            self._watch(view.plaindir / path)  # before the listing starts: see DirWatcher.watch
             self._start_load(path, select)
             self.view_dir = found.cipher_path
-            self._watch(view.plaindir / path)
             self._update_titles()
             cipher_dir = found.cipher_path
             self._scan(
@@ -75,9 +75,9 @@ class ListingScreen(BrowserScreen):
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
             return
+        self._watch(cdir)  # before the listing starts: see DirWatcher.watch
         self._start_load(path, select)
         self.cdir = cdir
-        self._watch(cdir)
         self._update_titles()
         self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
@@ -137,6 +137,8 @@ class ListingScreen(BrowserScreen):
         """The auto-refresh: list the shown directory again in the background and swap the
         result in when it is complete, the cursors on the same entries; the panes stay as they
         are meanwhile (no flicker, no "loading…")."""
+        if self.watcher is not None:
+            self.watcher.settle()
         self.generation += 1
         self.quiet_generation = self.generation
         self.listed_at = time.monotonic()

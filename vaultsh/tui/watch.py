@@ -55,23 +55,41 @@ class DirWatcher:
         self._libc = _libc()
         self._fd = self._libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC) if self._libc else -1
         self._wake_r, self._wake_w = os.pipe()
+        # Guards reading the events and `_last_change`: `watch` reads them too (see there).
+        self._lock = threading.Lock()
+        self._last_change: float | None = None  # of a burst not yet reported
 
     @property
     def watching(self) -> bool:
         return self._wd >= 0
 
     def watch(self, directory: Path) -> None:
-        """Watch `directory` instead of the one before (never through a symlink). Called from one
-        thread only; the watcher's thread just compares event descriptors with the current one."""
+        """Watch `directory` instead of the one before (never through a symlink), and stamp the
+        changes already queued with the time of this call. Call it before a listing starts.
+
+        Called from one thread only. Two things keep a change this process has just made (a
+        rename in the TUI, say) from listing the directory a second time on a busy machine:
+        the same directory keeps its watch (removing and adding it again would drop the queued
+        events with the old descriptor, and the change would never be reported), and the
+        queued events are read here, so their stamp is older than the listing that follows,
+        which then holds them, rather than the later time the watcher's thread would get to them.
+        """
         if self._fd < 0 or self._libc is None:
             return
-        if self._wd >= 0:
-            self._libc.inotify_rm_watch(self._fd, self._wd)
         flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
-        self._wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
+        with self._lock:
+            self._read_queued()
+            # The same directory (inode) gives back the descriptor it has.
+            wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
+            if self._wd >= 0 and wd != self._wd:
+                self._libc.inotify_rm_watch(self._fd, self._wd)
+            self._wd = wd
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vaultsh-watch", daemon=True)
             self._thread.start()
+        else:
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"w")  # a burst may have been stamped: its debounce starts
 
     def close(self) -> None:
         """Stop the thread and release the inotify instance."""
@@ -86,9 +104,19 @@ class DirWatcher:
         self._fd = self._wake_r = self._wake_w = -1
         self._wd = -1
 
-    def _changes_read(self) -> bool:
-        """Read the queued events; True if one is a change of the directory watched now (not
-        IN_IGNORED, which removing the previous directory's watch sends, nor a late event of it)."""
+    def settle(self) -> None:
+        """Stamp the changes queued now with the time of this call (see `watch`): call it just
+        before listing the watched directory again."""
+        if self._fd >= 0:
+            with self._lock:
+                self._read_queued()
+            with contextlib.suppress(OSError):
+                os.write(self._wake_w, b"w")
+
+    def _read_queued(self) -> None:
+        """Read the queued events (holding the lock); a change of the directory watched now
+        (not IN_IGNORED, which removing the previous directory's watch sends, nor a late event
+        of it) starts or extends the burst to report."""
         found = False
         with contextlib.suppress(BlockingIOError):
             while data := os.read(self._fd, 65536):
@@ -97,17 +125,23 @@ class DirWatcher:
                     wd, mask, _cookie, name_len = _EVENT.unpack_from(data, offset)
                     offset += _EVENT.size + name_len
                     found = found or (wd == self._wd and bool(mask & CHANGES))
-        return found
+        if found:
+            self._last_change = time.monotonic()  # wait for the burst to end
 
     def _run(self) -> None:
-        last_change: float | None = None  # of a burst not yet reported
         while True:
-            timeout = None if last_change is None else max(0.0, last_change + DEBOUNCE - time.monotonic())
+            with self._lock:
+                last = self._last_change
+            timeout = None if last is None else max(0.0, last + DEBOUNCE - time.monotonic())
             ready, _, _ = select.select([self._fd, self._wake_r], [], [], timeout)
-            if self._wake_r in ready:
+            if self._wake_r in ready and b"x" in os.read(self._wake_r, 64):
                 return
-            if self._fd in ready and self._changes_read():
-                last_change = time.monotonic()  # wait for the burst to end
-            elif last_change is not None:
-                self.changed(last_change)
-                last_change = None
+            report: float | None = None
+            with self._lock:
+                if self._fd in ready:
+                    self._read_queued()
+                last = self._last_change
+                if last is not None and time.monotonic() >= last + DEBOUNCE:
+                    report, self._last_change = last, None
+            if report is not None:
+                self.changed(report)
