@@ -21,7 +21,7 @@ import pytest
 from fuse_harness import require_fuse
 from gocryptfs_harness import skip_or_fail
 
-from vaultsh.fs.forward import LOG_NAMES_ENV
+from vaultsh.fs.frontend import LOG_NAMES_ENV
 from vaultsh.mount_protocol import MountFiles
 from vaultsh.service import mounts
 from vaultsh.service.mounts import MountRequest

@@ -9,23 +9,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
 import logging
 import os
 import stat as stat_mod
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
-from vaultsh.fs.failures import internal_error
+from vaultsh.fs.frontend import FuseFrontend, request
 from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
-from vaultsh.vault.errors import CorruptionError, FsError, VaultError
+from vaultsh.vault.errors import FsError, VaultError
 from vaultsh.vault.file import VaultFile
 from vaultsh.vault.names import NAME_MAX
 from vaultsh.vault.ops import RenameResult
@@ -56,17 +54,6 @@ READAHEAD_KIB = 1024
 # Requests are served one at a time, so without it each read waits for the disk and the disk
 # waits for the decryption; with it the next megabytes arrive while this one is decrypted.
 PREFETCH_BYTES = 8 << 20
-
-# Errors worth a count in MountStats: damage, not the everyday ENOENT/EEXIST of a shell.
-_COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG})
-
-# Decrypted names are what the vault hides, and the worker's log is a file in the runtime
-# dir: it gets them only when asked for (this variable set to 1, for debugging). Otherwise a
-# failure is logged by request, inode or handle number and error.
-LOG_NAMES_ENV = "VAULTSH_LOG_NAMES"
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 def forward_fsname(cipherdir: str | os.PathLike[str]) -> str:
@@ -140,45 +127,7 @@ class _OpenDir:
     entries: list[DirEntry] | None = None
 
 
-def _request(
-    fn: Callable[Concatenate[ForwardOperations, _P], _R],
-) -> Callable[Concatenate[ForwardOperations, _P], Coroutine[Any, Any, _R]]:
-    """Turn a synchronous handler into a pyfuse3 request handler.
-
-    Handlers never await, so each request runs to completion before trio starts the next:
-    that serialises access to the inode table and to every VaultFile without locks. Every
-    failure leaves as FUSEError with a proper errno; anything else would stop the mount.
-    """
-
-    @functools.wraps(fn)
-    async def handler(self: ForwardOperations, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        self.stats.touch()
-        try:
-            return fn(self, *args, **kwargs)
-        except FUSEError:
-            raise
-        except CorruptionError as e:
-            self.stats.errors += 1
-            self._log_failure(fn.__name__, args, e)
-            raise FUSEError(e.errno) from None
-        except VaultError as e:
-            if e.errno in _COUNTED_ERRNOS:
-                self.stats.errors += 1
-                self._log_failure(fn.__name__, args, e)
-            raise FUSEError(e.errno) from None
-        except OSError as e:
-            code = e.errno or errno.EIO
-            if code in _COUNTED_ERRNOS:
-                self.stats.errors += 1
-                log.warning("%s: %s", fn.__name__, e)
-            raise FUSEError(code) from None
-        except Exception as e:
-            raise internal_error(log, fn.__name__, e, self.stats, log_names=self.log_names) from None
-
-    return handler
-
-
-class ForwardOperations(pyfuse3.Operations):
+class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     """pyfuse3 request handlers over a `Vault`, keeping gocryptfs's tree invariants (§8).
 
     Inode numbers are those of the cipher objects where possible (as gocryptfs does), so
@@ -189,6 +138,7 @@ class ForwardOperations(pyfuse3.Operations):
     supports_dot_lookup = False  # no NFS export: the kernel then never looks up "." or ".."
     enable_writeback_cache = False  # write-through keeps one writer's view exact for all
     enable_acl = False
+    _log = log
 
     def __init__(
         self,
@@ -198,12 +148,10 @@ class ForwardOperations(pyfuse3.Operations):
         stats: MountStats | None = None,
         log_names: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(stats=stats, log_names=log_names)
         self.vault = vault
-        self.log_names = log_names
         vault.sync_metadata = False  # gocryptfs does not fsync dirivs either (see Vault)
         self.read_only = read_only
-        self.stats = stats if stats is not None else MountStats()
         self._root_path = vault.cipherdir
         root_st = vault.dirs.call(self._root_path, os.fstat)  # the root we hold
         root = _Node(
@@ -212,9 +160,6 @@ class ForwardOperations(pyfuse3.Operations):
         self._nodes: dict[int, _Node] = {root.id: root}  # every node the kernel may refer to
         self._named: dict[tuple[int, int], _Node] = {root.backing: root}  # by backing inode
         self._next_spare_id = _SPARE_NODE_IDS
-        self._files: dict[int, _OpenFile] = {}
-        self._dirs: dict[int, _OpenDir] = {}
-        self._next_fh = 1
         self._plain_size = vault.content.cipher_to_plain_size
         self._encrypt_name = vault.encrypt_component
         self._links_encrypted = not vault.options.plaintext_names
@@ -223,15 +168,6 @@ class ForwardOperations(pyfuse3.Operations):
         # cipher paths longer than PATH_MAX work and no planted symlink is followed.
         self._lstat = vault.lstat_cipher
         self._lstat_in = vault.lstat_in
-
-    def _log_failure(self, op: str, args: tuple[Any, ...], e: VaultError) -> None:
-        if self.log_names:
-            log.warning("%s", e)
-            return
-        code = errno.errorcode.get(e.errno, str(e.errno))
-        subject = f" {args[0]}" if args and isinstance(args[0], int) else ""
-        name = type(e).__name__
-        log.warning("%s%s: %s (%s); set %s=1 to log names", op, subject, name, code, LOG_NAMES_ENV)
 
     # -- inode table ----------------------------------------------------------------------
     # The kernel knows objects by node id until it forgets them, also after they are removed
@@ -440,7 +376,7 @@ class ForwardOperations(pyfuse3.Operations):
 
     # -- lookups and attributes -----------------------------------------------------------
 
-    @_request
+    @request
     def lookup(self, parent_inode: int, name: bytes, ctx: RequestContext) -> EntryAttributes:
         ppath, pplain = self._dir_path(parent_inode)
         if name == b".":
@@ -469,7 +405,7 @@ class ForwardOperations(pyfuse3.Operations):
             if node is not None:
                 self._forget_node(node, count)
 
-    @_request
+    @request
     def getattr(self, inode: int, ctx: RequestContext) -> EntryAttributes:
         node = self._node(inode)
         st = self._stat(node)
@@ -478,7 +414,7 @@ class ForwardOperations(pyfuse3.Operations):
             attr.st_nlink = 0  # removed: what a local filesystem shows through an old handle
         return attr
 
-    @_request
+    @request
     def setattr(
         self,
         inode: int,
@@ -543,14 +479,14 @@ class ForwardOperations(pyfuse3.Operations):
         with self._open_cipher(node.path, node.plain, writable=True, same=same) as f:
             f.truncate(size)
 
-    @_request
+    @request
     def readlink(self, inode: int, ctx: RequestContext) -> bytes:
         node = self._node(inode)
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
         return os.fsencode(self.vault.readlink_cipher(node.path, node.plain))
 
-    @_request
+    @request
     def statfs(self, ctx: RequestContext) -> StatvfsData:
         sv = self.vault.dirs.call(self._root_path, os.statvfs)  # the root we hold, not its path
         out = StatvfsData()
@@ -567,14 +503,14 @@ class ForwardOperations(pyfuse3.Operations):
 
     # -- directories ----------------------------------------------------------------------
 
-    @_request
+    @request
     def opendir(self, inode: int, ctx: RequestContext) -> int:
         self._node(inode)  # a removed directory opens too, and lists as empty
         fh = self._new_fh()
         self._dirs[fh] = _OpenDir(inode)
         return fh
 
-    @_request
+    @request
     def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         handle = self._dirs.get(fh)
         if handle is None:
@@ -659,11 +595,11 @@ class ForwardOperations(pyfuse3.Operations):
                 self._forget_node(self._nodes[ino], 1)  # not sent: the buffer is full
                 return
 
-    @_request
+    @request
     def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
 
-    @_request
+    @request
     def fsyncdir(self, fh: int, datasync: bool) -> None:
         handle = self._dirs.get(fh)
         if handle is None:
@@ -695,14 +631,14 @@ class ForwardOperations(pyfuse3.Operations):
             sname = os.fsdecode(name)
             yield ppath, sname, self._join(pplain, sname)
 
-    @_request
+    @request
     def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: RequestContext) -> EntryAttributes:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             want = mode & ~ctx.umask & 0o7777
             cpath, st = self.vault.make_dir(ppath, sname, want, plain, self._owner(ppath, ctx))
             return self._entry(st, cpath, plain)
 
-    @_request
+    @request
     def rmdir(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             cpath, st = self.vault.rmdir_at(ppath, sname, plain)
@@ -710,7 +646,7 @@ class ForwardOperations(pyfuse3.Operations):
 
     # -- names ----------------------------------------------------------------------------
 
-    @_request
+    @request
     def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: RequestContext
     ) -> EntryAttributes:
@@ -719,14 +655,14 @@ class ForwardOperations(pyfuse3.Operations):
             cpath, st = self.vault.mknod_at(ppath, sname, want, rdev, plain, self._owner(ppath, ctx))
             return self._entry(st, cpath, plain)
 
-    @_request
+    @request
     def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: RequestContext) -> EntryAttributes:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             owner = self._owner(ppath, ctx)
             cpath, st = self.vault.make_symlink(ppath, sname, os.fsdecode(target), plain, owner)
             return self._entry(st, cpath, plain)
 
-    @_request
+    @request
     def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
@@ -735,13 +671,13 @@ class ForwardOperations(pyfuse3.Operations):
             cpath = self.vault.link_at(existing, ppath, sname, plain, self._same(inode))
             return self._entry(self._lstat(cpath), cpath, plain)
 
-    @_request
+    @request
     def unlink(self, parent_inode: int, name: bytes, ctx: RequestContext) -> None:
         with self._new_name(parent_inode, name) as (ppath, sname, plain):
             cpath, st = self.vault.unlink_at(ppath, sname, plain)
             self._drop_name(st, cpath)
 
-    @_request
+    @request
     def rename(
         self,
         parent_inode_old: int,
@@ -796,11 +732,6 @@ class ForwardOperations(pyfuse3.Operations):
 
     # -- files ----------------------------------------------------------------------------
 
-    def _new_fh(self) -> int:
-        fh = self._next_fh
-        self._next_fh += 1
-        return fh
-
     def _open_cipher(
         self, cpath: Path, plain: str, *, writable: bool, same: Callable[[os.stat_result], bool]
     ) -> VaultFile:
@@ -816,13 +747,11 @@ class ForwardOperations(pyfuse3.Operations):
         node = self._nodes[ino]
         handle = _OpenFile(f, ino, node, writable)
         node.files.append(handle)
-        fh = self._new_fh()
-        self._files[fh] = handle
-        self.stats.open_files += 1
+        fh = self._add_file(handle)
         # The page cache stays valid across opens: every write passes through it.
         return FileInfo(fh=fh, keep_cache=True)
 
-    @_request
+    @request
     def open(self, inode: int, flags: int, ctx: RequestContext) -> FileInfo:
         node = self._node(inode)
         writable = flags & os.O_ACCMODE != os.O_RDONLY
@@ -840,7 +769,7 @@ class ForwardOperations(pyfuse3.Operations):
             raise
         return self._add_handle(f, inode, writable)
 
-    @_request
+    @request
     def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: RequestContext
     ) -> tuple[FileInfo, EntryAttributes]:
@@ -889,7 +818,7 @@ class ForwardOperations(pyfuse3.Operations):
             raise FUSEError(errno.EBADF)
         return handle
 
-    @_request
+    @request
     def read(self, fh: int, off: int, size: int) -> memoryview:  # type: ignore[override]
         # pyfuse3 replies with any contiguous buffer (its stub says bytes), and it copies the
         # view into the reply before any other request runs: the handle's buffer is safe.
@@ -913,7 +842,7 @@ class ForwardOperations(pyfuse3.Operations):
             os.posix_fadvise(file.fd, start, cipher_end + PREFETCH_BYTES - start, os.POSIX_FADV_WILLNEED)
         handle.prefetched_to = cipher_end + PREFETCH_BYTES
 
-    @_request
+    @request
     def write(self, fh: int, off: int, buf: bytes) -> int:
         if self.read_only:
             raise FUSEError(errno.EROFS)
@@ -926,7 +855,7 @@ class ForwardOperations(pyfuse3.Operations):
         # to do. ENOSYS tells the kernel so once, and it stops sending one on every close.
         raise FUSEError(errno.ENOSYS)
 
-    @_request
+    @request
     def fsync(self, fh: int, datasync: bool) -> None:
         fd = self._handle(fh).file.fd
         if datasync:
@@ -934,15 +863,14 @@ class ForwardOperations(pyfuse3.Operations):
         else:
             os.fsync(fd)
 
-    @_request
+    @request
     def release(self, fh: int) -> None:
-        handle = self._files.pop(fh, None)
+        handle = self._pop_file(fh)
         if handle is None:
             return
-        self.stats.open_files -= 1
         node = handle.node
         node.files.remove(handle)
-        handle.file.close()
+        self._close_file(handle)
         self._forget_node(node, 0)
 
     # -- extended attributes (§7.2) -------------------------------------------------------
@@ -954,7 +882,7 @@ class ForwardOperations(pyfuse3.Operations):
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
         return node.path, node.plain or "/"
 
-    @_request
+    @request
     def getxattr(self, inode: int, name: bytes, ctx: RequestContext) -> bytes:
         if name == b"security.capability":
             # The kernel asks before every write; gocryptfs answers without a disk access.
@@ -967,29 +895,24 @@ class ForwardOperations(pyfuse3.Operations):
             raise FUSEError(errno.ENODATA)
         return value
 
-    @_request
+    @request
     def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
         self.vault.set_xattr(cpath, name, value, plain, same=self._same(inode))
 
-    @_request
+    @request
     def listxattr(self, inode: int, ctx: RequestContext) -> Sequence[bytes]:
         cpath, plain = self._live_path(inode)
         return self.vault.list_xattrs(cpath, plain, self._same(inode))
 
-    @_request
+    @request
     def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
         self.vault.remove_xattr(cpath, name, plain, self._same(inode))
 
-    # -- teardown -------------------------------------------------------------------------
+    # -- teardown (FuseFrontend.close) ----------------------------------------------------
 
-    def close(self) -> None:
-        """Close every cipher file still open (after pyfuse3.main has returned)."""
-        for handle in self._files.values():
-            handle.file.close()
-        self.stats.open_files -= len(self._files)
-        self._files.clear()
-        self._dirs.clear()
+    def _close_file(self, handle: _OpenFile) -> None:
+        handle.file.close()

@@ -7,13 +7,13 @@ import errno
 import logging
 import os
 import stat as stat_mod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 import pyfuse3
 
-from vaultsh.fs.failures import internal_error
+from vaultsh.fs.frontend import FuseFrontend, request
 from vaultsh.fs.stats import MountStats
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import PATH_MAX, TAG_REAL, ReverseEntry, ReverseView, ViewStat
@@ -98,7 +98,15 @@ class _OpenFile:
     inode: int = 0
 
 
-class ReverseOperations(pyfuse3.Operations):
+_OpenDir = tuple[int, list[ReverseEntry]]  # (inode, the listing at opendir)
+
+
+def _read_only() -> NoReturn:
+    """The answer to every request that would write (§9.1)."""
+    raise pyfuse3.FUSEError(errno.EROFS)
+
+
+class ReverseOperations(FuseFrontend[_OpenFile, _OpenDir]):
     """pyfuse3 handlers serving a ReverseView; every write gets EROFS.
 
     An inode stands for a plain object under one cipher path (_Key): a renamed plain file is a
@@ -114,13 +122,18 @@ class ReverseOperations(pyfuse3.Operations):
 
     supports_dot_lookup = True
     enable_writeback_cache = False
+    _log = log
 
     def __init__(
-        self, view: ReverseView, *, stats: MountStats | None = None, cache_timeout: float = CACHE_TIMEOUT
+        self,
+        view: ReverseView,
+        *,
+        stats: MountStats | None = None,
+        cache_timeout: float = CACHE_TIMEOUT,
+        log_names: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(stats=stats, log_names=log_names)
         self.view = view
-        self.stats = stats if stats is not None else MountStats()
         self._timeout = cache_timeout
         root = ReverseEntry("", "", "dir", plain="")
         # The directory itself, as every later stat of the root sees it (the plain dir may be
@@ -133,40 +146,12 @@ class ReverseOperations(pyfuse3.Operations):
         # gocryptfs derives a hard-linked file's IVs from the first path it is opened by, for
         # the whole mount (§9.2), so every link shows the same bytes: (cipher, plain) path.
         self._hardlink_ivs: dict[tuple[int, int], tuple[str, str]] = {}
-        self._files: dict[int, _OpenFile] = {}
-        self._dirs: dict[int, tuple[int, list[ReverseEntry]]] = {}
-        self._next_fh = 1
         self._session = False  # serving a kernel (pyfuse3 called init): notifications can be sent
 
     def init(self) -> None:
         self._session = True
 
     # -- helpers -----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _request(self, op: str) -> Iterator[None]:
-        """Count the request; turn vault and OS errors into FUSE errors (and count those), and
-        anything else into EIO (see internal_error)."""
-        self.stats.touch()
-        try:
-            yield
-        except pyfuse3.FUSEError as e:
-            self._count_error(e.errno)
-            raise
-        except VaultError as e:
-            self._count_error(e.errno)
-            raise pyfuse3.FUSEError(e.errno) from None
-        except OSError as e:
-            code = e.errno or errno.EIO
-            self._count_error(code)
-            raise pyfuse3.FUSEError(code) from None
-        except Exception as e:
-            raise internal_error(log, op, e, self.stats, log_names=False) from None
-
-    def _count_error(self, code: int) -> None:
-        # A failed lookup is an ordinary answer, and so is a stale inode, not a fault.
-        if code not in (errno.ENOENT, errno.ESTALE):
-            self.stats.errors += 1
 
     def _node(self, inode: int) -> _Node:
         node = self._nodes.get(inode)
@@ -261,30 +246,18 @@ class ReverseOperations(pyfuse3.Operations):
         self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
         return self._attributes(inode, st, key)
 
-    def _new_fh(self) -> int:
-        fh = self._next_fh
-        self._next_fh += 1
-        return fh
-
-    def _read_only(self) -> pyfuse3.FUSEError:
-        self.stats.touch()
-        self.stats.errors += 1
-        return pyfuse3.FUSEError(errno.EROFS)
-
     # -- lookups and attributes ------------------------------------------------------------
 
-    async def lookup(
-        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
-    ) -> pyfuse3.EntryAttributes:
-        with self._request("lookup"):
-            parent = self._node(parent_inode)
-            if name == b".":
-                return self._reply_entry(parent.parent, parent.entry)
-            if name == b"..":
-                grandparent = self._node(parent.parent)
-                return self._reply_entry(grandparent.parent, grandparent.entry)
-            entry, st = self.view.lookup_stat(parent.entry, os.fsdecode(name))
-            return self._reply_entry(parent_inode, entry, st)
+    @request
+    def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        parent = self._node(parent_inode)
+        if name == b".":
+            return self._reply_entry(parent.parent, parent.entry)
+        if name == b"..":
+            grandparent = self._node(parent.parent)
+            return self._reply_entry(grandparent.parent, grandparent.entry)
+        entry, st = self.view.lookup_stat(parent.entry, os.fsdecode(name))
+        return self._reply_entry(parent_inode, entry, st)
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         for inode, count in inode_list:
@@ -296,92 +269,92 @@ class ReverseOperations(pyfuse3.Operations):
                 del self._nodes[inode]
                 del self._inodes[node.key]
 
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        with self._request("getattr"):
-            node = self._node(inode)
-            st = self._stat_node(inode, node)
-            node.shown = (st.size, st.mtime_ns, st.ctime_ns)
-            return self._attributes(inode, st)
+    @request
+    def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self._node(inode)
+        st = self._stat_node(inode, node)
+        node.shown = (st.size, st.mtime_ns, st.ctime_ns)
+        return self._attributes(inode, st)
 
-    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
-        with self._request("readlink"):
-            node = self._node(inode)
-            entry = node.entry
-            if entry.kind != "symlink":
-                raise pyfuse3.FUSEError(errno.EINVAL)
-            self._stat_node(inode, node)  # the target is encrypted with the path's IV (§9.2)
-            target = os.fsencode(self.view.readlink(entry))
-            if len(target) > PATH_MAX:  # the kernel would refuse it with a vaguer error (§7.1)
-                raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-            return target
+    @request
+    def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        node = self._node(inode)
+        entry = node.entry
+        if entry.kind != "symlink":
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        self._stat_node(inode, node)  # the target is encrypted with the path's IV (§9.2)
+        target = os.fsencode(self.view.readlink(entry))
+        if len(target) > PATH_MAX:  # the kernel would refuse it with a vaguer error (§7.1)
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        return target
 
-    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
-        with self._request("access"):
-            self._node(inode)
-            if mode & os.W_OK:
-                raise pyfuse3.FUSEError(errno.EROFS)
-            return True
+    @request
+    def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        self._node(inode)
+        if mode & os.W_OK:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        return True
 
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        with self._request("statfs"):
-            st = os.statvfs(self.view.plaindir)
-            out = pyfuse3.StatvfsData()
-            out.f_bsize = st.f_bsize
-            out.f_frsize = st.f_frsize
-            out.f_blocks = st.f_blocks
-            out.f_bfree = st.f_bfree
-            out.f_bavail = st.f_bavail
-            out.f_files = st.f_files
-            out.f_ffree = st.f_ffree
-            out.f_favail = st.f_favail
-            out.f_namemax = st.f_namemax
-            return out
+    @request
+    def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        st = os.statvfs(self.view.plaindir)
+        out = pyfuse3.StatvfsData()
+        out.f_bsize = st.f_bsize
+        out.f_frsize = st.f_frsize
+        out.f_blocks = st.f_blocks
+        out.f_bfree = st.f_bfree
+        out.f_bavail = st.f_bavail
+        out.f_files = st.f_files
+        out.f_ffree = st.f_ffree
+        out.f_favail = st.f_favail
+        out.f_namemax = st.f_namemax
+        return out
 
     # The view has no extended attributes. ENOSYS (rather than ENODATA per name) makes the
     # kernel stop asking for the whole mount: `ls -l` asks for ACLs of every entry, and those
     # round trips made it four times slower on a directory of 5000 files.
-    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        self.stats.touch()
+    @request
+    def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
         raise pyfuse3.FUSEError(errno.ENOSYS)
 
-    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
-        self.stats.touch()
+    @request
+    def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
         raise pyfuse3.FUSEError(errno.ENOSYS)
 
     # -- directories ---------------------------------------------------------------------------
 
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
-        with self._request("opendir"):
-            node = self._node(inode)
-            entry = node.entry
-            if entry.kind != "dir":
-                raise pyfuse3.FUSEError(errno.ENOTDIR)
-            self._stat_node(inode, node)  # names inside are encrypted with the path's IV (§6.5)
-            # One snapshot per open: readdir continues by index into it (stable offsets).
-            entries = self.view.listdir(entry.cipher_path, entry.plain)
-            fh = self._new_fh()
-            self._dirs[fh] = (inode, entries)
-            return fh
+    @request
+    def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        node = self._node(inode)
+        entry = node.entry
+        if entry.kind != "dir":
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        self._stat_node(inode, node)  # names inside are encrypted with the path's IV (§6.5)
+        # One snapshot per open: readdir continues by index into it (stable offsets).
+        entries = self.view.listdir(entry.cipher_path, entry.plain)
+        fh = self._new_fh()
+        self._dirs[fh] = (inode, entries)
+        return fh
 
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        with self._request("readdir"):
-            parent, entries = self._dirs[fh]
-            if not self._reply_dots(parent, start_id, token):
+    @request
+    def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        parent, entries = self._dirs[fh]
+        if not self._reply_dots(parent, start_id, token):
+            return
+        for index in range(max(start_id - _DOTS, 0), len(entries)):
+            entry = entries[index]
+            try:
+                st = self.view.stat(entry)
+            except VaultError:
+                continue  # gone from the plain tree since opendir
+            key = self._key(entry, st)
+            inode = self._inode(key)
+            name = os.fsencode(entry.cipher_name)
+            offset = index + 1 + _DOTS
+            if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), offset):
                 return
-            for index in range(max(start_id - _DOTS, 0), len(entries)):
-                entry = entries[index]
-                try:
-                    st = self.view.stat(entry)
-                except VaultError:
-                    continue  # gone from the plain tree since opendir
-                key = self._key(entry, st)
-                inode = self._inode(key)
-                name = os.fsencode(entry.cipher_name)
-                offset = index + 1 + _DOTS
-                if not pyfuse3.readdir_reply(token, name, self._attributes(inode, st, key), offset):
-                    return
-                self._remember(parent, entry, key, inode)
-                self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
+            self._remember(parent, entry, key, inode)
+            self._nodes[inode].shown = (st.size, st.mtime_ns, st.ctime_ns)
 
     def _reply_dots(self, inode: int, start_id: int, token: pyfuse3.ReaddirToken) -> bool:
         """Send `.` and `..` first, as a local filesystem lists them (`ls -a`). The kernel takes
@@ -403,6 +376,7 @@ class ReverseOperations(pyfuse3.Operations):
                 return False
         return True
 
+    # Requests that cannot fail need no `request` wrapper: only the use is counted.
     async def releasedir(self, fh: int) -> None:
         self.stats.touch()
         self._dirs.pop(fh, None)
@@ -412,34 +386,32 @@ class ReverseOperations(pyfuse3.Operations):
 
     # -- files ------------------------------------------------------------------------------
 
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        with self._request("open"):
-            if flags & _WRITE_FLAGS:
-                raise pyfuse3.FUSEError(errno.EROFS)
-            node = self._node(inode)
-            entry = node.entry
-            if entry.kind == "dir":
-                raise pyfuse3.FUSEError(errno.EISDIR)
-            fingerprint: _Fingerprint
-            if entry.data is not None:
-                data = entry.data
-                if entry.stat_from is None and self.view.conf_path is not None:
-                    data = self.view.conf_path.read_bytes()  # the config may have changed (-passwd)
-                handle = _OpenFile(-1, entry.cipher_path, data, inode)
-                fingerprint = (entry.cipher_path, data)
-            elif entry.kind != "file" or entry.plain is None:
-                raise pyfuse3.FUSEError(errno.EACCES)  # as gocryptfs: only regular files open
-            else:
-                handle, fingerprint = self._open_plain(inode, node, entry.plain)
-            fh = self._new_fh()
-            self._files[fh] = handle
-            self.stats.open_files += 1
-            # The bytes are a pure function of the IV path and the plain file's content. Pages
-            # the kernel cached for this inode stay only if both are what they were at the last
-            # open; otherwise the kernel drops them (an open without keep_cache does that).
-            keep = node.cached == fingerprint
-            node.cached = fingerprint
-            return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
+    @request
+    def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & _WRITE_FLAGS:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        node = self._node(inode)
+        entry = node.entry
+        if entry.kind == "dir":
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        fingerprint: _Fingerprint
+        if entry.data is not None:
+            data = entry.data
+            if entry.stat_from is None and self.view.conf_path is not None:
+                data = self.view.conf_path.read_bytes()  # the config may have changed (-passwd)
+            handle = _OpenFile(-1, entry.cipher_path, data, inode)
+            fingerprint = (entry.cipher_path, data)
+        elif entry.kind != "file" or entry.plain is None:
+            raise pyfuse3.FUSEError(errno.EACCES)  # as gocryptfs: only regular files open
+        else:
+            handle, fingerprint = self._open_plain(inode, node, entry.plain)
+        fh = self._add_file(handle)
+        # The bytes are a pure function of the IV path and the plain file's content. Pages
+        # the kernel cached for this inode stay only if both are what they were at the last
+        # open; otherwise the kernel drops them (an open without keep_cache does that).
+        keep = node.cached == fingerprint
+        node.cached = fingerprint
+        return pyfuse3.FileInfo(fh=fh, keep_cache=keep)
 
     def _open_plain(self, inode: int, node: _Node, plain: str) -> tuple[_OpenFile, _Fingerprint]:
         """A handle of the plain file `node` stands for; ESTALE if its name leads elsewhere now."""
@@ -490,20 +462,15 @@ class ReverseOperations(pyfuse3.Operations):
             pin = self._hardlink_ivs[ident] = (cipher_path, plain)
         return pin[0]
 
-    async def read(self, fh: int, off: int, size: int) -> bytes:
-        self.stats.touch()
+    @request
+    def read(self, fh: int, off: int, size: int) -> bytes:
         handle = self._files.get(fh)
         if handle is None:
-            self.stats.errors += 1
             raise pyfuse3.FUSEError(errno.EBADF)
         if handle.data is not None:
             data = handle.data[off : off + size]
         else:
-            try:
-                data = self.view.read_fd(handle.iv_path, handle.fd, off, size)
-            except OSError as e:
-                self.stats.errors += 1
-                raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
+            data = self.view.read_fd(handle.iv_path, handle.fd, off, size)
         self.stats.bytes_read += len(data)
         return data
 
@@ -513,27 +480,20 @@ class ReverseOperations(pyfuse3.Operations):
     async def fsync(self, fh: int, datasync: bool) -> None:
         self.stats.touch()
 
-    async def release(self, fh: int) -> None:
-        self.stats.touch()
-        handle = self._files.pop(fh, None)
-        if handle is None:
-            return
-        self.stats.open_files -= 1
-        if handle.fd >= 0:
-            os.close(handle.fd)
+    @request
+    def release(self, fh: int) -> None:
+        handle = self._pop_file(fh)
+        if handle is not None:
+            self._close_file(handle)
 
-    def close(self) -> None:
-        """Close the plain fds of handles the kernel never released (after an unmount)."""
-        for handle in self._files.values():
-            if handle.fd >= 0:
-                os.close(handle.fd)
-        self.stats.open_files -= len(self._files)
-        self._files.clear()
-        self._dirs.clear()
+    def _close_file(self, handle: _OpenFile) -> None:
+        if handle.fd >= 0:  # in-memory files (virtual ones) have no descriptor
+            os.close(handle.fd)
 
     # -- everything that would write: EROFS ------------------------------------------------
 
-    async def setattr(
+    @request
+    def setattr(
         self,
         inode: int,
         attr: pyfuse3.EntryAttributes,
@@ -541,30 +501,36 @@ class ReverseOperations(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
-        raise self._read_only()
+        _read_only()
 
-    async def mknod(
+    @request
+    def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise self._read_only()
+        _read_only()
 
-    async def mkdir(
+    @request
+    def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise self._read_only()
+        _read_only()
 
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise self._read_only()
+    @request
+    def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        _read_only()
 
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise self._read_only()
+    @request
+    def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        _read_only()
 
-    async def symlink(
+    @request
+    def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise self._read_only()
+        _read_only()
 
-    async def rename(
+    @request
+    def rename(
         self,
         parent_inode_old: int,
         name_old: bytes,
@@ -573,23 +539,28 @@ class ReverseOperations(pyfuse3.Operations):
         flags: int,
         ctx: pyfuse3.RequestContext,
     ) -> None:
-        raise self._read_only()
+        _read_only()
 
-    async def link(
+    @request
+    def link(
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        raise self._read_only()
+        _read_only()
 
-    async def create(
+    @request
+    def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        raise self._read_only()
+        _read_only()
 
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
-        raise self._read_only()
+    @request
+    def write(self, fh: int, off: int, buf: bytes) -> int:
+        _read_only()
 
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise self._read_only()
+    @request
+    def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+        _read_only()
 
-    async def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
-        raise self._read_only()
+    @request
+    def removexattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        _read_only()

@@ -211,6 +211,9 @@ def import_serving_modules(reverse: bool) -> None:
 
 def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[Any, set[str]]:
     """The pyfuse3 Operations object for the request and the mount options it needs."""
+    from vaultsh.fs.frontend import LOG_NAMES_ENV
+
+    log_names = os.environ.get(LOG_NAMES_ENV) == "1"
     if cfg.reverse:
         from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations, reverse_fsname
         from vaultsh.vault.reverse import ReverseView
@@ -222,7 +225,7 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
             excludes=tuple(cfg.excludes),
             config_path=cfg.config,
         )
-        ops: Any = ReverseOperations(view, stats=stats)
+        ops: Any = ReverseOperations(view, stats=stats, log_names=log_names)
         options = set(REVERSE_MOUNT_OPTIONS) | {f"fsname={reverse_fsname(cfg.source)}", "ro"}
     else:
         from vaultsh.vault.vault import Vault
@@ -231,14 +234,8 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
         if not cfg.key_proven:
             check_forward_key(vault)
 
-        from vaultsh.fs.forward import (
-            FORWARD_MOUNT_OPTIONS,
-            LOG_NAMES_ENV,
-            ForwardOperations,
-            forward_fsname,
-        )
+        from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, forward_fsname
 
-        log_names = os.environ.get(LOG_NAMES_ENV) == "1"
         ops = ForwardOperations(vault, read_only=cfg.read_only, stats=stats, log_names=log_names)
         options = set(FORWARD_MOUNT_OPTIONS) | {f"fsname={forward_fsname(cfg.source)}"}
         if cfg.read_only:
