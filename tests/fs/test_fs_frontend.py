@@ -16,11 +16,6 @@ from vaultsh.service import mounts
 from vaultsh.service.mounts import MountRequest
 from vaultsh.vault.vault import Vault
 
-try:
-    import pyfuse3
-except ImportError:  # require_fuse skips, or fails under CI
-    pyfuse3 = None
-
 PASSWORD = b"frontend test password"
 TAMPERED = "tampered.bin"
 
@@ -44,9 +39,11 @@ UNWRAPPED = {
 
 def test_both_frontends_answer_requests_through_the_same_code() -> None:
     frontend_base, forward, reverse = _frontends()
+    import pyfuse3
+
     from vaultsh.fs.frontend import request
 
-    shared = request(lambda self: None).__code__  # type: ignore[arg-type]
+    shared = request(lambda self: None).__code__
     handlers = {
         name
         for name, member in vars(pyfuse3.Operations).items()
