@@ -356,7 +356,7 @@ async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
 
 
 async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, lambda: not app.busy)
+    await wait_for(pilot, lambda: not app.main.busy)
     await wait_for(pilot, lambda: not app.main.loading)
 
 
@@ -411,7 +411,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
         select_plain(main_of(app), "docs")
         await pilot.press("e")
         await answer_prompt(pilot, app, str(dest))
-        await wait_for(pilot, lambda: app.busy)
+        await wait_for(pilot, lambda: app.main.busy)
         await pilot.pause()
         bar = app.main.query_one("#transfer")
         assert bar.display
@@ -830,7 +830,7 @@ async def mount_with_keys(pilot: Pilot[Any], app: VaultApp, mountpoint: Path) ->
     await answer_prompt(pilot, app, str(mountpoint))
     await command_done(pilot, app)
     assert kernel_mounted(mountpoint), log_text(app)
-    await wait_for(pilot, lambda: app.mount_info is not None and app.mount_info.alive, steps=800)
+    await wait_for(pilot, lambda: app.main.mount_info is not None and app.main.mount_info.alive, steps=800)
 
 
 def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
@@ -850,7 +850,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
         assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
         await pilot.press("u")  # not mounted: says so, runs nothing
         await pilot.pause()
-        assert "not mounted (m mounts it)" in log_text(app) and not app.busy
+        assert "not mounted (m mounts it)" in log_text(app) and not app.main.busy
         await mount_with_keys(pilot, app, mountpoint)
         assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
         status = status_text(app)
@@ -860,7 +860,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
         await pilot.press("u")
         await command_done(pilot, app)
         assert not kernel_mounted(mountpoint)
-        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
         assert "not mounted" in status_text(app)
         await wait_for(pilot, lambda: "unmount" not in footer_actions(app))
 
@@ -897,7 +897,7 @@ async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, 
         await command_done(pilot, app)
         assert not kernel_mounted(mountpoint), log_text(app)
         assert not os.path.ismount(mountpoint)  # safe now: nothing is mounted there
-        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
         assert "not mounted" in status_text(app)
         assert mounts.find_mount(vault_dir) is None  # the record is gone too
 
@@ -909,7 +909,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
         await unlocked_app(pilot, app)
         await enter_line(pilot, app, f"mount {mountpoint}")
         await command_done(pilot, app)
-        await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
         for key, cancel in (("q", "escape"), ("ctrl+q", "c")):
             await pilot.press(key)
             await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -932,7 +932,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
             await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
             await pilot.press("u")
             await wait_for(pilot, lambda: "not quitting" in log_text(app), steps=800)
-            assert app.return_code is None and kernel_mounted(mountpoint) and not app.busy
+            assert app.return_code is None and kernel_mounted(mountpoint) and not app.main.busy
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("u")

@@ -278,7 +278,7 @@ async def test_the_suggested_mountpoint_is_offered_to_be_created(
             assert f"{suggested} does not exist" in str(cast(ConfirmScreen, app.screen).question)
             await pilot.press("n")  # declined: nothing made, nothing mounted
             await pilot.pause()
-            assert not suggested.exists() and not app.busy
+            assert not suggested.exists() and not app.main.busy
             await pilot.press("m")
             await answer_prompt(pilot, app, str(suggested))
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))

@@ -396,12 +396,12 @@ async def test_mount_the_encrypted_view_through_a_real_worker(plain_dir: Path, t
             assert (mountpoint / notes).read_bytes() == b"".join(view.iter_file(view.resolve(notes)))
             with pytest.raises(OSError):
                 (mountpoint / "new-file").write_bytes(b"x")  # the view is read-only
-            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+            await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
             assert shows_mount(status_text(app), "reverse ro", mountpoint), status_text(app)
             await pilot.press("u")
             await command_done(pilot, app)
             assert not os.path.ismount(mountpoint)
-            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+            await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
             assert "not mounted" in status_text(app)
     finally:
         force_unmount(mountpoint)

@@ -31,7 +31,6 @@ from vaultsh.tui.screens import (
     TransferBar,
 )
 from vaultsh.tui.selection import Task, run_guarded
-from vaultsh.tui.status import StatusBar
 from vaultsh.tui.unlock import Unlocker
 from vaultsh.tui.viewer import ViewerScreen, data_reader
 from vaultsh.vault.display import safe_text
@@ -84,9 +83,7 @@ class VaultApp(SafeApp[int]):
         self.session: commands.Session | None = None
         self.io = TuiIO(self)
         self._output_title = ""  # the title of the panel a `:` command's output opens in
-        self.busy = False  # a command is running in the worker
         self.log_lines: list[str] = []
-        self.mount_info: Any = None  # mounts.MountInfo of this vault's mount, if any
         self._mount_query_running = False
         self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
@@ -124,7 +121,7 @@ class VaultApp(SafeApp[int]):
         """Text drawn outside the CSS takes the new theme's colours (from here on; the status
         bar at once)."""
         palette.use_theme(self.get_css_variables())
-        self.update_status()
+        self.main.update_status()
 
     def set_theme(self, name: str | None) -> None:
         """The `theme` command: switch to NAME, or list the themes."""
@@ -165,7 +162,7 @@ class VaultApp(SafeApp[int]):
 
     def start(self) -> None:
         """Called by the main screen once it is mounted: create, unlock or open the vault."""
-        self.update_status()
+        self.main.update_status()
         self.unlocker.start()
 
     def start_recovery(self) -> None:
@@ -189,7 +186,7 @@ class VaultApp(SafeApp[int]):
             self.log_line(self.greeting, "")
         if self.reverse is not None:
             self.main.cipher.name_heading = "Name in the encrypted view"
-        self.update_status()
+        self.main.update_status()
         self.main.refresh_bindings()  # the footer's keys depend on the mode
         self.call_after_refresh(self.main.focus_active)
         self.main.load_dir("")
@@ -230,13 +227,6 @@ class VaultApp(SafeApp[int]):
         if kind == "error":
             self.notify(text, severity="error", timeout=4, markup=False)
 
-    def update_status(self) -> None:
-        try:
-            bar = self.main.query_one("#status", StatusBar)
-        except NoMatches:  # a late worker result after the screen closed
-            return
-        bar.show(self.cipherdir_label, self.session, self.mount_info, busy=self.busy)
-
     def _poll_mount(self) -> None:
         # One query at a time: a worker that does not answer holds one for STATUS_TIMEOUT.
         if not self._mount_query_running:
@@ -260,19 +250,7 @@ class VaultApp(SafeApp[int]):
 
     def _set_mount(self, info: Any) -> None:
         self._mount_query_running = False
-        before = self.mount_info
-        self.mount_info = info
-        if info is not None and not info.alive and (before is None or before.alive):
-            self.log_line(
-                f"the mount at {info.mountpoint} is stale: its worker is gone "
-                "(killed or crashed); press u to clear it",
-                "error",
-            )
-        was = None if before is None else before.alive
-        now = None if info is None else info.alive
-        if was != now:
-            self.main.refresh_bindings()  # Unmount and Mount come and go with the mount
-        self.update_status()
+        self.main.mount_info = info  # its watcher tells of a stale mount and redraws
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -285,7 +263,7 @@ class VaultApp(SafeApp[int]):
         `help`, `cat`) also opens in a full-width scrollable panel, not only in the narrow log.
         """
         shown = "passwd" if line.split()[:1] == ["passwd"] else line
-        if not self.busy:
+        if not self.main.busy:
             self.io.output = [] if show_output else None
             self._output_title = f"output of :{shown}"
         self.run_task(
@@ -297,15 +275,14 @@ class VaultApp(SafeApp[int]):
         `shown`; with `transfer`, a progress bar so labelled; refresh the panes afterwards."""
         if self.session is None:
             return
-        if self.busy:
+        if self.main.busy:
             self.log_line("a command is still running (Esc cancels it)", "error")
             return
-        self.busy = True
+        self.main.busy = True
         self.io.cancel.clear()
         self.log_line(f"> {shown}", "command")
         if transfer is not None:
             self.main.query_one("#transfer", TransferBar).start(transfer, None)
-        self.update_status()
         self._run_task(task, select)
 
     @work(thread=True, group="command")
@@ -315,7 +292,7 @@ class VaultApp(SafeApp[int]):
         self.call_from_thread(self._command_done, code, select)
 
     def _command_done(self, code: int, select: Select) -> None:
-        self.busy = False
+        self.main.busy = False  # the status bar shows what the command changed
         output, self.io.output = self.io.output, None
         if output is not None and len(output) > 1:
             data = ("\n".join(output) + "\n").encode("utf-8", "surrogateescape")
@@ -333,7 +310,6 @@ class VaultApp(SafeApp[int]):
         keep = select if select is not None else (current.plain_name if current else None)
         self.main.load_dir(cwd, select=keep)
         self._poll_mount()
-        self.update_status()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         bar = self.main.query_one("#transfer", TransferBar)
@@ -365,7 +341,7 @@ class VaultApp(SafeApp[int]):
         """Quit; if this vault is mounted, ask first: unmount and quit, leave it mounted, cancel."""
         if any(isinstance(s, ChoiceScreen) and s.id == "quit-dialog" for s in self.screen_stack):
             return  # already asking
-        info = self.mount_info
+        info = self.main.mount_info
         if info is None or self.session is None:
             self._quit(0)
             return
@@ -401,9 +377,8 @@ class VaultApp(SafeApp[int]):
         self.exit(code)
 
     def _unmount_and_quit(self, mountpoint: Path) -> None:
-        self.busy = True
+        self.main.busy = True
         self.log_line(f"unmounting {mountpoint}…", "")
-        self.update_status()
         self._unmount_then_quit(mountpoint)
 
     @work(thread=True, group="command")
@@ -419,11 +394,10 @@ class VaultApp(SafeApp[int]):
 
     def _unmount_failed(self, error: Exception) -> None:
         """The mount stays (busy, say): say so and keep running; q asks again."""
-        self.busy = False
+        self.main.busy = False
         text = str(error) if isinstance(error, VaultError) else f"unmount failed: {error}"
         self.log_line(f"{text}; not quitting (close what uses the mount, then q again)", "error")
         self._poll_mount()
-        self.update_status()
 
     def quit_with(self, code: int, message: str | None = None) -> None:
         # As Text: a path with [brackets] is not Rich markup.

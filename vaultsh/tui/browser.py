@@ -11,6 +11,8 @@ from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
@@ -41,6 +43,7 @@ from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 if TYPE_CHECKING:
+    from vaultsh.service.mounts import MountInfo
     from vaultsh.tui.app import VaultApp
 
 
@@ -51,6 +54,19 @@ LOG_MIN_WIDTH = 20  # log lines wrap at the panel's width, down to this many cel
 class BrowserScreen(Screen[None]):
     """The two panes with linked cursors, the info panel, the log and the bottom lines; the
     state every part of the main screen shares. Listing, navigation and actions build on it."""
+
+    # The state that is shown (pane titles, status bar, footer keys) or shared by the app and
+    # the screen is held here, in Textual reactives of the main screen, and nowhere else. The
+    # main screen rather than the app: every widget that shows this state is one of its own,
+    # so its watchers reach them directly, while the app's other screens (dialogs, viewer,
+    # fsck) show none of it. A watcher redraws what depends on a value when the value changes;
+    # callers only set it. `var`: nothing to repaint on the screen itself; init=False: nothing
+    # is drawn before the screen is mounted and a folder is open.
+    busy: var[bool] = var(False, init=False)  # a command runs in the worker
+    # This vault's mount (None: not mounted), as the app's periodic query last found it.
+    # always_update: each answer redraws the status bar, whose mount counters change while the
+    # record stays, and which also shows a config rewritten meanwhile (recover, passwd).
+    mount_info: var[MountInfo | None] = var(None, init=False, always_update=True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -154,7 +170,30 @@ class BrowserScreen(Screen[None]):
         self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
-        self.call_after_refresh(self.vapp.update_status)
+        self.call_after_refresh(self.update_status)
+
+    def watch_busy(self) -> None:
+        self.update_status()
+
+    def watch_mount_info(self, before: MountInfo | None, info: MountInfo | None) -> None:
+        if info is not None and not info.alive and (before is None or before.alive):
+            self.vapp.log_line(
+                f"the mount at {info.mountpoint} is stale: its worker is gone "
+                "(killed or crashed); press u to clear it",
+                "error",
+            )
+        if _alive(before) != _alive(info):
+            self.refresh_bindings()  # Unmount and Mount come and go with the mount
+        self.update_status()
+
+    def update_status(self) -> None:
+        """Redraw the status bar: the vault, its format, the mount, whether a command runs."""
+        try:
+            bar = self.query_one("#status", StatusBar)
+        except NoMatches:  # not composed yet, or a late worker result after the screen closed
+            return
+        vapp = self.vapp
+        bar.show(vapp.cipherdir_label, vapp.session, self.mount_info, busy=self.busy)
 
     def update_headers(self) -> None:
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
@@ -356,6 +395,11 @@ class BrowserScreen(Screen[None]):
         names = self.selection.names
         self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
         self._update_titles()
+
+
+def _alive(info: MountInfo | None) -> bool | None:
+    """Whether a mount serves (None: there is no mount)."""
+    return None if info is None else info.alive
 
 
 def _pane_title(pane: Widget, name: str, where: str) -> Text:

@@ -173,7 +173,7 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
         vapp = self.vapp
         if action in WRITE_ACTIONS and vapp.reverse is not None:
             return commands.reverse_refusal(WRITE_ACTIONS[action], vapp.cipherdir)
-        info = vapp.mount_info
+        info = self.mount_info
         if action == "unmount" and info is None:
             return "not mounted (m mounts it)"
         if action == "mount" and info is not None and not info.alive:

@@ -220,7 +220,7 @@ class NavigatingScreen(ListingScreen):
     def action_escape(self) -> None:
         if self._close_input_cancelled():
             return
-        if self.vapp.busy:
+        if self.busy:
             self._cancel_command()
         elif self.filter_text:
             self.filter_text = ""
@@ -247,7 +247,7 @@ class NavigatingScreen(ListingScreen):
         dialog, as q."""
         if self._close_input_cancelled():
             return
-        if self.vapp.busy:
+        if self.busy:
             self._cancel_command()
         elif not self.cancel_listing():
             self.vapp.request_quit()
