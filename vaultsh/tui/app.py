@@ -78,9 +78,6 @@ class VaultApp(SafeApp[int]):
         self.cipherdir = cipherdir
         self.cipherdir_label = safe_text(str(cipherdir))
         self._wanted_theme = theme
-        self.vault: Vault | None = None  # the unlocked vault (forward mode)
-        self.reverse: ReverseView | None = None  # the encrypted view (a reverse-mode folder)
-        self.session: commands.Session | None = None
         self.io = TuiIO(self)
         self._output_title = ""  # the title of the panel a `:` command's output opens in
         self.log_lines: list[str] = []
@@ -179,19 +176,30 @@ class VaultApp(SafeApp[int]):
                 "masterkey": self.show_master_key,
             }
         )
-        self.session = session
-        self.reverse = session.reverse
-        self.vault = session.vault if session.reverse is None else None
         if self.greeting:
             self.log_line(self.greeting, "")
-        if self.reverse is not None:
-            self.main.cipher.name_heading = "Name in the encrypted view"
-        self.main.update_status()
-        self.main.refresh_bindings()  # the footer's keys depend on the mode
+        self.main.session = session  # its watcher shows the mode: status bar, footer, headings
         self.call_after_refresh(self.main.focus_active)
         self.main.load_dir("")
         self.set_interval(STATUS_INTERVAL, self._poll_mount)
         self._poll_mount()
+
+    @property
+    def session(self) -> commands.Session | None:
+        """The open vault or reverse-mode folder; the main screen holds it (see BrowserScreen)."""
+        return self.main.session
+
+    @property
+    def vault(self) -> Vault | None:
+        """The unlocked vault in forward mode (None in a reverse-mode folder)."""
+        session = self.main.session
+        return session.vault if session is not None and session.reverse is None else None
+
+    @property
+    def reverse(self) -> ReverseView | None:
+        """A reverse-mode folder's encrypted view (None for a vault)."""
+        session = self.main.session
+        return session.reverse if session is not None else None
 
     def on_ui_thread(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn` on the UI thread: at once from there, else through call_from_thread (waits)."""

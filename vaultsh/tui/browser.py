@@ -62,6 +62,9 @@ class BrowserScreen(Screen[None]):
     # fsck) show none of it. A watcher redraws what depends on a value when the value changes;
     # callers only set it. `var`: nothing to repaint on the screen itself; init=False: nothing
     # is drawn before the screen is mounted and a folder is open.
+    # The open vault or reverse-mode folder (None while locked): the app opens it, the
+    # commands run on it.
+    session: var[commands.Session | None] = var(None, init=False)
     busy: var[bool] = var(False, init=False)  # a command runs in the worker
     # This vault's mount (None: not mounted), as the app's periodic query last found it.
     # always_update: each answer redraws the status bar, whose mount counters change while the
@@ -136,7 +139,7 @@ class BrowserScreen(Screen[None]):
             needle = before.casefold()
             names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
             return before, sorted(n for n in names if n.casefold().startswith(needle))
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return before, []
         if self.input_mode == "jump":  # a path alone: it completes as ls's argument does
@@ -172,6 +175,12 @@ class BrowserScreen(Screen[None]):
         self.call_after_refresh(self._update_titles)
         self.call_after_refresh(self.update_status)
 
+    def watch_session(self, session: commands.Session | None) -> None:
+        if session is not None and not session.tree.cipher_files:
+            self.cipher.name_heading = "Name in the encrypted view"  # computed, not stored
+        self.update_status()
+        self.refresh_bindings()  # the footer's keys depend on the mode
+
     def watch_busy(self) -> None:
         self.update_status()
 
@@ -193,7 +202,7 @@ class BrowserScreen(Screen[None]):
         except NoMatches:  # not composed yet, or a late worker result after the screen closed
             return
         vapp = self.vapp
-        bar.show(vapp.cipherdir_label, vapp.session, self.mount_info, busy=self.busy)
+        bar.show(vapp.cipherdir_label, self.session, self.mount_info, busy=self.busy)
 
     def update_headers(self) -> None:
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
@@ -202,7 +211,7 @@ class BrowserScreen(Screen[None]):
                 self.query_one(header_id, Static).update(as_text(lst.header(width)))
 
     def _update_titles(self) -> None:
-        if self.vapp.session is None:
+        if self.session is None:
             return  # still locked: nothing is listed yet, so nothing to say about it
         plain_pane = self.query_one("#plain-pane")
         cipher_pane = self.query_one("#cipher-pane")

@@ -30,7 +30,7 @@ class ExternalPrograms(BrowserScreen):
         if self.busy:
             self.vapp.log_line("a command is still running (Esc cancels it)", "error")
             return
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         tree = session.tree

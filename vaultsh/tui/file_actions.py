@@ -171,7 +171,7 @@ class FileActions(BrowserScreen):
 
     def _move_selection(self) -> None:
         """`r` with a selection: move it all into one vault directory, in one task."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         paths, here = self._selected_paths(), self.cwd

@@ -148,7 +148,7 @@ class ListingScreen(BrowserScreen):
         self.post_message(DirChanged(last_change))  # from the watcher's thread
 
     def on_dir_changed(self, message: DirChanged) -> None:
-        if self.vapp.session is None or self.busy:
+        if self.session is None or self.busy:
             return  # a running command reloads the listing when it ends
         if message.last_change < self.listed_at:
             return  # listed since (after a command of our own, say): that listing has it

@@ -55,7 +55,7 @@ class NavigatingScreen(ListingScreen):
 
     def _view(self, path: str) -> None:
         """Enter on a file: read all of it in the viewer (a symlink: what it points to)."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         tree = session.tree
@@ -92,7 +92,7 @@ class NavigatingScreen(ListingScreen):
 
     def _jump(self, typed: str) -> None:
         """Show the directory `typed`, or the directory of the file `typed` with it selected."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         try:
@@ -208,7 +208,7 @@ class NavigatingScreen(ListingScreen):
             elif words[0] == "fsck" and len(words) <= 2 and not line.count("-"):
                 from vaultsh.tui.fsck_screen import start_fsck
 
-                session = self.vapp.session
+                session = self.session
                 start_fsck(self.vapp, session.resolve(words[1]) if words[1:] and session else self.cwd)
             else:
                 self.vapp.run_command(line, show_output=True)
