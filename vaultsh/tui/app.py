@@ -216,10 +216,6 @@ class VaultApp(SafeApp[int]):
         else:
             self.call_from_thread(self.push_screen, screen)
 
-    def sync_session_cwd(self, path: str) -> None:
-        if self.session is not None:
-            self.session.cwd = path
-
     # -- the log, the status bar -----------------------------------------------------------------
 
     def log_line(self, text: str, kind: str) -> None:

@@ -65,6 +65,9 @@ class BrowserScreen(Screen[None]):
     # The open vault or reverse-mode folder (None while locked): the app opens it, the
     # commands run on it.
     session: var[commands.Session | None] = var(None, init=False)
+    # The plain path of the shown directory ("" the root). always_update: listing it again
+    # also puts the session back in it.
+    cwd: var[str] = var("", init=False, always_update=True)
     busy: var[bool] = var(False, init=False)  # a command runs in the worker
     # This vault's mount (None: not mounted), as the app's periodic query last found it.
     # always_update: each answer redraws the status bar, whose mount counters change while the
@@ -73,7 +76,6 @@ class BrowserScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cwd = ""  # plain path of the shown directory, "" is the root
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
         self.loading = False  # True while a directory streams in
@@ -180,6 +182,11 @@ class BrowserScreen(Screen[None]):
             self.cipher.name_heading = "Name in the encrypted view"  # computed, not stored
         self.update_status()
         self.refresh_bindings()  # the footer's keys depend on the mode
+
+    def watch_cwd(self, cwd: str) -> None:
+        if self.session is not None:
+            self.session.cwd = cwd  # commands take a relative path in the shown directory
+        self._update_titles()
 
     def watch_busy(self) -> None:
         self.update_status()

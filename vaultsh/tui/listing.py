@@ -58,9 +58,8 @@ class ListingScreen(BrowserScreen):
                 self.vapp.log_line(str(e), "error")
                 return
             self._watch(view.plaindir / path)  # before the listing starts: see DirWatcher.watch
-            self._start_load(path, select)
             self.view_dir = found.cipher_path
-            self._update_titles()
+            self._start_load(path, select)
             cipher_dir = found.cipher_path
             self._scan(
                 self.generation,
@@ -76,9 +75,8 @@ class ListingScreen(BrowserScreen):
             self.vapp.log_line(str(e), "error")
             return
         self._watch(cdir)  # before the listing starts: see DirWatcher.watch
-        self._start_load(path, select)
         self.cdir = cdir
-        self._update_titles()
+        self._start_load(path, select)
         self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
 
     def _start_load(self, path: str, select: str | None) -> None:
@@ -89,17 +87,17 @@ class ListingScreen(BrowserScreen):
         self.opened += 1
         self.listed_at = time.monotonic()
         self.shown_digest = b""
-        self.cwd = path
-        self.loading = True
-        self.load_failed = False
-        self.partial = False
-        self.loaded_rows = 0
         self.cipher_by_name = {}
         self._select_after_load = select
         self._moved_while_loading = False
         self.plain.clear()
         self.cipher.clear()
-        self.vapp.sync_session_cwd(path)
+        # What the titles show last: their watchers draw them from everything set above.
+        self.loading = True
+        self.load_failed = False
+        self.partial = False
+        self.loaded_rows = 0
+        self.cwd = path
 
     def cancel_listing(self) -> bool:
         """Stop the listing under way, keeping the rows it has shown; False if none runs."""
