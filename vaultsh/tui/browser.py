@@ -68,6 +68,11 @@ class BrowserScreen(Screen[None]):
     # The plain path of the shown directory ("" the root). always_update: listing it again
     # also puts the session back in it.
     cwd: var[str] = var("", init=False, always_update=True)
+    # The listing of the shown directory: Widget.loading (a Textual reactive) is True while
+    # it streams in; then these.
+    loaded_rows: var[int] = var(0, init=False)  # names that came so far
+    partial: var[bool] = var(False, init=False)  # cancelled (Ctrl-C): only the names that came
+    load_failed: var[bool] = var(False, init=False)  # failed (its error is in the log)
     busy: var[bool] = var(False, init=False)  # a command runs in the worker
     # This vault's mount (None: not mounted), as the app's periodic query last found it.
     # always_update: each answer redraws the status bar, whose mount counters change while the
@@ -78,10 +83,6 @@ class BrowserScreen(Screen[None]):
         super().__init__()
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
-        self.loading = False  # True while a directory streams in
-        self.partial = False  # its listing was cancelled (Ctrl-C): only the names that came
-        self.load_failed = False  # the last listing failed (its error is in the log)
-        self.loaded_rows = 0
         self.cipher_by_name: dict[str, Entry] = {}
         self.filter_text = ""
         self.search_text = ""  # what f found last; n and N find it again
@@ -186,6 +187,19 @@ class BrowserScreen(Screen[None]):
     def watch_cwd(self, cwd: str) -> None:
         if self.session is not None:
             self.session.cwd = cwd  # commands take a relative path in the shown directory
+        self._update_titles()
+
+    # The pane titles show where the listing is: each change redraws them.
+    def watch_loading(self) -> None:
+        self._update_titles()
+
+    def watch_loaded_rows(self) -> None:
+        self._update_titles()
+
+    def watch_partial(self) -> None:
+        self._update_titles()
+
+    def watch_load_failed(self) -> None:
         self._update_titles()
 
     def watch_busy(self) -> None:

@@ -110,7 +110,6 @@ class ListingScreen(BrowserScreen):
         self.vapp.log_line(
             f"listing of /{self.cwd} cancelled after {self.loaded_rows:,} names (Ctrl-R lists it again)", ""
         )
-        self._update_titles()
         self._relink(self.active_list())
         return True
 
@@ -205,12 +204,11 @@ class ListingScreen(BrowserScreen):
         if message.generation != self.generation or message.generation == self.quiet_generation:
             return  # stale, or a background reload: swapped in whole once loaded
         first = self.loaded_rows == 0
-        self.loaded_rows += len(message.entries)
         for e in message.entries:
             self.cipher_by_name[e.cipher_name] = e
         self.plain.append([e for e in message.entries if e.role == ROLE_OBJECT])
         self.cipher.append(message.entries)
-        self._update_titles()
+        self.loaded_rows += len(message.entries)
         if first:
             self.update_headers()
             self._relink(self.active_list())
@@ -225,7 +223,6 @@ class ListingScreen(BrowserScreen):
             self.quiet_generation = -1
             self._swap_in(message.plain, message.cipher, message.digest)
             return
-        self.loading = False
         self.shown_digest = message.digest
         self.plain.replace(message.plain)
         self.cipher.replace(message.cipher)
@@ -244,7 +241,7 @@ class ListingScreen(BrowserScreen):
                     break
         self.selection.keep_only({e.plain_name for e in message.plain if e.plain_name is not None})
         self._show_selection()
-        self._update_titles()
+        self.loading = False  # once the rows are in: its watcher draws the titles from them
         self.update_headers()
         self._relink(self.active_list())
 
@@ -257,10 +254,10 @@ class ListingScreen(BrowserScreen):
             self.plain.clear()
             self.cipher.clear()
             self.cipher_by_name.clear()
+            self._update_titles()  # the rows went; the listing's state may stay as it was
         self.loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
         self.query_one("#info", InfoPanel).show(
             "Error", Text(safe_text(message.error), style=palette.style("error", bold=True))
         )
-        self._update_titles()
