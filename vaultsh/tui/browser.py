@@ -73,6 +73,7 @@ class BrowserScreen(Screen[None]):
     loaded_rows: var[int] = var(0, init=False)  # names that came so far
     partial: var[bool] = var(False, init=False)  # cancelled (Ctrl-C): only the names that came
     load_failed: var[bool] = var(False, init=False)  # failed (its error is in the log)
+    selected: var[int] = var(0, init=False)  # how many names `selection` holds
     busy: var[bool] = var(False, init=False)  # a command runs in the worker
     # This vault's mount (None: not mounted), as the app's periodic query last found it.
     # always_update: each answer redraws the status bar, whose mount counters change while the
@@ -202,6 +203,9 @@ class BrowserScreen(Screen[None]):
     def watch_load_failed(self) -> None:
         self._update_titles()
 
+    def watch_selected(self) -> None:
+        self._update_titles()
+
     def watch_busy(self) -> None:
         self.update_status()
 
@@ -265,8 +269,8 @@ class BrowserScreen(Screen[None]):
             self.plain.set_placeholder("(empty directory)")
         self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
-        if self.selection.names:
-            flt += f"  {len(self.selection.names)} selected"
+        if self.selected:
+            flt += f"  {self.selected} selected"
         if self.sort_by != "name" or self.sort_reverse:
             flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
         if not self.show_hidden:
@@ -422,9 +426,10 @@ class BrowserScreen(Screen[None]):
         self.app.push_screen(screen, answered)
 
     def _show_selection(self) -> None:
+        """Mark the selected rows and count them (after the selection or the rows changed)."""
         names = self.selection.names
         self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
-        self._update_titles()
+        self.selected = len(names)
 
 
 def _alive(info: MountInfo | None) -> bool | None:

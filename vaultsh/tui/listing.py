@@ -92,6 +92,7 @@ class ListingScreen(BrowserScreen):
         self._moved_while_loading = False
         self.plain.clear()
         self.cipher.clear()
+        self._show_selection()
         # What the titles show last: their watchers draw them from everything set above.
         self.loading = True
         self.load_failed = False
@@ -171,6 +172,7 @@ class ListingScreen(BrowserScreen):
             self.cipher.select(self.cipher_by_name.get(on_cipher.cipher_name))
         self.selection.keep_only({e.plain_name for e in plain if e.plain_name is not None})
         self._show_selection()
+        self._update_titles()  # the rows changed, the listing's state did not
         self._relink(self.active_list())
 
     def on_unmount(self) -> None:
