@@ -36,7 +36,7 @@ from vaultsh.tui.screens import (
     TransferBar,
 )
 from vaultsh.tui.selection import Selection
-from vaultsh.tui.status import STATUS_PATH_CELLS, StatusBar, shorten_path
+from vaultsh.tui.status import StatusBar
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import ReverseView
@@ -84,6 +84,7 @@ class BrowserScreen(Screen[None]):
         super().__init__()
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
+        self.cipher_where: tuple[str, str] | None = None  # the cipher pane's name and directory
         self.cipher_by_name: dict[str, Entry] = {}
         self.filter_text = ""
         self.search_text = ""  # what f found last; n and N find it again
@@ -163,6 +164,23 @@ class BrowserScreen(Screen[None]):
         """The app with its session; this screen is only ever shown by a VaultApp."""
         return cast("VaultApp", self.app)
 
+    @property
+    def writable(self) -> bool:
+        """Whether the open folder changes through the panes: a vault, not a reverse-mode view
+        (while locked, nothing is open to refuse a change)."""
+        return self.session is None or self.session.tree.writable
+
+    @property
+    def cipher_stored(self) -> bool:
+        """Whether the cipher pane shows stored files (a vault's, with conflict copies), not a
+        view computed on each read (a reverse-mode folder's)."""
+        return self.session is None or self.session.tree.cipher_files
+
+    @property
+    def exports(self) -> str:
+        """What `e` writes out: "plain" files (a vault) or the "cipher" view (a reverse-mode folder)."""
+        return "plain" if self.session is None else self.session.tree.exports
+
     def active_list(self) -> EntryList:
         """The pane the person works in: changed by Tab and by moving in a pane, not by relayouts."""
         return self.cipher if self.active_side == "cipher" else self.plain
@@ -179,8 +197,8 @@ class BrowserScreen(Screen[None]):
         self.call_after_refresh(self._update_titles)
         self.call_after_refresh(self.update_status)
 
-    def watch_session(self, session: commands.Session | None) -> None:
-        if session is not None and not session.tree.cipher_files:
+    def watch_session(self) -> None:
+        if not self.cipher_stored:
             self.cipher.name_heading = "Name in the encrypted view"  # computed, not stored
         self.update_status()
         self.refresh_bindings()  # the footer's keys depend on the mode
@@ -241,14 +259,8 @@ class BrowserScreen(Screen[None]):
         plain_pane = self.query_one("#plain-pane")
         cipher_pane = self.query_one("#cipher-pane")
         plain_pane.border_title = _pane_title(plain_pane, "Plain", f"/{self.cwd}")
-        vault = self.vapp.vault
-        if self.vapp.reverse is not None and self.view_dir is not None:
-            cipher_pane.border_title = _pane_title(cipher_pane, "Encrypted view", f"/{self.view_dir}")
-        elif vault is not None and self.cdir is not None:
-            rel = self.cdir.relative_to(vault.cipherdir).as_posix()
-            label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
-            where = label + ("" if rel == "." else f"/{rel}")
-            cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
+        if self.cipher_where is not None:
+            cipher_pane.border_title = _pane_title(cipher_pane, *self.cipher_where)
         shown_plain = len(self.plain.rows)
         if self.loading:
             plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
@@ -280,7 +292,7 @@ class BrowserScreen(Screen[None]):
         # As Text: the filter is typed text ("[b" is no markup).
         count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
         plain_pane.border_subtitle = as_text(count + flt)
-        where = "in the view" if self.vapp.reverse is not None else "on disk"
+        where = "on disk" if self.cipher_stored else "in the view"
         cipher_pane.border_subtitle = as_text(
             f"{len(self.cipher.all_entries):,} {where}" + (f", {bad} undecryptable" if bad else "")
         )

@@ -25,9 +25,13 @@ from vaultsh.tui.inspect import (
     InfoPanel,
 )
 from vaultsh.tui.messages import DirBatch, DirChanged, DirFailed, DirLoaded
+from vaultsh.tui.status import STATUS_PATH_CELLS, shorten_path
 from vaultsh.tui.watch import DirWatcher
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
+
+# A directory's entries in batches, given a check whether to stop.
+Lister = Callable[[Callable[[], bool]], Iterator[list[Entry]]]
 
 
 class ListingScreen(BrowserScreen):
@@ -43,11 +47,24 @@ class ListingScreen(BrowserScreen):
         self.listed_at = 0.0  # time.monotonic() when the latest listing started
         self.shown_digest = b""  # listing_digest of the entries in the panes
         self._changed_during_load = False
+        self._lister: Lister | None = None  # lists the shown directory (again, to reload it)
 
     # -- loading directories ------------------------------------------------------------
 
     def load_dir(self, path: str, select: str | None = None) -> None:
         """Show the plain directory `path`; `select` is a plain name to put the cursor on."""
+        listing = self._listing_of(path)
+        if listing is None:
+            return
+        watched, self.cipher_where, lister = listing
+        self._watch(watched)  # before the listing starts: see DirWatcher.watch
+        self._lister = lister
+        self._start_load(path, select)
+        self._scan(self.generation, lister)
+
+    def _listing_of(self, path: str) -> tuple[Path, tuple[str, str], Lister] | None:
+        """How to list the plain directory `path`: the local directory that changes with it, the
+        cipher pane's title, the scan; None if it cannot be listed (said in the log)."""
         view = self.vapp.reverse
         if view is not None:
             try:
@@ -56,28 +73,29 @@ class ListingScreen(BrowserScreen):
                     raise VaultError(f"/{path}: not a directory")
             except VaultError as e:
                 self.vapp.log_line(str(e), "error")
-                return
-            self._watch(view.plaindir / path)  # before the listing starts: see DirWatcher.watch
-            self.view_dir = found.cipher_path
-            self._start_load(path, select)
-            cipher_dir = found.cipher_path
-            self._scan(
-                self.generation,
+                return None
+            cipher_dir = self.view_dir = found.cipher_path
+            return (
+                view.plaindir / path,
+                ("Encrypted view", f"/{cipher_dir}"),
                 lambda cancelled: scan_view_dir(view, cipher_dir, path, cancelled=cancelled),
             )
-            return
         vault = self.vapp.vault
         if vault is None:
-            return
+            return None
         try:
             cdir = vault.cipher_path(path)
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
-            return
-        self._watch(cdir)  # before the listing starts: see DirWatcher.watch
+            return None
         self.cdir = cdir
-        self._start_load(path, select)
-        self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
+        rel = cdir.relative_to(vault.cipherdir).as_posix()
+        label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
+        return (
+            cdir,
+            ("Cipher", label + ("" if rel == "." else f"/{rel}")),
+            lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled),
+        )
 
     def _start_load(self, path: str, select: str | None) -> None:
         if path != self.cwd:
@@ -121,15 +139,8 @@ class ListingScreen(BrowserScreen):
 
     def _rescan(self, generation: int) -> None:
         """List the shown directory again under `generation` (nothing is cleared here)."""
-        view, vault = self.vapp.reverse, self.vapp.vault
-        if view is not None and self.view_dir is not None:
-            cipher_dir, plain_dir = self.view_dir, self.cwd
-            self._scan(
-                generation, lambda cancelled: scan_view_dir(view, cipher_dir, plain_dir, cancelled=cancelled)
-            )
-        elif vault is not None and self.cdir is not None:
-            cdir = self.cdir
-            self._scan(generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
+        if self._lister is not None:
+            self._scan(generation, self._lister)
 
     def reload_quietly(self) -> None:
         """The auto-refresh: list the shown directory again in the background and swap the
@@ -180,7 +191,7 @@ class ListingScreen(BrowserScreen):
             self.watcher.close()
 
     @work(thread=True, exclusive=True, group="listing")
-    def _scan(self, generation: int, batches: Callable[[Callable[[], bool]], Iterator[list[Entry]]]) -> None:
+    def _scan(self, generation: int, batches: Lister) -> None:
         """Stream a directory's entries to the panes; `batches(cancelled)` yields them."""
         worker = get_current_worker()
         everything: list[Entry] = []
