@@ -87,8 +87,10 @@ class VaultApp(SafeApp[int]):
         self.prefs, self._prefs_warning = load_prefs()
         self.main = MainScreen()
         self.unlocker = Unlocker(self, password=password, master_key=master_key, logn=logn)
-        self.main.sort_by, self.main.sort_reverse = self.prefs.sort, self.prefs.sort_reverse
-        self.main.show_hidden = self.prefs.show_hidden
+        # Before the screen exists: set without the watchers, which apply them to its panes.
+        self.main.set_reactive(MainScreen.sort_by, self.prefs.sort)
+        self.main.set_reactive(MainScreen.sort_reverse, self.prefs.sort_reverse)
+        self.main.set_reactive(MainScreen.show_hidden, self.prefs.show_hidden)
 
     # -- themes ---------------------------------------------------------------------------
 

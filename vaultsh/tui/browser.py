@@ -21,7 +21,15 @@ from textual.worker import get_current_worker
 from vaultsh.service import commands, integrity
 from vaultsh.tui import conflict_actions, palette
 from vaultsh.tui.completion import CompletingInput, candidates_hint
-from vaultsh.tui.entries import ROLE_BAD, ROLE_OBJECT, ROLE_SIDECAR, Entry, is_hidden, link_targets
+from vaultsh.tui.entries import (
+    ROLE_BAD,
+    ROLE_OBJECT,
+    ROLE_SIDECAR,
+    Entry,
+    is_hidden,
+    link_targets,
+    sort_plain,
+)
 from vaultsh.tui.inspect import (
     InfoPanel,
     describe_cipher,
@@ -74,6 +82,11 @@ class BrowserScreen(Screen[None]):
     partial: var[bool] = var(False, init=False)  # cancelled (Ctrl-C): only the names that came
     load_failed: var[bool] = var(False, init=False)  # failed (its error is in the log)
     selected: var[int] = var(0, init=False)  # how many names `selection` holds
+    # How the plain pane shows the listing (its subtitle says so); the watchers apply them.
+    filter_text: var[str] = var("", init=False)  # names containing this, typed after /
+    sort_by: var[str] = var("name", init=False)  # one of SORT_FIELDS
+    sort_reverse: var[bool] = var(False, init=False)
+    show_hidden: var[bool] = var(True, init=False)  # names starting with "." (`.` toggles)
     busy: var[bool] = var(False, init=False)  # a command runs in the worker
     # This vault's mount (None: not mounted), as the app's periodic query last found it.
     # always_update: each answer redraws the status bar, whose mount counters change while the
@@ -86,15 +99,11 @@ class BrowserScreen(Screen[None]):
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
         self.cipher_where: tuple[str, str] | None = None  # the cipher pane's name and directory
         self.cipher_by_name: dict[str, Entry] = {}
-        self.filter_text = ""
         self.search_text = ""  # what f found last; n and N find it again
         self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
         self._moved_while_loading = False  # the cursor was moved by hand during a load
         self.active_side = "plain"
         self.selection = Selection()
-        self.sort_by = "name"  # one of SORT_FIELDS
-        self.sort_reverse = False
-        self.show_hidden = True  # names starting with "." (`.` toggles)
         # Bookmarks (letter -> plain dir) live only as long as the session: a list of decrypted
         # directory names saved in the clear would give away what the vault hides.
         self.bookmarks: dict[str, str] = {}
@@ -223,6 +232,18 @@ class BrowserScreen(Screen[None]):
 
     def watch_selected(self) -> None:
         self._update_titles()
+
+    def watch_filter_text(self) -> None:
+        self._apply_filter()
+
+    def watch_show_hidden(self) -> None:
+        self._apply_filter()
+
+    def watch_sort_by(self) -> None:
+        self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        self._resort()
 
     def watch_busy(self) -> None:
         self.update_status()
@@ -394,6 +415,10 @@ class BrowserScreen(Screen[None]):
             body = _described(lambda: describe_view_cipher(view, view_dir, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
+
+    def _resort(self) -> None:
+        self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))
+        self._update_titles()
 
     def _apply_filter(self) -> None:
         needle = self.filter_text.casefold()

@@ -10,7 +10,7 @@ from textual import on
 from textual.widgets import Input
 
 from vaultsh.service import commands
-from vaultsh.tui.entries import ROLE_OBJECT, SORT_FIELDS, Entry, sort_plain
+from vaultsh.tui.entries import ROLE_OBJECT, SORT_FIELDS, Entry
 from vaultsh.tui.inspect import (
     InfoPanel,
 )
@@ -192,7 +192,6 @@ class NavigatingScreen(ListingScreen):
     def _input_changed(self, event: Input.Changed) -> None:
         if self.input_mode == "filter":
             self.filter_text = event.value
-            self._apply_filter()
         elif self.input_mode == "search" and event.value:
             self._find(event.value, self.plain.cursor, True)
 
@@ -224,7 +223,6 @@ class NavigatingScreen(ListingScreen):
             self._cancel_command()
         elif self.filter_text:
             self.filter_text = ""
-            self._apply_filter()
 
     def _close_input_cancelled(self) -> bool:
         """Close the bottom input as cancelled (a filter is cleared); False if it is not open."""
@@ -233,7 +231,6 @@ class NavigatingScreen(ListingScreen):
             return False
         if self.input_mode == "filter":
             self.filter_text = ""
-            self._apply_filter()
         self._close_input()
         return True
 
@@ -259,23 +256,16 @@ class NavigatingScreen(ListingScreen):
 
     # -- order and hidden names -----------------------------------------------------------------
 
-    def _resort(self) -> None:
-        self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))
-        self._update_titles()
-
     def action_cycle_sort(self) -> None:
         self.sort_by = SORT_FIELDS[(SORT_FIELDS.index(self.sort_by) + 1) % len(SORT_FIELDS)]
-        self._resort()
         self.vapp.remember_prefs()
 
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
-        self._resort()
         self.vapp.remember_prefs()
 
     def action_toggle_hidden(self) -> None:
         self.show_hidden = not self.show_hidden
-        self._apply_filter()
         self.vapp.remember_prefs()
 
     def action_toggle_select(self) -> None:
