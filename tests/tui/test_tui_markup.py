@@ -211,7 +211,7 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         await wait_for(
             pilot, lambda: markup_vault.exists(join(where, "[final] notes.txt")) and not app.main.busy
         )
-        await wait_for(pilot, lambda: not app.main.loading)
+        await wait_for(pilot, lambda: not app.main.dir_loading)
         current = app.main.plain.current
         assert current is not None and current.plain_name == "[final] notes.txt"
         await wait_for(pilot, lambda: info_title(app) == "Preview  [final] notes.txt")
@@ -235,7 +235,7 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         await pilot.press("M")
         await answer_prompt(pilot, app, "[new] [@click=app.quit]d")
         await wait_for(pilot, lambda: markup_vault.exists(join(where, "[new] [@click=app.quit]d")))
-        await wait_for(pilot, lambda: not app.main.busy and not app.main.loading)
+        await wait_for(pilot, lambda: not app.main.busy and not app.main.dir_loading)
         await wait_for(pilot, lambda: info_title(app) == "Preview  [new] [@click=app.quit]d")
         assert "[new] [@click=app.quit]d/" in screen_text(app)
         # An existing markup name again: mkdir refuses, the error names it as it is.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
@@ -18,9 +20,13 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
     type_text,
     wait_for,
 )
+from test_tui_markup import screen_text
 
 from vaultsh.service import commands
+from vaultsh.tui import entries, listing
 from vaultsh.tui.app import VaultApp
+from vaultsh.tui.entries import Entry
+from vaultsh.vault.vault import Vault
 
 
 @pytest.fixture
@@ -45,7 +51,7 @@ async def test_the_session_and_the_title_follow_the_shown_directory(vault_dir: P
         assert app.session is not None and app.session.cwd == ""
         select_plain(app.main, "docs")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not app.main.loading)
+        await wait_for(pilot, lambda: not app.main.dir_loading)
         assert app.session.cwd == "docs" and title(app).endswith("/docs")
         # A command with a relative path works in the shown directory.
         await pilot.press("colon")
@@ -54,7 +60,7 @@ async def test_the_session_and_the_title_follow_the_shown_directory(vault_dir: P
         await command_done(pilot, app)
         assert "quarterly numbers" in app.log_lines
         await pilot.press("backspace")
-        await wait_for(pilot, lambda: not app.main.loading and app.main.cwd == "")
+        await wait_for(pilot, lambda: not app.main.dir_loading and app.main.cwd == "")
         assert app.session.cwd == "" and title(app).endswith("  /")
         # `cd` in the command line moves the panes, and the session stays with them.
         await pilot.press("colon")
@@ -85,7 +91,7 @@ async def test_the_subtitle_counts_the_selection_and_says_the_order(vault_dir: P
         # Another directory starts with nothing selected.
         select_plain(app.main, "docs")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not app.main.loading)
+        await wait_for(pilot, lambda: not app.main.dir_loading)
         assert "selected" not in subtitle(app) and not app.main.selection.names
 
 
@@ -108,3 +114,39 @@ async def test_the_status_bar_says_while_a_command_runs(vault_dir: Path) -> None
         release.set()
         await command_done(pilot, app)
         assert "working…" not in status_text(app)
+
+
+@pytest.mark.asyncio
+async def test_the_panes_stay_drawn_while_a_directory_streams_in(
+    vault_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vault = Vault.open(vault_dir, master_key=MASTER_KEY)
+    for n in range(450):  # more than the first batch, so the listing can be held half-way
+        vault.write_file(f"docs/f{n:04d}", b"")
+    docs = vault.cipher_path("docs")
+    held, release = threading.Event(), threading.Event()
+    real_scan = entries.scan_cipher_dir
+
+    def gated_scan(v: Vault, cdir: Path, **kwargs: Any) -> Iterator[list[Entry]]:
+        for n, batch in enumerate(real_scan(v, cdir, **kwargs)):
+            yield batch
+            if n == 0 and cdir == docs:
+                held.set()
+                release.wait(30)
+
+    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
+    app = VaultApp(vault_dir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, loaded(app))
+        select_plain(app.main, "docs")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: held.is_set() and bool(app.main.plain.rows))
+        await pilot.pause()
+        assert app.main.dir_loading
+        drawn = screen_text(app)
+        first = app.main.plain.rows[0].plain_name
+        assert first is not None and first in drawn  # the names that came are on the screen
+        assert "loading…" in drawn and "Plain  /docs" in drawn
+        release.set()
+        await wait_for(pilot, lambda: not app.main.dir_loading)
+        assert "loading…" not in screen_text(app)

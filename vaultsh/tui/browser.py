@@ -76,8 +76,9 @@ class BrowserScreen(Screen[None]):
     # The plain path of the shown directory ("" the root). always_update: listing it again
     # also puts the session back in it.
     cwd: var[str] = var("", init=False, always_update=True)
-    # The listing of the shown directory: Widget.loading (a Textual reactive) is True while
-    # it streams in; then these.
+    # The listing of the shown directory. Not Widget.loading: set on a screen, that replaces
+    # the whole screen with a loading indicator, and the panes fill while names stream in.
+    dir_loading: var[bool] = var(False, init=False)  # names are streaming in
     loaded_rows: var[int] = var(0, init=False)  # names that came so far
     partial: var[bool] = var(False, init=False)  # cancelled (Ctrl-C): only the names that came
     load_failed: var[bool] = var(False, init=False)  # failed (its error is in the log)
@@ -218,7 +219,7 @@ class BrowserScreen(Screen[None]):
         self._update_titles()
 
     # The pane titles show where the listing is: each change redraws them.
-    def watch_loading(self) -> None:
+    def watch_dir_loading(self) -> None:
         self._update_titles()
 
     def watch_loaded_rows(self) -> None:
@@ -283,7 +284,7 @@ class BrowserScreen(Screen[None]):
         if self.cipher_where is not None:
             cipher_pane.border_title = _pane_title(cipher_pane, *self.cipher_where)
         shown_plain = len(self.plain.rows)
-        if self.loading:
+        if self.dir_loading:
             plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
             cipher_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,}")
             self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
@@ -326,7 +327,7 @@ class BrowserScreen(Screen[None]):
             return  # stale: the rows changed (a batch, a sort, a filter) since it was sent
         if message.moved:
             self.active_side = "cipher" if source is self.cipher else "plain"
-            if self.loading:
+            if self.dir_loading:
                 self._moved_while_loading = True
         self._relink(source)
 

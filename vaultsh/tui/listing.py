@@ -112,7 +112,7 @@ class ListingScreen(BrowserScreen):
         self.cipher.clear()
         self._show_selection()
         # What the titles show last: their watchers draw them from everything set above.
-        self.loading = True
+        self.dir_loading = True
         self.load_failed = False
         self.partial = False
         self.loaded_rows = 0
@@ -120,11 +120,11 @@ class ListingScreen(BrowserScreen):
 
     def cancel_listing(self) -> bool:
         """Stop the listing under way, keeping the rows it has shown; False if none runs."""
-        if not self.loading:
+        if not self.dir_loading:
             return False
         self.app.workers.cancel_group(self, "listing")
         self.generation += 1  # batches already on their way are dropped
-        self.loading = False
+        self.dir_loading = False
         self.partial = True
         self.vapp.log_line(
             f"listing of /{self.cwd} cancelled after {self.loaded_rows:,} names (Ctrl-R lists it again)", ""
@@ -161,7 +161,7 @@ class ListingScreen(BrowserScreen):
             return  # a running command reloads the listing when it ends
         if message.last_change < self.listed_at:
             return  # listed since (after a command of our own, say): that listing has it
-        if self.loading or self.generation == self.quiet_generation:
+        if self.dir_loading or self.generation == self.quiet_generation:
             self._changed_during_load = True  # that listing may have missed it: once more after
             return
         self.reload_quietly()
@@ -254,7 +254,7 @@ class ListingScreen(BrowserScreen):
                     break
         self.selection.keep_only({e.plain_name for e in message.plain if e.plain_name is not None})
         self._show_selection()
-        self.loading = False  # once the rows are in: its watcher draws the titles from them
+        self.dir_loading = False  # once the rows are in: its watcher draws the titles from them
         self.update_headers()
         self._relink(self.active_list())
 
@@ -268,7 +268,7 @@ class ListingScreen(BrowserScreen):
             self.cipher.clear()
             self.cipher_by_name.clear()
             self._update_titles()  # the rows went; the listing's state may stay as it was
-        self.loading = False
+        self.dir_loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
         self.query_one("#info", InfoPanel).show(
