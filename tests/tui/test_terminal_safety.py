@@ -462,7 +462,7 @@ async def test_tui_titles_and_notifications_never_read_names_as_markup(tmp_path:
         await unlocked_app(pilot, app)
         screen = app.main
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.cwd == "[b]deep" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "[b]deep" and not screen.dir_loading)
         screen.plain.move_to(0)
         panel = screen.query_one("#info", InfoPanel)
         await wait_for(pilot, lambda: "Preview" in str(panel.border_title) and "x" in panel.plain_text())

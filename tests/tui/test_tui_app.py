@@ -102,7 +102,7 @@ def main_of(app: VaultApp) -> MainScreen:
 
 
 def loaded(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.vault is not None and not app.main.loading and bool(app.main.cipher.all_entries)
+    return lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
@@ -194,13 +194,13 @@ async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
         screen = main_of(app)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.dir_loading)
         assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
         cipher_roles = sorted(e.role for e in screen.cipher.rows)
         assert cipher_roles == [ROLE_DIRIV, ROLE_OBJECT]
         assert screen.cdir == Vault.open(vault_dir, master_key=MASTER_KEY).cipher_path("docs")
         await pilot.press("backspace")
-        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.dir_loading)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
         await pilot.press("j", "j")
         assert screen.plain.cursor == 2
@@ -356,8 +356,8 @@ async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
 
 
 async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, lambda: not app.busy)
-    await wait_for(pilot, lambda: not app.main.loading)
+    await wait_for(pilot, lambda: not app.main.busy)
+    await wait_for(pilot, lambda: not app.main.dir_loading)
 
 
 @pytest.mark.asyncio
@@ -411,7 +411,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
         select_plain(main_of(app), "docs")
         await pilot.press("e")
         await answer_prompt(pilot, app, str(dest))
-        await wait_for(pilot, lambda: app.busy)
+        await wait_for(pilot, lambda: app.main.busy)
         await pilot.pause()
         bar = app.main.query_one("#transfer")
         assert bar.display
@@ -630,7 +630,7 @@ async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_d
             app.post_message(events.Key(names.get(ch, ch), ch))
         app.post_message(events.Key("enter", "\r"))
         await command_done(pilot, app)
-        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.dir_loading)
         assert "> cd /docs" in log_text(app)
         assert isinstance(app.screen, MainScreen) and screen.input_mode == "command"
         assert not screen.query_one("#cmdline", Input).display
@@ -664,12 +664,12 @@ async def test_empty_directory_and_a_filter_without_match_say_so(vault_dir: Path
         assert first_row(screen.plain).startswith("▶")  # the first entry, not a hint
         select_plain(screen, "empty")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.cwd == "empty" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "empty" and not screen.dir_loading)
         assert screen.plain.rows == []
         assert first_row(screen.plain) == "(empty directory)"
         assert [e.cipher_name for e in screen.cipher.rows] == ["gocryptfs.diriv"]
         await pilot.press("backspace")
-        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.dir_loading)
         await pilot.press("slash")
         await type_text(pilot, "zzz")
         assert screen.plain.rows == []
@@ -692,7 +692,7 @@ async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir:
         screen = main_of(app)
         # The pane title keeps the deepest directory in view, cut in the middle to fit.
         screen.load_dir(deep)
-        await wait_for(pilot, lambda: screen.cwd == deep and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == deep and not screen.dir_loading)
         pane = screen.query_one("#plain-pane")
         title = str(pane.border_title)
         assert title.endswith(parts[-1]) and "…" in title
@@ -701,7 +701,7 @@ async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir:
         assert cipher_title.endswith(vault.cipher_path(deep).name[-30:]) and "…" in cipher_title
         # A long name in a question wraps inside the dialog instead of being cut.
         screen.load_dir("")
-        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.dir_loading)
         select_plain(screen, LONG_NAME)
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -769,7 +769,7 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: held.is_set() and len(app.main.plain.rows) > 0)
         screen = main_of(app)
-        assert screen.loading
+        assert screen.dir_loading
         first_rows = len(screen.plain.rows)
         assert 0 < first_rows < count
         assert str(screen.query_one("#plain-pane").border_subtitle).startswith("loading")
@@ -778,10 +778,10 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
-        assert screen.loading
+        assert screen.dir_loading
         cursor_entry = screen.plain.current
         release.set()
-        await wait_for(pilot, lambda: not screen.loading, steps=2000)
+        await wait_for(pilot, lambda: not screen.dir_loading, steps=2000)
         assert len(screen.plain.rows) == count
         names = [e.plain_name or "" for e in screen.plain.rows]
         assert names[:3] == ["file-000000.txt", "file-000001.txt", "file-000002.txt"]
@@ -830,7 +830,7 @@ async def mount_with_keys(pilot: Pilot[Any], app: VaultApp, mountpoint: Path) ->
     await answer_prompt(pilot, app, str(mountpoint))
     await command_done(pilot, app)
     assert kernel_mounted(mountpoint), log_text(app)
-    await wait_for(pilot, lambda: app.mount_info is not None and app.mount_info.alive, steps=800)
+    await wait_for(pilot, lambda: app.main.mount_info is not None and app.main.mount_info.alive, steps=800)
 
 
 def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
@@ -850,7 +850,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
         assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
         await pilot.press("u")  # not mounted: says so, runs nothing
         await pilot.pause()
-        assert "not mounted (m mounts it)" in log_text(app) and not app.busy
+        assert "not mounted (m mounts it)" in log_text(app) and not app.main.busy
         await mount_with_keys(pilot, app, mountpoint)
         assert (mountpoint / "notes.txt").read_bytes() == b"hello from the vault\nsecond line\n"
         status = status_text(app)
@@ -860,7 +860,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
         await pilot.press("u")
         await command_done(pilot, app)
         assert not kernel_mounted(mountpoint)
-        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
         assert "not mounted" in status_text(app)
         await wait_for(pilot, lambda: "unmount" not in footer_actions(app))
 
@@ -897,7 +897,7 @@ async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, 
         await command_done(pilot, app)
         assert not kernel_mounted(mountpoint), log_text(app)
         assert not os.path.ismount(mountpoint)  # safe now: nothing is mounted there
-        await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
         assert "not mounted" in status_text(app)
         assert mounts.find_mount(vault_dir) is None  # the record is gone too
 
@@ -909,7 +909,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
         await unlocked_app(pilot, app)
         await enter_line(pilot, app, f"mount {mountpoint}")
         await command_done(pilot, app)
-        await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+        await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
         for key, cancel in (("q", "escape"), ("ctrl+q", "c")):
             await pilot.press(key)
             await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -932,7 +932,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
             await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
             await pilot.press("u")
             await wait_for(pilot, lambda: "not quitting" in log_text(app), steps=800)
-            assert app.return_code is None and kernel_mounted(mountpoint) and not app.busy
+            assert app.return_code is None and kernel_mounted(mountpoint) and not app.main.busy
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         await pilot.press("u")

@@ -472,7 +472,7 @@ async def test_import_a_file_picked_in_the_browser(tmp_path: Path, monkeypatch: 
         await unlocked_app(pilot, app)
         select_plain(app.main, "docs")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.main.cwd == "docs" and not app.main.loading)
+        await wait_for(pilot, lambda: app.main.cwd == "docs" and not app.main.dir_loading)
         await pilot.press("i")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
         await pilot.press("ctrl+o")

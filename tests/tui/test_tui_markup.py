@@ -188,7 +188,9 @@ async def test_the_cipher_pane_xray_and_errors_show_names_as_text(markup_vault: 
         assert_no_markup_effects(app)
         # Adopting it as a conflict copy is refused, and the error names it as it is.
         await pilot.press("r")
-        await wait_for(pilot, lambda: f"{STRAY_NAME}: not a conflict copy" in log_text(app) and not app.busy)
+        await wait_for(
+            pilot, lambda: f"{STRAY_NAME}: not a conflict copy" in log_text(app) and not app.main.busy
+        )
         assert f"{STRAY_NAME}: not a conflict copy" in screen_text(app)
         assert_no_markup_effects(app)
         assert_running(app)
@@ -206,8 +208,10 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         assert box.value == "[draft] notes.txt"
         box.value = "[final] notes.txt"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: markup_vault.exists(join(where, "[final] notes.txt")) and not app.busy)
-        await wait_for(pilot, lambda: not app.main.loading)
+        await wait_for(
+            pilot, lambda: markup_vault.exists(join(where, "[final] notes.txt")) and not app.main.busy
+        )
+        await wait_for(pilot, lambda: not app.main.dir_loading)
         current = app.main.plain.current
         assert current is not None and current.plain_name == "[final] notes.txt"
         await wait_for(pilot, lambda: info_title(app) == "Preview  [final] notes.txt")
@@ -223,7 +227,7 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         assert "x [link=a:b].txt" in shown
         assert_no_markup_effects(app)
         await pilot.press("c")  # cancel: nothing changes
-        await wait_for(pilot, lambda: app.screen is app.main and not app.busy)
+        await wait_for(pilot, lambda: app.screen is app.main and not app.main.busy)
         assert markup_vault.read_file(join(where, "x [link=a:b].txt")) == b"contents of 'x [link=a:b].txt'\n"
         assert markup_vault.exists(join(where, "[final] notes.txt"))
 
@@ -231,13 +235,13 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
         await pilot.press("M")
         await answer_prompt(pilot, app, "[new] [@click=app.quit]d")
         await wait_for(pilot, lambda: markup_vault.exists(join(where, "[new] [@click=app.quit]d")))
-        await wait_for(pilot, lambda: not app.busy and not app.main.loading)
+        await wait_for(pilot, lambda: not app.main.busy and not app.main.dir_loading)
         await wait_for(pilot, lambda: info_title(app) == "Preview  [new] [@click=app.quit]d")
         assert "[new] [@click=app.quit]d/" in screen_text(app)
         # An existing markup name again: mkdir refuses, the error names it as it is.
         await pilot.press("M")
         await answer_prompt(pilot, app, DIR_NAME)
-        await wait_for(pilot, lambda: not app.busy and DIR_NAME in log_text(app))
+        await wait_for(pilot, lambda: not app.main.busy and DIR_NAME in log_text(app))
         assert DIR_NAME in screen_text(app)  # the log and its notification
         assert_no_markup_effects(app)
         assert_running(app)

@@ -93,12 +93,12 @@ def join(where: str, name: str) -> str:
 async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
     """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
     await wait_for(
-        pilot, lambda: app.vault is not None and not app.main.loading and bool(app.main.plain.rows)
+        pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
     )
     for part in [p for p in where.split("/") if p]:
         select_plain(app.main, part)
         await pilot.press("enter")
-        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.loading)  # type: ignore[misc]
+        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.dir_loading)  # type: ignore[misc]
     assert app.main.cwd == where
     await pilot.pause()  # the pane takes the focus once laid out
 
@@ -278,7 +278,7 @@ async def test_the_suggested_mountpoint_is_offered_to_be_created(
             assert f"{suggested} does not exist" in str(cast(ConfirmScreen, app.screen).question)
             await pilot.press("n")  # declined: nothing made, nothing mounted
             await pilot.pause()
-            assert not suggested.exists() and not app.busy
+            assert not suggested.exists() and not app.main.busy
             await pilot.press("m")
             await answer_prompt(pilot, app, str(suggested))
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -310,7 +310,7 @@ async def test_the_demo_shows_its_password_first_and_k_takes_it(
     password = capsys.readouterr().out.split("Password:")[1].split()[0]
     app = made[0]
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.vault is not None and not app.main.loading)
+        await wait_for(pilot, lambda: app.vault is not None and not app.main.dir_loading)
         first = f"Demo vault {tmp_path / 'demo'}: its password is {password} (K and p ask for it)"
         assert app.log_lines[0] == first
         await pilot.pause()
@@ -785,7 +785,7 @@ async def test_a_sync_tool_writing_the_cipher_dir_refreshes_without_losing_place
         assert app.main.selection.names == {"todo.txt"}
         other.unlink(join(where, "tasks.txt"))
         await wait_for(pilot, lambda: "tasks.txt" not in plain_names(app))
-        assert not any(empty_seen) and not app.main.loading
+        assert not any(empty_seen) and not app.main.dir_loading
         current = app.main.plain.current
         assert current is not None and current.plain_name == "todo.txt"
 
@@ -820,7 +820,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
         await command_done(pilot, app)
         await wait_for(pilot, lambda: bool(reports))  # the watcher saw the rename
         await pilot.pause()
-        await wait_for(pilot, lambda: not app.main.loading and app.main.quiet_generation == -1)
+        await wait_for(pilot, lambda: not app.main.dir_loading and app.main.quiet_generation == -1)
         assert "done.txt" in plain_names(app)
         assert listings == [Vault.open(deep_vault, master_key=MASTER_KEY).cipher_path(DEEP)]
 
@@ -845,7 +845,7 @@ async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
         assert app.main.cdir is not None
         os.chmod(app.main.cdir / cipher_file.cipher_name, 0o600)
         await wait_for(pilot, lambda: bool(reports))
-        await wait_for(pilot, lambda: app.main.quiet_generation == -1 and not app.main.loading)
+        await wait_for(pilot, lambda: app.main.quiet_generation == -1 and not app.main.dir_loading)
         assert app.main.plain.rows is rows
         # A real change is swapped in.
         Vault.open(deep_vault, master_key=MASTER_KEY).write_file(join(DEEP, "new.txt"), b"x")
@@ -897,7 +897,9 @@ async def test_g_jumps_to_a_path_with_completion(deep_vault: Path, where: str) -
         await pilot.press("tab")
         assert box.value == ("/docs/" if where else "/a/b/c/todo.txt")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: not app.main.loading and app.main.cwd == ("docs" if where else DEEP))
+        await wait_for(
+            pilot, lambda: not app.main.dir_loading and app.main.cwd == ("docs" if where else DEEP)
+        )
         if not where:  # a file: its directory, with the cursor on it
             await wait_for(pilot, lambda: app.main.plain.current is not None)
             current = app.main.plain.current
@@ -1007,7 +1009,7 @@ async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault:
         select_plain(app.main, "docs" if not where else "a")
         await pilot.press("enter")  # somewhere else: docs, or a/b/c/a
         elsewhere = "docs" if not where else f"{where}/a"
-        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.dir_loading)
         await pilot.press("b")  # a second bookmark, x, here
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("x")
@@ -1015,11 +1017,11 @@ async def test_bookmarks_b_sets_quote_goes_and_quote_quote_goes_back(deep_vault:
         await pilot.press("apostrophe")
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("w")
-        await wait_for(pilot, lambda: app.main.cwd == where and not app.main.loading)
+        await wait_for(pilot, lambda: app.main.cwd == where and not app.main.dir_loading)
         await pilot.press("apostrophe")
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("apostrophe")  # back where it was
-        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.loading)
+        await wait_for(pilot, lambda: app.main.cwd == elsewhere and not app.main.dir_loading)
         await pilot.press("b")
         await wait_for(pilot, lambda: isinstance(app.screen, KeyScreen))
         await pilot.press("w")  # replaces w
@@ -1080,10 +1082,10 @@ async def test_ctrl_c_cancels_a_listing_and_keeps_what_was_listed(
         select_plain(app.main, "many")
         await pilot.press("enter")
         await wait_for(pilot, lambda: held.is_set() and bool(app.main.plain.rows))
-        assert app.main.loading
+        assert app.main.dir_loading
         shown = len(app.main.plain.rows)
         await pilot.press("ctrl+c")
-        assert not app.main.loading
+        assert not app.main.dir_loading
         release.set()
         await pilot.pause(0.2)
         assert len(app.main.plain.rows) == shown < count  # the rest never came in

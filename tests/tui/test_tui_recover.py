@@ -295,7 +295,7 @@ async def test_fsck_key_lists_findings_and_enter_jumps_to_the_entry_at_depth_3(t
         assert "/a/b/c/deep.txt" in str(options.get_option_at_index(row).prompt)
         options.highlighted = row
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not app.main.loading)
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not app.main.dir_loading)
         await wait_for(pilot, lambda: app.main.cwd == "a/b/c")
         current = app.main.plain.current
         assert current is not None and current.plain_name == "deep.txt"

@@ -73,7 +73,7 @@ def open_view(root: Path) -> ReverseView:
 
 
 def shown(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.session is not None and not app.main.loading and bool(app.main.cipher.all_entries)
+    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
 
 
 async def opened(pilot: Pilot[Any], app: VaultApp) -> MainScreen:
@@ -191,7 +191,7 @@ async def test_linked_cursors_both_ways_and_into_a_directory(plain_dir: Path) ->
         await pilot.press("tab")
         select_plain(screen, "docs")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.dir_loading)
         docs_cipher = view.encrypt_name("", "docs")[0]
         assert screen.view_dir == docs_cipher
         assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
@@ -199,7 +199,7 @@ async def test_linked_cursors_both_ways_and_into_a_directory(plain_dir: Path) ->
             e.cipher_name for e in view.listdir(docs_cipher, "docs")
         }
         await pilot.press("backspace")
-        await wait_for(pilot, lambda: screen.cwd == "" and not screen.loading)
+        await wait_for(pilot, lambda: screen.cwd == "" and not screen.dir_loading)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
 
 
@@ -396,12 +396,12 @@ async def test_mount_the_encrypted_view_through_a_real_worker(plain_dir: Path, t
             assert (mountpoint / notes).read_bytes() == b"".join(view.iter_file(view.resolve(notes)))
             with pytest.raises(OSError):
                 (mountpoint / "new-file").write_bytes(b"x")  # the view is read-only
-            await wait_for(pilot, lambda: app.mount_info is not None, steps=800)
+            await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
             assert shows_mount(status_text(app), "reverse ro", mountpoint), status_text(app)
             await pilot.press("u")
             await command_done(pilot, app)
             assert not os.path.ismount(mountpoint)
-            await wait_for(pilot, lambda: app.mount_info is None, steps=800)
+            await wait_for(pilot, lambda: app.main.mount_info is None, steps=800)
             assert "not mounted" in status_text(app)
     finally:
         force_unmount(mountpoint)
@@ -418,7 +418,7 @@ async def test_the_view_follows_new_and_removed_plain_files(plain_dir: Path, whe
         if where:
             screen.plain.select(next(e for e in screen.plain.rows if e.plain_name == where))
             await pilot.press("enter")
-            await wait_for(pilot, lambda: screen.cwd == where and not screen.loading)
+            await wait_for(pilot, lambda: screen.cwd == where and not screen.dir_loading)
         before = screen.plain.current
         assert before is not None
         (plain_dir / where / "arrived.txt").write_bytes(b"new\n")
@@ -477,7 +477,7 @@ async def test_o_pages_a_read_only_copy_of_the_plain_file_or_the_encrypted_one(
         if where:
             select_plain(screen, where)
             await pilot.press("enter")
-            await wait_for(pilot, lambda: screen.cwd == where and not screen.loading)
+            await wait_for(pilot, lambda: screen.cwd == where and not screen.dir_loading)
         entry = select_plain(screen, name)
         assert await paged() == contents
         assert (seen / "name").read_text().strip() == name

@@ -60,7 +60,7 @@ def snapshot_reverse_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def settled(app: VaultApp) -> Callable[[Pilot[Any]], Any]:
     async def run_before(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: app.session is not None and not app.main.loading)
+        await wait_for(pilot, lambda: app.session is not None and not app.main.dir_loading)
         await wait_for(pilot, lambda: "Preview" in str(app.main.query_one("#info").border_title))
         await pilot.pause()
 

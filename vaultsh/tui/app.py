@@ -31,7 +31,6 @@ from vaultsh.tui.screens import (
     TransferBar,
 )
 from vaultsh.tui.selection import Task, run_guarded
-from vaultsh.tui.status import StatusBar
 from vaultsh.tui.unlock import Unlocker
 from vaultsh.tui.viewer import ViewerScreen, data_reader
 from vaultsh.vault.display import safe_text
@@ -79,22 +78,19 @@ class VaultApp(SafeApp[int]):
         self.cipherdir = cipherdir
         self.cipherdir_label = safe_text(str(cipherdir))
         self._wanted_theme = theme
-        self.vault: Vault | None = None  # the unlocked vault (forward mode)
-        self.reverse: ReverseView | None = None  # the encrypted view (a reverse-mode folder)
-        self.session: commands.Session | None = None
         self.io = TuiIO(self)
         self._output_title = ""  # the title of the panel a `:` command's output opens in
-        self.busy = False  # a command is running in the worker
         self.log_lines: list[str] = []
-        self.mount_info: Any = None  # mounts.MountInfo of this vault's mount, if any
         self._mount_query_running = False
         self.exit_notice: str | None = None  # printed once the screen is gone (run_tui)
         self.theme_names: list[str] = []
         self.prefs, self._prefs_warning = load_prefs()
         self.main = MainScreen()
         self.unlocker = Unlocker(self, password=password, master_key=master_key, logn=logn)
-        self.main.sort_by, self.main.sort_reverse = self.prefs.sort, self.prefs.sort_reverse
-        self.main.show_hidden = self.prefs.show_hidden
+        # Before the screen exists: set without the watchers, which apply them to its panes.
+        self.main.set_reactive(MainScreen.sort_by, self.prefs.sort)
+        self.main.set_reactive(MainScreen.sort_reverse, self.prefs.sort_reverse)
+        self.main.set_reactive(MainScreen.show_hidden, self.prefs.show_hidden)
 
     # -- themes ---------------------------------------------------------------------------
 
@@ -124,7 +120,7 @@ class VaultApp(SafeApp[int]):
         """Text drawn outside the CSS takes the new theme's colours (from here on; the status
         bar at once)."""
         palette.use_theme(self.get_css_variables())
-        self.update_status()
+        self.main.update_status()
 
     def set_theme(self, name: str | None) -> None:
         """The `theme` command: switch to NAME, or list the themes."""
@@ -165,7 +161,7 @@ class VaultApp(SafeApp[int]):
 
     def start(self) -> None:
         """Called by the main screen once it is mounted: create, unlock or open the vault."""
-        self.update_status()
+        self.main.update_status()
         self.unlocker.start()
 
     def start_recovery(self) -> None:
@@ -182,19 +178,30 @@ class VaultApp(SafeApp[int]):
                 "masterkey": self.show_master_key,
             }
         )
-        self.session = session
-        self.reverse = session.reverse
-        self.vault = session.vault if session.reverse is None else None
         if self.greeting:
             self.log_line(self.greeting, "")
-        if self.reverse is not None:
-            self.main.cipher.name_heading = "Name in the encrypted view"
-        self.update_status()
-        self.main.refresh_bindings()  # the footer's keys depend on the mode
+        self.main.session = session  # its watcher shows the mode: status bar, footer, headings
         self.call_after_refresh(self.main.focus_active)
         self.main.load_dir("")
         self.set_interval(STATUS_INTERVAL, self._poll_mount)
         self._poll_mount()
+
+    @property
+    def session(self) -> commands.Session | None:
+        """The open vault or reverse-mode folder; the main screen holds it (see BrowserScreen)."""
+        return self.main.session
+
+    @property
+    def vault(self) -> Vault | None:
+        """The unlocked vault in forward mode (None in a reverse-mode folder)."""
+        session = self.main.session
+        return session.vault if session is not None and session.reverse is None else None
+
+    @property
+    def reverse(self) -> ReverseView | None:
+        """A reverse-mode folder's encrypted view (None for a vault)."""
+        session = self.main.session
+        return session.reverse if session is not None else None
 
     def on_ui_thread(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn` on the UI thread: at once from there, else through call_from_thread (waits)."""
@@ -211,10 +218,6 @@ class VaultApp(SafeApp[int]):
         else:
             self.call_from_thread(self.push_screen, screen)
 
-    def sync_session_cwd(self, path: str) -> None:
-        if self.session is not None:
-            self.session.cwd = path
-
     # -- the log, the status bar -----------------------------------------------------------------
 
     def log_line(self, text: str, kind: str) -> None:
@@ -229,13 +232,6 @@ class VaultApp(SafeApp[int]):
             self.main.query_one("#log", RichLog).write(Text(text, style=style))
         if kind == "error":
             self.notify(text, severity="error", timeout=4, markup=False)
-
-    def update_status(self) -> None:
-        try:
-            bar = self.main.query_one("#status", StatusBar)
-        except NoMatches:  # a late worker result after the screen closed
-            return
-        bar.show(self.cipherdir_label, self.session, self.mount_info, busy=self.busy)
 
     def _poll_mount(self) -> None:
         # One query at a time: a worker that does not answer holds one for STATUS_TIMEOUT.
@@ -260,19 +256,7 @@ class VaultApp(SafeApp[int]):
 
     def _set_mount(self, info: Any) -> None:
         self._mount_query_running = False
-        before = self.mount_info
-        self.mount_info = info
-        if info is not None and not info.alive and (before is None or before.alive):
-            self.log_line(
-                f"the mount at {info.mountpoint} is stale: its worker is gone "
-                "(killed or crashed); press u to clear it",
-                "error",
-            )
-        was = None if before is None else before.alive
-        now = None if info is None else info.alive
-        if was != now:
-            self.main.refresh_bindings()  # Unmount and Mount come and go with the mount
-        self.update_status()
+        self.main.mount_info = info  # its watcher tells of a stale mount and redraws
 
     # -- commands -------------------------------------------------------------------------------
 
@@ -285,7 +269,7 @@ class VaultApp(SafeApp[int]):
         `help`, `cat`) also opens in a full-width scrollable panel, not only in the narrow log.
         """
         shown = "passwd" if line.split()[:1] == ["passwd"] else line
-        if not self.busy:
+        if not self.main.busy:
             self.io.output = [] if show_output else None
             self._output_title = f"output of :{shown}"
         self.run_task(
@@ -297,15 +281,14 @@ class VaultApp(SafeApp[int]):
         `shown`; with `transfer`, a progress bar so labelled; refresh the panes afterwards."""
         if self.session is None:
             return
-        if self.busy:
+        if self.main.busy:
             self.log_line("a command is still running (Esc cancels it)", "error")
             return
-        self.busy = True
+        self.main.busy = True
         self.io.cancel.clear()
         self.log_line(f"> {shown}", "command")
         if transfer is not None:
             self.main.query_one("#transfer", TransferBar).start(transfer, None)
-        self.update_status()
         self._run_task(task, select)
 
     @work(thread=True, group="command")
@@ -315,7 +298,7 @@ class VaultApp(SafeApp[int]):
         self.call_from_thread(self._command_done, code, select)
 
     def _command_done(self, code: int, select: Select) -> None:
-        self.busy = False
+        self.main.busy = False  # the status bar shows what the command changed
         output, self.io.output = self.io.output, None
         if output is not None and len(output) > 1:
             data = ("\n".join(output) + "\n").encode("utf-8", "surrogateescape")
@@ -333,7 +316,6 @@ class VaultApp(SafeApp[int]):
         keep = select if select is not None else (current.plain_name if current else None)
         self.main.load_dir(cwd, select=keep)
         self._poll_mount()
-        self.update_status()
 
     def on_transfer_progress(self, message: TransferProgress) -> None:
         bar = self.main.query_one("#transfer", TransferBar)
@@ -365,7 +347,7 @@ class VaultApp(SafeApp[int]):
         """Quit; if this vault is mounted, ask first: unmount and quit, leave it mounted, cancel."""
         if any(isinstance(s, ChoiceScreen) and s.id == "quit-dialog" for s in self.screen_stack):
             return  # already asking
-        info = self.mount_info
+        info = self.main.mount_info
         if info is None or self.session is None:
             self._quit(0)
             return
@@ -401,9 +383,8 @@ class VaultApp(SafeApp[int]):
         self.exit(code)
 
     def _unmount_and_quit(self, mountpoint: Path) -> None:
-        self.busy = True
+        self.main.busy = True
         self.log_line(f"unmounting {mountpoint}…", "")
-        self.update_status()
         self._unmount_then_quit(mountpoint)
 
     @work(thread=True, group="command")
@@ -419,11 +400,10 @@ class VaultApp(SafeApp[int]):
 
     def _unmount_failed(self, error: Exception) -> None:
         """The mount stays (busy, say): say so and keep running; q asks again."""
-        self.busy = False
+        self.main.busy = False
         text = str(error) if isinstance(error, VaultError) else f"unmount failed: {error}"
         self.log_line(f"{text}; not quitting (close what uses the mount, then q again)", "error")
         self._poll_mount()
-        self.update_status()
 
     def quit_with(self, code: int, message: str | None = None) -> None:
         # As Text: a path with [brackets] is not Rich markup.

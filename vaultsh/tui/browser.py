@@ -11,6 +11,8 @@ from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, RichLog, Static
@@ -19,7 +21,15 @@ from textual.worker import get_current_worker
 from vaultsh.service import commands, integrity
 from vaultsh.tui import conflict_actions, palette
 from vaultsh.tui.completion import CompletingInput, candidates_hint
-from vaultsh.tui.entries import ROLE_BAD, ROLE_OBJECT, ROLE_SIDECAR, Entry, is_hidden, link_targets
+from vaultsh.tui.entries import (
+    ROLE_BAD,
+    ROLE_OBJECT,
+    ROLE_SIDECAR,
+    Entry,
+    is_hidden,
+    link_targets,
+    sort_plain,
+)
 from vaultsh.tui.inspect import (
     InfoPanel,
     describe_cipher,
@@ -34,13 +44,14 @@ from vaultsh.tui.screens import (
     TransferBar,
 )
 from vaultsh.tui.selection import Selection
-from vaultsh.tui.status import STATUS_PATH_CELLS, StatusBar, shorten_path
+from vaultsh.tui.status import StatusBar
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 if TYPE_CHECKING:
+    from vaultsh.service.mounts import MountInfo
     from vaultsh.tui.app import VaultApp
 
 
@@ -52,25 +63,48 @@ class BrowserScreen(Screen[None]):
     """The two panes with linked cursors, the info panel, the log and the bottom lines; the
     state every part of the main screen shares. Listing, navigation and actions build on it."""
 
+    # The state that is shown (pane titles, status bar, footer keys) or shared by the app and
+    # the screen is held here, in Textual reactives of the main screen, and nowhere else. The
+    # main screen rather than the app: every widget that shows this state is one of its own,
+    # so its watchers reach them directly, while the app's other screens (dialogs, viewer,
+    # fsck) show none of it. A watcher redraws what depends on a value when the value changes;
+    # callers only set it. `var`: nothing to repaint on the screen itself; init=False: nothing
+    # is drawn before the screen is mounted and a folder is open.
+    # The open vault or reverse-mode folder (None while locked): the app opens it, the
+    # commands run on it.
+    session: var[commands.Session | None] = var(None, init=False)
+    # The plain path of the shown directory ("" the root). always_update: listing it again
+    # also puts the session back in it.
+    cwd: var[str] = var("", init=False, always_update=True)
+    # The listing of the shown directory. Not Widget.loading: set on a screen, that replaces
+    # the whole screen with a loading indicator, and the panes fill while names stream in.
+    dir_loading: var[bool] = var(False, init=False)  # names are streaming in
+    loaded_rows: var[int] = var(0, init=False)  # names that came so far
+    partial: var[bool] = var(False, init=False)  # cancelled (Ctrl-C): only the names that came
+    load_failed: var[bool] = var(False, init=False)  # failed (its error is in the log)
+    selected: var[int] = var(0, init=False)  # how many names `selection` holds
+    # How the plain pane shows the listing (its subtitle says so); the watchers apply them.
+    filter_text: var[str] = var("", init=False)  # names containing this, typed after /
+    sort_by: var[str] = var("name", init=False)  # one of SORT_FIELDS
+    sort_reverse: var[bool] = var(False, init=False)
+    show_hidden: var[bool] = var(True, init=False)  # names starting with "." (`.` toggles)
+    busy: var[bool] = var(False, init=False)  # a command runs in the worker
+    # This vault's mount (None: not mounted), as the app's periodic query last found it.
+    # always_update: each answer redraws the status bar, whose mount counters change while the
+    # record stays, and which also shows a config rewritten meanwhile (recover, passwd).
+    mount_info: var[MountInfo | None] = var(None, init=False, always_update=True)
+
     def __init__(self) -> None:
         super().__init__()
-        self.cwd = ""  # plain path of the shown directory, "" is the root
         self.cdir: Path | None = None  # its cipher path
         self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
-        self.loading = False  # True while a directory streams in
-        self.partial = False  # its listing was cancelled (Ctrl-C): only the names that came
-        self.load_failed = False  # the last listing failed (its error is in the log)
-        self.loaded_rows = 0
+        self.cipher_where: tuple[str, str] | None = None  # the cipher pane's name and directory
         self.cipher_by_name: dict[str, Entry] = {}
-        self.filter_text = ""
         self.search_text = ""  # what f found last; n and N find it again
         self.input_mode = "command"  # what the bottom input is for: "command" or "filter"
         self._moved_while_loading = False  # the cursor was moved by hand during a load
         self.active_side = "plain"
         self.selection = Selection()
-        self.sort_by = "name"  # one of SORT_FIELDS
-        self.sort_reverse = False
-        self.show_hidden = True  # names starting with "." (`.` toggles)
         # Bookmarks (letter -> plain dir) live only as long as the session: a list of decrypted
         # directory names saved in the clear would give away what the vault hides.
         self.bookmarks: dict[str, str] = {}
@@ -120,7 +154,7 @@ class BrowserScreen(Screen[None]):
             needle = before.casefold()
             names = [e.plain_name for e in self.plain.all_entries if e.plain_name is not None]
             return before, sorted(n for n in names if n.casefold().startswith(needle))
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return before, []
         if self.input_mode == "jump":  # a path alone: it completes as ls's argument does
@@ -140,6 +174,23 @@ class BrowserScreen(Screen[None]):
         """The app with its session; this screen is only ever shown by a VaultApp."""
         return cast("VaultApp", self.app)
 
+    @property
+    def writable(self) -> bool:
+        """Whether the open folder changes through the panes: a vault, not a reverse-mode view
+        (while locked, nothing is open to refuse a change)."""
+        return self.session is None or self.session.tree.writable
+
+    @property
+    def cipher_stored(self) -> bool:
+        """Whether the cipher pane shows stored files (a vault's, with conflict copies), not a
+        view computed on each read (a reverse-mode folder's)."""
+        return self.session is None or self.session.tree.cipher_files
+
+    @property
+    def exports(self) -> str:
+        """What `e` writes out: "plain" files (a vault) or the "cipher" view (a reverse-mode folder)."""
+        return "plain" if self.session is None else self.session.tree.exports
+
     def active_list(self) -> EntryList:
         """The pane the person works in: changed by Tab and by moving in a pane, not by relayouts."""
         return self.cipher if self.active_side == "cipher" else self.plain
@@ -154,7 +205,69 @@ class BrowserScreen(Screen[None]):
         self.query_one("#lower").styles.height = lower_height(event.size.height)
         self.call_after_refresh(self.update_headers)
         self.call_after_refresh(self._update_titles)
-        self.call_after_refresh(self.vapp.update_status)
+        self.call_after_refresh(self.update_status)
+
+    def watch_session(self) -> None:
+        if not self.cipher_stored:
+            self.cipher.name_heading = "Name in the encrypted view"  # computed, not stored
+        self.update_status()
+        self.refresh_bindings()  # the footer's keys depend on the mode
+
+    def watch_cwd(self, cwd: str) -> None:
+        if self.session is not None:
+            self.session.cwd = cwd  # commands take a relative path in the shown directory
+        self._update_titles()
+
+    # The pane titles show where the listing is: each change redraws them.
+    def watch_dir_loading(self) -> None:
+        self._update_titles()
+
+    def watch_loaded_rows(self) -> None:
+        self._update_titles()
+
+    def watch_partial(self) -> None:
+        self._update_titles()
+
+    def watch_load_failed(self) -> None:
+        self._update_titles()
+
+    def watch_selected(self) -> None:
+        self._update_titles()
+
+    def watch_filter_text(self) -> None:
+        self._apply_filter()
+
+    def watch_show_hidden(self) -> None:
+        self._apply_filter()
+
+    def watch_sort_by(self) -> None:
+        self._resort()
+
+    def watch_sort_reverse(self) -> None:
+        self._resort()
+
+    def watch_busy(self) -> None:
+        self.update_status()
+
+    def watch_mount_info(self, before: MountInfo | None, info: MountInfo | None) -> None:
+        if info is not None and not info.alive and (before is None or before.alive):
+            self.vapp.log_line(
+                f"the mount at {info.mountpoint} is stale: its worker is gone "
+                "(killed or crashed); press u to clear it",
+                "error",
+            )
+        if _alive(before) != _alive(info):
+            self.refresh_bindings()  # Unmount and Mount come and go with the mount
+        self.update_status()
+
+    def update_status(self) -> None:
+        """Redraw the status bar: the vault, its format, the mount, whether a command runs."""
+        try:
+            bar = self.query_one("#status", StatusBar)
+        except NoMatches:  # not composed yet, or a late worker result after the screen closed
+            return
+        vapp = self.vapp
+        bar.show(vapp.cipherdir_label, self.session, self.mount_info, busy=self.busy)
 
     def update_headers(self) -> None:
         for lst, header_id in ((self.plain, "#plain-header"), (self.cipher, "#cipher-header")):
@@ -163,21 +276,15 @@ class BrowserScreen(Screen[None]):
                 self.query_one(header_id, Static).update(as_text(lst.header(width)))
 
     def _update_titles(self) -> None:
-        if self.vapp.session is None:
+        if self.session is None:
             return  # still locked: nothing is listed yet, so nothing to say about it
         plain_pane = self.query_one("#plain-pane")
         cipher_pane = self.query_one("#cipher-pane")
         plain_pane.border_title = _pane_title(plain_pane, "Plain", f"/{self.cwd}")
-        vault = self.vapp.vault
-        if self.vapp.reverse is not None and self.view_dir is not None:
-            cipher_pane.border_title = _pane_title(cipher_pane, "Encrypted view", f"/{self.view_dir}")
-        elif vault is not None and self.cdir is not None:
-            rel = self.cdir.relative_to(vault.cipherdir).as_posix()
-            label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
-            where = label + ("" if rel == "." else f"/{rel}")
-            cipher_pane.border_title = _pane_title(cipher_pane, "Cipher", where)
+        if self.cipher_where is not None:
+            cipher_pane.border_title = _pane_title(cipher_pane, *self.cipher_where)
         shown_plain = len(self.plain.rows)
-        if self.loading:
+        if self.dir_loading:
             plain_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,} names")
             cipher_pane.border_subtitle = as_text(f"loading… {self.loaded_rows:,}")
             self.plain.set_placeholder("loading…" if not self.loaded_rows else "")
@@ -196,8 +303,8 @@ class BrowserScreen(Screen[None]):
             self.plain.set_placeholder("(empty directory)")
         self.cipher.set_placeholder("" if self.cipher.rows or self.load_failed else "(nothing here)")
         flt = f"  filter: {self.filter_text}" if self.filter_text else ""
-        if self.selection.names:
-            flt += f"  {len(self.selection.names)} selected"
+        if self.selected:
+            flt += f"  {self.selected} selected"
         if self.sort_by != "name" or self.sort_reverse:
             flt += f"  by {self.sort_by}{' ↓' if self.sort_reverse else ''}"
         if not self.show_hidden:
@@ -207,7 +314,7 @@ class BrowserScreen(Screen[None]):
         # As Text: the filter is typed text ("[b" is no markup).
         count = f"{shown_plain:,} {'entry' if shown_plain == 1 else 'entries'}"
         plain_pane.border_subtitle = as_text(count + flt)
-        where = "in the view" if self.vapp.reverse is not None else "on disk"
+        where = "on disk" if self.cipher_stored else "in the view"
         cipher_pane.border_subtitle = as_text(
             f"{len(self.cipher.all_entries):,} {where}" + (f", {bad} undecryptable" if bad else "")
         )
@@ -220,7 +327,7 @@ class BrowserScreen(Screen[None]):
             return  # stale: the rows changed (a batch, a sort, a filter) since it was sent
         if message.moved:
             self.active_side = "cipher" if source is self.cipher else "plain"
-            if self.loading:
+            if self.dir_loading:
                 self._moved_while_loading = True
         self._relink(source)
 
@@ -310,6 +417,10 @@ class BrowserScreen(Screen[None]):
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
+    def _resort(self) -> None:
+        self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))
+        self._update_titles()
+
     def _apply_filter(self) -> None:
         needle = self.filter_text.casefold()
         hide = not self.show_hidden
@@ -353,9 +464,15 @@ class BrowserScreen(Screen[None]):
         self.app.push_screen(screen, answered)
 
     def _show_selection(self) -> None:
+        """Mark the selected rows and count them (after the selection or the rows changed)."""
         names = self.selection.names
         self.plain.set_chosen([e for e in self.plain.all_entries if e.plain_name in names])
-        self._update_titles()
+        self.selected = len(names)
+
+
+def _alive(info: MountInfo | None) -> bool | None:
+    """Whether a mount serves (None: there is no mount)."""
+    return None if info is None else info.alive
 
 
 def _pane_title(pane: Widget, name: str, where: str) -> Text:

@@ -27,10 +27,10 @@ class ExternalPrograms(BrowserScreen):
         """o and E: the file decrypted into a private temporary directory, opened in $PAGER or
         $EDITOR with the screen handed over; an edit is saved back after asking; the copy is
         removed either way."""
-        if self.vapp.busy:
+        if self.busy:
             self.vapp.log_line("a command is still running (Esc cancels it)", "error")
             return
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         tree = session.tree

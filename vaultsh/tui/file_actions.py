@@ -22,13 +22,24 @@ from vaultsh.tui.selection import (
 )
 from vaultsh.vault.display import quote_name, safe_text
 
+# How `e` asks where one entry goes, by what the tree exports (Tree.exports): the dialog's title,
+# its question and the progress bar's label, each with {path} for the entry's vault path.
+EXPORT_WORDING = {
+    "plain": ("Export", "Decrypt {path} to (local path):", "Exporting {path}"),
+    "cipher": (
+        "Export encrypted",
+        "Write the encrypted view of {path} to (local path; :export / DEST for all):",
+        "Writing the encrypted {path}",
+    ),
+}
+
 
 class FileActions(BrowserScreen):
     """Keys that change or copy the shown entries, through the command registry."""
 
     def _conflict_entry(self) -> Entry | None:
         """The cipher pane's flagged entry under the cursor (a conflict copy, maybe), if it is active."""
-        if self.vapp.reverse is not None or self.active_list() is not self.cipher:
+        if not self.cipher_stored or self.active_list() is not self.cipher:
             return None
         entry = self.cipher.current
         return entry if entry is not None and entry.role == ROLE_BAD else None
@@ -92,7 +103,7 @@ class FileActions(BrowserScreen):
         if copy is not None:
             self._export_copy(copy)
             return
-        if self.selection.names and self.vapp.reverse is None:
+        if self.selection.names and self.exports == "plain":
             paths = self._selected_paths()
 
             def go_many(dest: str | None) -> None:
@@ -112,25 +123,15 @@ class FileActions(BrowserScreen):
         path = self._selected_plain()
         if path is None:
             return
-        if self.vapp.reverse is not None:
-            self._export_view(path)
-            return
+        title, prompt, progress = EXPORT_WORDING[self.exports]
 
-        def go(dest: str | None) -> None:
-            if dest:
-                self.vapp.run_command(f"export {_q('/' + path)} {_q(dest)}", transfer=f"Exporting /{path}")
-
-        self._ask(PromptScreen("Export", f"Decrypt /{path} to (local path):", start_dir(), local="dir"), go)
-
-    def _export_view(self, path: str) -> None:
         def go(dest: str | None) -> None:
             if dest:
                 self.vapp.run_command(
-                    f"export {_q('/' + path)} {_q(dest)}", transfer=f"Writing the encrypted /{path}"
+                    f"export {_q('/' + path)} {_q(dest)}", transfer=progress.format(path=f"/{path}")
                 )
 
-        prompt = f"Write the encrypted view of /{path} to (local path; :export / DEST for all):"
-        self._ask(PromptScreen("Export encrypted", prompt, start_dir(), local="dir"), go)
+        self._ask(PromptScreen(title, prompt.format(path=f"/{path}"), start_dir(), local="dir"), go)
 
     def action_import(self) -> None:
         def go(src: str | None) -> None:
@@ -153,7 +154,7 @@ class FileActions(BrowserScreen):
         if copy is not None:
             self._adopt_copy(copy)
             return
-        if self.selection.names and self.vapp.reverse is None:
+        if self.selection.names and self.writable:
             self._move_selection()
             return
         path = self._selected_plain()
@@ -171,7 +172,7 @@ class FileActions(BrowserScreen):
 
     def _move_selection(self) -> None:
         """`r` with a selection: move it all into one vault directory, in one task."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         paths, here = self._selected_paths(), self.cwd
@@ -222,7 +223,7 @@ class FileActions(BrowserScreen):
         if copy is not None:
             self._delete_copy(copy)
             return
-        if self.selection.names and self.vapp.reverse is None:
+        if self.selection.names and self.writable:
             paths = self._selected_paths()
             self.selection.clear()
             self._show_selection()

@@ -176,7 +176,7 @@ def select_cipher_after_load(app: VaultApp, plain_dir: str, cipher_name: str) ->
     def try_select() -> None:
         if main.opened != opened:
             return  # another directory was opened meanwhile
-        if main.loading:
+        if main.dir_loading:
             app.set_timer(0.05, try_select)
             return
         for entry in main.cipher.all_entries:

@@ -25,9 +25,13 @@ from vaultsh.tui.inspect import (
     InfoPanel,
 )
 from vaultsh.tui.messages import DirBatch, DirChanged, DirFailed, DirLoaded
+from vaultsh.tui.status import STATUS_PATH_CELLS, shorten_path
 from vaultsh.tui.watch import DirWatcher
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
+
+# A directory's entries in batches, given a check whether to stop.
+Lister = Callable[[Callable[[], bool]], Iterator[list[Entry]]]
 
 
 class ListingScreen(BrowserScreen):
@@ -43,11 +47,24 @@ class ListingScreen(BrowserScreen):
         self.listed_at = 0.0  # time.monotonic() when the latest listing started
         self.shown_digest = b""  # listing_digest of the entries in the panes
         self._changed_during_load = False
+        self._lister: Lister | None = None  # lists the shown directory (again, to reload it)
 
     # -- loading directories ------------------------------------------------------------
 
     def load_dir(self, path: str, select: str | None = None) -> None:
         """Show the plain directory `path`; `select` is a plain name to put the cursor on."""
+        listing = self._listing_of(path)
+        if listing is None:
+            return
+        watched, self.cipher_where, lister = listing
+        self._watch(watched)  # before the listing starts: see DirWatcher.watch
+        self._lister = lister
+        self._start_load(path, select)
+        self._scan(self.generation, lister)
+
+    def _listing_of(self, path: str) -> tuple[Path, tuple[str, str], Lister] | None:
+        """How to list the plain directory `path`: the local directory that changes with it, the
+        cipher pane's title, the scan; None if it cannot be listed (said in the log)."""
         view = self.vapp.reverse
         if view is not None:
             try:
@@ -56,30 +73,29 @@ class ListingScreen(BrowserScreen):
                     raise VaultError(f"/{path}: not a directory")
             except VaultError as e:
                 self.vapp.log_line(str(e), "error")
-                return
-            self._watch(view.plaindir / path)  # before the listing starts: see DirWatcher.watch
-            self._start_load(path, select)
-            self.view_dir = found.cipher_path
-            self._update_titles()
-            cipher_dir = found.cipher_path
-            self._scan(
-                self.generation,
+                return None
+            cipher_dir = self.view_dir = found.cipher_path
+            return (
+                view.plaindir / path,
+                ("Encrypted view", f"/{cipher_dir}"),
                 lambda cancelled: scan_view_dir(view, cipher_dir, path, cancelled=cancelled),
             )
-            return
         vault = self.vapp.vault
         if vault is None:
-            return
+            return None
         try:
             cdir = vault.cipher_path(path)
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
-            return
-        self._watch(cdir)  # before the listing starts: see DirWatcher.watch
-        self._start_load(path, select)
+            return None
         self.cdir = cdir
-        self._update_titles()
-        self._scan(self.generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
+        rel = cdir.relative_to(vault.cipherdir).as_posix()
+        label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
+        return (
+            cdir,
+            ("Cipher", label + ("" if rel == "." else f"/{rel}")),
+            lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled),
+        )
 
     def _start_load(self, path: str, select: str | None) -> None:
         if path != self.cwd:
@@ -89,30 +105,30 @@ class ListingScreen(BrowserScreen):
         self.opened += 1
         self.listed_at = time.monotonic()
         self.shown_digest = b""
-        self.cwd = path
-        self.loading = True
-        self.load_failed = False
-        self.partial = False
-        self.loaded_rows = 0
         self.cipher_by_name = {}
         self._select_after_load = select
         self._moved_while_loading = False
         self.plain.clear()
         self.cipher.clear()
-        self.vapp.sync_session_cwd(path)
+        self._show_selection()
+        # What the titles show last: their watchers draw them from everything set above.
+        self.dir_loading = True
+        self.load_failed = False
+        self.partial = False
+        self.loaded_rows = 0
+        self.cwd = path
 
     def cancel_listing(self) -> bool:
         """Stop the listing under way, keeping the rows it has shown; False if none runs."""
-        if not self.loading:
+        if not self.dir_loading:
             return False
         self.app.workers.cancel_group(self, "listing")
         self.generation += 1  # batches already on their way are dropped
-        self.loading = False
+        self.dir_loading = False
         self.partial = True
         self.vapp.log_line(
             f"listing of /{self.cwd} cancelled after {self.loaded_rows:,} names (Ctrl-R lists it again)", ""
         )
-        self._update_titles()
         self._relink(self.active_list())
         return True
 
@@ -123,15 +139,8 @@ class ListingScreen(BrowserScreen):
 
     def _rescan(self, generation: int) -> None:
         """List the shown directory again under `generation` (nothing is cleared here)."""
-        view, vault = self.vapp.reverse, self.vapp.vault
-        if view is not None and self.view_dir is not None:
-            cipher_dir, plain_dir = self.view_dir, self.cwd
-            self._scan(
-                generation, lambda cancelled: scan_view_dir(view, cipher_dir, plain_dir, cancelled=cancelled)
-            )
-        elif vault is not None and self.cdir is not None:
-            cdir = self.cdir
-            self._scan(generation, lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled))
+        if self._lister is not None:
+            self._scan(generation, self._lister)
 
     def reload_quietly(self) -> None:
         """The auto-refresh: list the shown directory again in the background and swap the
@@ -148,11 +157,11 @@ class ListingScreen(BrowserScreen):
         self.post_message(DirChanged(last_change))  # from the watcher's thread
 
     def on_dir_changed(self, message: DirChanged) -> None:
-        if self.vapp.session is None or self.vapp.busy:
+        if self.session is None or self.busy:
             return  # a running command reloads the listing when it ends
         if message.last_change < self.listed_at:
             return  # listed since (after a command of our own, say): that listing has it
-        if self.loading or self.generation == self.quiet_generation:
+        if self.dir_loading or self.generation == self.quiet_generation:
             self._changed_during_load = True  # that listing may have missed it: once more after
             return
         self.reload_quietly()
@@ -174,6 +183,7 @@ class ListingScreen(BrowserScreen):
             self.cipher.select(self.cipher_by_name.get(on_cipher.cipher_name))
         self.selection.keep_only({e.plain_name for e in plain if e.plain_name is not None})
         self._show_selection()
+        self._update_titles()  # the rows changed, the listing's state did not
         self._relink(self.active_list())
 
     def on_unmount(self) -> None:
@@ -181,7 +191,7 @@ class ListingScreen(BrowserScreen):
             self.watcher.close()
 
     @work(thread=True, exclusive=True, group="listing")
-    def _scan(self, generation: int, batches: Callable[[Callable[[], bool]], Iterator[list[Entry]]]) -> None:
+    def _scan(self, generation: int, batches: Lister) -> None:
         """Stream a directory's entries to the panes; `batches(cancelled)` yields them."""
         worker = get_current_worker()
         everything: list[Entry] = []
@@ -207,12 +217,11 @@ class ListingScreen(BrowserScreen):
         if message.generation != self.generation or message.generation == self.quiet_generation:
             return  # stale, or a background reload: swapped in whole once loaded
         first = self.loaded_rows == 0
-        self.loaded_rows += len(message.entries)
         for e in message.entries:
             self.cipher_by_name[e.cipher_name] = e
         self.plain.append([e for e in message.entries if e.role == ROLE_OBJECT])
         self.cipher.append(message.entries)
-        self._update_titles()
+        self.loaded_rows += len(message.entries)
         if first:
             self.update_headers()
             self._relink(self.active_list())
@@ -227,7 +236,6 @@ class ListingScreen(BrowserScreen):
             self.quiet_generation = -1
             self._swap_in(message.plain, message.cipher, message.digest)
             return
-        self.loading = False
         self.shown_digest = message.digest
         self.plain.replace(message.plain)
         self.cipher.replace(message.cipher)
@@ -246,7 +254,7 @@ class ListingScreen(BrowserScreen):
                     break
         self.selection.keep_only({e.plain_name for e in message.plain if e.plain_name is not None})
         self._show_selection()
-        self._update_titles()
+        self.dir_loading = False  # once the rows are in: its watcher draws the titles from them
         self.update_headers()
         self._relink(self.active_list())
 
@@ -259,10 +267,10 @@ class ListingScreen(BrowserScreen):
             self.plain.clear()
             self.cipher.clear()
             self.cipher_by_name.clear()
-        self.loading = False
+            self._update_titles()  # the rows went; the listing's state may stay as it was
+        self.dir_loading = False
         self.load_failed = True
         self.vapp.log_line(message.error, "error")
         self.query_one("#info", InfoPanel).show(
             "Error", Text(safe_text(message.error), style=palette.style("error", bold=True))
         )
-        self._update_titles()

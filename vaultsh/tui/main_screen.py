@@ -170,10 +170,9 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
 
     def unavailable(self, action: str) -> str | None:
         """Why `action` does not apply now, or None if it does."""
-        vapp = self.vapp
-        if action in WRITE_ACTIONS and vapp.reverse is not None:
-            return commands.reverse_refusal(WRITE_ACTIONS[action], vapp.cipherdir)
-        info = vapp.mount_info
+        if action in WRITE_ACTIONS and not self.writable:
+            return commands.reverse_refusal(WRITE_ACTIONS[action], self.vapp.cipherdir)
+        info = self.mount_info
         if action == "unmount" and info is None:
             return "not mounted (m mounts it)"
         if action == "mount" and info is not None and not info.alive:
@@ -193,13 +192,13 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
         bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
         last = [b for b in bindings if b.action in ("help", "quit_app")]
         bindings = [b for b in bindings if b not in last] + last
-        if self.vapp.reverse is None:
+        if self.writable:
             return describe_bindings(bindings) + self.LIST_KEYS
         bindings = [b for b in bindings if b.action not in WRITE_ACTIONS]
         return describe_bindings(bindings, REVERSE_TOOLTIPS) + self.LIST_KEYS
 
     def action_help(self) -> None:
-        intro = HELP_INTRO_REVERSE if self.vapp.reverse is not None else HELP_INTRO
+        intro = HELP_INTRO if self.writable else HELP_INTRO_REVERSE
         self.app.push_screen(HelpScreen(self.help_keys(), intro))
 
     def action_quit_app(self) -> None:

@@ -10,7 +10,7 @@ from textual import on
 from textual.widgets import Input
 
 from vaultsh.service import commands
-from vaultsh.tui.entries import ROLE_OBJECT, SORT_FIELDS, Entry, sort_plain
+from vaultsh.tui.entries import ROLE_OBJECT, SORT_FIELDS, Entry
 from vaultsh.tui.inspect import (
     InfoPanel,
 )
@@ -55,7 +55,7 @@ class NavigatingScreen(ListingScreen):
 
     def _view(self, path: str) -> None:
         """Enter on a file: read all of it in the viewer (a symlink: what it points to)."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         tree = session.tree
@@ -92,7 +92,7 @@ class NavigatingScreen(ListingScreen):
 
     def _jump(self, typed: str) -> None:
         """Show the directory `typed`, or the directory of the file `typed` with it selected."""
-        session = self.vapp.session
+        session = self.session
         if session is None:
             return
         try:
@@ -192,7 +192,6 @@ class NavigatingScreen(ListingScreen):
     def _input_changed(self, event: Input.Changed) -> None:
         if self.input_mode == "filter":
             self.filter_text = event.value
-            self._apply_filter()
         elif self.input_mode == "search" and event.value:
             self._find(event.value, self.plain.cursor, True)
 
@@ -208,7 +207,7 @@ class NavigatingScreen(ListingScreen):
             elif words[0] == "fsck" and len(words) <= 2 and not line.count("-"):
                 from vaultsh.tui.fsck_screen import start_fsck
 
-                session = self.vapp.session
+                session = self.session
                 start_fsck(self.vapp, session.resolve(words[1]) if words[1:] and session else self.cwd)
             else:
                 self.vapp.run_command(line, show_output=True)
@@ -220,11 +219,10 @@ class NavigatingScreen(ListingScreen):
     def action_escape(self) -> None:
         if self._close_input_cancelled():
             return
-        if self.vapp.busy:
+        if self.busy:
             self._cancel_command()
         elif self.filter_text:
             self.filter_text = ""
-            self._apply_filter()
 
     def _close_input_cancelled(self) -> bool:
         """Close the bottom input as cancelled (a filter is cleared); False if it is not open."""
@@ -233,7 +231,6 @@ class NavigatingScreen(ListingScreen):
             return False
         if self.input_mode == "filter":
             self.filter_text = ""
-            self._apply_filter()
         self._close_input()
         return True
 
@@ -247,7 +244,7 @@ class NavigatingScreen(ListingScreen):
         dialog, as q."""
         if self._close_input_cancelled():
             return
-        if self.vapp.busy:
+        if self.busy:
             self._cancel_command()
         elif not self.cancel_listing():
             self.vapp.request_quit()
@@ -259,23 +256,16 @@ class NavigatingScreen(ListingScreen):
 
     # -- order and hidden names -----------------------------------------------------------------
 
-    def _resort(self) -> None:
-        self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))
-        self._update_titles()
-
     def action_cycle_sort(self) -> None:
         self.sort_by = SORT_FIELDS[(SORT_FIELDS.index(self.sort_by) + 1) % len(SORT_FIELDS)]
-        self._resort()
         self.vapp.remember_prefs()
 
     def action_reverse_sort(self) -> None:
         self.sort_reverse = not self.sort_reverse
-        self._resort()
         self.vapp.remember_prefs()
 
     def action_toggle_hidden(self) -> None:
         self.show_hidden = not self.show_hidden
-        self._apply_filter()
         self.vapp.remember_prefs()
 
     def action_toggle_select(self) -> None:

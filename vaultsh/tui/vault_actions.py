@@ -54,7 +54,7 @@ class VaultActions(BrowserScreen):
         self.vapp.run_command("unmount")
 
     def action_passwd(self) -> None:
-        if self.vapp.session is not None and self.vapp.session.by_master_key:
+        if self.session is not None and self.session.by_master_key:
             from vaultsh.tui.recover_wizard import passwd_with_master_key
 
             passwd_with_master_key(self.vapp)
@@ -70,7 +70,7 @@ class VaultActions(BrowserScreen):
         self.vapp.run_command("info")
 
     def action_masterkey(self) -> None:
-        session = self.vapp.session
+        session = self.session
         conf = session.vault.conf if session else None
         if conf is None:
             self.vapp.log_line(
