@@ -105,8 +105,9 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def new_vault() -> NewVault:
     """The vault factory (tests/vault_factory.py): `new_vault(root, password=b"pw", *,
-    reverse=False, master_key=None, **format options)` inits a vault in `root` (made if
-    missing) with a fast scrypt and returns it unlocked (a ReverseView with `reverse`)."""
+    master_key=None, **format options)` inits a vault in `root` (made if missing) with a fast
+    scrypt and returns it unlocked; `new_vault.reverse_folder(...)` makes a reverse-mode
+    folder and returns its view."""
     return make_new_vault
 
 

@@ -109,7 +109,7 @@ def small_plain(root: Path) -> Path:
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
-    new_vault(root, PASSWORD, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD)
     return root
 
 

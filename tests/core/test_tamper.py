@@ -7,6 +7,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from vault_factory import NewVault
@@ -19,7 +20,7 @@ from vaultsh.vault.names import DIRIV_NAME, b64_decode, b64_encode
 from vaultsh.vault.vault import Vault
 
 PW = b"pw"
-CIPHERS = {"gcm": {}, "siv": {"aessiv": True}, "xchacha": {"xchacha": True}}
+CIPHERS: dict[str, dict[str, Any]] = {"gcm": {}, "siv": {"aessiv": True}, "xchacha": {"xchacha": True}}
 SIZE = 10000
 
 
@@ -131,7 +132,7 @@ def _flip_char(c: str) -> str:
 
 
 @pytest.mark.parametrize("opts", [{}, {"deterministic_names": True}], ids=["diriv", "deterministic"])
-def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object], new_vault: NewVault) -> None:
+def test_cipher_name_flips(tmp_path: Path, opts: dict[str, Any], new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c", **opts)
     v.write_file("victim.txt", b"secret")
     cname = v.cipher_path("victim.txt").name

@@ -222,7 +222,7 @@ def test_deep_plain_tree_in_reverse_mode(tmp_path: Path, need_gocryptfs: None) -
     plain = tmp_path / "plain"
     plain.mkdir()
     build_deep_tree(plain)
-    new_vault(plain, PASSWORD, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD)
     with mounted_ops(
         lambda: ReverseOperations(ReverseView.open(plain, password=PASSWORD.encode())),
         tmp_path / "view",

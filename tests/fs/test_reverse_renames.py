@@ -80,7 +80,7 @@ def mount_view(plain: Path, mountpoint: Path) -> AbstractContextManager[Path]:
 
 
 def vault_plain(root: Path) -> Path:
-    new_vault(root, PASSWORD, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD)
     return root
 
 

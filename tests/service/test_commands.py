@@ -511,7 +511,7 @@ def reverse_sess(tmp_path: Path, new_vault: NewVault) -> Session:
     (plain / "docs" / "notes.txt").write_bytes(b"hello plain\nsecond line\n")
     (plain / "binary.bin").write_bytes(b"\x00\x01" * 3000)
     os.symlink("docs/notes.txt", plain / "link")
-    new_vault(plain, PASSWORD, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD)
     return Session.open_reverse(plain, RecordingIO(), password=PASSWORD)
 
 

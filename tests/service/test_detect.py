@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from vault_factory import new_vault
@@ -16,7 +17,7 @@ from vaultsh.vault.errors import MasterKeyError, UsageError
 PASSWORD = b"pw"
 
 
-def made(root: Path, **flags: bool | int) -> bytes:
+def made(root: Path, **flags: Any) -> bytes:
     with new_vault(root, PASSWORD, **flags) as v:
         v.mkdir("sub")
         v.write_file("sub/a.txt", b"a" * 5000)

@@ -759,7 +759,7 @@ def test_foreground_mount_unmounts_cleanly_on_ctrl_c(
 def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
     plain = tmp_path / "plain"
     key = os.urandom(32)
-    new_vault(plain, PASSWORD, reverse=True, master_key=key)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=key)
     (plain / "notes.txt").write_bytes(b"plain notes")
     (plain / "secret.txt").write_bytes(b"do not back up")
     (plain / "build").mkdir()
@@ -793,7 +793,7 @@ def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path, new_vault: N
 def test_bad_exclude_pattern_is_refused_by_the_worker(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
     plain = tmp_path / "plain"
     key = os.urandom(32)
-    new_vault(plain, PASSWORD, reverse=True, master_key=key)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=key)
     with pytest.raises(ExcludeError, match="a\\(b") as info:
         mounts.mount(MountRequest(plain, mnt, reverse=True, excludes=("a(b",)), key)
     assert int(info.value.exit_code) == 29  # gocryptfs EXCLUDE_ERROR

@@ -287,7 +287,7 @@ async def test_untrusted_names_show_as_text_in_the_questions(move_vault: Path) -
 @pytest.mark.asyncio
 async def test_reverse_folder_refuses_a_move_of_the_selection(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
-    new_vault(plain, PASSWORD, master_key=MASTER_KEY, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=MASTER_KEY)
     (plain / "one.txt").write_bytes(b"1\n")
     (plain / "two.txt").write_bytes(b"2\n")
     (plain / "into").mkdir()

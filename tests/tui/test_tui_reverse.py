@@ -56,7 +56,7 @@ def make_reverse_folder(root: Path) -> Path:
     (root / "binary.bin").write_bytes(BINARY)
     (root / LONG_NAME).write_bytes(b"long name content\n")
     os.symlink("notes.txt", root / "link")
-    new_vault(root, PASSWORD, master_key=MASTER_KEY, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
