@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,7 +19,9 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from gocryptfs_harness import require_gocryptfs, skip_or_fail  # noqa: E402
-from vectors import SYMLINKS_BY_DIR, make_writable, require_vectors, restore_symlinks  # noqa: E402
+from vault_factory import NewVault  # noqa: E402
+from vault_factory import new_vault as make_new_vault  # noqa: E402
+from vectors import copy_vectors  # noqa: E402
 
 from vaultsh.vault.vault import Vault  # noqa: E402
 
@@ -54,36 +53,6 @@ def need_gocryptfs() -> None:
 # ---------------------------------------------------------------------------------------------
 # Upstream test vectors (tests/vectors/gocryptfs-upstream, see its INDEX.md)
 # ---------------------------------------------------------------------------------------------
-
-
-def _restore_symlinks(copy: Path, relpath: str) -> None:
-    # The vectors as laid out here store symlinks as regular files holding the target;
-    # tests/vectors.py knows which ones they are (from INDEX.md). Restore every such symlink
-    # in the copied subtree (a no-op where real symlinks survived).
-
-    prefix = relpath.strip("/")
-    for dir_rel in SYMLINKS_BY_DIR:
-        if prefix == "":
-            restore_symlinks(copy / dir_rel, dir_rel)
-        elif dir_rel == prefix or dir_rel.startswith(prefix + "/"):
-            restore_symlinks(copy / dir_rel[len(prefix) :].lstrip("/"), dir_rel)
-
-
-def copy_vectors(relpath: str, dest: Path) -> Path:
-    """Copy `relpath` (below the vectors root; "" = everything) to `dest`, symlinks restored."""
-    item = require_vectors() / relpath
-    if not item.exists() and not item.is_symlink():
-        raise FileNotFoundError(f"no such vector path: {item}")
-    if item.is_dir():
-        shutil.copytree(item, dest, symlinks=True)
-        make_writable(dest)
-        _restore_symlinks(dest, relpath)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(item, dest, follow_symlinks=False)
-        if not dest.is_symlink():
-            os.chmod(dest, stat.S_IMODE(os.stat(dest).st_mode) | stat.S_IWUSR)
-    return dest
 
 
 @pytest.fixture
@@ -133,21 +102,17 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def _new_vault(root: Path, password: bytes = b"pw", **options: Any) -> Vault:
-    root.mkdir(parents=True, exist_ok=True)
-    Vault.init(root, password, logn=10, **options)
-    return Vault.open(root, password=password)
-
-
 @pytest.fixture(scope="session")
-def new_vault() -> Callable[..., Vault]:
-    """The vault factory: `new_vault(root, password=b"pw", **format options)` inits a vault
-    in `root` (made if missing) with a fast scrypt (logn 10) and returns it unlocked."""
-    return _new_vault
+def new_vault() -> NewVault:
+    """The vault factory (tests/vault_factory.py): `new_vault(root, password=b"pw", *,
+    master_key=None, **format options)` inits a vault in `root` (made if missing) with a fast
+    scrypt and returns it unlocked; `new_vault.reverse_folder(...)` makes a reverse-mode
+    folder and returns its view."""
+    return make_new_vault
 
 
 @pytest.fixture
-def vault(tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+def vault(tmp_path: Path, new_vault: NewVault) -> Vault:
     """A new, empty vault in tmp_path/cipher, password b"pw".
 
     Modules whose tests need another kind of vault define their own `vault` fixture."""

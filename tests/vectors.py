@@ -230,27 +230,38 @@ def restore_symlinks(copy: Path, relpath: str) -> None:
         file_to_symlink(copy / cipher_name)
 
 
+def _restore_symlinks_below(copy: Path, relpath: str) -> None:
+    # Every directory of the copied subtree that has symlinks in the table gets them back
+    # (a no-op where real symlinks survived the checkout).
+    prefix = relpath.strip("/")
+    for dir_rel in SYMLINKS_BY_DIR:
+        if prefix == "":
+            restore_symlinks(copy / dir_rel, dir_rel)
+        elif dir_rel == prefix or dir_rel.startswith(prefix + "/"):
+            restore_symlinks(copy / dir_rel[len(prefix) :].lstrip("/"), dir_rel)
+
+
+def copy_vectors(relpath: str, dest: Path) -> Path:
+    """Copy `relpath` (below the vectors root; "" = everything) to `dest`, writable and with
+    its symlinks restored: the one way a test gets vectors it may open, change or mount."""
+    item = require_vectors() / relpath
+    if not item.exists() and not item.is_symlink():
+        raise FileNotFoundError(f"no such vector path: {item}")
+    if item.is_dir():
+        shutil.copytree(item, dest, symlinks=True)
+        make_writable(dest)
+        _restore_symlinks_below(dest, relpath)
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(item, dest, follow_symlinks=False)
+        if not dest.is_symlink():
+            os.chmod(dest, stat.S_IMODE(os.stat(dest).st_mode) | stat.S_IWUSR)
+    return dest
+
+
 def copy_vector(relpath: str, tmp_path: Path) -> Path:
-    """A writable copy of a vector directory below `tmp_path`, with its symlinks restored."""
-    src = require_vectors() / relpath
-    if not src.is_dir():
-        raise FileNotFoundError(f"no such vector directory: {src}")
-    dest = tmp_path / "vectors" / relpath
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(src, dest, symlinks=True)
-    make_writable(dest)
-    restore_symlinks(dest, relpath)
-    return dest
-
-
-def copy_vector_file(relpath: str, tmp_path: Path) -> Path:
-    """A writable copy of a single vector file below `tmp_path`."""
-    src = require_vectors() / relpath
-    dest = tmp_path / "vectors" / relpath
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dest)
-    os.chmod(dest, 0o644)
-    return dest
+    """A writable copy of a vector directory or file at `tmp_path`/vectors/`relpath`."""
+    return copy_vectors(relpath, tmp_path / "vectors" / relpath)
 
 
 def file_to_symlink(path: Path) -> None:

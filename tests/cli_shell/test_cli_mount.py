@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from fuse_harness import force_unmount, require_fuse
 from gocryptfs_harness import gocryptfs_fsck
+from vault_factory import NewVault
 
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
@@ -35,6 +36,13 @@ def passfile(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def cipher(tmp_path: Path, new_vault: NewVault) -> Path:
+    """A new, empty vault, closed: only the processes under test use it."""
+    new_vault(tmp_path / "cipher", PASSWORD).close()
+    return tmp_path / "cipher"
+
+
+@pytest.fixture
 def mnt(tmp_path: Path) -> Iterator[Path]:
     m = tmp_path / "mnt"
     m.mkdir()
@@ -56,11 +64,8 @@ def vaultsh(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.Comp
 
 
 def test_mount_write_list_unmount_then_gocryptfs_fsck(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, need_gocryptfs: None
+    cipher: Path, env: dict[str, str], passfile: Path, mnt: Path, need_gocryptfs: None
 ) -> None:
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
     p = vaultsh(env, "mount", "--passfile", str(passfile), str(cipher), str(mnt))
     assert p.returncode == 0, p.stderr
     assert "ready" in p.stdout and os.path.ismount(mnt)
@@ -83,11 +88,8 @@ def test_mount_write_list_unmount_then_gocryptfs_fsck(
 
 
 def test_wrong_password_and_busy_mountpoint_fail_with_gocryptfs_codes(
-    tmp_path: Path, env: dict[str, str], mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], mnt: Path
 ) -> None:
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
     wrong = tmp_path / "wrong"
     wrong.write_text("not it\n")
     p = vaultsh(env, "mount", "--passfile", str(wrong), str(cipher), str(mnt))
@@ -147,13 +149,10 @@ runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
 
 
 def mount_recording_modules(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
 ) -> tuple[set[str], set[str]]:
-    """Mount a new vault by `vaultsh mount` and unmount it: the modules the command had run by
-    the time it started its worker, and by its exit."""
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    """Mount the new vault `cipher` by `vaultsh mount` and unmount it: the modules the command
+    had run by the time it started its worker, and by its exit."""
     record = tmp_path / "modules.txt"
     argv = [sys.executable, "-c", RECORDING_CLI, str(record), "mount", "--passfile", str(passfile)]
     p = subprocess.run([*argv, str(cipher), str(mnt)], env=env, capture_output=True, text=True, timeout=120)
@@ -165,9 +164,9 @@ def mount_recording_modules(
 
 
 def test_mount_command_loads_no_interface_or_offline_command_modules(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
 ) -> None:
-    _at_spawn, loaded = mount_recording_modules(tmp_path, env, passfile, mnt)
+    _at_spawn, loaded = mount_recording_modules(tmp_path, cipher, env, passfile, mnt)
     assert "vaultsh.service.mounts" in loaded  # it did run the mount command
     assert sorted(loaded.intersection({"vaultsh.service.commands", "vaultsh.service.transfer"})) == []
     top_level = {name.partition(".")[0] for name in loaded}
@@ -175,9 +174,9 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
 
 
 def test_mount_command_starts_its_worker_before_loading_ciphers_logging_or_subprocess(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
 ) -> None:
-    at_spawn, loaded = mount_recording_modules(tmp_path, env, passfile, mnt)
+    at_spawn, loaded = mount_recording_modules(tmp_path, cipher, env, passfile, mnt)
     # The password is checked (and scrypt run) only while the worker starts.
     assert {"cryptography", "vaultsh.vault.config"} <= loaded
     heavy = {

@@ -7,13 +7,13 @@ import re
 from pathlib import Path
 
 import pytest
+from vault_factory import NewVault
 
 from vaultsh import cli
 from vaultsh.service import registry
 from vaultsh.service.commands import COMMANDS, Session, run_line
 from vaultsh.service.commands.dispatch import handler_of
 from vaultsh.vault.errors import UsageError
-from vaultsh.vault.vault import Vault
 
 SHARED = [c for c in registry.REGISTRY.values() if c.fronts == registry.BOTH]
 PASSWORD = b"registry test"
@@ -133,9 +133,8 @@ def _usage_words(line: str) -> list[str]:
 
 
 @pytest.fixture
-def session(tmp_path: Path) -> Session:
-    Vault.init(tmp_path, PASSWORD, logn=10)
-    return Session(Vault.open(tmp_path, password=PASSWORD), tmp_path, _Lines())
+def session(tmp_path: Path, new_vault: NewVault) -> Session:
+    return Session(new_vault(tmp_path, PASSWORD), tmp_path, _Lines())
 
 
 @pytest.mark.parametrize("cmd", SHARED, ids=lambda c: c.name)

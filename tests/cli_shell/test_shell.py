@@ -14,6 +14,7 @@ from fuse_harness import cleaned_up, kernel_mounted, require_fuse
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from shell_harness import Shell
+from vault_factory import NewVault
 
 from vaultsh.service.commands import Session, SessionIO
 from vaultsh.shell.repl import ShellIO, history_path, prompt_text, run_script, run_shell
@@ -24,17 +25,14 @@ PASSWORD = b"pw"
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> tuple[Vault, bytes]:
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    _conf, key = Vault.init(cdir, PASSWORD, logn=10)
-    v = Vault.open(cdir, password=PASSWORD)
+def vault(tmp_path: Path, new_vault: NewVault) -> tuple[Vault, bytes]:
+    v = new_vault(tmp_path / "cipher", PASSWORD)
     v.mkdir("docs")
     v.write_file("docs/notes.txt", b"hello vault\n")
     v.mkdir("my docs")
     v.write_file("my docs/a file.txt", b"spaced\n")
     v.write_file("alpha.txt", b"a\n")
-    return v, key
+    return v, v.keys.master_key
 
 
 def test_typed_commands_show_their_output(vault: tuple[Vault, bytes]) -> None:

@@ -19,7 +19,7 @@ from vectors import (
     PASSWORD,
     SUPPORTED_VAULTS,
     UNSUPPORTED_VAULTS,
-    copy_vector_file,
+    copy_vector,
     vector_path,
 )
 
@@ -679,6 +679,6 @@ def test_info_lines_columns(relpath: str, enc: str, key_len: str) -> None:
 
 
 def test_copied_config_loads_from_tmp(tmp_path: Path) -> None:
-    p = copy_vector_file("tests/example_filesystems/v1.3/gocryptfs.conf", tmp_path)
+    p = copy_vector("tests/example_filesystems/v1.3/gocryptfs.conf", tmp_path)
     conf = load_config(p)
     assert conf.path == p

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
+from vault_factory import new_vault
 from vectors import (
     BROKEN_FS,
     HKDF_BROKEN_CONTENT,
@@ -46,9 +47,7 @@ def pseudo_random(size: int, seed: int = 1) -> bytes:
 
 def make_vault(root: Path) -> Vault:
     """A small vault with every kind of object: multi-block, long names, links, xattrs."""
-    root.mkdir(parents=True, exist_ok=True)
-    conf, key = Vault.init(root, PASSWORD, logn=10)
-    v = Vault(root, key, conf.options, conf)
+    v = new_vault(root, PASSWORD)
     v.write_file("big.bin", pseudo_random(BIG_BLOCKS * BLOCK_SIZE + 100))
     v.write_file("small.txt", b"hello\n")
     v.write_file("empty", b"")
@@ -442,9 +441,7 @@ def test_malleable_base64_twins_are_found(tmp_path: Path) -> None:
 
 def test_ten_thousand_files_clean(tmp_path: Path) -> None:
     root = tmp_path / "big"
-    root.mkdir()
-    conf, key = Vault.init(root, PASSWORD, logn=10)
-    v = Vault(root, key, conf.options, conf)
+    v = new_vault(root, PASSWORD)
     v.sync_metadata = False
     for d in range(100):
         cdir = v.make_dir(root, f"dir-{d:03}", 0o755, f"dir-{d:03}")[0]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vault_factory import NewVault
 from vectors import PASSWORD
 
 from vaultsh.vault import fsck
@@ -85,11 +86,8 @@ def test_conflict_names_never_fail(name: str, beside: set[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fuzz_vault(tmp_path_factory: pytest.TempPathFactory) -> Vault:
-    root = tmp_path_factory.mktemp("fuzz") / "cipher"
-    root.mkdir()
-    conf, key = Vault.init(root, PASSWORD, logn=10)
-    v = Vault(root, key, conf.options, conf)
+def fuzz_vault(tmp_path_factory: pytest.TempPathFactory, new_vault: NewVault) -> Vault:
+    v = new_vault(tmp_path_factory.mktemp("fuzz") / "cipher", PASSWORD)
     v.mkdir("d")
     v.write_file("d/file", b"x" * 10_000)
     v.write_file("d/" + "n" * 200, b"long")

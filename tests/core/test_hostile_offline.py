@@ -19,6 +19,7 @@ import pytest
 from fuse_harness import force_unmount, require_fuse
 from gocryptfs_harness import CmdResult, run_cmd, vaultsh_env, write_passfile
 from rich.console import Console, RenderableType
+from vault_factory import NewVault
 
 from vaultsh.vault.detect import detect
 from vaultsh.vault.errors import CorruptionError, VaultError
@@ -51,7 +52,7 @@ def pw(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def dirs_and_strays(tmp_path: Path, new_vault: Callable[..., Vault]) -> tuple[Path, str]:
+def dirs_and_strays(tmp_path: Path, new_vault: NewVault) -> tuple[Path, str]:
     """A vault whose root holds only directories, plus what Finder and Explorer leave there."""
     with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         vault.mkdir("docs")
@@ -133,7 +134,7 @@ class Planted(NamedTuple):
 
 
 @pytest.fixture
-def planted(tmp_path: Path, new_vault: Callable[..., Vault]) -> Planted:
+def planted(tmp_path: Path, new_vault: NewVault) -> Planted:
     """`evil` is a symlink to a copy (outside the vault) of what was a vault directory, so it
     would decrypt if followed; `linkiv`'s diriv is a symlink to that copy's; `fifoiv`'s diriv
     and a long name's sidecar are FIFOs; `pipe` and `null` are a FIFO and a device."""
@@ -336,7 +337,7 @@ def _config_with(cipher: Path, **scrypt: int) -> None:
     ],
 )
 def test_hostile_scrypt_parameters_get_gocryptfs_codes(
-    tmp_path: Path, pw: Path, content: dict[str, int], code: int, says: str, new_vault: Callable[..., Vault]
+    tmp_path: Path, pw: Path, content: dict[str, int], code: int, says: str, new_vault: NewVault
 ) -> None:
     new_vault(tmp_path / "cipher", PASSWORD.encode()).close()
     _config_with(tmp_path / "cipher", **content)
@@ -348,9 +349,7 @@ def test_hostile_scrypt_parameters_get_gocryptfs_codes(
     assert res.returncode == 8 and says in one_line(res.err)  # gocryptfs -info: exit 8
 
 
-def test_deep_or_huge_config_json_gets_gocryptfs_code(
-    tmp_path: Path, pw: Path, new_vault: Callable[..., Vault]
-) -> None:
+def test_deep_or_huge_config_json_gets_gocryptfs_code(tmp_path: Path, pw: Path, new_vault: NewVault) -> None:
     cipher = tmp_path / "cipher"
     new_vault(cipher, PASSWORD.encode()).close()
     conf = cipher / "gocryptfs.conf"
@@ -364,7 +363,7 @@ def test_deep_or_huge_config_json_gets_gocryptfs_code(
 
 
 @pytest.fixture
-def odd_names(tmp_path: Path, new_vault: Callable[..., Vault]) -> Path:
+def odd_names(tmp_path: Path, new_vault: NewVault) -> Path:
     """A vault holding names that are not UTF-8, and one that is but is not ASCII."""
     with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         vault.write_file(os.fsdecode(b"caf\xe9.txt"), b"latin-1 name")
@@ -394,7 +393,7 @@ def test_names_not_utf8_are_listed_escaped_in_the_c_locale(odd_names: Path, pw: 
 
 
 def test_cipher_names_starting_like_short_options_are_paths(
-    tmp_path: Path, pw: Path, new_vault: Callable[..., Vault]
+    tmp_path: Path, pw: Path, new_vault: NewVault
 ) -> None:
     with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:
         wanted = ("-h", "-0")
@@ -413,9 +412,7 @@ def test_cipher_names_starting_like_short_options_are_paths(
     assert res.out.splitlines() == [plain for plain, _full in names.values()]
 
 
-def test_a_broken_root_diriv_is_not_blamed_on_the_key(
-    tmp_path: Path, new_vault: Callable[..., Vault]
-) -> None:
+def test_a_broken_root_diriv_is_not_blamed_on_the_key(tmp_path: Path, new_vault: NewVault) -> None:
     """A FIFO or symlink as the root's diriv says nothing about the key (no key reads names
     there): a master-key unlock is not refused for it, the listing reports it (EIO)."""
     with new_vault(tmp_path / "cipher", PASSWORD.encode()) as vault:

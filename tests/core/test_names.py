@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vault_factory import NewVault
 from vectors import MALLEABLE, MALLEABLE_GOOD, MALLEABLE_TWIN, OTHER_KEYS, copy_vector
 
 from vaultsh.vault.errors import FsError
@@ -72,7 +72,7 @@ def test_zerokey_long_name_vector() -> None:
     assert c.decrypt(X200_FULL, ZERO_IV) == b"x" * 200
 
 
-def test_zerokey_vectors_on_disk(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_zerokey_vectors_on_disk(tmp_path: Path, new_vault: NewVault) -> None:
     """A deterministic-names vault with the all-zero key writes exactly gocryptfs's names."""
     root = tmp_path / "v"
     v = new_vault(root, master_key=ZERO_KEY, deterministic_names=True)

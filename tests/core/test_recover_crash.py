@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import vaultsh_env, write_passfile
+from vault_factory import new_vault
 
 from vaultsh.vault.config import load_config
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.keys import format_master_key
-from vaultsh.vault.vault import Vault
 
 OLD = b"old password"
 NEW = b"new password"
@@ -65,13 +65,11 @@ DRIVER = textwrap.dedent(
 
 def make_vault(root: Path) -> bytes:
     """A small vaultsh vault with the old password and a few files; returns its master key."""
-    root.mkdir()
-    _conf, key = Vault.init(root, OLD, logn=10)
-    vault = Vault.open(root, password=OLD)
-    vault.mkdir("docs")
-    vault.write_file("docs/a.txt", b"alpha" * 1000)
-    vault.write_file("b.bin", os.urandom(5000))
-    return key
+    with new_vault(root, OLD) as vault:
+        vault.mkdir("docs")
+        vault.write_file("docs/a.txt", b"alpha" * 1000)
+        vault.write_file("b.bin", os.urandom(5000))
+        return vault.keys.master_key
 
 
 def opens_with(root: Path, key: bytes) -> set[bytes]:

@@ -15,6 +15,7 @@ from gocryptfs_harness import (
     run_cmd,
     tree_manifest,
 )
+from vault_factory import new_vault
 
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.errors import ExcludeError, ExitCode, FsError
@@ -108,7 +109,7 @@ def small_plain(root: Path) -> Path:
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
-    Vault.init(root, PASSWORD.encode(), logn=10, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD)
     return root
 
 

@@ -6,10 +6,11 @@ import base64
 import json
 import os
 import random
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from vault_factory import NewVault
 from vectors import SUPPORTED_VAULTS, copy_vector
 
 from vaultsh.vault.config import CONF_NAME
@@ -19,12 +20,12 @@ from vaultsh.vault.names import DIRIV_NAME, b64_decode, b64_encode
 from vaultsh.vault.vault import Vault
 
 PW = b"pw"
-CIPHERS = {"gcm": {}, "siv": {"aessiv": True}, "xchacha": {"xchacha": True}}
+CIPHERS: dict[str, dict[str, Any]] = {"gcm": {}, "siv": {"aessiv": True}, "xchacha": {"xchacha": True}}
 SIZE = 10000
 
 
 @pytest.fixture(params=list(CIPHERS))
-def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: NewVault) -> Vault:
     return new_vault(tmp_path / "c", **CIPHERS[request.param])
 
 
@@ -131,7 +132,7 @@ def _flip_char(c: str) -> str:
 
 
 @pytest.mark.parametrize("opts", [{}, {"deterministic_names": True}], ids=["diriv", "deterministic"])
-def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object], new_vault: Callable[..., Vault]) -> None:
+def test_cipher_name_flips(tmp_path: Path, opts: dict[str, Any], new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c", **opts)
     v.write_file("victim.txt", b"secret")
     cname = v.cipher_path("victim.txt").name
@@ -154,7 +155,7 @@ def test_cipher_name_flips(tmp_path: Path, opts: dict[str, object], new_vault: C
     assert v.read_file("victim.txt") == b"secret"
 
 
-def test_name_sidecar_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_name_sidecar_flips(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c")
     long = "x" * 200
     v.write_file(long, b"long")
@@ -181,7 +182,7 @@ def test_name_sidecar_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> 
     assert [e.cipher_name for e in v.listdir(include_bad=True)] == [bad_hashed]
 
 
-def test_diriv_flip_breaks_names_not_content(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_diriv_flip_breaks_names_not_content(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c")
     v.mkdir("d")
     v.write_file("d/f", b"content")
@@ -217,7 +218,7 @@ def _rewrite_conf(root: Path, fn: object) -> None:
     path.write_text(json.dumps(d, indent="\t") + "\n")
 
 
-def test_config_key_and_salt_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_config_key_and_salt_flips(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c")
     root = v.cipherdir
     path = root / CONF_NAME
@@ -245,7 +246,7 @@ def test_config_key_and_salt_flips(tmp_path: Path, new_vault: Callable[..., Vaul
     assert Vault.open(root, password=PW).keys.master_key == v.keys.master_key
 
 
-def test_config_text_flips(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_config_text_flips(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c")
     path = v.cipherdir / CONF_NAME
     text = path.read_text()

@@ -7,13 +7,14 @@ import itertools
 import os
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from vault_factory import NewVault
 
 from vaultsh.vault.config import load_config
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN
@@ -39,7 +40,7 @@ MID = "m" * 40  # hashed only with longname_max 62
 
 
 @pytest.fixture(params=list(OPTIONS))
-def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: Callable[..., Vault]) -> Vault:
+def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: NewVault) -> Vault:
     return new_vault(tmp_path / "cipher", **OPTIONS[request.param])
 
 
@@ -123,7 +124,7 @@ def test_open_with_master_key_reads_config_options(tmp_path: Path) -> None:
     assert v.options.xchacha and v.options.deterministic_names
 
 
-def test_open_wrong_password(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_open_wrong_password(tmp_path: Path, new_vault: NewVault) -> None:
     new_vault(tmp_path / "c")
     with pytest.raises(VaultError) as exc:
         Vault.open(tmp_path / "c", password=b"nope")
@@ -309,7 +310,7 @@ _op = st.one_of(
 
 
 @pytest.fixture(scope="module", params=["default", "aessiv", "xchacha"])
-def shared_vault(request: pytest.FixtureRequest, new_vault: Callable[..., Vault]) -> Iterator[Vault]:
+def shared_vault(request: pytest.FixtureRequest, new_vault: NewVault) -> Iterator[Vault]:
     with tempfile.TemporaryDirectory() as d:
         yield new_vault(Path(d) / "c", **OPTIONS[request.param])
 
@@ -397,7 +398,7 @@ def test_rmdir_readonly_dir(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha", "longnamemax62"])
-def test_diriv_differs_per_dir(tmp_path: Path, opt: str, new_vault: Callable[..., Vault]) -> None:
+def test_diriv_differs_per_dir(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
     vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     assert vault.options.diriv
     vault.mkdir("a")
@@ -667,9 +668,7 @@ def test_symlink_existing(vault: Vault) -> None:
 
 
 @pytest.mark.parametrize("opt", ["default", "deterministic", "aessiv", "xchacha"])
-def test_symlink_target_encryption_is_randomised(
-    tmp_path: Path, opt: str, new_vault: Callable[..., Vault]
-) -> None:
+def test_symlink_target_encryption_is_randomised(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
     vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     vault.symlink("same", "a")
     vault.symlink("same", "b")
@@ -677,7 +676,7 @@ def test_symlink_target_encryption_is_randomised(
 
 
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha"])
-def test_symlink_target_format(tmp_path: Path, opt: str, new_vault: Callable[..., Vault]) -> None:
+def test_symlink_target_format(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
     """§7.1: target = B64(nonce || AEAD(target, AD = BE64(0))), Raw64 in new vaults."""
     vault = new_vault(tmp_path / "c", **OPTIONS[opt])
     vault.symlink("status.txt", "ln")
@@ -692,7 +691,7 @@ def test_symlink_target_format(tmp_path: Path, opt: str, new_vault: Callable[...
 # -- two handles on one file ----------------------------------------------------------------------
 
 
-def test_two_handles_truncate_zero_then_write(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_two_handles_truncate_zero_then_write(tmp_path: Path, new_vault: NewVault) -> None:
     """A handle that read the file ID must not reuse it after another handle truncated to 0.
 
     gocryptfs keeps the file ID per inode (shared by all open handles), and truncate(0) drops
@@ -708,7 +707,7 @@ def test_two_handles_truncate_zero_then_write(tmp_path: Path, new_vault: Callabl
     assert vault.read_file("f") == b"new"
 
 
-def test_two_handles_interleaved_writes(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_two_handles_interleaved_writes(tmp_path: Path, new_vault: NewVault) -> None:
     vault = new_vault(tmp_path / "c")
     vault.write_file("g", b"0123456789")
     with vault.open_file("g", writable=True) as a, vault.open_file("g", writable=True) as b:
@@ -752,7 +751,7 @@ def test_listdir_stray_file(vault: Vault) -> None:
     assert all(e.error for e in bad.values())
 
 
-def test_deterministic_diriv_is_a_plain_entry(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_deterministic_diriv_is_a_plain_entry(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c", deterministic_names=True)
     (v.cipherdir / DIRIV_NAME).write_bytes(bytes(range(16)))
     assert v.listdir() == []
@@ -915,7 +914,7 @@ def test_walk(vault: Vault) -> None:
 
 @pytest.mark.parametrize("plaintext_names", [False, True])
 def test_key_fits_is_decided_by_authenticated_content(
-    tmp_path: Path, plaintext_names: bool, new_vault: Callable[..., Vault]
+    tmp_path: Path, plaintext_names: bool, new_vault: NewVault
 ) -> None:
     v = new_vault(tmp_path / "c", plaintext_names=plaintext_names)
     assert v.key_fits() is None  # an empty root cannot tell
@@ -931,7 +930,7 @@ def test_key_fits_is_decided_by_authenticated_content(
         assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
 
 
-def test_key_fits_tolerates_a_stray_file(tmp_path: Path, new_vault: Callable[..., Vault]) -> None:
+def test_key_fits_tolerates_a_stray_file(tmp_path: Path, new_vault: NewVault) -> None:
     v = new_vault(tmp_path / "c")
     for name in ("a", "b", "c"):
         v.mkdir(name)

@@ -17,6 +17,7 @@ from gocryptfs_harness import (
     run_vaultsh,
     write_passfile,
 )
+from vault_factory import new_vault
 
 from vaultsh.vault.errors import ExitCode, short_path
 from vaultsh.vault.vault import Vault
@@ -188,8 +189,7 @@ def pw(tmp_path: Path) -> Path:
 
 def test_deep_tree_made_through_vaultsh_mount(tmp_path: Path, pw: Path, need_gocryptfs: None) -> None:
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     with mount_vault(cipher, tmp_path / "mnt") as mnt:  # type: ignore[attr-defined]
         build_deep_tree(mnt)
         assert read_tree(mnt) == expected_tree()
@@ -222,7 +222,7 @@ def test_deep_plain_tree_in_reverse_mode(tmp_path: Path, need_gocryptfs: None) -
     plain = tmp_path / "plain"
     plain.mkdir()
     build_deep_tree(plain)
-    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD)
     with mounted_ops(
         lambda: ReverseOperations(ReverseView.open(plain, password=PASSWORD.encode())),
         tmp_path / "view",
@@ -252,8 +252,7 @@ def test_short_path_keeps_both_ends() -> None:
 
 def test_name_too_long_has_its_own_exit_code(tmp_path: Path, pw: Path) -> None:
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     res = run_vaultsh("mkdir", "--passfile", pw, cipher, "n" * 256)
     assert res.returncode == ExitCode.NAME_TOO_LONG, res.describe()
     assert res.err.count("\n") == 1 and "too long" in res.err
@@ -261,9 +260,7 @@ def test_name_too_long_has_its_own_exit_code(tmp_path: Path, pw: Path) -> None:
 
 def test_export_to_a_too_long_destination_names_it_once(tmp_path: Path, pw: Path) -> None:
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
-    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+    with new_vault(cipher, PASSWORD) as vault:
         vault.mkdir("d")
         vault.write_file("d/f", b"x")
     dest = tmp_path / ("z" * 300)
@@ -280,8 +277,7 @@ def test_export_to_a_too_long_destination_names_it_once(tmp_path: Path, pw: Path
 def mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     base = tmp_path_factory.mktemp("pathmax")
     cipher = base / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     with mount_vault(cipher, base / "mnt") as mnt:  # type: ignore[attr-defined]
         yield mnt
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import require_fuse
+from vault_factory import new_vault
 
 pyfuse3 = pytest.importorskip("pyfuse3")
 
@@ -26,7 +27,6 @@ from vaultsh.fs.blocking_loop import BlockingFramework  # noqa: E402
 from vaultsh.service import mounts  # noqa: E402
 from vaultsh.service.mounts import MountRequest  # noqa: E402
 from vaultsh.vault.errors import VaultError  # noqa: E402
-from vaultsh.vault.vault import Vault  # noqa: E402
 
 WAIT = 30.0  # upper bound for polls; they normally end within a fraction of a second
 
@@ -180,8 +180,8 @@ def _mounted_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     base = Path(tempfile.mkdtemp(prefix="vsh-"))  # short: unix socket paths are limited
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    _conf, key = Vault.init(cipher, b"pw", logn=10)
+    with new_vault(cipher) as made:
+        key = made.keys.master_key
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     info = mounts.mount(MountRequest(cipher, mnt), key)

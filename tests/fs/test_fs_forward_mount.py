@@ -23,6 +23,7 @@ from gocryptfs_harness import (
     tree_manifest,
 )
 from test_fs_forward_ops import POSIX_CASES, OsApi, PosixCase, run_posix_case
+from vault_factory import new_vault
 
 from vaultsh.vault.vault import Vault
 
@@ -47,8 +48,7 @@ def shared_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     require_fuse()
     base = tmp_path_factory.mktemp("shared-mount")
     cipher = base / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     with mount_vault(cipher, base / "mnt") as mnt:  # type: ignore[attr-defined]
         yield cipher, mnt
 
@@ -143,8 +143,7 @@ def _drop_cache(fd: int) -> None:
 def test_random_io_matches_plain_files(need_gocryptfs: None, tmp_path: Path) -> None:
     require_fuse()
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     plain = fresh_dir(tmp_path, "plain")
     rng = random.Random(20240611)
     names = ["a", "b", "c"]
@@ -276,9 +275,8 @@ def test_concurrent_readers_and_a_writer(shared_mount: tuple[Path, Path]) -> Non
 def test_read_only_mount_refuses_writes(tmp_path: Path) -> None:
     require_fuse()
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
-    Vault.open(cipher, password=PASSWORD.encode()).write_file("f", b"content")
+    with new_vault(cipher, PASSWORD) as vault:
+        vault.write_file("f", b"content")
     with mount_vault(cipher, tmp_path / "mnt", read_only=True) as mnt:  # type: ignore[attr-defined]
         assert (mnt / "f").read_bytes() == b"content"
         for action in (

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vault_factory import new_vault
 
 pyfuse3 = pytest.importorskip("pyfuse3")
 trio = pytest.importorskip("trio")
@@ -621,8 +622,7 @@ def empty_vaults(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("empty-vaults")
     out = {}
     for name, flags in FLAG_SETS.items():
-        (base / name).mkdir()
-        Vault.init(base / name, PASSWORD, logn=10, **flags)
+        new_vault(base / name, PASSWORD, **flags).close()
         out[name] = base / name
     return out
 

@@ -22,6 +22,7 @@ from gocryptfs_harness import (
     run_cmd,
     tree_manifest,
 )
+from vault_factory import new_vault
 
 from vaultsh.fs.stats import MountStats
 from vaultsh.vault.config import REVERSE_CONF_NAME
@@ -79,8 +80,7 @@ def make_small_tree(root: Path) -> Path:
 @pytest.fixture
 def small_view(tmp_path: Path) -> ReverseView:
     plain = make_small_tree(tmp_path / "plain")
-    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
-    return ReverseView.open(plain, password=PASSWORD.encode())
+    return new_vault.reverse_folder(plain, PASSWORD)
 
 
 class Listing:
@@ -369,8 +369,7 @@ def test_stats_count_requests_open_files_bytes_and_errors(small_view: ReverseVie
 
 def test_excluded_entries_are_hidden_and_eperm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plain = make_small_tree(tmp_path / "plain")
-    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
-    full = ReverseView.open(plain, password=PASSWORD.encode())
+    full = new_vault.reverse_folder(plain, PASSWORD)
     view = ReverseView.open(plain, password=PASSWORD.encode(), excludes=["sub", LONG_NAME, "*.txt"])
     stats = MountStats()
     ops = ReverseOperations(view, stats=stats)
@@ -515,7 +514,7 @@ def test_mount_is_identical_to_gocryptfs_reverse_and_round_trips(
 def test_mount_is_read_only_and_stable_across_remounts(tmp_path: Path) -> None:
     require_fuse()
     plain = make_small_tree(tmp_path / "plain")
-    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD)
     with mount_view(plain, tmp_path / "mnt") as mnt:
         first = exact_manifest(mnt)
         inodes = real_inodes(mnt)
@@ -578,8 +577,7 @@ def test_cp_a_of_a_view_with_sparse_plain_files_decrypts(tmp_path: Path) -> None
     plain = tmp_path / "plain"
     contents = dict(sparse_tree(plain))
     assert os.lstat(plain / "hole-in-middle").st_blocks * 512 < 1024 * 1024  # really sparse here
-    Vault.init(plain, PASSWORD.encode(), logn=10, reverse=True)
-    view = ReverseView.open(plain, password=PASSWORD.encode())
+    view = new_vault.reverse_folder(plain, PASSWORD)
     copy = tmp_path / "copy"
     with mount_view(plain, tmp_path / "mnt") as mnt:
         entry = entry_named(view, "hole-in-middle")

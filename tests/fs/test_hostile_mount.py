@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from fuse_harness import require_fuse
 from gocryptfs_harness import skip_or_fail
+from vault_factory import new_vault
 
 from vaultsh.fs.frontend import LOG_NAMES_ENV
 from vaultsh.mount_protocol import MountFiles
@@ -165,12 +166,6 @@ def mounted(cipher: Path, mnt: Path, key: bytes, *, allow_other: bool = False) -
                     subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False, capture_output=True)
 
 
-def new_vault(cipher: Path) -> bytes:
-    cipher.mkdir()
-    _conf, key = Vault.init(cipher, PASSWORD, logn=10)
-    return key
-
-
 @pytest.fixture
 def arena(attacker: User, rundir: Path) -> Iterator[tuple[Arena, bytes]]:
     """A vault owned by the attacker, mounted by root for everyone (--allow-other), on the
@@ -179,7 +174,7 @@ def arena(attacker: User, rundir: Path) -> Iterator[tuple[Arena, bytes]]:
     base = Path(tempfile.mkdtemp(prefix="vsh-hostile-", dir="/tmp"))
     base.chmod(0o755)
     a = Arena(base, base / "cipher", base / "mnt", base / "secret_dir", base / "secret_file", base / "shared")
-    key = new_vault(a.cipher)
+    key = new_vault(a.cipher, PASSWORD).keys.master_key
     for root, dirs, files in os.walk(a.cipher):
         for name in [".", *dirs, *files]:
             os.chown(os.path.join(root, name), attacker.uid, attacker.gid)
@@ -390,7 +385,7 @@ def test_symlinked_or_fifo_metadata_gives_eio_and_the_mount_keeps_serving(tmp_pa
     a FIFO: that directory or entry answers EIO (as gocryptfs does), everything else is
     served, and the mount still unmounts."""
     cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
-    key = new_vault(cipher)
+    key = new_vault(cipher, PASSWORD).keys.master_key
     mnt.mkdir()
     v = Vault.open(cipher, password=PASSWORD)
     for d in ("linked", "fifo", "names", "good"):
@@ -432,7 +427,7 @@ def test_symlinked_or_fifo_metadata_gives_eio_and_the_mount_keeps_serving(tmp_pa
 def test_worker_dumps_no_core(tmp_path: Path) -> None:
     """The worker holds the master key: it can leave no core file behind."""
     cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
-    key = new_vault(cipher)
+    key = new_vault(cipher, PASSWORD).keys.master_key
     mnt.mkdir()
     with mounted(cipher, mnt, key) as info:
         limits = Path(f"/proc/{info.pid}/limits").read_text().splitlines()
@@ -476,7 +471,7 @@ def test_worker_log_holds_no_plain_names_unless_asked(
     else:
         monkeypatch.delenv(LOG_NAMES_ENV, raising=False)
     cipher, mnt = tmp_path / "cipher", tmp_path / "mnt"
-    key = new_vault(cipher)
+    key = new_vault(cipher, PASSWORD).keys.master_key
     mnt.mkdir()
     v = Vault.open(cipher, password=PASSWORD)
     v.mkdir("private-dir")

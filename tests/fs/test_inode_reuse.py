@@ -18,6 +18,7 @@ import pytest
 from fuse_harness import mounted_ops, require_fuse
 from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, require_gocryptfs, skip_or_fail
 from test_fs_forward_ops import DirectApi
+from vault_factory import new_vault
 
 from vaultsh.vault.vault import Vault
 
@@ -237,8 +238,7 @@ def targets(ext4: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[li
     plain.mkdir()
     gc_cipher, vs_cipher = ext4 / "gocryptfs", ext4 / "vaultsh"
     gocryptfs_init(gc_cipher, PASSWORD)
-    vs_cipher.mkdir()
-    Vault.init(vs_cipher, PASSWORD.encode(), logn=10)
+    new_vault(vs_cipher, PASSWORD).close()
     with contextlib.ExitStack() as stack:
         gc_mnt = stack.enter_context(gocryptfs_mount(gc_cipher, mounts / "gocryptfs", PASSWORD))
         vs_mnt = stack.enter_context(
@@ -321,7 +321,7 @@ class Direct:
 @pytest.fixture
 def direct(ext4: Path) -> Iterator[Direct]:
     cipher = Path(tempfile.mkdtemp(dir=ext4, prefix="direct-"))
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    new_vault(cipher, PASSWORD).close()
     ops = ForwardOperations(Vault.open(cipher, password=PASSWORD.encode()))
     try:
         yield Direct(DirectApi(ops), cipher)

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from fuse_harness import mounted_ops, require_fuse
 from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, in_ci, skip_or_fail
+from vault_factory import new_vault
 
 from vaultsh.vault import reverse as reverse_mod
 from vaultsh.vault.config import REVERSE_CONF_NAME, unlock
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX
 from vaultsh.vault.reverse import ReverseView, derive
-from vaultsh.vault.vault import Vault
 
 try:
     import pyfuse3
@@ -80,8 +80,7 @@ def mount_view(plain: Path, mountpoint: Path) -> AbstractContextManager[Path]:
 
 
 def vault_plain(root: Path) -> Path:
-    root.mkdir()
-    Vault.init(root, PASSWORD.encode(), logn=10, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD)
     return root
 
 

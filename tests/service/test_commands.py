@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from vault_factory import NewVault
 
 from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
@@ -58,21 +59,18 @@ class RecordingIO:
 
 
 @pytest.fixture
-def made(tmp_path: Path) -> tuple[Path, bytes]:
+def made(tmp_path: Path, new_vault: NewVault) -> tuple[Path, bytes]:
     """A vault with text, binary, spaced names, a symlink and nested dirs; (cipherdir, key)."""
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    _conf, key = Vault.init(cdir, PASSWORD, logn=10)
-    v = Vault.open(cdir, password=PASSWORD)
-    v.mkdir("docs")
-    v.write_file("docs/notes.txt", b"hello vault\nsecond line\n")
-    v.mkdir("my docs")
-    v.write_file("my docs/a file.txt", b"spaced\n")
-    v.mkdir("my docs/inner dir")
-    v.write_file("binary.bin", b"\x00\x01\x02" * 100)
-    v.write_file(".hidden", b"h")
-    v.symlink("docs/notes.txt", "link")
-    return cdir, key
+    with new_vault(tmp_path / "cipher", PASSWORD) as v:
+        v.mkdir("docs")
+        v.write_file("docs/notes.txt", b"hello vault\nsecond line\n")
+        v.mkdir("my docs")
+        v.write_file("my docs/a file.txt", b"spaced\n")
+        v.mkdir("my docs/inner dir")
+        v.write_file("binary.bin", b"\x00\x01\x02" * 100)
+        v.write_file(".hidden", b"h")
+        v.symlink("docs/notes.txt", "link")
+        return v.cipherdir, v.keys.master_key
 
 
 @pytest.fixture
@@ -506,14 +504,14 @@ def test_current_word_handles_quotes() -> None:
 
 
 @pytest.fixture
-def reverse_sess(tmp_path: Path) -> Session:
+def reverse_sess(tmp_path: Path, new_vault: NewVault) -> Session:
     """A session on a reverse-mode folder: plain files beside .gocryptfs.reverse.conf."""
     plain = tmp_path / "plain"
     (plain / "docs").mkdir(parents=True)
     (plain / "docs" / "notes.txt").write_bytes(b"hello plain\nsecond line\n")
     (plain / "binary.bin").write_bytes(b"\x00\x01" * 3000)
     os.symlink("docs/notes.txt", plain / "link")
-    Vault.init(plain, PASSWORD, logn=10, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD)
     return Session.open_reverse(plain, RecordingIO(), password=PASSWORD)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import gocryptfs_fsck, passfile, require_gocryptfs, run_vaultsh
+from vault_factory import NewVault
 from vectors import PASSWORD
 
 from vaultsh.service import integrity
@@ -54,19 +55,13 @@ def test_a_dash_alone_is_no_conflict() -> None:
     assert find_origin("photo (conflicted copy 2026-01-02).jpg", {"photo.jpg"}, loose=False) is not None
 
 
-def make_vault(root: Path) -> Vault:
-    root.mkdir()
-    conf, key = Vault.init(root, PASSWORD, logn=10)
-    v = Vault(root, key, conf.options, conf)
+@pytest.fixture
+def vault(tmp_path: Path, new_vault: NewVault) -> Vault:
+    v = new_vault(tmp_path / "cipher", PASSWORD)
     v.mkdir("docs")
     v.write_file("docs/report.txt", b"version A\n")
     v.write_file("docs/other.txt", b"version B, longer\n" * 1000)
     return v
-
-
-@pytest.fixture
-def vault(tmp_path: Path) -> Vault:
-    return make_vault(tmp_path / "cipher")
 
 
 def add_copies(v: Vault) -> tuple[Path, Path]:
@@ -166,11 +161,9 @@ def test_fsck_flags_conflicts_and_quarantine_keeps_them_out_of_the_way(vault: Va
     assert integrity.find_conflicts(vault) == []
 
 
-def test_plaintextnames_vault_copies(tmp_path: Path) -> None:
+def test_plaintextnames_vault_copies(tmp_path: Path, new_vault: NewVault) -> None:
     root = tmp_path / "plain"
-    root.mkdir()
-    conf, key = Vault.init(root, PASSWORD, logn=10, plaintext_names=True)
-    v = Vault(root, key, conf.options, conf)
+    v = new_vault(root, PASSWORD, plaintext_names=True)
     v.write_file("notes.md", b"one\n")
     v.write_file("notes-v2.md", b"an ordinary file, not a OneDrive copy\n")
     shutil.copyfile(root / "notes.md", root / "notes (conflicted copy 2026-02-03).md")

@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+from vault_factory import new_vault
 
 from vaultsh.service import recover
 from vaultsh.vault import detect
 from vaultsh.vault.config import CONF_NAME, load_config
 from vaultsh.vault.errors import MasterKeyError, UsageError
-from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"
 
 
-def made(root: Path, **flags: bool | int) -> bytes:
-    root.mkdir()
-    _conf, key = Vault.init(root, PASSWORD, logn=10, **flags)  # type: ignore[arg-type]
-    v = Vault.open(root, password=PASSWORD)
-    v.mkdir("sub")
-    v.write_file("sub/a.txt", b"a" * 5000)
-    v.write_file("b" * 120, b"long name")
-    v.symlink("sub/a.txt", "link")
+def made(root: Path, **flags: Any) -> bytes:
+    with new_vault(root, PASSWORD, **flags) as v:
+        v.mkdir("sub")
+        v.write_file("sub/a.txt", b"a" * 5000)
+        v.write_file("b" * 120, b"long name")
+        v.symlink("sub/a.txt", "link")
     (root / CONF_NAME).unlink()
-    return key
+    return v.keys.master_key
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_hostile_export import long_alias, snapshot
+from vault_factory import NewVault
 
 from vaultsh.service import transfer
 from vaultsh.vault.errors import VaultError
@@ -53,12 +54,10 @@ STEPS = st.lists(
 
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+def template(tmp_path_factory: pytest.TempPathFactory, new_vault: NewVault) -> tuple[Path, bytes]:
     """One initialised cipher dir (config and root diriv) and its master key, copied per example."""
-    cdir = tmp_path_factory.mktemp("template") / "cipher"
-    cdir.mkdir()
-    _conf, key = Vault.init(cdir, b"pw", logn=10)
-    return cdir, key
+    with new_vault(tmp_path_factory.mktemp("template") / "cipher") as made:
+        return made.cipherdir, made.keys.master_key
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import require_fuse
+from vault_factory import NewVault
 
 from vaultsh import mount_protocol as proto
 from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
@@ -415,12 +416,10 @@ def fuse(rundir: Path) -> Path:
 
 
 @pytest.fixture
-def vault(tmp_path: Path) -> tuple[Path, bytes]:
+def vault(tmp_path: Path, new_vault: NewVault) -> tuple[Path, bytes]:
     """A fresh forward vault: (cipher dir, master key)."""
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    _conf, key = Vault.init(cipher, PASSWORD, logn=10)
-    return cipher, key
+    with new_vault(tmp_path / "cipher", PASSWORD) as made:
+        return made.cipherdir, made.keys.master_key
 
 
 @pytest.fixture
@@ -696,11 +695,11 @@ def assert_worker_finished(pid: int, mountpoint: Path) -> None:
 
 
 @pytest.mark.usefixtures("fuse")
-def test_master_key_mount_of_a_vault_without_config(tmp_path: Path, mnt: Path) -> None:
+def test_master_key_mount_of_a_vault_without_config(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
     """Like gocryptfs -masterkey -plaintextnames: the format comes from the request."""
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    _conf, key = Vault.init(cipher, PASSWORD, logn=10, plaintext_names=True)
+    with new_vault(cipher, PASSWORD, plaintext_names=True) as made:
+        key = made.keys.master_key
     (cipher / "gocryptfs.conf").unlink()
     options = FormatOptions(plaintext_names=True)
     mounts.mount(MountRequest(cipher, mnt, options=options), key)
@@ -757,10 +756,10 @@ def test_foreground_mount_unmounts_cleanly_on_ctrl_c(
 
 
 @pytest.mark.usefixtures("fuse")
-def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path) -> None:
+def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
     plain = tmp_path / "plain"
-    plain.mkdir()
-    _conf, key = Vault.init(plain, PASSWORD, logn=10, reverse=True)
+    key = os.urandom(32)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=key)
     (plain / "notes.txt").write_bytes(b"plain notes")
     (plain / "secret.txt").write_bytes(b"do not back up")
     (plain / "build").mkdir()
@@ -791,10 +790,10 @@ def test_reverse_lifecycle_with_excludes(tmp_path: Path, mnt: Path) -> None:
 
 
 @pytest.mark.usefixtures("fuse")
-def test_bad_exclude_pattern_is_refused_by_the_worker(tmp_path: Path, mnt: Path) -> None:
+def test_bad_exclude_pattern_is_refused_by_the_worker(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
     plain = tmp_path / "plain"
-    plain.mkdir()
-    _conf, key = Vault.init(plain, PASSWORD, logn=10, reverse=True)
+    key = os.urandom(32)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=key)
     with pytest.raises(ExcludeError, match="a\\(b") as info:
         mounts.mount(MountRequest(plain, mnt, reverse=True, excludes=("a(b",)), key)
     assert int(info.value.exit_code) == 29  # gocryptfs EXCLUDE_ERROR

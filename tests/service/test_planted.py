@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import run_vaultsh, write_passfile
+from vault_factory import NewVault
 
 from vaultsh.service import transfer
 from vaultsh.vault.errors import FsError
@@ -22,14 +23,12 @@ NEW = b"the real content\n"
 
 
 @pytest.fixture
-def planted(tmp_path: Path) -> tuple[Path, Path]:
+def planted(tmp_path: Path, new_vault: NewVault) -> tuple[Path, Path]:
     """A vault whose dir `d` (holding `f`) was replaced by a symlink to a copy outside the
     vault (same diriv and names, older content), plus an encrypted-looking name -> /etc."""
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
     outside = tmp_path / "outside"
-    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+    with new_vault(cipher, PASSWORD) as vault:
         vault.mkdir("d")
         vault.write_file("d/f", OLD)
         cd = vault.cipher_path("d")
@@ -128,11 +127,9 @@ def test_mount_does_not_follow(planted: tuple[Path, Path], tmp_path: Path) -> No
         assert data != OLD
 
 
-def test_planted_fifos_never_block(tmp_path: Path) -> None:
+def test_planted_fifos_never_block(tmp_path: Path, new_vault: NewVault) -> None:
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
-    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+    with new_vault(cipher, PASSWORD) as vault:
         vault.write_file("good.txt", NEW)
         vault.mkdir("sub")
         csub = vault.cipher_path("sub")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from test_commands import PASSWORD, RecordingIO, run
+from vault_factory import NewVault
 
 from vaultsh.service.commands import Session, keeps_history
 from vaultsh.vault.config import load_config
@@ -17,15 +18,12 @@ NEW = b"brand new secret"
 
 
 @pytest.fixture
-def vault_and_key(tmp_path: Path) -> tuple[Path, bytes]:
-    cdir = tmp_path / "cipher"
-    cdir.mkdir()
-    _conf, key = Vault.init(cdir, PASSWORD, logn=10, aessiv=True)
-    v = Vault.open(cdir, password=PASSWORD)
-    v.mkdir("docs")
-    v.write_file("docs/notes.txt", b"hello vault\n")
-    v.symlink("docs/notes.txt", "link")
-    return cdir, key
+def vault_and_key(tmp_path: Path, new_vault: NewVault) -> tuple[Path, bytes]:
+    with new_vault(tmp_path / "cipher", PASSWORD, aessiv=True) as v:
+        v.mkdir("docs")
+        v.write_file("docs/notes.txt", b"hello vault\n")
+        v.symlink("docs/notes.txt", "link")
+        return v.cipherdir, v.keys.master_key
 
 
 def by_key(cdir: Path, key: bytes, options: FormatOptions | None = None) -> Session:
@@ -102,11 +100,11 @@ def test_recover_lines_stay_out_of_history() -> None:
     assert keeps_history("ls")
 
 
-def test_longnamemax_with_plain_names_is_refused(tmp_path: Path) -> None:
+def test_longnamemax_with_plain_names_is_refused(tmp_path: Path, new_vault: NewVault) -> None:
     cdir = tmp_path / "plain-names"
-    cdir.mkdir()
-    _conf, key = Vault.init(cdir, PASSWORD, logn=10, plaintext_names=True)
-    Vault.open(cdir, password=PASSWORD).write_file("a.txt", b"x" * 100)
+    with new_vault(cdir, PASSWORD, plaintext_names=True) as v:
+        v.write_file("a.txt", b"x" * 100)
+        key = v.keys.master_key
     (cdir / "gocryptfs.conf").unlink()
     s = by_key(cdir, key, FormatOptions(plaintext_names=True))
     code, _out, err = run(s, "recover --dry-run --longnamemax 100")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vault_factory import NewVault
 
 from vaultsh.service.tempcopy import private_copy, save_back
 from vaultsh.service.transfer import import_
@@ -19,14 +20,11 @@ MASTER_KEY = bytes(range(32))
 
 
 @pytest.fixture
-def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Vault:
+def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_vault: NewVault) -> Vault:
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
-    root = tmp_path / "vault"
-    root.mkdir()
-    Vault.init(root, b"pw", master_key=MASTER_KEY, logn=10)
-    v = Vault.open(root, master_key=MASTER_KEY)
+    v = new_vault(tmp_path / "vault", master_key=MASTER_KEY)
     v.mkdir("sub")
     v.mkdir("sub/dir")
     return v

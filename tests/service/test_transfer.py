@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from vault_factory import NewVault
 
 from vaultsh.service.transfer import Cancelled, export, import_
 from vaultsh.vault.vault import Vault
@@ -221,10 +222,9 @@ def test_import_into_a_missing_parent_or_onto_a_file_fails_cleanly(vault: Vault,
 
 
 @pytest.fixture
-def tiny_vault(tiny_disk: Path) -> Iterator[Vault]:
+def tiny_vault(tiny_disk: Path, new_vault: NewVault) -> Iterator[Vault]:
     """A vault on a 1 MiB tmpfs: a full disk on demand (closed, so the tmpfs can unmount)."""
-    Vault.init(tiny_disk, b"pw", logn=10)
-    with Vault.open(tiny_disk, password=b"pw") as vault:
+    with new_vault(tiny_disk) as vault:
         yield vault
 
 

@@ -25,6 +25,7 @@ from shell_harness import Shell
 from test_tui_app import row_text, unlocked_app, wait_for
 from test_tui_e2e import capture, tmux, wait_screen
 from textual.worker import WorkerFailed
+from vault_factory import new_vault
 
 from vaultsh.service.commands import Session, split_line
 from vaultsh.shell.repl import ShellIO, VaultCompleter, prompt_text
@@ -85,9 +86,7 @@ def assert_terminal_safe(data: bytes | str) -> None:
 
 
 def make_hostile_vault(root: Path) -> Vault:
-    root.mkdir(parents=True)
-    Vault.init(root, PASSWORD, master_key=MASTER_KEY, logn=10)
-    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY)
     for name in HOSTILE_FILES:
         vault.write_file(name, b"hostile\n")
     vault.mkdir(HOSTILE_DIR)
@@ -452,9 +451,7 @@ def test_shell_cat_shows_crlf_text_plainly_and_escapes_in_file_controls(hostile:
 async def test_tui_titles_and_notifications_never_read_names_as_markup(tmp_path: Path) -> None:
     """A name like Rich markup ("[link=…]" would make a hyperlink) is shown as the name."""
     root = tmp_path / "markup"
-    root.mkdir()
-    Vault.init(root, PASSWORD, master_key=MASTER_KEY, logn=10)
-    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY)
     vault.mkdir("[b]deep")
     vault.write_file("[b]deep/[link=evil.example]x", b"x\n")
     app = VaultApp(root, master_key=MASTER_KEY)

@@ -21,6 +21,7 @@ from gocryptfs_harness import skip_or_fail
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
+from vault_factory import new_vault
 
 from vaultsh.service import mounts
 from vaultsh.service.transfer import Cancelled
@@ -53,9 +54,7 @@ SIZE = (140, 40)
 
 def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
     """A small vault with a dir, text, binary and long-name files, plus sync debris beside them."""
-    root.mkdir(parents=True, exist_ok=True)
-    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10, deterministic_names=deterministic)
-    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY, deterministic_names=deterministic)
     vault.mkdir("docs")
     vault.write_file("docs/report.txt", b"quarterly numbers\n")
     vault.write_file("notes.txt", b"hello from the vault\nsecond line\n")
@@ -734,9 +733,7 @@ def test_io_ask_secret_cancel_raises_cancelled() -> None:
 
 def make_huge_dir(root: Path, count: int) -> Vault:
     """`count` empty files with real encrypted names, written straight to the cipher dir."""
-    root.mkdir()
-    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10)
-    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY)
     iv = vault.dir_iv(root)
     plain = [f"file-{i:06d}.txt".encode() for i in range(count)]
     for start in range(0, count, 10_000):

@@ -28,6 +28,7 @@ from test_tui_paths import open_at, opened_at
 from textual.pilot import Pilot
 from textual.widgets import Input
 from textual.widgets._toast import Toast
+from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.fsck_screen import FsckScreen
@@ -70,10 +71,7 @@ def fill(vault: Vault, where: str) -> None:
 
 @pytest.fixture
 def markup_vault(tmp_path: Path) -> Vault:
-    root = tmp_path / "vault"
-    root.mkdir()
-    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10)
-    vault = Vault.open(root, master_key=MASTER_KEY)
+    vault = new_vault(tmp_path / "vault", PASSWORD, master_key=MASTER_KEY)
     vault.mkdir("sub")
     vault.mkdir(SUB)
     fill(vault, "")

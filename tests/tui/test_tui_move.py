@@ -23,6 +23,7 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
 )
 from textual.pilot import Pilot
 from textual.widgets import Input, Label
+from vault_factory import new_vault
 
 from vaultsh.service import commands
 from vaultsh.tui.app import VaultApp
@@ -286,8 +287,7 @@ async def test_untrusted_names_show_as_text_in_the_questions(move_vault: Path) -
 @pytest.mark.asyncio
 async def test_reverse_folder_refuses_a_move_of_the_selection(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
-    plain.mkdir()
-    Vault.init(plain, PASSWORD.encode(), master_key=MASTER_KEY, logn=10, reverse=True)
+    new_vault.reverse_folder(plain, PASSWORD, master_key=MASTER_KEY)
     (plain / "one.txt").write_bytes(b"1\n")
     (plain / "two.txt").write_bytes(b"2\n")
     (plain / "into").mkdir()

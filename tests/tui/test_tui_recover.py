@@ -27,6 +27,7 @@ from test_tui_app import (
 )
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, RadioButton, Static
+from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.fsck_screen import FsckScreen
@@ -141,8 +142,7 @@ async def test_wrong_key_is_one_line_retry_and_escape_writes_nothing(
 @pytest.mark.asyncio
 async def test_empty_vault_asks_the_undecided_settings(tmp_path: Path) -> None:
     root = tmp_path / "vault"
-    root.mkdir()
-    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=TEST_LOGN, xchacha=True)
+    new_vault(root, PASSWORD, master_key=MASTER_KEY, logn=TEST_LOGN, xchacha=True).close()
     (root / CONF_NAME).unlink()  # only gocryptfs.diriv is left: nothing tells the cipher
     app = VaultApp(root, logn=TEST_LOGN)
     async with app.run_test(size=SIZE) as pilot:

@@ -29,6 +29,7 @@ from test_tui_app import (
 )
 from textual.pilot import Pilot
 from textual.widgets import Input
+from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
@@ -55,7 +56,7 @@ def make_reverse_folder(root: Path) -> Path:
     (root / "binary.bin").write_bytes(BINARY)
     (root / LONG_NAME).write_bytes(b"long name content\n")
     os.symlink("notes.txt", root / "link")
-    Vault.init(root, PASSWORD.encode(), master_key=MASTER_KEY, logn=10, reverse=True)
+    new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
             os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
