@@ -63,8 +63,24 @@ def status_kib(pid: int, field_name: str) -> int:
     raise RuntimeError(f"{field_name} missing for pid {pid}")
 
 
-def daemon_pid(mnt: Path, marker: bytes) -> int:
-    """The process whose command line holds `marker` and the mountpoint (the FUSE daemon)."""
+# Prints the pid of the vaultsh worker serving the mountpoint given (its registry entry): a
+# worker started before the command line was parsed does not carry the mountpoint in its own.
+VAULTSH_PID = (
+    "import sys; from pathlib import Path; from vaultsh.service import mounts; "
+    "print(mounts.status(Path(sys.argv[1])).pid)"
+)
+
+
+def daemon_pid(mnt: Path, marker: bytes, tree: Path) -> int:
+    """The FUSE daemon of `mnt`: gocryptfs's command line holds `marker` and the mountpoint;
+    vaultsh's worker is named by the checkout `tree`'s own registry."""
+    if marker != b"gocryptfs":
+        cp = subprocess.run(
+            [PY, "-c", VAULTSH_PID, str(mnt)], env=env(tree), cwd=tree, capture_output=True, text=True
+        )
+        if cp.returncode != 0:
+            raise RuntimeError(f"no vaultsh worker found for {mnt}: {cp.stderr.strip()}")
+        return int(cp.stdout)
     want = os.fsencode(mnt)
     for d in Path("/proc").iterdir():
         if d.name.isdigit() and d.name != str(os.getpid()):
@@ -89,7 +105,7 @@ def mount_once(cmd: list[str], tree: Path, mnt: Path, marker: bytes, out: Sample
     proc.wait(TIMEOUT)
     if READY not in line or not os.path.ismount(mnt):
         raise RuntimeError(f"{' '.join(cmd)}: no ready line (rc {proc.returncode}): {line!r}")
-    pid = daemon_pid(mnt, marker)
+    pid = daemon_pid(mnt, marker, tree)
     out.seconds.append(elapsed)
     out.rss_kib.append(status_kib(pid, "VmRSS"))
     out.hwm_kib.append(status_kib(pid, "VmHWM"))

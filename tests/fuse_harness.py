@@ -43,6 +43,16 @@ def _wait_mounted(mountpoint: Path, pid: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{mountpoint} not mounted after {timeout}s")
 
 
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll `cond` until it holds; AssertionError naming `what` after `timeout` seconds (an
+    upper bound: the polls normally end within a fraction of a second)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
 def force_unmount(mountpoint: Path) -> None:
     if os.path.ismount(mountpoint):
         subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False, capture_output=True)

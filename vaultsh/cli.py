@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from vaultsh import __version__
-from vaultsh.service import registry
+from vaultsh.service import registry, worker_start
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
+from vaultsh.service.worker_start import StartingWorker
 from vaultsh.vault.conf_names import REVERSE_CONF_NAME
 from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
@@ -468,7 +469,8 @@ def _read_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, miss
     return conf.decrypt_master_key(src.read_password())
 
 
-def cmd_mount(args: argparse.Namespace) -> int:
+def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) -> int:
+    """`vaultsh mount`; `worker` is the one started before the command line was parsed."""
     from vaultsh.service import mounts
 
     idle = mounts.parse_duration(args.idle) if args.idle is not None else None  # before any prompt
@@ -520,6 +522,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
         read_key,
         foreground=args.fg,
         on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
+        worker=worker,
     )
     return 0
 
@@ -805,8 +808,22 @@ def _parse_path_command(parser: argparse.ArgumentParser, arglist: list[str]) -> 
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, worker: StartingWorker | None = None) -> int:
+    """Run one command line; `worker` is a mount worker `python -m vaultsh` started for it
+    before this module was even imported (else one is started here for a mount)."""
     arglist = list(sys.argv[1:] if argv is None else argv)
+    if worker is None:
+        worker = worker_start.prestart(arglist)
+    try:
+        return _main(arglist, worker)
+    finally:
+        if worker is not None and worker.start_w >= 0:  # not taken over by a mount
+            from vaultsh.service.mounts import abandon_worker
+
+            abandon_worker(worker)
+
+
+def _main(arglist: list[str], worker: StartingWorker | None) -> int:
     if _wants_tui(arglist):
         return _run_guarded(cmd_tui, build_tui_parser().parse_args(arglist))
     parser = build_parser(arglist[0] if arglist and arglist[0] in COMMANDS else None)
@@ -819,4 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.USAGE
     # In a C or Latin-1 locale a name the terminal cannot show is escaped, never a failure.
     fit_output(sys.stdout, sys.stderr)
-    return _run_guarded(COMMANDS[args.command], args)
+    command = COMMANDS[args.command]
+    if command is cmd_mount:
+        return _run_guarded(lambda a: cmd_mount(a, worker), args)
+    return _run_guarded(command, args)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuse_harness import force_unmount, require_fuse
+from fuse_harness import force_unmount, require_fuse, wait_for
 from gocryptfs_harness import gocryptfs_fsck
 from vault_factory import NewVault
 
@@ -87,6 +87,30 @@ def test_mount_write_list_unmount_then_gocryptfs_fsck(
     assert code == 0, output
 
 
+def test_a_background_mount_worker_keeps_no_terminal_and_logs_to_its_file(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaultsh.mount_protocol import MountFiles
+    from vaultsh.service import mounts
+
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    # The worker starts before the command line is parsed, sharing its stderr: once it knows
+    # the mount it moves to the log, else this call would wait for the pipe to close.
+    p = vaultsh(env, "mount", "--passfile", str(passfile), str(cipher), str(mnt))
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    monkeypatch.setenv("XDG_RUNTIME_DIR", env["XDG_RUNTIME_DIR"])
+    try:
+        pid = mounts.status(mnt).pid
+        fds = {n: os.readlink(f"/proc/{pid}/fd/{n}") for n in (0, 1, 2)}
+        assert fds == {0: os.devnull, 1: os.devnull, 2: str(MountFiles.for_mountpoint(mnt).log)}
+        assert (mnt / "ok").write_text("x") == 1
+    finally:
+        assert vaultsh(env, "unmount", str(mnt)).returncode == 0
+    assert not MountFiles.for_mountpoint(mnt).log.exists()  # an empty log is not kept
+
+
 def test_wrong_password_and_busy_mountpoint_fail_with_gocryptfs_codes(
     tmp_path: Path, cipher: Path, env: dict[str, str], mnt: Path
 ) -> None:
@@ -133,15 +157,15 @@ def test_reverse_mount_shows_the_encrypted_view(
 # registered for lazy loading but never used is still a `_LazyModule`).
 RECORDING_CLI = """
 import atexit, runpy, sys
-from vaultsh.service import mounts
+from vaultsh.service import worker_start
 out = sys.argv.pop(1)
 def record(path):
     ran = [n for n, m in sys.modules.items() if type(m).__name__ != "_LazyModule"]
     open(path, "w").write("\\n".join(sorted(ran)))
-def recording_argv(*args, real=mounts.worker_argv, **kwargs):
+def recording_argv(*args, real=worker_start.worker_argv, **kwargs):
     record(out + ".spawn")
     return real(*args, **kwargs)
-mounts.worker_argv = recording_argv
+worker_start.worker_argv = recording_argv
 atexit.register(record, out)
 sys.argv[0] = "vaultsh"
 runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
@@ -173,23 +197,73 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
     assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []
 
 
-def test_mount_command_starts_its_worker_before_loading_ciphers_logging_or_subprocess(
+def test_mount_command_starts_its_worker_before_parsing_or_loading_its_modules(
     tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
 ) -> None:
     at_spawn, loaded = mount_recording_modules(tmp_path, cipher, env, passfile, mnt)
     # The password is checked (and scrypt run) only while the worker starts.
-    assert {"cryptography", "vaultsh.vault.config"} <= loaded
-    heavy = {
+    assert {"cryptography", "vaultsh.vault.config", "vaultsh.service.mounts"} <= loaded
+    later = {
+        "argparse",
         "cryptography",
         "hashlib",
         "_hashlib",
         "logging",
         "subprocess",
+        "vaultsh.cli",
+        "vaultsh.mount_protocol",
+        "vaultsh.service.mounts",
         "vaultsh.vault.config",
         "vaultsh.vault.keys",
     }
-    assert "vaultsh.service.mounts" in at_spawn
-    assert sorted(at_spawn.intersection(heavy)) == []
+    assert "vaultsh.service.worker_start" in at_spawn
+    assert sorted(at_spawn.intersection(later)) == []
+
+
+def _workers_marked(mark: str) -> list[int]:
+    """Mount workers whose environment holds `mark` (started by one test's command)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmdline = (d / "cmdline").read_bytes()
+                environ = (d / "environ").read_bytes().split(b"\0")
+                state = (d / "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if b"vaultsh.fs.worker" in cmdline and mark.encode() in environ and state != b"Z":
+                found.append(int(d.name))
+    return found
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["mount", "--passfile", "PW", "MISSING", "MNT"],  # no such cipher dir
+        ["mount", "--passfile", "PW", "--bogus", "CIPHER", "MNT"],  # usage error
+        ["mount", "--passfile", "WRONG", "CIPHER", "MNT"],  # wrong password
+        ["mount", "--passfile", "PW", "CIPHER", "CIPHER/x"],  # mountpoint missing
+    ],
+)
+def test_a_mount_that_fails_leaves_no_worker_and_no_mount(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, words: list[str]
+) -> None:
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the password\n")
+    places = {"PW": passfile, "WRONG": wrong, "MISSING": tmp_path / "missing", "CIPHER": cipher, "MNT": mnt}
+    argv = [str(places[w]) if w in places else w.replace("CIPHER", str(cipher)) for w in words]
+    mark = f"VAULTSH_TEST_MARK={os.getpid()}-{tmp_path.name}"
+    marked_env = {**env, mark.split("=")[0]: mark.split("=")[1]}
+    p = vaultsh(marked_env, *argv)
+    assert p.returncode != 0
+    assert len(p.stderr.strip().splitlines()) <= 2, p.stderr  # the error (and argparse's usage)
+    assert "Traceback" not in p.stderr
+    wait_for(lambda: not _workers_marked(mark), "the worker started ahead to exit")
+    assert not os.path.ismount(mnt)
+    assert vaultsh(env, "mounts").stdout.strip() in ("", "no mounts")
 
 
 def test_a_command_line_builds_only_its_subcommand_and_parses_as_the_whole_parser() -> None:

@@ -12,11 +12,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
-from fuse_harness import require_fuse
+from fuse_harness import require_fuse, wait_for
 from vault_factory import new_vault
 
 pyfuse3 = pytest.importorskip("pyfuse3")
@@ -24,7 +24,7 @@ pyfuse3 = pytest.importorskip("pyfuse3")
 from vaultsh import mount_protocol as proto  # noqa: E402
 from vaultsh.fs import blocking_loop  # noqa: E402
 from vaultsh.fs.blocking_loop import BlockingFramework  # noqa: E402
-from vaultsh.service import mounts  # noqa: E402
+from vaultsh.service import mounts, worker_start  # noqa: E402
 from vaultsh.service.mounts import MountRequest  # noqa: E402
 from vaultsh.vault.errors import VaultError  # noqa: E402
 
@@ -165,14 +165,6 @@ def test_install_imports_pyfuse3_without_trio() -> None:
 # -- a real mount worker --------------------------------------------------------------------
 
 
-def wait_for(cond: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @contextlib.contextmanager
 def _mounted_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int]]:
     """A forward vault mounted by the real worker: (mountpoint, worker pid); torn down always."""
@@ -276,7 +268,7 @@ RECORDING_WORKER = (
     "out = sys.argv.pop(1)\n"
     "atexit.register(lambda: open(out, 'w').write("
     "'\\n'.join(sorted(k for k, m in sys.modules.items() if m is not None))))\n"
-    f"{mounts.WORKER_BOOT}\n"
+    f"{worker_start.WORKER_BOOT}\n"
 )
 
 
@@ -296,6 +288,7 @@ def test_worker_never_loads_interface_modules_or_trio(
     assert "importlib.metadata" not in loaded and "site" not in loaded
     top_level = {name.partition(".")[0] for name in loaded}
     assert sorted(top_level.intersection(FORBIDDEN_IN_WORKER)) == []
+    assert "argparse" not in loaded  # its settings come as one JSON line
 
 
 @pytest.fixture
@@ -303,14 +296,14 @@ def worker_mount_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     """A forward mount by a worker that records its loaded modules on exit: (mountpoint, record)."""
     require_fuse()
     record = tmp_path / "modules.txt"
-    real_argv = mounts.worker_argv
+    real_argv = worker_start.worker_argv
 
-    def recording_argv(*args: object, **kwargs: object) -> list[str]:
-        argv = real_argv(*args, **kwargs)  # type: ignore[arg-type]
+    def recording_argv(*, start_fd: int, status_fd: int, preload: str) -> list[str]:
+        argv = real_argv(start_fd=start_fd, status_fd=status_fd, preload=preload)
         code = argv.index("-c") + 1
-        assert argv[code] == mounts.WORKER_BOOT
+        assert argv[code] == worker_start.WORKER_BOOT
         return [*argv[:code], RECORDING_WORKER, str(record), *argv[code + 1 :]]
 
-    monkeypatch.setattr(mounts, "worker_argv", recording_argv)
+    monkeypatch.setattr(worker_start, "worker_argv", recording_argv)
     with _mounted_vault(tmp_path, monkeypatch) as (mnt, _pid):
         yield mnt, record

@@ -22,7 +22,7 @@ from vault_factory import NewVault
 
 from vaultsh import mount_protocol as proto
 from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
-from vaultsh.service import mounts
+from vaultsh.service import mounts, worker_start
 from vaultsh.service.mounts import MountRequest
 from vaultsh.vault.errors import (
     CipherDirError,
@@ -714,7 +714,7 @@ def test_master_key_mount_of_a_vault_without_config(tmp_path: Path, mnt: Path, n
 FOREGROUND_SCRIPT = """
 import sys
 from pathlib import Path
-from vaultsh.service import mounts
+from vaultsh.service import mounts, worker_start
 key = Path(sys.argv[3]).read_bytes()
 req = mounts.MountRequest(Path(sys.argv[1]), Path(sys.argv[2]))
 info = mounts.mount(req, key, foreground=True, on_ready=lambda i: print("ready", i.pid, flush=True))
@@ -817,12 +817,12 @@ def test_key_check_tolerates_a_stray_file_but_not_a_wrong_key(vault: tuple[Path,
 
 def test_worker_gets_the_import_path_exactly_even_with_separators_in_names(tmp_path: Path) -> None:
     odd = [str(tmp_path / "a:b"), str(tmp_path / "new\nline"), str(tmp_path / "plain")]
-    code = f"{mounts.WORKER_PATH_SETUP}; import json; print(json.dumps(sys.path[-3:]))"
-    argv = [sys.executable, *mounts.WORKER_INTERPRETER_FLAGS, "-c", code, json.dumps(odd)]
+    code = f"{worker_start.WORKER_PATH_SETUP}; import json; print(json.dumps([sys.path[-3:], sys.argv[1:]]))"
+    argv = [sys.executable, *worker_start.WORKER_INTERPRETER_FLAGS, "-c", code, str(len(odd)), *odd, "--x"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    assert json.loads(out) == odd
+    assert json.loads(out) == [odd, ["--x"]]  # the path words are taken off the worker's arguments
     # The worker's own path: where this process found vaultsh, then our path, without the
     # current directory.
-    path = mounts.worker_import_path()
+    path = worker_start.worker_import_path()
     assert (Path(path[0]) / "vaultsh" / "__init__.py").is_file()
     assert os.getcwd() not in path[1:] and all(os.path.isabs(p) for p in path)

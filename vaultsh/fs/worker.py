@@ -14,7 +14,6 @@ if __name__ == "__main__":
     # own copy of OpenSSL for the ciphers. Only when run as the worker, never on import.
     sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
 
-import argparse
 import contextlib
 import ctypes
 import json
@@ -62,18 +61,18 @@ READAHEAD_DELAYS = (0.05, 0.5, 2.0)
 SETTLE_TIME = 0.2
 # Longest plausible key input; anything longer is refused before it is parsed.
 MAX_KEY_INPUT = 4096
+# Longest settings line (exclude patterns from files make the bulk of it).
+MAX_SETTINGS = 16 << 20
 PR_SET_DUMPABLE = 4  # from <linux/prctl.h>
 
 
 @dataclass
 class WorkerConfig:
-    """The worker's command line, parsed."""
+    """The worker's settings, as the mounting process sends them (see `read_settings`)."""
 
     source: Path
     mountpoint: Path
     runtime_dir: Path
-    key_fd: int
-    status_fd: int
     reverse: bool = False
     read_only: bool = False
     idle: float | None = None
@@ -85,54 +84,86 @@ class WorkerConfig:
     # The key was unwrapped from the config by its password: the config's GCM tag proved it,
     # so it is not second-guessed by a vote over the vault's names (Vault.key_fits).
     key_proven: bool = False
+    # The log file to send stderr to once the settings are in (None: keep the stderr given).
+    log: Path | None = None
 
     @property
     def mode(self) -> str:
         return proto.MODE_REVERSE if self.reverse else proto.MODE_FORWARD
 
-
-def parse_args(argv: Sequence[str] | None = None) -> WorkerConfig:
-    p = argparse.ArgumentParser(prog="python -m vaultsh.fs.worker", description=__doc__)
-    p.add_argument("--source", required=True, type=Path)
-    p.add_argument("--mountpoint", required=True, type=Path)
-    p.add_argument("--runtime-dir", required=True, type=Path)
-    p.add_argument("--key-fd", required=True, type=int, help="pipe carrying the raw master key")
-    p.add_argument("--status-fd", required=True, type=int, help="pipe for the one-line start report")
-    p.add_argument("--reverse", action="store_true")
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("--idle", type=float, metavar="SECONDS")
-    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
-    p.add_argument("--allow-other", action="store_true")
-    p.add_argument("--config", type=Path)
-    p.add_argument("--format-options", type=_format_options, metavar="JSON")
-    p.add_argument("--foreground", action="store_true")
-    p.add_argument("--key-proven", action="store_true", help="the key came from the config by password")
-    a = p.parse_args(argv)
-    return WorkerConfig(
-        source=a.source,
-        mountpoint=a.mountpoint,
-        runtime_dir=a.runtime_dir,
-        key_fd=a.key_fd,
-        status_fd=a.status_fd,
-        reverse=a.reverse,
-        read_only=a.read_only,
-        idle=a.idle if a.idle and a.idle > 0 else None,
-        excludes=list(a.exclude),
-        allow_other=a.allow_other,
-        config=a.config,
-        options=a.format_options,
-        foreground=a.foreground,
-        key_proven=a.key_proven,
-    )
+    @classmethod
+    def from_json(cls, text: bytes) -> WorkerConfig:
+        """The settings from their JSON object; UsageError naming what is wrong."""
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise TypeError("not a JSON object")
+            options = data.get("options")
+            idle = data.get("idle")
+            return cls(
+                source=Path(_text(data["source"])),
+                mountpoint=Path(_text(data["mountpoint"])),
+                runtime_dir=Path(_text(data["runtime_dir"])),
+                reverse=_flag(data, "reverse"),
+                read_only=_flag(data, "read_only"),
+                idle=float(idle) if idle else None,
+                excludes=[_text(x) for x in data.get("excludes", [])],
+                allow_other=_flag(data, "allow_other"),
+                config=Path(_text(data["config"])) if data.get("config") is not None else None,
+                options=FormatOptions(**options) if options is not None else None,
+                foreground=_flag(data, "foreground"),
+                key_proven=_flag(data, "key_proven"),
+                log=Path(_text(data["log"])) if data.get("log") is not None else None,
+            )
+        except (ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"mount worker: bad settings: {e}") from None
 
 
-def _format_options(text: str) -> FormatOptions:
-    """FormatOptions from the JSON object of their fields (unknown fields are an error)."""
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected true or false")
+    return value
+
+
+@dataclass
+class CommandLine:
+    """The worker's own arguments: its two pipes and what to import before its settings come."""
+
+    start_fd: int
+    status_fd: int
+    preload: str = proto.MODE_FORWARD
+
+
+def parse_command_line(argv: Sequence[str]) -> CommandLine:
+    """`--start-fd N --status-fd N [--preload forward|reverse]`, as worker_start.worker_argv
+    writes it; argparse would cost every mount its import (~5 ms) for three options."""
+    values: dict[str, str] = {}
+    it = iter(argv)
+    for word in it:
+        if word not in ("--start-fd", "--status-fd", "--preload") or word in values:
+            raise UsageError(f"mount worker: unexpected argument {word!r}")
+        value = next(it, None)
+        if value is None:
+            raise UsageError(f"mount worker: {word} needs a value")
+        values[word] = value
     try:
-        data = json.loads(text)
-        return FormatOptions(**data)
-    except (ValueError, TypeError) as e:
-        raise argparse.ArgumentTypeError(f"bad format options: {e}") from None
+        line = CommandLine(int(values["--start-fd"]), int(values["--status-fd"]))
+    except KeyError as e:
+        raise UsageError(f"mount worker: {e.args[0]} is missing") from None
+    except ValueError as e:
+        raise UsageError(f"mount worker: {e}") from None
+    preload = values.get("--preload", proto.MODE_FORWARD)
+    if preload not in (proto.MODE_FORWARD, proto.MODE_REVERSE):
+        raise UsageError(f"mount worker: --preload {preload!r}: want forward or reverse")
+    line.preload = preload
+    return line
 
 
 class StartReport:
@@ -159,13 +190,37 @@ class StartReport:
     def ready(self) -> None:
         self._send(proto.ready_message(os.getpid()))
 
+    def close(self) -> None:
+        """Close the pipe without a word: nobody reads it any more."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
     def error(self, exc: BaseException) -> None:
         self._send(proto.error_from_exception(exc))
 
 
-def read_master_key(fd: int) -> bytes:
-    """Read the raw key from its pipe until EOF, then close the pipe."""
-    buf = bytearray()
+def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
+    """The settings line from the start pipe, and what followed it (the key's first bytes).
+
+    None if the pipe ends first: the mounting process gave up before it asked for a mount.
+    """
+    buf = b""
+    while b"\n" not in buf:
+        if len(buf) > MAX_SETTINGS:
+            raise UsageError("mount worker: settings line too long")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        buf += chunk
+    line, rest = buf.split(b"\n", 1)
+    return WorkerConfig.from_json(line), rest
+
+
+def read_master_key(fd: int, head: bytes = b"") -> bytes:
+    """Read the raw key from its pipe until EOF (after `head`, read with the settings), then
+    close the pipe."""
+    buf = bytearray(head)
     try:
         while len(buf) <= MAX_KEY_INPUT:
             chunk = os.read(fd, 1024)
@@ -498,14 +553,26 @@ class _StopSignals:
             fuse.terminate()
 
 
-def _setup_logging(foreground: bool) -> None:
+def _setup_logging() -> None:
     from vaultsh.vault.log_format import SafeLogFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     # Log lines carry decrypted names and paths: shown escaped, never raw on a terminal.
     line = "%(asctime)s vaultsh-worker[%(process)d] %(levelname)s: %(message)s"
     handler.setFormatter(SafeLogFormatter(line))
-    logging.basicConfig(handlers=[handler], level=logging.INFO if foreground else logging.WARNING)
+    logging.basicConfig(handlers=[handler], level=logging.WARNING)
+
+
+def _apply_settings(cfg: WorkerConfig) -> None:
+    """Send stderr to the mount's log file (a worker started before its mount was known
+    shares its caller's stderr until now), and log more in the foreground."""
+    if cfg.log is not None:
+        fd = os.open(cfg.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        sys.stderr.flush()
+        os.dup2(fd, 2)
+        os.close(fd)
+    if cfg.foreground:
+        logging.getLogger().setLevel(logging.INFO)
 
 
 def harden_process() -> None:
@@ -518,10 +585,52 @@ def harden_process() -> None:
         log.warning("cannot turn off core dumps: %s", os.strerror(ctypes.get_errno()))
 
 
-def run(cfg: WorkerConfig) -> int:
-    """Mount, serve until unmounted or signalled, clean up; returns the process exit code."""
+def run(line: CommandLine) -> int:
+    """Import, take the settings, mount, serve until unmounted or signalled, clean up; returns
+    the process exit code."""
     harden_process()  # before the key arrives
-    report = StartReport(cfg.status_fd)
+    report = StartReport(line.status_fd)
+    where = "mount worker"
+    # Each step's undoing is registered once the step is done; they run in reverse order,
+    # every one of them even when an earlier one fails.
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(_report_unsent, report, lambda: where)
+        try:
+            framework, fuse = blocking_loop.install()
+            cleanup.callback(framework.close)
+            # While the mounting process still parses, checks and derives the key.
+            import_serving_modules(line.preload == proto.MODE_REVERSE)
+            got = read_settings(line.start_fd)
+            if got is None:  # it gave up before it asked for a mount: nobody waits for a word
+                report.close()
+                os.close(line.start_fd)
+                return ExitCode.OK
+            cfg, key_head = got
+            where = str(cfg.mountpoint)
+            _apply_settings(cfg)
+            key = read_master_key(line.start_fd, key_head)
+            return serve_mount(cfg, key, report, framework, fuse, cleanup)
+        except VaultError as e:
+            log.error("%s", e)
+            report.error(e)
+            return int(e.exit_code)
+        except BaseException as e:  # a worker must always report and clean up
+            log.exception("mount worker failed")
+            report.error(VaultError(f"{where}: mount worker failed: {_one_line(e)}"))
+            return int(ExitCode.OTHER)
+    raise AssertionError("unreachable")  # the block returns; mypy cannot tell
+
+
+def serve_mount(
+    cfg: WorkerConfig,
+    key: bytes,
+    report: StartReport,
+    framework: blocking_loop.BlockingFramework,
+    fuse: ModuleType,
+    cleanup: contextlib.ExitStack,
+) -> int:
+    """Open the vault with `key`, mount it and serve until unmounted; undoing each step is
+    registered on `cleanup`."""
     stop = _StopSignals(cfg.mountpoint)
     for sig in STOP_SIGNALS:
         signal.signal(sig, stop)
@@ -529,46 +638,28 @@ def run(cfg: WorkerConfig) -> int:
     stats = MountStats()
     # Named before mounting: once mounted, the mountpoint must not be touched until we serve.
     files = MountFiles.for_mountpoint(cfg.mountpoint, cfg.runtime_dir)
-    # Each step's undoing is registered once the step is done; they run in reverse order,
-    # every one of them even when an earlier one fails.
-    with contextlib.ExitStack() as cleanup:
-        cleanup.callback(_report_unsent, report, cfg.mountpoint)
-        try:
-            framework, fuse = blocking_loop.install()
-            cleanup.callback(framework.close)
-            import_serving_modules(cfg.reverse)
-            key = read_master_key(cfg.key_fd)
-            ops, options = build_operations(cfg, key, stats)
-            del key
-            cleanup.callback(_logged, ops.close, "closing the filesystem's open files failed")
-            try:
-                fuse.init(ops, str(cfg.mountpoint), options)
-            except RuntimeError as e:
-                raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
-            cleanup.callback(_remove_files, files)
-            cleanup.callback(_logged, lambda: fuse.close(unmount=True), "closing the FUSE session failed")
-            cleanup.callback(setattr, stop, "fuse", None)  # a late signal must not touch a closed session
-            entry = RegistryEntry(
-                source=str(cfg.source),
-                mountpoint=str(cfg.mountpoint),
-                mode=cfg.mode,
-                ro=cfg.read_only or cfg.reverse,
-                pid=os.getpid(),
-                started=time.time(),
-            )
-            entry.write(files.registry)
-            stop.serving(fuse)
-            Worker(cfg, stats, report, entry, files, framework, fuse).serve()
-            return ExitCode.OK
-        except VaultError as e:
-            log.error("%s", e)
-            report.error(e)
-            return int(e.exit_code)
-        except BaseException as e:  # a worker must always report and clean up
-            log.exception("mount worker failed")
-            report.error(VaultError(f"{cfg.mountpoint}: mount worker failed: {_one_line(e)}"))
-            return int(ExitCode.OTHER)
-    raise AssertionError("unreachable")  # the block returns; mypy cannot tell
+    ops, options = build_operations(cfg, key, stats)
+    del key
+    cleanup.callback(_logged, ops.close, "closing the filesystem's open files failed")
+    try:
+        fuse.init(ops, str(cfg.mountpoint), options)
+    except RuntimeError as e:
+        raise FuseError(f"{cfg.mountpoint}: FUSE mount failed: {e}") from None
+    cleanup.callback(_remove_files, files)
+    cleanup.callback(_logged, lambda: fuse.close(unmount=True), "closing the FUSE session failed")
+    cleanup.callback(setattr, stop, "fuse", None)  # a late signal must not touch a closed session
+    entry = RegistryEntry(
+        source=str(cfg.source),
+        mountpoint=str(cfg.mountpoint),
+        mode=cfg.mode,
+        ro=cfg.read_only or cfg.reverse,
+        pid=os.getpid(),
+        started=time.time(),
+    )
+    entry.write(files.registry)
+    stop.serving(fuse)
+    Worker(cfg, stats, report, entry, files, framework, fuse).serve()
+    return ExitCode.OK
 
 
 def _logged(step: Callable[[], object], failure: str) -> None:
@@ -585,9 +676,9 @@ def _remove_files(files: MountFiles) -> None:
     files.remove(keep_log=_has_content(files.log))
 
 
-def _report_unsent(report: StartReport, mountpoint: Path) -> None:
+def _report_unsent(report: StartReport, where: Callable[[], str]) -> None:
     if not report.sent:
-        report.error(VaultError(f"{mountpoint}: mount worker stopped before it was ready"))
+        report.error(VaultError(f"{where()}: mount worker stopped before it was ready"))
 
 
 def _has_content(path: Path) -> bool:
@@ -605,9 +696,13 @@ def _one_line(e: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    _setup_logging(cfg.foreground)
-    return run(cfg)
+    _setup_logging()
+    try:
+        line = parse_command_line(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        log.error("%s", e)
+        return int(e.exit_code)
+    return run(line)
 
 
 if __name__ == "__main__":

@@ -14,15 +14,15 @@ import re
 import select
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from vaultsh import mount_protocol as proto
 from vaultsh.mount_protocol import MountFiles, ProtocolError, RegistryEntry
+from vaultsh.service.worker_start import StartingWorker, WorkerProcess, start_worker
 from vaultsh.vault import errors as vault_errors
 from vaultsh.vault.errors import (
     CipherDirError,
@@ -191,75 +191,6 @@ def read_exclude_files(paths: tuple[Path, ...]) -> list[str]:
 # -- worker processes ---------------------------------------------------------------------
 
 
-class WorkerProcess:
-    """A started worker: what the mount code needs of subprocess.Popen, started by
-    os.posix_spawn, so `vaultsh mount` starts its worker without loading subprocess first."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    @classmethod
-    def spawn(cls, argv: list[str], *, fds: dict[int, int], stderr_fd: int | None) -> Self:
-        """Run `argv` in a new session with stdin and stdout on /dev/null, the descriptors
-        `fds` (child number -> ours) and, unless None, stderr on `stderr_fd`. Nothing else is
-        inherited: our descriptors are close-on-exec, and those handed over become the
-        child's only by dup2 in it, so a process another thread starts meanwhile gets none."""
-        actions: list[tuple[Any, ...]] = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        ]
-        if stderr_fd is not None:
-            actions.append((os.POSIX_SPAWN_DUP2, stderr_fd, 2))
-        actions += [(os.POSIX_SPAWN_DUP2, ours, theirs) for theirs, ours in fds.items()]
-        # As subprocess does: the signals Python ignores are the default again in the child.
-        reset = (signal.SIGPIPE, signal.SIGXFSZ)
-        return cls(
-            os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True, setsigdef=reset)
-        )
-
-    def poll(self) -> int | None:
-        """The exit status once the process has ended (negative: the signal that ended it)."""
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped elsewhere: its status is lost
-                self.returncode = 0
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """The exit status; TimeoutError if the process still runs after `timeout` seconds."""
-        if timeout is None:
-            while self.returncode is None:
-                try:
-                    _pid, status = os.waitpid(self.pid, 0)
-                except ChildProcessError:
-                    self.returncode = 0
-                else:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-            return self.returncode
-        deadline = time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"process {self.pid} still runs after {timeout:g}s")
-            time.sleep(0.01)
-        return code
-
-    def send_signal(self, sig: int) -> None:
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, sig)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-
 # Workers started by this process, kept so they are reaped (not left as zombies) after exit.
 _children: dict[int, WorkerProcess] = {}
 
@@ -288,81 +219,34 @@ def _worker_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-# The worker's interpreter is isolated (-I: no PYTHON* variables, no user site, no current
-# directory on the path) and starts without `site` (-S): that skips this installation's .pth
-# files, up to 20 ms and 2 MiB a mount. Its import path is ours, handed over explicitly and
-# appended after the standard library (see worker_import_path).
-WORKER_INTERPRETER_FLAGS = ("-I", "-S")
-# Appends the import path given as the first argument (a JSON list: a directory name may hold
-# the path separator) to the standard library's.
-WORKER_PATH_SETUP = "import json, sys; sys.path += json.loads(sys.argv.pop(1))"
-# Then runs the worker module as `python -m` would; the command line names the module, which
-# is how a live worker is recognised (proto.process_alive).
-WORKER_BOOT = (
-    f"{WORKER_PATH_SETUP}; "
-    f"import runpy; runpy.run_module({proto.WORKER_MODULE!r}, run_name='__main__', alter_sys=True)"
-)
-
-
-def worker_import_path() -> list[str]:
-    """Where the worker finds vaultsh, pyfuse3 and cryptography: this process's import path,
-    after the directory holding the vaultsh package actually imported here, without the
-    current directory (which `python -m` puts first)."""
-    import vaultsh
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(vaultsh.__file__)))
-    cwd = os.getcwd()
-    return list(dict.fromkeys([root, *(p for p in sys.path if os.path.isabs(p) and p != cwd)]))
-
-
-def worker_argv(
+def worker_settings(
     req: MountRequest,
     *,
     source: Path,
     mountpoint: Path,
     excludes: list[str],
-    key_fd: int,
-    status_fd: int,
     rundir: Path,
     foreground: bool,
-) -> list[str]:
-    """The worker's command line: paths and options only, never the key."""
-    argv = [
-        sys.executable,
-        *WORKER_INTERPRETER_FLAGS,
-        "-c",
-        WORKER_BOOT,
-        json.dumps(worker_import_path()),
-        "--key-fd",
-        str(key_fd),
-        "--status-fd",
-        str(status_fd),
-        "--runtime-dir",
-        str(rundir),
-        "--source",
-        str(source),
-        "--mountpoint",
-        str(mountpoint),
-    ]
-    if req.reverse:
-        argv.append("--reverse")
-    if req.read_only:
-        argv.append("--read-only")
-    if req.idle:
-        argv += ["--idle", repr(float(req.idle))]
-    for pattern in excludes:
-        argv.append(f"--exclude={pattern}")  # "=" keeps a pattern starting with "-" an argument
-    if req.allow_other:
-        argv.append("--allow-other")
-    if req.config is not None:
-        argv += ["--config", str(proto.canonical_path(req.config))]
-    if req.options is not None:
-        argv += ["--format-options", json.dumps(dataclasses.asdict(req.options), sort_keys=True)]
-    if foreground:
-        argv.append("--foreground")
-    if req.key_proven:
-        argv.append("--key-proven")
-    return argv
+    log: Path | None,
+) -> bytes:
+    """The worker's settings line (vaultsh.fs.worker.WorkerConfig): paths and options, never the key."""
+    settings = {
+        "source": str(source),
+        "mountpoint": str(mountpoint),
+        "runtime_dir": str(rundir),
+        "reverse": req.reverse,
+        "read_only": req.read_only,
+        "idle": float(req.idle) if req.idle else None,
+        "excludes": excludes,
+        "allow_other": req.allow_other,
+        "config": str(proto.canonical_path(req.config)) if req.config is not None else None,
+        "options": dataclasses.asdict(req.options) if req.options is not None else None,
+        "foreground": foreground,
+        "key_proven": req.key_proven,
+        "log": str(log) if log is not None else None,
+    }
+    # ASCII JSON: a name that is not UTF-8 travels as its surrogate escapes and comes back whole.
+    return json.dumps(settings, sort_keys=True).encode() + b"\n"
 
 
 def _error_from_reply(reply: dict[str, Any], where: str) -> VaultError:
@@ -443,12 +327,39 @@ def _clear_stale_entry(files: MountFiles, mountpoint: Path) -> None:
     files.remove()
 
 
+def _start_worker(reverse: bool, log: Path | None) -> StartingWorker:
+    """A worker of our own, its stderr on the mount's log (a new one each mount, so it stays
+    small and tells about this mount) or, in the foreground, on the terminal as with
+    gocryptfs -fg."""
+    log_fd = None
+    if log is not None:
+        log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        return start_worker(reverse=reverse, stderr_fd=log_fd)
+    finally:
+        if log_fd is not None:
+            os.close(log_fd)
+
+
+def abandon_worker(worker: StartingWorker) -> None:
+    """Give up a worker started ahead: it exits once it sees its pipe closed, and is reaped later."""
+    worker.close()
+    _children[worker.proc.pid] = worker.proc
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def mount(
     req: MountRequest,
     master_key: bytes | Callable[[], bytes],
     *,
     foreground: bool = False,
     on_ready: Callable[[MountInfo], None] | None = None,
+    worker: StartingWorker | None = None,
 ) -> MountInfo:
     """Start a worker that mounts `req`; return once the filesystem answers.
 
@@ -456,65 +367,56 @@ def mount(
     through argv or the environment. `master_key` may be a function that unlocks the vault: it
     is called once the mount is checked and the worker is starting, so the worker's start-up
     overlaps the password prompt and scrypt; if it raises, the worker is stopped.
+    `worker` is one started ahead (worker_start.prestart), which this call takes over: it is
+    given the mount, or abandoned if the mount is refused.
     With `foreground`, block until the filesystem is unmounted (Ctrl-C unmounts cleanly, as
     `gocryptfs -fg` does on SIGINT) and return the mount as it was, with `alive=False`;
     `on_ready` is called once the filesystem answers (in the foreground case, before the
     wait: the place to say "mounted and ready").
     """
-    if req.idle is not None and req.idle < 0:
-        raise UsageError(f"idle time must not be negative (got {req.idle:g}s)")
-    if (req.excludes or req.exclude_from) and not req.reverse:
-        raise UsageError("exclude patterns only work in reverse mode")
-    mountpoint = proto.canonical_path(req.mountpoint)
-    source = check_source(req.source, mountpoint, req.reverse)
-    check_fuse()
-    rundir = proto.runtime_dir()
-    files = MountFiles.for_mountpoint(mountpoint, rundir)
-    files.check_socket_path()
-    _clear_stale_entry(files, mountpoint)
-    mountpoint = check_mountpoint(req.mountpoint)
-    excludes = list(req.excludes) + read_exclude_files(req.exclude_from)
-    _reap_children()
-
-    key_r, key_w = os.pipe()
-    status_r, status_w = os.pipe()
-    proc: WorkerProcess | None = None
     try:
-        # The pipe ends' numbers in the worker: above both of ours, so neither is overwritten
-        # before it is handed over.
-        key_fd = max(key_r, status_w) + 1
-        status_fd = key_fd + 1
-        argv = worker_argv(
+        if req.idle is not None and req.idle < 0:
+            raise UsageError(f"idle time must not be negative (got {req.idle:g}s)")
+        if (req.excludes or req.exclude_from) and not req.reverse:
+            raise UsageError("exclude patterns only work in reverse mode")
+        mountpoint = proto.canonical_path(req.mountpoint)
+        source = check_source(req.source, mountpoint, req.reverse)
+        check_fuse()
+        rundir = proto.runtime_dir()
+        files = MountFiles.for_mountpoint(mountpoint, rundir)
+        files.check_socket_path()
+        _clear_stale_entry(files, mountpoint)
+        mountpoint = check_mountpoint(req.mountpoint)
+        excludes = list(req.excludes) + read_exclude_files(req.exclude_from)
+    except BaseException:
+        if worker is not None:
+            abandon_worker(worker)
+        raise
+    _reap_children()
+    if worker is None:
+        worker = _start_worker(req.reverse, None if foreground else files.log)
+    proc = worker.proc
+    _children[proc.pid] = proc
+    try:
+        # A worker that shares our stderr switches to the log itself once it knows the mount.
+        log = files.log if worker.log_to_stderr and not foreground else None
+        settings = worker_settings(
             req,
             source=source,
             mountpoint=mountpoint,
             excludes=excludes,
-            key_fd=key_fd,
-            status_fd=status_fd,
             rundir=rundir,
             foreground=foreground,
+            log=log,
         )
-        # In the foreground the worker's messages go to the terminal, as with gocryptfs -fg;
-        # else to one log per mount, restarted with it, so it stays small and tells about it.
-        log_fd = None
-        if not foreground:
-            log_fd = os.open(files.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            proc = WorkerProcess.spawn(argv, fds={key_fd: key_r, status_fd: status_w}, stderr_fd=log_fd)
-        finally:
-            if log_fd is not None:
-                os.close(log_fd)
-        _children[proc.pid] = proc
-        os.close(key_r)
-        os.close(status_w)
-        key_r = status_w = -1
-        key = master_key() if callable(master_key) else master_key
+        # A worker that failed before reading (its imports, say) has closed the pipe: its
+        # report says why.
         with contextlib.suppress(BrokenPipeError):
-            os.write(key_w, key)
-        del key
-        os.close(key_w)
-        key_w = -1
-        reply = _read_start_reply(proc, status_r, START_TIMEOUT)
+            _write_all(worker.start_w, settings)
+            _write_all(worker.start_w, master_key() if callable(master_key) else master_key)
+        os.close(worker.start_w)
+        worker.start_w = -1
+        reply = _read_start_reply(proc, worker.status_r, START_TIMEOUT)
         if reply is None:
             code = proc.wait(STOP_TIMEOUT)
             where = "" if foreground else f"; see {files.log}"
@@ -525,14 +427,10 @@ def mount(
             raise _error_from_reply(reply, str(req.mountpoint))
         _wait_mounted(proc, mountpoint)
     except BaseException:
-        if proc is not None:
-            _kill_worker(proc, mountpoint)
+        _kill_worker(proc, mountpoint)
         raise
     finally:
-        for fd in (key_r, key_w, status_w, status_r):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        worker.close()
     # No status round trip to the worker before saying "ready": its counters are all zero yet.
     try:
         entry = RegistryEntry.read(files.registry)

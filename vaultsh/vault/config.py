@@ -74,6 +74,8 @@ _ZERO_AD = struct.pack(">Q", 0)  # block 0, no file ID (§3.5)
 
 @dataclass(frozen=True)
 class ScryptParams:
+    """The config's ScryptObject: how the password becomes the key that wraps the master key."""
+
     salt: bytes
     n: int
     r: int

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
-import hashlib
 import os
 import re
 import stat as stat_mod
@@ -194,6 +193,8 @@ class NameCodec:
 
     def hash_long(self, full_name: str) -> str:
         """`gocryptfs.longname.` + B64(SHA-256(encrypted name)) (§6.7)."""
+        import hashlib  # here, not at the top: ~1 ms of every mount's start, for long names only
+
         digest = hashlib.sha256(full_name.encode("ascii")).digest()
         return LONGNAME_PREFIX + b64_encode(digest, self.raw64)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat as stat_mod
 from collections.abc import Callable
 from pathlib import Path
@@ -279,7 +278,8 @@ class TreeOps(VaultCore):
         if len(names) > 1:
             raise FsError(errno.ENOTEMPTY, f"{short_path(where)}: directory not empty")
         # Moving the diriv out first keeps a crash from leaving a dir without IV but with names.
-        parked = f"{_RMDIR_PREFIX}{secrets.randbits(64)}"
+        # os.urandom, not `secrets`: that module loads `random` into every mount's start.
+        parked = f"{_RMDIR_PREFIX}{int.from_bytes(os.urandom(8))}"
         try:
             mode = os.fstat(dfd).st_mode
             if not mode & 0o200:
