@@ -19,7 +19,7 @@ from pathlib import Path
 import pyfuse3
 from pyfuse3 import EntryAttributes, FileInfo, FUSEError, RequestContext, SetattrFields, StatvfsData
 
-from vaultsh.fs.frontend import FuseFrontend, request
+from vaultsh.fs.frontend import FuseFrontend, request, statfs_reply
 from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
@@ -488,18 +488,8 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
 
     @request
     def statfs(self, ctx: RequestContext) -> StatvfsData:
-        sv = self.vault.dirs.call(self._root_path, os.statvfs)  # the root we hold, not its path
-        out = StatvfsData()
-        out.f_bsize = sv.f_bsize
-        out.f_frsize = sv.f_frsize
-        out.f_blocks = sv.f_blocks
-        out.f_bfree = sv.f_bfree
-        out.f_bavail = sv.f_bavail
-        out.f_files = sv.f_files
-        out.f_ffree = sv.f_ffree
-        out.f_favail = sv.f_favail
-        out.f_namemax = NAME_MAX
-        return out
+        # the root we hold, not its path
+        return statfs_reply(self.vault.dirs.call(self._root_path, os.statvfs), NAME_MAX)
 
     # -- directories ----------------------------------------------------------------------
 

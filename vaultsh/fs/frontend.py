@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar, cast
@@ -36,6 +37,16 @@ _Dir = TypeVar("_Dir")
 _Frontend = TypeVar("_Frontend", bound="FuseFrontend[Any, Any]")
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+
+
+def statfs_reply(st: os.statvfs_result, namemax: int) -> pyfuse3.StatvfsData:
+    """The kernel's statfs answer from the backing filesystem's figures; `namemax` is the
+    longest plain name the mount takes (its cipher names are longer)."""
+    out = pyfuse3.StatvfsData()
+    for field in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files", "f_ffree", "f_favail"):
+        setattr(out, field, getattr(st, field))
+    out.f_namemax = namemax
+    return out
 
 
 def request(

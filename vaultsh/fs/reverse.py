@@ -13,7 +13,7 @@ from typing import NamedTuple, NoReturn
 
 import pyfuse3
 
-from vaultsh.fs.frontend import FuseFrontend, request
+from vaultsh.fs.frontend import FuseFrontend, request, statfs_reply
 from vaultsh.fs.stats import MountStats
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.reverse import PATH_MAX, TAG_REAL, ReverseEntry, ReverseView, ViewStat
@@ -298,17 +298,7 @@ class ReverseOperations(FuseFrontend[_OpenFile, _OpenDir]):
     @request
     def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         st = os.statvfs(self.view.plaindir)
-        out = pyfuse3.StatvfsData()
-        out.f_bsize = st.f_bsize
-        out.f_frsize = st.f_frsize
-        out.f_blocks = st.f_blocks
-        out.f_bfree = st.f_bfree
-        out.f_bavail = st.f_bavail
-        out.f_files = st.f_files
-        out.f_ffree = st.f_ffree
-        out.f_favail = st.f_favail
-        out.f_namemax = st.f_namemax
-        return out
+        return statfs_reply(st, st.f_namemax)
 
     # The view has no extended attributes. ENOSYS (rather than ENODATA per name) makes the
     # kernel stop asking for the whole mount: `ls -l` asks for ACLs of every entry, and those

@@ -219,20 +219,11 @@ class BrowserScreen(Screen[None]):
         self._update_titles()
 
     # The pane titles show where the listing is: each change redraws them.
-    def watch_dir_loading(self) -> None:
+    def _titles_changed(self) -> None:
         self._update_titles()
 
-    def watch_loaded_rows(self) -> None:
-        self._update_titles()
-
-    def watch_partial(self) -> None:
-        self._update_titles()
-
-    def watch_load_failed(self) -> None:
-        self._update_titles()
-
-    def watch_selected(self) -> None:
-        self._update_titles()
+    watch_dir_loading = watch_loaded_rows = watch_partial = _titles_changed
+    watch_load_failed = watch_selected = _titles_changed
 
     def watch_filter_text(self) -> None:
         self._apply_filter()

@@ -76,9 +76,9 @@ class DirWatcher:
         """
         if self._fd < 0 or self._libc is None:
             return
+        self.settle()
         flags = CHANGES | IN_ONLYDIR | IN_DONT_FOLLOW
         with self._lock:
-            self._read_queued()
             # The same directory (inode) gives back the descriptor it has.
             wd = self._libc.inotify_add_watch(self._fd, os.fsencode(directory), flags)
             if self._wd >= 0 and wd != self._wd:
@@ -87,9 +87,6 @@ class DirWatcher:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="vaultsh-watch", daemon=True)
             self._thread.start()
-        else:
-            with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"w")  # a burst may have been stamped: its debounce starts
 
     def close(self) -> None:
         """Stop the thread and release the inotify instance."""
@@ -111,7 +108,7 @@ class DirWatcher:
             with self._lock:
                 self._read_queued()
             with contextlib.suppress(OSError):
-                os.write(self._wake_w, b"w")
+                os.write(self._wake_w, b"w")  # a burst may have been stamped: its debounce starts
 
     def _read_queued(self) -> None:
         """Read the queued events (holding the lock); a change of the directory watched now
