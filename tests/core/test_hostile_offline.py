@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import io
 import json
 import os
 import shutil
@@ -18,13 +17,13 @@ from typing import NamedTuple, TypeVar
 import pytest
 from fuse_harness import force_unmount, require_fuse
 from gocryptfs_harness import CmdResult, run_cmd, vaultsh_env, write_passfile
-from rich.console import Console, RenderableType
 from vault_factory import NewVault
 
 from vaultsh.vault.detect import detect
 from vaultsh.vault.errors import CorruptionError, VaultError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.names import DIRIV_NAME
+from vaultsh.vault.tree import ROOT, TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
 _T = TypeVar("_T")
@@ -288,30 +287,22 @@ def _in_thread(fn: Callable[[], _T]) -> _T:
     return result[0]
 
 
-def _rendered(renderable: RenderableType) -> str:
-    console = Console(file=io.StringIO(), width=300, color_system=None)
-    console.print(renderable)
-    text = console.file.getvalue()  # type: ignore[attr-defined]
-    assert isinstance(text, str)
-    return text
-
-
-def test_tui_panes_and_info_panel_never_follow_or_block(planted: Planted) -> None:
-    from vaultsh.tui.entries import scan_cipher_dir
-    from vaultsh.tui.inspect import describe_cipher
-
+def test_cipher_entries_and_xrays_never_follow_or_block(planted: Planted) -> None:
+    """What the TUI's cipher pane and info panel show (Tree.cipher_entries, Tree.xray)."""
     outside_iv = (planted.outside / DIRIV_NAME).read_bytes().hex()
     with Vault.open(planted.cipher, password=PASSWORD.encode()) as vault:
-        root = planted.cipher
-        entries = {e.plain_name: e for batch in scan_cipher_dir(vault, root) for e in batch}
+        tree = VaultTree(vault)
+        entries = {e.plain_name: e for batch in tree.cipher_entries(ROOT) for e in batch}
         assert entries["evil"].kind == "symlink"
         for name in ("linkiv", "fifoiv"):
-            entry = entries[name]
-            text = _rendered(_in_thread(functools.partial(describe_cipher, vault, root, entry)))
+            xray = _in_thread(functools.partial(tree.xray, ROOT, entries[name]))
+            text = "\n".join(f"{fact.key} {fact.value}" for group in xray for fact in group)
             assert "unreadable" in text and outside_iv not in text
             assert ("symbolic link" if name == "linkiv" else "FIFO") in text
-        with pytest.raises(VaultError):
-            list(scan_cipher_dir(vault, root / planted.evil))  # the pane does not list through it
+        with pytest.raises(VaultError):  # the pane does not list through it
+            list(tree.cipher_entries(TreeNode("evil", planted.evil, "dir")))
+        with pytest.raises(VaultError):  # nor page a file through it
+            b"".join(tree.cipher_chunks(ROOT, planted.evil))
 
 
 # -- low: hostile configs, names in any locale, dashed cipher names -----------------------------

@@ -22,8 +22,17 @@ from gocryptfs_harness import skip_or_fail
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from shell_harness import Shell
-from test_tui_app import row_text, unlocked_app, wait_for
+from test_tui_app import (
+    answer_prompt,
+    command_done,
+    log_text,
+    row_text,
+    select_plain,
+    unlocked_app,
+    wait_for,
+)
 from test_tui_e2e import capture, tmux, wait_screen
+from test_tui_reverse import command_line
 from textual.worker import WorkerFailed
 from vault_factory import new_vault
 
@@ -33,6 +42,7 @@ from vaultsh.tui.app import VaultApp
 from vaultsh.tui.inspect import InfoPanel
 from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import PromptScreen
+from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 MASTER_KEY = bytes(range(32))
@@ -283,6 +293,142 @@ async def test_tui_rename_dialog_does_not_put_a_hostile_name_in_the_input(hostil
         await pilot.press(*"calm.txt", "enter")
         await wait_for(pilot, lambda: hostile.exists("calm.txt"))
         assert not hostile.exists(WIPE)
+
+
+# -- a reverse-mode folder holding the same names: every read-only front end -------------------
+
+
+def make_hostile_reverse_folder(root: Path) -> ReverseView:
+    root.mkdir(parents=True)
+    for name in HOSTILE_FILES:
+        (root / name).write_bytes(b"hostile\n")
+    (root / HOSTILE_DIR).mkdir()
+    (root / HOSTILE_DIR / TITLE).write_bytes(b"deeper\n")
+    os.symlink(LINK_TARGET, root / "link")
+    (root / "plain.txt").write_bytes(b"ordinary\n")
+    return new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
+
+
+@pytest.fixture
+def reverse_folder(tmp_path: Path) -> ReverseView:
+    return make_hostile_reverse_folder(tmp_path / "plain")
+
+
+def test_cli_reads_a_reverse_folder_and_shows_its_names_escaped(
+    reverse_folder: ReverseView, passfile: Path, tmp_path: Path
+) -> None:
+    folder = ["--passfile", str(passfile), str(reverse_folder.plaindir)]
+    for flags in (["-l"], ["-R"], ["--cipher"]):
+        out = vaultsh("ls", *flags, *folder)
+        assert out.returncode == 0, out.stderr
+        assert_terminal_safe(out.stdout + out.stderr)
+        for name in HOSTILE_FILES:
+            assert SHOWN[name] in out.stdout.decode(), (flags, name)
+    assert f"link -> {SHOWN[LINK_TARGET]}" in vaultsh("ls", "-l", *folder).stdout.decode()
+    names = [*HOSTILE_FILES, f"{HOSTILE_DIR}/{TITLE}"]
+    out = vaultsh("cat", *folder, *names)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"hostile\n" * len(HOSTILE_FILES) + b"deeper\n"
+
+    ciphers = [reverse_folder.encrypt_path(n) for n in names]
+    enc = vaultsh("encrypt-paths", *folder, *names)
+    assert enc.stdout.decode().splitlines() == ciphers
+    shown = vaultsh("decrypt-paths", *folder, *ciphers)
+    assert_terminal_safe(shown.stdout)
+    assert shown.stdout.decode().splitlines()[: len(HOSTILE_FILES)] == [SHOWN[n] for n in HOSTILE_FILES]
+    exact = vaultsh("decrypt-paths", "-0", *folder, *ciphers)
+    assert exact.stdout == b"".join(os.fsencode(n) + b"\0" for n in names)
+
+    # export writes the encrypted view: the directory under its encrypted name, with its diriv
+    dest = tmp_path / "exported"
+    dest.mkdir()
+    out = vaultsh("export", *folder, HOSTILE_DIR, str(dest))
+    assert out.returncode == 0, out.stderr
+    dir_cipher, file_cipher = ciphers[-1].split("/")
+    assert os.listdir(dest) == [dir_cipher]
+    assert sorted(os.listdir(dest / dir_cipher)) == sorted([file_cipher, "gocryptfs.diriv"])
+
+    # what does not apply, and what is missing: one line each, names escaped
+    out = vaultsh("fsck", *folder)
+    assert out.returncode == 1 and b"reverse-mode folder" in out.stderr
+    assert out.stderr.decode().count("\n") == 1
+    out = vaultsh("cat", *folder, f"{TITLE}-missing")
+    assert out.returncode != 0 and out.stderr.decode().count("\n") == 1
+    assert_terminal_safe(out.stderr)
+    assert "$'\\033']0;PWNED$'\\a'title.txt-missing" in out.stderr.decode()
+    out = vaultsh("decrypt-paths", *folder, "gocryptfs.conf")
+    assert out.returncode == 1 and out.stderr.decode().count("gocryptfs.conf") == 1  # said once
+
+
+def test_shell_reads_a_reverse_folder_and_shows_its_names_escaped(
+    reverse_folder: ReverseView, passfile: Path
+) -> None:
+    typed = f"ls -l\ncd {SHOWN[HOSTILE_DIR]}\npwd\ncat {SHOWN[TITLE]}\ncat nope\x07\nrm {SHOWN[TITLE]}\n"
+    out = vaultsh("shell", "--passfile", str(passfile), str(reverse_folder.plaindir), stdin=typed.encode())
+    assert_terminal_safe(out.stdout)
+    assert_terminal_safe(out.stderr)
+    text, errors = out.stdout.decode(), out.stderr.decode()
+    for name in HOSTILE_FILES:
+        assert SHOWN[name] in text
+    assert f"link -> {SHOWN[LINK_TARGET]}" in text
+    assert "/red$'\\033'[31m!$'\\033'[0m\ndeeper\n" in text  # pwd, then cat in that directory
+    assert "nope" in errors and "read-only" in errors
+    assert (reverse_folder.plaindir / HOSTILE_DIR / TITLE).exists()
+
+
+@pytest.mark.asyncio
+async def test_tui_reads_a_reverse_folder_and_shows_its_names_escaped(
+    reverse_folder: ReverseView, tmp_path: Path
+) -> None:
+    app = VaultApp(reverse_folder.plaindir, master_key=MASTER_KEY)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await unlocked_app(pilot, app)
+        screen = app.main
+        for line in pane_lines(screen):
+            assert_terminal_safe(line)
+        plain = "\n".join(row_text(screen.plain, e) for e in screen.plain.rows)
+        for name in HOSTILE_FILES:
+            assert SHOWN[name] in plain, name
+        panel = screen.query_one("#info", InfoPanel)
+        bell = select_plain(screen, BELL)
+        await wait_for(pilot, lambda: "hostile" in panel.plain_text())  # the preview
+        assert "$'/bell\\a.txt'" in panel.plain_text() and "In view" in panel.plain_text()
+        await pilot.press("tab")  # the x-ray of the same entry, as the view serves it
+        await wait_for(pilot, lambda: "Header" in panel.plain_text())
+        assert SHOWN[BELL] in panel.plain_text() and bell.cipher_name in panel.plain_text()
+        for text in (panel.plain_text(), str(panel.border_title)):
+            assert_terminal_safe(text)
+
+        await command_line(pilot, app, "ls -l")
+        await wait_for(pilot, lambda: app.screen is not screen)  # more than a line: a panel too
+        assert_terminal_safe(app.export_screenshot())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen)
+        for line in (f"cat {SHOWN[TITLE]}", f"encrypt-path {SHOWN[INVALID_UTF8]}"):
+            await command_line(pilot, app, line)
+        assert_terminal_safe("\n".join(app.log_lines))
+        assert f"link -> {SHOWN[LINK_TARGET]}" in log_text(app)
+        assert "hostile" in app.log_lines  # cat
+        assert app.log_lines[-1] == reverse_folder.encrypt_path(INVALID_UTF8)
+
+        await pilot.press("tab", "slash", *"bell")  # the filter finds a name by its real text
+        await wait_for(pilot, lambda: [e.plain_name for e in screen.plain.rows] == [BELL])
+        await pilot.press("enter")
+        select_plain(screen, BELL)
+        await pilot.press("e")  # export: the entry as the view serves it, under its cipher name
+        dest = tmp_path / "exported"
+        dest.mkdir()
+        await answer_prompt(pilot, app, str(dest))
+        await command_done(pilot, app)
+        assert os.listdir(dest) == [bell.cipher_name]
+        assert (dest / bell.cipher_name).read_bytes() == b"".join(
+            reverse_folder.iter_file(reverse_folder.resolve(bell.cipher_name))
+        )
+
+        await pilot.press("F")  # fsck does not apply: one line says why
+        await pilot.pause()
+        assert app.screen is screen and "reverse-mode folder" in app.log_lines[-1]
+        assert_terminal_safe(app.export_screenshot())
 
 
 # -- the last-resort error handler -------------------------------------------------------------

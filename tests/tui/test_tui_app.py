@@ -25,7 +25,7 @@ from vault_factory import new_vault
 
 from vaultsh.service import mounts
 from vaultsh.service.transfer import Cancelled
-from vaultsh.tui import bridge, entries, listing
+from vaultsh.tui import bridge
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_BAD, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
 from vaultsh.tui.inspect import InfoPanel
@@ -43,6 +43,7 @@ from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.errors import ExitCode, PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.names import b64_encode, pad16
+from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
 PASSWORD = "correct horse"
@@ -101,7 +102,7 @@ def main_of(app: VaultApp) -> MainScreen:
 
 
 def loaded(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
+    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
@@ -151,7 +152,7 @@ async def test_unlock_dialog_wrong_then_right_password(vault_dir: Path) -> None:
         await wait_for(pilot, lambda: not dialog.busy)
         error = str(dialog.query_one("#dialog-error").render())
         assert "Password incorrect" in error
-        assert app.vault is None
+        assert app.session is None
         assert dialog.query_one("#password", Input).value == ""
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
@@ -197,7 +198,9 @@ async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
         assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
         cipher_roles = sorted(e.role for e in screen.cipher.rows)
         assert cipher_roles == [ROLE_DIRIV, ROLE_OBJECT]
-        assert screen.cdir == Vault.open(vault_dir, master_key=MASTER_KEY).cipher_path("docs")
+        assert screen.dir_node is not None
+        docs = vault_dir / screen.dir_node.cipher_path
+        assert docs == Vault.open(vault_dir, master_key=MASTER_KEY).cipher_path("docs")
         await pilot.press("backspace")
         await wait_for(pilot, lambda: screen.cwd == "" and not screen.dir_loading)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
@@ -216,8 +219,8 @@ async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir:
     async with app.run_test(size=SIZE) as pilot:
         await unlocked_app(pilot, app)
         screen = main_of(app)
-        vault = app.vault
-        assert vault is not None
+        assert app.session is not None
+        vault = app.session.vault
         for name in ("notes.txt", LONG_NAME, "docs"):
             entry = select_plain(screen, name)
             await pilot.pause()
@@ -299,8 +302,8 @@ async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await unlocked_app(pilot, app)
         screen = main_of(app)
-        vault = app.vault
-        assert vault is not None
+        assert app.session is not None
+        vault = app.session.vault
         select_plain(screen, "notes.txt")
         await wait_for(pilot, lambda: "hello from the vault" in info_text(app))
         assert "second line" in info_text(app)
@@ -751,17 +754,17 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
     make_huge_dir(tmp_path / "huge", count)
     held = threading.Event()
     release = threading.Event()
-    real_scan = entries.scan_cipher_dir
+    real_scan = VaultTree.cipher_entries
 
-    def gated_scan(*args: object, **kwargs: object) -> Iterator[list[Entry]]:
+    def gated_scan(tree: VaultTree, directory: TreeNode, **kwargs: Any) -> Iterator[list[Entry]]:
         # Hold the loader after its first batch, so the test sees the half-loaded state for sure.
-        for n, batch in enumerate(real_scan(*args, **kwargs)):  # type: ignore[arg-type]
+        for n, batch in enumerate(real_scan(tree, directory, **kwargs)):
             yield batch
             if n == 0:
                 held.set()
                 release.wait(60)
 
-    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
+    monkeypatch.setattr(VaultTree, "cipher_entries", gated_scan)
     app = VaultApp(tmp_path / "huge", master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: held.is_set() and len(app.main.plain.rows) > 0)

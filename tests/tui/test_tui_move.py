@@ -74,7 +74,7 @@ async def opened_at(root: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pil
     app = VaultApp(root, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(
-            pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
+            pilot, lambda: app.session is not None and not app.main.dir_loading and bool(app.main.plain.rows)
         )
         for part in [p for p in where.split("/") if p]:
             select_plain(app.main, part)
@@ -294,7 +294,7 @@ async def test_reverse_folder_refuses_a_move_of_the_selection(tmp_path: Path) ->
     before = sorted(os.listdir(plain))
     app = VaultApp(plain, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.reverse is not None and not app.main.dir_loading)
+        await wait_for(pilot, lambda: app.session is not None and not app.main.dir_loading)
         await wait_for(pilot, lambda: bool(app.main.plain.rows))
         await select(pilot, app, "one.txt", "two.txt")
         await pilot.press("r")

@@ -34,7 +34,6 @@ from textual.widgets import Input, Static, TextArea
 from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
-from vaultsh.tui import entries, listing
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_CONF, Entry
 from vaultsh.tui.fsck_screen import FsckScreen
@@ -52,6 +51,7 @@ from vaultsh.tui.screens import (
 from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
 DEEP = "a/b/c"
@@ -93,7 +93,7 @@ def join(where: str, name: str) -> str:
 async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
     """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
     await wait_for(
-        pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
+        pilot, lambda: app.session is not None and not app.main.dir_loading and bool(app.main.plain.rows)
     )
     for part in [p for p in where.split("/") if p]:
         select_plain(app.main, part)
@@ -310,7 +310,7 @@ async def test_the_demo_shows_its_password_first_and_k_takes_it(
     password = capsys.readouterr().out.split("Password:")[1].split()[0]
     app = made[0]
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.vault is not None and not app.main.dir_loading)
+        await wait_for(pilot, lambda: app.session is not None and not app.main.dir_loading)
         first = f"Demo vault {tmp_path / 'demo'}: its password is {password} (K and p ask for it)"
         assert app.log_lines[0] == first
         await pilot.pause()
@@ -798,17 +798,17 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
     same change, which comes later, finds that listing newer and lists nothing more."""
     listings: list[Path] = []
     reports: list[bool] = []
-    scan, on_dir_changed = entries.scan_cipher_dir, MainScreen.on_dir_changed
+    scan, on_dir_changed = VaultTree.cipher_entries, MainScreen.on_dir_changed
 
-    def counted_scan(vault: Vault, cdir: Path, **kwargs: Any) -> Any:
-        listings.append(cdir)
-        return scan(vault, cdir, **kwargs)
+    def counted_scan(tree: VaultTree, directory: TreeNode, **kwargs: Any) -> Any:
+        listings.append(tree.watch_dir(directory))
+        return scan(tree, directory, **kwargs)
 
     def counted_report(screen: MainScreen, message: DirChanged) -> None:
         on_dir_changed(screen, message)
         reports.append(True)
 
-    monkeypatch.setattr(listing, "scan_cipher_dir", counted_scan)
+    monkeypatch.setattr(VaultTree, "cipher_entries", counted_scan)
     monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
     app = VaultApp(deep_vault, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
@@ -842,8 +842,8 @@ async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
     async with opened_at(deep_vault, DEEP) as (app, pilot):
         rows = app.main.plain.rows
         cipher_file = next(e for e in app.main.cipher.rows if e.kind == "file" and e.role == "object")
-        assert app.main.cdir is not None
-        os.chmod(app.main.cdir / cipher_file.cipher_name, 0o600)
+        assert app.main.dir_node is not None
+        os.chmod(deep_vault / app.main.dir_node.cipher_path / cipher_file.cipher_name, 0o600)
         await wait_for(pilot, lambda: bool(reports))
         await wait_for(pilot, lambda: app.main.quiet_generation == -1 and not app.main.dir_loading)
         assert app.main.plain.rows is rows
@@ -1067,17 +1067,17 @@ async def test_ctrl_c_cancels_a_listing_and_keeps_what_was_listed(
     for n in range(count):
         vault.write_file(f"{many}/f{n:04d}", b"")
     held, release = threading.Event(), threading.Event()
-    real_scan = entries.scan_cipher_dir
+    real_scan = VaultTree.cipher_entries
     many_cdir = vault.cipher_path(many)
 
-    def gated_scan(v: Vault, cdir: Path, **kwargs: Any) -> Any:
-        for n, batch in enumerate(real_scan(v, cdir, **kwargs)):
+    def gated_scan(tree: VaultTree, directory: TreeNode, **kwargs: Any) -> Any:
+        for n, batch in enumerate(real_scan(tree, directory, **kwargs)):
             yield batch
-            if n == 0 and cdir == many_cdir and not release.is_set():
+            if n == 0 and tree.watch_dir(directory) == many_cdir and not release.is_set():
                 held.set()
                 release.wait(30)
 
-    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
+    monkeypatch.setattr(VaultTree, "cipher_entries", gated_scan)
     async with opened_at(deep_vault, where) as (app, pilot):
         select_plain(app.main, "many")
         await pilot.press("enter")

@@ -169,7 +169,7 @@ async def test_empty_vault_asks_the_undecided_settings(tmp_path: Path) -> None:
         for _ in range(2):
             await type_text(pilot, NEW_PASSWORD)
             await pilot.press("enter")
-        await wait_for(pilot, lambda: app.vault is not None)
+        await wait_for(pilot, lambda: app.session is not None)
     assert Vault.open(root, password=NEW_PASSWORD.encode()).options.xchacha
 
 

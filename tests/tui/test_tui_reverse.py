@@ -120,7 +120,7 @@ async def test_unlock_dialog_shows_plain_tree_and_the_encrypted_view(plain_dir: 
         await pilot.press("enter")
         screen = await opened(pilot, app)
         assert isinstance(app.screen, MainScreen)
-        assert app.vault is None and app.reverse is not None
+        assert app.session is not None and not app.session.tree.writable
         # Left: the real files, without the config.
         assert {e.plain_name for e in screen.plain.rows} == {
             "docs",
@@ -194,7 +194,7 @@ async def test_linked_cursors_both_ways_and_into_a_directory(plain_dir: Path) ->
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.cwd == "docs" and not screen.dir_loading)
         docs_cipher = view.encrypt_name("", "docs")[0]
-        assert screen.view_dir == docs_cipher
+        assert screen.dir_node is not None and screen.dir_node.cipher_path == docs_cipher
         assert [e.plain_name for e in screen.plain.rows] == ["report.txt"]
         assert {e.cipher_name for e in screen.cipher.all_entries} == {
             e.cipher_name for e in view.listdir(docs_cipher, "docs")
@@ -483,8 +483,10 @@ async def test_o_pages_a_read_only_copy_of_the_plain_file_or_the_encrypted_one(
         assert await paged() == contents
         assert (seen / "name").read_text().strip() == name
         await pilot.press("tab")  # the cipher pane, its cursor on the same file
-        assert screen.cipher.current is entry and entry.view_entry is not None
-        encrypted = b"".join(view.iter_file(entry.view_entry))
+        assert screen.cipher.current is entry and screen.dir_node is not None
+        encrypted = b"".join(
+            view.iter_file(view.resolve(f"{screen.dir_node.cipher_path}/{entry.cipher_name}"))
+        )
         assert len(encrypted) > len(contents) and contents not in encrypted
         assert await paged() == encrypted
         assert (seen / "name").read_text().strip() == entry.cipher_name

@@ -23,9 +23,9 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
 from test_tui_markup import screen_text
 
 from vaultsh.service import commands
-from vaultsh.tui import entries, listing
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import Entry
+from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
 
@@ -125,16 +125,16 @@ async def test_the_panes_stay_drawn_while_a_directory_streams_in(
         vault.write_file(f"docs/f{n:04d}", b"")
     docs = vault.cipher_path("docs")
     held, release = threading.Event(), threading.Event()
-    real_scan = entries.scan_cipher_dir
+    real_scan = VaultTree.cipher_entries
 
-    def gated_scan(v: Vault, cdir: Path, **kwargs: Any) -> Iterator[list[Entry]]:
-        for n, batch in enumerate(real_scan(v, cdir, **kwargs)):
+    def gated_scan(tree: VaultTree, directory: TreeNode, **kwargs: Any) -> Iterator[list[Entry]]:
+        for n, batch in enumerate(real_scan(tree, directory, **kwargs)):
             yield batch
-            if n == 0 and cdir == docs:
+            if n == 0 and tree.watch_dir(directory) == docs:
                 held.set()
                 release.wait(30)
 
-    monkeypatch.setattr(listing, "scan_cipher_dir", gated_scan)
+    monkeypatch.setattr(VaultTree, "cipher_entries", gated_scan)
     app = VaultApp(vault_dir, master_key=MASTER_KEY)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, loaded(app))

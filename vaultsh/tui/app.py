@@ -35,8 +35,6 @@ from vaultsh.tui.unlock import Unlocker
 from vaultsh.tui.viewer import ViewerScreen, data_reader
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import ExitCode, VaultError
-from vaultsh.vault.reverse import ReverseView
-from vaultsh.vault.vault import Vault
 
 # Which plain name the cursor goes to after a command: a name, one the command makes known, or None.
 Select = str | Callable[[], str | None] | None
@@ -190,18 +188,6 @@ class VaultApp(SafeApp[int]):
     def session(self) -> commands.Session | None:
         """The open vault or reverse-mode folder; the main screen holds it (see BrowserScreen)."""
         return self.main.session
-
-    @property
-    def vault(self) -> Vault | None:
-        """The unlocked vault in forward mode (None in a reverse-mode folder)."""
-        session = self.main.session
-        return session.vault if session is not None and session.reverse is None else None
-
-    @property
-    def reverse(self) -> ReverseView | None:
-        """A reverse-mode folder's encrypted view (None for a vault)."""
-        session = self.main.session
-        return session.reverse if session is not None else None
 
     def on_ui_thread(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run `fn` on the UI thread: at once from there, else through call_from_thread (waits)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Group, RenderableType
@@ -30,13 +29,7 @@ from vaultsh.tui.entries import (
     link_targets,
     sort_plain,
 )
-from vaultsh.tui.inspect import (
-    InfoPanel,
-    describe_cipher,
-    describe_plain,
-    describe_view_cipher,
-    describe_view_plain,
-)
+from vaultsh.tui.inspect import InfoPanel, describe_cipher, describe_plain
 from vaultsh.tui.layout import lower_height, too_small
 from vaultsh.tui.panes import CipherList, EntryList, PlainList
 from vaultsh.tui.safety import as_text, cut_middle
@@ -47,7 +40,7 @@ from vaultsh.tui.selection import Selection
 from vaultsh.tui.status import StatusBar
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
-from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.tree import TreeNode
 from vaultsh.vault.vault import Vault
 
 if TYPE_CHECKING:
@@ -96,8 +89,7 @@ class BrowserScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cdir: Path | None = None  # its cipher path
-        self.view_dir: str | None = None  # reverse mode: its path in the encrypted view
+        self.dir_node: TreeNode | None = None  # the shown directory, known by both its paths
         self.cipher_where: tuple[str, str] | None = None  # the cipher pane's name and directory
         self.cipher_by_name: dict[str, Entry] = {}
         self.search_text = ""  # what f found last; n and N find it again
@@ -346,15 +338,10 @@ class BrowserScreen(Screen[None]):
         self._inspect(source is self.plain, entry)
 
     def _inspect(self, plain_side: bool, entry: Entry) -> None:
-        view, view_dir = self.vapp.reverse, self.view_dir
-        if view is not None:
-            if view_dir is not None:
-                self._describe_view(plain_side, view, view_dir, self._child(entry.plain_name or ""), entry)
+        session, directory = self.session, self.dir_node
+        if session is None or directory is None:
             return
-        vault, cdir = self.vapp.vault, self.cdir
-        if vault is None or cdir is None:
-            return
-        self._describe(plain_side, vault, cdir, self._child(entry.plain_name or ""), entry)
+        self._describe(plain_side, session, directory, entry)
 
     def _child(self, name: str) -> str:
         return f"{self.cwd}/{name}" if self.cwd else name
@@ -365,16 +352,20 @@ class BrowserScreen(Screen[None]):
         return "/" + self._child(name)
 
     @work(thread=True, exclusive=True, group="info")
-    def _describe(self, plain_side: bool, vault: Vault, cdir: Path, path: str, entry: Entry) -> None:
+    def _describe(
+        self, plain_side: bool, session: commands.Session, directory: TreeNode, entry: Entry
+    ) -> None:
+        """The preview (plain side) or x-ray (cipher side) of `entry` of the shown `directory`."""
+        tree = session.tree
         if plain_side:
             title = f"Preview  {entry.plain_name}"
-            body = _described(lambda: describe_plain(vault, path, cdir, entry))
+            body = _described(lambda: describe_plain(tree, directory, entry))
         else:
             title = f"X-ray  {entry.cipher_name}"
-            body = _described(lambda: describe_cipher(vault, cdir, entry))
+            body = _described(lambda: describe_cipher(tree, directory, entry))
             if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
-                # `path` is the shown directory plus the entry's (missing) plain name.
-                body = Group(body, self._comparison(vault, path.rpartition("/")[0], entry))
+                # Only stored cipher files have names that do not decrypt (a sync tool's copy).
+                body = Group(body, self._comparison(session.vault, directory.plain, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
@@ -394,19 +385,6 @@ class BrowserScreen(Screen[None]):
             conflict_actions.compare_view(copy, both),
             keys,
         )
-
-    @work(thread=True, exclusive=True, group="info")
-    def _describe_view(
-        self, plain_side: bool, view: ReverseView, view_dir: str, path: str, entry: Entry
-    ) -> None:
-        if plain_side:
-            title = f"Preview  {entry.plain_name}"
-            body = _described(lambda: describe_view_plain(view, path, entry))
-        else:
-            title = f"X-ray  {entry.cipher_name}"
-            body = _described(lambda: describe_view_cipher(view, view_dir, entry))
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
     def _resort(self) -> None:
         self.plain.replace(sort_plain(self.plain.all_entries, self.sort_by, self.sort_reverse))

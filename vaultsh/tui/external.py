@@ -1,4 +1,4 @@
-"""o and E: a file copied into a private directory for $PAGER or $EDITOR (reverse mode: o, read-only)."""
+"""o and E: a file copied into a private directory for $PAGER or $EDITOR (the cipher side: o, read-only)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from vaultsh.tui.screens import (
     ConfirmScreen,
 )
 from vaultsh.vault.errors import VaultError
+from vaultsh.vault.tree import Tree
 
 
 class ExternalPrograms(BrowserScreen):
@@ -37,8 +38,8 @@ class ExternalPrograms(BrowserScreen):
         if variable == "EDITOR" and not tree.writable:
             self.vapp.log_line(commands.reverse_refusal("edit", self.vapp.cipherdir), "error")
             return
-        if self.vapp.reverse is not None and self.active_list() is self.cipher:
-            self._page_view_file()
+        if variable == "PAGER" and self.active_list() is self.cipher:
+            self._page_cipher_file(tree)
             return
         path = self._selected_plain()
         if path is None:
@@ -52,21 +53,20 @@ class ExternalPrograms(BrowserScreen):
             return
         self._copy_for(node.plain, partial(tree.plain_chunks, node), variable, editable=tree.writable)
 
-    def _page_view_file(self) -> None:
-        """o on the cipher pane of a reverse-mode folder: a private copy of the encrypted view's
-        file as a reverse mount serves it, in $PAGER (the view is read-only)."""
-        view = self.vapp.reverse
-        assert view is not None
-        entry = self.cipher.current
-        found = entry.view_entry if entry is not None else None
-        if entry is None or found is None:
+    def _page_cipher_file(self, tree: Tree) -> None:
+        """o on the cipher pane: a private copy of the file as the cipher side holds it (stored,
+        or as a reverse mount serves it), in $PAGER; E there edits the plain file instead."""
+        entry, directory = self.cipher.current, self.dir_node
+        if entry is None or directory is None:
             self.vapp.log_line("select a file first", "error")
             return
-        path = f"{self.view_dir}/{entry.cipher_name}".lstrip("/")
-        if found.kind != "file":
+        path = f"{directory.cipher_path}/{entry.cipher_name}".lstrip("/")
+        if entry.kind != "file":
             self.vapp.log_line(f"/{path}: not a regular file", "error")
             return
-        self._copy_for(path, partial(view.iter_file, found), "PAGER", editable=False)
+        self._copy_for(
+            path, partial(tree.cipher_chunks, directory, entry.cipher_name), "PAGER", editable=False
+        )
 
     @work(thread=True, group="external")
     def _copy_for(

@@ -15,10 +15,11 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vaultsh.service import integrity
+from vaultsh.service.commands.checks import cipher_files
 from vaultsh.tui.entries import ROLE_OBJECT
 from vaultsh.tui.safety import as_text
 from vaultsh.vault.display import quote_name, safe_text
-from vaultsh.vault.errors import VaultError
+from vaultsh.vault.errors import UsageError, VaultError
 from vaultsh.vault.fsck import Counts, Finding
 
 if TYPE_CHECKING:
@@ -132,9 +133,14 @@ class FsckScreen(ModalScreen[Finding | None]):
 
 def start_fsck(app: VaultApp, path: str) -> None:
     """`F` and `:fsck [PATH]`: check the subtree, then go to the finding chosen with Enter."""
-    vault = app.vault
-    if vault is None:
-        app.log_line("fsck: needs an unlocked vault (a reverse-mode view has nothing to check)", "error")
+    session = app.session
+    if session is None:
+        app.log_line("fsck: needs an unlocked vault", "error")
+        return
+    try:
+        vault = cipher_files(session, "fsck")
+    except UsageError as e:
+        app.log_line(str(e), "error")
         return
     screen = FsckScreen(vault, path)
 

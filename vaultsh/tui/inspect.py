@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import stat as stat_mod
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -16,31 +14,22 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from vaultsh.tui import palette
-from vaultsh.tui.entries import CONF_BACKUP_NAME, ROLE_BAD, ROLE_CONF, ROLE_DIRIV, ROLE_SIDECAR, Entry
+from vaultsh.tui.entries import Entry
 from vaultsh.tui.panes import human_size, short_time
 from vaultsh.tui.safety import as_text
-from vaultsh.vault.config import load_config, parse_config
-from vaultsh.vault.conflicts import conflict_original
-from vaultsh.vault.content import HEADER_LEN, ContentCodec
 from vaultsh.vault.display import quote_name, safe_text
 from vaultsh.vault.errors import VaultError
-from vaultsh.vault.keys import FormatOptions
-from vaultsh.vault.names import DIRIV_LEN, DIRIV_NAME, LONGNAME_PREFIX, b64_decode, why_unreadable
-from vaultsh.vault.reverse import ReverseView
-from vaultsh.vault.vault import Vault
+from vaultsh.vault.tree import Tree, TreeNode
 
 PREVIEW_BYTES = 4096
 HEX_PREVIEW_BYTES = 512
-XRAY_BLOCKS = 4  # blocks listed one by one, as gocryptfs-xray prints them (§11.6)
-
-_RMDIR_LEFTOVER = DIRIV_NAME + ".rmdir."
 
 
-def _kv(table: Table, key: str, value: str | Text) -> None:
+def _kv(table: Table, key: str, value: str, style: str = "") -> None:
     # Values carry names, link targets and errors that embed them: never raw on the terminal,
     # and never markup (a str cell of a Rich table is read as markup: "[draft] x" lost "[draft]").
-    text = as_text(value.plain, str(value.style)) if isinstance(value, Text) else as_text(value)
-    table.add_row(as_text(key, "bold"), text)
+    # Made safe here, from the str: a Rich Text would already have dropped a name's controls.
+    table.add_row(as_text(key, "bold"), as_text(value, style))
 
 
 def _table() -> Table:
@@ -87,42 +76,53 @@ def looks_like_text(data: bytes) -> str | None:
 # -- plain side ------------------------------------------------------------------------------
 
 
-def describe_plain(vault: Vault, plain_path: str, cdir: Path, entry: Entry) -> RenderableType:
+_KINDS = {"file": "file", "dir": "directory", "symlink": "symbolic link"}
+
+
+def describe_plain(tree: Tree, directory: TreeNode, entry: Entry) -> RenderableType:
     """What the plain pane's selection is: facts, then a preview of its first bytes."""
     table = _table()
-    cpath = cdir / entry.cipher_name
-    _kv(table, "Path", quote_name("/" + plain_path))
+    node = TreeNode(
+        _joined(directory.plain, entry.plain_name or ""),
+        _joined(directory.cipher_path, entry.cipher_name),
+        entry.kind,
+    )
+    _kv(table, "Path", quote_name("/" + node.plain))
     try:
-        st = vault.stat_cipher(cpath, plain_path)
+        st = tree.plain_stat(node)
     except VaultError as e:
-        _kv(table, "Error", Text(str(e), style=palette.style("error", bold=True)))
+        _kv(table, "Error", str(e), palette.style("error", bold=True))
         return table
-    kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(st.kind, "special file")
-    _kv(table, "Kind", kind)
+    _kv(table, "Kind", _KINDS.get(st.kind, "special file"))
+    place = tree.cipher_place
     if st.kind == "file":
         human = f" ({human_size(st.size)})" if st.size >= 1000 else ""
-        _kv(table, "Size", f"{st.size:,} bytes{human}, {st.cipher_size:,} on disk")
+        _kv(table, "Size", f"{st.size:,} bytes{human}, {st.cipher_size:,} {place}")
     _kv(table, "Modified", short_time(st.mtime_ns))
     _kv(table, "Mode", _mode(st.mode))
-    _kv(table, "On disk", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
+    long_name = " (long name, §6.7)" if entry.long_name else ""
+    _kv(table, "On disk" if tree.cipher_files else "In view", quote_name(entry.cipher_name) + long_name)
     parts: list[RenderableType] = [table]
     if st.kind == "symlink":
         try:
-            _kv(table, "Target", quote_name(vault.readlink_cipher(cpath, plain_path)))
+            _kv(table, "Target", quote_name(tree.plain_link(node)))
         except VaultError as e:
-            _kv(table, "Target", Text(str(e), style=palette.style("error")))
+            _kv(table, "Target", str(e), palette.style("error"))
     elif st.kind == "file":
         parts.append(Text(""))
-        parts.append(_preview(vault, cpath, plain_path))
+        parts.append(_preview(tree, node))
     return Group(*parts)
 
 
-def _preview(vault: Vault, cpath: Path, plain_path: str) -> RenderableType:
+def _joined(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def _preview(tree: Tree, node: TreeNode) -> RenderableType:
     try:
-        with vault.open_cipher_file(cpath, plain_path) as f:
-            data = f.read(0, PREVIEW_BYTES)
+        data = tree.plain_head(node, PREVIEW_BYTES)
     except VaultError as e:
-        return Text(safe_text(f"Cannot decrypt: {e}"), style=palette.style("error", bold=True))
+        return Text(safe_text(f"Cannot read: {e}"), style=palette.style("error", bold=True))
     return _preview_data(data)
 
 
@@ -139,287 +139,25 @@ def _preview_data(data: bytes) -> RenderableType:
 
 # -- cipher side -----------------------------------------------------------------------------
 
-
-def describe_cipher(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
-    """The x-ray of a name on disk: what gocryptfs stores there and how it is built."""
-    if entry.role == ROLE_BAD:
-        return diagnose_bad(vault, cdir, entry)
-    table = _table()
-    cpath = cdir / entry.cipher_name
-    _kv(table, "On disk", quote_name(entry.cipher_name))
-    parts: list[RenderableType] = [table]
-    if entry.role == ROLE_DIRIV:
-        _kv(table, "Role", "directory IV: the EME tweak for every name in this directory (§6.5)")
-        _kv(table, "IV", _read_hex(vault, cpath, DIRIV_LEN + 1))
-        return table
-    if entry.role == ROLE_SIDECAR:
-        _kv(table, "Role", "long-name sidecar: the full encrypted name of a hashed entry (§6.7)")
-        _kv(table, "Names", entry.owner_name or "")
-        try:
-            full = vault.read_long_name(cdir, entry.owner_name or "")
-            _kv(table, "Content", f"{len(full)} base64 characters")
-        except VaultError as e:
-            _kv(table, "Content", Text(str(e), style=palette.style("error")))
-        return table
-    if entry.role == ROLE_CONF:
-        if entry.cipher_name == CONF_BACKUP_NAME:
-            _kv(table, "Role", "the previous vault config, kept by a password change (§3)")
-        else:
-            _kv(table, "Role", "vault config: scrypt parameters, wrapped master key, feature flags (§3)")
-        try:
-            for line in load_config(cpath).info_lines():
-                key, _, value = line.partition(":")
-                _kv(table, key, value.strip())
-        except VaultError as e:
-            _kv(table, "Error", Text(str(e), style=palette.style("error")))
-        return table
-    _name_parts(vault, cdir, entry, table)
-    if entry.kind == "file":
-        parts.append(Text(""))
-        parts.append(xray_file(vault, cpath))
-    elif entry.kind == "dir" and vault.options.diriv:
-        _kv(table, "Own IV", _read_hex(vault, cpath / DIRIV_NAME, DIRIV_LEN + 1) + "  (its gocryptfs.diriv)")
-    elif entry.kind == "symlink":
-        try:
-            stored = vault.stored_link_target(cpath)
-            _kv(table, "Target", f"{len(stored)} chars: AEAD-sealed target, base64 (§7.1)")
-        except OSError as e:
-            _kv(table, "Target", Text(e.strerror or str(e), style=palette.style("error")))
-    return Group(*parts)
+# How each tone of a fact is drawn: from the theme's colours (see palette).
+_TONES: dict[str, Callable[[], str]] = {
+    "": lambda: "",
+    "error": lambda: palette.style("error"),
+    "alarm": lambda: palette.style("error", bold=True),
+    "strong": lambda: "bold",
+}
 
 
-def _read_hex(vault: Vault, path: Path, limit: int) -> str:
-    try:
-        return vault.read_cipher_head(path, limit).hex() or "(empty)"
-    except OSError as e:
-        return f"unreadable: {why_unreadable(e)}"
-
-
-def _name_parts(vault: Vault, cdir: Path, entry: Entry, table: Table) -> None:
-    if vault.options.plaintext_names or not entry.long_name:
-        full = entry.cipher_name
-    else:
-        try:
-            full = vault.read_long_name(cdir, entry.cipher_name)
-        except VaultError as e:
-            _kv(table, "Long name", Text(str(e), style=palette.style("error")))
-            return
-    _name_rows(vault.options, entry, full, lambda: _read_hex(vault, cdir / DIRIV_NAME, DIRIV_LEN + 1), table)
-
-
-def _name_rows(
-    options: FormatOptions, entry: Entry, full: str, dir_iv: Callable[[], str], table: Table
-) -> None:
-    """How an encrypted name is built: long-name hash, base64, EME blocks, the dir IV (§6)."""
-    if options.plaintext_names:
-        _kv(table, "Name", "stored in the clear (plaintextnames vault)")
-        return
-    if entry.long_name:
-        digest = entry.cipher_name[len(LONGNAME_PREFIX) :]
-        _kv(table, "Long name", f"hash {digest} = B64(SHA-256(full name)); full name in {entry.sidecar_name}")
-    encoding = "unpadded URL-safe base64" if options.raw64 else "padded URL-safe base64"
-    try:
-        raw_len = len(b64_decode(full, options.raw64))
-        blocks = raw_len // 16
-        _kv(
-            table,
-            "Name",
-            f"{len(full)} chars of {encoding} → {raw_len} bytes ({blocks} EME block{'s' * (blocks != 1)})",
-        )
-    except ValueError:
-        _kv(table, "Name", f"{len(full)} chars ({encoding})")
-    _kv(table, "Plain", entry.plain_name or "")
-    if options.diriv:
-        _kv(table, "Dir IV", dir_iv())
-    else:
-        _kv(table, "Dir IV", "none: deterministic names use an all-zero IV (§6.6)")
-
-
-def xray_file(vault: Vault, cpath: Path) -> RenderableType:
-    """Header, block geometry and the first blocks of a cipher file, like gocryptfs-xray (§5.1, §11.6)."""
-    codec = vault.content
-    try:
-        size = vault.lstat_cipher(cpath).st_size
-        head = vault.read_cipher_head(cpath, HEADER_LEN + XRAY_BLOCKS * codec.cipher_block)
-    except OSError as e:
-        return Text(f"unreadable: {why_unreadable(e)}", style=palette.style("error"))
-    return xray_content(codec, vault.options, size, head)
-
-
-def xray_content(
-    codec: ContentCodec, options: FormatOptions, size: int, head: bytes, where: str = "on disk"
-) -> Table:
-    """The x-ray table of a cipher file of `size` bytes whose first bytes are `head`."""
-    table = _table()
-    cipher_name = options.content_encryption
-    if size == 0:
-        _kv(table, "Content", "empty file: no header, no blocks (§5.1)")
-        return table
-    if size < HEADER_LEN:
-        _kv(
-            table,
-            "Header",
-            Text(f"incomplete: {size} bytes, want {HEADER_LEN}", style=palette.style("error")),
-        )
-        return table
-    version = int.from_bytes(head[:2], "big")
-    _kv(table, "Header", f"version {version}, file ID {head[2:HEADER_LEN].hex()}")
-    plain = codec.cipher_to_plain_size(size)
-    body = size - HEADER_LEN
-    blocks = -(-body // codec.cipher_block)
-    _kv(
-        table,
-        "Content",
-        f"{cipher_name}, {blocks} block{'s' * (blocks != 1)} of ≤ 4096 + {codec.overhead} bytes",
-    )
-    _kv(
-        table,
-        "Overhead",
-        f"{size - plain:,} bytes = {HEADER_LEN} header + {blocks} × {codec.overhead} (nonce + tag); "
-        f"{size:,} {where} for {plain:,} plain",
-    )
-    nonce_len = codec.aead.nonce_size
-    siv = options.aessiv
-    for i in range(min(blocks, XRAY_BLOCKS)):
-        start = HEADER_LEN + i * codec.cipher_block
-        block = head[start : start + codec.cipher_block]
-        if not block:
-            break
-        nonce = block[:nonce_len]
-        tag = block[nonce_len : nonce_len + 16] if siv else block[-16:]
-        _kv(table, f"Block {i}", f"IV {nonce.hex()}  tag {tag.hex()}  @{start} len {len(block)}")
-    if blocks > XRAY_BLOCKS:
-        _kv(table, "…", f"{blocks - XRAY_BLOCKS} more blocks")
-    return table
-
-
-def diagnose_bad(vault: Vault, cdir: Path, entry: Entry) -> RenderableType:
-    """Why a name on disk is not a vault object, and what it probably is."""
-    table = _table()
-    _kv(table, "On disk", quote_name(entry.cipher_name))
-    _kv(table, "Problem", Text(entry.error or "does not decrypt", style=palette.style("error", bold=True)))
-    name = entry.cipher_name
-    original = conflict_original(name)
-    if original is not None:
-        _kv(
-            table,
-            "Looks like",
-            "a sync-conflict copy: a sync tool renamed it, so the name no longer decrypts",
-        )
-        try:
-            plain = vault.decrypt_entry(cdir, original)
-            _kv(table, "Copy of", Text(f"{plain}  (cipher name {original})", style="bold"))
-            _kv(
-                table,
-                "Content",
-                "still encrypted with this vault's key; rename it on disk to a free cipher name, or "
-                "compare it with the original after export",
-            )
-        except VaultError:
-            _kv(table, "Copy of", f"{original} (which does not decrypt either)")
-    elif name.startswith(_RMDIR_LEFTOVER):
-        _kv(table, "Looks like", "a leftover of an interrupted rmdir (§8.3); safe to delete")
-    elif name.startswith(LONGNAME_PREFIX):
-        _kv(table, "Looks like", "a long-name entry whose .name sidecar is missing or damaged (§6.7)")
-    elif name.startswith("."):
-        _kv(table, "Looks like", "a hidden file placed here by another program, not by the vault")
-    else:
-        _kv(
-            table,
-            "Looks like",
-            "a stray file (not written through the vault), a name damaged on disk, or a name "
-            "from a different vault or directory",
-        )
-    _kv(table, "Hidden", "gocryptfs hides this entry from the mounted view (§6.8); vaultsh shows it")
-    if entry.kind == "file":
-        _kv(table, "Size", f"{entry.cipher_size:,} bytes on disk")
-    return table
-
-
-# -- reverse mode: the plain files and their encrypted view (§9) -------------------------------
-
-
-def describe_view_plain(view: ReverseView, plain_path: str, entry: Entry) -> RenderableType:
-    """A plain file of a reverse-mode folder: facts, its name in the view, its first bytes."""
-    table = _table()
-    _kv(table, "Path", quote_name("/" + plain_path))
-    try:
-        st = view.lstat_plain(plain_path)
-    except OSError as e:
-        _kv(table, "Error", Text(e.strerror or str(e), style=palette.style("error", bold=True)))
-        return table
-    kind = {"file": "file", "dir": "directory", "symlink": "symbolic link"}.get(entry.kind, "special file")
-    _kv(table, "Kind", kind)
-    if stat_mod.S_ISREG(st.st_mode):
-        human = f" ({human_size(st.st_size)})" if st.st_size >= 1000 else ""
-        in_view = view.content.plain_to_cipher_size(st.st_size)
-        _kv(table, "Size", f"{st.st_size:,} bytes{human}, {in_view:,} in the encrypted view")
-    _kv(table, "Modified", short_time(st.st_mtime_ns))
-    _kv(table, "Mode", _mode(st.st_mode))
-    _kv(table, "In view", quote_name(entry.cipher_name) + (" (long name, §6.7)" if entry.long_name else ""))
-    parts: list[RenderableType] = [table]
-    if stat_mod.S_ISLNK(st.st_mode):
-        try:
-            _kv(table, "Target", quote_name(view.readlink_plain(plain_path)))
-        except OSError as e:
-            _kv(table, "Target", Text(e.strerror or str(e), style=palette.style("error")))
-    elif stat_mod.S_ISREG(st.st_mode):
-        parts.append(Text(""))
-        try:
-            fd = view.open_plain(plain_path)
-            try:
-                parts.append(_preview_data(os.pread(fd, PREVIEW_BYTES, 0)))
-            finally:
-                os.close(fd)
-        except OSError as e:
-            parts.append(
-                Text(safe_text(f"Cannot read: {e.strerror or e}"), style=palette.style("error", bold=True))
-            )
-    return Group(*parts)
-
-
-def describe_view_cipher(view: ReverseView, cipher_dir: str, entry: Entry) -> RenderableType:
-    """The x-ray of an entry of the encrypted view, computed from the plain file (§9.2, §9.3)."""
-    ve = entry.view_entry
-    table = _table()
-    _kv(table, "In view", quote_name(entry.cipher_name))
-    if ve is None:
-        return table
-    if entry.role == ROLE_DIRIV:
-        _kv(table, "Role", 'directory IV, derived: SHA-256(path ‖ 0 ‖ "DIRIV")[0:16] (§9.2); virtual file')
-        _kv(table, "IV", (ve.data or b"").hex())
-        return table
-    if entry.role == ROLE_SIDECAR:
-        _kv(table, "Role", "virtual long-name sidecar: the full encrypted name of a hashed entry (§6.7)")
-        _kv(table, "Names", entry.owner_name or "")
-        _kv(table, "Content", f"{len(ve.data or b'')} base64 characters")
-        return table
-    if entry.role == ROLE_CONF:
-        _kv(table, "Role", "the folder's .gocryptfs.reverse.conf, shown as gocryptfs.conf (§9.3)")
-        try:
-            for line in parse_config(ve.data or b"").info_lines():
-                key, _, value = line.partition(":")
-                _kv(table, key, value.strip())
-        except VaultError as e:
-            _kv(table, "Error", Text(str(e), style=palette.style("error")))
-        return table
-    _, full = view.encrypt_name(cipher_dir, entry.plain_name or "")
-    _name_rows(view.options, entry, full, lambda: view.dir_iv(cipher_dir).hex() + "  (derived, §9.2)", table)
-    parts: list[RenderableType] = [table]
-    try:
-        if entry.kind == "file":
-            size = view.cipher_size(ve)
-            head = view.read(ve, 0, HEADER_LEN + XRAY_BLOCKS * view.content.cipher_block)
-            _kv(table, "IVs", "file ID and block 0 nonce derived from the path: FILEID, BLOCK0IV (§9.2)")
+def describe_cipher(tree: Tree, directory: TreeNode, entry: Entry) -> RenderableType:
+    """The x-ray of a name on the cipher side: what is stored (or served) there and how it is built."""
+    parts: list[RenderableType] = []
+    for group in tree.xray(directory, entry):
+        table = _table()
+        for fact in group:
+            _kv(table, fact.key, fact.value, _TONES[fact.tone]())
+        if parts:
             parts.append(Text(""))
-            parts.append(xray_content(view.content, view.options, size, head, "in the view"))
-        elif entry.kind == "dir" and view.options.diriv:
-            _kv(table, "Own IV", view.dir_iv(ve.cipher_path).hex() + "  (its gocryptfs.diriv)")
-        elif entry.kind == "symlink":
-            stored = view.readlink(ve)
-            _kv(table, "Target", f"{len(stored)} chars: AES-SIV-sealed target, base64 (§7.1, §9.2)")
-    except OSError as e:
-        _kv(table, "Error", Text(e.strerror or str(e), style=palette.style("error")))
+        parts.append(table)
     return Group(*parts)
 
 

@@ -17,8 +17,6 @@ from vaultsh.tui.entries import (
     Entry,
     cipher_sort_key,
     listing_digest,
-    scan_cipher_dir,
-    scan_view_dir,
     sort_plain,
 )
 from vaultsh.tui.inspect import (
@@ -65,36 +63,28 @@ class ListingScreen(BrowserScreen):
     def _listing_of(self, path: str) -> tuple[Path, tuple[str, str], Lister] | None:
         """How to list the plain directory `path`: the local directory that changes with it, the
         cipher pane's title, the scan; None if it cannot be listed (said in the log)."""
-        view = self.vapp.reverse
-        if view is not None:
-            try:
-                found = view.node(path)
-                if found.kind != "dir":
-                    raise VaultError(f"/{path}: not a directory")
-            except VaultError as e:
-                self.vapp.log_line(str(e), "error")
-                return None
-            cipher_dir = self.view_dir = found.cipher_path
-            return (
-                view.plaindir / path,
-                ("Encrypted view", f"/{cipher_dir}"),
-                lambda cancelled: scan_view_dir(view, cipher_dir, path, cancelled=cancelled),
-            )
-        vault = self.vapp.vault
-        if vault is None:
+        session = self.session
+        if session is None:
             return None
+        tree = session.tree
         try:
-            cdir = vault.cipher_path(path)
+            directory = tree.node(path)
+            if directory.kind != "dir":
+                raise VaultError(f"/{path}: not a directory")
         except VaultError as e:
             self.vapp.log_line(str(e), "error")
             return None
-        self.cdir = cdir
-        rel = cdir.relative_to(vault.cipherdir).as_posix()
-        label = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS)
+        self.dir_node = directory
+        where = "/" + directory.cipher_path
+        if tree.cipher_files:  # stored files: shown where they are on disk
+            title = "Cipher"
+            where = shorten_path(self.vapp.cipherdir_label, STATUS_PATH_CELLS) + where.rstrip("/")
+        else:  # computed on each read: shown by their path in the view
+            title = "Encrypted view"
         return (
-            cdir,
-            ("Cipher", label + ("" if rel == "." else f"/{rel}")),
-            lambda cancelled: scan_cipher_dir(vault, cdir, cancelled=cancelled),
+            tree.watch_dir(directory),
+            (title, where),
+            lambda cancelled: tree.cipher_entries(directory, cancelled=cancelled),
         )
 
     def _start_load(self, path: str, select: str | None) -> None:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from vaultsh.tui.themes import default_colour
+
 # The theme colours such text uses: its meaning, never a colour name, so every theme (the light
 # and the high-contrast ones, a user's own) decides how an error or a success looks.
 ROLES = ("error", "warning", "success")
 
-# Until an app applies a theme (and where none runs: a test, a worker's early result), the
-# default theme's colours.
-_DEFAULTS = {"error": "#E06C75", "warning": "#E5A84B", "success": "#7FBF7F"}
-_colours = dict(_DEFAULTS)
+# The active theme's colours; until an app applies one (and where none runs: a test, a
+# worker's early result), the default theme's.
+_colours: dict[str, str] = {}
 
 
 def use_theme(variables: Mapping[str, str]) -> None:
     """Take the colours from the active theme's CSS variables (App.get_css_variables())."""
     for role in ROLES:
-        _colours[role] = variables.get(role) or _DEFAULTS[role]
+        _colours[role] = variables.get(role) or default_colour(role)
 
 
 def style(role: str, *, bold: bool = False) -> str:
     """A Rich style for text of this `role` ("error", "warning" or "success")."""
-    colour = _colours[role]
+    colour = _colours.get(role) or default_colour(role)
     return f"bold {colour}" if bold else colour

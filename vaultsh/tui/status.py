@@ -72,10 +72,10 @@ def status_line(
     """The status line with the vault path in `vault_cells` and the mountpoint in `mount_cells`
     (None: whole), with or without the mount's counters and the format flags."""
     parts: list[Text | str] = [Text(shorten_path(label, vault_cells), style="bold")]
-    # In a reverse-mode folder the session's vault carries the format flags and the config.
+    # Whatever the folder, the session's vault carries the format flags and the config.
     vault = session.vault if session else None
-    if session is not None and session.reverse is not None:
-        parts.append(Text("reverse (read-only view)", style="bold"))
+    if session is not None and session.tree.status_note:
+        parts.append(Text(session.tree.status_note, style="bold"))
     if vault is not None:
         o = vault.options
         names = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -25,14 +26,6 @@ BUILTIN_THEMES = ("vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast")
 # `$vault-bad` and friends whatever theme is active.
 VAULT_VARIABLES = ("vault-bad", "vault-conflict", "vault-sidecar", "vault-diriv", "vault-linked")
 
-# For themes that know nothing of vaultsh (Textual's own): App.get_theme_variable_defaults.
-VAULT_VARIABLE_DEFAULTS: dict[str, str] = {
-    "vault-bad": "#E06C75",
-    "vault-conflict": "#E5A84B",
-    "vault-sidecar": "#8B949E",
-    "vault-diriv": "#8B949E",
-    "vault-linked": "#C792EA",
-}
 
 _COLOR_FIELDS = (
     "primary",
@@ -91,17 +84,31 @@ def _valid_css_value(value: str) -> bool:
     return True
 
 
+@functools.cache
+def _default_theme_data() -> dict[str, Any]:
+    return tomllib.loads((builtin_theme_folder() / f"{DEFAULT_THEME}.toml").read_text(encoding="utf-8"))
+
+
+def default_colour(name: str) -> str:
+    """A colour of the default theme: a field ("error") or a variable ("vault-bad").
+
+    What a theme that leaves the colour out, or text drawn before a theme applies, gets: every
+    colour comes from a theme file, none is written in the code.
+    """
+    data = _default_theme_data()
+    return str(data.get(name) or data["variables"][name])
+
+
 def _derived_vault_variables(fields: Mapping[str, Any]) -> dict[str, str]:
     """vault-* colours from a theme's own palette, for themes that do not set them."""
-    fallback = VAULT_VARIABLE_DEFAULTS
     foreground = fields.get("foreground")
-    muted = f"{foreground} 60%" if foreground else fallback["vault-sidecar"]
+    muted = f"{foreground} 60%" if foreground else default_colour("vault-sidecar")
     return {
-        "vault-bad": fields.get("error") or fallback["vault-bad"],
-        "vault-conflict": fields.get("warning") or fallback["vault-conflict"],
+        "vault-bad": fields.get("error") or default_colour("vault-bad"),
+        "vault-conflict": fields.get("warning") or default_colour("vault-conflict"),
         "vault-sidecar": muted,
         "vault-diriv": muted,
-        "vault-linked": fields.get("accent") or fields.get("secondary") or fallback["vault-linked"],
+        "vault-linked": fields.get("accent") or fields.get("secondary") or default_colour("vault-linked"),
     }
 
 
@@ -222,9 +229,9 @@ def theme_names(user_dir: Path | None = None) -> list[str]:
 
 def theme_variables(theme: Theme) -> dict[str, str]:
     """The vault-* colours of a theme (defaults for any it lacks)."""
-    return {key: theme.variables.get(key, VAULT_VARIABLE_DEFAULTS[key]) for key in VAULT_VARIABLES}
+    return {key: theme.variables.get(key) or default_colour(key) for key in VAULT_VARIABLES}
 
 
 def theme_variable_defaults() -> dict[str, str]:
     """Fallbacks for App.get_theme_variable_defaults, so Textual's own themes work too."""
-    return dict(VAULT_VARIABLE_DEFAULTS)
+    return {key: default_colour(key) for key in VAULT_VARIABLES}

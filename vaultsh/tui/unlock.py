@@ -92,7 +92,9 @@ class Unlocker:
         """The recovery wizard: at start for cipher files without a config, or by `:recover`."""
         from vaultsh.tui.recover_wizard import RecoverScreen, recovered_line
 
-        if self.app.reverse is not None:
+        session = self.app.session
+        if session is not None and not session.tree.cipher_files:
+            # The wizard finds the settings by trial on cipher files; a reverse view has none.
             self.app.log_line("recover: for a reverse-mode folder use `vaultsh recover --reverse`", "error")
             return
         in_session = self.app.session is not None

@@ -23,7 +23,7 @@ class VaultActions(BrowserScreen):
                 self._mount_at(mountpoint)
 
         default = str(Path.home() / "mnt" / self.vapp.cipherdir.resolve().name)
-        if self.vapp.reverse is not None:
+        if self.exports == "cipher":  # a mount shows what an export writes: the encrypted view
             prompt = "Mount the encrypted view (read-only) at (empty dir):"
             self._ask(PromptScreen("Mount encrypted view", prompt, default + "-encrypted", local="dir"), go)
             return

@@ -2,10 +2,12 @@
 
 # Longer than 600 lines on purpose: the view's names, IVs, sizes and contents are all derived
 # from one plain path (§9), so ViewStat, ReverseEntry and ReverseView share the derivations,
-# the fd-relative resolution of plain paths and the exclude rules that decide what exists.
+# the fd-relative resolution of plain paths and the exclude rules that decide what exists;
+# its side of the Tree interface (listing, x-ray, streaming what it serves) reads them too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -18,10 +20,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple, TypeVar
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, unlock
+from vaultsh.vault.cipher_entries import (
+    BATCH,
+    FIRST_BATCH,
+    ROLE_CONF,
+    ROLE_DIRIV,
+    ROLE_OBJECT,
+    ROLE_SIDECAR,
+    Cancelled,
+    CipherEntry,
+    chunks,
+)
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, parse_config, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
 from vaultsh.vault.dirfds import DirFds
-from vaultsh.vault.errors import ConfigError, ExcludeError, FsError, UsageError, fs_error
+from vaultsh.vault.display import quote_name
+from vaultsh.vault.errors import ConfigError, ExcludeError, FsError, UsageError, VaultError, fs_error
 from vaultsh.vault.keys import FormatOptions, Keys
 from vaultsh.vault.names import (
     DIRIV_NAME,
@@ -31,9 +45,11 @@ from vaultsh.vault.names import (
     NameError_,
     b64_encode,
     is_long_name,
+    read_regular,
 )
-from vaultsh.vault.tree import ExportKind, TreeNode
+from vaultsh.vault.tree import READ_UNTRUSTED, ExportKind, TreeNode, regular_file_chunks
 from vaultsh.vault.vault import PlainStat, dirent_kind, kind_of_mode
+from vaultsh.vault.xray import XRAY_BLOCKS, Fact, XRay, config_facts, content_facts, name_facts
 
 _T = TypeVar("_T")
 _SYMLINK_AD = struct.pack(">Q", 0)
@@ -263,6 +279,8 @@ class ReverseView:
     writable: ClassVar[bool] = False  # the view changes only through its plain files
     exports: ClassVar[ExportKind] = "cipher"  # an export of the view is an encrypted backup
     cipher_files: ClassVar[bool] = False  # computed from the plain files on each read
+    cipher_place: ClassVar[str] = "in the encrypted view"
+    status_note: ClassVar[str] = "reverse (read-only view)"
 
     def __init__(
         self, plaindir: Path, master_key: bytes, options: FormatOptions, conf_path: Path | None
@@ -317,7 +335,7 @@ class ReverseView:
     def open_plain(self, plain: str) -> int:
         """A read-only fd of a plain file: a symlink is not followed, a FIFO (which the caller
         then refuses by its fstat) not waited on."""
-        return self._at(plain, os.open, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return self._at(plain, os.open, READ_UNTRUSTED)
 
     def _scan(self, plain_dir: str) -> list[os.DirEntry[str]]:
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -760,17 +778,13 @@ class ReverseView:
         self, node: TreeNode, on_bad: Callable[[int, str], None] | None = None
     ) -> Iterator[bytes]:
         # A plain file has no blocks to be damaged: `on_bad` is never called.
+        return regular_file_chunks(lambda: self.open_plain(node.plain), "/" + node.plain)
+
+    def plain_head(self, node: TreeNode, limit: int) -> bytes:
         try:
-            fd = self.open_plain(node.plain)
+            return self._at(node.plain, read_regular, limit)
         except OSError as e:
             raise fs_error(e, "/" + node.plain) from None
-        try:
-            if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
-                raise FsError(errno.EINVAL, f"/{node.plain}: not a regular file")
-            while chunk := os.read(fd, 256 * BLOCK_SIZE):
-                yield chunk
-        finally:
-            os.close(fd)
 
     def cipher_head(self, node: TreeNode, limit: int) -> bytes:
         return self.read(self.entry(node), 0, limit)
@@ -786,3 +800,101 @@ class ReverseView:
 
     def info_lines(self) -> list[str]:
         return [f"{'Mode:':<19}reverse (read-only encrypted view of the plain files)"]
+
+    def cipher_entries(
+        self,
+        directory: TreeNode,
+        *,
+        first_batch: int = FIRST_BATCH,
+        batch: int = BATCH,
+        cancelled: Cancelled = lambda: False,
+    ) -> Iterator[list[CipherEntry]]:
+        # Exactly what a reverse mount lists (`listdir`): encrypted names, the derived diriv,
+        # the virtual `.name` files and, in the root, the config as gocryptfs.conf (§9.3).
+        try:
+            found = self.listdir(directory.cipher_path, directory.plain)
+        except OSError as e:
+            raise VaultError(f"/{directory.plain}: cannot list: {e.strerror or e}") from None
+        found.sort(key=lambda e: e.cipher_name)
+        for chunk in chunks(found, first_batch, batch, cancelled):
+            yield [self._cipher_entry(e) for e in chunk]
+
+    def _cipher_entry(self, ve: ReverseEntry) -> CipherEntry:
+        if ve.data is not None:
+            if ve.stat_from is None:
+                role = ROLE_CONF
+            elif ve.cipher_name == DIRIV_NAME:
+                role = ROLE_DIRIV
+            else:
+                role = ROLE_SIDECAR
+            entry = CipherEntry(ve.cipher_name, "file", role, cipher_size=len(ve.data))
+            with contextlib.suppress(OSError, VaultError):
+                entry.mtime_ns = self.stat(ve).mtime_ns
+            return entry
+        assert ve.plain is not None
+        entry = CipherEntry(ve.cipher_name, ve.kind, ROLE_OBJECT, plain_name=ve.plain.rpartition("/")[2])
+        with contextlib.suppress(OSError):  # gone since the listing: shown with what is known
+            st = self.lstat_plain(ve.plain)
+            entry.mtime_ns = st.st_mtime_ns
+            entry.plain_size = entry.cipher_size = st.st_size
+            if ve.kind == "file":
+                entry.cipher_size = self.content.plain_to_cipher_size(st.st_size)
+            elif ve.kind == "symlink":
+                entry.cipher_size = self.cipher_size(ve)
+        return entry
+
+    def watch_dir(self, directory: TreeNode) -> Path:
+        return self.plain_path(directory.plain)  # the view changes with its plain files
+
+    def xray(self, directory: TreeNode, entry: CipherEntry) -> XRay:
+        # Computed from the plain file, as the view serves it (§9.2, §9.3).
+        facts = [Fact("In view", quote_name(entry.cipher_name))]
+        try:
+            ve = self.lookup(self.entry(directory), entry.cipher_name)
+        except VaultError as e:  # gone or excluded since it was listed
+            return [[*facts, Fact("Error", str(e), "error")]]
+        if ve.data is not None:
+            return [facts + self._virtual_facts(entry, ve.data)]
+        cipher_dir = directory.cipher_path
+        _, full = self.encrypt_name(cipher_dir, entry.plain_name or "")
+        facts += name_facts(
+            self.options, entry, full, lambda: self.dir_iv(cipher_dir).hex() + "  (derived, §9.2)"
+        )
+        try:
+            if entry.kind == "file":
+                size = self.cipher_size(ve)
+                head = self.read(ve, 0, HEADER_LEN + XRAY_BLOCKS * self.content.cipher_block)
+                ivs = "file ID and block 0 nonce derived from the path: FILEID, BLOCK0IV (§9.2)"
+                facts.append(Fact("IVs", ivs))
+                return [facts, content_facts(self.content, self.options, size, head, "in the view")]
+            if entry.kind == "dir" and self.options.diriv:
+                facts.append(Fact("Own IV", self.dir_iv(ve.cipher_path).hex() + "  (its gocryptfs.diriv)"))
+            elif entry.kind == "symlink":
+                stored = self.readlink(ve)
+                facts.append(
+                    Fact("Target", f"{len(stored)} chars: AES-SIV-sealed target, base64 (§7.1, §9.2)")
+                )
+        except OSError as e:
+            facts.append(Fact("Error", e.strerror or str(e), "error"))
+        return [facts]
+
+    def _virtual_facts(self, entry: CipherEntry, data: bytes) -> list[Fact]:
+        """The x-ray of a file the view makes up: the diriv, a `.name` file or the config."""
+        if entry.role == ROLE_DIRIV:
+            role = 'directory IV, derived: SHA-256(path ‖ 0 ‖ "DIRIV")[0:16] (§9.2); virtual file'
+            return [Fact("Role", role), Fact("IV", data.hex())]
+        if entry.role == ROLE_SIDECAR:
+            role = "virtual long-name sidecar: the full encrypted name of a hashed entry (§6.7)"
+            names = Fact("Names", entry.owner_name or "")
+            return [Fact("Role", role), names, Fact("Content", f"{len(data)} base64 characters")]
+        facts = [Fact("Role", "the folder's .gocryptfs.reverse.conf, shown as gocryptfs.conf (§9.3)")]
+        try:
+            return facts + config_facts(parse_config(data).info_lines())
+        except VaultError as e:
+            return [*facts, Fact("Error", str(e), "error")]
+
+    def cipher_chunks(self, directory: TreeNode, cipher_name: str) -> Iterator[bytes]:
+        found = self.lookup(self.entry(directory), cipher_name)
+        if found.kind != "file":
+            raise FsError(errno.EINVAL, f"/{found.cipher_path}: not a regular file")
+        return self.iter_file(found)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat as stat_mod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal, Protocol
 
+from vaultsh.vault.cipher_entries import BATCH, FIRST_BATCH, Cancelled, CipherEntry, scan_vault_dir
+from vaultsh.vault.content import BLOCK_SIZE
+from vaultsh.vault.errors import FsError, fs_error
 from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.vault import PlainStat, Vault
+from vaultsh.vault.xray import XRay, vault_xray
 
 # What `export` copies out of a tree: a vault's plain files, or a reverse-mode folder's
 # encrypted view (a backup that opens as a vault, §9.4).
@@ -52,9 +59,13 @@ class Tree(Protocol):
 
     writable: ClassVar[bool]
     exports: ClassVar[ExportKind]
-    # Whether the cipher side is stored files (a vault's, which fsck and conflicts examine)
-    # rather than computed on each read (a reverse-mode view's).
+    # Whether the cipher side is stored files (a vault's, which fsck, conflicts and recovery
+    # examine) rather than computed on each read (a reverse-mode view's).
     cipher_files: ClassVar[bool]
+    # Where the cipher side's bytes are, for sentences such as "4,152 on disk".
+    cipher_place: ClassVar[str]
+    # What a status line says about the kind of folder ("" for an ordinary vault).
+    status_note: ClassVar[str]
 
     @property
     def root(self) -> Path:
@@ -87,6 +98,10 @@ class Tree(Protocol):
         as zeros and is reported (block number, why) instead of failing the read."""
         ...
 
+    def plain_head(self, node: TreeNode, limit: int) -> bytes:
+        """Up to `limit` first bytes of a regular file's plain content (for a preview)."""
+        ...
+
     def cipher_head(self, node: TreeNode, limit: int) -> bytes:
         """Up to `limit` first bytes of a file on the cipher side (for an x-ray)."""
         ...
@@ -103,6 +118,31 @@ class Tree(Protocol):
         """Lines `info` shows about the kind of folder, before its config."""
         ...
 
+    def cipher_entries(
+        self,
+        directory: TreeNode,
+        *,
+        first_batch: int = FIRST_BATCH,
+        batch: int = BATCH,
+        cancelled: Cancelled = lambda: False,
+    ) -> Iterator[list[CipherEntry]]:
+        """Every name on the cipher side of a directory, classified, in batches sorted by
+        cipher name: the objects and the files that are not objects (diriv, long-name
+        sidecars, the config, names that do not decrypt). VaultError if it cannot be read."""
+        ...
+
+    def watch_dir(self, directory: TreeNode) -> Path:
+        """The local directory whose changes change `directory`'s listing."""
+        ...
+
+    def xray(self, directory: TreeNode, entry: CipherEntry) -> XRay:
+        """What the cipher-side entry `entry` of `directory` is and how it is built."""
+        ...
+
+    def cipher_chunks(self, directory: TreeNode, cipher_name: str) -> Iterator[bytes]:
+        """A regular file of the cipher side in chunks, as stored or as a mount serves it."""
+        ...
+
 
 class VaultTree:
     """A forward vault as a Tree: the plain view decrypted from its cipher dir."""
@@ -110,6 +150,8 @@ class VaultTree:
     writable: ClassVar[bool] = True
     exports: ClassVar[ExportKind] = "plain"
     cipher_files: ClassVar[bool] = True
+    cipher_place: ClassVar[str] = "on disk"
+    status_note: ClassVar[str] = ""
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
@@ -143,6 +185,10 @@ class VaultTree:
         with self.vault.open_cipher_file(self._cpath(node), "/" + node.plain) as f:
             yield from (f.iter_chunks() if on_bad is None else f.iter_salvaged(on_bad))
 
+    def plain_head(self, node: TreeNode, limit: int) -> bytes:
+        with self.vault.open_cipher_file(self._cpath(node), "/" + node.plain) as f:
+            return f.read(0, limit)
+
     def cipher_head(self, node: TreeNode, limit: int) -> bytes:
         return self.vault.read_cipher_head(self._cpath(node), limit)
 
@@ -154,3 +200,46 @@ class VaultTree:
 
     def info_lines(self) -> list[str]:
         return []
+
+    def cipher_entries(
+        self,
+        directory: TreeNode,
+        *,
+        first_batch: int = FIRST_BATCH,
+        batch: int = BATCH,
+        cancelled: Cancelled = lambda: False,
+    ) -> Iterator[list[CipherEntry]]:
+        return scan_vault_dir(
+            self.vault, self._cpath(directory), first_batch=first_batch, batch=batch, cancelled=cancelled
+        )
+
+    def watch_dir(self, directory: TreeNode) -> Path:
+        return self._cpath(directory)
+
+    def xray(self, directory: TreeNode, entry: CipherEntry) -> XRay:
+        return vault_xray(self.vault, self._cpath(directory), entry)
+
+    def cipher_chunks(self, directory: TreeNode, cipher_name: str) -> Iterator[bytes]:
+        cpath = self._cpath(directory) / cipher_name
+        return regular_file_chunks(lambda: self.vault.dirs.path_at(cpath, os.open, READ_UNTRUSTED), cpath)
+
+
+# Opening a file of a tree that others write into (a cipher dir shared with a sync tool, a
+# plain dir): a planted symlink is not followed, a FIFO not waited on.
+READ_UNTRUSTED = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def regular_file_chunks(open_fd: Callable[[], int], where: str | os.PathLike[str]) -> Iterator[bytes]:
+    """The bytes of the file `open_fd()` opens, 1 MiB at a time, closed after; FsError naming
+    `where` if it does not open or is not a regular file."""
+    try:
+        fd = open_fd()
+    except OSError as e:
+        raise fs_error(e, where) from None
+    try:
+        if not stat_mod.S_ISREG(os.fstat(fd).st_mode):
+            raise FsError(errno.EINVAL, f"{where}: not a regular file")
+        while chunk := os.read(fd, 256 * BLOCK_SIZE):
+            yield chunk
+    finally:
+        os.close(fd)

@@ -36,13 +36,22 @@ def decrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False
         try:
             session.io.write(shown(session.tree.decrypt_path(rel)))
         except VaultError as e:
-            session.io.error(f"{p}: {e}")
+            session.io.error(_failed(p, e))
             status = ExitCode.USAGE
     return status
 
 
 def _as_is(path: str) -> str:
     return path
+
+
+def _failed(path: str, e: VaultError) -> str:
+    """`path: why` it did not translate, the path said once (most reasons start with it)."""
+    reason = str(e)
+    for said in (path, f"'{path}'", "/" + path.lstrip("/")):
+        if reason.startswith(said + ": "):
+            return f"{path}: {reason[len(said) + 2 :]}"
+    return f"{path}: {reason}"
 
 
 def encrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False) -> int:
@@ -56,7 +65,7 @@ def encrypt_paths(session: Session, paths: Iterable[str], *, exact: bool = False
         try:
             session.io.write(shown(session.tree.encrypt_path(session.resolve(p))))
         except VaultError as e:
-            session.io.error(f"{p}: {e}")
+            session.io.error(_failed(p, e))
             status = ExitCode.USAGE
     return status
 
