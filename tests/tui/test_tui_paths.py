@@ -962,6 +962,44 @@ async def test_o_opens_a_private_copy_in_the_pager_then_removes_it(
 
 @pytest.mark.asyncio
 @DEPTHS
+async def test_o_on_the_cipher_pane_pages_the_cipher_file_as_stored(
+    deep_vault: Path, where: str, tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cipher pane shows the cipher side: o there pages its bytes as stored (the config
+    too), as a read-only copy; a directory is refused in one line."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    pager = program_script(tmp_path, "pager", f'basename "$1" > {seen}/name\ncat "$1" > {seen}/contents\n')
+    monkeypatch.setenv("PAGER", pager)
+
+    async def paged() -> bytes:
+        await pilot.press("o")
+        await wait_for(pilot, lambda: (seen / "contents").exists() and no_copies(runtime_dir))
+        data = (seen / "contents").read_bytes()
+        (seen / "contents").unlink()
+        return data
+
+    async with opened_at(deep_vault, where) as (app, pilot):
+        todo = select_plain(app.main, "todo.txt")
+        await pilot.press("tab")
+        assert app.main.cipher.current is todo and app.main.dir_node is not None
+        stored = deep_vault / app.main.dir_node.cipher_path / todo.cipher_name
+        assert await paged() == stored.read_bytes()
+        assert (seen / "name").read_text().strip() == todo.cipher_name
+        if not where:
+            conf = next(e for e in app.main.cipher.rows if e.cipher_name == CONF_NAME)
+            app.main.cipher.select(conf)
+            assert await paged() == (deep_vault / CONF_NAME).read_bytes()
+        directory = next(e for e in app.main.cipher.rows if e.kind == "dir")
+        app.main.cipher.select(directory)
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.log_lines[-1].endswith(f"/{directory.cipher_name}: not a regular file")
+        assert app.screen is app.main and app.is_running
+
+
+@pytest.mark.asyncio
+@DEPTHS
 async def test_e_edits_in_the_editor_and_saves_back_after_asking(
     deep_vault: Path, where: str, tmp_path: Path, runtime_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
