@@ -5,12 +5,14 @@ from __future__ import annotations
 import errno
 import inspect
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from vault_factory import NewVault
+from vectors import OTHER_KEYS, XRAY_AESGCM, XRAY_AESSIV, copy_vector
 
 from vaultsh.vault.cipher_entries import (
     ROLE_CONF,
@@ -25,6 +27,7 @@ from vaultsh.vault.errors import FsError, VaultError
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.tree import ROOT, Tree, VaultTree
+from vaultsh.vault.vault import Vault
 from vaultsh.vault.xray import Fact
 
 CONTROL = "bad\x1b[31mname\x07"  # a terminal escape and a bell in a name
@@ -210,3 +213,21 @@ def test_plain_head_is_the_start_of_the_plain_content(folder: Folder) -> None:
         assert tree.plain_head(tree.node(path), 100) == data[:100]
     with pytest.raises(VaultError):
         tree.plain_head(tree.node("docs"), 100)
+
+
+@pytest.mark.parametrize("relpath", [XRAY_AESGCM, XRAY_AESSIV], ids=["aesgcm", "aessiv"])
+def test_a_vault_files_xray_agrees_with_gocryptfs_xray(relpath: str, tmp_path: Path) -> None:
+    """Header and blocks as upstream gocryptfs-xray printed them for its test file (§11.6)."""
+    root = copy_vector(relpath, tmp_path)
+    printed = copy_vector(relpath + ".xray.txt", tmp_path).read_text()
+    with Vault.open(root, master_key=bytes.fromhex(OTHER_KEYS[relpath].replace("-", ""))) as vault:
+        tree = VaultTree(vault)
+        (entry,) = [e for e in _entries(tree) if e.plain_name == "zero5000"]
+        facts = _facts(tree.xray(ROOT, entry))
+    file_id = re.search(r"Id: (\w+)", printed)
+    assert file_id is not None and facts["Header"] == f"version 2, file ID {file_id.group(1)}"
+    blocks = re.findall(r"Block\s+(\d+): IV: (\w+), Tag: (\w+), Offset:\s+(\d+) Len: (\d+)", printed)
+    assert len(blocks) == 2
+    for n, iv, tag, offset, length in blocks:
+        assert facts[f"Block {n}"] == f"IV {iv}  tag {tag}  @{offset} len {length}"
+    assert facts["Overhead"].endswith("5,082 on disk for 5,000 plain")
