@@ -670,3 +670,11 @@ def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Pa
     out = run("shell", "--passfile", str(pw), str(plain), stdin="ls docs\nrm docs/notes.txt\n")
     assert out.stdout == "notes.txt\n" and "read-only" in out.stderr
     assert (plain / "docs" / "notes.txt").exists()
+    # What examines stored cipher files does not apply: one line says why, in both front ends.
+    for command in ("fsck", "conflicts"):
+        out = run(command, "--passfile", str(pw), str(plain))
+        assert out.returncode == 1 and len(out.stderr.splitlines()) == 1, command
+        assert "reverse-mode folder" in out.stderr and "no cipher files to check" in out.stderr
+    out = run("shell", "--passfile", str(pw), str(plain), stdin="info\nfsck\nconflicts docs\n")
+    assert "Mode:              reverse (read-only encrypted view of the plain files)" in out.stdout
+    assert out.stderr.count("no cipher files to check") == 2 and len(out.stderr.splitlines()) == 2
