@@ -15,20 +15,24 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import (
+    EXAMPLE_VAULTS,
+    REVERSE_VARIANTS,
+    VARIANTS,
     CmdResult,
     Manifest,
+    Variant,
     assert_same_tree,
     copy_tree,
     gocryptfs_info_fields,
     gocryptfs_init,
     gocryptfs_mount,
+    group_key,
     make_interop_tree,
     run_vaultsh,
     tree_manifest,
     write_passfile,
     xray_masterkey,
 )
-from test_interop_gocryptfs import EXAMPLE_VAULTS, REVERSE_VARIANTS, VARIANTS, Variant, group_key
 
 pytestmark = pytest.mark.gocryptfs
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import require_fuse
+from gocryptfs_harness import skip_or_fail
 from vault_factory import NewVault
 
 from vaultsh import mount_protocol as proto
@@ -206,7 +207,7 @@ def test_runtime_dir_others_may_write_is_reported_with_the_fix(
 
 def test_runtime_dir_of_someone_else_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.getuid() != 0:
-        pytest.skip("needs root to give the directory away")
+        skip_or_fail("needs root to give the directory away")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     (tmp_path / "vaultsh").mkdir(mode=0o700)
     os.chown(tmp_path / "vaultsh", 4242, 4242)
@@ -576,7 +577,7 @@ def test_worker_raises_the_kernel_readahead(vault: tuple[Path, bytes], mnt: Path
     from vaultsh.mount_protocol import mount_device
 
     if os.geteuid() != 0:
-        pytest.skip("the bdi read-ahead in sysfs is root's to change")
+        skip_or_fail("the bdi read-ahead in sysfs is root's to change")
     cipher, key = vault
     mounts.mount(MountRequest(cipher, mnt), key)
     try:

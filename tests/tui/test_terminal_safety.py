@@ -8,23 +8,18 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gocryptfs_harness import skip_or_fail
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from shell_harness import Shell
-from test_tui_app import row_text, unlocked_app, wait_for
-from test_tui_e2e import capture, tmux, wait_screen
 from textual.worker import WorkerFailed
+from tui_harness import capture, row_text, tmux, unlocked_app, wait_for, wait_screen
 from vault_factory import new_vault
 
 from vaultsh.service.commands import Session, split_line
@@ -345,15 +340,6 @@ async def test_a_bug_in_a_handler_ends_the_app_with_one_line(
 def info_title(screen: str) -> str:
     """The info panel's title line (it names the entry under the cursor)."""
     return next((line for line in screen.splitlines() if "Preview  " in line), "")
-
-
-@pytest.fixture
-def tmux_session() -> Iterator[str]:
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
-    name = f"vaultsh-safe-{uuid.uuid4().hex[:8]}"
-    yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
 
 
 def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_escaped(

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,30 @@ from gocryptfs_harness import skip_or_fail
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
+from tui_harness import (
+    HEIGHT,
+    LONG_NAME,
+    MASTER_KEY,
+    PASSWORD,
+    SIZE,
+    WIDTH,
+    answer_prompt,
+    command_done,
+    footer_actions,
+    info_text,
+    log_text,
+    masterkey_from_command_line,
+    mount_with_keys,
+    row_text,
+    select_plain,
+    shows_mount,
+    status_text,
+    tmux,
+    type_text,
+    unlocked_app,
+    wait_for,
+    wait_screen,
+)
 from vault_factory import new_vault
 
 from vaultsh.service import mounts
@@ -36,7 +60,6 @@ from vaultsh.tui.screens import (
     ConfirmScreen,
     HelpScreen,
     PasswordScreen,
-    PromptScreen,
     SecretScreen,
 )
 from vaultsh.vault.config import CONF_NAME
@@ -45,95 +68,9 @@ from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.names import b64_encode, pad16
 from vaultsh.vault.vault import Vault
 
-PASSWORD = "correct horse"
-MASTER_KEY = bytes(range(32))
-FIXED_MTIME_NS = 1_700_000_000 * 10**9
-LONG_NAME = "a-rather-long-report-name-" + "x" * 180 + ".txt"  # > 255 chars encrypted: hashed (§6.7)
-SIZE = (140, 40)
-
-
-def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
-    """A small vault with a dir, text, binary and long-name files, plus sync debris beside them."""
-    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY, deterministic_names=deterministic)
-    vault.mkdir("docs")
-    vault.write_file("docs/report.txt", b"quarterly numbers\n")
-    vault.write_file("notes.txt", b"hello from the vault\nsecond line\n")
-    vault.write_file("binary.bin", bytes(range(256)))
-    vault.write_file(LONG_NAME, b"long name content\n")
-    # A sync tool's conflict copy of notes.txt, and a file dropped in by hand.
-    notes_cipher = vault.cipher_path("notes.txt")
-    conflict = notes_cipher.with_name(notes_cipher.name + " (conflicted copy 2024-05-01)")
-    conflict.write_bytes(notes_cipher.read_bytes())
-    (root / "stray file.txt").write_bytes(b"not encrypted")
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    return vault
-
-
-@pytest.fixture(autouse=True)
-def own_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Preferences are read from and saved to a config home of the test's own."""
-    home = tmp_path / "config-home"
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def vault_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    return root
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], steps: int = 1200) -> None:
-    """Let the app run until `condition` holds (workers finish in their own time)."""
-    for _ in range(steps):
-        if condition():
-            return
-        await pilot.pause(0.025)
-    raise AssertionError("condition not reached")
-
 
 def main_of(app: VaultApp) -> MainScreen:
     return app.main
-
-
-def loaded(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
-
-
-async def type_text(pilot: Pilot[Any], text: str) -> None:
-    await pilot.press(*[{" ": "space", "/": "slash", ".": "full_stop"}.get(c, c) for c in text])
-
-
-async def unlocked_app(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, loaded(app))
-    await pilot.pause()
-
-
-def select_plain(screen: MainScreen, name: str) -> Entry:
-    for row, e in enumerate(screen.plain.rows):
-        if e.plain_name == name:
-            screen.plain.move_to(row)
-            return e
-    raise AssertionError(f"{name} not in the plain pane")
-
-
-def row_text(lst: EntryList, entry: Entry) -> str:
-    row = lst.row_of(entry)
-    assert row is not None
-    lst.scroll_to(y=row, animate=False, immediate=True)
-    return lst.render_line(row - round(lst.scroll_y)).text
-
-
-def log_text(app: VaultApp) -> str:
-    return "\n".join(app.log_lines)
-
-
-def info_text(app: VaultApp) -> str:
-    return app.main.query_one("#info", InfoPanel).plain_text()
 
 
 # -- unlocking -------------------------------------------------------------------------------
@@ -347,18 +284,6 @@ async def test_filter_by_plain_name_is_incremental_and_escape_clears(vault_dir: 
 # -- changing the vault through keys -----------------------------------------------------------
 
 
-async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-    box = app.screen.query_one("#answer", Input)
-    box.value = text
-    await pilot.press("enter")
-
-
-async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, lambda: not app.main.busy)
-    await wait_for(pilot, lambda: not app.main.dir_loading)
-
-
 @pytest.mark.asyncio
 async def test_export_with_progress_decrypts_files(vault_dir: Path, tmp_path: Path) -> None:
     vault = Vault.open(vault_dir, master_key=MASTER_KEY)
@@ -502,20 +427,6 @@ async def test_master_key_shown_after_password(vault_dir: Path) -> None:
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
         assert format_master_key(MASTER_KEY) not in log_text(app)
-
-
-async def masterkey_from_command_line(pilot: Pilot[Any], app: VaultApp) -> str:
-    """Type `:masterkey` and the password; return what the dialog that opens shows."""
-    await pilot.press("colon")
-    await type_text(pilot, "masterkey")
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-    await type_text(pilot, PASSWORD)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
-    dialog = app.screen
-    assert isinstance(dialog, SecretScreen)
-    return dialog.secret
 
 
 @pytest.mark.asyncio
@@ -794,25 +705,6 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
 # -- mounting ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def mountpoint(tmp_path: Path) -> Iterator[Path]:
-    """An empty mountpoint for a real worker, cleaned up whatever the test leaves there."""
-    require_fuse()
-    path = tmp_path / "mnt"
-    path.mkdir()
-    with cleaned_up(path):
-        yield path
-
-
-def status_text(app: VaultApp) -> str:
-    return str(app.main.query_one("#status").render())
-
-
-def footer_actions(app: VaultApp) -> set[str]:
-    """The actions whose keys the footer shows now."""
-    return {str(getattr(key, "action", "")) for key in app.main.query("FooterKey")}
-
-
 async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
     """Open the command line and enter `line` (set at once: each typed key costs a frame)."""
     await pilot.press("colon")
@@ -820,22 +712,6 @@ async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
     assert box.has_focus
     box.value = line
     await pilot.press("enter")
-
-
-async def mount_with_keys(pilot: Pilot[Any], app: VaultApp, mountpoint: Path) -> None:
-    await pilot.press("m")
-    await answer_prompt(pilot, app, str(mountpoint))
-    await command_done(pilot, app)
-    assert kernel_mounted(mountpoint), log_text(app)
-    await wait_for(pilot, lambda: app.main.mount_info is not None and app.main.mount_info.alive, steps=800)
-
-
-def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
-    """The status bar names the mount; a long mountpoint is cut in the middle to fit."""
-    _, found, where = status.partition(f"mounted {mode} at ")
-    where = where.split(" ")[0]
-    head, _, tail = where.partition("…")
-    return bool(found) and str(mountpoint).startswith(head) and str(mountpoint).endswith(tail)
 
 
 @pytest.mark.asyncio
@@ -969,7 +845,6 @@ async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mount
 def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: Path, tmp_path: Path) -> None:
     """`vaultsh DIR` under tmux: mount, q, l; the shell then shows where the mount stays."""
     require_fuse()
-    from test_tui_e2e import HEIGHT, WIDTH, tmux, wait_screen
 
     if shutil.which("tmux") is None:
         skip_or_fail("tmux is not installed (Debian package tmux)")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from rich.segment import Segment
-from test_tui_app import MASTER_KEY, SIZE, make_vault, select_plain, unlocked_app, wait_for
 from textual.color import Color
 from textual.strip import Strip
 from textual.widget import Widget
+from tui_harness import MASTER_KEY, SIZE, make_vault, select_plain, unlocked_app, wait_for
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.inspect import InfoPanel

@@ -8,18 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (
+from textual.pilot import Pilot
+from tui_harness import (
+    DEEP,
+    DEPTHS,
     MASTER_KEY,
     SIZE,
     answer_prompt,
     command_done,
     info_text,
+    join,
     log_text,
-    own_config_home,  # noqa: F401 - a fixture, used by config_home below
+    open_at,
     wait_for,
 )
-from test_tui_paths import DEEP, DEPTHS, deep_vault, join, open_at  # noqa: F401 - deep_vault: a fixture
-from textual.pilot import Pilot
 
 from vaultsh.service import integrity
 from vaultsh.tui import browser
@@ -33,13 +35,8 @@ CHANGED = b"changed on the other machine\nsecond line\n"
 ADOPTED = "todo (conflict 2026-01-02).txt"
 
 
-@pytest.fixture(autouse=True)
-def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
-    return own_config_home
-
-
 @pytest.fixture
-def conflicted(deep_vault: Path) -> Path:  # noqa: F811 - the fixture imported above
+def conflicted(deep_vault: Path) -> Path:
     """deep_vault with a Dropbox copy of todo.txt, other content, at the root and in a/b/c."""
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for where in ("", DEEP):

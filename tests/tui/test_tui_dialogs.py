@@ -14,18 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
-    MASTER_KEY,
-    command_done,
-    log_text,
-    make_vault,
-    own_config_home,  # noqa: F401
-    select_plain,
-    unlocked_app,
-    wait_for,
-)
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, OptionList
+from tui_harness import MASTER_KEY, command_done, log_text, make_vault, select_plain, unlocked_app, wait_for
 
 from vaultsh.tui import app as app_module
 from vaultsh.tui.app import VaultApp

@@ -2,51 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from gocryptfs_harness import skip_or_fail
-from test_tui_app import LONG_NAME, MASTER_KEY, PASSWORD, make_vault
+from tui_harness import HEIGHT, LONG_NAME, MASTER_KEY, PASSWORD, WIDTH, make_vault, tmux, wait_screen
 
 from vaultsh.vault.vault import Vault
-
-WIDTH, HEIGHT = 140, 40
-
-
-def tmux(*args: str) -> str:
-    out = subprocess.run(["tmux", *args], capture_output=True, text=True, check=True)
-    return out.stdout
-
-
-@pytest.fixture
-def tmux_session() -> Iterator[str]:
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
-    name = f"vaultsh-e2e-{uuid.uuid4().hex[:8]}"
-    yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
-
-
-def capture(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
-
-
-def wait_screen(session: str, condition: Callable[[str], bool], timeout: float = 30.0) -> str:
-    """Poll the terminal until `condition` holds for its text (a bounded wait, not a timing test)."""
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = capture(session)
-        if condition(screen):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(f"terminal never showed what was expected; last screen:\n{screen}")
 
 
 def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+from textual.pilot import Pilot
+from textual.widgets import Input, Label
+from tui_harness import (
     MASTER_KEY,
     PASSWORD,
     SIZE,
@@ -17,12 +19,9 @@ from test_tui_app import (  # own_config_home: preferences in a config home of t
     command_done,
     log_text,
     make_vault,
-    own_config_home,  # noqa: F401
     select_plain,
     wait_for,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input, Label
 from vault_factory import new_vault
 
 from vaultsh.service import commands

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from fuse_harness import cleaned_up, kernel_mounted, require_fuse
-from test_tui_app import (
+from textual.color import Color
+from textual.containers import VerticalScroll
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, TextArea
+from textual.widgets._footer import FooterKey
+from tui_harness import (
+    DEEP,
+    DEPTHS,
     LONG_NAME,
     MASTER_KEY,
     PASSWORD,
     SIZE,
     answer_prompt,
     command_done,
+    join,
     log_text,
-    make_vault,
     mount_with_keys,
-    own_config_home,  # noqa: F401 - a fixture, used by config_home below
+    open_at,
+    opened_at,
     row_text,
     select_plain,
     status_text,
     wait_for,
 )
-from textual.color import Color
-from textual.containers import VerticalScroll
-from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
-from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
 from vaultsh.tui import entries, listing
@@ -53,65 +54,6 @@ from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
-
-DEEP = "a/b/c"
-# Each action is tried in the root and three levels down: paths built for the root only
-# (relative to the session's directory) go wrong in subdirectories.
-DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
-
-
-@pytest.fixture
-def deep_vault(tmp_path: Path) -> Path:
-    """The test vault plus a/b/c holding todo.txt and, like a trap, a/b/c/a/b/c."""
-    root = tmp_path / "vault"
-    vault = make_vault(root)
-    vault.mkdir("a")
-    vault.mkdir("a/b")
-    vault.mkdir(DEEP)
-    vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
-    vault.write_file("todo.txt", b"root todo\n")
-    # Sync debris deep down too: a conflict copy and a file dropped in by hand.
-    deep_todo = vault.cipher_path(f"{DEEP}/todo.txt")
-    deep_todo.with_name(deep_todo.name + " (conflicted copy)").write_bytes(deep_todo.read_bytes())
-    (deep_todo.parent / "stray file.txt").write_bytes(b"not encrypted")
-    # The path a child name gets when it is resolved against the current directory twice.
-    for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
-        vault.mkdir(part)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
-    """Preferences are read from and saved to the test's own config home."""
-    return own_config_home
-
-
-def join(where: str, name: str) -> str:
-    return f"{where}/{name}" if where else name
-
-
-async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
-    """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
-    await wait_for(
-        pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
-    )
-    for part in [p for p in where.split("/") if p]:
-        select_plain(app.main, part)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.dir_loading)  # type: ignore[misc]
-    assert app.main.cwd == where
-    await pilot.pause()  # the pane takes the focus once laid out
-
-
-@contextlib.asynccontextmanager
-async def opened_at(
-    cipherdir: Path, where: str, size: tuple[int, int] = SIZE
-) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
-    """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
-    app = VaultApp(cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=size) as pilot:
-        await open_at(pilot, app, where)
-        yield app, pilot
 
 
 @pytest.mark.asyncio

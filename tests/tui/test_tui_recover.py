@@ -15,18 +15,9 @@ from gocryptfs_harness import (
     make_interop_tree,
     xray_masterkey,
 )
-from test_tui_app import (
-    MASTER_KEY,
-    PASSWORD,
-    SIZE,
-    log_text,
-    make_vault,
-    type_text,
-    unlocked_app,
-    wait_for,
-)
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, RadioButton, Static
+from tui_harness import MASTER_KEY, PASSWORD, SIZE, log_text, make_vault, type_text, unlocked_app, wait_for
 from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp

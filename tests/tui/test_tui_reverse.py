@@ -8,17 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (
-    FIXED_MTIME_NS,
+from textual.pilot import Pilot
+from textual.widgets import Input
+from tui_harness import (
+    BINARY,
     LONG_NAME,
     MASTER_KEY,
+    NOTES,
     PASSWORD,
+    REPORT,
     SIZE,
     answer_prompt,
     command_done,
     footer_actions,
     info_text,
     log_text,
+    make_reverse_folder,
     make_vault,
     masterkey_from_command_line,
     row_text,
@@ -27,9 +32,6 @@ from test_tui_app import (
     type_text,
     wait_for,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input
-from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
@@ -41,27 +43,6 @@ from vaultsh.vault.errors import PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.reverse import ReverseView, derive
 from vaultsh.vault.vault import Vault
-
-NOTES = b"hello from the plain side\nsecond line\n"
-REPORT = b"quarterly numbers\n"
-BINARY = bytes(range(256)) * 20  # two blocks of content
-
-
-def make_reverse_folder(root: Path) -> Path:
-    """Plain files (a dir, text, binary, a long name, a symlink) beside a reverse config."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "docs").mkdir()
-    (root / "docs" / "report.txt").write_bytes(REPORT)
-    (root / "notes.txt").write_bytes(NOTES)
-    (root / "binary.bin").write_bytes(BINARY)
-    (root / LONG_NAME).write_bytes(b"long name content\n")
-    os.symlink("notes.txt", root / "link")
-    new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    return root
 
 
 @pytest.fixture
