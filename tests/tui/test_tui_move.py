@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +10,17 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label
 from tui_harness import (
+    DEEP,
+    DEPTHS,
     MASTER_KEY,
     PASSWORD,
     SIZE,
     answer_prompt,
     command_done,
+    join,
     log_text,
     make_vault,
+    opened_at,
     select_plain,
     wait_for,
 )
@@ -31,15 +33,9 @@ from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen
 from vaultsh.tui.selection import VaultDirPrompt
 from vaultsh.vault.vault import Vault
 
-DEEP = "a/b/c"
-DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
 PAYLOAD = bytes(range(256)) * 40  # spans several content blocks
 ESC_NAME = "esc\x1b[31mred"  # a terminal escape in a name
 MARKUP_NAME = "[bold]x"  # Rich markup in a name
-
-
-def join(where: str, name: str) -> str:
-    return f"{where}/{name}" if where else name
 
 
 @pytest.fixture
@@ -65,23 +61,6 @@ def populate(root: Path, where: str) -> Vault:
     vault.write_file(join(where, "g.txt"), b"g\n")
     vault.mkdir(join(where, "dest"))
     return vault
-
-
-@contextlib.asynccontextmanager
-async def opened_at(root: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
-    """The vault opened in the TUI with the master key, shown at `where` (Enter on each part)."""
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(
-            pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
-        )
-        for part in [p for p in where.split("/") if p]:
-            select_plain(app.main, part)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.dir_loading)  # type: ignore[misc]
-        assert app.main.cwd == where
-        await pilot.pause()
-        yield app, pilot
 
 
 async def select(pilot: Pilot[Any], app: VaultApp, *names: str) -> None:
