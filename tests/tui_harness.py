@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 from fuse_harness import cleaned_up, kernel_mounted, require_fuse
-from gocryptfs_harness import skip_or_fail
+from gocryptfs_harness import REPO_ROOT, skip_or_fail
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -134,11 +136,6 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
     await pilot.press(*[{" ": "space", "/": "slash", ".": "full_stop"}.get(c, c) for c in text])
 
 
-async def unlocked_app(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, loaded(app))
-    await pilot.pause()
-
-
 def select_plain(screen: MainScreen, name: str) -> Entry:
     for row, e in enumerate(screen.plain.rows):
         if e.plain_name == name:
@@ -201,11 +198,10 @@ def join(where: str, name: str) -> str:
     return f"{where}/{name}" if where else name
 
 
-async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
-    """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
-    await wait_for(
-        pilot, lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.plain.rows)
-    )
+async def open_at(pilot: Pilot[Any], app: VaultApp, where: str = "") -> None:
+    """Wait until the app is unlocked and lists its directory, then go to `where` the way a
+    person does: Enter on each directory in turn."""
+    await wait_for(pilot, loaded(app))
     for part in [p for p in where.split("/") if p]:
         select_plain(app.main, part)
         await pilot.press("enter")
@@ -216,10 +212,11 @@ async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
 
 @contextlib.asynccontextmanager
 async def opened_at(
-    cipherdir: Path, where: str, size: tuple[int, int] = SIZE
+    cipherdir: Path, where: str = "", size: tuple[int, int] = SIZE, **options: Any
 ) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
-    """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
-    app = VaultApp(cipherdir, master_key=MASTER_KEY)
+    """The folder in `cipherdir` opened in the TUI (unlocked with the master key; `options` go to
+    VaultApp), shown at `where`."""
+    app = VaultApp(cipherdir, master_key=MASTER_KEY, **options)
     async with app.run_test(size=size) as pilot:
         await open_at(pilot, app, where)
         yield app, pilot
@@ -267,7 +264,7 @@ def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
 # -- a real terminal (tmux) --------------------------------------------------------------------
 
 
-WIDTH, HEIGHT = 140, 40
+WIDTH, HEIGHT = SIZE  # the terminal of the Pilot tests
 
 
 def tmux(*args: str) -> str:
@@ -299,3 +296,35 @@ def wait_screen(session: str, condition: Callable[[str], bool], timeout: float =
             return screen
         time.sleep(0.1)
     raise AssertionError(f"terminal never showed what was expected; last screen:\n{screen}")
+
+
+def vaultsh_command(status: Path, *args: object) -> str:
+    """The shell line that runs `vaultsh ARGS...` from the checkout, then writes `exit=CODE` to
+    `status`."""
+    words = shlex.join([sys.executable, "-m", "vaultsh", *map(str, args)])
+    return f"cd {shlex.quote(str(REPO_ROOT))} && {words}; echo exit=$? > {shlex.quote(str(status))}"
+
+
+def start_in_tmux(session: str, command: str, width: int = WIDTH, height: int = HEIGHT) -> None:
+    """Start the tmux session `session` at a fixed size (whatever other clients of the server
+    use) and run `command` in its shell."""
+    tmux("new-session", "-d", "-s", session, "-x", str(width), "-y", str(height))
+    tmux("set-option", "-t", session, "window-size", "manual")
+    tmux("resize-window", "-t", session, "-x", str(width), "-y", str(height))
+    tmux("send-keys", "-t", session, "-l", command)
+    tmux("send-keys", "-t", session, "Enter")
+
+
+def unlock_in_tmux(session: str) -> None:
+    """Answer the unlock dialog with PASSWORD."""
+    wait_screen(session, lambda s: "Unlock vault" in s)
+    tmux("send-keys", "-t", session, "-l", PASSWORD)
+    tmux("send-keys", "-t", session, "Enter")
+
+
+def exit_status(status: Path, timeout: float = 30.0) -> str:
+    """What the line of vaultsh_command wrote to `status` once vaultsh ended (a bounded wait)."""
+    deadline = time.monotonic() + timeout
+    while not (status.exists() and status.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return status.read_text().strip() if status.exists() else ""

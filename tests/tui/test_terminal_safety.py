@@ -10,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,18 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from shell_harness import Shell
 from textual.worker import WorkerFailed
-from tui_harness import capture, row_text, tmux, unlocked_app, wait_for, wait_screen
+from tui_harness import (
+    MASTER_KEY,
+    capture,
+    exit_status,
+    open_at,
+    opened_at,
+    row_text,
+    tmux,
+    vaultsh_command,
+    wait_for,
+    wait_screen,
+)
 from vault_factory import new_vault
 
 from vaultsh.service.commands import Session, split_line
@@ -30,7 +40,6 @@ from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import PromptScreen
 from vaultsh.vault.vault import Vault
 
-MASTER_KEY = bytes(range(32))
 PASSWORD = b"terminal safety"
 
 TITLE = "\x1b]0;PWNED\x07title.txt"
@@ -218,9 +227,7 @@ def pane_lines(screen: MainScreen) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vault) -> None:
-    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(hostile.cipherdir) as (app, pilot):
         screen = app.main
         lines = pane_lines(screen)
         for line in lines:
@@ -263,9 +270,7 @@ async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vau
 
 @pytest.mark.asyncio
 async def test_tui_rename_dialog_does_not_put_a_hostile_name_in_the_input(hostile: Vault) -> None:
-    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(hostile.cipherdir) as (app, pilot):
         screen = app.main
         row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == WIPE)
         screen.plain.move_to(row)
@@ -300,7 +305,7 @@ async def test_a_bug_in_a_worker_is_one_log_line_and_the_app_goes_on(
     app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
     with pytest.raises(WorkerFailed) as raised:  # run_test re-raises what reached the handler
         async with app.run_test(size=(140, 40)) as pilot:
-            await unlocked_app(pilot, app)
+            await open_at(pilot, app)
             monkeypatch.setattr(browser, "describe_plain", describe_plain)
             app.main.plain.move_to(1)
             await wait_for(pilot, lambda: any("internal error" in line for line in app.log_lines))
@@ -326,7 +331,7 @@ async def test_a_bug_in_a_handler_ends_the_app_with_one_line(
     exit_text: list[str] = []
     with pytest.raises(_Boom):
         async with app.run_test(size=(140, 40)) as pilot:
-            await unlocked_app(pilot, app)
+            await open_at(pilot, app)
             await pilot.press("tab")
             await wait_for(pilot, lambda: app.return_code is not None)
             exit_text.extend(str(r) for r in app._exit_renderables)
@@ -346,11 +351,7 @@ def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_esc
     hostile: Vault, passfile: Path, tmp_path: Path, tmux_session: str
 ) -> None:
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    command = (
-        f"cd {repo} && {sys.executable} -m vaultsh --passfile {passfile} {hostile.cipherdir};"
-        f" echo exit=$? > {status}"
-    )
+    command = vaultsh_command(status, "--passfile", passfile, hostile.cipherdir)
     window = tmux(
         "new-session", "-d", "-P", "-F", "#{window_id}", "-s", tmux_session, "-x", "140", "-y", "40"
     )
@@ -387,10 +388,7 @@ def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_esc
     assert flag("pane_title") == "before"
     assert flag("window_bell_flag") == "0"
     tmux("send-keys", "-t", target, "q")
-    deadline = time.monotonic() + 30
-    while not status.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert status.read_text().strip() == "exit=0"
+    assert exit_status(status) == "exit=0"
 
 
 def test_the_escaped_form_ls_shows_can_be_pasted_back_into_the_shell(hostile: Vault) -> None:
@@ -440,9 +438,7 @@ async def test_tui_titles_and_notifications_never_read_names_as_markup(tmp_path:
     vault = new_vault(root, PASSWORD, master_key=MASTER_KEY)
     vault.mkdir("[b]deep")
     vault.write_file("[b]deep/[link=evil.example]x", b"x\n")
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(root) as (app, pilot):
         screen = app.main
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.cwd == "[b]deep" and not screen.dir_loading)

@@ -4,44 +4,43 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fuse_harness import cleaned_up, kernel_mounted, require_fuse
-from gocryptfs_harness import skip_or_fail
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_harness import (
-    HEIGHT,
     LONG_NAME,
     MASTER_KEY,
     PASSWORD,
     SIZE,
-    WIDTH,
     answer_prompt,
     command_done,
+    exit_status,
     footer_actions,
     info_text,
     log_text,
     masterkey_from_command_line,
     mount_with_keys,
+    open_at,
+    opened_at,
     row_text,
     select_plain,
     shows_mount,
+    start_in_tmux,
     status_text,
     tmux,
     type_text,
-    unlocked_app,
+    unlock_in_tmux,
+    vaultsh_command,
     wait_for,
     wait_screen,
 )
@@ -92,7 +91,7 @@ async def test_unlock_dialog_wrong_then_right_password(vault_dir: Path) -> None:
         assert dialog.query_one("#password", Input).value == ""
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         screen = main_of(app)
         assert isinstance(app.screen, MainScreen)
         names = {e.plain_name for e in screen.plain.rows}
@@ -124,9 +123,7 @@ async def test_given_wrong_password_exits_with_its_code(vault_dir: Path) -> None
 
 @pytest.mark.asyncio
 async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
         await pilot.press("enter")
@@ -149,9 +146,7 @@ async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         vault = app.vault
         assert vault is not None
@@ -173,9 +168,7 @@ async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir:
 
 @pytest.mark.asyncio
 async def test_linked_cursors_cipher_to_plain(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("tab")
         assert app.focused is screen.cipher
@@ -207,9 +200,7 @@ async def test_linked_cursors_cipher_to_plain(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_conflict_copies_and_stray_files_are_flagged_and_explained(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         bad = {e.cipher_name: e for e in screen.cipher.all_entries if e.role == ROLE_BAD}
         notes_cipher = screen.plain.rows[[e.plain_name for e in screen.plain.rows].index("notes.txt")]
@@ -232,9 +223,7 @@ async def test_conflict_copies_and_stray_files_are_flagged_and_explained(vault_d
 
 @pytest.mark.asyncio
 async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         vault = app.vault
         assert vault is not None
@@ -263,9 +252,7 @@ async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_filter_by_plain_name_is_incremental_and_escape_clears(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("slash")
         await type_text(pilot, "n")
@@ -292,9 +279,7 @@ async def test_export_with_progress_decrypts_files(vault_dir: Path, tmp_path: Pa
     dest = tmp_path / "out"
     dest.mkdir()
     seen: list[tuple[int, int]] = []
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         io = app.io
         real_progress = io.progress
 
@@ -320,9 +305,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
     vault.write_file("docs/big.bin", os.urandom(4 << 20))
     dest = tmp_path / "out"
     dest.mkdir()
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         gate = threading.Event()
         io = app.io
         real_progress = io.progress
@@ -350,9 +333,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
 
 @pytest.mark.asyncio
 async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("f7")
         await answer_prompt(pilot, app, "photos")
@@ -387,7 +368,7 @@ async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
 async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -> None:
     app = VaultApp(vault_dir, password=PASSWORD.encode())
     async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         await pilot.press("p")
         # Unlocked with the password: the old one is asked again, then the new one twice.
         for answer in (PASSWORD, "new secret", "new secret"):
@@ -407,9 +388,7 @@ async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -
 
 @pytest.mark.asyncio
 async def test_master_key_shown_after_password(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("K")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
         await type_text(pilot, "bad")
@@ -431,9 +410,7 @@ async def test_master_key_shown_after_password(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         assert await masterkey_from_command_line(pilot, app) == format_master_key(MASTER_KEY)
         await pilot.press("escape")
         await command_done(pilot, app)
@@ -448,9 +425,7 @@ async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vaul
 
 @pytest.mark.asyncio
 async def test_theme_cycles_and_theme_command(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         assert app.theme == "vaultsh-dark"
         assert {"vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"} <= set(app.theme_names)
         seen = {app.theme}
@@ -474,17 +449,13 @@ async def test_theme_cycles_and_theme_command(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_theme_argument_is_applied(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY, theme="vaultsh-high-contrast")
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, theme="vaultsh-high-contrast") as (app, _pilot):
         assert app.theme == "vaultsh-high-contrast"
 
 
 @pytest.mark.asyncio
 async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.keys)
@@ -503,9 +474,7 @@ async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("f2")
         assert screen.query_one("#cmdline", Input).has_focus
@@ -531,9 +500,7 @@ async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
 @pytest.mark.asyncio
 async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_dir: Path) -> None:
     """As a terminal delivers fast typing: every key queued before the first is handled."""
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         names = {":": "colon", " ": "space", "/": "slash"}
         for ch in ":cd /docs":  # "d" alone would delete, "/" would filter
@@ -549,9 +516,7 @@ async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_d
 
 @pytest.mark.asyncio
 async def test_quit_key_exits_when_not_mounted(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
@@ -567,9 +532,7 @@ def first_row(lst: EntryList) -> str:
 @pytest.mark.asyncio
 async def test_empty_directory_and_a_filter_without_match_say_so(vault_dir: Path) -> None:
     Vault.open(vault_dir, master_key=MASTER_KEY).mkdir("empty")
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert first_row(screen.plain).startswith("▶")  # the first entry, not a hint
         select_plain(screen, "empty")
@@ -596,9 +559,7 @@ async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir:
     for depth in range(1, len(parts) + 1):
         vault.mkdir("/".join(parts[:depth]))
     deep = "/".join(parts)
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         # The pane title keeps the deepest directory in view, cut in the middle to fit.
         screen.load_dir(deep)
@@ -716,9 +677,7 @@ async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
 
 @pytest.mark.asyncio
 async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.pause()
         assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
         await pilot.press("u")  # not mounted: says so, runs nothing
@@ -740,9 +699,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
 
 @pytest.mark.asyncio
 async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await mount_with_keys(pilot, app, mountpoint)
         info = mounts.find_mount(vault_dir)
         assert info is not None and info.alive and info.mountpoint == str(mountpoint)
@@ -777,9 +734,7 @@ async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, 
 
 @pytest.mark.asyncio
 async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await enter_line(pilot, app, f"mount {mountpoint}")
         await command_done(pilot, app)
         await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
@@ -817,9 +772,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
 
 @pytest.mark.asyncio
 async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await mount_with_keys(pilot, app, mountpoint)
         await enter_line(pilot, app, "exit")  # the command asks as q does
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -842,47 +795,32 @@ async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mount
     assert not kernel_mounted(mountpoint)
 
 
-def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: Path, tmp_path: Path) -> None:
+def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(
+    vault_dir: Path, tmp_path: Path, tmux_session: str
+) -> None:
     """`vaultsh DIR` under tmux: mount, q, l; the shell then shows where the mount stays."""
     require_fuse()
-
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir()
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    session = f"vaultsh-quit-{uuid.uuid4().hex[:8]}"
-    command = f"cd {repo} && {sys.executable} -m vaultsh {vault_dir}; echo exit=$? > {status}"
+    session = tmux_session
     with cleaned_up(mountpoint):
-        try:
-            tmux("new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT))
-            tmux("send-keys", "-t", session, "-l", command)
-            tmux("send-keys", "-t", session, "Enter")
-            wait_screen(session, lambda s: "Unlock vault" in s)
-            tmux("send-keys", "-t", session, "-l", PASSWORD)
-            tmux("send-keys", "-t", session, "Enter")
-            # The rows show behind the unlock dialog while it closes: wait until it is gone.
-            wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
-            tmux("send-keys", "-t", session, ":")
-            wait_screen(session, lambda s: "command (help lists them" in s)
-            tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
-            tmux("send-keys", "-t", session, "Enter")
-            wait_screen(session, lambda s: "mounted forward rw at" in s)
-            tmux("send-keys", "-t", session, "q")
-            wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
-            tmux("send-keys", "-t", session, "l")
-            wait_screen(session, lambda s: "exit=" in s or status.exists())
-            for _ in range(100):
-                if status.exists() and status.read_text().strip():
-                    break
-                time.sleep(0.05)
-            assert status.read_text().strip() == "exit=0"
-            shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
-            assert (
-                f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
-                f"unmount it with `vaultsh unmount {mountpoint}`"
-            ) in shown
-            assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves
-        finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+        start_in_tmux(session, vaultsh_command(status, vault_dir))
+        unlock_in_tmux(session)
+        # The rows show behind the unlock dialog while it closes: wait until it is gone.
+        wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
+        tmux("send-keys", "-t", session, ":")
+        wait_screen(session, lambda s: "command (help lists them" in s)
+        tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
+        tmux("send-keys", "-t", session, "Enter")
+        wait_screen(session, lambda s: "mounted forward rw at" in s)
+        tmux("send-keys", "-t", session, "q")
+        wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
+        tmux("send-keys", "-t", session, "l")
+        assert exit_status(status) == "exit=0"
+        shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
+        assert (
+            f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
+            f"unmount it with `vaultsh unmount {mountpoint}`"
+        ) in shown
+        assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves

@@ -16,10 +16,17 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Label, OptionList
-from tui_harness import MASTER_KEY, command_done, log_text, make_vault, select_plain, unlocked_app, wait_for
+from tui_harness import (
+    MASTER_KEY,
+    command_done,
+    log_text,
+    make_vault,
+    opened_at,
+    select_plain,
+    wait_for,
+)
 
 from vaultsh.tui import app as app_module
-from vaultsh.tui.app import VaultApp
 from vaultsh.tui.pathpick import (
     BROWSER_PATH_CELLS,
     BROWSER_ROWS,
@@ -412,9 +419,7 @@ async def test_export_to_a_destination_picked_in_the_browser(
     (local / "backups" / "2024").mkdir(parents=True)
     (local / "other").mkdir()
     monkeypatch.chdir(local)  # the export dialog starts in the working directory
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SMALL) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, size=SMALL) as (app, pilot):
         select_plain(app.main, "notes.txt")
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
@@ -458,9 +463,7 @@ async def test_import_a_file_picked_in_the_browser(tmp_path: Path, monkeypatch: 
     (local / "photos").mkdir(parents=True)
     (local / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
     monkeypatch.chdir(local)
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SMALL) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, size=SMALL) as (app, pilot):
         select_plain(app.main, "docs")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.main.cwd == "docs" and not app.main.dir_loading)
