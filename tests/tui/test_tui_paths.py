@@ -158,9 +158,7 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
 async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_footer(
     deep_vault: Path, where: str
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         plain_rows = app.main.plain.size.height
         assert plain_rows >= 10 and plain_rows > app.main.query_one("#info").size.height
         shown = {
@@ -188,9 +186,7 @@ async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_foote
 
 @pytest.mark.asyncio
 async def test_below_80x24_a_clear_notice_replaces_the_panes(deep_vault: Path) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(70, 20)) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, "", (70, 20)) as (app, pilot):
         notice = app.main.query_one("#too-small", Static)
         assert notice.display and "Terminal too small: 70×20" in str(notice.render())
         assert "at least 80×24" in str(notice.render())
@@ -296,9 +292,7 @@ async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
 async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, where: str) -> None:
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     vault.symlink("todo.txt", join(where, "shortcut"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         await pilot.press("p")  # a password change keeps the old config as gocryptfs.conf.bak
         # Unlocked with the master key: one dialog asks only the new password, twice.
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
@@ -325,9 +319,7 @@ async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, whe
 
 @pytest.mark.asyncio
 async def test_the_master_key_dialog_keeps_each_group_on_one_line(deep_vault: Path) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, "", (80, 24)) as (app, pilot):
         await pilot.press("K")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
         app.screen.query_one("#password", Input).value = PASSWORD
@@ -358,9 +350,7 @@ def contrast(a: Color, b: Color) -> float:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("theme", ["vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"])
 async def test_unfocused_pane_borders_are_visible_in_every_theme(deep_vault: Path, theme: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY, theme=theme)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, theme=theme) as (app, _pilot):
         background = app.main.styles.background
         for selector in ("#cipher-pane", "#info", "#log"):  # the plain pane has the focus
             widget = app.main.query_one(selector)
@@ -535,9 +525,7 @@ async def test_enter_opens_a_viewer_with_search_and_hex_for_binary(deep_vault: P
     vault.write_file(join(where, "long.txt"), ("\n".join(lines) + "\n").encode())
     vault.write_file(join(where, "blob.bin"), bytes(range(256)) * 4)
     vault.symlink("long.txt", join(where, "long-link"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         select_plain(app.main, "long-link")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
@@ -613,9 +601,7 @@ async def test_sort_by_name_size_mtime_reverse_and_hidden_toggle(deep_vault: Pat
 async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
     deep_vault: Path, config_home: Path
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         await pilot.press("s", "S", "full_stop", "t")
         await pilot.pause()
         chosen_theme = app.theme
@@ -624,17 +610,13 @@ async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
     assert f'theme = "{chosen_theme}"' in saved
     assert oct((config_home / "vaultsh" / "config.toml").stat().st_mode & 0o777) == "0o600"
 
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         assert app.theme == chosen_theme
         assert (app.main.sort_by, app.main.sort_reverse, app.main.show_hidden) == ("size", True, False)
         assert "by size ↓" in str(app.main.query_one("#plain-pane").border_subtitle)
 
     (config_home / "vaultsh" / "config.toml").write_text('sort = "colour"\nshow_hidden = "yes"\n')
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         assert app.main.sort_by == "name" and app.main.show_hidden
         warning = next(line for line in app.log_lines if "config.toml" in line)
         assert "ignored sort = 'colour' (one of name, size, mtime); show_hidden = 'yes'" in warning
@@ -752,9 +734,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
 
     monkeypatch.setattr(listing, "scan_cipher_dir", counted_scan)
     monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, DEEP)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
         select_plain(app.main, "todo.txt")
         listings.clear()
         await pilot.press("r")
@@ -797,9 +777,7 @@ async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
 @pytest.mark.asyncio
 @DEPTHS
 async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         await pilot.press("colon")
         app.main.query_one("#cmdline", Input).value = "help"
         await pilot.press("enter")

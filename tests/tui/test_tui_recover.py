@@ -88,11 +88,18 @@ async def recover_with_keys(pilot: Pilot[Any], app: VaultApp, key_text: str) -> 
 
 
 @pytest.fixture
-def lost_config(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    (root / CONF_NAME).unlink()
-    return root
+def lost_config(vault_dir: Path) -> Path:
+    """The test vault without its config."""
+    (vault_dir / CONF_NAME).unlink()
+    return vault_dir
+
+
+@pytest.fixture
+def corrupt_config(vault_dir: Path) -> Path:
+    """The test vault with a damaged config and a good backup of it beside."""
+    shutil.copy(vault_dir / CONF_NAME, vault_dir / (CONF_NAME + ".bak"))
+    (vault_dir / CONF_NAME).write_text("{ not json")
+    return vault_dir
 
 
 @pytest.mark.asyncio
@@ -175,9 +182,8 @@ async def test_empty_vault_asks_the_undecided_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
+async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(vault_dir: Path) -> None:
+    root = vault_dir
     async with opened_at(root, logn=TEST_LOGN) as (app, pilot):
         await pilot.press("colon")
         app.main.query_one("#cmdline", Input).value = "recover"
@@ -190,11 +196,8 @@ async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(tmp_path
 
 
 @pytest.mark.asyncio
-async def test_corrupt_config_offers_the_bak(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
-    shutil.copy(root / CONF_NAME, root / (CONF_NAME + ".bak"))
-    (root / CONF_NAME).write_text("{ not json")
+async def test_corrupt_config_offers_the_bak(corrupt_config: Path) -> None:
+    root = corrupt_config
     app = VaultApp(root)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -208,11 +211,8 @@ async def test_corrupt_config_offers_the_bak(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
-    shutil.copy(root / CONF_NAME, root / (CONF_NAME + ".bak"))
-    (root / CONF_NAME).write_text("{ not json")
+async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(corrupt_config: Path) -> None:
+    root = corrupt_config
     app = VaultApp(root)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -224,8 +224,8 @@ async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(tmp_
 
 
 @pytest.mark.asyncio
-async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir_fresh: Path) -> None:
-    root = vault_dir_fresh
+async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir: Path) -> None:
+    root = vault_dir
     async with opened_at(root) as (app, pilot):
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
@@ -239,13 +239,6 @@ async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir_fr
     assert Vault.open(root, password=b"new secret").keys.master_key == MASTER_KEY
     with pytest.raises(PasswordIncorrectError):
         Vault.open(root, password=PASSWORD.encode())
-
-
-@pytest.fixture
-def vault_dir_fresh(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    return root
 
 
 # -- fsck -----------------------------------------------------------------------------------------
