@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_harness import cleaned_up, kernel_mounted, require_fuse
+from fuse_harness import kernel_mounted
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input
@@ -796,31 +796,26 @@ async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mount
 
 
 def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(
-    vault_dir: Path, tmp_path: Path, tmux_session: str
+    vault_dir: Path, tmp_path: Path, tmux_session: str, mountpoint: Path
 ) -> None:
     """`vaultsh DIR` under tmux: mount, q, l; the shell then shows where the mount stays."""
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
     status = tmp_path / "status"
     session = tmux_session
-    with cleaned_up(mountpoint):
-        start_in_tmux(session, vaultsh_command(status, vault_dir))
-        unlock_in_tmux(session)
-        # The rows show behind the unlock dialog while it closes: wait until it is gone.
-        wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
-        tmux("send-keys", "-t", session, ":")
-        wait_screen(session, lambda s: "command (help lists them" in s)
-        tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
-        tmux("send-keys", "-t", session, "Enter")
-        wait_screen(session, lambda s: "mounted forward rw at" in s)
-        tmux("send-keys", "-t", session, "q")
-        wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
-        tmux("send-keys", "-t", session, "l")
-        assert exit_status(status) == "exit=0"
-        shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
-        assert (
-            f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
-            f"unmount it with `vaultsh unmount {mountpoint}`"
-        ) in shown
-        assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves
+    start_in_tmux(session, vaultsh_command(status, vault_dir))
+    unlock_in_tmux(session)
+    # The rows show behind the unlock dialog while it closes: wait until it is gone.
+    wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
+    tmux("send-keys", "-t", session, ":")
+    wait_screen(session, lambda s: "command (help lists them" in s)
+    tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
+    tmux("send-keys", "-t", session, "Enter")
+    wait_screen(session, lambda s: "mounted forward rw at" in s)
+    tmux("send-keys", "-t", session, "q")
+    wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
+    tmux("send-keys", "-t", session, "l")
+    assert exit_status(status) == "exit=0"
+    shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
+    assert (
+        f"vaultsh: {vault_dir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
+    ) in shown
+    assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves

@@ -77,6 +77,18 @@ async def ask_move(pilot: Pilot[Any], app: VaultApp, dest: str) -> None:
     await answer_prompt(pilot, app, dest)
 
 
+async def choose_then_confirm(pilot: Pilot[Any], app: VaultApp, choice: str) -> str:
+    """Answer the question about names that exist with the key `choice`, then yes to the
+    confirmation; returns the confirmation's question."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+    await pilot.press(choice)
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    question = question_of(app)
+    await pilot.press("y")
+    await command_done(pilot, app)
+    return question
+
+
 def question_of(app: VaultApp) -> str:
     """The open dialog's question as drawn (a name's markup stays text)."""
     return str(app.screen.query_one(".dialog-question", Label).render())
@@ -157,12 +169,8 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
         assert app.main.selection.names == {"f.txt", "d", "g.txt"}  # kept, to try again
 
         await ask_move(pilot, app, dest)
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        await pilot.press("k")  # keep both
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "keep their names with a number added" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        question = await choose_then_confirm(pilot, app, "k")  # keep both
+        assert "keep their names with a number added" in question
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/f.txt")) == b"already there\n"
         assert vault.read_file(join(where, "dest/f (2).txt")) == PAYLOAD
@@ -178,11 +186,7 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
         await ask_move(pilot, app, dest)
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         assert app.screen.query("#choice-overwrite")
-        await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "Move the 1 selected entries" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        assert "Move the 1 selected entries" in await choose_then_confirm(pilot, app, "s")
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/i.txt")) == b"i\n"
         assert vault.read_file(join(where, "h.txt")) == b"new h\n"
@@ -190,12 +194,7 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
 
         await select(pilot, app, "h.txt")
         await ask_move(pilot, app, dest)
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "1 existing files there are replaced" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        assert "1 existing files there are replaced" in await choose_then_confirm(pilot, app, "o")
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/h.txt")) == b"new h\n"
         assert not vault.exists(join(where, "h.txt"))

@@ -656,28 +656,22 @@ def plain_names(app: VaultApp) -> set[str | None]:
 @pytest.mark.asyncio
 @DEPTHS
 async def test_listing_follows_writes_through_a_real_mount(
-    deep_vault: Path, where: str, tmp_path: Path
+    deep_vault: Path, where: str, mountpoint: Path
 ) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await open_at(pilot, app, where)
-            await mount_with_keys(pilot, app, mountpoint)
-            await command_done(pilot, app)
-            select_plain(app.main, "todo.txt")
-            await pilot.pause()
-            (mountpoint / where / "written-outside.txt").write_bytes(b"from another program\n")
-            await wait_for(pilot, lambda: "written-outside.txt" in plain_names(app))
-            current = app.main.plain.current
-            assert current is not None and current.plain_name == "todo.txt"  # the cursor stayed
-            assert app.main.active_list() is app.main.plain
-            (mountpoint / where / "todo.txt").unlink()
-            await wait_for(pilot, lambda: "todo.txt" not in plain_names(app))
-            await pilot.press("u")
-            await command_done(pilot, app)
+    async with opened_at(deep_vault, where) as (app, pilot):
+        await mount_with_keys(pilot, app, mountpoint)
+        await command_done(pilot, app)
+        select_plain(app.main, "todo.txt")
+        await pilot.pause()
+        (mountpoint / where / "written-outside.txt").write_bytes(b"from another program\n")
+        await wait_for(pilot, lambda: "written-outside.txt" in plain_names(app))
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "todo.txt"  # the cursor stayed
+        assert app.main.active_list() is app.main.plain
+        (mountpoint / where / "todo.txt").unlink()
+        await wait_for(pilot, lambda: "todo.txt" not in plain_names(app))
+        await pilot.press("u")
+        await command_done(pilot, app)
 
 
 @pytest.mark.asyncio
@@ -1069,19 +1063,15 @@ async def test_ctrl_c_with_nothing_running_quits_as_q_does(deep_vault: Path, whe
 
 
 @pytest.mark.asyncio
-async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, tmp_path: Path) -> None:
+async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, mountpoint: Path) -> None:
     """Nothing running, a live mount: Ctrl-C asks as q does; Ctrl-C in that dialog cancels it."""
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    with cleaned_up(mountpoint):
-        async with opened_at(deep_vault, DEEP) as (app, pilot):
-            await mount_with_keys(pilot, app, mountpoint)
-            await pilot.press("ctrl+c")
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            assert app.screen.id == "quit-dialog"
-            await pilot.press("ctrl+c")
-            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
-            assert app.return_code is None and kernel_mounted(mountpoint)
-            await pilot.press("u")
-            await command_done(pilot, app)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
+        await mount_with_keys(pilot, app, mountpoint)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        assert app.screen.id == "quit-dialog"
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert app.return_code is None and kernel_mounted(mountpoint)
+        await pilot.press("u")
+        await command_done(pilot, app)
