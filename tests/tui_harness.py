@@ -129,7 +129,8 @@ async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], steps: int 
 
 
 def loaded(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.vault is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
+    """Unlocked (a vault or a reverse folder) and its directory listed."""
+    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
@@ -157,6 +158,15 @@ def log_text(app: VaultApp) -> str:
 
 def info_text(app: VaultApp) -> str:
     return app.main.query_one("#info", InfoPanel).plain_text()
+
+
+async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
+    """Open the command line and enter `line` (set at once: each typed key costs a frame)."""
+    await pilot.press("colon")
+    box = app.main.query_one("#cmdline", Input)
+    assert box.has_focus
+    box.value = line
+    await pilot.press("enter")
 
 
 async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:

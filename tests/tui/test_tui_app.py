@@ -10,12 +10,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fuse_harness import kernel_mounted
 from textual import events
-from textual.pilot import Pilot
 from textual.widgets import Input
 from tui_harness import (
     LONG_NAME,
@@ -24,10 +22,13 @@ from tui_harness import (
     SIZE,
     answer_prompt,
     command_done,
+    enter_line,
     exit_status,
     footer_actions,
     info_text,
     log_text,
+    make_reverse_folder,
+    make_vault,
     masterkey_from_command_line,
     mount_with_keys,
     open_at,
@@ -111,8 +112,14 @@ async def test_escape_in_password_dialog_exits_with_code_12(vault_dir: Path) -> 
 
 
 @pytest.mark.asyncio
-async def test_given_wrong_password_exits_with_its_code(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, password=b"nope")
+@pytest.mark.parametrize("kind", ["vault", "reverse folder"])
+async def test_given_wrong_password_exits_with_its_code(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / kind
+    if kind == "vault":
+        make_vault(root)
+    else:
+        make_reverse_folder(root)
+    app = VaultApp(root, password=b"nope")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == PasswordIncorrectError.exit_code
@@ -664,15 +671,6 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
 
 
 # -- mounting ----------------------------------------------------------------------------------
-
-
-async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
-    """Open the command line and enter `line` (set at once: each typed key costs a frame)."""
-    await pilot.press("colon")
-    box = app.main.query_one("#cmdline", Input)
-    assert box.has_focus
-    box.value = line
-    await pilot.press("enter")
 
 
 @pytest.mark.asyncio

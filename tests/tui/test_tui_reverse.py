@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
 from tui_harness import (
     BINARY,
     LONG_NAME,
@@ -20,15 +18,18 @@ from tui_harness import (
     SIZE,
     answer_prompt,
     command_done,
+    enter_line,
     footer_actions,
     info_text,
     log_text,
     make_reverse_folder,
     make_vault,
     masterkey_from_command_line,
+    open_at,
     row_text,
     select_plain,
     shows_mount,
+    status_text,
     type_text,
     wait_for,
 )
@@ -39,7 +40,6 @@ from vaultsh.tui.main_screen import MainScreen
 from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN
-from vaultsh.vault.errors import PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.reverse import ReverseView, derive
 from vaultsh.vault.vault import Vault
@@ -54,13 +54,8 @@ def open_view(root: Path) -> ReverseView:
     return ReverseView.open(root, master_key=MASTER_KEY)
 
 
-def shown(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
-
-
 async def opened(pilot: Pilot[Any], app: VaultApp) -> MainScreen:
-    await wait_for(pilot, shown(app))
-    await pilot.pause()
+    await open_at(pilot, app)
     return app.main
 
 
@@ -69,17 +64,9 @@ def by_cipher_name(screen: MainScreen) -> dict[str, Entry]:
 
 
 async def command_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
-    """Run one line from the command line (typed in at once: each key press costs a frame)."""
-    await pilot.press("colon")
-    box = app.main.query_one("#cmdline", Input)
-    assert box.has_focus
-    box.value = line
-    await pilot.press("enter")
+    """Run one line from the command line and wait until it is done."""
+    await enter_line(pilot, app, line)
     await command_done(pilot, app)
-
-
-def status_text(app: VaultApp) -> str:
-    return str(app.main.query_one("#status").render())
 
 
 # -- unlocking and the two trees ---------------------------------------------------------------
@@ -124,14 +111,6 @@ async def test_unlock_dialog_shows_plain_tree_and_the_encrypted_view(plain_dir: 
         assert roles == {ROLE_OBJECT, ROLE_CONF, ROLE_DIRIV, ROLE_SIDECAR}
         assert "reverse (read-only view)" in status_text(app)
         assert "Encrypted view" in str(screen.query_one("#cipher-pane").border_title)
-
-
-@pytest.mark.asyncio
-async def test_given_wrong_password_exits_with_its_code(plain_dir: Path) -> None:
-    app = VaultApp(plain_dir, password=b"nope")
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.return_code is not None)
-    assert app.return_code == PasswordIncorrectError.exit_code
 
 
 @pytest.mark.asyncio
