@@ -176,6 +176,16 @@ async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
     await pilot.press("enter")
 
 
+async def answer_passwords(pilot: Pilot[Any], app: VaultApp, *answers: str) -> None:
+    """Type each answer into the password dialog that asks for it, one dialog after another."""
+    for answer in answers:
+        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+        dialog = app.screen
+        await type_text(pilot, answer)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+
+
 async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
     await wait_for(pilot, lambda: not app.main.busy)
     await wait_for(pilot, lambda: not app.main.dir_loading)

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gocryptfs_harness import import_or_skip
+from gocryptfs_harness import import_or_skip, skip_or_fail
 from posix_table import LONG, POSIX_CASES, ROOT, Ctx, DirectApi, PosixCase, fields, run_posix_case
-from vault_factory import new_vault
+from user_harness import as_user, nobody
+from vault_factory import FORMAT_OPTIONS, new_vault
 
 pyfuse3 = import_or_skip("pyfuse3")
 trio = import_or_skip("trio")
@@ -33,22 +34,13 @@ from vaultsh.vault.vault import Vault  # noqa: E402
 PASSWORD = b"forward ops"
 # -- fixtures ----------------------------------------------------------------------------------
 
-FLAG_SETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "plaintextnames": {"plaintext_names": True},
-    "deterministic": {"deterministic_names": True},
-    "aessiv": {"aessiv": True},
-    "xchacha": {"xchacha": True},
-    "longnamemax62": {"longname_max": 62},
-}
-
 
 @pytest.fixture(scope="module")
 def empty_vaults(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One freshly initialised cipherdir per flag set, copied by each test that uses it."""
     base = tmp_path_factory.mktemp("empty-vaults")
     out = {}
-    for name, flags in FLAG_SETS.items():
+    for name, flags in FORMAT_OPTIONS.items():
         new_vault(base / name, PASSWORD, **flags).close()
         out[name] = base / name
     return out
@@ -101,7 +93,7 @@ def test_posix_table(make_fs: Callable[..., Mounted], case: PosixCase, flags: st
 # -- names and listing ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags", list(FLAG_SETS))
+@pytest.mark.parametrize("flags", list(FORMAT_OPTIONS))
 def test_tree_is_readable_by_the_vault_api(make_fs: Callable[..., Mounted], flags: str) -> None:
     """What the handlers write is what the format core reads (and vice versa)."""
     m = make_fs(flags)
@@ -669,35 +661,19 @@ def test_owner_writes_a_write_only_file_through_a_worker_that_is_not_root(
     """Mode 0200: a partial block is read, changed and written back (§5.4), so the owner is
     lent read permission for the open only, as gocryptfs does. Root would not need it: the
     worker runs as an ordinary user here, in a forked child."""
-    import pwd
-    import traceback
-
-    from gocryptfs_harness import skip_or_fail
-
     if os.geteuid() != 0:
         skip_or_fail("the test drops to the user nobody; run it as root")
-    nobody = pwd.getpwnam("nobody")
+    user = nobody()
     m = make_fs()
     m.fs.write("wo", b"A" * (BLOCK_SIZE + 100))
     m.fs.chmod("wo", 0o200)
     for p in [m.cipherdir, *m.cipherdir.rglob("*")]:
-        os.lchown(p, nobody.pw_uid, nobody.pw_gid)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            # Opened first: the test's temporary directories are root's alone.
-            api = DirectApi(ForwardOperations(m.vault()))
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            api.pwrite("wo", BLOCK_SIZE + 1, b"B")
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _pid, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the write as nobody failed (see its traceback)"
+        os.lchown(p, user.uid, user.gid)
+    # Opened as root, before the fork: the test's temporary directories are root's alone.
+    api = DirectApi(ForwardOperations(m.vault()))
+    try:
+        as_user(user, lambda: api.pwrite("wo", BLOCK_SIZE + 1, b"B"))
+    finally:
+        api.ops.close()
     assert m.fs.read("wo") == b"A" * (BLOCK_SIZE + 1) + b"B" + b"A" * 98
     assert stat.S_IMODE(os.lstat(m.vault().cipher_path("wo")).st_mode) == 0o200  # given back

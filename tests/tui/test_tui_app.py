@@ -20,6 +20,7 @@ from tui_harness import (
     MASTER_KEY,
     PASSWORD,
     SIZE,
+    answer_passwords,
     answer_prompt,
     command_done,
     enter_line,
@@ -378,12 +379,7 @@ async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -
         await open_at(pilot, app)
         await pilot.press("p")
         # Unlocked with the password: the old one is asked again, then the new one twice.
-        for answer in (PASSWORD, "new secret", "new secret"):
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-            dialog = app.screen
-            await type_text(pilot, answer)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await answer_passwords(pilot, app, PASSWORD, "new secret", "new secret")
         await command_done(pilot, app)
         assert "Password changed" in log_text(app)
         assert "new secret" not in log_text(app)

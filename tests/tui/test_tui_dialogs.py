@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import pwd
 import shutil
 import tempfile
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from tui_harness import (
     select_plain,
     wait_for,
 )
+from user_harness import as_user, nobody
 
 from vaultsh.tui import app as app_module
 from vaultsh.tui.pathpick import (
@@ -374,22 +373,7 @@ def test_an_unreadable_directory_gives_no_candidates_and_no_error(locked_tree: P
         asyncio.run(check_unreadable(locked_tree))
         return
     # Root reads any directory: the check runs in a child that is the user nobody.
-    nobody = pwd.getpwnam("nobody")
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            asyncio.run(check_unreadable(locked_tree))
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _pid, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the check as nobody failed (see its traceback)"
+    as_user(nobody(), lambda: asyncio.run(check_unreadable(locked_tree)))
 
 
 @pytest.mark.asyncio

@@ -16,6 +16,7 @@ from tui_harness import (
     PASSWORD,
     REPORT,
     SIZE,
+    answer_passwords,
     answer_prompt,
     command_done,
     enter_line,
@@ -305,12 +306,7 @@ async def test_passwd_rewraps_the_reverse_config(plain_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot, app)
         await pilot.press("p")
-        for answer in (PASSWORD, "new secret", "new secret"):
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-            dialog = app.screen
-            await type_text(pilot, answer)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await answer_passwords(pilot, app, PASSWORD, "new secret", "new secret")
         await command_done(pilot, app)
         assert "Password changed" in log_text(app)
     assert (plain_dir / (REVERSE_CONF_NAME + ".bak")).exists()
