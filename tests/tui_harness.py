@@ -46,6 +46,15 @@ DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
 # -- test vaults ----------------------------------------------------------------------------
 
 
+def set_fixed_mtimes(root: Path) -> None:
+    """`root` and everything below it (links themselves) to FIXED_MTIME_NS: what the panes and
+    snapshots show does not depend on when the test ran."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
+    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+
+
 def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
     """A small vault with a dir, text, binary and long-name files, plus sync debris beside them."""
     vault = new_vault(root, PASSWORD, master_key=MASTER_KEY, deterministic_names=deterministic)
@@ -59,10 +68,7 @@ def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
     conflict = notes_cipher.with_name(notes_cipher.name + " (conflicted copy 2024-05-01)")
     conflict.write_bytes(notes_cipher.read_bytes())
     (root / "stray file.txt").write_bytes(b"not encrypted")
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+    set_fixed_mtimes(root)
     return vault
 
 
@@ -81,10 +87,7 @@ def make_reverse_folder(root: Path) -> Path:
     (root / LONG_NAME).write_bytes(b"long name content\n")
     os.symlink("notes.txt", root / "link")
     new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
+    set_fixed_mtimes(root)
     return root
 
 
