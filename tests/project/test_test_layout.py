@@ -1,4 +1,5 @@
-"""The test suite's own layout: test modules share helpers only through tests/*.py helper modules."""
+"""The test suite's own rules: helpers are shared through helper modules, never by importing a
+test module, and nothing skips under CI=true."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def imported_test_modules(source: str) -> list[tuple[int, str]]:
         else:
             continue
         found += [(node.lineno, name) for name in names if name.split(".")[-1].startswith("test_")]
-    return found
+    return sorted(found)
 
 
 def test_the_check_finds_every_spelling_of_a_test_module_import() -> None:
@@ -58,3 +59,51 @@ def test_test_module_names_are_unique() -> None:
     # The layer folders are not packages: mypy and pytest know each module by its file name.
     names = Counter(path.name for path in suite_modules())
     assert [name for name, count in names.items() if count > 1] == []
+
+
+# Skips that would also happen under CI=true. The CI-aware ways are gocryptfs_harness's
+# skip_or_fail, import_or_skip and require_gocryptfs (and fuse_harness's require_fuse).
+PLAIN_SKIPS = {
+    "pytest.skip",
+    "pytest.importorskip",
+    "pytest.xfail",
+    "pytest.mark.skip",
+    "pytest.mark.skipif",
+    "pytest.mark.xfail",
+}
+
+
+def plain_skips(source: str) -> list[tuple[int, str]]:
+    """(line, name) of every use of pytest's own skips and expected failures."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute):
+            name = ast.unparse(node)
+            if name in PLAIN_SKIPS:
+                found.append((node.lineno, name))
+    return sorted(found)
+
+
+def test_the_check_finds_plain_skips() -> None:
+    source = (
+        "import pytest\n"
+        "pytest.importorskip('pyfuse3')\n"
+        "@pytest.mark.skipif(True, reason='x')\n"
+        "def test_a():\n"
+        "    pytest.skip('no tool')\n"
+        "    skip_or_fail('no tool')\n"
+    )
+    assert plain_skips(source) == [(2, "pytest.importorskip"), (3, "pytest.mark.skipif"), (5, "pytest.skip")]
+
+
+def test_nothing_skips_under_ci() -> None:
+    # CI=true must run every test: what is missing there is a failure, not a skip. Only the
+    # helper that decides (and the --run-slow option, which CI=true overrides) may skip.
+    allowed = {TESTS / "gocryptfs_harness.py", TESTS / "conftest.py"}
+    offenders = [
+        f"{path.relative_to(TESTS)}:{line}: {name}"
+        for path in suite_modules()
+        if path not in allowed
+        for line, name in plain_skips(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
