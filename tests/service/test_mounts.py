@@ -448,6 +448,13 @@ def _worker_reaped(pid: int) -> bool:
     return pid not in mounts._children and not proto.process_alive(pid)
 
 
+def assert_nothing_left(mnt: Path) -> None:
+    """A refused mount leaves no mount, no registry entry and no worker process."""
+    assert not mounts.mounted_at(mnt)
+    assert mounts.list_mounts() == []
+    assert mounts._children == {}
+
+
 @pytest.mark.usefixtures("fuse")
 def test_short_master_key_is_refused_by_the_worker(vault: tuple[Path, bytes], mnt: Path) -> None:
     cipher, key = vault
@@ -455,9 +462,7 @@ def test_short_master_key_is_refused_by_the_worker(vault: tuple[Path, bytes], mn
         mounts.mount(MountRequest(cipher, mnt), key[:31])
     assert int(info.value.exit_code) == 14  # gocryptfs MASTER_KEY
     assert key[:31].hex() not in str(info.value)
-    assert not mounts.mounted_at(mnt)
-    assert mounts.list_mounts() == []
-    assert mounts._children == {}
+    assert_nothing_left(mnt)
 
 
 @pytest.mark.usefixtures("fuse")
@@ -486,9 +491,7 @@ def test_failed_unlock_stops_the_started_worker(vault: tuple[Path, bytes], mnt: 
 
     with pytest.raises(MasterKeyError, match="Password incorrect"):
         mounts.mount(MountRequest(cipher, mnt), unlock)
-    assert not mounts.mounted_at(mnt)
-    assert mounts.list_mounts() == []
-    assert mounts._children == {}
+    assert_nothing_left(mnt)
 
 
 @pytest.mark.usefixtures("fuse")
