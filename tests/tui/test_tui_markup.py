@@ -23,6 +23,7 @@ from tui_harness import (
     PASSWORD,
     answer_prompt,
     log_text,
+    open_at,
     opened_at,
     screen_text,
     select_plain,
@@ -237,7 +238,9 @@ async def test_rename_and_mkdir_over_markup_names(markup_vault: Vault, where: st
 
 @pytest.mark.asyncio
 async def test_filter_fsck_and_notifications_keep_brackets(markup_vault: Vault) -> None:
-    async with opened_at(markup_vault.cipherdir, SUB, SIZE, notifications=True) as (app, pilot):
+    app = VaultApp(markup_vault.cipherdir, master_key=MASTER_KEY)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await open_at(pilot, app, SUB)
         await pilot.press("slash")
         app.main.query_one("#cmdline", Input).value = "[draft]"
         await pilot.pause()
