@@ -179,6 +179,18 @@ async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
     await pilot.press("enter")
 
 
+async def wrong_password_refused(pilot: Pilot[Any], app: VaultApp) -> PasswordScreen[Any]:
+    """Type a wrong password into the unlock dialog; returns the dialog once it says so."""
+    await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
+    await type_text(pilot, "wrong")
+    await pilot.press("enter")
+    dialog = app.screen
+    assert isinstance(dialog, PasswordScreen)
+    await wait_for(pilot, lambda: not dialog.busy)
+    assert "Password incorrect" in str(dialog.query_one("#dialog-error").render())
+    return dialog
+
+
 async def answer_passwords(pilot: Pilot[Any], app: VaultApp, *answers: str) -> None:
     """Type each answer into the password dialog that asks for it, one dialog after another."""
     for answer in answers:

@@ -45,6 +45,7 @@ from tui_harness import (
     vaultsh_command,
     wait_for,
     wait_screen,
+    wrong_password_refused,
 )
 from vault_factory import new_vault
 
@@ -81,14 +82,7 @@ def main_of(app: VaultApp) -> MainScreen:
 async def test_unlock_dialog_wrong_then_right_password(vault_dir: Path) -> None:
     app = VaultApp(vault_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "wrong")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
-        error = str(dialog.query_one("#dialog-error").render())
-        assert "Password incorrect" in error
+        dialog = await wrong_password_refused(pilot, app)
         assert app.vault is None
         assert dialog.query_one("#password", Input).value == ""
         await type_text(pilot, PASSWORD)

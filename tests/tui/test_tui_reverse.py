@@ -33,12 +33,13 @@ from tui_harness import (
     status_text,
     type_text,
     wait_for,
+    wrong_password_refused,
 )
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
 from vaultsh.tui.main_screen import MainScreen
-from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
+from vaultsh.tui.screens import HelpScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.keys import format_master_key
@@ -77,13 +78,7 @@ async def command_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
 async def test_unlock_dialog_shows_plain_tree_and_the_encrypted_view(plain_dir: Path) -> None:
     app = VaultApp(plain_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "wrong")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
-        assert "Password incorrect" in str(dialog.query_one("#dialog-error").render())
+        await wrong_password_refused(pilot, app)
         assert app.session is None
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
