@@ -1,5 +1,4 @@
-"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, vector copies, a new vault,
-private runtime and config dirs; the TUI fixtures come from tests/tui_harness.py, loaded here."""
+"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, vectors, a new vault, own dirs."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 # The test folders (core/, fs/, service/, ...) share the helper modules at the top of tests/
-# (vectors, gocryptfs_harness, fuse_harness, shell_harness) and import them by module name,
+# (vectors, vault_factory, posix_table and the *_harness modules) and import them by name,
 # so put this directory on sys.path explicitly, whatever pytest's import mode.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:

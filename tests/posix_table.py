@@ -1,5 +1,4 @@
-"""The POSIX behaviour table, and two ways to run it: syscalls below a directory (a plain one or
-a mountpoint), and our forward FUSE handlers called directly without the kernel."""
+"""Test helper: the POSIX behaviour table, run by syscalls below a directory or by direct FUSE calls."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Test helper for the TUI tests: the test vaults, driving the app under Pilot or in tmux,
-reading what it shows, and their fixtures (tests/conftest.py loads this module as a plugin)."""
+"""Test helper: the TUI test vaults, Pilot and tmux drivers, and the TUI fixtures (a plugin)."""
 
 from __future__ import annotations
 

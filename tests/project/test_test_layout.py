@@ -1,5 +1,4 @@
-"""The test suite's own rules: helpers are shared through helper modules, never by importing a
-test module, and nothing skips under CI=true."""
+"""The suite's own rules: no test module imports another, and nothing skips under CI=true."""
 
 from __future__ import annotations
 
