@@ -387,12 +387,7 @@ async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -
 async def test_master_key_shown_after_password(vault_dir: Path) -> None:
     async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("K")
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "bad")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
+        await wrong_password_refused(pilot, app)
         assert isinstance(app.screen, PasswordScreen)
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
