@@ -1,4 +1,4 @@
-"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, vector copies, a new vault."""
+"""Shared pytest options and fixtures: --run-slow, the gocryptfs guard, vectors, a new vault, own dirs."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ from pathlib import Path
 import pytest
 
 # The test folders (core/, fs/, service/, ...) share the helper modules at the top of tests/
-# (vectors, gocryptfs_harness, fuse_harness, shell_harness) and import them by module name,
+# (vectors, vault_factory, posix_table and the *_harness modules) and import them by name,
 # so put this directory on sys.path explicitly, whatever pytest's import mode.
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-from gocryptfs_harness import require_gocryptfs, skip_or_fail  # noqa: E402
+from gocryptfs_harness import in_ci, require_gocryptfs, skip_or_fail  # noqa: E402
 from vault_factory import NewVault  # noqa: E402
 from vault_factory import new_vault as make_new_vault  # noqa: E402
 from vectors import copy_vectors  # noqa: E402
 
 from vaultsh.vault.vault import Vault  # noqa: E402
+
+# The fixtures of the TUI tests (test vaults, a mountpoint, a tmux session) live with their
+# helpers; loaded as a plugin, they reach every test module without being imported.
+pytest_plugins = ["tui_harness"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,12 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--run-slow",
         action="store_true",
         default=False,
-        help="also run tests marked `slow`",
+        help="also run tests marked `slow` (CI=true runs them always)",
     )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
+    if config.getoption("--run-slow") or in_ci():  # CI runs every test
         return
     skip_slow = pytest.mark.skip(reason="slow test: pass --run-slow to run it")
     for item in items:
@@ -86,6 +90,15 @@ def private_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own config home (XDG_CONFIG_HOME, not made until something saves):
+    preferences and themes are read and saved there, never in the user's own."""
+    home = tmp_path / "config-home"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    return home
 
 
 @pytest.fixture

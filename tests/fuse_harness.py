@@ -1,21 +1,26 @@
-"""Test helper: serve a pyfuse3 Operations object at a mountpoint from a forked child process."""
+"""Test helpers: serve our filesystems at a mountpoint from a forked child, and compare mounted trees."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from gocryptfs_harness import skip_or_fail
+from gocryptfs_harness import run_cmd, skip_or_fail
 
 from vaultsh.service import mounts
 from vaultsh.vault.errors import VaultError
+from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.vault import Vault
 
 
 def require_fuse() -> None:
@@ -103,6 +108,70 @@ def mounted_ops(
             force_unmount(mountpoint)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
+
+
+def mount_vault(
+    cipherdir: Path, mountpoint: Path, password: str, *, read_only: bool = False
+) -> AbstractContextManager[Path]:
+    """Serve our forward filesystem for `cipherdir` at `mountpoint`, as the mount worker does."""
+    require_fuse()
+    from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations  # imports pyfuse3
+
+    return mounted_ops(
+        lambda: ForwardOperations(Vault.open(cipherdir, password=password.encode()), read_only=read_only),
+        mountpoint,
+        set(FORWARD_MOUNT_OPTIONS),
+    )
+
+
+def mount_view(
+    plain: Path,
+    mountpoint: Path,
+    password: str,
+    *,
+    excludes: tuple[str, ...] = (),
+    cache_timeout: float | None = None,
+) -> AbstractContextManager[Path]:
+    """Serve our reverse view of the plain dir `plain` at `mountpoint`, as the mount worker does
+    (with the kernel's cache time of names and attributes, unless `cache_timeout` is given)."""
+    require_fuse()
+    from vaultsh.fs.reverse import CACHE_TIMEOUT, REVERSE_MOUNT_OPTIONS, ReverseOperations  # imports pyfuse3
+
+    timeout = CACHE_TIMEOUT if cache_timeout is None else cache_timeout
+    return mounted_ops(
+        lambda: ReverseOperations(
+            ReverseView.open(plain, password=password.encode(), excludes=excludes), cache_timeout=timeout
+        ),
+        mountpoint,
+        set(REVERSE_MOUNT_OPTIONS),
+    )
+
+
+def exact_manifest(root: Path) -> dict[str, tuple[object, ...]]:
+    """path -> (type bits and mode, size, mtime in ns, sha256 or link target), below root."""
+    out: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                content: object = os.readlink(p)
+            elif stat.S_ISREG(st.st_mode):
+                content = hashlib.sha256(p.read_bytes()).hexdigest()
+            else:
+                content = None
+            out[p.relative_to(root).as_posix()] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
+    return out
+
+
+def assert_same_view(ours: Path, theirs: Path) -> None:
+    """Two mounted trees hold the same bytes (diff -r) and the same modes, sizes and mtimes."""
+    diff = run_cmd(["diff", "-r", "--no-dereference", ours, theirs])
+    assert diff.returncode == 0, diff.describe()
+    mine, gocryptfs = exact_manifest(ours), exact_manifest(theirs)
+    assert sorted(mine) == sorted(gocryptfs)
+    for path, expected in gocryptfs.items():
+        assert mine[path] == expected, path
 
 
 def kernel_mounted(path: Path) -> bool:

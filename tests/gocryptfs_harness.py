@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import os
 import random
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -65,6 +67,15 @@ def skip_or_fail(reason: str) -> None:
         pytest.fail(f"CI must not skip this test: {reason}", pytrace=False)
     print(f"SKIP: {reason}", file=sys.stderr)
     pytest.skip(reason)
+
+
+def import_or_skip(name: str) -> ModuleType:
+    """Import the optional module `name` (pyfuse3 and trio: the [fuse] extra); when it is
+    missing, skip the test module that asks -- or, under CI, where it is installed, fail."""
+    if in_ci():
+        return importlib.import_module(name)
+    module: ModuleType = pytest.importorskip(name)
+    return module
 
 
 def require_gocryptfs() -> None:
@@ -588,3 +599,76 @@ def assert_same_tree(actual: Manifest, expected: Manifest, what: str = "tree") -
     """Assert two manifests are equal, with a readable list of differences."""
     diff = manifest_diff(actual, expected)
     assert not diff, f"{what} differs from the expected tree:\n{diff}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The flag combinations both tools are compared on, and gocryptfs' own example vaults
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One `-init` flag combination, spelled for both tools, with what `-init` writes (§3.3)."""
+
+    id: str
+    vaultsh: tuple[str, ...]
+    gocryptfs: tuple[str, ...]
+    feature_flags: tuple[str, ...]
+    longnamemax: int | None = None
+
+    @property
+    def plaintextnames(self) -> bool:
+        return "PlaintextNames" in self.feature_flags
+
+    @property
+    def diriv(self) -> bool:
+        return "DirIV" in self.feature_flags
+
+
+_NAMES = ("EMENames", "LongNames", "Raw64")
+VARIANTS = [
+    Variant("default", (), (), ("HKDF", "GCMIV128", "DirIV", *_NAMES)),
+    Variant(
+        "plaintextnames",
+        ("--plaintextnames",),
+        ("-plaintextnames",),
+        ("HKDF", "GCMIV128", "PlaintextNames"),
+    ),
+    Variant("aessiv", ("--aessiv",), ("-aessiv",), ("HKDF", "GCMIV128", "DirIV", *_NAMES, "AESSIV")),
+    Variant("xchacha", ("--xchacha",), ("-xchacha",), ("HKDF", "XChaCha20Poly1305", "DirIV", *_NAMES)),
+    Variant(
+        "deterministic-names",
+        ("--deterministic-names",),
+        ("-deterministic-names",),
+        ("HKDF", "GCMIV128", *_NAMES),
+    ),
+    Variant(
+        "longnamemax62",
+        ("--longnamemax", "62"),
+        ("-longnamemax", "62"),
+        ("HKDF", "GCMIV128", "DirIV", "LongNameMax", *_NAMES),
+        longnamemax=62,
+    ),
+]
+# Reverse mode implies AESSIV and forbids XChaCha (§9.1); -aessiv would be redundant.
+REVERSE_VARIANTS = [
+    dataclasses.replace(v, feature_flags=(*v.feature_flags, "AESSIV"))
+    for v in VARIANTS
+    if v.id in ("default", "plaintextnames", "deterministic-names", "longnamemax62")
+]
+
+# Forward example vaults that gocryptfs 2.3 mounts (§13); password "test".
+EXAMPLE_VAULTS = [
+    "v0.7",
+    "v0.7-plaintextnames",
+    "v0.9",
+    "v1.1-aessiv",
+    "v1.3",
+    "v2.2-deterministic-names",
+    "v2.2-xchacha",
+    "v2.2-xchacha-deterministic-names",
+]
+
+
+def group_key(hex64: str) -> str:
+    return "-".join(hex64[i : i + 8] for i in range(0, 64, 8))

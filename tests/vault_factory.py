@@ -12,6 +12,16 @@ from vaultsh.vault.vault import Vault
 TEST_LOGN = 10
 DEFAULT_PASSWORD = b"pw"
 
+# Every format the tests run against, by name: the keyword arguments of new_vault (Vault.init).
+FORMAT_OPTIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "plaintextnames": {"plaintext_names": True},
+    "deterministic": {"deterministic_names": True},
+    "aessiv": {"aessiv": True},
+    "xchacha": {"xchacha": True},
+    "longnamemax62": {"longname_max": 62},
+}
+
 
 class NewVault:
     """The vault factory's type: `new_vault` below, also the conftest fixture of that name.

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fuse_harness import cleaned_up, kernel_mounted, require_fuse
+from fuse_harness import kernel_mounted
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from shell_harness import Shell
@@ -172,23 +172,19 @@ def test_cat_follows_symlinks_inside_the_vault_and_refuses_outside(vault: tuple[
     ]
 
 
-def test_ctrl_d_with_a_live_mount_offers_to_unmount(vault: tuple[Vault, bytes], tmp_path: Path) -> None:
-    require_fuse()
+def test_ctrl_d_with_a_live_mount_offers_to_unmount(vault: tuple[Vault, bytes], mountpoint: Path) -> None:
     v = vault[0]
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    with cleaned_up(mountpoint):
-        sh = Shell(v)
-        sh.type(f"mount {mountpoint}\n\x04n\n")
-        assert kernel_mounted(mountpoint), sh.err.getvalue()
-        assert sh.lines()[-1] == (
-            f"{v.cipherdir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
-        )
-        assert (mountpoint / "docs" / "notes.txt").read_bytes() == b"hello vault\n"
-        sh = Shell(v)
-        sh.type("exit\ny\n")
-        assert sh.lines()[-1] == f"unmounted {mountpoint}", sh.err.getvalue()
-        assert not kernel_mounted(mountpoint)
+    sh = Shell(v)
+    sh.type(f"mount {mountpoint}\n\x04n\n")
+    assert kernel_mounted(mountpoint), sh.err.getvalue()
+    assert sh.lines()[-1] == (
+        f"{v.cipherdir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
+    )
+    assert (mountpoint / "docs" / "notes.txt").read_bytes() == b"hello vault\n"
+    sh = Shell(v)
+    sh.type("exit\ny\n")
+    assert sh.lines()[-1] == f"unmounted {mountpoint}", sh.err.getvalue()
+    assert not kernel_mounted(mountpoint)
 
 
 def test_pipe_to_a_local_command_and_redirect_to_a_local_file(
@@ -215,26 +211,22 @@ def test_pipe_to_a_local_command_and_redirect_to_a_local_file(
 
 
 def test_busy_unmount_names_the_processes_holding_the_mount(
-    vault: tuple[Vault, bytes], tmp_path: Path
+    vault: tuple[Vault, bytes], mountpoint: Path
 ) -> None:
-    require_fuse()
     v = vault[0]
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    with cleaned_up(mountpoint):
+    sh = Shell(v)
+    sh.type(f"mount {mountpoint}\n\x04n\n")
+    assert kernel_mounted(mountpoint), sh.err.getvalue()
+    holder = subprocess.Popen(["sleep", "60"], cwd=mountpoint / "docs")
+    try:
         sh = Shell(v)
-        sh.type(f"mount {mountpoint}\n\x04n\n")
-        assert kernel_mounted(mountpoint), sh.err.getvalue()
-        holder = subprocess.Popen(["sleep", "60"], cwd=mountpoint / "docs")
-        try:
-            sh = Shell(v)
-            sh.type("unmount\n\x04n\n")
-            error = sh.err.getvalue()
-            assert "cannot unmount" in error and f"in use by {holder.pid} (sleep)" in error, error
-            assert kernel_mounted(mountpoint)
-        finally:
-            holder.kill()
-            holder.wait()
-        sh = Shell(v)
-        sh.type("unmount\n\x04")
-        assert not kernel_mounted(mountpoint), sh.err.getvalue()
+        sh.type("unmount\n\x04n\n")
+        error = sh.err.getvalue()
+        assert "cannot unmount" in error and f"in use by {holder.pid} (sleep)" in error, error
+        assert kernel_mounted(mountpoint)
+    finally:
+        holder.kill()
+        holder.wait()
+    sh = Shell(v)
+    sh.type("unmount\n\x04")
+    assert not kernel_mounted(mountpoint), sh.err.getvalue()

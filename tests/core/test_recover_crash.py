@@ -103,6 +103,19 @@ def command(kind: str, root: Path, secrets: Path) -> list[str]:
             "--scryptn", "10", str(root)]  # fmt: skip
 
 
+def pristine_vault(tmp_path: Path) -> tuple[Path, Path, bytes]:
+    """A vault under the OLD password to copy for each run, and beside it the passfiles (old,
+    new) and master key file (key) both commands read: (vault, secrets dir, master key)."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    write_passfile(secrets / "old", OLD)
+    write_passfile(secrets / "new", NEW)
+    pristine = tmp_path / "pristine"
+    key = make_vault(pristine)
+    (secrets / "key").write_text(format_master_key(key) + "\n")
+    return pristine, secrets, key
+
+
 def check_after_kill(root: Path, key: bytes) -> None:
     opens = opens_with(root, key)
     assert opens, f"after the kill neither password opens {root}: {sorted(os.listdir(root))}"
@@ -114,13 +127,7 @@ def check_after_kill(root: Path, key: bytes) -> None:
 
 @pytest.mark.parametrize("kind", ["passwd", "recover"])
 def test_killed_at_every_write_step(tmp_path: Path, kind: str) -> None:
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    write_passfile(secrets / "old", OLD)
-    write_passfile(secrets / "new", NEW)
-    pristine = tmp_path / "pristine"
-    key = make_vault(pristine)
-    (secrets / "key").write_text(format_master_key(key) + "\n")
+    pristine, secrets, key = pristine_vault(tmp_path)
 
     # A full run first: how many modifying steps there are, and that it succeeds.
     full = tmp_path / "full"
@@ -148,13 +155,7 @@ def test_killed_at_every_write_step(tmp_path: Path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["passwd", "recover"])
 def test_killed_after_random_delays(tmp_path: Path, kind: str) -> None:
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    write_passfile(secrets / "old", OLD)
-    write_passfile(secrets / "new", NEW)
-    pristine = tmp_path / "pristine"
-    key = make_vault(pristine)
-    (secrets / "key").write_text(format_master_key(key) + "\n")
+    pristine, secrets, key = pristine_vault(tmp_path)
     first = tmp_path / "first"
     subprocess.run(["cp", "-a", pristine, first], check=True)
     start = time.monotonic()

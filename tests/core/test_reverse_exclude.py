@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fuse_harness import assert_same_view, exact_manifest, mount_view
 from gocryptfs_harness import (
     assert_same_tree,
     gocryptfs_init,
@@ -232,8 +233,6 @@ def test_matcher_table_agrees_with_gocryptfs(need_gocryptfs: None, tmp_path: Pat
 
 @pytest.mark.gocryptfs
 def test_excluded_views_match_gocryptfs_reverse(need_gocryptfs: None, tmp_path: Path) -> None:
-    from test_fs_reverse import exact_manifest
-
     plain = make_interop_tree(tmp_path / "plain")
     gocryptfs_init(plain, PASSWORD, "-reverse")
     full = exact_manifest(plain)
@@ -250,8 +249,6 @@ def test_excluded_views_match_gocryptfs_reverse(need_gocryptfs: None, tmp_path: 
 @pytest.mark.gocryptfs
 def test_excluded_mount_matches_gocryptfs_and_round_trips(need_gocryptfs: None, tmp_path: Path) -> None:
     """-exclude PATH (anchored), -exclude-wildcard and -exclude-from, mounted side by side."""
-    from test_fs_reverse import assert_same_view, mount_view
-
     plain = make_interop_tree(tmp_path / "plain")
     gocryptfs_init(plain, PASSWORD, "-reverse")
     exclude_file = tmp_path / "excludes"
@@ -265,7 +262,7 @@ def test_excluded_mount_matches_gocryptfs_and_round_trips(need_gocryptfs: None, 
     copy = tmp_path / "copy"
     with (
         gocryptfs_mount(plain, tmp_path / "theirs", PASSWORD, "-reverse", *flags) as theirs,
-        mount_view(plain, tmp_path / "ours", excludes) as ours,
+        mount_view(plain, tmp_path / "ours", PASSWORD, excludes=excludes) as ours,
     ):
         assert_same_view(ours, theirs)
         listed = set(os.listdir(ours))

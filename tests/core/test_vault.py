@@ -9,12 +9,11 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from vault_factory import NewVault
+from vault_factory import FORMAT_OPTIONS, NewVault
 
 from vaultsh.vault.config import load_config
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN
@@ -25,23 +24,14 @@ from vaultsh.vault.vault import Vault
 PW = b"pw"
 LOGN = 10
 
-OPTIONS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "plaintextnames": {"plaintext_names": True},
-    "deterministic": {"deterministic_names": True},
-    "aessiv": {"aessiv": True},
-    "xchacha": {"xchacha": True},
-    "longnamemax62": {"longname_max": 62},
-}
-
 LONG = "long_" + "L" * 195  # 200 bytes: hashed in every encrypted-names mode
 LONG2 = "other_" + "M" * 194
 MID = "m" * 40  # hashed only with longname_max 62
 
 
-@pytest.fixture(params=list(OPTIONS))
+@pytest.fixture(params=list(FORMAT_OPTIONS))
 def vault(request: pytest.FixtureRequest, tmp_path: Path, new_vault: NewVault) -> Vault:
-    return new_vault(tmp_path / "cipher", **OPTIONS[request.param])
+    return new_vault(tmp_path / "cipher", **FORMAT_OPTIONS[request.param])
 
 
 def _names(v: Vault, path: str = "") -> set[str]:
@@ -98,11 +88,11 @@ def test_init_missing_dir(tmp_path: Path) -> None:
     assert exc.value.exit_code == 6
 
 
-@pytest.mark.parametrize("opt", list(OPTIONS))
+@pytest.mark.parametrize("opt", list(FORMAT_OPTIONS))
 def test_open_with_master_key_without_config(tmp_path: Path, opt: str) -> None:
     root = tmp_path / "c"
     root.mkdir()
-    conf, key = Vault.init(root, PW, logn=LOGN, **OPTIONS[opt])
+    conf, key = Vault.init(root, PW, logn=LOGN, **FORMAT_OPTIONS[opt])
     v = Vault.open(root, password=PW)
     v.mkdir("d")
     v.write_file("d/" + LONG, b"payload")
@@ -312,7 +302,7 @@ _op = st.one_of(
 @pytest.fixture(scope="module", params=["default", "aessiv", "xchacha"])
 def shared_vault(request: pytest.FixtureRequest, new_vault: NewVault) -> Iterator[Vault]:
     with tempfile.TemporaryDirectory() as d:
-        yield new_vault(Path(d) / "c", **OPTIONS[request.param])
+        yield new_vault(Path(d) / "c", **FORMAT_OPTIONS[request.param])
 
 
 @settings(
@@ -399,7 +389,7 @@ def test_rmdir_readonly_dir(vault: Vault) -> None:
 
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha", "longnamemax62"])
 def test_diriv_differs_per_dir(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
-    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
+    vault = new_vault(tmp_path / "c", **FORMAT_OPTIONS[opt])
     assert vault.options.diriv
     vault.mkdir("a")
     vault.mkdir("b")
@@ -669,7 +659,7 @@ def test_symlink_existing(vault: Vault) -> None:
 
 @pytest.mark.parametrize("opt", ["default", "deterministic", "aessiv", "xchacha"])
 def test_symlink_target_encryption_is_randomised(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
-    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
+    vault = new_vault(tmp_path / "c", **FORMAT_OPTIONS[opt])
     vault.symlink("same", "a")
     vault.symlink("same", "b")
     assert os.readlink(vault.cipher_path("a")) != os.readlink(vault.cipher_path("b"))
@@ -678,7 +668,7 @@ def test_symlink_target_encryption_is_randomised(tmp_path: Path, opt: str, new_v
 @pytest.mark.parametrize("opt", ["default", "aessiv", "xchacha"])
 def test_symlink_target_format(tmp_path: Path, opt: str, new_vault: NewVault) -> None:
     """§7.1: target = B64(nonce || AEAD(target, AD = BE64(0))), Raw64 in new vaults."""
-    vault = new_vault(tmp_path / "c", **OPTIONS[opt])
+    vault = new_vault(tmp_path / "c", **FORMAT_OPTIONS[opt])
     vault.symlink("status.txt", "ln")
     stored = os.readlink(vault.cipher_path("ln"))
     assert "=" not in stored and "/" not in stored and "+" not in stored

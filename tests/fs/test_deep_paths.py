@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuse_harness import mounted_ops
+from fuse_harness import mount_vault, mount_view
 from gocryptfs_harness import (
     gocryptfs_init,
     gocryptfs_mount,
@@ -20,12 +20,8 @@ from gocryptfs_harness import (
 from vault_factory import new_vault
 
 from vaultsh.vault.errors import ExitCode, short_path
-from vaultsh.vault.vault import Vault
-
-pytest.importorskip("pyfuse3")
-from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations
-from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations
 from vaultsh.vault.reverse import ReverseView
+from vaultsh.vault.vault import Vault
 
 PASSWORD = "deep pässword"
 PATH_MAX = 4096
@@ -40,14 +36,6 @@ MID_DATA = b"half way down\n"
 
 Manifest = dict[str, tuple[str, bytes]]
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-
-
-def mount_vault(cipherdir: Path, mountpoint: Path, password: str = PASSWORD) -> object:
-    return mounted_ops(
-        lambda: ForwardOperations(Vault.open(cipherdir, password=password.encode())),
-        mountpoint,
-        set(FORWARD_MOUNT_OPTIONS),
-    )
 
 
 def build_deep_tree(root: Path) -> None:
@@ -190,7 +178,7 @@ def pw(tmp_path: Path) -> Path:
 def test_deep_tree_made_through_vaultsh_mount(tmp_path: Path, pw: Path, need_gocryptfs: None) -> None:
     cipher = tmp_path / "cipher"
     new_vault(cipher, PASSWORD).close()
-    with mount_vault(cipher, tmp_path / "mnt") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
         build_deep_tree(mnt)
         assert read_tree(mnt) == expected_tree()
     assert cipher_depth_bytes(cipher) > PATH_MAX  # the point of the exercise
@@ -208,7 +196,7 @@ def test_deep_tree_made_by_gocryptfs(tmp_path: Path, pw: Path, need_gocryptfs: N
     with gocryptfs_mount(cipher, tmp_path / "gmnt", PASSWORD) as gmnt:
         build_deep_tree(gmnt)
     assert cipher_depth_bytes(cipher) > PATH_MAX
-    with mount_vault(cipher, tmp_path / "mnt") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
         assert read_tree(mnt) == expected_tree()
     check_offline(cipher, pw, tmp_path)
     # What the offline commands left is still gocryptfs's: it mounts and reads the same tree.
@@ -223,11 +211,7 @@ def test_deep_plain_tree_in_reverse_mode(tmp_path: Path, need_gocryptfs: None) -
     plain.mkdir()
     build_deep_tree(plain)
     new_vault.reverse_folder(plain, PASSWORD)
-    with mounted_ops(
-        lambda: ReverseOperations(ReverseView.open(plain, password=PASSWORD.encode())),
-        tmp_path / "view",
-        set(REVERSE_MOUNT_OPTIONS),
-    ) as view:
+    with mount_view(plain, tmp_path / "view", PASSWORD) as view:
         assert cipher_depth_bytes(view) > PATH_MAX
         with gocryptfs_mount(view, tmp_path / "fwd", PASSWORD) as fwd:
             assert read_tree(fwd) == expected_tree()
@@ -278,7 +262,7 @@ def mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     base = tmp_path_factory.mktemp("pathmax")
     cipher = base / "cipher"
     new_vault(cipher, PASSWORD).close()
-    with mount_vault(cipher, base / "mnt") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, base / "mnt", PASSWORD) as mnt:
         yield mnt
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import require_fuse, wait_for
+from gocryptfs_harness import import_or_skip
 from vault_factory import new_vault
 
-pyfuse3 = pytest.importorskip("pyfuse3")
+pyfuse3 = import_or_skip("pyfuse3")
 
 from vaultsh import mount_protocol as proto  # noqa: E402
 from vaultsh.fs import blocking_loop  # noqa: E402

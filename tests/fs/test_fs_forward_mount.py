@@ -12,34 +12,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuse_harness import mounted_ops, require_fuse
+from fuse_harness import mount_vault, require_fuse
 from gocryptfs_harness import (
     Manifest,
     assert_same_tree,
     gocryptfs_fsck,
     gocryptfs_init,
     gocryptfs_mount,
+    import_or_skip,
     make_interop_tree,
     tree_manifest,
 )
-from test_fs_forward_ops import POSIX_CASES, OsApi, PosixCase, run_posix_case
+from posix_table import POSIX_CASES, OsApi, PosixCase, run_posix_case
 from vault_factory import new_vault
 
 from vaultsh.vault.vault import Vault
 
-pytest.importorskip("pyfuse3")
-from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, raise_readahead
+import_or_skip("pyfuse3")
+from vaultsh.fs.forward import raise_readahead  # noqa: E402 - imports pyfuse3
 
 PASSWORD = "mount pässword"
-
-
-def mount_vault(cipherdir: Path, mountpoint: Path, *, read_only: bool = False) -> object:
-    """Serve our forward filesystem for `cipherdir` at `mountpoint` (a context manager)."""
-    return mounted_ops(
-        lambda: ForwardOperations(Vault.open(cipherdir, password=PASSWORD.encode()), read_only=read_only),
-        mountpoint,
-        set(FORWARD_MOUNT_OPTIONS),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +41,7 @@ def shared_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     base = tmp_path_factory.mktemp("shared-mount")
     cipher = base / "cipher"
     new_vault(cipher, PASSWORD).close()
-    with mount_vault(cipher, base / "mnt") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, base / "mnt", PASSWORD) as mnt:
         yield cipher, mnt
 
 
@@ -147,7 +139,7 @@ def test_random_io_matches_plain_files(need_gocryptfs: None, tmp_path: Path) -> 
     plain = fresh_dir(tmp_path, "plain")
     rng = random.Random(20240611)
     names = ["a", "b", "c"]
-    with mount_vault(cipher, tmp_path / "mnt") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
         fds = {}
         for n in names:
             fds[n] = (
@@ -277,7 +269,7 @@ def test_read_only_mount_refuses_writes(tmp_path: Path) -> None:
     cipher = tmp_path / "cipher"
     with new_vault(cipher, PASSWORD) as vault:
         vault.write_file("f", b"content")
-    with mount_vault(cipher, tmp_path / "mnt", read_only=True) as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD, read_only=True) as mnt:
         assert (mnt / "f").read_bytes() == b"content"
         for action in (
             lambda: (mnt / "d").mkdir(),
@@ -314,7 +306,7 @@ def test_tree_written_by_us_reads_in_gocryptfs(
 ) -> None:
     cipher = tmp_path / "cipher"
     gocryptfs_init(cipher, PASSWORD, *flags)
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         make_interop_tree(mnt)
         assert_same_tree(tree_manifest(mnt), expected_tree, "our mount (written)")
     with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
@@ -331,7 +323,7 @@ def test_tree_written_by_gocryptfs_reads_in_ours(
     gocryptfs_init(cipher, PASSWORD, *flags)
     with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as mnt:
         make_interop_tree(mnt)
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         assert_same_tree(tree_manifest(mnt), expected_tree, "our mount of gocryptfs's tree")
         # Edit the gocryptfs tree in place: rename a long-named dir, replace a file, prune.
         (mnt / "sizes" / "size-4097").write_bytes(b"rewritten")
@@ -351,7 +343,7 @@ def test_tree_written_by_gocryptfs_reads_in_ours(
 def test_xattrs_interop_with_gocryptfs(need_gocryptfs: None, tmp_path: Path, flags: tuple[str, ...]) -> None:
     cipher = tmp_path / "cipher"
     gocryptfs_init(cipher, PASSWORD, *flags)
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         (mnt / "f").write_bytes(b"x")
         (mnt / "d").mkdir()
         os.setxattr(mnt / "f", "user.ours", b"written by us \x00\xff")
@@ -360,7 +352,7 @@ def test_xattrs_interop_with_gocryptfs(need_gocryptfs: None, tmp_path: Path, fla
         assert os.getxattr(mnt / "f", "user.ours") == b"written by us \x00\xff"
         assert os.getxattr(mnt / "d", "user.empty") == b""
         os.setxattr(mnt / "f", "user.theirs", b"written by gocryptfs")
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         assert sorted(os.listxattr(mnt / "f")) == ["user.ours", "user.theirs"]
         assert os.getxattr(mnt / "f", "user.theirs") == b"written by gocryptfs"
         os.removexattr(mnt / "f", "user.ours")
@@ -386,7 +378,7 @@ def test_ls_l_attribute_answers_match_gocryptfs(need_gocryptfs: None, tmp_path: 
         (mnt / "f").write_bytes(b"x")
         (mnt / "d").mkdir()
         theirs = _ls_l_answers(mnt)
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         assert _ls_l_answers(mnt) == theirs
         assert set(theirs.values()) == {"ENODATA"}
         os.setxattr(mnt / "f", "security.selinux", b"label by us\0", follow_symlinks=False)
@@ -395,7 +387,7 @@ def test_ls_l_attribute_answers_match_gocryptfs(need_gocryptfs: None, tmp_path: 
         assert os.getxattr(mnt / "f", "security.selinux", follow_symlinks=False) == b"label by us\0"
         os.setxattr(mnt / "d", "security.selinux", b"label by gocryptfs\0", follow_symlinks=False)
         theirs = _ls_l_answers(mnt)
-    with mount_vault(cipher, tmp_path / "ours") as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "ours", PASSWORD) as mnt:
         assert _ls_l_answers(mnt) == theirs
         assert theirs[("d", "security.selinux")] == b"label by gocryptfs\0"
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from fuse_harness import mounted_ops, require_fuse
+from fuse_harness import assert_same_view, exact_manifest, mount_vault, mount_view, mounted_ops, require_fuse
 from gocryptfs_harness import (
     BASE_MTIME_NS,
     assert_same_tree,
     gocryptfs_init,
     gocryptfs_mount,
-    in_ci,
+    import_or_skip,
     make_interop_tree,
     run_cmd,
     tree_manifest,
@@ -30,15 +30,10 @@ from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.reverse import ReverseEntry, ReverseView
 from vaultsh.vault.vault import Vault
 
-try:
-    import pyfuse3
-    import trio
-except ImportError as missing:  # the [fuse] extra; CI installs it, so there it must not skip
-    if in_ci():
-        raise
-    pytest.skip(f"pyfuse3/trio not installed: {missing}", allow_module_level=True)
+pyfuse3 = import_or_skip("pyfuse3")
+trio = import_or_skip("trio")
 
-from vaultsh.fs.reverse import (  # after the check above: it imports pyfuse3
+from vaultsh.fs.reverse import (  # noqa: E402 - after the check above: it imports pyfuse3
     REVERSE_MOUNT_OPTIONS,
     SYNTHETIC_INODE_BASE,
     ReverseOperations,
@@ -424,40 +419,6 @@ FLAGS = {
 }
 
 
-def exact_manifest(root: Path) -> dict[str, tuple[object, ...]]:
-    """path -> (type bits and mode, size, mtime in ns, sha256 or link target), below root."""
-    out: dict[str, tuple[object, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            st = os.lstat(p)
-            if stat.S_ISLNK(st.st_mode):
-                content: object = os.readlink(p)
-            elif stat.S_ISREG(st.st_mode):
-                content = hashlib.sha256(p.read_bytes()).hexdigest()
-            else:
-                content = None
-            out[p.relative_to(root).as_posix()] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
-    return out
-
-
-def assert_same_view(ours: Path, theirs: Path) -> None:
-    diff = run_cmd(["diff", "-r", "--no-dereference", ours, theirs])
-    assert diff.returncode == 0, diff.describe()
-    mine, gocryptfs = exact_manifest(ours), exact_manifest(theirs)
-    assert sorted(mine) == sorted(gocryptfs)
-    for path, expected in gocryptfs.items():
-        assert mine[path] == expected, path
-
-
-def mount_view(plain: Path, mountpoint: Path, excludes: tuple[str, ...] = ()) -> Any:
-    return mounted_ops(
-        lambda: ReverseOperations(ReverseView.open(plain, password=PASSWORD.encode(), excludes=excludes)),
-        mountpoint,
-        set(REVERSE_MOUNT_OPTIONS),
-    )
-
-
 def vault_manifest(vault: Vault, path: str = "") -> dict[str, tuple[str, object]]:
     """path -> (kind, sha256 or link target) of a vault read offline through Vault."""
     out: dict[str, tuple[str, object]] = {}
@@ -491,7 +452,7 @@ def test_mount_is_identical_to_gocryptfs_reverse_and_round_trips(
     copy = tmp_path / "copy"
     with (
         gocryptfs_mount(plain, tmp_path / "theirs", PASSWORD, "-reverse") as theirs,
-        mount_view(plain, tmp_path / "ours") as ours,
+        mount_view(plain, tmp_path / "ours", PASSWORD) as ours,
     ):
         assert_same_view(ours, theirs)
         run_cmd(["cp", "-a", ours, copy]).check()
@@ -502,12 +463,7 @@ def test_mount_is_identical_to_gocryptfs_reverse_and_round_trips(
     vault = Vault.open(copy, password=PASSWORD.encode())
     assert vault_manifest(vault) == plain_manifest(plain, {REVERSE_CONF_NAME})
     # ... and vaultsh's own forward mount shows the same tree.
-    from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations
-
-    def forward_ops() -> ForwardOperations:
-        return ForwardOperations(Vault.open(copy, password=PASSWORD.encode()))
-
-    with mounted_ops(forward_ops, tmp_path / "ours-forward", set(FORWARD_MOUNT_OPTIONS)) as ours_forward:
+    with mount_vault(copy, tmp_path / "ours-forward", PASSWORD) as ours_forward:
         assert_same_tree(tree_manifest(ours_forward), expected, "vaultsh forward mount of the copied view")
 
 
@@ -515,7 +471,7 @@ def test_mount_is_read_only_and_stable_across_remounts(tmp_path: Path) -> None:
     require_fuse()
     plain = make_small_tree(tmp_path / "plain")
     new_vault.reverse_folder(plain, PASSWORD)
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD) as mnt:
         first = exact_manifest(mnt)
         inodes = real_inodes(mnt)
         assert len(inodes) == len(os.listdir(plain)) - 1  # all but the reverse config
@@ -532,7 +488,7 @@ def test_mount_is_read_only_and_stable_across_remounts(tmp_path: Path) -> None:
             with pytest.raises(OSError) as e:
                 attempt()
             assert e.value.errno == errno.EROFS
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD) as mnt:
         assert exact_manifest(mnt) == first
         assert real_inodes(mnt) == inodes  # plain inode numbers: the same in every mount
         # `ls -a` shows `.` and `..` first, numbered as stat numbers the directories.
@@ -579,7 +535,7 @@ def test_cp_a_of_a_view_with_sparse_plain_files_decrypts(tmp_path: Path) -> None
     assert os.lstat(plain / "hole-in-middle").st_blocks * 512 < 1024 * 1024  # really sparse here
     view = new_vault.reverse_folder(plain, PASSWORD)
     copy = tmp_path / "copy"
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD) as mnt:
         entry = entry_named(view, "hole-in-middle")
         with open(mnt / entry.cipher_name, "rb") as f:
             size = os.fstat(f.fileno()).st_size

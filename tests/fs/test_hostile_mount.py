@@ -12,7 +12,6 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from fuse_harness import require_fuse
 from gocryptfs_harness import skip_or_fail
+from user_harness import User, as_user, fork_as, wait_ok
 from vault_factory import new_vault
 
 from vaultsh.fs.frontend import LOG_NAMES_ENV
@@ -37,12 +37,6 @@ RACE_ROUNDS = 150
 
 
 # -- an unprivileged second user --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class User:
-    uid: int
-    gid: int
 
 
 @pytest.fixture(scope="module")
@@ -67,34 +61,6 @@ def attacker() -> Iterator[User]:
     finally:
         if made:
             subprocess.run(["userdel", ATTACKER], capture_output=True, check=False)
-
-
-def fork_as(user: User, attack: Callable[[], None]) -> int:
-    """Start `attack` in a forked child that has dropped to `user`; returns its pid."""
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            os.setgroups([])
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-            attack()
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        os._exit(code)
-    return pid
-
-
-def wait_ok(pid: int) -> None:
-    """Wait for a child of `fork_as`; fail if its attack raised."""
-    _pid, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the attacking process failed (see its traceback)"
-
-
-def as_user(user: User, attack: Callable[[], None]) -> None:
-    """Run `attack` as `user` in a child process, to its end; fail if it raised."""
-    wait_ok(fork_as(user, attack))
 
 
 def attempt(fn: Callable[..., object], *args: object, **kw: object) -> None:

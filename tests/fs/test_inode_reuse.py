@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import mounted_ops, require_fuse
-from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, require_gocryptfs, skip_or_fail
-from test_fs_forward_ops import DirectApi
+from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, import_or_skip, require_gocryptfs, skip_or_fail
+from posix_table import DirectApi
 from vault_factory import new_vault
 
 from vaultsh.vault.vault import Vault
 
-pytest.importorskip("pyfuse3")
-trio = pytest.importorskip("trio")
+import_or_skip("pyfuse3")
+trio = import_or_skip("trio")
 from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations  # noqa: E402
 
 PASSWORD = "reuse pässword"

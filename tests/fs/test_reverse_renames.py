@@ -8,13 +8,12 @@ import random
 import shutil
 import stat
 import subprocess
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_harness import mounted_ops, require_fuse
-from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, in_ci, skip_or_fail
+from fuse_harness import mount_view, require_fuse
+from gocryptfs_harness import gocryptfs_init, gocryptfs_mount, import_or_skip, skip_or_fail
 from vault_factory import new_vault
 
 from vaultsh.vault import reverse as reverse_mod
@@ -23,15 +22,10 @@ from vaultsh.vault.content import HEADER_LEN
 from vaultsh.vault.names import DIRIV_NAME, LONGNAME_SUFFIX
 from vaultsh.vault.reverse import ReverseView, derive
 
-try:
-    import pyfuse3
-    import trio
-except ImportError as missing:  # the [fuse] extra; CI installs it, so there it must not skip
-    if in_ci():
-        raise
-    pytest.skip(f"pyfuse3/trio not installed: {missing}", allow_module_level=True)
+pyfuse3 = import_or_skip("pyfuse3")
+trio = import_or_skip("trio")
 
-from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations  # after the check above
+from vaultsh.fs.reverse import ReverseOperations  # noqa: E402 - after the check above: it imports pyfuse3
 
 PASSWORD = "test"
 # Far longer than any test takes: every read below happens while the kernel may still trust
@@ -69,14 +63,6 @@ def cipher_path(view: ReverseView, plain: str) -> str:
 
 def expected_bytes(view: ReverseView, plain: str) -> bytes:
     return b"".join(view.iter_file(view.resolve(cipher_path(view, plain))))
-
-
-def mount_view(plain: Path, mountpoint: Path) -> AbstractContextManager[Path]:
-    return mounted_ops(
-        lambda: ReverseOperations(open_view(plain), cache_timeout=LONG_TIMEOUT),
-        mountpoint,
-        set(REVERSE_MOUNT_OPTIONS),
-    )
 
 
 def vault_plain(root: Path) -> Path:
@@ -234,7 +220,7 @@ def test_logrotate_rename_and_recreate_reads_both_correctly(
     old = b"old line\n" * 2000
     new = b"NEW LINE\n" * (2000 if same_mtime else 700)
     write(plain / "logs" / "app.log", old, 10**18)
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD, cache_timeout=LONG_TIMEOUT) as mnt:
         before = open_view(plain)
         first_name = mnt / cipher_path(before, "logs/app.log")
         assert first_name.read_bytes() == expected_bytes(before, "logs/app.log")  # now in the page cache
@@ -260,7 +246,7 @@ def test_renamed_and_recreated_directory_reads_both_correctly(tmp_path: Path) ->
     plain = vault_plain(tmp_path / "plain")
     (plain / "logs").mkdir()
     write(plain / "logs" / "app.log", b"in the old directory\n" * 300, 10**18)
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD, cache_timeout=LONG_TIMEOUT) as mnt:
         before = open_view(plain)
         assert (mnt / cipher_path(before, "logs/app.log")).read_bytes() == expected_bytes(
             before, "logs/app.log"
@@ -288,7 +274,7 @@ def test_hard_link_pin_moves_off_a_path_that_names_another_file(tmp_path: Path) 
     plain = vault_plain(tmp_path / "plain")
     write(plain / "a", b"linked content\n" * 50, 10**18)
     os.link(plain / "a", plain / "b")
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD, cache_timeout=LONG_TIMEOUT) as mnt:
         view = open_view(plain)
         assert (mnt / cipher_path(view, "a")).read_bytes() == expected_bytes(view, "a")  # pins "a"
         assert (mnt / cipher_path(view, "b")).read_bytes() == expected_bytes(view, "a")
@@ -412,7 +398,7 @@ def test_file_ids_stay_unique_through_1000_random_changes(tmp_path: Path) -> Non
     for _ in range(12):
         tree.step()
     done: dict[str, int] = {}
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD, cache_timeout=LONG_TIMEOUT) as mnt:
         for _ in range(1000):
             op = tree.step()
             done[op] = done.get(op, 0) + 1
@@ -489,7 +475,7 @@ def test_rsync_after_logrotate_transfers_exactly_the_changed_files(tmp_path: Pat
     write(plain / "logs" / "other.log", b"untouched\n" * 100, 10**18)
     write(plain / "notes.txt", b"notes\n", 10**18)
     backup = tmp_path / "backup"
-    with mount_view(plain, tmp_path / "mnt") as mnt:
+    with mount_view(plain, tmp_path / "mnt", PASSWORD, cache_timeout=LONG_TIMEOUT) as mnt:
         first = rsync(mnt, backup)
         view = open_view(plain)
         assert len(first) == len([p for p in tree_bytes(mnt)])  # every file, the first time
@@ -529,7 +515,7 @@ def test_logrotate_matches_gocryptfs_reverse(need_gocryptfs: None, tmp_path: Pat
     old = b"old line\n" * 2000
     write(plain / "logs" / "app.log", old, 10**18)
     names = ("logs/app.log.1", "logs/app.log")
-    with mount_view(plain, tmp_path / "ours") as ours:
+    with mount_view(plain, tmp_path / "ours", PASSWORD, cache_timeout=LONG_TIMEOUT) as ours:
         before = open_view(plain)
         first = (ours / cipher_path(before, "logs/app.log")).read_bytes()
         rotate(plain, old, b"NEW LINE\n" * (2000 if same_mtime else 30), same_mtime=same_mtime)

@@ -11,7 +11,6 @@ a failure elsewhere is vaultsh's and not the harness'.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import os
@@ -24,16 +23,21 @@ from pathlib import Path
 import pytest
 from gocryptfs_harness import (
     DIR_200,
+    EXAMPLE_VAULTS,
     NAME_255,
+    REVERSE_VARIANTS,
+    VARIANTS,
     CmdResult,
     CommandFailed,
     Manifest,
+    Variant,
     assert_same_tree,
     copy_tree,
     gocryptfs_fsck,
     gocryptfs_info_fields,
     gocryptfs_init,
     gocryptfs_mount,
+    group_key,
     make_interop_tree,
     manifest_diff,
     run_cmd,
@@ -51,72 +55,8 @@ PASSWORD = "interop pässwörd"
 REVERSE_CONF = ".gocryptfs.reverse.conf"
 
 
-@dataclasses.dataclass(frozen=True)
-class Variant:
-    """One `-init` flag combination, spelled for both tools, with what `-init` writes (§3.3)."""
-
-    id: str
-    vaultsh: tuple[str, ...]
-    gocryptfs: tuple[str, ...]
-    feature_flags: tuple[str, ...]
-    longnamemax: int | None = None
-
-    @property
-    def plaintextnames(self) -> bool:
-        return "PlaintextNames" in self.feature_flags
-
-    @property
-    def diriv(self) -> bool:
-        return "DirIV" in self.feature_flags
-
-
-_NAMES = ("EMENames", "LongNames", "Raw64")
-VARIANTS = [
-    Variant("default", (), (), ("HKDF", "GCMIV128", "DirIV", *_NAMES)),
-    Variant(
-        "plaintextnames",
-        ("--plaintextnames",),
-        ("-plaintextnames",),
-        ("HKDF", "GCMIV128", "PlaintextNames"),
-    ),
-    Variant("aessiv", ("--aessiv",), ("-aessiv",), ("HKDF", "GCMIV128", "DirIV", *_NAMES, "AESSIV")),
-    Variant("xchacha", ("--xchacha",), ("-xchacha",), ("HKDF", "XChaCha20Poly1305", "DirIV", *_NAMES)),
-    Variant(
-        "deterministic-names",
-        ("--deterministic-names",),
-        ("-deterministic-names",),
-        ("HKDF", "GCMIV128", *_NAMES),
-    ),
-    Variant(
-        "longnamemax62",
-        ("--longnamemax", "62"),
-        ("-longnamemax", "62"),
-        ("HKDF", "GCMIV128", "DirIV", "LongNameMax", *_NAMES),
-        longnamemax=62,
-    ),
-]
-# Reverse mode implies AESSIV and forbids XChaCha (§9.1); -aessiv would be redundant.
-REVERSE_VARIANTS = [
-    dataclasses.replace(v, feature_flags=(*v.feature_flags, "AESSIV"))
-    for v in VARIANTS
-    if v.id in ("default", "plaintextnames", "deterministic-names", "longnamemax62")
-]
-
 variants = pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
 reverse_variants = pytest.mark.parametrize("variant", REVERSE_VARIANTS, ids=[v.id for v in REVERSE_VARIANTS])
-
-# Forward example vaults that gocryptfs 2.3 mounts (§13); password "test".
-EXAMPLE_VAULTS = [
-    "v0.7",
-    "v0.7-plaintextnames",
-    "v0.9",
-    "v1.1-aessiv",
-    "v1.3",
-    "v2.2-deterministic-names",
-    "v2.2-xchacha",
-    "v2.2-xchacha-deterministic-names",
-]
-
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -157,10 +97,6 @@ def parse_printed_master_key(text: str) -> str:
     key = re.sub(r"[-\s]", "", found[0]).lower()
     assert len(key) == 64
     return key
-
-
-def group_key(hex64: str) -> str:
-    return "-".join(hex64[i : i + 8] for i in range(0, 64, 8))
 
 
 def load_conf(path: Path) -> dict[str, object]:

@@ -7,6 +7,7 @@ mounts the vault with the new password and shows the same tree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -15,20 +16,24 @@ from pathlib import Path
 
 import pytest
 from gocryptfs_harness import (
+    EXAMPLE_VAULTS,
+    REVERSE_VARIANTS,
+    VARIANTS,
     CmdResult,
     Manifest,
+    Variant,
     assert_same_tree,
     copy_tree,
     gocryptfs_info_fields,
     gocryptfs_init,
     gocryptfs_mount,
+    group_key,
     make_interop_tree,
     run_vaultsh,
     tree_manifest,
     write_passfile,
     xray_masterkey,
 )
-from test_interop_gocryptfs import EXAMPLE_VAULTS, REVERSE_VARIANTS, VARIANTS, Variant, group_key
 
 pytestmark = pytest.mark.gocryptfs
 
@@ -88,6 +93,34 @@ def secrets(tmp_path: Path) -> Callable[[str], tuple[Path, Path]]:
     return make
 
 
+@dataclasses.dataclass(frozen=True)
+class Lost:
+    """A copy of a built vault (its config deleted, unless kept) and the files that recover it."""
+
+    cipher: Path
+    key: str
+    expected: Manifest
+    keyfile: Path
+    newpw: Path
+
+
+@pytest.fixture
+def lost_config(
+    built: Callable[[Variant], Built], secrets: Callable[[str], tuple[Path, Path]], tmp_path: Path
+) -> Callable[..., Lost]:
+    """Factory: `lost_config(variant_id="default", *, keep_config=False)` -> a Lost in tmp_path."""
+
+    def make(variant_id: str = "default", *, keep_config: bool = False) -> Lost:
+        b = built(next(v for v in VARIANTS if v.id == variant_id))
+        cipher = b.copy(tmp_path / "cipher")
+        if not keep_config:
+            (cipher / "gocryptfs.conf").unlink()
+        keyfile, newpw = secrets(b.key)
+        return Lost(cipher, b.key, b.expected, keyfile, newpw)
+
+    return make
+
+
 def recover(cipher: Path, keyfile: Path, newpw: Path, *flags: str) -> CmdResult:
     return run_vaultsh(
         "recover", "--masterkey-file", keyfile, "--new-passfile", newpw, "--scryptn", "10", *flags, cipher
@@ -113,15 +146,12 @@ def listing(root: Path) -> dict[str, bytes]:
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v.id for v in VARIANTS])
 def test_recovered_config_mounts_in_gocryptfs(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
+    lost_config: Callable[..., Lost],
     tmp_path: Path,
     variant: Variant,
 ) -> None:
-    b = built(variant)
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
-    keyfile, newpw = secrets(b.key)
+    b = lost_config(variant.id)
+    cipher, keyfile, newpw = b.cipher, b.keyfile, b.newpw
     res = recover(cipher, keyfile, newpw).check()
     assert "[--defaults]" not in res.out
     # The flags gocryptfs -init wrote are found again, byte for byte in -info's order.
@@ -169,13 +199,11 @@ def test_reverse_folder_recovered(
 
 def test_wrong_key_exits_14_and_writes_nothing(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
+    lost_config: Callable[..., Lost],
     secrets: Callable[[str], tuple[Path, Path]],
-    tmp_path: Path,
 ) -> None:
-    b = built(VARIANTS[0])
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
+    b = lost_config()
+    cipher = b.cipher
     before = listing(cipher)
     wrong = "%064x" % (int(b.key, 16) ^ 1)
     keyfile, newpw = secrets(wrong)
@@ -203,17 +231,13 @@ def test_wrong_key_exits_14_and_writes_nothing(
 )
 def test_flag_contradicting_the_files_is_refused(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
-    tmp_path: Path,
+    lost_config: Callable[..., Lost],
     variant_id: str,
     flag: str,
 ) -> None:
-    b = built(next(v for v in VARIANTS if v.id == variant_id))
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
+    b = lost_config(variant_id)
+    cipher, keyfile, newpw = b.cipher, b.keyfile, b.newpw
     before = listing(cipher)
-    keyfile, newpw = secrets(b.key)
     res = recover(cipher, keyfile, newpw, flag)
     assert res.returncode == 1, res.describe()
     assert f"{flag.split('=')[0]}" in res.err and "contradicts" in res.err
@@ -222,14 +246,10 @@ def test_flag_contradicting_the_files_is_refused(
 
 def test_flag_agreeing_with_the_files_is_accepted(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
-    tmp_path: Path,
+    lost_config: Callable[..., Lost],
 ) -> None:
-    b = built(next(v for v in VARIANTS if v.id == "aessiv"))
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
-    keyfile, newpw = secrets(b.key)
+    b = lost_config("aessiv")
+    cipher, keyfile, newpw = b.cipher, b.keyfile, b.newpw
     res = recover(cipher, keyfile, newpw, "--aessiv").check()
     assert "[--aessiv]" in res.out
     assert "AESSIV" in gocryptfs_info_fields(cipher)["FeatureFlags"].split()
@@ -263,14 +283,12 @@ def test_empty_vault_needs_flags(
 
 def test_existing_config_is_kept_as_bak_then_bak_n(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
+    lost_config: Callable[..., Lost],
     tmp_path: Path,
 ) -> None:
-    b = built(VARIANTS[0])
-    cipher = b.copy(tmp_path / "cipher")
+    b = lost_config(keep_config=True)
+    cipher, keyfile, newpw = b.cipher, b.keyfile, b.newpw
     original = (cipher / "gocryptfs.conf").read_bytes()
-    keyfile, newpw = secrets(b.key)
     res = recover(cipher, keyfile, newpw).check()
     assert "gocryptfs.conf.bak" in res.err
     assert (cipher / "gocryptfs.conf.bak").read_bytes() == original
@@ -287,16 +305,12 @@ def test_existing_config_is_kept_as_bak_then_bak_n(
 
 def test_dry_run_and_json(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
-    tmp_path: Path,
+    lost_config: Callable[..., Lost],
 ) -> None:
     variant = next(v for v in VARIANTS if v.id == "longnamemax62")
-    b = built(variant)
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
+    b = lost_config(variant.id)
+    cipher, keyfile = b.cipher, b.keyfile
     before = listing(cipher)
-    keyfile, _newpw = secrets(b.key)
     dry = run_vaultsh("recover", "--masterkey-file", keyfile, "--dry-run", cipher).check()
     assert "nothing written" in dry.out and "hashed above 62" in dry.out
     assert listing(cipher) == before
@@ -313,14 +327,11 @@ def test_dry_run_and_json(
 
 def test_master_key_from_stdin_and_new_password_from_extpass(
     need_gocryptfs: None,
-    built: Callable[[Variant], Built],
-    secrets: Callable[[str], tuple[Path, Path]],
+    lost_config: Callable[..., Lost],
     tmp_path: Path,
 ) -> None:
-    b = built(next(v for v in VARIANTS if v.id == "deterministic-names"))
-    cipher = b.copy(tmp_path / "cipher")
-    (cipher / "gocryptfs.conf").unlink()
-    _keyfile, newpw = secrets(b.key)
+    b = lost_config("deterministic-names")
+    cipher, newpw = b.cipher, b.newpw
     res = run_vaultsh(
         "recover",
         "--masterkey",

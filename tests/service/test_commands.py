@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from service_harness import RecordingIO, rio, run
 from vault_factory import NewVault
 
 from vaultsh.service import commands
@@ -20,42 +20,6 @@ from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"
-
-
-class RecordingIO:
-    """A SessionIO that records everything and answers from prepared lists."""
-
-    def __init__(self) -> None:
-        self.out: list[str] = []
-        self.errors: list[str] = []
-        self.secrets: list[bytes] = []
-        self.prompts: list[str] = []
-        self.progress_calls: list[tuple[int, int]] = []
-        self.cancel_when: Callable[[], bool] = lambda: False
-
-    def write(self, text: str) -> None:
-        self.out.append(text)
-
-    def error(self, text: str) -> None:
-        self.errors.append(text)
-
-    def ask_secret(self, prompt: str) -> bytes:
-        self.prompts.append(prompt)
-        return self.secrets.pop(0)
-
-    def confirm(self, question: str) -> bool:
-        self.prompts.append(question)
-        return False
-
-    def progress(self, done: int, total: int) -> None:
-        self.progress_calls.append((done, total))
-
-    def cancelled(self) -> bool:
-        return self.cancel_when()
-
-    def take(self) -> list[str]:
-        out, self.out = self.out, []
-        return out
 
 
 @pytest.fixture
@@ -77,18 +41,6 @@ def made(tmp_path: Path, new_vault: NewVault) -> tuple[Path, bytes]:
 def sess(made: tuple[Path, bytes]) -> Session:
     cdir, _ = made
     return Session(Vault.open(cdir, password=PASSWORD), cdir, RecordingIO())
-
-
-def rio(s: Session) -> RecordingIO:
-    assert isinstance(s.io, RecordingIO)
-    return s.io
-
-
-def run(s: Session, line: str) -> tuple[int, list[str], list[str]]:
-    io = rio(s)
-    io.out, io.errors = [], []
-    code = run_line(s, line)
-    return code, io.out, io.errors
 
 
 # -- listing and navigation -------------------------------------------------------------------

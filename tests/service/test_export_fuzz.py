@@ -21,7 +21,7 @@ from types import FrameType
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_hostile_export import long_alias, snapshot
+from service_harness import long_alias, snapshot
 from vault_factory import NewVault
 
 from vaultsh.service import transfer

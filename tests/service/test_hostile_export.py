@@ -3,19 +3,16 @@ destinations inside the vault itself (service/transfer.py)."""
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import os
 import shutil
 import signal
-import stat as stat_mod
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_commands import RecordingIO
+from service_harness import RecordingIO, long_alias, snapshot
 
 from vaultsh.service import transfer
 from vaultsh.service.commands import Session, run_line
@@ -23,28 +20,6 @@ from vaultsh.vault.errors import ExitCode, FsError
 from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"  # of the `vault` fixture (conftest.py)
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int, bytes | str | None]]:
-    """Every object below `root` (itself included): mode, mtime and content or link target."""
-    out: dict[str, tuple[int, int, bytes | str | None]] = {}
-    for dirpath, dirs, files in os.walk(root):
-        for name in [".", *dirs, *files]:
-            p = Path(dirpath, name)
-            st = p.lstat()
-            body: bytes | str | None = None
-            if stat_mod.S_ISLNK(st.st_mode):
-                body = os.readlink(p)
-            elif stat_mod.S_ISREG(st.st_mode):
-                body = p.read_bytes()
-            out[str(p.relative_to(root))] = (st.st_mode, st.st_mtime_ns, body)
-    return out
-
-
-def long_alias(disk_name: str) -> str:
-    """The long-name alias of a cipher name (§6.7): a hash, computed without any key."""
-    digest = hashlib.sha256(disk_name.encode("ascii")).digest()
-    return "gocryptfs.longname." + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def plant_alias_dir(cparent: Path, disk_name: str, copy_of: Path) -> Path:

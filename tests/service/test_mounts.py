@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import require_fuse
+from gocryptfs_harness import skip_or_fail
 from vault_factory import NewVault
 
 from vaultsh import mount_protocol as proto
@@ -206,7 +207,7 @@ def test_runtime_dir_others_may_write_is_reported_with_the_fix(
 
 def test_runtime_dir_of_someone_else_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if os.getuid() != 0:
-        pytest.skip("needs root to give the directory away")
+        skip_or_fail("needs root to give the directory away")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     (tmp_path / "vaultsh").mkdir(mode=0o700)
     os.chown(tmp_path / "vaultsh", 4242, 4242)
@@ -447,6 +448,13 @@ def _worker_reaped(pid: int) -> bool:
     return pid not in mounts._children and not proto.process_alive(pid)
 
 
+def assert_nothing_left(mnt: Path) -> None:
+    """A refused mount leaves no mount, no registry entry and no worker process."""
+    assert not mounts.mounted_at(mnt)
+    assert mounts.list_mounts() == []
+    assert mounts._children == {}
+
+
 @pytest.mark.usefixtures("fuse")
 def test_short_master_key_is_refused_by_the_worker(vault: tuple[Path, bytes], mnt: Path) -> None:
     cipher, key = vault
@@ -454,9 +462,7 @@ def test_short_master_key_is_refused_by_the_worker(vault: tuple[Path, bytes], mn
         mounts.mount(MountRequest(cipher, mnt), key[:31])
     assert int(info.value.exit_code) == 14  # gocryptfs MASTER_KEY
     assert key[:31].hex() not in str(info.value)
-    assert not mounts.mounted_at(mnt)
-    assert mounts.list_mounts() == []
-    assert mounts._children == {}
+    assert_nothing_left(mnt)
 
 
 @pytest.mark.usefixtures("fuse")
@@ -485,9 +491,7 @@ def test_failed_unlock_stops_the_started_worker(vault: tuple[Path, bytes], mnt: 
 
     with pytest.raises(MasterKeyError, match="Password incorrect"):
         mounts.mount(MountRequest(cipher, mnt), unlock)
-    assert not mounts.mounted_at(mnt)
-    assert mounts.list_mounts() == []
-    assert mounts._children == {}
+    assert_nothing_left(mnt)
 
 
 @pytest.mark.usefixtures("fuse")
@@ -576,7 +580,7 @@ def test_worker_raises_the_kernel_readahead(vault: tuple[Path, bytes], mnt: Path
     from vaultsh.mount_protocol import mount_device
 
     if os.geteuid() != 0:
-        pytest.skip("the bdi read-ahead in sysfs is root's to change")
+        skip_or_fail("the bdi read-ahead in sysfs is root's to change")
     cipher, key = vault
     mounts.mount(MountRequest(cipher, mnt), key)
     try:

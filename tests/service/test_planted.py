@@ -9,6 +9,7 @@ import stat as stat_mod
 from pathlib import Path
 
 import pytest
+from fuse_harness import mount_vault
 from gocryptfs_harness import run_vaultsh, write_passfile
 from vault_factory import NewVault
 
@@ -92,8 +93,6 @@ def test_export_import_rm_do_not_follow(planted: tuple[Path, Path], tmp_path: Pa
 
 
 def test_mount_does_not_follow(planted: tuple[Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("pyfuse3")
-    from test_deep_paths import mount_vault
 
     cipher, _outside = planted
     # live/f: the outside copy of `live` keeps the old content under the same cipher names.
@@ -105,7 +104,7 @@ def test_mount_does_not_follow(planted: tuple[Path, Path], tmp_path: Path) -> No
         shutil.copytree(clive, copy)
         vault.unlink("live/f")
         vault.write_file("live/f", NEW)
-    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:  # type: ignore[attr-defined]
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
         assert stat_mod.S_ISLNK(os.lstat(mnt / "d").st_mode)
         with pytest.raises(OSError):
             os.listdir(mnt / "d")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_commands import PASSWORD, RecordingIO, run
+from service_harness import RecordingIO, run
 from vault_factory import NewVault
 
 from vaultsh.service.commands import Session, keeps_history
@@ -14,6 +14,7 @@ from vaultsh.vault.errors import PasswordIncorrectError
 from vaultsh.vault.keys import FormatOptions
 from vaultsh.vault.vault import Vault
 
+PASSWORD = b"pw"
 NEW = b"brand new secret"
 
 

@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from gocryptfs_harness import skip_or_fail
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from shell_harness import Shell
-from test_tui_app import (
+from textual.worker import WorkerFailed
+from tui_harness import (
+    MASTER_KEY,
     answer_prompt,
+    capture,
     command_done,
+    enter_line,
+    exit_status,
     log_text,
+    open_at,
+    opened_at,
     row_text,
     select_plain,
-    unlocked_app,
+    tmux,
+    vaultsh_command,
     wait_for,
+    wait_screen,
 )
-from test_tui_e2e import capture, tmux, wait_screen
-from test_tui_reverse import command_line
-from textual.worker import WorkerFailed
 from vault_factory import new_vault
 
 from vaultsh.service.commands import Session, split_line
@@ -45,7 +46,6 @@ from vaultsh.tui.screens import PromptScreen
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
-MASTER_KEY = bytes(range(32))
 PASSWORD = b"terminal safety"
 
 TITLE = "\x1b]0;PWNED\x07title.txt"
@@ -59,6 +59,13 @@ HOSTILE_DIR = "red\x1b[31m!\x1b[0m"
 LINK_TARGET = "\x1b]0;PWNED\x07target"
 STRAY = "\x1b]0;STRAY\x07"  # a name on disk that is not a vault object
 HOSTILE_FILES = [TITLE, WIPE, BELL, CR, CLIPBOARD, C1_CSI, INVALID_UTF8]
+
+
+async def run_line(pilot: Any, app: VaultApp, line: str) -> None:
+    """Run one line from the TUI's command line and wait until it is done."""
+    await enter_line(pilot, app, line)
+    await command_done(pilot, app)
+
 
 # How each is shown: GNU ls's $'...' form.
 SHOWN = {
@@ -233,9 +240,7 @@ def pane_lines(screen: MainScreen) -> list[str]:
 
 @pytest.mark.asyncio
 async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vault) -> None:
-    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(hostile.cipherdir) as (app, pilot):
         screen = app.main
         lines = pane_lines(screen)
         for line in lines:
@@ -278,9 +283,7 @@ async def test_tui_panes_info_log_and_screenshot_show_names_escaped(hostile: Vau
 
 @pytest.mark.asyncio
 async def test_tui_rename_dialog_does_not_put_a_hostile_name_in_the_input(hostile: Vault) -> None:
-    app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(hostile.cipherdir) as (app, pilot):
         screen = app.main
         row = next(i for i, e in enumerate(screen.plain.rows) if e.plain_name == WIPE)
         screen.plain.move_to(row)
@@ -382,7 +385,7 @@ async def test_tui_reads_a_reverse_folder_and_shows_its_names_escaped(
 ) -> None:
     app = VaultApp(reverse_folder.plaindir, master_key=MASTER_KEY)
     async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         screen = app.main
         for line in pane_lines(screen):
             assert_terminal_safe(line)
@@ -399,13 +402,13 @@ async def test_tui_reads_a_reverse_folder_and_shows_its_names_escaped(
         for text in (panel.plain_text(), str(panel.border_title)):
             assert_terminal_safe(text)
 
-        await command_line(pilot, app, "ls -l")
+        await run_line(pilot, app, "ls -l")
         await wait_for(pilot, lambda: app.screen is not screen)  # more than a line: a panel too
         assert_terminal_safe(app.export_screenshot())
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
         for line in (f"cat {SHOWN[TITLE]}", f"encrypt-path {SHOWN[INVALID_UTF8]}"):
-            await command_line(pilot, app, line)
+            await run_line(pilot, app, line)
         assert_terminal_safe("\n".join(app.log_lines))
         assert f"link -> {SHOWN[LINK_TARGET]}" in log_text(app)
         assert "hostile" in app.log_lines  # cat
@@ -451,7 +454,7 @@ async def test_a_bug_in_a_worker_is_one_log_line_and_the_app_goes_on(
     app = VaultApp(hostile.cipherdir, master_key=MASTER_KEY)
     with pytest.raises(WorkerFailed) as raised:  # run_test re-raises what reached the handler
         async with app.run_test(size=(140, 40)) as pilot:
-            await unlocked_app(pilot, app)
+            await open_at(pilot, app)
             monkeypatch.setattr(browser, "describe_plain", describe_plain)
             app.main.plain.move_to(1)
             await wait_for(pilot, lambda: any("internal error" in line for line in app.log_lines))
@@ -477,7 +480,7 @@ async def test_a_bug_in_a_handler_ends_the_app_with_one_line(
     exit_text: list[str] = []
     with pytest.raises(_Boom):
         async with app.run_test(size=(140, 40)) as pilot:
-            await unlocked_app(pilot, app)
+            await open_at(pilot, app)
             await pilot.press("tab")
             await wait_for(pilot, lambda: app.return_code is not None)
             exit_text.extend(str(r) for r in app._exit_renderables)
@@ -493,24 +496,11 @@ def info_title(screen: str) -> str:
     return next((line for line in screen.splitlines() if "Preview  " in line), "")
 
 
-@pytest.fixture
-def tmux_session() -> Iterator[str]:
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
-    name = f"vaultsh-safe-{uuid.uuid4().hex[:8]}"
-    yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
-
-
 def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_escaped(
     hostile: Vault, passfile: Path, tmp_path: Path, tmux_session: str
 ) -> None:
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    command = (
-        f"cd {repo} && {sys.executable} -m vaultsh --passfile {passfile} {hostile.cipherdir};"
-        f" echo exit=$? > {status}"
-    )
+    command = vaultsh_command(status, "--passfile", passfile, hostile.cipherdir)
     window = tmux(
         "new-session", "-d", "-P", "-F", "#{window_id}", "-s", tmux_session, "-x", "140", "-y", "40"
     )
@@ -547,10 +537,7 @@ def test_hostile_names_in_a_real_terminal_ring_no_bell_set_no_title_and_show_esc
     assert flag("pane_title") == "before"
     assert flag("window_bell_flag") == "0"
     tmux("send-keys", "-t", target, "q")
-    deadline = time.monotonic() + 30
-    while not status.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert status.read_text().strip() == "exit=0"
+    assert exit_status(status) == "exit=0"
 
 
 def test_the_escaped_form_ls_shows_can_be_pasted_back_into_the_shell(hostile: Vault) -> None:
@@ -600,9 +587,7 @@ async def test_tui_titles_and_notifications_never_read_names_as_markup(tmp_path:
     vault = new_vault(root, PASSWORD, master_key=MASTER_KEY)
     vault.mkdir("[b]deep")
     vault.write_file("[b]deep/[link=evil.example]x", b"x\n")
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=(140, 40)) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(root) as (app, pilot):
         screen = app.main
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.cwd == "[b]deep" and not screen.dir_loading)

@@ -4,23 +4,50 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fuse_harness import cleaned_up, kernel_mounted, require_fuse
-from gocryptfs_harness import skip_or_fail
+from fuse_harness import kernel_mounted
 from textual import events
-from textual.pilot import Pilot
 from textual.widgets import Input
+from tui_harness import (
+    LONG_NAME,
+    MASTER_KEY,
+    PASSWORD,
+    SIZE,
+    answer_passwords,
+    answer_prompt,
+    command_done,
+    enter_line,
+    exit_status,
+    footer_actions,
+    info_text,
+    log_text,
+    make_reverse_folder,
+    make_vault,
+    masterkey_from_command_line,
+    mount_with_keys,
+    open_at,
+    opened_at,
+    row_text,
+    select_plain,
+    shows_mount,
+    start_in_tmux,
+    status_text,
+    tmux,
+    type_text,
+    unlock_in_tmux,
+    vaultsh_command,
+    wait_for,
+    wait_screen,
+    wrong_password_refused,
+)
 from vault_factory import new_vault
 
 from vaultsh.service import mounts
@@ -36,7 +63,6 @@ from vaultsh.tui.screens import (
     ConfirmScreen,
     HelpScreen,
     PasswordScreen,
-    PromptScreen,
     SecretScreen,
 )
 from vaultsh.vault.config import CONF_NAME
@@ -46,95 +72,9 @@ from vaultsh.vault.names import b64_encode, pad16
 from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
-PASSWORD = "correct horse"
-MASTER_KEY = bytes(range(32))
-FIXED_MTIME_NS = 1_700_000_000 * 10**9
-LONG_NAME = "a-rather-long-report-name-" + "x" * 180 + ".txt"  # > 255 chars encrypted: hashed (§6.7)
-SIZE = (140, 40)
-
-
-def make_vault(root: Path, *, deterministic: bool = False) -> Vault:
-    """A small vault with a dir, text, binary and long-name files, plus sync debris beside them."""
-    vault = new_vault(root, PASSWORD, master_key=MASTER_KEY, deterministic_names=deterministic)
-    vault.mkdir("docs")
-    vault.write_file("docs/report.txt", b"quarterly numbers\n")
-    vault.write_file("notes.txt", b"hello from the vault\nsecond line\n")
-    vault.write_file("binary.bin", bytes(range(256)))
-    vault.write_file(LONG_NAME, b"long name content\n")
-    # A sync tool's conflict copy of notes.txt, and a file dropped in by hand.
-    notes_cipher = vault.cipher_path("notes.txt")
-    conflict = notes_cipher.with_name(notes_cipher.name + " (conflicted copy 2024-05-01)")
-    conflict.write_bytes(notes_cipher.read_bytes())
-    (root / "stray file.txt").write_bytes(b"not encrypted")
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    return vault
-
-
-@pytest.fixture(autouse=True)
-def own_config_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Preferences are read from and saved to a config home of the test's own."""
-    home = tmp_path / "config-home"
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    return home
-
-
-@pytest.fixture
-def vault_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    return root
-
-
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], bool], steps: int = 1200) -> None:
-    """Let the app run until `condition` holds (workers finish in their own time)."""
-    for _ in range(steps):
-        if condition():
-            return
-        await pilot.pause(0.025)
-    raise AssertionError("condition not reached")
-
 
 def main_of(app: VaultApp) -> MainScreen:
     return app.main
-
-
-def loaded(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
-
-
-async def type_text(pilot: Pilot[Any], text: str) -> None:
-    await pilot.press(*[{" ": "space", "/": "slash", ".": "full_stop"}.get(c, c) for c in text])
-
-
-async def unlocked_app(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, loaded(app))
-    await pilot.pause()
-
-
-def select_plain(screen: MainScreen, name: str) -> Entry:
-    for row, e in enumerate(screen.plain.rows):
-        if e.plain_name == name:
-            screen.plain.move_to(row)
-            return e
-    raise AssertionError(f"{name} not in the plain pane")
-
-
-def row_text(lst: EntryList, entry: Entry) -> str:
-    row = lst.row_of(entry)
-    assert row is not None
-    lst.scroll_to(y=row, animate=False, immediate=True)
-    return lst.render_line(row - round(lst.scroll_y)).text
-
-
-def log_text(app: VaultApp) -> str:
-    return "\n".join(app.log_lines)
-
-
-def info_text(app: VaultApp) -> str:
-    return app.main.query_one("#info", InfoPanel).plain_text()
 
 
 # -- unlocking -------------------------------------------------------------------------------
@@ -144,19 +84,12 @@ def info_text(app: VaultApp) -> str:
 async def test_unlock_dialog_wrong_then_right_password(vault_dir: Path) -> None:
     app = VaultApp(vault_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "wrong")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
-        error = str(dialog.query_one("#dialog-error").render())
-        assert "Password incorrect" in error
+        dialog = await wrong_password_refused(pilot, app)
         assert app.session is None
         assert dialog.query_one("#password", Input).value == ""
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         screen = main_of(app)
         assert isinstance(app.screen, MainScreen)
         names = {e.plain_name for e in screen.plain.rows}
@@ -176,8 +109,14 @@ async def test_escape_in_password_dialog_exits_with_code_12(vault_dir: Path) -> 
 
 
 @pytest.mark.asyncio
-async def test_given_wrong_password_exits_with_its_code(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, password=b"nope")
+@pytest.mark.parametrize("kind", ["vault", "reverse folder"])
+async def test_given_wrong_password_exits_with_its_code(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / kind
+    if kind == "vault":
+        make_vault(root)
+    else:
+        make_reverse_folder(root)
+    app = VaultApp(root, password=b"nope")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == PasswordIncorrectError.exit_code
@@ -188,9 +127,7 @@ async def test_given_wrong_password_exits_with_its_code(vault_dir: Path) -> None
 
 @pytest.mark.asyncio
 async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert screen.plain.current is not None and screen.plain.current.plain_name == "docs"
         await pilot.press("enter")
@@ -215,9 +152,7 @@ async def test_navigation_into_and_out_of_a_directory(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert app.session is not None
         vault = app.session.vault
@@ -239,9 +174,7 @@ async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir:
 
 @pytest.mark.asyncio
 async def test_linked_cursors_cipher_to_plain(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("tab")
         assert app.focused is screen.cipher
@@ -273,9 +206,7 @@ async def test_linked_cursors_cipher_to_plain(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_conflict_copies_and_stray_files_are_flagged_and_explained(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         bad = {e.cipher_name: e for e in screen.cipher.all_entries if e.role == ROLE_BAD}
         notes_cipher = screen.plain.rows[[e.plain_name for e in screen.plain.rows].index("notes.txt")]
@@ -298,9 +229,7 @@ async def test_conflict_copies_and_stray_files_are_flagged_and_explained(vault_d
 
 @pytest.mark.asyncio
 async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert app.session is not None
         vault = app.session.vault
@@ -329,9 +258,7 @@ async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_filter_by_plain_name_is_incremental_and_escape_clears(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("slash")
         await type_text(pilot, "n")
@@ -350,18 +277,6 @@ async def test_filter_by_plain_name_is_incremental_and_escape_clears(vault_dir: 
 # -- changing the vault through keys -----------------------------------------------------------
 
 
-async def answer_prompt(pilot: Pilot[Any], app: VaultApp, text: str) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-    box = app.screen.query_one("#answer", Input)
-    box.value = text
-    await pilot.press("enter")
-
-
-async def command_done(pilot: Pilot[Any], app: VaultApp) -> None:
-    await wait_for(pilot, lambda: not app.main.busy)
-    await wait_for(pilot, lambda: not app.main.dir_loading)
-
-
 @pytest.mark.asyncio
 async def test_export_with_progress_decrypts_files(vault_dir: Path, tmp_path: Path) -> None:
     vault = Vault.open(vault_dir, master_key=MASTER_KEY)
@@ -370,9 +285,7 @@ async def test_export_with_progress_decrypts_files(vault_dir: Path, tmp_path: Pa
     dest = tmp_path / "out"
     dest.mkdir()
     seen: list[tuple[int, int]] = []
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         io = app.io
         real_progress = io.progress
 
@@ -398,9 +311,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
     vault.write_file("docs/big.bin", os.urandom(4 << 20))
     dest = tmp_path / "out"
     dest.mkdir()
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         gate = threading.Event()
         io = app.io
         real_progress = io.progress
@@ -428,9 +339,7 @@ async def test_export_can_be_cancelled_with_escape(vault_dir: Path, tmp_path: Pa
 
 @pytest.mark.asyncio
 async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("f7")
         await answer_prompt(pilot, app, "photos")
@@ -465,15 +374,10 @@ async def test_mkdir_rename_delete_through_keys(vault_dir: Path) -> None:
 async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -> None:
     app = VaultApp(vault_dir, password=PASSWORD.encode())
     async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         await pilot.press("p")
         # Unlocked with the password: the old one is asked again, then the new one twice.
-        for answer in (PASSWORD, "new secret", "new secret"):
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-            dialog = app.screen
-            await type_text(pilot, answer)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await answer_passwords(pilot, app, PASSWORD, "new secret", "new secret")
         await command_done(pilot, app)
         assert "Password changed" in log_text(app)
         assert "new secret" not in log_text(app)
@@ -485,16 +389,9 @@ async def test_passwd_through_dialogs_then_new_password_opens(vault_dir: Path) -
 
 @pytest.mark.asyncio
 async def test_master_key_shown_after_password(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("K")
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "bad")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
+        await wrong_password_refused(pilot, app)
         assert isinstance(app.screen, PasswordScreen)
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
@@ -507,25 +404,9 @@ async def test_master_key_shown_after_password(vault_dir: Path) -> None:
         assert format_master_key(MASTER_KEY) not in log_text(app)
 
 
-async def masterkey_from_command_line(pilot: Pilot[Any], app: VaultApp) -> str:
-    """Type `:masterkey` and the password; return what the dialog that opens shows."""
-    await pilot.press("colon")
-    await type_text(pilot, "masterkey")
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-    await type_text(pilot, PASSWORD)
-    await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, SecretScreen))
-    dialog = app.screen
-    assert isinstance(dialog, SecretScreen)
-    return dialog.secret
-
-
 @pytest.mark.asyncio
 async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         assert await masterkey_from_command_line(pilot, app) == format_master_key(MASTER_KEY)
         await pilot.press("escape")
         await command_done(pilot, app)
@@ -540,9 +421,7 @@ async def test_masterkey_command_shows_the_key_in_a_dialog_never_in_the_log(vaul
 
 @pytest.mark.asyncio
 async def test_theme_cycles_and_theme_command(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         assert app.theme == "vaultsh-dark"
         assert {"vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"} <= set(app.theme_names)
         seen = {app.theme}
@@ -566,17 +445,13 @@ async def test_theme_cycles_and_theme_command(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_theme_argument_is_applied(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY, theme="vaultsh-high-contrast")
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, theme="vaultsh-high-contrast") as (app, _pilot):
         assert app.theme == "vaultsh-high-contrast"
 
 
 @pytest.mark.asyncio
 async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         keys = dict(app.screen.keys)
@@ -595,9 +470,7 @@ async def test_help_screen_lists_every_key(vault_dir: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         await pilot.press("f2")
         assert screen.query_one("#cmdline", Input).has_focus
@@ -623,9 +496,7 @@ async def test_command_line_runs_registry_commands(vault_dir: Path) -> None:
 @pytest.mark.asyncio
 async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_dir: Path) -> None:
     """As a terminal delivers fast typing: every key queued before the first is handled."""
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         names = {":": "colon", " ": "space", "/": "slash"}
         for ch in ":cd /docs":  # "d" alone would delete, "/" would filter
@@ -641,9 +512,7 @@ async def test_keys_typed_right_after_the_colon_go_into_the_command_line(vault_d
 
 @pytest.mark.asyncio
 async def test_quit_key_exits_when_not_mounted(vault_dir: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.press("q")
         await wait_for(pilot, lambda: app.return_code is not None)
     assert app.return_code == 0
@@ -659,9 +528,7 @@ def first_row(lst: EntryList) -> str:
 @pytest.mark.asyncio
 async def test_empty_directory_and_a_filter_without_match_say_so(vault_dir: Path) -> None:
     Vault.open(vault_dir, master_key=MASTER_KEY).mkdir("empty")
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert first_row(screen.plain).startswith("▶")  # the first entry, not a hint
         select_plain(screen, "empty")
@@ -688,9 +555,7 @@ async def test_long_names_stay_readable_in_titles_dialogs_and_the_log(vault_dir:
     for depth in range(1, len(parts) + 1):
         vault.mkdir("/".join(parts[:depth]))
     deep = "/".join(parts)
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         # The pane title keeps the deepest directory in view, cut in the middle to fit.
         screen.load_dir(deep)
@@ -797,55 +662,9 @@ async def test_huge_directory_stays_responsive_while_names_stream_in(
 # -- mounting ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def mountpoint(tmp_path: Path) -> Iterator[Path]:
-    """An empty mountpoint for a real worker, cleaned up whatever the test leaves there."""
-    require_fuse()
-    path = tmp_path / "mnt"
-    path.mkdir()
-    with cleaned_up(path):
-        yield path
-
-
-def status_text(app: VaultApp) -> str:
-    return str(app.main.query_one("#status").render())
-
-
-def footer_actions(app: VaultApp) -> set[str]:
-    """The actions whose keys the footer shows now."""
-    return {str(getattr(key, "action", "")) for key in app.main.query("FooterKey")}
-
-
-async def enter_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
-    """Open the command line and enter `line` (set at once: each typed key costs a frame)."""
-    await pilot.press("colon")
-    box = app.main.query_one("#cmdline", Input)
-    assert box.has_focus
-    box.value = line
-    await pilot.press("enter")
-
-
-async def mount_with_keys(pilot: Pilot[Any], app: VaultApp, mountpoint: Path) -> None:
-    await pilot.press("m")
-    await answer_prompt(pilot, app, str(mountpoint))
-    await command_done(pilot, app)
-    assert kernel_mounted(mountpoint), log_text(app)
-    await wait_for(pilot, lambda: app.main.mount_info is not None and app.main.mount_info.alive, steps=800)
-
-
-def shows_mount(status: str, mode: str, mountpoint: Path) -> bool:
-    """The status bar names the mount; a long mountpoint is cut in the middle to fit."""
-    _, found, where = status.partition(f"mounted {mode} at ")
-    where = where.split(" ")[0]
-    head, _, tail = where.partition("…")
-    return bool(found) and str(mountpoint).startswith(head) and str(mountpoint).endswith(tail)
-
-
 @pytest.mark.asyncio
 async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await pilot.pause()
         assert "unmount" not in footer_actions(app) and "mount" in footer_actions(app)
         await pilot.press("u")  # not mounted: says so, runs nothing
@@ -867,9 +686,7 @@ async def test_mount_and_unmount_through_a_real_worker(vault_dir: Path, mountpoi
 
 @pytest.mark.asyncio
 async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await mount_with_keys(pilot, app, mountpoint)
         info = mounts.find_mount(vault_dir)
         assert info is not None and info.alive and info.mountpoint == str(mountpoint)
@@ -904,9 +721,7 @@ async def test_killed_worker_shows_a_stale_mount_that_u_clears(vault_dir: Path, 
 
 @pytest.mark.asyncio
 async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await enter_line(pilot, app, f"mount {mountpoint}")
         await command_done(pilot, app)
         await wait_for(pilot, lambda: app.main.mount_info is not None, steps=800)
@@ -944,9 +759,7 @@ async def test_quit_while_mounted_cancel_then_unmount_and_quit(vault_dir: Path, 
 
 @pytest.mark.asyncio
 async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mountpoint: Path) -> None:
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir) as (app, pilot):
         await mount_with_keys(pilot, app, mountpoint)
         await enter_line(pilot, app, "exit")  # the command asks as q does
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
@@ -969,48 +782,27 @@ async def test_quit_leaving_the_mount_says_where_it_stays(vault_dir: Path, mount
     assert not kernel_mounted(mountpoint)
 
 
-def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(vault_dir: Path, tmp_path: Path) -> None:
+def test_leaving_the_mount_prints_where_it_stays_in_a_real_terminal(
+    vault_dir: Path, tmp_path: Path, tmux_session: str, mountpoint: Path
+) -> None:
     """`vaultsh DIR` under tmux: mount, q, l; the shell then shows where the mount stays."""
-    require_fuse()
-    from test_tui_e2e import HEIGHT, WIDTH, tmux, wait_screen
-
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    session = f"vaultsh-quit-{uuid.uuid4().hex[:8]}"
-    command = f"cd {repo} && {sys.executable} -m vaultsh {vault_dir}; echo exit=$? > {status}"
-    with cleaned_up(mountpoint):
-        try:
-            tmux("new-session", "-d", "-s", session, "-x", str(WIDTH), "-y", str(HEIGHT))
-            tmux("send-keys", "-t", session, "-l", command)
-            tmux("send-keys", "-t", session, "Enter")
-            wait_screen(session, lambda s: "Unlock vault" in s)
-            tmux("send-keys", "-t", session, "-l", PASSWORD)
-            tmux("send-keys", "-t", session, "Enter")
-            # The rows show behind the unlock dialog while it closes: wait until it is gone.
-            wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
-            tmux("send-keys", "-t", session, ":")
-            wait_screen(session, lambda s: "command (help lists them" in s)
-            tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
-            tmux("send-keys", "-t", session, "Enter")
-            wait_screen(session, lambda s: "mounted forward rw at" in s)
-            tmux("send-keys", "-t", session, "q")
-            wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
-            tmux("send-keys", "-t", session, "l")
-            wait_screen(session, lambda s: "exit=" in s or status.exists())
-            for _ in range(100):
-                if status.exists() and status.read_text().strip():
-                    break
-                time.sleep(0.05)
-            assert status.read_text().strip() == "exit=0"
-            shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
-            assert (
-                f"vaultsh: {vault_dir} stays mounted at {mountpoint}; "
-                f"unmount it with `vaultsh unmount {mountpoint}`"
-            ) in shown
-            assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves
-        finally:
-            subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+    session = tmux_session
+    start_in_tmux(session, vaultsh_command(status, vault_dir))
+    unlock_in_tmux(session)
+    # The rows show behind the unlock dialog while it closes: wait until it is gone.
+    wait_screen(session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
+    tmux("send-keys", "-t", session, ":")
+    wait_screen(session, lambda s: "command (help lists them" in s)
+    tmux("send-keys", "-t", session, "-l", f"mount {mountpoint}")
+    tmux("send-keys", "-t", session, "Enter")
+    wait_screen(session, lambda s: "mounted forward rw at" in s)
+    tmux("send-keys", "-t", session, "q")
+    wait_screen(session, lambda s: "Quit, leave mounted (l)" in s)
+    tmux("send-keys", "-t", session, "l")
+    assert exit_status(status) == "exit=0"
+    shown = tmux("capture-pane", "-p", "-J", "-t", session)  # -J: wrapped lines joined
+    assert (
+        f"vaultsh: {vault_dir} stays mounted at {mountpoint}; unmount it with `vaultsh unmount {mountpoint}`"
+    ) in shown
+    assert os.path.ismount(mountpoint)  # its worker outlived the TUI and still serves

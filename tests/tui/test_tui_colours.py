@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from rich.segment import Segment
-from test_tui_app import MASTER_KEY, SIZE, make_vault, select_plain, unlocked_app, wait_for
 from textual.color import Color
 from textual.strip import Strip
 from textual.widget import Widget
+from tui_harness import make_vault, opened_at, select_plain, wait_for
 
-from vaultsh.tui.app import VaultApp
 from vaultsh.tui.inspect import InfoPanel
 from vaultsh.tui.themes import BUILTIN_THEMES
 
@@ -48,9 +47,7 @@ async def test_status_log_and_info_use_the_theme_colours(theme: str, tmp_path: P
     """ "unlocked" in the theme's success colour, an error in its error colour, in every theme
     (the light one too: no colour is chosen by the theme's name)."""
     make_vault(tmp_path / "vault")
-    app = VaultApp(tmp_path / "vault", master_key=MASTER_KEY, theme=theme)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(tmp_path / "vault", theme=theme) as (app, pilot):
         variables = app.get_css_variables()
         success, error = Color.parse(variables["success"]).hex, Color.parse(variables["error"]).hex
         assert success != error
@@ -76,9 +73,7 @@ async def test_status_log_and_info_use_the_theme_colours(theme: str, tmp_path: P
 async def test_a_theme_change_recolours_the_status_bar_at_once(tmp_path: Path) -> None:
     """t: the status bar is drawn again in the new theme's colours, without waiting for a poll."""
     make_vault(tmp_path / "vault")
-    app = VaultApp(tmp_path / "vault", master_key=MASTER_KEY, theme="vaultsh-dark")
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(tmp_path / "vault", theme="vaultsh-dark") as (app, pilot):
         select_plain(app.main, "notes.txt")
         app.theme = "vaultsh-high-contrast"
         await pilot.pause()

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (
+from textual.pilot import Pilot
+from tui_harness import (
+    DEEP,
+    DEPTHS,
     MASTER_KEY,
-    SIZE,
     answer_prompt,
     command_done,
     info_text,
+    join,
     log_text,
-    own_config_home,  # noqa: F401 - a fixture, used by config_home below
+    opened_at,
     wait_for,
 )
-from test_tui_paths import DEEP, DEPTHS, deep_vault, join, open_at  # noqa: F401 - deep_vault: a fixture
-from textual.pilot import Pilot
 
 from vaultsh.service import integrity
 from vaultsh.tui import browser
@@ -33,13 +36,8 @@ CHANGED = b"changed on the other machine\nsecond line\n"
 ADOPTED = "todo (conflict 2026-01-02).txt"
 
 
-@pytest.fixture(autouse=True)
-def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
-    return own_config_home
-
-
 @pytest.fixture
-def conflicted(deep_vault: Path) -> Path:  # noqa: F811 - the fixture imported above
+def conflicted(deep_vault: Path) -> Path:
     """deep_vault with a Dropbox copy of todo.txt, other content, at the root and in a/b/c."""
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     for where in ("", DEEP):
@@ -60,12 +58,10 @@ def copy_of(root: Path, where: str) -> Path:
     return copy_path(Vault.open(root, master_key=MASTER_KEY).cipher_path(join(where, "todo.txt")))
 
 
-async def on_copy(pilot: Pilot[Any], app: VaultApp, root: Path, where: str) -> Entry:
-    """Open `where`, go to the cipher pane and put the cursor on todo.txt's copy."""
-    await open_at(pilot, app, where)
+async def to_cipher_entry(pilot: Pilot[Any], app: VaultApp, name: str) -> Entry:
+    """Go to the cipher pane and put the cursor on the entry called `name` on disk."""
     await pilot.press("tab")
     await pilot.pause()
-    name = copy_of(root, where).name
     cipher = app.main.cipher
     entry = next(e for e in cipher.rows if e.cipher_name == name)
     cipher.move_to(cipher.row_of(entry) or 0)
@@ -74,12 +70,18 @@ async def on_copy(pilot: Pilot[Any], app: VaultApp, root: Path, where: str) -> E
     return entry
 
 
+@contextlib.asynccontextmanager
+async def on_copy(root: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
+    """The vault open at `where`, the cursor on todo.txt's copy in the cipher pane."""
+    async with opened_at(root, where) as (app, pilot):
+        await to_cipher_entry(pilot, app, copy_of(root, where).name)
+        yield app, pilot
+
+
 @pytest.mark.asyncio
 @DEPTHS
 async def test_r_adopts_the_copy_under_a_plain_name(conflicted: Path, where: str) -> None:
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await on_copy(pilot, app, conflicted, where)
+    async with on_copy(conflicted, where) as (app, pilot):
         await pilot.press("r")
         await command_done(pilot, app)
         vault = Vault.open(conflicted, master_key=MASTER_KEY)
@@ -94,9 +96,7 @@ async def test_r_adopts_the_copy_under_a_plain_name(conflicted: Path, where: str
 @pytest.mark.asyncio
 @DEPTHS
 async def test_d_deletes_the_copy_after_asking(conflicted: Path, where: str) -> None:
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await on_copy(pilot, app, conflicted, where)
+    async with on_copy(conflicted, where) as (app, pilot):
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -108,9 +108,7 @@ async def test_d_deletes_the_copy_after_asking(conflicted: Path, where: str) -> 
 
 @pytest.mark.asyncio
 async def test_d_then_n_keeps_the_copy(conflicted: Path) -> None:
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await on_copy(pilot, app, conflicted, "")
+    async with on_copy(conflicted, "") as (app, pilot):
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
@@ -123,9 +121,7 @@ async def test_d_then_n_keeps_the_copy(conflicted: Path) -> None:
 async def test_e_exports_the_copy_decrypted(conflicted: Path, where: str, tmp_path: Path) -> None:
     dest = tmp_path / "out"
     dest.mkdir()
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await on_copy(pilot, app, conflicted, where)
+    async with on_copy(conflicted, where) as (app, pilot):
         await pilot.press("e")
         await answer_prompt(pilot, app, str(dest))
         await command_done(pilot, app)
@@ -137,9 +133,7 @@ async def test_e_exports_the_copy_decrypted(conflicted: Path, where: str, tmp_pa
 @pytest.mark.asyncio
 @DEPTHS
 async def test_the_info_panel_compares_both_sides(conflicted: Path, where: str) -> None:
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await on_copy(pilot, app, conflicted, where)
+    async with on_copy(conflicted, where) as (app, pilot):
         await wait_for(pilot, lambda: "Compared with the original" in info_text(app))
         text = info_text(app)
         assert "differ" in text
@@ -153,9 +147,7 @@ async def test_the_comparison_looks_where_the_copy_was_shown_not_where_the_scree
     conflicted: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The info worker can run after the shown directory changed: it compares in the copy's own."""
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, DEEP)
+    async with opened_at(conflicted, DEEP) as (app, pilot):
         await pilot.press("tab")
         await pilot.pause()
         release = threading.Event()
@@ -195,14 +187,8 @@ async def test_d_deletes_a_directory_copy_without_following_symlinks(
     outside.mkdir()
     (outside / "keep.txt").write_bytes(b"not the vault's\n")
     (copy / "link").symlink_to(outside)
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
-        await pilot.press("tab")
-        cipher = app.main.cipher
-        entry = next(e for e in cipher.rows if e.cipher_name == copy.name)
-        cipher.move_to(cipher.row_of(entry) or 0)
-        await pilot.pause()
+    async with opened_at(conflicted) as (app, pilot):
+        await to_cipher_entry(pilot, app, copy.name)
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
@@ -214,14 +200,8 @@ async def test_d_deletes_a_directory_copy_without_following_symlinks(
 
 @pytest.mark.asyncio
 async def test_a_stray_file_is_no_conflict_copy(conflicted: Path) -> None:
-    app = VaultApp(conflicted, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
-        await pilot.press("tab")
-        cipher = app.main.cipher
-        entry = next(e for e in cipher.rows if e.cipher_name == "stray file.txt")
-        cipher.move_to(cipher.row_of(entry) or 0)
-        await pilot.pause()
+    async with opened_at(conflicted) as (app, pilot):
+        await to_cipher_entry(pilot, app, "stray file.txt")
         await pilot.press("r")
         await command_done(pilot, app)
         assert "not a conflict copy" in log_text(app)

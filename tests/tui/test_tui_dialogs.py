@@ -5,30 +5,27 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import pwd
 import shutil
 import tempfile
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+from textual.pilot import Pilot
+from textual.widgets import Input, Label, OptionList
+from tui_harness import (
     MASTER_KEY,
     command_done,
     log_text,
     make_vault,
-    own_config_home,  # noqa: F401
+    opened_at,
     select_plain,
-    unlocked_app,
     wait_for,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input, Label, OptionList
+from user_harness import as_user, nobody
 
 from vaultsh.tui import app as app_module
-from vaultsh.tui.app import VaultApp
 from vaultsh.tui.pathpick import (
     BROWSER_PATH_CELLS,
     BROWSER_ROWS,
@@ -376,22 +373,7 @@ def test_an_unreadable_directory_gives_no_candidates_and_no_error(locked_tree: P
         asyncio.run(check_unreadable(locked_tree))
         return
     # Root reads any directory: the check runs in a child that is the user nobody.
-    nobody = pwd.getpwnam("nobody")
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            asyncio.run(check_unreadable(locked_tree))
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code)
-    _pid, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the check as nobody failed (see its traceback)"
+    as_user(nobody(), lambda: asyncio.run(check_unreadable(locked_tree)))
 
 
 @pytest.mark.asyncio
@@ -421,9 +403,7 @@ async def test_export_to_a_destination_picked_in_the_browser(
     (local / "backups" / "2024").mkdir(parents=True)
     (local / "other").mkdir()
     monkeypatch.chdir(local)  # the export dialog starts in the working directory
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SMALL) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, size=SMALL) as (app, pilot):
         select_plain(app.main, "notes.txt")
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
@@ -467,9 +447,7 @@ async def test_import_a_file_picked_in_the_browser(tmp_path: Path, monkeypatch: 
     (local / "photos").mkdir(parents=True)
     (local / "photos" / "cat.jpg").write_bytes(b"\xff\xd8 a cat")
     monkeypatch.chdir(local)
-    app = VaultApp(vault_dir, master_key=MASTER_KEY)
-    async with app.run_test(size=SMALL) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(vault_dir, size=SMALL) as (app, pilot):
         select_plain(app.main, "docs")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.main.cwd == "docs" and not app.main.dir_loading)

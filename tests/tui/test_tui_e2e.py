@@ -2,51 +2,21 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-from gocryptfs_harness import skip_or_fail
-from test_tui_app import LONG_NAME, MASTER_KEY, PASSWORD, make_vault
+from tui_harness import (
+    LONG_NAME,
+    MASTER_KEY,
+    exit_status,
+    make_vault,
+    start_in_tmux,
+    tmux,
+    unlock_in_tmux,
+    vaultsh_command,
+    wait_screen,
+)
 
 from vaultsh.vault.vault import Vault
-
-WIDTH, HEIGHT = 140, 40
-
-
-def tmux(*args: str) -> str:
-    out = subprocess.run(["tmux", *args], capture_output=True, text=True, check=True)
-    return out.stdout
-
-
-@pytest.fixture
-def tmux_session() -> Iterator[str]:
-    if shutil.which("tmux") is None:
-        skip_or_fail("tmux is not installed (Debian package tmux)")
-    name = f"vaultsh-e2e-{uuid.uuid4().hex[:8]}"
-    yield name
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True, check=False)
-
-
-def capture(session: str) -> str:
-    return tmux("capture-pane", "-p", "-t", session)
-
-
-def wait_screen(session: str, condition: Callable[[str], bool], timeout: float = 30.0) -> str:
-    """Poll the terminal until `condition` holds for its text (a bounded wait, not a timing test)."""
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = capture(session)
-        if condition(screen):
-            return screen
-        time.sleep(0.1)
-    raise AssertionError(f"terminal never showed what was expected; last screen:\n{screen}")
 
 
 def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> None:
@@ -55,18 +25,8 @@ def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> N
     vault = Vault.open(root, master_key=MASTER_KEY)
     notes_cipher = vault.cipher_path("notes.txt").name
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
-    # A fixed window size whatever other tmux clients on this server use.
-    tmux("new-session", "-d", "-s", tmux_session, "-x", str(WIDTH), "-y", str(HEIGHT))
-    tmux("set-option", "-t", tmux_session, "window-size", "manual")
-    tmux("resize-window", "-t", tmux_session, "-x", str(WIDTH), "-y", str(HEIGHT))
-    tmux("send-keys", "-t", tmux_session, "-l", command)
-    tmux("send-keys", "-t", tmux_session, "Enter")
-
-    wait_screen(tmux_session, lambda s: "Unlock vault" in s)
-    tmux("send-keys", "-t", tmux_session, "-l", PASSWORD)
-    tmux("send-keys", "-t", tmux_session, "Enter")
+    start_in_tmux(tmux_session, vaultsh_command(status, root))
+    unlock_in_tmux(tmux_session)
     screen = wait_screen(tmux_session, lambda s: "notes.txt" in s and notes_cipher in s)
 
     # plain and cipher names on the same rows, plain on the left, cipher on the right
@@ -81,10 +41,7 @@ def test_open_unlock_browse_quit_in_tmux(tmp_path: Path, tmux_session: str) -> N
     assert right  # the right pane has content on the row as well
 
     tmux("send-keys", "-t", tmux_session, "q")
-    deadline = time.monotonic() + 30
-    while not status.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert status.read_text().strip() == "exit=0"
+    assert exit_status(status) == "exit=0"
 
 
 def footer_key(screen: str, label: str) -> str:
@@ -99,16 +56,8 @@ def test_help_scrolls_to_its_end_and_quit_at_80x24(tmp_path: Path, tmux_session:
     root = tmp_path / "vault"
     make_vault(root)
     status = tmp_path / "status"
-    repo = Path(__file__).resolve().parents[2]
-    command = f"cd {repo} && {sys.executable} -m vaultsh {root}; echo exit=$? > {status}"
-    tmux("new-session", "-d", "-s", tmux_session, "-x", "80", "-y", "24")
-    tmux("set-option", "-t", tmux_session, "window-size", "manual")
-    tmux("resize-window", "-t", tmux_session, "-x", "80", "-y", "24")
-    tmux("send-keys", "-t", tmux_session, "-l", command)
-    tmux("send-keys", "-t", tmux_session, "Enter")
-    wait_screen(tmux_session, lambda s: "Unlock vault" in s)
-    tmux("send-keys", "-t", tmux_session, "-l", PASSWORD)
-    tmux("send-keys", "-t", tmux_session, "Enter")
+    start_in_tmux(tmux_session, vaultsh_command(status, root), 80, 24)
+    unlock_in_tmux(tmux_session)
     screen = wait_screen(tmux_session, lambda s: "notes.txt" in s and "Unlock vault" not in s)
 
     tmux("send-keys", "-t", tmux_session, footer_key(screen, "Help"))
@@ -121,7 +70,4 @@ def test_help_scrolls_to_its_end_and_quit_at_80x24(tmp_path: Path, tmux_session:
     tmux("send-keys", "-t", tmux_session, "Escape")
     screen = wait_screen(tmux_session, lambda s: "vaultsh — keys" not in s)
     tmux("send-keys", "-t", tmux_session, footer_key(screen, "Quit"))
-    deadline = time.monotonic() + 30
-    while not (status.exists() and status.read_text().strip()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert status.read_text().strip() == "exit=0"
+    assert exit_status(status) == "exit=0"

@@ -15,19 +15,20 @@ from typing import Any
 import pytest
 from rich.console import Console
 from rich.segment import Segment
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+from textual.pilot import Pilot
+from textual.widgets import Input
+from textual.widgets._toast import Toast
+from tui_harness import (
     MASTER_KEY,
     PASSWORD,
     answer_prompt,
     log_text,
-    own_config_home,  # noqa: F401
+    open_at,
+    opened_at,
+    screen_text,
     select_plain,
     wait_for,
 )
-from test_tui_paths import open_at, opened_at
-from textual.pilot import Pilot
-from textual.widgets import Input
-from textual.widgets._toast import Toast
 from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
@@ -84,16 +85,6 @@ def segments(app: VaultApp) -> list[Segment]:
     assert update is not None
     console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), legacy_windows=False)
     return list(console.render(update))
-
-
-def screen_text(app: VaultApp) -> str:
-    """What the terminal shows, as text: every widget of the screen (and the ones below a dialog)."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True, legacy_windows=False)
-    update = app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
-    assert update is not None
-    console.print(update)
-    return console.export_text(styles=False)
 
 
 def assert_no_markup_effects(app: VaultApp) -> None:

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+from textual.pilot import Pilot
+from textual.widgets import Input, Label
+from tui_harness import (
+    DEEP,
+    DEPTHS,
     MASTER_KEY,
     PASSWORD,
     SIZE,
     answer_prompt,
     command_done,
+    join,
     log_text,
     make_vault,
-    own_config_home,  # noqa: F401
+    opened_at,
     select_plain,
     wait_for,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input, Label
 from vault_factory import new_vault
 
 from vaultsh.service import commands
@@ -32,15 +33,9 @@ from vaultsh.tui.screens import ChoiceScreen, ConfirmScreen
 from vaultsh.tui.selection import VaultDirPrompt
 from vaultsh.vault.vault import Vault
 
-DEEP = "a/b/c"
-DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
 PAYLOAD = bytes(range(256)) * 40  # spans several content blocks
 ESC_NAME = "esc\x1b[31mred"  # a terminal escape in a name
 MARKUP_NAME = "[bold]x"  # Rich markup in a name
-
-
-def join(where: str, name: str) -> str:
-    return f"{where}/{name}" if where else name
 
 
 @pytest.fixture
@@ -68,23 +63,6 @@ def populate(root: Path, where: str) -> Vault:
     return vault
 
 
-@contextlib.asynccontextmanager
-async def opened_at(root: Path, where: str) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
-    """The vault opened in the TUI with the master key, shown at `where` (Enter on each part)."""
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(
-            pilot, lambda: app.session is not None and not app.main.dir_loading and bool(app.main.plain.rows)
-        )
-        for part in [p for p in where.split("/") if p]:
-            select_plain(app.main, part)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.dir_loading)  # type: ignore[misc]
-        assert app.main.cwd == where
-        await pilot.pause()
-        yield app, pilot
-
-
 async def select(pilot: Pilot[Any], app: VaultApp, *names: str) -> None:
     for name in names:
         select_plain(app.main, name)
@@ -97,6 +75,18 @@ async def ask_move(pilot: Pilot[Any], app: VaultApp, dest: str) -> None:
     await pilot.press("r")
     await wait_for(pilot, lambda: isinstance(app.screen, VaultDirPrompt))
     await answer_prompt(pilot, app, dest)
+
+
+async def choose_then_confirm(pilot: Pilot[Any], app: VaultApp, choice: str) -> str:
+    """Answer the question about names that exist with the key `choice`, then yes to the
+    confirmation; returns the confirmation's question."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+    await pilot.press(choice)
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+    question = question_of(app)
+    await pilot.press("y")
+    await command_done(pilot, app)
+    return question
 
 
 def question_of(app: VaultApp) -> str:
@@ -179,12 +169,8 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
         assert app.main.selection.names == {"f.txt", "d", "g.txt"}  # kept, to try again
 
         await ask_move(pilot, app, dest)
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        await pilot.press("k")  # keep both
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "keep their names with a number added" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        question = await choose_then_confirm(pilot, app, "k")  # keep both
+        assert "keep their names with a number added" in question
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/f.txt")) == b"already there\n"
         assert vault.read_file(join(where, "dest/f (2).txt")) == PAYLOAD
@@ -200,11 +186,7 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
         await ask_move(pilot, app, dest)
         await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
         assert app.screen.query("#choice-overwrite")
-        await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "Move the 1 selected entries" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        assert "Move the 1 selected entries" in await choose_then_confirm(pilot, app, "s")
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/i.txt")) == b"i\n"
         assert vault.read_file(join(where, "h.txt")) == b"new h\n"
@@ -212,12 +194,7 @@ async def test_names_that_exist_are_asked_about_once(move_vault: Path, where: st
 
         await select(pilot, app, "h.txt")
         await ask_move(pilot, app, dest)
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        assert "1 existing files there are replaced" in question_of(app)
-        await pilot.press("y")
-        await command_done(pilot, app)
+        assert "1 existing files there are replaced" in await choose_then_confirm(pilot, app, "o")
         vault = fresh(move_vault)
         assert vault.read_file(join(where, "dest/h.txt")) == b"new h\n"
         assert not vault.exists(join(where, "h.txt"))

@@ -2,36 +2,37 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from fuse_harness import cleaned_up, kernel_mounted, require_fuse
-from test_tui_app import (
+from textual.color import Color
+from textual.containers import VerticalScroll
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, TextArea
+from textual.widgets._footer import FooterKey
+from tui_harness import (
+    DEEP,
+    DEPTHS,
     LONG_NAME,
     MASTER_KEY,
     PASSWORD,
     SIZE,
     answer_prompt,
     command_done,
+    join,
     log_text,
-    make_vault,
     mount_with_keys,
-    own_config_home,  # noqa: F401 - a fixture, used by config_home below
+    open_at,
+    opened_at,
     row_text,
     select_plain,
     status_text,
     wait_for,
 )
-from textual.color import Color
-from textual.containers import VerticalScroll
-from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
-from textual.widgets._footer import FooterKey
 
 from vaultsh import cli
 from vaultsh.tui.app import VaultApp
@@ -53,65 +54,6 @@ from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
-
-DEEP = "a/b/c"
-# Each action is tried in the root and three levels down: paths built for the root only
-# (relative to the session's directory) go wrong in subdirectories.
-DEPTHS = pytest.mark.parametrize("where", ["", DEEP], ids=["root", "depth3"])
-
-
-@pytest.fixture
-def deep_vault(tmp_path: Path) -> Path:
-    """The test vault plus a/b/c holding todo.txt and, like a trap, a/b/c/a/b/c."""
-    root = tmp_path / "vault"
-    vault = make_vault(root)
-    vault.mkdir("a")
-    vault.mkdir("a/b")
-    vault.mkdir(DEEP)
-    vault.write_file(f"{DEEP}/todo.txt", b"buy milk\n")
-    vault.write_file("todo.txt", b"root todo\n")
-    # Sync debris deep down too: a conflict copy and a file dropped in by hand.
-    deep_todo = vault.cipher_path(f"{DEEP}/todo.txt")
-    deep_todo.with_name(deep_todo.name + " (conflicted copy)").write_bytes(deep_todo.read_bytes())
-    (deep_todo.parent / "stray file.txt").write_bytes(b"not encrypted")
-    # The path a child name gets when it is resolved against the current directory twice.
-    for part in ("a/b/c/a", "a/b/c/a/b", "a/b/c/a/b/c"):
-        vault.mkdir(part)
-    return root
-
-
-@pytest.fixture(autouse=True)
-def config_home(own_config_home: Path) -> Path:  # noqa: F811 - the fixture imported above
-    """Preferences are read from and saved to the test's own config home."""
-    return own_config_home
-
-
-def join(where: str, name: str) -> str:
-    return f"{where}/{name}" if where else name
-
-
-async def open_at(pilot: Pilot[Any], app: VaultApp, where: str) -> None:
-    """Unlock, then go to `where` the way a person does: Enter on each directory in turn."""
-    await wait_for(
-        pilot, lambda: app.session is not None and not app.main.dir_loading and bool(app.main.plain.rows)
-    )
-    for part in [p for p in where.split("/") if p]:
-        select_plain(app.main, part)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda part=part: app.main.cwd.endswith(part) and not app.main.dir_loading)  # type: ignore[misc]
-    assert app.main.cwd == where
-    await pilot.pause()  # the pane takes the focus once laid out
-
-
-@contextlib.asynccontextmanager
-async def opened_at(
-    cipherdir: Path, where: str, size: tuple[int, int] = SIZE
-) -> AsyncIterator[tuple[VaultApp, Pilot[Any]]]:
-    """The vault in `cipherdir` opened in the TUI (unlocked with the master key), shown at `where`."""
-    app = VaultApp(cipherdir, master_key=MASTER_KEY)
-    async with app.run_test(size=size) as pilot:
-        await open_at(pilot, app, where)
-        yield app, pilot
 
 
 @pytest.mark.asyncio
@@ -216,9 +158,7 @@ async def test_rename_onto_an_existing_name_asks_cancel_keep_both_overwrite(
 async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_footer(
     deep_vault: Path, where: str
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         plain_rows = app.main.plain.size.height
         assert plain_rows >= 10 and plain_rows > app.main.query_one("#info").size.height
         shown = {
@@ -246,9 +186,7 @@ async def test_80x24_lists_get_most_rows_help_scrolls_help_and_quit_in_the_foote
 
 @pytest.mark.asyncio
 async def test_below_80x24_a_clear_notice_replaces_the_panes(deep_vault: Path) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(70, 20)) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, "", (70, 20)) as (app, pilot):
         notice = app.main.query_one("#too-small", Static)
         assert notice.display and "Terminal too small: 70×20" in str(notice.render())
         assert "at least 80×24" in str(notice.render())
@@ -354,9 +292,7 @@ async def test_a_cipher_entry_without_plain_counterpart_marks_no_plain_row(
 async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, where: str) -> None:
     vault = Vault.open(deep_vault, master_key=MASTER_KEY)
     vault.symlink("todo.txt", join(where, "shortcut"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         await pilot.press("p")  # a password change keeps the old config as gocryptfs.conf.bak
         # Unlocked with the master key: one dialog asks only the new password, twice.
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
@@ -383,9 +319,7 @@ async def test_symlink_sizes_backup_config_and_entry_count(deep_vault: Path, whe
 
 @pytest.mark.asyncio
 async def test_the_master_key_dialog_keeps_each_group_on_one_line(deep_vault: Path) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, "", (80, 24)) as (app, pilot):
         await pilot.press("K")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
         app.screen.query_one("#password", Input).value = PASSWORD
@@ -416,9 +350,7 @@ def contrast(a: Color, b: Color) -> float:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("theme", ["vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast"])
 async def test_unfocused_pane_borders_are_visible_in_every_theme(deep_vault: Path, theme: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY, theme=theme)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault, theme=theme) as (app, _pilot):
         background = app.main.styles.background
         for selector in ("#cipher-pane", "#info", "#log"):  # the plain pane has the focus
             widget = app.main.query_one(selector)
@@ -593,9 +525,7 @@ async def test_enter_opens_a_viewer_with_search_and_hex_for_binary(deep_vault: P
     vault.write_file(join(where, "long.txt"), ("\n".join(lines) + "\n").encode())
     vault.write_file(join(where, "blob.bin"), bytes(range(256)) * 4)
     vault.symlink("long.txt", join(where, "long-link"))
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         select_plain(app.main, "long-link")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ViewerScreen) and app.screen.kind != "loading")
@@ -671,9 +601,7 @@ async def test_sort_by_name_size_mtime_reverse_and_hidden_toggle(deep_vault: Pat
 async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
     deep_vault: Path, config_home: Path
 ) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         await pilot.press("s", "S", "full_stop", "t")
         await pilot.pause()
         chosen_theme = app.theme
@@ -682,17 +610,13 @@ async def test_theme_sort_and_hidden_are_remembered_in_config_toml(
     assert f'theme = "{chosen_theme}"' in saved
     assert oct((config_home / "vaultsh" / "config.toml").stat().st_mode & 0o777) == "0o600"
 
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         assert app.theme == chosen_theme
         assert (app.main.sort_by, app.main.sort_reverse, app.main.show_hidden) == ("size", True, False)
         assert "by size ↓" in str(app.main.query_one("#plain-pane").border_subtitle)
 
     (config_home / "vaultsh" / "config.toml").write_text('sort = "colour"\nshow_hidden = "yes"\n')
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, "")
+    async with opened_at(deep_vault) as (app, pilot):
         assert app.main.sort_by == "name" and app.main.show_hidden
         warning = next(line for line in app.log_lines if "config.toml" in line)
         assert "ignored sort = 'colour' (one of name, size, mtime); show_hidden = 'yes'" in warning
@@ -732,28 +656,22 @@ def plain_names(app: VaultApp) -> set[str | None]:
 @pytest.mark.asyncio
 @DEPTHS
 async def test_listing_follows_writes_through_a_real_mount(
-    deep_vault: Path, where: str, tmp_path: Path
+    deep_vault: Path, where: str, mountpoint: Path
 ) -> None:
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    with cleaned_up(mountpoint):
-        async with app.run_test(size=SIZE) as pilot:
-            await open_at(pilot, app, where)
-            await mount_with_keys(pilot, app, mountpoint)
-            await command_done(pilot, app)
-            select_plain(app.main, "todo.txt")
-            await pilot.pause()
-            (mountpoint / where / "written-outside.txt").write_bytes(b"from another program\n")
-            await wait_for(pilot, lambda: "written-outside.txt" in plain_names(app))
-            current = app.main.plain.current
-            assert current is not None and current.plain_name == "todo.txt"  # the cursor stayed
-            assert app.main.active_list() is app.main.plain
-            (mountpoint / where / "todo.txt").unlink()
-            await wait_for(pilot, lambda: "todo.txt" not in plain_names(app))
-            await pilot.press("u")
-            await command_done(pilot, app)
+    async with opened_at(deep_vault, where) as (app, pilot):
+        await mount_with_keys(pilot, app, mountpoint)
+        await command_done(pilot, app)
+        select_plain(app.main, "todo.txt")
+        await pilot.pause()
+        (mountpoint / where / "written-outside.txt").write_bytes(b"from another program\n")
+        await wait_for(pilot, lambda: "written-outside.txt" in plain_names(app))
+        current = app.main.plain.current
+        assert current is not None and current.plain_name == "todo.txt"  # the cursor stayed
+        assert app.main.active_list() is app.main.plain
+        (mountpoint / where / "todo.txt").unlink()
+        await wait_for(pilot, lambda: "todo.txt" not in plain_names(app))
+        await pilot.press("u")
+        await command_done(pilot, app)
 
 
 @pytest.mark.asyncio
@@ -810,9 +728,7 @@ async def test_a_change_of_our_own_is_listed_once_not_again_by_the_watcher(
 
     monkeypatch.setattr(VaultTree, "cipher_entries", counted_scan)
     monkeypatch.setattr(MainScreen, "on_dir_changed", counted_report)
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app, DEEP)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
         select_plain(app.main, "todo.txt")
         listings.clear()
         await pilot.press("r")
@@ -855,9 +771,7 @@ async def test_a_reload_that_finds_nothing_new_leaves_the_panes_alone(
 @pytest.mark.asyncio
 @DEPTHS
 async def test_command_output_opens_in_a_full_width_scrollable_panel(deep_vault: Path, where: str) -> None:
-    app = VaultApp(deep_vault, master_key=MASTER_KEY)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await open_at(pilot, app, where)
+    async with opened_at(deep_vault, where, (80, 24)) as (app, pilot):
         await pilot.press("colon")
         app.main.query_one("#cmdline", Input).value = "help"
         await pilot.press("enter")
@@ -1187,19 +1101,15 @@ async def test_ctrl_c_with_nothing_running_quits_as_q_does(deep_vault: Path, whe
 
 
 @pytest.mark.asyncio
-async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, tmp_path: Path) -> None:
+async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, mountpoint: Path) -> None:
     """Nothing running, a live mount: Ctrl-C asks as q does; Ctrl-C in that dialog cancels it."""
-    require_fuse()
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir()
-    with cleaned_up(mountpoint):
-        async with opened_at(deep_vault, DEEP) as (app, pilot):
-            await mount_with_keys(pilot, app, mountpoint)
-            await pilot.press("ctrl+c")
-            await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
-            assert app.screen.id == "quit-dialog"
-            await pilot.press("ctrl+c")
-            await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
-            assert app.return_code is None and kernel_mounted(mountpoint)
-            await pilot.press("u")
-            await command_done(pilot, app)
+    async with opened_at(deep_vault, DEEP) as (app, pilot):
+        await mount_with_keys(pilot, app, mountpoint)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        assert app.screen.id == "quit-dialog"
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen))
+        assert app.return_code is None and kernel_mounted(mountpoint)
+        await pilot.press("u")
+        await command_done(pilot, app)

@@ -15,18 +15,19 @@ from gocryptfs_harness import (
     make_interop_tree,
     xray_masterkey,
 )
-from test_tui_app import (
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, RadioButton, Static
+from tui_harness import (
     MASTER_KEY,
     PASSWORD,
     SIZE,
     log_text,
     make_vault,
+    open_at,
+    opened_at,
     type_text,
-    unlocked_app,
     wait_for,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, RadioButton, Static
 from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
@@ -87,11 +88,18 @@ async def recover_with_keys(pilot: Pilot[Any], app: VaultApp, key_text: str) -> 
 
 
 @pytest.fixture
-def lost_config(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    (root / CONF_NAME).unlink()
-    return root
+def lost_config(vault_dir: Path) -> Path:
+    """The test vault without its config."""
+    (vault_dir / CONF_NAME).unlink()
+    return vault_dir
+
+
+@pytest.fixture
+def corrupt_config(vault_dir: Path) -> Path:
+    """The test vault with a damaged config and a good backup of it beside."""
+    shutil.copy(vault_dir / CONF_NAME, vault_dir / (CONF_NAME + ".bak"))
+    (vault_dir / CONF_NAME).write_text("{ not json")
+    return vault_dir
 
 
 @pytest.mark.asyncio
@@ -101,7 +109,7 @@ async def test_recovery_wizard_writes_a_config_and_opens_the_vault(lost_config: 
         await reach_step(pilot, app, "step-key")
         assert "no gocryptfs.conf" in shown(wizard(app), ".hint")
         await recover_with_keys(pilot, app, format_master_key(MASTER_KEY))
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         assert isinstance(app.screen, MainScreen)
         assert f"Wrote a new {lost_config / CONF_NAME}" in log_text(app)
         assert format_master_key(MASTER_KEY) not in log_text(app)
@@ -174,12 +182,9 @@ async def test_empty_vault_asks_the_undecided_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
-    app = VaultApp(root, master_key=MASTER_KEY, logn=TEST_LOGN)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(vault_dir: Path) -> None:
+    root = vault_dir
+    async with opened_at(root, logn=TEST_LOGN) as (app, pilot):
         await pilot.press("colon")
         app.main.query_one("#cmdline", Input).value = "recover"
         await pilot.press("enter")
@@ -191,11 +196,8 @@ async def test_recover_command_in_a_session_keeps_the_old_config_as_bak(tmp_path
 
 
 @pytest.mark.asyncio
-async def test_corrupt_config_offers_the_bak(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
-    shutil.copy(root / CONF_NAME, root / (CONF_NAME + ".bak"))
-    (root / CONF_NAME).write_text("{ not json")
+async def test_corrupt_config_offers_the_bak(corrupt_config: Path) -> None:
+    root = corrupt_config
     app = VaultApp(root)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -203,17 +205,14 @@ async def test_corrupt_config_offers_the_bak(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
         assert app.session is not None and app.session.conf_path == root / (CONF_NAME + ".bak")
     assert (root / CONF_NAME).read_text() == "{ not json"  # left for the person to replace
 
 
 @pytest.mark.asyncio
-async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(tmp_path: Path) -> None:
-    root = tmp_path / "vault"
-    make_vault(root)
-    shutil.copy(root / CONF_NAME, root / (CONF_NAME + ".bak"))
-    (root / CONF_NAME).write_text("{ not json")
+async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(corrupt_config: Path) -> None:
+    root = corrupt_config
     app = VaultApp(root)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -225,11 +224,9 @@ async def test_corrupt_config_declining_the_bak_exits_with_the_config_error(tmp_
 
 
 @pytest.mark.asyncio
-async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir_fresh: Path) -> None:
-    root = vault_dir_fresh
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir: Path) -> None:
+    root = vault_dir
+    async with opened_at(root) as (app, pilot):
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
         assert "old password is not needed" in str(app.screen.query_one(".dialog-detail").render())
@@ -242,13 +239,6 @@ async def test_passwd_after_master_key_unlock_needs_no_old_password(vault_dir_fr
     assert Vault.open(root, password=b"new secret").keys.master_key == MASTER_KEY
     with pytest.raises(PasswordIncorrectError):
         Vault.open(root, password=PASSWORD.encode())
-
-
-@pytest.fixture
-def vault_dir_fresh(tmp_path: Path) -> Path:
-    root = tmp_path / "vault"
-    make_vault(root)
-    return root
 
 
 # -- fsck -----------------------------------------------------------------------------------------
@@ -281,9 +271,7 @@ async def fsck_findings(pilot: Pilot[Any], app: VaultApp) -> FsckScreen:
 async def test_fsck_key_lists_findings_and_enter_jumps_to_the_entry_at_depth_3(tmp_path: Path) -> None:
     root = tmp_path / "vault"
     deep_damaged_vault(root)
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(root) as (app, pilot):
         await pilot.press("F")
         screen = await fsck_findings(pilot, app)
         kinds = {str(f.kind) for f in screen.findings}
@@ -308,9 +296,7 @@ async def test_fsck_command_on_a_subtree_jumps_to_a_cipher_only_entry(tmp_path: 
     vault = deep_damaged_vault(root)
     cdir = vault.cipher_path("a/b/c")
     (cdir / "dropped by hand.txt").write_bytes(b"plain text")
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await unlocked_app(pilot, app)
+    async with opened_at(root) as (app, pilot):
         await pilot.press("colon")
         app.main.query_one("#cmdline", Input).value = "fsck a/b"
         await pilot.press("enter")
@@ -341,6 +327,6 @@ async def test_wizard_recovers_a_gocryptfs_vault_that_gocryptfs_then_mounts(tmp_
     app = VaultApp(cipher, logn=TEST_LOGN)
     async with app.run_test(size=SIZE) as pilot:
         await recover_with_keys(pilot, app, key)
-        await unlocked_app(pilot, app)
+        await open_at(pilot, app)
     with gocryptfs_mount(cipher, tmp_path / "mnt2", NEW_PASSWORD) as mnt:
         assert sorted(p.relative_to(mnt).as_posix() for p in mnt.rglob("*")) == expected

@@ -3,65 +3,48 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (
-    FIXED_MTIME_NS,
+from textual.pilot import Pilot
+from tui_harness import (
+    BINARY,
     LONG_NAME,
     MASTER_KEY,
+    NOTES,
     PASSWORD,
+    REPORT,
     SIZE,
+    answer_passwords,
     answer_prompt,
     command_done,
+    enter_line,
     footer_actions,
     info_text,
     log_text,
+    make_reverse_folder,
     make_vault,
     masterkey_from_command_line,
+    open_at,
     row_text,
     select_plain,
     shows_mount,
+    status_text,
     type_text,
     wait_for,
+    wrong_password_refused,
 )
-from textual.pilot import Pilot
-from textual.widgets import Input
-from vault_factory import new_vault
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import ROLE_CONF, ROLE_DIRIV, ROLE_OBJECT, ROLE_SIDECAR, Entry
 from vaultsh.tui.main_screen import MainScreen
-from vaultsh.tui.screens import HelpScreen, PasswordScreen, PromptScreen
+from vaultsh.tui.screens import HelpScreen, PromptScreen
 from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME
 from vaultsh.vault.content import HEADER_LEN
-from vaultsh.vault.errors import PasswordIncorrectError
 from vaultsh.vault.keys import format_master_key
 from vaultsh.vault.reverse import ReverseView, derive
 from vaultsh.vault.vault import Vault
-
-NOTES = b"hello from the plain side\nsecond line\n"
-REPORT = b"quarterly numbers\n"
-BINARY = bytes(range(256)) * 20  # two blocks of content
-
-
-def make_reverse_folder(root: Path) -> Path:
-    """Plain files (a dir, text, binary, a long name, a symlink) beside a reverse config."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "docs").mkdir()
-    (root / "docs" / "report.txt").write_bytes(REPORT)
-    (root / "notes.txt").write_bytes(NOTES)
-    (root / "binary.bin").write_bytes(BINARY)
-    (root / LONG_NAME).write_bytes(b"long name content\n")
-    os.symlink("notes.txt", root / "link")
-    new_vault.reverse_folder(root, PASSWORD, master_key=MASTER_KEY)
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.utime(os.path.join(dirpath, name), ns=(FIXED_MTIME_NS, FIXED_MTIME_NS), follow_symlinks=False)
-    os.utime(root, ns=(FIXED_MTIME_NS, FIXED_MTIME_NS))
-    return root
 
 
 @pytest.fixture
@@ -73,13 +56,8 @@ def open_view(root: Path) -> ReverseView:
     return ReverseView.open(root, master_key=MASTER_KEY)
 
 
-def shown(app: VaultApp) -> Callable[[], bool]:
-    return lambda: app.session is not None and not app.main.dir_loading and bool(app.main.cipher.all_entries)
-
-
 async def opened(pilot: Pilot[Any], app: VaultApp) -> MainScreen:
-    await wait_for(pilot, shown(app))
-    await pilot.pause()
+    await open_at(pilot, app)
     return app.main
 
 
@@ -88,17 +66,9 @@ def by_cipher_name(screen: MainScreen) -> dict[str, Entry]:
 
 
 async def command_line(pilot: Pilot[Any], app: VaultApp, line: str) -> None:
-    """Run one line from the command line (typed in at once: each key press costs a frame)."""
-    await pilot.press("colon")
-    box = app.main.query_one("#cmdline", Input)
-    assert box.has_focus
-    box.value = line
-    await pilot.press("enter")
+    """Run one line from the command line and wait until it is done."""
+    await enter_line(pilot, app, line)
     await command_done(pilot, app)
-
-
-def status_text(app: VaultApp) -> str:
-    return str(app.main.query_one("#status").render())
 
 
 # -- unlocking and the two trees ---------------------------------------------------------------
@@ -108,13 +78,7 @@ def status_text(app: VaultApp) -> str:
 async def test_unlock_dialog_shows_plain_tree_and_the_encrypted_view(plain_dir: Path) -> None:
     app = VaultApp(plain_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-        await type_text(pilot, "wrong")
-        await pilot.press("enter")
-        dialog = app.screen
-        assert isinstance(dialog, PasswordScreen)
-        await wait_for(pilot, lambda: not dialog.busy)
-        assert "Password incorrect" in str(dialog.query_one("#dialog-error").render())
+        await wrong_password_refused(pilot, app)
         assert app.session is None
         await type_text(pilot, PASSWORD)
         await pilot.press("enter")
@@ -143,14 +107,6 @@ async def test_unlock_dialog_shows_plain_tree_and_the_encrypted_view(plain_dir: 
         assert roles == {ROLE_OBJECT, ROLE_CONF, ROLE_DIRIV, ROLE_SIDECAR}
         assert "reverse (read-only view)" in status_text(app)
         assert "Encrypted view" in str(screen.query_one("#cipher-pane").border_title)
-
-
-@pytest.mark.asyncio
-async def test_given_wrong_password_exits_with_its_code(plain_dir: Path) -> None:
-    app = VaultApp(plain_dir, password=b"nope")
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.return_code is not None)
-    assert app.return_code == PasswordIncorrectError.exit_code
 
 
 @pytest.mark.asyncio
@@ -345,12 +301,7 @@ async def test_passwd_rewraps_the_reverse_config(plain_dir: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await opened(pilot, app)
         await pilot.press("p")
-        for answer in (PASSWORD, "new secret", "new secret"):
-            await wait_for(pilot, lambda: isinstance(app.screen, PasswordScreen))
-            dialog = app.screen
-            await type_text(pilot, answer)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda d=dialog: app.screen is not d)  # type: ignore[misc]
+        await answer_passwords(pilot, app, PASSWORD, "new secret", "new secret")
         await command_done(pilot, app)
         assert "Password changed" in log_text(app)
     assert (plain_dir / (REVERSE_CONF_NAME + ".bak")).exists()

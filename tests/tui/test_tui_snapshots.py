@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import MASTER_KEY, make_vault, wait_for
-from test_tui_reverse import make_reverse_folder
 from textual.pilot import Pilot
+from tui_harness import MASTER_KEY, make_reverse_folder, make_vault, wait_for
 
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.screens import PasswordScreen

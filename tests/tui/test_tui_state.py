@@ -8,31 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_app import (  # own_config_home: preferences in a config home of the test's own
+from tui_harness import (
     MASTER_KEY,
     SIZE,
     command_done,
     loaded,
-    make_vault,
-    own_config_home,  # noqa: F401
+    screen_text,
     select_plain,
     status_text,
     type_text,
     wait_for,
 )
-from test_tui_markup import screen_text
 
 from vaultsh.service import commands
 from vaultsh.tui.app import VaultApp
 from vaultsh.tui.entries import Entry
 from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
-
-
-@pytest.fixture
-def vault_dir(tmp_path: Path) -> Path:
-    make_vault(tmp_path / "vault")
-    return tmp_path / "vault"
 
 
 def subtitle(app: VaultApp) -> str:
