@@ -28,7 +28,14 @@ from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultErro
 
 
 def _lazy_module(name: str) -> types.ModuleType:
-    """Module `name`, executed only when one of its attributes is first read."""
+    """Module `name`, executed only when one of its attributes is first read.
+
+    A module already imported is returned as it is: a second copy would have classes of its
+    own, so an exception raised by one copy would not match `except` clauses naming the other.
+    """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         raise ImportError(f"no module named {name!r}", name=name)

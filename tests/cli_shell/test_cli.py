@@ -678,3 +678,17 @@ def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Pa
     out = run("shell", "--passfile", str(pw), str(plain), stdin="info\nfsck\nconflicts docs\n")
     assert "Mode:              reverse (read-only encrypted view of the plain files)" in out.stdout
     assert out.stderr.count("no cipher files to check") == 2 and len(out.stderr.splitlines()) == 2
+
+
+def test_the_command_line_reuses_service_modules_already_imported() -> None:
+    # The TUI and the shell import the service modules before they call into the command line;
+    # a second copy of a module would bring classes of its own (a Cancelled raised by one copy
+    # would escape `except Cancelled` naming the other).
+    probe = (
+        "import sys\n"
+        "from vaultsh.service.transfer import Cancelled\n"
+        "import vaultsh.cli\n"
+        "print(sys.modules['vaultsh.service.transfer'].Cancelled is Cancelled)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
