@@ -420,8 +420,9 @@ def _run_shared(args: argparse.Namespace, *, label: str = "", processes: int = 1
     """A command the shell has too: its handler (the same code the shell runs) on a session."""
     cmd = _DECLARED[args.command]
     with _session(args, label) as s:
-        if cmd.writes and not s.tree.writable:
-            raise UsageError(commands.reverse_refusal(cmd.name, s.cipherdir))
+        refused = registry.why_not_here(cmd, s.tree)
+        if refused is not None:  # needs what the folder lacks (a reverse-mode folder's)
+            raise UsageError(f"{cmd.name}: {refused}")
         s.processes = processes
         return commands.handler_of(cmd)(s, args)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vaultsh.vault.conf_names import DEFAULT_SCRYPT_LOGN
 from vaultsh.vault.errors import UsageError
+
+if TYPE_CHECKING:
+    from vaultsh.vault.tree import Tree
 
 # This module holds data and parsing only: the CLI builds its argparse parser from it without
 # loading the command implementations (vaultsh.service.commands), which `vaultsh mount` never
@@ -167,7 +172,9 @@ class Command:
     stderr, paths on stdin, staying in the foreground, JSON for a script) and what the shell
     settled when it opened the vault (forward or reverse, the master key) or asks for itself
     (a new password); `cli_names` the CLI's spelling first, then its aliases.
-    `secret` and `writes` are capabilities the shell checks before running a line.
+    `secret`, `writes` and `examines_cipher_files` are capabilities the shell checks before
+    running a line; the last two are what a command needs of the open folder (see
+    `why_not_here`).
     `dashed_paths`: a word that is not exactly one of its options is a path, even when it
     starts with '-' (cipher names are base64url, whose alphabet has '-').
     """
@@ -184,7 +191,8 @@ class Command:
     cli_vault: str = "open"
     cipherdir_at: int = 0  # CIPHERDIR's place among the CLI's positional arguments
     secret: bool = False  # deals in secrets: its lines never enter a shell history
-    writes: bool = False  # writes into a vault's tree: refused on a reverse folder's read-only view
+    writes: bool = False  # writes into a vault's tree: needs Tree.writable
+    examines_cipher_files: bool = False  # examines the stored cipher files: needs Tree.cipher_files
     dashed_paths: bool = False
 
     def __post_init__(self) -> None:
@@ -404,13 +412,14 @@ _TABLE = (
         flag("--force-decode",
              help="with --quarantine: put back a copy of each damaged file, zeros in its bad blocks"),
         positional("path", "PATH", nargs="?", default="", help="plain path of a subtree to check"),
-    ), handler="checks:run_fsck", completes="plain-dir", cli_args=(_no_progress(),)),
+    ), handler="checks:run_fsck", completes="plain-dir", cli_args=(_no_progress(),),
+            examines_cipher_files=True),
     Command("conflicts", "list sync-conflict copies, compare them; keep (--adopt) or --export them", (
         flag("--adopt", help="keep each copy under a new plain name, "
              "e.g. 'report (conflict 2026-01-02).txt', and remove it"),
         option("--export", metavar="DIR", help="decrypt each copy into DIR, under its plain directory"),
         positional("path", "PATH", nargs="?", default="", help="plain path of a subtree"),
-    ), handler="checks:run_conflicts", completes="plain-dir"),
+    ), handler="checks:run_conflicts", completes="plain-dir", examines_cipher_files=True),
     Command("shell", "an interactive shell over the decrypted vault", fronts=frozenset({CLI})),
     Command("new", "create a vault with the full-screen wizard",
             (THEME_ARG, positional("directory", "DIRECTORY")), fronts=frozenset({CLI}), cli_vault=""),
@@ -431,3 +440,39 @@ REGISTRY: dict[str, Command] = {c.name: c for c in _TABLE}
 def for_front(front: str) -> dict[str, Command]:
     """The commands one front end has, in the registry's order."""
     return {name: c for name, c in REGISTRY.items() if front in c.fronts}
+
+
+# -- which commands apply to the open folder -----------------------------------------------
+# A command declares what it needs of the folder (`writes`, `examines_cipher_files`), a Tree
+# what it has (`writable`, `cipher_files`); a reverse-mode folder is the one kind that lacks
+# either, so the reasons speak of it.
+
+
+def read_only_reason(plaindir: Path) -> str:
+    """Why a command that writes into the tree has no meaning on a reverse-mode folder."""
+    return (
+        "the encrypted view of a reverse-mode folder is read-only; "
+        f"change the plain files in {plaindir} instead"
+    )
+
+
+def no_cipher_files_reason(plaindir: Path) -> str:
+    """Why a command that examines stored cipher files has no meaning on a reverse-mode folder."""
+    return (
+        f"{plaindir} is a reverse-mode folder: its files are plain, and its encrypted view is "
+        "computed from them, so there are no cipher files to check"
+    )
+
+
+def why_not_here(cmd: Command, tree: Tree) -> str | None:
+    """Why `cmd` does not apply to the folder `tree` is open on, or None when it does."""
+    if cmd.writes and not tree.writable:
+        return read_only_reason(tree.root)
+    if cmd.examines_cipher_files and not tree.cipher_files:
+        return no_cipher_files_reason(tree.root)
+    return None
+
+
+def applicable(commands: dict[str, Command], tree: Tree) -> dict[str, Command]:
+    """The commands of `commands` that apply to the folder `tree` is open on, in their order."""
+    return {name: c for name, c in commands.items() if why_not_here(c, tree) is None}

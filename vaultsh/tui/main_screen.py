@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
-from vaultsh.service import commands
+from vaultsh.service import registry
 from vaultsh.tui.external import ExternalPrograms
 from vaultsh.tui.file_actions import FileActions
 from vaultsh.tui.navigation import NavigatingScreen
@@ -29,16 +29,19 @@ HELP_INTRO_REVERSE = (
     "other. The view is read-only: m mounts it, e writes it out (a backup); change the plain "
     "files themselves."
 )
-# Keys whose commands write into the vault: a reverse-mode folder's view is read-only, so there
-# they leave the footer and the help, and pressing one says why (action -> command refused).
-# An action with arguments is written as in its binding.
-WRITE_ACTIONS = {
+# The registry's command each key runs (action -> command), where that command may not apply
+# to the open folder (see registry.why_not_here): there the key leaves the footer and the
+# help, and pressing it says why. An action with arguments is written as in its binding.
+# Editing in $EDITOR saves the file back as `import` writes it, but is refused as "edit".
+KEY_COMMANDS = {
     "import": "import",
     "mkdir": "mkdir",
     "delete": "rm",
     "rename": "mv",
-    "external('EDITOR')": "edit",
+    "external('EDITOR')": "import",
+    "fsck": "fsck",
 }
+KEY_NAMES = {"external('EDITOR')": "edit"}
 REVERSE_TOOLTIPS = {
     "export": "write the encrypted view of the selection to a local path (a backup)",
     "mount": "mount the encrypted view read-only (asks the mountpoint)",
@@ -168,10 +171,21 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
                 return b.action
         return None
 
+    def refused_here(self, action: str) -> str | None:
+        """Why `action` never applies to the open folder (its command needs what the folder
+        lacks), or None."""
+        session = self.session
+        command = KEY_COMMANDS.get(action)
+        if session is None or command is None:
+            return None
+        refused = registry.why_not_here(registry.REGISTRY[command], session.tree)
+        return None if refused is None else f"{KEY_NAMES.get(action, command)}: {refused}"
+
     def unavailable(self, action: str) -> str | None:
         """Why `action` does not apply now, or None if it does."""
-        if action in WRITE_ACTIONS and not self.writable:
-            return commands.reverse_refusal(WRITE_ACTIONS[action], self.vapp.cipherdir)
+        refused = self.refused_here(action)
+        if refused is not None:
+            return refused
         info = self.mount_info
         if action == "unmount" and info is None:
             return "not mounted (m mounts it)"
@@ -187,15 +201,14 @@ class MainScreen(NavigatingScreen, FileActions, ExternalPrograms, VaultActions):
         return self.unavailable(action) is None
 
     def help_keys(self) -> list[tuple[str, str]]:
-        """The help's key list for this mode: a reverse-mode folder has no write keys."""
+        """The help's key list for this folder: the keys whose commands apply to it."""
         # Help and Quit lead the footer; in the help they close the list.
         bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
         last = [b for b in bindings if b.action in ("help", "quit_app")]
         bindings = [b for b in bindings if b not in last] + last
-        if self.writable:
-            return describe_bindings(bindings) + self.LIST_KEYS
-        bindings = [b for b in bindings if b.action not in WRITE_ACTIONS]
-        return describe_bindings(bindings, REVERSE_TOOLTIPS) + self.LIST_KEYS
+        bindings = [b for b in bindings if self.refused_here(b.action) is None]
+        tooltips = {} if self.writable else REVERSE_TOOLTIPS
+        return describe_bindings(bindings, tooltips) + self.LIST_KEYS
 
     def action_help(self) -> None:
         intro = HELP_INTRO if self.writable else HELP_INTRO_REVERSE

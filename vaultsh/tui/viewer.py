@@ -8,6 +8,7 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, TextArea
 from textual.widgets.text_area import Selection
@@ -130,8 +131,12 @@ class ViewerScreen(Screen[None]):
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While the search box is open its keys are text, except Esc, which closes it.
-        box = self.query_one("#viewer-search", Input)
+        # While the search box is open its keys are text, except Esc, which closes it. The
+        # footer asks again while the screen is being dismissed, when its widgets are gone.
+        try:
+            box = self.query_one("#viewer-search", Input)
+        except NoMatches:
+            return True
         return not (box.has_focus and action in ("search", "next", "leave", "edge"))
 
     def action_edge(self, bottom: bool) -> None:

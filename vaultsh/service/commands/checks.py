@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vaultsh.service import transfer
 from vaultsh.service.commands.session import Session
+from vaultsh.service.registry import no_cipher_files_reason
 from vaultsh.vault.errors import UsageError
 from vaultsh.vault.vault import Vault
 
@@ -16,10 +17,7 @@ def cipher_files(session: Session, command: str) -> Vault:
     """The session's vault, for a command that examines its cipher files; UsageError on a
     reverse-mode folder, whose encrypted view is made from its plain files, not stored."""
     if not session.tree.cipher_files:
-        raise UsageError(
-            f"{command}: {session.cipherdir} is a reverse-mode folder: its files are plain, and "
-            "its encrypted view is computed from them, so there are no cipher files to check"
-        )
+        raise UsageError(f"{command}: {no_cipher_files_reason(session.cipherdir)}")
     return session.vault
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from vaultsh.service.commands.dispatch import COMMANDS, command_names, lookup
+from vaultsh.service.commands.dispatch import command_names, commands_here, lookup
 from vaultsh.service.commands.session import Session
 from vaultsh.service.commands.words import _scan
 from vaultsh.service.registry import Command
@@ -79,7 +79,8 @@ def _position(cmd: Command, words: list[str]) -> int:
 
 
 def complete(session: Session, text_before_cursor: str) -> list[str]:
-    """Candidates for the word under the cursor: command names, or decrypted / local paths.
+    """Candidates for the word under the cursor: command names (of the commands that apply to
+    the session's folder), or decrypted / local paths.
 
     Each candidate is quoted as `run_line` would read it and replaces `current_word(text)`:
     the completed line is `text[: len(text) - len(current_word(text))] + candidate`.
@@ -87,14 +88,14 @@ def complete(session: Session, text_before_cursor: str) -> list[str]:
     """
     words, _raw, prefix = _scan(text_before_cursor)
     if not words:
-        return [n for n in command_names() if n.startswith(prefix) and n != "?"]
+        return [n for n in command_names(session) if n.startswith(prefix) and n != "?"]
     cmd = lookup(words[0])
     if cmd is None or (prefix.startswith("-") and not cmd.dashed_paths):
         return []
     position = _position(cmd, words[1:])
     kind = cmd.completion_kind(position)
     if kind == "command":
-        return [n for n in sorted(COMMANDS) if n.startswith(prefix)]
+        return [n for n in sorted(commands_here(session)) if n.startswith(prefix)]
     if kind in ("plain-path", "plain-dir"):
         found = _complete_plain(session, prefix, dirs_only=kind == "plain-dir")
     elif kind == "local-path":

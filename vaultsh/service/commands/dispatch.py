@@ -8,9 +8,8 @@ from typing import cast
 
 from vaultsh.service import transfer
 from vaultsh.service.commands.session import Session
-from vaultsh.service.commands.views import reverse_refusal
 from vaultsh.service.commands.words import split_line
-from vaultsh.service.registry import SHELL, Command, for_front
+from vaultsh.service.registry import SHELL, Command, applicable, for_front, why_not_here
 from vaultsh.vault.errors import ExitCode, VaultError
 
 # The commands the shell and the TUI's command line have (the CLI has some more, see
@@ -40,8 +39,15 @@ def lookup(name: str) -> Command | None:
     return COMMANDS.get(name) or _ALIASES.get(name)
 
 
-def command_names() -> list[str]:
-    return sorted([*COMMANDS, *_ALIASES])
+def commands_here(session: Session) -> dict[str, Command]:
+    """The commands that apply to the session's folder, in the order `help` lists them."""
+    return applicable(COMMANDS, session.tree)
+
+
+def command_names(session: Session | None = None) -> list[str]:
+    """Every command name and alias; with a session, those of the commands that apply to its folder."""
+    here = COMMANDS if session is None else commands_here(session)
+    return sorted([*here, *(alias for alias, c in _ALIASES.items() if c.name in here)])
 
 
 def run_line(session: Session, line: str) -> int:
@@ -58,8 +64,9 @@ def run_line(session: Session, line: str) -> int:
     if cmd is None:
         io.error(f"{argv[0]}: unknown command (help lists them)")
         return ExitCode.USAGE
-    if cmd.writes and not session.tree.writable:  # a reverse-mode folder: change its plain files
-        io.error(reverse_refusal(cmd.name, session.cipherdir))
+    refused = why_not_here(cmd, session.tree)
+    if refused is not None:  # needs what the open folder lacks (a reverse-mode folder's)
+        io.error(f"{cmd.name}: {refused}")
         return ExitCode.USAGE
     try:
         return run_words(session, cmd, argv[1:])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from argparse import Namespace
 
 from vaultsh.service.commands.session import Session
-from vaultsh.service.registry import Arg
+from vaultsh.service.registry import Arg, why_not_here
 from vaultsh.vault.errors import UsageError
 
 
@@ -18,13 +18,19 @@ def run_theme(session: Session, a: Namespace) -> int:
 
 
 def run_help(session: Session, a: Namespace) -> int:
-    from vaultsh.service.commands.dispatch import COMMANDS, lookup
+    """`help`: the commands that apply to the open folder; `help CMD`: one of them explained,
+    or, for a command the folder cannot run, one line saying why."""
+    from vaultsh.service.commands.dispatch import commands_here, lookup
 
     io = session.io
     if a.command:
         cmd = lookup(a.command)
         if cmd is None:
             raise UsageError(f"{a.command}: unknown command")
+        refused = why_not_here(cmd, session.tree)
+        if refused is not None:
+            io.write(f"{cmd.name}: does not apply here: {refused}")
+            return 0
         io.write(f"usage: {cmd.usage}")
         io.write(f"  {cmd.summary}")
         if cmd.aliases:
@@ -35,8 +41,9 @@ def run_help(session: Session, a: Namespace) -> int:
             io.write(f"  {label:<{width}}  {text}")
         return 0
     # A usage too long for the column (recover lists every format flag) gets a line of its own.
-    width = min(max(len(c.usage) for c in COMMANDS.values()), 40)
-    for cmd in COMMANDS.values():
+    here = commands_here(session)
+    width = min(max(len(c.usage) for c in here.values()), 40)
+    for cmd in here.values():
         if len(cmd.usage) > width:
             io.write(f"  {cmd.usage}")
             io.write(f"  {'':<{width}}  {cmd.summary}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from vaultsh.service import transfer
 from vaultsh.service.commands.session import Session, show
 from vaultsh.service.commands.transfers import ProgressCounter, finish_transfer
+from vaultsh.service.registry import read_only_reason
 from vaultsh.vault.errors import (
     FsError,
     UsageError,
@@ -21,11 +22,8 @@ from vaultsh.vault.reverse import ReverseEntry, ReverseView
 
 
 def reverse_refusal(command: str, plaindir: Path) -> str:
-    """Why a command that writes into a vault has no meaning on a reverse-mode folder."""
-    return (
-        f"{command}: the encrypted view of a reverse-mode folder is read-only; "
-        f"change the plain files in {plaindir} instead"
-    )
+    """The one-line refusal of a command that writes into a vault, on a reverse-mode folder."""
+    return f"{command}: {read_only_reason(plaindir)}"
 
 
 def _view(session: Session) -> ReverseView:
