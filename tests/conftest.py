@@ -23,10 +23,6 @@ from vault_factory import NewVault  # noqa: E402
 from vault_factory import new_vault as make_new_vault  # noqa: E402
 from vectors import copy_vectors  # noqa: E402
 
-# vaultsh.cli is the first vaultsh module the program imports, and it registers the service
-# modules it loads lazily in sys.modules, replacing copies already there: import it before the
-# TUI (below) imports those modules, or two copies of them (and of their classes) exist.
-import vaultsh.cli  # noqa: E402, F401
 from vaultsh.vault.vault import Vault  # noqa: E402
 
 # The fixtures of the TUI tests (test vaults, a mountpoint, a tmux session) live with their
