@@ -1,8 +1,9 @@
 """The mount worker (`python -m vaultsh.fs.worker`): serves one vault over FUSE plus a control socket."""
 
-# Longer than 600 lines on purpose: the worker's start-up order (hashlib blocked, imports during
-# scrypt, the key read from a pipe, the mount, the status reply) and its request loop are one
-# sequence whose steps depend on each other's state; it reads best top to bottom.
+# Longer than 600 lines on purpose: the worker's start-up order (hashlib blocked, imports while
+# the caller parses, the config read, the password or key taken from a pipe, the mount, the
+# status reply) and its request loop are one sequence whose steps depend on each other's
+# state; it reads best top to bottom.
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ from vaultsh import mount_protocol as proto
 from vaultsh.fs import blocking_loop
 from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import MountFiles, RegistryEntry
+from vaultsh.vault.conf_names import CONF_NAME, MAX_PASSWORD_LEN, REVERSE_CONF_NAME
 from vaultsh.vault.errors import (
     ExitCode,
     FuseError,
     MasterKeyError,
     MountPointError,
+    ReadPasswordError,
     UsageError,
     VaultError,
 )
@@ -86,6 +89,9 @@ class WorkerConfig:
     key_proven: bool = False
     # The log file to send stderr to once the settings are in (None: keep the stderr given).
     log: Path | None = None
+    # What follows the settings on the start pipe: the master key, or the password (asked for
+    # once the config is read; see unlock_with_password).
+    secret: str = proto.SECRET_MASTER_KEY
 
     @property
     def mode(self) -> str:
@@ -114,6 +120,7 @@ class WorkerConfig:
                 foreground=_flag(data, "foreground"),
                 key_proven=_flag(data, "key_proven"),
                 log=Path(_text(data["log"])) if data.get("log") is not None else None,
+                secret=_secret_kind(data),
             )
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"mount worker: bad settings: {e}") from None
@@ -123,6 +130,13 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
+
+
+def _secret_kind(data: dict[str, Any]) -> str:
+    kind = data.get("secret", proto.SECRET_MASTER_KEY)
+    if kind not in proto.SECRETS:
+        raise TypeError(f"secret: expected one of {', '.join(sorted(proto.SECRETS))}")
+    return str(kind)
 
 
 def _flag(data: dict[str, Any], name: str) -> bool:
@@ -190,6 +204,11 @@ class StartReport:
     def ready(self) -> None:
         self._send(proto.ready_message(os.getpid()))
 
+    def want_password(self) -> None:
+        """Ask for the password: a line before the report, which is still to come."""
+        if self._fd is not None:
+            os.write(self._fd, proto.encode_message(proto.password_wanted_message()))
+
     def close(self) -> None:
         """Close the pipe without a word: nobody reads it any more."""
         if self._fd is not None:
@@ -217,25 +236,74 @@ def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
     return WorkerConfig.from_json(line), rest
 
 
+def _read_secret(fd: int, head: bytes, limit: int) -> bytearray:
+    """What is left on the pipe after `head` (read with the settings) until EOF, at most
+    `limit` bytes and one more (to tell an overlong input); closes the pipe. Read straight
+    into one buffer, so the caller can wipe every copy there is."""
+    buf = bytearray(limit + 1)
+    n = min(len(head), len(buf))
+    buf[:n] = head[:n]
+    try:
+        while n < len(buf):
+            got = os.readv(fd, [memoryview(buf)[n:]])
+            if not got:
+                break
+            n += got
+    finally:
+        os.close(fd)
+    del buf[n:]
+    return buf
+
+
+def _taken(buf: bytearray) -> bytes:
+    """The buffer's bytes; the buffer itself is wiped."""
+    data = bytes(buf)
+    buf[:] = bytes(len(buf))
+    return data
+
+
 def read_master_key(fd: int, head: bytes = b"") -> bytes:
     """Read the raw key from its pipe until EOF (after `head`, read with the settings), then
     close the pipe."""
-    buf = bytearray(head)
-    try:
-        while len(buf) <= MAX_KEY_INPUT:
-            chunk = os.read(fd, 1024)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        os.close(fd)
+    buf = _read_secret(fd, head, MAX_KEY_INPUT)
     if len(buf) != MASTER_KEY_LEN:
-        n = len(buf)
-        buf[:] = bytes(len(buf))
+        n = len(_taken(buf))
         raise MasterKeyError(f"master key handed to the mount worker has {n} bytes, not {MASTER_KEY_LEN}")
-    key = bytes(buf)
-    buf[:] = bytes(len(buf))
-    return key
+    return _taken(buf)
+
+
+def read_password(fd: int, head: bytes = b"") -> bytes:
+    """Read the password from its pipe until EOF (after `head`), then close the pipe."""
+    buf = _read_secret(fd, head, MAX_PASSWORD_LEN)
+    if len(buf) > MAX_PASSWORD_LEN:
+        _taken(buf)
+        raise ReadPasswordError(f"Password is longer than {MAX_PASSWORD_LEN} bytes")
+    return _taken(buf)
+
+
+def config_path(cfg: WorkerConfig) -> Path:
+    """The config the mount opens with: the one given, else the source's own (§3, §9.1)."""
+    if cfg.config is not None:
+        return cfg.config
+    return cfg.source / (REVERSE_CONF_NAME if cfg.reverse else CONF_NAME)
+
+
+def unlock_with_password(cfg: WorkerConfig, fd: int, head: bytes, report: StartReport) -> bytes:
+    """The master key, unwrapped from the config by the password read from the start pipe.
+
+    The config is read first and the password asked for only then, so a missing or broken
+    config is reported before any prompt (as gocryptfs does). scrypt runs here, not in the
+    mounting process, which thus never loads cryptography.
+    """
+    from vaultsh.vault.config import load_config
+
+    conf = load_config(config_path(cfg))
+    report.want_password()
+    password = read_password(fd, head)
+    try:
+        return conf.decrypt_master_key(password)
+    finally:
+        del password
 
 
 # -- building the filesystem --------------------------------------------------------------
@@ -252,8 +320,8 @@ def check_forward_key(vault: Vault) -> None:
 
 
 def import_serving_modules(reverse: bool) -> None:
-    """Load the modules `build_operations` needs while the caller still derives the key
-    (scrypt, tens of milliseconds or more), so the mount follows the key's arrival at once."""
+    """Load the modules `build_operations` needs (the config's too) while the caller still
+    parses its command line and checks the mount, so the mount follows the secret at once."""
     import importlib
 
     for name in (
@@ -591,6 +659,7 @@ def run(line: CommandLine) -> int:
     harden_process()  # before the key arrives
     report = StartReport(line.status_fd)
     where = "mount worker"
+    reading_secret = False
     # Each step's undoing is registered once the step is done; they run in reverse order,
     # every one of them even when an earlier one fails.
     with contextlib.ExitStack() as cleanup:
@@ -598,20 +667,30 @@ def run(line: CommandLine) -> int:
         try:
             framework, fuse = blocking_loop.install()
             cleanup.callback(framework.close)
-            # While the mounting process still parses, checks and derives the key.
+            # While the mounting process still parses its command line and checks the mount.
             import_serving_modules(line.preload == proto.MODE_REVERSE)
             got = read_settings(line.start_fd)
             if got is None:  # it gave up before it asked for a mount: nobody waits for a word
                 report.close()
                 os.close(line.start_fd)
                 return ExitCode.OK
-            cfg, key_head = got
+            cfg, secret_head = got
             where = str(cfg.mountpoint)
+            # A missing config, a wrong password or key is the mounting process's to say
+            # (logged too, it would be said twice on a shared terminal); and a mount that
+            # fails here leaves no log behind, since the log is only opened after.
+            reading_secret = True
+            if cfg.secret == proto.SECRET_PASSWORD:
+                key = unlock_with_password(cfg, line.start_fd, secret_head, report)
+                cfg.key_proven = True  # the config's GCM tag proved it
+            else:
+                key = read_master_key(line.start_fd, secret_head)
+            reading_secret = False
             _apply_settings(cfg)
-            key = read_master_key(line.start_fd, key_head)
             return serve_mount(cfg, key, report, framework, fuse, cleanup)
         except VaultError as e:
-            log.error("%s", e)
+            if not reading_secret:
+                log.error("%s", e)
             report.error(e)
             return int(e.exit_code)
         except BaseException as e:  # a worker must always report and clean up

@@ -3,7 +3,8 @@
 # `vaultsh mount` spends ~40 ms on its own imports, its argument parsing and the mount checks,
 # and the worker another ~60 ms on its imports: started first, the worker imports its modules
 # while the command line does its part. It waits for its settings (one JSON line) and then the
-# master key on one pipe, and reports "ready" or an error on another (see vaultsh.fs.worker).
+# password or master key on one pipe, and reports "ready" or an error on another (see
+# vaultsh.fs.worker).
 # This module must stay light: importing it is on the path to that early start.
 
 from __future__ import annotations
@@ -142,11 +143,12 @@ class WorkerProcess:
 
 
 class StartingWorker:
-    """A worker process that has been started and waits for its settings and key.
+    """A worker process that has been started and waits for its settings and secret.
 
-    `start_w` carries the settings line and then the key to the worker; `status_r` brings
-    back its one-line report. Whoever takes the worker over must send both or `close` its pipes:
-    a worker whose pipe closes before its settings arrived exits quietly.
+    `start_w` carries the settings line and then the key or password to the worker;
+    `status_r` brings back its request for the password and its one-line report. Whoever
+    takes the worker over must send both or `close` its pipes: a worker whose pipe closes
+    before its settings arrived exits quietly.
     """
 
     def __init__(self, proc: WorkerProcess, start_w: int, status_r: int, *, log_to_stderr: bool) -> None:
