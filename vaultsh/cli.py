@@ -519,7 +519,7 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
     # --fg mode.
     mounts.mount(
         request,
-        read_key if src.has_masterkey else mounts.Password(src.read_password),
+        read_key if src.has_masterkey else mounts.Password(src.read_password, at_once=bool(src.passfiles)),
         foreground=args.fg,
         on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
         worker=worker,

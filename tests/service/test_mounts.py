@@ -511,13 +511,14 @@ def _nothing_left(mnt: Path, rundir: Path) -> None:
 
 
 @pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
 def test_password_is_handed_to_the_worker_which_unlocks_and_mounts(
-    vault: tuple[Path, bytes], mnt: Path, rundir: Path
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
 ) -> None:
     cipher, _key = vault
     Vault.open(cipher, password=PASSWORD).write_file("a.txt", b"through the worker's own unlock")
     asked = _AskedPassword(PASSWORD)
-    info = mounts.mount(MountRequest(cipher, mnt), mounts.Password(asked))
+    info = mounts.mount(MountRequest(cipher, mnt), mounts.Password(asked, at_once=at_once))
     try:
         assert asked.asked_with_children == [{info.pid}]  # once, with the worker running
         assert (mnt / "a.txt").read_bytes() == b"through the worker's own unlock"
@@ -529,12 +530,14 @@ def test_password_is_handed_to_the_worker_which_unlocks_and_mounts(
 
 
 @pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
 def test_wrong_password_is_reported_by_the_worker_with_gocryptfs_code(
-    vault: tuple[Path, bytes], mnt: Path, rundir: Path
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
 ) -> None:
     cipher, _key = vault
+    wrong = mounts.Password(lambda: b"not the password", at_once=at_once)
     with pytest.raises(PasswordIncorrectError) as info:
-        mounts.mount(MountRequest(cipher, mnt), mounts.Password(lambda: b"not the password"))
+        mounts.mount(MountRequest(cipher, mnt), wrong)
     assert str(info.value) == "Password incorrect."
     assert int(info.value.exit_code) == 12  # gocryptfs PASSWORD_INCORRECT
     _nothing_left(mnt, rundir)
@@ -566,19 +569,24 @@ def test_a_config_the_worker_cannot_read_is_reported_before_the_password_is_aske
     assert info.value.exit_code == code
     assert asked.asked_with_children == []  # as gocryptfs: no prompt for a vault it cannot open
     _nothing_left(mnt, rundir)
+    # A password file read at once that cannot be read: still the config's error first.
+    with pytest.raises(VaultError, match=error):
+        mounts.mount(MountRequest(cipher, mnt), mounts.Password(_unreadable, at_once=True))
+    _nothing_left(mnt, rundir)
+
+
+def _unreadable() -> bytes:
+    raise ReadPasswordError("pw: cannot read password file: No such file or directory")
 
 
 @pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
 def test_a_password_that_cannot_be_read_stops_the_worker(
-    vault: tuple[Path, bytes], mnt: Path, rundir: Path
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
 ) -> None:
     cipher, _key = vault
-
-    def unreadable() -> bytes:
-        raise ReadPasswordError("pw: cannot read password file: No such file or directory")
-
-    with pytest.raises(ReadPasswordError):
-        mounts.mount(MountRequest(cipher, mnt), mounts.Password(unreadable))
+    with pytest.raises(ReadPasswordError, match="cannot read password file"):
+        mounts.mount(MountRequest(cipher, mnt), mounts.Password(_unreadable, at_once=at_once))
     _nothing_left(mnt, rundir)
 
 

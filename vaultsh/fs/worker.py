@@ -17,6 +17,7 @@ if __name__ == "__main__":
 
 import contextlib
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -405,10 +406,13 @@ class Worker:
 
     def serve(self) -> None:
         listener = self._open_listener()
+        # "ready" first: the kernel mount answers, and a control client that comes before
+        # the control thread runs waits in the listener's backlog.
+        self.report.ready()
+        _collect_garbage_again()
         control = threading.Thread(target=self._control_loop, args=(listener,), name="control", daemon=True)
         control.start()
         try:
-            self.report.ready()
             blocking_loop.run(lambda: self.fuse.main(min_tasks=1, max_tasks=1))
         finally:
             os.write(self._stop_w, b"x")
@@ -585,6 +589,14 @@ class Worker:
             # The kernel ends the session on unmount; terminate too in case it raced ahead.
             self.fuse.terminate()
             return True, ""
+
+
+def _collect_garbage_again() -> None:
+    """Turn cyclic garbage collection back on (the worker starts without it, see
+    worker_start.WORKER_GC_OFF), leaving out what is loaded by now: module-level objects
+    live as long as the process, and each full collection would walk them again."""
+    gc.freeze()
+    gc.enable()
 
 
 def _entry_fields(entry: RegistryEntry) -> dict[str, Any]:

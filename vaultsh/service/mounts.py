@@ -12,7 +12,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -71,12 +70,14 @@ class MountRequest:
 
 @dataclass(frozen=True)
 class Password:
-    """The secret of a mount the worker unlocks itself: `read` gives the password, and is
+    """The secret of a mount the worker unlocks itself: `read` gives the password. It is
     called once the worker has read the vault's config (so a missing or broken config is
-    reported before any prompt, as gocryptfs does). scrypt then runs in the worker, and the
-    mounting process never loads the cipher modules."""
+    reported before any prompt, as gocryptfs does), or with `at_once` (a password file: no
+    prompt, no program run) right away, its failure still reported after the config's.
+    scrypt then runs in the worker, and the mounting process never loads the cipher modules."""
 
     read: Callable[[], bytes]
+    at_once: bool = False
 
 
 @dataclass
@@ -142,8 +143,18 @@ def check_fuse() -> None:
     """Raise FuseError unless /dev/fuse and fusermount3 are there."""
     if not os.path.exists(FUSE_DEVICE):
         raise FuseError(f"{FUSE_DEVICE} is missing: FUSE is not available (load the fuse module)")
-    if shutil.which(FUSERMOUNT) is None:
+    if not _on_path(FUSERMOUNT):
         raise FuseError(f"{FUSERMOUNT} is missing: install the fuse3 package")
+
+
+def _on_path(program: str) -> bool:
+    """True if `program` is an executable file in a $PATH directory (what shutil.which finds;
+    shutil would load bz2 and lzma into every `vaultsh mount` for this one look-up)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or os.curdir, program)
+        if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+            return True
+    return False
 
 
 def _is_inside(path: Path, outer: Path) -> bool:
@@ -381,28 +392,45 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _wants_password(reply: dict[str, Any] | None) -> bool:
+    return reply is not None and reply.get("want") == proto.SECRET_PASSWORD
+
+
 def _hand_over_secret(
     worker: StartingWorker, replies: _StartReplies, secret: bytes | Callable[[], bytes] | Password
 ) -> dict[str, Any] | None:
-    """Send the key, or the password once the worker asks for it, close the start pipe and
-    return the worker's start report (None: it exited without one)."""
-    early: dict[str, Any] | None = None
-    sent = False
+    """Send the key, or the password (at once, or when the worker asks for it), close the
+    start pipe and return the worker's start report (None: it exited without one)."""
+    password: bytes | None = None
+    unread: VaultError | None = None  # a password file that failed: said after the config
+    if isinstance(secret, Password) and secret.at_once:
+        try:
+            password = secret.read()
+        except VaultError as e:
+            unread = e
+    reply: dict[str, Any] | None = None
     # A worker that failed before reading (its imports, say) has closed the pipe: its report
     # says why.
     with contextlib.suppress(BrokenPipeError):
         if not isinstance(secret, Password):
-            sent = True
             _write_all(worker.start_w, secret() if callable(secret) else secret)
+        elif password is not None:
+            _write_all(worker.start_w, password)
         else:
             # Anything but the request for the password is the report: an error.
-            early = replies.next(START_TIMEOUT)
-            if early is not None and early.get("want") == proto.SECRET_PASSWORD:
-                sent = True
+            reply = replies.next(START_TIMEOUT)
+            if _wants_password(reply):
+                if unread is not None:
+                    raise unread
                 _write_all(worker.start_w, secret.read())
+                reply = None
     os.close(worker.start_w)
     worker.start_w = -1
-    return replies.next(START_TIMEOUT) if sent else early
+    if reply is None:
+        reply = replies.next(START_TIMEOUT)
+        if _wants_password(reply):  # for the password sent at once
+            reply = replies.next(START_TIMEOUT)
+    return reply
 
 
 def mount(
