@@ -327,6 +327,13 @@ def process_alive(pid: int) -> bool:
 # -- messages -----------------------------------------------------------------------------
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to a pipe, however many writes it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def encode_message(message: dict[str, Any]) -> bytes:
     """One JSON object on one line, UTF-8."""
     return json.dumps(message, sort_keys=True, separators=(",", ":")).encode() + b"\n"

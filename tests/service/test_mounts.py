@@ -608,6 +608,21 @@ def test_reverse_mount_by_password(tmp_path: Path, mnt: Path, new_vault: NewVaul
 
 
 @pytest.mark.usefixtures("fuse")
+def test_scrypt_memory_is_never_the_workers(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
+    # gocryptfs's default cost: scrypt takes 64 MiB, in a child of the worker that exits.
+    new_vault(tmp_path / "cipher", PASSWORD, logn=16).close()
+    info = mounts.mount(MountRequest(tmp_path / "cipher", mnt), mounts.Password(lambda: PASSWORD))
+    try:
+        status = Path(f"/proc/{info.pid}/status").read_text()
+        peak_kib = int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
+        assert peak_kib < 64 * 1024, status
+        children = Path(f"/proc/{info.pid}/task/{info.pid}/children").read_text().split()
+        assert children == []  # the unlocking child is gone and reaped
+    finally:
+        mounts.unmount(mnt)
+
+
+@pytest.mark.usefixtures("fuse")
 def test_wrong_master_key_is_refused_when_names_exist(vault: tuple[Path, bytes], mnt: Path) -> None:
     cipher, key = vault
     v = Vault.open(cipher, password=PASSWORD)

@@ -210,6 +210,15 @@ class StartReport:
         if self._fd is not None:
             os.write(self._fd, proto.encode_message(proto.password_wanted_message()))
 
+    def forward(self, line: bytes) -> int:
+        """Send the error report another process made (one JSON line); its exit code."""
+        message = proto.decode_message(line)
+        self._send(message)
+        try:
+            return int(message.get("exit_code", ExitCode.OTHER))
+        except (TypeError, ValueError):
+            return int(ExitCode.OTHER)
+
     def close(self) -> None:
         """Close the pipe without a word: nobody reads it any more."""
         if self._fd is not None:
@@ -220,11 +229,9 @@ class StartReport:
         self._send(proto.error_from_exception(exc))
 
 
-def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
-    """The settings line from the start pipe, and what followed it (the key's first bytes).
-
-    None if the pipe ends first: the mounting process gave up before it asked for a mount.
-    """
+def _read_line(fd: int) -> tuple[bytes, bytes] | None:
+    """The first line on the pipe (without its newline) and what followed it in the same
+    reads; None if the pipe ends first."""
     buf = b""
     while b"\n" not in buf:
         if len(buf) > MAX_SETTINGS:
@@ -234,7 +241,16 @@ def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
             return None
         buf += chunk
     line, rest = buf.split(b"\n", 1)
-    return WorkerConfig.from_json(line), rest
+    return line, rest
+
+
+def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
+    """The settings line from the start pipe, and what followed it (the key's first bytes).
+
+    None if the pipe ends first: the mounting process gave up before it asked for a mount.
+    """
+    got = _read_line(fd)
+    return None if got is None else (WorkerConfig.from_json(got[0]), got[1])
 
 
 def _read_secret(fd: int, head: bytes, limit: int) -> bytearray:
@@ -305,6 +321,95 @@ def unlock_with_password(cfg: WorkerConfig, fd: int, head: bytes, report: StartR
         return conf.decrypt_master_key(password)
     finally:
         del password
+
+
+# -- the unlocking process ----------------------------------------------------------------
+
+# What the unlocking process sends instead of the settings line when it failed: this byte,
+# then the error report for the mounting process (one JSON line).
+UNLOCK_FAILED = b"!"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class Unlocker:
+    """A child of the worker that takes the settings and the secret from the start pipe while
+    the worker still imports its FUSE modules: it reads the config, asks for the password and
+    runs scrypt, so scrypt overlaps those imports, and its memory (64 MiB at gocryptfs's
+    default cost) is never the long-lived worker's. It hands the worker what the mounting
+    process would send with a master key: the settings line, then the raw key."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd  # the worker reads the settings and key from here
+
+    @classmethod
+    def start(cls, start_fd: int, status_fd: int) -> Unlocker:
+        from vaultsh.vault import config  # noqa: F401 - loaded once, for the child
+
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the worker's code
+            code = int(ExitCode.OTHER)
+            try:
+                os.close(r)
+                code = _unlock(start_fd, status_fd, w)
+            except BaseException:
+                log.exception("unlocking failed")
+            finally:
+                os._exit(code)
+        os.close(w)
+        os.close(start_fd)
+        return cls(pid, r)
+
+    def wait(self) -> int:
+        """Wait for the child to exit (it has once its pipe ended); its exit status."""
+        _pid, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return os.waitstatus_to_exitcode(status)
+
+    def stop(self) -> None:
+        """Make sure the child is gone: the worker failed while it still waited or worked."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)  # an exited child not yet waited for is still there
+            self.wait()
+
+
+def _unlock_failed(out_fd: int, e: VaultError) -> int:
+    """Hand the worker the error report for the mounting process; the exit status."""
+    proto.write_all(out_fd, UNLOCK_FAILED + proto.encode_message(proto.error_from_exception(e)))
+    return int(e.exit_code)
+
+
+def _unlock(start_fd: int, status_fd: int, out_fd: int) -> int:
+    """The unlocking process's work (see Unlocker); returns its exit status."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker
+    report = StartReport(status_fd)  # only to ask for the password: the worker reports
+    got = _read_line(start_fd)
+    if got is None:  # the mounting process gave up: so does the worker, at the pipe's end
+        return ExitCode.OK
+    line, head = got
+    try:
+        cfg = WorkerConfig.from_json(line)
+    except UsageError as e:
+        log.error("%s", e)
+        return _unlock_failed(out_fd, e)
+    # A missing config, a wrong password or key is the mounting process's to say (logged
+    # too, it would be said twice on a shared terminal).
+    try:
+        if cfg.secret == proto.SECRET_PASSWORD:
+            key = unlock_with_password(cfg, start_fd, head, report)
+            # The settings as if the key had been sent, and proven by the config's GCM tag.
+            settings = json.loads(line)
+            settings.update(secret=proto.SECRET_MASTER_KEY, key_proven=True)
+            line = json.dumps(settings, sort_keys=True).encode()
+        else:
+            key = read_master_key(start_fd, head)
+    except VaultError as e:
+        return _unlock_failed(out_fd, e)
+    report.close()
+    proto.write_all(out_fd, line + b"\n" + key)
+    return ExitCode.OK
 
 
 # -- building the filesystem --------------------------------------------------------------
@@ -668,41 +773,40 @@ def harden_process() -> None:
 def run(line: CommandLine) -> int:
     """Import, take the settings, mount, serve until unmounted or signalled, clean up; returns
     the process exit code."""
-    harden_process()  # before the key arrives
+    harden_process()  # before the key arrives (the unlocking child inherits it)
     report = StartReport(line.status_fd)
     where = "mount worker"
-    reading_secret = False
     # Each step's undoing is registered once the step is done; they run in reverse order,
     # every one of them even when an earlier one fails.
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(_report_unsent, report, lambda: where)
         try:
+            unlocker = Unlocker.start(line.start_fd, line.status_fd)
+            cleanup.callback(unlocker.stop)
             framework, fuse = blocking_loop.install()
             cleanup.callback(framework.close)
-            # While the mounting process still parses its command line and checks the mount.
+            # While the mounting process still parses its command line and checks the mount,
+            # and the unlocking child takes the secret.
             import_serving_modules(line.preload == proto.MODE_REVERSE)
-            got = read_settings(line.start_fd)
-            if got is None:  # it gave up before it asked for a mount: nobody waits for a word
-                report.close()
-                os.close(line.start_fd)
+            got = _read_line(unlocker.fd)
+            if got is None or got[0].startswith(UNLOCK_FAILED):
+                os.close(unlocker.fd)
+                status = unlocker.wait()
+                if got is not None:  # its error (reported as it is) is the mounting process's to say
+                    return report.forward(got[0][len(UNLOCK_FAILED) :])
+                if status != 0:
+                    raise VaultError(f"{where}: unlocking stopped with status {status}")
+                report.close()  # the mounting process gave up before it asked for a mount
                 return ExitCode.OK
-            cfg, secret_head = got
+            cfg = WorkerConfig.from_json(got[0])
             where = str(cfg.mountpoint)
-            # A missing config, a wrong password or key is the mounting process's to say
-            # (logged too, it would be said twice on a shared terminal); and a mount that
-            # fails here leaves no log behind, since the log is only opened after.
-            reading_secret = True
-            if cfg.secret == proto.SECRET_PASSWORD:
-                key = unlock_with_password(cfg, line.start_fd, secret_head, report)
-                cfg.key_proven = True  # the config's GCM tag proved it
-            else:
-                key = read_master_key(line.start_fd, secret_head)
-            reading_secret = False
+            key = read_master_key(unlocker.fd, got[1])
+            unlocker.wait()
+            # The log is only opened now: a mount refused for its secret leaves none behind.
             _apply_settings(cfg)
             return serve_mount(cfg, key, report, framework, fuse, cleanup)
         except VaultError as e:
-            if not reading_secret:
-                log.error("%s", e)
+            log.error("%s", e)
             report.error(e)
             return int(e.exit_code)
         except BaseException as e:  # a worker must always report and clean up

@@ -386,12 +386,6 @@ def abandon_worker(worker: StartingWorker) -> None:
     _children[worker.proc.pid] = worker.proc
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _wants_password(reply: dict[str, Any] | None) -> bool:
     return reply is not None and reply.get("want") == proto.SECRET_PASSWORD
 
@@ -413,16 +407,16 @@ def _hand_over_secret(
     # says why.
     with contextlib.suppress(BrokenPipeError):
         if not isinstance(secret, Password):
-            _write_all(worker.start_w, secret() if callable(secret) else secret)
+            proto.write_all(worker.start_w, secret() if callable(secret) else secret)
         elif password is not None:
-            _write_all(worker.start_w, password)
+            proto.write_all(worker.start_w, password)
         else:
             # Anything but the request for the password is the report: an error.
             reply = replies.next(START_TIMEOUT)
             if _wants_password(reply):
                 if unread is not None:
                     raise unread
-                _write_all(worker.start_w, secret.read())
+                proto.write_all(worker.start_w, secret.read())
                 reply = None
     os.close(worker.start_w)
     worker.start_w = -1
@@ -494,7 +488,7 @@ def mount(
         )
         replies = _StartReplies(proc, worker.status_r)
         with contextlib.suppress(BrokenPipeError):  # as in _hand_over_secret
-            _write_all(worker.start_w, settings)
+            proto.write_all(worker.start_w, settings)
         reply = _hand_over_secret(worker, replies, master_key)
         if reply is None:
             code = proc.wait(STOP_TIMEOUT)
