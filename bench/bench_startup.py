@@ -7,12 +7,14 @@ Run from the repository root (as root, or as a user who may mount FUSE):
     # two versions of vaultsh under the same load, in one alternation:
     .venv/bin/python bench/bench_startup.py --vaultsh-tree before=/tmp/old-checkout --vaultsh-tree after=.
 
-Both mount a vault made by `gocryptfs -init -scryptn 10` (so scrypt costs about a millisecond)
-with `-passfile`/`--passfile`, alternating, each run timed from the start of the command to
-its "Filesystem mounted and ready." line. The daemon's VmRSS and VmHWM are read right after
-that line, then the mount is undone with `fusermount3 -u` and the daemon waited for. Prints
-medians (with the range) and the vaultsh / gocryptfs ratio, and the load average, since the
-figures move with what else the machine runs.
+Both mount a vault made by `gocryptfs -init -scryptn 10` (so scrypt costs about a millisecond;
+`--scryptn 16` is gocryptfs's default) with `-passfile`/`--passfile`, alternating, each run
+timed from the start of the command to its "Filesystem mounted and ready." line. Each vaultsh
+checkout is run both as `python -m vaultsh` and as the `vaultsh` script an installer writes
+for the entry point in its pyproject.toml (`--entry` picks one). The daemon's VmRSS and
+VmHWM are read right after that line, then the mount is undone with `fusermount3 -u` and the
+daemon waited for. Prints medians (with the range) and the vaultsh / gocryptfs ratio, and the
+load average, since the figures move with what else the machine runs.
 
 vaultsh's own modules are compiled to bytecode first (`compileall`): with
 PYTHONDONTWRITEBYTECODE set, as in some development shells, every run would otherwise compile
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +130,21 @@ def workdir(base: Path | None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def console_script(tree: Path, directory: Path) -> Path:
+    """The `vaultsh` script as an installer writes it for the entry point in the checkout
+    `tree`'s pyproject.toml (the checkout itself is found by PYTHONPATH, see env)."""
+    entry = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]["vaultsh"]
+    module, _, function = entry.partition(":")
+    directory.mkdir()
+    script = directory / "vaultsh"
+    script.write_text(
+        f"#!{PY}\nimport sys\nfrom {module} import {function}\n"
+        f"if __name__ == '__main__':\n    sys.exit({function}())\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
 def median_text(values: list[float], scale: float = 1.0, fmt: str = ".3f") -> str:
     v = [x * scale for x in values]
     return f"{statistics.median(v):{fmt}} ({min(v):{fmt}}–{max(v):{fmt}})"
@@ -149,13 +167,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, help="where the vaults go (default: the system temp dir)")
     p.add_argument("--vaultsh-tree", action="append", default=[], metavar="NAME=DIR",
                    help="a vaultsh checkout to time (repeatable; default: this one)")  # fmt: skip
+    p.add_argument("--entry", choices=("both", "module", "script"), default="both",
+                   help="run vaultsh as `python -m vaultsh`, as its installed script, or both")  # fmt: skip
+    p.add_argument("--scryptn", type=int, default=10, help="the vaults' scrypt cost, log2 N (default 10)")
     args = p.parse_args(argv)
     trees = vaultsh_trees(args.vaultsh_tree)
+    # Each run of vaultsh: (checkout, how it is started).
+    runs = {
+        f"{name} {entry}" if args.entry == "both" else name: (tree, entry)
+        for name, tree in trees.items()
+        for entry in (("module", "script") if args.entry == "both" else (args.entry,))
+    }
     for tree in trees.values():
         subprocess.run(
             [PY, "-m", "compileall", "-q", str(tree / "vaultsh")], check=True, stdout=subprocess.DEVNULL
         )
-    names = ["gocryptfs", *trees]
+    names = ["gocryptfs", *runs]
     results = {name: Samples() for name in names}
     with workdir(args.workdir) as root:
         passfile = root / "pw"
@@ -165,16 +192,19 @@ def main(argv: list[str] | None = None) -> int:
             cipher, mnt = root / f"cipher-{i}", root / f"mnt-{i}"
             cipher.mkdir()
             mnt.mkdir()
-            subprocess.run(
-                ["gocryptfs", "-init", "-q", "-scryptn", "10", "-passfile", str(passfile), str(cipher)],
-                check=True,
-            )
+            init = ["gocryptfs", "-init", "-q", "-scryptn", str(args.scryptn), "-passfile", str(passfile)]
+            subprocess.run([*init, str(cipher)], check=True)
             if name == "gocryptfs":
                 cmd = ["gocryptfs", "-passfile", str(passfile), str(cipher), str(mnt)]
                 commands[name] = (cmd, REPO, mnt, b"gocryptfs")
+                continue
+            tree, entry = runs[name]
+            if entry == "module":
+                start = [PY, "-m", "vaultsh"]
             else:
-                cmd = [PY, "-m", "vaultsh", "mount", "--passfile", str(passfile), str(cipher), str(mnt)]
-                commands[name] = (cmd, trees[name], mnt, b"vaultsh.fs.worker")
+                start = [str(console_script(tree, root / f"bin-{i}"))]
+            cmd = [*start, "mount", "--passfile", str(passfile), str(cipher), str(mnt)]
+            commands[name] = (cmd, tree, mnt, b"vaultsh.fs.worker")
         for name in names:  # warm the page cache; not counted
             mount_once(*commands[name], Samples())
         for _ in range(args.repeat):
@@ -182,9 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                 mount_once(*commands[name], results[name])
     go = results["gocryptfs"]
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"{args.repeat} mounts each, alternating; load average {load}; median (min–max)\n")
-    print("| | " + " | ".join(names) + " | " + " | ".join(f"{n} / gocryptfs" for n in trees) + " | goal |")
-    print("|---|" + "---:|" * (len(names) + len(trees)) + "---:|")
+    print(f"{args.repeat} mounts each, alternating, -scryptn {args.scryptn}; load average {load}; ", end="")
+    print("median (min–max)\n")
+    print("| | " + " | ".join(names) + " | " + " | ".join(f"{n} / gocryptfs" for n in runs) + " | goal |")
+    print("|---|" + "---:|" * (len(names) + len(runs)) + "---:|")
     rows = (
         ("CLI to ready, s", "seconds", 1.0, ".3f", f"≤ {GOAL_SECONDS}"),
         ("daemon VmRSS at ready, MiB", "rss_kib", 1 / 1024, ".1f", f"≤ {GOAL_RSS_MIB:g}"),
@@ -193,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, attr, scale, fmt, goal in rows:
         cells = [median_text(getattr(results[n], attr), scale, fmt) for n in names]
         base = statistics.median(getattr(go, attr))
-        ratios = [f"{statistics.median(getattr(results[n], attr)) / base:.1f}×" for n in trees]
+        ratios = [f"{statistics.median(getattr(results[n], attr)) / base:.1f}×" for n in runs]
         print(f"| {label} | " + " | ".join(cells + ratios) + f" | {goal} |")
     return 0
 

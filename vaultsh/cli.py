@@ -460,21 +460,18 @@ def cmd_encrypt_paths(args: argparse.Namespace) -> int:
         return commands.encrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
-def _read_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
-    """The master key from the master-key options or the password (config checked first)."""
-    from vaultsh.vault.config import load_config, unlock
+def _read_master_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
+    """The master key from the master-key options, with the format from the config or flags."""
+    from vaultsh.vault.config import unlock
 
-    if src.has_masterkey:
-        key, _opts, _conf = unlock(
-            conf_path,
-            password=None,
-            master_key=src.read_master_key(),
-            options=_format_options(args),
-            missing_ok=missing_ok,
-        )
-        return key
-    conf = load_config(conf_path)
-    return conf.decrypt_master_key(src.read_password())
+    key, _opts, _conf = unlock(
+        conf_path,
+        password=None,
+        master_key=src.read_master_key(),
+        options=_format_options(args),
+        missing_ok=missing_ok,
+    )
+    return key
 
 
 def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) -> int:
@@ -493,7 +490,7 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
         def read_key() -> bytes:
             from vaultsh.vault.config import load_config
 
-            key = _read_key(src, conf_path, args, missing_ok=False)
+            key = _read_master_key(src, conf_path, args, missing_ok=False)
             conf = load_config(conf_path) if conf_path.exists() else None
             options = _format_options(args) or (conf.options if conf else None)
             if options is not None:
@@ -508,7 +505,7 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
             raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
 
         def read_key() -> bytes:
-            return _read_key(src, conf_path, args, missing_ok=True)
+            return _read_master_key(src, conf_path, args, missing_ok=True)
 
     request = mounts.MountRequest(
         source=root.absolute(),
@@ -523,11 +520,14 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
         options=_format_options(args) if src.has_masterkey else None,
         key_proven=not src.has_masterkey,
     )
-    # As gocryptfs: the ready line comes once the filesystem answers, also in --fg mode. The
-    # key is read once the worker is starting, so its start-up overlaps the password and scrypt.
+    # A password goes to the worker, which reads the config, asks for the password and
+    # unwraps the key itself: scrypt runs there, and this process never loads the cipher
+    # modules. Either secret is read once the worker is starting, so its start-up overlaps
+    # the prompt. As gocryptfs: the ready line comes once the filesystem answers, also in
+    # --fg mode.
     mounts.mount(
         request,
-        read_key,
+        read_key if src.has_masterkey else mounts.Password(src.read_password, at_once=bool(src.passfiles)),
         foreground=args.fg,
         on_ready=lambda _info: print("Filesystem mounted and ready.", flush=True),
         worker=worker,

@@ -32,6 +32,12 @@ OPERATIONS = frozenset({OP_STATUS, OP_UNMOUNT})
 MODE_FORWARD = "forward"
 MODE_REVERSE = "reverse"
 
+# What follows a worker's settings on its start pipe: the master key, or the password, which
+# the worker asks for once it has read the vault's config and unwraps the key with itself.
+SECRET_MASTER_KEY = "master_key"
+SECRET_PASSWORD = "password"
+SECRETS = frozenset({SECRET_MASTER_KEY, SECRET_PASSWORD})
+
 
 class ProtocolError(VaultError):
     """The runtime dir is unsafe, or a worker's control socket misbehaves or cannot be reached.
@@ -321,6 +327,13 @@ def process_alive(pid: int) -> bool:
 # -- messages -----------------------------------------------------------------------------
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` to a pipe, however many writes it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def encode_message(message: dict[str, Any]) -> bytes:
     """One JSON object on one line, UTF-8."""
     return json.dumps(message, sort_keys=True, separators=(",", ":")).encode() + b"\n"
@@ -358,6 +371,11 @@ def error_from_exception(exc: BaseException) -> dict[str, Any]:
     code = exc.exit_code if isinstance(exc, VaultError) else ExitCode.OTHER
     text = " ".join(str(exc).split()) or type(exc).__name__
     return error_reply(text, code, type(exc).__name__)
+
+
+def password_wanted_message() -> dict[str, Any]:
+    """What a worker reports on its start pipe once the vault's config is read: send the password."""
+    return ok_reply(want=SECRET_PASSWORD)
 
 
 def ready_message(pid: int) -> dict[str, Any]:

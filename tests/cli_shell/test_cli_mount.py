@@ -152,13 +152,37 @@ def test_reverse_mount_shows_the_encrypted_view(
     assert not os.path.ismount(mnt)
 
 
-# Runs `python -m vaultsh ARGS` and writes the names of the modules it ran when it exits to
-# OUT, and those it had run when it was about to start the mount worker to OUT.spawn (a module
-# registered for lazy loading but never used is still a `_LazyModule`).
+def console_script_entry() -> tuple[str, str]:
+    """(module, function) the installed `vaultsh` script runs, from pyproject.toml."""
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    entry = tomllib.loads(pyproject.read_text())["project"]["scripts"]["vaultsh"]
+    module, _, function = entry.partition(":")
+    return module, function
+
+
+def console_script(tmp_path: Path) -> Path:
+    """The `vaultsh` script as an installer writes it for the entry point in pyproject.toml."""
+    module, function = console_script_entry()
+    script = tmp_path / "bin" / "vaultsh"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\n"
+        f"if __name__ == '__main__':\n    sys.exit({function}())\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+# Runs `python -m vaultsh ARGS` (ENTRY "-m") or the installed script's entry point (ENTRY
+# "module:function") and writes the names of the modules it ran when it exits to OUT, and those
+# it had run when it was about to start the mount worker to OUT.spawn (a module registered for
+# lazy loading but never used is still a `_LazyModule`).
 RECORDING_CLI = """
-import atexit, runpy, sys
+import atexit, importlib, runpy, sys
 from vaultsh.service import worker_start
-out = sys.argv.pop(1)
+out, entry = sys.argv.pop(1), sys.argv.pop(1)
 def record(path):
     ran = [n for n, m in sys.modules.items() if type(m).__name__ != "_LazyModule"]
     open(path, "w").write("\\n".join(sorted(ran)))
@@ -168,17 +192,22 @@ def recording_argv(*args, real=worker_start.worker_argv, **kwargs):
 worker_start.worker_argv = recording_argv
 atexit.register(record, out)
 sys.argv[0] = "vaultsh"
-runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
+if entry == "-m":
+    runpy.run_module("vaultsh", run_name="__main__", alter_sys=True)
+else:
+    module, _, function = entry.partition(":")
+    sys.exit(getattr(importlib.import_module(module), function)())
 """
 
 
 def mount_recording_modules(
-    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path, entry: str = "-m"
 ) -> tuple[set[str], set[str]]:
-    """Mount the new vault `cipher` by `vaultsh mount` and unmount it: the modules the command
-    had run by the time it started its worker, and by its exit."""
+    """Mount the new vault `cipher` by `vaultsh mount` (run as `entry`, see RECORDING_CLI) and
+    unmount it: the modules the command had run by the time it started its worker, and by its
+    exit."""
     record = tmp_path / "modules.txt"
-    argv = [sys.executable, "-c", RECORDING_CLI, str(record), "mount", "--passfile", str(passfile)]
+    argv = [sys.executable, "-c", RECORDING_CLI, str(record), entry, "mount", "--passfile", str(passfile)]
     p = subprocess.run([*argv, str(cipher), str(mnt)], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert os.path.ismount(mnt)
@@ -197,12 +226,18 @@ def test_mount_command_loads_no_interface_or_offline_command_modules(
     assert sorted(top_level.intersection({"textual", "rich", "prompt_toolkit", "trio", "pyfuse3"})) == []
 
 
+@pytest.mark.parametrize("entry", ["-m", "console script"])
 def test_mount_command_starts_its_worker_before_parsing_or_loading_its_modules(
-    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path, entry: str
 ) -> None:
-    at_spawn, loaded = mount_recording_modules(tmp_path, cipher, env, passfile, mnt)
-    # The password is checked (and scrypt run) only while the worker starts.
-    assert {"cryptography", "vaultsh.vault.config", "vaultsh.service.mounts"} <= loaded
+    if entry != "-m":
+        entry = ":".join(console_script_entry())
+    at_spawn, loaded = mount_recording_modules(tmp_path, cipher, env, passfile, mnt, entry)
+    # The worker reads the config and unwraps the key with the password: the command itself
+    # never loads the config or cipher modules.
+    assert "vaultsh.service.mounts" in loaded
+    never = {"cryptography", "nacl", "_hashlib", "vaultsh.vault.config", "vaultsh.crypto.kdf"}
+    assert sorted(loaded.intersection(never)) == []
     later = {
         "argparse",
         "cryptography",
@@ -218,6 +253,75 @@ def test_mount_command_starts_its_worker_before_parsing_or_loading_its_modules(
     }
     assert "vaultsh.service.worker_start" in at_spawn
     assert sorted(at_spawn.intersection(later)) == []
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["--version"],
+        ["mount"],  # usage: no cipher dir
+        ["mount", "--passfile", "PW", "MISSING", "MNT"],  # no such cipher dir
+        ["mount", "--passfile", "WRONG", "CIPHER", "MNT"],  # wrong password
+        ["mount", "--passfile", "PW", "--config", "MISSING", "CIPHER", "MNT"],  # no such config
+        ["mount", "--passfile", "PW", "CIPHER", "CIPHER/x"],  # mountpoint missing
+        ["no-such-command"],
+    ],
+)
+def test_the_installed_script_and_python_m_behave_alike(
+    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, words: list[str]
+) -> None:
+    cipher = tmp_path / "cipher"
+    cipher.mkdir()
+    Vault.init(cipher, PASSWORD.encode(), logn=10)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not the password\n")
+    places = {"PW": passfile, "WRONG": wrong, "MISSING": tmp_path / "missing", "CIPHER": cipher, "MNT": mnt}
+    argv = [str(places[w]) if w in places else w.replace("CIPHER", str(cipher)) for w in words]
+    script = console_script(tmp_path)
+    by_module = vaultsh(env, *argv)
+    by_script = subprocess.run(
+        [str(script), *argv], input="", env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (by_script.returncode, by_script.stdout, by_script.stderr) == (
+        by_module.returncode,
+        by_module.stdout,
+        by_module.stderr,
+    )
+    assert by_module.stdout or by_module.stderr  # each case says something
+
+
+def test_mount_errors_keep_their_message_and_gocryptfs_code(
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path
+) -> None:
+    conf = cipher / "gocryptfs.conf"
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not it\n")
+    missing_pw = tmp_path / "no-passfile"
+
+    def mount(*words: str | Path) -> tuple[int, str]:
+        p = vaultsh(env, "mount", *map(str, words), str(cipher), str(mnt))
+        assert len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+        assert PASSWORD not in p.stderr and not os.path.ismount(mnt)
+        return p.returncode, p.stderr
+
+    assert mount("--passfile", wrong) == (12, "vaultsh: Password incorrect.\n")
+    assert mount("--fg", "--passfile", wrong) == (12, "vaultsh: Password incorrect.\n")
+    code, err = mount("--passfile", missing_pw)
+    assert code == 9 and str(missing_pw) in err  # gocryptfs's code for an unreadable password
+    saved = conf.read_bytes()
+    conf.write_text('{"Version": 2, "Creator": "broken')
+    code, err = mount("--passfile", passfile)
+    assert code != 0 and str(conf) in err
+    # As gocryptfs: the config is read first, so its error wins over the password file's.
+    assert mount("--passfile", missing_pw) == (code, err)
+    conf.unlink()
+    code, err = mount("--passfile", passfile)
+    assert code == 11 and f"{conf}: config file not found" in err
+    assert mount("--passfile", missing_pw) == (code, err)
+    conf.write_bytes(saved)
+    assert mount("--passfile", passfile, "--config", tmp_path / "none.conf")[0] == 11
+    assert vaultsh(env, "mounts").stdout.strip() in ("", "no mounts")
+    assert [p.name for p in (Path(env["XDG_RUNTIME_DIR"]) / "vaultsh").iterdir()] == []
 
 
 def _workers_marked(mark: str) -> list[int]:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from fuse_harness import require_fuse
 
-from vaultsh.fs.worker import WorkerConfig, parse_command_line, read_master_key, read_settings
+from vaultsh.fs.worker import WorkerConfig, parse_command_line, read_master_key, read_password, read_settings
 from vaultsh.service import mounts, worker_start
 from vaultsh.service.mounts import MountRequest
-from vaultsh.vault.errors import MasterKeyError, UsageError
+from vaultsh.vault.conf_names import MAX_PASSWORD_LEN
+from vaultsh.vault.errors import MasterKeyError, ReadPasswordError, UsageError
 from vaultsh.vault.keys import FormatOptions
 
 
@@ -61,6 +62,7 @@ def test_settings_reach_the_worker_whole_even_with_names_that_are_not_utf8(tmp_p
         b'{"source": "/a", "mountpoint": "/b", "runtime_dir": "/r", "reverse": "yes"}',
         b'{"source": 1, "mountpoint": "/b", "runtime_dir": "/r"}',
         b'{"source": "/a", "mountpoint": "/b", "runtime_dir": "/r", "options": {"bogus": true}}',
+        b'{"source": "/a", "mountpoint": "/b", "runtime_dir": "/r", "secret": "token"}',
         b"not json",
     ],
 )
@@ -99,6 +101,28 @@ def test_settings_and_key_arrive_on_one_pipe_in_any_chunks(tmp_path: Path) -> No
     assert read_master_key(r, head) == key
     with pytest.raises(OSError):
         os.fstat(r)  # the pipe is closed once the key is read
+
+
+def test_settings_say_whether_a_password_or_a_key_follows(tmp_path: Path) -> None:
+    req = MountRequest(tmp_path / "c", tmp_path / "m")
+    assert WorkerConfig.from_json(_settings(req)[:-1]).secret == "master_key"
+    cfg = WorkerConfig.from_json(_settings(req, secret="password")[:-1])
+    assert cfg.secret == "password" and not cfg.key_proven
+
+
+def test_a_password_arrives_whole_and_an_overlong_one_is_refused() -> None:
+    for password in (b"p", "pässwörd \u2603".encode(), bytes(range(1, 256)) * 8):
+        r, w = os.pipe()
+        os.write(w, password[1:])
+        os.close(w)
+        assert read_password(r, password[:1]) == password  # its first byte came with the settings
+        with pytest.raises(OSError):
+            os.fstat(r)
+    r, w = os.pipe()
+    os.write(w, b"x" * (MAX_PASSWORD_LEN + 1))
+    os.close(w)
+    with pytest.raises(ReadPasswordError, match=f"longer than {MAX_PASSWORD_LEN}"):
+        read_password(r)
 
 
 def test_a_short_key_after_the_settings_is_refused(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ from vaultsh.vault.errors import (
     MasterKeyError,
     MountPointError,
     PasswordIncorrectError,
+    ReadPasswordError,
     UsageError,
     VaultError,
 )
@@ -492,6 +493,137 @@ def test_failed_unlock_stops_the_started_worker(vault: tuple[Path, bytes], mnt: 
     with pytest.raises(MasterKeyError, match="Password incorrect"):
         mounts.mount(MountRequest(cipher, mnt), unlock)
     assert_nothing_left(mnt)
+
+
+class _AskedPassword:
+    """A password source that records whether, and when, it was asked."""
+
+    def __init__(self, password: bytes) -> None:
+        self.password = password
+        self.asked_with_children: list[set[int]] = []
+
+    def __call__(self) -> bytes:
+        self.asked_with_children.append(set(mounts._children))
+        return self.password
+
+
+def _nothing_left(mnt: Path, rundir: Path) -> None:
+    assert not mounts.mounted_at(mnt)
+    assert mounts.list_mounts() == []
+    assert mounts._children == {}
+    assert list(rundir.iterdir()) == []  # no registry entry, socket or log either
+
+
+@pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
+def test_password_is_handed_to_the_worker_which_unlocks_and_mounts(
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
+) -> None:
+    cipher, _key = vault
+    Vault.open(cipher, password=PASSWORD).write_file("a.txt", b"through the worker's own unlock")
+    asked = _AskedPassword(PASSWORD)
+    info = mounts.mount(MountRequest(cipher, mnt), mounts.Password(asked, at_once=at_once))
+    try:
+        assert asked.asked_with_children == [{info.pid}]  # once, with the worker running
+        assert (mnt / "a.txt").read_bytes() == b"through the worker's own unlock"
+        log = MountFiles.for_mountpoint(mnt, rundir).log
+        assert not log.exists() or PASSWORD not in log.read_bytes()
+    finally:
+        mounts.unmount(mnt)
+    _nothing_left(mnt, rundir)
+
+
+@pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
+def test_wrong_password_is_reported_by_the_worker_with_gocryptfs_code(
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
+) -> None:
+    cipher, _key = vault
+    wrong = mounts.Password(lambda: b"not the password", at_once=at_once)
+    with pytest.raises(PasswordIncorrectError) as info:
+        mounts.mount(MountRequest(cipher, mnt), wrong)
+    assert str(info.value) == "Password incorrect."
+    assert int(info.value.exit_code) == 12  # gocryptfs PASSWORD_INCORRECT
+    _nothing_left(mnt, rundir)
+
+
+@pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize(
+    ("damage", "error", "code"),
+    [
+        ("missing", "config file not found", ExitCode.OTHER),
+        ("not json", "gocryptfs.conf", ExitCode.OTHER),
+        ("a directory", "is a directory", ExitCode.OTHER),
+    ],
+)
+def test_a_config_the_worker_cannot_read_is_reported_before_the_password_is_asked(
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, damage: str, error: str, code: ExitCode
+) -> None:
+    cipher, _key = vault
+    conf = cipher / "gocryptfs.conf"
+    conf.unlink()
+    if damage == "not json":
+        conf.write_text("{ this is not a config")
+    elif damage == "a directory":
+        conf.mkdir()
+    asked = _AskedPassword(PASSWORD)
+    with pytest.raises(VaultError, match=error) as info:
+        mounts.mount(MountRequest(cipher, mnt), mounts.Password(asked))
+    assert str(cipher) in str(info.value) and "\n" not in str(info.value)
+    assert info.value.exit_code == code
+    assert asked.asked_with_children == []  # as gocryptfs: no prompt for a vault it cannot open
+    _nothing_left(mnt, rundir)
+    # A password file read at once that cannot be read: still the config's error first.
+    with pytest.raises(VaultError, match=error):
+        mounts.mount(MountRequest(cipher, mnt), mounts.Password(_unreadable, at_once=True))
+    _nothing_left(mnt, rundir)
+
+
+def _unreadable() -> bytes:
+    raise ReadPasswordError("pw: cannot read password file: No such file or directory")
+
+
+@pytest.mark.usefixtures("fuse")
+@pytest.mark.parametrize("at_once", [False, True])
+def test_a_password_that_cannot_be_read_stops_the_worker(
+    vault: tuple[Path, bytes], mnt: Path, rundir: Path, at_once: bool
+) -> None:
+    cipher, _key = vault
+    with pytest.raises(ReadPasswordError, match="cannot read password file"):
+        mounts.mount(MountRequest(cipher, mnt), mounts.Password(_unreadable, at_once=at_once))
+    _nothing_left(mnt, rundir)
+
+
+@pytest.mark.usefixtures("fuse")
+def test_reverse_mount_by_password(tmp_path: Path, mnt: Path, new_vault: NewVault, rundir: Path) -> None:
+    plain = tmp_path / "plain"
+    new_vault.reverse_folder(plain, PASSWORD)
+    (plain / "report.txt").write_text("numbers")
+    with pytest.raises(PasswordIncorrectError):
+        mounts.mount(MountRequest(plain, mnt, reverse=True), mounts.Password(lambda: b"wrong"))
+    _nothing_left(mnt, rundir)
+    info = mounts.mount(MountRequest(plain, mnt, reverse=True), mounts.Password(lambda: PASSWORD))
+    try:
+        shown = os.listdir(mnt)
+        assert info.mode == "reverse" and "gocryptfs.conf" in shown and "report.txt" not in shown
+        assert len(shown) == 3  # the encrypted file name, the config and gocryptfs.diriv
+    finally:
+        mounts.unmount(mnt)
+
+
+@pytest.mark.usefixtures("fuse")
+def test_scrypt_memory_is_never_the_workers(tmp_path: Path, mnt: Path, new_vault: NewVault) -> None:
+    # gocryptfs's default cost: scrypt takes 64 MiB, in a child of the worker that exits.
+    new_vault(tmp_path / "cipher", PASSWORD, logn=16).close()
+    info = mounts.mount(MountRequest(tmp_path / "cipher", mnt), mounts.Password(lambda: PASSWORD))
+    try:
+        status = Path(f"/proc/{info.pid}/status").read_text()
+        peak_kib = int(next(x for x in status.splitlines() if x.startswith("VmHWM:")).split()[1])
+        assert peak_kib < 64 * 1024, status
+        children = Path(f"/proc/{info.pid}/task/{info.pid}/children").read_text().split()
+        assert children == []  # the unlocking child is gone and reaped
+    finally:
+        mounts.unmount(mnt)
 
 
 @pytest.mark.usefixtures("fuse")

@@ -1,8 +1,9 @@
 """The mount worker (`python -m vaultsh.fs.worker`): serves one vault over FUSE plus a control socket."""
 
-# Longer than 600 lines on purpose: the worker's start-up order (hashlib blocked, imports during
-# scrypt, the key read from a pipe, the mount, the status reply) and its request loop are one
-# sequence whose steps depend on each other's state; it reads best top to bottom.
+# Longer than 600 lines on purpose: the worker's start-up order (hashlib blocked, imports while
+# the caller parses, the config read, the password or key taken from a pipe, the mount, the
+# status reply) and its request loop are one sequence whose steps depend on each other's
+# state; it reads best top to bottom.
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ if __name__ == "__main__":
 
 import contextlib
 import ctypes
+import gc
 import json
 import logging
 import os
@@ -36,11 +38,13 @@ from vaultsh import mount_protocol as proto
 from vaultsh.fs import blocking_loop
 from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import MountFiles, RegistryEntry
+from vaultsh.vault.conf_names import CONF_NAME, MAX_PASSWORD_LEN, REVERSE_CONF_NAME
 from vaultsh.vault.errors import (
     ExitCode,
     FuseError,
     MasterKeyError,
     MountPointError,
+    ReadPasswordError,
     UsageError,
     VaultError,
 )
@@ -86,6 +90,9 @@ class WorkerConfig:
     key_proven: bool = False
     # The log file to send stderr to once the settings are in (None: keep the stderr given).
     log: Path | None = None
+    # What follows the settings on the start pipe: the master key, or the password (asked for
+    # once the config is read; see unlock_with_password).
+    secret: str = proto.SECRET_MASTER_KEY
 
     @property
     def mode(self) -> str:
@@ -114,6 +121,7 @@ class WorkerConfig:
                 foreground=_flag(data, "foreground"),
                 key_proven=_flag(data, "key_proven"),
                 log=Path(_text(data["log"])) if data.get("log") is not None else None,
+                secret=_secret_kind(data),
             )
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"mount worker: bad settings: {e}") from None
@@ -123,6 +131,13 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
     return value
+
+
+def _secret_kind(data: dict[str, Any]) -> str:
+    kind = data.get("secret", proto.SECRET_MASTER_KEY)
+    if kind not in proto.SECRETS:
+        raise TypeError(f"secret: expected one of {', '.join(sorted(proto.SECRETS))}")
+    return str(kind)
 
 
 def _flag(data: dict[str, Any], name: str) -> bool:
@@ -190,6 +205,20 @@ class StartReport:
     def ready(self) -> None:
         self._send(proto.ready_message(os.getpid()))
 
+    def want_password(self) -> None:
+        """Ask for the password: a line before the report, which is still to come."""
+        if self._fd is not None:
+            os.write(self._fd, proto.encode_message(proto.password_wanted_message()))
+
+    def forward(self, line: bytes) -> int:
+        """Send the error report another process made (one JSON line); its exit code."""
+        message = proto.decode_message(line)
+        self._send(message)
+        try:
+            return int(message.get("exit_code", ExitCode.OTHER))
+        except (TypeError, ValueError):
+            return int(ExitCode.OTHER)
+
     def close(self) -> None:
         """Close the pipe without a word: nobody reads it any more."""
         if self._fd is not None:
@@ -200,11 +229,9 @@ class StartReport:
         self._send(proto.error_from_exception(exc))
 
 
-def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
-    """The settings line from the start pipe, and what followed it (the key's first bytes).
-
-    None if the pipe ends first: the mounting process gave up before it asked for a mount.
-    """
+def _read_line(fd: int) -> tuple[bytes, bytes] | None:
+    """The first line on the pipe (without its newline) and what followed it in the same
+    reads; None if the pipe ends first."""
     buf = b""
     while b"\n" not in buf:
         if len(buf) > MAX_SETTINGS:
@@ -214,28 +241,175 @@ def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
             return None
         buf += chunk
     line, rest = buf.split(b"\n", 1)
-    return WorkerConfig.from_json(line), rest
+    return line, rest
+
+
+def read_settings(fd: int) -> tuple[WorkerConfig, bytes] | None:
+    """The settings line from the start pipe, and what followed it (the key's first bytes).
+
+    None if the pipe ends first: the mounting process gave up before it asked for a mount.
+    """
+    got = _read_line(fd)
+    return None if got is None else (WorkerConfig.from_json(got[0]), got[1])
+
+
+def _read_secret(fd: int, head: bytes, limit: int) -> bytearray:
+    """What is left on the pipe after `head` (read with the settings) until EOF, at most
+    `limit` bytes and one more (to tell an overlong input); closes the pipe. Read straight
+    into one buffer, so the caller can wipe every copy there is."""
+    buf = bytearray(limit + 1)
+    n = min(len(head), len(buf))
+    buf[:n] = head[:n]
+    try:
+        while n < len(buf):
+            got = os.readv(fd, [memoryview(buf)[n:]])
+            if not got:
+                break
+            n += got
+    finally:
+        os.close(fd)
+    del buf[n:]
+    return buf
+
+
+def _taken(buf: bytearray) -> bytes:
+    """The buffer's bytes; the buffer itself is wiped."""
+    data = bytes(buf)
+    buf[:] = bytes(len(buf))
+    return data
 
 
 def read_master_key(fd: int, head: bytes = b"") -> bytes:
     """Read the raw key from its pipe until EOF (after `head`, read with the settings), then
     close the pipe."""
-    buf = bytearray(head)
-    try:
-        while len(buf) <= MAX_KEY_INPUT:
-            chunk = os.read(fd, 1024)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        os.close(fd)
+    buf = _read_secret(fd, head, MAX_KEY_INPUT)
     if len(buf) != MASTER_KEY_LEN:
-        n = len(buf)
-        buf[:] = bytes(len(buf))
+        n = len(_taken(buf))
         raise MasterKeyError(f"master key handed to the mount worker has {n} bytes, not {MASTER_KEY_LEN}")
-    key = bytes(buf)
-    buf[:] = bytes(len(buf))
-    return key
+    return _taken(buf)
+
+
+def read_password(fd: int, head: bytes = b"") -> bytes:
+    """Read the password from its pipe until EOF (after `head`), then close the pipe."""
+    buf = _read_secret(fd, head, MAX_PASSWORD_LEN)
+    if len(buf) > MAX_PASSWORD_LEN:
+        _taken(buf)
+        raise ReadPasswordError(f"Password is longer than {MAX_PASSWORD_LEN} bytes")
+    return _taken(buf)
+
+
+def config_path(cfg: WorkerConfig) -> Path:
+    """The config the mount opens with: the one given, else the source's own (§3, §9.1)."""
+    if cfg.config is not None:
+        return cfg.config
+    return cfg.source / (REVERSE_CONF_NAME if cfg.reverse else CONF_NAME)
+
+
+def unlock_with_password(cfg: WorkerConfig, fd: int, head: bytes, report: StartReport) -> bytes:
+    """The master key, unwrapped from the config by the password read from the start pipe.
+
+    The config is read first and the password asked for only then, so a missing or broken
+    config is reported before any prompt (as gocryptfs does). scrypt runs here, not in the
+    mounting process, which thus never loads cryptography.
+    """
+    from vaultsh.vault.config import load_config
+
+    conf = load_config(config_path(cfg))
+    report.want_password()
+    password = read_password(fd, head)
+    try:
+        return conf.decrypt_master_key(password)
+    finally:
+        del password
+
+
+# -- the unlocking process ----------------------------------------------------------------
+
+# What the unlocking process sends instead of the settings line when it failed: this byte,
+# then the error report for the mounting process (one JSON line).
+UNLOCK_FAILED = b"!"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class Unlocker:
+    """A child of the worker that takes the settings and the secret from the start pipe while
+    the worker still imports its FUSE modules: it reads the config, asks for the password and
+    runs scrypt, so scrypt overlaps those imports, and its memory (64 MiB at gocryptfs's
+    default cost) is never the long-lived worker's. It hands the worker what the mounting
+    process would send with a master key: the settings line, then the raw key."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd  # the worker reads the settings and key from here
+
+    @classmethod
+    def start(cls, start_fd: int, status_fd: int) -> Unlocker:
+        from vaultsh.vault import config  # noqa: F401 - loaded once, for the child
+
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the worker's code
+            code = int(ExitCode.OTHER)
+            try:
+                os.close(r)
+                code = _unlock(start_fd, status_fd, w)
+            except BaseException:
+                log.exception("unlocking failed")
+            finally:
+                os._exit(code)
+        os.close(w)
+        os.close(start_fd)
+        return cls(pid, r)
+
+    def wait(self) -> int:
+        """Wait for the child to exit (it has once its pipe ended); its exit status."""
+        _pid, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return os.waitstatus_to_exitcode(status)
+
+    def stop(self) -> None:
+        """Make sure the child is gone: the worker failed while it still waited or worked."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)  # an exited child not yet waited for is still there
+            self.wait()
+
+
+def _unlock_failed(out_fd: int, e: VaultError) -> int:
+    """Hand the worker the error report for the mounting process; the exit status."""
+    proto.write_all(out_fd, UNLOCK_FAILED + proto.encode_message(proto.error_from_exception(e)))
+    return int(e.exit_code)
+
+
+def _unlock(start_fd: int, status_fd: int, out_fd: int) -> int:
+    """The unlocking process's work (see Unlocker); returns its exit status."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker
+    report = StartReport(status_fd)  # only to ask for the password: the worker reports
+    got = _read_line(start_fd)
+    if got is None:  # the mounting process gave up: so does the worker, at the pipe's end
+        return ExitCode.OK
+    line, head = got
+    try:
+        cfg = WorkerConfig.from_json(line)
+    except UsageError as e:
+        log.error("%s", e)
+        return _unlock_failed(out_fd, e)
+    # A missing config, a wrong password or key is the mounting process's to say (logged
+    # too, it would be said twice on a shared terminal).
+    try:
+        if cfg.secret == proto.SECRET_PASSWORD:
+            key = unlock_with_password(cfg, start_fd, head, report)
+            # The settings as if the key had been sent, and proven by the config's GCM tag.
+            settings = json.loads(line)
+            settings.update(secret=proto.SECRET_MASTER_KEY, key_proven=True)
+            line = json.dumps(settings, sort_keys=True).encode()
+        else:
+            key = read_master_key(start_fd, head)
+    except VaultError as e:
+        return _unlock_failed(out_fd, e)
+    report.close()
+    proto.write_all(out_fd, line + b"\n" + key)
+    return ExitCode.OK
 
 
 # -- building the filesystem --------------------------------------------------------------
@@ -252,8 +426,8 @@ def check_forward_key(vault: Vault) -> None:
 
 
 def import_serving_modules(reverse: bool) -> None:
-    """Load the modules `build_operations` needs while the caller still derives the key
-    (scrypt, tens of milliseconds or more), so the mount follows the key's arrival at once."""
+    """Load the modules `build_operations` needs (the config's too) while the caller still
+    parses its command line and checks the mount, so the mount follows the secret at once."""
     import importlib
 
     for name in (
@@ -337,10 +511,13 @@ class Worker:
 
     def serve(self) -> None:
         listener = self._open_listener()
+        # "ready" first: the kernel mount answers, and a control client that comes before
+        # the control thread runs waits in the listener's backlog.
+        self.report.ready()
+        _collect_garbage_again()
         control = threading.Thread(target=self._control_loop, args=(listener,), name="control", daemon=True)
         control.start()
         try:
-            self.report.ready()
             blocking_loop.run(lambda: self.fuse.main(min_tasks=1, max_tasks=1))
         finally:
             os.write(self._stop_w, b"x")
@@ -519,6 +696,14 @@ class Worker:
             return True, ""
 
 
+def _collect_garbage_again() -> None:
+    """Turn cyclic garbage collection back on (the worker starts without it, see
+    worker_start.WORKER_GC_OFF), leaving out what is loaded by now: module-level objects
+    live as long as the process, and each full collection would walk them again."""
+    gc.freeze()
+    gc.enable()
+
+
 def _entry_fields(entry: RegistryEntry) -> dict[str, Any]:
     return {
         "source": entry.source,
@@ -588,7 +773,7 @@ def harden_process() -> None:
 def run(line: CommandLine) -> int:
     """Import, take the settings, mount, serve until unmounted or signalled, clean up; returns
     the process exit code."""
-    harden_process()  # before the key arrives
+    harden_process()  # before the key arrives (the unlocking child inherits it)
     report = StartReport(line.status_fd)
     where = "mount worker"
     # Each step's undoing is registered once the step is done; they run in reverse order,
@@ -596,19 +781,29 @@ def run(line: CommandLine) -> int:
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(_report_unsent, report, lambda: where)
         try:
+            unlocker = Unlocker.start(line.start_fd, line.status_fd)
+            cleanup.callback(unlocker.stop)
             framework, fuse = blocking_loop.install()
             cleanup.callback(framework.close)
-            # While the mounting process still parses, checks and derives the key.
+            # While the mounting process still parses its command line and checks the mount,
+            # and the unlocking child takes the secret.
             import_serving_modules(line.preload == proto.MODE_REVERSE)
-            got = read_settings(line.start_fd)
-            if got is None:  # it gave up before it asked for a mount: nobody waits for a word
-                report.close()
-                os.close(line.start_fd)
+            got = _read_line(unlocker.fd)
+            if got is None or got[0].startswith(UNLOCK_FAILED):
+                os.close(unlocker.fd)
+                status = unlocker.wait()
+                if got is not None:  # its error (reported as it is) is the mounting process's to say
+                    return report.forward(got[0][len(UNLOCK_FAILED) :])
+                if status != 0:
+                    raise VaultError(f"{where}: unlocking stopped with status {status}")
+                report.close()  # the mounting process gave up before it asked for a mount
                 return ExitCode.OK
-            cfg, key_head = got
+            cfg = WorkerConfig.from_json(got[0])
             where = str(cfg.mountpoint)
+            key = read_master_key(unlocker.fd, got[1])
+            unlocker.wait()
+            # The log is only opened now: a mount refused for its secret leaves none behind.
             _apply_settings(cfg)
-            key = read_master_key(line.start_fd, key_head)
             return serve_mount(cfg, key, report, framework, fuse, cleanup)
         except VaultError as e:
             log.error("%s", e)

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -41,8 +40,8 @@ if TYPE_CHECKING:
 
 FUSE_DEVICE = "/dev/fuse"
 FUSERMOUNT = "fusermount3"
-# A worker opens the vault with the key it is handed (no scrypt), so start-up is quick; the
-# bound only keeps a wedged kernel or worker from hanging the caller for ever.
+# A worker's start-up takes well under a second (scrypt included, when it unwraps the key
+# from a password); the bound only keeps a wedged kernel or worker from hanging the caller.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 STATUS_TIMEOUT = 2.0
@@ -67,6 +66,18 @@ class MountRequest:
     # The key was unwrapped from the config by a password (its GCM tag proves it): the worker
     # then skips the check of a bare master key against the vault's names and files.
     key_proven: bool = False
+
+
+@dataclass(frozen=True)
+class Password:
+    """The secret of a mount the worker unlocks itself: `read` gives the password. It is
+    called once the worker has read the vault's config (so a missing or broken config is
+    reported before any prompt, as gocryptfs does), or with `at_once` (a password file: no
+    prompt, no program run) right away, its failure still reported after the config's.
+    scrypt then runs in the worker, and the mounting process never loads the cipher modules."""
+
+    read: Callable[[], bytes]
+    at_once: bool = False
 
 
 @dataclass
@@ -132,8 +143,18 @@ def check_fuse() -> None:
     """Raise FuseError unless /dev/fuse and fusermount3 are there."""
     if not os.path.exists(FUSE_DEVICE):
         raise FuseError(f"{FUSE_DEVICE} is missing: FUSE is not available (load the fuse module)")
-    if shutil.which(FUSERMOUNT) is None:
+    if not _on_path(FUSERMOUNT):
         raise FuseError(f"{FUSERMOUNT} is missing: install the fuse3 package")
+
+
+def _on_path(program: str) -> bool:
+    """True if `program` is an executable file in a $PATH directory (what shutil.which finds;
+    shutil would load bz2 and lzma into every `vaultsh mount` for this one look-up)."""
+    for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or os.curdir, program)
+        if os.access(candidate, os.X_OK) and os.path.isfile(candidate):
+            return True
+    return False
 
 
 def _is_inside(path: Path, outer: Path) -> bool:
@@ -228,8 +249,10 @@ def worker_settings(
     rundir: Path,
     foreground: bool,
     log: Path | None,
+    secret: str = proto.SECRET_MASTER_KEY,
 ) -> bytes:
-    """The worker's settings line (vaultsh.fs.worker.WorkerConfig): paths and options, never the key."""
+    """The worker's settings line (vaultsh.fs.worker.WorkerConfig): paths and options, never
+    the key or password (`secret` says which of them follows)."""
     settings = {
         "source": str(source),
         "mountpoint": str(mountpoint),
@@ -244,6 +267,7 @@ def worker_settings(
         "foreground": foreground,
         "key_proven": req.key_proven,
         "log": str(log) if log is not None else None,
+        "secret": secret,
     }
     # ASCII JSON: a name that is not UTF-8 travels as its surrogate escapes and comes back whole.
     return json.dumps(settings, sort_keys=True).encode() + b"\n"
@@ -263,26 +287,35 @@ def _error_from_reply(reply: dict[str, Any], where: str) -> VaultError:
     return err
 
 
-def _read_start_reply(proc: WorkerProcess, status_fd: int, timeout: float) -> dict[str, Any] | None:
-    """The worker's one-line start report, or None if it exited (or closed the pipe) without one."""
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while not buf.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise FuseError(f"mount worker gave no answer within {timeout:g}s")
-        ready, _, _ = select.select([status_fd], [], [], min(left, 0.5))
-        if not ready:
-            if proc.poll() is not None:
-                return None
-            continue
-        chunk = os.read(status_fd, 4096)
-        if not chunk:
-            break
-        buf += chunk
-        if len(buf) > proto.MAX_LINE:
-            raise ProtocolError("mount worker sent an oversized start report")
-    return proto.decode_message(buf) if buf.strip() else None
+class _StartReplies:
+    """The worker's one-line messages on its status pipe: a request for the password, then
+    its start report."""
+
+    def __init__(self, proc: WorkerProcess, status_fd: int) -> None:
+        self.proc = proc
+        self.fd = status_fd
+        self.buf = b""
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        """The next message, or None if the worker exited (or closed the pipe) without one."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise FuseError(f"mount worker gave no answer within {timeout:g}s")
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.5))
+            if not ready:
+                if self.proc.poll() is not None:
+                    return None
+                continue
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                break
+            self.buf += chunk
+            if len(self.buf) > proto.MAX_LINE:
+                raise ProtocolError("mount worker sent an oversized start report")
+        line, _, self.buf = self.buf.partition(b"\n")
+        return proto.decode_message(line) if line.strip() else None
 
 
 def _kill_worker(proc: WorkerProcess, mountpoint: Path) -> None:
@@ -297,6 +330,12 @@ def _kill_worker(proc: WorkerProcess, mountpoint: Path) -> None:
     if mounted_at(mountpoint):
         _fusermount_unmount(mountpoint, lazy=True)
     _children.pop(proc.pid, None)
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_size == 0:
+            os.unlink(path)
 
 
 def _fusermount_unmount(mountpoint: Path, *, lazy: bool) -> subprocess.CompletedProcess[str]:
@@ -347,15 +386,50 @@ def abandon_worker(worker: StartingWorker) -> None:
     _children[worker.proc.pid] = worker.proc
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _wants_password(reply: dict[str, Any] | None) -> bool:
+    return reply is not None and reply.get("want") == proto.SECRET_PASSWORD
+
+
+def _hand_over_secret(
+    worker: StartingWorker, replies: _StartReplies, secret: bytes | Callable[[], bytes] | Password
+) -> dict[str, Any] | None:
+    """Send the key, or the password (at once, or when the worker asks for it), close the
+    start pipe and return the worker's start report (None: it exited without one)."""
+    password: bytes | None = None
+    unread: VaultError | None = None  # a password file that failed: said after the config
+    if isinstance(secret, Password) and secret.at_once:
+        try:
+            password = secret.read()
+        except VaultError as e:
+            unread = e
+    reply: dict[str, Any] | None = None
+    # A worker that failed before reading (its imports, say) has closed the pipe: its report
+    # says why.
+    with contextlib.suppress(BrokenPipeError):
+        if not isinstance(secret, Password):
+            proto.write_all(worker.start_w, secret() if callable(secret) else secret)
+        elif password is not None:
+            proto.write_all(worker.start_w, password)
+        else:
+            # Anything but the request for the password is the report: an error.
+            reply = replies.next(START_TIMEOUT)
+            if _wants_password(reply):
+                if unread is not None:
+                    raise unread
+                proto.write_all(worker.start_w, secret.read())
+                reply = None
+    os.close(worker.start_w)
+    worker.start_w = -1
+    if reply is None:
+        reply = replies.next(START_TIMEOUT)
+        if _wants_password(reply):  # for the password sent at once
+            reply = replies.next(START_TIMEOUT)
+    return reply
 
 
 def mount(
     req: MountRequest,
-    master_key: bytes | Callable[[], bytes],
+    master_key: bytes | Callable[[], bytes] | Password,
     *,
     foreground: bool = False,
     on_ready: Callable[[MountInfo], None] | None = None,
@@ -363,10 +437,12 @@ def mount(
 ) -> MountInfo:
     """Start a worker that mounts `req`; return once the filesystem answers.
 
-    The caller has checked the password; the master key goes to the worker over a pipe, never
-    through argv or the environment. `master_key` may be a function that unlocks the vault: it
-    is called once the mount is checked and the worker is starting, so the worker's start-up
-    overlaps the password prompt and scrypt; if it raises, the worker is stopped.
+    The master key goes to the worker over a pipe, never through argv or the environment.
+    `master_key` may be a function that unlocks the vault: it is called once the mount is
+    checked and the worker is starting, so the worker's start-up overlaps the password prompt
+    and scrypt; if it raises, the worker is stopped. A `Password` goes over the same pipe, and
+    the worker unwraps the key itself (its errors, a wrong password included, are raised here
+    with gocryptfs's exit codes).
     `worker` is one started ahead (worker_start.prestart), which this call takes over: it is
     given the mount, or abandoned if the mount is refused.
     With `foreground`, block until the filesystem is unmounted (Ctrl-C unmounts cleanly, as
@@ -408,15 +484,12 @@ def mount(
             rundir=rundir,
             foreground=foreground,
             log=log,
+            secret=proto.SECRET_PASSWORD if isinstance(master_key, Password) else proto.SECRET_MASTER_KEY,
         )
-        # A worker that failed before reading (its imports, say) has closed the pipe: its
-        # report says why.
-        with contextlib.suppress(BrokenPipeError):
-            _write_all(worker.start_w, settings)
-            _write_all(worker.start_w, master_key() if callable(master_key) else master_key)
-        os.close(worker.start_w)
-        worker.start_w = -1
-        reply = _read_start_reply(proc, worker.status_r, START_TIMEOUT)
+        replies = _StartReplies(proc, worker.status_r)
+        with contextlib.suppress(BrokenPipeError):  # as in _hand_over_secret
+            proto.write_all(worker.start_w, settings)
+        reply = _hand_over_secret(worker, replies, master_key)
         if reply is None:
             code = proc.wait(STOP_TIMEOUT)
             where = "" if foreground else f"; see {files.log}"
@@ -428,6 +501,7 @@ def mount(
         _wait_mounted(proc, mountpoint)
     except BaseException:
         _kill_worker(proc, mountpoint)
+        _remove_if_empty(files.log)  # a wrong password, say: the error is raised, not logged
         raise
     finally:
         worker.close()
@@ -633,6 +707,7 @@ def _unmount_stale(mp: Path, mountpoint: Path) -> None:
 __all__ = [
     "MountInfo",
     "MountRequest",
+    "Password",
     "check_fuse",
     "find_mount",
     "list_mounts",

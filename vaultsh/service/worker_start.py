@@ -3,21 +3,25 @@
 # `vaultsh mount` spends ~40 ms on its own imports, its argument parsing and the mount checks,
 # and the worker another ~60 ms on its imports: started first, the worker imports its modules
 # while the command line does its part. It waits for its settings (one JSON line) and then the
-# master key on one pipe, and reports "ready" or an error on another (see vaultsh.fs.worker).
+# password or master key on one pipe, and reports "ready" or an error on another (see
+# vaultsh.fs.worker).
 # This module must stay light: importing it is on the path to that early start.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
 import time
 
 # `typing` is not loaded yet when `python -m vaultsh` gets here: annotations only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from typing import Any
+else:
+    # The signal numbers without `signal` and contextlib without `contextlib` (~6 ms before the
+    # worker could start, which they would delay): `_signal` is the interpreter's own.
+    import _signal
 
 # The module whose code the worker runs; also how a live worker is recognised by its command
 # line (mount_protocol.process_alive names it too).
@@ -31,10 +35,14 @@ WORKER_INTERPRETER_FLAGS = ("-I", "-S")
 # Appends the import path given as the arguments after the count in the first one (any byte
 # but NUL may occur in a directory name, so no separator is safe) to the standard library's.
 WORKER_PATH_SETUP = "import sys; n = int(sys.argv[1]) + 2; sys.path += sys.argv[2:n]; del sys.argv[1:n]"
+# No cyclic garbage collection while the worker's ~170 modules load (their objects live as
+# long as the process; collecting among them costs a few milliseconds): the worker freezes what
+# it has loaded and collects again once its mount answers (see vaultsh.fs.worker).
+WORKER_GC_OFF = "import gc; gc.disable()"
 # Then runs the worker module as `python -m` would; the command line names the module, which
 # is how a live worker is recognised.
 WORKER_BOOT = (
-    f"{WORKER_PATH_SETUP}; "
+    f"{WORKER_GC_OFF}; {WORKER_PATH_SETUP}; "
     f"import runpy; runpy.run_module({WORKER_MODULE!r}, run_name='__main__', alter_sys=True)"
 )
 # What the worker imports ahead of its settings: the modules of a forward or a reverse mount.
@@ -94,7 +102,7 @@ class WorkerProcess:
             actions.append((os.POSIX_SPAWN_DUP2, stderr_fd, 2))
         actions += [(os.POSIX_SPAWN_DUP2, ours, theirs) for theirs, ours in fds.items()]
         # As subprocess does: the signals Python ignores are the default again in the child.
-        reset = (signal.SIGPIPE, signal.SIGXFSZ)
+        reset = (_signal.SIGPIPE, _signal.SIGXFSZ)
         return cls(
             os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True, setsigdef=reset)
         )
@@ -131,22 +139,25 @@ class WorkerProcess:
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
+            try:  # noqa: SIM105 - see the imports
                 os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
 
     def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
+        self.send_signal(_signal.SIGTERM)
 
     def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
+        self.send_signal(_signal.SIGKILL)
 
 
 class StartingWorker:
-    """A worker process that has been started and waits for its settings and key.
+    """A worker process that has been started and waits for its settings and secret.
 
-    `start_w` carries the settings line and then the key to the worker; `status_r` brings
-    back its one-line report. Whoever takes the worker over must send both or `close` its pipes:
-    a worker whose pipe closes before its settings arrived exits quietly.
+    `start_w` carries the settings line and then the key or password to the worker;
+    `status_r` brings back its request for the password and its one-line report. Whoever
+    takes the worker over must send both or `close` its pipes: a worker whose pipe closes
+    before its settings arrived exits quietly.
     """
 
     def __init__(self, proc: WorkerProcess, start_w: int, status_r: int, *, log_to_stderr: bool) -> None:
@@ -162,8 +173,10 @@ class StartingWorker:
         without mounting anything."""
         for fd in (self.start_w, self.status_r):
             if fd >= 0:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 - see the imports
                     os.close(fd)
+                except OSError:
+                    pass
         self.start_w = self.status_r = -1
 
 
