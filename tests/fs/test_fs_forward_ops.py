@@ -854,6 +854,28 @@ def test_utimens_and_partial_times(fs: Mounted) -> None:
     assert (out.st_atime_ns, out.st_mtime_ns) == (1_000_000_000_123, 3_000_000_000_000)
 
 
+def test_setattr_of_an_open_file_changes_the_object_opened_not_its_swapped_name(fs: Mounted) -> None:
+    """While the kernel holds a file open, mode, owner and times are set through that open
+    descriptor: a file swapped in under its cipher name meanwhile is left alone."""
+    fi, made = trio.run(fs.ops.create, ROOT, b"f", stat.S_IFREG | 0o644, os.O_WRONLY, Ctx())
+    cpath = fs.vault().cipher_path("f")
+    aside = cpath.with_name("aside")
+    os.rename(cpath, aside)
+    cpath.write_bytes(b"planted")
+    os.chmod(cpath, 0o600)
+    planted = os.stat(cpath)
+    attr = pyfuse3.EntryAttributes()
+    attr.st_mode, attr.st_uid, attr.st_gid = 0o640, os.getuid(), os.getgid()
+    attr.st_atime_ns, attr.st_mtime_ns = 1_000_000_000_123, 2_000_000_000_456
+    set_all = fields(mode=True, uid=True, gid=True, atime=True, mtime=True)
+    out = trio.run(fs.ops.setattr, made.st_ino, attr, set_all, None, Ctx())
+    trio.run(fs.ops.release, fi.fh)
+    assert (stat.S_IMODE(out.st_mode), out.st_mtime_ns) == (0o640, 2_000_000_000_456)
+    mine = os.stat(aside)
+    assert (stat.S_IMODE(mine.st_mode), mine.st_mtime_ns) == (0o640, 2_000_000_000_456)
+    assert os.stat(cpath) == planted
+
+
 def test_statfs_comes_from_the_cipher_dir(fs: Mounted) -> None:
     out = trio.run(fs.ops.statfs, Ctx())
     sv = os.statvfs(fs.cipherdir)

@@ -296,8 +296,10 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
                     other.plain = new_plain + other.plain[len(plain_prefix) - 1 :]
 
     def _stat(self, node: _Node) -> os.stat_result:
-        """Current stat of a node's object: by its path, by an open handle once unlinked, or
-        as it was when its last name went."""
+        """Current stat of a node's object: by a handle the kernel holds open (no name to
+        resolve), by its path, or as it was when its last name went."""
+        for f in node.files:
+            return os.fstat(f.file.fd)
         if node.path is not None:
             try:
                 st = self._lstat(node.path)
@@ -306,8 +308,6 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             else:
                 if (st.st_dev, st.st_ino) == node.backing:
                     return st
-        for f in node.files:
-            return os.fstat(f.file.fd)
         if node.last is not None:
             return node.last
         raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
@@ -426,44 +426,72 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self._check_writable()
         node = self._node(inode)
         handle = self._files.get(fh) if fh is not None else None
-        # Unlinked but open files are reached through their descriptor.
-        target: Path | int = node.path if node.path is not None else self._any_fd(node)
+        # An open descriptor reaches exactly the inode's object (checked when it was opened)
+        # in one system call per change: `tar` sets owner, mode and times while it holds the
+        # file open. Without one, the object is reached by its name and checked (`same`).
+        fd = handle.file.fd if handle is not None else self._open_fd(node)
+        path = self._live_path(inode)[0] if fd < 0 else None
         same = self._same(inode)
         if fields.update_size:
             self._truncate(node, handle, attr.st_size, same)
-        if fields.update_mode:
-            if isinstance(target, Path):
-                # Linux has no mode on symlinks: EOPNOTSUPP, never the link's target.
-                self.vault.chmod_cipher(target, stat_mod.S_IMODE(attr.st_mode), same)
-            else:
-                os.chmod(target, stat_mod.S_IMODE(attr.st_mode))
-        if fields.update_uid or fields.update_gid:
-            uid = attr.st_uid if fields.update_uid else -1
-            gid = attr.st_gid if fields.update_gid else -1
-            if isinstance(target, int):
-                os.fchown(target, uid, gid)
-            else:
-                self.vault.lchown_cipher(target, uid, gid, same)
-        if fields.update_atime or fields.update_mtime:
-            if fields.update_atime and fields.update_mtime:
-                times = (attr.st_atime_ns, attr.st_mtime_ns)
-            else:
-                cur = self._stat(node)
-                times = (
-                    attr.st_atime_ns if fields.update_atime else cur.st_atime_ns,
-                    attr.st_mtime_ns if fields.update_mtime else cur.st_mtime_ns,
-                )
-            if isinstance(target, int):
-                os.utime(target, ns=times)
-            else:
-                self.vault.utime_cipher(target, times, same)
-        return self._attr(inode, self._stat(node), node.path)
+        if path is None:
+            self._set_through_fd(fd, attr, fields)
+            st = os.fstat(fd)
+        else:
+            self._set_by_name(node, path, attr, fields, same)
+            st = self._stat(node)
+        return self._attr(inode, st, node.path)
 
     @staticmethod
-    def _any_fd(node: _Node) -> int:
+    def _new_times(
+        attr: EntryAttributes, fields: SetattrFields, current: Callable[[], os.stat_result]
+    ) -> tuple[int, int] | None:
+        """(atime, mtime) in ns a setattr asks for, None if neither; `current` gives the other."""
+        if not (fields.update_atime or fields.update_mtime):
+            return None
+        if fields.update_atime and fields.update_mtime:
+            return attr.st_atime_ns, attr.st_mtime_ns
+        cur = current()
+        return (
+            attr.st_atime_ns if fields.update_atime else cur.st_atime_ns,
+            attr.st_mtime_ns if fields.update_mtime else cur.st_mtime_ns,
+        )
+
+    @classmethod
+    def _set_through_fd(cls, fd: int, attr: EntryAttributes, fields: SetattrFields) -> None:
+        if fields.update_mode:
+            os.chmod(fd, stat_mod.S_IMODE(attr.st_mode))
+        if fields.update_uid or fields.update_gid:
+            uid = attr.st_uid if fields.update_uid else -1
+            os.fchown(fd, uid, attr.st_gid if fields.update_gid else -1)
+        times = cls._new_times(attr, fields, lambda: os.fstat(fd))
+        if times is not None:
+            os.utime(fd, ns=times)
+
+    def _set_by_name(
+        self,
+        node: _Node,
+        path: Path,
+        attr: EntryAttributes,
+        fields: SetattrFields,
+        same: Callable[[os.stat_result], bool],
+    ) -> None:
+        if fields.update_mode:
+            # Linux has no mode on symlinks: EOPNOTSUPP, never the link's target.
+            self.vault.chmod_cipher(path, stat_mod.S_IMODE(attr.st_mode), same)
+        if fields.update_uid or fields.update_gid:
+            uid = attr.st_uid if fields.update_uid else -1
+            self.vault.lchown_cipher(path, uid, attr.st_gid if fields.update_gid else -1, same)
+        times = self._new_times(attr, fields, lambda: self._stat(node))
+        if times is not None:
+            self.vault.utime_cipher(path, times, same)
+
+    @staticmethod
+    def _open_fd(node: _Node) -> int:
+        """A descriptor of the node's object if the kernel holds it open, else -1."""
         for f in node.files:
             return f.file.fd
-        raise FsError(errno.ENOENT, f"{node.plain or '/'}: no longer exists")
+        return -1
 
     def _truncate(
         self, node: _Node, handle: _OpenFile | None, size: int, same: Callable[[os.stat_result], bool]
