@@ -876,6 +876,24 @@ def test_setattr_of_an_open_file_changes_the_object_opened_not_its_swapped_name(
     assert os.stat(cpath) == planted
 
 
+def test_a_file_changed_behind_the_mount_gets_a_new_node_unless_open(fs: Mounted) -> None:
+    """The kernel keeps its own size and pages of a file it caches; a lookup that finds the
+    file rewritten in the cipher dir (not through the mount) hands out a new node, which the
+    kernel reads afresh. Lookups of an unchanged file, or of one held open, keep the node."""
+    fs.fs.write("f", b"first")
+    first = trio.run(fs.ops.lookup, ROOT, b"f", Ctx())
+    assert trio.run(fs.ops.lookup, ROOT, b"f", Ctx()).st_ino == first.st_ino
+    with fs.vault().open_file("f", writable=True) as f:
+        f.write(0, b"second, longer")
+    second = trio.run(fs.ops.lookup, ROOT, b"f", Ctx())
+    assert second.st_ino != first.st_ino and second.st_size == len(b"second, longer")
+    fh = fs.fs.open("f", os.O_RDONLY)
+    with fs.vault().open_file("f", writable=True) as f:
+        f.write(0, b"third, longest of all")
+    assert trio.run(fs.ops.lookup, ROOT, b"f", Ctx()).st_ino == second.st_ino
+    trio.run(fs.ops.release, fh)
+
+
 def test_statfs_comes_from_the_cipher_dir(fs: Mounted) -> None:
     out = trio.run(fs.ops.statfs, Ctx())
     sv = os.statvfs(fs.cipherdir)
