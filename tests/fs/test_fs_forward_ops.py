@@ -24,6 +24,7 @@ from vaultsh.fs.forward import (  # noqa: E402
     forward_fsname,
 )
 from vaultsh.fs.stats import MountStats  # noqa: E402
+from vaultsh.vault import dirfds  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
 from vaultsh.vault.file import VaultFile  # noqa: E402
 from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX, read_diriv  # noqa: E402
@@ -1125,6 +1126,34 @@ def test_ls_l_attribute_questions_are_answered_like_gocryptfs(fs: Mounted) -> No
         fs.fs.getxattr("f", "security.selinux")
     assert info.value.errno == errno.ENODATA
     assert fs.stats.errors == 0
+
+
+@pytest.mark.parametrize("probe", ["getxattrat", "proc"])
+def test_xattr_probe_answers_absent_present_and_never_follows_a_planted_link(
+    fs: Mounted, probe: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Whether an xattr is set is asked of the entry itself, by getxattrat(2) or, on kernels
+    before 6.13, through its /proc name: the answers agree, and a symlink planted in the
+    cipher dir is not followed to a file outside that has the attribute."""
+    if probe == "proc":
+        monkeypatch.setattr(dirfds, "_getxattrat", None)
+    fs.fs.write("f", b"x")
+    fs.fs.setxattr("f", "user.a", b"value")
+    assert fs.fs.getxattr("f", "user.a") == b"value"
+    for absent in ("user.b", "security.selinux"):
+        with pytest.raises(OSError) as info:
+            fs.fs.getxattr("f", absent)
+        assert info.value.errno == errno.ENODATA
+    cpath = fs.vault().cipher_path("f")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not in the vault")
+    disk = os.listxattr(cpath)[0]
+    os.setxattr(outside, disk, os.getxattr(cpath, disk))
+    os.unlink(cpath)
+    os.symlink(outside, cpath)
+    with pytest.raises(OSError) as info:
+        fs.fs.getxattr("f", "user.a")
+    assert info.value.errno in (errno.ENODATA, errno.ESTALE)
 
 
 def test_xattr_of_an_object_removed_behind_our_back(fs: Mounted) -> None:
