@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fuse_harness import mount_vault, require_fuse
+from fuse_harness import mount_vault, mounted_ops, require_fuse, wait_for
 from gocryptfs_harness import (
     Manifest,
     assert_same_tree,
@@ -29,7 +29,8 @@ from vault_factory import new_vault
 from vaultsh.vault.vault import Vault
 
 import_or_skip("pyfuse3")
-from vaultsh.fs.forward import raise_readahead  # noqa: E402 - imports pyfuse3
+from vaultsh.fs import forward  # noqa: E402 - imports pyfuse3
+from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, raise_readahead  # noqa: E402
 
 PASSWORD = "mount pässword"
 
@@ -64,6 +65,28 @@ def test_posix_table_on_plain_dir(tmp_path: Path, case: PosixCase) -> None:
 def test_posix_table_through_mount(shared_mount: tuple[Path, Path], case: PosixCase) -> None:
     _cipher, mnt = shared_mount
     run_posix_case(OsApi(fresh_dir(mnt, "case-" + case.id)), case)
+
+
+def test_a_file_rewritten_behind_the_mount_shows_its_new_size_and_content(
+    need_gocryptfs: None, tmp_path: Path
+) -> None:
+    """The kernel caches a file's size and pages (writeback cache); a change made in the
+    cipher dir directly, here through a gocryptfs mount of it, still shows once the entry
+    times out, as it did without that cache."""
+    cipher = tmp_path / "cipher"
+    new_vault(cipher, PASSWORD).close()
+
+    def short_timeouts() -> ForwardOperations:
+        forward.ENTRY_TIMEOUT = forward.ATTR_TIMEOUT = 0.2  # in the serving child only
+        return ForwardOperations(Vault.open(cipher, password=PASSWORD.encode()))
+
+    with mounted_ops(short_timeouts, tmp_path / "ours", set(FORWARD_MOUNT_OPTIONS)) as mnt:
+        (mnt / "f").write_bytes(b"hello\n")
+        assert (mnt / "f").read_bytes() == b"hello\n"
+        with gocryptfs_mount(cipher, tmp_path / "theirs", PASSWORD) as theirs:
+            (theirs / "f").write_bytes(b"hello world, and more\n")
+        wait_for(lambda: (mnt / "f").stat().st_size == 22, "the new size through the mount")
+        assert (mnt / "f").read_bytes() == b"hello world, and more\n"
 
 
 def test_ls_a_shows_dot_and_dotdot(shared_mount: tuple[Path, Path]) -> None:

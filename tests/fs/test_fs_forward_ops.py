@@ -26,6 +26,7 @@ from vaultsh.fs.forward import (  # noqa: E402
     forward_fsname,
 )
 from vaultsh.fs.stats import MountStats  # noqa: E402
+from vaultsh.vault import dirfds  # noqa: E402
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN  # noqa: E402
 from vaultsh.vault.file import VaultFile  # noqa: E402
 from vaultsh.vault.names import DIRIV_NAME, XATTR_PREFIX, read_diriv  # noqa: E402
@@ -273,6 +274,46 @@ def test_utimens_and_partial_times(fs: Mounted) -> None:
     assert (out.st_atime_ns, out.st_mtime_ns) == (1_000_000_000_123, 3_000_000_000_000)
 
 
+def test_setattr_of_an_open_file_changes_the_object_opened_not_its_swapped_name(fs: Mounted) -> None:
+    """While the kernel holds a file open, mode, owner and times are set through that open
+    descriptor: a file swapped in under its cipher name meanwhile is left alone."""
+    fi, made = trio.run(fs.ops.create, ROOT, b"f", stat.S_IFREG | 0o644, os.O_WRONLY, Ctx())
+    cpath = fs.vault().cipher_path("f")
+    aside = cpath.with_name("aside")
+    os.rename(cpath, aside)
+    cpath.write_bytes(b"planted")
+    os.chmod(cpath, 0o600)
+    planted = os.stat(cpath)
+    attr = pyfuse3.EntryAttributes()
+    attr.st_mode, attr.st_uid, attr.st_gid = 0o640, os.getuid(), os.getgid()
+    attr.st_atime_ns, attr.st_mtime_ns = 1_000_000_000_123, 2_000_000_000_456
+    set_all = fields(mode=True, uid=True, gid=True, atime=True, mtime=True)
+    out = trio.run(fs.ops.setattr, made.st_ino, attr, set_all, None, Ctx())
+    trio.run(fs.ops.release, fi.fh)
+    assert (stat.S_IMODE(out.st_mode), out.st_mtime_ns) == (0o640, 2_000_000_000_456)
+    mine = os.stat(aside)
+    assert (stat.S_IMODE(mine.st_mode), mine.st_mtime_ns) == (0o640, 2_000_000_000_456)
+    assert os.stat(cpath) == planted
+
+
+def test_a_file_changed_behind_the_mount_gets_a_new_node_unless_open(fs: Mounted) -> None:
+    """The kernel keeps its own size and pages of a file it caches; a lookup that finds the
+    file rewritten in the cipher dir (not through the mount) hands out a new node, which the
+    kernel reads afresh. Lookups of an unchanged file, or of one held open, keep the node."""
+    fs.fs.write("f", b"first")
+    first = trio.run(fs.ops.lookup, ROOT, b"f", Ctx())
+    assert trio.run(fs.ops.lookup, ROOT, b"f", Ctx()).st_ino == first.st_ino
+    with fs.vault().open_file("f", writable=True) as f:
+        f.write(0, b"second, longer")
+    second = trio.run(fs.ops.lookup, ROOT, b"f", Ctx())
+    assert second.st_ino != first.st_ino and second.st_size == len(b"second, longer")
+    fh = fs.fs.open("f", os.O_RDONLY)
+    with fs.vault().open_file("f", writable=True) as f:
+        f.write(0, b"third, longest of all")
+    assert trio.run(fs.ops.lookup, ROOT, b"f", Ctx()).st_ino == second.st_ino
+    trio.run(fs.ops.release, fh)
+
+
 def test_statfs_comes_from_the_cipher_dir(fs: Mounted) -> None:
     out = trio.run(fs.ops.statfs, Ctx())
     sv = os.statvfs(fs.cipherdir)
@@ -504,6 +545,34 @@ def test_ls_l_attribute_questions_are_answered_like_gocryptfs(fs: Mounted) -> No
         fs.fs.getxattr("f", "security.selinux")
     assert info.value.errno == errno.ENODATA
     assert fs.stats.errors == 0
+
+
+@pytest.mark.parametrize("probe", ["getxattrat", "proc"])
+def test_xattr_probe_answers_absent_present_and_never_follows_a_planted_link(
+    fs: Mounted, probe: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Whether an xattr is set is asked of the entry itself, by getxattrat(2) or, on kernels
+    before 6.13, through its /proc name: the answers agree, and a symlink planted in the
+    cipher dir is not followed to a file outside that has the attribute."""
+    if probe == "proc":
+        monkeypatch.setattr(dirfds, "_getxattrat", None)
+    fs.fs.write("f", b"x")
+    fs.fs.setxattr("f", "user.a", b"value")
+    assert fs.fs.getxattr("f", "user.a") == b"value"
+    for absent in ("user.b", "security.selinux"):
+        with pytest.raises(OSError) as info:
+            fs.fs.getxattr("f", absent)
+        assert info.value.errno == errno.ENODATA
+    cpath = fs.vault().cipher_path("f")
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"not in the vault")
+    disk = os.listxattr(cpath)[0]
+    os.setxattr(outside, disk, os.getxattr(cpath, disk))
+    os.unlink(cpath)
+    os.symlink(outside, cpath)
+    with pytest.raises(OSError) as info:
+        fs.fs.getxattr("f", "user.a")
+    assert info.value.errno in (errno.ENODATA, errno.ESTALE)
 
 
 def test_xattr_of_an_object_removed_behind_our_back(fs: Mounted) -> None:

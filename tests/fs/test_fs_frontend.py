@@ -32,7 +32,8 @@ def _frontends() -> tuple[type, type, type]:
 # Handlers either frontend defines without the shared wrapper, and why: `forget` is no request
 # of a user (it may not fail), the others cannot fail and only count the use.
 UNWRAPPED = {
-    "forward": {"forget", "flush"},
+    # forward getxattr answers security.capability itself and hands the rest to `_getxattr`
+    "forward": {"forget", "flush", "getxattr"},
     "reverse": {"forget", "flush", "fsync", "fsyncdir", "releasedir"},
 }
 

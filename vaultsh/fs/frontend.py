@@ -59,7 +59,7 @@ def request(
     and open files without locks. Every failure leaves as FUSEError with a proper errno
     (anything else would stop the mount), counted and logged by COUNTED_ERRNOS.
     """
-    op = fn.__name__
+    op = fn.__name__.lstrip("_")  # `_getxattr` serves getxattr requests
     call = cast("Callable[..., _R]", fn)  # takes `args` whole, self included
 
     # On every FUSE request. pyfuse3 passes arguments by position only, so `*args` (self

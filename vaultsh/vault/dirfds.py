@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import os
 import threading
 import time
@@ -292,15 +293,34 @@ class DirFds:
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def with_entry_path(self, cpath: Path, fn: Callable[[str], _T]) -> _T:
-        """`fn("/proc/self/fd/<parent>/<name>")`: the entry by its name in the parent we hold,
-        for calls without an *at form. Only for a look that may land on whatever the name
-        holds now (`fn` must not follow a final symlink); to change or read the object meant,
-        use `with_object`."""
+    def entry_has_xattr(self, cpath: Path, attr: str) -> bool:
+        """Whether the entry at `cpath` itself (a final symlink not followed, a FIFO not
+        opened) has the extended attribute `attr`; raises OSError for other failures.
+
+        The everyday question of `ls -l` (an SELinux label, an ACL), nearly always "no":
+        one getxattrat(2) in the parent we hold, or the entry's /proc name before Linux 6.13.
+        """
         parent, name = self._split_key(cpath)
         self._enter()
         try:
-            return fn(f"/proc/self/fd/{self._fd(parent)}/{name}")
+            dir_fd = self._fd(parent)
+            if _getxattrat is not None:
+                entry, key = os.fsencode(name), os.fsencode(attr)
+                if _getxattrat(dir_fd, entry, AT_SYMLINK_NOFOLLOW, key, _NO_VALUE, _ARGS_SIZE) >= 0:
+                    return True
+                err = ctypes.get_errno()
+                if err == errno.ENODATA:
+                    return False
+                if err not in (errno.ENOSYS, errno.EPERM):  # EPERM: a seccomp filter's answer
+                    raise OSError(err, os.strerror(err), name)
+                _disable_getxattrat()
+            try:
+                os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", attr, follow_symlinks=False)
+            except OSError as e:
+                if e.errno == errno.ENODATA:
+                    return False
+                raise
+            return True
         finally:
             self._leave()
 
@@ -367,6 +387,35 @@ class DirFds:
 _libc = ctypes.CDLL(None, use_errno=True)
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+AT_SYMLINK_NOFOLLOW = 0x100
+_SYS_GETXATTRAT = 464  # getxattrat(2), Linux 6.13; one number on every architecture
+
+
+class _XattrArgs(ctypes.Structure):
+    """struct xattr_args of getxattrat(2): no buffer, so the call returns the value's size."""
+
+    _fields_ = (("value", ctypes.c_uint64), ("size", ctypes.c_uint32), ("flags", ctypes.c_uint32))
+
+
+_NO_VALUE = ctypes.byref(_XattrArgs(0, 0, 0))
+_ARGS_SIZE = ctypes.sizeof(_XattrArgs)
+
+
+def _bind_getxattrat() -> Callable[..., int] | None:
+    fn = _libc["syscall"]  # a function object of its own: its argtypes touch no other caller
+    fn.restype = ctypes.c_long
+    fn.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint, ctypes.c_char_p,
+                   ctypes.c_void_p, ctypes.c_size_t)  # fmt: skip
+    return functools.partial(fn, _SYS_GETXATTRAT)
+
+
+_getxattrat: Callable[..., int] | None = _bind_getxattrat()
+
+
+def _disable_getxattrat() -> None:
+    """The kernel lacks getxattrat(2) (or a filter forbids it): use /proc names from now on."""
+    global _getxattrat
+    _getxattrat = None
 
 
 def renameat2(src_dir_fd: int, src: str, dst_dir_fd: int, dst: str, flags: int) -> None:

@@ -72,7 +72,8 @@ class XattrOps(VaultCore):
         try:
             # The everyday answer, "not set", tells nothing about anyone's data: it comes from
             # one call on the name. A value is read again from the object checked by `same`.
-            self.dirs.with_entry_path(cpath, lambda p: os.getxattr(p, disk, follow_symlinks=False))
+            if not self.dirs.entry_has_xattr(cpath, disk):
+                return None
             stored = self.dirs.with_object(cpath, lambda p, _st: os.getxattr(p, disk), same)
         except OSError as e:
             if e.errno == errno.ENODATA:
