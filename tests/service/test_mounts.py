@@ -658,6 +658,14 @@ def test_forward_lifecycle(vault: tuple[Path, bytes], mnt: Path, rundir: Path) -
 
     before = mounts.status(mnt).stats
     (mnt / "hello.txt").write_bytes(b"hello world" * 1000)
+    # The kernel's writeback cache keeps the pages just written: drop them, so the read
+    # reaches the worker and is counted.
+    fd = os.open(mnt / "hello.txt", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
     assert (mnt / "hello.txt").read_bytes() == b"hello world" * 1000
     after = mounts.status(mnt)
     assert after.pid == info.pid and after.alive

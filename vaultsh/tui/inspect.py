@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from vaultsh.tui import palette
@@ -167,12 +168,18 @@ class InfoPanel(VerticalScroll):
     body: RenderableType = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="info-body")
+        yield Static(self.body, id="info-body")
 
     def show(self, title: str, body: RenderableType) -> None:
         self.border_title = as_text(title)  # a name is never read as markup
         self.body = body
-        self.query_one("#info-body", Static).update(body)
+        # A preview worker can finish before the panel is composed or after it is gone (the
+        # app closing): the body is kept and drawn when the panel composes.
+        try:
+            shown = self.query_one("#info-body", Static)
+        except NoMatches:
+            return
+        shown.update(body)
         self.scroll_home(animate=False)
 
     def plain_text(self, width: int = 120) -> str:
