@@ -347,12 +347,13 @@ class Unlocker:
         from vaultsh.vault import config  # noqa: F401 - loaded once, for the child
 
         r, w = os.pipe2(os.O_CLOEXEC)
+        worker = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns into the worker's code
             code = int(ExitCode.OTHER)
             try:
                 os.close(r)
-                code = _unlock(start_fd, status_fd, w)
+                code = _unlock(worker, start_fd, status_fd, w)
             except BaseException:
                 log.exception("unlocking failed")
             finally:
@@ -380,10 +381,12 @@ def _unlock_failed(out_fd: int, e: VaultError) -> int:
     return int(e.exit_code)
 
 
-def _unlock(start_fd: int, status_fd: int, out_fd: int) -> int:
+def _unlock(worker: int, start_fd: int, status_fd: int, out_fd: int) -> int:
     """The unlocking process's work (see Unlocker); returns its exit status."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # never outlive the worker
+    if os.getppid() != worker:  # it ended before the line above took effect
+        return ExitCode.OK
     report = StartReport(status_fd)  # only to ask for the password: the worker reports
     got = _read_line(start_fd)
     if got is None:  # the mounting process gave up: so does the worker, at the pipe's end
