@@ -27,7 +27,12 @@ from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultErro
 
 
 def _lazy_module(name: str) -> types.ModuleType:
-    """Module `name`, executed only when one of its attributes is first read."""
+    """Module `name`, executed only when one of its attributes is first read (or the module
+    itself if it is already imported: a second copy would have classes of its own, and an
+    error raised by one copy would not be caught as the other's)."""
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
     spec = importlib.util.find_spec(name)
     if spec is None or spec.loader is None:
         raise ImportError(f"no module named {name!r}", name=name)

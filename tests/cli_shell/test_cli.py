@@ -678,3 +678,15 @@ def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Pa
     out = run("shell", "--passfile", str(pw), str(plain), stdin="info\nfsck\nconflicts docs\n")
     assert "Mode:              reverse (read-only encrypted view of the plain files)" in out.stdout
     assert out.stderr.count("no cipher files to check") == 2 and len(out.stderr.splitlines()) == 2
+
+
+def test_the_cli_keeps_service_modules_imported_before_it() -> None:
+    """The CLI loads its service modules lazily; one imported before the CLI stays the one
+    module, so its classes (Cancelled, Session) are the same wherever they are named."""
+    probe = (
+        "import sys; import vaultsh.service.transfer as t, vaultsh.service.folders as f; import vaultsh.cli; "
+        "print(sys.modules['vaultsh.service.transfer'] is t, sys.modules['vaultsh.service.folders'] is f, "
+        "vaultsh.cli.transfer is t, vaultsh.cli.folders is f)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["True"] * 4
