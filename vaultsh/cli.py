@@ -22,7 +22,6 @@ from vaultsh import __version__
 from vaultsh.service import registry, worker_start
 from vaultsh.service.passwords import SecretSource, read_interactive, read_passfile
 from vaultsh.service.worker_start import StartingWorker
-from vaultsh.vault.conf_names import REVERSE_CONF_NAME
 from vaultsh.vault.display import fit_output, safe_text
 from vaultsh.vault.errors import CipherDirError, ExitCode, UsageError, VaultError
 
@@ -460,20 +459,6 @@ def cmd_encrypt_paths(args: argparse.Namespace) -> int:
         return commands.encrypt_paths(s, _paths_arg(args), exact=args.null)
 
 
-def _read_master_key(src: SecretSource, conf_path: Path, args: argparse.Namespace, missing_ok: bool) -> bytes:
-    """The master key from the master-key options, with the format from the config or flags."""
-    from vaultsh.vault.config import unlock
-
-    key, _opts, _conf = unlock(
-        conf_path,
-        password=None,
-        master_key=src.read_master_key(),
-        options=_format_options(args),
-        missing_ok=missing_ok,
-    )
-    return key
-
-
 def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) -> int:
     """`vaultsh mount`; `worker` is the one started before the command line was parsed."""
     from vaultsh.service import mounts
@@ -483,30 +468,14 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
     root = Path(args.cipherdir)
     if not root.is_dir():
         raise CipherDirError(f"{root}: no such directory")
-    if args.reverse:
-        # The plain dir holds the reverse config (§9.1); prove it can build the view first.
-        conf_path = Path(args.config) if args.config else root / REVERSE_CONF_NAME
-
-        def read_key() -> bytes:
-            from vaultsh.vault.config import load_config
-
-            key = _read_master_key(src, conf_path, args, missing_ok=False)
-            conf = load_config(conf_path) if conf_path.exists() else None
-            options = _format_options(args) or (conf.options if conf else None)
-            if options is not None:
-                from vaultsh.vault.reverse import ReverseView
-
-                ReverseView(root, key, options, conf_path)
-            return key
-
-    else:
-        conf_path = _config_path(args)
-        if conf_path.name == REVERSE_CONF_NAME:
-            raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
-
-        def read_key() -> bytes:
-            return _read_master_key(src, conf_path, args, missing_ok=True)
-
+    read_key = folders.mount_key(
+        root,
+        reverse=args.reverse,
+        password=src.read_password,
+        master_key=src.read_master_key if src.has_masterkey else None,
+        options=_format_options(args),
+        config=_given_config(args),
+    )
     request = mounts.MountRequest(
         source=root.absolute(),
         mountpoint=Path(args.mountpoint).absolute(),

@@ -680,15 +680,13 @@ def test_read_only_commands_work_on_a_reverse_mode_folder(tmp_path: Path, pw: Pa
     assert out.stderr.count("no cipher files to check") == 2 and len(out.stderr.splitlines()) == 2
 
 
-def test_the_command_line_reuses_service_modules_already_imported() -> None:
-    # The TUI and the shell import the service modules before they call into the command line;
-    # a second copy of a module would bring classes of its own (a Cancelled raised by one copy
-    # would escape `except Cancelled` naming the other).
+def test_the_cli_keeps_service_modules_imported_before_it() -> None:
+    """The CLI loads its service modules lazily; one imported before the CLI stays the one
+    module, so its classes (Cancelled, Session) are the same wherever they are named."""
     probe = (
-        "import sys\n"
-        "from vaultsh.service.transfer import Cancelled\n"
-        "import vaultsh.cli\n"
-        "print(sys.modules['vaultsh.service.transfer'].Cancelled is Cancelled)\n"
+        "import sys; import vaultsh.service.transfer as t, vaultsh.service.folders as f; import vaultsh.cli; "
+        "print(sys.modules['vaultsh.service.transfer'] is t, sys.modules['vaultsh.service.folders'] is f, "
+        "vaultsh.cli.transfer is t, vaultsh.cli.folders is f)"
     )
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    assert out.split() == ["True"] * 4

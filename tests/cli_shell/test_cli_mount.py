@@ -88,14 +88,11 @@ def test_mount_write_list_unmount_then_gocryptfs_fsck(
 
 
 def test_a_background_mount_worker_keeps_no_terminal_and_logs_to_its_file(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, monkeypatch: pytest.MonkeyPatch
+    cipher: Path, env: dict[str, str], passfile: Path, mnt: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from vaultsh.mount_protocol import MountFiles
     from vaultsh.service import mounts
 
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
     # The worker starts before the command line is parsed, sharing its stderr: once it knows
     # the mount it moves to the log, else this call would wait for the pipe to close.
     p = vaultsh(env, "mount", "--passfile", str(passfile), str(cipher), str(mnt))
@@ -350,11 +347,8 @@ def _workers_marked(mark: str) -> list[int]:
     ],
 )
 def test_a_mount_that_fails_leaves_no_worker_and_no_mount(
-    tmp_path: Path, env: dict[str, str], passfile: Path, mnt: Path, words: list[str]
+    tmp_path: Path, cipher: Path, env: dict[str, str], passfile: Path, mnt: Path, words: list[str]
 ) -> None:
-    cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    Vault.init(cipher, PASSWORD.encode(), logn=10)
     wrong = tmp_path / "wrong"
     wrong.write_text("not the password\n")
     places = {"PW": passfile, "WRONG": wrong, "MISSING": tmp_path / "missing", "CIPHER": cipher, "MNT": mnt}

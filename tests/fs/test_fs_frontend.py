@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fuse_harness import cleaned_up, require_fuse
+from vault_factory import NewVault
 
 from vaultsh.service import mounts
 from vaultsh.service.mounts import MountRequest
@@ -101,14 +102,13 @@ def assert_refusals_uncounted_damage_counted(mnt: Path, missing: str, damaged: P
     assert errors_of(mnt) > before
 
 
-def test_forward_and_reverse_mounts_count_damage_not_refusals(tmp_path: Path) -> None:
+def test_forward_and_reverse_mounts_count_damage_not_refusals(tmp_path: Path, new_vault: NewVault) -> None:
     """A reverse view of a forward mount: the tampered block is EIO in the forward mount, and
     through it EIO from the plain file the reverse mount reads. Each counts it; neither
     counts a missing name, nor the reverse mount an excluded one."""
     cipher = tmp_path / "cipher"
-    cipher.mkdir()
-    _conf, key = Vault.init(cipher, PASSWORD, logn=10)
-    vault = Vault.open(cipher, password=PASSWORD)
+    vault = new_vault(cipher, PASSWORD)
+    key = vault.keys.master_key
     vault.write_file(TAMPERED, b"x" * 10000)
     vault.write_file("excluded.txt", b"hidden in the view")
     tamper_block_zero(vault.cipher_path(TAMPERED))

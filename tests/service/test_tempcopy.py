@@ -37,7 +37,7 @@ def vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_vault: NewVault) 
 def test_the_copy_is_private_and_named_safely(vault: Vault, name: str, local: str) -> None:
     path = f"sub/dir/{name}"
     vault.write_file(path, b"secret text\n")
-    copy = private_copy(vault, path)
+    copy = private_copy(path, vault.iter_file(path))
     try:
         assert copy.directory.parent == Path(os.environ["XDG_RUNTIME_DIR"])
         assert stat.S_IMODE(os.stat(copy.directory).st_mode) == 0o700
@@ -53,7 +53,7 @@ def test_the_copy_is_private_and_named_safely(vault: Vault, name: str, local: st
 def test_a_runtime_dir_others_can_enter_is_not_used(vault: Vault, tmp_path: Path) -> None:
     os.chmod(os.environ["XDG_RUNTIME_DIR"], 0o755)
     vault.write_file("a.txt", b"x")
-    copy = private_copy(vault, "a.txt")
+    copy = private_copy("a.txt", vault.iter_file("a.txt"))
     try:
         assert copy.directory.parent != Path(os.environ["XDG_RUNTIME_DIR"])
         assert stat.S_IMODE(os.stat(copy.directory).st_mode) == 0o700
@@ -64,7 +64,7 @@ def test_a_runtime_dir_others_can_enter_is_not_used(vault: Vault, tmp_path: Path
 def test_save_back_replaces_the_contents_and_keeps_the_mode(vault: Vault) -> None:
     vault.write_file("sub/dir/a.txt", b"old\n")
     vault.chmod("sub/dir/a.txt", 0o600)
-    copy = private_copy(vault, "sub/dir/a.txt")
+    copy = private_copy("sub/dir/a.txt", vault.iter_file("sub/dir/a.txt"))
     copy.file.write_bytes(b"new contents\n" * 1000)
     assert copy.changed()
     save_back(vault, copy)
@@ -78,7 +78,7 @@ def test_a_copy_turned_symlink_is_not_followed_and_nothing_changes(vault: Vault,
     vault.write_file("sub/dir/a.txt", b"old\n")
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"not for the vault\n")
-    copy = private_copy(vault, "sub/dir/a.txt")
+    copy = private_copy("sub/dir/a.txt", vault.iter_file("sub/dir/a.txt"))
     copy.file.unlink()
     copy.file.symlink_to(outside)  # an editor (or someone) swapped it
     with pytest.raises(OSError):
@@ -90,7 +90,7 @@ def test_a_copy_turned_symlink_is_not_followed_and_nothing_changes(vault: Vault,
 
 def test_a_file_gone_from_the_vault_meanwhile_is_reported_and_nothing_is_left(vault: Vault) -> None:
     vault.write_file("sub/dir/a.txt", b"old\n")
-    copy = private_copy(vault, "sub/dir/a.txt")
+    copy = private_copy("sub/dir/a.txt", vault.iter_file("sub/dir/a.txt"))
     copy.file.write_bytes(b"edited\n")
     vault.unlink("sub/dir/a.txt")
     with pytest.raises(FsError):
@@ -105,7 +105,7 @@ def test_an_import_starting_in_the_directory_meanwhile_leaves_the_save_whole(
     """An import cleans the temporary files of killed imports from its directory: the one a
     save is writing is in use and stays."""
     vault.write_file("sub/dir/a.txt", b"old\n")
-    copy = private_copy(vault, "sub/dir/a.txt")
+    copy = private_copy("sub/dir/a.txt", vault.iter_file("sub/dir/a.txt"))
     copy.file.write_bytes(b"edited\n")
     other = tmp_path / "other.txt"
     other.write_bytes(b"imported meanwhile\n")
@@ -128,7 +128,7 @@ def test_the_new_contents_reach_the_disk_before_they_replace_the_old(
 ) -> None:
     """Renamed over the file before its data is on disk, a crash could leave neither version."""
     vault.write_file("sub/dir/a.txt", b"old\n")
-    copy = private_copy(vault, "sub/dir/a.txt")
+    copy = private_copy("sub/dir/a.txt", vault.iter_file("sub/dir/a.txt"))
     copy.file.write_bytes(b"edited\n")
     steps: list[str] = []
     real_fsync, real_rename = VaultFile.fsync, vault.rename_at

@@ -16,11 +16,11 @@ from vaultsh.tui.themes import (
     BUILTIN_THEMES,
     DEFAULT_THEME,
     VAULT_VARIABLES,
+    builtin_theme_folder,
     load_themes,
     load_themes_with_warnings,
     theme_names,
     theme_variable_defaults,
-    theme_variables,
     user_theme_dir,
 )
 
@@ -78,7 +78,15 @@ def test_builtin_themes_load_with_vault_variables(tmp_path: Path) -> None:
     for theme in themes.values():
         for key in VAULT_VARIABLES:
             Color.parse(theme.variables[key])  # a real colour, not a fallback placeholder
-        assert theme_variables(theme) == {k: theme.variables[k] for k in VAULT_VARIABLES}
+
+
+def test_every_vault_variable_is_used_by_the_tui_css() -> None:
+    """A colour the themes define but nothing draws with is dead weight in every theme file."""
+    css = (Path(palette.__file__).parent / "app.tcss").read_text()
+    assert [key for key in VAULT_VARIABLES if f"${key};" not in css] == []
+    for theme_file in builtin_theme_folder().iterdir():
+        defined = {line.split("=")[0].strip() for line in theme_file.read_text().splitlines()}
+        assert {key for key in defined if key.startswith("vault-")} == set(VAULT_VARIABLES), theme_file.name
 
 
 def test_missing_user_dir_is_not_an_error(tmp_path: Path) -> None:
@@ -109,7 +117,6 @@ def test_custom_user_theme_loads_and_gets_missing_vault_colours(tmp_path: Path) 
     assert theme.background == "#002b36"
     assert theme.variables["vault-sidecar"] == "#586e75"  # given
     assert theme.variables["vault-bad"] == "#dc322f"  # derived from its error colour
-    assert theme.variables["vault-conflict"] == "#b58900"  # ... and its warning colour
     assert theme.variables["footer-key-foreground"] == "#268bd2"
 
 

@@ -67,6 +67,50 @@ def config_backup(root: Path) -> Path | None:
     return backup if os.path.lexists(conf) and backup.is_file() else None
 
 
+def mount_key(
+    root: Path,
+    *,
+    reverse: bool,
+    password: Callable[[], bytes],
+    master_key: Callable[[], bytes] | None = None,
+    options: FormatOptions | None = None,
+    config: Path | None = None,
+) -> Callable[[], bytes]:
+    """How `mount` gets the master key of `root`: by the given master key, else by the password.
+
+    The key is read when the returned function is called, once the mount's worker is starting,
+    so the prompt and scrypt overlap its start-up. A forward mount of a reverse-mode folder is
+    refused at once. A reverse-mode folder's key is proven by building its view (§9.1); a
+    vault's config may be missing with a master key (as `gocryptfs -masterkey`).
+    """
+    if reverse:
+        conf_path = config or root / REVERSE_CONF_NAME
+    else:
+        conf_path = config_path_of(root, config)
+        if conf_path.name == REVERSE_CONF_NAME:
+            raise UsageError(f"{root}: is a reverse-mode plain directory; mount it with --reverse")
+
+    def read_key() -> bytes:
+        from vaultsh.vault.config import load_config, unlock  # lazily, as read_config
+
+        if master_key is not None:
+            key, _opts, _conf = unlock(
+                conf_path, password=None, master_key=master_key(), options=options, missing_ok=not reverse
+            )
+        else:
+            key = load_config(conf_path).decrypt_master_key(password())
+        if reverse:
+            conf = load_config(conf_path) if conf_path.exists() else None
+            view_options = options or (conf.options if conf else None)
+            if view_options is not None:
+                from vaultsh.vault.reverse import ReverseView
+
+                ReverseView(root, key, view_options, conf_path)
+        return key
+
+    return read_key
+
+
 def open_folder(
     root: Path,
     io: SessionIO,

@@ -398,8 +398,9 @@ def adopt(vault: Vault, copy: ConflictCopy) -> str:
     elif copy.kind == "dir":
         # A directory's names are encrypted under its own diriv, so it moves as it is (§6.5):
         # one rename to the new name (with a .name sidecar if long), nothing to re-encrypt.
-        disk, full = vault.encrypt_component(cdir, name)
-        vault._rename_cipher(copy.cipher_path, cdir, disk, full, copy.copy_name, new_plain, noreplace=True)
+        vault.rename_stored_at(
+            cdir, copy.copy_name, cdir, name, noreplace=True, where=(copy.copy_name, new_plain)
+        )
         _fsync_dir(vault, cdir)
         return new_plain
     else:

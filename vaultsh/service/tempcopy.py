@@ -74,13 +74,9 @@ def _local_name(name: str) -> str:
     return name
 
 
-def private_copy(vault: Vault, path: str) -> PrivateCopy:
-    """Decrypt the vault file `path` into a new private directory (mode 0700, file 0600)."""
-    return private_copy_from(path, vault.iter_file(path))
-
-
-def private_copy_from(path: str, chunks: Iterable[bytes | memoryview]) -> PrivateCopy:
-    """As private_copy, from the bytes `chunks` yields (a reverse-mode folder's file, say)."""
+def private_copy(path: str, chunks: Iterable[bytes | memoryview]) -> PrivateCopy:
+    """The bytes `chunks` yields (the plain content of the file `path` of a vault or a
+    reverse-mode folder) written into a new private directory (mode 0700, file 0600)."""
     directory = Path(tempfile.mkdtemp(prefix="vaultsh-open-", dir=_temp_base()))
     try:
         file = directory / _local_name(path.rpartition("/")[2])

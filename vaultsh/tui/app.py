@@ -31,6 +31,7 @@ from vaultsh.tui.screens import (
     TransferBar,
 )
 from vaultsh.tui.selection import Task, run_guarded
+from vaultsh.tui.themes import DEFAULT_THEME, load_themes, theme_variable_defaults
 from vaultsh.tui.unlock import Unlocker
 from vaultsh.tui.viewer import ViewerScreen, data_reader
 from vaultsh.vault.display import safe_text
@@ -93,18 +94,9 @@ class VaultApp(SafeApp[int]):
     # -- themes ---------------------------------------------------------------------------
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
-        try:
-            from vaultsh.tui.themes import theme_variable_defaults
-        except ImportError:
-            return {}
         return theme_variable_defaults()
 
     def _setup_themes(self) -> None:
-        try:
-            from vaultsh.tui.themes import DEFAULT_THEME, load_themes
-        except ImportError:
-            self.theme_names = ["textual-dark", "textual-light"]
-            return
         for theme in load_themes().values():
             self.register_theme(theme)
             self.theme_names.append(theme.name)
@@ -234,7 +226,7 @@ class VaultApp(SafeApp[int]):
             from vaultsh.service import mounts
 
             info = mounts.find_mount(self.cipherdir)
-        except (ImportError, VaultError, OSError):
+        except (VaultError, OSError):
             pass
         finally:
             with contextlib.suppress(RuntimeError):  # the app closed meanwhile

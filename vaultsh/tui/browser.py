@@ -41,7 +41,6 @@ from vaultsh.tui.status import StatusBar
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import VaultError
 from vaultsh.vault.tree import TreeNode
-from vaultsh.vault.vault import Vault
 
 if TYPE_CHECKING:
     from vaultsh.service.mounts import MountInfo
@@ -365,12 +364,13 @@ class BrowserScreen(Screen[None]):
             body = _described(lambda: describe_cipher(tree, directory, entry))
             if entry.role == ROLE_BAD and not get_current_worker().is_cancelled:
                 # Only stored cipher files have names that do not decrypt (a sync tool's copy).
-                body = Group(body, self._comparison(session.vault, directory.plain, entry))
+                body = Group(body, self._comparison(session, directory.plain, entry))
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self.query_one("#info", InfoPanel).show, title, body)
 
-    def _comparison(self, vault: Vault, plain_dir: str, entry: Entry) -> RenderableType:
+    def _comparison(self, session: commands.Session, plain_dir: str, entry: Entry) -> RenderableType:
         """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
+        vault = session.vault
         try:
             copy = integrity.conflict_copy(vault, plain_dir, entry.cipher_name)
         except (VaultError, OSError):

@@ -12,7 +12,7 @@ from textual import work
 from textual.app import App, SuspendNotSupported
 
 from vaultsh.service import commands
-from vaultsh.service.tempcopy import PrivateCopy, private_copy_from, program, save_back
+from vaultsh.service.tempcopy import PrivateCopy, private_copy, program, save_back
 from vaultsh.tui.browser import BrowserScreen
 from vaultsh.tui.screens import (
     ConfirmScreen,
@@ -80,7 +80,7 @@ class ExternalPrograms(BrowserScreen):
         """The private copy of `path` from `chunks()` (in a worker: decrypting takes time), then
         the program on it."""
         try:
-            copy = private_copy_from(path, chunks())
+            copy = private_copy(path, chunks())
         except (VaultError, OSError) as e:
             reason = str(e) if isinstance(e, VaultError) else f"/{path}: {e.strerror or e}"
             self.app.call_from_thread(self.vapp.log_line, reason, "error")

@@ -21,10 +21,11 @@ log = logging.getLogger(__name__)
 DEFAULT_THEME = "vaultsh-dark"
 BUILTIN_THEMES = ("vaultsh-dark", "vaultsh-light", "vaultsh-high-contrast")
 
-# Colours the TUI gives to entries that are not ordinary vault objects. Every theme defines
-# them (user themes that leave one out get it derived from their own palette), so CSS can use
-# `$vault-bad` and friends whatever theme is active.
-VAULT_VARIABLES = ("vault-bad", "vault-conflict", "vault-sidecar", "vault-diriv", "vault-linked")
+# Colours the TUI gives to entries that are not ordinary vault objects (app.tcss uses each):
+# undecryptable names, and the diriv, long-name sidecars and config on the cipher side. Every
+# theme defines them (user themes that leave one out get them derived from their own palette),
+# so the CSS can use them whatever theme is active.
+VAULT_VARIABLES = ("vault-bad", "vault-sidecar")
 
 
 _COLOR_FIELDS = (
@@ -103,13 +104,7 @@ def _derived_vault_variables(fields: Mapping[str, Any]) -> dict[str, str]:
     """vault-* colours from a theme's own palette, for themes that do not set them."""
     foreground = fields.get("foreground")
     muted = f"{foreground} 60%" if foreground else default_colour("vault-sidecar")
-    return {
-        "vault-bad": fields.get("error") or default_colour("vault-bad"),
-        "vault-conflict": fields.get("warning") or default_colour("vault-conflict"),
-        "vault-sidecar": muted,
-        "vault-diriv": muted,
-        "vault-linked": fields.get("accent") or fields.get("secondary") or default_colour("vault-linked"),
-    }
+    return {"vault-bad": fields.get("error") or default_colour("vault-bad"), "vault-sidecar": muted}
 
 
 def theme_from_mapping(data: Mapping[str, Any], where: str, default_name: str) -> Theme:
@@ -225,11 +220,6 @@ def load_themes(user_dir: Path | None = None) -> dict[str, Theme]:
 def theme_names(user_dir: Path | None = None) -> list[str]:
     """Names of every available theme, built-ins first."""
     return list(load_themes(user_dir))
-
-
-def theme_variables(theme: Theme) -> dict[str, str]:
-    """The vault-* colours of a theme (defaults for any it lacks)."""
-    return {key: theme.variables.get(key) or default_colour(key) for key in VAULT_VARIABLES}
 
 
 def theme_variable_defaults() -> dict[str, str]:

@@ -17,6 +17,7 @@ from typing import Any
 from vaultsh import __version__
 from vaultsh.crypto.aead import AesGcm, AuthenticationError
 from vaultsh.crypto.kdf import hkdf_sha256, scrypt
+from vaultsh.vault.bulk import write_all
 from vaultsh.vault.conf_names import CONF_NAME as CONF_NAME
 from vaultsh.vault.conf_names import DEFAULT_SCRYPT_LOGN as DEFAULT_SCRYPT_LOGN
 from vaultsh.vault.conf_names import MAX_PASSWORD_LEN as MAX_PASSWORD_LEN
@@ -234,9 +235,7 @@ class ConfFile:
             raise WriteConfError(f"{tmp}: cannot create: {e.strerror}") from None
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)  # a write that makes no progress raises, never spins
                 os.fsync(fd)
             finally:
                 os.close(fd)

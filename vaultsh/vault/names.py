@@ -11,6 +11,7 @@ import stat as stat_mod
 from pathlib import Path
 
 from vaultsh.crypto.eme import EME
+from vaultsh.vault.bulk import write_all
 from vaultsh.vault.errors import CorruptionError, FsError, short_path
 from vaultsh.vault.keys import FormatOptions
 
@@ -266,7 +267,7 @@ def _create_small(cipher_dir: Path, name: str, data: bytes, sync: bool, dir_fd: 
         where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o444, dir_fd=dir_fd
     )
     try:
-        os.write(fd, data)
+        write_all(fd, data)  # a short write (a full disk) is retried until it raises
         if sync:
             os.fsync(fd)
     finally:

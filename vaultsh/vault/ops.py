@@ -469,11 +469,34 @@ class TreeOps(VaultCore):
         where: tuple[str, str] = ("", ""),
     ) -> RenameResult:
         """Rename between cipher directories, replacing a file or empty dir unless `noreplace`."""
-        csrc = src_parent / self.encrypt_component(src_parent, src_name)[0]
+        src_disk = self.encrypt_component(src_parent, src_name)[0]
+        src, dst = where
+        return self.rename_stored_at(
+            src_parent, src_disk, dst_parent, dst_name, noreplace=noreplace, where=(src or src_name, dst)
+        )
+
+    def rename_stored_at(
+        self,
+        src_parent: Path,
+        src_disk: str,
+        dst_parent: Path,
+        dst_name: str,
+        *,
+        noreplace: bool = False,
+        where: tuple[str, str] = ("", ""),
+    ) -> RenameResult:
+        """As rename_at, for an entry known by its name on disk rather than a plain name (a
+        sync tool's conflict copy, whose name decrypts to nothing) given the plain `dst_name`."""
         disk, full = self.encrypt_component(dst_parent, dst_name)
         src, dst = where
         return self._rename_cipher(
-            csrc, dst_parent, disk, full, src or src_name, dst or dst_name, noreplace=noreplace
+            src_parent / src_disk,
+            dst_parent,
+            disk,
+            full,
+            src or src_disk,
+            dst or dst_name,
+            noreplace=noreplace,
         )
 
     def exchange_at(

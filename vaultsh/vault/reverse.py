@@ -786,9 +786,6 @@ class ReverseView:
         except OSError as e:
             raise fs_error(e, "/" + node.plain) from None
 
-    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
-        return self.read(self.entry(node), 0, limit)
-
     def encrypt_path(self, plain: str) -> str:
         return self.node(plain).cipher_path
 

@@ -102,10 +102,6 @@ class Tree(Protocol):
         """Up to `limit` first bytes of a regular file's plain content (for a preview)."""
         ...
 
-    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
-        """Up to `limit` first bytes of a file on the cipher side (for an x-ray)."""
-        ...
-
     def encrypt_path(self, plain: str) -> str:
         """The cipher path of a plain path, relative to the cipher side's root."""
         ...
@@ -188,9 +184,6 @@ class VaultTree:
     def plain_head(self, node: TreeNode, limit: int) -> bytes:
         with self.vault.open_cipher_file(self._cpath(node), "/" + node.plain) as f:
             return f.read(0, limit)
-
-    def cipher_head(self, node: TreeNode, limit: int) -> bytes:
-        return self.vault.read_cipher_head(self._cpath(node), limit)
 
     def encrypt_path(self, plain: str) -> str:
         return self.vault.cipher_path(plain).relative_to(self.root).as_posix()
