@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -328,10 +329,14 @@ def process_alive(pid: int) -> bool:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """Write all of `data` to a pipe, however many writes it takes."""
+    """Write all of `data` to a pipe, however many writes it takes (one that makes no
+    progress is an error, not a retry forever)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "write to the worker pipe made no progress")
+        view = view[n:]
 
 
 def encode_message(message: dict[str, Any]) -> bytes:
