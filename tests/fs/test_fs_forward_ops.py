@@ -314,6 +314,22 @@ def test_a_file_changed_behind_the_mount_gets_a_new_node_unless_open(fs: Mounted
     trio.run(fs.ops.release, fh)
 
 
+def test_the_kernels_flush_of_unchanged_times_leaves_the_file_alone(fs: Mounted) -> None:
+    """The kernel hands back the times it keeps (mtime with ctime) before it drops a closed
+    file: when they are the file's own, the cipher file is not touched (its ctime stays);
+    other times are set."""
+    fs.fs.write("f", b"x")
+    cpath = fs.vault().cipher_path("f")
+    before = os.stat(cpath)
+    attr = pyfuse3.EntryAttributes()
+    attr.st_mtime_ns = before.st_mtime_ns
+    out = fs.fs.setattr("f", attr, mtime=True, ctime=True)
+    assert out.st_mtime_ns == before.st_mtime_ns and os.stat(cpath).st_ctime_ns == before.st_ctime_ns
+    attr.st_mtime_ns = 5_000_000_000_000
+    assert fs.fs.setattr("f", attr, mtime=True, ctime=True).st_mtime_ns == 5_000_000_000_000
+    assert os.stat(cpath).st_mtime_ns == 5_000_000_000_000
+
+
 def test_statfs_comes_from_the_cipher_dir(fs: Mounted) -> None:
     out = trio.run(fs.ops.statfs, Ctx())
     sv = os.statvfs(fs.cipherdir)

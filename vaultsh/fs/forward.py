@@ -468,10 +468,28 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             self._set_through_fd(fd, attr, fields)
             st = os.fstat(fd)
         else:
-            self._set_by_name(node, path, attr, fields, same)
-            st = self._stat(node)
+            now = self._stat(node) if self._kernel_times_flush(fields) else None
+            if now is None or not (
+                (not fields.update_atime or attr.st_atime_ns == now.st_atime_ns)
+                and (not fields.update_mtime or attr.st_mtime_ns == now.st_mtime_ns)
+            ):
+                self._set_by_name(node, path, attr, fields, same)
+                now = self._stat(node)
+            st = now
         self._saw(node, st)
         return self._attr(inode, st, node.path)
+
+    @staticmethod
+    def _kernel_times_flush(fields: SetattrFields) -> bool:
+        """A times-only setattr with ctime: how the kernel hands back the times it keeps
+        (writeback cache), e.g. before it drops a closed file's inode. When they are what the
+        file has, there is nothing to set (the kernel keeps ctime itself), and the file is
+        not reopened by name for it."""
+        return bool(
+            fields.update_ctime
+            and (fields.update_atime or fields.update_mtime)
+            and not (fields.update_mode or fields.update_uid or fields.update_gid or fields.update_size)
+        )
 
     @staticmethod
     def _new_times(
