@@ -434,9 +434,9 @@ def import_serving_modules(reverse: bool) -> None:
     import importlib
 
     for name in (
-        ("vaultsh.vault.reverse", "vaultsh.fs.reverse")
+        ("vaultsh.vault.opening", "vaultsh.vault.reverse", "vaultsh.fs.reverse")
         if reverse
-        else ("vaultsh.vault.vault", "vaultsh.fs.forward")
+        else ("vaultsh.vault.opening", "vaultsh.vault.vault", "vaultsh.fs.forward")
     ):
         importlib.import_module(name)
 

@@ -43,19 +43,21 @@ def open_unlocked(
     once the folder is known to open): a vault, or a reverse-mode folder's encrypted view (§9.1).
 
     `reverse` None lets the folder say which it is (config_path_of); True or False is what a
-    mount asked for. A forward open of a reverse config is refused, since the folder's files
-    are already plain. The config is read before `password` is called, so a broken one fails
-    first. With a master key a vault's config may be missing (the recovery case, as
-    `gocryptfs -masterkey`): `options` then give its format, else gocryptfs's defaults.
+    mount asked for. A forward open of a reverse config (given, or the folder's only one) is
+    refused, since the folder's files are already plain. The config is read before `password`
+    is called, so a broken one fails first. With a master key a vault's config may be missing
+    (the recovery case, as `gocryptfs -masterkey`): `options` then give its format, else
+    gocryptfs's defaults.
     `excludes` are gitignore lines the view hides. VaultError says why a folder does not open.
     """
     if not root.is_dir():
         raise CipherDirError(f"{root}: no such directory")
-    if reverse is None:
-        conf_path = config_path_of(root, config)
-        reverse = conf_path == root / REVERSE_CONF_NAME
+    if reverse:
+        conf_path = config or root / REVERSE_CONF_NAME
     else:
-        conf_path = config or root / (REVERSE_CONF_NAME if reverse else CONF_NAME)
+        conf_path = config_path_of(root, config)
+        if reverse is None:
+            reverse = conf_path == root / REVERSE_CONF_NAME
     if not reverse and conf_path.name == REVERSE_CONF_NAME:
         raise UsageError(
             f"{root}: is a reverse-mode plain directory; its files are already plain "
