@@ -15,8 +15,10 @@ from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
 from vaultsh.service.commands.completion import _position
 from vaultsh.service.mounts import MountInfo
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
+from vaultsh.vault.conf_names import REVERSE_CONF_NAME
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, UsageError, VaultError
 from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"
@@ -479,6 +481,22 @@ def test_reverse_session_refuses_commands_that_write_into_a_vault(reverse_sess: 
         code, out, err = run(reverse_sess, line)
         assert code == 1 and out == [], line
         assert len(err) == 1 and "read-only" in err[0] and str(reverse_sess.cipherdir) in err[0]
+    assert sorted(os.listdir(reverse_sess.cipherdir)) == before
+
+
+def test_reverse_session_holds_no_vault_that_a_write_could_reach(reverse_sess: Session) -> None:
+    # No stand-in vault over the plain folder: writing code can only ask vault_for, which refuses.
+    assert isinstance(reverse_sess.folder, ReverseView) and not hasattr(reverse_sess, "vault")
+    before = sorted(os.listdir(reverse_sess.cipherdir))
+    for command in ("mkdir", "import", "edit"):
+        with pytest.raises(UsageError, match=f"^{command}: .*read-only") as caught:
+            reverse_sess.vault_for(command)
+        assert caught.value.exit_code == ExitCode.USAGE
+    # Its key and config are the view's own (for info, passwd, masterkey and mount).
+    assert (
+        reverse_sess.conf is not None and reverse_sess.conf.path == reverse_sess.cipherdir / REVERSE_CONF_NAME
+    )
+    assert len(reverse_sess.master_key) == 32
     assert sorted(os.listdir(reverse_sess.cipherdir)) == before
 
 
