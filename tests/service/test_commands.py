@@ -15,8 +15,10 @@ from vaultsh.service import commands
 from vaultsh.service.commands import COMMANDS, Session, complete, current_word, run_line
 from vaultsh.service.commands.completion import _position
 from vaultsh.service.mounts import MountInfo
-from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, VaultError
+from vaultsh.vault.conf_names import REVERSE_CONF_NAME
+from vaultsh.vault.errors import ExitCode, PasswordIncorrectError, UsageError, VaultError
 from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.vault import Vault
 
 PASSWORD = b"pw"
@@ -35,6 +37,12 @@ def made(tmp_path: Path, new_vault: NewVault) -> tuple[Path, bytes]:
         v.write_file(".hidden", b"h")
         v.symlink("docs/notes.txt", "link")
         return v.cipherdir, v.keys.master_key
+
+
+def vault_of(sess: Session) -> Vault:
+    """The vault a forward session is open on."""
+    assert isinstance(sess.folder, Vault)
+    return sess.folder
 
 
 @pytest.fixture
@@ -156,7 +164,7 @@ def test_decrypt_and_encrypt_path(sess: Session) -> None:
 
 def test_paths_starting_with_a_dash_are_paths_not_options(sess: Session) -> None:
     """'-' is in the base64url alphabet: a cipher path may start with it, in any directory."""
-    v = sess.vault
+    v = vault_of(sess)
     name = next(
         f"d{i}" for i in range(10_000) if v.encrypt_component(v.cipherdir, f"d{i}")[1].startswith("-")
     )
@@ -189,9 +197,9 @@ def test_export_and_import_round_trip_with_progress(sess: Session, tmp_path: Pat
     run(sess, "cd docs")
     code, _, err = run(sess, f"import {shlex.quote(str(src))}")  # default target: the cwd
     assert (code, err) == (0, [])
-    assert sess.vault.read_file("docs/src/new file.txt") == b"x" * 5000
+    assert vault_of(sess).read_file("docs/src/new file.txt") == b"x" * 5000
     code, _, err = run(sess, f"import {shlex.quote(str(src / 'new file.txt'))} /renamed.txt")
-    assert code == 0 and sess.vault.read_file("renamed.txt") == b"x" * 5000
+    assert code == 0 and vault_of(sess).read_file("renamed.txt") == b"x" * 5000
 
 
 def test_transfer_errors_are_one_line(sess: Session, tmp_path: Path) -> None:
@@ -207,7 +215,7 @@ def test_transfer_errors_are_one_line(sess: Session, tmp_path: Path) -> None:
 
 
 def test_cancelled_export_leaves_no_partial_file(sess: Session, tmp_path: Path) -> None:
-    sess.vault.write_file("big.bin", os.urandom(3 << 20))
+    vault_of(sess).write_file("big.bin", os.urandom(3 << 20))
     io = rio(sess)
     io.cancel_when = lambda: len(io.progress_calls) >= 1
     dest = tmp_path / "big.bin"
@@ -224,30 +232,30 @@ def test_mkdir_mv_rm(sess: Session) -> None:
     code, _, err = run(sess, "mkdir new")
     assert code == 11 and "already exists" in err[0]
     assert run(sess, "mkdir -p a/b/c 'a/sp ace'")[0] == 0
-    assert sorted(e.name for e in sess.vault.listdir("a")) == ["b", "sp ace"]
+    assert sorted(e.name for e in vault_of(sess).listdir("a")) == ["b", "sp ace"]
     assert run(sess, "mv docs/notes.txt new")[0] == 0  # into an existing directory
-    assert sess.vault.read_file("new/notes.txt").startswith(b"hello")
+    assert vault_of(sess).read_file("new/notes.txt").startswith(b"hello")
     assert run(sess, "mv new/notes.txt 'new/re named.txt'")[0] == 0
-    assert [e.name for e in sess.vault.listdir("new")] == ["re named.txt"]
+    assert [e.name for e in vault_of(sess).listdir("new")] == ["re named.txt"]
     code, _, err = run(sess, "rm a")
     assert code == 11 and "rm -r" in err[0]
     assert run(sess, "rm -r a")[0] == 0
-    assert not sess.vault.exists("a")
+    assert not vault_of(sess).exists("a")
     assert run(sess, "rm 'new/re named.txt' link")[0] == 0
-    assert not sess.vault.exists("link")
+    assert not vault_of(sess).exists("link")
     assert run(sess, "rm -f gone")[0] == 0
     assert run(sess, "rm gone")[0] == 11
     code, _, err = run(sess, "rm -r /")
     assert code == 11 and "root" in err[0]
-    assert sess.vault.exists("docs")
+    assert vault_of(sess).exists("docs")
 
 
 def test_mv_and_rm_relative_to_cwd(sess: Session) -> None:
     run(sess, "cd 'my docs'")
     assert run(sess, "mv 'a file.txt' ../moved.txt")[0] == 0
-    assert sess.vault.read_file("moved.txt") == b"spaced\n"
+    assert vault_of(sess).read_file("moved.txt") == b"spaced\n"
     assert run(sess, "rm -r 'inner dir'")[0] == 0
-    assert sess.vault.listdir("my docs") == []
+    assert vault_of(sess).listdir("my docs") == []
 
 
 # -- secrets --------------------------------------------------------------------------------------
@@ -476,6 +484,22 @@ def test_reverse_session_refuses_commands_that_write_into_a_vault(reverse_sess: 
     assert sorted(os.listdir(reverse_sess.cipherdir)) == before
 
 
+def test_reverse_session_holds_no_vault_that_a_write_could_reach(reverse_sess: Session) -> None:
+    # No stand-in vault over the plain folder: writing code can only ask vault_for, which refuses.
+    assert isinstance(reverse_sess.folder, ReverseView) and not hasattr(reverse_sess, "vault")
+    before = sorted(os.listdir(reverse_sess.cipherdir))
+    for command in ("mkdir", "import", "edit"):
+        with pytest.raises(UsageError, match=f"^{command}: .*read-only") as caught:
+            reverse_sess.vault_for(command)
+        assert caught.value.exit_code == ExitCode.USAGE
+    # Its key and config are the view's own (for info, passwd, masterkey and mount).
+    assert (
+        reverse_sess.conf is not None and reverse_sess.conf.path == reverse_sess.cipherdir / REVERSE_CONF_NAME
+    )
+    assert len(reverse_sess.master_key) == 32
+    assert sorted(os.listdir(reverse_sess.cipherdir)) == before
+
+
 def test_reverse_session_lists_reads_and_maps_paths(reverse_sess: Session) -> None:
     view = reverse_sess.reverse
     assert view is not None
@@ -553,7 +577,7 @@ def test_open_folder_opens_a_vault_a_reverse_folder_and_a_vault_without_its_conf
         open_folder(cdir, RecordingIO(), password=password)
     assert asked == []  # the missing config failed first
     lost = open_folder(cdir, RecordingIO(), master_key=lambda: key)
-    assert lost.vault.conf is None and lost.by_master_key
+    assert lost.conf is None and lost.by_master_key
     assert run(lost, "cat docs/notes.txt") == (0, ["hello vault", "second line"], [])
 
 
@@ -627,7 +651,7 @@ def test_reverse_mount_asks_the_worker_for_a_reverse_read_only_view(
     assert code == 0 and "pid 4242" in out[0]
     ((req, key),) = asked
     assert req.reverse and req.read_only and req.source == reverse_sess.cipherdir
-    assert key == reverse_sess.vault.keys.master_key
+    assert key == reverse_sess.master_key
     assert req.options is None and req.excludes == ()
 
 
@@ -637,14 +661,14 @@ def test_masterkey_goes_to_the_hook_when_a_front_end_has_one(sess: Session) -> N
     sess.hooks["masterkey"] = shown.append
     code, out, _ = run(sess, "masterkey")
     assert code == 0 and out == []
-    assert shown == [format_master_key(sess.vault.keys.master_key)]
+    assert shown == [format_master_key(sess.master_key)]
 
 
 def test_long_option_spellings_the_cli_has_work_in_the_shell(sess: Session) -> None:
     assert run(sess, "mkdir --parents deep/er")[0] == 0
     assert run(sess, "ls --all deep")[1] == ["er"]
     assert run(sess, "rm --recursive deep")[0] == 0
-    assert not sess.vault.exists("deep")
+    assert not vault_of(sess).exists("deep")
     code, _, err = run(sess, "decrypt-path")
     assert code == 1 and err == ["usage: decrypt-path [CIPHERPATH...]"]
 

@@ -36,7 +36,7 @@ def test_passwd_without_a_config_writes_one(vault_and_key: tuple[Path, bytes]) -
     cdir, key = vault_and_key
     (cdir / "gocryptfs.conf").unlink()
     s = by_key(cdir, key, FormatOptions(aessiv=True))
-    assert s.vault.conf is None
+    assert s.conf is None
     io = s.io
     assert isinstance(io, RecordingIO)
     io.secrets = [NEW, NEW]
@@ -44,7 +44,7 @@ def test_passwd_without_a_config_writes_one(vault_and_key: tuple[Path, bytes]) -
     assert (code, err) == (0, []), err
     assert io.prompts == ["New password: ", "Repeat: "]  # no old password: there is none
     assert any("AES-SIV-512" in line for line in out)
-    assert s.vault.conf is not None and s.vault.conf.options.aessiv
+    assert s.conf is not None and s.conf.options.aessiv
     assert Vault.open(cdir, password=NEW).read_file("docs/notes.txt") == b"hello vault\n"
 
 

@@ -155,7 +155,7 @@ async def test_linked_cursors_plain_to_cipher_marks_sidecar_and_diriv(vault_dir:
     async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert app.session is not None
-        vault = app.session.vault
+        vault = app.session.vault_for("x-ray")
         for name in ("notes.txt", LONG_NAME, "docs"):
             entry = select_plain(screen, name)
             await pilot.pause()
@@ -232,7 +232,7 @@ async def test_info_panel_preview_hex_and_xray(vault_dir: Path) -> None:
     async with opened_at(vault_dir) as (app, pilot):
         screen = main_of(app)
         assert app.session is not None
-        vault = app.session.vault
+        vault = app.session.vault_for("x-ray")
         select_plain(screen, "notes.txt")
         await wait_for(pilot, lambda: "hello from the vault" in info_text(app))
         assert "second line" in info_text(app)

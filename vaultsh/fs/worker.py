@@ -434,9 +434,9 @@ def import_serving_modules(reverse: bool) -> None:
     import importlib
 
     for name in (
-        ("vaultsh.vault.reverse", "vaultsh.fs.reverse")
+        ("vaultsh.vault.opening", "vaultsh.vault.reverse", "vaultsh.fs.reverse")
         if reverse
-        else ("vaultsh.vault.vault", "vaultsh.fs.forward")
+        else ("vaultsh.vault.opening", "vaultsh.vault.vault", "vaultsh.fs.forward")
     ):
         importlib.import_module(name)
 
@@ -444,25 +444,26 @@ def import_serving_modules(reverse: bool) -> None:
 def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[Any, set[str]]:
     """The pyfuse3 Operations object for the request and the mount options it needs."""
     from vaultsh.fs.frontend import LOG_NAMES_ENV
+    from vaultsh.vault.opening import open_unlocked
 
     log_names = os.environ.get(LOG_NAMES_ENV) == "1"
-    if cfg.reverse:
-        from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations, reverse_fsname
-        from vaultsh.vault.reverse import ReverseView
+    folder = open_unlocked(
+        cfg.source,
+        reverse=cfg.reverse,
+        master_key=lambda: key,
+        options=cfg.options,
+        config=cfg.config,
+        excludes=tuple(cfg.excludes),
+    )
+    from vaultsh.vault.vault import Vault  # loaded by either kind of folder
 
-        view = ReverseView.open(
-            cfg.source,
-            master_key=key,
-            options=cfg.options,
-            excludes=tuple(cfg.excludes),
-            config_path=cfg.config,
-        )
-        ops: Any = ReverseOperations(view, stats=stats, log_names=log_names)
+    if not isinstance(folder, Vault):
+        from vaultsh.fs.reverse import REVERSE_MOUNT_OPTIONS, ReverseOperations, reverse_fsname
+
+        ops: Any = ReverseOperations(folder, stats=stats, log_names=log_names)
         options = set(REVERSE_MOUNT_OPTIONS) | {f"fsname={reverse_fsname(cfg.source)}", "ro"}
     else:
-        from vaultsh.vault.vault import Vault
-
-        vault = Vault.open(cfg.source, master_key=key, options=cfg.options, config_path=cfg.config)
+        vault = folder
         if not cfg.key_proven:
             check_forward_key(vault)
 

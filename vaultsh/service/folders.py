@@ -8,24 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from vaultsh.vault.conf_names import CONF_NAME, REVERSE_CONF_NAME
-from vaultsh.vault.errors import CipherDirError, UsageError
+from vaultsh.vault.errors import UsageError
+from vaultsh.vault.opening import config_path_of as config_path_of  # re-exported for the CLI
 
 if TYPE_CHECKING:
     from vaultsh.service.commands.session import Session, SessionIO
     from vaultsh.vault.config import ConfFile
     from vaultsh.vault.keys import FormatOptions
-
-
-def config_path_of(root: Path, config: Path | None = None) -> Path:
-    """The config a folder opens with: `config` if given, else its gocryptfs.conf, or its
-    .gocryptfs.reverse.conf when only that exists (a reverse-mode folder, §9.1)."""
-    if config is not None:
-        return config
-    forward = root / CONF_NAME
-    reverse = root / REVERSE_CONF_NAME
-    if not forward.exists() and reverse.exists():
-        return reverse
-    return forward
 
 
 # What a folder holds, for a front end choosing how to open it.
@@ -131,28 +120,20 @@ def open_folder(
     # Imported here: `vaultsh mount` finds its config through this module without loading
     # the commands or the ciphers.
     from vaultsh.service.commands.session import Session
-    from vaultsh.vault.config import load_config
+    from vaultsh.vault.opening import open_unlocked
     from vaultsh.vault.vault import Vault
 
-    if not root.is_dir():
-        raise CipherDirError(f"{root}: no such directory")
-    conf_path = config_path_of(root, config)
-    if conf_path.name == REVERSE_CONF_NAME:
-        if conf_path != root / REVERSE_CONF_NAME:
-            raise UsageError(
-                f"{root}: is a reverse-mode plain directory; its files are already plain "
-                "(mount it with --reverse to see the encrypted view)"
-            )
-        if master_key is not None:
-            return Session.open_reverse(root, io, master_key=master_key())
-        load_config(conf_path)
-        return Session.open_reverse(root, io, password=_ask(password))
-    if master_key is not None:
-        vault = Vault.open(root, master_key=master_key(), options=options, config_path=conf_path)
-    else:
-        conf = load_config(conf_path)
-        vault = Vault(root, conf.decrypt_master_key(_ask(password)), conf.options, conf)
-    return Session(vault, root, io, config_path=config, by_master_key=master_key is not None)
+    folder = open_unlocked(
+        root,
+        password=lambda: _ask(password),
+        master_key=master_key,
+        options=options,
+        config=config,
+    )
+    if not isinstance(folder, Vault):
+        # A reverse-mode folder's passwd asks its old password even after a master key.
+        return Session(folder, root, io)
+    return Session(folder, root, io, config_path=config, by_master_key=master_key is not None)
 
 
 def _ask(password: Callable[[], bytes] | None) -> bytes:

@@ -328,7 +328,7 @@ def in_session(session: Session, choices: Choices, *, dry_run: bool = False) -> 
     the ones it was opened with (a master key without a config opens with flags or defaults).
     """
     io = session.io
-    key = session.vault.keys.master_key
+    key = session.master_key
     found = plan(session.cipherdir, key, choices, reverse=session.reverse is not None)
     for line in report_lines(found):
         io.write(line)
@@ -341,9 +341,9 @@ def in_session(session: Session, choices: Choices, *, dry_run: bool = False) -> 
     backup = write(found, build_config(found, key, password))
     conf = load_config(found.conf_path)
     if session.reverse is None:
-        session.vault = Vault(session.cipherdir, key, found.options, conf)
+        session.folder = Vault(session.cipherdir, key, found.options, conf)
     else:
-        session.vault.conf = conf
+        session.conf = conf
     session.config_path = None
     kept = f" The previous config is kept as {backup}." if backup else ""
     io.write(f"Wrote {found.conf_path}.{kept}")

@@ -370,7 +370,7 @@ class BrowserScreen(Screen[None]):
 
     def _comparison(self, session: commands.Session, plain_dir: str, entry: Entry) -> RenderableType:
         """For a conflict copy: both sides side by side; nothing for another undecryptable name."""
-        vault = session.vault
+        vault = session.vault_for("conflicts")
         try:
             copy = integrity.conflict_copy(vault, plain_dir, entry.cipher_name)
         except (VaultError, OSError):

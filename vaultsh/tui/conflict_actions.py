@@ -22,9 +22,9 @@ def export_task(plain_dir: str, copy_name: str, dest: str) -> Task:
     """Decrypt the copy into the local directory `dest` (below its plain directory there)."""
 
     def task(session: commands.Session) -> int:
-        copy = integrity.conflict_copy(session.vault, plain_dir, copy_name)
+        copy = integrity.conflict_copy(session.vault_for("conflicts"), plain_dir, copy_name)
         root = Path(os.path.expanduser(dest))
-        target = integrity.export_copy(session.vault, copy, root)
+        target = integrity.export_copy(session.vault_for("conflicts"), copy, root)
         session.io.write(safe_text(f"exported the copy {quote_name(copy_name)} as {target}"))
         return 0
 
@@ -35,8 +35,8 @@ def adopt_task(plain_dir: str, copy_name: str, adopted: Callable[[str], None]) -
     """Give the copy a plain name next to its original; `adopted` gets that name."""
 
     def task(session: commands.Session) -> int:
-        copy = integrity.conflict_copy(session.vault, plain_dir, copy_name)
-        new = integrity.adopt(session.vault, copy)
+        copy = integrity.conflict_copy(session.vault_for("conflicts"), plain_dir, copy_name)
+        new = integrity.adopt(session.vault_for("conflicts"), copy)
         name = new.rpartition("/")[2]
         adopted(name)
         session.io.write(safe_text(f"adopted the copy {quote_name(copy_name)} as /{new}"))
@@ -49,7 +49,7 @@ def delete_task(plain_dir: str, copy_name: str) -> Task:
     """Remove the copy from disk (a directory with everything in it; symlinks are not followed)."""
 
     def task(session: commands.Session) -> int:
-        copy = integrity.conflict_copy(session.vault, plain_dir, copy_name)
+        copy = integrity.conflict_copy(session.vault_for("conflicts"), plain_dir, copy_name)
         path = copy.cipher_path
         if stat_mod.S_ISDIR(os.lstat(path).st_mode):
             shutil.rmtree(path)  # removes symlinks inside, never what they point to

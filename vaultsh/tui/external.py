@@ -126,7 +126,7 @@ class ExternalPrograms(BrowserScreen):
 def _save_and_remove(copy: PrivateCopy, session: commands.Session) -> int:
     """A task: the edited copy encrypted back over its file; the copy removed even on failure."""
     try:
-        save_back(session.vault, copy)
+        save_back(session.vault_for("edit"), copy)
     finally:
         copy.remove()
     session.io.write(f"saved /{copy.path}")

@@ -367,13 +367,13 @@ def passwd_with_master_key(app: VaultApp) -> None:
     session = app.session
     if session is None:
         return
-    key = session.vault.keys.master_key
+    key = session.master_key
 
     def change(password: bytes) -> str:
         bak, conf = commands.change_password(
             session.conf_path, session.cipherdir, lambda: password, master_key=lambda: key
         )
-        session.vault.conf = conf
+        session.conf = conf
         return f"Password changed. The previous config is kept as {bak}."
 
     def done(message: str | None) -> None:

@@ -72,9 +72,9 @@ def run_guarded(session: commands.Session, task: Task) -> int:
         return int(ExitCode.OTHER)
 
 
-def tree_counts(session: commands.Session, paths: list[str]) -> tuple[int, int]:
-    """(files and symlinks, directories) in the given vault paths and below them."""
-    vault = session.vault
+def tree_counts(session: commands.Session, paths: list[str], command: str) -> tuple[int, int]:
+    """(files and symlinks, directories) in the given vault paths and below them, for `command`."""
+    vault = session.vault_for(command)
     files = dirs = 0
     for path in paths:
         if not stat_mod.S_ISDIR(vault.stat(path).mode):
@@ -90,7 +90,7 @@ def export_selection(paths: list[str], dest: str) -> Task:
     """Decrypt every selected path into the local directory `dest`, with one progress total."""
 
     def task(session: commands.Session) -> int:
-        vault, io = session.vault, session.io
+        vault, io = session.vault_for("export"), session.io
         target = Path(os.path.expanduser(dest))
         if not target.is_dir():
             raise FsError(errno.ENOTDIR, f"{target}: not a directory (the selected entries go into one)")
@@ -124,7 +124,7 @@ def delete_selection(paths: list[str]) -> Task:
 
     def task(session: commands.Session) -> int:
         io = session.io
-        files, dirs = tree_counts(session, paths)
+        files, dirs = tree_counts(session, paths, "rm")
         question = (
             f"Delete the {len(paths)} selected entries from the vault: {files} files and "
             f"{dirs} directories in all? This cannot be undone."
@@ -159,7 +159,7 @@ def _names(paths: list[str]) -> str:
 def _refuse_unmovable(session: commands.Session, paths: list[str], target: str) -> None:
     """One line if the selection cannot go into `target`: missing, not a directory, the
     directory they are in already, or inside one of the selected directories."""
-    vault, where = session.vault, commands.show(target)
+    vault, where = session.vault_for("mv"), commands.show(target)
     if not vault.exists(target):
         raise FsError(errno.ENOENT, f"{where}: no such directory in the vault (the entries go into one)")
     if not stat_mod.S_ISDIR(vault.stat(target).mode):
@@ -175,7 +175,7 @@ def _refuse_unmovable(session: commands.Session, paths: list[str], target: str) 
 def _clash_policy(session: commands.Session, clashes: list[str], target: str) -> str:
     """Ask once what to do with the selected names that exist in `target` already. A directory
     on either side is never overwritten (that would merge or lose a tree): no such answer then."""
-    vault, io = session.vault, session.io
+    vault, io = session.vault_for("mv"), session.io
     if not clashes:
         return "skip"
     dir_involved = any(
@@ -207,7 +207,8 @@ def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = l
         io = session.io
         target, where = dest, commands.show(dest)
         _refuse_unmovable(session, paths, target)
-        clashes = [p for p in paths if session.vault.exists(_into(target, p))]
+        vault = session.vault_for("mv")
+        clashes = [p for p in paths if vault.exists(_into(target, p))]
         policy = _clash_policy(session, clashes, target)
         if policy == "cancel":
             io.write("nothing moved")
@@ -216,7 +217,7 @@ def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = l
         if not moving:
             io.write(f"nothing moved: every selected name exists in {where} already")
             return 0
-        files, dirs = tree_counts(session, moving)
+        files, dirs = tree_counts(session, moving, "mv")
         question = (
             f"Move the {len(moving)} selected entries ({files} files and {dirs} directories in all) "
             f"into {where}?"
@@ -235,7 +236,7 @@ def move_selection(paths: list[str], dest: str, moved: Callable[[str], None] = l
                 raise transfer.Cancelled()
             into = _into(target, path)
             if path in clashes and policy == "keep-both":
-                into = commands.free_name(session.vault, into)
+                into = commands.free_name(vault, into)
             on_exists = "overwrite" if path in clashes and policy == "overwrite" else None
             commands.move_path(session, "/" + path, "/" + into, on_exists=on_exists)
             moved(path)

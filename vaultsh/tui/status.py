@@ -72,12 +72,10 @@ def status_line(
     """The status line with the vault path in `vault_cells` and the mountpoint in `mount_cells`
     (None: whole), with or without the mount's counters and the format flags."""
     parts: list[Text | str] = [Text(shorten_path(label, vault_cells), style="bold")]
-    # Whatever the folder, the session's vault carries the format flags and the config.
-    vault = session.vault if session else None
     if session is not None and session.tree.status_note:
         parts.append(Text(session.tree.status_note, style="bold"))
-    if vault is not None:
-        o = vault.options
+    if session is not None:
+        o = session.options
         names = (
             "plaintext names"
             if o.plaintext_names
@@ -86,8 +84,8 @@ def status_line(
         shown = [o.content_encryption, names]
         if not o.plaintext_names:
             shown.append("raw64" if o.raw64 else "base64")
-        if vault.conf is not None:
-            shown.append(f"scrypt 2^{vault.conf.scrypt.logn}")
+        if session.conf is not None:
+            shown.append(f"scrypt 2^{session.conf.scrypt.logn}")
         if flags:
             parts.append(" · ".join(shown))
         parts.append(Text("unlocked", style=palette.style("success", bold=True)))

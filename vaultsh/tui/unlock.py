@@ -112,7 +112,7 @@ class Unlocker:
                 return
             self.app.log_line(recovered_line(screen), "")
             if self.app.session is not None:
-                self.app.session.vault.conf = folders.read_config(self.app.cipherdir)
+                self.app.session.conf = folders.read_config(self.app.cipherdir)
             else:
                 self._master_key = key
                 self._unlock_given()

@@ -71,7 +71,7 @@ class VaultActions(BrowserScreen):
 
     def action_masterkey(self) -> None:
         session = self.session
-        conf = session.vault.conf if session else None
+        conf = session.conf if session else None
         if conf is None:
             self.vapp.log_line(
                 "no config to check a password against (unlocked with the master key)", "error"

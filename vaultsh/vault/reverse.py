@@ -31,7 +31,7 @@ from vaultsh.vault.cipher_entries import (
     CipherEntry,
     chunks,
 )
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, parse_config, unlock
+from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, ConfFile, parse_config, unlock
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec, make_header
 from vaultsh.vault.dirfds import DirFds
 from vaultsh.vault.display import quote_name
@@ -290,7 +290,10 @@ class ReverseView:
         self.plaindir = plaindir
         self.options = options
         self.conf_path = conf_path
-        keys = Keys(master_key, options)
+        # The config it was unlocked from, if read (None with a master key and options), as
+        # a vault keeps its own: passwd, masterkey and info work on either.
+        self.conf: ConfFile | None = None
+        self.keys = keys = Keys(master_key, options)
         self.names = NameCodec(None if options.plaintext_names else keys.eme, options)
         self.content = ContentCodec(keys.content)
         # Reverse mode hashes above 255 *or* longNameMax (§6.7); no -longnames=false here.
@@ -371,7 +374,7 @@ class ReverseView:
         """Unlock the plain dir's reverse config; `excludes` are gitignore lines to hide."""
         root = Path(plaindir)
         conf_path = Path(config_path) if config_path is not None else root / REVERSE_CONF_NAME
-        key, opts, _conf = unlock(
+        key, opts, conf = unlock(
             conf_path, password=password, master_key=master_key, options=options, missing_ok=False
         )
         if config_path is not None:
@@ -379,6 +382,7 @@ class ReverseView:
             view.config_custom = True
         else:
             view = cls(root, key, opts, conf_path if conf_path.exists() else None)
+        view.conf = conf
         view.set_excludes(excludes)
         return view
 

@@ -18,7 +18,7 @@ def cipher_files(session: Session, command: str) -> Vault:
     reverse-mode folder, whose encrypted view is made from its plain files, not stored."""
     if not session.tree.cipher_files:
         raise UsageError(f"{command}: {no_cipher_files_reason(session.cipherdir)}")
-    return session.vault
+    return session.vault_for(command)
 
 
 def run_fsck(session: Session, a: Namespace) -> int:

@@ -94,10 +94,10 @@ def run_info(session: Session, a: Namespace) -> int:
     io.write(f"{'Vault:':<19}{session.cipherdir}")
     for line in session.tree.info_lines():
         io.write(line)
-    conf = session.vault.conf
+    conf = session.conf
     if conf is None:
         io.write(f"{'Config:':<19}none (unlocked with the master key)")
-        io.write(f"{'contentEncryption:':<19}{session.vault.options.content_encryption}")
+        io.write(f"{'contentEncryption:':<19}{session.options.content_encryption}")
         return 0
     io.write(f"{'Config:':<19}{session.conf_path}")
     for line in conf.info_lines():
@@ -107,7 +107,7 @@ def run_info(session: Session, a: Namespace) -> int:
 
 def run_passwd(session: Session, a: Namespace) -> int:
     io = session.io
-    if session.vault.conf is None:
+    if session.conf is None:
         # Unlocked with the master key and no config: passwd means writing one.
         from vaultsh.service import recover
 
@@ -123,7 +123,7 @@ def run_passwd(session: Session, a: Namespace) -> int:
             raise ReadPasswordError("Passwords do not match")
         return new
 
-    key = session.vault.keys.master_key
+    key = session.master_key
     bak, conf = change_password(
         session.conf_path,
         session.cipherdir,
@@ -132,7 +132,7 @@ def run_passwd(session: Session, a: Namespace) -> int:
         master_key=(lambda: key) if session.by_master_key else None,
         logn=a.scryptn,
     )
-    session.vault.conf = conf
+    session.conf = conf
     io.write(f"Password changed. The previous config is kept as {bak}.")
     return 0
 
@@ -144,7 +144,7 @@ def run_recover(session: Session, a: Namespace) -> int:
 
 
 def run_masterkey(session: Session, a: Namespace) -> int:
-    conf = session.vault.conf
+    conf = session.conf
     if conf is None:
         raise UsageError("this vault was unlocked with its master key and has no config to check")
     # Asked again although the vault is open: the key is the one thing that must not leak

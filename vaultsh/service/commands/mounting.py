@@ -83,10 +83,10 @@ def run_mount(session: Session, a: Namespace) -> int:
         idle=idle,
         config=session.config_path,
         # A vault unlocked by master key without a config: the worker needs its format flags.
-        options=session.vault.options if session.vault.conf is None else None,
+        options=session.options if session.conf is None else None,
         key_proven=not session.by_master_key,
     )
-    info = mounts.mount(request, session.vault.keys.master_key)
+    info = mounts.mount(request, session.master_key)
     session.io.write(f"mounted {info.source} at {info.mountpoint} (pid {info.pid})")
     return 0
 

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from vaultsh.vault.config import CONF_NAME, REVERSE_CONF_NAME, load_config
-from vaultsh.vault.errors import (
-    UsageError,
-)
+from vaultsh.service.registry import read_only_reason
+from vaultsh.vault.config import CONF_NAME, ConfFile
+from vaultsh.vault.errors import UsageError
+from vaultsh.vault.keys import FormatOptions
+from vaultsh.vault.opening import open_unlocked
 from vaultsh.vault.reverse import ReverseView
 from vaultsh.vault.tree import Tree, VaultTree
 from vaultsh.vault.vault import Vault
@@ -52,9 +53,13 @@ class ByteSink(Protocol):
 
 @dataclass
 class Session:
-    """One unlocked vault as a front-end holds it: where the person is, how to talk to them."""
+    """One unlocked folder as a front-end holds it: where the person is, how to talk to them."""
 
-    vault: Vault
+    # The folder as open_unlocked gave it: a vault, or a reverse-mode folder's encrypted view
+    # (§9), whose `cipherdir` is then the plain dir and `cwd` a plain path in it. Commands read
+    # it through `tree`; one that writes gets the vault from `vault_for`, which refuses a
+    # reverse view, so no command can write into a reverse-mode folder by mistake.
+    folder: Vault | ReverseView
     cipherdir: Path
     io: SessionIO
     cwd: str = ""  # plain path below the vault root, "" is the root
@@ -69,11 +74,6 @@ class Session:
     processes: int = 1  # 2 lets exports fork a second decrypting process (only safe in the CLI)
     quiet: bool = False  # no summary line after a transfer (the CLI stays silent on success)
     finished: bool = False  # set by `exit`
-    # A reverse-mode folder (§9): `cipherdir` is then the plain dir, `cwd` a plain path in it,
-    # and `reverse` its encrypted view. `vault` only carries the key, format flags and the
-    # reverse config there (for mount, passwd, masterkey, info); the commands read the folder
-    # through `tree`, and those that would write into it are refused (see Tree.writable).
-    reverse: ReverseView | None = None
     by_master_key: bool = False  # unlocked with the master key: passwd needs no old password
 
     @classmethod
@@ -87,27 +87,54 @@ class Session:
         hooks: dict[str, Callable[..., object]] | None = None,
     ) -> Session:
         """Unlock a reverse-mode folder by password or master key (§9.1); VaultError if not."""
-        conf_path = plaindir / REVERSE_CONF_NAME
-        if master_key is None:
-            if password is None:
-                raise UsageError("a password or a master key is needed")
-            master_key = load_config(conf_path).decrypt_master_key(password)
-        view = ReverseView.open(plaindir, master_key=master_key)
-        conf = load_config(conf_path)
-        holder = Vault(plaindir, master_key, view.options, conf)
-        return cls(holder, plaindir, io, hooks=dict(hooks or {}), reverse=view)
+        view = open_unlocked(
+            plaindir,
+            reverse=True,
+            password=None if password is None else lambda: password,
+            master_key=None if master_key is None else lambda: master_key,
+        )
+        return cls(view, plaindir, io, hooks=dict(hooks or {}))
+
+    @property
+    def conf(self) -> ConfFile | None:
+        """The config the folder was unlocked from; None with a master key and no config."""
+        return self.folder.conf
+
+    @conf.setter
+    def conf(self, conf: ConfFile | None) -> None:
+        self.folder.conf = conf
+
+    @property
+    def master_key(self) -> bytes:
+        return self.folder.keys.master_key
+
+    @property
+    def options(self) -> FormatOptions:
+        return self.folder.options
+
+    @property
+    def reverse(self) -> ReverseView | None:
+        """The encrypted view, when the folder is a reverse-mode one."""
+        return self.folder if isinstance(self.folder, ReverseView) else None
+
+    def vault_for(self, command: str) -> Vault:
+        """The vault, for `command` that writes into it or reads its cipher files; UsageError
+        naming the command on a reverse-mode folder."""
+        if isinstance(self.folder, ReverseView):
+            raise UsageError(f"{command}: {read_only_reason(self.cipherdir)}")
+        return self.folder
 
     @property
     def tree(self) -> Tree:
         """The folder as the commands read it: the reverse view, or the vault's plain tree."""
-        return self.reverse or VaultTree(self.vault)
+        return self.folder if isinstance(self.folder, ReverseView) else VaultTree(self.folder)
 
     @property
     def conf_path(self) -> Path:
         if self.config_path is not None:
             return self.config_path
-        if self.vault.conf is not None and self.vault.conf.path is not None:
-            return self.vault.conf.path
+        if self.conf is not None and self.conf.path is not None:
+            return self.conf.path
         return self.cipherdir / CONF_NAME
 
     def resolve(self, path: str) -> str:

@@ -47,7 +47,7 @@ class ProgressCounter:
 
 def export_path(session: Session, path: str, dest: str, *, force_decode: bool = False) -> int:
     """`export`: decrypt a vault file or tree to a local path (see transfer.export)."""
-    vault = session.vault
+    vault = session.vault_for("export")
     plain = session.resolve(path)
     # The total comes from the walk export makes for its free-space check: no walk of our own.
     progress = ProgressCounter(session.io, 0) if session.show_progress else None
@@ -71,7 +71,9 @@ def import_path(session: Session, src: str, path: str | None = None) -> int:
     progress = None
     if session.show_progress:
         progress = ProgressCounter(session.io, transfer.source_size(Path(source)))
-    report = transfer.import_(session.vault, source, plain, progress=progress, cancelled=session.io.cancelled)
+    report = transfer.import_(
+        session.vault_for("import"), source, plain, progress=progress, cancelled=session.io.cancelled
+    )
     return finish_transfer(session, report, "import")
 
 

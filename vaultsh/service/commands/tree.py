@@ -17,7 +17,7 @@ from vaultsh.vault.vault import Vault
 
 def remove_path(session: Session, path: str, *, recursive: bool = False) -> int:
     """`rm`: a file or symlink, or with `recursive` a whole directory tree."""
-    vault = session.vault
+    vault = session.vault_for("rm")
     plain = session.resolve(path)
     if not plain:
         raise FsError(errno.EBUSY, "/: cannot remove the vault root")
@@ -59,7 +59,7 @@ def move_path(session: Session, src: str, dst: str, *, on_exists: str | None = N
     "keep-both" moves to a free "name (2)" beside it. Without either, an IO that can choose is
     asked, and any other refuses.
     """
-    vault = session.vault
+    vault = session.vault_for("mv")
     psrc, pdst = session.resolve(src), session.resolve(dst)
     if not psrc:
         raise FsError(errno.EBUSY, "/: cannot move the vault root")
@@ -82,7 +82,7 @@ def move_path(session: Session, src: str, dst: str, *, on_exists: str | None = N
 
 def make_dirs(session: Session, paths: Iterable[str], *, parents: bool = False) -> int:
     """`mkdir`: new directories (with `parents`, missing parents too and no error if present)."""
-    vault = session.vault
+    vault = session.vault_for("mkdir")
     for p in paths:
         plain = session.resolve(p)
         if not parents:
@@ -103,7 +103,7 @@ def remove_paths(
 ) -> int:
     """`rm`: each path as `remove_path` removes it; with `force` a missing path is no error."""
     for p in paths:
-        if force and not session.vault.exists(session.resolve(p)):
+        if force and not session.vault_for("rm").exists(session.resolve(p)):
             continue
         remove_path(session, p, recursive=recursive)
     return 0
