@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import importlib
 import json
 import os
@@ -326,17 +325,6 @@ def process_alive(pid: int) -> bool:
 
 
 # -- messages -----------------------------------------------------------------------------
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write all of `data` to a pipe, however many writes it takes (one that makes no
-    progress is an error, not a retry forever)."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(errno.EIO, "write to the worker pipe made no progress")
-        view = view[n:]
 
 
 def encode_message(message: dict[str, Any]) -> bytes:

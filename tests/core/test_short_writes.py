@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from vault_factory import new_vault
 
-from vaultsh import mount_protocol
-from vaultsh.vault.bulk import pwrite_all, write_all
 from vaultsh.vault.config import load_config
 from vaultsh.vault.errors import ExitCode, WriteConfError
+from vaultsh.vault.fdio import pwrite_all, write_all
 from vaultsh.vault.names import DIRIV_NAME, read_diriv, write_diriv
 
 REAL_WRITE = os.write
@@ -54,12 +53,8 @@ def test_write_all_retries_short_writes_until_everything_is_written(
 
 @pytest.mark.parametrize(
     "call",
-    [
-        lambda fd: write_all(fd, b"data"),
-        lambda fd: pwrite_all(fd, b"data", 0),
-        lambda fd: mount_protocol.write_all(fd, b"data"),
-    ],
-    ids=["write_all", "pwrite_all", "worker_pipe_write_all"],
+    [lambda fd: write_all(fd, b"data"), lambda fd: pwrite_all(fd, b"data", 0)],
+    ids=["write_all", "pwrite_all"],
 )
 def test_a_write_that_makes_no_progress_is_an_error(
     call: Callable[[int], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch

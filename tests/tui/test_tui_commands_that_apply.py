@@ -9,14 +9,12 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, TextArea
 from tui_harness import (
-    MASTER_KEY,
-    SIZE,
     command_done,
     enter_line,
     log_text,
     make_reverse_folder,
     make_vault,
-    open_at,
+    opened_at,
     wait_for,
 )
 
@@ -54,9 +52,7 @@ async def panel_output(pilot: Pilot[Any], app: VaultApp, line: str) -> str:
 @pytest.mark.asyncio
 async def test_help_and_help_cmd_at_the_command_line(folder: tuple[str, Path]) -> None:
     kind, root = folder
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app)
+    async with opened_at(root) as (app, pilot):
         listed = {
             line.split()[0] for line in (await panel_output(pilot, app, "help")).split("\n") if line.strip()
         }
@@ -77,9 +73,7 @@ async def test_help_and_help_cmd_at_the_command_line(folder: tuple[str, Path]) -
 @pytest.mark.asyncio
 async def test_tab_at_the_command_line_completes_only_commands_that_apply(folder: tuple[str, Path]) -> None:
     kind, root = folder
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app)
+    async with opened_at(root) as (app, pilot):
         box = app.main.query_one("#cmdline", Input)
         for typed, full in (("mk", "mkdir"), ("fs", "fsck"), ("co", "conflicts"), ("ma", "masterkey")):
             await pilot.press("colon", *typed, "tab")
@@ -92,9 +86,7 @@ async def test_tab_at_the_command_line_completes_only_commands_that_apply(folder
 @pytest.mark.asyncio
 async def test_help_screen_lists_only_the_keys_whose_commands_apply(folder: tuple[str, Path]) -> None:
     kind, root = folder
-    app = VaultApp(root, master_key=MASTER_KEY)
-    async with app.run_test(size=SIZE) as pilot:
-        await open_at(pilot, app)
+    async with opened_at(root) as (app, pilot):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         help_screen = app.screen

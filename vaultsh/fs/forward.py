@@ -91,6 +91,11 @@ _DOTS = 2
 _S_IFMT = 0o170000  # the file-type bits of st_mode (stat.S_IFMT, without a call)
 
 
+def _written_state(st: os.stat_result) -> int:
+    """What a write to a regular file changes, in one int (kept per node, see _changed_behind)."""
+    return hash((st.st_size, st.st_mtime_ns))
+
+
 @dataclass(eq=False, slots=True)
 class _Node:
     """One object the kernel knows by a node id: where it lives in the cipher tree.
@@ -220,7 +225,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             if node_id in self._nodes or not node_id:
                 node_id = self._spare_id()
             node = _Node(node_id, backing, st.st_mode & _S_IFMT, cpath, plain)
-            node.seen = hash((st.st_size, st.st_mtime_ns))
+            self._saw(node, st)
             self._nodes[node_id] = self._named[backing] = node
         elif node.path is not cpath and node.path != cpath:
             if not stat_mod.S_ISDIR(st.st_mode) and node.path is not None:
@@ -246,16 +251,12 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         for the name, which it reads afresh. Files held open are left alone: their dirty
         pages belong to the inode the kernel has.
         """
-        return (
-            node.kind == stat_mod.S_IFREG
-            and not node.files
-            and node.seen != hash((st.st_size, st.st_mtime_ns))
-        )
+        return node.kind == stat_mod.S_IFREG and not node.files and node.seen != _written_state(st)
 
     @staticmethod
     def _saw(node: _Node, st: os.stat_result) -> None:
         """Record what a change made by the mount left: it is no change behind its back."""
-        node.seen = hash((st.st_size, st.st_mtime_ns))
+        node.seen = _written_state(st)
 
     def _spare_id(self) -> int:
         while self._next_spare_id in self._nodes:

@@ -48,6 +48,7 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
 )
+from vaultsh.vault.fdio import write_all
 from vaultsh.vault.keys import MASTER_KEY_LEN, FormatOptions
 
 if TYPE_CHECKING:
@@ -377,7 +378,7 @@ class Unlocker:
 
 def _unlock_failed(out_fd: int, e: VaultError) -> int:
     """Hand the worker the error report for the mounting process; the exit status."""
-    proto.write_all(out_fd, UNLOCK_FAILED + proto.encode_message(proto.error_from_exception(e)))
+    write_all(out_fd, UNLOCK_FAILED + proto.encode_message(proto.error_from_exception(e)))
     return int(e.exit_code)
 
 
@@ -411,7 +412,7 @@ def _unlock(worker: int, start_fd: int, status_fd: int, out_fd: int) -> int:
     except VaultError as e:
         return _unlock_failed(out_fd, e)
     report.close()
-    proto.write_all(out_fd, line + b"\n" + key)
+    write_all(out_fd, line + b"\n" + key)
     return ExitCode.OK
 
 

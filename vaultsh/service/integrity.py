@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaultsh.vault import fsck
-from vaultsh.vault.bulk import write_all
 from vaultsh.vault.conflicts import Origin, find_origin
 from vaultsh.vault.display import safe_text
 from vaultsh.vault.errors import CorruptionError, ExitCode, FsError, UsageError, VaultError
+from vaultsh.vault.fdio import write_all
 from vaultsh.vault.names import NAME_MAX, is_name_file
 from vaultsh.vault.vault import DirEntry, Vault
 

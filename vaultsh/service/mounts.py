@@ -32,6 +32,7 @@ from vaultsh.vault.errors import (
     UsageError,
     VaultError,
 )
+from vaultsh.vault.fdio import write_all
 
 if TYPE_CHECKING:
     import subprocess
@@ -407,16 +408,16 @@ def _hand_over_secret(
     # says why.
     with contextlib.suppress(BrokenPipeError):
         if not isinstance(secret, Password):
-            proto.write_all(worker.start_w, secret() if callable(secret) else secret)
+            write_all(worker.start_w, secret() if callable(secret) else secret)
         elif password is not None:
-            proto.write_all(worker.start_w, password)
+            write_all(worker.start_w, password)
         else:
             # Anything but the request for the password is the report: an error.
             reply = replies.next(START_TIMEOUT)
             if _wants_password(reply):
                 if unread is not None:
                     raise unread
-                proto.write_all(worker.start_w, secret.read())
+                write_all(worker.start_w, secret.read())
                 reply = None
     os.close(worker.start_w)
     worker.start_w = -1
@@ -488,7 +489,7 @@ def mount(
         )
         replies = _StartReplies(proc, worker.status_r)
         with contextlib.suppress(BrokenPipeError):  # as in _hand_over_secret
-            proto.write_all(worker.start_w, settings)
+            write_all(worker.start_w, settings)
         reply = _hand_over_secret(worker, replies, master_key)
         if reply is None:
             code = proc.wait(STOP_TIMEOUT)

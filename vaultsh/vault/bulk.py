@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from vaultsh.vault.content import BLOCK_SIZE, HEADER_LEN, ContentCodec
 from vaultsh.vault.errors import CorruptionError
+from vaultsh.vault.fdio import pwrite_all, write_all
 
 if TYPE_CHECKING:
     from vaultsh.vault.file import VaultFile
@@ -26,27 +27,6 @@ LOOP_BLOCKS = 256  # 1 MiB per step of the plain loop: a cancel is seen soon in 
 PIPE_DEPTH = 3  # chunks in flight per stage
 MIN_PIPE_CHUNKS = 4  # below this many chunks, a plain loop is cheaper than threads
 MIN_FORK_CHUNKS = 16  # below 64 MiB a second process does not pay for its start
-
-
-def write_all(fd: int, data: bytes | memoryview) -> None:
-    """Write all of `data`; a write that makes no progress is an error, not a retry forever."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(errno.EIO, "write made no progress")
-        view = view[n:]
-
-
-def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
-    """pwrite all of `data` at `offset` (short writes retried, a stalled one is an error)."""
-    view = memoryview(data)
-    done = 0
-    while done < len(view):
-        n = os.pwrite(fd, view[done:], offset + done)
-        if n <= 0:
-            raise OSError(errno.EIO, "write made no progress")
-        done += n
 
 
 Run = tuple[int, int]

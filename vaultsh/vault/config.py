@@ -17,7 +17,6 @@ from typing import Any
 from vaultsh import __version__
 from vaultsh.crypto.aead import AesGcm, AuthenticationError
 from vaultsh.crypto.kdf import hkdf_sha256, scrypt
-from vaultsh.vault.bulk import write_all
 from vaultsh.vault.conf_names import CONF_NAME as CONF_NAME
 from vaultsh.vault.conf_names import DEFAULT_SCRYPT_LOGN as DEFAULT_SCRYPT_LOGN
 from vaultsh.vault.conf_names import MAX_PASSWORD_LEN as MAX_PASSWORD_LEN
@@ -33,6 +32,7 @@ from vaultsh.vault.errors import (
     UsageError,
     WriteConfError,
 )
+from vaultsh.vault.fdio import write_all
 from vaultsh.vault.keys import INFO_GCM, LONGNAME_MAX_DEFAULT, MASTER_KEY_LEN, FormatOptions
 
 CURRENT_VERSION = 2

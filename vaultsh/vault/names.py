@@ -11,8 +11,8 @@ import stat as stat_mod
 from pathlib import Path
 
 from vaultsh.crypto.eme import EME
-from vaultsh.vault.bulk import write_all
 from vaultsh.vault.errors import CorruptionError, FsError, short_path
+from vaultsh.vault.fdio import write_all
 from vaultsh.vault.keys import FormatOptions
 
 DIRIV_NAME = "gocryptfs.diriv"
