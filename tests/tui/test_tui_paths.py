@@ -899,7 +899,9 @@ async def test_o_on_the_cipher_pane_pages_the_cipher_file_as_stored(
         assert app.main.cipher.current is todo and app.main.dir_node is not None
         stored = deep_vault / app.main.dir_node.cipher_path / todo.cipher_name
         assert await paged() == stored.read_bytes()
-        assert (seen / "name").read_text().strip() == todo.cipher_name
+        # A cipher name may start with "-" (base64url): the copy drops it, so no program reads
+        # the name as an option.
+        assert (seen / "name").read_text().strip() == todo.cipher_name.lstrip("-")
         if not where:
             conf = next(e for e in app.main.cipher.rows if e.cipher_name == CONF_NAME)
             app.main.cipher.select(conf)
