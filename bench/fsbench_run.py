@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import bench_mount
-from bench_export import PY, log, tail
+from bench_export import PY, REPO, log, tail
 from bench_mount import GocryptfsTarget, Target, TargetError, VaultshTarget, cpu_seconds
 
 DEFAULT_SCRIPT = Path(os.environ.get("FSBENCH", "/work/shared/bench/fsbench.sh"))
@@ -84,8 +84,16 @@ def vaultsh_from(tree: Path | None) -> Iterator[None]:
         yield
         return
     # Replaced where bench_mount looks it up, so every command it runs sees the other tree.
+    # Commands run as `python -m vaultsh` in this repository, and `-m` puts the current
+    # directory before PYTHONPATH: PYTHONSAFEPATH keeps it out, else every "tree" is this one.
     original: Callable[[], dict[str, str]] = getattr(bench_mount, "subprocess_env")  # noqa: B009
-    setattr(bench_mount, "subprocess_env", lambda: {**original(), "PYTHONPATH": str(tree)})  # noqa: B010
+    env = {**original(), "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+    cp = subprocess.run([PY, "-c", "import vaultsh; print(vaultsh.__file__)"],
+                        capture_output=True, text=True, env=env, cwd=REPO,
+                        check=True)  # fmt: skip
+    if not Path(cp.stdout.strip()).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"--vaultsh-tree {tree}: commands would import vaultsh from {cp.stdout.strip()}")
+    setattr(bench_mount, "subprocess_env", lambda: dict(env))  # noqa: B010
     try:
         yield
     finally:

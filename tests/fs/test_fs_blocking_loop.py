@@ -120,6 +120,80 @@ def test_idle_only_while_waiting_with_nothing_queued(
     assert result == ["readable"] and not framework.idle()
 
 
+def _answer_after(w: int, seconds: float) -> threading.Thread:
+    """A request (a byte on the pipe) `seconds` from now."""
+    sender = threading.Timer(seconds, lambda: os.write(w, b"x"))
+    sender.start()
+    return sender
+
+
+def test_a_wait_outlasting_the_spin_window_sleeps_at_once_next_time(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    fw = BlockingFramework(spin_seconds=0.02)
+    try:
+        assert not fw.spinning  # a new mount sleeps until its first request
+        sender = _answer_after(w, 0.2)
+        assert wait_once(fw, r) == "readable"
+        sender.join(WAIT)
+        assert not fw.spinning  # the request came long after the window: a quiet mount
+    finally:
+        fw.close()
+
+
+def test_requests_back_to_back_keep_the_loop_spinning(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    fw = BlockingFramework(spin_seconds=WAIT)
+    try:
+        os.write(w, b"x")
+        assert wait_once(fw, r) == "readable"
+        os.read(r, 1)
+        sender = _answer_after(w, 0.0)  # within the window: the next wait will spin
+        assert wait_once(fw, r) == "readable" and fw.spinning
+        sender.join(WAIT)
+        os.read(r, 1)
+        # While spinning, a request is taken as soon as it comes, not at the window's end.
+        cpu = time.thread_time()
+        sender = _answer_after(w, 0.05)
+        assert wait_once(fw, r) == "readable" and fw.spinning
+        sender.join(WAIT)
+        assert time.thread_time() - cpu < WAIT / 2
+    finally:
+        fw.close()
+
+
+def test_notify_closing_ends_a_spinning_wait(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    fw = BlockingFramework(spin_seconds=WAIT)
+    try:
+        sender = _answer_after(w, 0.0)
+        assert wait_once(fw, r) == "readable"
+        sender.join(WAIT)
+        os.read(r, 1)
+        assert fw.spinning
+        closer = threading.Timer(0.05, lambda: fw.notify_closing(r))
+        closer.start()
+        assert wait_once(fw, r) == "closing"
+        closer.join(WAIT)
+    finally:
+        fw.close()
+
+
+def test_one_cpu_never_spins(monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]) -> None:
+    """With one CPU to run on, a spinning loop would only hold off the program it serves."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    r, w = pipe
+    fw = BlockingFramework()
+    try:
+        for _ in range(3):
+            sender = _answer_after(w, 0.0)
+            assert wait_once(fw, r) == "readable"
+            sender.join(WAIT)
+            os.read(r, 1)
+            assert not fw.spinning
+    finally:
+        fw.close()
+
+
 def test_nursery_runs_started_tasks_in_order(framework: BlockingFramework) -> None:
     seen: list[str] = []
 
