@@ -89,3 +89,23 @@ def test_random_small_writes_equal_a_plain_model(vault: Vault) -> None:
             model[off : off + len(data)] = data
             assert f.read() == bytes(model)
     assert on_disk(vault, "random") == bytes(model)
+
+
+def test_read_view_equals_the_plaintext_across_pieces_holes_and_the_end(vault: Vault) -> None:
+    """The mount's read path (ciphertext read a piece at a time into a reused buffer): any
+    range, across piece boundaries, into a hole, past the end, equals the plain bytes."""
+    rng = random.Random(11)
+    size = 100 * BLOCK_SIZE + 1234  # 3 pieces and a part, the last block short
+    model = bytearray(rng.randbytes(size))
+    vault.write_file("big", bytes(model))
+    with vault.open_file("big", writable=True) as f:
+        f.truncate(size + 80 * BLOCK_SIZE)  # a hole after the data
+        f.write(size + 80 * BLOCK_SIZE - 3, b"end")
+        model += bytes(80 * BLOCK_SIZE - 3) + b"end"
+        cases = [(0, len(model)), (0, 1 << 20), (31 * BLOCK_SIZE + 5, 2 * BLOCK_SIZE),
+                 (32 * BLOCK_SIZE - 1, 2), (size - 10, 20), (size + 4096, 8192),
+                 (len(model) - 5, 100), (len(model), 10)]  # fmt: skip
+        cases += [(rng.randrange(len(model)), rng.randrange(1, 300_000)) for _ in range(40)]
+        for offset, length in cases:
+            expected = bytes(model[offset : offset + length])
+            assert bytes(f.read_view(offset, length)) == expected, (offset, length)

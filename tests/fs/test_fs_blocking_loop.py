@@ -237,6 +237,25 @@ def test_install_imports_pyfuse3_without_trio() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_pyfuse3_queue_stand_in_makes_a_real_queue_when_used() -> None:
+    """pyfuse3 imports `Queue` without needing it until invalidate_entry; the stand-in then
+    hands it the real thing, and a later `import queue` or `import pickle` gets the real module."""
+    code = (
+        "import sys\n"
+        "from vaultsh.fs import blocking_loop\n"
+        "fw, fuse = blocking_loop.install()\n"
+        "loaded = [m for m in ('pickle', 'queue') if m in sys.modules]\n"
+        "q = fuse.Queue()\n"
+        "q.put('x')\n"
+        "import pickle, queue\n"
+        "print(loaded, type(q) is queue.Queue, q.get_nowait(), pickle.loads(pickle.dumps(1)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
+    )
+    assert out.stdout.split() == ["[]", "True", "x", "1"]
+
+
 # -- a real mount worker --------------------------------------------------------------------
 
 
@@ -333,8 +352,11 @@ def test_worker_stops_on_sigterm_during_a_burst(worker_mount: tuple[Path, int]) 
 
 # Modules the worker must never load: the interfaces (slow to import, large), trio, which the
 # blocking loop replaces, hashlib's OpenSSL and importlib.metadata (pyfuse3 asks it only for
-# its version; it brings email and zipfile along).
-FORBIDDEN_IN_WORKER = ("textual", "rich", "prompt_toolkit", "trio", "_hashlib", "email", "zipfile")
+# its version; it brings email and zipfile along), pickle and queue (pyfuse3 names an
+# exception of one and makes a Queue of the other only for invalidate_entry).
+FORBIDDEN_IN_WORKER = (
+    "textual", "rich", "prompt_toolkit", "trio", "_hashlib", "email", "zipfile", "pickle", "queue",
+)  # fmt: skip
 
 # Boots the worker as vaultsh does, and writes the names of all modules it has loaded when it
 # exits. The command line still names the worker module, so vaultsh recognises the process.

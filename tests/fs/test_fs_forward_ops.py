@@ -718,13 +718,13 @@ def test_holes_read_as_zeros_without_reading_them(fs: Mounted, monkeypatch: pyte
     fs.fs.truncate("sparse", size)
     fs.fs.pwrite("sparse", mid, b"middle")
     read_blocks: list[int] = []
-    real = VaultFile.pread_blocks
+    real = VaultFile._decrypt_blocks_into
 
-    def counted(self: VaultFile, first: int, count: int) -> bytes:
+    def counted(self: VaultFile, first: int, count: int, file_id: bytes, out: bytearray) -> int:
         read_blocks.append(first)
-        return real(self, first, count)
+        return real(self, first, count, file_id, out)
 
-    monkeypatch.setattr(VaultFile, "pread_blocks", counted)
+    monkeypatch.setattr(VaultFile, "_decrypt_blocks_into", counted)
     fh = fs.fs.open("sparse", os.O_RDONLY)
     chunk = 1 << 20
     try:

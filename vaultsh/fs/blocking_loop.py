@@ -174,6 +174,31 @@ class _NoMetadata(types.ModuleType):
         raise self.PackageNotFoundError(distribution_name)
 
 
+class _LazyPickle(types.ModuleType):
+    """What pyfuse3 imports from pickle: the exception its objects' `__reduce__` raises. The
+    real module costs a mount ~0.7 MiB; pyfuse3 never pickles anything."""
+
+    class PicklingError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        super().__init__("pickle")
+
+
+class _LazyQueue(types.ModuleType):
+    """What pyfuse3 imports from queue: `Queue`, made only by `invalidate_entry` (which the
+    real module then provides); importing it up front costs a mount ~0.6 MiB."""
+
+    def __init__(self) -> None:
+        super().__init__("queue")
+
+    @staticmethod
+    def Queue(maxsize: int = 0) -> object:  # the name pyfuse3 calls
+        import queue
+
+        return queue.Queue(maxsize)
+
+
 def _pyfuse3_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -188,13 +213,15 @@ def install() -> tuple[BlockingFramework, types.ModuleType]:
 
     Call before anything in the process imports pyfuse3 (else trio is already loaded, though
     pyfuse3 still runs on the framework from now on). `sys.modules` is restored afterwards,
-    so an explicit `import trio` (or `importlib.metadata`) elsewhere still gets the real one.
+    so an explicit `import trio` (or `importlib.metadata`, `pickle`, `queue`) elsewhere still
+    gets the real one.
     """
     framework = BlockingFramework()
     if "pyfuse3" not in sys.modules and "trio" not in sys.modules:
         stand_ins: dict[str, types.ModuleType] = {"trio": framework}
-        if METADATA not in sys.modules:
-            stand_ins[METADATA] = _NoMetadata()
+        for stand_in in (_NoMetadata(), _LazyPickle(), _LazyQueue()):
+            if stand_in.__name__ not in sys.modules:
+                stand_ins[stand_in.__name__] = stand_in
         sys.modules.update(stand_ins)
         try:
             import pyfuse3

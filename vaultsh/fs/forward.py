@@ -13,7 +13,7 @@ import logging
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyfuse3
@@ -114,7 +114,7 @@ class _Node:
     plain: str  # plain path, only for messages
     lookups: int = 0
     others: list[tuple[Path, str]] | None = None
-    files: list[_OpenFile] = field(default_factory=list)  # open handles of this inode
+    files: list[_OpenFile] | None = None  # open handles of this inode (None: none, the usual case)
     last: os.stat_result | None = None
     seen: int = 0
 
@@ -329,7 +329,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     def _stat(self, node: _Node) -> os.stat_result:
         """Current stat of a node's object: by a handle the kernel holds open (no name to
         resolve), by its path, or as it was when its last name went."""
-        for f in node.files:
+        for f in node.files or ():
             return os.fstat(f.file.fd)
         if node.path is not None:
             try:
@@ -539,7 +539,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     @staticmethod
     def _open_fd(node: _Node) -> int:
         """A descriptor of the node's object if the kernel holds it open, else -1."""
-        for f in node.files:
+        for f in node.files or ():
             return f.file.fd
         return -1
 
@@ -548,7 +548,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     ) -> None:
         if handle is None or not handle.writable:
             # Any writable handle of the inode will do: they share its file ID state.
-            handle = next((f for f in node.files if f.writable), None)
+            handle = next((f for f in node.files or () if f.writable), None)
         if handle is not None:
             handle.file.truncate(size)
             return
@@ -814,6 +814,8 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     def _add_handle(self, f: VaultFile, ino: int, writable: bool) -> FileInfo:
         node = self._nodes[ino]
         handle = _OpenFile(f, ino, node, writable)
+        if node.files is None:
+            node.files = []
         node.files.append(handle)
         fh = self._add_file(handle)
         # The page cache stays valid across opens: every write passes through it.
@@ -940,7 +942,10 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if handle is None:
             return
         node = handle.node
-        node.files.remove(handle)
+        if node.files is not None:
+            node.files.remove(handle)
+            if not node.files:
+                node.files = None
         self._close_file(handle)
         self._forget_node(node, 0)
 

@@ -163,13 +163,15 @@ class ContentCodec:
 
     def decrypt_into(
         self,
-        data: bytes,
+        data: bytes | bytearray,
         first_block: int,
         file_id: bytes,
-        out: bytearray,
+        out: bytearray | memoryview,
         where: str = "file",
+        size: int | None = None,
     ) -> int:
-        """Decrypt blocks from `data` into `out`; returns the plaintext length written.
+        """Decrypt blocks from `data` (its first `size` bytes, if given: a reused buffer) into
+        `out`; returns the plaintext length written.
 
         This is the hot loop of export and reads, so it avoids per-block wrapper calls:
         AES-GCM decrypts straight into `out`, and the hole check only runs when a nonce is
@@ -188,7 +190,8 @@ class ContentCodec:
         outmv = memoryview(out)
         pos = 0
         block_no = first_block
-        size = len(data)
+        if size is None:
+            size = len(data)
         try:
             for off in range(0, size, cb):
                 end = off + cb if off + cb < size else size

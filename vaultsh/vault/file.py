@@ -19,6 +19,10 @@ from vaultsh.vault.errors import FsError, fs_error, short_path
 
 CHUNK_BLOCKS = 256  # 1 MiB of plaintext per I/O call in streaming reads and writes
 _KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # larger one-off reads and writes get their own
+# read_view reads and decrypts this many blocks at a time into its output: a 1 MiB read then
+# holds 132 KiB of ciphertext at once instead of a second megabyte (the mount's peak memory),
+# for eight preads instead of one.
+_READ_PIECE_BLOCKS = 32
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino) of a cipher file
 
@@ -73,6 +77,7 @@ class VaultFile:
         self._write_buf = bytearray()  # cipher output of writes, reused (see encrypt_blocks)
         self._read_buf = bytearray()  # plaintext of read_view, reused
         self._read_buf_zeros = 0  # how much of it is known to be zeros
+        self._cipher_piece = bytearray()  # ciphertext of read_view, a piece at a time
 
     def __enter__(self) -> VaultFile:
         return self
@@ -154,12 +159,34 @@ class VaultFile:
                     self._read_buf_zeros = need
             n = need
         else:
-            data = self.pread_blocks(first, last - first + 1)
-            n = self.codec.decrypt_into(data, first, file_id, buf, self.where)
+            n = self._decrypt_blocks_into(first, last - first + 1, file_id, buf)
             if buf is self._read_buf:
                 self._read_buf_zeros = 0
         skip = offset - first * BLOCK_SIZE
         return memoryview(buf)[skip : min(n, skip + end - offset)]
+
+    def _decrypt_blocks_into(self, first: int, count: int, file_id: bytes, out: bytearray) -> int:
+        """Decrypt `count` blocks from block `first` into `out`, reading their ciphertext a
+        piece at a time into one reused buffer; returns the plaintext length (less at the end
+        of the file)."""
+        codec = self.codec
+        cb = codec.cipher_block
+        piece = self._cipher_piece
+        if not piece:
+            piece = self._cipher_piece = bytearray(_READ_PIECE_BLOCKS * cb)
+        piece_view = memoryview(piece)
+        out_view = memoryview(out)
+        pos = 0
+        end = first + count
+        for start in range(first, end, _READ_PIECE_BLOCKS):
+            want = min(_READ_PIECE_BLOCKS, end - start) * cb
+            got = os.preadv(self.fd, [piece_view[:want]], codec.cipher_offset(start))
+            if got <= 0:
+                break
+            pos += codec.decrypt_into(piece, start, file_id, out_view[pos:], self.where, size=got)
+            if got < want:
+                break  # the end of the file
+        return pos
 
     def _in_hole(self, first: int, count: int, cipher_size: int) -> bool:
         """Whether whole cipher blocks `first`.. lie in a hole of the cipher file (SEEK_DATA).
