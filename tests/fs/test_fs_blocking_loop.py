@@ -223,6 +223,14 @@ def test_run_refuses_a_coroutine_that_suspends() -> None:
         blocking_loop.run(main)
 
 
+def _python(code: str) -> str:
+    """What `code` prints, run in a new interpreter (a fresh sys.modules)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
+    )
+    return out.stdout
+
+
 def test_install_imports_pyfuse3_without_trio() -> None:
     code = (
         "import sys\n"
@@ -231,10 +239,7 @@ def test_install_imports_pyfuse3_without_trio() -> None:
         "assert fuse.trio is fw, 'pyfuse3 does not run on the framework'\n"
         "print(','.join(m for m in ('trio', 'asyncio') if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
-    )
-    assert out.stdout.strip() == ""
+    assert _python(code).strip() == ""
 
 
 def test_pyfuse3_queue_stand_in_makes_a_real_queue_when_used() -> None:
@@ -250,10 +255,7 @@ def test_pyfuse3_queue_stand_in_makes_a_real_queue_when_used() -> None:
         "import pickle, queue\n"
         "print(loaded, type(q) is queue.Queue, q.get_nowait(), pickle.loads(pickle.dumps(1)))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=WAIT
-    )
-    assert out.stdout.split() == ["[]", "True", "x", "1"]
+    assert _python(code).split() == ["[]", "True", "x", "1"]
 
 
 # -- a real mount worker --------------------------------------------------------------------
