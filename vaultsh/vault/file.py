@@ -18,11 +18,11 @@ from vaultsh.vault.content import (
 from vaultsh.vault.errors import FsError, fs_error, short_path
 
 CHUNK_BLOCKS = 256  # 1 MiB of plaintext per I/O call in streaming reads and writes
-_KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # larger one-off reads and writes get their own
-# read_view reads and decrypts this many blocks at a time into its output: a 1 MiB read then
-# holds 132 KiB of ciphertext at once instead of a second megabyte (the mount's peak memory),
-# for eight preads instead of one.
-_READ_PIECE_BLOCKS = 32
+_KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # a larger one-off read gets a buffer of its own
+# read_view and write go through the ciphertext this many blocks at a time, in one reused
+# buffer: a 1 MiB read or write through a mount then holds 132 KiB of ciphertext at once
+# instead of a second megabyte (the mount's peak memory), for eight preads or pwrites.
+_IO_PIECE_BLOCKS = 32
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino) of a cipher file
 
@@ -74,7 +74,7 @@ class VaultFile:
             state = inodes[self._key] = InodeState()
         state.refs += 1
         self._state = state
-        self._write_buf = bytearray()  # cipher output of writes, reused (see encrypt_blocks)
+        self._write_buf = bytearray()  # cipher output of writes, a piece at a time, reused
         self._read_buf = bytearray()  # plaintext of read_view, reused
         self._read_buf_zeros = 0  # how much of it is known to be zeros
         self._cipher_piece = bytearray()  # ciphertext of read_view, a piece at a time
@@ -172,14 +172,14 @@ class VaultFile:
         codec = self.codec
         cb = codec.cipher_block
         piece = self._cipher_piece
-        if not piece:
-            piece = self._cipher_piece = bytearray(_READ_PIECE_BLOCKS * cb)
+        if len(piece) < min(count, _IO_PIECE_BLOCKS) * cb:  # a small file needs a small one
+            piece = self._cipher_piece = bytearray(min(count, _IO_PIECE_BLOCKS) * cb)
         piece_view = memoryview(piece)
         out_view = memoryview(out)
         pos = 0
         end = first + count
-        for start in range(first, end, _READ_PIECE_BLOCKS):
-            want = min(_READ_PIECE_BLOCKS, end - start) * cb
+        for start in range(first, end, _IO_PIECE_BLOCKS):
+            want = min(_IO_PIECE_BLOCKS, end - start) * cb
             got = os.preadv(self.fd, [piece_view[:want]], codec.cipher_offset(start))
             if got <= 0:
                 break
@@ -308,15 +308,20 @@ class VaultFile:
             if need_tail:
                 buf += self._old_block(last, plain_size, file_id)[end - last * BLOCK_SIZE :]
             plain = buf
-        need = codec.cipher_run_size(len(plain))
-        out = self._write_buf
-        if len(out) < need <= _KEEP_IO_BUF:
-            out = self._write_buf = bytearray(need)
-        blob = codec.encrypt_blocks(plain, first, file_id, out)
-        try:
-            self._pwrite_all(blob, codec.cipher_offset(first))
-        finally:
-            blob.release()  # the reused buffer may be replaced by a larger one next time
+        plain_view = memoryview(plain)
+        step = _IO_PIECE_BLOCKS * BLOCK_SIZE
+        for start in range(0, len(plain_view), step):
+            part = plain_view[start : start + step]
+            need = codec.cipher_run_size(len(part))
+            out = self._write_buf
+            if len(out) < need:
+                out = self._write_buf = bytearray(need)
+            block = first + start // BLOCK_SIZE
+            blob = codec.encrypt_blocks(part, block, file_id, out)
+            try:
+                self._pwrite_all(blob, codec.cipher_offset(block))
+            finally:
+                blob.release()  # the reused buffer may be replaced by a larger one next time
 
     def _pwrite_all(self, data: memoryview, offset: int) -> None:
         """Write all of `data`: a short write is retried, so a full disk reports ENOSPC."""
