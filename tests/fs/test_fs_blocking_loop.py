@@ -194,6 +194,35 @@ def test_one_cpu_never_spins(monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, i
         fw.close()
 
 
+def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> None:
+    """After `quiet_ms` without a request the loop trims the C heap, once per quiet spell;
+    a request that comes sooner is served without it."""
+    r, w = pipe
+    trims: list[int] = []
+
+    def trim(pad: int) -> int:
+        trims.append(pad)
+        return 1
+
+    fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50)
+    try:
+        os.write(w, b"x")
+        assert wait_once(fw, r) == "readable" and trims == []  # a request at once: no trim
+        os.read(r, 1)
+        sender = _answer_after(w, 0.5)
+        assert wait_once(fw, r) == "readable"
+        sender.join(WAIT)
+        assert trims == [0]  # one trim in the half-second wait, not one per 50 ms
+    finally:
+        fw.close()
+
+
+def test_the_default_trim_is_the_c_librarys() -> None:
+    """On glibc the loop finds malloc_trim, which answers 0 or 1 (whether it freed anything)."""
+    code = "from vaultsh.fs import blocking_loop\nprint(blocking_loop._malloc_trim()(0))"
+    assert _python(code).strip() in {"0", "1"}
+
+
 def test_nursery_runs_started_tasks_in_order(framework: BlockingFramework) -> None:
     seen: list[str] = []
 

@@ -9,7 +9,7 @@ import sys
 import types
 from collections.abc import Callable, Coroutine
 from time import monotonic
-from typing import Any
+from typing import Any, cast
 
 # pyfuse3 reaches its async framework only through its module global `trio` (pyfuse3.asyncio
 # swaps in asyncio the same way). The request handlers of this package never await, so a
@@ -28,6 +28,23 @@ from typing import Any
 # window ends the spinning until requests come that fast again, so an idle or quiet mount
 # costs no CPU; with one CPU to run on, spinning would only delay the requester, and is off.
 SPIN_SECONDS = 200e-6
+
+
+# After this long without a request, the loop returns the C heap's free memory to the system
+# (malloc_trim) before it sleeps on. A burst of large requests (1 MiB writes, big reads) leaves
+# megabytes free in the heap, which glibc keeps for the next burst; a mount spends most of its
+# life idle, and that memory would count against it all the while.
+QUIET_MS = 250
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none (musl)."""
+    import ctypes
+
+    try:
+        return cast("Callable[[int], int]", ctypes.CDLL(None).malloc_trim)
+    except AttributeError:
+        return None
 
 
 class ClosedResourceError(Exception):
@@ -71,6 +88,8 @@ class BlockingFramework(types.ModuleType):
     """The part of trio pyfuse3 calls, with a wait that blocks the calling thread in poll(2)
     (after looking for the next request for up to `spin_seconds` while requests come back to
     back; see SPIN_SECONDS, the default where the process may run on more than one CPU).
+    After `quiet_ms` without a request it calls `trim(0)` (glibc's malloc_trim by default)
+    once, then sleeps until the next one.
 
     `notify_closing` may be called from a signal handler or another thread: it wakes the wait
     through a pipe, and the wait then raises ClosedResourceError, which ends pyfuse3's loop.
@@ -79,18 +98,30 @@ class BlockingFramework(types.ModuleType):
     ClosedResourceError = ClosedResourceError
     Lock = _Lock
 
-    def __init__(self, spin_seconds: float | None = None) -> None:
+    def __init__(
+        self,
+        spin_seconds: float | None = None,
+        trim: Callable[[int], int] | None = None,
+        quiet_ms: int = QUIET_MS,
+    ) -> None:
         super().__init__("vaultsh.fs.blocking_loop.framework")
         if spin_seconds is None:
             spin_seconds = SPIN_SECONDS if len(os.sched_getaffinity(0)) > 1 else 0.0
         self._spin_seconds = spin_seconds
         self._spinning = False
+        self._trim = trim if trim is not None else _malloc_trim()
+        self._quiet_ms = quiet_ms
         self.lowlevel = self
         self.from_thread = self
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._closing = False
         self._waiting_on: int | None = None  # the descriptor a wait is blocked on, if any
         self._pollers: dict[int, Callable[[int], list[tuple[int, int]]]] = {}
+
+    def _trim_heap(self) -> None:
+        """Hand the C heap's free memory back to the system (see QUIET_MS)."""
+        if self._trim is not None:
+            self._trim(0)
 
     @property
     def spinning(self) -> bool:
@@ -128,7 +159,10 @@ class BlockingFramework(types.ModuleType):
                     pass
             if not ready:
                 began = monotonic()
-                ready = poll(-1)
+                ready = poll(self._quiet_ms if self._trim is not None else -1)
+                if not ready:
+                    self._trim_heap()
+                    ready = poll(-1)
                 # Spin before the next wait only while requests come back to back.
                 self._spinning = monotonic() - began < self._spin_seconds
         finally:

@@ -24,7 +24,7 @@ from vaultsh.fs.stats import MountStats
 from vaultsh.mount_protocol import mount_device
 from vaultsh.vault.content import BLOCK_SIZE
 from vaultsh.vault.errors import FsError, VaultError
-from vaultsh.vault.file import VaultFile
+from vaultsh.vault.file import ReadBuffers, VaultFile
 from vaultsh.vault.names import NAME_MAX
 from vaultsh.vault.ops import RenameResult
 from vaultsh.vault.vault import DirEntry, Vault
@@ -171,6 +171,9 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         )
         self._nodes: dict[int, _Node] = {root.id: root}  # every node the kernel may refer to
         self._named: dict[tuple[int, int], _Node] = {root.backing: root}  # by backing inode
+        # Requests are served one at a time and a read's reply is sent before the next
+        # request: every file's reads can share one set of buffers (see ReadBuffers).
+        self._read_buffers = ReadBuffers()
         self._next_spare_id = _SPARE_NODE_IDS
         self._plain_size = vault.content.cipher_to_plain_size
         self._encrypt_name = vault.encrypt_component
@@ -894,7 +897,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         # pyfuse3 replies with any contiguous buffer (its stub says bytes), and it copies the
         # view into the reply before any other request runs: the handle's buffer is safe.
         handle = self._handle(fh)
-        data = handle.file.read_view(off, size)
+        data = handle.file.read_view(off, size, self._read_buffers)
         self.stats.bytes_read += len(data)
         if off == handle.next_read and data:
             self._prefetch(handle, off + len(data))
