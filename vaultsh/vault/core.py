@@ -35,7 +35,9 @@ from vaultsh.vault.names import (
 
 # Associated data of a sealed symlink target or xattr value: block 0, no file ID (§7.1, §7.2).
 BLOCK0_AD = struct.pack(">Q", 0)
-_NAME_CACHE_SIZE = 1024
+# Names encrypted lately (see encrypt_component): a lookup and the create after it are
+# seconds apart at most; a mount keeps the cache for its lifetime, so it stays small.
+_NAME_CACHE_SIZE = 128
 # Tells whether a stat is of the object a caller means (an inode check); see DirFds.with_object.
 SameObject = Callable[[os.stat_result], bool]
 
