@@ -121,6 +121,8 @@ class _Node:
 
 @dataclass(eq=False, slots=True)
 class _OpenFile:
+    """One file handle the kernel holds: the open cipher file and how it is being read."""
+
     file: VaultFile
     ino: int
     node: _Node
@@ -131,6 +133,8 @@ class _OpenFile:
 
 @dataclass(eq=False, slots=True)
 class _OpenDir:
+    """One directory handle the kernel holds, with its listing once read (see readdir)."""
+
     ino: int
     entries: list[DirEntry] | None = None
 
