@@ -417,6 +417,7 @@ def test_worker_never_loads_interface_modules_or_trio(
     top_level = {name.partition(".")[0] for name in loaded}
     assert sorted(top_level.intersection(FORBIDDEN_IN_WORKER)) == []
     assert "argparse" not in loaded  # its settings come as one JSON line
+    assert "socket" not in loaded  # its control socket is the interpreter's own _socket type
 
 
 @pytest.fixture
