@@ -77,3 +77,26 @@ def test_a_loaded_module_is_left_as_it_is() -> None:
     before = sys.modules["json"]
     deferred.defer("json")
     assert sys.modules["json"] is before
+
+
+def test_logging_formats_an_exception_through_a_deferred_traceback() -> None:
+    got = _fresh(
+        """
+        import json, sys
+        from vaultsh.fs.deferred import defer
+        defer("traceback")
+        import io, logging
+        out = io.StringIO()
+        logging.basicConfig(stream=out)
+        loaded_before = "__file__" in vars(sys.modules["traceback"])
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            logging.getLogger("t").exception("failed")
+        print(json.dumps({"before": loaded_before, "log": out.getvalue()}))
+        """
+    )
+    assert got["before"] is False
+    log = str(got["log"])
+    assert log.startswith("ERROR:t:failed\nTraceback (most recent call last):\n")
+    assert log.rstrip().endswith("KeyError: 'boom'")

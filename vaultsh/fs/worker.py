@@ -14,11 +14,15 @@ if __name__ == "__main__":
     # without `_hashlib`, hashlib and hmac use CPython's own SHA-2 code. cryptography keeps its
     # own copy of OpenSSL for the ciphers. Only when run as the worker, never on import.
     sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
-    # dataclasses imports inspect (with ast and dis: ~2.5 ms and ~0.7 MiB of the start-up)
-    # only to name a class that has no docstring: it is loaded if that ever happens.
+    # Modules imported on the way that a mount uses only when something goes wrong, if ever,
+    # are loaded on first use: logging and the FUSE front end import traceback (with
+    # linecache, tokenize, textwrap) to format exceptions, urllib.parse (for pathlib) imports
+    # ipaddress for URL hosts (~2 ms of the start-up together); dataclasses imports inspect
+    # (with ast and dis, ~2.5 ms) only to name a class that has no docstring.
     from vaultsh.fs.deferred import defer
 
-    defer("inspect")
+    for _name in ("inspect", "traceback", "ipaddress"):
+        defer(_name)
 
 import contextlib
 import ctypes
