@@ -421,6 +421,7 @@ def test_worker_never_loads_interface_modules_or_trio(
     assert "socket" not in loaded  # its control socket is the interpreter's own _socket type
     # Loaded on first use only (vaultsh.fs.deferred), which a mount without errors never has.
     assert "traceback" not in loaded and "ipaddress" not in loaded
+    assert "inspect" not in loaded  # every dataclass the worker loads has a docstring
 
 
 @pytest.fixture
