@@ -14,6 +14,15 @@ if __name__ == "__main__":
     # without `_hashlib`, hashlib and hmac use CPython's own SHA-2 code. cryptography keeps its
     # own copy of OpenSSL for the ciphers. Only when run as the worker, never on import.
     sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
+    # Modules imported on the way that a mount uses only when something goes wrong, if ever,
+    # are loaded on first use: logging and the FUSE front end import traceback (with
+    # linecache, tokenize, textwrap) to format exceptions, urllib.parse (for pathlib) imports
+    # ipaddress for URL hosts (~2 ms of the start-up together); dataclasses imports inspect
+    # (with ast and dis, ~2.5 ms) only to name a class that has no docstring.
+    from vaultsh.fs.deferred import defer
+
+    for _name in ("inspect", "traceback", "ipaddress"):
+        defer(_name)
 
 import contextlib
 import ctypes
@@ -24,10 +33,15 @@ import os
 import resource
 import select
 import signal
-import socket
 import struct
 import threading
 import time
+
+# The interpreter's own socket type, not the `socket` module: its Python layer (selectors,
+# the enum conversions of every constant) costs each mount ~1.5 ms before "ready", for one
+# listening unix socket and its clients.
+from _socket import AF_UNIX, SO_PEERCRED, SOCK_STREAM, SOL_SOCKET
+from _socket import socket as Socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -535,7 +549,7 @@ class Worker:
             for fd in (self._stop_r, self._stop_w):
                 os.close(fd)
 
-    def _control_loop(self, listener: socket.socket) -> None:
+    def _control_loop(self, listener: Socket) -> None:
         """Accept control clients; raise the read-ahead; unmount when idle. Ends with the mount."""
         poller = select.poll()
         poller.register(listener, select.POLLIN)
@@ -588,12 +602,12 @@ class Worker:
         ok, _detail = self.unmount()
         return None if ok else max(interval, 1.0)  # busy: try again later
 
-    def _open_listener(self) -> socket.socket:
+    def _open_listener(self) -> Socket:
         path = self.files.socket
         self.files.check_socket_path()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a worker that was killed; the client checked it is dead
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = Socket(AF_UNIX, SOCK_STREAM)  # close-on-exec, as socket.socket makes it
         old_umask = os.umask(0o177)  # born 0600: no window in which others could connect
         try:
             sock.bind(str(path))
@@ -603,9 +617,12 @@ class Worker:
         sock.listen(8)
         return sock
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self, listener: Socket) -> None:
         try:
-            conn, _addr = listener.accept()
+            # What socket.socket.accept does for a listener without a timeout: accept4 with
+            # close-on-exec, the connection blocking.
+            fd, _addr = listener._accept()  # type: ignore[attr-defined]  # not in the stubs
+            conn = Socket(fileno=fd)
         except OSError as e:
             log.debug("control accept failed: %s", e)
             return
@@ -617,36 +634,36 @@ class Worker:
         client.start()
 
     @staticmethod
-    def _peer_allowed(conn: socket.socket) -> bool:
+    def _peer_allowed(conn: Socket) -> bool:
         try:
-            raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            raw = conn.getsockopt(SOL_SOCKET, SO_PEERCRED, struct.calcsize("3i"))
         except OSError:
             return False
         _pid, uid, _gid = struct.unpack("3i", raw)
         return uid in (os.getuid(), 0)
 
-    def _handle_client(self, conn: socket.socket) -> None:
+    def _handle_client(self, conn: Socket) -> None:
         """Answer one request (one JSON line) and close the connection."""
         try:
-            with conn:
-                if not self._peer_allowed(conn):
-                    return
-                conn.settimeout(proto.DEFAULT_TIMEOUT)
-                buf = b""
-                with contextlib.suppress(TimeoutError):
-                    while b"\n" not in buf and len(buf) <= proto.MAX_LINE:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        buf += chunk
-                if b"\n" not in buf:
-                    return
-                reply = self._dispatch(buf.split(b"\n", 1)[0])
-                conn.settimeout(REPLY_DEADLINE)
-                conn.sendall(proto.encode_message(reply))
+            if not self._peer_allowed(conn):
+                return
+            conn.settimeout(proto.DEFAULT_TIMEOUT)
+            buf = b""
+            with contextlib.suppress(TimeoutError):
+                while b"\n" not in buf and len(buf) <= proto.MAX_LINE:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    buf += chunk
+            if b"\n" not in buf:
+                return
+            reply = self._dispatch(buf.split(b"\n", 1)[0])
+            conn.settimeout(REPLY_DEADLINE)
+            conn.sendall(proto.encode_message(reply))
         except OSError as e:
             log.debug("control client went away: %s", e)
         finally:
+            conn.close()
             self._clients.discard(threading.current_thread())
 
     def _dispatch(self, line: bytes) -> dict[str, Any]:
