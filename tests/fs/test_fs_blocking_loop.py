@@ -198,21 +198,23 @@ def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> N
     """After `quiet_ms` without a request the loop trims the C heap, once per quiet spell;
     a request that comes sooner is served without it."""
     r, w = pipe
-    trims: list[int] = []
+    calls: list[str] = []
 
     def trim(pad: int) -> int:
-        trims.append(pad)
+        calls.append(f"trim({pad})")
         return 1
 
     fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50)
+    fw.on_quiet.append(lambda: calls.append("release"))
     try:
         os.write(w, b"x")
-        assert wait_once(fw, r) == "readable" and trims == []  # a request at once: no trim
+        assert wait_once(fw, r) == "readable" and calls == []  # a request at once: no trim
         os.read(r, 1)
         sender = _answer_after(w, 0.5)
         assert wait_once(fw, r) == "readable"
         sender.join(WAIT)
-        assert trims == [0]  # one trim in the half-second wait, not one per 50 ms
+        # once in the half-second wait, not once per 50 ms; buffers dropped before the trim
+        assert calls == ["release", "trim(0)"]
     finally:
         fw.close()
 

@@ -386,6 +386,25 @@ def test_read_across_blocks_and_past_eof(fs: Mounted) -> None:
     assert fs.stats.bytes_written == len(data)
 
 
+def test_an_idle_mount_lets_go_of_its_read_buffer(fs: Mounted) -> None:
+    """Reads share one reused buffer (a view of it is the reply); release_buffers, run when
+    the mount goes quiet, drops the megabyte a large read left, and reads go on correctly."""
+    data = os.urandom(1 << 20)
+    fs.fs.write("big", data)
+    fh = fs.fs.open("big", os.O_RDONLY)
+    try:
+        first = trio.run(fs.ops.read, fh, 0, 1 << 20)
+        assert bytes(first) == data and len(first.obj) >= 1 << 20
+        small = trio.run(fs.ops.read, fh, 5, 10)
+        assert small.obj is first.obj  # reused between requests
+        fs.ops.release_buffers()
+        after = trio.run(fs.ops.read, fh, 5, 10)
+        assert bytes(after) == data[5:15] and len(after.obj) < 1 << 20
+        assert bytes(trio.run(fs.ops.read, fh, 4000, 9000)) == data[4000:13000]
+    finally:
+        trio.run(fs.ops.release, fh)
+
+
 def test_tampered_block_gives_eio_and_counts(fs: Mounted) -> None:
     fs.fs.write("f", b"x" * 5000)
     cpath = fs.vault().cipher_path("f")

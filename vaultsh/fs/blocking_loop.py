@@ -30,8 +30,9 @@ from typing import Any, cast
 SPIN_SECONDS = 200e-6
 
 
-# After this long without a request, the loop returns the C heap's free memory to the system
-# (malloc_trim) before it sleeps on. A burst of large requests (1 MiB writes, big reads) leaves
+# After this long without a request, the loop runs its `on_quiet` hooks (the filesystem drops
+# its reused buffers) and returns the C heap's free memory to the system (malloc_trim) before
+# it sleeps on. A burst of large requests (1 MiB writes, big reads) leaves
 # megabytes free in the heap, which glibc keeps for the next burst; a mount spends most of its
 # life idle, and that memory would count against it all the while.
 QUIET_MS = 250
@@ -88,8 +89,8 @@ class BlockingFramework(types.ModuleType):
     """The part of trio pyfuse3 calls, with a wait that blocks the calling thread in poll(2)
     (after looking for the next request for up to `spin_seconds` while requests come back to
     back; see SPIN_SECONDS, the default where the process may run on more than one CPU).
-    After `quiet_ms` without a request it calls `trim(0)` (glibc's malloc_trim by default)
-    once, then sleeps until the next one.
+    After `quiet_ms` without a request it calls each of `on_quiet`, then `trim(0)` (glibc's
+    malloc_trim by default), once, then sleeps until the next one.
 
     `notify_closing` may be called from a signal handler or another thread: it wakes the wait
     through a pipe, and the wait then raises ClosedResourceError, which ends pyfuse3's loop.
@@ -111,6 +112,7 @@ class BlockingFramework(types.ModuleType):
         self._spinning = False
         self._trim = trim if trim is not None else _malloc_trim()
         self._quiet_ms = quiet_ms
+        self.on_quiet: list[Callable[[], None]] = []
         self.lowlevel = self
         self.from_thread = self
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -119,7 +121,9 @@ class BlockingFramework(types.ModuleType):
         self._pollers: dict[int, Callable[[int], list[tuple[int, int]]]] = {}
 
     def _trim_heap(self) -> None:
-        """Hand the C heap's free memory back to the system (see QUIET_MS)."""
+        """Drop idle memory and hand the C heap's free memory back to the system (see QUIET_MS)."""
+        for release in self.on_quiet:
+            release()
         if self._trim is not None:
             self._trim(0)
 
@@ -159,7 +163,7 @@ class BlockingFramework(types.ModuleType):
                     pass
             if not ready:
                 began = monotonic()
-                ready = poll(self._quiet_ms if self._trim is not None else -1)
+                ready = poll(self._quiet_ms if self._trim is not None or self.on_quiet else -1)
                 if not ready:
                     self._trim_heap()
                     ready = poll(-1)

@@ -177,7 +177,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self._named: dict[tuple[int, int], _Node] = {root.backing: root}  # by backing inode
         # Requests are served one at a time and a read's reply is sent before the next
         # request: every file's reads can share one set of buffers (see ReadBuffers).
-        self._read_buffers = ReadBuffers()
+        self._read_buffers = ReadBuffers()  # emptied when the mount goes quiet (release_buffers)
         self._next_spare_id = _SPARE_NODE_IDS
         self._plain_size = vault.content.cipher_to_plain_size
         self._encrypt_name = vault.encrypt_component
@@ -187,6 +187,10 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         # cipher paths longer than PATH_MAX work and no planted symlink is followed.
         self._lstat = vault.lstat_cipher
         self._lstat_in = vault.lstat_in
+
+    def release_buffers(self) -> None:
+        # A megabyte after large reads, which an idle mount need not keep.
+        self._read_buffers = ReadBuffers()
 
     # -- inode table ----------------------------------------------------------------------
     # The kernel knows objects by node id until it forgets them, also after they are removed

@@ -128,6 +128,9 @@ class FuseFrontend(pyfuse3.Operations, Generic[_File, _Dir]):
         """Free what an open file holds: its descriptor."""
         raise NotImplementedError
 
+    def release_buffers(self) -> None:
+        """Drop what is kept between requests only to save allocations; the mount is idle."""
+
     def close(self) -> None:
         """Close every file the kernel left open (after pyfuse3.main has returned)."""
         for handle in self._files.values():
