@@ -549,6 +549,24 @@ def test_readdir_keeps_the_table_in_step_with_the_listing(fs: Mounted) -> None:
     assert fs.ops._nodes[ino].path == v.cipher_path("d1/a")
 
 
+def test_an_inode_number_on_another_device_is_another_object(fs: Mounted) -> None:
+    """The table keys objects on the cipher dir's device by st_ino alone; an object with the
+    same number on another device (a filesystem mounted inside the cipher dir) is not it."""
+    fs.fs.write("a", b"x")
+    ino = fs.fs.ino("a")
+    st = os.lstat(fs.vault().cipher_path("a"))
+    fields = list(st)
+    fields[stat.ST_DEV] = st.st_dev + 1
+    elsewhere = os.stat_result(fields)
+    same = fs.ops._same(ino)
+    assert same(st) and not same(elsewhere)
+    other = fs.ops._remember(elsewhere, fs.cipherdir / "elsewhere", "elsewhere")
+    assert other != ino and fs.ops._nodes[ino].plain == "a"
+    assert fs.ops._nodes[other].plain == "elsewhere"
+    path = fs.ops._nodes[ino].path
+    assert path is not None and fs.ops._remember(st, path, "a") == ino  # still found by number
+
+
 def test_listing_after_a_rename_points_the_table_at_the_new_place(fs: Mounted) -> None:
     fs.fs.mkdir("old")
     fs.fs.write("old/f", b"payload")

@@ -96,6 +96,14 @@ def _written_state(st: os.stat_result) -> int:
     return hash((st.st_size, st.st_mtime_ns))
 
 
+# An object's (st_dev, st_ino); for the cipher dir's own device (all but a mount inside it)
+# st_ino alone, the same int object as the node id, so a node costs no tuple and no st_dev int.
+Backing = int | tuple[int, int]
+
+# The file-type bits as shared int objects: `st_mode & _S_IFMT` makes a new one per node.
+_KINDS = {kind: kind for kind in (0o140000, 0o120000, 0o100000, 0o060000, 0o040000, 0o020000, 0o010000)}
+
+
 @dataclass(eq=False, slots=True)
 class _Node:
     """One object the kernel knows by a node id: where it lives in the cipher tree.
@@ -108,7 +116,7 @@ class _Node:
     """
 
     id: int  # the FUSE node id, also reported as st_ino
-    backing: tuple[int, int]  # (st_dev, st_ino) of the cipher object
+    backing: Backing  # the cipher object's inode (see ForwardOperations._backing)
     kind: int  # its file type (S_IFMT bits)
     path: Path | None
     plain: str  # plain path, only for messages
@@ -170,11 +178,10 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self.read_only = read_only
         self._root_path = vault.cipherdir
         root_st = vault.dirs.call(self._root_path, os.fstat)  # the root we hold
-        root = _Node(
-            pyfuse3.ROOT_INODE, (root_st.st_dev, root_st.st_ino), stat_mod.S_IFDIR, self._root_path, "", 1
-        )
+        self._dev = root_st.st_dev
+        root = _Node(pyfuse3.ROOT_INODE, self._backing(root_st), stat_mod.S_IFDIR, self._root_path, "", 1)
         self._nodes: dict[int, _Node] = {root.id: root}  # every node the kernel may refer to
-        self._named: dict[tuple[int, int], _Node] = {root.backing: root}  # by backing inode
+        self._named: dict[Backing, _Node] = {root.backing: root}  # by backing inode
         # Requests are served one at a time and a read's reply is sent before the next
         # request: every file's reads can share one set of buffers (see ReadBuffers).
         self._read_buffers = ReadBuffers()  # emptied when the mount goes quiet (release_buffers)
@@ -202,6 +209,9 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     # in a directory, the old file's cached pages) or, for a new type, make it fail both
     # objects with EIO.
 
+    def _backing(self, st: os.stat_result) -> Backing:
+        return st.st_ino if st.st_dev == self._dev else (st.st_dev, st.st_ino)
+
     def _node(self, ino: int) -> _Node:
         node = self._nodes.get(ino)
         if node is None:
@@ -216,7 +226,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
 
     def _named_node(self, st: os.stat_result) -> _Node | None:
         """The node of the object `st` among those that have a name, if the kernel knows it."""
-        node = self._named.get((st.st_dev, st.st_ino))
+        node = self._named.get(self._backing(st))
         if node is not None and node.kind != st.st_mode & _S_IFMT:
             # The number now belongs to an object of another type: the node's object was
             # removed behind the mount's back.
@@ -227,7 +237,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     def _remember(self, st: os.stat_result, cpath: Path, plain: str) -> int:
         """Count one kernel lookup of the object at `cpath`; returns its node id."""
         # The hot path of every lookup and listed entry: `_named_node`, inlined.
-        backing = (st.st_dev, st.st_ino)
+        backing = st.st_ino if st.st_dev == self._dev else (st.st_dev, st.st_ino)
         node = self._named.get(backing)
         if node is None or node.kind != st.st_mode & _S_IFMT or self._changed_behind(node, st):
             if node is not None:
@@ -235,7 +245,8 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             node_id = st.st_ino  # the object's own number when free, as gocryptfs shows it
             if node_id in self._nodes or not node_id:
                 node_id = self._spare_id()
-            node = _Node(node_id, backing, st.st_mode & _S_IFMT, cpath, plain)
+            kind = st.st_mode & _S_IFMT
+            node = _Node(node_id, backing, _KINDS.get(kind, kind), cpath, plain)
             self._saw(node, st)
             self._nodes[node_id] = self._named[backing] = node
         elif node.path is not cpath and node.path != cpath:
@@ -348,7 +359,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             except (FileNotFoundError, NotADirectoryError):
                 pass
             else:
-                if (st.st_dev, st.st_ino) == node.backing:
+                if self._backing(st) == node.backing:
                     return st
         if node.last is not None:
             return node.last
@@ -406,7 +417,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         kernel then looks the name up again and checks its permissions anew."""
         node = self._nodes.get(inode)
         backing = node.backing if node is not None else None
-        return lambda st: (st.st_dev, st.st_ino) == backing
+        return lambda st: self._backing(st) == backing
 
     def _check_writable(self) -> None:
         if self.read_only:
@@ -632,7 +643,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             up_ino, up = pyfuse3.ROOT_INODE, here
         else:
             up = os.stat("..", dir_fd=dfd, follow_symlinks=False)
-            node = self._named.get((up.st_dev, up.st_ino))
+            node = self._named.get(self._backing(up))
             up_ino = node.id if node is not None else up.st_ino
         dots = ((b".", ino, here), (b"..", up_ino, up))
         for index in range(start_id, _DOTS):
@@ -654,7 +665,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         # directory's descriptor, and build a Path only for an object the table does not
         # know under this name yet.
         prefix = os.path.join(dpath, "")
-        named = self._named
+        named, dev = self._named, self._dev
         stat = os.stat
         for index in range(start_id, len(entries)):
             entry = entries[index]
@@ -663,7 +674,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
                 st = stat(cname, dir_fd=dfd, follow_symlinks=False)
             except OSError:
                 continue  # removed since the listing
-            node = named.get((st.st_dev, st.st_ino))
+            node = named.get(st.st_ino if st.st_dev == dev else (st.st_dev, st.st_ino))
             known = node.path if node is not None else None
             cpath = known if known is not None and str(known) == prefix + cname else dpath / cname
             # Each entry sent counts as a lookup, so the node id is settled before the reply.
