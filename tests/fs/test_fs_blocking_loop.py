@@ -195,8 +195,9 @@ def test_one_cpu_never_spins(monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, i
 
 
 def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> None:
-    """After `quiet_ms` without a request the loop trims the C heap, once per quiet spell;
-    a request that comes sooner is served without it."""
+    """After `quiet_ms` without a request the loop trims the C heap, once per quiet spell, and
+    after `idle_ms` runs the on_idle hooks and trims again; a request that comes sooner is
+    served without either."""
     r, w = pipe
     calls: list[str] = []
 
@@ -204,8 +205,8 @@ def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> N
         calls.append(f"trim({pad})")
         return 1
 
-    fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50)
-    fw.on_quiet.append(lambda: calls.append("release"))
+    fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50, idle_ms=5000)
+    fw.on_idle.append(lambda: calls.append("release"))
     try:
         os.write(w, b"x")
         assert wait_once(fw, r) == "readable" and calls == []  # a request at once: no trim
@@ -213,8 +214,17 @@ def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> N
         sender = _answer_after(w, 0.5)
         assert wait_once(fw, r) == "readable"
         sender.join(WAIT)
-        # once in the half-second wait, not once per 50 ms; buffers dropped before the trim
-        assert calls == ["release", "trim(0)"]
+        assert calls == ["trim(0)"]  # once in the half-second wait, not once per 50 ms
+        os.read(r, 1)
+        # After idle_ms as well the buffers are dropped, and the heap trimmed again.
+        fw.close()
+        fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50, idle_ms=200)
+        fw.on_idle.append(lambda: calls.append("release"))
+        calls.clear()
+        sender = _answer_after(w, 0.5)
+        assert wait_once(fw, r) == "readable"
+        sender.join(WAIT)
+        assert calls == ["trim(0)", "release", "trim(0)"]
     finally:
         fw.close()
 

@@ -30,12 +30,17 @@ from typing import Any, cast
 SPIN_SECONDS = 200e-6
 
 
-# After this long without a request, the loop runs its `on_quiet` hooks (the filesystem drops
-# its reused buffers) and returns the C heap's free memory to the system (malloc_trim) before
-# it sleeps on. A burst of large requests (1 MiB writes, big reads) leaves
+# After this long without a request, the loop returns the C heap's free memory to the system
+# (malloc_trim) before it sleeps on. A burst of large requests (1 MiB writes, big reads) leaves
 # megabytes free in the heap, which glibc keeps for the next burst; a mount spends most of its
 # life idle, and that memory would count against it all the while.
 QUIET_MS = 250
+
+# After this long without a request, it also runs its `on_idle` hooks (the filesystem drops its
+# reused read buffers) and trims again. Not at QUIET_MS: bursts a moment apart (a `cat` after
+# an `ls`) would allocate the buffers anew each time, in a heap the requests between have
+# fragmented, and the process would peak higher than by keeping them.
+IDLE_MS = 5000
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -89,8 +94,9 @@ class BlockingFramework(types.ModuleType):
     """The part of trio pyfuse3 calls, with a wait that blocks the calling thread in poll(2)
     (after looking for the next request for up to `spin_seconds` while requests come back to
     back; see SPIN_SECONDS, the default where the process may run on more than one CPU).
-    After `quiet_ms` without a request it calls each of `on_quiet`, then `trim(0)` (glibc's
-    malloc_trim by default), once, then sleeps until the next one.
+    After `quiet_ms` without a request it calls `trim(0)` (glibc's malloc_trim by default)
+    once; after `idle_ms` it calls each of `on_idle` and trims again, then sleeps until the
+    next request.
 
     `notify_closing` may be called from a signal handler or another thread: it wakes the wait
     through a pipe, and the wait then raises ClosedResourceError, which ends pyfuse3's loop.
@@ -104,6 +110,7 @@ class BlockingFramework(types.ModuleType):
         spin_seconds: float | None = None,
         trim: Callable[[int], int] | None = None,
         quiet_ms: int = QUIET_MS,
+        idle_ms: int = IDLE_MS,
     ) -> None:
         super().__init__("vaultsh.fs.blocking_loop.framework")
         if spin_seconds is None:
@@ -112,7 +119,8 @@ class BlockingFramework(types.ModuleType):
         self._spinning = False
         self._trim = trim if trim is not None else _malloc_trim()
         self._quiet_ms = quiet_ms
-        self.on_quiet: list[Callable[[], None]] = []
+        self._idle_ms = idle_ms
+        self.on_idle: list[Callable[[], None]] = []
         self.lowlevel = self
         self.from_thread = self
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -121,9 +129,7 @@ class BlockingFramework(types.ModuleType):
         self._pollers: dict[int, Callable[[int], list[tuple[int, int]]]] = {}
 
     def _trim_heap(self) -> None:
-        """Drop idle memory and hand the C heap's free memory back to the system (see QUIET_MS)."""
-        for release in self.on_quiet:
-            release()
+        """Hand the C heap's free memory back to the system (see QUIET_MS)."""
         if self._trim is not None:
             self._trim(0)
 
@@ -150,6 +156,23 @@ class BlockingFramework(types.ModuleType):
             poll = self._pollers[fd] = poller.poll
         return poll
 
+    def _wait_quietly(self, poll: Callable[[int], list[tuple[int, int]]]) -> list[tuple[int, int]]:
+        """poll(2) until something is ready, trimming the heap after QUIET_MS and dropping
+        idle memory after IDLE_MS without a request."""
+        if self._trim is None and not self.on_idle:
+            return poll(-1)
+        ready = poll(self._quiet_ms)
+        if ready:
+            return ready
+        self._trim_heap()
+        ready = poll(max(self._idle_ms - self._quiet_ms, 0))
+        if ready:
+            return ready
+        for release in self.on_idle:
+            release()
+        self._trim_heap()
+        return poll(-1)
+
     async def wait_readable(self, fd: int) -> None:
         # POLLERR/POLLHUP (the mount went away) count as readable: the read then ends the loop.
         # A signal interrupts poll(2); Python runs its handler and polls again (PEP 475).
@@ -163,10 +186,7 @@ class BlockingFramework(types.ModuleType):
                     pass
             if not ready:
                 began = monotonic()
-                ready = poll(self._quiet_ms if self._trim is not None or self.on_quiet else -1)
-                if not ready:
-                    self._trim_heap()
-                    ready = poll(-1)
+                ready = self._wait_quietly(poll)
                 # Spin before the next wait only while requests come back to back.
                 self._spinning = monotonic() - began < self._spin_seconds
         finally:

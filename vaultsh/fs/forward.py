@@ -184,7 +184,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self._named: dict[Backing, _Node] = {root.backing: root}  # by backing inode
         # Requests are served one at a time and a read's reply is sent before the next
         # request: every file's reads can share one set of buffers (see ReadBuffers).
-        self._read_buffers = ReadBuffers()  # emptied when the mount goes quiet (release_buffers)
+        self._read_buffers = ReadBuffers()  # emptied when the mount is idle (release_buffers)
         self._next_spare_id = _SPARE_NODE_IDS
         self._plain_size = vault.content.cipher_to_plain_size
         self._encrypt_name = vault.encrypt_component

@@ -857,7 +857,7 @@ def serve_mount(
     files = MountFiles.for_mountpoint(cfg.mountpoint, cfg.runtime_dir)
     ops, options = build_operations(cfg, key, stats)
     del key
-    framework.on_quiet.append(ops.release_buffers)
+    framework.on_idle.append(ops.release_buffers)
     cleanup.callback(_logged, ops.close, "closing the filesystem's open files failed")
     try:
         fuse.init(ops, str(cfg.mountpoint), options)
