@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import os
 import stat
@@ -917,6 +918,18 @@ def test_key_fits_is_decided_by_authenticated_content(
     # Many wrong keys: a name may pass its padding check by chance, the content never does.
     for i in range(40):
         key = bytes((b + i + 1) % 256 for b in v.keys.master_key)
+        assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
+
+
+def test_key_fits_looks_inside_a_root_of_one_directory(tmp_path: Path, new_vault: NewVault) -> None:
+    """A root whose only entry is a directory: its one name would pass a wrong key about 1
+    time in 256, so a file one level down decides (with any name, decryptable or not)."""
+    v = new_vault(tmp_path / "c")
+    v.mkdir("docs")
+    v.write_file("docs/a.txt", b"inside a directory")
+    assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True
+    for i in range(512):  # with names alone, all 512 refused would happen 13 times in 100
+        key = hashlib.sha256(i.to_bytes(2, "big")).digest()
         assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
 
 

@@ -387,12 +387,13 @@ class Vault(TreeOps, XattrOps):
 
         For a bare master key only (recover, --masterkey): a key unwrapped from the config is
         proven by the config's GCM tag already (§3.5) and is never put to this test.
-        File content is authenticated (AES-GCM/SIV tags, §5.1), so one file of the root that
-        decrypts settles it either way. Names alone are weaker evidence: a wrong key passes
-        the padding check of an EME name (§6.2) about 1 time in 256, so they are put to a
-        majority vote. Only names shaped like encrypted ones vote: a stray `.DS_Store` or
-        `desktop.ini` beside real directories is no vault object under any key. An empty root
-        (or plaintext names with no file content) cannot tell.
+        File content is authenticated (AES-GCM/SIV tags, §5.1), so one file that decrypts
+        settles it either way: one of the root, else one in the first of its directories.
+        Names alone are weaker evidence: a wrong key passes the padding check of an EME name
+        (§6.2) about 1 time in 256, so they are put to a majority vote. Only names shaped
+        like encrypted ones vote: a stray `.DS_Store` or `desktop.ini` beside real
+        directories is no vault object under any key. An empty root (or plaintext names with
+        no file content) cannot tell.
         """
         try:
             listed = self.list_cipher_dir(self.cipherdir, include_bad=True)
@@ -411,20 +412,40 @@ class Vault(TreeOps, XattrOps):
                 and not e.cipher_name.startswith("gocryptfs.")
                 and looks_encrypted(e.cipher_name, raw64)
             ][:sample]
-        content_failed = False
-        for e in entries:
-            if e.error or e.kind != "file":
-                continue
-            fits = self._first_block_fits(self.cipherdir / e.cipher_name)
-            if fits:
-                return True
-            content_failed = content_failed or fits is False
-        if content_failed:
-            return False
+        settled = self._content_fits(self.cipherdir, [e for e in entries if not e.error])
+        if settled is not None:
+            return settled
         if self.options.plaintext_names or not entries:
             return None
+        # No file of the root settles it: one level down, a file's content can, whatever its
+        # name decrypts to (a root of a single directory would otherwise rest on one name).
+        for e in entries[:4]:
+            if e.kind != "dir":
+                continue
+            below = self.cipherdir / e.cipher_name
+            try:
+                listed = self.list_cipher_dir(below, include_bad=True)
+            except VaultError:
+                continue
+            files = [b for b in listed if looks_encrypted(b.cipher_name, self.options.raw64)]
+            settled = self._content_fits(below, files[:sample])
+            if settled is not None:
+                return settled
         good = sum(1 for e in entries if not e.error)
         return good > len(entries) - good
+
+    def _content_fits(self, cdir: Path, entries: list[DirEntry]) -> bool | None:
+        """Whether the files among `entries` of `cdir` decrypt: True if one does, False if one
+        failed and none did, None if none holds a block to try."""
+        failed = False
+        for e in entries:
+            if e.kind != "file":
+                continue
+            fits = self._first_block_fits(cdir / e.cipher_name)
+            if fits:
+                return True
+            failed = failed or fits is False
+        return False if failed else None
 
     def _first_block_fits(self, cpath: Path) -> bool | None:
         """Whether the first content block of a cipher file authenticates under this key; None
