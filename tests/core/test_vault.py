@@ -923,14 +923,30 @@ def test_key_fits_is_decided_by_authenticated_content(
 
 def test_key_fits_looks_inside_a_root_of_one_directory(tmp_path: Path, new_vault: NewVault) -> None:
     """A root whose only entry is a directory: its one name would pass a wrong key about 1
-    time in 256, so a file one level down decides (with any name, decryptable or not)."""
+    time in 256, so what lies one level down decides too."""
     v = new_vault(tmp_path / "c")
     v.mkdir("docs")
     v.write_file("docs/a.txt", b"inside a directory")
     assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True
-    for i in range(512):  # with names alone, all 512 refused would happen 13 times in 100
+    for i in range(512):  # with the root's name alone, all 512 refused: 13 times in 100
         key = hashlib.sha256(i.to_bytes(2, "big")).digest()
         assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
+
+
+def test_key_fits_a_root_of_one_directory_whose_file_is_damaged(
+    tmp_path: Path, new_vault: NewVault
+) -> None:
+    """A damaged file below the root is no proof of a wrong key: its name still decrypts."""
+    v = new_vault(tmp_path / "c")
+    v.mkdir("docs")
+    v.write_file("docs/a.txt", b"x" * 10000)
+    cfile = v.cipher_path("docs/a.txt")
+    data = bytearray(cfile.read_bytes())
+    data[100] ^= 1
+    cfile.write_bytes(bytes(data))
+    assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True
+    wrong = hashlib.sha256(b"wrong").digest()
+    assert Vault.open(v.cipherdir, master_key=wrong).key_fits() is False
 
 
 def test_key_fits_tolerates_a_stray_file(tmp_path: Path, new_vault: NewVault) -> None:

@@ -387,8 +387,9 @@ class Vault(TreeOps, XattrOps):
 
         For a bare master key only (recover, --masterkey): a key unwrapped from the config is
         proven by the config's GCM tag already (§3.5) and is never put to this test.
-        File content is authenticated (AES-GCM/SIV tags, §5.1), so one file that decrypts
-        settles it either way: one of the root, else one in the first of its directories.
+        File content is authenticated (AES-GCM/SIV tags, §5.1), so one file of the root that
+        decrypts settles it either way; failing that, one in the first of its directories that
+        decrypts proves the key.
         Names alone are weaker evidence: a wrong key passes the padding check of an EME name
         (§6.2) about 1 time in 256, so they are put to a majority vote. Only names shaped
         like encrypted ones vote: a stray `.DS_Store` or `desktop.ini` beside real
@@ -417,8 +418,10 @@ class Vault(TreeOps, XattrOps):
             return settled
         if self.options.plaintext_names or not entries:
             return None
-        # No file of the root settles it: one level down, a file's content can, whatever its
-        # name decrypts to (a root of a single directory would otherwise rest on one name).
+        # No file of the root settles it: one level down, a file that decrypts does (a root of
+        # a single directory would otherwise rest on one name). A file there that fails is no
+        # proof of a wrong key (it may be damaged), so the names below join the vote instead.
+        voters = list(entries)
         for e in entries[:4]:
             if e.kind != "dir":
                 continue
@@ -427,12 +430,12 @@ class Vault(TreeOps, XattrOps):
                 listed = self.list_cipher_dir(below, include_bad=True)
             except VaultError:
                 continue
-            files = [b for b in listed if looks_encrypted(b.cipher_name, self.options.raw64)]
-            settled = self._content_fits(below, files[:sample])
-            if settled is not None:
-                return settled
-        good = sum(1 for e in entries if not e.error)
-        return good > len(entries) - good
+            names = [b for b in listed if looks_encrypted(b.cipher_name, self.options.raw64)]
+            if self._content_fits(below, names[:sample]):
+                return True
+            voters += names[:sample]
+        good = sum(1 for e in voters if not e.error)
+        return good > len(voters) - good
 
     def _content_fits(self, cdir: Path, entries: list[DirEntry]) -> bool | None:
         """Whether the files among `entries` of `cdir` decrypt: True if one does, False if one
