@@ -933,9 +933,7 @@ def test_key_fits_looks_inside_a_root_of_one_directory(tmp_path: Path, new_vault
         assert Vault.open(v.cipherdir, master_key=key).key_fits() is False
 
 
-def test_key_fits_a_root_of_one_directory_whose_file_is_damaged(
-    tmp_path: Path, new_vault: NewVault
-) -> None:
+def test_key_fits_a_root_of_one_directory_whose_file_is_damaged(tmp_path: Path, new_vault: NewVault) -> None:
     """A damaged file below the root is no proof of a wrong key: its name still decrypts."""
     v = new_vault(tmp_path / "c")
     v.mkdir("docs")
