@@ -45,11 +45,8 @@ def pipe() -> Iterator[tuple[int, int]]:
 
 @pytest.fixture
 def framework() -> Iterator[BlockingFramework]:
-    fw = BlockingFramework()
-    try:
+    with contextlib.closing(BlockingFramework()) as fw:
         yield fw
-    finally:
-        fw.close()
 
 
 def wait_once(fw: BlockingFramework, fd: int) -> str:
@@ -120,78 +117,60 @@ def test_idle_only_while_waiting_with_nothing_queued(
     assert result == ["readable"] and not framework.idle()
 
 
-def _answer_after(w: int, seconds: float) -> threading.Thread:
-    """A request (a byte on the pipe) `seconds` from now."""
-    sender = threading.Timer(seconds, lambda: os.write(w, b"x"))
+def _wait_for_request(fw: BlockingFramework, pipe: tuple[int, int], after: float) -> str:
+    """One wait of `fw` on the pipe, for a request (a byte) sent `after` seconds from now."""
+    r, w = pipe
+    sender = threading.Timer(after, lambda: os.write(w, b"x"))
     sender.start()
-    return sender
+    try:
+        return wait_once(fw, r)
+    finally:
+        sender.join(WAIT)
 
 
 def test_a_wait_outlasting_the_spin_window_sleeps_at_once_next_time(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    fw = BlockingFramework(spin_seconds=0.02)
-    try:
+    with contextlib.closing(BlockingFramework(spin_seconds=0.02)) as fw:
         assert not fw.spinning  # a new mount sleeps until its first request
-        sender = _answer_after(w, 0.2)
-        assert wait_once(fw, r) == "readable"
-        sender.join(WAIT)
+        assert _wait_for_request(fw, pipe, 0.2) == "readable"
         assert not fw.spinning  # the request came long after the window: a quiet mount
-    finally:
-        fw.close()
 
 
 def test_requests_back_to_back_keep_the_loop_spinning(pipe: tuple[int, int]) -> None:
     r, w = pipe
-    fw = BlockingFramework(spin_seconds=WAIT)
-    try:
+    with contextlib.closing(BlockingFramework(spin_seconds=WAIT)) as fw:
         os.write(w, b"x")
         assert wait_once(fw, r) == "readable"
         os.read(r, 1)
-        sender = _answer_after(w, 0.0)  # within the window: the next wait will spin
-        assert wait_once(fw, r) == "readable" and fw.spinning
-        sender.join(WAIT)
+        # A request within the window: this wait spins.
+        assert _wait_for_request(fw, pipe, 0.0) == "readable" and fw.spinning
         os.read(r, 1)
         # While spinning, a request is taken as soon as it comes, not at the window's end.
         cpu = time.thread_time()
-        sender = _answer_after(w, 0.05)
-        assert wait_once(fw, r) == "readable" and fw.spinning
-        sender.join(WAIT)
+        assert _wait_for_request(fw, pipe, 0.05) == "readable" and fw.spinning
         assert time.thread_time() - cpu < WAIT / 2
-    finally:
-        fw.close()
 
 
 def test_notify_closing_ends_a_spinning_wait(pipe: tuple[int, int]) -> None:
-    r, w = pipe
-    fw = BlockingFramework(spin_seconds=WAIT)
-    try:
-        sender = _answer_after(w, 0.0)
-        assert wait_once(fw, r) == "readable"
-        sender.join(WAIT)
+    r, _ = pipe
+    with contextlib.closing(BlockingFramework(spin_seconds=WAIT)) as fw:
+        assert _wait_for_request(fw, pipe, 0.0) == "readable"
         os.read(r, 1)
         assert fw.spinning
         closer = threading.Timer(0.05, lambda: fw.notify_closing(r))
         closer.start()
         assert wait_once(fw, r) == "closing"
         closer.join(WAIT)
-    finally:
-        fw.close()
 
 
 def test_one_cpu_never_spins(monkeypatch: pytest.MonkeyPatch, pipe: tuple[int, int]) -> None:
     """With one CPU to run on, a spinning loop would only hold off the program it serves."""
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
-    r, w = pipe
-    fw = BlockingFramework()
-    try:
+    r, _ = pipe
+    with contextlib.closing(BlockingFramework()) as fw:
         for _ in range(3):
-            sender = _answer_after(w, 0.0)
-            assert wait_once(fw, r) == "readable"
-            sender.join(WAIT)
+            assert _wait_for_request(fw, pipe, 0.0) == "readable"
             os.read(r, 1)
             assert not fw.spinning
-    finally:
-        fw.close()
 
 
 def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> None:
@@ -211,9 +190,7 @@ def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> N
         os.write(w, b"x")
         assert wait_once(fw, r) == "readable" and calls == []  # a request at once: no trim
         os.read(r, 1)
-        sender = _answer_after(w, 0.5)
-        assert wait_once(fw, r) == "readable"
-        sender.join(WAIT)
+        assert _wait_for_request(fw, pipe, 0.5) == "readable"
         assert calls == ["trim(0)"]  # once in the half-second wait, not once per 50 ms
         os.read(r, 1)
         # After idle_ms as well the buffers are dropped, and the heap trimmed again.
@@ -221,9 +198,7 @@ def test_a_quiet_spell_returns_free_heap_memory_once(pipe: tuple[int, int]) -> N
         fw = BlockingFramework(spin_seconds=0.0, trim=trim, quiet_ms=50, idle_ms=200)
         fw.on_idle.append(lambda: calls.append("release"))
         calls.clear()
-        sender = _answer_after(w, 0.5)
-        assert wait_once(fw, r) == "readable"
-        sender.join(WAIT)
+        assert _wait_for_request(fw, pipe, 0.5) == "readable"
         assert calls == ["trim(0)", "release", "trim(0)"]
     finally:
         fw.close()
