@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vaultsh.vault import dirfds
-from vaultsh.vault.dirfds import DirFds
+from vaultsh.vault.dirfds import CipherPath, DirFds
 
 
 def make_chain(root: Path, depth: int, name: str = "d" * 200) -> Path:
@@ -201,7 +201,7 @@ def test_an_iv_is_read_once_per_descriptor_and_goes_with_it(
     (a / "iv").write_bytes(b"first")
     reads: list[bytes] = []
 
-    def read(_path: Path, fd: int) -> bytes:
+    def read(_path: CipherPath, fd: int) -> bytes:
         with open(os.open("iv", os.O_RDONLY, dir_fd=fd), "rb") as f:
             reads.append(f.read())
         return reads[-1]
@@ -249,7 +249,7 @@ def test_a_cache_that_trusts_no_descriptor_reads_every_iv_anew(tmp_path: Path) -
     a.mkdir()
     (a / "iv").write_bytes(b"first")
 
-    def read(_path: Path, fd: int) -> bytes:
+    def read(_path: CipherPath, fd: int) -> bytes:
         with open(os.open("iv", os.O_RDONLY, dir_fd=fd), "rb") as f:
             return f.read()
 

@@ -62,11 +62,12 @@ class Mounted:
 def make_fs(empty_vaults: dict[str, Path], tmp_path: Path) -> Iterator[Callable[..., Mounted]]:
     made: list[ForwardOperations] = []
 
-    def factory(flags: str = "default", *, read_only: bool = False) -> Mounted:
+    def factory(flags: str = "default", *, read_only: bool = False, log_names: bool = False) -> Mounted:
         cipher = tmp_path / f"cipher-{flags}-{len(made)}"
         shutil.copytree(empty_vaults[flags], cipher)
         stats = MountStats()
-        ops = ForwardOperations(Vault.open(cipher, password=PASSWORD), read_only=read_only, stats=stats)
+        vault = Vault.open(cipher, password=PASSWORD)
+        ops = ForwardOperations(vault, read_only=read_only, stats=stats, log_names=log_names)
         made.append(ops)
         return Mounted(cipher, ops, DirectApi(ops), stats)
 
@@ -525,7 +526,8 @@ def test_hard_link_inode_survives_losing_either_name(fs: Mounted) -> None:
     trio.run(fs.ops.release, fi.fh)
 
 
-def test_readdir_keeps_the_table_in_step_with_the_listing(fs: Mounted) -> None:
+def test_readdir_keeps_the_table_in_step_with_the_listing(make_fs: Callable[..., Mounted]) -> None:
+    fs = make_fs(log_names=True)
     fs.fs.mkdir("d1")
     fs.fs.mkdir("d2")
     fs.fs.write("d1/a", b"shared")
@@ -536,7 +538,7 @@ def test_readdir_keeps_the_table_in_step_with_the_listing(fs: Mounted) -> None:
     assert dict(fs.fs.readdir("d2"))["b"].st_ino == ino
     node = fs.ops._nodes[ino]
     names = {node.path, *(p for p, _ in node.others or [])}
-    assert names == {v.cipher_path("d1/a"), v.cipher_path("d2/b")}
+    assert names == {str(v.cipher_path("d1/a")), str(v.cipher_path("d2/b"))}
     assert node.plain == "d2/b"
     # Listing again counts one more kernel lookup per entry and keeps the path it has.
     lookups, path = node.lookups, node.path
@@ -546,12 +548,13 @@ def test_readdir_keeps_the_table_in_step_with_the_listing(fs: Mounted) -> None:
     fs.fs.unlink("d2/b")
     attr = trio.run(fs.ops.getattr, ino, Ctx())
     assert (attr.st_nlink, attr.st_size) == (1, 6)
-    assert fs.ops._nodes[ino].path == v.cipher_path("d1/a")
+    assert fs.ops._nodes[ino].path == str(v.cipher_path("d1/a"))
 
 
-def test_an_inode_number_on_another_device_is_another_object(fs: Mounted) -> None:
+def test_an_inode_number_on_another_device_is_another_object(make_fs: Callable[..., Mounted]) -> None:
     """The table keys objects on the cipher dir's device by st_ino alone; an object with the
     same number on another device (a filesystem mounted inside the cipher dir) is not it."""
+    fs = make_fs(log_names=True)
     fs.fs.write("a", b"x")
     ino = fs.fs.ino("a")
     st = os.lstat(fs.vault().cipher_path("a"))
@@ -560,21 +563,37 @@ def test_an_inode_number_on_another_device_is_another_object(fs: Mounted) -> Non
     elsewhere = os.stat_result(fields)
     same = fs.ops._same(ino)
     assert same(st) and not same(elsewhere)
-    other = fs.ops._remember(elsewhere, fs.cipherdir / "elsewhere", "elsewhere")
+    other = fs.ops._remember(elsewhere, str(fs.cipherdir / "elsewhere"), "elsewhere")
     assert other != ino and fs.ops._nodes[ino].plain == "a"
     assert fs.ops._nodes[other].plain == "elsewhere"
     path = fs.ops._nodes[ino].path
     assert path is not None and fs.ops._remember(st, path, "a") == ino  # still found by number
 
 
-def test_listing_after_a_rename_points_the_table_at_the_new_place(fs: Mounted) -> None:
+@pytest.mark.parametrize("log_names", [False, True], ids=["default", "names-logged"])
+def test_the_table_holds_plain_paths_only_when_names_may_be_logged(
+    make_fs: Callable[..., Mounted], log_names: bool
+) -> None:
+    """Plain paths serve log messages alone: a mount that logs no names keeps none."""
+    fs = make_fs(log_names=log_names)
+    fs.fs.mkdir("d")
+    fs.fs.write("d/secret", b"x")
+    fs.fs.readdir("d")
+    nodes = fs.ops._nodes.values()
+    assert {n.plain for n in nodes} == ({"", "d", "d/secret"} if log_names else {""})
+    v = fs.vault()
+    assert {n.path for n in nodes} == {str(v.cipher_path(p)) for p in ("", "d", "d/secret")}
+
+
+def test_listing_after_a_rename_points_the_table_at_the_new_place(make_fs: Callable[..., Mounted]) -> None:
+    fs = make_fs(log_names=True)
     fs.fs.mkdir("old")
     fs.fs.write("old/f", b"payload")
     fs.fs.readdir("old")
     ino = fs.fs.ino("old/f")
     fs.fs.rename("old", "new")
     assert [(n, a.st_ino) for n, a in fs.fs.readdir("new")] == [("f", ino)]
-    assert fs.ops._nodes[ino].path == fs.vault().cipher_path("new/f")
+    assert fs.ops._nodes[ino].path == str(fs.vault().cipher_path("new/f"))
     assert fs.ops._nodes[ino].plain == "new/f"
 
 
@@ -690,7 +709,7 @@ def test_rename_exchange_swaps_files_and_the_table_follows(
     make_fs: Callable[..., Mounted], flags: str
 ) -> None:
     """renameat2(RENAME_EXCHANGE) as gocryptfs supports it: both names stay, the objects swap."""
-    m = make_fs(flags)
+    m = make_fs(flags, log_names=True)
     m.fs.mkdir("d")
     long_a, long_b = "a" * 200, "d/" + "b" * 220  # long names: their .name sidecars stay valid
     m.fs.write(long_a, b"A")
@@ -711,9 +730,10 @@ def test_rename_exchange_swaps_files_and_the_table_follows(
     assert m.stats.errors == 0
 
 
-def test_rename_exchange_swaps_directories_with_their_contents(fs: Mounted) -> None:
+def test_rename_exchange_swaps_directories_with_their_contents(make_fs: Callable[..., Mounted]) -> None:
     """Directories trade places with everything below them: IVs, descriptors and inode
     table are keyed by path, so all of them must follow."""
+    fs = make_fs(log_names=True)
     fs.fs.mkdir("x")
     fs.fs.mkdir("x/sub")
     fs.fs.write("x/sub/f", b"from x")
@@ -725,6 +745,7 @@ def test_rename_exchange_swaps_directories_with_their_contents(fs: Mounted) -> N
     assert fs.fs.listdir("x") == [LONG] and fs.fs.listdir("y") == ["sub"]
     assert fs.fs.read("y/sub/f") == b"from x" and fs.fs.read("x/" + LONG) == b"from y"
     assert fs.ops._nodes[ino_f].plain == "y/sub/f"
+    assert fs.ops._nodes[ino_f].path == str(fs.vault().cipher_path("y/sub/f"))
     fs.fs.write("x/new", b"n")  # names are encrypted with the IV of the directory now there
     fs.fs.write("y/sub/new", b"m")
     v = fs.vault()

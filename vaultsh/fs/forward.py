@@ -108,9 +108,11 @@ _KINDS = {kind: kind for kind in (0o140000, 0o120000, 0o100000, 0o060000, 0o0400
 class _Node:
     """One object the kernel knows by a node id: where it lives in the cipher tree.
 
-    `path` is None once the last name is gone (the object may still be open, or some
-    process's working directory); `last` then holds its attributes from just before. Hard-
-    linked files carry their other known names in `others`. For a regular file, `seen` is
+    `path` is its cipher path as a string (a Path would double the table's memory), None
+    once the last name is gone (the object may still be open, or some process's working
+    directory); `last` then holds its attributes from just before. `plain` is the plain
+    path, kept only when names may be logged (else ""). Hard-linked files carry their other
+    known names in `others`. For a regular file, `seen` is
     the hash of its cipher size and mtime as this mount last saw or left them (see
     `_changed_behind`).
     """
@@ -118,10 +120,10 @@ class _Node:
     id: int  # the FUSE node id, also reported as st_ino
     backing: Backing  # the cipher object's inode (see ForwardOperations._backing)
     kind: int  # its file type (S_IFMT bits)
-    path: Path | None
+    path: str | None
     plain: str  # plain path, only for messages
     lookups: int = 0
-    others: list[tuple[Path, str]] | None = None
+    others: list[tuple[str, str]] | None = None
     files: list[_OpenFile] | None = None  # open handles of this inode (None: none, the usual case)
     last: os.stat_result | None = None
     seen: int = 0
@@ -176,7 +178,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self.vault = vault
         vault.sync_metadata = False  # gocryptfs does not fsync dirivs either (see Vault)
         self.read_only = read_only
-        self._root_path = vault.cipherdir
+        self._root_path = str(vault.cipherdir)
         root_st = vault.dirs.call(self._root_path, os.fstat)  # the root we hold
         self._dev = root_st.st_dev
         root = _Node(pyfuse3.ROOT_INODE, self._backing(root_st), stat_mod.S_IFDIR, self._root_path, "", 1)
@@ -218,7 +220,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             raise FUSEError(errno.ESTALE)
         return node
 
-    def _dir_path(self, ino: int) -> tuple[Path, str]:
+    def _dir_path(self, ino: int) -> tuple[str, str]:
         node = self._node(ino)
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: directory was removed")
@@ -234,7 +236,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             return None
         return node
 
-    def _remember(self, st: os.stat_result, cpath: Path, plain: str) -> int:
+    def _remember(self, st: os.stat_result, cpath: str, plain: str) -> int:
         """Count one kernel lookup of the object at `cpath`; returns its node id."""
         # The hot path of every lookup and listed entry: `_named_node`, inlined.
         backing = st.st_ino if st.st_dev == self._dev else (st.st_dev, st.st_ino)
@@ -307,12 +309,13 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if self._named.get(node.backing) is node:
             del self._named[node.backing]
 
-    def _drop_name(self, st: os.stat_result, cpath: Path) -> None:
+    def _drop_name(self, st: os.stat_result, gone: Path) -> None:
         """A name of the object `st` (its stat from just before) is gone from the cipher tree
         (unlink, rmdir, or replaced by a rename)."""
         node = self._named_node(st)
         if node is None:
             return
+        cpath = str(gone)
         if st.st_nlink <= 1 or stat_mod.S_ISDIR(st.st_mode):
             self._bury(node, st)  # that was its last name
             return
@@ -325,9 +328,10 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if not node.others:
             node.others = None
 
-    def _moved(self, st: os.stat_result, old: Path, new: Path, new_plain: str) -> None:
+    def _moved(self, st: os.stat_result, src: Path | str, dst: Path | str, new_plain: str) -> None:
         """Follow a rename of the object `st` in the table, including everything below a
         moved directory."""
+        old, new = str(src), str(dst)
         node = self._named_node(st)
         old_plain = None
         if node is not None:
@@ -338,13 +342,13 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
                 node.others = [(new, new_plain) if o[0] == old else o for o in node.others]
         if not stat_mod.S_ISDIR(st.st_mode):
             return
-        prefix = str(old) + "/"
+        prefix = old + "/"
         cut = len(prefix) - 1
         plain_prefix = (old_plain + "/") if old_plain else None
         for other in self._nodes.values():
             p = other.path
-            if p is not None and str(p).startswith(prefix):
-                other.path = Path(str(new) + str(p)[cut:])
+            if p is not None and p.startswith(prefix):
+                other.path = new + p[cut:]
                 if plain_prefix is not None and other.plain.startswith(plain_prefix):
                     other.plain = new_plain + other.plain[len(plain_prefix) - 1 :]
 
@@ -367,7 +371,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
 
     # -- attributes -----------------------------------------------------------------------
 
-    def _attr(self, ino: int, st: os.stat_result, cpath: Path | None) -> EntryAttributes:
+    def _attr(self, ino: int, st: os.stat_result, cpath: str | None) -> EntryAttributes:
         attr = EntryAttributes()
         attr.st_ino = ino
         attr.entry_timeout = ENTRY_TIMEOUT
@@ -391,14 +395,15 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         attr.st_ctime_ns = st.st_ctime_ns
         return attr
 
-    def _link_size(self, cpath: Path) -> int:
+    def _link_size(self, cpath: str) -> int:
         try:
-            return len(os.fsencode(self.vault.readlink_cipher(cpath, str(cpath))))
+            return len(os.fsencode(self.vault.readlink_cipher(Path(cpath), cpath)))
         except VaultError:
             return 0
 
-    def _entry(self, st: os.stat_result, cpath: Path, plain: str) -> EntryAttributes:
-        return self._attr(self._remember(st, cpath, plain), st, cpath)
+    def _entry(self, st: os.stat_result, cpath: Path | str, plain: str) -> EntryAttributes:
+        path = str(cpath)  # the table keeps strings (see _Node)
+        return self._attr(self._remember(st, path, plain), st, path)
 
     def _owner(self, ppath: Path, ctx: RequestContext) -> tuple[int, int] | None:
         """Who gets a new object: the caller when we run as root for other users, else nobody
@@ -423,8 +428,11 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if self.read_only:
             raise FUSEError(errno.EROFS)
 
-    @staticmethod
-    def _join(parent_plain: str, name: str) -> str:
+    def _join(self, parent_plain: str, name: str) -> str:
+        """The plain path of `name` in a directory; "" unless names may be logged, the only
+        use of plain paths, which then cost the node table neither memory nor time."""
+        if not self.log_names:
+            return ""
         return f"{parent_plain}/{name}" if parent_plain else name
 
     # -- lookups and attributes -----------------------------------------------------------
@@ -436,7 +444,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             st = self._lstat(ppath)
             return self._entry(st, ppath, pplain)
         if name == b"..":
-            up = ppath if ppath == self._root_path else ppath.parent
+            up = ppath if ppath == self._root_path else os.path.dirname(ppath)
             st = self._lstat(up)
             return self._entry(st, up, pplain.rpartition("/")[0])
         sname = os.fsdecode(name)
@@ -448,7 +456,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             miss.st_ino = 0  # a negative entry the kernel may cache
             miss.entry_timeout = NEGATIVE_TIMEOUT
             return miss
-        return self._entry(st, ppath / disk, self._join(pplain, sname))
+        return self._entry(st, os.path.join(ppath, disk), self._join(pplain, sname))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # Not a request of any user (the kernel evicts inodes), so it neither counts as use
@@ -483,7 +491,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         # in one system call per change: `tar` sets owner, mode and times while it holds the
         # file open. Without one, the object is reached by its name and checked (`same`).
         fd = handle.file.fd if handle is not None else self._open_fd(node)
-        path = self._live_path(inode)[0] if fd < 0 else None
+        path = Path(self._live_path(inode)[0]) if fd < 0 else None
         same = self._same(inode)
         if fields.update_size:
             self._truncate(node, handle, attr.st_size, same)
@@ -576,7 +584,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
             return
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
-        with self._open_cipher(node.path, node.plain, writable=True, same=same) as f:
+        with self._open_cipher(Path(node.path), node.plain, writable=True, same=same) as f:
             f.truncate(size)
 
     @request
@@ -584,7 +592,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         node = self._node(inode)
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
-        return os.fsencode(self.vault.readlink_cipher(node.path, node.plain))
+        return os.fsencode(self.vault.readlink_cipher(Path(node.path), node.plain))
 
     @request
     def statfs(self, ctx: RequestContext) -> StatvfsData:
@@ -613,7 +621,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if entries is None or start_id == 0:
             # One decryption of the whole directory per opendir/rewinddir; later calls page
             # through the snapshot, so entries are neither skipped nor repeated (§6.8).
-            listing = self.vault.list_cipher_dir(dpath, include_bad=True, where=dplain or "/")
+            listing = self.vault.list_cipher_dir(Path(dpath), include_bad=True, where=dplain or "/")
             entries = []
             for entry in listing:
                 if entry.error is None:
@@ -631,9 +639,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
 
         self.vault.dirs.call(dpath, reply)
 
-    def _reply_dots(
-        self, dfd: int, ino: int, dpath: Path, start_id: int, token: pyfuse3.ReaddirToken
-    ) -> bool:
+    def _reply_dots(self, dfd: int, ino: int, dpath: str, start_id: int, token: pyfuse3.ReaddirToken) -> bool:
         """Send `.` and `..` first, as a local filesystem lists them (`ls -a`). The kernel takes
         no lookup reference for these two, so the table counts none; False once the buffer is full."""
         if start_id >= _DOTS:
@@ -655,17 +661,15 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     def _reply_entries(
         self,
         dfd: int,
-        dpath: Path,
+        dpath: str,
         dplain: str,
         entries: list[DirEntry],
         start_id: int,
         token: pyfuse3.ReaddirToken,
     ) -> None:
         # Per entry this is the hot loop of `ls -l` and `find`: stat relative to the
-        # directory's descriptor, and build a Path only for an object the table does not
-        # know under this name yet.
+        # directory's descriptor, no path object built.
         prefix = os.path.join(dpath, "")
-        named, dev = self._named, self._dev
         stat = os.stat
         for index in range(start_id, len(entries)):
             entry = entries[index]
@@ -674,9 +678,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
                 st = stat(cname, dir_fd=dfd, follow_symlinks=False)
             except OSError:
                 continue  # removed since the listing
-            node = named.get(st.st_ino if st.st_dev == dev else (st.st_dev, st.st_ino))
-            known = node.path if node is not None else None
-            cpath = known if known is not None and str(known) == prefix + cname else dpath / cname
+            cpath = prefix + cname
             # Each entry sent counts as a lookup, so the node id is settled before the reply.
             ino = self._remember(st, cpath, self._join(dplain, entry.name))
             if not pyfuse3.readdir_reply(
@@ -697,7 +699,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         dpath = self._node(handle.ino).path
         if dpath is None:
             return  # removed: nothing of it is left to write out
-        fd = self.vault.dirs.open_dir(dpath)
+        fd = self.vault.dirs.open_dir(Path(dpath))
         try:
             os.fsync(fd)
         finally:
@@ -710,7 +712,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         another one swapped in under its name meanwhile (ESTALE; see DirFds.pinned)."""
         path, plain = self._dir_path(inode)
         with self.vault.dirs.pinned(path, self._same(inode)):
-            yield path, plain
+            yield Path(path), plain
 
     @contextlib.contextmanager
     def _new_name(self, parent_inode: int, name: bytes) -> Iterator[tuple[Path, str, str]]:
@@ -757,7 +759,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         self, inode: int, new_parent_inode: int, new_name: bytes, ctx: RequestContext
     ) -> EntryAttributes:
         with self._new_name(new_parent_inode, new_name) as (ppath, sname, plain):
-            existing, _ = self._live_path(inode)
+            existing = Path(self._live_path(inode)[0])
             cpath = self.vault.link_at(existing, ppath, sname, plain, self._same(inode))
             return self._entry(self._lstat(cpath), cpath, plain)
 
@@ -852,7 +854,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
         if node.path is None:
             raise FsError(errno.ENOENT, f"{node.plain}: no longer exists")
         writable = writable or bool(flags & os.O_TRUNC)
-        f = self._open_cipher(node.path, node.plain, writable=writable, same=self._same(inode))
+        f = self._open_cipher(Path(node.path), node.plain, writable=writable, same=self._same(inode))
         self._apply_o_trunc(f, node, flags)
         return self._add_handle(f, inode, writable)
 
@@ -973,7 +975,7 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
 
     # -- extended attributes (§7.2) -------------------------------------------------------
 
-    def _live_path(self, inode: int) -> tuple[Path, str]:
+    def _live_path(self, inode: int) -> tuple[str, str]:
         """The cipher path of an inode that still has a name (ENOENT once it has none)."""
         node = self._node(inode)
         if node.path is None:
@@ -1003,18 +1005,18 @@ class ForwardOperations(FuseFrontend[_OpenFile, _OpenDir]):
     def setxattr(self, inode: int, name: bytes, value: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
-        self.vault.set_xattr(cpath, name, value, plain, same=self._same(inode))
+        self.vault.set_xattr(Path(cpath), name, value, plain, same=self._same(inode))
 
     @request
     def listxattr(self, inode: int, ctx: RequestContext) -> Sequence[bytes]:
         cpath, plain = self._live_path(inode)
-        return self.vault.list_xattrs(cpath, plain, self._same(inode))
+        return self.vault.list_xattrs(Path(cpath), plain, self._same(inode))
 
     @request
     def removexattr(self, inode: int, name: bytes, ctx: RequestContext) -> None:
         self._check_writable()
         cpath, plain = self._live_path(inode)
-        self.vault.remove_xattr(cpath, name, plain, self._same(inode))
+        self.vault.remove_xattr(Path(cpath), name, plain, self._same(inode))
 
     # -- teardown (FuseFrontend.close) ----------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Self
 from vaultsh.crypto.aead import AuthenticationError
 from vaultsh.vault.config import CONF_NAME, ConfFile
 from vaultsh.vault.content import ContentCodec
-from vaultsh.vault.dirfds import DirFds
+from vaultsh.vault.dirfds import CipherPath, DirFds
 from vaultsh.vault.errors import CorruptionError, FsError, fs_error, short_path
 from vaultsh.vault.file import OpenInodes, VaultFile
 from vaultsh.vault.keys import FormatOptions, Keys
@@ -99,11 +99,11 @@ class VaultCore:
 
     # -- cipher-tree primitives: every call relative to a directory descriptor ----------------
 
-    def lstat_cipher(self, cpath: Path) -> os.stat_result:
+    def lstat_cipher(self, cpath: CipherPath) -> os.stat_result:
         """lstat of a cipher path (raises OSError), however long the path."""
         return self.dirs.path_at(cpath, os.stat, follow_symlinks=False)
 
-    def lstat_in(self, cparent: Path, disk: str) -> os.stat_result:
+    def lstat_in(self, cparent: CipherPath, disk: str) -> os.stat_result:
         """lstat of entry `disk` of a cipher directory (raises OSError)."""
         return self.dirs.at(cparent, disk, os.stat, follow_symlinks=False)
 
@@ -148,7 +148,7 @@ class VaultCore:
 
     # -- path resolution --------------------------------------------------------------------
 
-    def dir_iv(self, cipher_dir: Path) -> bytes:
+    def dir_iv(self, cipher_dir: CipherPath) -> bytes:
         """The name IV of a cipher directory: its diriv file, or zeros (§6.5, §6.6)."""
         if not self.options.diriv:
             return ZERO_IV
@@ -167,12 +167,12 @@ class VaultCore:
                 raise FsError(errno.ENOTDIR, f"{where}: not a directory") from None
             raise fs_error(e, cipher_dir) from None
 
-    def encrypt_component(self, cipher_parent: Path, name: str) -> tuple[str, str]:
+    def encrypt_component(self, cipher_parent: CipherPath, name: str) -> tuple[str, str]:
         """(disk name, full encrypted name) of a plain name in a cipher directory."""
         raw = os.fsencode(name)
         if self.options.plaintext_names:
             check_plain_name(raw)
-            if cipher_parent == self.cipherdir and name == CONF_NAME:
+            if name == CONF_NAME and Path(cipher_parent) == self.cipherdir:
                 raise FsError(errno.EPERM, f"{name}: reserved name in a plaintextnames vault")
             return name, name
         iv = self.dir_iv(cipher_parent)
@@ -273,5 +273,5 @@ class VaultCore:
         return VaultFile(self.content, self.open_inodes, fd, where, st)
 
 
-def _read_diriv_at(cipher_dir: Path, dir_fd: int) -> bytes:
-    return read_diriv(cipher_dir, dir_fd=dir_fd)
+def _read_diriv_at(cipher_dir: CipherPath, dir_fd: int) -> bytes:
+    return read_diriv(Path(cipher_dir), dir_fd=dir_fd)

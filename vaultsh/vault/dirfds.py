@@ -16,6 +16,10 @@ from typing import TypeVar
 
 _T = TypeVar("_T")
 
+# A cipher path as a Path or as its string: every lookup here is by string, and a mount's node
+# table keeps plain strings (a Path object with its parts list is twice the memory).
+CipherPath = Path | str
+
 # O_PATH: the fd only names the directory (no read permission needed, no atime); O_NOFOLLOW
 # with O_DIRECTORY: a symlink planted in the cipher tree fails with ENOTDIR instead of leading
 # elsewhere.
@@ -161,7 +165,7 @@ class DirFds:
             self._retired.append(fds.popitem(last=False)[1][0])
         return cur
 
-    def iv(self, cipher_dir: Path, read: Callable[[Path, int], bytes]) -> bytes:
+    def iv(self, cipher_dir: CipherPath, read: Callable[[CipherPath, int], bytes]) -> bytes:
         """The name IV of a directory: `read(cipher_dir, descriptor)` once per descriptor
         opened for it."""
         key = str(cipher_dir)
@@ -210,7 +214,7 @@ class DirFds:
         finally:
             self._leave()
 
-    def forget(self, cipher_dir: Path, *, subtree: bool = True) -> None:
+    def forget(self, cipher_dir: CipherPath, *, subtree: bool = True) -> None:
         """Drop the descriptor (and IV) of a directory that was moved or removed, and with
         `subtree` those of everything under it (an empty directory that was removed has
         nothing below)."""
@@ -234,7 +238,7 @@ class DirFds:
             return cpath, "."
         return cpath.parent, cpath.name
 
-    def _split_key(self, cpath: Path) -> tuple[str, str]:
+    def _split_key(self, cpath: CipherPath) -> tuple[str, str]:
         """Like `split`, as (parent key, name) by string operations: no Path is built, which
         matters on the hot paths (a stat per `ls -l` entry)."""
         key = str(cpath)
@@ -255,7 +259,7 @@ class DirFds:
             self._close_retired()
         self._lock.release()
 
-    def call(self, cipher_dir: Path, fn: Callable[[int], _T]) -> _T:
+    def call(self, cipher_dir: CipherPath, fn: Callable[[int], _T]) -> _T:
         """`fn(descriptor of cipher_dir)`, the descriptor valid for the length of the call."""
         self._enter()
         try:
@@ -263,7 +267,7 @@ class DirFds:
         finally:
             self._leave()
 
-    def at(self, parent: Path, name: str, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
+    def at(self, parent: CipherPath, name: str, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
         """`fn(name, *args, dir_fd=<parent's fd>, **kw)`: one *at system call in `parent`."""
         self._enter()
         try:
@@ -271,7 +275,7 @@ class DirFds:
         finally:
             self._leave()
 
-    def path_at(self, cpath: Path, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
+    def path_at(self, cpath: CipherPath, fn: Callable[..., _T], *args: object, **kw: object) -> _T:
         """Like `at`, for an object known by its full cipher path."""
         parent, name = self._split_key(cpath)
         self._enter()
@@ -280,7 +284,7 @@ class DirFds:
         finally:
             self._leave()
 
-    def pair(self, src_parent: Path, dst_parent: Path, fn: Callable[[int, int], _T]) -> _T:
+    def pair(self, src_parent: CipherPath, dst_parent: CipherPath, fn: Callable[[int, int], _T]) -> _T:
         """`fn(src parent fd, dst parent fd)` for renames and links between two directories."""
         self._enter()
         try:
@@ -293,7 +297,7 @@ class DirFds:
         parent, name = self.split(cipher_dir)
         return self.at(parent, name, os.open, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
-    def entry_has_xattr(self, cpath: Path, attr: str) -> bool:
+    def entry_has_xattr(self, cpath: CipherPath, attr: str) -> bool:
         """Whether the entry at `cpath` itself (a final symlink not followed, a FIFO not
         opened) has the extended attribute `attr`; raises OSError for other failures.
 
@@ -325,7 +329,7 @@ class DirFds:
             self._leave()
 
     @contextlib.contextmanager
-    def pinned(self, cipher_dir: Path, same: Callable[[os.stat_result], bool]) -> Iterator[None]:
+    def pinned(self, cipher_dir: CipherPath, same: Callable[[os.stat_result], bool]) -> Iterator[None]:
         """Within the block, every call on `cipher_dir` or below it goes through one descriptor
         of it, checked by `same` first (an inode check; ESTALE if its name now holds another
         directory). A request that makes several calls in a directory (a `.name` sidecar, then
@@ -356,7 +360,7 @@ class DirFds:
 
     def with_object(
         self,
-        cpath: Path,
+        cpath: CipherPath,
         fn: Callable[[str, os.stat_result], _T],
         same: Callable[[os.stat_result], bool] | None = None,
     ) -> _T:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from vaultsh.crypto.aead import AuthenticationError
 from vaultsh.vault.core import BLOCK0_AD, SameObject, VaultCore
+from vaultsh.vault.dirfds import CipherPath
 from vaultsh.vault.errors import CorruptionError, fs_error
 from vaultsh.vault.names import XATTR_PASSTHROUGH, XATTR_PREFIX, NameCodec, NameError_, b64_decode
 
@@ -61,7 +62,7 @@ class XattrOps(VaultCore):
     # symlink points to; `same` as for chmod_cipher.
 
     def find_xattr(
-        self, cpath: Path, name: bytes, where: str, same: SameObject | None = None
+        self, cpath: CipherPath, name: bytes, where: str, same: SameObject | None = None
     ) -> bytes | None:
         """The plain value of an xattr of a cipher object; None if it is not set (ENODATA).
 
