@@ -381,3 +381,48 @@ def test_path_max(mounted: Path, kind: str) -> None:
         assert e.value.errno == errno.ENAMETOOLONG
     finally:
         h.close()
+
+
+# -- symlink targets: pjdfstest symlink/03 and the format's own limit ---------------------------
+
+# A target is stored as the cipher symlink's own target: base64url (no padding) of a 16-byte
+# nonce, the encrypted target and a 16-byte tag (§7.1). Linux allows a symlink 4,095 bytes, so
+# the longest storable plain target is 3,039 bytes: ceil((3039 + 32) * 4 / 3) = 4,095.
+LONGEST_TARGET = 3039
+
+
+def _target(length: int) -> str:
+    """A path-like target of exactly `length` bytes (components of 100 bytes)."""
+    parts, left = [], length
+    while left > 101:
+        parts.append("t" * 100)
+        left -= 101
+    parts.append("u" * left)
+    target = "/".join(parts)
+    assert len(target.encode()) == length
+    return target
+
+
+def test_symlink_targets_up_to_the_format_limit(tmp_path: Path, need_gocryptfs: None) -> None:
+    """The longest target the format can hold works through the mount and in gocryptfs; one
+    byte more, and pjdfstest symlink/03's PATH_MAX-1 target, are ENAMETOOLONG with nothing
+    left behind (gocryptfs refuses both the same way)."""
+    cipher = tmp_path / "cipher"
+    new_vault(cipher, PASSWORD).close()
+    longest = _target(LONGEST_TARGET)
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
+        os.symlink(longest, mnt / "longest")
+        assert os.readlink(mnt / "longest") == longest
+        assert os.lstat(mnt / "longest").st_size == LONGEST_TARGET
+        for length in (LONGEST_TARGET + 1, PATH_MAX - 1):
+            with pytest.raises(OSError) as e:
+                os.symlink(_target(length), mnt / f"len-{length}")
+            assert e.value.errno == errno.ENAMETOOLONG
+        assert os.listdir(mnt) == ["longest"]
+    # one cipher entry besides the config and diriv: the refused links left nothing
+    assert len(os.listdir(cipher)) == 3
+    with gocryptfs_mount(cipher, tmp_path / "gmnt", PASSWORD) as gmnt:
+        assert os.readlink(gmnt / "longest") == longest
+        with pytest.raises(OSError) as e:
+            os.symlink(_target(LONGEST_TARGET + 1), gmnt / "too-long")
+        assert e.value.errno == errno.ENAMETOOLONG

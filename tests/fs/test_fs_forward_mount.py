@@ -147,6 +147,65 @@ def test_large_sequential_file_with_readahead(shared_mount: tuple[Path, Path]) -
     assert sv.f_namemax == 255 and sv.f_blocks == os.statvfs(cipher).f_blocks
 
 
+def test_a_byte_past_2_gib_through_the_kernel(shared_mount: tuple[Path, Path]) -> None:
+    """pjdfstest open/25 (its pwrite/pread actions are missing from some builds): offsets past
+    2^31, and the hole before them stays a hole in the cipher file."""
+    cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "past-2gib")
+    far = 2 * 1024**3 + 1
+    fd = os.open(work / "f", os.O_CREAT | os.O_WRONLY, 0o755)
+    try:
+        assert os.pwrite(fd, b"a", far) == 1
+    finally:
+        os.close(fd)
+    assert os.lstat(work / "f").st_size == far + 1
+    fd = os.open(work / "f", os.O_RDONLY)
+    try:
+        _drop_cache(fd)
+        assert os.pread(fd, 1, far) == b"a"
+        assert os.pread(fd, 4, far - 3) == b"\0\0\0a"
+        assert os.pread(fd, 8, 1024**3) == bytes(8)  # inside the hole
+    finally:
+        os.close(fd)
+    vault = Vault.open(cipher, password=PASSWORD.encode())
+    backing = os.stat(vault.cipher_path("past-2gib/f"))
+    assert backing.st_size == vault.content.plain_to_cipher_size(far + 1)
+    assert backing.st_blocks * 512 < 1024 * 1024  # nothing written for the hole
+    os.unlink(work / "f")
+    assert os.listdir(work) == []
+
+
+def test_an_unlinked_open_file_keeps_its_data_through_the_kernel(shared_mount: tuple[Path, Path]) -> None:
+    """pjdfstest unlink/14: an open file is not freed by unlink; its link count reads 0 and
+    I/O through the open descriptor goes on."""
+    _, mnt = shared_mount
+    work = fresh_dir(mnt, "unlinked-open")
+    target = work / "n0"
+    target.write_bytes(b"Hello, World!")
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.unlink(target)
+        assert os.fstat(fd).st_nlink == 0
+        assert os.pread(fd, 100, 0) == b"Hello, World!"
+    finally:
+        os.close(fd)
+    target.write_bytes(b"")
+    fd = os.open(target, os.O_RDWR)
+    try:
+        os.write(fd, b"Hello,_World!")
+        os.unlink(target)
+        assert not target.exists()
+        _drop_cache(fd)
+        assert os.pread(fd, 100, 0) == b"Hello,_World!"
+        os.pwrite(fd, b"again", 13)
+        assert os.fstat(fd).st_size == 18
+        assert os.pread(fd, 100, 0) == b"Hello,_World!again"
+    finally:
+        os.close(fd)
+    assert os.listdir(work) == []
+    os.rmdir(work)
+
+
 # -- random I/O against a plain directory ------------------------------------------------------
 
 
