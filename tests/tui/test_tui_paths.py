@@ -25,6 +25,7 @@ from tui_harness import (
     command_done,
     join,
     log_text,
+    make_vault,
     mount_with_keys,
     open_at,
     opened_at,
@@ -52,6 +53,7 @@ from vaultsh.tui.screens import (
 from vaultsh.tui.viewer import ViewerScreen
 from vaultsh.vault.config import CONF_NAME
 from vaultsh.vault.keys import format_master_key
+from vaultsh.vault.names import DIRIV_NAME
 from vaultsh.vault.tree import TreeNode, VaultTree
 from vaultsh.vault.vault import Vault
 
@@ -1115,3 +1117,35 @@ async def test_ctrl_c_while_mounted_opens_the_quit_dialog(deep_vault: Path, moun
         assert app.return_code is None and kernel_mounted(mountpoint)
         await pilot.press("u")
         await command_done(pilot, app)
+
+
+# -- a tree deeper than PATH_MAX as cipher paths -------------------------------------------------
+
+# 33 names of 127 bytes: 4,224 bytes of plain path, about 5,700 as cipher path.
+PATH_MAX_NAMES = [f"{i:02d}-" + "ü" * 20 + "d" * (127 - 3 - 40) for i in range(33)]
+PATH_MAX_DEEP = "/".join(PATH_MAX_NAMES)
+
+
+@pytest.mark.asyncio
+async def test_a_tree_deeper_than_path_max_opens_and_changes_at_the_bottom(tmp_path: Path) -> None:
+    root = tmp_path / "vault"
+    vault = make_vault(root)
+    for depth in range(len(PATH_MAX_NAMES)):
+        vault.mkdir("/".join(PATH_MAX_NAMES[: depth + 1]))
+    vault.write_file(f"{PATH_MAX_DEEP}/leaf.txt", b"at the bottom\n")
+    assert len(os.fsencode(vault.cipher_path(PATH_MAX_DEEP))) > 4096
+    async with opened_at(root, PATH_MAX_DEEP) as (app, pilot):
+        assert [e.plain_name for e in app.main.plain.rows if e.plain_name] == ["leaf.txt"]
+        assert any(e.cipher_name == DIRIV_NAME for e in app.main.cipher.rows)
+        await pilot.press("M")
+        await answer_prompt(pilot, app, "archive")
+        await command_done(pilot, app)
+        select_plain(app.main, "leaf.txt")
+        await pilot.press("r")
+        await answer_prompt(pilot, app, "done.txt")
+        await command_done(pilot, app)
+        assert app.main.cwd == PATH_MAX_DEEP, log_text(app)
+    vault = Vault.open(root, master_key=MASTER_KEY)
+    assert vault.stat(f"{PATH_MAX_DEEP}/archive").kind == "dir"
+    assert vault.read_file(f"{PATH_MAX_DEEP}/done.txt") == b"at the bottom\n"
+    assert sorted(e.name for e in vault.listdir(PATH_MAX_DEEP)) == ["archive", "done.txt"]
