@@ -67,6 +67,18 @@ def test_init_refuses_non_empty_dir_with_exit_6(tmp_path: Path, pw: Path) -> Non
     assert "not empty" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
+def test_init_names_a_missing_or_non_directory_target(tmp_path: Path, pw: Path) -> None:
+    nope = tmp_path / "nope"
+    p = run("init", "--scryptn", "10", "--passfile", str(pw), str(nope))
+    assert p.returncode == 6
+    assert p.stderr.strip() == f"vaultsh: {nope}: no such directory (make it first: mkdir {nope})"
+    (tmp_path / "file").write_text("x")
+    p = run("init", "--scryptn", "10", "--passfile", str(pw), str(tmp_path / "file"))
+    assert p.returncode == 6
+    assert p.stderr.strip() == f"vaultsh: {tmp_path / 'file'}: not a directory"
+    assert not (tmp_path / "nope").exists() and (tmp_path / "file").read_text() == "x"
+
+
 def test_info_and_missing_config(vault: tuple[Path, str], tmp_path: Path) -> None:
     cdir, _ = vault
     out = run("info", str(cdir), check=True).stdout.splitlines()

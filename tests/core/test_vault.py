@@ -953,3 +953,26 @@ def test_key_fits_tolerates_a_stray_file(tmp_path: Path, new_vault: NewVault) ->
         v.mkdir(name)
     (v.cipherdir / ("A" * 22)).write_text("copied in by hand")
     assert Vault.open(v.cipherdir, master_key=v.keys.master_key).key_fits() is True
+
+
+def test_a_missing_or_non_directory_parent_is_named_by_its_plain_path(vault: Vault) -> None:
+    vault.mkdir("a")
+    vault.write_file("a/file", b"x")
+    cases = {
+        "a/missing/deeper/f.txt": (errno.ENOENT, "/a/missing: no such directory"),
+        "a/file/f.txt": (errno.ENOTDIR, "/a/file: not a directory"),
+    }
+    for path, (err, message) in cases.items():
+        for call in (vault.cipher_path, vault.read_file, vault.stat):
+            if call == vault.cipher_path and not vault.options.diriv:
+                continue  # the path is computed without reading any directory
+            with pytest.raises(FsError) as e:
+                call(path)
+            # without dirivs, nothing is read before the whole path is tried
+            want = message if vault.options.diriv else f"{path}: {os.strerror(err)}"
+            assert (e.value.errno, str(e.value)) == (err, want), (path, call)
+    with pytest.raises(FsError) as e:
+        vault.rename("a/missing/f.txt", "g.txt")
+    assert e.value.errno == errno.ENOENT
+    if vault.options.diriv:
+        assert str(e.value) == "/a/missing: no such directory"

@@ -192,8 +192,17 @@ class VaultCore:
     def cipher_path(self, path: str) -> Path:
         """The cipher path of a plain path (it need not exist)."""
         cur = self.cipherdir
-        for part in split_path(path):
-            cur = cur / self.encrypt_component(cur, part)[0]
+        parts = split_path(path)
+        for depth, part in enumerate(parts):
+            try:
+                cur = cur / self.encrypt_component(cur, part)[0]
+            except FsError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    raise
+                # dir_iv can name only the cipher directory; the person asked by plain path
+                where = short_path("/" + "/".join(parts[:depth]))
+                reason = "no such directory" if e.errno == errno.ENOENT else "not a directory"
+                raise FsError(e.errno, f"{where}: {reason}") from None
         return cur
 
     def decrypt_entry(self, cipher_dir: Path, cipher_name: str) -> str:
