@@ -1202,6 +1202,11 @@ def fsbench_main(args: argparse.Namespace) -> int:
         args.vaultsh_trees[label] = Path(tree).resolve()
     if args.fsbench_script is None:
         args.fsbench_script = fsbench_run.DEFAULT_SCRIPT
+    # Bytecode first, as an installed package has it: a fresh checkout's first mount would
+    # otherwise compile every module in the worker and peak ~2 MiB higher than later ones.
+    for tree in args.vaultsh_trees.values() or [Path(__file__).resolve().parent.parent]:
+        compile_cmd = [sys.executable, "-m", "compileall", "-q", str(tree / "vaultsh")]
+        subprocess.run(compile_cmd, check=True, stdout=subprocess.DEVNULL)
     if (why := vaultsh_mount_unavailable()) is not None:
         raise SystemExit(f"vaultsh mount unavailable: {why}")
     base = args.workdir / f"fsbench-{dt.datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from collections.abc import Callable
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 from vault_factory import new_vault
 
+from vaultsh.vault import file as file_mod
 from vaultsh.vault.config import load_config
-from vaultsh.vault.errors import ExitCode, WriteConfError
+from vaultsh.vault.errors import ExitCode, FsError, WriteConfError
 from vaultsh.vault.fdio import pwrite_all, write_all
 from vaultsh.vault.names import DIRIV_NAME, read_diriv, write_diriv
 
@@ -92,3 +94,52 @@ def test_a_diriv_written_in_short_pieces_is_whole(tmp_path: Path, monkeypatch: p
     monkeypatch.undo()
     assert (tmp_path / DIRIV_NAME).stat().st_size == len(iv) == 16
     assert read_diriv(tmp_path) == iv
+
+
+# -- a full disk: the space a write takes is reserved before any of it is written ----------------
+
+
+def test_a_write_into_a_full_disk_fails_whole_and_leaves_the_file_as_it_was(tiny_disk: Path) -> None:
+    with new_vault(tiny_disk / "cipher") as vault:
+        first = os.urandom(300 * 1024 + 123)  # ends inside a block: the next write rewrites it
+        vault.write_file("f", first)
+        cipher = vault.cipher_path("f")
+        before = cipher.read_bytes()
+        with vault.open_file("f", writable=True) as f, pytest.raises(FsError) as e:
+            f.write(len(first), os.urandom(2 * 1024 * 1024))  # twice the whole disk
+        assert e.value.errno == errno.ENOSPC and "No space left on device" in str(e.value)
+        assert cipher.read_bytes() == before  # not a byte written, the old last block intact
+        assert vault.read_file("f") == first
+        # A new file that does not fit leaves no header behind either.
+        with pytest.raises(FsError) as e:
+            vault.write_file("g", os.urandom(2 * 1024 * 1024))
+        assert e.value.errno == errno.ENOSPC
+        assert not vault.exists("g") or vault.read_file("g") == b""
+        # What does fit is written as before, and a hole far out takes no space.
+        with vault.open_file("f", writable=True) as f:
+            f.write(len(first), b"tail")
+            f.write(1 << 30, b"far")
+            assert f.read(0, len(first) + 4) == first + b"tail"
+            assert f.read(1 << 30, 10) == b"far"
+        assert os.stat(cipher).st_blocks * 512 < 1024 * 1024
+
+
+def test_a_filesystem_without_fallocate_is_written_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def unsupported(fd: int, mode: int, offset: int, length: int) -> int:
+        calls.append(length)
+        ctypes.set_errno(errno.EOPNOTSUPP)
+        return -1
+
+    monkeypatch.setattr(file_mod, "_fallocate", unsupported)
+    monkeypatch.setattr(file_mod, "_fallocate_loaded", True)
+    monkeypatch.setattr(file_mod, "_devices_without_fallocate", set())
+    vault = new_vault(tmp_path / "cipher")
+    data = os.urandom(70_000)
+    vault.write_file("a", data)
+    vault.write_file("b", data)
+    assert vault.read_file("a") == vault.read_file("b") == data
+    assert len(calls) == 1  # asked once for this filesystem, then no more

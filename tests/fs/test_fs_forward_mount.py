@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import random
@@ -26,6 +27,7 @@ from gocryptfs_harness import (
 from posix_table import POSIX_CASES, OsApi, PosixCase, run_posix_case
 from vault_factory import new_vault
 
+from vaultsh.vault import fsck
 from vaultsh.vault.vault import Vault
 
 import_or_skip("pyfuse3")
@@ -173,6 +175,34 @@ def test_a_byte_past_2_gib_through_the_kernel(shared_mount: tuple[Path, Path]) -
     assert backing.st_blocks * 512 < 1024 * 1024  # nothing written for the hole
     os.unlink(work / "f")
     assert os.listdir(work) == []
+
+
+def test_a_full_disk_reports_enospc_and_leaves_every_block_readable(tiny_disk: Path, tmp_path: Path) -> None:
+    """With the kernel's writeback cache the error comes at fsync, and it must be ENOSPC, not
+    the EIO of a torn block: the space of each write is reserved before it is written."""
+    cipher = tiny_disk / "cipher"
+    new_vault(cipher, PASSWORD).close()
+    data = random.Random(5).randbytes(3 * 1024 * 1024)  # three times the disk
+    with mount_vault(cipher, tmp_path / "mnt", PASSWORD) as mnt:
+        fd = os.open(mnt / "big", os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            fits = 400 * 1024 + 100  # ends inside a block, which the next writes rewrite
+            os.pwrite(fd, data[:fits], 0)
+            os.fsync(fd)
+            with pytest.raises(OSError) as e:
+                for off in range(fits, len(data), 128 * 1024):
+                    os.pwrite(fd, data[off : off + 128 * 1024], off)
+                os.fsync(fd)
+            assert e.value.errno == errno.ENOSPC
+        finally:
+            with contextlib.suppress(OSError):  # close reports the same error again
+                os.close(fd)
+    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+        got = vault.read_file("big")  # raises on any torn or unauthentic block
+        assert fits <= len(got) < len(data) and got[:fits] == data[:fits]
+        # Later writes that did fit leave the failed range between as a hole: zeros.
+        assert all(g == d or g == 0 for g, d in zip(got, data, strict=False))
+        assert list(fsck.check(vault)) == []
 
 
 def test_an_unlinked_open_file_keeps_its_data_through_the_kernel(shared_mount: tuple[Path, Path]) -> None:

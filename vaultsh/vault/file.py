@@ -6,6 +6,7 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from vaultsh.vault.content import (
     BLOCK_SIZE,
@@ -25,6 +26,49 @@ _KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # a larger one-off read get
 _IO_PIECE_BLOCKS = 32
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino) of a cipher file
+
+_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h: allocate without changing the file's size
+_fallocate: Callable[[int, int, int, int], int] | None = None
+_fallocate_loaded = False
+_devices_without_fallocate: set[int] = set()  # filesystems that answered EOPNOTSUPP
+
+
+def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
+    """fallocate(2) from the C library (Python has only posix_fallocate, which grows the
+    file); None where there is none. Loaded on the first write, not at import."""
+    global _fallocate, _fallocate_loaded
+    if not _fallocate_loaded:
+        _fallocate_loaded = True
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
+        if fn is not None:
+            fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+            fn.restype = ctypes.c_int
+            _fallocate = cast("Callable[[int, int, int, int], int]", fn)
+    return _fallocate
+
+
+def reserve_space(fd: int, device: int, offset: int, length: int) -> None:
+    """Allocate `length` bytes at `offset` of `fd` without changing its size (raises OSError,
+    ENOSPC on a full disk). A filesystem without fallocate (EOPNOTSUPP) is remembered by
+    `device` and skipped from then on, as gocryptfs does."""
+    if device in _devices_without_fallocate:
+        return
+    fn = _libc_fallocate()
+    if fn is None:
+        return
+    while fn(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+        import ctypes
+
+        err = ctypes.get_errno()
+        if err == errno.EINTR:
+            continue
+        if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+            _devices_without_fallocate.add(device)
+            return
+        raise OSError(err, os.strerror(err))
 
 
 class ReadBuffers:
@@ -278,12 +322,16 @@ class VaultFile:
     def _ensure_header(self) -> bytes:
         file_id = self.read_file_id()
         if file_id is None:
-            file_id = new_file_id()
-            # A header-only leftover (c <= 18) is overwritten: it had no content (§5.2). No
-            # ftruncate(0) first: ext4 takes a truncate-then-write file for a rewrite and
-            # flushes it on close, which made every new file cost a disk write at release.
-            os.pwrite(self.fd, make_header(file_id), 0)
-            self._state.file_id = file_id
+            file_id = self._write_header()
+        return file_id
+
+    def _write_header(self) -> bytes:
+        file_id = new_file_id()
+        # A header-only leftover (c <= 18) is overwritten: it had no content (§5.2). No
+        # ftruncate(0) first: ext4 takes a truncate-then-write file for a rewrite and
+        # flushes it on close, which made every new file cost a disk write at release.
+        os.pwrite(self.fd, make_header(file_id), 0)
+        self._state.file_id = file_id
         return file_id
 
     def write(self, offset: int, data: bytes | memoryview) -> int:
@@ -301,7 +349,9 @@ class VaultFile:
         return len(data)
 
     def _write_range(self, offset: int, data: bytes | memoryview, plain_size: int) -> None:
-        file_id = self._ensure_header()
+        known_id = self.read_file_id()  # None: an empty file, whose header comes first
+        # Old blocks are read only where the file holds data, so only when it has an ID.
+        file_id = known_id if known_id is not None else b""
         codec = self.codec
         mv = memoryview(data)
         end = offset + len(mv)
@@ -328,6 +378,20 @@ class VaultFile:
             if need_tail:
                 buf += self._old_block(last, plain_size, file_id)[end - last * BLOCK_SIZE :]
             plain = buf
+        # The disk space is taken before anything is written, as gocryptfs does (§5.4): on a
+        # full disk the write fails whole with ENOSPC. Written piece by piece into no room,
+        # it would end in a torn block that every later read or write of it fails on (EIO).
+        cipher_start = codec.cipher_offset(first)
+        cipher_len = codec.cipher_run_size(len(plain))
+        if known_id is None:
+            if cipher_start > HEADER_LEN:  # past a hole, which stays unallocated
+                self._reserve(0, HEADER_LEN)
+                self._reserve(cipher_start, cipher_len)
+            else:
+                self._reserve(0, cipher_start + cipher_len)
+            file_id = self._write_header()
+        else:
+            self._reserve(cipher_start, cipher_len)
         plain_view = memoryview(plain)
         step = _IO_PIECE_BLOCKS * BLOCK_SIZE
         for start in range(0, len(plain_view), step):
@@ -342,6 +406,12 @@ class VaultFile:
                 self._pwrite_all(blob, codec.cipher_offset(block))
             finally:
                 blob.release()  # the reused buffer may be replaced by a larger one next time
+
+    def _reserve(self, offset: int, length: int) -> None:
+        try:
+            reserve_space(self.fd, self._key[0], offset, length)
+        except OSError as e:
+            raise fs_error(e, self.where) from None
 
     def _pwrite_all(self, data: memoryview, offset: int) -> None:
         """Write all of `data`: a short write is retried, so a full disk reports ENOSPC."""
