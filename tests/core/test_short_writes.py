@@ -124,22 +124,49 @@ def test_a_write_into_a_full_disk_fails_whole_and_leaves_the_file_as_it_was(tiny
         assert os.stat(cipher).st_blocks * 512 < 1024 * 1024
 
 
+def _fake_fallocate(monkeypatch: pytest.MonkeyPatch, fs_type: int, answer: int) -> list[int]:
+    """fallocate(2) that fails with `answer` (0: succeeds) on a filesystem of type `fs_type`;
+    returns the lengths it was asked for."""
+    calls: list[int] = []
+
+    def fallocate(fd: int, mode: int, offset: int, length: int) -> int:
+        calls.append(length)
+        if answer:
+            ctypes.set_errno(answer)
+            return -1
+        return 0
+
+    file_mod._load_libc()
+    monkeypatch.setattr(file_mod, "_fallocate", fallocate)
+    monkeypatch.setattr(file_mod, "filesystem_type", lambda fd: fs_type)
+    monkeypatch.setattr(file_mod, "_reserve_on_device", {})
+    return calls
+
+
 def test_a_filesystem_without_fallocate_is_written_as_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[int] = []
-
-    def unsupported(fd: int, mode: int, offset: int, length: int) -> int:
-        calls.append(length)
-        ctypes.set_errno(errno.EOPNOTSUPP)
-        return -1
-
-    monkeypatch.setattr(file_mod, "_fallocate", unsupported)
-    monkeypatch.setattr(file_mod, "_fallocate_loaded", True)
-    monkeypatch.setattr(file_mod, "_devices_without_fallocate", set())
+    calls = _fake_fallocate(monkeypatch, 0xEF53, errno.EOPNOTSUPP)
     vault = new_vault(tmp_path / "cipher")
     data = os.urandom(70_000)
     vault.write_file("a", data)
     vault.write_file("b", data)
     assert vault.read_file("a") == vault.read_file("b") == data
     assert len(calls) == 1  # asked once for this filesystem, then no more
+
+
+def test_btrfs_is_written_without_reserving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_fallocate(monkeypatch, 0x9123683E, 0)
+    vault = new_vault(tmp_path / "cipher")
+    vault.write_file("a", b"x" * 10_000)
+    assert vault.read_file("a") == b"x" * 10_000
+    assert calls == []
+
+
+def test_other_filesystems_reserve_what_each_write_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_fallocate(monkeypatch, 0xEF53, 0)
+    vault = new_vault(tmp_path / "cipher")
+    vault.write_file("a", b"x" * 10_000)
+    assert sum(calls) == os.stat(vault.cipher_path("a")).st_size  # header and three blocks

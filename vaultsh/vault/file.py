@@ -28,45 +28,70 @@ _IO_PIECE_BLOCKS = 32
 InodeKey = tuple[int, int]  # (st_dev, st_ino) of a cipher file
 
 _FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h: allocate without changing the file's size
+_BTRFS_SUPER_MAGIC = 0x9123683E  # statfs f_type of Btrfs
 _fallocate: Callable[[int, int, int, int], int] | None = None
-_fallocate_loaded = False
-_devices_without_fallocate: set[int] = set()  # filesystems that answered EOPNOTSUPP
+_fstatfs: Callable[[int, object], int] | None = None
+_libc_loaded = False
+_reserve_on_device: dict[int, bool] = {}  # st_dev -> whether writes there reserve space first
 
 
-def _libc_fallocate() -> Callable[[int, int, int, int], int] | None:
-    """fallocate(2) from the C library (Python has only posix_fallocate, which grows the
-    file); None where there is none. Loaded on the first write, not at import."""
-    global _fallocate, _fallocate_loaded
-    if not _fallocate_loaded:
-        _fallocate_loaded = True
-        import ctypes
+def _load_libc() -> None:
+    """fallocate(2) and fstatfs(2) from the C library (Python has only posix_fallocate, which
+    grows the file, and no filesystem type), on the first write rather than at import."""
+    global _fallocate, _fstatfs, _libc_loaded
+    if _libc_loaded:
+        return
+    _libc_loaded = True
+    import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
-        if fn is not None:
-            fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-            fn.restype = ctypes.c_int
-            _fallocate = cast("Callable[[int, int, int, int], int]", fn)
-    return _fallocate
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
+    if fn is not None:
+        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        fn.restype = ctypes.c_int
+        _fallocate = cast("Callable[[int, int, int, int], int]", fn)
+    fs = getattr(libc, "fstatfs64", None) or getattr(libc, "fstatfs", None)
+    if fs is not None:
+        fs.argtypes = (ctypes.c_int, ctypes.c_void_p)
+        fs.restype = ctypes.c_int
+        _fstatfs = cast("Callable[[int, object], int]", fs)
+
+
+def filesystem_type(fd: int) -> int | None:
+    """The f_type of the filesystem `fd` is on (its magic number), None if unknown."""
+    _load_libc()
+    if _fstatfs is None:
+        return None
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+    if _fstatfs(fd, buf) != 0:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF  # f_type comes first
 
 
 def reserve_space(fd: int, device: int, offset: int, length: int) -> None:
     """Allocate `length` bytes at `offset` of `fd` without changing its size (raises OSError,
-    ENOSPC on a full disk). A filesystem without fallocate (EOPNOTSUPP) is remembered by
-    `device` and skipped from then on, as gocryptfs does."""
-    if device in _devices_without_fallocate:
+    ENOSPC on a full disk), as gocryptfs does before each write. Skipped on Btrfs (gocryptfs
+    too skips it there: copy-on-write makes the reservation no promise for the write, and it
+    reports a full disk early) and, once they answer EOPNOTSUPP, on filesystems without
+    fallocate; both are remembered by `device`."""
+    wanted = _reserve_on_device.get(device)
+    if wanted is None:
+        wanted = _reserve_on_device[device] = filesystem_type(fd) != _BTRFS_SUPER_MAGIC
+    if not wanted:
         return
-    fn = _libc_fallocate()
-    if fn is None:
+    _load_libc()
+    if _fallocate is None:
         return
-    while fn(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+    while _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
         import ctypes
 
         err = ctypes.get_errno()
         if err == errno.EINTR:
             continue
         if err in (errno.EOPNOTSUPP, errno.ENOSYS):
-            _devices_without_fallocate.add(device)
+            _reserve_on_device[device] = False
             return
         raise OSError(err, os.strerror(err))
 
