@@ -12,6 +12,7 @@ import pytest
 from vault_factory import new_vault
 
 from vaultsh.vault import file as file_mod
+from vaultsh.vault import fsck
 from vaultsh.vault.config import load_config
 from vaultsh.vault.errors import ExitCode, FsError, WriteConfError
 from vaultsh.vault.fdio import pwrite_all, write_all
@@ -170,3 +171,43 @@ def test_other_filesystems_reserve_what_each_write_takes(
     vault = new_vault(tmp_path / "cipher")
     vault.write_file("a", b"x" * 10_000)
     assert sum(calls) == os.stat(vault.cipher_path("a")).st_size  # header and three blocks
+
+
+def _fill(disk: Path) -> None:
+    """Write a filler file on `disk` until nothing more fits."""
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with pytest.raises(OSError) as e:
+            while True:
+                os.write(fd, bytes(4096))
+        assert e.value.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+
+
+def test_metadata_that_does_not_fit_leaves_nothing_behind(tiny_disk: Path) -> None:
+    """On a full disk, names and directories are not made at all: no empty gocryptfs.diriv
+    in a new directory, no empty `.name` sidecar of a long name (§6.5, §6.7)."""
+    long = "l" * 200  # encrypted, longer than 255: stored under a hash with a sidecar
+    with new_vault(tiny_disk / "cipher") as vault:
+        vault.write_file("kept", b"kept")
+        vault.mkdir("dir")
+        _fill(tiny_disk)
+        before = {p: sorted(os.listdir(vault.cipher_path(p))) for p in ("", "dir")}
+        attempts: dict[str, Callable[[], None]] = {
+            "mkdir": lambda: vault.mkdir("dir/new"),
+            "mkdir long": lambda: vault.mkdir(f"dir/{long}"),
+            "create long": lambda: vault.write_file(long, b"x"),
+            "rename to long": lambda: vault.rename("kept", f"dir/{long}"),
+            "symlink long": lambda: vault.symlink("t" * 3000, long),
+        }
+        for what, attempt in attempts.items():
+            with pytest.raises(FsError) as e:
+                attempt()
+            assert e.value.errno == errno.ENOSPC, what
+            assert "No space left on device" in str(e.value), what
+            after = {p: sorted(os.listdir(vault.cipher_path(p))) for p in ("", "dir")}
+            assert after == before, what
+        (tiny_disk / "filler").unlink()
+        assert vault.read_file("kept") == b"kept"
+        assert list(fsck.check(vault)) == []

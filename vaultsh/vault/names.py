@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import errno
 import os
 import re
@@ -270,6 +271,12 @@ def _create_small(cipher_dir: Path, name: str, data: bytes, sync: bool, dir_fd: 
         write_all(fd, data)  # a short write (a full disk) is retried until it raises
         if sync:
             os.fsync(fd)
+    except BaseException:
+        # Made by this call (O_EXCL), so it is removed again: an empty or short diriv or
+        # sidecar left behind would read as damage (and keep a failed mkdir's directory).
+        with contextlib.suppress(OSError):
+            os.unlink(where, dir_fd=dir_fd)
+        raise
     finally:
         os.close(fd)
 

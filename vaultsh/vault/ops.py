@@ -76,12 +76,19 @@ class TreeOps(VaultCore):
             raise FsError(errno.EEXIST, f"{short_path(path)}: already exists")
         return parent, cpath, disk, full
 
-    def _with_name_file(self, parent: Path, disk: str, full: str) -> bool:
+    def _with_name_file(self, parent: Path, disk: str, full: str, where: str) -> bool:
         """Write the `.name` sidecar of a long name first (§6.7); True if this call made it."""
         if disk == full or self.options.plaintext_names:
             return False
         sync = self.sync_metadata
-        return self.dirs.call(parent, lambda fd: write_name_file(parent, disk, full, sync=sync, dir_fd=fd))
+
+        def write(fd: int) -> bool:
+            return write_name_file(parent, disk, full, sync=sync, dir_fd=fd)
+
+        try:
+            return self.dirs.call(parent, write)
+        except OSError as e:
+            raise fs_error(e, where) from None
 
     def _drop_name_file(self, parent: Path, disk: str) -> None:
         if is_long_name(disk) and not self.options.plaintext_names:
@@ -91,7 +98,7 @@ class TreeOps(VaultCore):
     def _make_named(self, parent: Path, disk: str, full: str, where: str, make: Callable[[int], _T]) -> _T:
         """Create an object with the long-name `.name` sidecar written first and dropped again
         if the object cannot be made (§6.7); `make` gets the parent's descriptor."""
-        made = self._with_name_file(parent, disk, full)
+        made = self._with_name_file(parent, disk, full, where)
         try:
             return self.dirs.call(parent, make)
         except OSError as e:
@@ -130,7 +137,7 @@ class TreeOps(VaultCore):
         re-moded or given away.
         """
         cpath = parent / disk
-        made = self._with_name_file(parent, disk, full)
+        made = self._with_name_file(parent, disk, full, where)
         try:
             self.dirs.at(parent, disk, os.mkdir, 0o700)
         except OSError as e:
@@ -351,11 +358,13 @@ class TreeOps(VaultCore):
                 self._rmdir_cipher(cdst, dst, dparent)
             elif src_dir:
                 raise FsError(errno.ENOTDIR, f"{short_path(dst)}: not a directory")
-        self._with_name_file(dparent, disk, full)
+        made = self._with_name_file(dparent, disk, full, dst)
         sparent, sname = self.dirs.split(csrc)
         try:
             self.dirs.pair(sparent, dparent, lambda s, d: os.rename(sname, disk, src_dir_fd=s, dst_dir_fd=d))
         except OSError as e:
+            if made:
+                self._drop_name_file(dparent, disk)
             raise fs_error(e, f"{short_path(src)} -> {dst}") from None
         if stat_mod.S_ISDIR(src_st.st_mode):
             self._forget_dir(csrc)
