@@ -489,6 +489,7 @@ def cmd_mount(args: argparse.Namespace, worker: StartingWorker | None = None) ->
         excludes=tuple(args.exclude),
         exclude_from=tuple(Path(f) for f in args.exclude_from),
         allow_other=args.allow_other,
+        noprealloc=args.noprealloc,
         config=Path(args.config) if args.config else None,
         options=_format_options(args) if src.has_masterkey else None,
         key_proven=not src.has_masterkey,

@@ -702,3 +702,19 @@ def test_the_cli_keeps_service_modules_imported_before_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
     assert out.split() == ["True"] * 4
+
+
+@pytest.mark.parametrize("extra", [[], ["--noprealloc"]])
+def test_mount_flags_reach_the_mount_request(
+    vault: tuple[Path, str], pw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str]
+) -> None:
+    from vaultsh import cli
+    from vaultsh.service import mounts
+
+    cdir, _ = vault
+    asked: list[mounts.MountRequest] = []
+    monkeypatch.setattr(mounts, "mount", lambda request, *_a, **_k: asked.append(request))
+    (tmp_path / "mnt").mkdir()
+    assert cli.main(["mount", *extra, "--passfile", str(pw), str(cdir), str(tmp_path / "mnt")]) == 0
+    (request,) = asked
+    assert request.noprealloc is bool(extra) and request.mountpoint == tmp_path / "mnt"

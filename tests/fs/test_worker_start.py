@@ -39,6 +39,7 @@ def test_settings_reach_the_worker_whole_even_with_names_that_are_not_utf8(tmp_p
         idle=90.0,
         excludes=("-leading-dash", odd),
         allow_other=True,
+        noprealloc=True,
         config=tmp_path / "gocryptfs.conf",
         options=FormatOptions(plaintext_names=True),
         key_proven=True,
@@ -47,7 +48,7 @@ def test_settings_reach_the_worker_whole_even_with_names_that_are_not_utf8(tmp_p
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
     cfg = WorkerConfig.from_json(line[:-1])
     assert cfg.source == tmp_path / odd and cfg.mountpoint == tmp_path / "mnt"
-    assert cfg.reverse and cfg.idle == 90.0 and cfg.allow_other and cfg.key_proven
+    assert cfg.reverse and cfg.idle == 90.0 and cfg.allow_other and cfg.key_proven and cfg.noprealloc
     assert cfg.excludes == ["-leading-dash", odd]
     assert cfg.options == FormatOptions(plaintext_names=True)
     assert cfg.log == Path("/run/user/0/vaultsh/x.log") and not cfg.foreground and not cfg.read_only
@@ -194,3 +195,34 @@ def test_worker_module_names_agree() -> None:
         proto.MODE_FORWARD,
         proto.MODE_REVERSE,
     )
+
+
+@pytest.mark.parametrize("noprealloc", [False, True])
+def test_noprealloc_turns_space_reservation_off_in_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noprealloc: bool
+) -> None:
+    from gocryptfs_harness import import_or_skip
+    from vault_factory import new_vault
+
+    import_or_skip("pyfuse3")
+
+    from vaultsh.fs.stats import MountStats
+    from vaultsh.fs.worker import build_operations
+    from vaultsh.vault import file as file_mod
+
+    monkeypatch.setattr(file_mod, "_reserve_skipped", False)
+    cipher = tmp_path / "cipher"
+    key = bytes(range(32))
+    new_vault(cipher, master_key=key).close()
+    cfg = WorkerConfig(
+        source=cipher,
+        mountpoint=tmp_path / "mnt",
+        runtime_dir=tmp_path,
+        noprealloc=noprealloc,
+        key_proven=True,
+    )
+    ops, _options = build_operations(cfg, key, MountStats())
+    try:
+        assert file_mod._reserve_skipped is noprealloc
+    finally:
+        ops.close()

@@ -97,6 +97,7 @@ class WorkerConfig:
     idle: float | None = None
     excludes: list[str] = field(default_factory=list)
     allow_other: bool = False
+    noprealloc: bool = False
     config: Path | None = None
     options: FormatOptions | None = None
     foreground: bool = False
@@ -131,6 +132,7 @@ class WorkerConfig:
                 idle=float(idle) if idle else None,
                 excludes=[_text(x) for x in data.get("excludes", [])],
                 allow_other=_flag(data, "allow_other"),
+                noprealloc=_flag(data, "noprealloc"),
                 config=Path(_text(data["config"])) if data.get("config") is not None else None,
                 options=FormatOptions(**options) if options is not None else None,
                 foreground=_flag(data, "foreground"),
@@ -484,6 +486,10 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
 
         from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, forward_fsname
 
+        if cfg.noprealloc:
+            from vaultsh.vault.file import skip_space_reservation
+
+            skip_space_reservation()
         ops = ForwardOperations(vault, read_only=cfg.read_only, stats=stats, log_names=log_names)
         options = set(FORWARD_MOUNT_OPTIONS) | {f"fsname={forward_fsname(cfg.source)}"}
         if cfg.read_only:

@@ -60,6 +60,9 @@ class MountRequest:
     excludes: tuple[str, ...] = ()  # reverse only (gitignore-style, as gocryptfs -exclude)
     exclude_from: tuple[Path, ...] = ()
     allow_other: bool = False
+    # Forward: write without reserving the disk space first (gocryptfs -noprealloc): a full
+    # disk can then tear a block; for filesystems where fallocate is slow.
+    noprealloc: bool = False
     config: Path | None = None  # alternative config file
     # Format settings for a master-key mount of a vault whose config is lost (gocryptfs
     # -masterkey with -plaintextnames, -aessiv, ...); None: take them from the config.
@@ -263,6 +266,7 @@ def worker_settings(
         "idle": float(req.idle) if req.idle else None,
         "excludes": excludes,
         "allow_other": req.allow_other,
+        "noprealloc": req.noprealloc,
         "config": str(proto.canonical_path(req.config)) if req.config is not None else None,
         "options": dataclasses.asdict(req.options) if req.options is not None else None,
         "foreground": foreground,

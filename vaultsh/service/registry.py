@@ -381,6 +381,7 @@ _TABLE = (
         option("--exclude", metavar="PATTERN", help="hide PATTERN (reverse)", repeat=True),
         option("--exclude-from", metavar="FILE", help="hide the patterns in FILE", repeat=True),
         flag("--allow-other", help="let other users see the mount"),
+        flag("--noprealloc", help="do not reserve disk space before each write (as gocryptfs -noprealloc)"),
         flag("--fg", help="stay in the foreground until unmounted"),
     )),
     Command("unmount", "unmount a mount (default, in the shell: this vault's)",

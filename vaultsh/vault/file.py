@@ -33,6 +33,13 @@ _fallocate: Callable[[int, int, int, int], int] | None = None
 _fstatfs: Callable[[int, object], int] | None = None
 _libc_loaded = False
 _reserve_on_device: dict[int, bool] = {}  # st_dev -> whether writes there reserve space first
+_reserve_skipped = False  # --noprealloc
+
+
+def skip_space_reservation() -> None:
+    """Write without reserving disk space first, in this process (gocryptfs -noprealloc)."""
+    global _reserve_skipped
+    _reserve_skipped = True
 
 
 def _load_libc() -> None:
@@ -76,6 +83,8 @@ def reserve_space(fd: int, device: int, offset: int, length: int) -> None:
     too skips it there: copy-on-write makes the reservation no promise for the write, and it
     reports a full disk early) and, once they answer EOPNOTSUPP, on filesystems without
     fallocate; both are remembered by `device`."""
+    if _reserve_skipped:
+        return
     wanted = _reserve_on_device.get(device)
     if wanted is None:
         wanted = _reserve_on_device[device] = filesystem_type(fd) != _BTRFS_SUPER_MAGIC
