@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from vault_factory import new_vault
+from vault_factory import FORMAT_OPTIONS, new_vault
 
 from vaultsh.vault import file as file_mod
 from vaultsh.vault import fsck
@@ -164,13 +164,18 @@ def test_btrfs_is_written_without_reserving(tmp_path: Path, monkeypatch: pytest.
     assert calls == []
 
 
+@pytest.mark.parametrize("fmt", list(FORMAT_OPTIONS))
 def test_other_filesystems_reserve_what_each_write_takes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
 ) -> None:
     calls = _fake_fallocate(monkeypatch, 0xEF53, 0)
-    vault = new_vault(tmp_path / "cipher")
+    vault = new_vault(tmp_path / "cipher", **FORMAT_OPTIONS[fmt])
     vault.write_file("a", b"x" * 10_000)
     assert sum(calls) == os.stat(vault.cipher_path("a")).st_size  # header and three blocks
+    with vault.open_file("a", writable=True) as f:
+        calls.clear()
+        f.write(5000, b"y" * 100)  # inside block 1: that block is written again, whole
+    assert calls == [vault.content.cipher_block]
 
 
 def _fill(disk: Path) -> None:
