@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import mmap
 import os
 import random
 import shutil
@@ -175,6 +176,35 @@ def test_a_byte_past_2_gib_through_the_kernel(shared_mount: tuple[Path, Path]) -
     assert backing.st_blocks * 512 < 1024 * 1024  # nothing written for the hole
     os.unlink(work / "f")
     assert os.listdir(work) == []
+
+
+def test_shared_mmap_reads_and_writes_reach_the_vault(shared_mount: tuple[Path, Path]) -> None:
+    """What databases do (SQLite's -shm, LMDB): a shared writable mapping across block
+    boundaries, msync, and growth by ftruncate then a store at the new end."""
+    cipher, mnt = shared_mount
+    work = fresh_dir(mnt, "mmap")
+    data = random.Random(3).randbytes(3 * 4096 + 123)
+    (work / "m.bin").write_bytes(data)
+    want = bytearray(data)
+    fd = os.open(work / "m.bin", os.O_RDWR)
+    try:
+        with mmap.mmap(fd, len(data)) as m:
+            assert m[:] == data
+            m[4090:4110] = b"Z" * 20  # across the first block boundary
+            want[4090:4110] = b"Z" * 20
+            m.flush()
+        os.ftruncate(fd, 20_000)
+        want += bytes(20_000 - len(want))
+        with mmap.mmap(fd, 20_000) as m:
+            m[19_990:] = b"E" * 10
+            want[19_990:] = b"E" * 10
+            m.flush()
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert (work / "m.bin").read_bytes() == want
+    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+        assert vault.read_file("mmap/m.bin") == want
 
 
 def test_a_full_disk_reports_enospc_and_leaves_every_block_readable(tiny_disk: Path, tmp_path: Path) -> None:
