@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import mmap
 import os
 import random
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,6 +207,39 @@ def test_shared_mmap_reads_and_writes_reach_the_vault(shared_mount: tuple[Path, 
     assert (work / "m.bin").read_bytes() == want
     with Vault.open(cipher, password=PASSWORD.encode()) as vault:
         assert vault.read_file("mmap/m.bin") == want
+
+
+def test_locks_exclude_another_process(shared_mount: tuple[Path, Path]) -> None:
+    """POSIX record locks and flock(2) through the mount (SQLite's and git's locking): held
+    by one process, refused to another until released."""
+    _, mnt = shared_mount
+    target = fresh_dir(mnt, "locks") / "db"
+    target.write_bytes(b"x" * 100)
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "for take in (fcntl.lockf, fcntl.flock):\n"
+        "    try:\n"
+        "        take(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        print('got')\n"
+        "    except OSError as e:\n"
+        "        print(e.errno)\n"
+    )
+
+    def others_get() -> list[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(target)], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()
+
+    fd = os.open(target, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert others_get() == [str(errno.EAGAIN)] * 2
+    finally:
+        os.close(fd)  # releases both
+    assert others_get() == ["got", "got"]
 
 
 def test_a_full_disk_reports_enospc_and_leaves_every_block_readable(tiny_disk: Path, tmp_path: Path) -> None:
