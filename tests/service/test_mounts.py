@@ -970,3 +970,30 @@ def test_worker_gets_the_import_path_exactly_even_with_separators_in_names(tmp_p
     path = worker_start.worker_import_path()
     assert (Path(path[0]) / "vaultsh" / "__init__.py").is_file()
     assert os.getcwd() not in path[1:] and all(os.path.isabs(p) for p in path)
+
+
+@pytest.mark.usefixtures("fuse")
+def test_a_full_disk_shows_in_the_errors_counter_and_log(
+    tiny_disk: Path, mnt: Path, rundir: Path, new_vault: NewVault
+) -> None:
+    """With the writeback cache a program hears of a full disk only at fsync or close; the
+    mount's counter and log show it too, so a program that ignores close loses nothing unseen."""
+    with new_vault(tiny_disk / "cipher", PASSWORD) as made:
+        cipher, key = made.cipherdir, made.keys.master_key
+    mounts.mount(MountRequest(cipher, mnt), key)
+    try:
+        assert mounts.status(mnt).stats["errors"] == 0
+        fd = os.open(mnt / "secret-name.bin", os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            with pytest.raises(OSError) as e:
+                os.write(fd, os.urandom(2 * 1024 * 1024))  # twice the disk
+                os.fsync(fd)
+            assert e.value.errno == errno.ENOSPC
+        finally:
+            with contextlib.suppress(OSError):  # close reports it again
+                os.close(fd)
+        assert mounts.status(mnt).stats["errors"] >= 1
+    finally:
+        mounts.unmount(mnt)
+    log = MountFiles.for_mountpoint(mnt, rundir).log.read_text()
+    assert "ENOSPC" in log and "secret-name" not in log

@@ -25,12 +25,15 @@ LOG_NAMES_ENV = "VAULTSH_LOG_NAMES"
 # What the errors counter of `vaultsh mounts` counts, in both modes alike: replies that mean
 # damage or a failure, so that any number but 0 is worth a look. EIO is a block, header, xattr
 # or symlink target that does not authenticate, a read error of the disk below, or a bug in a
-# handler; EBADMSG is a name that does not decrypt. Refusals are not counted: ENOENT, EEXIST,
+# handler; EBADMSG is a name that does not decrypt. ENOSPC and EDQUOT are a full disk or
+# quota: with the kernel's writeback cache a program learns of a write that could not be
+# stored only at fsync(2) or close(2), and one that ignores close's answer loses the data
+# without a word, so the mount shows it. Refusals are not counted: ENOENT, EEXIST,
 # ENOTEMPTY, EACCES, EPERM, EROFS, ESTALE and the like are how a filesystem answers what
 # programs ask all day (every `ls` of a missing name, every compiler probe, every write tried
 # on a read-only or reverse mount), and counting them would make the number grow on a healthy
 # mount and bury the failure it is there to show.
-COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG})
+COUNTED_ERRNOS = frozenset({errno.EIO, errno.EBADMSG, errno.ENOSPC, errno.EDQUOT})
 
 _File = TypeVar("_File")
 _Dir = TypeVar("_Dir")
