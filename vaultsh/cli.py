@@ -182,10 +182,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     root = Path(args.cipherdir)
     if not root.is_dir():
         # gocryptfs too wants the directory made first (and exits 6 without it)
-        shown = safe_text(str(root))
         if root.exists() or root.is_symlink():
-            raise CipherDirError(f"{shown}: not a directory")
-        raise CipherDirError(f"{shown}: no such directory (make it first: mkdir {shown})")
+            raise CipherDirError(f"{root}: not a directory")
+        raise CipherDirError(f"{root}: no such directory (make it first: mkdir {root})")
     key = key_src.read_master_key() if key_src.has_masterkey else None
     if src.passfiles or src.extpass:
         password = src.read_password()

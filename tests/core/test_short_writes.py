@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from vault_factory import FORMAT_OPTIONS, new_vault
 
-from vaultsh.vault import file as file_mod
-from vaultsh.vault import fsck
+from vaultsh.vault import fdio, fsck
 from vaultsh.vault.config import load_config
 from vaultsh.vault.errors import ExitCode, FsError, WriteConfError
 from vaultsh.vault.fdio import pwrite_all, write_all
@@ -137,10 +136,9 @@ def _fake_fallocate(monkeypatch: pytest.MonkeyPatch, fs_type: int, answer: int) 
             return -1
         return 0
 
-    file_mod._load_libc()
-    monkeypatch.setattr(file_mod, "_fallocate", fallocate)
-    monkeypatch.setattr(file_mod, "filesystem_type", lambda fd: fs_type)
-    monkeypatch.setattr(file_mod, "_reserve_on_device", {})
+    monkeypatch.setattr(fdio, "_fallocate", lambda: fallocate)
+    monkeypatch.setattr(fdio, "_filesystem_type", lambda fd: fs_type)
+    monkeypatch.setattr(fdio, "_reserve_on_device", {})
     return calls
 
 

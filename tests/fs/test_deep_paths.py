@@ -159,6 +159,13 @@ def check_offline(cipher: Path, pw: Path, tmp: Path) -> None:
     listing = vaultsh_ok("ls", "-R", "--passfile", pw, cipher)
     assert "leaf.txt" in listing and "middle.txt" in listing
     assert DEEP_REL in listing  # the deepest directory's heading
+    # The shell: into the deepest directory, read there and make a directory there.
+    script = f"cd {DEEP_REL}\npwd\nls\ncat leaf.txt\nmkdir from-shell\nexit\n"
+    shown = run_vaultsh("shell", "--passfile", pw, cipher, input=script.encode()).check().out
+    assert f"/{DEEP_REL}\n" in shown and "leaf-link" in shown and LEAF_DATA.decode() in shown
+    with Vault.open(cipher, password=PASSWORD.encode()) as vault:
+        assert vault.stat(DEEP_REL + "/from-shell").kind == "dir"
+        vault.rmdir(DEEP_REL + "/from-shell")
     # Import the exported tree back under a new name, then move and remove it.
     vaultsh_ok("import", "--passfile", pw, out / DEEP_NAMES[0], cipher, "copy")
     vaultsh_ok("mv", "--passfile", pw, cipher, "copy", "moved")

@@ -208,9 +208,9 @@ def test_noprealloc_turns_space_reservation_off_in_the_worker(
 
     from vaultsh.fs.stats import MountStats
     from vaultsh.fs.worker import build_operations
-    from vaultsh.vault import file as file_mod
+    from vaultsh.vault import fdio
 
-    monkeypatch.setattr(file_mod, "_reserve_skipped", False)
+    monkeypatch.setattr(fdio, "_reserve_skipped", False)
     cipher = tmp_path / "cipher"
     key = bytes(range(32))
     new_vault(cipher, master_key=key).close()
@@ -223,6 +223,6 @@ def test_noprealloc_turns_space_reservation_off_in_the_worker(
     )
     ops, _options = build_operations(cfg, key, MountStats())
     try:
-        assert file_mod._reserve_skipped is noprealloc
+        assert fdio._reserve_skipped is noprealloc
     finally:
         ops.close()

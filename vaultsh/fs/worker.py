@@ -487,7 +487,7 @@ def build_operations(cfg: WorkerConfig, key: bytes, stats: MountStats) -> tuple[
         from vaultsh.fs.forward import FORWARD_MOUNT_OPTIONS, ForwardOperations, forward_fsname
 
         if cfg.noprealloc:
-            from vaultsh.vault.file import skip_space_reservation
+            from vaultsh.vault.fdio import skip_space_reservation
 
             skip_space_reservation()
         ops = ForwardOperations(vault, read_only=cfg.read_only, stats=stats, log_names=log_names)

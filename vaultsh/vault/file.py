@@ -6,7 +6,6 @@ import errno
 import os
 import stat as stat_mod
 from collections.abc import Callable, Iterator
-from typing import cast
 
 from vaultsh.vault.content import (
     BLOCK_SIZE,
@@ -17,6 +16,7 @@ from vaultsh.vault.content import (
     parse_header,
 )
 from vaultsh.vault.errors import FsError, fs_error, short_path
+from vaultsh.vault.fdio import reserve_space
 
 CHUNK_BLOCKS = 256  # 1 MiB of plaintext per I/O call in streaming reads and writes
 _KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # a larger one-off read gets a buffer of its own
@@ -26,83 +26,6 @@ _KEEP_IO_BUF = 2 * CHUNK_BLOCKS * (BLOCK_SIZE + 64)  # a larger one-off read get
 _IO_PIECE_BLOCKS = 32
 
 InodeKey = tuple[int, int]  # (st_dev, st_ino) of a cipher file
-
-_FALLOC_FL_KEEP_SIZE = 1  # linux/falloc.h: allocate without changing the file's size
-_BTRFS_SUPER_MAGIC = 0x9123683E  # statfs f_type of Btrfs
-_fallocate: Callable[[int, int, int, int], int] | None = None
-_fstatfs: Callable[[int, object], int] | None = None
-_libc_loaded = False
-_reserve_on_device: dict[int, bool] = {}  # st_dev -> whether writes there reserve space first
-_reserve_skipped = False  # --noprealloc
-
-
-def skip_space_reservation() -> None:
-    """Write without reserving disk space first, in this process (gocryptfs -noprealloc)."""
-    global _reserve_skipped
-    _reserve_skipped = True
-
-
-def _load_libc() -> None:
-    """fallocate(2) and fstatfs(2) from the C library (Python has only posix_fallocate, which
-    grows the file, and no filesystem type), on the first write rather than at import."""
-    global _fallocate, _fstatfs, _libc_loaded
-    if _libc_loaded:
-        return
-    _libc_loaded = True
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    fn = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
-    if fn is not None:
-        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-        fn.restype = ctypes.c_int
-        _fallocate = cast("Callable[[int, int, int, int], int]", fn)
-    fs = getattr(libc, "fstatfs64", None) or getattr(libc, "fstatfs", None)
-    if fs is not None:
-        fs.argtypes = (ctypes.c_int, ctypes.c_void_p)
-        fs.restype = ctypes.c_int
-        _fstatfs = cast("Callable[[int, object], int]", fs)
-
-
-def filesystem_type(fd: int) -> int | None:
-    """The f_type of the filesystem `fd` is on (its magic number), None if unknown."""
-    _load_libc()
-    if _fstatfs is None:
-        return None
-    import ctypes
-
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
-    if _fstatfs(fd, buf) != 0:
-        return None
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF  # f_type comes first
-
-
-def reserve_space(fd: int, device: int, offset: int, length: int) -> None:
-    """Allocate `length` bytes at `offset` of `fd` without changing its size (raises OSError,
-    ENOSPC on a full disk), as gocryptfs does before each write. Skipped on Btrfs (gocryptfs
-    too skips it there: copy-on-write makes the reservation no promise for the write, and it
-    reports a full disk early) and, once they answer EOPNOTSUPP, on filesystems without
-    fallocate; both are remembered by `device`."""
-    if _reserve_skipped:
-        return
-    wanted = _reserve_on_device.get(device)
-    if wanted is None:
-        wanted = _reserve_on_device[device] = filesystem_type(fd) != _BTRFS_SUPER_MAGIC
-    if not wanted:
-        return
-    _load_libc()
-    if _fallocate is None:
-        return
-    while _fallocate(fd, _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
-        import ctypes
-
-        err = ctypes.get_errno()
-        if err == errno.EINTR:
-            continue
-        if err in (errno.EOPNOTSUPP, errno.ENOSYS):
-            _reserve_on_device[device] = False
-            return
-        raise OSError(err, os.strerror(err))
 
 
 class ReadBuffers:
